@@ -1,1 +1,32 @@
-//! Berth API.
+//! The berth API: everything the GUI, the CLI and the daemon agree on.
+//!
+//! - [`frame`]: length-prefixed JSON frames (u32 big-endian length, 1 MiB cap) on a Unix stream.
+//! - [`protocol`]: the handshake and the frames each side sends.
+//! - [`request`], [`vm`], [`host`], [`container`], [`event`]: typed requests, replies and pushed events.
+//! - [`error`]: the typed error every failed request answers with, carrying a human message.
+//! - [`validate`] and [`size`]: the checks a request passes before anything is touched, shared so
+//!   the GUI can show the same messages inline before it sends anything.
+//! - [`utilisation`]: the allocation and live-use formulas behind every gauge.
+//! - [`client`]: the async client the GUI and berthctl share; [`paths`]: where daemons listen.
+//!
+//! This crate has no UI and no daemon logic: both sides depend on it, never on each other.
+
+pub mod client;
+pub mod container;
+pub mod error;
+pub mod event;
+pub mod frame;
+pub mod fuzzing;
+pub mod host;
+pub mod paths;
+pub mod protocol;
+pub mod request;
+pub mod size;
+pub mod utilisation;
+pub mod validate;
+pub mod vm;
+
+pub use client::{Client, ClientError, Events};
+pub use error::{ApiError, ErrorKind};
+pub use event::Event;
+pub use request::{Reply, Request};

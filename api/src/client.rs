@@ -1,0 +1,316 @@
+//! The async client the GUI and berthctl share: connect, handshake, typed calls, and a stream of
+//! pushed events.
+//!
+//! One background task reads frames and routes each response to the call waiting on its id and
+//! each event to the [`Events`] stream, so calls may overlap and events never block replies.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::UnixStream;
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::{ApiError, ErrorKind};
+use crate::event::Event;
+use crate::frame::{read_frame, write_frame};
+use crate::host::{DaemonMode, HostInfo};
+use crate::paths::candidate_sockets;
+use crate::protocol::{ClientFrame, PROTOCOL_VERSION, ServerFrame};
+use crate::request::{Reply, Request};
+use crate::vm::{VmEdit, VmInfo, VmListing, VmSpec};
+
+/// How long the daemon has to answer the handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a call could not be made or was refused. Clone, so a GUI can keep it in its state.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ClientError {
+    /// No daemon listens at any of the places tried.
+    #[error("no berthd answers at {}; start one with `sudo berthd` (for the whole machine) or `berthd --user` (for yourself)", list(.tried))]
+    NoDaemon { tried: Vec<PathBuf> },
+    /// The daemon does not admit this user.
+    #[error("berthd at {} refused the connection: {message}", socket.display())]
+    Refused { socket: PathBuf, message: String },
+    /// Client and daemon speak different protocol versions.
+    #[error("{0}")]
+    VersionMismatch(String),
+    /// The connection broke.
+    #[error("the connection to berthd was lost: {0}")]
+    Disconnected(String),
+    /// The daemon sent something this client does not understand.
+    #[error("berthd answered something unexpected: {0}")]
+    Protocol(String),
+    /// The daemon answered the request with an error.
+    #[error("{0}")]
+    Api(#[from] ApiError),
+}
+
+fn list(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Reply, ClientError>>>>>;
+
+/// A connection to berthd.
+pub struct Client {
+    writer: tokio::sync::Mutex<OwnedWriteHalf>,
+    pending: Pending,
+    next_id: AtomicU64,
+    socket: PathBuf,
+    server_version: String,
+    mode: DaemonMode,
+}
+
+/// Events pushed by the daemon after [`Client::subscribe`]. Ends when the connection does.
+pub struct Events {
+    rx: mpsc::UnboundedReceiver<Event>,
+}
+
+impl Events {
+    /// The next event, or `None` once the connection is gone.
+    pub async fn next(&mut self) -> Option<Event> {
+        self.rx.recv().await
+    }
+}
+
+impl Client {
+    /// Connect to the first daemon that answers: `$BERTH_SOCKET`, else the system daemon, else
+    /// the user's own.
+    pub async fn connect_default(client_name: &str) -> Result<(Client, Events), ClientError> {
+        let tried = candidate_sockets();
+        for socket in &tried {
+            match Client::connect(socket, client_name).await {
+                Err(ClientError::NoDaemon { .. }) => continue,
+                other => return other,
+            }
+        }
+        Err(ClientError::NoDaemon { tried })
+    }
+
+    /// Connect to the daemon at `socket` and shake hands.
+    pub async fn connect(
+        socket: &Path,
+        client_name: &str,
+    ) -> Result<(Client, Events), ClientError> {
+        let no_daemon = || ClientError::NoDaemon {
+            tried: vec![socket.to_owned()],
+        };
+        let stream = match UnixStream::connect(socket).await {
+            Ok(stream) => stream,
+            Err(e) => {
+                return Err(match e.kind() {
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
+                        no_daemon()
+                    }
+                    std::io::ErrorKind::PermissionDenied => ClientError::Refused {
+                        socket: socket.to_owned(),
+                        message: format!("no permission to open the socket ({e})"),
+                    },
+                    _ => ClientError::Disconnected(format!("{}: {e}", socket.display())),
+                });
+            }
+        };
+        let (mut reader, mut writer) = stream.into_split();
+        let hello = ClientFrame::Hello {
+            protocol: PROTOCOL_VERSION,
+            client: client_name.to_owned(),
+        };
+        // A refusal may already be waiting and the daemon may have closed: a failed write is
+        // not the end of the story, the frame to read says why.
+        let wrote = write_frame(&mut writer, &hello).await;
+        let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_frame(&mut reader))
+            .await
+            .map_err(|_| ClientError::Protocol("no answer to the handshake within 10 s".into()))?;
+        let body = first.map_err(|e| match wrote {
+            Err(w) => ClientError::Disconnected(w.to_string()),
+            Ok(()) => ClientError::Disconnected(e.to_string()),
+        })?;
+        let (server_version, mode) = match crate::frame::decode::<ServerFrame>(&body) {
+            Ok(ServerFrame::Welcome {
+                protocol,
+                server_version,
+                mode,
+            }) => {
+                if protocol != PROTOCOL_VERSION {
+                    return Err(ClientError::VersionMismatch(format!(
+                        "this client speaks protocol {PROTOCOL_VERSION}, berthd {server_version} speaks {protocol}"
+                    )));
+                }
+                (server_version, mode)
+            }
+            Ok(ServerFrame::Refused { message }) => {
+                return Err(ClientError::Refused {
+                    socket: socket.to_owned(),
+                    message,
+                });
+            }
+            Ok(ServerFrame::Error { error, .. }) if error.kind == ErrorKind::VersionMismatch => {
+                return Err(ClientError::VersionMismatch(error.message));
+            }
+            Ok(other) => {
+                return Err(ClientError::Protocol(format!(
+                    "expected a welcome, got {other:?}"
+                )));
+            }
+            Err(e) => return Err(ClientError::Protocol(e.to_string())),
+        };
+
+        let pending: Pending = Arc::default();
+        let (events_tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(route_frames(reader, Arc::clone(&pending), events_tx));
+        let client = Client {
+            writer: tokio::sync::Mutex::new(writer),
+            pending,
+            next_id: AtomicU64::new(1),
+            socket: socket.to_owned(),
+            server_version,
+            mode,
+        };
+        Ok((client, Events { rx }))
+    }
+
+    /// The socket this client is connected to.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// The daemon's version, from the handshake.
+    pub fn server_version(&self) -> &str {
+        &self.server_version
+    }
+
+    /// Whether the daemon is the system daemon or a user's.
+    pub fn mode(&self) -> DaemonMode {
+        self.mode
+    }
+
+    /// Send a request and wait for its answer.
+    pub async fn call(&self, request: Request) -> Result<Reply, ClientError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        lock(&self.pending).insert(id, tx);
+        let frame = ClientFrame::Request { id, request };
+        let sent = write_frame(&mut *self.writer.lock().await, &frame).await;
+        if let Err(e) = sent {
+            lock(&self.pending).remove(&id);
+            return Err(match e {
+                crate::frame::FrameError::TooLong(_) => {
+                    ClientError::Api(ApiError::invalid(e.to_string()))
+                }
+                e => ClientError::Disconnected(e.to_string()),
+            });
+        }
+        rx.await.unwrap_or_else(|_| {
+            Err(ClientError::Disconnected(
+                "berthd closed the connection".into(),
+            ))
+        })
+    }
+
+    /// Start receiving events on this connection's [`Events`].
+    pub async fn subscribe(&self) -> Result<(), ClientError> {
+        self.call(Request::Subscribe).await.map(drop)
+    }
+
+    pub async fn host(&self) -> Result<HostInfo, ClientError> {
+        match self.call(Request::Host).await? {
+            Reply::Host(info) => Ok(info),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn vm_create(&self, spec: VmSpec) -> Result<VmInfo, ClientError> {
+        self.vm_reply(Request::VmCreate(spec)).await
+    }
+
+    pub async fn vm_list(&self) -> Result<VmListing, ClientError> {
+        match self.call(Request::VmList).await? {
+            Reply::VmList(listing) => Ok(listing),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn vm_show(&self, name: &str) -> Result<VmInfo, ClientError> {
+        self.vm_reply(Request::VmShow {
+            name: name.to_owned(),
+        })
+        .await
+    }
+
+    pub async fn vm_edit(&self, name: &str, edit: VmEdit) -> Result<VmInfo, ClientError> {
+        self.vm_reply(Request::VmEdit {
+            name: name.to_owned(),
+            edit,
+        })
+        .await
+    }
+
+    pub async fn vm_delete(&self, name: &str) -> Result<(), ClientError> {
+        self.call(Request::VmDelete {
+            name: name.to_owned(),
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn vm_reply(&self, request: Request) -> Result<VmInfo, ClientError> {
+        match self.call(request).await? {
+            Reply::Vm(info) => Ok(info),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+fn unexpected(reply: Reply) -> ClientError {
+    ClientError::Protocol(format!("unexpected reply {reply:?}"))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding this lock leaves a map that is still consistent: take it anyway.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+async fn route_frames(
+    mut reader: tokio::net::unix::OwnedReadHalf,
+    pending: Pending,
+    events: mpsc::UnboundedSender<Event>,
+) {
+    let reason = loop {
+        let body = match read_frame(&mut reader).await {
+            Ok(body) => body,
+            Err(e) => break e.to_string(),
+        };
+        match crate::frame::decode::<ServerFrame>(&body) {
+            Ok(ServerFrame::Response { id, result }) => {
+                if let Some(waiter) = lock(&pending).remove(&id) {
+                    let _ = waiter.send(result.map_err(ClientError::Api));
+                }
+            }
+            Ok(ServerFrame::Error {
+                id: Some(id),
+                error,
+            }) => {
+                if let Some(waiter) = lock(&pending).remove(&id) {
+                    let _ = waiter.send(Err(ClientError::Api(error)));
+                }
+            }
+            Ok(ServerFrame::Event(event)) => {
+                let _ = events.send(event);
+            }
+            Ok(ServerFrame::Error { id: None, error }) => break error.message,
+            Ok(other) => break format!("unexpected frame {other:?}"),
+            Err(e) => break e.to_string(),
+        }
+    };
+    for (_, waiter) in lock(&pending).drain() {
+        let _ = waiter.send(Err(ClientError::Disconnected(reason.clone())));
+    }
+}

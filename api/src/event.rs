@@ -1,0 +1,38 @@
+//! Events the daemon pushes to subscribed clients, interleaved with responses.
+
+use serde::{Deserialize, Serialize};
+
+use crate::container::{BuildProgress, ContainerState};
+use crate::host::HostSample;
+use crate::vm::{VmInfo, VmState};
+
+/// Something that changed in the daemon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "event", content = "data")]
+pub enum Event {
+    /// A VM was created or its definition changed.
+    VmDefined(VmInfo),
+    /// A VM was deleted.
+    VmRemoved { name: String },
+    /// A VM changed state (started, stopped, paused, crashed).
+    VmState { name: String, state: VmState },
+    /// A container changed state.
+    ContainerState { id: String, state: ContainerState },
+    /// The host's measured use.
+    HostSample(HostSample),
+    /// A build moved on to a step.
+    BuildProgress(BuildProgress),
+    /// A line of a VM's serial console or a container's output.
+    LogLine { source: String, line: String },
+    /// A VM's screen changed: the frame sequence number and the damaged rectangle.
+    ConsoleUpdate {
+        name: String,
+        sequence: u64,
+        x: u32,
+        y: u32,
+        width: u32,
+        height: u32,
+    },
+    /// This subscriber fell behind and `missed` events were dropped for it.
+    Lagged { missed: u64 },
+}

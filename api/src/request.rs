@@ -1,0 +1,139 @@
+//! Every request a client can make, and the replies they get.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::container::{BuildSpec, RunSpec};
+use crate::host::HostInfo;
+use crate::vm::{VmEdit, VmInfo, VmListing, VmSpec};
+
+/// A request. Serialised as `{"request": "<name>", "args": {...}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "request", content = "args")]
+pub enum Request {
+    /// The host's totals and what VMs were given: `berthctl host`.
+    Host,
+    /// Start receiving [`crate::Event`]s on this connection.
+    Subscribe,
+
+    VmCreate(VmSpec),
+    VmList,
+    VmShow {
+        name: String,
+    },
+    VmEdit {
+        name: String,
+        edit: VmEdit,
+    },
+    /// Delete the definition and everything in the VM's directory (its disk included).
+    VmDelete {
+        name: String,
+    },
+    VmStart {
+        name: String,
+    },
+    /// Ask the guest to power off (ACPI), or end it at once with `force`.
+    VmStop {
+        name: String,
+        force: bool,
+    },
+    VmPause {
+        name: String,
+    },
+    VmResume {
+        name: String,
+    },
+    /// Send bytes to the VM's serial console.
+    VmConsoleInput {
+        name: String,
+        data: Vec<u8>,
+    },
+    /// The last `lines` lines of the VM's serial log.
+    VmLog {
+        name: String,
+        lines: u32,
+    },
+    /// The current screen as a PNG.
+    VmScreenshot {
+        name: String,
+    },
+    /// Type text on the VM's keyboard.
+    VmType {
+        name: String,
+        text: String,
+    },
+    /// Press a key combination, e.g. `ctrl+alt+f2`.
+    VmKey {
+        name: String,
+        keys: String,
+    },
+    /// Boot entries and identity of an ISO image.
+    IsoInspect {
+        path: PathBuf,
+    },
+
+    Build(BuildSpec),
+    Run(RunSpec),
+    Ps {
+        all: bool,
+    },
+    Logs {
+        container: String,
+        follow: bool,
+    },
+    ContainerStart {
+        container: String,
+    },
+    ContainerStop {
+        container: String,
+        timeout_secs: Option<u32>,
+    },
+    ContainerRestart {
+        container: String,
+    },
+    ContainerRm {
+        container: String,
+        force: bool,
+    },
+    Stats {
+        container: Option<String>,
+    },
+    Images,
+    Rmi {
+        image: String,
+    },
+    /// Import a root filesystem tarball or an OCI archive as an image.
+    Import {
+        path: PathBuf,
+        name: String,
+    },
+}
+
+impl Request {
+    /// The request's wire name (`vm_start`), for logs.
+    pub fn name(&self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.get("request").and_then(|n| n.as_str()).map(str::to_owned))
+            .unwrap_or_else(|| "request".to_owned())
+    }
+
+    /// The request as a person would say it: `vm start`.
+    pub fn title(&self) -> String {
+        self.name().replace('_', " ")
+    }
+}
+
+/// A successful answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "reply", content = "data")]
+pub enum Reply {
+    /// Done; nothing to report.
+    Done,
+    Host(HostInfo),
+    Vm(VmInfo),
+    VmList(VmListing),
+    /// Lines of a log.
+    Lines(Vec<String>),
+}

@@ -1,0 +1,221 @@
+//! Checks every request passes before the daemon touches anything. They live here, not in the
+//! daemon, so the GUI can show the same messages inline while the user types.
+//! Checks that need the daemon's view of the filesystem (paths) live in the daemon.
+
+use crate::size::format_size;
+use crate::utilisation::Resources;
+
+/// Longest VM or container name.
+pub const MAX_NAME_LEN: usize = 64;
+/// Hard limits that hold even with overcommit: what KVM and a sane machine accept.
+pub const MAX_VCPUS: u32 = 255;
+pub const MIN_MEMORY: u64 = 64 << 20;
+pub const MAX_MEMORY: u64 = 1 << 40;
+pub const MIN_DISK: u64 = 1 << 20;
+pub const MAX_DISK: u64 = 64 << 40;
+/// Longest kernel command line the Linux boot protocol takes on x86 (including the NUL).
+pub const MAX_CMDLINE: usize = 2047;
+
+/// A name for a VM or container: it becomes a directory name, so a safe character set only.
+pub fn name(kind: &str, name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err(format!("the {kind} needs a name"));
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(format!(
+            "{kind} name is {} characters long; at most {MAX_NAME_LEN}",
+            name.len()
+        ));
+    }
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    if !first_ok
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    {
+        return Err(format!(
+            "{kind} name `{name}` may use only letters, digits, `.`, `_` and `-`, and must start with a letter or digit"
+        ));
+    }
+    Ok(())
+}
+
+/// CPUs, memory and disk of a VM against the host's totals. Beyond the totals is allowed only
+/// with `overcommit`; beyond the hard limits never.
+pub fn vm_resources(vm: &Resources, host: &Resources, overcommit: bool) -> Result<(), String> {
+    let cpus = vm.cpus as u32;
+    if cpus == 0 {
+        return Err("a VM needs at least 1 CPU".into());
+    }
+    if cpus > MAX_VCPUS {
+        return Err(format!(
+            "{cpus} CPUs is more than the {MAX_VCPUS} a VM can have"
+        ));
+    }
+    if vm.memory < MIN_MEMORY {
+        return Err(format!(
+            "{} of memory is too little; a VM needs at least {}",
+            format_size(vm.memory),
+            format_size(MIN_MEMORY)
+        ));
+    }
+    if vm.memory > MAX_MEMORY {
+        return Err(format!(
+            "{} of memory is more than the {} a VM can have",
+            format_size(vm.memory),
+            format_size(MAX_MEMORY)
+        ));
+    }
+    if vm.disk != 0 && vm.disk < MIN_DISK {
+        return Err(format!(
+            "a disk of {} is too small; at least {}",
+            format_size(vm.disk),
+            format_size(MIN_DISK)
+        ));
+    }
+    if vm.disk > MAX_DISK {
+        return Err(format!(
+            "a disk of {} is larger than the {} allowed",
+            format_size(vm.disk),
+            format_size(MAX_DISK)
+        ));
+    }
+    if !overcommit {
+        let hint = "pass --overcommit to allow it";
+        if vm.cpus > host.cpus {
+            return Err(format!(
+                "{cpus} CPUs is more than the host's {}; {hint}",
+                host.cpus
+            ));
+        }
+        if vm.memory > host.memory {
+            return Err(format!(
+                "{} of memory is more than the host's {}; {hint}",
+                format_size(vm.memory),
+                format_size(host.memory)
+            ));
+        }
+        if vm.disk > host.disk {
+            return Err(format!(
+                "a disk of {} is larger than the host's {} filesystem; {hint}",
+                format_size(vm.disk),
+                format_size(host.disk)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A kernel command line: bounded length, no NUL, no newline (it is passed as one C string).
+pub fn cmdline(cmdline: &str) -> Result<(), String> {
+    if cmdline.len() >= MAX_CMDLINE {
+        return Err(format!(
+            "the kernel command line is {} bytes; at most {}",
+            cmdline.len(),
+            MAX_CMDLINE - 1
+        ));
+    }
+    if cmdline.contains(['\0', '\n', '\r']) {
+        return Err("the kernel command line may not contain NUL or line breaks".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOST: Resources = Resources {
+        cpus: 4.0,
+        memory: 16 << 30,
+        disk: 100 << 30,
+    };
+
+    #[test]
+    fn names() {
+        assert!(name("VM", "debian-12.5_test").is_ok());
+        assert!(name("VM", "").unwrap_err().contains("needs a name"));
+        assert!(name("VM", "..").unwrap_err().contains("may use only"));
+        assert!(name("VM", "a/b").unwrap_err().contains("may use only"));
+        assert!(name("VM", "-rf").unwrap_err().contains("start with"));
+        assert!(
+            name("VM", &"a".repeat(65))
+                .unwrap_err()
+                .contains("at most 64")
+        );
+        assert!(name("VM", "ümlaut").is_err());
+    }
+
+    #[test]
+    fn resources_within_the_host_pass() {
+        let vm = Resources {
+            cpus: 2.0,
+            memory: 8 << 30,
+            disk: 50 << 30,
+        };
+        assert!(vm_resources(&vm, &HOST, false).is_ok());
+    }
+
+    #[test]
+    fn beyond_the_host_needs_overcommit() {
+        let vm = Resources {
+            cpus: 8.0,
+            memory: 1 << 30,
+            disk: 0,
+        };
+        let err = vm_resources(&vm, &HOST, false).unwrap_err();
+        assert!(
+            err.contains("more than the host's 4") && err.contains("--overcommit"),
+            "{err}"
+        );
+        assert!(vm_resources(&vm, &HOST, true).is_ok());
+        let big_ram = Resources {
+            cpus: 1.0,
+            memory: 32 << 30,
+            disk: 0,
+        };
+        assert!(
+            vm_resources(&big_ram, &HOST, false)
+                .unwrap_err()
+                .contains("32 GiB of memory")
+        );
+    }
+
+    #[test]
+    fn hard_limits_hold_even_with_overcommit() {
+        let zero = Resources {
+            cpus: 0.0,
+            memory: 1 << 30,
+            disk: 0,
+        };
+        assert!(
+            vm_resources(&zero, &HOST, true)
+                .unwrap_err()
+                .contains("at least 1 CPU")
+        );
+        let tiny = Resources {
+            cpus: 1.0,
+            memory: 1 << 20,
+            disk: 0,
+        };
+        assert!(
+            vm_resources(&tiny, &HOST, true)
+                .unwrap_err()
+                .contains("too little")
+        );
+        let huge = Resources {
+            cpus: 1.0,
+            memory: 2 << 40,
+            disk: 0,
+        };
+        assert!(vm_resources(&huge, &HOST, true).is_err());
+    }
+
+    #[test]
+    fn cmdlines() {
+        assert!(cmdline("console=ttyS0 quiet").is_ok());
+        assert!(cmdline("a\nb").is_err());
+        assert!(cmdline(&"x".repeat(4096)).is_err());
+    }
+}
