@@ -1,1 +1,65 @@
-fn main() {}
+//! berthd: the Berth daemon. `berthd` serves the whole machine (root); `berthd --user` serves
+//! the user who starts it.
+
+use std::path::PathBuf;
+
+use berthd::config::DaemonConfig;
+use clap::Parser;
+
+/// The Berth daemon: runs VMs and containers and serves the berth API to berth and berthctl.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Serve only the user who runs it, with socket and state under that user's XDG dirs.
+    #[arg(long)]
+    user: bool,
+    /// Listen on this socket instead of the mode's usual one.
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Keep state here instead of the mode's usual place.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// In system mode, admit members of this group besides root.
+    #[arg(long, value_name = "NAME", default_value = "berth")]
+    group: String,
+}
+
+fn main() -> std::process::ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // Each error's message already says what failed and why: print it once, not as
+            // a chain of causes or a backtrace.
+            eprintln!("berthd: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let mut config = if args.user {
+        DaemonConfig::user()
+    } else {
+        DaemonConfig::system()
+    };
+    if !args.user && !nix::unistd::Uid::effective().is_root() {
+        anyhow::bail!(
+            "the system daemon needs root; run `sudo berthd`, or `berthd --user` for a daemon of your own"
+        );
+    }
+    if let Some(socket) = args.socket {
+        config.socket = socket;
+        config.private_socket_dir = false;
+    }
+    if let Some(dir) = args.state_dir {
+        config.state_dir = dir;
+    }
+    config.group = args.group;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(berthd::server::run(config))?;
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! Path checks made on behalf of a peer. The daemon runs as root and could read anything; a
+//! request may only name files its sender could read itself.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use crate::auth::Peer;
+
+const READ: u32 = 4;
+const EXEC: u32 = 1;
+
+/// Whether `peer` has permission `want` (rwx bits, 0..=7) on a file with this metadata, by the
+/// owner/group/other bits. Root has every permission but executing files with no x bit, which
+/// does not matter here.
+fn permits(meta: &std::fs::Metadata, peer: &Peer, want: u32) -> bool {
+    if peer.uid == 0 {
+        return true;
+    }
+    let mode = meta.mode();
+    let bits = if meta.uid() == peer.uid {
+        mode >> 6
+    } else if peer.groups.contains(&meta.gid()) {
+        mode >> 3
+    } else {
+        mode
+    } & 7;
+    bits & want == want
+}
+
+/// Check that `path` names an existing regular file that `peer` may read, and return its
+/// canonical form (so later use cannot be redirected by a changed symlink in a relative path).
+/// `what` names the file in messages, e.g. "kernel".
+pub fn readable_file(path: &Path, peer: &Peer, what: &str) -> Result<PathBuf, String> {
+    if !path.is_absolute() {
+        return Err(format!(
+            "the {what} path {} is not absolute",
+            path.display()
+        ));
+    }
+    let canonical = path.canonicalize().map_err(|e| {
+        format!(
+            "the {what} {} does not exist or cannot be reached ({e})",
+            path.display()
+        )
+    })?;
+    let meta =
+        std::fs::metadata(&canonical).map_err(|e| format!("the {what} {}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!(
+            "the {what} {} is not a regular file",
+            path.display()
+        ));
+    }
+    // Every directory on the way must be searchable by the peer, as the kernel would check.
+    for dir in canonical.ancestors().skip(1) {
+        let dir_meta = std::fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        if !permits(&dir_meta, peer, EXEC) {
+            return Err(format!(
+                "the {what} {} is not readable by uid {}: no permission to enter {}",
+                path.display(),
+                peer.uid,
+                dir.display()
+            ));
+        }
+    }
+    if !permits(&meta, peer, READ) {
+        return Err(format!(
+            "the {what} {} is not readable by uid {}",
+            path.display(),
+            peer.uid
+        ));
+    }
+    Ok(canonical)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn nobody() -> Peer {
+        Peer {
+            uid: 65534,
+            gid: 65534,
+            pid: None,
+            groups: vec![65534],
+            user_name: None,
+        }
+    }
+
+    #[test]
+    fn checks_existence_type_and_permission() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let file = dir.path().join("kernel");
+        std::fs::write(&file, b"x").unwrap();
+        let root = Peer::from_credentials(0, 0, None);
+
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(
+            readable_file(&file, &nobody(), "kernel").unwrap(),
+            file.canonicalize().unwrap()
+        );
+
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let err = readable_file(&file, &nobody(), "kernel").unwrap_err();
+        assert!(err.contains("not readable by uid 65534"), "{err}");
+        assert!(readable_file(&file, &root, "kernel").is_ok());
+
+        let err = readable_file(dir.path(), &root, "kernel").unwrap_err();
+        assert!(err.contains("not a regular file"), "{err}");
+        let err = readable_file(&dir.path().join("missing"), &root, "initrd").unwrap_err();
+        assert!(
+            err.contains("initrd") && err.contains("does not exist"),
+            "{err}"
+        );
+        let err = readable_file(Path::new("relative/k"), &root, "kernel").unwrap_err();
+        assert!(err.contains("not absolute"), "{err}");
+    }
+
+    #[test]
+    fn a_closed_directory_on_the_way_refuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner = dir.path().join("private");
+        std::fs::create_dir(&inner).unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let file = inner.join("k");
+        std::fs::write(&file, b"x").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = readable_file(&file, &nobody(), "kernel").unwrap_err();
+        assert!(err.contains("no permission to enter"), "{err}");
+    }
+}

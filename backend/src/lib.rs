@@ -1,0 +1,16 @@
+//! berthd, the Berth daemon: it owns all state, authorises every peer, and serves the berth API
+//! on a Unix socket to the GUI and berthctl. Later it supervises one berth-vmm per running VM
+//! and drives the container engine.
+//!
+//! - [`server`]: the socket, connections, the handshake and request dispatch.
+//! - [`auth`]: who may connect; [`access`]: which files a peer may name.
+//! - [`registry`]: VM definitions; [`store`]: atomic RON files.
+//! - [`host`]: the host's totals and live samples; [`config`]: paths by mode.
+
+pub mod access;
+pub mod auth;
+pub mod config;
+pub mod host;
+pub mod registry;
+pub mod server;
+pub mod store;
