@@ -1,1 +1,627 @@
-fn main() {}
+//! berthctl: the scriptable twin of every action of the Berth window. Human tables by default,
+//! `--json` for scripts.
+//!
+//! Exit codes: 0 done; 1 berthd refused or failed the request; 2 the command line is wrong;
+//! 3 no berthd could be reached (none running, not allowed, or a different protocol).
+
+mod table;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use berth_api::client::{Client, ClientError};
+use berth_api::container::{BuildSpec, RunSpec};
+use berth_api::host::HostInfo;
+use berth_api::request::{Reply, Request};
+use berth_api::size::{format_size, parse_size};
+use berth_api::vm::{BootSource, VmEdit, VmInfo, VmSpec};
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+
+use table::{pairs, percent, table};
+
+/// Manage Berth virtual machines and containers.
+#[derive(Parser, Debug)]
+#[command(version, about, propagate_version = true)]
+struct Cli {
+    /// The berthd socket; default: $BERTH_SOCKET, else the system daemon, else your user daemon.
+    #[arg(long, global = true, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Print machine-readable JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// The host: N CPUs, M memory, P disk, and what VMs were given of them (ΣU_vm, ΣM_vm).
+    Host,
+    /// Virtual machines.
+    #[command(subcommand)]
+    Vm(VmCommand),
+    /// Inspect ISO images.
+    #[command(subcommand)]
+    Iso(IsoCommand),
+    /// Build an image from a Dockerfile.
+    Build {
+        /// Name (and tag) of the result, e.g. hello:latest.
+        #[arg(short, long)]
+        tag: String,
+        /// The Dockerfile; default CONTEXT/Dockerfile.
+        #[arg(short, long)]
+        file: Option<PathBuf>,
+        /// Build-time variables, NAME=VALUE.
+        #[arg(long = "build-arg", value_name = "NAME=VALUE")]
+        build_args: Vec<String>,
+        context: PathBuf,
+    },
+    /// Run a container from an image.
+    Run {
+        /// Return once it has started.
+        #[arg(short, long)]
+        detach: bool,
+        /// CPUs, fractional: 0.5 is half a CPU.
+        #[arg(long)]
+        cpus: Option<f64>,
+        /// Memory limit, e.g. 256M.
+        #[arg(long, value_parser = size)]
+        memory: Option<u64>,
+        /// Most processes.
+        #[arg(long)]
+        pids: Option<u64>,
+        #[arg(long)]
+        name: Option<String>,
+        image: String,
+        /// Command and arguments, replacing the image's CMD.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+    /// List containers.
+    Ps {
+        /// Stopped ones too.
+        #[arg(short, long)]
+        all: bool,
+    },
+    /// A container's output.
+    Logs {
+        /// Keep following new output.
+        #[arg(short, long)]
+        follow: bool,
+        container: String,
+    },
+    /// Start a stopped container.
+    Start { container: String },
+    /// Stop a container: its stop signal, then SIGKILL after the grace period.
+    Stop {
+        /// Seconds to wait before SIGKILL.
+        #[arg(short, long)]
+        time: Option<u32>,
+        container: String,
+    },
+    /// Restart a container.
+    Restart { container: String },
+    /// Remove a container.
+    Rm {
+        /// Stop it first if it runs.
+        #[arg(short, long)]
+        force: bool,
+        container: String,
+    },
+    /// Live use and U_ct, M_ct, P_ct of containers.
+    Stats { container: Option<String> },
+    /// List images.
+    Images,
+    /// Remove an image.
+    Rmi { image: String },
+    /// Import a root filesystem tarball or an OCI archive as an image.
+    Import { file: PathBuf, name: String },
+    /// Print events pushed by berthd (state changes, samples) as they happen.
+    Events {
+        /// Stop after this many events.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum VmCommand {
+    /// Define a new VM with its own sparse disk.
+    Create {
+        name: String,
+        #[command(flatten)]
+        resources: Resources,
+        #[command(flatten)]
+        boot: Boot,
+        /// Allow more CPUs, memory or disk than the host has.
+        #[arg(long)]
+        overcommit: bool,
+    },
+    /// List VMs with their share of the host (U_vm, M_vm, P_vm).
+    List,
+    /// One VM's settings, state and share of the host.
+    Show { name: String },
+    /// Change a stopped VM's settings.
+    Edit {
+        name: String,
+        #[arg(long)]
+        cpus: Option<u32>,
+        #[arg(long, value_parser = size)]
+        memory: Option<u64>,
+        /// A larger disk size (disks only grow).
+        #[arg(long, value_parser = size)]
+        disk: Option<u64>,
+        #[command(flatten)]
+        boot: Boot,
+        #[arg(long)]
+        overcommit: bool,
+    },
+    /// Delete a VM, its definition and its disk.
+    Delete { name: String },
+    /// Start a VM.
+    Start { name: String },
+    /// Ask the guest to power off; --force ends it at once.
+    Stop {
+        name: String,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Pause a running VM.
+    Pause { name: String },
+    /// Resume a paused VM.
+    Resume { name: String },
+    /// Attach to the VM's serial console.
+    Console { name: String },
+    /// The VM's serial log.
+    Log {
+        name: String,
+        /// How many of the last lines.
+        #[arg(short = 'n', long, default_value_t = 100)]
+        lines: u32,
+    },
+    /// Save the VM's screen as a PNG.
+    Screenshot { name: String, file: PathBuf },
+    /// Type text on the VM's keyboard.
+    Type { name: String, text: String },
+    /// Press a key combination, e.g. ctrl+alt+f2.
+    Key { name: String, keys: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum IsoCommand {
+    /// What an ISO is and how it boots.
+    Inspect { file: PathBuf },
+}
+
+#[derive(Args, Debug)]
+struct Resources {
+    /// Virtual CPUs (n).
+    #[arg(long, default_value_t = 1)]
+    cpus: u32,
+    /// Memory (m), e.g. 2G.
+    #[arg(long, value_parser = size, default_value = "1G")]
+    memory: u64,
+    /// Disk (p), e.g. 20G; 0 for none.
+    #[arg(long, value_parser = size, default_value = "0")]
+    disk: u64,
+}
+
+#[derive(Args, Debug)]
+struct Boot {
+    /// A Linux kernel (bzImage) to boot directly.
+    #[arg(long, conflicts_with = "iso")]
+    kernel: Option<PathBuf>,
+    /// An initramfs for the kernel.
+    #[arg(long, conflicts_with = "iso")]
+    initrd: Option<PathBuf>,
+    /// The kernel command line.
+    #[arg(long, conflicts_with = "iso")]
+    cmdline: Option<String>,
+    /// An ISO image to boot from (attached read-only).
+    #[arg(long)]
+    iso: Option<PathBuf>,
+    /// Which boot entry of the ISO (default: its default entry).
+    #[arg(long, requires = "iso")]
+    entry: Option<u32>,
+}
+
+fn size(text: &str) -> Result<u64, String> {
+    parse_size(text)
+}
+
+/// The daemon resolves paths itself and may have another working directory: send absolute ones.
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
+}
+
+impl Boot {
+    fn source(&self) -> Result<Option<BootSource>, String> {
+        if let Some(iso) = &self.iso {
+            return Ok(Some(BootSource::Iso {
+                iso: absolute(iso),
+                entry: self.entry,
+            }));
+        }
+        match &self.kernel {
+            Some(kernel) => Ok(Some(BootSource::Kernel {
+                kernel: absolute(kernel),
+                initrd: self.initrd.as_deref().map(absolute),
+                cmdline: self.cmdline.clone().unwrap_or_default(),
+            })),
+            None if self.initrd.is_some() || self.cmdline.is_some() => {
+                Err("--initrd and --cmdline need --kernel".into())
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+/// Why berthctl stopped, with its exit code.
+enum Failure {
+    /// The daemon could not be reached or did not admit us: exit 3.
+    Unreachable(String),
+    /// The request failed: exit 1.
+    Failed(String),
+}
+
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::NoDaemon { .. }
+            | ClientError::Refused { .. }
+            | ClientError::VersionMismatch(_) => Failure::Unreachable(e.to_string()),
+            other => Failure::Failed(other.to_string()),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("berthctl: cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Failed(message)) => {
+            eprintln!("berthctl: {message}");
+            ExitCode::from(1)
+        }
+        Err(Failure::Unreachable(message)) => {
+            eprintln!("berthctl: {message}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+async fn connect(cli: &Cli) -> Result<(Client, berth_api::Events), Failure> {
+    let name = concat!("berthctl ", env!("CARGO_PKG_VERSION"));
+    Ok(match &cli.socket {
+        Some(socket) => Client::connect(socket, name).await?,
+        None => Client::connect_default(name).await?,
+    })
+}
+
+fn print_json<T: Serialize>(value: &T) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Failure::Failed(e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    let (client, mut events) = connect(&cli).await?;
+    let json = cli.json;
+    let request = match cli.command {
+        Command::Host => {
+            let host = client.host().await?;
+            return if json {
+                print_json(&host)
+            } else {
+                {
+                    print!("{}", show_host(&host));
+                    Ok(())
+                }
+            };
+        }
+        Command::Vm(VmCommand::List) => {
+            let listing = client.vm_list().await?;
+            for problem in &listing.problems {
+                eprintln!("berthctl: warning: skipped an unreadable definition: {problem}");
+            }
+            return if json {
+                print_json(&listing)
+            } else {
+                {
+                    print!("{}", list_vms(&listing.vms));
+                    Ok(())
+                }
+            };
+        }
+        Command::Events { count } => {
+            client.subscribe().await?;
+            let mut seen = 0;
+            while count.is_none_or(|c| seen < c) {
+                let Some(event) = events.next().await else {
+                    return Err(Failure::Failed("berthd closed the connection".into()));
+                };
+                let line =
+                    serde_json::to_string(&event).map_err(|e| Failure::Failed(e.to_string()))?;
+                println!("{line}");
+                seen += 1;
+            }
+            return Ok(());
+        }
+        Command::Vm(command) => vm_request(command)?,
+        Command::Iso(IsoCommand::Inspect { file }) => Request::IsoInspect {
+            path: absolute(&file),
+        },
+        Command::Build {
+            tag,
+            file,
+            build_args,
+            context,
+        } => {
+            let build_args = build_args
+                .iter()
+                .map(|a| {
+                    a.split_once('=')
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .ok_or_else(|| {
+                            Failure::Failed(format!("--build-arg {a}: expected NAME=VALUE"))
+                        })
+                })
+                .collect::<Result<_, _>>()?;
+            Request::Build(BuildSpec {
+                context: absolute(&context),
+                dockerfile: file.as_deref().map(absolute),
+                tag,
+                build_args,
+            })
+        }
+        Command::Run {
+            detach,
+            cpus,
+            memory,
+            pids,
+            name,
+            image,
+            command,
+        } => Request::Run(RunSpec {
+            image,
+            name,
+            command,
+            detach,
+            cpus,
+            memory,
+            pids,
+        }),
+        Command::Ps { all } => Request::Ps { all },
+        Command::Logs { follow, container } => Request::Logs { container, follow },
+        Command::Start { container } => Request::ContainerStart { container },
+        Command::Stop { time, container } => Request::ContainerStop {
+            container,
+            timeout_secs: time,
+        },
+        Command::Restart { container } => Request::ContainerRestart { container },
+        Command::Rm { force, container } => Request::ContainerRm { container, force },
+        Command::Stats { container } => Request::Stats { container },
+        Command::Images => Request::Images,
+        Command::Rmi { image } => Request::Rmi { image },
+        Command::Import { file, name } => Request::Import {
+            path: absolute(&file),
+            name,
+        },
+    };
+    let reply = client.call(request).await?;
+    if json {
+        return print_json(&reply);
+    }
+    match reply {
+        Reply::Done | Reply::Host(_) | Reply::VmList(_) => {}
+        Reply::Vm(vm) => print!("{}", show_vm(&vm)),
+        Reply::Lines(lines) => lines.iter().for_each(|l| println!("{l}")),
+    }
+    Ok(())
+}
+
+fn vm_request(command: VmCommand) -> Result<Request, Failure> {
+    Ok(match command {
+        VmCommand::Create {
+            name,
+            resources,
+            boot,
+            overcommit,
+        } => Request::VmCreate(VmSpec {
+            name,
+            cpus: resources.cpus,
+            memory: resources.memory,
+            disk: resources.disk,
+            boot: boot.source().map_err(Failure::Failed)?,
+            overcommit,
+        }),
+        VmCommand::Show { name } => Request::VmShow { name },
+        VmCommand::Edit {
+            name,
+            cpus,
+            memory,
+            disk,
+            boot,
+            overcommit,
+        } => {
+            if boot.entry.is_some() {
+                return Err(Failure::Failed(
+                    "--entry is chosen when the ISO is attached; pass --iso again".into(),
+                ));
+            }
+            Request::VmEdit {
+                name,
+                edit: VmEdit {
+                    cpus,
+                    memory,
+                    disk,
+                    kernel: boot.kernel.as_deref().map(absolute),
+                    initrd: boot.initrd.as_deref().map(absolute),
+                    cmdline: boot.cmdline,
+                    iso: boot.iso.as_deref().map(absolute),
+                    overcommit,
+                },
+            }
+        }
+        VmCommand::Delete { name } => Request::VmDelete { name },
+        VmCommand::Start { name } => Request::VmStart { name },
+        VmCommand::Stop { name, force } => Request::VmStop { name, force },
+        VmCommand::Pause { name } => Request::VmPause { name },
+        VmCommand::Resume { name } => Request::VmResume { name },
+        VmCommand::Console { name } => Request::VmConsoleInput {
+            name,
+            data: Vec::new(),
+        },
+        VmCommand::Log { name, lines } => Request::VmLog { name, lines },
+        VmCommand::Screenshot { name, .. } => Request::VmScreenshot { name },
+        VmCommand::Type { name, text } => Request::VmType { name, text },
+        VmCommand::Key { name, keys } => Request::VmKey { name, keys },
+        VmCommand::List => Request::VmList,
+    })
+}
+
+fn show_host(host: &HostInfo) -> String {
+    let over = |ratio: f64| if ratio > 1.0 { "  OVERCOMMITTED" } else { "" };
+    pairs(&[
+        ("CPUs (N)", format!("{}", host.total.cpus)),
+        ("Memory (M)", format_size(host.total.memory)),
+        (
+            "Disk (P)",
+            format!(
+                "{} ({} free) at {}",
+                format_size(host.total.disk),
+                format_size(host.disk_free),
+                host.state_dir.display()
+            ),
+        ),
+        ("VMs", host.vm_count.to_string()),
+        (
+            "ΣU_vm",
+            format!(
+                "{}  ({} of {} CPUs given){}",
+                percent(host.allocation.cpu),
+                host.allocated.cpus,
+                host.total.cpus,
+                over(host.allocation.cpu)
+            ),
+        ),
+        (
+            "ΣM_vm",
+            format!(
+                "{}  ({} of {} given){}",
+                percent(host.allocation.memory),
+                format_size(host.allocated.memory),
+                format_size(host.total.memory),
+                over(host.allocation.memory)
+            ),
+        ),
+        (
+            "ΣP_vm",
+            format!(
+                "{}  ({} of {} given){}",
+                percent(host.allocation.disk),
+                format_size(host.allocated.disk),
+                format_size(host.total.disk),
+                over(host.allocation.disk)
+            ),
+        ),
+        (
+            "berthd",
+            format!("{} ({} mode)", host.server_version, host.mode),
+        ),
+    ])
+}
+
+fn list_vms(vms: &[VmInfo]) -> String {
+    let rows: Vec<Vec<String>> = vms
+        .iter()
+        .map(|vm| {
+            let c = &vm.config;
+            vec![
+                c.name.clone(),
+                vm.state.to_string(),
+                c.cpus.to_string(),
+                format_size(c.memory),
+                c.disk.as_ref().map_or("-".into(), |d| format_size(d.size)),
+                percent(vm.allocation.cpu),
+                percent(vm.allocation.memory),
+                percent(vm.allocation.disk),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "NAME", "STATE", "CPUS", "MEMORY", "DISK", "U_vm", "M_vm", "P_vm",
+        ],
+        &rows,
+    )
+}
+
+fn show_vm(vm: &VmInfo) -> String {
+    let c = &vm.config;
+    let mut rows = vec![
+        ("Name", c.name.clone()),
+        ("State", vm.state.to_string()),
+        (
+            "CPUs",
+            format!("{}  (U_vm {})", c.cpus, percent(vm.allocation.cpu)),
+        ),
+        (
+            "Memory",
+            format!(
+                "{}  (M_vm {})",
+                format_size(c.memory),
+                percent(vm.allocation.memory)
+            ),
+        ),
+        (
+            "Disk",
+            match &c.disk {
+                Some(d) => format!(
+                    "{} sparse raw, {}  (P_vm {})",
+                    format_size(d.size),
+                    vm.dir.join(&d.file).display(),
+                    percent(vm.allocation.disk)
+                ),
+                None => "none".into(),
+            },
+        ),
+    ];
+    match &c.boot {
+        Some(BootSource::Kernel {
+            kernel,
+            initrd,
+            cmdline,
+        }) => {
+            rows.push(("Kernel", kernel.display().to_string()));
+            rows.push((
+                "Initrd",
+                initrd
+                    .as_ref()
+                    .map_or("none".into(), |i| i.display().to_string()),
+            ));
+            rows.push(("Cmdline", cmdline.clone()));
+        }
+        Some(BootSource::Iso { iso, entry }) => {
+            rows.push(("ISO", iso.display().to_string()));
+            rows.push(("Entry", entry.map_or("default".into(), |e| e.to_string())));
+        }
+        None => rows.push((
+            "Boot",
+            "nothing to boot yet (set --kernel or --iso with vm edit)".into(),
+        )),
+    }
+    rows.push(("Directory", vm.dir.display().to_string()));
+    pairs(&rows)
+}
