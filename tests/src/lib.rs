@@ -1,0 +1,147 @@
+//! The harness for end-to-end tests: start the real binaries built by this workspace on a
+//! temporary socket and state directory, and clean up after them.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A binary of this workspace (berthd, berthctl, ...), found next to the test executable's
+/// `deps` directory where cargo puts workspace binaries.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test knows its own path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("tests run from target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace first (cargo build --workspace)",
+        path.display()
+    );
+    path
+}
+
+/// A temporary directory that any user may enter, so tests can act as other users in it.
+pub fn open_tempdir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod tempdir");
+    dir
+}
+
+/// A berthd process on its own socket and state dir, killed when dropped.
+pub struct Daemon {
+    pub child: Child,
+    pub socket: PathBuf,
+    pub state_dir: PathBuf,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Start berthd in `dir` with extra arguments, and wait until it answers.
+    pub fn start(dir: &Path, extra: &[&str]) -> Daemon {
+        Self::start_at(&dir.join("berthd.sock"), &dir.join("state"), extra)
+    }
+
+    /// Start berthd with this socket and state dir, and wait until it answers.
+    pub fn start_at(socket: &Path, state_dir: &Path, extra: &[&str]) -> Daemon {
+        let log = state_dir.with_extension(format!("log.{}", std::process::id()));
+        let child = Command::new(binary("berthd"))
+            .arg("--socket")
+            .arg(socket)
+            .arg("--state-dir")
+            .arg(state_dir)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("create daemon log"))
+            .spawn()
+            .expect("spawn berthd");
+        let mut daemon = Daemon {
+            child,
+            socket: socket.to_owned(),
+            state_dir: state_dir.to_owned(),
+            log,
+        };
+        daemon.wait_ready();
+        daemon
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "berthd exited with {status} before answering:\n{}",
+                    self.log()
+                );
+            }
+            if std::os::unix::net::UnixStream::connect(&self.socket).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("berthd did not answer within 20 s:\n{}", self.log());
+    }
+
+    /// What berthd wrote to stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether the process still runs.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Send a signal and wait for the process to end.
+    pub fn signal_and_wait(
+        &mut self,
+        signal: nix::sys::signal::Signal,
+    ) -> std::process::ExitStatus {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, signal);
+        self.child.wait().expect("wait for berthd")
+    }
+
+    /// Run berthctl against this daemon.
+    pub fn berthctl(&self, args: &[&str]) -> Output {
+        berthctl(&self.socket, args)
+    }
+
+    /// Connect with the API client.
+    pub async fn client(&self) -> (berth_api::Client, berth_api::Events) {
+        berth_api::Client::connect(&self.socket, "berth-e2e")
+            .await
+            .expect("connect to berthd")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// Run berthctl against `socket`.
+pub fn berthctl(socket: &Path, args: &[&str]) -> Output {
+    Command::new(binary("berthctl"))
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run berthctl")
+}
+
+/// stdout and stderr of a finished command, for assertions and failure messages.
+pub fn text(output: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}

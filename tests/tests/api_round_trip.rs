@@ -1,0 +1,360 @@
+//! Every request of the API, through a real berthd on a temporary socket and state dir.
+
+#![allow(clippy::unwrap_used)] // a panic in a test is a failed assertion
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use berth_api::container::{BuildSpec, RunSpec};
+use berth_api::error::ErrorKind;
+use berth_api::vm::{BootSource, VmEdit, VmSpec, VmState};
+use berth_api::{ClientError, Event, Reply, Request};
+use berth_e2e::{Daemon, open_tempdir};
+
+/// What a request is expected to do in this build: the exhaustive match makes a new request
+/// fail to compile here until the test says what it should do.
+enum Expect {
+    Answered,
+    NotYet,
+}
+
+fn expectation(request: &Request) -> Expect {
+    match request {
+        Request::Host
+        | Request::Subscribe
+        | Request::VmCreate(_)
+        | Request::VmList
+        | Request::VmShow { .. }
+        | Request::VmEdit { .. }
+        | Request::VmDelete { .. } => Expect::Answered,
+        Request::VmStart { .. }
+        | Request::VmStop { .. }
+        | Request::VmPause { .. }
+        | Request::VmResume { .. }
+        | Request::VmConsoleInput { .. }
+        | Request::VmLog { .. }
+        | Request::VmScreenshot { .. }
+        | Request::VmType { .. }
+        | Request::VmKey { .. }
+        | Request::IsoInspect { .. }
+        | Request::Build(_)
+        | Request::Run(_)
+        | Request::Ps { .. }
+        | Request::Logs { .. }
+        | Request::ContainerStart { .. }
+        | Request::ContainerStop { .. }
+        | Request::ContainerRestart { .. }
+        | Request::ContainerRm { .. }
+        | Request::Stats { .. }
+        | Request::Images
+        | Request::Rmi { .. }
+        | Request::Import { .. } => Expect::NotYet,
+    }
+}
+
+async fn next_event(events: &mut berth_api::Events, want: impl Fn(&Event) -> bool) -> Event {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let event = events.next().await.expect("the connection stays open");
+            if want(&event) {
+                return event;
+            }
+        }
+    })
+    .await
+    .expect("the event arrives within 10 s")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_round_trips() {
+    let dir = open_tempdir();
+    let daemon = Daemon::start(dir.path(), &[]);
+    let (client, mut events) = daemon.client().await;
+    let kernel = dir.path().join("bzImage");
+    std::fs::write(&kernel, b"not really a kernel").unwrap();
+
+    // Subscribe first so the changes below arrive as events.
+    client.subscribe().await.unwrap();
+
+    let host = client.host().await.unwrap();
+    assert_eq!(
+        host.total.cpus as usize,
+        std::thread::available_parallelism().unwrap().get()
+    );
+    assert_eq!(host.vm_count, 0);
+    assert_eq!(host.state_dir, daemon.state_dir);
+
+    let created = client
+        .vm_create(VmSpec {
+            name: "alpha".into(),
+            cpus: 1,
+            memory: 256 << 20,
+            disk: 64 << 20,
+            boot: Some(BootSource::Kernel {
+                kernel: kernel.clone(),
+                initrd: None,
+                cmdline: "console=ttyS0".into(),
+            }),
+            overcommit: false,
+        })
+        .await
+        .unwrap();
+    assert_eq!(created.state, VmState::Stopped);
+    assert_eq!(created.allocation.cpu, 1.0 / host.total.cpus);
+    let disk = created.dir.join("disk.raw");
+    assert_eq!(
+        std::fs::metadata(&disk).unwrap().len(),
+        64 << 20,
+        "a sparse disk of the asked size"
+    );
+    match next_event(&mut events, |e| matches!(e, Event::VmDefined(_))).await {
+        Event::VmDefined(info) => assert_eq!(info.config.name, "alpha"),
+        other => unreachable!("{other:?}"),
+    }
+
+    let listing = client.vm_list().await.unwrap();
+    assert_eq!(listing.vms.len(), 1);
+    assert!(listing.problems.is_empty());
+    assert_eq!(
+        client.vm_show("alpha").await.unwrap().config,
+        created.config
+    );
+
+    let edited = client
+        .vm_edit(
+            "alpha",
+            VmEdit {
+                cpus: Some(2),
+                cmdline: Some("quiet".into()),
+                disk: Some(128 << 20),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(edited.config.cpus, 2);
+    assert_eq!(
+        std::fs::metadata(&disk).unwrap().len(),
+        128 << 20,
+        "the disk grew"
+    );
+    match edited.config.boot {
+        Some(BootSource::Kernel {
+            cmdline, kernel: k, ..
+        }) => {
+            assert_eq!(cmdline, "quiet");
+            assert_eq!(k, kernel.canonicalize().unwrap());
+        }
+        other => panic!("boot source lost: {other:?}"),
+    }
+    assert_eq!(client.host().await.unwrap().vm_count, 1);
+
+    // A host sample arrives about once a second while someone listens.
+    match next_event(&mut events, |e| matches!(e, Event::HostSample(_))).await {
+        Event::HostSample(s) => assert!((0.0..=1.0).contains(&s.memory) && s.memory > 0.0),
+        other => unreachable!("{other:?}"),
+    }
+
+    // Every request not yet backed by machinery answers a typed error that names it.
+    let name = || "alpha".to_owned();
+    let not_yet = vec![
+        Request::VmStart { name: name() },
+        Request::VmStop {
+            name: name(),
+            force: false,
+        },
+        Request::VmPause { name: name() },
+        Request::VmResume { name: name() },
+        Request::VmConsoleInput {
+            name: name(),
+            data: b"ls\n".to_vec(),
+        },
+        Request::VmLog {
+            name: name(),
+            lines: 10,
+        },
+        Request::VmScreenshot { name: name() },
+        Request::VmType {
+            name: name(),
+            text: "hello".into(),
+        },
+        Request::VmKey {
+            name: name(),
+            keys: "ctrl+alt+f2".into(),
+        },
+        Request::IsoInspect {
+            path: PathBuf::from("/nonexistent.iso"),
+        },
+        Request::Build(BuildSpec {
+            context: dir.path().into(),
+            dockerfile: None,
+            tag: "t".into(),
+            build_args: vec![],
+        }),
+        Request::Run(RunSpec {
+            image: "t".into(),
+            name: None,
+            command: vec![],
+            detach: true,
+            cpus: None,
+            memory: None,
+            pids: None,
+        }),
+        Request::Ps { all: true },
+        Request::Logs {
+            container: "c".into(),
+            follow: false,
+        },
+        Request::ContainerStart {
+            container: "c".into(),
+        },
+        Request::ContainerStop {
+            container: "c".into(),
+            timeout_secs: Some(1),
+        },
+        Request::ContainerRestart {
+            container: "c".into(),
+        },
+        Request::ContainerRm {
+            container: "c".into(),
+            force: true,
+        },
+        Request::Stats { container: None },
+        Request::Images,
+        Request::Rmi { image: "t".into() },
+        Request::Import {
+            path: dir.path().join("rootfs.tar"),
+            name: "t".into(),
+        },
+    ];
+    for request in not_yet {
+        assert!(matches!(expectation(&request), Expect::NotYet));
+        let title = request.title();
+        match client.call(request).await {
+            Err(ClientError::Api(e)) => {
+                assert_eq!(e.kind, ErrorKind::Unsupported, "{title}: {e}");
+                assert!(e.message.contains(&title), "{title}: {}", e.message);
+            }
+            other => panic!("{title}: expected `not available`, got {other:?}"),
+        }
+    }
+
+    // Deleting removes the directory and the disk, and says so to subscribers.
+    assert!(matches!(
+        expectation(&Request::VmDelete { name: name() }),
+        Expect::Answered
+    ));
+    client.vm_delete("alpha").await.unwrap();
+    assert!(!created.dir.exists());
+    next_event(
+        &mut events,
+        |e| matches!(e, Event::VmRemoved { name } if name == "alpha"),
+    )
+    .await;
+    match client.vm_show("alpha").await {
+        Err(ClientError::Api(e)) => assert_eq!(e.kind, ErrorKind::NotFound),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        matches!(client.call(Request::VmList).await.unwrap(), Reply::VmList(l) if l.vms.is_empty())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_requests_are_refused_before_anything_is_touched() {
+    let dir = open_tempdir();
+    let daemon = Daemon::start(dir.path(), &[]);
+    let (client, _events) = daemon.client().await;
+    let spec = |name: &str| VmSpec {
+        name: name.into(),
+        cpus: 1,
+        memory: 256 << 20,
+        disk: 0,
+        boot: None,
+        overcommit: false,
+    };
+    let refused = |r: Result<_, ClientError>| match r {
+        Err(ClientError::Api(e)) => e,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+
+    let e = refused(client.vm_create(spec("../escape")).await);
+    assert_eq!(e.kind, ErrorKind::InvalidRequest);
+    assert!(e.message.contains("may use only"), "{e}");
+
+    let e = refused(
+        client
+            .vm_create(VmSpec {
+                cpus: 999,
+                ..spec("many")
+            })
+            .await,
+    );
+    assert!(e.message.contains("more than the 255"), "{e}");
+    let e = refused(
+        client
+            .vm_create(VmSpec {
+                memory: 1 << 50,
+                ..spec("huge")
+            })
+            .await,
+    );
+    assert!(e.message.contains("memory"), "{e}");
+
+    let missing = dir.path().join("missing-kernel");
+    let e = refused(
+        client
+            .vm_create(VmSpec {
+                boot: Some(BootSource::Kernel {
+                    kernel: missing,
+                    initrd: None,
+                    cmdline: String::new(),
+                }),
+                ..spec("nokernel")
+            })
+            .await,
+    );
+    assert!(
+        e.message.contains("kernel") && e.message.contains("does not exist"),
+        "{e}"
+    );
+    let e = refused(
+        client
+            .vm_create(VmSpec {
+                boot: Some(BootSource::Iso {
+                    iso: dir.path().to_owned(),
+                    entry: None,
+                }),
+                ..spec("dir-iso")
+            })
+            .await,
+    );
+    assert!(e.message.contains("not a regular file"), "{e}");
+
+    // Nothing was created for any of them.
+    let vms_dir = daemon.state_dir.join("vms");
+    assert_eq!(
+        std::fs::read_dir(&vms_dir).unwrap().count(),
+        0,
+        "no VM directory was made"
+    );
+    assert!(client.vm_list().await.unwrap().vms.is_empty());
+
+    client.vm_create(spec("one")).await.unwrap();
+    let e = refused(client.vm_create(spec("one")).await);
+    assert_eq!(e.kind, ErrorKind::AlreadyExists);
+    let e = refused(
+        client
+            .vm_edit(
+                "one",
+                VmEdit {
+                    cmdline: Some("x".into()),
+                    ..Default::default()
+                },
+            )
+            .await,
+    );
+    assert!(e.message.contains("needs a kernel"), "{e}");
+    let e = refused(client.vm_edit("ghost", VmEdit::default()).await);
+    assert_eq!(e.kind, ErrorKind::NotFound);
+}
