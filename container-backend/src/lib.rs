@@ -1,0 +1,2 @@
+//! The Berth container engine, driven by berthd: an OCI image store, a Dockerfile builder and a
+//! runtime on namespaces and cgroups.
