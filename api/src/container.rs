@@ -63,3 +63,18 @@ pub struct BuildProgress {
     pub instruction: String,
     pub cached: bool,
 }
+
+/// An image in the store, as `images` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageInfo {
+    /// `name:tag`.
+    pub reference: String,
+    /// The config digest (`sha256:…`), as Docker shows image ids.
+    pub id: String,
+    /// Compressed size of its layers in bytes.
+    pub size: u64,
+    pub layers: u32,
+    /// RFC 3339 creation time, when the image records one.
+    #[serde(default)]
+    pub created: Option<String>,
+}

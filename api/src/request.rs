@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::container::{BuildSpec, RunSpec};
+use crate::container::{BuildSpec, ImageInfo, RunSpec};
 use crate::host::HostInfo;
 use crate::vm::{VmEdit, VmInfo, VmListing, VmSpec};
 
@@ -136,4 +136,6 @@ pub enum Reply {
     VmList(VmListing),
     /// Lines of a log.
     Lines(Vec<String>),
+    /// Images: all of them for `images`, the new ones for `import`.
+    Images(Vec<ImageInfo>),
 }

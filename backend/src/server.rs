@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use berth_api::container::ImageInfo;
 use berth_api::error::{ApiError, ErrorKind};
 use berth_api::event::Event;
 use berth_api::frame::{FrameError, read_frame, write_frame};
@@ -18,10 +19,12 @@ use berth_api::host::{DaemonMode, HostInfo};
 use berth_api::protocol::{ClientFrame, PROTOCOL_VERSION, ServerFrame, parse_client_frame};
 use berth_api::request::{Reply, Request};
 use berth_api::utilisation::{Resources, host_allocation};
+use container_backend::image::{Image, ImageError, ImageStore};
 use nix::fcntl::{Flock, FlockArg};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Semaphore, broadcast, mpsc};
 
+use crate::access::readable_file;
 use crate::auth::{Peer, Policy};
 use crate::config::DaemonConfig;
 use crate::host::{Sampler, totals};
@@ -53,6 +56,9 @@ pub enum ServeError {
     /// The VM definitions could not be loaded at all.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// The image store could not be opened.
+    #[error(transparent)]
+    Images(#[from] ImageError),
 }
 
 /// The daemon's shared state.
@@ -60,6 +66,7 @@ pub struct Daemon {
     config: DaemonConfig,
     policy: Policy,
     registry: Mutex<Registry>,
+    images: Mutex<ImageStore>,
     events: broadcast::Sender<Event>,
 }
 
@@ -105,11 +112,13 @@ pub async fn run(config: DaemonConfig) -> Result<(), ServeError> {
             uid: nix::unistd::Uid::effective().as_raw(),
         },
     };
+    let images = ImageStore::open(&config.state_dir.join("images"))?;
     let (events, _) = broadcast::channel(1024);
     let daemon = Arc::new(Daemon {
         config,
         policy,
         registry: Mutex::new(registry),
+        images: Mutex::new(images),
         events,
     });
     log(format!(
@@ -450,9 +459,47 @@ impl Daemon {
                 self.publish(Event::VmRemoved { name });
                 Ok(Reply::Done)
             }
+            Request::Images => {
+                let images = lock(&self.images).list().map_err(image_error)?;
+                Ok(Reply::Images(images.iter().map(image_info).collect()))
+            }
+            Request::Rmi { image } => {
+                lock(&self.images).remove(&image).map_err(image_error)?;
+                log(format!("uid {} removed image `{image}`", peer.uid));
+                Ok(Reply::Done)
+            }
+            Request::Import { path, name } => {
+                let path =
+                    readable_file(&path, peer, "image archive").map_err(ApiError::invalid)?;
+                let images = lock(&self.images)
+                    .import(&path, &name)
+                    .map_err(image_error)?;
+                Ok(Reply::Images(images.iter().map(image_info).collect()))
+            }
             other => Err(unsupported(&other)),
         }
     }
+}
+
+fn image_info(image: &Image) -> ImageInfo {
+    ImageInfo {
+        reference: image.reference.to_string(),
+        id: image.id().to_owned(),
+        size: image.size(),
+        layers: image.manifest.layers.len() as u32,
+        created: image.config.created.clone(),
+    }
+}
+
+fn image_error(e: ImageError) -> ApiError {
+    let kind = match e {
+        ImageError::NotFound(_) => ErrorKind::NotFound,
+        ImageError::BadReference(_) | ImageError::BadImport { .. } => ErrorKind::InvalidRequest,
+        ImageError::Corrupt(_) | ImageError::Apply(_) | ImageError::Io { .. } => {
+            ErrorKind::Internal
+        }
+    };
+    ApiError::new(kind, e.to_string())
 }
 
 /// The answer to requests whose machinery this build of berthd does not have yet.

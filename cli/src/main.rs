@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use berth_api::client::{Client, ClientError};
-use berth_api::container::{BuildSpec, RunSpec};
+use berth_api::container::{BuildSpec, ImageInfo, RunSpec};
 use berth_api::host::HostInfo;
 use berth_api::request::{Reply, Request};
 use berth_api::size::{format_size, parse_size};
@@ -427,6 +427,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Reply::Done | Reply::Host(_) | Reply::VmList(_) => {}
         Reply::Vm(vm) => print!("{}", show_vm(&vm)),
         Reply::Lines(lines) => lines.iter().for_each(|l| println!("{l}")),
+        Reply::Images(images) => print!("{}", list_images(&images)),
     }
     Ok(())
 }
@@ -566,6 +567,25 @@ fn list_vms(vms: &[VmInfo]) -> String {
         ],
         &rows,
     )
+}
+
+fn list_images(images: &[ImageInfo]) -> String {
+    let rows: Vec<Vec<String>> = images
+        .iter()
+        .map(|i| {
+            vec![
+                i.reference.clone(),
+                i.id.trim_start_matches("sha256:")
+                    .chars()
+                    .take(12)
+                    .collect(),
+                format_size(i.size),
+                i.layers.to_string(),
+                i.created.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    table(&["IMAGE", "ID", "SIZE", "LAYERS", "CREATED"], &rows)
 }
 
 fn show_vm(vm: &VmInfo) -> String {

@@ -1,2 +1,6 @@
 //! The Berth container engine, driven by berthd: an OCI image store, a Dockerfile builder and a
 //! runtime on namespaces and cgroups.
+//!
+//! - [`image`]: the image store (OCI layout), references, layers and whiteouts.
+
+pub mod image;

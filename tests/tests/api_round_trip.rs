@@ -26,7 +26,10 @@ fn expectation(request: &Request) -> Expect {
         | Request::VmList
         | Request::VmShow { .. }
         | Request::VmEdit { .. }
-        | Request::VmDelete { .. } => Expect::Answered,
+        | Request::VmDelete { .. }
+        | Request::Images
+        | Request::Rmi { .. }
+        | Request::Import { .. } => Expect::Answered,
         Request::VmStart { .. }
         | Request::VmStop { .. }
         | Request::VmPause { .. }
@@ -45,10 +48,7 @@ fn expectation(request: &Request) -> Expect {
         | Request::ContainerStop { .. }
         | Request::ContainerRestart { .. }
         | Request::ContainerRm { .. }
-        | Request::Stats { .. }
-        | Request::Images
-        | Request::Rmi { .. }
-        | Request::Import { .. } => Expect::NotYet,
+        | Request::Stats { .. } => Expect::NotYet,
     }
 }
 
@@ -220,12 +220,6 @@ async fn every_request_round_trips() {
             force: true,
         },
         Request::Stats { container: None },
-        Request::Images,
-        Request::Rmi { image: "t".into() },
-        Request::Import {
-            path: dir.path().join("rootfs.tar"),
-            name: "t".into(),
-        },
     ];
     for request in not_yet {
         assert!(matches!(expectation(&request), Expect::NotYet));
@@ -237,6 +231,78 @@ async fn every_request_round_trips() {
             }
             other => panic!("{title}: expected `not available`, got {other:?}"),
         }
+    }
+
+    // Images: import a root filesystem tarball, list it, remove it.
+    let rootfs = dir.path().join("rootfs");
+    std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+    std::fs::write(rootfs.join("etc/hostname"), b"berth\n").unwrap();
+    let tarball = dir.path().join("rootfs.tar");
+    let tar = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tarball)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    let import = Request::Import {
+        path: tarball.clone(),
+        name: "base:1".into(),
+    };
+    assert!(matches!(expectation(&import), Expect::Answered));
+    match client.call(import).await.unwrap() {
+        Reply::Images(images) => {
+            assert_eq!(images.len(), 1);
+            assert_eq!(images[0].reference, "base:1");
+            assert_eq!(images[0].layers, 1);
+            assert!(images[0].id.starts_with("sha256:"));
+        }
+        other => panic!("{other:?}"),
+    }
+    match client.call(Request::Images).await.unwrap() {
+        Reply::Images(images) => assert_eq!(
+            images
+                .iter()
+                .map(|i| i.reference.as_str())
+                .collect::<Vec<_>>(),
+            ["base:1"]
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(daemon.state_dir.join("images/index.json").exists());
+    assert_eq!(
+        client
+            .call(Request::Rmi {
+                image: "base:1".into()
+            })
+            .await
+            .unwrap(),
+        Reply::Done
+    );
+    match client
+        .call(Request::Rmi {
+            image: "base:1".into(),
+        })
+        .await
+    {
+        Err(ClientError::Api(e)) => assert_eq!(e.kind, ErrorKind::NotFound, "{e}"),
+        other => panic!("{other:?}"),
+    }
+    let blobs = std::fs::read_dir(daemon.state_dir.join("images/blobs/sha256"))
+        .unwrap()
+        .count();
+    assert_eq!(blobs, 0, "removing the only image leaves no blob");
+    match client
+        .call(Request::Import {
+            path: dir.path().join("missing.tar"),
+            name: "x".into(),
+        })
+        .await
+    {
+        Err(ClientError::Api(e)) => assert!(e.message.contains("does not exist"), "{e}"),
+        other => panic!("{other:?}"),
     }
 
     // Deleting removes the directory and the disk, and says so to subscribers.

@@ -135,3 +135,61 @@ fn relative_paths_are_resolved_where_berthctl_runs() {
         "{stdout}"
     );
 }
+
+#[test]
+fn import_list_and_remove_images() {
+    let dir = open_tempdir();
+    let daemon = Daemon::start(dir.path(), &[]);
+    let rootfs = dir.path().join("rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::write(rootfs.join("bin/tool"), b"x").unwrap();
+    let tarball = dir.path().join("rootfs.tar.gz");
+    let made = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-czf")
+        .arg(&tarball)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(made.success());
+
+    let out = daemon.berthctl(&["import", tarball.to_str().unwrap(), "tools"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.lines().nth(1).unwrap().starts_with("tools:latest"),
+        "{stdout}"
+    );
+
+    let (stdout, _) = text(&daemon.berthctl(&["images"]));
+    let header: Vec<&str> = stdout.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["IMAGE", "ID", "SIZE", "LAYERS", "CREATED"]);
+    let row: Vec<&str> = stdout.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!((row[0], row[1].len(), row[4]), ("tools:latest", 12, "1"));
+
+    let garbage = dir.path().join("garbage.tar");
+    std::fs::write(
+        &garbage,
+        b"this is not a tar archive at all, not even close.....",
+    )
+    .unwrap();
+    let out = daemon.berthctl(&["import", garbage.to_str().unwrap(), "junk"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).1.contains("cannot import"), "{}", text(&out).1);
+
+    assert!(daemon.berthctl(&["rmi", "tools"]).status.success());
+    let (stdout, _) = text(&daemon.berthctl(&["images"]));
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "only the header is left: {stdout}"
+    );
+    let out = daemon.berthctl(&["rmi", "tools"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).1.contains("no image named `tools:latest`"),
+        "{}",
+        text(&out).1
+    );
+}

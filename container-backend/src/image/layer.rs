@@ -1,0 +1,354 @@
+//! Layers: turning a tar stream into a stored gzip blob (with both digests), and applying a
+//! layer onto a directory with OCI whiteouts.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::{Component, Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+/// A reader that hashes what passes through it.
+pub struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl<R: Read> HashingReader<R> {
+    pub fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
+    }
+    /// `sha256:<hex>` of everything read, and how many bytes.
+    pub fn finish(self) -> (String, u64) {
+        (
+            format!("sha256:{}", hex(&self.hasher.finalize())),
+            self.count,
+        )
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+/// A writer that hashes what passes through it.
+pub struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl<W: Write> HashingWriter<W> {
+    pub fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
+    }
+    /// The inner writer, `sha256:<hex>` of everything written, and how many bytes.
+    pub fn finish(self) -> (W, String, u64) {
+        (
+            self.inner,
+            format!("sha256:{}", hex(&self.hasher.finalize())),
+            self.count,
+        )
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Lowercase hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `sha256:<hex>` of a byte slice.
+pub fn digest_of(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex(&Sha256::digest(bytes)))
+}
+
+/// Wrap `reader` in a gzip decoder when its first bytes are the gzip magic, so plain and
+/// compressed tars are read alike.
+pub fn maybe_gunzip<'a, R: Read + 'a>(reader: R) -> io::Result<Box<dyn Read + 'a>> {
+    let mut buffered = BufReader::new(reader);
+    let gz = buffered.fill_buf()?.starts_with(&[0x1f, 0x8b]);
+    Ok(if gz {
+        Box::new(flate2::read::GzDecoder::new(buffered))
+    } else {
+        Box::new(buffered)
+    })
+}
+
+const WHITEOUT_PREFIX: &str = ".wh.";
+const OPAQUE: &str = ".wh..wh..opq";
+
+/// Why a layer could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The layer is not a readable tar stream.
+    #[error("the layer is not a valid tar stream: {0}")]
+    Tar(io::Error),
+    /// An entry would land outside the root (an absolute or `..` path, or through a symlink).
+    #[error("the layer entry `{0}` points outside the image")]
+    Escape(String),
+    /// Writing into the root failed.
+    #[error("cannot write `{path}`: {source}")]
+    Write { path: String, source: io::Error },
+}
+
+/// A path inside a layer made relative and free of `.`/`..`, or None if it would escape.
+fn clean(path: &Path) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::Normal(p) => out.push(p),
+            Component::CurDir | Component::RootDir => {}
+            Component::ParentDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(out)
+}
+
+/// Remove a file, a symlink or a whole directory tree; nothing there is fine.
+fn remove_any(path: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether `path` under `root` passes through a symlink on the way (so writing there would
+/// land somewhere else).
+fn through_symlink(root: &Path, rel: &Path) -> bool {
+    let mut at = root.to_path_buf();
+    let parts: Vec<_> = rel.components().collect();
+    for part in &parts[..parts.len().saturating_sub(1)] {
+        at.push(part);
+        if fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+            return true;
+        }
+    }
+    false
+}
+
+/// Apply an uncompressed layer tar onto `root`: whiteouts delete what lower layers put there
+/// (`.wh.NAME` removes NAME, `.wh..wh..opq` empties the directory of lower-layer entries), other
+/// entries are written with their modes and owners.
+pub fn apply_layer(tar_stream: impl Read, root: &Path) -> Result<(), ApplyError> {
+    let mut archive = tar::Archive::new(tar_stream);
+    archive.set_preserve_permissions(true);
+    archive.set_preserve_ownerships(true);
+    archive.set_overwrite(true);
+    archive.set_unpack_xattrs(false);
+    // Paths this layer wrote: an opaque whiteout hides lower layers, not the layer itself.
+    let mut written: HashSet<PathBuf> = HashSet::new();
+    for entry in archive.entries().map_err(ApplyError::Tar)? {
+        let mut entry = entry.map_err(ApplyError::Tar)?;
+        let raw = entry.path().map_err(ApplyError::Tar)?.into_owned();
+        let rel = clean(&raw).ok_or_else(|| ApplyError::Escape(raw.display().to_string()))?;
+        if rel.as_os_str().is_empty() {
+            continue; // the root itself ("./")
+        }
+        if through_symlink(root, &rel) {
+            return Err(ApplyError::Escape(raw.display().to_string()));
+        }
+        let name = rel
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let parent = rel.parent().map(Path::to_path_buf).unwrap_or_default();
+        let write_err = |source| ApplyError::Write {
+            path: rel.display().to_string(),
+            source,
+        };
+        if name == OPAQUE {
+            let dir = root.join(&parent);
+            if let Ok(children) = fs::read_dir(&dir) {
+                for child in children.flatten() {
+                    let child_rel = parent.join(child.file_name());
+                    if !written.contains(&child_rel) {
+                        remove_any(&child.path()).map_err(write_err)?;
+                    }
+                }
+            }
+            continue;
+        }
+        if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
+            remove_any(&root.join(&parent).join(hidden)).map_err(write_err)?;
+            continue;
+        }
+        // A directory replacing a file (or the other way round) replaces it whole.
+        let target = root.join(&rel);
+        if let Ok(meta) = fs::symlink_metadata(&target)
+            && (meta.is_dir() != entry.header().entry_type().is_dir()
+                || meta.file_type().is_symlink())
+        {
+            remove_any(&target).map_err(write_err)?;
+        }
+        let unpacked = entry.unpack_in(root).map_err(write_err)?;
+        if !unpacked {
+            return Err(ApplyError::Escape(raw.display().to_string()));
+        }
+        written.insert(rel);
+    }
+    Ok(())
+}
+
+/// Write a tar of the directory `dir` (its contents, with owners and modes) to `out`,
+/// entries in sorted order so the same tree gives the same bytes.
+pub fn tar_directory(dir: &Path, out: impl Write) -> io::Result<()> {
+    let mut builder = tar::Builder::new(out);
+    builder.follow_symlinks(false);
+    builder.mode(tar::HeaderMode::Deterministic);
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let mut children: Vec<_> = fs::read_dir(dir.join(&rel))?.collect::<Result<_, _>>()?;
+        children.sort_by_key(|c| c.file_name());
+        for child in children.into_iter().rev() {
+            let child_rel = rel.join(child.file_name());
+            if child.file_type()?.is_dir() {
+                stack.push(child_rel.clone());
+            }
+            builder.append_path_with_name(child.path(), &child_rel)?;
+        }
+    }
+    builder.into_inner()?.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A header with the owner and time fields set, as real tars have them.
+    fn header() -> tar::Header {
+        let mut header = tar::Header::new_gnu();
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        header.set_mode(0o644);
+        header
+    }
+
+    fn tar_of(entries: &[(&str, Option<&[u8]>)]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (path, data) in entries {
+            let mut header = header();
+            match data {
+                Some(bytes) => {
+                    header.set_entry_type(tar::EntryType::Regular);
+                    header.set_size(bytes.len() as u64);
+                    header.set_mode(0o644);
+                    builder.append_data(&mut header, path, *bytes).unwrap();
+                }
+                None => {
+                    header.set_entry_type(tar::EntryType::Directory);
+                    header.set_size(0);
+                    header.set_mode(0o755);
+                    builder.append_data(&mut header, path, &[][..]).unwrap();
+                }
+            }
+        }
+        builder.into_inner().unwrap()
+    }
+
+    #[test]
+    fn whiteouts_remove_lower_layer_files_and_opaque_dirs_empty_them() {
+        let root = tempfile::tempdir().unwrap();
+        let lower = tar_of(&[
+            ("etc/", None),
+            ("etc/keep", Some(b"k")),
+            ("etc/gone", Some(b"g")),
+            ("var/", None),
+            ("var/cache/", None),
+            ("var/cache/old", Some(b"o")),
+        ]);
+        apply_layer(&lower[..], root.path()).unwrap();
+        let upper = tar_of(&[
+            ("etc/.wh.gone", Some(b"")),
+            ("var/cache/new", Some(b"n")),
+            ("var/cache/.wh..wh..opq", Some(b"")),
+        ]);
+        apply_layer(&upper[..], root.path()).unwrap();
+        assert_eq!(fs::read(root.path().join("etc/keep")).unwrap(), b"k");
+        assert!(!root.path().join("etc/gone").exists());
+        assert!(
+            !root.path().join("etc/.wh.gone").exists(),
+            "whiteouts are markers, not files"
+        );
+        assert!(
+            !root.path().join("var/cache/old").exists(),
+            "opaque dir hides the lower layer"
+        );
+        assert_eq!(
+            fs::read(root.path().join("var/cache/new")).unwrap(),
+            b"n",
+            "but not its own layer"
+        );
+    }
+
+    #[test]
+    fn entries_cannot_escape_the_root() {
+        let root = tempfile::tempdir().unwrap();
+        let inside = root.path().join("rootfs");
+        fs::create_dir(&inside).unwrap();
+        // A symlink to the outside, then a file written through it.
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut link = header();
+        link.set_entry_type(tar::EntryType::Symlink);
+        link.set_size(0);
+        builder.append_link(&mut link, "evil", root.path()).unwrap();
+        let mut file = header();
+        file.set_size(1);
+        builder
+            .append_data(&mut file, "evil/planted", &b"x"[..])
+            .unwrap();
+        let bytes = builder.into_inner().unwrap();
+        let err = apply_layer(&bytes[..], &inside).unwrap_err();
+        assert!(matches!(err, ApplyError::Escape(_)), "{err}");
+        assert!(!root.path().join("planted").exists());
+    }
+
+    #[test]
+    fn tar_directory_is_deterministic_and_round_trips() {
+        let src = tempfile::tempdir().unwrap();
+        fs::create_dir_all(src.path().join("a/b")).unwrap();
+        fs::write(src.path().join("a/b/file"), b"hello").unwrap();
+        std::os::unix::fs::symlink("b/file", src.path().join("a/link")).unwrap();
+        let (mut one, mut two) = (Vec::new(), Vec::new());
+        tar_directory(src.path(), &mut one).unwrap();
+        tar_directory(src.path(), &mut two).unwrap();
+        assert_eq!(one, two);
+        let dst = tempfile::tempdir().unwrap();
+        apply_layer(&one[..], dst.path()).unwrap();
+        assert_eq!(fs::read(dst.path().join("a/link")).unwrap(), b"hello");
+        assert!(
+            fs::symlink_metadata(dst.path().join("a/link"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+    }
+}
