@@ -3,6 +3,7 @@
 
 pub mod boot;
 pub mod bus;
+pub mod devices;
 pub mod kvm;
 pub mod long_mode;
 pub mod memory;

@@ -93,6 +93,8 @@ pub enum VmError {
         #[source]
         source: kvm_ioctls::Error,
     },
+    /// creating an eventfd failed: {0}
+    EventFd(#[source] std::io::Error),
     /// the VM has nothing to run: load a boot source first
     NotLoaded,
     /// installing the vCPU kick signal handler failed: {0}
