@@ -1,6 +1,9 @@
 //! The VMM core without any compiler: a few hand-assembled instructions entered in 64-bit mode
 //! reach devices on the port-I/O bus, and a device's PowerOff action ends the VM.
 
+// Helpers here are test code too: a panic is a failed assertion (see clippy.toml).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::sync::{Arc, Mutex};

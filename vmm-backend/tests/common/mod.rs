@@ -29,3 +29,5 @@ pub fn run_with_limit(vm: Vm, limit: Duration) -> VmExitReason {
     watchdog.join().expect("the watchdog thread does not panic");
     reason
 }
+
+pub mod probe;

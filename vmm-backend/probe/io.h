@@ -1,0 +1,45 @@
+/* Port I/O and MMIO accessors: every device the probe talks to is reached through these. */
+#ifndef PROBE_IO_H
+#define PROBE_IO_H
+
+typedef unsigned char u8;
+typedef unsigned short u16;
+typedef unsigned int u32;
+typedef unsigned long u64;
+
+static inline void outb(u16 port, u8 value)
+{
+    __asm__ volatile("outb %0, %1" : : "a"(value), "Nd"(port));
+}
+
+static inline u8 inb(u16 port)
+{
+    u8 value;
+    __asm__ volatile("inb %1, %0" : "=a"(value) : "Nd"(port));
+    return value;
+}
+
+/* Volatile so the compiler neither merges nor drops accesses: each one is a register access. */
+static inline void mmio_write32(u64 addr, u32 value)
+{
+    *(volatile u32 *)addr = value;
+}
+
+static inline u32 mmio_read32(u64 addr)
+{
+    return *(volatile u32 *)addr;
+}
+
+static inline void cpu_relax(void)
+{
+    __asm__ volatile("pause" ::: "memory");
+}
+
+/* Stops this vCPU for good: interrupts off, so nothing wakes it. */
+static inline __attribute__((noreturn)) void halt_forever(void)
+{
+    for (;;)
+        __asm__ volatile("cli; hlt");
+}
+
+#endif
