@@ -35,6 +35,14 @@ static inline void cpu_relax(void)
     __asm__ volatile("pause" ::: "memory");
 }
 
+/* The initial APIC id of the running CPU (CPUID leaf 1, EBX bits 31-24), as the VMM set it. */
+static inline u32 cpu_apic_id(void)
+{
+    u32 eax = 1, ebx, ecx = 0, edx;
+    __asm__ volatile("cpuid" : "+a"(eax), "=b"(ebx), "+c"(ecx), "=d"(edx));
+    return ebx >> 24;
+}
+
 /* Stops this vCPU for good: interrupts off, so nothing wakes it. */
 static inline __attribute__((noreturn)) void halt_forever(void)
 {

@@ -28,6 +28,18 @@ static void wait_turn(u64 mine)
         cpu_relax();
 }
 
+/* Echoes what the host fed into COM1 before the run (polled: the probe sets up no interrupts). */
+static void echo_input(void)
+{
+    int c = serial_getc_nowait();
+    if (c < 0)
+        return;
+    serial_puts("BERTH-PROBE: input ");
+    for (int n = 0; c >= 0 && n < 64; n++, c = serial_getc_nowait())
+        serial_putc((char)c);
+    serial_putc('\n');
+}
+
 static void check_mmio(void)
 {
     mmio_write32(PROBE_MMIO_SCRATCH, PROBE_MMIO_MAGIC);
@@ -42,11 +54,14 @@ __attribute__((noreturn)) void probe_main(u64 cpu, u64 cpus)
     if (cpu == 0) {
         serial_init();
         check_mmio();
+        echo_input();
     }
     serial_puts("BERTH-PROBE: hello from vcpu ");
     serial_put_dec(cpu);
     serial_puts(" of ");
     serial_put_dec(cpus);
+    serial_puts(", apic id ");
+    serial_put_dec(cpu_apic_id());
     serial_putc('\n');
     turn = cpu + 1;
 

@@ -4,6 +4,7 @@
 #define UART_IER 1
 #define UART_LCR 3
 #define UART_LSR 5
+#define LSR_DATA_READY 0x01
 #define LSR_THR_EMPTY 0x20
 
 void serial_init(void)
@@ -18,6 +19,13 @@ void serial_putc(char c)
     while (!(inb(COM1 + UART_LSR) & LSR_THR_EMPTY))
         cpu_relax();
     outb(COM1, (u8)c);
+}
+
+int serial_getc_nowait(void)
+{
+    if (!(inb(COM1 + UART_LSR) & LSR_DATA_READY))
+        return -1;
+    return inb(COM1);
 }
 
 void serial_puts(const char *s)

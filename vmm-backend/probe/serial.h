@@ -6,6 +6,8 @@
 
 void serial_init(void);
 void serial_putc(char c);
+/* The next received byte, or -1 if none is waiting (never blocks). */
+int serial_getc_nowait(void);
 void serial_puts(const char *s);
 void serial_put_hex(u64 value, int digits);
 void serial_put_dec(u64 value);

@@ -72,6 +72,11 @@ struct ProbeRun {
 }
 
 fn run_probe(finish: ProbeFinish, vcpus: u32) -> ProbeRun {
+    run_probe_with_input(finish, vcpus, b"")
+}
+
+/// Runs the probe with `input` already waiting in COM1's receive FIFO.
+fn run_probe_with_input(finish: ProbeFinish, vcpus: u32, input: &[u8]) -> ProbeRun {
     let image = probe_image(finish);
     let mut vm = Vm::new(&VmConfig {
         vcpus,
@@ -79,7 +84,11 @@ fn run_probe(finish: ProbeFinish, vcpus: u32) -> ProbeRun {
     })
     .unwrap();
     let console = Console::default();
-    LegacyDevices::attach(&mut vm, Box::new(console.clone())).unwrap();
+    let legacy = LegacyDevices::attach(&mut vm, Box::new(console.clone())).unwrap();
+    if !input.is_empty() {
+        let fed = legacy.serial.lock().unwrap().feed_input(input).unwrap();
+        assert_eq!(fed, input.len());
+    }
     let scratch = Arc::new(Mutex::new(Scratch::default()));
     vm.add_mmio_device(PROBE_MMIO_SCRATCH, 0x1000, scratch.clone())
         .unwrap();
@@ -109,11 +118,60 @@ fn probe_says_hello_on_serial_and_powers_off_through_acpi() {
     assert_eq!(
         run.console,
         "BERTH-PROBE: mmio read 0x5ca1ab1e\n\
-         BERTH-PROBE: hello from vcpu 0 of 1\n\
+         BERTH-PROBE: hello from vcpu 0 of 1, apic id 0\n\
          BERTH-PROBE: all vcpus reported\n"
     );
     assert_eq!(run.scratch_writes, [PROBE_MMIO_MAGIC]);
     assert_eq!(run.reason, VmExitReason::PowerOff);
+}
+
+#[test]
+fn probe_receives_serial_input_fed_by_the_host() {
+    if !common::kvm_available("probe_receives_serial_input_fed_by_the_host") {
+        return;
+    }
+    let run = run_probe_with_input(ProbeFinish::PowerOff, 1, b"ping 42");
+    assert!(
+        run.console.contains("BERTH-PROBE: input ping 42\n"),
+        "{}",
+        run.console
+    );
+    assert_eq!(run.reason, VmExitReason::PowerOff);
+}
+
+#[test]
+fn serial_input_raises_irq_4_in_the_in_kernel_pic() {
+    if !common::kvm_available("serial_input_raises_irq_4_in_the_in_kernel_pic") {
+        return;
+    }
+    let mut vm = Vm::new(&VmConfig {
+        vcpus: 1,
+        memory_size: 4 << 20,
+    })
+    .unwrap();
+    let legacy = LegacyDevices::attach(&mut vm, Box::new(Console::default())).unwrap();
+    // Receive interrupts on, as a guest driver would (IER bit 0).
+    legacy.serial.lock().unwrap().write(1, &[0x01]);
+
+    let pic_irr = |vm: &Vm| {
+        let mut chip = kvm_bindings::kvm_irqchip {
+            chip_id: kvm_bindings::KVM_IRQCHIP_PIC_MASTER,
+            ..Default::default()
+        };
+        vm.fd().get_irqchip(&mut chip).unwrap();
+        // SAFETY: chip_id PIC_MASTER makes KVM fill the `pic` member of the union.
+        unsafe { chip.chip.pic.irr }
+    };
+    // Only receive interrupts are enabled, so nothing has raised the line yet.
+    let before = pic_irr(&vm);
+    assert_eq!(before & (1 << 4), 0, "IRR before {before:#x}");
+    legacy.serial.lock().unwrap().feed_input(b"x").unwrap();
+    let after = pic_irr(&vm);
+    assert_ne!(
+        after & (1 << 4),
+        0,
+        "IRR before {before:#x}, after {after:#x}"
+    );
 }
 
 #[test]
@@ -122,7 +180,7 @@ fn probe_resets_through_the_i8042() {
         return;
     }
     let run = run_probe(ProbeFinish::Reset, 1);
-    assert!(run.console.contains("hello from vcpu 0 of 1\n"));
+    assert!(run.console.contains("hello from vcpu 0 of 1, apic id 0\n"));
     assert!(!run.console.contains("still running"), "{}", run.console);
     assert_eq!(run.reason, VmExitReason::Reset);
 }
@@ -136,8 +194,8 @@ fn probe_runs_on_two_vcpus_and_each_reports() {
     assert_eq!(
         run.console,
         "BERTH-PROBE: mmio read 0x5ca1ab1e\n\
-         BERTH-PROBE: hello from vcpu 0 of 2\n\
-         BERTH-PROBE: hello from vcpu 1 of 2\n\
+         BERTH-PROBE: hello from vcpu 0 of 2, apic id 0\n\
+         BERTH-PROBE: hello from vcpu 1 of 2, apic id 1\n\
          BERTH-PROBE: all vcpus reported\n"
     );
     assert_eq!(run.reason, VmExitReason::PowerOff);
