@@ -7,6 +7,9 @@
 #define SLP_TYP_S5 5
 #define SLP_EN (1 << 5)
 
+#define ACPI_RESET_PORT 0x602
+#define ACPI_RESET_VALUE 0x0f
+
 #define I8042_COMMAND_PORT 0x64
 #define I8042_PULSE_RESET 0xfe
 
@@ -22,6 +25,13 @@ void reset_i8042(void)
 {
     outb(I8042_COMMAND_PORT, I8042_PULSE_RESET);
     serial_puts("BERTH-PROBE: still running after i8042 reset\n");
+    halt_forever();
+}
+
+void reset_acpi(void)
+{
+    outb(ACPI_RESET_PORT, ACPI_RESET_VALUE);
+    serial_puts("BERTH-PROBE: still running after ACPI reset\n");
     halt_forever();
 }
 

@@ -3,6 +3,7 @@
  * what it saw and ends the VM the way the build chose:
  *   default               ACPI S5 power-off
  *   -DPROBE_FINISH_RESET  i8042 reset
+ *   -DPROBE_FINISH_ACPI_RESET  ACPI reset register
  *   -DPROBE_FINISH_CRASH  triple fault
  *
  * Every vCPU enters probe_main(index, count). They take turns printing (no atomics needed: each
@@ -72,6 +73,8 @@ __attribute__((noreturn)) void probe_main(u64 cpu, u64 cpus)
     serial_puts("BERTH-PROBE: all vcpus reported\n");
 #if defined(PROBE_FINISH_RESET)
     reset_i8042();
+#elif defined(PROBE_FINISH_ACPI_RESET)
+    reset_acpi();
 #elif defined(PROBE_FINISH_CRASH)
     triple_fault();
 #else

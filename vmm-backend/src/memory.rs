@@ -148,6 +148,25 @@ mod tests {
     }
 
     #[test]
+    fn ram_above_the_hole_continues_the_memfd() {
+        // 3 GiB + 8 MiB: the last 8 MiB go above 4 GiB. Sparse memfd + MAP_NORESERVE: only the
+        // pages touched here are ever allocated.
+        let mem = create_guest_memory(MMIO_GAP_START + (8 << 20)).unwrap();
+        assert_eq!(mem.num_regions(), 2);
+        mem.write_slice(b"high", GuestAddress(MMIO_GAP_END + 0x10))
+            .unwrap();
+        // No RAM in the hole.
+        assert!(mem.write_slice(b"x", GuestAddress(MMIO_GAP_START)).is_err());
+
+        let high = mem.iter().nth(1).unwrap();
+        let file = backing_file(high).unwrap();
+        let mut buf = [0u8; 4];
+        // File offset: right after the 3 GiB of low RAM.
+        file.read_exact_at(&mut buf, MMIO_GAP_START + 0x10).unwrap();
+        assert_eq!(&buf, b"high");
+    }
+
+    #[test]
     fn guest_writes_land_in_the_memfd() {
         let mem = create_guest_memory(4 << 20).unwrap();
         assert_eq!(mem.num_regions(), 1);

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use vmm_backend::bus::{BusAction, BusDevice};
-use vmm_backend::{BootSource, Vm, VmConfig, VmExitReason};
+use vmm_backend::{BootSource, Vm, VmConfig, VmError, VmExitReason};
 
 /// Records the bytes written to it; optionally asks for power-off on any write.
 #[derive(Default)]
@@ -72,6 +72,66 @@ fn port_writes_reach_devices_and_power_off_ends_the_vm() {
     assert_eq!(reason, VmExitReason::PowerOff);
     assert_eq!(console.lock().unwrap().written, b"A");
     assert_eq!(power.lock().unwrap().written, [0x34]);
+}
+
+#[test]
+fn a_vm_with_ram_above_the_mmio_hole_runs() {
+    if !common::kvm_available("a_vm_with_ram_above_the_mmio_hole_runs") {
+        return;
+    }
+    // Two KVM memory slots (below 3 GiB and from 4 GiB); the memfd is sparse, so this costs
+    // only the pages the guest and the boot tables touch.
+    let mut vm = Vm::new(&VmConfig {
+        vcpus: 1,
+        memory_size: (3 << 30) + (64 << 20),
+    })
+    .unwrap();
+    let power = Arc::new(Mutex::new(Recorder {
+        power_off_on_write: true,
+        ..Default::default()
+    }));
+    vm.add_pio_device(0x600, 1, power.clone()).unwrap();
+    #[rustfmt::skip]
+    let code = vec![
+        0x66, 0xba, 0x00, 0x06, // mov dx, 0x600
+        0xb0, 0x34,             // mov al, 0x34
+        0xee,                   // out dx, al
+    ];
+    vm.load(&BootSource::Flat {
+        image: code,
+        load_addr: 0x10_0000,
+        entry: 0x10_0000,
+    })
+    .unwrap();
+    assert_eq!(
+        common::run_with_limit(vm, Duration::from_secs(20)),
+        VmExitReason::PowerOff
+    );
+}
+
+#[test]
+fn vm_sizes_kvm_cannot_have_are_refused() {
+    if !common::kvm_available("vm_sizes_kvm_cannot_have_are_refused") {
+        return;
+    }
+    let err = Vm::new(&VmConfig {
+        vcpus: 0,
+        memory_size: 4 << 20,
+    })
+    .unwrap_err();
+    assert!(
+        matches!(err, VmError::VcpuCount { requested: 0, .. }),
+        "{err}"
+    );
+    let err = Vm::new(&VmConfig {
+        vcpus: 1,
+        memory_size: 4096,
+    })
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "guest RAM size 0x1000 is not a multiple of the 4 KiB page size or is below the minimum of 2 MiB"
+    );
 }
 
 #[test]

@@ -192,6 +192,17 @@ fn probe_resets_through_the_i8042() {
 }
 
 #[test]
+fn probe_resets_through_the_acpi_reset_register() {
+    if !common::kvm_available("probe_resets_through_the_acpi_reset_register") {
+        return;
+    }
+    let run = run_probe(ProbeFinish::AcpiReset, 1);
+    assert!(run.console.contains("all vcpus reported\n"));
+    assert!(!run.console.contains("still running"), "{}", run.console);
+    assert_eq!(run.reason, VmExitReason::Reset);
+}
+
+#[test]
 fn probe_runs_on_two_vcpus_and_each_reports() {
     if !common::kvm_available("probe_runs_on_two_vcpus_and_each_reports") {
         return;

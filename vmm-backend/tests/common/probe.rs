@@ -20,6 +20,7 @@ pub const PROBE_MMIO_MAGIC: u32 = 0x600d_cafe;
 pub enum ProbeFinish {
     PowerOff,
     Reset,
+    AcpiReset,
     Crash,
 }
 
@@ -28,6 +29,7 @@ impl ProbeFinish {
         match self {
             Self::PowerOff => "poweroff",
             Self::Reset => "reset",
+            Self::AcpiReset => "acpi-reset",
             Self::Crash => "crash",
         }
     }
@@ -36,6 +38,7 @@ impl ProbeFinish {
         match self {
             Self::PowerOff => None,
             Self::Reset => Some("-DPROBE_FINISH_RESET"),
+            Self::AcpiReset => Some("-DPROBE_FINISH_ACPI_RESET"),
             Self::Crash => Some("-DPROBE_FINISH_CRASH"),
         }
     }
