@@ -33,7 +33,8 @@ pub enum KvmError {
     },
 }
 
-/// Opens /dev/kvm and checks the API version and the capabilities in [`REQUIRED_CAPS`].
+/// Opens /dev/kvm and checks the API version and the capabilities Berth needs (user memory,
+/// irqchip, irqfd, ioeventfd, CPUID, TSS address, PIT2).
 pub fn open_kvm() -> Result<Kvm, KvmError> {
     let kvm = Kvm::new().map_err(KvmError::Open)?;
     let version = kvm.get_api_version();

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use vmm_backend::bus::{BusAction, BusDevice};
-use vmm_backend::{BootSource, Vm, VmConfig, VmError, VmExitReason};
+use vmm_backend::{BootSource, CrashReason, Vm, VmConfig, VmError, VmExitReason};
 
 /// Records the bytes written to it; optionally asks for power-off on any write.
 #[derive(Default)]
@@ -107,6 +107,52 @@ fn a_vm_with_ram_above_the_mmio_hole_runs() {
         common::run_with_limit(vm, Duration::from_secs(20)),
         VmExitReason::PowerOff
     );
+}
+
+/// A device with a bug: panics on any write.
+struct Panicking;
+
+impl BusDevice for Panicking {
+    fn read(&mut self, _offset: u64, data: &mut [u8]) {
+        data.fill(0);
+    }
+    fn write(&mut self, _offset: u64, _data: &[u8]) -> BusAction {
+        panic!("device bug");
+    }
+}
+
+#[test]
+fn a_panicking_device_crashes_the_vm_instead_of_hanging_it() {
+    if !common::kvm_available("a_panicking_device_crashes_the_vm_instead_of_hanging_it") {
+        return;
+    }
+    let mut vm = Vm::new(&VmConfig {
+        vcpus: 2,
+        memory_size: 4 << 20,
+    })
+    .unwrap();
+    vm.add_pio_device(0x600, 1, Arc::new(Mutex::new(Panicking)))
+        .unwrap();
+    // Both vCPUs run this; whichever writes first takes the VM down, the other is stopped.
+    #[rustfmt::skip]
+    let code = vec![
+        0x66, 0xba, 0x00, 0x06, // mov dx, 0x600
+        0xee,                   // out dx, al
+        0xfa, 0xf4,             // cli; hlt
+    ];
+    vm.load(&BootSource::Flat {
+        image: code,
+        load_addr: 0x10_0000,
+        entry: 0x10_0000,
+    })
+    .unwrap();
+    let reason = common::run_with_limit(vm, Duration::from_secs(20));
+    match reason {
+        VmExitReason::Crash(CrashReason::VcpuThread { message, .. }) => {
+            assert_eq!(message, "device bug");
+        }
+        other => panic!("expected a vCPU thread crash, got {other:?}"),
+    }
 }
 
 #[test]
