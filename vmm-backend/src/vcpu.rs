@@ -237,6 +237,8 @@ impl Vcpu {
                     BusAction::None
                 }
                 Ok(VcpuExit::MmioWrite(addr, data)) => mmio.write(addr, data),
+                // With the in-kernel irqchip KVM keeps halted vCPUs to itself; a HLT that still
+                // reaches us cannot be woken by anything we have.
                 Ok(VcpuExit::Hlt) => return crash(CrashReason::Halted { vcpu }),
                 Ok(VcpuExit::Shutdown) => return crash(CrashReason::TripleFault { vcpu }),
                 Ok(VcpuExit::SystemEvent(event, _)) => {
@@ -244,7 +246,10 @@ impl Vcpu {
                         KVM_SYSTEM_EVENT_SHUTDOWN => Some(VmExitReason::PowerOff),
                         KVM_SYSTEM_EVENT_RESET => Some(VmExitReason::Reset),
                         KVM_SYSTEM_EVENT_CRASH => crash(CrashReason::GuestCrash { vcpu, event }),
-                        _ => crash(CrashReason::GuestCrash { vcpu, event }),
+                        _ => crash(CrashReason::UnhandledExit {
+                            vcpu,
+                            exit: format!("system event {event}"),
+                        }),
                     };
                 }
                 Ok(VcpuExit::InternalError) => {
