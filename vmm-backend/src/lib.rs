@@ -1,4 +1,46 @@
 //! The Berth virtual machine monitor: KVM set-up, guest memory, boot, and the device models of
 //! one VM. The `berth-vmm` binary (one process per VM, supervised by berthd) is built on it.
+//!
+//! Building and running a VM:
+//! ```no_run
+//! # fn main() -> Result<(), vmm_backend::VmError> {
+//! use vmm_backend::devices::legacy::LegacyDevices;
+//! use vmm_backend::{BootSource, Vm, VmConfig};
+//!
+//! let mut vm = Vm::new(&VmConfig { vcpus: 2, memory_size: 256 << 20 })?;
+//! let legacy = LegacyDevices::attach(&mut vm, Box::new(std::io::stdout()))?;
+//! vm.load(&BootSource::Flat { image: vec![0xf4], load_addr: 0x10_0000, entry: 0x10_0000 })?;
+//! let stop = vm.stop_handle(); // for a host-side "power off now"
+//! let reason = vm.run()?; // PowerOff, Reset, Stopped or Crash(reason)
+//! # let _ = (legacy, stop, reason);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Modules, one job each:
+//! - [`kvm`]: opening /dev/kvm and checking its capabilities;
+//! - [`memory`]: guest RAM on one memfd, split around the 32-bit MMIO hole;
+//! - [`vm`]: the KVM VM (irqchip, PIT, memory slots, vCPUs, buses) and `Vm::run`;
+//! - [`vcpu`]: per-vCPU set-up (CPUID, registers) and the exit loop; why a VM ended;
+//! - [`long_mode`]: GDT and identity page tables for entering guests in 64-bit mode;
+//! - [`boot`]: boot sources and the low-memory layout they share;
+//! - [`bus`]: the `BusDevice` contract and the port-I/O / MMIO address maps;
+//! - [`devices::legacy`]: COM1, the i8042 (reset) and the ACPI sleep/reset registers.
+//!
+//! Threads: `Vm::run` starts one thread per vCPU and waits. Each vCPU thread takes the device's
+//! own mutex for each access, so devices see accesses from any vCPU, one at a time. The first
+//! vCPU that ends the VM (or a `StopHandle`) decides the result; the others are stopped with a
+//! shared flag and the [`vcpu::kick_signal`] real-time signal.
 
+pub mod boot;
 pub mod bus;
+pub mod devices;
+pub mod kvm;
+pub mod long_mode;
+pub mod memory;
+pub mod vcpu;
+pub mod vm;
+
+pub use boot::BootSource;
+pub use vcpu::{CrashReason, VmExitReason};
+pub use vm::{StopHandle, Vm, VmConfig, VmError};

@@ -1,0 +1,3 @@
+//! Device models that the VMM core owns. (virtio devices live in `crate::virtio`.)
+
+pub mod legacy;

@@ -1,0 +1,183 @@
+//! Guest RAM: one memfd holds all of it, mapped into this process as vm-memory regions.
+//!
+//! A memfd rather than anonymous memory so the same pages can later be handed to another process
+//! (a vhost-user device, a snapshot writer) with SCM_RIGHTS. RAM above the 32-bit MMIO gap is a
+//! second region backed by the same memfd at the following file offset, so the file stays one
+//! contiguous image of guest RAM in guest-physical order.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::os::fd::{FromRawFd, OwnedFd};
+
+use vm_memory::{FileOffset, GuestAddress, GuestMemoryMmap, GuestRegionMmap};
+
+/// Guest-physical start of the hole below 4 GiB kept free of RAM for device MMIO windows
+/// (virtio-mmio, later a PCI hole and the LAPIC/IOAPIC pages).
+pub const MMIO_GAP_START: u64 = 0xC000_0000;
+/// Guest-physical end (exclusive) of the MMIO hole: RAM resumes at 4 GiB.
+pub const MMIO_GAP_END: u64 = 0x1_0000_0000;
+
+/// The smallest RAM a VM may have: the boot structures live in the first 1 MiB.
+pub const MIN_RAM_SIZE: u64 = 2 << 20;
+
+/// Errors while creating guest RAM.
+#[derive(Debug, thiserror::Error, displaydoc::Display)]
+pub enum MemoryError {
+    /// guest RAM size {0:#x} is not a multiple of the 4 KiB page size or is below the minimum of 2 MiB
+    BadSize(u64),
+    /// memfd_create for guest RAM failed: {0}
+    CreateMemfd(#[source] std::io::Error),
+    /// sizing the guest RAM memfd to {size:#x} bytes failed: {source}
+    SizeMemfd {
+        /// The requested size.
+        size: u64,
+        /// Why ftruncate failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// mapping guest RAM into the VMM failed: {0}
+    Map(#[source] vm_memory::mmap::FromRangesError),
+}
+
+/// One contiguous run of guest RAM: where it starts in the guest and how long it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RamRange {
+    /// Guest-physical start address.
+    pub start: GuestAddress,
+    /// Length in bytes.
+    pub len: u64,
+}
+
+/// Where `size` bytes of RAM go in guest-physical space: from 0 up to the MMIO hole, the rest
+/// from 4 GiB upwards.
+pub fn ram_layout(size: u64) -> Vec<RamRange> {
+    let low = size.min(MMIO_GAP_START);
+    let mut ranges = vec![RamRange {
+        start: GuestAddress(0),
+        len: low,
+    }];
+    if size > low {
+        ranges.push(RamRange {
+            start: GuestAddress(MMIO_GAP_END),
+            len: size - low,
+        });
+    }
+    ranges
+}
+
+/// Creates `size` bytes of zeroed guest RAM on a fresh memfd, laid out by [`ram_layout`].
+///
+/// Each region keeps its `FileOffset` (the memfd and where in it the region starts), so the file
+/// can be found again through `GuestMemoryRegion::file_offset`.
+pub fn create_guest_memory(size: u64) -> Result<GuestMemoryMmap, MemoryError> {
+    if size < MIN_RAM_SIZE || size & 0xfff != 0 {
+        return Err(MemoryError::BadSize(size));
+    }
+    let file = create_memfd("berth-guest-ram")?;
+    file.set_len(size)
+        .map_err(|source| MemoryError::SizeMemfd { size, source })?;
+
+    let mut file_offset = 0u64;
+    let mut ranges = Vec::new();
+    for range in ram_layout(size) {
+        let len = usize::try_from(range.len).map_err(|_| MemoryError::BadSize(size))?;
+        // Each region holds its own handle to the one memfd.
+        let file = file.try_clone().map_err(MemoryError::CreateMemfd)?;
+        ranges.push((range.start, len, Some(FileOffset::new(file, file_offset))));
+        file_offset += range.len;
+    }
+    GuestMemoryMmap::from_ranges_with_files(ranges).map_err(MemoryError::Map)
+}
+
+/// The memfd behind a region of guest memory created by [`create_guest_memory`].
+pub fn backing_file(region: &GuestRegionMmap) -> Option<&File> {
+    use vm_memory::GuestMemoryRegion;
+    region.file_offset().map(FileOffset::file)
+}
+
+fn create_memfd(name: &str) -> Result<File, MemoryError> {
+    let name =
+        CString::new(name).map_err(|e| MemoryError::CreateMemfd(std::io::Error::other(e)))?;
+    // SAFETY: `name` is a valid NUL-terminated string that outlives the call; the flags are
+    // plain constants. The return value is checked before use.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(MemoryError::CreateMemfd(std::io::Error::last_os_error()));
+    }
+    // SAFETY: memfd_create just returned this descriptor to us and nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    Ok(File::from(fd))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::FileExt;
+    use vm_memory::{Bytes, GuestMemoryBackend};
+
+    #[test]
+    fn small_ram_is_one_region_from_zero() {
+        assert_eq!(
+            ram_layout(64 << 20),
+            vec![RamRange {
+                start: GuestAddress(0),
+                len: 64 << 20
+            }]
+        );
+    }
+
+    #[test]
+    fn large_ram_skips_the_mmio_gap() {
+        let layout = ram_layout(4 << 30);
+        assert_eq!(layout.len(), 2);
+        assert_eq!(layout[0].len, MMIO_GAP_START);
+        assert_eq!(layout[1].start, GuestAddress(MMIO_GAP_END));
+        assert_eq!(layout[1].len, (4 << 30) - MMIO_GAP_START);
+    }
+
+    #[test]
+    fn rejects_odd_or_tiny_sizes() {
+        assert!(matches!(
+            create_guest_memory(4096),
+            Err(MemoryError::BadSize(4096))
+        ));
+        assert!(matches!(
+            create_guest_memory((4 << 20) + 1),
+            Err(MemoryError::BadSize(_))
+        ));
+    }
+
+    #[test]
+    fn ram_above_the_hole_continues_the_memfd() {
+        // 3 GiB + 8 MiB: the last 8 MiB go above 4 GiB. Sparse memfd + MAP_NORESERVE: only the
+        // pages touched here are ever allocated.
+        let mem = create_guest_memory(MMIO_GAP_START + (8 << 20)).unwrap();
+        assert_eq!(mem.num_regions(), 2);
+        mem.write_slice(b"high", GuestAddress(MMIO_GAP_END + 0x10))
+            .unwrap();
+        // No RAM in the hole.
+        assert!(mem.write_slice(b"x", GuestAddress(MMIO_GAP_START)).is_err());
+
+        let high = mem.iter().nth(1).unwrap();
+        let file = backing_file(high).unwrap();
+        let mut buf = [0u8; 4];
+        // File offset: right after the 3 GiB of low RAM.
+        file.read_exact_at(&mut buf, MMIO_GAP_START + 0x10).unwrap();
+        assert_eq!(&buf, b"high");
+    }
+
+    #[test]
+    fn guest_writes_land_in_the_memfd() {
+        let mem = create_guest_memory(4 << 20).unwrap();
+        assert_eq!(mem.num_regions(), 1);
+        mem.write_slice(b"berth", GuestAddress(0x1234)).unwrap();
+
+        // Reading through the file shows the same bytes: the memory is the memfd, not a copy.
+        let region = mem.iter().next().unwrap();
+        let file = backing_file(region).unwrap();
+        let mut buf = [0u8; 5];
+        file.read_exact_at(&mut buf, 0x1234).unwrap();
+        assert_eq!(&buf, b"berth");
+        assert_eq!(file.metadata().unwrap().len(), 4 << 20);
+    }
+}

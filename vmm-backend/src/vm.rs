@@ -1,0 +1,402 @@
+//! One virtual machine: the KVM VM with its in-kernel interrupt controllers, guest RAM, vCPUs and
+//! the two device buses; `Vm::run` runs it to the end and says why it ended.
+//!
+//! Life cycle: [`Vm::new`] → add devices and irqfds → [`Vm::load`] a boot source → [`Vm::run`]
+//! (consumes the VM; a reset is carried out by the caller building a fresh VM, which is what a
+//! power cycle is).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use kvm_bindings::{
+    KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY, kvm_pit_config, kvm_userspace_memory_region,
+};
+use kvm_ioctls::{Kvm, VmFd};
+use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+use vmm_sys_util::eventfd::EventFd;
+use vmm_sys_util::signal::Killable;
+
+use crate::boot::{self, BootError, BootSource};
+use crate::bus::{Bus, BusError, SharedDevice};
+use crate::kvm::{KvmError, open_kvm};
+use crate::long_mode;
+use crate::memory::{MemoryError, create_guest_memory};
+use crate::vcpu::{CrashReason, ExitLoopContext, Vcpu, VcpuError, VmExitReason, kick_signal};
+
+/// Where KVM puts the three pages of TSS that Intel VMX needs to run real-mode code: just below
+/// the BIOS area at the top of the 32-bit space, inside the MMIO hole, where no RAM or device is.
+pub const KVM_TSS_ADDR: usize = 0xfffb_d000;
+
+/// The size and shape of a VM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VmConfig {
+    /// Number of vCPUs (at least 1).
+    pub vcpus: u32,
+    /// Guest RAM in bytes (a multiple of 4 KiB, at least 2 MiB).
+    pub memory_size: u64,
+}
+
+/// Errors while building or running a VM.
+#[derive(Debug, thiserror::Error, displaydoc::Display)]
+pub enum VmError {
+    /// {0}
+    Kvm(#[from] KvmError),
+    /// KVM_CREATE_VM failed: {0}
+    CreateVm(#[source] kvm_ioctls::Error),
+    /// KVM_SET_TSS_ADDR failed: {0}
+    SetTssAddress(#[source] kvm_ioctls::Error),
+    /// creating the in-kernel interrupt controllers failed: {0}
+    CreateIrqchip(#[source] kvm_ioctls::Error),
+    /// creating the in-kernel PIT failed: {0}
+    CreatePit(#[source] kvm_ioctls::Error),
+    /// {0}
+    Memory(#[from] MemoryError),
+    /// registering guest RAM slot {slot} with KVM failed: {source}
+    SetMemoryRegion {
+        /// The KVM memory slot.
+        slot: u32,
+        /// Why KVM refused it.
+        #[source]
+        source: kvm_ioctls::Error,
+    },
+    /// asking KVM for the CPUID it supports failed: {0}
+    SupportedCpuid(#[source] kvm_ioctls::Error),
+    /// a VM needs 1 to {max} vCPUs, {requested} were asked for
+    VcpuCount {
+        /// Requested vCPUs.
+        requested: u32,
+        /// What KVM allows.
+        max: u32,
+    },
+    /// creating vCPU {index} failed: {source}
+    CreateVcpu {
+        /// The vCPU.
+        index: u32,
+        /// Why KVM refused it.
+        #[source]
+        source: kvm_ioctls::Error,
+    },
+    /// {0}
+    Vcpu(#[from] VcpuError),
+    /// cannot place the device: {0}
+    Bus(#[from] BusError),
+    /// {0}
+    Boot(#[from] BootError),
+    /// connecting an interrupt eventfd to GSI {gsi} failed: {source}
+    Irqfd {
+        /// The interrupt line.
+        gsi: u32,
+        /// Why KVM refused it.
+        #[source]
+        source: kvm_ioctls::Error,
+    },
+    /// creating an eventfd failed: {0}
+    EventFd(#[source] std::io::Error),
+    /// the VM has nothing to run: load a boot source first
+    NotLoaded,
+    /// installing the vCPU kick signal handler failed: {0}
+    KickHandler(#[source] vmm_sys_util::errno::Error),
+}
+
+/// What the vCPU threads and stop handles tell the thread in [`Vm::run`].
+enum RunEvent {
+    /// A vCPU's loop ended; `None` means it was stopped because another vCPU ended the VM.
+    VcpuEnded(Option<VmExitReason>),
+    /// The host asked the VM to stop.
+    Stop,
+}
+
+/// Stops a running VM from any thread: [`Vm::run`] then returns [`VmExitReason::Stopped`].
+/// Harmless after the VM has ended.
+#[derive(Clone, Debug)]
+pub struct StopHandle(Sender<RunEvent>);
+
+impl StopHandle {
+    /// Asks the VM to stop.
+    pub fn stop(&self) {
+        // A closed channel means the VM is gone already: nothing to stop.
+        let _ = self.0.send(RunEvent::Stop);
+    }
+}
+
+impl std::fmt::Debug for RunEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::VcpuEnded(reason) => write!(f, "VcpuEnded({reason:?})"),
+            Self::Stop => f.write_str("Stop"),
+        }
+    }
+}
+
+/// A virtual machine being built, then run.
+pub struct Vm {
+    // Dropped in declaration order: vCPUs before the VM fd before guest RAM, the reverse of
+    // how they depend on each other.
+    vcpus: Vec<Vcpu>,
+    fd: VmFd,
+    memory: GuestMemoryMmap,
+    pio_bus: Bus,
+    mmio_bus: Bus,
+    events: (Sender<RunEvent>, Receiver<RunEvent>),
+    loaded: bool,
+    _kvm: Kvm,
+}
+
+impl std::fmt::Debug for Vm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vm")
+            .field("vcpus", &self.vcpus.len())
+            .field("pio_bus", &self.pio_bus)
+            .field("mmio_bus", &self.mmio_bus)
+            .field("loaded", &self.loaded)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Vm {
+    /// Creates the KVM VM: interrupt controllers, PIT, guest RAM registered with KVM, and the
+    /// vCPUs with their CPUID. No devices yet and nothing loaded.
+    pub fn new(config: &VmConfig) -> Result<Self, VmError> {
+        let kvm = open_kvm()?;
+        let max = u32::try_from(kvm.get_max_vcpus()).unwrap_or(u32::MAX);
+        if config.vcpus == 0 || config.vcpus > max {
+            return Err(VmError::VcpuCount {
+                requested: config.vcpus,
+                max,
+            });
+        }
+
+        let fd = kvm.create_vm().map_err(VmError::CreateVm)?;
+        fd.set_tss_address(KVM_TSS_ADDR)
+            .map_err(VmError::SetTssAddress)?;
+        fd.create_irq_chip().map_err(VmError::CreateIrqchip)?;
+        // The dummy speaker keeps port 0x61 (PC speaker gate, read by Linux's PIT calibration)
+        // inside KVM.
+        fd.create_pit2(kvm_pit_config {
+            flags: KVM_PIT_SPEAKER_DUMMY,
+            ..Default::default()
+        })
+        .map_err(VmError::CreatePit)?;
+
+        let memory = create_guest_memory(config.memory_size)?;
+        for (slot, region) in memory.iter().enumerate() {
+            let slot = slot as u32;
+            let mem_region = kvm_userspace_memory_region {
+                slot,
+                flags: 0,
+                guest_phys_addr: region.start_addr().0,
+                memory_size: region.len(),
+                userspace_addr: region.as_ptr() as u64,
+            };
+            // SAFETY: the host range is a live mapping owned by `memory`, which the Vm keeps
+            // until after the VM fd (and so the slot) is dropped; slots do not overlap because
+            // the regions of one GuestMemoryMmap do not.
+            unsafe { fd.set_user_memory_region(mem_region) }
+                .map_err(|source| VmError::SetMemoryRegion { slot, source })?;
+        }
+
+        let supported = kvm
+            .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+            .map_err(VmError::SupportedCpuid)?;
+        let mut vcpus = Vec::with_capacity(config.vcpus as usize);
+        for index in 0..config.vcpus {
+            let vcpu_fd = fd
+                .create_vcpu(u64::from(index))
+                .map_err(|source| VmError::CreateVcpu { index, source })?;
+            let vcpu = Vcpu::new(index, vcpu_fd);
+            vcpu.set_cpuid(&supported)?;
+            vcpus.push(vcpu);
+        }
+
+        Ok(Self {
+            vcpus,
+            fd,
+            memory,
+            pio_bus: Bus::new(),
+            mmio_bus: Bus::new(),
+            events: channel(),
+            loaded: false,
+            _kvm: kvm,
+        })
+    }
+
+    /// Guest RAM (for device models and loaders).
+    pub fn memory(&self) -> &GuestMemoryMmap {
+        &self.memory
+    }
+
+    /// The KVM VM, for wiring ioeventfds and irqfds that this type does not wrap.
+    pub fn fd(&self) -> &VmFd {
+        &self.fd
+    }
+
+    /// Number of vCPUs.
+    pub fn vcpu_count(&self) -> u32 {
+        self.vcpus.len() as u32
+    }
+
+    /// Puts `device` on the port-I/O bus at `[base, base + len)`.
+    pub fn add_pio_device(
+        &mut self,
+        base: u16,
+        len: u16,
+        device: SharedDevice,
+    ) -> Result<(), VmError> {
+        Ok(self
+            .pio_bus
+            .insert(u64::from(base), u64::from(len), device)?)
+    }
+
+    /// Puts `device` on the MMIO bus at `[base, base + len)` (guest-physical addresses with no
+    /// RAM behind them).
+    pub fn add_mmio_device(
+        &mut self,
+        base: u64,
+        len: u64,
+        device: SharedDevice,
+    ) -> Result<(), VmError> {
+        Ok(self.mmio_bus.insert(base, len, device)?)
+    }
+
+    /// Makes every write to `event` raise interrupt line `gsi` (IRQ 0-15 are the PIC/IOAPIC
+    /// legacy lines, 16-23 further IOAPIC pins).
+    pub fn register_irqfd(&self, event: &EventFd, gsi: u32) -> Result<(), VmError> {
+        self.fd
+            .register_irqfd(event, gsi)
+            .map_err(|source| VmError::Irqfd { gsi, source })
+    }
+
+    /// Places `source` in guest RAM and sets every vCPU up to start it.
+    pub fn load(&mut self, source: &BootSource) -> Result<(), VmError> {
+        let vcpus = self.vcpu_count();
+        let entry = boot::load(&self.memory, source, vcpus)?;
+        long_mode::write_boot_tables(&self.memory).map_err(BootError::WriteMemory)?;
+        for vcpu in &self.vcpus {
+            let index = vcpu.index();
+            vcpu.enter_long_mode(
+                entry.rip,
+                boot::boot_stack_pointer(index),
+                u64::from(index),
+                u64::from(vcpus),
+            )?;
+            if index != 0 {
+                vcpu.make_runnable()?;
+            }
+        }
+        self.loaded = true;
+        Ok(())
+    }
+
+    /// A handle that stops this VM while [`Vm::run`] runs it.
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle(self.events.0.clone())
+    }
+
+    /// Runs the VM, one thread per vCPU, until the guest powers off or resets, the VM crashes,
+    /// or a [`StopHandle`] stops it; then stops every vCPU and says why the VM ended.
+    ///
+    /// `Err` only for failures before any guest code ran.
+    pub fn run(mut self) -> Result<VmExitReason, VmError> {
+        if !self.loaded {
+            return Err(VmError::NotLoaded);
+        }
+        install_kick_handler()?;
+
+        let context = ExitLoopContext {
+            pio: Arc::new(std::mem::take(&mut self.pio_bus)),
+            mmio: Arc::new(std::mem::take(&mut self.mmio_bus)),
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        let (events_tx, events_rx) = &self.events;
+
+        let mut threads: Vec<JoinHandle<()>> = Vec::new();
+        let mut spawn_failure = None;
+        for mut vcpu in self.vcpus.drain(..) {
+            let index = vcpu.index();
+            let context = context.clone();
+            let events = events_tx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("vcpu{index}"))
+                .spawn(move || {
+                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        vcpu.run_loop(&context.pio, &context.mmio, &context.stop)
+                    }));
+                    let reason = outcome.unwrap_or_else(|panic| {
+                        Some(VmExitReason::Crash(CrashReason::VcpuThread {
+                            vcpu: index,
+                            message: panic_message(panic.as_ref()),
+                        }))
+                    });
+                    // The receiver lives in `run` until every thread is joined.
+                    let _ = events.send(RunEvent::VcpuEnded(reason));
+                });
+            match spawned {
+                Ok(handle) => threads.push(handle),
+                Err(e) => {
+                    spawn_failure = Some(VmExitReason::Crash(CrashReason::VcpuThread {
+                        vcpu: index,
+                        message: format!("cannot spawn the thread: {e}"),
+                    }));
+                    break;
+                }
+            }
+        }
+
+        let reason = match spawn_failure {
+            Some(reason) => reason,
+            None => loop {
+                // `self.events.0` is still alive, so recv cannot fail; treat it as a stop anyway.
+                match events_rx.recv() {
+                    Ok(RunEvent::VcpuEnded(Some(reason))) => break reason,
+                    Ok(RunEvent::VcpuEnded(None)) => {}
+                    Ok(RunEvent::Stop) | Err(_) => break VmExitReason::Stopped,
+                }
+            },
+        };
+
+        stop_vcpu_threads(&context.stop, threads);
+        Ok(reason)
+    }
+}
+
+/// Sets the stop flag and kicks every vCPU thread out of KVM_RUN until all have ended.
+///
+/// Kicking again and again closes the race where a thread checks the flag, is then signalled,
+/// and only afterwards enters KVM_RUN (where a halted guest could keep it forever).
+fn stop_vcpu_threads(stop: &AtomicBool, threads: Vec<JoinHandle<()>>) {
+    stop.store(true, Ordering::Release);
+    while threads.iter().any(|t| !t.is_finished()) {
+        for thread in threads.iter().filter(|t| !t.is_finished()) {
+            if let Err(e) = thread.kill(kick_signal()) {
+                log::debug!("kicking a vCPU thread failed: {e}");
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    for thread in threads {
+        // Panics were caught in the thread and reported as a crash.
+        let _ = thread.join();
+    }
+}
+
+/// Installs the (empty) handler for [`kick_signal`] once per process: its only job is to make
+/// KVM_RUN return EINTR. Without a handler the default action would kill the process.
+fn install_kick_handler() -> Result<(), VmError> {
+    extern "C" fn on_kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
+
+    static INSTALLED: OnceLock<Result<(), vmm_sys_util::errno::Error>> = OnceLock::new();
+    INSTALLED
+        .get_or_init(|| vmm_sys_util::signal::register_signal_handler(kick_signal(), on_kick))
+        .map_err(VmError::KickHandler)
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panicked".to_string())
+}

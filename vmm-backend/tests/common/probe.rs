@@ -1,0 +1,131 @@
+//! Builds the probe guest (`vmm-backend/probe/`) with the host's gcc into a flat image.
+//!
+//! Built here, by the tests, and not by a build.rs: only the tests need it, so building the
+//! library (for the daemon, on a machine without a C toolchain) never needs gcc. Each test
+//! process builds each variant once, in a scratch directory under CARGO_TARGET_TMPDIR that it then removes.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+
+/// Where the probe is linked and loaded; above the VMM's boot structures (1 MiB).
+pub const PROBE_LOAD_ADDR: u64 = 0x10_0000;
+/// The scratch MMIO device address the probe reads and writes (`PROBE_MMIO_SCRATCH`).
+pub const PROBE_MMIO_SCRATCH: u64 = 0xd000_0000;
+/// The word the probe writes to the scratch device.
+pub const PROBE_MMIO_MAGIC: u32 = 0x600d_cafe;
+
+/// How the probe ends the VM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProbeFinish {
+    PowerOff,
+    Reset,
+    AcpiReset,
+    Crash,
+}
+
+impl ProbeFinish {
+    fn name(self) -> &'static str {
+        match self {
+            Self::PowerOff => "poweroff",
+            Self::Reset => "reset",
+            Self::AcpiReset => "acpi-reset",
+            Self::Crash => "crash",
+        }
+    }
+
+    fn define(self) -> Option<&'static str> {
+        match self {
+            Self::PowerOff => None,
+            Self::Reset => Some("-DPROBE_FINISH_RESET"),
+            Self::AcpiReset => Some("-DPROBE_FINISH_ACPI_RESET"),
+            Self::Crash => Some("-DPROBE_FINISH_CRASH"),
+        }
+    }
+}
+
+const SOURCES: &[&str] = &["start.S", "probe.c", "serial.c", "power.c"];
+
+/// The flat image of the probe variant `finish`, built on first use.
+pub fn probe_image(finish: ProbeFinish) -> Vec<u8> {
+    type Images = Vec<(ProbeFinish, Vec<u8>)>;
+    static BUILT: OnceLock<Mutex<Images>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| Mutex::new(Vec::new()));
+    let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, image)) = built.iter().find(|(f, _)| *f == finish) {
+        return image.clone();
+    }
+    let image = build(finish);
+    built.push((finish, image.clone()));
+    image
+}
+
+fn build(finish: ProbeFinish) -> Vec<u8> {
+    let source_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("probe");
+    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "probe-{}-{}",
+        std::process::id(),
+        finish.name()
+    ));
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let elf = out_dir.join("probe.elf");
+    let bin = out_dir.join("probe.bin");
+
+    let mut gcc = Command::new("gcc");
+    gcc.current_dir(&source_dir)
+        .args([
+            "-std=gnu11",
+            "-Os",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            // Freestanding: no libc, no startup files, our own _start.
+            "-ffreestanding",
+            "-nostdlib",
+            "-nostartfiles",
+            "-static",
+            // Absolute addresses, linked at PROBE_LOAD_ADDR (below 2 GiB: the small model).
+            "-fno-pic",
+            "-fno-pie",
+            "-no-pie",
+            "-mcmodel=small",
+            // Baseline x86-64 integer code only: the emulated CPU has no SSE state set up for
+            // the probe and lacks some newer instructions; no CET endbr64 either.
+            "-march=x86-64",
+            "-mgeneral-regs-only",
+            "-mno-red-zone",
+            "-fcf-protection=none",
+            "-fno-stack-protector",
+            "-fno-asynchronous-unwind-tables",
+            "-Wl,--build-id=none",
+            "-Wl,-Tprobe.ld",
+        ])
+        .arg(format!("-Wl,--defsym=PROBE_LOAD_ADDR={PROBE_LOAD_ADDR:#x}"))
+        .args(finish.define())
+        .arg("-o")
+        .arg(&elf)
+        .args(SOURCES);
+    run(gcc, "gcc (the probe tests need the host's gcc)");
+
+    let mut objcopy = Command::new("objcopy");
+    objcopy.args(["-O", "binary"]).arg(&elf).arg(&bin);
+    run(objcopy, "objcopy (binutils)");
+
+    let image = std::fs::read(&bin).unwrap();
+    // The image lives on in memory; the directory (unique to this process) is not needed.
+    let _ = std::fs::remove_dir_all(&out_dir);
+    image
+}
+
+fn run(mut command: Command, what: &str) {
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
