@@ -2,5 +2,7 @@
 //! runtime on namespaces and cgroups.
 //!
 //! - [`image`]: the image store (OCI layout), references, layers and whiteouts.
+//! - [`runtime`]: containers as processes in namespaces on an overlay, limited by cgroups.
 
 pub mod image;
+pub mod runtime;

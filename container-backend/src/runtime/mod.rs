@@ -1,0 +1,233 @@
+//! The container runtime: one container = one process tree in its own namespaces, on an
+//! overlay of the image's root filesystem, limited by a cgroup.
+//!
+//! - [`spawn`]: clone into namespaces, mount, pivot_root, exec.
+//! - [`cgroup`]: limits and usage, cgroup v2 or v1.
+//! - [`user`]: the image's USER resolved in its own /etc/passwd.
+
+pub mod cgroup;
+pub mod spawn;
+pub mod user;
+
+use std::fs::{self, OpenOptions};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+pub use cgroup::{Cgroup, Layout, Limits, Usage};
+pub use spawn::{ProcessSpec, SpawnError};
+
+/// The `PATH` a container gets when its image sets none.
+pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Everything needed to start a container.
+#[derive(Debug, Clone)]
+pub struct ContainerConfig {
+    /// A short id, used for the hostname and the cgroup name.
+    pub id: String,
+    /// The container's own directory: its writable layer, overlay work dir and mount point.
+    pub dir: PathBuf,
+    /// The image's root filesystem layers, topmost first.
+    pub lower: Vec<PathBuf>,
+    pub args: Vec<String>,
+    /// `NAME=value` pairs from the image and the request.
+    pub env: Vec<String>,
+    /// Working directory inside the container; `/` when empty.
+    pub cwd: String,
+    /// The image's USER; root when empty.
+    pub user: String,
+    pub limits: Limits,
+    /// stdout and stderr go here (appended).
+    pub log: PathBuf,
+}
+
+/// Why a container could not be started or handled.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The container's user cannot be found in its image.
+    #[error("{0}")]
+    User(String),
+    /// Preparing the container's directories failed.
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The cgroup could not be set up.
+    #[error(transparent)]
+    Cgroup(#[from] cgroup::CgroupError),
+    /// The process could not be started.
+    #[error("cannot start `{command}`: {source}")]
+    Spawn { command: String, source: SpawnError },
+}
+
+/// How a container's first process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    /// The exit code, or 128 + the signal number when a signal ended it (as shells report).
+    pub code: i32,
+    pub signal: Option<i32>,
+    /// The kernel's OOM killer killed a process of the container.
+    pub oom_killed: bool,
+}
+
+/// A started container.
+#[derive(Debug)]
+pub struct Container {
+    pub id: String,
+    pub pid: i32,
+    pub cgroup: Cgroup,
+}
+
+impl ContainerConfig {
+    pub fn upper(&self) -> PathBuf {
+        self.dir.join("upper")
+    }
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.join("rootfs")
+    }
+}
+
+fn mkdirs(path: &Path) -> Result<(), RuntimeError> {
+    fs::create_dir_all(path).map_err(|source| RuntimeError::Io {
+        what: "create",
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Start a container.
+pub fn start(config: &ContainerConfig, layout: &Layout) -> Result<Container, RuntimeError> {
+    let (upper, work, rootfs) = (config.upper(), config.dir.join("work"), config.rootfs());
+    for dir in [&upper, &work, &rootfs] {
+        mkdirs(dir)?;
+    }
+    // The user is looked up in the topmost layer that has the files (the image's own).
+    let etc_root = config
+        .lower
+        .iter()
+        .find(|l| l.join("etc/passwd").exists())
+        .cloned()
+        .unwrap_or_default();
+    let user = user::resolve(&config.user, &etc_root).map_err(RuntimeError::User)?;
+    let mut env = config.env.clone();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.push(DEFAULT_PATH.into());
+    }
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", user.home));
+    }
+    let hostname: String = config.id.chars().take(12).collect();
+    env.push(format!("HOSTNAME={hostname}"));
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&config.log)
+        .map_err(|source| RuntimeError::Io {
+            what: "open the log",
+            path: config.log.clone(),
+            source,
+        })?;
+    let stdout: OwnedFd = log.into();
+    let stderr = stdout.try_clone().map_err(|source| RuntimeError::Io {
+        what: "duplicate the log",
+        path: config.log.clone(),
+        source,
+    })?;
+    let spec = ProcessSpec {
+        rootfs,
+        lower: config.lower.clone(),
+        upper,
+        work,
+        args: config.args.clone(),
+        env,
+        cwd: if config.cwd.is_empty() {
+            "/".into()
+        } else {
+            config.cwd.clone()
+        },
+        uid: user.uid,
+        gid: user.gid,
+        groups: user.groups,
+        hostname,
+        stdout,
+        stderr,
+    };
+    let cgroup = Cgroup::create(layout, &config.id, &config.limits)?;
+    let command = config.args.first().cloned().unwrap_or_default();
+    let spawned = spawn::spawn(&spec, |pid| {
+        cgroup.add(pid).map_err(|e| SpawnError::Parent {
+            what: "put the process into its cgroup",
+            source: std::io::Error::other(e.to_string()),
+        })
+    });
+    match spawned {
+        Ok(pid) => Ok(Container {
+            id: config.id.clone(),
+            pid,
+            cgroup,
+        }),
+        Err(source) => {
+            let _ = cgroup.remove();
+            Err(RuntimeError::Spawn { command, source })
+        }
+    }
+}
+
+impl Container {
+    /// Wait for the first process to end (blocking), then clean up: kill whatever is left in
+    /// the cgroup and remove it. The overlay and /proc mounts lived only in the container's
+    /// mount namespace and went with it.
+    pub fn wait(&self) -> Exit {
+        let status = loop {
+            match waitpid(Pid::from_raw(self.pid), None) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                other => break other,
+            }
+        };
+        let usage = self.cgroup.usage();
+        let (code, signal) = match status {
+            Ok(WaitStatus::Exited(_, code)) => (code, None),
+            Ok(WaitStatus::Signaled(_, sig, _)) => (128 + sig as i32, Some(sig as i32)),
+            _ => (255, None),
+        };
+        self.reap_leftovers();
+        Exit {
+            code,
+            signal,
+            oom_killed: usage.oom_kills > 0,
+        }
+    }
+
+    /// Kill every process left in the cgroup (PID 1 ending kills its namespace, but be sure),
+    /// then remove the cgroup.
+    pub fn reap_leftovers(&self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let pids = self.cgroup.pids();
+            if pids.is_empty() || Instant::now() > deadline {
+                break;
+            }
+            for pid in pids {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = self.cgroup.remove();
+    }
+
+    /// Send `signal` to the container's first process.
+    pub fn signal(&self, signal: Signal) -> nix::Result<()> {
+        kill(Pid::from_raw(self.pid), signal)
+    }
+
+    /// What the container uses now.
+    pub fn usage(&self) -> Usage {
+        self.cgroup.usage()
+    }
+}

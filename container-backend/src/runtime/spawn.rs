@@ -1,0 +1,538 @@
+//! Starting a container's first process: `clone(2)` into new pid, mount, uts, ipc and network
+//! namespaces, then, in the child, mount the overlay root filesystem, /proc, /sys and /dev,
+//! `pivot_root` into it, drop to the image's user and `execve` the command.
+//!
+//! The child is a copy of a multi-threaded daemon, so between clone and exec it may only make
+//! raw system calls: no allocation, no locks, no formatting. Everything it needs (paths, argv,
+//! envp) is prepared as C strings before the clone, and a failure is reported to the parent as
+//! two integers (the step and errno) on a close-on-exec pipe, which closes by itself when
+//! `execve` succeeds.
+
+use std::ffi::{CString, c_char};
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::sched::CloneFlags;
+
+/// What to start, fully resolved by the caller.
+#[derive(Debug)]
+pub struct ProcessSpec {
+    /// An empty directory the overlay is mounted on, inside the new mount namespace only.
+    pub rootfs: PathBuf,
+    /// Read-only layers, topmost first.
+    pub lower: Vec<PathBuf>,
+    /// The container's writable layer and overlayfs' work directory (same filesystem).
+    pub upper: PathBuf,
+    pub work: PathBuf,
+    /// argv; `args[0]` is a path or a name looked up in the `PATH` of `env`.
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+    pub hostname: String,
+    /// Where the process's stdout and stderr go.
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+}
+
+/// Why a container process could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// The spec cannot be turned into system-call arguments.
+    #[error("invalid container process: {0}")]
+    Invalid(String),
+    /// A system call in the parent failed.
+    #[error("{what}: {source}")]
+    Parent {
+        what: &'static str,
+        source: io::Error,
+    },
+    /// A step in the child failed before the command ran.
+    #[error("{step}: {source}")]
+    Child {
+        step: &'static str,
+        source: io::Error,
+    },
+}
+
+/// The child's steps, in order; their index travels over the error pipe.
+const STEPS: &[&str] = &[
+    "wait for the parent",
+    "make mounts private",
+    "mount the overlay root filesystem",
+    "mount /proc",
+    "mount /sys",
+    "mount /dev",
+    "populate /dev",
+    "set the hostname",
+    "pivot_root into the container",
+    "set the user's groups",
+    "set the group id",
+    "set the user id",
+    "enter the working directory",
+    "connect stdin, stdout and stderr",
+    "run the command",
+];
+const S_WAIT: u32 = 0;
+const S_PRIVATE: u32 = 1;
+const S_OVERLAY: u32 = 2;
+const S_PROC: u32 = 3;
+const S_SYS: u32 = 4;
+const S_DEV: u32 = 5;
+const S_DEVNODES: u32 = 6;
+const S_HOSTNAME: u32 = 7;
+const S_PIVOT: u32 = 8;
+const S_GROUPS: u32 = 9;
+const S_GID: u32 = 10;
+const S_UID: u32 = 11;
+const S_CWD: u32 = 12;
+const S_STDIO: u32 = 13;
+const S_EXEC: u32 = 14;
+
+/// Device nodes bind-mounted from the host into the container's /dev.
+const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+/// Symlinks every /dev has: (link, target).
+const DEV_LINKS: &[(&str, &str)] = &[
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+    ("ptmx", "pts/ptmx"),
+];
+
+fn cstring(text: impl Into<Vec<u8>>) -> Result<CString, SpawnError> {
+    CString::new(text)
+        .map_err(|_| SpawnError::Invalid("a path or argument contains a NUL byte".into()))
+}
+
+fn cpath(path: &Path) -> Result<CString, SpawnError> {
+    cstring(path.as_os_str().as_encoded_bytes().to_vec())
+}
+
+/// Everything the child touches, prepared before the clone.
+struct Prepared {
+    rootfs: CString,
+    overlay_options: CString,
+    proc_dir: CString,
+    sys_dir: CString,
+    dev_dir: CString,
+    pts_dir: CString,
+    shm_dir: CString,
+    device_targets: Vec<(CString, CString)>,
+    dev_links: Vec<(CString, CString)>,
+    hostname: Vec<u8>,
+    cwd: CString,
+    dev_null: CString,
+    candidates: Vec<CString>,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+    uid: u32,
+    gid: u32,
+    groups: Vec<libc::gid_t>,
+    stdout: i32,
+    stderr: i32,
+    // Literals, as C strings.
+    s_overlay: CString,
+    s_proc: CString,
+    s_sysfs: CString,
+    s_tmpfs: CString,
+    s_devpts: CString,
+    s_dev_opts: CString,
+    s_pts_opts: CString,
+    s_shm_opts: CString,
+    s_root: CString,
+    s_dot: CString,
+}
+
+impl Prepared {
+    fn new(spec: &ProcessSpec) -> Result<Prepared, SpawnError> {
+        if spec.args.is_empty() {
+            return Err(SpawnError::Invalid("no command to run".into()));
+        }
+        let layer = |p: &PathBuf| {
+            let text = p.to_string_lossy();
+            if text.contains([',', ':']) {
+                Err(SpawnError::Invalid(format!(
+                    "overlay layer paths may not contain `,` or `:`: {text}"
+                )))
+            } else {
+                Ok(text.into_owned())
+            }
+        };
+        let lower = spec
+            .lower
+            .iter()
+            .map(layer)
+            .collect::<Result<Vec<_>, _>>()?
+            .join(":");
+        let options = format!(
+            "lowerdir={lower},upperdir={},workdir={}",
+            layer(&spec.upper)?,
+            layer(&spec.work)?
+        );
+        let root = &spec.rootfs;
+        let command = &spec.args[0];
+        let candidates = if command.contains('/') {
+            vec![cstring(command.as_str())?]
+        } else {
+            let path = spec
+                .env
+                .iter()
+                .find_map(|e| e.strip_prefix("PATH="))
+                .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+            path.split(':')
+                .filter(|d| !d.is_empty())
+                .map(|d| cstring(format!("{d}/{command}")))
+                .collect::<Result<_, _>>()?
+        };
+        Ok(Prepared {
+            rootfs: cpath(root)?,
+            overlay_options: cstring(options)?,
+            proc_dir: cpath(&root.join("proc"))?,
+            sys_dir: cpath(&root.join("sys"))?,
+            dev_dir: cpath(&root.join("dev"))?,
+            pts_dir: cpath(&root.join("dev/pts"))?,
+            shm_dir: cpath(&root.join("dev/shm"))?,
+            device_targets: DEVICES
+                .iter()
+                .map(|d| {
+                    Ok((
+                        cstring(format!("/dev/{d}"))?,
+                        cpath(&root.join("dev").join(d))?,
+                    ))
+                })
+                .collect::<Result<_, SpawnError>>()?,
+            dev_links: DEV_LINKS
+                .iter()
+                .map(|(link, target)| Ok((cpath(&root.join("dev").join(link))?, cstring(*target)?)))
+                .collect::<Result<_, SpawnError>>()?,
+            hostname: spec.hostname.as_bytes().to_vec(),
+            cwd: cstring(spec.cwd.as_str())?,
+            dev_null: cstring("/dev/null")?,
+            candidates,
+            argv: spec
+                .args
+                .iter()
+                .map(|a| cstring(a.as_str()))
+                .collect::<Result<_, _>>()?,
+            envp: spec
+                .env
+                .iter()
+                .map(|e| cstring(e.as_str()))
+                .collect::<Result<_, _>>()?,
+            uid: spec.uid,
+            gid: spec.gid,
+            groups: spec.groups.clone(),
+            stdout: spec.stdout.as_raw_fd(),
+            stderr: spec.stderr.as_raw_fd(),
+            s_overlay: cstring("overlay")?,
+            s_proc: cstring("proc")?,
+            s_sysfs: cstring("sysfs")?,
+            s_tmpfs: cstring("tmpfs")?,
+            s_devpts: cstring("devpts")?,
+            s_dev_opts: cstring("mode=755,size=65536k")?,
+            s_pts_opts: cstring("newinstance,ptmxmode=0666,mode=0620")?,
+            s_shm_opts: cstring("mode=1777,size=65536k")?,
+            s_root: cstring("/")?,
+            s_dot: cstring(".")?,
+        })
+    }
+}
+
+/// Null-terminated pointer arrays for execve, built before the clone.
+fn pointers(strings: &[CString]) -> Vec<*const c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
+
+/// The child between clone and exec. Only raw system calls; returns the exit status on failure
+/// after reporting the step and errno on `report`.
+///
+/// # Safety
+/// Must run in the freshly cloned child, with `p`'s pointers valid (they are: the child has a
+/// copy of the parent's memory).
+unsafe fn child(
+    p: &Prepared,
+    argv: &[*const c_char],
+    envp: &[*const c_char],
+    go: i32,
+    report: i32,
+) -> isize {
+    // SAFETY: for the whole body: every call below is a plain system call on pointers into
+    // `p`, `argv` and `envp`, which are NUL-terminated C strings and null-terminated arrays
+    // prepared by the parent and copied into this process by clone.
+    unsafe {
+        let fail = |step: u32| -> isize {
+            let errno = *libc::__errno_location();
+            let message: [i32; 2] = [step as i32, errno];
+            libc::write(report, message.as_ptr().cast(), 8);
+            libc::_exit(127);
+        };
+        let mut byte = 0u8;
+        if libc::read(go, (&mut byte as *mut u8).cast(), 1) != 1 {
+            return fail(S_WAIT);
+        }
+        let null = std::ptr::null::<c_char>();
+        if libc::mount(
+            null,
+            p.s_root.as_ptr(),
+            null,
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ) != 0
+        {
+            return fail(S_PRIVATE);
+        }
+        if libc::mount(
+            p.s_overlay.as_ptr(),
+            p.rootfs.as_ptr(),
+            p.s_overlay.as_ptr(),
+            0,
+            p.overlay_options.as_ptr().cast(),
+        ) != 0
+        {
+            return fail(S_OVERLAY);
+        }
+        for dir in [&p.proc_dir, &p.sys_dir, &p.dev_dir] {
+            libc::mkdir(dir.as_ptr(), 0o755);
+        }
+        let hardened = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+        if libc::mount(
+            p.s_proc.as_ptr(),
+            p.proc_dir.as_ptr(),
+            p.s_proc.as_ptr(),
+            hardened,
+            std::ptr::null(),
+        ) != 0
+        {
+            return fail(S_PROC);
+        }
+        if libc::mount(
+            p.s_sysfs.as_ptr(),
+            p.sys_dir.as_ptr(),
+            p.s_sysfs.as_ptr(),
+            hardened | libc::MS_RDONLY,
+            std::ptr::null(),
+        ) != 0
+        {
+            return fail(S_SYS);
+        }
+        if libc::mount(
+            p.s_tmpfs.as_ptr(),
+            p.dev_dir.as_ptr(),
+            p.s_tmpfs.as_ptr(),
+            libc::MS_NOSUID | libc::MS_STRICTATIME,
+            p.s_dev_opts.as_ptr().cast(),
+        ) != 0
+        {
+            return fail(S_DEV);
+        }
+        libc::mkdir(p.pts_dir.as_ptr(), 0o755);
+        libc::mkdir(p.shm_dir.as_ptr(), 0o1777);
+        if libc::mount(
+            p.s_devpts.as_ptr(),
+            p.pts_dir.as_ptr(),
+            p.s_devpts.as_ptr(),
+            libc::MS_NOSUID | libc::MS_NOEXEC,
+            p.s_pts_opts.as_ptr().cast(),
+        ) != 0
+        {
+            return fail(S_DEVNODES);
+        }
+        if libc::mount(
+            p.s_tmpfs.as_ptr(),
+            p.shm_dir.as_ptr(),
+            p.s_tmpfs.as_ptr(),
+            hardened,
+            p.s_shm_opts.as_ptr().cast(),
+        ) != 0
+        {
+            return fail(S_DEVNODES);
+        }
+        for (source, target) in &p.device_targets {
+            let fd = libc::open(
+                target.as_ptr(),
+                libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+                0o666,
+            );
+            if fd < 0 {
+                return fail(S_DEVNODES);
+            }
+            libc::close(fd);
+            if libc::mount(
+                source.as_ptr(),
+                target.as_ptr(),
+                null,
+                libc::MS_BIND,
+                std::ptr::null(),
+            ) != 0
+            {
+                return fail(S_DEVNODES);
+            }
+        }
+        for (link, target) in &p.dev_links {
+            if libc::symlink(target.as_ptr(), link.as_ptr()) != 0 {
+                return fail(S_DEVNODES);
+            }
+        }
+        if libc::sethostname(p.hostname.as_ptr().cast(), p.hostname.len()) != 0 {
+            return fail(S_HOSTNAME);
+        }
+        // pivot_root(".", "."): the old root ends up stacked on the new one and is detached
+        // right away, so nothing of the host stays reachable.
+        if libc::chdir(p.rootfs.as_ptr()) != 0
+            || libc::syscall(libc::SYS_pivot_root, p.s_dot.as_ptr(), p.s_dot.as_ptr()) != 0
+            || libc::umount2(p.s_dot.as_ptr(), libc::MNT_DETACH) != 0
+            || libc::chdir(p.s_root.as_ptr()) != 0
+        {
+            return fail(S_PIVOT);
+        }
+        bring_loopback_up();
+        if libc::setgroups(p.groups.len(), p.groups.as_ptr()) != 0 {
+            return fail(S_GROUPS);
+        }
+        if libc::setgid(p.gid) != 0 {
+            return fail(S_GID);
+        }
+        if libc::setuid(p.uid) != 0 {
+            return fail(S_UID);
+        }
+        if libc::chdir(p.cwd.as_ptr()) != 0 {
+            return fail(S_CWD);
+        }
+        let stdin = libc::open(p.dev_null.as_ptr(), libc::O_RDONLY);
+        if stdin < 0
+            || libc::dup2(stdin, 0) < 0
+            || libc::dup2(p.stdout, 1) < 0
+            || libc::dup2(p.stderr, 2) < 0
+        {
+            return fail(S_STDIO);
+        }
+        // Like execvp: try each candidate; report the most telling error (a candidate that
+        // exists but cannot run says more than the ones that do not exist).
+        let mut telling = libc::ENOENT;
+        for candidate in &p.candidates {
+            libc::execve(candidate.as_ptr(), argv.as_ptr(), envp.as_ptr());
+            let errno = *libc::__errno_location();
+            if errno != libc::ENOENT && errno != libc::ENOTDIR {
+                telling = errno;
+            }
+        }
+        *libc::__errno_location() = telling;
+        fail(S_EXEC)
+    }
+}
+
+/// Set `lo` up in the container's new network namespace, so loopback works as in Docker's
+/// `--network none`. A failure leaves the container without loopback, nothing worse.
+unsafe fn bring_loopback_up() {
+    // SAFETY: socket/ioctl/close on a stack-allocated ifreq; no memory is shared.
+    unsafe {
+        let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if sock < 0 {
+            return;
+        }
+        let mut req: libc::ifreq = std::mem::zeroed();
+        req.ifr_name[0] = b'l' as c_char;
+        req.ifr_name[1] = b'o' as c_char;
+        if libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req) == 0 {
+            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            libc::ioctl(sock, libc::SIOCSIFFLAGS, &req);
+        }
+        libc::close(sock);
+    }
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), SpawnError> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SpawnError::Parent {
+        what: "create a pipe",
+        source: e.into(),
+    })
+}
+
+/// Start the process described by `spec` in new namespaces. `before_start` runs in the parent
+/// with the child's pid before the child may go on (to put it into its cgroup); an error from
+/// it kills the child. Returns the child's pid once the command is running.
+pub fn spawn(
+    spec: &ProcessSpec,
+    before_start: impl FnOnce(i32) -> Result<(), SpawnError>,
+) -> Result<i32, SpawnError> {
+    let prepared = Prepared::new(spec)?;
+    let argv = pointers(&prepared.argv);
+    let envp = pointers(&prepared.envp);
+    let (go_read, go_write) = pipe()?;
+    let (report_read, report_write) = pipe()?;
+    let flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWNET;
+    let mut stack = vec![0u8; 256 * 1024];
+    let (go_fd, report_fd) = (go_read.as_raw_fd(), report_write.as_raw_fd());
+    let callback = Box::new(|| {
+        // SAFETY: this runs in the cloned child, where `prepared`, `argv` and `envp` are the
+        // child's own copies of the parent's prepared data.
+        unsafe { child(&prepared, &argv, &envp, go_fd, report_fd) }
+    });
+    // SAFETY: the child gets its own copy of memory (no CLONE_VM) and a dedicated stack; the
+    // callback makes only raw system calls before exec or _exit (see `child`).
+    let pid = unsafe { nix::sched::clone(callback, &mut stack, flags, Some(libc::SIGCHLD)) }
+        .map_err(|e| SpawnError::Parent {
+            what: "clone the container process",
+            source: e.into(),
+        })?;
+    drop(go_read);
+    drop(report_write);
+    let kill = || {
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(pid, None);
+    };
+    if let Err(e) = before_start(pid.as_raw()) {
+        kill();
+        return Err(e);
+    }
+    if nix::unistd::write(&go_write, &[1]).is_err() {
+        kill();
+        return Err(SpawnError::Parent {
+            what: "start the container process",
+            source: io::Error::last_os_error(),
+        });
+    }
+    drop(go_write);
+    let mut message = [0u8; 8];
+    let mut got = 0;
+    while got < message.len() {
+        match nix::unistd::read(&report_read, &mut message[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => {
+                kill();
+                return Err(SpawnError::Parent {
+                    what: "read the child's report",
+                    source: e.into(),
+                });
+            }
+        }
+    }
+    if got == 0 {
+        return Ok(pid.as_raw()); // exec closed the report pipe: the command runs
+    }
+    let _ = nix::sys::wait::waitpid(pid, None);
+    let step = i32::from_ne_bytes([message[0], message[1], message[2], message[3]]);
+    let errno = i32::from_ne_bytes([message[4], message[5], message[6], message[7]]);
+    let step = STEPS
+        .get(step as usize)
+        .copied()
+        .unwrap_or("start the container");
+    Err(SpawnError::Child {
+        step,
+        source: io::Error::from_raw_os_error(errno),
+    })
+}
