@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::utilisation::Shares;
+
 /// What `build` asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BuildSpec {
@@ -48,8 +50,86 @@ pub struct RunSpec {
 #[serde(rename_all = "snake_case")]
 pub enum ContainerState {
     Created,
-    Running,
-    Stopped { exit_code: i32, oom_killed: bool },
+    Running {
+        pid: i32,
+    },
+    /// It ended; `exit_code` is 128 + the signal when a signal ended it, `None` when berthd
+    /// could not learn it (it was restarted while the container ran).
+    Stopped {
+        exit_code: Option<i32>,
+        oom_killed: bool,
+    },
+}
+
+impl ContainerState {
+    pub fn is_running(&self) -> bool {
+        matches!(self, ContainerState::Running { .. })
+    }
+}
+
+impl std::fmt::Display for ContainerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ContainerState::Created => f.write_str("created"),
+            ContainerState::Running { .. } => f.write_str("running"),
+            ContainerState::Stopped {
+                exit_code: Some(code),
+                oom_killed: true,
+            } => {
+                write!(f, "exited ({code}, OOM-killed)")
+            }
+            ContainerState::Stopped {
+                exit_code: Some(code),
+                ..
+            } => write!(f, "exited ({code})"),
+            ContainerState::Stopped {
+                exit_code: None, ..
+            } => f.write_str("exited (code unknown)"),
+        }
+    }
+}
+
+/// Limits a container runs under; `None` is unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContainerLimits {
+    #[serde(default)]
+    pub cpus: Option<f64>,
+    #[serde(default)]
+    pub memory: Option<u64>,
+    #[serde(default)]
+    pub pids: Option<u64>,
+}
+
+/// A container as `ps` and `inspect` report it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub command: Vec<String>,
+    pub state: ContainerState,
+    pub limits: ContainerLimits,
+    /// Seconds since the Unix epoch.
+    pub created: u64,
+    /// U_ct, M_ct, P_ct: its limits over its parent's (the host's) totals; an unlimited
+    /// resource counts as all of the parent's.
+    pub allocation: Shares,
+}
+
+/// Live use of one container, for `stats`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerStats {
+    pub id: String,
+    pub name: String,
+    /// CPU time over wall time since the previous sample, in CPUs (0.5 = half a CPU).
+    pub cpu: f64,
+    /// Memory in use, in bytes, and over its limit (or the host's memory when unlimited).
+    pub memory: u64,
+    pub memory_use: f64,
+    /// Bytes written into its own layer, and over the disk given (the host's free space).
+    pub disk: u64,
+    pub pids: u64,
+    pub allocation: Shares,
 }
 
 /// What `build` reports while it works, one event per step.

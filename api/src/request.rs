@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::container::{BuildSpec, ImageInfo, RunSpec};
+use crate::container::{BuildSpec, ContainerInfo, ContainerStats, ImageInfo, RunSpec};
 use crate::host::HostInfo;
 use crate::vm::{VmEdit, VmInfo, VmListing, VmSpec};
 
@@ -138,4 +138,7 @@ pub enum Reply {
     Lines(Vec<String>),
     /// Images: all of them for `images`, the new ones for `import`.
     Images(Vec<ImageInfo>),
+    Container(ContainerInfo),
+    Containers(Vec<ContainerInfo>),
+    Stats(Vec<ContainerStats>),
 }

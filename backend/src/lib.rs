@@ -4,12 +4,14 @@
 //!
 //! - [`server`]: the socket, connections, the handshake and request dispatch.
 //! - [`auth`]: who may connect; [`access`]: which files a peer may name.
+//! - [`containers`]: containers (records, waiter threads, run/stop/rm/stats);
 //! - [`registry`]: VM definitions; [`store`]: atomic RON files.
 //! - [`host`]: the host's totals and live samples; [`config`]: paths by mode.
 
 pub mod access;
 pub mod auth;
 pub mod config;
+pub mod containers;
 pub mod host;
 pub mod registry;
 pub mod server;

@@ -27,6 +27,7 @@ use tokio::sync::{Semaphore, broadcast, mpsc};
 use crate::access::readable_file;
 use crate::auth::{Peer, Policy};
 use crate::config::DaemonConfig;
+use crate::containers::Engine;
 use crate::host::{Sampler, totals};
 use crate::registry::Registry;
 
@@ -67,6 +68,7 @@ pub struct Daemon {
     policy: Policy,
     registry: Mutex<Registry>,
     images: Mutex<ImageStore>,
+    engine: Arc<Engine>,
     events: broadcast::Sender<Event>,
 }
 
@@ -114,11 +116,17 @@ pub async fn run(config: DaemonConfig) -> Result<(), ServeError> {
     };
     let images = ImageStore::open(&config.state_dir.join("images"))?;
     let (events, _) = broadcast::channel(1024);
+    let engine = Engine::load(
+        &config.state_dir,
+        events.clone(),
+        totals(&config.state_dir).0,
+    );
     let daemon = Arc::new(Daemon {
         config,
         policy,
         registry: Mutex::new(registry),
         images: Mutex::new(images),
+        engine,
         events,
     });
     log(format!(
@@ -329,6 +337,16 @@ async fn serve_connection(daemon: Arc<Daemon>, stream: UnixStream) {
                     })
                     .await;
             }
+            Ok(ClientFrame::Request {
+                id,
+                request:
+                    Request::Logs {
+                        container,
+                        follow: true,
+                    },
+            }) => {
+                tokio::spawn(follow_logs(Arc::clone(&daemon), id, container, out.clone()));
+            }
             Ok(ClientFrame::Request { id, request }) => {
                 let (daemon, peer, out) = (Arc::clone(&daemon), Arc::clone(&peer), out.clone());
                 tokio::spawn(async move {
@@ -382,6 +400,74 @@ async fn handshake(reader: &mut tokio::net::unix::OwnedReadHalf) -> Result<(), A
         )),
         Err((_, error)) => Err(error),
     }
+}
+
+/// `logs --follow`: push each line of a container's log as a `LogLine` event on this
+/// connection, from the start, until the container has stopped and everything was sent; then
+/// answer the request.
+async fn follow_logs(
+    daemon: Arc<Daemon>,
+    id: u64,
+    container: String,
+    out: mpsc::Sender<ServerFrame>,
+) {
+    let found = daemon.engine.log_path(&container);
+    let (container_id, path) = match found {
+        Ok(found) => found,
+        Err(error) => {
+            let _ = out
+                .send(ServerFrame::Response {
+                    id,
+                    result: Err(error),
+                })
+                .await;
+            return;
+        }
+    };
+    let mut offset = 0u64;
+    let mut partial = Vec::new();
+    loop {
+        // Check before reading: output written before the container ended is then read below.
+        let running = daemon.engine.is_running(&container_id);
+        if let Ok(mut file) = tokio::fs::File::open(&path).await {
+            use tokio::io::{AsyncReadExt, AsyncSeekExt};
+            let before = partial.len();
+            if file.seek(std::io::SeekFrom::Start(offset)).await.is_ok() {
+                let _ = file.read_to_end(&mut partial).await;
+            }
+            offset += (partial.len() - before) as u64;
+        }
+        while let Some(end) = partial.iter().position(|b| *b == b'\n') {
+            let line = String::from_utf8_lossy(&partial[..end]).into_owned();
+            partial.drain(..=end);
+            let event = Event::LogLine {
+                source: container_id.clone(),
+                line,
+            };
+            if out.send(ServerFrame::Event(event)).await.is_err() {
+                return;
+            }
+        }
+        if !running {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if !partial.is_empty() {
+        let line = String::from_utf8_lossy(&partial).into_owned();
+        let _ = out
+            .send(ServerFrame::Event(Event::LogLine {
+                source: container_id,
+                line,
+            }))
+            .await;
+    }
+    let _ = out
+        .send(ServerFrame::Response {
+            id,
+            result: Ok(Reply::Done),
+        })
+        .await;
 }
 
 async fn forward_events(mut events: broadcast::Receiver<Event>, out: mpsc::Sender<ServerFrame>) {
@@ -464,7 +550,18 @@ impl Daemon {
                 Ok(Reply::Images(images.iter().map(image_info).collect()))
             }
             Request::Rmi { image } => {
-                lock(&self.images).remove(&image).map_err(image_error)?;
+                let images = lock(&self.images);
+                let digest = images.resolve(&image).map_err(image_error)?.manifest_digest;
+                if let Some(user) = self.engine.image_in_use(&digest) {
+                    return Err(ApiError::new(
+                        ErrorKind::Conflict,
+                        format!(
+                            "image `{image}` is used by container `{user}`; remove the container first"
+                        ),
+                    ));
+                }
+                images.remove(&image).map_err(image_error)?;
+                self.engine.forget_image(&digest);
                 log(format!("uid {} removed image `{image}`", peer.uid));
                 Ok(Reply::Done)
             }
@@ -475,6 +572,37 @@ impl Daemon {
                     .import(&path, &name)
                     .map_err(image_error)?;
                 Ok(Reply::Images(images.iter().map(image_info).collect()))
+            }
+            Request::Run(spec) => {
+                let images = lock(&self.images);
+                let info = self.engine.run(spec, &images)?;
+                log(format!(
+                    "uid {} started container {} ({})",
+                    peer.uid, info.name, info.id
+                ));
+                Ok(Reply::Container(info))
+            }
+            Request::Ps { all } => Ok(Reply::Containers(self.engine.list(all))),
+            Request::Logs { container, .. } => Ok(Reply::Lines(self.engine.logs(&container)?)),
+            Request::ContainerStart { container } => {
+                Ok(Reply::Container(self.engine.start(&container)?))
+            }
+            Request::ContainerStop {
+                container,
+                timeout_secs,
+            } => {
+                let grace = timeout_secs.map(|s| Duration::from_secs(u64::from(s)));
+                Ok(Reply::Container(self.engine.stop(&container, grace)?))
+            }
+            Request::ContainerRestart { container } => {
+                Ok(Reply::Container(self.engine.restart(&container)?))
+            }
+            Request::ContainerRm { container, force } => {
+                self.engine.remove(&container, force)?;
+                Ok(Reply::Done)
+            }
+            Request::Stats { container } => {
+                Ok(Reply::Stats(self.engine.stats(container.as_deref())?))
             }
             other => Err(unsupported(&other)),
         }
@@ -491,7 +619,8 @@ fn image_info(image: &Image) -> ImageInfo {
     }
 }
 
-fn image_error(e: ImageError) -> ApiError {
+/// An image store error as the API reports it.
+pub(crate) fn image_error(e: ImageError) -> ApiError {
     let kind = match e {
         ImageError::NotFound(_) => ErrorKind::NotFound,
         ImageError::BadReference(_) | ImageError::BadImport { .. } => ErrorKind::InvalidRequest,
@@ -515,7 +644,8 @@ fn unsupported(request: &Request) -> ApiError {
             "the VM screen and keyboard (virtio-gpu and virtio-input are not in this berthd yet)"
         }
         Request::IsoInspect { .. } => "ISO inspection",
-        _ => "containers and images (the container engine is not in this berthd yet)",
+        Request::Build(_) => "Dockerfile builds (the builder is not in this berthd yet)",
+        _ => "this request",
     };
     ApiError::new(
         ErrorKind::Unsupported,

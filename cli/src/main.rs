@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use berth_api::client::{Client, ClientError};
-use berth_api::container::{BuildSpec, ImageInfo, RunSpec};
+use berth_api::container::{
+    BuildSpec, ContainerInfo, ContainerState, ContainerStats, ImageInfo, RunSpec,
+};
 use berth_api::host::HostInfo;
 use berth_api::request::{Reply, Request};
 use berth_api::size::{format_size, parse_size};
@@ -257,8 +259,45 @@ impl Boot {
     }
 }
 
+/// Print a container's output as the daemon pushes it, until it has stopped.
+async fn follow_logs(
+    client: &Client,
+    events: &mut berth_api::Events,
+    container: &str,
+) -> Result<(), Failure> {
+    use std::io::Write;
+    let call = client.call(Request::Logs {
+        container: container.to_owned(),
+        follow: true,
+    });
+    tokio::pin!(call);
+    let mut stdout = std::io::stdout();
+    loop {
+        tokio::select! {
+            done = &mut call => {
+                // Lines pushed before the answer are already queued: print them too.
+                while let Ok(Some(berth_api::Event::LogLine { line, .. })) =
+                    tokio::time::timeout(std::time::Duration::from_millis(1), events.next()).await
+                {
+                    let _ = writeln!(stdout, "{line}");
+                }
+                return done.map(drop).map_err(Failure::from);
+            }
+            event = events.next() => match event {
+                Some(berth_api::Event::LogLine { line, .. }) => {
+                    let _ = writeln!(stdout, "{line}");
+                }
+                Some(_) => {}
+                None => return Err(Failure::Failed("berthd closed the connection".into())),
+            },
+        }
+    }
+}
+
 /// Why berthctl stopped, with its exit code.
 enum Failure {
+    /// The container berthctl ran in the foreground ended with this code: pass it on.
+    Exit(i32),
     /// The daemon could not be reached or did not admit us: exit 3.
     Unreachable(String),
     /// The request failed: exit 1.
@@ -298,6 +337,7 @@ fn main() -> ExitCode {
             eprintln!("berthctl: {message}");
             ExitCode::from(3)
         }
+        Err(Failure::Exit(code)) => ExitCode::from(code.clamp(0, 255) as u8),
     }
 }
 
@@ -393,15 +433,64 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             name,
             image,
             command,
-        } => Request::Run(RunSpec {
-            image,
-            name,
-            command,
-            detach,
-            cpus,
-            memory,
-            pids,
-        }),
+        } => {
+            // The daemon always answers once the container has started; in the foreground,
+            // berthctl then follows its output and ends with its exit code.
+            let spec = RunSpec {
+                image,
+                name,
+                command,
+                detach: true,
+                cpus,
+                memory,
+                pids,
+            };
+            let info = match client.call(Request::Run(spec)).await? {
+                Reply::Container(info) => info,
+                other => return Err(Failure::Failed(format!("unexpected reply {other:?}"))),
+            };
+            if json && detach {
+                return print_json(&info);
+            }
+            if detach {
+                println!("{}", info.id);
+                return Ok(());
+            }
+            follow_logs(&client, &mut events, &info.id).await?;
+            let state = match client.call(Request::Ps { all: true }).await? {
+                Reply::Containers(list) => {
+                    list.into_iter().find(|c| c.id == info.id).map(|c| c.state)
+                }
+                _ => None,
+            };
+            return match state {
+                Some(ContainerState::Stopped {
+                    exit_code: Some(0), ..
+                }) => Ok(()),
+                Some(ContainerState::Stopped {
+                    exit_code: Some(code),
+                    oom_killed,
+                }) => {
+                    if oom_killed {
+                        eprintln!(
+                            "berthctl: container {} was killed: out of memory",
+                            info.name
+                        );
+                    }
+                    Err(Failure::Exit(code))
+                }
+                other => Err(Failure::Failed(format!(
+                    "container {} ended in state {other:?}",
+                    info.name
+                ))),
+            };
+        }
+        Command::Logs {
+            follow: true,
+            container,
+        } => {
+            return follow_logs(&client, &mut events, &container).await;
+        }
         Command::Ps { all } => Request::Ps { all },
         Command::Logs { follow, container } => Request::Logs { container, follow },
         Command::Start { container } => Request::ContainerStart { container },
@@ -428,6 +517,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Reply::Vm(vm) => print!("{}", show_vm(&vm)),
         Reply::Lines(lines) => lines.iter().for_each(|l| println!("{l}")),
         Reply::Images(images) => print!("{}", list_images(&images)),
+        Reply::Container(info) => println!("{}", info.id),
+        Reply::Containers(list) => print!("{}", list_containers(&list)),
+        Reply::Stats(stats) => print!("{}", show_stats(&stats)),
     }
     Ok(())
 }
@@ -586,6 +678,65 @@ fn list_images(images: &[ImageInfo]) -> String {
         })
         .collect();
     table(&["IMAGE", "ID", "SIZE", "LAYERS", "CREATED"], &rows)
+}
+
+fn list_containers(list: &[ContainerInfo]) -> String {
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|c| {
+            let mut command = c.command.join(" ");
+            if command.chars().count() > 30 {
+                command = command.chars().take(29).collect::<String>() + "…";
+            }
+            vec![
+                c.id.clone(),
+                c.name.clone(),
+                c.image.clone(),
+                format!("\"{command}\""),
+                c.state.to_string(),
+                percent(c.allocation.cpu),
+                percent(c.allocation.memory),
+                percent(c.allocation.disk),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "CONTAINER ID",
+            "NAME",
+            "IMAGE",
+            "COMMAND",
+            "STATUS",
+            "U_ct",
+            "M_ct",
+            "P_ct",
+        ],
+        &rows,
+    )
+}
+
+fn show_stats(stats: &[ContainerStats]) -> String {
+    let rows: Vec<Vec<String>> = stats
+        .iter()
+        .map(|s| {
+            vec![
+                s.name.clone(),
+                format!("{:.1}%", s.cpu * 100.0),
+                format!("{} ({})", format_size(s.memory), percent(s.memory_use)),
+                format_size(s.disk),
+                s.pids.to_string(),
+                percent(s.allocation.cpu),
+                percent(s.allocation.memory),
+                percent(s.allocation.disk),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "NAME", "CPU", "MEMORY", "DISK", "PIDS", "U_ct", "M_ct", "P_ct",
+        ],
+        &rows,
+    )
 }
 
 fn show_vm(vm: &VmInfo) -> String {

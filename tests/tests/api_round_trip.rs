@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use berth_api::container::{BuildSpec, RunSpec};
+use berth_api::container::BuildSpec;
 use berth_api::error::ErrorKind;
 use berth_api::vm::{BootSource, VmEdit, VmSpec, VmState};
 use berth_api::{ClientError, Event, Reply, Request};
@@ -29,7 +29,15 @@ fn expectation(request: &Request) -> Expect {
         | Request::VmDelete { .. }
         | Request::Images
         | Request::Rmi { .. }
-        | Request::Import { .. } => Expect::Answered,
+        | Request::Import { .. }
+        | Request::Run(_)
+        | Request::Ps { .. }
+        | Request::Logs { .. }
+        | Request::ContainerStart { .. }
+        | Request::ContainerStop { .. }
+        | Request::ContainerRestart { .. }
+        | Request::ContainerRm { .. }
+        | Request::Stats { .. } => Expect::Answered,
         Request::VmStart { .. }
         | Request::VmStop { .. }
         | Request::VmPause { .. }
@@ -40,15 +48,7 @@ fn expectation(request: &Request) -> Expect {
         | Request::VmType { .. }
         | Request::VmKey { .. }
         | Request::IsoInspect { .. }
-        | Request::Build(_)
-        | Request::Run(_)
-        | Request::Ps { .. }
-        | Request::Logs { .. }
-        | Request::ContainerStart { .. }
-        | Request::ContainerStop { .. }
-        | Request::ContainerRestart { .. }
-        | Request::ContainerRm { .. }
-        | Request::Stats { .. } => Expect::NotYet,
+        | Request::Build(_) => Expect::NotYet,
     }
 }
 
@@ -191,35 +191,6 @@ async fn every_request_round_trips() {
             tag: "t".into(),
             build_args: vec![],
         }),
-        Request::Run(RunSpec {
-            image: "t".into(),
-            name: None,
-            command: vec![],
-            detach: true,
-            cpus: None,
-            memory: None,
-            pids: None,
-        }),
-        Request::Ps { all: true },
-        Request::Logs {
-            container: "c".into(),
-            follow: false,
-        },
-        Request::ContainerStart {
-            container: "c".into(),
-        },
-        Request::ContainerStop {
-            container: "c".into(),
-            timeout_secs: Some(1),
-        },
-        Request::ContainerRestart {
-            container: "c".into(),
-        },
-        Request::ContainerRm {
-            container: "c".into(),
-            force: true,
-        },
-        Request::Stats { container: None },
     ];
     for request in not_yet {
         assert!(matches!(expectation(&request), Expect::NotYet));
@@ -262,13 +233,15 @@ async fn every_request_round_trips() {
         other => panic!("{other:?}"),
     }
     match client.call(Request::Images).await.unwrap() {
-        Reply::Images(images) => assert_eq!(
-            images
-                .iter()
-                .map(|i| i.reference.as_str())
-                .collect::<Vec<_>>(),
-            ["base:1"]
-        ),
+        Reply::Images(images) => {
+            assert_eq!(
+                images
+                    .iter()
+                    .map(|i| i.reference.as_str())
+                    .collect::<Vec<_>>(),
+                ["base:1"]
+            )
+        }
         other => panic!("{other:?}"),
     }
     assert!(daemon.state_dir.join("images/index.json").exists());

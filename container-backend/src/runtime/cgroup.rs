@@ -195,6 +195,14 @@ impl Cgroup {
         Ok(cgroup)
     }
 
+    /// The cgroup of a container created earlier (e.g. by a daemon that has since restarted).
+    pub fn existing(layout: &Layout, id: &str) -> Cgroup {
+        Cgroup {
+            layout: layout.clone(),
+            id: id.to_owned(),
+        }
+    }
+
     /// The directories of this cgroup, one per hierarchy.
     pub fn dirs(&self) -> Vec<PathBuf> {
         match &self.layout {

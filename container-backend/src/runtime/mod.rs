@@ -180,6 +180,16 @@ pub fn start(config: &ContainerConfig, layout: &Layout) -> Result<Container, Run
 }
 
 impl Container {
+    /// A container started earlier whose first process is `pid`: it can be watched and
+    /// signalled, but not waited for with waitpid (it is not this process's child any more).
+    pub fn adopt(id: &str, pid: i32, layout: &Layout) -> Container {
+        Container {
+            id: id.to_owned(),
+            pid,
+            cgroup: Cgroup::existing(layout, id),
+        }
+    }
+
     /// Wait for the first process to end (blocking), then clean up: kill whatever is left in
     /// the cgroup and remove it. The overlay and /proc mounts lived only in the container's
     /// mount namespace and went with it.

@@ -1,0 +1,642 @@
+//! Containers in berthd: their records (`containers/<id>/container.ron`), the image root
+//! filesystems they run on (unpacked once per image under `rootfs/`), one waiter thread per
+//! running container, and the requests `run`, `ps`, `logs`, `start`, `stop`, `restart`, `rm`
+//! and `stats`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use berth_api::container::{
+    ContainerInfo, ContainerLimits, ContainerState, ContainerStats, RunSpec,
+};
+use berth_api::error::{ApiError, ErrorKind};
+use berth_api::event::Event;
+use berth_api::utilisation::{Resources, Shares, container_allocation, ratio};
+use berth_api::validate;
+use container_backend::image::{Image, ImageStore};
+use container_backend::runtime::{self, ContainerConfig, Layout, Limits};
+use nix::sys::signal::Signal;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use crate::store;
+
+/// File name of a container's record inside its directory.
+const RECORD: &str = "container.ron";
+/// How long `stop` waits after the stop signal before SIGKILL, unless told otherwise.
+const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+/// The smallest memory limit a container can start under.
+const MIN_MEMORY: u64 = 4 << 20;
+
+/// What berthd keeps about a container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Record {
+    id: String,
+    name: String,
+    image: String,
+    /// The image's manifest digest: its root filesystem under `rootfs/`.
+    image_digest: String,
+    command: Vec<String>,
+    env: Vec<String>,
+    cwd: String,
+    user: String,
+    #[serde(default)]
+    stop_signal: Option<String>,
+    limits: ContainerLimits,
+    created: u64,
+    state: ContainerState,
+}
+
+/// A running container and the flag its waiter sets when it ends.
+struct Running {
+    container: runtime::Container,
+    ended: Mutex<bool>,
+    changed: Condvar,
+}
+
+/// The container half of the daemon.
+pub struct Engine {
+    root: PathBuf,
+    rootfs_cache: PathBuf,
+    layout: Result<Layout, String>,
+    records: Mutex<BTreeMap<String, Record>>,
+    running: Mutex<HashMap<String, Arc<Running>>>,
+    events: broadcast::Sender<Event>,
+    host: Resources,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal(e.to_string())
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A new container id: 12 hex digits from the kernel's random source.
+fn new_id() -> Result<String, ApiError> {
+    let mut bytes = [0u8; 6];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| internal(format!("no random bytes for an id: {e}")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn signal_named(name: &str) -> Signal {
+    let upper = name.trim().to_ascii_uppercase();
+    let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
+    if let Ok(n) = bare.parse::<i32>() {
+        return Signal::try_from(n).unwrap_or(Signal::SIGTERM);
+    }
+    format!("SIG{bare}").parse().unwrap_or(Signal::SIGTERM)
+}
+
+/// Bytes of disk the files under `dir` occupy (allocated blocks, as `du`).
+fn disk_usage(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(at) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&at) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if let Ok(meta) = entry.path().symlink_metadata() {
+                total += meta.blocks() * 512;
+                if meta.is_dir() {
+                    stack.push(entry.path());
+                }
+            }
+        }
+    }
+    total
+}
+
+impl Engine {
+    /// Load the records under `<state>/containers`. Containers that were running when the
+    /// previous daemon ended are adopted if their process still runs, or marked stopped with
+    /// an unknown exit code: none is forgotten.
+    pub fn load(
+        state_dir: &Path,
+        events: broadcast::Sender<Event>,
+        host: Resources,
+    ) -> Arc<Engine> {
+        let root = state_dir.join("containers");
+        let rootfs_cache = state_dir.join("rootfs");
+        let _ = fs::create_dir_all(&root);
+        let _ = fs::create_dir_all(&rootfs_cache);
+        let layout = Layout::detect().map_err(|e| e.to_string());
+        let mut records = BTreeMap::new();
+        if let Ok(entries) = fs::read_dir(&root) {
+            for entry in entries.flatten() {
+                store::remove_stale_temps(&entry.path());
+                match store::read_ron::<Record>(&entry.path().join(RECORD)) {
+                    Ok(record) => {
+                        records.insert(record.id.clone(), record);
+                    }
+                    Err(e) => eprintln!(
+                        "berthd: skipping an unreadable container record, left in place: {e}"
+                    ),
+                }
+            }
+        }
+        let engine = Arc::new(Engine {
+            root,
+            rootfs_cache,
+            layout,
+            records: Mutex::new(records),
+            running: Mutex::new(HashMap::new()),
+            events,
+            host,
+        });
+        engine.readopt();
+        engine
+    }
+
+    fn readopt(self: &Arc<Self>) {
+        let Ok(layout) = &self.layout else { return };
+        let was_running: Vec<(String, i32)> = lock(&self.records)
+            .values()
+            .filter_map(|r| match r.state {
+                ContainerState::Running { pid } => Some((r.id.clone(), pid)),
+                _ => None,
+            })
+            .collect();
+        for (id, pid) in was_running {
+            let container = runtime::Container::adopt(&id, pid, layout);
+            if container.cgroup.pids().contains(&pid) {
+                let running = Arc::new(Running {
+                    container,
+                    ended: Mutex::new(false),
+                    changed: Condvar::new(),
+                });
+                lock(&self.running).insert(id.clone(), Arc::clone(&running));
+                let engine = Arc::clone(self);
+                std::thread::spawn(move || engine.watch_adopted(&id, &running));
+            } else {
+                container.reap_leftovers();
+                self.set_state(
+                    &id,
+                    ContainerState::Stopped {
+                        exit_code: None,
+                        oom_killed: false,
+                    },
+                );
+            }
+        }
+    }
+
+    fn layout(&self) -> Result<&Layout, ApiError> {
+        self.layout.as_ref().map_err(|e| {
+            ApiError::new(
+                ErrorKind::Unsupported,
+                format!("containers cannot run here: {e}"),
+            )
+        })
+    }
+
+    fn dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    fn persist(&self, record: &Record) -> Result<(), ApiError> {
+        store::write_ron(&self.dir(&record.id).join(RECORD), record).map_err(internal)
+    }
+
+    fn info(&self, r: &Record) -> ContainerInfo {
+        ContainerInfo {
+            id: r.id.clone(),
+            name: r.name.clone(),
+            image: r.image.clone(),
+            command: r.command.clone(),
+            state: r.state.clone(),
+            limits: r.limits,
+            created: r.created,
+            allocation: self.allocation(r),
+        }
+    }
+
+    /// U_ct, M_ct, P_ct over the host; an unlimited resource is all of it.
+    fn allocation(&self, r: &Record) -> Shares {
+        let given = Resources {
+            cpus: r.limits.cpus.unwrap_or(self.host.cpus),
+            memory: r.limits.memory.unwrap_or(self.host.memory),
+            disk: disk_usage(&self.dir(&r.id).join("upper")),
+        };
+        container_allocation(&given, &self.host)
+    }
+
+    fn set_state(&self, id: &str, state: ContainerState) {
+        let mut records = lock(&self.records);
+        if let Some(record) = records.get_mut(id) {
+            record.state = state.clone();
+            if let Err(e) = self.persist(record) {
+                eprintln!("berthd: cannot save container {id}: {e}");
+            }
+        }
+        drop(records);
+        let _ = self.events.send(Event::ContainerState {
+            id: id.to_owned(),
+            state,
+        });
+    }
+
+    /// Find a container by id, id prefix or name.
+    fn find(&self, key: &str) -> Result<Record, ApiError> {
+        let records = lock(&self.records);
+        if let Some(r) = records
+            .get(key)
+            .or_else(|| records.values().find(|r| r.name == key))
+        {
+            return Ok(r.clone());
+        }
+        let matches: Vec<&Record> = records.values().filter(|r| r.id.starts_with(key)).collect();
+        match matches.as_slice() {
+            [one] if !key.is_empty() => Ok((*one).clone()),
+            [] | [_] => Err(ApiError::not_found(format!(
+                "there is no container `{key}` (see `berthctl ps -a`)"
+            ))),
+            _ => Err(ApiError::invalid(format!(
+                "`{key}` matches {} containers; give more of the id",
+                matches.len()
+            ))),
+        }
+    }
+
+    /// The image's root filesystem, unpacked once and shared read-only by its containers.
+    fn rootfs_of(&self, images: &ImageStore, image: &Image) -> Result<PathBuf, ApiError> {
+        let hex = image.manifest_digest.trim_start_matches("sha256:");
+        let dir = self.rootfs_cache.join(hex);
+        if dir.exists() {
+            return Ok(dir);
+        }
+        let temp = self
+            .rootfs_cache
+            .join(format!(".tmp-{hex}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&temp);
+        let unpacked = images.unpack(image, &temp).map_err(internal);
+        if let Err(e) = unpacked {
+            let _ = fs::remove_dir_all(&temp);
+            return Err(e);
+        }
+        fs::rename(&temp, &dir).map_err(internal)?;
+        Ok(dir)
+    }
+
+    /// Whether any container runs on the image with this manifest digest.
+    pub fn image_in_use(&self, manifest_digest: &str) -> Option<String> {
+        lock(&self.records)
+            .values()
+            .find(|r| r.image_digest == manifest_digest)
+            .map(|r| r.name.clone())
+    }
+
+    /// Drop the unpacked root filesystem of a removed image.
+    pub fn forget_image(&self, manifest_digest: &str) {
+        let _ = fs::remove_dir_all(
+            self.rootfs_cache
+                .join(manifest_digest.trim_start_matches("sha256:")),
+        );
+    }
+
+    /// `run`: create a container from an image and start it.
+    pub fn run(
+        self: &Arc<Self>,
+        spec: RunSpec,
+        images: &ImageStore,
+    ) -> Result<ContainerInfo, ApiError> {
+        self.layout()?;
+        if let Some(name) = &spec.name {
+            validate::name("container", name).map_err(ApiError::invalid)?;
+        }
+        if let Some(cpus) = spec.cpus
+            && !(cpus > 0.0 && cpus <= self.host.cpus)
+        {
+            return Err(ApiError::invalid(format!(
+                "--cpus {cpus}: give more than 0 and at most the host's {}",
+                self.host.cpus
+            )));
+        }
+        if let Some(memory) = spec.memory
+            && memory < MIN_MEMORY
+        {
+            return Err(ApiError::invalid(format!(
+                "--memory {}: a container needs at least {}",
+                berth_api::size::format_size(memory),
+                berth_api::size::format_size(MIN_MEMORY)
+            )));
+        }
+        if spec.pids == Some(0) {
+            return Err(ApiError::invalid(
+                "--pids 0: a container needs at least one process",
+            ));
+        }
+        let image = images
+            .resolve(&spec.image)
+            .map_err(crate::server::image_error)?;
+        let run = &image.config.config;
+        let mut command = run.entrypoint.clone().unwrap_or_default();
+        command.extend(if spec.command.is_empty() {
+            run.cmd.clone().unwrap_or_default()
+        } else {
+            spec.command.clone()
+        });
+        if command.is_empty() {
+            return Err(ApiError::invalid(format!(
+                "image `{}` has no CMD or ENTRYPOINT; give a command",
+                image.reference
+            )));
+        }
+        let id = new_id()?;
+        let name = spec
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{}-{}", image.reference.name.replace('/', "-"), &id[..4]));
+        self.rootfs_of(images, &image)?;
+        let record = {
+            let mut records = lock(&self.records);
+            if records.values().any(|r| r.name == name) {
+                return Err(ApiError::new(
+                    ErrorKind::AlreadyExists,
+                    format!("a container named `{name}` exists already"),
+                ));
+            }
+            let record = Record {
+                id: id.clone(),
+                name,
+                image: image.reference.to_string(),
+                image_digest: image.manifest_digest.clone(),
+                command,
+                env: run.env.clone().unwrap_or_default(),
+                cwd: run.working_dir.clone().unwrap_or_default(),
+                user: run.user.clone().unwrap_or_default(),
+                stop_signal: run.stop_signal.clone(),
+                limits: ContainerLimits {
+                    cpus: spec.cpus,
+                    memory: spec.memory,
+                    pids: spec.pids,
+                },
+                created: now(),
+                state: ContainerState::Created,
+            };
+            fs::create_dir_all(self.dir(&id)).map_err(internal)?;
+            self.persist(&record)?;
+            records.insert(id.clone(), record.clone());
+            record
+        };
+        if let Err(e) = self.start_record(&record) {
+            // A container that never ran is not kept: nothing is left half-made.
+            lock(&self.records).remove(&id);
+            let _ = fs::remove_dir_all(self.dir(&id));
+            return Err(e);
+        }
+        Ok(self.info(&self.find(&id)?))
+    }
+
+    fn start_record(self: &Arc<Self>, record: &Record) -> Result<(), ApiError> {
+        let layout = self.layout()?;
+        let lower = self
+            .rootfs_cache
+            .join(record.image_digest.trim_start_matches("sha256:"));
+        if !lower.exists() {
+            return Err(ApiError::new(
+                ErrorKind::Conflict,
+                format!("the image of container `{}` is gone", record.name),
+            ));
+        }
+        let dir = self.dir(&record.id);
+        let config = ContainerConfig {
+            id: record.id.clone(),
+            log: dir.join("log"),
+            dir,
+            lower: vec![lower],
+            args: record.command.clone(),
+            env: record.env.clone(),
+            cwd: record.cwd.clone(),
+            user: record.user.clone(),
+            limits: Limits {
+                cpus: record.limits.cpus,
+                memory: record.limits.memory,
+                pids: record.limits.pids,
+            },
+        };
+        let container = match runtime::start(&config, layout) {
+            Ok(container) => container,
+            Err(e) => {
+                self.set_state(
+                    &record.id,
+                    ContainerState::Stopped {
+                        exit_code: Some(127),
+                        oom_killed: false,
+                    },
+                );
+                return Err(ApiError::invalid(e.to_string()));
+            }
+        };
+        let pid = container.pid;
+        let running = Arc::new(Running {
+            container,
+            ended: Mutex::new(false),
+            changed: Condvar::new(),
+        });
+        lock(&self.running).insert(record.id.clone(), Arc::clone(&running));
+        self.set_state(&record.id, ContainerState::Running { pid });
+        let engine = Arc::clone(self);
+        let id = record.id.clone();
+        std::thread::spawn(move || {
+            let exit = running.container.wait();
+            engine.ended(
+                &id,
+                &running,
+                ContainerState::Stopped {
+                    exit_code: Some(exit.code),
+                    oom_killed: exit.oom_killed,
+                },
+            );
+        });
+        Ok(())
+    }
+
+    fn watch_adopted(&self, id: &str, running: &Running) {
+        let proc_dir = PathBuf::from(format!("/proc/{}", running.container.pid));
+        while proc_dir.exists() {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        running.container.reap_leftovers();
+        let oom = running.container.usage().oom_kills > 0;
+        self.ended(
+            id,
+            running,
+            ContainerState::Stopped {
+                exit_code: None,
+                oom_killed: oom,
+            },
+        );
+    }
+
+    fn ended(&self, id: &str, running: &Running, state: ContainerState) {
+        self.set_state(id, state);
+        lock(&self.running).remove(id);
+        *lock(&running.ended) = true;
+        running.changed.notify_all();
+    }
+
+    /// `start`: start a stopped container again, on its own writable layer.
+    pub fn start(self: &Arc<Self>, key: &str) -> Result<ContainerInfo, ApiError> {
+        let record = self.find(key)?;
+        if record.state.is_running() {
+            return Err(ApiError::new(
+                ErrorKind::Conflict,
+                format!("container `{}` is running already", record.name),
+            ));
+        }
+        self.start_record(&record)?;
+        Ok(self.info(&self.find(&record.id)?))
+    }
+
+    /// `stop`: the image's stop signal (SIGTERM by default), then SIGKILL after the grace time.
+    pub fn stop(&self, key: &str, grace: Option<Duration>) -> Result<ContainerInfo, ApiError> {
+        let record = self.find(key)?;
+        let running = lock(&self.running).get(&record.id).cloned();
+        if let Some(running) = running {
+            let signal = record
+                .stop_signal
+                .as_deref()
+                .map_or(Signal::SIGTERM, signal_named);
+            let _ = running.container.signal(signal);
+            let deadline = Instant::now() + grace.unwrap_or(DEFAULT_GRACE);
+            let mut ended = lock(&running.ended);
+            while !*ended && Instant::now() < deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                ended = running
+                    .changed
+                    .wait_timeout(ended, left)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+            if !*ended {
+                let _ = running.container.signal(Signal::SIGKILL);
+                let kill_deadline = Instant::now() + Duration::from_secs(10);
+                while !*ended && Instant::now() < kill_deadline {
+                    ended = running
+                        .changed
+                        .wait_timeout(ended, Duration::from_millis(100))
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                }
+            }
+        }
+        Ok(self.info(&self.find(&record.id)?))
+    }
+
+    /// `restart`: stop, then start.
+    pub fn restart(self: &Arc<Self>, key: &str) -> Result<ContainerInfo, ApiError> {
+        let record = self.find(key)?;
+        self.stop(&record.id, None)?;
+        self.start(&record.id)
+    }
+
+    /// `rm`: remove a stopped container (or, with `force`, kill it first) and all its files.
+    pub fn remove(&self, key: &str, force: bool) -> Result<(), ApiError> {
+        let record = self.find(key)?;
+        if record.state.is_running() {
+            if !force {
+                return Err(ApiError::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "container `{}` is running; stop it first or use --force",
+                        record.name
+                    ),
+                ));
+            }
+            self.stop(&record.id, Some(Duration::ZERO))?;
+        }
+        lock(&self.records).remove(&record.id);
+        fs::remove_dir_all(self.dir(&record.id)).map_err(internal)
+    }
+
+    /// `ps`: running containers, or all with `all`.
+    pub fn list(&self, all: bool) -> Vec<ContainerInfo> {
+        let records: Vec<Record> = lock(&self.records).values().cloned().collect();
+        records
+            .iter()
+            .filter(|r| all || r.state.is_running())
+            .map(|r| self.info(r))
+            .collect()
+    }
+
+    /// `logs`: everything the container wrote so far.
+    pub fn logs(&self, key: &str) -> Result<Vec<String>, ApiError> {
+        let record = self.find(key)?;
+        let text = fs::read(self.dir(&record.id).join("log")).unwrap_or_default();
+        Ok(String::from_utf8_lossy(&text)
+            .lines()
+            .map(str::to_owned)
+            .collect())
+    }
+
+    /// The log file of a container, for following it.
+    pub fn log_path(&self, key: &str) -> Result<(String, PathBuf), ApiError> {
+        let record = self.find(key)?;
+        Ok((record.id.clone(), self.dir(&record.id).join("log")))
+    }
+
+    /// Whether a container is running now.
+    pub fn is_running(&self, id: &str) -> bool {
+        lock(&self.running).contains_key(id)
+    }
+
+    /// `stats`: live use of running containers (one or all), measured over a quarter second.
+    pub fn stats(&self, key: Option<&str>) -> Result<Vec<ContainerStats>, ApiError> {
+        let wanted: Vec<Record> = match key {
+            Some(key) => vec![self.find(key)?],
+            None => lock(&self.records)
+                .values()
+                .filter(|r| r.state.is_running())
+                .cloned()
+                .collect(),
+        };
+        let running: Vec<(Record, Arc<Running>)> = {
+            let map = lock(&self.running);
+            wanted
+                .into_iter()
+                .filter_map(|r| map.get(&r.id).cloned().map(|run| (r, run)))
+                .collect()
+        };
+        let before: Vec<f64> = running
+            .iter()
+            .map(|(_, run)| run.container.usage().cpu_seconds)
+            .collect();
+        let started = Instant::now();
+        std::thread::sleep(Duration::from_millis(250));
+        let wall = started.elapsed().as_secs_f64();
+        Ok(running
+            .iter()
+            .zip(before)
+            .map(|((record, run), cpu0)| {
+                let usage = run.container.usage();
+                let memory_total = record.limits.memory.unwrap_or(self.host.memory);
+                ContainerStats {
+                    id: record.id.clone(),
+                    name: record.name.clone(),
+                    cpu: ratio(usage.cpu_seconds - cpu0, wall),
+                    memory: usage.memory,
+                    memory_use: ratio(usage.memory as f64, memory_total as f64),
+                    disk: disk_usage(&self.dir(&record.id).join("upper")),
+                    pids: usage.pids,
+                    allocation: self.allocation(record),
+                }
+            })
+            .collect())
+    }
+}
