@@ -424,6 +424,8 @@ async fn follow_logs(
             return;
         }
     };
+    // Subscribe before the first check so the end of the container cannot slip between.
+    let mut ended = daemon.events.subscribe();
     let mut offset = 0u64;
     let mut partial = Vec::new();
     loop {
@@ -451,7 +453,20 @@ async fn follow_logs(
         if !running {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // New output is polled for; the end of the container is not waited for by polling,
+        // so a short-lived container is answered as soon as it ends.
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            _ = async {
+                loop {
+                    match ended.recv().await {
+                        Ok(Event::ContainerState { id, state }) if id == container_id && !state.is_running() => break,
+                        Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+                        _ => {}
+                    }
+                }
+            } => {}
+        }
     }
     if !partial.is_empty() {
         let line = String::from_utf8_lossy(&partial).into_owned();
