@@ -1,0 +1,210 @@
+//! The application: the connection to berthd, the latest snapshot of its state, and the
+//! screens. Messages from screens become requests here; pushed events refresh the snapshot.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_api::client::Client;
+use berth_api::{Event as Pushed, Reply, Request};
+use iced::widget::{column, container, row, text};
+use iced::{Element, Length, Subscription, Task, Theme};
+
+use crate::connection;
+use crate::data::{HostHistory, Snapshot};
+use crate::screen::dashboard::{self, Dashboard};
+
+/// Where the connection to berthd stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Status {
+    Connecting,
+    Connected { socket: String, started: bool },
+    Lost(String),
+}
+
+#[derive(Debug, Clone)]
+pub enum Message {
+    Connection(connection::Event),
+    Refreshed(Result<Snapshot, String>),
+    Dashboard(dashboard::Message),
+    Done(Result<(), String>),
+    Tick,
+}
+
+pub struct Berth {
+    client: Option<Arc<Client>>,
+    pub status: Status,
+    pub snapshot: Snapshot,
+    pub history: HostHistory,
+    pub dashboard: Dashboard,
+    /// The last failed action, shown until the next action.
+    pub error: Option<String>,
+}
+
+impl Berth {
+    pub fn new() -> (Berth, Task<Message>) {
+        let berth = Berth {
+            client: None,
+            status: Status::Connecting,
+            snapshot: Snapshot::default(),
+            history: HostHistory::default(),
+            dashboard: Dashboard::default(),
+            error: None,
+        };
+        (berth, Task::none())
+    }
+
+    pub fn title(&self) -> String {
+        "Berth".into()
+    }
+
+    pub fn update(&mut self, message: Message) -> Task<Message> {
+        match message {
+            Message::Connection(connection::Event::Connected { client, started }) => {
+                self.status = Status::Connected {
+                    socket: client.socket().display().to_string(),
+                    started,
+                };
+                self.client = Some(client);
+                self.refresh()
+            }
+            Message::Connection(connection::Event::Lost(reason)) => {
+                self.client = None;
+                self.status = Status::Lost(reason);
+                Task::none()
+            }
+            Message::Connection(connection::Event::Pushed(event)) => match event {
+                Pushed::HostSample(sample) => {
+                    self.history.record(&sample);
+                    Task::none()
+                }
+                Pushed::VmDefined(_)
+                | Pushed::VmRemoved { .. }
+                | Pushed::VmState { .. }
+                | Pushed::ContainerState { .. } => self.refresh(),
+                _ => Task::none(),
+            },
+            Message::Refreshed(Ok(snapshot)) => {
+                self.snapshot = snapshot;
+                Task::none()
+            }
+            Message::Refreshed(Err(e)) | Message::Done(Err(e)) => {
+                self.error = Some(e);
+                Task::none()
+            }
+            Message::Done(Ok(())) => self.refresh(),
+            Message::Tick => self.refresh(),
+            Message::Dashboard(message) => match self.dashboard.update(message, &self.snapshot) {
+                Some(dashboard::Event::Request(request, what)) => {
+                    self.error = None;
+                    self.perform(request, what)
+                }
+                None => Task::none(),
+            },
+        }
+    }
+
+    fn perform(&self, request: Request, what: String) -> Task<Message> {
+        let Some(client) = self.client.clone() else {
+            return Task::done(Message::Done(Err(format!(
+                "cannot {what}: not connected to berthd"
+            ))));
+        };
+        Task::perform(
+            async move {
+                client
+                    .call(request)
+                    .await
+                    .map(drop)
+                    .map_err(|e| format!("cannot {what}: {e}"))
+            },
+            Message::Done,
+        )
+    }
+
+    fn refresh(&self) -> Task<Message> {
+        let Some(client) = self.client.clone() else {
+            return Task::none();
+        };
+        Task::perform(fetch(client), Message::Refreshed)
+    }
+
+    pub fn subscription(&self) -> Subscription<Message> {
+        Subscription::batch([
+            Subscription::run(connection::run).map(Message::Connection),
+            // Container and VM lists change by events; their live shares (disk) drift slowly.
+            iced::time::every(Duration::from_secs(5)).map(|_| Message::Tick),
+        ])
+    }
+
+    pub fn view(&self) -> Element<'_, Message> {
+        let status = match &self.status {
+            Status::Connecting => "Connecting to berthd…".to_owned(),
+            Status::Connected {
+                socket,
+                started: true,
+            } => format!("berthd (started by Berth) at {socket}"),
+            Status::Connected {
+                socket,
+                started: false,
+            } => format!("berthd at {socket}"),
+            Status::Lost(reason) => format!("Not connected: {reason}. Retrying…"),
+        };
+        let header = row![
+            text("Berth").size(20),
+            text(status)
+                .size(13)
+                .width(Length::Fill)
+                .align_x(iced::alignment::Horizontal::Right)
+        ]
+        .spacing(20)
+        .align_y(iced::Alignment::Center);
+        let mut page = column![container(header).padding(10).style(container::bordered_box)];
+        if let Status::Lost(_) = &self.status {
+            page = page.push(banner(
+                "The connection to berthd is lost; the window reconnects by itself.",
+            ));
+        }
+        if let Some(error) = &self.error {
+            page = page.push(banner(error));
+        }
+        page.push(
+            self.dashboard
+                .view(&self.snapshot, &self.history)
+                .map(Message::Dashboard),
+        )
+        .into()
+    }
+}
+
+fn banner<'a>(message: &str) -> Element<'a, Message> {
+    container(text(message.to_owned()))
+        .padding(8)
+        .width(Length::Fill)
+        .style(|theme: &Theme| {
+            let palette = theme.extended_palette();
+            container::Style::default()
+                .background(palette.danger.weak.color)
+                .color(palette.danger.weak.text)
+        })
+        .into()
+}
+
+/// Host, VMs and containers, in one go.
+async fn fetch(client: Arc<Client>) -> Result<Snapshot, String> {
+    let host = client.host().await.map_err(|e| e.to_string())?;
+    let listing = client.vm_list().await.map_err(|e| e.to_string())?;
+    let containers = match client
+        .call(Request::Ps { all: true })
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        Reply::Containers(list) => list,
+        other => return Err(format!("unexpected reply {other:?}")),
+    };
+    Ok(Snapshot {
+        host: Some(host),
+        vms: listing.vms,
+        problems: listing.problems,
+        containers,
+    })
+}

@@ -1,0 +1,558 @@
+//! The main window's content: a sidebar of the host, VMs and containers with state badges, a
+//! toolbar of actions on the selection, and the selection's details with its gauges.
+
+use berth_api::Request;
+use berth_api::container::{ContainerInfo, ContainerState};
+use berth_api::size::format_size;
+use berth_api::vm::{BootSource, VmInfo, VmState};
+use iced::widget::{button, column, container, row, rule, scrollable, space, text};
+use iced::{Alignment, Color, Element, Length, Theme};
+
+use crate::data::{HostHistory, Snapshot};
+use crate::widget::gauge::gauge;
+use crate::widget::sparkline::sparkline;
+
+/// What is selected in the sidebar.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Selection {
+    #[default]
+    Host,
+    Vm(String),
+    Container(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    Select(Selection),
+    Start,
+    Stop,
+    Pause,
+    Resume,
+    Restart,
+    Delete,
+    ConfirmDelete,
+    CancelDelete,
+}
+
+/// What the dashboard asks of the application.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// Send this request; the string says what it does, for messages.
+    Request(Request, String),
+}
+
+#[derive(Debug, Default)]
+pub struct Dashboard {
+    pub selection: Selection,
+    /// Delete was pressed and awaits confirmation.
+    pub confirming_delete: bool,
+}
+
+impl Dashboard {
+    pub fn update(&mut self, message: Message, snapshot: &Snapshot) -> Option<Event> {
+        let request = |r: Request, what: String| Some(Event::Request(r, what));
+        match (message, &self.selection) {
+            (Message::Select(selection), _) => {
+                self.selection = selection;
+                self.confirming_delete = false;
+                None
+            }
+            (Message::Delete, Selection::Vm(_) | Selection::Container(_)) => {
+                self.confirming_delete = true;
+                None
+            }
+            (Message::CancelDelete, _) => {
+                self.confirming_delete = false;
+                None
+            }
+            (Message::ConfirmDelete, Selection::Vm(name)) => {
+                let name = name.clone();
+                self.confirming_delete = false;
+                self.selection = Selection::Host;
+                request(
+                    Request::VmDelete { name: name.clone() },
+                    format!("delete VM {name}"),
+                )
+            }
+            (Message::ConfirmDelete, Selection::Container(id)) => {
+                let (id, name) = (
+                    id.clone(),
+                    snapshot
+                        .container(id)
+                        .map_or(id.clone(), |c| c.name.clone()),
+                );
+                self.confirming_delete = false;
+                self.selection = Selection::Host;
+                request(
+                    Request::ContainerRm {
+                        container: id,
+                        force: true,
+                    },
+                    format!("remove container {name}"),
+                )
+            }
+            (Message::Start, Selection::Vm(name)) => request(
+                Request::VmStart { name: name.clone() },
+                format!("start VM {name}"),
+            ),
+            (Message::Stop, Selection::Vm(name)) => request(
+                Request::VmStop {
+                    name: name.clone(),
+                    force: false,
+                },
+                format!("stop VM {name}"),
+            ),
+            (Message::Pause, Selection::Vm(name)) => request(
+                Request::VmPause { name: name.clone() },
+                format!("pause VM {name}"),
+            ),
+            (Message::Resume, Selection::Vm(name)) => request(
+                Request::VmResume { name: name.clone() },
+                format!("resume VM {name}"),
+            ),
+            (Message::Start, Selection::Container(id)) => request(
+                Request::ContainerStart {
+                    container: id.clone(),
+                },
+                "start the container".into(),
+            ),
+            (Message::Stop, Selection::Container(id)) => request(
+                Request::ContainerStop {
+                    container: id.clone(),
+                    timeout_secs: None,
+                },
+                "stop the container".into(),
+            ),
+            (Message::Restart, Selection::Container(id)) => request(
+                Request::ContainerRestart {
+                    container: id.clone(),
+                },
+                "restart the container".into(),
+            ),
+            _ => None,
+        }
+    }
+
+    pub fn view<'a>(
+        &'a self,
+        snapshot: &'a Snapshot,
+        history: &'a HostHistory,
+    ) -> Element<'a, Message> {
+        let details = match &self.selection {
+            Selection::Host => host_details(snapshot, history),
+            Selection::Vm(name) => match snapshot.vm(name) {
+                Some(vm) => vm_details(vm),
+                None => text(format!("VM {name} is gone.")).into(),
+            },
+            Selection::Container(id) => match snapshot.container(id) {
+                Some(c) => container_details(c),
+                None => text("That container is gone.").into(),
+            },
+        };
+        let body = row![
+            container(self.sidebar(snapshot))
+                .width(Length::Fixed(250.0))
+                .height(Length::Fill)
+                .padding(10),
+            rule::vertical(1),
+            column![
+                self.toolbar(snapshot),
+                scrollable(container(details).padding(16))
+            ]
+            .spacing(0)
+            .width(Length::Fill),
+        ];
+        body.height(Length::Fill).into()
+    }
+
+    fn sidebar<'a>(&'a self, snapshot: &'a Snapshot) -> Element<'a, Message> {
+        let item = |label: String, badge: Option<(String, Color)>, selection: Selection| {
+            let selected = self.selection == selection;
+            let mut content = row![text(label).width(Length::Fill)]
+                .align_y(Alignment::Center)
+                .spacing(6);
+            if let Some((badge, color)) = badge {
+                // On the selection's primary background the state colours would not read.
+                content = content.push(text(badge).size(12).color(if selected {
+                    Color::WHITE
+                } else {
+                    color
+                }));
+            }
+            button(content)
+                .width(Length::Fill)
+                .style(if selected {
+                    button::primary
+                } else {
+                    button::text
+                })
+                .on_press(Message::Select(selection))
+        };
+        let mut list = column![item("Host".into(), None, Selection::Host)].spacing(4);
+        list = list
+            .push(text("Virtual machines").size(13))
+            .push(rule::horizontal(1));
+        if snapshot.vms.is_empty() {
+            list = list.push(text("none yet").size(13));
+        }
+        for vm in &snapshot.vms {
+            let badge = (vm.state.to_string(), vm_color(&vm.state));
+            list = list.push(item(
+                vm.config.name.clone(),
+                Some(badge),
+                Selection::Vm(vm.config.name.clone()),
+            ));
+        }
+        list = list
+            .push(space::vertical().height(8))
+            .push(text("Containers").size(13))
+            .push(rule::horizontal(1));
+        if snapshot.containers.is_empty() {
+            list = list.push(text("none yet").size(13));
+        }
+        for c in &snapshot.containers {
+            let badge = (short_state(&c.state), container_color(&c.state));
+            list = list.push(item(
+                c.name.clone(),
+                Some(badge),
+                Selection::Container(c.id.clone()),
+            ));
+        }
+        scrollable(list).into()
+    }
+
+    fn toolbar<'a>(&'a self, snapshot: &'a Snapshot) -> Element<'a, Message> {
+        let action = |label: &'static str, message: Option<Message>| {
+            button(text(label))
+                .style(button::secondary)
+                .on_press_maybe(message)
+        };
+        let bar: Element<'a, Message> = if self.confirming_delete {
+            let what = match &self.selection {
+                Selection::Vm(name) => format!("Delete VM {name} and its disk?"),
+                Selection::Container(id) => {
+                    format!(
+                        "Remove container {}?",
+                        snapshot
+                            .container(id)
+                            .map_or(id.as_str(), |c| c.name.as_str())
+                    )
+                }
+                Selection::Host => String::new(),
+            };
+            row![
+                text(what),
+                button(text("Delete"))
+                    .style(button::danger)
+                    .on_press(Message::ConfirmDelete),
+                button(text("Cancel"))
+                    .style(button::secondary)
+                    .on_press(Message::CancelDelete),
+            ]
+            .spacing(10)
+            .align_y(Alignment::Center)
+            .into()
+        } else {
+            match &self.selection {
+                Selection::Host => {
+                    row![text("Select a VM or a container to act on it.").size(14)].into()
+                }
+                Selection::Vm(name) => {
+                    let state = snapshot.vm(name).map(|v| v.state.clone());
+                    let stopped = matches!(state, Some(VmState::Stopped | VmState::Crashed { .. }));
+                    let running = matches!(state, Some(VmState::Running));
+                    let paused = matches!(state, Some(VmState::Paused));
+                    row![
+                        action("Start", stopped.then_some(Message::Start)),
+                        action("Stop", (running || paused).then_some(Message::Stop)),
+                        action("Pause", running.then_some(Message::Pause)),
+                        action("Resume", paused.then_some(Message::Resume)),
+                        action("Delete", stopped.then_some(Message::Delete)),
+                    ]
+                    .spacing(8)
+                    .into()
+                }
+                Selection::Container(id) => {
+                    let running = snapshot.container(id).is_some_and(|c| c.state.is_running());
+                    row![
+                        action("Start", (!running).then_some(Message::Start)),
+                        action("Stop", running.then_some(Message::Stop)),
+                        action("Restart", Some(Message::Restart)),
+                        action("Delete", Some(Message::Delete)),
+                    ]
+                    .spacing(8)
+                    .into()
+                }
+            }
+        };
+        container(bar)
+            .padding(10)
+            .width(Length::Fill)
+            .style(container::bordered_box)
+            .into()
+    }
+}
+
+fn vm_color(state: &VmState) -> Color {
+    match state {
+        VmState::Running => Color::from_rgb8(0x2e, 0x9e, 0x44),
+        VmState::Paused | VmState::Starting | VmState::Stopping => {
+            Color::from_rgb8(0xd0, 0x8a, 0x00)
+        }
+        VmState::Crashed { .. } => Color::from_rgb8(0xd0, 0x30, 0x30),
+        VmState::Stopped => Color::from_rgb8(0x88, 0x88, 0x88),
+    }
+}
+
+fn container_color(state: &ContainerState) -> Color {
+    match state {
+        ContainerState::Running { .. } => Color::from_rgb8(0x2e, 0x9e, 0x44),
+        ContainerState::Stopped {
+            exit_code: Some(0), ..
+        }
+        | ContainerState::Created => Color::from_rgb8(0x88, 0x88, 0x88),
+        ContainerState::Stopped { .. } => Color::from_rgb8(0xd0, 0x30, 0x30),
+    }
+}
+
+fn short_state(state: &ContainerState) -> String {
+    match state {
+        ContainerState::Running { .. } => "running".into(),
+        ContainerState::Created => "created".into(),
+        ContainerState::Stopped {
+            exit_code: Some(code),
+            ..
+        } => format!("exited {code}"),
+        ContainerState::Stopped {
+            exit_code: None, ..
+        } => "exited".into(),
+    }
+}
+
+fn heading<'a, Message: 'a>(title: impl Into<String>) -> Element<'a, Message> {
+    text(title.into()).size(22).into()
+}
+
+fn section<'a, Message: 'a>(title: &'static str) -> Element<'a, Message> {
+    column![
+        space::vertical().height(10),
+        text(title).size(15),
+        rule::horizontal(1)
+    ]
+    .spacing(4)
+    .into()
+}
+
+fn host_details<'a>(snapshot: &'a Snapshot, history: &'a HostHistory) -> Element<'a, Message> {
+    let Some(host) = &snapshot.host else {
+        return text("Waiting for berthd…").into();
+    };
+    let mut page = column![
+        heading("Host"),
+        text(format!(
+            "N = {} CPUs · M = {} memory · P = {} disk ({} free) · berthd {} ({} mode)",
+            host.total.cpus,
+            format_size(host.total.memory),
+            format_size(host.total.disk),
+            format_size(host.disk_free),
+            host.server_version,
+            host.mode
+        ))
+        .size(14),
+        section("Given to VMs (allocated over the host's totals)"),
+        gauge(
+            "ΣU_vm",
+            host.allocation.cpu,
+            format!("{} vCPUs of {}", host.allocated.cpus, host.total.cpus)
+        ),
+        gauge(
+            "ΣM_vm",
+            host.allocation.memory,
+            format!(
+                "{} of {}",
+                format_size(host.allocated.memory),
+                format_size(host.total.memory)
+            )
+        ),
+        gauge(
+            "ΣP_vm",
+            host.allocation.disk,
+            format!(
+                "{} of {}",
+                format_size(host.allocated.disk),
+                format_size(host.total.disk)
+            )
+        ),
+    ]
+    .spacing(8);
+    if let Some(warning) = snapshot.overcommit_warning() {
+        page = page.push(text(warning).style(|theme: &Theme| text::Style {
+            color: Some(theme.palette().danger),
+        }));
+    }
+    page = page.push(section("Measured use (used over total), last minute"));
+    for (label, h) in [
+        ("CPU", &history.cpu),
+        ("Memory", &history.memory),
+        ("Disk", &history.disk),
+    ] {
+        page = page.push(
+            row![
+                gauge(label, f64::from(h.last().unwrap_or(0.0)), ""),
+                sparkline(h.values(), 240.0)
+            ]
+            .spacing(10)
+            .align_y(Alignment::Center),
+        );
+    }
+    for problem in &snapshot.problems {
+        page = page.push(text(format!("Skipped an unreadable definition: {problem}")).size(13));
+    }
+    page.into()
+}
+
+fn vm_details(vm: &VmInfo) -> Element<'_, Message> {
+    let c = &vm.config;
+    let boot = match &c.boot {
+        Some(BootSource::Kernel {
+            kernel,
+            initrd,
+            cmdline,
+        }) => format!(
+            "kernel {}{}, command line \"{cmdline}\"",
+            kernel.display(),
+            initrd
+                .as_ref()
+                .map(|i| format!(", initrd {}", i.display()))
+                .unwrap_or_default()
+        ),
+        Some(BootSource::Iso { iso, .. }) => format!("ISO {}", iso.display()),
+        None => "nothing to boot yet".into(),
+    };
+    let disk = c.disk.as_ref().map_or(0, |d| d.size);
+    column![
+        heading(format!("VM {}", c.name)),
+        text(format!("State: {}", vm.state)),
+        text(format!("Boots: {boot}")).size(14),
+        section("Allocation (share of the host)"),
+        gauge("U_vm", vm.allocation.cpu, format!("{} vCPUs", c.cpus)),
+        gauge("M_vm", vm.allocation.memory, format_size(c.memory)),
+        gauge(
+            "P_vm",
+            vm.allocation.disk,
+            if disk == 0 {
+                "no disk".into()
+            } else {
+                format!("{} sparse disk", format_size(disk))
+            }
+        ),
+        text(format!("Directory: {}", vm.dir.display())).size(13),
+    ]
+    .spacing(8)
+    .into()
+}
+
+fn container_details(c: &ContainerInfo) -> Element<'_, Message> {
+    let limit = |v: Option<String>| v.unwrap_or_else(|| "no limit".into());
+    column![
+        heading(format!("Container {}", c.name)),
+        text(format!("{} · image {} · {}", c.id, c.image, c.state)),
+        text(format!("Command: {}", c.command.join(" "))).size(14),
+        section("Allocation (share of the host)"),
+        gauge(
+            "U_ct",
+            c.allocation.cpu,
+            limit(c.limits.cpus.map(|n| format!("{n} CPUs")))
+        ),
+        gauge(
+            "M_ct",
+            c.allocation.memory,
+            limit(c.limits.memory.map(format_size))
+        ),
+        gauge("P_ct", c.allocation.disk, "its writable layer"),
+        text(format!(
+            "Limits: pids {}",
+            limit(c.limits.pids.map(|p| p.to_string()))
+        ))
+        .size(13),
+    ]
+    .spacing(8)
+    .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot_with_vm() -> Snapshot {
+        let vm = VmInfo {
+            config: berth_api::vm::VmConfig {
+                name: "web".into(),
+                cpus: 1,
+                memory: 1 << 30,
+                disk: None,
+                boot: None,
+                created: 0,
+            },
+            state: VmState::Stopped,
+            dir: "/x/web".into(),
+            allocation: Default::default(),
+        };
+        Snapshot {
+            vms: vec![vm],
+            ..Snapshot::default()
+        }
+    }
+
+    #[test]
+    fn delete_asks_first_and_then_sends_the_request() {
+        let snapshot = snapshot_with_vm();
+        let mut d = Dashboard::default();
+        assert_eq!(
+            d.update(Message::Select(Selection::Vm("web".into())), &snapshot),
+            None
+        );
+        assert_eq!(d.update(Message::Delete, &snapshot), None);
+        assert!(d.confirming_delete);
+        assert_eq!(d.update(Message::CancelDelete, &snapshot), None);
+        assert!(!d.confirming_delete);
+        d.update(Message::Delete, &snapshot);
+        let event = d.update(Message::ConfirmDelete, &snapshot);
+        assert_eq!(
+            event,
+            Some(Event::Request(
+                Request::VmDelete { name: "web".into() },
+                "delete VM web".into()
+            ))
+        );
+        assert_eq!(
+            d.selection,
+            Selection::Host,
+            "the deleted VM is no longer selected"
+        );
+    }
+
+    #[test]
+    fn actions_go_to_the_selection() {
+        let snapshot = snapshot_with_vm();
+        let mut d = Dashboard::default();
+        assert_eq!(
+            d.update(Message::Start, &snapshot),
+            None,
+            "nothing selected, nothing sent"
+        );
+        d.update(Message::Select(Selection::Vm("web".into())), &snapshot);
+        assert!(matches!(
+            d.update(Message::Start, &snapshot),
+            Some(Event::Request(Request::VmStart { .. }, _))
+        ));
+        d.update(
+            Message::Select(Selection::Container("abc".into())),
+            &snapshot,
+        );
+        assert!(matches!(
+            d.update(Message::Stop, &snapshot),
+            Some(Event::Request(Request::ContainerStop { container, .. }, _)) if container == "abc"
+        ));
+    }
+}

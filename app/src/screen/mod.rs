@@ -1,0 +1,3 @@
+//! One module per screen; each `update` returns an optional event for its parent.
+
+pub mod dashboard;

@@ -1,0 +1,4 @@
+//! The window's own widgets, one file each.
+
+pub mod gauge;
+pub mod sparkline;
