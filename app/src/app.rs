@@ -12,6 +12,7 @@ use iced::{Element, Length, Subscription, Task, Theme};
 use crate::connection;
 use crate::data::{HostHistory, Snapshot};
 use crate::screen::dashboard::{self, Dashboard};
+use crate::screen::wizard::{self, Wizard};
 
 /// Where the connection to berthd stands.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +27,9 @@ pub enum Message {
     Connection(connection::Event),
     Refreshed(Result<Snapshot, String>),
     Dashboard(dashboard::Message),
+    Wizard(wizard::Message),
+    NewVm,
+    Created(Result<String, String>),
     Done(Result<(), String>),
     Tick,
 }
@@ -36,6 +40,8 @@ pub struct Berth {
     pub snapshot: Snapshot,
     pub history: HostHistory,
     pub dashboard: Dashboard,
+    /// The New VM wizard, while it is open.
+    pub wizard: Option<Wizard>,
     /// The last failed action, shown until the next action.
     pub error: Option<String>,
 }
@@ -48,6 +54,7 @@ impl Berth {
             snapshot: Snapshot::default(),
             history: HostHistory::default(),
             dashboard: Dashboard::default(),
+            wizard: None,
             error: None,
         };
         (berth, Task::none())
@@ -92,6 +99,61 @@ impl Berth {
                 Task::none()
             }
             Message::Done(Ok(())) => self.refresh(),
+            Message::NewVm => {
+                let host = self
+                    .snapshot
+                    .host
+                    .as_ref()
+                    .map(|h| h.total)
+                    .unwrap_or_default();
+                let allocated = self
+                    .snapshot
+                    .vms
+                    .iter()
+                    .map(|v| v.config.resources())
+                    .collect();
+                self.wizard = Some(Wizard::new(host, allocated));
+                Task::none()
+            }
+            Message::Wizard(message) => {
+                let Some(wizard) = self.wizard.as_mut() else {
+                    return Task::none();
+                };
+                match wizard.update(message) {
+                    Some(wizard::Event::Cancel) => {
+                        self.wizard = None;
+                        Task::none()
+                    }
+                    Some(wizard::Event::Create(spec)) => {
+                        let Some(client) = self.client.clone() else {
+                            wizard.failed("not connected to berthd".into());
+                            return Task::none();
+                        };
+                        Task::perform(
+                            async move {
+                                client
+                                    .vm_create(spec)
+                                    .await
+                                    .map(|vm| vm.config.name)
+                                    .map_err(|e| e.to_string())
+                            },
+                            Message::Created,
+                        )
+                    }
+                    None => Task::none(),
+                }
+            }
+            Message::Created(Ok(name)) => {
+                self.wizard = None;
+                self.dashboard.selection = dashboard::Selection::Vm(name);
+                self.refresh()
+            }
+            Message::Created(Err(e)) => {
+                if let Some(wizard) = self.wizard.as_mut() {
+                    wizard.failed(e);
+                }
+                Task::none()
+            }
             Message::Tick => self.refresh(),
             Message::Dashboard(message) => match self.dashboard.update(message, &self.snapshot) {
                 Some(dashboard::Event::Request(request, what)) => {
@@ -133,6 +195,15 @@ impl Berth {
             Subscription::run(connection::run).map(Message::Connection),
             // Container and VM lists change by events; their live shares (disk) drift slowly.
             iced::time::every(Duration::from_secs(5)).map(|_| Message::Tick),
+            // Ctrl+N: New VM, as in VirtualBox.
+            iced::keyboard::listen().filter_map(|event| match event {
+                iced::keyboard::Event::KeyPressed {
+                    key: iced::keyboard::Key::Character(c),
+                    modifiers,
+                    ..
+                } if modifiers.command() && c.as_str() == "n" => Some(Message::NewVm),
+                _ => None,
+            }),
         ])
     }
 
@@ -149,8 +220,12 @@ impl Berth {
             } => format!("berthd at {socket}"),
             Status::Lost(reason) => format!("Not connected: {reason}. Retrying…"),
         };
+        let new_vm = iced::widget::button(text("New VM (Ctrl+N)"))
+            .style(iced::widget::button::primary)
+            .on_press(Message::NewVm);
         let header = row![
             text("Berth").size(20),
+            new_vm,
             text(status)
                 .size(13)
                 .width(Length::Fill)
@@ -167,12 +242,18 @@ impl Berth {
         if let Some(error) = &self.error {
             page = page.push(banner(error));
         }
-        page.push(
-            self.dashboard
-                .view(&self.snapshot, &self.history)
-                .map(Message::Dashboard),
-        )
-        .into()
+        match &self.wizard {
+            Some(wizard) => page
+                .push(iced::widget::scrollable(wizard.view().map(Message::Wizard)))
+                .into(),
+            None => page
+                .push(
+                    self.dashboard
+                        .view(&self.snapshot, &self.history)
+                        .map(Message::Dashboard),
+                )
+                .into(),
+        }
     }
 }
 

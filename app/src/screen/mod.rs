@@ -1,3 +1,4 @@
 //! One module per screen; each `update` returns an optional event for its parent.
 
 pub mod dashboard;
+pub mod wizard;
