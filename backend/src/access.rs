@@ -73,6 +73,48 @@ pub fn readable_file(path: &Path, peer: &Peer, what: &str) -> Result<PathBuf, St
     Ok(canonical)
 }
 
+/// Check that `path` names a directory whose whole tree `peer` may read (a build context):
+/// the directory and every directory on the way must be searchable, and the directory
+/// readable. Files inside are checked as the build reads them by the context rules.
+pub fn readable_dir(path: &Path, peer: &Peer, what: &str) -> Result<PathBuf, String> {
+    if !path.is_absolute() {
+        return Err(format!(
+            "the {what} path {} is not absolute",
+            path.display()
+        ));
+    }
+    let canonical = path.canonicalize().map_err(|e| {
+        format!(
+            "the {what} {} does not exist or cannot be reached ({e})",
+            path.display()
+        )
+    })?;
+    let meta =
+        std::fs::metadata(&canonical).map_err(|e| format!("the {what} {}: {e}", path.display()))?;
+    if !meta.is_dir() {
+        return Err(format!("the {what} {} is not a directory", path.display()));
+    }
+    for dir in canonical.ancestors() {
+        let dir_meta = std::fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        if !permits(&dir_meta, peer, EXEC) {
+            return Err(format!(
+                "the {what} {} is not readable by uid {}: no permission to enter {}",
+                path.display(),
+                peer.uid,
+                dir.display()
+            ));
+        }
+    }
+    if !permits(&meta, peer, READ) {
+        return Err(format!(
+            "the {what} {} is not readable by uid {}",
+            path.display(),
+            peer.uid
+        ));
+    }
+    Ok(canonical)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

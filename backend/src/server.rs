@@ -588,6 +588,49 @@ impl Daemon {
                     .map_err(image_error)?;
                 Ok(Reply::Images(images.iter().map(image_info).collect()))
             }
+            Request::Build(spec) => {
+                let context = crate::access::readable_dir(&spec.context, peer, "build context")
+                    .map_err(ApiError::invalid)?;
+                let dockerfile = spec
+                    .dockerfile
+                    .as_ref()
+                    .map(|d| readable_file(d, peer, "Dockerfile"))
+                    .transpose()
+                    .map_err(ApiError::invalid)?;
+                let images = lock(&self.images);
+                let layout = container_backend::runtime::Layout::detect().map_err(|e| {
+                    ApiError::new(
+                        ErrorKind::Unsupported,
+                        format!("builds cannot run here: {e}"),
+                    )
+                })?;
+                let work = self.config.state_dir.join("build");
+                std::fs::create_dir_all(&work).map_err(|e| ApiError::internal(e.to_string()))?;
+                let builder = container_backend::build::builder::Builder {
+                    store: &images,
+                    layout: &layout,
+                    work: &work,
+                };
+                let options = container_backend::build::builder::BuildOptions {
+                    context,
+                    dockerfile,
+                    tag: spec.tag.clone(),
+                    build_args: spec.build_args.clone(),
+                };
+                let image = builder
+                    .build(&options, &mut |step| {
+                        self.publish(Event::BuildProgress(berth_api::container::BuildProgress {
+                            tag: spec.tag.clone(),
+                            step: step.number,
+                            steps: step.of,
+                            instruction: step.text,
+                            cached: step.cached,
+                        }))
+                    })
+                    .map_err(|e| ApiError::invalid(e.to_string()))?;
+                log(format!("uid {} built image {}", peer.uid, image.reference));
+                Ok(Reply::Images(vec![image_info(&image)]))
+            }
             Request::Run(spec) => {
                 let images = lock(&self.images);
                 let info = self.engine.run(spec, &images)?;
@@ -659,7 +702,6 @@ fn unsupported(request: &Request) -> ApiError {
             "the VM screen and keyboard (virtio-gpu and virtio-input are not in this berthd yet)"
         }
         Request::IsoInspect { .. } => "ISO inspection",
-        Request::Build(_) => "Dockerfile builds (the builder is not in this berthd yet)",
         _ => "this request",
     };
     ApiError::new(

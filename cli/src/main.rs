@@ -418,12 +418,39 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                         })
                 })
                 .collect::<Result<_, _>>()?;
-            Request::Build(BuildSpec {
+            let spec = BuildSpec {
                 context: absolute(&context),
                 dockerfile: file.as_deref().map(absolute),
-                tag,
+                tag: tag.clone(),
                 build_args,
-            })
+            };
+            // Progress comes as events: subscribe first, then print each step of this build.
+            client.subscribe().await?;
+            let call = client.call(Request::Build(spec));
+            tokio::pin!(call);
+            let reply = loop {
+                tokio::select! {
+                    reply = &mut call => break reply?,
+                    event = events.next() => {
+                        if let Some(berth_api::Event::BuildProgress(p)) = event
+                            && p.tag == tag
+                            && !json
+                        {
+                            let cached = if p.cached { " (cached)" } else { "" };
+                            eprintln!("[{}/{}] {}{cached}", p.step, p.steps, p.instruction);
+                        }
+                    }
+                }
+            };
+            if json {
+                return print_json(&reply);
+            }
+            if let Reply::Images(images) = reply {
+                for image in images {
+                    println!("built {} {}", image.reference, image.id);
+                }
+            }
+            return Ok(());
         }
         Command::Run {
             detach,

@@ -4,5 +4,6 @@
 //! - [`image`]: the image store (OCI layout), references, layers and whiteouts.
 //! - [`runtime`]: containers as processes in namespaces on an overlay, limited by cgroups.
 
+pub mod build;
 pub mod image;
 pub mod runtime;

@@ -37,7 +37,8 @@ fn expectation(request: &Request) -> Expect {
         | Request::ContainerStop { .. }
         | Request::ContainerRestart { .. }
         | Request::ContainerRm { .. }
-        | Request::Stats { .. } => Expect::Answered,
+        | Request::Stats { .. }
+        | Request::Build(_) => Expect::Answered,
         Request::VmStart { .. }
         | Request::VmStop { .. }
         | Request::VmPause { .. }
@@ -47,8 +48,7 @@ fn expectation(request: &Request) -> Expect {
         | Request::VmScreenshot { .. }
         | Request::VmType { .. }
         | Request::VmKey { .. }
-        | Request::IsoInspect { .. }
-        | Request::Build(_) => Expect::NotYet,
+        | Request::IsoInspect { .. } => Expect::NotYet,
     }
 }
 
@@ -185,12 +185,6 @@ async fn every_request_round_trips() {
         Request::IsoInspect {
             path: PathBuf::from("/nonexistent.iso"),
         },
-        Request::Build(BuildSpec {
-            context: dir.path().into(),
-            dockerfile: None,
-            tag: "t".into(),
-            build_args: vec![],
-        }),
     ];
     for request in not_yet {
         assert!(matches!(expectation(&request), Expect::NotYet));
@@ -275,6 +269,24 @@ async fn every_request_round_trips() {
         .await
     {
         Err(ClientError::Api(e)) => assert!(e.message.contains("does not exist"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+
+    // A build whose Dockerfile is broken answers with the line, before touching the store.
+    std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\nFROB it\n").unwrap();
+    let build = Request::Build(BuildSpec {
+        context: dir.path().into(),
+        dockerfile: None,
+        tag: "t".into(),
+        build_args: vec![],
+    });
+    assert!(matches!(expectation(&build), Expect::Answered));
+    match client.call(build).await {
+        Err(ClientError::Api(e)) => assert!(
+            e.message
+                .contains("Dockerfile line 2: unknown instruction `FROB`"),
+            "{e}"
+        ),
         other => panic!("{other:?}"),
     }
 

@@ -271,3 +271,58 @@ fn a_restarted_daemon_finds_its_containers() {
     );
     assert!(daemon.berthctl(&["rm", "long"]).status.success());
 }
+
+#[test]
+fn build_a_dockerfile_and_run_it() {
+    let dir = open_tempdir();
+    let daemon = Daemon::start(dir.path(), &[]);
+    let Some(()) = busybox_image(&daemon, dir.path()) else {
+        return;
+    };
+    let ctx = dir.path().join("app");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("greeting.txt"), "hello from a Dockerfile\n").unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nCOPY greeting.txt /greeting.txt\nRUN echo built >> /greeting.txt\nCMD [\"cat\", \"/greeting.txt\"]\n",
+    )
+    .unwrap();
+    let out = daemon.berthctl(&["build", "-t", "greeter", ctx.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("[1/4] FROM busybox") && stderr.contains("[4/4] CMD"),
+        "progress per step: {stderr}"
+    );
+    assert!(
+        stdout.starts_with("built greeter:latest sha256:"),
+        "{stdout}"
+    );
+    let out = daemon.berthctl(&["build", "-t", "greeter", ctx.to_str().unwrap()]);
+    assert!(
+        text(&out)
+            .1
+            .contains("[3/4] RUN echo built >> /greeting.txt (cached)"),
+        "{}",
+        text(&out).1
+    );
+
+    let out = daemon.berthctl(&["run", "greeter"]);
+    assert_eq!(
+        text(&out).0,
+        "hello from a Dockerfile\nbuilt\n",
+        "{}",
+        text(&out).1
+    );
+
+    std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nRUN exit 4\n").unwrap();
+    let out = daemon.berthctl(&["build", "-t", "broken", ctx.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out)
+            .1
+            .contains("Dockerfile line 2: RUN exited with code 4"),
+        "{}",
+        text(&out).1
+    );
+}

@@ -238,6 +238,67 @@ pub fn tar_directory(dir: &Path, out: impl Write) -> io::Result<()> {
     builder.into_inner()?.flush()
 }
 
+/// Whether overlayfs marked this upper directory opaque (it replaces the lower one whole).
+fn overlay_opaque(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let mut value = [0u8; 4];
+    // SAFETY: NUL-terminated path and name; the buffer and its length match.
+    let n = unsafe {
+        libc::lgetxattr(
+            path.as_ptr(),
+            c"trusted.overlay.opaque".as_ptr(),
+            value.as_mut_ptr().cast(),
+            value.len(),
+        )
+    };
+    n == 1 && value[0] == b'y'
+}
+
+/// Write an overlayfs upper directory as an OCI layer: overlay's whiteouts (character devices
+/// 0:0) become `.wh.NAME` entries and opaque directories get `.wh..wh..opq`, so the layer
+/// means the same to anyone who applies it.
+pub fn tar_overlay_upper(dir: &Path, out: impl Write) -> io::Result<()> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut builder = tar::Builder::new(out);
+    builder.follow_symlinks(false);
+    builder.mode(tar::HeaderMode::Deterministic);
+    let marker = |builder: &mut tar::Builder<_>, name: &Path| -> io::Result<()> {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_size(0);
+        header.set_mode(0o644);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        builder.append_data(&mut header, name, io::empty())
+    };
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let mut children: Vec<_> = fs::read_dir(dir.join(&rel))?.collect::<Result<_, _>>()?;
+        children.sort_by_key(|c| c.file_name());
+        for child in children.into_iter().rev() {
+            let child_rel = rel.join(child.file_name());
+            let meta = fs::symlink_metadata(child.path())?;
+            if meta.file_type().is_char_device() && meta.rdev() == 0 {
+                let name = format!("{WHITEOUT_PREFIX}{}", child.file_name().to_string_lossy());
+                marker(&mut builder, &rel.join(name))?;
+                continue;
+            }
+            builder.append_path_with_name(child.path(), &child_rel)?;
+            if meta.is_dir() {
+                if overlay_opaque(&child.path()) {
+                    marker(&mut builder, &child_rel.join(OPAQUE))?;
+                }
+                stack.push(child_rel);
+            }
+        }
+    }
+    builder.into_inner()?.flush()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
