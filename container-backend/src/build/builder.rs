@@ -386,7 +386,10 @@ impl Builder<'_> {
                 // Docker: ENTRYPOINT resets a CMD inherited from the base image.
                 run.cmd = None;
             }
-            Instruction::Healthcheck(_) | Instruction::Maintainer(_) => {}
+            Instruction::Healthcheck(check) => {
+                stage.config.config.healthcheck = Some(healthcheck(check.as_ref()).map_err(&err)?);
+            }
+            Instruction::Maintainer(_) => {}
             Instruction::Onbuild(_) => return Err(err("ONBUILD is not supported yet".into())),
             Instruction::Workdir(dir) => {
                 let dir = sub(dir, stage)?;
@@ -681,6 +684,79 @@ impl Builder<'_> {
         stage.key = key;
         Ok(cached)
     }
+}
+
+/// A Go-style duration (`30s`, `1m30s`, `500ms`, `2h`) in nanoseconds.
+fn duration_ns(text: &str) -> Result<u64, String> {
+    let mut total = 0f64;
+    let mut number = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            number.push(c);
+            continue;
+        }
+        let mut unit = c.to_string();
+        while chars.peek().is_some_and(|c| c.is_ascii_alphabetic()) {
+            unit.extend(chars.next());
+        }
+        let value: f64 = number
+            .parse()
+            .map_err(|_| format!("`{text}` is not a duration"))?;
+        number.clear();
+        total += value
+            * match unit.as_str() {
+                "ns" => 1.0,
+                "us" | "µs" => 1e3,
+                "ms" => 1e6,
+                "s" => 1e9,
+                "m" => 60e9,
+                "h" => 3600e9,
+                _ => {
+                    return Err(format!(
+                        "`{text}` is not a duration (units ns, us, ms, s, m, h)"
+                    ));
+                }
+            };
+    }
+    if !number.is_empty() {
+        return Err(format!("`{text}` needs a unit, e.g. 30s"));
+    }
+    Ok(total as u64)
+}
+
+/// HEALTHCHECK as the image config records it.
+fn healthcheck(
+    check: Option<&(Command, Vec<(String, String)>)>,
+) -> Result<serde_json::Value, String> {
+    let Some((command, flags)) = check else {
+        return Ok(serde_json::json!({ "Test": ["NONE"] }));
+    };
+    let test: Vec<String> = match command {
+        Command::Exec(argv) => std::iter::once("CMD".to_owned())
+            .chain(argv.iter().cloned())
+            .collect(),
+        Command::Shell(s) => vec!["CMD-SHELL".into(), s.clone()],
+    };
+    let mut value = serde_json::json!({ "Test": test });
+    for (name, flag_value) in flags {
+        let key = match name.as_str() {
+            "interval" => "Interval",
+            "timeout" => "Timeout",
+            "start-period" => "StartPeriod",
+            "start-interval" => "StartInterval",
+            "retries" => {
+                let retries: u64 = flag_value
+                    .parse()
+                    .map_err(|_| format!("--retries={flag_value} is not a number"))?;
+                value["Retries"] = retries.into();
+                continue;
+            }
+            _ => continue,
+        };
+        value[key] = duration_ns(flag_value)?.into();
+    }
+    Ok(value)
 }
 
 /// A command in exec form, or wrapped in the stage's SHELL.

@@ -100,6 +100,10 @@ pub struct RunConfig {
     pub labels: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
+    /// HEALTHCHECK as Docker records it: `{"Test": ["CMD", …] | ["CMD-SHELL", "…"] | ["NONE"],
+    /// "Interval": ns, "Timeout": ns, "StartPeriod": ns, "StartInterval": ns, "Retries": n}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<serde_json::Value>,
 }
 
 /// The layers' uncompressed digests, bottom first.
