@@ -178,12 +178,19 @@ fn multi_stage_copy_from_and_add_of_a_local_tar() {
         "multi",
         "FROM busybox AS build\nRUN mkdir -p /out && echo artifact > /out/a.txt\n\
          FROM busybox\nCOPY --from=build /out/a.txt /got.txt\nADD files.tar /data/\n\
-         CMD [\"sh\", \"-c\", \"cat /got.txt /data/sub/inside.txt\"]\n",
+         COPY --chown=app:app --chmod=640 *.conf /etc/app/\n\
+         CMD [\"sh\", \"-c\", \"cat /got.txt /data/sub/inside.txt; stat -c '%U %a %n' /etc/app/*\"]\n",
         &[],
     );
     tar_directory(&payload, fs::File::create(ctx.join("files.tar")).unwrap()).unwrap();
+    fs::write(ctx.join("one.conf"), "1").unwrap();
+    fs::write(ctx.join("two.conf"), "2").unwrap();
     let image = f.build(&ctx, "multi").0.unwrap();
-    assert_eq!(f.run(&image, &[]), "artifact\nfrom the archive\n");
+    assert_eq!(
+        f.run(&image, &[]),
+        "artifact\nfrom the archive\napp 640 /etc/app/one.conf\napp 640 /etc/app/two.conf\n",
+        "COPY --from, ADD of a tar, and COPY with a glob, --chown and --chmod"
+    );
 }
 
 #[test]

@@ -218,11 +218,13 @@ pub fn apply_layer(tar_stream: impl Read, root: &Path) -> Result<(), ApplyError>
 }
 
 /// Write a tar of the directory `dir` (its contents, with owners and modes) to `out`,
-/// entries in sorted order so the same tree gives the same bytes.
+/// entries in sorted order so the same tree (same owners, modes and times) gives the same bytes.
 pub fn tar_directory(dir: &Path, out: impl Write) -> io::Result<()> {
     let mut builder = tar::Builder::new(out);
     builder.follow_symlinks(false);
-    builder.mode(tar::HeaderMode::Deterministic);
+    // Complete: owners, modes and times as they are on disk (Deterministic would make every
+    // file root-owned 644/755, losing --chown, --chmod and what RUN set).
+    builder.mode(tar::HeaderMode::Complete);
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
         let mut children: Vec<_> = fs::read_dir(dir.join(&rel))?.collect::<Result<_, _>>()?;
@@ -264,7 +266,9 @@ pub fn tar_overlay_upper(dir: &Path, out: impl Write) -> io::Result<()> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let mut builder = tar::Builder::new(out);
     builder.follow_symlinks(false);
-    builder.mode(tar::HeaderMode::Deterministic);
+    // Complete: owners, modes and times as they are on disk (Deterministic would make every
+    // file root-owned 644/755, losing --chown, --chmod and what RUN set).
+    builder.mode(tar::HeaderMode::Complete);
     let marker = |builder: &mut tar::Builder<_>, name: &Path| -> io::Result<()> {
         let mut header = tar::Header::new_gnu();
         header.set_entry_type(tar::EntryType::Regular);
