@@ -31,75 +31,37 @@ fn permits(meta: &std::fs::Metadata, peer: &Peer, want: u32) -> bool {
 /// canonical form (so later use cannot be redirected by a changed symlink in a relative path).
 /// `what` names the file in messages, e.g. "kernel".
 pub fn readable_file(path: &Path, peer: &Peer, what: &str) -> Result<PathBuf, String> {
-    if !path.is_absolute() {
-        return Err(format!(
-            "the {what} path {} is not absolute",
-            path.display()
-        ));
-    }
-    let canonical = path.canonicalize().map_err(|e| {
-        format!(
-            "the {what} {} does not exist or cannot be reached ({e})",
-            path.display()
-        )
-    })?;
-    let meta =
-        std::fs::metadata(&canonical).map_err(|e| format!("the {what} {}: {e}", path.display()))?;
-    if !meta.is_file() {
-        return Err(format!(
-            "the {what} {} is not a regular file",
-            path.display()
-        ));
-    }
-    // Every directory on the way must be searchable by the peer, as the kernel would check.
-    for dir in canonical.ancestors().skip(1) {
-        let dir_meta = std::fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        if !permits(&dir_meta, peer, EXEC) {
-            return Err(format!(
-                "the {what} {} is not readable by uid {}: no permission to enter {}",
-                path.display(),
-                peer.uid,
-                dir.display()
-            ));
-        }
-    }
-    if !permits(&meta, peer, READ) {
-        return Err(format!(
-            "the {what} {} is not readable by uid {}",
-            path.display(),
-            peer.uid
-        ));
-    }
-    Ok(canonical)
+    readable(path, peer, what, false)
 }
 
-/// Check that `path` names a directory whose whole tree `peer` may read (a build context):
-/// the directory and every directory on the way must be searchable, and the directory
-/// readable. Files inside are checked as the build reads them by the context rules.
+/// Check that `path` names a directory `peer` may read and enter (a build context): the files
+/// inside are then read under the context's own rules.
 pub fn readable_dir(path: &Path, peer: &Peer, what: &str) -> Result<PathBuf, String> {
+    readable(path, peer, what, true)
+}
+
+fn readable(path: &Path, peer: &Peer, what: &str, directory: bool) -> Result<PathBuf, String> {
+    let shown = path.display();
     if !path.is_absolute() {
-        return Err(format!(
-            "the {what} path {} is not absolute",
-            path.display()
-        ));
+        return Err(format!("the {what} path {shown} is not absolute"));
     }
-    let canonical = path.canonicalize().map_err(|e| {
-        format!(
-            "the {what} {} does not exist or cannot be reached ({e})",
-            path.display()
-        )
-    })?;
-    let meta =
-        std::fs::metadata(&canonical).map_err(|e| format!("the {what} {}: {e}", path.display()))?;
-    if !meta.is_dir() {
-        return Err(format!("the {what} {} is not a directory", path.display()));
+    let canonical = path
+        .canonicalize()
+        .map_err(|e| format!("the {what} {shown} does not exist or cannot be reached ({e})"))?;
+    let meta = std::fs::metadata(&canonical).map_err(|e| format!("the {what} {shown}: {e}"))?;
+    if directory && !meta.is_dir() {
+        return Err(format!("the {what} {shown} is not a directory"));
     }
-    for dir in canonical.ancestors() {
+    if !directory && !meta.is_file() {
+        return Err(format!("the {what} {shown} is not a regular file"));
+    }
+    // Every directory on the way (and a directory itself) must be searchable by the peer, as
+    // the kernel would check.
+    for dir in canonical.ancestors().skip(usize::from(!directory)) {
         let dir_meta = std::fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         if !permits(&dir_meta, peer, EXEC) {
             return Err(format!(
-                "the {what} {} is not readable by uid {}: no permission to enter {}",
-                path.display(),
+                "the {what} {shown} is not readable by uid {}: no permission to enter {}",
                 peer.uid,
                 dir.display()
             ));
@@ -107,8 +69,7 @@ pub fn readable_dir(path: &Path, peer: &Peer, what: &str) -> Result<PathBuf, Str
     }
     if !permits(&meta, peer, READ) {
         return Err(format!(
-            "the {what} {} is not readable by uid {}",
-            path.display(),
+            "the {what} {shown} is not readable by uid {}",
             peer.uid
         ));
     }

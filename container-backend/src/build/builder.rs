@@ -417,84 +417,15 @@ impl Builder<'_> {
                 chown,
                 chmod,
             } => {
-                let dest = sub(dest, stage)?;
-                let chown = chown.as_ref().map(|c| sub(c, stage)).transpose()?;
-                let owner = chown
-                    .as_deref()
-                    .map(|c| runtime::user::resolve(c, &stage.rootfs).map(|u| (u.uid, u.gid)))
-                    .transpose()
-                    .map_err(&err)?;
-                let mode = chmod
-                    .as_deref()
-                    .map(|m| {
-                        u32::from_str_radix(m, 8)
-                            .map_err(|_| err(format!("--chmod={m} is not octal")))
-                    })
-                    .transpose()?;
-                let (source_root, paths, content) = match from {
-                    None => {
-                        let mut all = Vec::new();
-                        for s in sources {
-                            let s = sub(s, stage)?;
-                            all.extend(context.resolve(&s).map_err(&err)?);
-                        }
-                        let digest = context.digest(&all);
-                        (context.root().to_path_buf(), all, digest)
-                    }
-                    Some(from) => {
-                        let from = sub(from, stage)?;
-                        let other = earlier
-                            .iter()
-                            .enumerate()
-                            .find(|(i, s)| {
-                                s.name.as_deref() == Some(&from.to_ascii_lowercase())
-                                    || from == i.to_string()
-                            })
-                            .map(|(_, s)| s)
-                            .ok_or_else(|| {
-                                err(format!(
-                                    "COPY --from={from}: no earlier stage has that name"
-                                ))
-                            })?;
-                        let mut all = Vec::new();
-                        for s in sources {
-                            let s = sub(s, stage)?;
-                            let rel = clean_relative(s.trim_start_matches('/'))
-                                .ok_or_else(|| err(format!("`{s}` climbs out of the stage")))?;
-                            if fs::symlink_metadata(other.rootfs.join(&rel)).is_err() {
-                                return Err(err(format!(
-                                    "COPY --from={from}: `{s}` does not exist in that stage"
-                                )));
-                            }
-                            all.push(rel);
-                        }
-                        (other.rootfs.clone(), all, other.key.clone())
-                    }
+                let copy = CopySpec {
+                    sources,
+                    dest,
+                    from: from.as_deref(),
+                    chown: chown.as_deref(),
+                    chmod: chmod.as_deref(),
+                    add: false,
                 };
-                let multiple = paths.len() > 1 || sources.iter().any(|s| s.contains(['*', '?']));
-                let target = if dest.starts_with('/') {
-                    dest.clone()
-                } else {
-                    format!("{}/{dest}", stage.workdir().trim_end_matches('/'))
-                };
-                let key = key_of(&[&stage.key, &line.text, &target, &content]);
-                let rootfs = stage.rootfs.clone();
-                return self.layer_step(stage, key, line, cache, |dir| {
-                    stage_copy(
-                        &source_root,
-                        &paths,
-                        &target,
-                        multiple || dest.ends_with('/'),
-                        &rootfs,
-                        dir,
-                        owner,
-                        mode,
-                        false,
-                    )?;
-                    let mut bytes = Vec::new();
-                    tar_directory(dir, &mut bytes).map_err(|e| e.to_string())?;
-                    Ok(bytes)
-                });
+                return self.copy_step(copy, line, stage, earlier, context, cache);
             }
             Instruction::Add {
                 sources,
@@ -507,49 +438,15 @@ impl Builder<'_> {
                         "ADD {url}: adding from URLs is not supported yet"
                     )));
                 }
-                let dest = sub(dest, stage)?;
-                let chown = chown.as_ref().map(|c| sub(c, stage)).transpose()?;
-                let owner = chown
-                    .as_deref()
-                    .map(|c| runtime::user::resolve(c, &stage.rootfs).map(|u| (u.uid, u.gid)))
-                    .transpose()
-                    .map_err(&err)?;
-                let mode = chmod
-                    .as_deref()
-                    .map(|m| {
-                        u32::from_str_radix(m, 8)
-                            .map_err(|_| err(format!("--chmod={m} is not octal")))
-                    })
-                    .transpose()?;
-                let mut paths = Vec::new();
-                for s in sources {
-                    paths.extend(context.resolve(&sub(s, stage)?).map_err(&err)?);
-                }
-                let content = context.digest(&paths);
-                let multiple = paths.len() > 1;
-                let target = if dest.starts_with('/') {
-                    dest.clone()
-                } else {
-                    format!("{}/{dest}", stage.workdir().trim_end_matches('/'))
+                let copy = CopySpec {
+                    sources,
+                    dest,
+                    from: None,
+                    chown: chown.as_deref(),
+                    chmod: chmod.as_deref(),
+                    add: true,
                 };
-                let key = key_of(&[&stage.key, &line.text, &target, &content]);
-                let (root, rootfs) = (context.root().to_path_buf(), stage.rootfs.clone());
-                return self.layer_step(stage, key, line, cache, |dir| {
-                    stage_copy(
-                        &root,
-                        &paths,
-                        &target,
-                        multiple || dest.ends_with('/'),
-                        &rootfs,
-                        dir,
-                        owner,
-                        mode,
-                        true,
-                    )?;
-                    let mut bytes = Vec::new();
-                    tar_directory(dir, &mut bytes).map_err(|e| e.to_string())?;
-                    Ok(bytes)
-                });
+                return self.copy_step(copy, line, stage, earlier, context, cache);
             }
             Instruction::Run { command, .. } => {
                 let args = argv(command, &stage.shell);
@@ -613,6 +510,100 @@ impl Builder<'_> {
         stage.key = key_of(&[&stage.key, &line.text]);
         history(stage, true);
         Ok(false)
+    }
+
+    /// COPY and ADD: resolve the sources (in the context, or in an earlier stage with
+    /// `--from`), key the step on their content, and stage them as one layer.
+    fn copy_step(
+        &self,
+        copy: CopySpec<'_>,
+        line: &Line,
+        stage: &mut Stage,
+        earlier: &[Stage],
+        context: &Context,
+        cache: &mut CacheIndex,
+    ) -> Result<bool, BuildError> {
+        let err = at(line.number);
+        let sub = |text: &str, stage: &Stage| {
+            dockerfile::substitute(text, '\\', &stage.lookup()).map_err(&err)
+        };
+        let keyword = if copy.add { "ADD" } else { "COPY" };
+        let dest = sub(copy.dest, stage)?;
+        let chown = copy.chown.map(|c| sub(c, stage)).transpose()?;
+        let owner = chown
+            .as_deref()
+            .map(|c| runtime::user::resolve(c, &stage.rootfs).map(|u| (u.uid, u.gid)))
+            .transpose()
+            .map_err(&err)?;
+        let mode = copy
+            .chmod
+            .map(|m| {
+                u32::from_str_radix(m, 8).map_err(|_| err(format!("--chmod={m} is not octal")))
+            })
+            .transpose()?;
+        let (source_root, paths, content) = match copy.from {
+            None => {
+                let mut all = Vec::new();
+                for s in copy.sources {
+                    all.extend(context.resolve(&sub(s, stage)?).map_err(&err)?);
+                }
+                let digest = context.digest(&all);
+                (context.root().to_path_buf(), all, digest)
+            }
+            Some(from) => {
+                let from = sub(from, stage)?;
+                let other = earlier
+                    .iter()
+                    .enumerate()
+                    .find(|(i, s)| {
+                        s.name.as_deref() == Some(&from.to_ascii_lowercase())
+                            || from == i.to_string()
+                    })
+                    .map(|(_, s)| s)
+                    .ok_or_else(|| {
+                        err(format!(
+                            "{keyword} --from={from}: no earlier stage has that name"
+                        ))
+                    })?;
+                let mut all = Vec::new();
+                for s in copy.sources {
+                    let s = sub(s, stage)?;
+                    let rel = clean_relative(s.trim_start_matches('/'))
+                        .ok_or_else(|| err(format!("`{s}` climbs out of the stage")))?;
+                    if fs::symlink_metadata(other.rootfs.join(&rel)).is_err() {
+                        return Err(err(format!(
+                            "{keyword} --from={from}: `{s}` does not exist in that stage"
+                        )));
+                    }
+                    all.push(rel);
+                }
+                (other.rootfs.clone(), all, other.key.clone())
+            }
+        };
+        let into_dir = paths.len() > 1
+            || copy.sources.iter().any(|s| s.contains(['*', '?']))
+            || dest.ends_with('/');
+        let target = if dest.starts_with('/') {
+            dest.clone()
+        } else {
+            format!("{}/{dest}", stage.workdir().trim_end_matches('/'))
+        };
+        let key = key_of(&[&stage.key, &line.text, &target, &content]);
+        let rootfs = stage.rootfs.clone();
+        self.layer_step(stage, key, line, cache, |dir| {
+            let place = Placement {
+                target: &target,
+                into_dir,
+                image_root: &rootfs,
+                owner,
+                mode,
+                unpack_archives: copy.add,
+            };
+            stage_copy(&source_root, &paths, &place, dir)?;
+            let mut bytes = Vec::new();
+            tar_directory(dir, &mut bytes).map_err(|e| e.to_string())?;
+            Ok(bytes)
+        })
     }
 
     /// A step that makes a layer: reuse the cached one for `key`, or call `make` with an empty
@@ -759,6 +750,28 @@ fn healthcheck(
     Ok(value)
 }
 
+/// The arguments of a COPY or ADD.
+struct CopySpec<'a> {
+    sources: &'a [String],
+    dest: &'a str,
+    from: Option<&'a str>,
+    chown: Option<&'a str>,
+    chmod: Option<&'a str>,
+    /// ADD: local tar archives are unpacked.
+    add: bool,
+}
+
+/// Where and how copied files land in a layer.
+#[derive(Clone, Copy)]
+struct Placement<'a> {
+    target: &'a str,
+    into_dir: bool,
+    image_root: &'a Path,
+    owner: Option<(u32, u32)>,
+    mode: Option<u32>,
+    unpack_archives: bool,
+}
+
 /// A command in exec form, or wrapped in the stage's SHELL.
 fn argv(command: &Command, shell: &[String]) -> Vec<String> {
     match command {
@@ -771,18 +784,20 @@ fn argv(command: &Command, shell: &[String]) -> Vec<String> {
 /// a directory's contents go into the target directory; with several sources, or a target
 /// ending in `/`, or an existing directory there in the image, the target is a directory. ADD
 /// unpacks local tar archives.
-#[allow(clippy::too_many_arguments)]
 fn stage_copy(
     source_root: &Path,
     paths: &[PathBuf],
-    target: &str,
-    into_dir: bool,
-    image_root: &Path,
+    place: &Placement<'_>,
     layer_dir: &Path,
-    owner: Option<(u32, u32)>,
-    mode: Option<u32>,
-    unpack_archives: bool,
 ) -> Result<(), String> {
+    let Placement {
+        target,
+        into_dir,
+        image_root,
+        owner,
+        mode,
+        unpack_archives,
+    } = *place;
     let target_rel = clean_relative(target.trim_start_matches('/')).unwrap_or_default();
     let target_is_dir = into_dir || image_root.join(&target_rel).is_dir();
     for rel in paths {
