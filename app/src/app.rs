@@ -12,6 +12,7 @@ use iced::{Element, Length, Subscription, Task, Theme};
 use crate::connection;
 use crate::data::{HostHistory, Snapshot};
 use crate::screen::dashboard::{self, Dashboard};
+use crate::screen::launch::{self, Launch};
 use crate::screen::wizard::{self, Wizard};
 
 /// Where the connection to berthd stands.
@@ -29,6 +30,10 @@ pub enum Message {
     Dashboard(dashboard::Message),
     Wizard(wizard::Message),
     NewVm,
+    Launch(launch::Message),
+    OpenLaunch,
+    Launched(Result<String, String>),
+    Logs(String, Result<Vec<String>, String>),
     Created(Result<String, String>),
     Done(Result<(), String>),
     Tick,
@@ -42,6 +47,9 @@ pub struct Berth {
     pub dashboard: Dashboard,
     /// The New VM wizard, while it is open.
     pub wizard: Option<Wizard>,
+    /// The Launch Dockerfile form, while it is open, and the tag it is building.
+    pub launch: Option<Launch>,
+    building: Option<String>,
     /// The last failed action, shown until the next action.
     pub error: Option<String>,
 }
@@ -55,6 +63,8 @@ impl Berth {
             history: HostHistory::default(),
             dashboard: Dashboard::default(),
             wizard: None,
+            launch: None,
+            building: None,
             error: None,
         };
         (berth, Task::none())
@@ -84,6 +94,20 @@ impl Berth {
                     self.history.record(&sample);
                     Task::none()
                 }
+                Pushed::BuildProgress(progress) => {
+                    if let Some(launch) = self.launch.as_mut()
+                        && self.building.as_deref() == Some(progress.tag.as_str())
+                    {
+                        launch.step(
+                            format!(
+                                "[{}/{}] {}",
+                                progress.step, progress.steps, progress.instruction
+                            ),
+                            progress.cached,
+                        );
+                    }
+                    Task::none()
+                }
                 Pushed::VmDefined(_)
                 | Pushed::VmRemoved { .. }
                 | Pushed::VmState { .. }
@@ -99,7 +123,76 @@ impl Berth {
                 Task::none()
             }
             Message::Done(Ok(())) => self.refresh(),
+            Message::OpenLaunch => {
+                self.wizard = None;
+                self.launch = Some(Launch::new(
+                    self.snapshot
+                        .host
+                        .as_ref()
+                        .map(|h| h.total)
+                        .unwrap_or_default(),
+                ));
+                Task::none()
+            }
+            Message::Launch(message) => {
+                let Some(form) = self.launch.as_mut() else {
+                    return Task::none();
+                };
+                match form.update(message) {
+                    Some(launch::Event::Cancel) => {
+                        self.launch = None;
+                        Task::none()
+                    }
+                    Some(launch::Event::Launch(requests)) => {
+                        let (build, run) = *requests;
+                        let Some(client) = self.client.clone() else {
+                            form.failed("not connected to berthd".into());
+                            return Task::none();
+                        };
+                        self.building = Some(build.tag.clone());
+                        Task::perform(
+                            async move {
+                                client
+                                    .call(Request::Build(build))
+                                    .await
+                                    .map_err(|e| e.to_string())?;
+                                match client
+                                    .call(Request::Run(run))
+                                    .await
+                                    .map_err(|e| format!("the image built, but: {e}"))?
+                                {
+                                    Reply::Container(info) => Ok(info.id),
+                                    other => Err(format!("unexpected reply {other:?}")),
+                                }
+                            },
+                            Message::Launched,
+                        )
+                    }
+                    None => Task::none(),
+                }
+            }
+            Message::Launched(Ok(id)) => {
+                self.launch = None;
+                self.building = None;
+                self.dashboard.selection = dashboard::Selection::Container(id.clone());
+                Task::batch([self.refresh(), self.fetch_logs(id)])
+            }
+            Message::Launched(Err(e)) => {
+                self.building = None;
+                if let Some(form) = self.launch.as_mut() {
+                    form.failed(e);
+                }
+                Task::none()
+            }
+            Message::Logs(id, Ok(lines)) => {
+                if self.dashboard.selection == dashboard::Selection::Container(id) {
+                    self.dashboard.logs = lines;
+                }
+                Task::none()
+            }
+            Message::Logs(_, Err(_)) => Task::none(),
             Message::NewVm => {
+                self.launch = None;
                 let host = self
                     .snapshot
                     .host
@@ -154,14 +247,21 @@ impl Berth {
                 }
                 Task::none()
             }
-            Message::Tick => self.refresh(),
-            Message::Dashboard(message) => match self.dashboard.update(message, &self.snapshot) {
-                Some(dashboard::Event::Request(request, what)) => {
-                    self.error = None;
-                    self.perform(request, what)
+            Message::Tick => Task::batch([self.refresh(), self.logs_of_selection()]),
+            Message::Dashboard(message) => {
+                let before = self.dashboard.selection.clone();
+                match self.dashboard.update(message, &self.snapshot) {
+                    Some(dashboard::Event::Request(request, what)) => {
+                        self.error = None;
+                        self.perform(request, what)
+                    }
+                    None if self.dashboard.selection != before => {
+                        self.dashboard.logs.clear();
+                        self.logs_of_selection()
+                    }
+                    None => Task::none(),
                 }
-                None => Task::none(),
-            },
+            }
         }
     }
 
@@ -180,6 +280,33 @@ impl Berth {
                     .map_err(|e| format!("cannot {what}: {e}"))
             },
             Message::Done,
+        )
+    }
+
+    fn logs_of_selection(&self) -> Task<Message> {
+        match &self.dashboard.selection {
+            dashboard::Selection::Container(id) => self.fetch_logs(id.clone()),
+            _ => Task::none(),
+        }
+    }
+
+    fn fetch_logs(&self, id: String) -> Task<Message> {
+        let Some(client) = self.client.clone() else {
+            return Task::none();
+        };
+        let request = Request::Logs {
+            container: id.clone(),
+            follow: false,
+        };
+        Task::perform(
+            async move {
+                match client.call(request).await {
+                    Ok(Reply::Lines(lines)) => Ok(lines),
+                    Ok(other) => Err(format!("unexpected reply {other:?}")),
+                    Err(e) => Err(e.to_string()),
+                }
+            },
+            move |result| Message::Logs(id.clone(), result),
         )
     }
 
@@ -223,9 +350,13 @@ impl Berth {
         let new_vm = iced::widget::button(text("New VM (Ctrl+N)"))
             .style(iced::widget::button::primary)
             .on_press(Message::NewVm);
+        let launch = iced::widget::button(text("Launch Dockerfile (Ctrl+L)"))
+            .style(iced::widget::button::primary)
+            .on_press(Message::OpenLaunch);
         let header = row![
             text("Berth").size(20),
             new_vm,
+            launch,
             text(status)
                 .size(13)
                 .width(Length::Fill)
@@ -242,11 +373,14 @@ impl Berth {
         if let Some(error) = &self.error {
             page = page.push(banner(error));
         }
-        match &self.wizard {
-            Some(wizard) => page
+        match (&self.wizard, &self.launch) {
+            (Some(wizard), _) => page
                 .push(iced::widget::scrollable(wizard.view().map(Message::Wizard)))
                 .into(),
-            None => page
+            (None, Some(form)) => page
+                .push(iced::widget::scrollable(form.view().map(Message::Launch)))
+                .into(),
+            (None, None) => page
                 .push(
                     self.dashboard
                         .view(&self.snapshot, &self.history)

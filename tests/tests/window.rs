@@ -64,28 +64,25 @@ fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
-#[test]
-fn the_window_shows_overcommitment_and_follows_the_daemon() {
-    if Command::new("Xvfb")
-        .arg("-help")
-        .stderr(Stdio::null())
-        .status()
-        .is_err()
-        || Command::new("import")
-            .arg("-version")
+/// A virtual display of its own, or None (with a note) when the tools are missing.
+fn virtual_display(offset: u32) -> Option<(String, Killed)> {
+    let have = |tool: &str, arg: &str| {
+        Command::new(tool)
+            .arg(arg)
             .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .status()
-            .is_err()
-    {
+            .is_ok()
+    };
+    if !have("Xvfb", "-help") || !have("import", "-version") || !have("xdotool", "version") {
         eprintln!(
-            "skipped: needs Xvfb and ImageMagick's import (apt-get install xvfb imagemagick)"
+            "skipped: needs Xvfb, ImageMagick's import and xdotool (apt-get install xvfb imagemagick xdotool)"
         );
-        return;
+        return None;
     }
-    let dir = open_tempdir();
-    let number = 90 + std::process::id() % 100;
+    let number = 100 + (std::process::id() % 400) * 2 + offset;
     let display = format!(":{number}");
-    let _xvfb = Killed(
+    let xvfb = Killed(
         Command::new("Xvfb")
             .args([
                 display.as_str(),
@@ -102,22 +99,44 @@ fn the_window_shows_overcommitment_and_follows_the_daemon() {
     wait_for("Xvfb", Duration::from_secs(10), || {
         Path::new(&format!("/tmp/.X11-unix/X{number}")).exists()
     });
+    Some((display, xvfb))
+}
 
+fn start_window(display: &str, daemon: &Daemon) -> Killed {
+    Killed(
+        Command::new(binary("berth"))
+            .env("DISPLAY", display)
+            .env("BERTH_SOCKET", &daemon.socket)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Run xdotool on the display.
+fn xdotool(display: &str, args: &[&str]) -> String {
+    let out = Command::new("xdotool")
+        .env("DISPLAY", display)
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_window_shows_overcommitment_and_follows_the_daemon() {
+    let Some((display, _xvfb)) = virtual_display(0) else {
+        return;
+    };
+    let dir = open_tempdir();
     let daemon = Daemon::start(dir.path(), &[]);
     let cpus = (std::thread::available_parallelism().unwrap().get() + 1).to_string();
     let out = daemon.berthctl(&["vm", "create", "greedy", "--cpus", &cpus, "--overcommit"]);
     assert!(out.status.success(), "{}", text(&out).1);
     assert_eq!(red_pixels(&display), 0, "an empty screen has no red");
 
-    let _window = Killed(
-        Command::new(binary("berth"))
-            .env("DISPLAY", &display)
-            .env("BERTH_SOCKET", &daemon.socket)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _window = start_window(&display, &daemon);
     // The ΣU_vm bar alone is 160 × 12 pixels of red.
     wait_for(
         "the red overcommitted gauge",
@@ -132,4 +151,93 @@ fn the_window_shows_overcommitment_and_follows_the_daemon() {
         Duration::from_secs(15),
         || red_pixels(&display) < 50,
     );
+}
+
+/// Pick a folder with a Dockerfile in the window and press Launch, as a user would: the image
+/// is built and the container runs, as berthd (asked separately with berthctl) confirms.
+#[test]
+fn launching_a_dockerfile_from_the_window_builds_and_runs_it() {
+    if !nix::unistd::Uid::effective().is_root() || !Path::new("/bin/busybox").exists() {
+        eprintln!("skipped: containers need root and /bin/busybox");
+        return;
+    }
+    let Some((display, _xvfb)) = virtual_display(1) else {
+        return;
+    };
+    let dir = open_tempdir();
+    let daemon = Daemon::start(dir.path(), &[]);
+    let rootfs = dir.path().join("rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+    for applet in ["sh", "cat", "sleep"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
+    }
+    let tarball = dir.path().join("busybox.tar");
+    assert!(
+        Command::new("tar")
+            .arg("-C")
+            .arg(&rootfs)
+            .arg("-cf")
+            .arg(&tarball)
+            .arg(".")
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(
+        daemon
+            .berthctl(&["import", tarball.to_str().unwrap(), "busybox"])
+            .status
+            .success()
+    );
+    let app = dir.path().join("webapp");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("hello.txt"), "hello from the window\n").unwrap();
+    std::fs::write(
+        app.join("Dockerfile"),
+        "FROM busybox\nCOPY hello.txt /\nCMD [\"sh\", \"-c\", \"cat /hello.txt; sleep 600\"]\n",
+    )
+    .unwrap();
+
+    let _window = start_window(&display, &daemon);
+    let mut window = String::new();
+    wait_for("the window", Duration::from_secs(60), || {
+        window = xdotool(&display, &["search", "--name", "^Berth$"])
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        !window.is_empty()
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    // With no window manager, keyboard focus must be given explicitly.
+    xdotool(&display, &["windowfocus", &window]);
+    xdotool(&display, &["mousemove", "376", "25", "click", "1"]); // Launch Dockerfile
+    std::thread::sleep(Duration::from_millis(500));
+    xdotool(&display, &["mousemove", "500", "120", "click", "1"]); // the Folder field
+    xdotool(&display, &["type", "--delay", "10", app.to_str().unwrap()]);
+    std::thread::sleep(Duration::from_millis(300));
+    xdotool(&display, &["mousemove", "54", "409", "click", "1"]); // Launch
+
+    wait_for("the launched container", Duration::from_secs(60), || {
+        let (table, _) = text(&daemon.berthctl(&["ps"]));
+        table
+            .lines()
+            .any(|l| l.contains("webapp:latest") && l.contains("running"))
+    });
+    let (table, _) = text(&daemon.berthctl(&["ps"]));
+    let id = table
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    wait_for("its output", Duration::from_secs(10), || {
+        text(&daemon.berthctl(&["logs", &id]))
+            .0
+            .contains("hello from the window")
+    });
+    assert!(daemon.berthctl(&["rm", "-f", &id]).status.success());
 }

@@ -46,6 +46,8 @@ pub struct Dashboard {
     pub selection: Selection,
     /// Delete was pressed and awaits confirmation.
     pub confirming_delete: bool,
+    /// The selected container's output, as last fetched.
+    pub logs: Vec<String>,
 }
 
 impl Dashboard {
@@ -145,7 +147,7 @@ impl Dashboard {
                 None => text(format!("VM {name} is gone.")).into(),
             },
             Selection::Container(id) => match snapshot.container(id) {
-                Some(c) => container_details(c),
+                Some(c) => container_details(c, &self.logs),
                 None => text("That container is gone.").into(),
             },
         };
@@ -452,7 +454,7 @@ fn vm_details(vm: &VmInfo) -> Element<'_, Message> {
     .into()
 }
 
-fn container_details(c: &ContainerInfo) -> Element<'_, Message> {
+fn container_details<'a>(c: &'a ContainerInfo, logs: &'a [String]) -> Element<'a, Message> {
     let limit = |v: Option<String>| v.unwrap_or_else(|| "no limit".into());
     column![
         heading(format!("Container {}", c.name)),
@@ -475,6 +477,23 @@ fn container_details(c: &ContainerInfo) -> Element<'_, Message> {
             limit(c.limits.pids.map(|p| p.to_string()))
         ))
         .size(13),
+        section("Output"),
+        container(
+            scrollable(
+                logs.iter()
+                    .rev()
+                    .take(200)
+                    .rev()
+                    .fold(column![].spacing(1), |col, line| col.push(
+                        text(line.as_str()).size(13).font(iced::Font::MONOSPACE)
+                    ))
+            )
+            .anchor_bottom()
+        )
+        .max_height(260.0)
+        .width(Length::Fill)
+        .padding(8)
+        .style(container::bordered_box),
     ]
     .spacing(8)
     .into()

@@ -1,4 +1,5 @@
 //! One module per screen; each `update` returns an optional event for its parent.
 
 pub mod dashboard;
+pub mod launch;
 pub mod wizard;
