@@ -2,3 +2,4 @@
 //! one VM. The `berth-vmm` binary (one process per VM, supervised by berthd) is built on it.
 
 pub mod bus;
+pub mod virtio;
