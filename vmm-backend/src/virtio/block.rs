@@ -342,3 +342,349 @@ impl Block {
         failure.map_or(Ok(()), Err)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read as _, Seek, SeekFrom};
+
+    use super::*;
+    use crate::virtio::testing::{Buf, Driver, QUEUE_SIZE, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE};
+
+    const HDR: u64 = 0x10000;
+    const DATA: u64 = 0x20000;
+    const STATUS: u64 = 0x30000;
+    const DISK_SECTORS: u64 = 64;
+    const NEEDS_RESET: u32 = 0x40;
+
+    fn disk_file(sectors: u64) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        // Each sector starts with its number so reads can be told apart.
+        for sector in 0..sectors {
+            let mut block = [0u8; SECTOR_SIZE as usize];
+            block[..8].copy_from_slice(&sector.to_le_bytes());
+            block[8] = 0xab;
+            file.as_file()
+                .write_all_at(&block, sector * SECTOR_SIZE)
+                .expect("write disk");
+        }
+        file
+    }
+
+    fn device(read_only: bool) -> (Driver, tempfile::NamedTempFile) {
+        let file = disk_file(DISK_SECTORS);
+        let block = Block::open(file.path(), read_only, "berth-disk-0").expect("open");
+        (Driver::bring_up(Box::new(block), 0), file)
+    }
+
+    fn header(d: &Driver, request_type: u32, sector: u64) {
+        let mut raw = [0u8; 16];
+        raw[0..4].copy_from_slice(&request_type.to_le_bytes());
+        raw[8..16].copy_from_slice(&sector.to_le_bytes());
+        d.write_bytes(HDR, &raw);
+        d.write_bytes(STATUS, &[0xff]);
+    }
+
+    fn status(d: &Driver) -> u32 {
+        u32::from(d.read_bytes(STATUS, 1)[0])
+    }
+
+    #[test]
+    fn config_space_capacity_and_limits() {
+        let (mut d, _file) = device(false);
+        assert_eq!(d.read(0x008), DEVICE_TYPE_BLOCK);
+        let capacity = u64::from(d.read(0x100)) | u64::from(d.read(0x104)) << 32;
+        assert_eq!(capacity, DISK_SECTORS);
+        assert_eq!(d.read(0x108), SIZE_MAX);
+        assert_eq!(d.read(0x10c), SEG_MAX);
+        d.write(0x14, 0);
+        let features = d.read(0x10);
+        assert_ne!(features & 1 << VIRTIO_BLK_F_FLUSH, 0);
+        assert_eq!(features & 1 << VIRTIO_BLK_F_RO, 0);
+    }
+
+    #[test]
+    fn read_sectors() {
+        let (mut d, _file) = device(false);
+        header(&d, VIRTIO_BLK_T_IN, 5);
+        let head = d.submit(&[
+            Buf(HDR, 16, false),
+            Buf(DATA, 1024, true),
+            Buf(STATUS, 1, true),
+        ]);
+        d.notify(0);
+        assert_eq!(status(&d), VIRTIO_BLK_S_OK);
+        assert_eq!(d.used(0), (u32::from(head), 1025));
+        let data = d.read_bytes(DATA, 1024);
+        assert_eq!(data[..8], 5u64.to_le_bytes());
+        assert_eq!(data[512..520], 6u64.to_le_bytes());
+        assert_eq!(d.irq.used.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn write_sectors_reach_the_file() {
+        let (mut d, file) = device(false);
+        header(&d, VIRTIO_BLK_T_OUT, 10);
+        d.write_bytes(DATA, &[0x5a; 512]);
+        d.write_bytes(DATA + 512, &[0xa5; 512]);
+        d.submit(&[
+            Buf(HDR, 16, false),
+            Buf(DATA, 512, false),
+            Buf(DATA + 512, 512, false),
+            Buf(STATUS, 1, true),
+        ]);
+        d.notify(0);
+        assert_eq!(status(&d), VIRTIO_BLK_S_OK);
+        assert_eq!(d.used(0).1, 1);
+        let mut on_disk = vec![0u8; 1536];
+        let mut f = file.reopen().expect("reopen");
+        f.seek(SeekFrom::Start(10 * SECTOR_SIZE)).expect("seek");
+        f.read_exact(&mut on_disk).expect("read back");
+        assert_eq!(on_disk[..512], [0x5a; 512]);
+        assert_eq!(on_disk[512..1024], [0xa5; 512]);
+        assert_eq!(
+            on_disk[1024..1032],
+            12u64.to_le_bytes(),
+            "next sector untouched"
+        );
+    }
+
+    #[test]
+    fn flush_answers_ok() {
+        let (mut d, _file) = device(false);
+        header(&d, VIRTIO_BLK_T_FLUSH, 0);
+        d.submit(&[Buf(HDR, 16, false), Buf(STATUS, 1, true)]);
+        d.notify(0);
+        assert_eq!(status(&d), VIRTIO_BLK_S_OK);
+        assert_eq!(d.used(0).1, 1);
+    }
+
+    #[test]
+    fn get_id_returns_serial() {
+        let (mut d, _file) = device(false);
+        header(&d, VIRTIO_BLK_T_GET_ID, 0);
+        d.write_bytes(DATA, &[0xff; 20]);
+        d.submit(&[
+            Buf(HDR, 16, false),
+            Buf(DATA, 20, true),
+            Buf(STATUS, 1, true),
+        ]);
+        d.notify(0);
+        assert_eq!(status(&d), VIRTIO_BLK_S_OK);
+        assert_eq!(d.used(0).1, 21);
+        let mut expected = b"berth-disk-0".to_vec();
+        expected.resize(20, 0);
+        assert_eq!(d.read_bytes(DATA, 20), expected);
+    }
+
+    #[test]
+    fn serial_longer_than_20_bytes_is_refused() {
+        let file = disk_file(1);
+        assert!(matches!(
+            Block::open(file.path(), false, "a-serial-of-21-bytes!"),
+            Err(Error::SerialTooLong(_))
+        ));
+    }
+
+    #[test]
+    fn read_only_media() {
+        let (mut d, file) = device(true);
+        d.write(0x14, 0);
+        let features = d.read(0x10);
+        assert_ne!(features & 1 << VIRTIO_BLK_F_RO, 0);
+        assert_eq!(features & 1 << VIRTIO_BLK_F_FLUSH, 0);
+
+        header(&d, VIRTIO_BLK_T_OUT, 0);
+        d.write_bytes(DATA, &[0x77; 512]);
+        d.submit(&[
+            Buf(HDR, 16, false),
+            Buf(DATA, 512, false),
+            Buf(STATUS, 1, true),
+        ]);
+        d.notify(0);
+        assert_eq!(status(&d), VIRTIO_BLK_S_IOERR);
+        let mut first = [0u8; 9];
+        file.as_file().read_exact_at(&mut first, 0).expect("read");
+        assert_eq!(first[8], 0xab, "file untouched");
+
+        header(&d, VIRTIO_BLK_T_FLUSH, 0);
+        d.submit(&[Buf(HDR, 16, false), Buf(STATUS, 1, true)]);
+        d.notify(0);
+        assert_eq!(status(&d), VIRTIO_BLK_S_UNSUPP);
+
+        // Reads still work.
+        header(&d, VIRTIO_BLK_T_IN, 3);
+        d.submit(&[
+            Buf(HDR, 16, false),
+            Buf(DATA, 512, true),
+            Buf(STATUS, 1, true),
+        ]);
+        d.notify(0);
+        assert_eq!(status(&d), VIRTIO_BLK_S_OK);
+        assert_eq!(d.read_bytes(DATA, 8), 3u64.to_le_bytes());
+    }
+
+    #[test]
+    fn unknown_request_type_is_unsupported() {
+        let (mut d, _file) = device(false);
+        header(&d, 0x1234, 0);
+        d.submit(&[Buf(HDR, 16, false), Buf(STATUS, 1, true)]);
+        d.notify(0);
+        assert_eq!(status(&d), VIRTIO_BLK_S_UNSUPP);
+        assert_eq!(d.status() & NEEDS_RESET, 0);
+    }
+
+    #[test]
+    fn sectors_past_the_end() {
+        let (mut d, _file) = device(false);
+        for (sector, len) in [
+            (DISK_SECTORS, 512u32),
+            (DISK_SECTORS - 1, 1024),
+            (u64::MAX, 512),
+        ] {
+            header(&d, VIRTIO_BLK_T_IN, sector);
+            d.submit(&[
+                Buf(HDR, 16, false),
+                Buf(DATA, len, true),
+                Buf(STATUS, 1, true),
+            ]);
+            d.notify(0);
+            assert_eq!(status(&d), VIRTIO_BLK_S_IOERR, "sector {sector}");
+        }
+        header(&d, VIRTIO_BLK_T_OUT, DISK_SECTORS);
+        d.submit(&[
+            Buf(HDR, 16, false),
+            Buf(DATA, 512, false),
+            Buf(STATUS, 1, true),
+        ]);
+        d.notify(0);
+        assert_eq!(status(&d), VIRTIO_BLK_S_IOERR);
+    }
+
+    #[test]
+    fn data_not_a_multiple_of_sectors() {
+        let (mut d, _file) = device(false);
+        header(&d, VIRTIO_BLK_T_IN, 0);
+        d.submit(&[
+            Buf(HDR, 16, false),
+            Buf(DATA, 100, true),
+            Buf(STATUS, 1, true),
+        ]);
+        d.notify(0);
+        assert_eq!(status(&d), VIRTIO_BLK_S_IOERR);
+    }
+
+    #[test]
+    fn short_header() {
+        let (mut d, _file) = device(false);
+        header(&d, VIRTIO_BLK_T_IN, 0);
+        d.submit(&[
+            Buf(HDR, 8, false),
+            Buf(DATA, 512, true),
+            Buf(STATUS, 1, true),
+        ]);
+        d.notify(0);
+        assert_eq!(status(&d), VIRTIO_BLK_S_IOERR);
+    }
+
+    #[test]
+    fn out_of_range_and_huge_data_buffers() {
+        let (mut d, _file) = device(false);
+        for (addr, len) in [(0xffff_0000_0000u64, 512u32), (DATA, 0xffff_fe00)] {
+            header(&d, VIRTIO_BLK_T_IN, 0);
+            d.submit(&[
+                Buf(HDR, 16, false),
+                Buf(addr, len, true),
+                Buf(STATUS, 1, true),
+            ]);
+            d.notify(0);
+            assert_eq!(status(&d), VIRTIO_BLK_S_IOERR, "buffer {addr:#x}+{len:#x}");
+        }
+        // A header outside guest memory: still answered through the good status byte.
+        header(&d, VIRTIO_BLK_T_IN, 0);
+        d.submit(&[
+            Buf(0xffff_0000_0000, 16, false),
+            Buf(DATA, 512, true),
+            Buf(STATUS, 1, true),
+        ]);
+        d.notify(0);
+        assert_eq!(status(&d), VIRTIO_BLK_S_IOERR);
+        assert_eq!(d.status() & NEEDS_RESET, 0);
+    }
+
+    #[test]
+    fn missing_status_descriptor_needs_reset() {
+        let (mut d, _file) = device(false);
+        header(&d, VIRTIO_BLK_T_FLUSH, 0);
+        let head = d.submit(&[Buf(HDR, 16, false)]);
+        d.notify(0);
+        assert_eq!(d.status() & NEEDS_RESET, NEEDS_RESET);
+        assert_eq!(d.used(0), (u32::from(head), 0), "buffer handed back");
+        assert_eq!(d.irq.config.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn read_only_status_descriptor_needs_reset() {
+        let (mut d, _file) = device(false);
+        header(&d, VIRTIO_BLK_T_FLUSH, 0);
+        d.submit(&[Buf(HDR, 16, false), Buf(STATUS, 1, false)]);
+        d.notify(0);
+        assert_eq!(d.status() & NEEDS_RESET, NEEDS_RESET);
+        assert_eq!(status(&d), 0xff, "read-only status byte not written");
+    }
+
+    #[test]
+    fn status_outside_memory_needs_reset() {
+        let (mut d, _file) = device(false);
+        header(&d, VIRTIO_BLK_T_FLUSH, 0);
+        d.submit(&[Buf(HDR, 16, false), Buf(0xffff_0000_0000, 1, true)]);
+        d.notify(0);
+        assert_eq!(d.status() & NEEDS_RESET, NEEDS_RESET);
+    }
+
+    #[test]
+    fn descriptor_loop_needs_reset_without_hanging() {
+        let (mut d, _file) = device(false);
+        header(&d, VIRTIO_BLK_T_IN, 0);
+        d.write_desc(0, HDR, 16, VIRTQ_DESC_F_NEXT, 1);
+        d.write_desc(1, DATA, 512, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 0);
+        d.publish(0);
+        d.notify(0);
+        assert_eq!(d.status() & NEEDS_RESET, NEEDS_RESET);
+        assert_eq!(d.used_idx(), 1);
+    }
+
+    #[test]
+    fn chain_longer_than_queue_needs_reset() {
+        let (mut d, _file) = device(false);
+        header(&d, VIRTIO_BLK_T_IN, 0);
+        for i in 0..QUEUE_SIZE {
+            d.write_desc(i, DATA, 512, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, i + 1);
+        }
+        d.publish(0);
+        d.notify(0);
+        assert_eq!(d.status() & NEEDS_RESET, NEEDS_RESET);
+    }
+
+    #[test]
+    fn next_index_out_of_table_needs_reset() {
+        let (mut d, _file) = device(false);
+        d.write_desc(0, HDR, 16, VIRTQ_DESC_F_NEXT, 999);
+        d.publish(0);
+        d.notify(0);
+        assert_eq!(d.status() & NEEDS_RESET, NEEDS_RESET);
+    }
+
+    #[test]
+    fn needs_reset_stops_processing_until_reset() {
+        let (mut d, _file) = device(false);
+        d.submit(&[Buf(HDR, 16, false)]);
+        d.notify(0);
+        assert_eq!(d.status() & NEEDS_RESET, NEEDS_RESET);
+        header(&d, VIRTIO_BLK_T_FLUSH, 0);
+        d.submit(&[Buf(HDR, 16, false), Buf(STATUS, 1, true)]);
+        d.notify(0);
+        assert_eq!(d.used_idx(), 1, "no processing while NEEDS_RESET");
+        d.write(0x70, 0);
+        assert_eq!(d.status(), 0);
+    }
+}

@@ -386,3 +386,201 @@ impl BusDevice for MmioTransport {
         BusAction::None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::virtio::rng::Rng;
+    use crate::virtio::testing::{Buf, Driver, QUEUE_SIZE};
+
+    const S_ACK: u32 = 1;
+    const S_DRIVER: u32 = 2;
+    const S_FEATURES_OK: u32 = 8;
+    const S_DRIVER_OK: u32 = 4;
+
+    fn rng_driver() -> Driver {
+        Driver::new(Box::new(Rng::new()))
+    }
+
+    #[test]
+    fn identification_registers() {
+        let mut d = rng_driver();
+        assert_eq!(d.read(0x000), 0x7472_6976);
+        assert_eq!(d.read(0x004), 2, "modern transport only");
+        assert_eq!(d.read(0x008), 4, "entropy device id");
+        assert_eq!(d.read(0x00c), VENDOR_ID);
+        // Odd-width reads of registers read zero rather than garbage.
+        let mut two = [0xffu8; 2];
+        d.transport.read(0, &mut two);
+        assert_eq!(two, [0, 0]);
+    }
+
+    #[test]
+    fn device_features_by_selector() {
+        let mut d = rng_driver();
+        d.write(0x14, 0);
+        assert_eq!(d.read(0x10), 0);
+        d.write(0x14, 1);
+        assert_eq!(d.read(0x10), 1, "VERSION_1 is bit 32");
+        d.write(0x14, 7);
+        assert_eq!(d.read(0x10), 0);
+    }
+
+    #[test]
+    fn features_ok_needs_version_1() {
+        let mut d = rng_driver();
+        assert_eq!(d.negotiate(0), S_ACK | S_DRIVER, "FEATURES_OK refused");
+    }
+
+    #[test]
+    fn features_ok_refused_for_unoffered_feature() {
+        let mut d = rng_driver();
+        let status = d.negotiate(VIRTIO_F_VERSION_1 | 1 << 28);
+        assert_eq!(status, S_ACK | S_DRIVER, "FEATURES_OK refused");
+        let mut d = rng_driver();
+        assert_eq!(
+            d.negotiate(VIRTIO_F_VERSION_1),
+            S_ACK | S_DRIVER | S_FEATURES_OK
+        );
+    }
+
+    #[test]
+    fn status_steps_must_come_in_order() {
+        let mut d = rng_driver();
+        d.write(0x70, S_ACK | S_DRIVER);
+        assert_eq!(d.status(), 0, "DRIVER before ACKNOWLEDGE is ignored");
+        d.write(0x70, S_ACK);
+        d.write(0x70, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
+        assert_eq!(d.status(), S_ACK, "skipping steps is ignored");
+        d.write(0x70, S_ACK | S_DRIVER);
+        d.write(0x70, S_ACK | S_DRIVER | S_DRIVER_OK);
+        assert_eq!(d.status(), S_ACK | S_DRIVER, "DRIVER_OK needs FEATURES_OK");
+        d.write(0x70, 0x80);
+        assert_eq!(d.status() & 0x80, 0x80, "FAILED can always be set");
+    }
+
+    #[test]
+    fn features_frozen_after_features_ok() {
+        let mut d = rng_driver();
+        assert_eq!(
+            d.negotiate(VIRTIO_F_VERSION_1),
+            S_ACK | S_DRIVER | S_FEATURES_OK
+        );
+        // A late write of an unoffered feature must not reach the device.
+        d.write(0x24, 0);
+        d.write(0x20, 0xffff_ffff);
+        d.setup_queue(0, QUEUE_SIZE);
+        d.write(0x70, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
+        assert_eq!(d.status(), S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
+        assert_eq!(d.transport.driver_features, VIRTIO_F_VERSION_1);
+    }
+
+    #[test]
+    fn queue_size_rules() {
+        let mut d = rng_driver();
+        d.negotiate(VIRTIO_F_VERSION_1);
+        d.write(0x30, 0);
+        assert_eq!(d.read(0x34), 256, "QueueNumMax");
+        for bad in [0u32, 3, 100, 512, 0x1_0000] {
+            d.write(0x38, bad);
+            d.write(0x44, 1);
+            assert_eq!(d.read(0x44), 0, "size {bad} refused: queue cannot be ready");
+        }
+        d.write(0x38, 64);
+        d.write(0x44, 1);
+        assert_eq!(d.read(0x44), 1);
+        // A queue that does not exist has max 0 and never becomes ready.
+        d.write(0x30, 5);
+        assert_eq!(d.read(0x34), 0);
+        d.write(0x38, 16);
+        d.write(0x44, 1);
+        assert_eq!(d.read(0x44), 0);
+    }
+
+    #[test]
+    fn queue_registers_locked_while_ready_and_after_driver_ok() {
+        let mut d = rng_driver();
+        d.negotiate(VIRTIO_F_VERSION_1);
+        d.setup_queue(0, QUEUE_SIZE);
+        d.write(0x80, 0xdead_0000);
+        assert_eq!(
+            d.transport.queues[0].desc,
+            crate::virtio::testing::DESC_TABLE
+        );
+        d.write(0x70, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
+        d.write(0x44, 0);
+        assert_eq!(
+            d.read(0x44),
+            1,
+            "QueueReady cannot be cleared after DRIVER_OK"
+        );
+        d.write(0x38, 8);
+        assert_eq!(d.transport.queues[0].size, QUEUE_SIZE);
+    }
+
+    #[test]
+    fn reset_clears_status_queues_and_device() {
+        let mut d = Driver::bring_up(Box::new(Rng::new()), 0);
+        d.write(0x70, 0);
+        assert_eq!(d.status(), 0);
+        d.write(0x30, 0);
+        assert_eq!(d.read(0x44), 0, "queue not ready after reset");
+        // The reset device ignores notifications: nothing is used.
+        d.submit(&[Buf(0x10000, 16, true)]);
+        d.notify(0);
+        assert_eq!(d.used_idx(), 0);
+        // And it can be brought up again.
+        assert_eq!(
+            d.negotiate(VIRTIO_F_VERSION_1),
+            S_ACK | S_DRIVER | S_FEATURES_OK
+        );
+    }
+
+    #[test]
+    fn rings_outside_memory_set_needs_reset() {
+        let mut d = rng_driver();
+        d.negotiate(VIRTIO_F_VERSION_1);
+        d.write(0x30, 0);
+        d.write(0x38, 16);
+        d.write(0x80, 0);
+        d.write(0x84, 0x10); // far beyond guest RAM
+        d.write(0x90, 0x2000);
+        d.write(0xa0, 0x3000);
+        d.write(0x44, 1);
+        d.write(0x70, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
+        assert_eq!(d.status() & 0x40, 0x40, "DEVICE_NEEDS_RESET");
+        assert_eq!(d.read(0x60) & INT_CONFIG, INT_CONFIG);
+        assert_eq!(d.irq.config.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn interrupt_status_and_ack() {
+        let mut d = Driver::bring_up(Box::new(Rng::new()), 0);
+        d.submit(&[Buf(0x10000, 8, true)]);
+        d.notify(0);
+        assert_eq!(d.read(0x60), INT_USED_RING);
+        assert_eq!(d.irq.used.load(Ordering::SeqCst), 1);
+        d.write(0x64, INT_USED_RING);
+        assert_eq!(d.read(0x60), 0);
+    }
+
+    #[test]
+    fn process_queue_entry_point_matches_notify_register() {
+        let mut d = Driver::bring_up(Box::new(Rng::new()), 0);
+        d.submit(&[Buf(0x10000, 8, true)]);
+        // The ioeventfd path: the VMM calls process_queue directly.
+        d.transport.process_queue(0);
+        assert_eq!(d.used_idx(), 1);
+        // Out-of-range queue indexes are ignored.
+        d.transport.process_queue(9);
+        d.transport.process_queue(u32::MAX);
+        assert_eq!(d.status() & 0x40, 0);
+    }
+
+    #[test]
+    fn no_shared_memory_regions() {
+        let mut d = rng_driver();
+        assert_eq!(d.read(0xb0), u32::MAX);
+        assert_eq!(d.read(0xb4), u32::MAX);
+    }
+}

@@ -4,6 +4,8 @@
 pub mod block;
 pub mod mmio;
 pub mod rng;
+#[cfg(test)]
+mod testing;
 
 use std::sync::Arc;
 
