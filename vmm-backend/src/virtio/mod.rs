@@ -2,6 +2,7 @@
 //! version 2 transport that puts such a device on the MMIO bus, and the device models.
 
 pub mod block;
+pub mod fuzzing;
 pub mod mmio;
 pub mod rng;
 #[cfg(test)]
