@@ -14,8 +14,6 @@ use crate::bus::BusDevice;
 
 const FUZZ_MEM_SIZE: usize = 64 * 1024;
 const DESC_TABLE: u64 = 0;
-const AVAIL_RING: u64 = 0x1000;
-const USED_RING: u64 = 0x2000;
 
 struct NoInterrupt;
 
@@ -30,8 +28,8 @@ fn write_reg(transport: &mut MmioTransport, offset: u64, value: u32) {
 
 /// Feeds `data` to a device as guest memory holding a split virtqueue: byte 0 picks the device
 /// (virtio-blk read-write on `disk`, virtio-blk read-only, virtio-rng), byte 1 the queue size;
-/// the rest is the first 64 KiB of guest RAM, where the descriptor table (0x0), available ring
-/// (0x1000) and used ring (0x2000) live. The device is brought up through its MMIO registers and
+/// the rest is the first 64 KiB of guest RAM, where the descriptor table (at 0), the available
+/// ring and the used ring lie packed one after the other, so that short inputs reach the device. The device is brought up through its MMIO registers and
 /// notified twice. Must never panic or hang, whatever `data` holds. Returns the used ring's
 /// index afterwards (what a driver would see), or `None` when `data` is too short to start.
 pub fn virtio_queue(data: &[u8], disk: &File) -> Option<u16> {
@@ -57,15 +55,25 @@ pub fn virtio_queue(data: &[u8], disk: &File) -> Option<u16> {
     write_reg(&mut transport, 0x20, (features >> 32) as u32);
     write_reg(&mut transport, 0x70, 11);
     write_reg(&mut transport, 0x30, 0);
-    write_reg(&mut transport, 0x38, 1 << (size_byte % 9));
+    let (size, avail_ring, used_ring) = ring_layout(size_byte);
+    write_reg(&mut transport, 0x38, u32::from(size));
     write_reg(&mut transport, 0x80, DESC_TABLE as u32);
-    write_reg(&mut transport, 0x90, AVAIL_RING as u32);
-    write_reg(&mut transport, 0xa0, USED_RING as u32);
+    write_reg(&mut transport, 0x90, avail_ring as u32);
+    write_reg(&mut transport, 0xa0, used_ring as u32);
     write_reg(&mut transport, 0x44, 1);
     write_reg(&mut transport, 0x70, 15);
     write_reg(&mut transport, NOTIFY_OFFSET, 0);
     write_reg(&mut transport, NOTIFY_OFFSET, 0);
-    mem.read_obj(GuestAddress(USED_RING + 2)).ok()
+    mem.read_obj(GuestAddress(used_ring + 2)).ok()
+}
+
+/// Queue size, available ring and used ring addresses for the size byte of a fuzz input.
+fn ring_layout(size_byte: u8) -> (u16, u64, u64) {
+    let size: u16 = 1 << (size_byte % 9);
+    let avail_ring = DESC_TABLE + 16 * u64::from(size);
+    // flags, idx, ring, used_event; the used ring wants 4-byte alignment.
+    let used_ring = (avail_ring + 6 + 2 * u64::from(size) + 3) & !3;
+    (size, avail_ring, used_ring)
 }
 
 #[cfg(test)]
@@ -77,6 +85,8 @@ mod tests {
         file.as_file().set_len(64 * 1024).expect("size");
         file
     }
+
+    const SIZE_BYTE: u8 = 4;
 
     /// A block request (IN, sector 1, 512 bytes) at descriptor 0, laid out in fuzz memory.
     fn good_block_request(selector: u8) -> Vec<u8> {
@@ -91,9 +101,10 @@ mod tests {
         desc(&mut ram, 0, 0x4000, 16, 1, 1);
         desc(&mut ram, 1, 0x5000, 512, 3, 2);
         desc(&mut ram, 2, 0x6000, 1, 2, 0);
-        ram[0x1002] = 1; // avail idx 1, ring[0] = 0
+        let (_, avail_ring, _) = ring_layout(SIZE_BYTE);
+        ram[avail_ring as usize + 2] = 1; // avail idx 1, ring[0] = 0
         ram[0x4008] = 1; // sector 1
-        let mut data = vec![selector, 4];
+        let mut data = vec![selector, SIZE_BYTE];
         data.extend_from_slice(&ram);
         data
     }
@@ -116,8 +127,9 @@ mod tests {
         looping[2 + 2 * 16 + 12] = 1; // descriptor 2 chains back to 0
         inputs.push(looping);
         let mut many = good_block_request(0);
-        many[2 + 0x1002] = 0xff;
-        many[2 + 0x1003] = 0xff;
+        let (_, avail_ring, _) = ring_layout(SIZE_BYTE);
+        many[2 + avail_ring as usize + 2] = 0xff;
+        many[2 + avail_ring as usize + 3] = 0xff;
         inputs.push(many);
         for input in &inputs {
             virtio_queue(input, disk.as_file());
