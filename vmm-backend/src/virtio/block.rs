@@ -186,6 +186,7 @@ impl Block {
         match request_type {
             VIRTIO_BLK_T_IN => self.read_sectors(sector, &mut writer),
             VIRTIO_BLK_T_OUT if self.read_only => (VIRTIO_BLK_S_IOERR, 0),
+
             VIRTIO_BLK_T_OUT => (self.write_sectors(sector, &mut reader), 0),
             VIRTIO_BLK_T_FLUSH if self.read_only => (VIRTIO_BLK_S_UNSUPP, 0),
             VIRTIO_BLK_T_FLUSH => match self.file.sync_data() {
@@ -521,6 +522,26 @@ mod tests {
         d.notify(0);
         assert_eq!(status(&d), VIRTIO_BLK_S_OK);
         assert_eq!(d.read_bytes(DATA, 8), 3u64.to_le_bytes());
+    }
+
+    #[test]
+    fn read_only_flag_refuses_writes_even_on_a_writable_file() {
+        let file = disk_file(DISK_SECTORS);
+        let writable = file.reopen().expect("reopen read-write");
+        let block = Block::new(writable, true, "ro").expect("device");
+        let mut d = Driver::bring_up(Box::new(block), 0);
+        header(&d, VIRTIO_BLK_T_OUT, 0);
+        d.write_bytes(DATA, &[0x77; 512]);
+        d.submit(&[
+            Buf(HDR, 16, false),
+            Buf(DATA, 512, false),
+            Buf(STATUS, 1, true),
+        ]);
+        d.notify(0);
+        assert_eq!(status(&d), VIRTIO_BLK_S_IOERR);
+        let mut first = [0u8; 9];
+        file.as_file().read_exact_at(&mut first, 0).expect("read");
+        assert_eq!(first[8], 0xab, "file untouched");
     }
 
     #[test]
