@@ -25,7 +25,9 @@
 //! - [`long_mode`]: GDT and identity page tables for entering guests in 64-bit mode;
 //! - [`boot`]: boot sources and the low-memory layout they share;
 //! - [`bus`]: the `BusDevice` contract and the port-I/O / MMIO address maps;
-//! - [`devices::legacy`]: COM1, the i8042 (reset) and the ACPI sleep/reset registers.
+//! - [`devices::legacy`]: COM1, the i8042 (reset) and the ACPI sleep/reset registers;
+//! - [`virtio`]: the transport-agnostic device contract, the virtio-mmio v2 transport,
+//!   virtio-blk and virtio-rng.
 //!
 //! Threads: `Vm::run` starts one thread per vCPU and waits. Each vCPU thread takes the device's
 //! own mutex for each access, so devices see accesses from any vCPU, one at a time. The first
@@ -39,6 +41,7 @@ pub mod kvm;
 pub mod long_mode;
 pub mod memory;
 pub mod vcpu;
+pub mod virtio;
 pub mod vm;
 
 pub use boot::BootSource;

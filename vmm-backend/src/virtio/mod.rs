@@ -1,0 +1,91 @@
+//! Virtio devices: a transport-agnostic device contract ([`VirtioDevice`]), the virtio-mmio
+//! version 2 transport that puts such a device on the MMIO bus, and the device models.
+
+pub mod block;
+pub mod fuzzing;
+pub mod mmio;
+pub mod rng;
+#[cfg(test)]
+mod testing;
+
+use std::sync::Arc;
+
+pub use virtio_queue::Queue;
+use vm_memory::GuestMemoryMmap;
+
+/// Guest RAM as the device models see it.
+pub type GuestMemory = GuestMemoryMmap<()>;
+
+/// `VIRTIO_F_VERSION_1`: every device here is a modern (virtio 1.x) device.
+pub const VIRTIO_F_VERSION_1: u64 = 1 << virtio_bindings::virtio_config::VIRTIO_F_VERSION_1;
+
+/// How a device tells the driver that something happened. The VMM backs it with a KVM irqfd;
+/// tests back it with counters. The transport wraps it to keep its interrupt status register.
+pub trait InterruptSink: Send + Sync {
+    /// The device put buffers in a used ring.
+    fn signal_used_queue(&self);
+    /// The device changed its configuration space or its status (e.g. DEVICE_NEEDS_RESET).
+    fn signal_config(&self);
+}
+
+/// What a device gets when the driver sets DRIVER_OK.
+pub struct Activation {
+    /// Guest RAM, where the rings and buffers live.
+    pub mem: Arc<GuestMemory>,
+    /// Where to signal used buffers and configuration changes.
+    pub interrupt: Arc<dyn InterruptSink>,
+    /// One queue per entry of [`VirtioDevice::queue_max_sizes`], configured and ready.
+    pub queues: Vec<Queue>,
+    /// The features the driver accepted (a subset of [`VirtioDevice::features`]).
+    pub acked_features: u64,
+}
+
+/// Errors a device reports to its transport. Each puts the device in DEVICE_NEEDS_RESET.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    /// The device was activated with {got} queues, it has {expected}
+    #[error("the device was activated with {got} queues, it has {expected}")]
+    QueueCount { expected: usize, got: usize },
+    /// Queue {0} was notified but the device is not activated or has no such queue
+    #[error("queue {0} was notified but the device is not activated or has no such queue")]
+    NoSuchQueue(usize),
+    /// The driver broke the virtio protocol on queue {queue}: {reason}
+    #[error("the driver broke the virtio protocol on queue {queue}: {reason}")]
+    Protocol { queue: usize, reason: String },
+}
+
+/// A virtio device model, independent of the transport (virtio-mmio here, virtio-pci or
+/// vhost-user later) that carries it.
+pub trait VirtioDevice: Send {
+    /// The virtio device ID (1 network, 2 block, 4 entropy, 16 GPU, ...).
+    fn device_type(&self) -> u32;
+    /// The maximum size of each of the device's queues; its length is the number of queues.
+    fn queue_max_sizes(&self) -> &[u16];
+    /// The feature bits the device offers (must include [`VIRTIO_F_VERSION_1`]).
+    fn features(&self) -> u64;
+    /// Reads `data.len()` bytes of the device configuration space at `offset`; bytes past its end
+    /// read as zero.
+    fn read_config(&self, offset: u64, data: &mut [u8]);
+    /// The driver writes the device configuration space; read-only fields ignore it.
+    fn write_config(&mut self, offset: u64, data: &[u8]);
+    /// The driver set DRIVER_OK: the device takes its queues and may start processing.
+    fn activate(&mut self, activation: Activation) -> Result<(), DeviceError>;
+    /// The driver reset the device: drop queues, memory and interrupt, back to the initial state.
+    fn reset(&mut self);
+    /// The driver notified queue `index` (QueueNotify write or ioeventfd): process what it made
+    /// available. An error means the device can no longer go on until reset.
+    fn process_queue(&mut self, index: usize) -> Result<(), DeviceError>;
+}
+
+/// Copies the part of `config` at `offset` into `data`; what lies outside reads as zero.
+pub(crate) fn read_config_bytes(config: &[u8], offset: u64, data: &mut [u8]) {
+    data.fill(0);
+    let Ok(start) = usize::try_from(offset) else {
+        return;
+    };
+    if start >= config.len() {
+        return;
+    }
+    let end = config.len().min(start.saturating_add(data.len()));
+    data[..end - start].copy_from_slice(&config[start..end]);
+}
