@@ -14,6 +14,9 @@
 #include "io.h"
 #include "power.h"
 #include "serial.h"
+#ifdef PROBE_VIRTIO
+#include "virtio.h"
+#endif
 
 /* A scratch device the tests place on the MMIO bus (in the 32-bit MMIO hole, identity-mapped):
  * the probe writes a word to it and prints the word it reads back at offset 4. */
@@ -49,6 +52,94 @@ static void check_mmio(void)
     serial_putc('\n');
 }
 
+#ifdef PROBE_VIRTIO
+/* Where the tests place the devices, and scratch RAM for rings and buffers (above the image). */
+#define PROBE_VIRTIO_BLK 0xd0001000UL
+#define PROBE_VIRTIO_RNG 0xd0002000UL
+#define RINGS_BLK 0x300000UL
+#define RINGS_RNG 0x304000UL
+#define HEADER 0x310000UL
+#define DATA 0x311000UL
+#define STATUS 0x312000UL
+
+static void print_status(const char *what, long used, u8 status)
+{
+    serial_puts("BERTH-PROBE: blk ");
+    serial_puts(what);
+    serial_puts(" used ");
+    serial_put_dec((u64)used);
+    serial_puts(" status ");
+    serial_put_dec(status);
+    serial_putc('\n');
+}
+
+/* One virtio-blk request: header, optional data buffer, status byte. */
+static long blk_request(struct virtq *q, u32 type, u64 sector, u32 data_len, int device_writes)
+{
+    volatile u32 *header = (volatile u32 *)HEADER;
+    header[0] = type;
+    header[1] = 0;
+    *(volatile u64 *)(HEADER + 8) = sector;
+    *(volatile u8 *)STATUS = 0xff;
+    struct vbuf bufs[3] = {{HEADER, 16, 0}, {DATA, data_len, device_writes}, {STATUS, 1, 1}};
+    if (data_len == 0) {
+        bufs[1] = bufs[2];
+        return virtio_request(q, bufs, 2);
+    }
+    return virtio_request(q, bufs, 3);
+}
+
+static void check_virtio(void)
+{
+    struct virtq blk, rng;
+    int err = virtio_init(&blk, PROBE_VIRTIO_BLK, 2, RINGS_BLK);
+    if (err) {
+        serial_puts("BERTH-PROBE: blk init failed at step ");
+        serial_put_dec((u64)-err);
+        serial_putc('\n');
+        return;
+    }
+    /* Read sector 1 and print its text. */
+    long used = blk_request(&blk, 0, 1, 512, 1);
+    print_status("read", used, *(volatile u8 *)STATUS);
+    serial_puts("BERTH-PROBE: blk sector 1: ");
+    for (int i = 0; i < 64; i++) {
+        char c = *(volatile char *)(DATA + (u64)i);
+        if (c == 0)
+            break;
+        serial_putc(c);
+    }
+    serial_putc('\n');
+    /* Write sector 2 with a known line, then flush. */
+    const char *line = "written by the probe through virtio-blk";
+    volatile char *data = (volatile char *)DATA;
+    for (int i = 0; i < 512; i++)
+        data[i] = 0;
+    for (int i = 0; line[i]; i++)
+        data[i] = line[i];
+    used = blk_request(&blk, 1, 2, 512, 0);
+    print_status("write", used, *(volatile u8 *)STATUS);
+    used = blk_request(&blk, 4, 0, 0, 0);
+    print_status("flush", used, *(volatile u8 *)STATUS);
+
+    err = virtio_init(&rng, PROBE_VIRTIO_RNG, 4, RINGS_RNG);
+    if (err) {
+        serial_puts("BERTH-PROBE: rng init failed\n");
+        return;
+    }
+    struct vbuf buf = {DATA, 16, 1};
+    for (int i = 0; i < 16; i++)
+        data[i] = 0;
+    used = virtio_request(&rng, &buf, 1);
+    serial_puts("BERTH-PROBE: rng used ");
+    serial_put_dec((u64)used);
+    serial_puts(" bytes ");
+    for (int i = 0; i < 16; i++)
+        serial_put_hex((u8)data[i], 2);
+    serial_putc('\n');
+}
+#endif
+
 __attribute__((noreturn)) void probe_main(u64 cpu, u64 cpus)
 {
     wait_turn(cpu);
@@ -56,6 +147,9 @@ __attribute__((noreturn)) void probe_main(u64 cpu, u64 cpus)
         serial_init();
         check_mmio();
         echo_input();
+#ifdef PROBE_VIRTIO
+        check_virtio();
+#endif
     }
     serial_puts("BERTH-PROBE: hello from vcpu ");
     serial_put_dec(cpu);

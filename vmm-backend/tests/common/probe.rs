@@ -22,6 +22,8 @@ pub enum ProbeFinish {
     Reset,
     AcpiReset,
     Crash,
+    /// Drive the virtio-blk and virtio-rng devices the test placed, then power off.
+    Virtio,
 }
 
 impl ProbeFinish {
@@ -31,6 +33,7 @@ impl ProbeFinish {
             Self::Reset => "reset",
             Self::AcpiReset => "acpi-reset",
             Self::Crash => "crash",
+            Self::Virtio => "virtio",
         }
     }
 
@@ -40,11 +43,12 @@ impl ProbeFinish {
             Self::Reset => Some("-DPROBE_FINISH_RESET"),
             Self::AcpiReset => Some("-DPROBE_FINISH_ACPI_RESET"),
             Self::Crash => Some("-DPROBE_FINISH_CRASH"),
+            Self::Virtio => Some("-DPROBE_VIRTIO"),
         }
     }
 }
 
-const SOURCES: &[&str] = &["start.S", "probe.c", "serial.c", "power.c"];
+const SOURCES: &[&str] = &["start.S", "probe.c", "serial.c", "power.c", "virtio.c"];
 
 /// The flat image of the probe variant `finish`, built on first use.
 pub fn probe_image(finish: ProbeFinish) -> Vec<u8> {
