@@ -1,6 +1,7 @@
 //! The probe guest drives virtio-blk and virtio-rng through the virtio-mmio transport on this
 //! machine's /dev/kvm, as a driver in a real guest would: it reads a known sector, writes
 //! another (checked in the host file), flushes, reads random bytes, and powers off.
+#![allow(clippy::unwrap_used)] // a panic in a test is a failed assertion
 
 mod common;
 
