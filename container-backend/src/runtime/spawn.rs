@@ -3,7 +3,8 @@
 //! `pivot_root` into it, drop to the image's user and `execve` the command.
 //!
 //! The child is a copy of a multi-threaded daemon, so between clone and exec it may only make
-//! raw system calls: no allocation, no locks, no formatting. Everything it needs (paths, argv,
+//! raw system calls: no allocation, no locks, no formatting, and no libc wrapper that
+//! coordinates threads (set*id go through `syscall` directly). Everything it needs (paths, argv,
 //! envp) is prepared as C strings before the clone, and a failure is reported to the parent as
 //! two integers (the step and errno) on a close-on-exec pipe, which closes by itself when
 //! `execve` succeeds.
@@ -394,13 +395,16 @@ unsafe fn child(
             return fail(S_PIVOT);
         }
         bring_loopback_up();
-        if libc::setgroups(p.groups.len(), p.groups.as_ptr()) != 0 {
+        // Raw system calls, not glibc's setgroups/setgid/setuid: those broadcast the change to
+        // every thread glibc believes the process has (the parent's, copied by clone), and can
+        // wait forever for threads that do not exist in this child.
+        if libc::syscall(libc::SYS_setgroups, p.groups.len(), p.groups.as_ptr()) != 0 {
             return fail(S_GROUPS);
         }
-        if libc::setgid(p.gid) != 0 {
+        if libc::syscall(libc::SYS_setresgid, p.gid, p.gid, p.gid) != 0 {
             return fail(S_GID);
         }
-        if libc::setuid(p.uid) != 0 {
+        if libc::syscall(libc::SYS_setresuid, p.uid, p.uid, p.uid) != 0 {
             return fail(S_UID);
         }
         if libc::chdir(p.cwd.as_ptr()) != 0 {
