@@ -208,7 +208,7 @@ fn build_madt(vcpus: u32) -> Sdt {
     madt
 }
 
-/// The DSDT: COM1, the virtio-mmio devices, and `\_S5` for soft-off.
+/// The DSDT: COM1, the RTC, the virtio-mmio devices, and `\_S5` for soft-off.
 fn build_dsdt(virtio_devices: &[VirtioMmioDevice]) -> Sdt {
     let mut body = Vec::new();
 
@@ -233,6 +233,17 @@ fn build_dsdt(virtio_devices: &[VirtioMmioDevice]) -> Sdt {
         vec![&com1_hid_name, &com1_uid_name, &com1_crs_name],
     )
     .to_aml_bytes(&mut body);
+
+    // The CMOS RTC at 0x70 (no interrupt: alarms are not modelled). Described so Linux's
+    // rtc_cmos binds through PNP; its legacy platform-device fallback refuses a hardware-reduced
+    // machine.
+    let rtc_hid = aml::EISAName::new("PNP0B00");
+    let rtc_io = aml::IO::new(0x70, 0x70, 1, 2);
+    let rtc_crs = aml::ResourceTemplate::new(vec![&rtc_io]);
+    let rtc_hid_name = aml::Name::new("_HID".into(), &rtc_hid);
+    let rtc_crs_name = aml::Name::new("_CRS".into(), &rtc_crs);
+    aml::Device::new("_SB_.RTC_".into(), vec![&rtc_hid_name, &rtc_crs_name])
+        .to_aml_bytes(&mut body);
 
     for (index, device) in virtio_devices.iter().enumerate() {
         let path = format!("_SB_.V{index:03X}");
@@ -396,6 +407,8 @@ mod tests {
         assert!(contains(dsdt, b"\x08_S5_\x12"));
         assert!(contains(dsdt, &[0x04, 0x0a, 0x05, 0x0a, 0x05]));
         assert!(contains(dsdt, b"COM1"));
+        // EISAID("PNP0B00"), the CMOS RTC.
+        assert!(contains(dsdt, &[0x0c, 0x41, 0xd0, 0x0b, 0x00]));
         // EISAID("PNP0501") as the DWord constant 0x0105D041.
         assert!(contains(dsdt, &[0x0c, 0x41, 0xd0, 0x05, 0x01]));
         // IO(Decode16, 0x3f8, 0x3f8, 1, 8).

@@ -27,7 +27,7 @@
 //! - [`linux`]: bzImage boot (64-bit boot protocol, zero page, e820, initramfs);
 //! - [`acpi`]: RSDP, XSDT, FADT (hardware-reduced), MADT and DSDT for Linux guests;
 //! - [`bus`]: the `BusDevice` contract and the port-I/O / MMIO address maps;
-//! - [`devices::legacy`]: COM1, the i8042 (reset) and the ACPI sleep/reset registers.
+//! - [`devices::legacy`]: COM1, the i8042 (reset), the CMOS RTC and the ACPI sleep/reset registers.
 //!
 //! Threads: `Vm::run` starts one thread per vCPU and waits. Each vCPU thread takes the device's
 //! own mutex for each access, so devices see accesses from any vCPU, one at a time. The first
