@@ -8,6 +8,7 @@
 
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
+use crate::linux::{self, LinuxBoot, LinuxBootError};
 use crate::long_mode::IDENTITY_MAP_GIB;
 
 /// Top (exclusive) of the boot stacks; vCPU `i`'s stack pointer starts at
@@ -34,6 +35,9 @@ pub enum BootSource {
         /// Guest-physical (= virtual) address of the first instruction.
         entry: u64,
     },
+    /// A Linux bzImage entered through the 64-bit boot protocol on vCPU 0 only; the other vCPUs
+    /// wait for INIT/SIPI from the guest. See [`crate::linux`].
+    Linux(LinuxBoot),
 }
 
 /// Errors while placing a boot source in guest RAM.
@@ -84,6 +88,8 @@ pub enum BootError {
     },
     /// writing the boot image or boot tables into guest RAM failed: {0}
     WriteMemory(#[from] vm_memory::GuestMemoryError),
+    /// {0}
+    Linux(#[from] LinuxBootError),
 }
 
 /// Where each vCPU starts once the boot source is in memory.
@@ -91,6 +97,9 @@ pub enum BootError {
 pub struct EntryState {
     /// First instruction.
     pub rip: u64,
+    /// For a Linux boot: the zero page (RSI of the boot vCPU); the other vCPUs are left waiting
+    /// for INIT/SIPI.
+    pub linux_zero_page: Option<u64>,
 }
 
 /// The initial stack pointer of vCPU `index`.
@@ -112,7 +121,17 @@ pub fn load(
         } => {
             check_flat(mem, image, *load_addr, *entry, vcpus)?;
             mem.write_slice(image, GuestAddress(*load_addr))?;
-            Ok(EntryState { rip: *entry })
+            Ok(EntryState {
+                rip: *entry,
+                linux_zero_page: None,
+            })
+        }
+        BootSource::Linux(boot) => {
+            let entry = linux::load(mem, boot, vcpus)?;
+            Ok(EntryState {
+                rip: entry.rip,
+                linux_zero_page: Some(entry.zero_page),
+            })
         }
     }
 }

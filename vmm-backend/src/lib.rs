@@ -24,8 +24,10 @@
 //! - [`vcpu`]: per-vCPU set-up (CPUID, registers) and the exit loop; why a VM ended;
 //! - [`long_mode`]: GDT and identity page tables for entering guests in 64-bit mode;
 //! - [`boot`]: boot sources and the low-memory layout they share;
+//! - [`linux`]: bzImage boot (64-bit boot protocol, zero page, e820, initramfs);
+//! - [`acpi`]: RSDP, XSDT, FADT (hardware-reduced), MADT and DSDT for Linux guests;
 //! - [`bus`]: the `BusDevice` contract and the port-I/O / MMIO address maps;
-//! - [`devices::legacy`]: COM1, the i8042 (reset) and the ACPI sleep/reset registers;
+//! - [`devices::legacy`]: COM1, the i8042 (reset), the CMOS RTC and the ACPI sleep/reset registers;
 //! - [`virtio`]: the transport-agnostic device contract, the virtio-mmio v2 transport,
 //!   virtio-blk and virtio-rng.
 //!
@@ -34,10 +36,12 @@
 //! vCPU that ends the VM (or a `StopHandle`) decides the result; the others are stopped with a
 //! shared flag and the [`vcpu::kick_signal`] real-time signal.
 
+pub mod acpi;
 pub mod boot;
 pub mod bus;
 pub mod devices;
 pub mod kvm;
+pub mod linux;
 pub mod long_mode;
 pub mod memory;
 pub mod vcpu;

@@ -31,6 +31,10 @@ pub enum VcpuError {
     SetFpu(u32, #[source] kvm_ioctls::Error),
     /// making vCPU {0} runnable failed: {1}
     SetMpState(u32, #[source] kvm_ioctls::Error),
+    /// reading or writing the local APIC of vCPU {0} failed: {1}
+    Lapic(u32, #[source] kvm_ioctls::Error),
+    /// setting the MSRs of vCPU {0} failed: {1}
+    SetMsrs(u32, #[source] kvm_ioctls::Error),
 }
 
 /// Why a VM stopped running.
@@ -199,6 +203,71 @@ impl Vcpu {
         self.fd
             .set_regs(&regs)
             .map_err(|e| VcpuError::SetRegs(index, e))
+    }
+
+    /// LINT0 = ExtINT (the 8259's output, virtual-wire mode) and LINT1 = NMI, as a PC's
+    /// firmware leaves them: Linux keeps what it finds.
+    pub(crate) fn set_lapic_lint_modes(&self) -> Result<(), VcpuError> {
+        const APIC_LVT0: usize = 0x350;
+        const APIC_LVT1: usize = 0x360;
+        const DELIVERY_MODE_MASK: u32 = 0x700;
+        const DELIVERY_EXTINT: u32 = 0x700;
+        const DELIVERY_NMI: u32 = 0x400;
+        let mut lapic = self
+            .fd
+            .get_lapic()
+            .map_err(|e| VcpuError::Lapic(self.index, e))?;
+        let update = |regs: &mut [libc::c_char; 1024], offset: usize, mode: u32| {
+            let mut bytes = [0u8; 4];
+            for (i, b) in bytes.iter_mut().enumerate() {
+                *b = regs[offset + i] as u8;
+            }
+            let value = (u32::from_le_bytes(bytes) & !DELIVERY_MODE_MASK) | mode;
+            for (i, b) in value.to_le_bytes().iter().enumerate() {
+                regs[offset + i] = *b as libc::c_char;
+            }
+        };
+        update(&mut lapic.regs, APIC_LVT0, DELIVERY_EXTINT);
+        update(&mut lapic.regs, APIC_LVT1, DELIVERY_NMI);
+        self.fd
+            .set_lapic(&lapic)
+            .map_err(|e| VcpuError::Lapic(self.index, e))
+    }
+
+    /// The MSRs a firmware would have set before handing over to Linux: fast string operations
+    /// on, and MTRRs enabled with write-back as the default type (without it Linux sees every
+    /// page as uncached and runs with PAT off).
+    pub(crate) fn set_boot_msrs(&self) -> Result<(), VcpuError> {
+        const MSR_IA32_MISC_ENABLE: u32 = 0x1a0;
+        const MISC_ENABLE_FAST_STRING: u64 = 1;
+        const MSR_MTRR_DEF_TYPE: u32 = 0x2ff;
+        const MTRR_ENABLE: u64 = 1 << 11;
+        const MTRR_TYPE_WRITE_BACK: u64 = 6;
+        let entries = [
+            kvm_bindings::kvm_msr_entry {
+                index: MSR_IA32_MISC_ENABLE,
+                data: MISC_ENABLE_FAST_STRING,
+                ..Default::default()
+            },
+            kvm_bindings::kvm_msr_entry {
+                index: MSR_MTRR_DEF_TYPE,
+                data: MTRR_ENABLE | MTRR_TYPE_WRITE_BACK,
+                ..Default::default()
+            },
+        ];
+        let msrs = kvm_bindings::Msrs::from_entries(&entries)
+            .map_err(|_| VcpuError::SetMsrs(self.index, kvm_ioctls::Error::new(libc::E2BIG)))?;
+        let written = self
+            .fd
+            .set_msrs(&msrs)
+            .map_err(|e| VcpuError::SetMsrs(self.index, e))?;
+        if written != entries.len() {
+            return Err(VcpuError::SetMsrs(
+                self.index,
+                kvm_ioctls::Error::new(libc::EINVAL),
+            ));
+        }
+        Ok(())
     }
 
     /// With an in-kernel LAPIC, vCPUs other than 0 wait for INIT/SIPI; a flat boot starts them

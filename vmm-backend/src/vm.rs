@@ -274,16 +274,28 @@ impl Vm {
         let vcpus = self.vcpu_count();
         let entry = boot::load(&self.memory, source, vcpus)?;
         long_mode::write_boot_tables(&self.memory).map_err(BootError::WriteMemory)?;
-        for vcpu in &self.vcpus {
-            let index = vcpu.index();
-            vcpu.enter_long_mode(
-                entry.rip,
-                boot::boot_stack_pointer(index),
-                u64::from(index),
-                u64::from(vcpus),
-            )?;
-            if index != 0 {
-                vcpu.make_runnable()?;
+        if let Some(zero_page) = entry.linux_zero_page {
+            // The 64-bit boot protocol: the boot vCPU enters with RSI = zero page; Linux brings
+            // the others up with INIT/SIPI through the in-kernel LAPICs.
+            for vcpu in &self.vcpus {
+                vcpu.set_lapic_lint_modes()?;
+            }
+            if let Some(bsp) = self.vcpus.first() {
+                bsp.enter_long_mode(entry.rip, 0, 0, zero_page)?;
+                bsp.set_boot_msrs()?;
+            }
+        } else {
+            for vcpu in &self.vcpus {
+                let index = vcpu.index();
+                vcpu.enter_long_mode(
+                    entry.rip,
+                    boot::boot_stack_pointer(index),
+                    u64::from(index),
+                    u64::from(vcpus),
+                )?;
+                if index != 0 {
+                    vcpu.make_runnable()?;
+                }
             }
         }
         self.loaded = true;

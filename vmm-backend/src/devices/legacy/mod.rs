@@ -1,8 +1,10 @@
-//! The PC devices every Berth VM has at fixed I/O ports: COM1, the i8042 (for reset), and the
-//! ACPI sleep/reset registers (for power-off). [`LegacyDevices::attach`] puts all three on a VM.
+//! The PC devices every Berth VM has at fixed I/O ports: COM1, the i8042 (for reset), the ACPI
+//! sleep/reset registers (for power-off) and a CMOS RTC. [`LegacyDevices::attach`] puts them all
+//! on a VM.
 
 pub mod acpi_pm;
 pub mod i8042;
+pub mod rtc;
 pub mod serial;
 
 use std::io::Write;
@@ -13,6 +15,7 @@ use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 use crate::vm::{Vm, VmError};
 pub use acpi_pm::AcpiPmRegisters;
 pub use i8042::I8042;
+pub use rtc::CmosRtc;
 pub use serial::{IrqLine, SerialPort};
 
 /// The serial console's output sink as the daemon supplies it.
@@ -25,7 +28,7 @@ pub struct LegacyDevices {
 }
 
 impl LegacyDevices {
-    /// Puts COM1 (output to `console`, interrupt on IRQ 4), the i8042 and the ACPI PM registers
+    /// Puts COM1 (output to `console`, interrupt on IRQ 4), the i8042, the CMOS RTC and the ACPI PM registers
     /// on `vm`'s port-I/O bus.
     pub fn attach(vm: &mut Vm, console: ConsoleSink) -> Result<Self, VmError> {
         let irq = EventFd::new(EFD_NONBLOCK).map_err(VmError::EventFd)?;
@@ -36,6 +39,11 @@ impl LegacyDevices {
             i8042::I8042_PORT,
             i8042::I8042_PORT_LEN,
             Arc::new(Mutex::new(I8042::new())),
+        )?;
+        vm.add_pio_device(
+            rtc::RTC_PORT,
+            rtc::RTC_PORT_LEN,
+            Arc::new(Mutex::new(CmosRtc::new())),
         )?;
         vm.add_pio_device(
             acpi_pm::ACPI_PM_PORT,
