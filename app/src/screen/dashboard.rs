@@ -6,7 +6,7 @@ use berth_api::container::{ContainerInfo, ContainerState};
 use berth_api::size::format_size;
 use berth_api::vm::{BootSource, VmInfo, VmState};
 use iced::widget::{button, column, container, row, rule, scrollable, space, text};
-use iced::{Alignment, Color, Element, Length, Theme};
+use iced::{Alignment, Color, Element, Length};
 
 use crate::data::{HostHistory, Snapshot};
 use crate::widget::gauge::gauge;
@@ -388,9 +388,7 @@ fn host_details<'a>(snapshot: &'a Snapshot, history: &'a HostHistory) -> Element
     ]
     .spacing(8);
     if let Some(warning) = snapshot.overcommit_warning() {
-        page = page.push(text(warning).style(|theme: &Theme| text::Style {
-            color: Some(theme.palette().danger),
-        }));
+        page = page.push(text(warning).style(crate::widget::form::danger));
     }
     page = page.push(section("Measured use (used over total), last minute"));
     for (label, h) in [

@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use berth_api::container::{BuildSpec, RunSpec};
 use berth_api::size::{format_size, parse_size};
 use berth_api::utilisation::{Resources, container_allocation};
+use iced::Element;
 use iced::widget::{button, column, container, row, scrollable, text, text_input};
-use iced::{Alignment, Element, Length, Theme};
 
+use crate::widget::form::{danger, field};
 use crate::widget::gauge::gauge;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -183,14 +184,6 @@ impl Launch {
     }
 
     pub fn view(&self) -> Element<'_, Message> {
-        let field = |label: &'static str, input: Element<'static, Message>| {
-            row![text(label).width(Length::Fixed(120.0)), input]
-                .spacing(10)
-                .align_y(Alignment::Center)
-        };
-        let danger = |t: &Theme| text::Style {
-            color: Some(t.palette().danger),
-        };
         let limits = Resources {
             cpus: self.cpus.trim().parse().unwrap_or(self.host.cpus),
             memory: parse_size(self.memory.trim()).unwrap_or(self.host.memory),
@@ -204,31 +197,24 @@ impl Launch {
                 text_input("/path/to/project", &self.folder)
                     .id("folder")
                     .on_input(Message::Folder)
-                    .into()
             ),
             field(
                 "Dockerfile",
                 text_input("default: <folder>/Dockerfile", &self.dockerfile)
                     .on_input(Message::Dockerfile)
-                    .into()
             ),
             field(
                 "Image",
                 text_input(&format!("default: {}", tag_for(&self.folder)), &self.tag)
                     .on_input(Message::Tag)
-                    .into()
             ),
             field(
                 "Container",
-                text_input("default: from the image", &self.name)
-                    .on_input(Message::Name)
-                    .into()
+                text_input("default: from the image", &self.name).on_input(Message::Name)
             ),
             field(
                 "CPUs",
-                text_input("no limit, e.g. 0.5", &self.cpus)
-                    .on_input(Message::Cpus)
-                    .into()
+                text_input("no limit, e.g. 0.5", &self.cpus).on_input(Message::Cpus)
             ),
             gauge(
                 "U_ct",
@@ -237,9 +223,7 @@ impl Launch {
             ),
             field(
                 "Memory",
-                text_input("no limit, e.g. 256M", &self.memory)
-                    .on_input(Message::Memory)
-                    .into()
+                text_input("no limit, e.g. 256M", &self.memory).on_input(Message::Memory)
             ),
             gauge(
                 "M_ct",

@@ -10,8 +10,9 @@ use berth_api::utilisation::{Resources, host_allocation, vm_allocation};
 use berth_api::validate;
 use berth_api::vm::{BootSource, VmSpec};
 use iced::widget::{button, checkbox, column, container, radio, row, slider, text, text_input};
-use iced::{Alignment, Element, Length, Theme};
+use iced::{Element, Length};
 
+use crate::widget::form::{danger, field};
 use crate::widget::gauge::gauge;
 
 /// What the VM boots.
@@ -196,19 +197,9 @@ impl Wizard {
     pub fn view(&self) -> Element<'_, Message> {
         let problem = |p: Option<String>| -> Element<'_, Message> {
             match p {
-                Some(p) => text(p)
-                    .size(13)
-                    .style(|t: &Theme| text::Style {
-                        color: Some(t.palette().danger),
-                    })
-                    .into(),
+                Some(p) => text(p).size(13).style(danger).into(),
                 None => text("").size(13).into(),
             }
-        };
-        let field = |label: &'static str, input: Element<'static, Message>| {
-            row![text(label).width(Length::Fixed(120.0)), input]
-                .spacing(10)
-                .align_y(Alignment::Center)
         };
         let mut boot = column![
             row![
@@ -226,22 +217,19 @@ impl Wizard {
                         "Kernel",
                         text_input("/path/to/bzImage", &self.kernel)
                             .id("kernel")
-                            .on_input(Message::Kernel)
-                            .into(),
+                            .on_input(Message::Kernel),
                     ))
                     .push(field(
                         "Initrd",
                         text_input("optional", &self.initrd)
                             .id("initrd")
-                            .on_input(Message::Initrd)
-                            .into(),
+                            .on_input(Message::Initrd),
                     ))
                     .push(field(
                         "Command line",
                         text_input("", &self.cmdline)
                             .id("cmdline")
-                            .on_input(Message::Cmdline)
-                            .into(),
+                            .on_input(Message::Cmdline),
                     ));
             }
             Boot::Iso => {
@@ -249,8 +237,7 @@ impl Wizard {
                     "ISO",
                     text_input("/path/to/image.iso", &self.iso)
                         .id("iso")
-                        .on_input(Message::Iso)
-                        .into(),
+                        .on_input(Message::Iso),
                 ));
             }
             Boot::Nothing => {}
@@ -275,9 +262,7 @@ impl Wizard {
         let resources = column![
             field(
                 "CPUs",
-                slider(1..=cpu_max, self.cpus, Message::Cpus)
-                    .width(Length::Fixed(260.0))
-                    .into()
+                slider(1..=cpu_max, self.cpus, Message::Cpus).width(Length::Fixed(260.0))
             ),
             gauge(
                 "U_vm",
@@ -289,7 +274,6 @@ impl Wizard {
                 slider(64..=mem_max, self.memory_mib, Message::Memory)
                     .step(64u32)
                     .width(Length::Fixed(260.0))
-                    .into()
             ),
             gauge(
                 "M_vm",
@@ -302,9 +286,7 @@ impl Wizard {
             ),
             field(
                 "Disk",
-                slider(0..=max_disk, self.disk_gib, Message::Disk)
-                    .width(Length::Fixed(260.0))
-                    .into()
+                slider(0..=max_disk, self.disk_gib, Message::Disk).width(Length::Fixed(260.0))
             ),
             gauge(
                 "P_vm",
@@ -333,7 +315,6 @@ impl Wizard {
                 text_input("e.g. debian-12", &self.name)
                     .id("name")
                     .on_input(Message::Name)
-                    .into()
             ),
             problem(self.name_problem().filter(|_| !self.name.is_empty())),
             text("Boot").size(15),

@@ -1,4 +1,5 @@
 //! The window's own widgets, one file each.
 
+pub mod form;
 pub mod gauge;
 pub mod sparkline;
