@@ -52,6 +52,9 @@ pub struct AcpiConfig {
     pub vcpus: u32,
     /// virtio-mmio devices for the DSDT.
     pub virtio_devices: Vec<VirtioMmioDevice>,
+    /// The interrupt line of the Generic Event Device that reports the power button
+    /// ([`crate::devices::power_button`]); `None` describes no power button.
+    pub power_button_gsi: Option<u32>,
 }
 
 /// Errors while building the ACPI tables.
@@ -115,7 +118,7 @@ pub fn build_tables(config: &AcpiConfig) -> Result<AcpiTables, AcpiError> {
     if config.vcpus > 255 {
         return Err(AcpiError::TooManyVcpus(config.vcpus));
     }
-    let dsdt = build_dsdt(&config.virtio_devices);
+    let dsdt = build_dsdt(&config.virtio_devices, config.power_button_gsi);
     let madt = build_madt(config.vcpus);
 
     // RSDP, XSDT (two entries), FADT, MADT, DSDT, each 16-byte aligned.
@@ -208,8 +211,8 @@ fn build_madt(vcpus: u32) -> Sdt {
     madt
 }
 
-/// The DSDT: COM1, the RTC, the virtio-mmio devices, and `\_S5` for soft-off.
-fn build_dsdt(virtio_devices: &[VirtioMmioDevice]) -> Sdt {
+/// The DSDT: COM1, the RTC, the virtio-mmio devices, the power button, and `\_S5` for soft-off.
+fn build_dsdt(virtio_devices: &[VirtioMmioDevice], power_button_gsi: Option<u32>) -> Sdt {
     let mut body = Vec::new();
 
     let s5_typ: u8 = SLP_TYP_S5;
@@ -260,9 +263,38 @@ fn build_dsdt(virtio_devices: &[VirtioMmioDevice]) -> Sdt {
             .to_aml_bytes(&mut body);
     }
 
+    if let Some(gsi) = power_button_gsi {
+        power_button_aml(gsi, &mut body);
+    }
+
     let mut dsdt = Sdt::new(*b"DSDT", 36, 6, OEM_ID, OEM_TABLE_ID, OEM_REVISION);
     dsdt.append_slice(&body);
     dsdt
+}
+
+/// A control-method power button (`PNP0C0C`) and the Generic Event Device (`ACPI0013`) that
+/// reports it: the GED's interrupt on `gsi` makes the guest call `_EVT(gsi)`, which notifies the
+/// button with 0x80 (status change: pressed). The GED has no other event, so `_EVT` reads no
+/// selector register.
+fn power_button_aml(gsi: u32, body: &mut Vec<u8>) {
+    let zero: u8 = 0;
+    let button_hid = aml::Name::new("_HID".into(), &aml::EISAName::new("PNP0C0C"));
+    let button_uid = aml::Name::new("_UID".into(), &zero);
+    aml::Device::new("_SB_.PWRB".into(), vec![&button_hid, &button_uid]).to_aml_bytes(body);
+
+    let ged_hid = aml::Name::new("_HID".into(), &"ACPI0013");
+    let ged_uid = aml::Name::new("_UID".into(), &zero);
+    let irq = aml::Interrupt::new(true, true, false, false, gsi);
+    let crs = aml::ResourceTemplate::new(vec![&irq]);
+    let ged_crs = aml::Name::new("_CRS".into(), &crs);
+    let button: aml::Path = "\\_SB_.PWRB".into();
+    let pressed: u8 = 0x80;
+    let notify = aml::Notify::new(&button, &pressed);
+    let is_ours = aml::Equal::new(&aml::Arg(0), &gsi);
+    let if_ours = aml::If::new(&is_ours, vec![&notify]);
+    let evt = aml::Method::new("_EVT".into(), 1, true, vec![&if_ours]);
+    aml::Device::new("_SB_.GED_".into(), vec![&ged_hid, &ged_uid, &ged_crs, &evt])
+        .to_aml_bytes(body);
 }
 
 #[cfg(test)]
@@ -277,6 +309,7 @@ mod tests {
         build_tables(&AcpiConfig {
             vcpus,
             virtio_devices: virtio,
+            power_button_gsi: None,
         })
         .unwrap()
     }
@@ -432,8 +465,37 @@ mod tests {
         let err = build_tables(&AcpiConfig {
             vcpus: 300,
             virtio_devices: vec![],
+            power_button_gsi: None,
         })
         .unwrap_err();
         assert!(matches!(err, AcpiError::TooManyVcpus(300)));
+    }
+
+    #[test]
+    fn dsdt_has_a_ged_power_button_only_when_asked() {
+        let without = tables(1, vec![]);
+        let dsdt = without.find(b"DSDT").unwrap();
+        assert!(!contains(dsdt, b"ACPI0013") && !contains(dsdt, b"PWRB"));
+
+        let t = build_tables(&AcpiConfig {
+            vcpus: 1,
+            virtio_devices: vec![],
+            power_button_gsi: Some(5),
+        })
+        .unwrap();
+        let dsdt = t.find(b"DSDT").unwrap();
+        assert_eq!(sum(dsdt), 0);
+        assert!(contains(dsdt, b"ACPI0013"));
+        // EISAID("PNP0C0C") as a DWord constant.
+        assert!(contains(dsdt, &[0x0c, 0x41, 0xd0, 0x0c, 0x0c]));
+        // Method(_EVT, 1, Serialized) { If (LEqual(Arg0, 5)) { Notify(\_SB_.PWRB, 0x80) } }
+        assert!(contains(dsdt, b"_EVT\x09"));
+        assert!(contains(dsdt, &[0x93, 0x68, 0x0a, 0x05]));
+        assert!(contains(dsdt, b"\x86\\\x2e_SB_PWRB\x0a\x80"));
+        // The GED's interrupt: Extended IRQ, consumer, edge, active high, GSI 5.
+        assert!(contains(
+            dsdt,
+            &[0x89, 0x06, 0x00, 0x03, 0x01, 0x05, 0, 0, 0]
+        ));
     }
 }

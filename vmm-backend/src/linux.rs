@@ -56,6 +56,9 @@ pub struct LinuxBoot {
     pub cmdline: String,
     /// virtio-mmio devices to describe in the DSDT.
     pub virtio_devices: Vec<acpi::VirtioMmioDevice>,
+    /// The GSI of the power button's Generic Event Device, if the VM has one
+    /// ([`crate::devices::power_button`]).
+    pub power_button_gsi: Option<u32>,
 }
 
 /// Errors while placing a Linux kernel in guest RAM.
@@ -335,6 +338,7 @@ pub fn load(
     let tables = acpi::build_tables(&AcpiConfig {
         vcpus,
         virtio_devices: boot.virtio_devices.clone(),
+        power_button_gsi: boot.power_button_gsi,
     })?;
     tables.write(mem)?;
 
@@ -391,6 +395,7 @@ mod tests {
             initrd,
             cmdline: cmdline.into(),
             virtio_devices: vec![],
+            power_button_gsi: None,
         }
     }
 

@@ -4,8 +4,8 @@
 //! Other vCPUs are stopped by the VM (a shared flag plus [`kick_signal`] to interrupt KVM_RUN);
 //! see `Vm::run`.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use kvm_bindings::{
     CpuId, KVM_MP_STATE_RUNNABLE, KVM_SYSTEM_EVENT_CRASH, KVM_SYSTEM_EVENT_RESET,
@@ -286,11 +286,16 @@ impl Vcpu {
         pio: &Bus,
         mmio: &Bus,
         stop: &AtomicBool,
+        pause: &PauseGate,
     ) -> Option<VmExitReason> {
         let vcpu = self.index;
         loop {
             // Checked before every entry: a kick that lands between this check and KVM_RUN is
-            // caught because the VM keeps kicking until the thread is gone.
+            // caught because the VM keeps kicking until the thread is gone (or parked).
+            if stop.load(Ordering::Acquire) {
+                return None;
+            }
+            pause.park_if_paused(stop);
             if stop.load(Ordering::Acquire) {
                 return None;
             }
@@ -357,10 +362,79 @@ impl Vcpu {
     }
 }
 
-/// What every vCPU thread shares: the buses and the flag that stops them all.
+/// What every vCPU thread shares: the buses, the flag that stops them all and the pause gate.
 #[derive(Clone)]
 pub(crate) struct ExitLoopContext {
     pub pio: Arc<Bus>,
     pub mmio: Arc<Bus>,
     pub stop: Arc<AtomicBool>,
+    pub pause: Arc<PauseGate>,
+}
+
+/// Where vCPU threads park while the VM is paused: outside KVM_RUN, so the guest's state is
+/// still and consistent (no vCPU half-way through an exit).
+///
+/// The fast path is one atomic load per KVM_RUN; the mutex and condition variable are only
+/// touched while a pause is requested.
+#[derive(Debug, Default)]
+pub(crate) struct PauseGate {
+    requested: AtomicBool,
+    state: Mutex<PauseState>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct PauseState {
+    requested: bool,
+    parked: usize,
+}
+
+impl PauseGate {
+    /// Called by a vCPU thread before each KVM_RUN: waits while a pause is requested (and the VM
+    /// is not stopping).
+    pub(crate) fn park_if_paused(&self, stop: &AtomicBool) {
+        if !self.requested.load(Ordering::Acquire) {
+            return;
+        }
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.parked += 1;
+        self.changed.notify_all();
+        while state.requested && !stop.load(Ordering::Acquire) {
+            state = self
+                .changed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        state.parked -= 1;
+        self.changed.notify_all();
+    }
+
+    /// Asks every vCPU to park; [`Self::parked`] then counts those that did.
+    pub(crate) fn request(&self) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.requested = true;
+        self.requested.store(true, Ordering::Release);
+    }
+
+    /// Lets parked vCPUs go on.
+    pub(crate) fn release(&self) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.requested = false;
+        self.requested.store(false, Ordering::Release);
+        self.changed.notify_all();
+    }
+
+    /// Wakes parked vCPUs so they see the stop flag.
+    pub(crate) fn wake(&self) {
+        let _state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        self.changed.notify_all();
+    }
+
+    /// How many vCPUs are parked now.
+    pub(crate) fn parked(&self) -> usize {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .parked
+    }
 }

@@ -24,7 +24,9 @@ use crate::bus::{Bus, BusError, SharedDevice};
 use crate::kvm::{KvmError, open_kvm};
 use crate::long_mode;
 use crate::memory::{MemoryError, create_guest_memory};
-use crate::vcpu::{CrashReason, ExitLoopContext, Vcpu, VcpuError, VmExitReason, kick_signal};
+use crate::vcpu::{
+    CrashReason, ExitLoopContext, PauseGate, Vcpu, VcpuError, VmExitReason, kick_signal,
+};
 
 /// Where KVM puts the three pages of TSS that Intel VMX needs to run real-mode code: just below
 /// the BIOS area at the top of the 32-bit space, inside the MMIO hole, where no RAM or device is.
@@ -101,24 +103,53 @@ pub enum VmError {
     KickHandler(#[source] vmm_sys_util::errno::Error),
 }
 
-/// What the vCPU threads and stop handles tell the thread in [`Vm::run`].
+/// What the vCPU threads and handles tell the thread in [`Vm::run`].
 enum RunEvent {
     /// A vCPU's loop ended; `None` means it was stopped because another vCPU ended the VM.
     VcpuEnded(Option<VmExitReason>),
     /// The host asked the VM to stop.
     Stop,
+    /// Park every vCPU outside KVM_RUN, then answer on the sender.
+    Pause(Sender<()>),
+    /// Let parked vCPUs run again, then answer on the sender.
+    Resume(Sender<()>),
 }
 
-/// Stops a running VM from any thread: [`Vm::run`] then returns [`VmExitReason::Stopped`].
-/// Harmless after the VM has ended.
+/// Controls a running VM from any thread: stop it ([`Vm::run`] then returns
+/// [`VmExitReason::Stopped`]), pause and resume its vCPUs. Harmless after the VM has ended.
 #[derive(Clone, Debug)]
-pub struct StopHandle(Sender<RunEvent>);
+pub struct VmHandle(Sender<RunEvent>);
 
-impl StopHandle {
+/// The name this handle had when stopping was all it did.
+pub type StopHandle = VmHandle;
+
+/// the VM is no longer running
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error, displaydoc::Display)]
+pub struct VmEnded;
+
+impl VmHandle {
     /// Asks the VM to stop.
     pub fn stop(&self) {
         // A closed channel means the VM is gone already: nothing to stop.
         let _ = self.0.send(RunEvent::Stop);
+    }
+
+    /// Parks every vCPU outside KVM_RUN; returns once all are parked. Pausing a paused VM is
+    /// harmless. Devices keep finishing requests already made.
+    pub fn pause(&self) -> Result<(), VmEnded> {
+        self.ask(RunEvent::Pause)
+    }
+
+    /// Lets the vCPUs of a paused VM run again; harmless on a running VM.
+    pub fn resume(&self) -> Result<(), VmEnded> {
+        self.ask(RunEvent::Resume)
+    }
+
+    fn ask(&self, event: fn(Sender<()>) -> RunEvent) -> Result<(), VmEnded> {
+        let (done, wait) = channel();
+        self.0.send(event(done)).map_err(|_| VmEnded)?;
+        // The run thread drops the sender without answering only when the VM ends.
+        wait.recv().map_err(|_| VmEnded)
     }
 }
 
@@ -127,6 +158,8 @@ impl std::fmt::Debug for RunEvent {
         match self {
             Self::VcpuEnded(reason) => write!(f, "VcpuEnded({reason:?})"),
             Self::Stop => f.write_str("Stop"),
+            Self::Pause(_) => f.write_str("Pause"),
+            Self::Resume(_) => f.write_str("Resume"),
         }
     }
 }
@@ -302,9 +335,14 @@ impl Vm {
         Ok(())
     }
 
-    /// A handle that stops this VM while [`Vm::run`] runs it.
+    /// A handle that stops, pauses and resumes this VM while [`Vm::run`] runs it.
+    pub fn handle(&self) -> VmHandle {
+        VmHandle(self.events.0.clone())
+    }
+
+    /// The same as [`Vm::handle`], for callers that only stop.
     pub fn stop_handle(&self) -> StopHandle {
-        StopHandle(self.events.0.clone())
+        self.handle()
     }
 
     /// Runs the VM, one thread per vCPU, until the guest powers off or resets, the VM crashes,
@@ -321,6 +359,7 @@ impl Vm {
             pio: Arc::new(std::mem::take(&mut self.pio_bus)),
             mmio: Arc::new(std::mem::take(&mut self.mmio_bus)),
             stop: Arc::new(AtomicBool::new(false)),
+            pause: Arc::new(PauseGate::default()),
         };
         let (events_tx, events_rx) = &self.events;
 
@@ -334,7 +373,7 @@ impl Vm {
                 .name(format!("vcpu{index}"))
                 .spawn(move || {
                     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        vcpu.run_loop(&context.pio, &context.mmio, &context.stop)
+                        vcpu.run_loop(&context.pio, &context.mmio, &context.stop, &context.pause)
                     }));
                     let reason = outcome.unwrap_or_else(|panic| {
                         Some(VmExitReason::Crash(CrashReason::VcpuThread {
@@ -365,22 +404,53 @@ impl Vm {
                     Ok(RunEvent::VcpuEnded(Some(reason))) => break reason,
                     Ok(RunEvent::VcpuEnded(None)) => {}
                     Ok(RunEvent::Stop) | Err(_) => break VmExitReason::Stopped,
+                    Ok(RunEvent::Pause(done)) => {
+                        park_vcpu_threads(&context.pause, &threads);
+                        // The asker may have given up waiting: nothing to tell then.
+                        let _ = done.send(());
+                    }
+                    Ok(RunEvent::Resume(done)) => {
+                        context.pause.release();
+                        let _ = done.send(());
+                    }
                 }
             },
         };
 
-        stop_vcpu_threads(&context.stop, threads);
+        stop_vcpu_threads(&context, threads);
         Ok(reason)
     }
 }
 
-/// Sets the stop flag and kicks every vCPU thread out of KVM_RUN until all have ended.
+/// Asks every vCPU to park and kicks those still in KVM_RUN until each live thread is parked.
+/// A thread that has ended (its vCPU ended the VM) is not waited for: the VM is ending anyway.
+///
+/// Kicking repeatedly closes the same race as in [`stop_vcpu_threads`].
+fn park_vcpu_threads(pause: &PauseGate, threads: &[JoinHandle<()>]) {
+    pause.request();
+    loop {
+        let live = threads.iter().filter(|t| !t.is_finished()).count();
+        if pause.parked() >= live {
+            return;
+        }
+        for thread in threads.iter().filter(|t| !t.is_finished()) {
+            if let Err(e) = thread.kill(kick_signal()) {
+                log::debug!("kicking a vCPU thread failed: {e}");
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Sets the stop flag and kicks every vCPU thread out of KVM_RUN (or its pause) until all have
+/// ended.
 ///
 /// Kicking again and again closes the race where a thread checks the flag, is then signalled,
 /// and only afterwards enters KVM_RUN (where a halted guest could keep it forever).
-fn stop_vcpu_threads(stop: &AtomicBool, threads: Vec<JoinHandle<()>>) {
-    stop.store(true, Ordering::Release);
+fn stop_vcpu_threads(context: &ExitLoopContext, threads: Vec<JoinHandle<()>>) {
+    context.stop.store(true, Ordering::Release);
     while threads.iter().any(|t| !t.is_finished()) {
+        context.pause.wake();
         for thread in threads.iter().filter(|t| !t.is_finished()) {
             if let Err(e) = thread.kill(kick_signal()) {
                 log::debug!("kicking a vCPU thread failed: {e}");

@@ -1,6 +1,7 @@
 //! Tier 3: a stock Debian kernel boots under `berth-vmm` inside the nested-SVM lab
 //! (`scripts/lab`), to `BERTH-GUEST-READY` and a clean exit 0 after `poweroff`, with 1 and with
-//! 2 vCPUs. Takes minutes, so it is ignored unless `BERTH_LAB=1`:
+//! 2 vCPUs; reads and writes a virtio-blk disk; and is paused, resumed and stopped gracefully
+//! (ACPI power button) through the control channel. Takes minutes, so it is ignored unless `BERTH_LAB=1`:
 //! `BERTH_LAB=1 cargo test -p vmm-backend --test lab_linux_boot -- --ignored`.
 //! The fixtures come from `scripts/guest-fixtures` (cached in `BERTH_FIXTURES` or
 //! ~/.cache/berth-guest).
@@ -10,7 +11,7 @@ use std::process::Command;
 
 #[test]
 #[ignore = "boots Linux in the lab (minutes); run with BERTH_LAB=1 and --ignored"]
-fn debian_kernel_boots_and_powers_off_with_one_and_two_vcpus() {
+fn debian_kernel_boots_uses_its_disk_and_stops_gracefully() {
     if std::env::var_os("BERTH_LAB").is_none_or(|v| v != "1") {
         eprintln!("skipped: set BERTH_LAB=1 to run tier 3");
         return;
@@ -28,6 +29,14 @@ fn debian_kernel_boots_and_powers_off_with_one_and_two_vcpus() {
             "the {cpus}-vCPU boot did not reach the marker and power off cleanly"
         );
     }
+    assert!(
+        stdout.contains("disk exit=0 bound=yes read=yes written=yes"),
+        "the guest did not read and write its virtio-blk disk"
+    );
+    assert!(
+        stdout.contains("stop exit=0 replies=ok button=yes"),
+        "pause, resume and a graceful stop through the control channel failed"
+    );
     assert!(
         output.status.success(),
         "scripts/test-lab: {}",

@@ -11,8 +11,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use vmm_backend::devices::legacy::LegacyDevices;
+use vmm_backend::devices::power_button::{POWER_BUTTON_GSI, PowerButton};
 use vmm_backend::linux::LinuxBoot;
-use vmm_backend::{BootSource, Vm, VmConfig, VmExitReason};
+use vmm_backend::virtio::block::Block;
+use vmm_backend::virtio::mmio_device::VirtioMmioDevices;
+use vmm_backend::virtio::rng::Rng;
+use vmm_backend::{BootSource, Vm, VmConfig, VmExitReason, VmHandle};
 
 const USAGE: &str = "usage: berth-vmm --kernel BZIMAGE [--initrd FILE] [--cmdline TEXT] \
 [--memory SIZE (e.g. 512M, 2G)] [--cpus N] [--serial-log FILE] [--disk FILE [--read-only]]... \
@@ -26,7 +30,7 @@ const EXIT_STOPPED: u8 = 4;
 
 const DEFAULT_CMDLINE: &str = "console=ttyS0 panic=-1";
 
-/// A disk to attach (virtio-blk, wired in with the virtio-mmio transport).
+/// A disk to attach as virtio-blk (`/dev/vda`, `/dev/vdb`, ... in the order given).
 #[derive(Debug)]
 struct Disk {
     path: PathBuf,
@@ -141,13 +145,6 @@ impl Write for Console {
 }
 
 fn run(options: Options) -> Result<VmExitReason, String> {
-    if let Some(disk) = options.disks.first() {
-        return Err(format!(
-            "cannot attach {}{}: this berth-vmm has no virtio-blk support yet",
-            disk.path.display(),
-            if disk.read_only { " (read-only)" } else { "" }
-        ));
-    }
     let log = match &options.serial_log {
         Some(path) => Some(
             std::fs::File::create(path)
@@ -165,13 +162,28 @@ fn run(options: Options) -> Result<VmExitReason, String> {
         log,
     };
     let legacy = LegacyDevices::attach(&mut vm, Box::new(console)).map_err(|e| e.to_string())?;
+    let power_button = PowerButton::attach(&mut vm).map_err(|e| e.to_string())?;
+    let mut virtio = VirtioMmioDevices::new();
+    for (index, disk) in options.disks.iter().enumerate() {
+        let block = Block::open(&disk.path, disk.read_only, &format!("berth-disk{index}"))
+            .map_err(|e| format!("cannot attach {}: {e}", disk.path.display()))?;
+        virtio
+            .attach(&mut vm, Box::new(block))
+            .map_err(|e| e.to_string())?;
+    }
+    virtio
+        .attach(&mut vm, Box::new(Rng::new()))
+        .map_err(|e| e.to_string())?;
     vm.load(&BootSource::Linux(LinuxBoot {
         kernel: options.kernel,
         initrd: options.initrd,
         cmdline: options.cmdline,
-        virtio_devices: Vec::new(),
+        virtio_devices: virtio.acpi_devices(),
+        power_button_gsi: Some(POWER_BUTTON_GSI),
     }))
     .map_err(|e| e.to_string())?;
+    // Lives until the VM has ended; dropping it stops the device thread.
+    let _devices = virtio.start().map_err(|e| e.to_string())?;
 
     // Serial input: bytes from stdin as they come. Detached: it blocks in read() and the
     // process exits under it.
@@ -197,21 +209,25 @@ fn run(options: Options) -> Result<VmExitReason, String> {
         });
 
     if let Some(fd) = options.control_fd {
-        let stop = vm.stop_handle();
+        let handle = vm.handle();
         // SAFETY: the parent handed us this descriptor for the control channel; nothing else
         // in this process owns it.
         let control = unsafe { std::fs::File::from_raw_fd(fd) };
         let _ = std::thread::Builder::new()
             .name("control".into())
-            .spawn(move || control_loop(control, &stop));
+            .spawn(move || control_loop(control, &handle, &power_button));
     }
 
     vm.run().map_err(|e| e.to_string())
 }
 
-/// Line commands from berthd. `kill` ends the VM now; `stop`, `pause` and `resume` are answered
-/// with an error until the VMM has a power-button device and vCPU pausing.
-fn control_loop(control: std::fs::File, stop: &vmm_backend::StopHandle) {
+/// Line commands from berthd, one reply line each (`ok` or `error MESSAGE`):
+/// - `kill`: end the VM now (exit status 4);
+/// - `stop`: press the ACPI power button; the guest shuts down in its own time (berthd keeps
+///   its own timeout before `kill`);
+/// - `pause`: park every vCPU outside KVM_RUN; the reply comes once all are parked;
+/// - `resume`: let them run again.
+fn control_loop(control: std::fs::File, vm: &VmHandle, power_button: &PowerButton) {
     use std::io::BufRead;
     let mut replies = match control.try_clone() {
         Ok(f) => f,
@@ -219,13 +235,21 @@ fn control_loop(control: std::fs::File, stop: &vmm_backend::StopHandle) {
     };
     for line in std::io::BufReader::new(control).lines() {
         let Ok(line) = line else { return };
-        let reply = match line.trim() {
+        let outcome = match line.trim() {
             "kill" => {
-                stop.stop();
-                "ok\n".to_string()
+                vm.stop();
+                Ok(())
             }
-            "stop" | "pause" | "resume" => format!("error {} is not supported yet\n", line.trim()),
-            other => format!("error unknown command {other:?}\n"),
+            "stop" => power_button
+                .press()
+                .map_err(|e| format!("cannot press the power button: {e}")),
+            "pause" => vm.pause().map_err(|e| e.to_string()),
+            "resume" => vm.resume().map_err(|e| e.to_string()),
+            other => Err(format!("unknown command {other:?}")),
+        };
+        let reply = match outcome {
+            Ok(()) => "ok\n".to_string(),
+            Err(message) => format!("error {message}\n"),
         };
         if replies.write_all(reply.as_bytes()).is_err() {
             return;

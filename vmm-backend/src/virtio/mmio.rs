@@ -154,6 +154,12 @@ impl MmioTransport {
         }
     }
 
+    /// Puts the device in DEVICE_NEEDS_RESET from outside (the VMM caught a device failure the
+    /// device could not report itself); it stays stopped until the driver resets it.
+    pub fn fail(&mut self) {
+        self.set_needs_reset();
+    }
+
     fn set_needs_reset(&mut self) {
         self.status |= NEEDS_RESET;
         self.interrupt.signal_config();

@@ -1,9 +1,11 @@
 //! Virtio devices: a transport-agnostic device contract ([`VirtioDevice`]), the virtio-mmio
-//! version 2 transport that puts such a device on the MMIO bus, and the device models.
+//! version 2 transport that puts such a device on the MMIO bus, its wiring into a KVM VM
+//! ([`mmio_device`]: windows, irqfds, ioeventfds, the device thread), and the device models.
 
 pub mod block;
 pub mod fuzzing;
 pub mod mmio;
+pub mod mmio_device;
 pub mod rng;
 #[cfg(test)]
 mod testing;
