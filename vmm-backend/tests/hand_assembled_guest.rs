@@ -204,3 +204,60 @@ fn a_halted_guest_is_stopped_by_the_host() {
     assert_eq!(reason, VmExitReason::Stopped);
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[test]
+fn pause_parks_every_vcpu_and_resume_lets_them_go_on() {
+    use vm_memory::{Bytes, GuestAddress};
+    if !common::kvm_available("pause_parks_every_vcpu_and_resume_lets_them_go_on") {
+        return;
+    }
+    const COUNTER: u64 = 0x30_0000;
+    let mut vm = Vm::new(&VmConfig {
+        vcpus: 2,
+        memory_size: 8 << 20,
+    })
+    .unwrap();
+    // Both vCPUs count forever in guest RAM, with no exit of their own.
+    #[rustfmt::skip]
+    let code = vec![
+        0x48, 0xff, 0x04, 0x25, 0x00, 0x00, 0x30, 0x00, // inc qword [0x300000]
+        0xeb, 0xf6,                                     // jmp back to the inc
+    ];
+    vm.load(&BootSource::Flat {
+        image: code,
+        load_addr: 0x10_0000,
+        entry: 0x10_0000,
+    })
+    .unwrap();
+    let mem = vm.memory().clone();
+    let count = || mem.read_obj::<u64>(GuestAddress(COUNTER)).unwrap();
+    let handle = vm.handle();
+    let runner = std::thread::spawn(move || vm.run().unwrap());
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while count() == 0 {
+        assert!(std::time::Instant::now() < deadline, "the guest never ran");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    handle.pause().unwrap();
+    let paused = count();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(count(), paused, "a paused vCPU ran");
+    handle.pause().unwrap(); // pausing a paused VM is harmless
+
+    handle.resume().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while count() == paused {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the guest did not resume"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+
+    // Stopping works from a pause too.
+    handle.pause().unwrap();
+    handle.stop();
+    assert_eq!(runner.join().unwrap(), VmExitReason::Stopped);
+    assert_eq!(handle.pause(), Err(vmm_backend::VmEnded), "the VM is gone");
+}

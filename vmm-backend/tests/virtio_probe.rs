@@ -13,6 +13,7 @@ use common::probe::{PROBE_LOAD_ADDR, ProbeFinish, probe_image};
 use vmm_backend::devices::legacy::LegacyDevices;
 use vmm_backend::virtio::block::Block;
 use vmm_backend::virtio::mmio::MmioTransport;
+use vmm_backend::virtio::mmio_device::VirtioMmioDevices;
 use vmm_backend::virtio::rng::Rng;
 use vmm_backend::virtio::{InterruptSink, VirtioDevice};
 use vmm_backend::{BootSource, Vm, VmConfig, VmExitReason};
@@ -50,12 +51,17 @@ fn transport(vm: &Vm, device: Box<dyn VirtioDevice>) -> Arc<Mutex<MmioTransport>
     )))
 }
 
-#[test]
-fn probe_reads_and_writes_a_disk_and_reads_entropy_through_virtio_mmio() {
-    if !common::kvm_available("probe_reads_and_writes_a_disk_and_reads_entropy_through_virtio_mmio")
-    {
-        return;
-    }
+/// How the devices are put on the VM.
+#[derive(Clone, Copy)]
+enum Wiring {
+    /// Transports straight on the MMIO bus: QueueNotify is an MMIO exit handled on the vCPU.
+    Bus,
+    /// `VirtioMmioDevices`: irqfds, ioeventfds on QueueNotify and the device thread, as
+    /// berth-vmm has them.
+    Ioeventfd,
+}
+
+fn probe_drives_blk_and_rng(wiring: Wiring) {
     let disk = tempfile::NamedTempFile::new().expect("a temporary disk");
     let mut image = vec![0u8; 8 * 512];
     image[512..512 + 33].copy_from_slice(b"BERTH-SECTOR-ONE: a known pattern");
@@ -69,10 +75,28 @@ fn probe_reads_and_writes_a_disk_and_reads_entropy_through_virtio_mmio() {
     let serial = Serial::default();
     let _legacy = LegacyDevices::attach(&mut vm, Box::new(serial.clone())).expect("legacy devices");
     let block = Block::open(disk.path(), false, "probe-disk").expect("open the disk");
-    vm.add_mmio_device(BLK_BASE, 0x200, transport(&vm, Box::new(block)))
-        .expect("blk on the bus");
-    vm.add_mmio_device(RNG_BASE, 0x200, transport(&vm, Box::new(Rng::new())))
-        .expect("rng on the bus");
+    let mut _device_thread = None;
+    match wiring {
+        Wiring::Bus => {
+            vm.add_mmio_device(BLK_BASE, 0x200, transport(&vm, Box::new(block)))
+                .expect("blk on the bus");
+            vm.add_mmio_device(RNG_BASE, 0x200, transport(&vm, Box::new(Rng::new())))
+                .expect("rng on the bus");
+        }
+        Wiring::Ioeventfd => {
+            // The probe's fixed layout: blk at 0xd000_1000, rng one page above.
+            let mut devices = VirtioMmioDevices::with_base(BLK_BASE);
+            let blk = devices.attach(&mut vm, Box::new(block)).expect("blk");
+            let rng = devices.attach(&mut vm, Box::new(Rng::new())).expect("rng");
+            assert_eq!(
+                (u64::from(blk.base), u64::from(rng.base)),
+                (BLK_BASE, RNG_BASE)
+            );
+            assert_ne!(blk.irq, rng.irq);
+            assert_eq!(devices.acpi_devices(), vec![blk, rng]);
+            _device_thread = Some(devices.start().expect("the device thread"));
+        }
+    }
     let image = probe_image(ProbeFinish::Virtio);
     vm.load(&BootSource::Flat {
         image,
@@ -108,4 +132,21 @@ fn probe_reads_and_writes_a_disk_and_reads_entropy_through_virtio_mmio() {
         sector2, b"written by the probe through virtio-blk",
         "the guest's write is in the host file"
     );
+}
+
+#[test]
+fn probe_reads_and_writes_a_disk_and_reads_entropy_through_virtio_mmio() {
+    if !common::kvm_available("probe_reads_and_writes_a_disk_and_reads_entropy_through_virtio_mmio")
+    {
+        return;
+    }
+    probe_drives_blk_and_rng(Wiring::Bus);
+}
+
+#[test]
+fn the_same_through_ioeventfds_and_the_device_thread() {
+    if !common::kvm_available("the_same_through_ioeventfds_and_the_device_thread") {
+        return;
+    }
+    probe_drives_blk_and_rng(Wiring::Ioeventfd);
 }

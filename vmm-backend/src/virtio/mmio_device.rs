@@ -39,6 +39,8 @@ pub const VIRTIO_MAX_DEVICES: usize = 8;
 pub enum VirtioAttachError {
     /// at most 8 virtio devices fit on this machine
     TooManyDevices,
+    /// the virtio-mmio window at {0:#x} is not below 4 GiB, where the DSDT can describe it
+    WindowAbove4G(u64),
     /// creating an eventfd for a virtio device failed: {0}
     EventFd(#[source] std::io::Error),
     /// {0}
@@ -92,11 +94,17 @@ struct Notifier {
 
 /// The virtio-mmio devices of one VM, being attached; [`VirtioMmioDevices::start`] then serves
 /// their queues.
-#[derive(Default)]
 pub struct VirtioMmioDevices {
+    base: u64,
     transports: Vec<Arc<Mutex<MmioTransport>>>,
     notifiers: Vec<Notifier>,
     described: Vec<VirtioMmioDevice>,
+}
+
+impl Default for VirtioMmioDevices {
+    fn default() -> Self {
+        Self::with_base(VIRTIO_MMIO_BASE)
+    }
 }
 
 impl std::fmt::Debug for VirtioMmioDevices {
@@ -113,6 +121,17 @@ impl VirtioMmioDevices {
         Self::default()
     }
 
+    /// No devices yet; the first window will be at `base` (page-aligned, below 4 GiB, in the
+    /// MMIO hole) instead of [`VIRTIO_MMIO_BASE`]. For guests with their own fixed layout.
+    pub fn with_base(base: u64) -> Self {
+        Self {
+            base,
+            transports: Vec::new(),
+            notifiers: Vec::new(),
+            described: Vec::new(),
+        }
+    }
+
     /// Puts `device` on `vm`'s MMIO bus at the next free window with the next free GSI, and
     /// wires its interrupt (irqfd) and queue notifications (ioeventfds). Returns where it is.
     pub fn attach(
@@ -124,7 +143,10 @@ impl VirtioMmioDevices {
         if index >= VIRTIO_MAX_DEVICES {
             return Err(VirtioAttachError::TooManyDevices);
         }
-        let base = VIRTIO_MMIO_BASE + index as u64 * VIRTIO_MMIO_STRIDE;
+        let base = self.base + index as u64 * VIRTIO_MMIO_STRIDE;
+        let Ok(base32) = u32::try_from(base) else {
+            return Err(VirtioAttachError::WindowAbove4G(base));
+        };
         let gsi = VIRTIO_FIRST_GSI + index as u32;
 
         let irq = EventFd::new(EFD_NONBLOCK).map_err(VirtioAttachError::EventFd)?;
@@ -157,8 +179,7 @@ impl VirtioMmioDevices {
         }
 
         let described = VirtioMmioDevice {
-            // The base is below 4 GiB by construction (at most 8 pages above 0xD000_0000).
-            base: base as u32,
+            base: base32,
             len: VIRTIO_MMIO_STRIDE as u32,
             irq: gsi,
         };
