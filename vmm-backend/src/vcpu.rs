@@ -141,8 +141,10 @@ impl Vcpu {
         self.index
     }
 
-    /// Sets CPUID to what KVM supports, with this vCPU's index as its APIC id.
-    pub(crate) fn set_cpuid(&self, supported: &CpuId) -> Result<(), VcpuError> {
+    /// Sets CPUID to what KVM supports, with this vCPU's index as its APIC id. `tsc_deadline`:
+    /// KVM's in-kernel LAPIC has the TSC-deadline timer (KVM_CAP_TSC_DEADLINE_TIMER), which
+    /// KVM_GET_SUPPORTED_CPUID does not advertise because it depends on the irqchip.
+    pub(crate) fn set_cpuid(&self, supported: &CpuId, tsc_deadline: bool) -> Result<(), VcpuError> {
         let mut cpuid = supported.clone();
         for entry in cpuid.as_mut_slice() {
             match entry.function {
@@ -150,6 +152,11 @@ impl Vcpu {
                     // EBX[31:24]: initial APIC id. ECX[31]: running under a hypervisor.
                     entry.ebx = (entry.ebx & 0x00ff_ffff) | (self.index << 24);
                     entry.ecx |= 1 << 31;
+                    // ECX[24]: TSC-deadline. Without it Linux calibrates the LAPIC timer
+                    // against the PIT for 100 ms of wall-clock time at every boot.
+                    if tsc_deadline {
+                        entry.ecx |= 1 << 24;
+                    }
                 }
                 // Extended topology leaves: EDX is the x2APIC id.
                 0xb | 0x1f => entry.edx = self.index,

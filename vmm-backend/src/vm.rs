@@ -234,13 +234,14 @@ impl Vm {
         let supported = kvm
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
             .map_err(VmError::SupportedCpuid)?;
+        let tsc_deadline = kvm.check_extension(kvm_ioctls::Cap::TscDeadlineTimer);
         let mut vcpus = Vec::with_capacity(config.vcpus as usize);
         for index in 0..config.vcpus {
             let vcpu_fd = fd
                 .create_vcpu(u64::from(index))
                 .map_err(|source| VmError::CreateVcpu { index, source })?;
             let vcpu = Vcpu::new(index, vcpu_fd);
-            vcpu.set_cpuid(&supported)?;
+            vcpu.set_cpuid(&supported, tsc_deadline)?;
             vcpus.push(vcpu);
         }
 
