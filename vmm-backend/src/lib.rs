@@ -50,4 +50,4 @@ pub mod vm;
 
 pub use boot::BootSource;
 pub use vcpu::{CrashReason, VmExitReason};
-pub use vm::{StopHandle, Vm, VmConfig, VmEnded, VmError, VmHandle};
+pub use vm::{GuestRam, StopHandle, Vm, VmConfig, VmEnded, VmError, VmHandle};

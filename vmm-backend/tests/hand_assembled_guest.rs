@@ -212,10 +212,14 @@ fn pause_parks_every_vcpu_and_resume_lets_them_go_on() {
         return;
     }
     const COUNTER: u64 = 0x30_0000;
-    let mut vm = Vm::new(&VmConfig {
-        vcpus: 2,
-        memory_size: 8 << 20,
-    })
+    // On the huge-page RAM berth-vmm uses, so that backing runs a guest here too.
+    let mut vm = Vm::with_ram(
+        &VmConfig {
+            vcpus: 2,
+            memory_size: 8 << 20,
+        },
+        vmm_backend::GuestRam::AnonymousHugePages,
+    )
     .unwrap();
     // Both vCPUs count forever in guest RAM, with no exit of their own.
     #[rustfmt::skip]
