@@ -140,6 +140,26 @@ impl Write for Console {
     }
 }
 
+/// A Berth flat image (test guests) or else a bzImage, by the file's first bytes.
+fn boot_source(options: &Options) -> Result<BootSource, String> {
+    let mut head = [0u8; 8];
+    let mut file = std::fs::File::open(&options.kernel)
+        .map_err(|e| format!("cannot open {}: {e}", options.kernel.display()))?;
+    let flat = file.read_exact(&mut head).is_ok() && &head == vmm_backend::boot::FLAT_IMAGE_MAGIC;
+    if flat {
+        let bytes = std::fs::read(&options.kernel)
+            .map_err(|e| format!("cannot read {}: {e}", options.kernel.display()))?;
+        return vmm_backend::boot::parse_flat_image_file(&bytes)
+            .ok_or_else(|| format!("{} is a truncated flat image", options.kernel.display()));
+    }
+    Ok(BootSource::Linux(LinuxBoot {
+        kernel: options.kernel.clone(),
+        initrd: options.initrd.clone(),
+        cmdline: options.cmdline.clone(),
+        virtio_devices: Vec::new(),
+    }))
+}
+
 fn run(options: Options) -> Result<VmExitReason, String> {
     if let Some(disk) = options.disks.first() {
         return Err(format!(
@@ -165,13 +185,8 @@ fn run(options: Options) -> Result<VmExitReason, String> {
         log,
     };
     let legacy = LegacyDevices::attach(&mut vm, Box::new(console)).map_err(|e| e.to_string())?;
-    vm.load(&BootSource::Linux(LinuxBoot {
-        kernel: options.kernel,
-        initrd: options.initrd,
-        cmdline: options.cmdline,
-        virtio_devices: Vec::new(),
-    }))
-    .map_err(|e| e.to_string())?;
+    vm.load(&boot_source(&options)?)
+        .map_err(|e| e.to_string())?;
 
     // Serial input: bytes from stdin as they come. Detached: it blocks in read() and the
     // process exits under it.
@@ -211,14 +226,24 @@ fn run(options: Options) -> Result<VmExitReason, String> {
 
 /// Line commands from berthd. `kill` ends the VM now; `stop`, `pause` and `resume` are answered
 /// with an error until the VMM has a power-button device and vCPU pausing.
+///
+/// The first line berth-vmm writes is `ready` (the guest is loaded and about to run). When the
+/// channel closes, the supervisor is gone and nobody could reach this VM again: it is ended.
 fn control_loop(control: std::fs::File, stop: &vmm_backend::StopHandle) {
     use std::io::BufRead;
     let mut replies = match control.try_clone() {
         Ok(f) => f,
         Err(_) => return,
     };
+    if replies.write_all(b"ready\n").is_err() {
+        stop.stop();
+        return;
+    }
     for line in std::io::BufReader::new(control).lines() {
-        let Ok(line) = line else { return };
+        let Ok(line) = line else {
+            stop.stop();
+            return;
+        };
         let reply = match line.trim() {
             "kill" => {
                 stop.stop();
@@ -228,9 +253,11 @@ fn control_loop(control: std::fs::File, stop: &vmm_backend::StopHandle) {
             other => format!("error unknown command {other:?}\n"),
         };
         if replies.write_all(reply.as_bytes()).is_err() {
+            stop.stop();
             return;
         }
     }
+    stop.stop();
 }
 
 fn main() -> ExitCode {
