@@ -22,6 +22,8 @@ pub enum Event {
     HostSample(HostSample),
     /// A build moved on to a step.
     BuildProgress(BuildProgress),
+    /// Bytes a VM wrote to its serial console, as they came (not split into lines).
+    VmConsole { name: String, data: Vec<u8> },
     /// A line of a VM's serial console or a container's output.
     LogLine { source: String, line: String },
     /// A VM's screen changed: the frame sequence number and the damaged rectangle.

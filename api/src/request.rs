@@ -33,10 +33,13 @@ pub enum Request {
     VmStart {
         name: String,
     },
-    /// Ask the guest to power off (ACPI), or end it at once with `force`.
+    /// Ask the guest to power off (ACPI power button), or end it at once with `force`. A guest
+    /// that has not powered off after `timeout_secs` (30 by default) is ended.
     VmStop {
         name: String,
         force: bool,
+        #[serde(default)]
+        timeout_secs: Option<u32>,
     },
     VmPause {
         name: String,

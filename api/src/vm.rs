@@ -116,6 +116,17 @@ pub enum VmState {
     },
 }
 
+impl VmState {
+    /// Whether a berth-vmm process is (or is being) run for the VM: such a VM cannot be edited,
+    /// deleted or started again.
+    pub fn is_active(&self) -> bool {
+        matches!(
+            self,
+            VmState::Starting | VmState::Running | VmState::Paused | VmState::Stopping
+        )
+    }
+}
+
 impl std::fmt::Display for VmState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

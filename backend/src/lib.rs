@@ -1,11 +1,12 @@
 //! berthd, the Berth daemon: it owns all state, authorises every peer, and serves the berth API
-//! on a Unix socket to the GUI and berthctl. Later it supervises one berth-vmm per running VM
-//! and drives the container engine.
+//! on a Unix socket to the GUI and berthctl. It supervises one berth-vmm per running VM and
+//! drives the container engine.
 //!
 //! - [`server`]: the socket, connections, the handshake and request dispatch.
 //! - [`auth`]: who may connect; [`access`]: which files a peer may name.
 //! - [`containers`]: containers (records, waiter threads, run/stop/rm/stats);
-//! - [`registry`]: VM definitions; [`store`]: atomic RON files.
+//! - [`registry`]: VM definitions; [`machines`]: running VMs (one berth-vmm each);
+//!   [`store`]: atomic RON files.
 //! - [`host`]: the host's totals and live samples; [`config`]: paths by mode.
 
 pub mod access;
@@ -13,6 +14,7 @@ pub mod auth;
 pub mod config;
 pub mod containers;
 pub mod host;
+pub mod machines;
 pub mod registry;
 pub mod server;
 pub mod store;

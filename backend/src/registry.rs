@@ -153,6 +153,25 @@ impl Registry {
         }
     }
 
+    /// A VM's definition, directory and state, for starting it.
+    pub fn definition(&self, name: &str) -> Result<(VmConfig, PathBuf, VmState), ApiError> {
+        let record = self.record(name)?;
+        Ok((record.config.clone(), self.dir(name), record.state.clone()))
+    }
+
+    /// Where VM `name` is in its life.
+    pub fn state(&self, name: &str) -> Result<VmState, ApiError> {
+        Ok(self.record(name)?.state.clone())
+    }
+
+    /// Records the state the VM supervisor reports; the state is not persisted (a VM does not
+    /// outlive its daemon).
+    pub fn set_state(&mut self, name: &str, state: VmState) {
+        if let Some(record) = self.vms.get_mut(name) {
+            record.state = state;
+        }
+    }
+
     pub fn show(&self, name: &str, host: &Resources) -> Result<VmInfo, ApiError> {
         Ok(self.info(self.record(name)?, host))
     }
@@ -237,7 +256,7 @@ impl Registry {
         host: &Resources,
     ) -> Result<VmInfo, ApiError> {
         let record = self.record(name)?;
-        if record.state != VmState::Stopped {
+        if record.state.is_active() {
             return Err(ApiError::new(
                 ErrorKind::Conflict,
                 format!("VM `{name}` is {}; stop it before editing", record.state),
@@ -300,7 +319,7 @@ impl Registry {
     /// Delete a stopped VM and everything in its directory.
     pub fn delete(&mut self, name: &str) -> Result<(), ApiError> {
         let record = self.record(name)?;
-        if record.state != VmState::Stopped {
+        if record.state.is_active() {
             return Err(ApiError::new(
                 ErrorKind::Conflict,
                 format!("VM `{name}` is {}; stop it first", record.state),

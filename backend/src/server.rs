@@ -29,6 +29,7 @@ use crate::auth::{Peer, Policy};
 use crate::config::DaemonConfig;
 use crate::containers::Engine;
 use crate::host::{Sampler, totals};
+use crate::machines::{DEFAULT_STOP_TIMEOUT, Machines, default_vmm_binary, serial_log};
 use crate::registry::Registry;
 
 /// The version berthd reports in the handshake.
@@ -66,7 +67,8 @@ pub enum ServeError {
 pub struct Daemon {
     config: DaemonConfig,
     policy: Policy,
-    registry: Mutex<Registry>,
+    registry: Arc<Mutex<Registry>>,
+    machines: Arc<Machines>,
     images: Mutex<ImageStore>,
     engine: Arc<Engine>,
     events: broadcast::Sender<Event>,
@@ -116,6 +118,8 @@ pub async fn run(config: DaemonConfig) -> Result<(), ServeError> {
     };
     let images = ImageStore::open(&config.state_dir.join("images"))?;
     let (events, _) = broadcast::channel(1024);
+    let registry = Arc::new(Mutex::new(registry));
+    let machines = Machines::new(default_vmm_binary(), Arc::clone(&registry), events.clone());
     let engine = Engine::load(
         &config.state_dir,
         events.clone(),
@@ -124,7 +128,8 @@ pub async fn run(config: DaemonConfig) -> Result<(), ServeError> {
     let daemon = Arc::new(Daemon {
         config,
         policy,
-        registry: Mutex::new(registry),
+        registry,
+        machines,
         images: Mutex::new(images),
         engine,
         events,
@@ -168,6 +173,10 @@ pub async fn run(config: DaemonConfig) -> Result<(), ServeError> {
         }
     }
     log("shutting down");
+    // The VMs end with their daemon (their consoles and control channels are here): end them
+    // now rather than leave each to notice its closed channel.
+    let machines = Arc::clone(&daemon.machines);
+    let _ = tokio::task::spawn_blocking(move || machines.kill_all()).await;
     let _ = std::fs::remove_file(&daemon.config.socket);
     Ok(())
 }
@@ -560,6 +569,42 @@ impl Daemon {
                 self.publish(Event::VmRemoved { name });
                 Ok(Reply::Done)
             }
+            Request::VmStart { name } => {
+                self.machines.start(&name)?;
+                log(format!("uid {} started VM `{name}`", peer.uid));
+                Ok(Reply::Vm(lock(&self.registry).show(&name, &host)?))
+            }
+            Request::VmStop {
+                name,
+                force,
+                timeout_secs,
+            } => {
+                let timeout = timeout_secs
+                    .map_or(DEFAULT_STOP_TIMEOUT, |s| Duration::from_secs(u64::from(s)));
+                self.machines.stop(&name, force, timeout)?;
+                log(format!(
+                    "uid {} stopped VM `{name}`{}",
+                    peer.uid,
+                    if force { " (forced)" } else { "" }
+                ));
+                Ok(Reply::Vm(lock(&self.registry).show(&name, &host)?))
+            }
+            Request::VmPause { name } => {
+                self.machines.pause(&name, true)?;
+                Ok(Reply::Vm(lock(&self.registry).show(&name, &host)?))
+            }
+            Request::VmResume { name } => {
+                self.machines.pause(&name, false)?;
+                Ok(Reply::Vm(lock(&self.registry).show(&name, &host)?))
+            }
+            Request::VmConsoleInput { name, data } => {
+                self.machines.console_input(&name, &data)?;
+                Ok(Reply::Done)
+            }
+            Request::VmLog { name, lines } => {
+                let (_, dir, _) = lock(&self.registry).definition(&name)?;
+                Ok(Reply::Lines(serial_log(&dir, lines)?))
+            }
             Request::Images => {
                 let images = lock(&self.images).list().map_err(image_error)?;
                 Ok(Reply::Images(images.iter().map(image_info).collect()))
@@ -692,12 +737,6 @@ pub(crate) fn image_error(e: ImageError) -> ApiError {
 /// The answer to requests whose machinery this build of berthd does not have yet.
 fn unsupported(request: &Request) -> ApiError {
     let what = match request {
-        Request::VmStart { .. }
-        | Request::VmStop { .. }
-        | Request::VmPause { .. }
-        | Request::VmResume { .. }
-        | Request::VmConsoleInput { .. }
-        | Request::VmLog { .. } => "running VMs (berth-vmm is not wired into this berthd yet)",
         Request::VmScreenshot { .. } | Request::VmType { .. } | Request::VmKey { .. } => {
             "the VM screen and keyboard (virtio-gpu and virtio-input are not in this berthd yet)"
         }

@@ -4,6 +4,7 @@
 //! Exit codes: 0 done; 1 berthd refused or failed the request; 2 the command line is wrong;
 //! 3 no berthd could be reached (none running, not allowed, or a different protocol).
 
+mod console;
 mod table;
 
 use std::path::{Path, PathBuf};
@@ -163,17 +164,20 @@ enum VmCommand {
     Delete { name: String },
     /// Start a VM.
     Start { name: String },
-    /// Ask the guest to power off; --force ends it at once.
+    /// Press the VM's power button and wait for the guest to power off; --force ends it at once.
     Stop {
         name: String,
         #[arg(long)]
         force: bool,
+        /// Seconds to wait for the guest before ending it (default 30).
+        #[arg(long, short = 't', value_name = "SECONDS")]
+        timeout: Option<u32>,
     },
     /// Pause a running VM.
     Pause { name: String },
     /// Resume a paused VM.
     Resume { name: String },
-    /// Attach to the VM's serial console.
+    /// Attach to the VM's serial console (Ctrl+] detaches); ends when the VM stops.
     Console { name: String },
     /// The VM's serial log.
     Log {
@@ -398,6 +402,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             return Ok(());
         }
+        Command::Vm(VmCommand::Console { name }) => {
+            return console::attach(&client, &mut events, &name).await;
+        }
         Command::Vm(command) => vm_request(command)?,
         Command::Iso(IsoCommand::Inspect { file }) => Request::IsoInspect {
             path: absolute(&file),
@@ -596,18 +603,24 @@ fn vm_request(command: VmCommand) -> Result<Request, Failure> {
         }
         VmCommand::Delete { name } => Request::VmDelete { name },
         VmCommand::Start { name } => Request::VmStart { name },
-        VmCommand::Stop { name, force } => Request::VmStop { name, force },
+        VmCommand::Stop {
+            name,
+            force,
+            timeout,
+        } => Request::VmStop {
+            name,
+            force,
+            timeout_secs: timeout,
+        },
         VmCommand::Pause { name } => Request::VmPause { name },
         VmCommand::Resume { name } => Request::VmResume { name },
-        VmCommand::Console { name } => Request::VmConsoleInput {
-            name,
-            data: Vec::new(),
-        },
         VmCommand::Log { name, lines } => Request::VmLog { name, lines },
         VmCommand::Screenshot { name, .. } => Request::VmScreenshot { name },
         VmCommand::Type { name, text } => Request::VmType { name, text },
         VmCommand::Key { name, keys } => Request::VmKey { name, keys },
         VmCommand::List => Request::VmList,
+        // An interactive session, not one request: `console::attach` runs it.
+        VmCommand::Console { name } => Request::VmShow { name },
     })
 }
 

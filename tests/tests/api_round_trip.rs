@@ -38,14 +38,14 @@ fn expectation(request: &Request) -> Expect {
         | Request::ContainerRestart { .. }
         | Request::ContainerRm { .. }
         | Request::Stats { .. }
-        | Request::Build(_) => Expect::Answered,
-        Request::VmStart { .. }
+        | Request::Build(_)
+        | Request::VmStart { .. }
         | Request::VmStop { .. }
         | Request::VmPause { .. }
         | Request::VmResume { .. }
         | Request::VmConsoleInput { .. }
-        | Request::VmLog { .. }
-        | Request::VmScreenshot { .. }
+        | Request::VmLog { .. } => Expect::Answered,
+        Request::VmScreenshot { .. }
         | Request::VmType { .. }
         | Request::VmKey { .. }
         | Request::IsoInspect { .. } => Expect::NotYet,
@@ -155,13 +155,25 @@ async fn every_request_round_trips() {
         other => unreachable!("{other:?}"),
     }
 
-    // Every request not yet backed by machinery answers a typed error that names it.
+    // A kernel that is not one: berth-vmm's reason comes back and the VM stays stopped.
     let name = || "alpha".to_owned();
-    let not_yet = vec![
-        Request::VmStart { name: name() },
+    match client.call(Request::VmStart { name: name() }).await {
+        Err(ClientError::Api(e)) => {
+            assert_eq!(e.kind, ErrorKind::InvalidRequest, "{e}");
+            assert!(e.message.starts_with("cannot start VM `alpha`: "), "{e}");
+        }
+        other => panic!("a bogus kernel started: {other:?}"),
+    }
+    assert_eq!(
+        client.vm_show("alpha").await.unwrap().state,
+        VmState::Stopped
+    );
+    // What needs a running VM says it is not running.
+    for request in [
         Request::VmStop {
             name: name(),
             force: false,
+            timeout_secs: None,
         },
         Request::VmPause { name: name() },
         Request::VmResume { name: name() },
@@ -169,10 +181,30 @@ async fn every_request_round_trips() {
             name: name(),
             data: b"ls\n".to_vec(),
         },
-        Request::VmLog {
-            name: name(),
-            lines: 10,
-        },
+    ] {
+        let title = request.title();
+        match client.call(request).await {
+            Err(ClientError::Api(e)) => {
+                assert_eq!(e.kind, ErrorKind::Conflict, "{title}: {e}");
+                assert!(e.message.contains("is not running"), "{title}: {e}");
+            }
+            other => panic!("{title}: expected `not running`, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        client
+            .call(Request::VmLog {
+                name: name(),
+                lines: 10
+            })
+            .await
+            .unwrap(),
+        Reply::Lines(Vec::new()),
+        "a VM that never ran has an empty log"
+    );
+
+    // Every request not yet backed by machinery answers a typed error that names it.
+    let not_yet = vec![
         Request::VmScreenshot { name: name() },
         Request::VmType {
             name: name(),

@@ -5,6 +5,7 @@
  *   -DPROBE_FINISH_RESET  i8042 reset
  *   -DPROBE_FINISH_ACPI_RESET  ACPI reset register
  *   -DPROBE_FINISH_CRASH  triple fault
+ *   -DPROBE_INTERACTIVE   stay up: echo each line typed on COM1, power off on "poweroff"
  *
  * Every vCPU enters probe_main(index, count). They take turns printing (no atomics needed: each
  * waits until a shared counter equals its index), then vCPU 0 finishes the run.
@@ -140,6 +141,46 @@ static void check_virtio(void)
 }
 #endif
 
+#ifdef PROBE_INTERACTIVE
+static int is_poweroff(const char *line, int len)
+{
+    const char *word = "poweroff";
+    for (int i = 0; i < 8; i++)
+        if (i >= len || line[i] != word[i])
+            return 0;
+    return len == 8;
+}
+
+/* A console a test can talk to: each line typed is echoed back, "poweroff" ends the VM. Polls
+ * COM1 (no interrupts are set up), so it keeps one host CPU busy while it waits. */
+static void interact(void)
+{
+    char line[80];
+    int len = 0;
+    serial_puts("BERTH-PROBE: ready for input\n");
+    for (;;) {
+        int c = serial_getc_nowait();
+        if (c < 0) {
+            cpu_relax();
+            continue;
+        }
+        if (c == '\r' || c == '\n') {
+            if (len == 0)
+                continue;
+            if (is_poweroff(line, len))
+                return;
+            serial_puts("BERTH-PROBE: echo ");
+            for (int i = 0; i < len; i++)
+                serial_putc(line[i]);
+            serial_putc('\n');
+            len = 0;
+        } else if (len < (int)sizeof(line)) {
+            line[len++] = (char)c;
+        }
+    }
+}
+#endif
+
 __attribute__((noreturn)) void probe_main(u64 cpu, u64 cpus)
 {
     wait_turn(cpu);
@@ -165,6 +206,9 @@ __attribute__((noreturn)) void probe_main(u64 cpu, u64 cpus)
 
     wait_turn(cpus);
     serial_puts("BERTH-PROBE: all vcpus reported\n");
+#if defined(PROBE_INTERACTIVE)
+    interact();
+#endif
 #if defined(PROBE_FINISH_RESET)
     reset_i8042();
 #elif defined(PROBE_FINISH_ACPI_RESET)

@@ -92,6 +92,43 @@ pub enum BootError {
     Linux(#[from] LinuxBootError),
 }
 
+/// The first bytes of a Berth flat image file: what `berth-vmm --kernel` takes besides a bzImage.
+///
+/// A flat image file is a 24-byte header (this magic, the load address and the entry point as
+/// little-endian u64) followed by the image. It exists for test guests (the probe guest built by
+/// the test suite), which run on KVMs that cannot run a stock kernel.
+pub const FLAT_IMAGE_MAGIC: &[u8; 8] = b"BERTHFLT";
+const FLAT_HEADER_LEN: usize = 24;
+
+/// Wraps `image` in the flat image file format (see [`FLAT_IMAGE_MAGIC`]).
+pub fn flat_image_file(image: &[u8], load_addr: u64, entry: u64) -> Vec<u8> {
+    let mut file = Vec::with_capacity(FLAT_HEADER_LEN + image.len());
+    file.extend_from_slice(FLAT_IMAGE_MAGIC);
+    file.extend_from_slice(&load_addr.to_le_bytes());
+    file.extend_from_slice(&entry.to_le_bytes());
+    file.extend_from_slice(image);
+    file
+}
+
+/// Reads a flat image file: `None` when `file` does not start with [`FLAT_IMAGE_MAGIC`] (it is
+/// then some other format, such as a bzImage). Load address and entry are checked by [`load`].
+pub fn parse_flat_image_file(file: &[u8]) -> Option<BootSource> {
+    let header = file.get(..FLAT_HEADER_LEN)?;
+    if &header[..8] != FLAT_IMAGE_MAGIC {
+        return None;
+    }
+    let word = |at: usize| {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&header[at..at + 8]);
+        u64::from_le_bytes(bytes)
+    };
+    Some(BootSource::Flat {
+        image: file[FLAT_HEADER_LEN..].to_vec(),
+        load_addr: word(8),
+        entry: word(16),
+    })
+}
+
 /// Where each vCPU starts once the boot source is in memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EntryState {
@@ -270,6 +307,17 @@ mod tests {
             load(&mem, &flat(vec![0x90], 0x10_0000, 0x10_0000), 64),
             Err(BootError::TooManyVcpus { .. })
         ));
+    }
+
+    #[test]
+    fn flat_image_files_round_trip_and_other_files_are_not_flat() {
+        let file = flat_image_file(&[0xf4, 0x90], 0x10_0000, 0x10_0001);
+        assert_eq!(
+            parse_flat_image_file(&file),
+            Some(flat(vec![0xf4, 0x90], 0x10_0000, 0x10_0001))
+        );
+        assert_eq!(parse_flat_image_file(b"BERTHFLT short"), None);
+        assert_eq!(parse_flat_image_file(&[0u8; 64]), None);
     }
 
     #[test]

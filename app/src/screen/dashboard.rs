@@ -101,6 +101,7 @@ impl Dashboard {
                 Request::VmStop {
                     name: name.clone(),
                     force: false,
+                    timeout_secs: None,
                 },
                 format!("stop VM {name}"),
             ),

@@ -144,6 +144,28 @@ impl Write for Console {
     }
 }
 
+/// A Berth flat image (test guests) or else a bzImage, by the file's first bytes.
+fn boot_source(options: &Options) -> Result<BootSource, String> {
+    let mut head = [0u8; 8];
+    let mut file = std::fs::File::open(&options.kernel)
+        .map_err(|e| format!("cannot open {}: {e}", options.kernel.display()))?;
+    let flat = file.read_exact(&mut head).is_ok() && &head == vmm_backend::boot::FLAT_IMAGE_MAGIC;
+    if flat {
+        let bytes = std::fs::read(&options.kernel)
+            .map_err(|e| format!("cannot read {}: {e}", options.kernel.display()))?;
+        return vmm_backend::boot::parse_flat_image_file(&bytes)
+            .ok_or_else(|| format!("{} is a truncated flat image", options.kernel.display()));
+    }
+    Ok(BootSource::Linux(LinuxBoot {
+        kernel: options.kernel.clone(),
+        initrd: options.initrd.clone(),
+        cmdline: options.cmdline.clone(),
+        // Filled in by `run` once the devices are placed.
+        virtio_devices: Vec::new(),
+        power_button_gsi: None,
+    }))
+}
+
 fn run(options: Options) -> Result<VmExitReason, String> {
     let log = match &options.serial_log {
         Some(path) => Some(
@@ -170,24 +192,28 @@ fn run(options: Options) -> Result<VmExitReason, String> {
     let legacy = LegacyDevices::attach(&mut vm, Box::new(console)).map_err(|e| e.to_string())?;
     let power_button = PowerButton::attach(&mut vm).map_err(|e| e.to_string())?;
     let mut virtio = VirtioMmioDevices::new();
-    for (index, disk) in options.disks.iter().enumerate() {
-        let block = Block::open(&disk.path, disk.read_only, &format!("berth-disk{index}"))
-            .map_err(|e| format!("cannot attach {}: {e}", disk.path.display()))?;
-        virtio
-            .attach(&mut vm, Box::new(block))
-            .map_err(|e| e.to_string())?;
-    }
-    virtio
-        .attach(&mut vm, Box::new(Rng::new()))
-        .map_err(|e| e.to_string())?;
-    vm.load(&BootSource::Linux(LinuxBoot {
-        kernel: options.kernel,
-        initrd: options.initrd,
-        cmdline: options.cmdline,
-        virtio_devices: virtio.acpi_devices(),
-        power_button_gsi: Some(POWER_BUTTON_GSI),
-    }))
-    .map_err(|e| e.to_string())?;
+    let source = match boot_source(&options)? {
+        BootSource::Linux(mut linux) => {
+            for (index, disk) in options.disks.iter().enumerate() {
+                let block = Block::open(&disk.path, disk.read_only, &format!("berth-disk{index}"))
+                    .map_err(|e| format!("cannot attach {}: {e}", disk.path.display()))?;
+                virtio
+                    .attach(&mut vm, Box::new(block))
+                    .map_err(|e| e.to_string())?;
+            }
+            virtio
+                .attach(&mut vm, Box::new(Rng::new()))
+                .map_err(|e| e.to_string())?;
+            linux.virtio_devices = virtio.acpi_devices();
+            linux.power_button_gsi = Some(POWER_BUTTON_GSI);
+            BootSource::Linux(linux)
+        }
+        // A flat test guest has no ACPI to find virtio devices in (and its own use of the MMIO
+        // hole): it gets none.
+        other if options.disks.is_empty() => other,
+        _ => return Err("--disk needs a Linux kernel: a flat image has no ACPI to find it".into()),
+    };
+    vm.load(&source).map_err(|e| e.to_string())?;
     // Lives until the VM has ended; dropping it stops the device thread.
     let _devices = virtio.start().map_err(|e| e.to_string())?;
 
@@ -233,14 +259,24 @@ fn run(options: Options) -> Result<VmExitReason, String> {
 ///   its own timeout before `kill`);
 /// - `pause`: park every vCPU outside KVM_RUN; the reply comes once all are parked;
 /// - `resume`: let them run again.
+///
+/// The first line berth-vmm writes is `ready` (the guest is loaded and about to run). When the
+/// channel closes, the supervisor is gone and nobody could reach this VM again: it is ended.
 fn control_loop(control: std::fs::File, vm: &VmHandle, power_button: &PowerButton) {
     use std::io::BufRead;
     let mut replies = match control.try_clone() {
         Ok(f) => f,
         Err(_) => return,
     };
+    if replies.write_all(b"ready\n").is_err() {
+        vm.stop();
+        return;
+    }
     for line in std::io::BufReader::new(control).lines() {
-        let Ok(line) = line else { return };
+        let Ok(line) = line else {
+            vm.stop();
+            return;
+        };
         let outcome = match line.trim() {
             "kill" => {
                 vm.stop();
@@ -258,9 +294,11 @@ fn control_loop(control: std::fs::File, vm: &VmHandle, power_button: &PowerButto
             Err(message) => format!("error {message}\n"),
         };
         if replies.write_all(reply.as_bytes()).is_err() {
+            vm.stop();
             return;
         }
     }
+    vm.stop();
 }
 
 fn main() -> ExitCode {

@@ -24,6 +24,8 @@ pub enum ProbeFinish {
     Crash,
     /// Drive the virtio-blk and virtio-rng devices the test placed, then power off.
     Virtio,
+    /// Stay up echoing the lines typed on COM1; power off on `poweroff`.
+    Interactive,
 }
 
 impl ProbeFinish {
@@ -34,6 +36,7 @@ impl ProbeFinish {
             Self::AcpiReset => "acpi-reset",
             Self::Crash => "crash",
             Self::Virtio => "virtio",
+            Self::Interactive => "interactive",
         }
     }
 
@@ -44,6 +47,7 @@ impl ProbeFinish {
             Self::AcpiReset => Some("-DPROBE_FINISH_ACPI_RESET"),
             Self::Crash => Some("-DPROBE_FINISH_CRASH"),
             Self::Virtio => Some("-DPROBE_VIRTIO"),
+            Self::Interactive => Some("-DPROBE_INTERACTIVE"),
         }
     }
 }
@@ -65,7 +69,9 @@ pub fn probe_image(finish: ProbeFinish) -> Vec<u8> {
 }
 
 fn build(finish: ProbeFinish) -> Vec<u8> {
-    let source_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("probe");
+    // Through the workspace root, so the end-to-end tests (a sibling crate that includes this
+    // file) find the sources too.
+    let source_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../vmm-backend/probe");
     let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
         "probe-{}-{}",
         std::process::id(),

@@ -1,0 +1,683 @@
+//! Running VMs: one `berth-vmm` child process per running VM, supervised here.
+//!
+//! berthd starts berth-vmm with the VM's definition on its command line and three channels:
+//! - a control socket on fd 3 (`--control-fd 3`): berth-vmm writes `ready` once the guest is
+//!   loaded and about to run, then answers each line command (`stop` = ACPI power button,
+//!   `kill`, `pause`, `resume`) with one line, `ok` or `error <why>`. When berthd goes away the
+//!   socket closes and berth-vmm ends its VM: nobody could reach it any more;
+//! - stdin/stdout: the serial console (output is pushed as [`Event::VmConsole`]; berth-vmm also
+//!   writes it to `serial.log` in the VM's directory, which `vm log` reads);
+//! - stderr: why berth-vmm failed or what crashed, kept for the VM's crashed state.
+//!
+//! A waiter thread per VM turns berth-vmm's exit status into the VM's state (see
+//! [`state_after_exit`]). A berth-vmm that crashes or is killed takes only its own VM with it.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use berth_api::error::{ApiError, ErrorKind};
+use berth_api::event::Event;
+use berth_api::vm::{BootSource, VmConfig, VmState};
+use tokio::sync::broadcast;
+
+use crate::registry::Registry;
+
+/// The fd berth-vmm finds its control socket on.
+const CONTROL_FD: i32 = 3;
+/// How long berth-vmm may take to create the VM and load the guest before it says `ready`.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a control command may take to be answered (a pause waits for every vCPU).
+const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a graceful stop waits for the guest to power off, unless the request says.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `kill` on the control channel may take before berthd sends SIGKILL.
+const KILL_GRACE: Duration = Duration::from_secs(5);
+/// berth-vmm's exit codes (see its documentation).
+const EXIT_POWER_OFF: i32 = 0;
+const EXIT_RESET: i32 = 2;
+const EXIT_CRASH: i32 = 3;
+const EXIT_STOPPED: i32 = 4;
+/// The most of a serial log `vm log` returns.
+const MAX_LOG_LINES: usize = 10_000;
+/// What of berth-vmm's stderr is kept for a crash reason.
+const STDERR_KEPT: usize = 4096;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every holder leaves the data consistent between statements; a poisoned lock only means
+    // another request panicked, which must not stop this one.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn log(message: impl std::fmt::Display) {
+    eprintln!("berthd: {message}");
+}
+
+/// The control socket's two directions.
+struct Control {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+}
+
+impl Control {
+    /// Sends `command` and waits for its one-line reply.
+    fn command(&mut self, command: &str) -> Result<(), String> {
+        self.writer
+            .write_all(format!("{command}\n").as_bytes())
+            .map_err(|e| format!("berth-vmm does not listen any more ({e})"))?;
+        let line = self.read_line(REPLY_TIMEOUT)?;
+        match line.strip_prefix("error") {
+            Some(why) => Err(why.trim().to_owned()),
+            None if line == "ok" => Ok(()),
+            None => Err(format!("berth-vmm answered {line:?}")),
+        }
+    }
+
+    fn read_line(&mut self, timeout: Duration) -> Result<String, String> {
+        let _ = self.reader.get_ref().set_read_timeout(Some(timeout));
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(0) => Err("berth-vmm closed its control channel".into()),
+            Ok(_) => Ok(line.trim_end().to_owned()),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Err(format!(
+                "berth-vmm did not answer within {} s",
+                timeout.as_secs()
+            )),
+            Err(e) => Err(format!("reading berth-vmm's control channel: {e}")),
+        }
+    }
+}
+
+/// One berth-vmm process.
+struct Machine {
+    pid: i32,
+    control: Mutex<Control>,
+    stdin: Mutex<ChildStdin>,
+    /// The host is ending the VM (stop, kill): its end is not a crash, and a guest reset then
+    /// does not start it again.
+    ending: AtomicBool,
+    /// Set by the waiter once the process has been reaped.
+    ended: (Mutex<bool>, Condvar),
+}
+
+impl Machine {
+    /// Waits up to `timeout` for the process to end; whether it did.
+    fn wait_ended(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut ended = lock(&self.ended.0);
+        while !*ended {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            ended = self
+                .ended
+                .1
+                .wait_timeout(ended, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        true
+    }
+
+    /// Ends the VM now: `kill` on the control channel, SIGKILL if that does not do it.
+    fn kill(&self) {
+        self.ending.store(true, Ordering::SeqCst);
+        let _ = lock(&self.control).command("kill");
+        if !self.wait_ended(KILL_GRACE) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            self.wait_ended(KILL_GRACE);
+        }
+    }
+}
+
+/// Every running VM of one daemon.
+pub struct Machines {
+    vmm: PathBuf,
+    registry: Arc<Mutex<Registry>>,
+    events: broadcast::Sender<Event>,
+    running: Mutex<HashMap<String, Arc<Machine>>>,
+}
+
+/// Where berthd finds berth-vmm: `$BERTH_VMM`, else next to berthd's own executable.
+pub fn default_vmm_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("BERTH_VMM") {
+        return path.into();
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("berth-vmm")))
+        .unwrap_or_else(|| PathBuf::from("berth-vmm"))
+}
+
+/// What a VM's berth-vmm is started with.
+struct Launch {
+    args: Vec<std::ffi::OsString>,
+}
+
+fn conflict(message: String) -> ApiError {
+    ApiError::new(ErrorKind::Conflict, message)
+}
+
+/// The berth-vmm command line for `config`, whose directory is `dir`.
+fn launch(config: &VmConfig, dir: &Path) -> Result<Launch, ApiError> {
+    let name = &config.name;
+    let mut args: Vec<std::ffi::OsString> = Vec::new();
+    match &config.boot {
+        None => {
+            return Err(ApiError::invalid(format!(
+                "VM `{name}` has nothing to boot: give it a kernel (`berthctl vm edit {name} --kernel FILE`) or an ISO"
+            )));
+        }
+        Some(BootSource::Kernel {
+            kernel,
+            initrd,
+            cmdline,
+        }) => {
+            for (what, file) in [("kernel", Some(kernel)), ("initramfs", initrd.as_ref())] {
+                if let Some(file) = file
+                    && !file.is_file()
+                {
+                    return Err(ApiError::invalid(format!(
+                        "cannot start VM `{name}`: its {what} {} does not exist any more",
+                        file.display()
+                    )));
+                }
+            }
+            args.extend(["--kernel".into(), kernel.into()]);
+            if let Some(initrd) = initrd {
+                args.extend(["--initrd".into(), initrd.into()]);
+            }
+            if !cmdline.is_empty() {
+                args.extend(["--cmdline".into(), cmdline.into()]);
+            }
+        }
+        Some(BootSource::Iso { .. }) => {
+            return Err(ApiError::new(
+                ErrorKind::Unsupported,
+                format!("cannot start VM `{name}`: booting from an ISO image is not available yet"),
+            ));
+        }
+    }
+    args.extend([
+        "--memory".into(),
+        config.memory.to_string().into(),
+        "--cpus".into(),
+        config.cpus.to_string().into(),
+        "--serial-log".into(),
+        dir.join(SERIAL_LOG).into(),
+        "--control-fd".into(),
+        CONTROL_FD.to_string().into(),
+    ]);
+    if let Some(disk) = &config.disk {
+        let path = if disk.file.is_absolute() {
+            disk.file.clone()
+        } else {
+            dir.join(&disk.file)
+        };
+        args.extend(["--disk".into(), path.into()]);
+    }
+    Ok(Launch { args })
+}
+
+/// The serial log's file name in the VM's directory.
+pub const SERIAL_LOG: &str = "serial.log";
+
+/// The state a VM is in once its berth-vmm ended with `status`; `None` for a guest reset that
+/// should start the VM again. `ending` says the host asked for the end; `stderr` is what
+/// berth-vmm said last.
+pub fn state_after_exit(status: ExitStatus, ending: bool, stderr: &str) -> Option<VmState> {
+    let said = stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(|l| l.trim().trim_start_matches("berth-vmm: ").to_owned());
+    Some(match (status.code(), status.signal()) {
+        (Some(EXIT_POWER_OFF | EXIT_STOPPED), _) => VmState::Stopped,
+        (Some(EXIT_RESET), _) if !ending => return None,
+        (Some(EXIT_RESET), _) => VmState::Stopped,
+        (_, Some(_)) if ending => VmState::Stopped,
+        (Some(EXIT_CRASH), _) => VmState::Crashed {
+            reason: said.unwrap_or_else(|| "the VM crashed".into()),
+        },
+        (_, Some(signal)) => VmState::Crashed {
+            reason: format!(
+                "berth-vmm was killed by signal {signal} ({})",
+                nix::sys::signal::Signal::try_from(signal)
+                    .map(|s| s.as_str())
+                    .unwrap_or("unknown")
+            ),
+        },
+        (code, _) => VmState::Crashed {
+            reason: match said {
+                Some(said) => said,
+                None => format!("berth-vmm exited with status {}", code.unwrap_or(-1)),
+            },
+        },
+    })
+}
+
+impl Machines {
+    pub fn new(
+        vmm: PathBuf,
+        registry: Arc<Mutex<Registry>>,
+        events: broadcast::Sender<Event>,
+    ) -> Arc<Self> {
+        Arc::new(Machines {
+            vmm,
+            registry,
+            events,
+            running: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn publish(&self, name: &str, state: VmState) {
+        lock(&self.registry).set_state(name, state.clone());
+        // No subscribers is fine.
+        let _ = self.events.send(Event::VmState {
+            name: name.to_owned(),
+            state,
+        });
+    }
+
+    fn machine(&self, name: &str) -> Result<Arc<Machine>, ApiError> {
+        if let Some(machine) = lock(&self.running).get(name) {
+            return Ok(Arc::clone(machine));
+        }
+        // Not running: say so, or that there is no such VM.
+        let state = lock(&self.registry).state(name)?;
+        Err(conflict(format!(
+            "VM `{name}` is not running (it is {state})"
+        )))
+    }
+
+    /// Starts VM `name`; answers once the guest runs, or with berth-vmm's reason it could not.
+    pub fn start(self: &Arc<Self>, name: &str) -> Result<(), ApiError> {
+        let (config, dir) = {
+            let mut registry = lock(&self.registry);
+            let (config, dir, state) = registry.definition(name)?;
+            if state.is_active() {
+                return Err(conflict(format!("VM `{name}` is {state} already")));
+            }
+            // Checked before the state changes, so a VM that cannot boot stays as it was.
+            launch(&config, &dir)?;
+            registry.set_state(name, VmState::Starting);
+            (config, dir)
+        };
+        self.publish(name, VmState::Starting);
+        match self.spawn(&config, &dir) {
+            Ok(()) => {
+                self.publish(name, VmState::Running);
+                Ok(())
+            }
+            Err(e) => {
+                self.publish(name, VmState::Stopped);
+                Err(e)
+            }
+        }
+    }
+
+    /// Starts berth-vmm for `config` and waits for its `ready`.
+    fn spawn(self: &Arc<Self>, config: &VmConfig, dir: &Path) -> Result<(), ApiError> {
+        let name = config.name.clone();
+        let launch = launch(config, dir)?;
+        if !self.vmm.is_file() {
+            return Err(ApiError::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "cannot start VM `{name}`: the VMM {} is missing (install berth-vmm next to berthd, or set BERTH_VMM)",
+                    self.vmm.display()
+                ),
+            ));
+        }
+        let (ours, theirs) = UnixStream::pair()
+            .map_err(|e| ApiError::internal(format!("cannot make a control channel: {e}")))?;
+        let theirs_fd = theirs.as_raw_fd();
+        let mut command = Command::new(&self.vmm);
+        command
+            .args(&launch.args)
+            .current_dir(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // SAFETY: the closure runs in the child between fork and exec and calls only dup2, which
+        // is async-signal-safe; `theirs_fd` stays open in the parent until spawn returns.
+        unsafe {
+            command.pre_exec(move || {
+                // dup2 clears close-on-exec on the new descriptor, so berth-vmm inherits fd 3.
+                if libc::dup2(theirs_fd, CONTROL_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| ApiError::internal(format!("cannot run {}: {e}", self.vmm.display())))?;
+        drop(theirs);
+        let (Some(stdin), Some(stdout), Some(mut stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(ApiError::internal(
+                "berth-vmm's standard streams are missing",
+            ));
+        };
+        let reader = match ours.try_clone() {
+            Ok(reader) => reader,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(ApiError::internal(format!("control channel: {e}")));
+            }
+        };
+        let mut control = Control {
+            reader: BufReader::new(reader),
+            writer: ours,
+        };
+        match control.read_line(READY_TIMEOUT) {
+            Ok(line) if line == "ready" => {}
+            other => {
+                // It failed before the guest ran: its stderr says why.
+                let _ = child.kill();
+                let _ = child.wait();
+                let mut said = String::new();
+                let _ = stderr.read_to_string(&mut said);
+                let said = said.trim().trim_start_matches("berth-vmm: ").to_owned();
+                let why = match other {
+                    _ if !said.is_empty() => said,
+                    Ok(line) => format!("berth-vmm said {line:?} instead of ready"),
+                    Err(e) => e,
+                };
+                return Err(ApiError::invalid(format!(
+                    "cannot start VM `{name}`: {why}"
+                )));
+            }
+        }
+
+        let machine = Arc::new(Machine {
+            pid: child.id() as i32,
+            control: Mutex::new(control),
+            stdin: Mutex::new(stdin),
+            ending: AtomicBool::new(false),
+            ended: (Mutex::new(false), Condvar::new()),
+        });
+        lock(&self.running).insert(name.clone(), Arc::clone(&machine));
+        log(format!("VM `{name}` runs in berth-vmm pid {}", machine.pid));
+
+        let stderr_tail = Arc::new(Mutex::new(String::new()));
+        let threads = [
+            self.console_reader(&name, stdout),
+            stderr_reader(stderr, Arc::clone(&stderr_tail)),
+        ];
+        let this = Arc::clone(self);
+        let config = config.clone();
+        let dir = dir.to_owned();
+        std::thread::Builder::new()
+            .name(format!("vm-{name}"))
+            .spawn(move || this.wait_for(child, machine, threads, stderr_tail, &config, &dir))
+            .map_err(|e| ApiError::internal(format!("cannot watch berth-vmm: {e}")))?;
+        Ok(())
+    }
+
+    /// Pushes what the guest writes on its serial console as events.
+    fn console_reader(
+        &self,
+        name: &str,
+        mut stdout: std::process::ChildStdout,
+    ) -> Option<std::thread::JoinHandle<()>> {
+        let events = self.events.clone();
+        let name = name.to_owned();
+        std::thread::Builder::new()
+            .name("vm-console".into())
+            .spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = stdout.read(&mut buf) {
+                    let _ = events.send(Event::VmConsole {
+                        name: name.clone(),
+                        data: buf[..n].to_vec(),
+                    });
+                }
+            })
+            .ok()
+    }
+
+    /// Reaps berth-vmm and records how the VM ended; a guest reset starts it again.
+    fn wait_for(
+        self: Arc<Self>,
+        mut child: Child,
+        machine: Arc<Machine>,
+        threads: [Option<std::thread::JoinHandle<()>>; 2],
+        stderr_tail: Arc<Mutex<String>>,
+        config: &VmConfig,
+        dir: &Path,
+    ) {
+        let name = &config.name;
+        let status = child.wait();
+        // The readers end at EOF, which the exit brings; join them so the console events and
+        // the last words on stderr are all in before the state changes.
+        for thread in threads.into_iter().flatten() {
+            let _ = thread.join();
+        }
+        lock(&self.running).remove(name);
+        {
+            *lock(&machine.ended.0) = true;
+            machine.ended.1.notify_all();
+        }
+        let ending = machine.ending.load(Ordering::SeqCst);
+        let state = match status {
+            Ok(status) => state_after_exit(status, ending, &lock(&stderr_tail)),
+            Err(e) => Some(VmState::Crashed {
+                reason: format!("cannot wait for berth-vmm: {e}"),
+            }),
+        };
+        let state = match state {
+            Some(state) => state,
+            None => {
+                log(format!("VM `{name}` reset by its guest: starting it again"));
+                match self.spawn(config, dir) {
+                    Ok(()) => return,
+                    Err(e) => VmState::Crashed {
+                        reason: format!("the guest rebooted and the VM could not start again: {e}"),
+                    },
+                }
+            }
+        };
+        log(format!("VM `{name}` is {state}"));
+        self.publish(name, state);
+    }
+
+    /// Asks the guest to power off and waits up to `timeout`, then ends it; with `force`, ends
+    /// it at once. Answers once berth-vmm has exited.
+    pub fn stop(&self, name: &str, force: bool, timeout: Duration) -> Result<(), ApiError> {
+        let machine = self.machine(name)?;
+        if force {
+            machine.kill();
+            return Ok(());
+        }
+        let was = lock(&self.registry).state(name)?;
+        if was == VmState::Paused {
+            // A paused guest cannot see the button.
+            lock(&machine.control)
+                .command("resume")
+                .map_err(|why| conflict(format!("cannot resume VM `{name}` to stop it: {why}")))?;
+        }
+        machine.ending.store(true, Ordering::SeqCst);
+        if let Err(why) = lock(&machine.control).command("stop") {
+            machine.ending.store(false, Ordering::SeqCst);
+            return Err(conflict(format!(
+                "cannot ask VM `{name}` to power off: {why}; `vm stop --force` ends it at once"
+            )));
+        }
+        self.publish(name, VmState::Stopping);
+        if !machine.wait_ended(timeout) {
+            log(format!(
+                "VM `{name}` did not power off within {} s: ending it",
+                timeout.as_secs()
+            ));
+            machine.kill();
+        }
+        Ok(())
+    }
+
+    /// Pauses (`pause`) or resumes a VM.
+    pub fn pause(&self, name: &str, pause: bool) -> Result<(), ApiError> {
+        let machine = self.machine(name)?;
+        let state = lock(&self.registry).state(name)?;
+        let (from, to, command) = if pause {
+            (VmState::Running, VmState::Paused, "pause")
+        } else {
+            (VmState::Paused, VmState::Running, "resume")
+        };
+        if state != from {
+            return Err(conflict(format!("VM `{name}` is {state}, not {from}")));
+        }
+        lock(&machine.control)
+            .command(command)
+            .map_err(|why| conflict(format!("cannot {command} VM `{name}`: {why}")))?;
+        self.publish(name, to);
+        Ok(())
+    }
+
+    /// Types `data` on the VM's serial console.
+    pub fn console_input(&self, name: &str, data: &[u8]) -> Result<(), ApiError> {
+        let machine = self.machine(name)?;
+        let mut stdin = lock(&machine.stdin);
+        stdin
+            .write_all(data)
+            .and_then(|()| stdin.flush())
+            .map_err(|e| conflict(format!("VM `{name}` does not take input now: {e}")))
+    }
+
+    /// Ends every VM (the daemon is stopping).
+    pub fn kill_all(&self) {
+        let machines: Vec<_> = lock(&self.running).values().cloned().collect();
+        for machine in machines {
+            machine.kill();
+        }
+    }
+}
+
+/// Keeps the end of what berth-vmm writes on stderr (and logs it).
+fn stderr_reader(
+    stderr: std::process::ChildStderr,
+    tail: Arc<Mutex<String>>,
+) -> Option<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("vm-stderr".into())
+        .spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { return };
+                log(format!("vmm: {line}"));
+                let mut tail = lock(&tail);
+                tail.push_str(&line);
+                tail.push('\n');
+                if tail.len() > STDERR_KEPT {
+                    let cut = tail.len() - STDERR_KEPT;
+                    let cut = (cut..tail.len())
+                        .find(|i| tail.is_char_boundary(*i))
+                        .unwrap_or(0);
+                    tail.drain(..cut);
+                }
+            }
+        })
+        .ok()
+}
+
+/// The last `lines` lines of the VM's serial log in `dir` (empty before its first start).
+pub fn serial_log(dir: &Path, lines: u32) -> Result<Vec<String>, ApiError> {
+    let path = dir.join(SERIAL_LOG);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(ApiError::internal(format!(
+                "cannot read {}: {e}",
+                path.display()
+            )));
+        }
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let all: Vec<&str> = text.lines().collect();
+    let keep = (lines as usize).min(MAX_LOG_LINES).min(all.len());
+    Ok(all[all.len() - keep..]
+        .iter()
+        .map(|l| l.trim_end_matches('\r').to_owned())
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exited(code: i32) -> ExitStatus {
+        ExitStatus::from_raw(code << 8)
+    }
+
+    fn signalled(signal: i32) -> ExitStatus {
+        ExitStatus::from_raw(signal)
+    }
+
+    #[test]
+    fn exit_statuses_become_states() {
+        assert_eq!(
+            state_after_exit(exited(0), false, ""),
+            Some(VmState::Stopped)
+        );
+        assert_eq!(
+            state_after_exit(exited(4), true, ""),
+            Some(VmState::Stopped)
+        );
+        assert_eq!(
+            state_after_exit(exited(2), false, ""),
+            None,
+            "a reset restarts"
+        );
+        assert_eq!(
+            state_after_exit(exited(2), true, ""),
+            Some(VmState::Stopped)
+        );
+        assert_eq!(
+            state_after_exit(exited(3), false, "berth-vmm: vCPU 0 hit a triple fault\n"),
+            Some(VmState::Crashed {
+                reason: "vCPU 0 hit a triple fault".into()
+            })
+        );
+        assert_eq!(
+            state_after_exit(signalled(9), false, ""),
+            Some(VmState::Crashed {
+                reason: "berth-vmm was killed by signal 9 (SIGKILL)".into()
+            })
+        );
+        assert_eq!(
+            state_after_exit(signalled(9), true, ""),
+            Some(VmState::Stopped)
+        );
+        assert_eq!(
+            state_after_exit(exited(1), false, ""),
+            Some(VmState::Crashed {
+                reason: "berth-vmm exited with status 1".into()
+            })
+        );
+    }
+
+    #[test]
+    fn serial_log_returns_the_last_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(serial_log(dir.path(), 5).unwrap().is_empty());
+        std::fs::write(dir.path().join(SERIAL_LOG), "one\r\ntwo\nthree\n").unwrap();
+        assert_eq!(serial_log(dir.path(), 2).unwrap(), ["two", "three"]);
+        assert_eq!(serial_log(dir.path(), 9).unwrap(), ["one", "two", "three"]);
+    }
+}

@@ -1,0 +1,356 @@
+//! VMs run by berthd: one berth-vmm per VM, on this machine's /dev/kvm. The guest is the probe
+//! (vmm-backend/probe, built here with gcc) in Berth's flat image format: this machine's KVM
+//! cannot run a stock kernel (that is tier 3, scripts/test-lab).
+#![allow(clippy::unwrap_used)] // a panic in a test is a failed assertion
+
+#[allow(dead_code)] // the probe builder serves every probe test; this one uses part of it
+#[path = "../../vmm-backend/tests/common/probe.rs"]
+mod probe;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use berth_api::error::ErrorKind;
+use berth_api::vm::{BootSource, VmSpec, VmState};
+use berth_api::{Client, ClientError, Event, Events, Reply, Request};
+use berth_e2e::{Daemon, open_tempdir, text};
+use probe::{PROBE_LOAD_ADDR, ProbeFinish, probe_image};
+
+fn kvm_available(test: &str) -> bool {
+    let present = Path::new("/dev/kvm").exists();
+    if !present {
+        eprintln!("skipping {test}: /dev/kvm is absent on this machine");
+    }
+    present
+}
+
+/// The probe variant `finish` as a file `berth-vmm --kernel` boots.
+fn probe_file(dir: &Path, finish: ProbeFinish) -> PathBuf {
+    let path = dir.join(format!("probe-{finish:?}.flat"));
+    let image = probe_image(finish);
+    let file = vmm_backend::boot::flat_image_file(&image, PROBE_LOAD_ADDR, PROBE_LOAD_ADDR);
+    std::fs::write(&path, file).unwrap();
+    path
+}
+
+async fn create(client: &Client, name: &str, kernel: &Path) {
+    client
+        .vm_create(VmSpec {
+            name: name.into(),
+            cpus: 1,
+            memory: 64 << 20,
+            disk: 0,
+            boot: Some(BootSource::Kernel {
+                kernel: kernel.to_owned(),
+                initrd: None,
+                cmdline: String::new(),
+            }),
+            overcommit: false,
+        })
+        .await
+        .unwrap();
+}
+
+async fn call(client: &Client, request: Request) -> Result<Reply, berth_api::ApiError> {
+    match client.call(request).await {
+        Ok(reply) => Ok(reply),
+        Err(ClientError::Api(e)) => Err(e),
+        Err(other) => panic!("the daemon went away: {other}"),
+    }
+}
+
+/// Waits for VM `name`'s console to have printed `needle` (collecting from `seen`).
+async fn console_shows(events: &mut Events, seen: &mut String, name: &str, needle: &str) {
+    let wait = async {
+        while !seen.contains(needle) {
+            match events.next().await.expect("the connection stays open") {
+                Event::VmConsole { name: vm, data } if vm == name => {
+                    seen.push_str(&String::from_utf8_lossy(&data));
+                }
+                _ => {}
+            }
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(30), wait)
+        .await
+        .is_err()
+    {
+        panic!("VM {name} never printed {needle:?}; its console so far:\n{seen}");
+    }
+}
+
+async fn state_becomes(
+    events: &mut Events,
+    name: &str,
+    want: impl Fn(&VmState) -> bool,
+) -> VmState {
+    let wait = async {
+        loop {
+            if let Event::VmState { name: vm, state } =
+                events.next().await.expect("the connection stays open")
+                && vm == name
+                && want(&state)
+            {
+                return state;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), wait)
+        .await
+        .unwrap_or_else(|_| panic!("VM {name} never reached the state"))
+}
+
+/// The pid of the berth-vmm running the VM whose serial log is `log`.
+fn vmm_pid(log: &Path) -> i32 {
+    let log = log.to_string_lossy().into_owned();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args.first().is_some_and(|a| a.ends_with("berth-vmm")) && args.contains(&log) {
+            return pid;
+        }
+    }
+    panic!("no berth-vmm runs with {log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vms_start_take_console_input_crash_alone_and_stop() {
+    if !kvm_available("vms_start_take_console_input_crash_alone_and_stop") {
+        return;
+    }
+    let dir = open_tempdir();
+    let interactive = probe_file(dir.path(), ProbeFinish::Interactive);
+    let daemon = Daemon::start(dir.path(), &[]);
+    let (client, mut events) = daemon.client().await;
+    client.subscribe().await.unwrap();
+    create(&client, "first", &interactive).await;
+    create(&client, "second", &interactive).await;
+
+    // berthctl starts it; the guest's serial output arrives as events and lands in the log.
+    let started = daemon.berthctl(&["vm", "start", "first"]);
+    let (out, err) = text(&started);
+    assert!(started.status.success(), "{out}{err}");
+    assert!(
+        out.contains("running"),
+        "vm start shows the VM running:\n{out}"
+    );
+    let mut first = String::new();
+    console_shows(
+        &mut events,
+        &mut first,
+        "first",
+        "BERTH-PROBE: ready for input",
+    )
+    .await;
+    assert!(
+        first.contains("BERTH-PROBE: hello from vcpu 0 of 1"),
+        "{first}"
+    );
+
+    // Typing on the console reaches the guest, and its answer comes back.
+    call(
+        &client,
+        Request::VmConsoleInput {
+            name: "first".into(),
+            data: b"hello berth\n".to_vec(),
+        },
+    )
+    .await
+    .unwrap();
+    console_shows(
+        &mut events,
+        &mut first,
+        "first",
+        "BERTH-PROBE: echo hello berth",
+    )
+    .await;
+    let log = daemon.berthctl(&["vm", "log", "first", "-n", "3"]);
+    let (out, err) = text(&log);
+    assert!(log.status.success(), "{err}");
+    assert!(
+        out.contains("BERTH-PROBE: echo hello berth"),
+        "vm log:\n{out}"
+    );
+
+    // A running VM is neither started twice nor deleted.
+    let again = call(
+        &client,
+        Request::VmStart {
+            name: "first".into(),
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(again.kind, ErrorKind::Conflict, "{again}");
+    let delete = daemon.berthctl(&["vm", "delete", "first"]);
+    assert_eq!(delete.status.code(), Some(1));
+    assert!(
+        text(&delete).1.contains("is running; stop it first"),
+        "{}",
+        text(&delete).1
+    );
+
+    // A second VM; then the first one's VMM is killed: only that VM is gone, and it says how.
+    call(
+        &client,
+        Request::VmStart {
+            name: "second".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let mut second = String::new();
+    console_shows(
+        &mut events,
+        &mut second,
+        "second",
+        "BERTH-PROBE: ready for input",
+    )
+    .await;
+    let first_dir = client.vm_show("first").await.unwrap().dir;
+    let pid = vmm_pid(&first_dir.join("serial.log"));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let crashed = state_becomes(&mut events, "first", |s| !s.is_active()).await;
+    assert_eq!(
+        crashed,
+        VmState::Crashed {
+            reason: "berth-vmm was killed by signal 9 (SIGKILL)".into()
+        }
+    );
+    let listed = daemon.berthctl(&["vm", "list"]);
+    assert!(text(&listed).0.contains("crashed"), "{}", text(&listed).0);
+    call(
+        &client,
+        Request::VmConsoleInput {
+            name: "second".into(),
+            data: b"still here\n".to_vec(),
+        },
+    )
+    .await
+    .unwrap();
+    console_shows(
+        &mut events,
+        &mut second,
+        "second",
+        "BERTH-PROBE: echo still here",
+    )
+    .await;
+
+    // Forced stop: at once, and the VM is stopped, not crashed.
+    let stop = daemon.berthctl(&["vm", "stop", "second", "--force"]);
+    assert!(stop.status.success(), "{}", text(&stop).1);
+    assert_eq!(
+        client.vm_show("second").await.unwrap().state,
+        VmState::Stopped
+    );
+
+    // `vm console` from a pipe: what is typed goes in, the guest powers off, the console ends.
+    call(
+        &client,
+        Request::VmStart {
+            name: "first".into(),
+        },
+    )
+    .await
+    .unwrap();
+    console_shows(
+        &mut events,
+        &mut first,
+        "first",
+        "BERTH-PROBE: ready for input",
+    )
+    .await;
+    let mut console = std::process::Command::new(berth_e2e::binary("berthctl"))
+        .arg("--socket")
+        .arg(&daemon.socket)
+        .args(["vm", "console", "first"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Give it a moment to subscribe before the guest answers.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    {
+        use std::io::Write;
+        let mut stdin = console.stdin.take().unwrap();
+        stdin.write_all(b"from the console\npoweroff\n").unwrap();
+    }
+    let output = tokio::task::spawn_blocking(move || console.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let (out, err) = text(&output);
+    assert!(output.status.success(), "{out}{err}");
+    assert!(
+        out.contains("BERTH-PROBE: echo from the console"),
+        "console output:\n{out}"
+    );
+    assert!(err.contains("VM `first` is stopped"), "{err}");
+    assert_eq!(
+        client.vm_show("first").await.unwrap().state,
+        VmState::Stopped
+    );
+    drop(daemon);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_crash_and_a_bad_boot_are_reported_with_their_reasons() {
+    if !kvm_available("a_guest_crash_and_a_bad_boot_are_reported_with_their_reasons") {
+        return;
+    }
+    let dir = open_tempdir();
+    let crash = probe_file(dir.path(), ProbeFinish::Crash);
+    let daemon = Daemon::start(dir.path(), &[]);
+    let (client, mut events) = daemon.client().await;
+    client.subscribe().await.unwrap();
+
+    // The guest triple-faults: the VM is crashed and says why.
+    create(&client, "crasher", &crash).await;
+    call(
+        &client,
+        Request::VmStart {
+            name: "crasher".into(),
+        },
+    )
+    .await
+    .unwrap();
+    match state_becomes(&mut events, "crasher", |s| !s.is_active()).await {
+        VmState::Crashed { reason } => assert!(reason.contains("triple-fault"), "{reason}"),
+        other => panic!("a triple fault ended as {other}"),
+    }
+
+    // The kernel file went away after the VM was defined: a clear error, still stopped.
+    let gone = dir.path().join("gone.flat");
+    std::fs::copy(&crash, &gone).unwrap();
+    create(&client, "orphan", &gone).await;
+    std::fs::remove_file(&gone).unwrap();
+    let err = call(
+        &client,
+        Request::VmStart {
+            name: "orphan".into(),
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::InvalidRequest);
+    assert!(err.message.contains("does not exist any more"), "{err}");
+    assert_eq!(
+        client.vm_show("orphan").await.unwrap().state,
+        VmState::Stopped
+    );
+
+    // A crashed VM can be started again and deleted.
+    let delete = daemon.berthctl(&["vm", "delete", "crasher"]);
+    assert!(delete.status.success(), "{}", text(&delete).1);
+}
