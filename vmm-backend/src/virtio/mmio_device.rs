@@ -294,3 +294,97 @@ fn serve(epoll: &Epoll, devices: &VirtioMmioDevices, exit: &EventFd, exit_token:
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::BusDevice;
+    use crate::virtio::{Activation, DeviceError, VIRTIO_F_VERSION_1};
+    use crate::vm::VmConfig;
+
+    /// A device model with a bug the guest can reach: processing its queue panics.
+    struct PanicsOnNotify;
+
+    impl VirtioDevice for PanicsOnNotify {
+        fn device_type(&self) -> u32 {
+            4
+        }
+        fn queue_max_sizes(&self) -> &[u16] {
+            &[16]
+        }
+        fn features(&self) -> u64 {
+            VIRTIO_F_VERSION_1
+        }
+        fn read_config(&self, _offset: u64, data: &mut [u8]) {
+            data.fill(0);
+        }
+        fn write_config(&mut self, _offset: u64, _data: &[u8]) {}
+        fn activate(&mut self, _activation: Activation) -> Result<(), DeviceError> {
+            Ok(())
+        }
+        fn reset(&mut self) {}
+        fn process_queue(&mut self, _index: usize) -> Result<(), DeviceError> {
+            panic!("a device bug reached by a guest's queue");
+        }
+    }
+
+    fn write(transport: &Mutex<MmioTransport>, offset: u64, value: u32) {
+        transport
+            .lock()
+            .unwrap()
+            .write(offset, &value.to_le_bytes());
+    }
+
+    #[test]
+    fn a_panicking_device_needs_a_reset_and_the_device_thread_goes_on() {
+        if !std::path::Path::new("/dev/kvm").exists() {
+            eprintln!("skipped: no /dev/kvm");
+            return;
+        }
+        let mut vm = Vm::new(&VmConfig {
+            vcpus: 1,
+            memory_size: 4 << 20,
+        })
+        .unwrap();
+        let mut devices = VirtioMmioDevices::new();
+        let first = devices.attach(&mut vm, Box::new(PanicsOnNotify)).unwrap();
+        let second = devices.attach(&mut vm, Box::new(PanicsOnNotify)).unwrap();
+        assert_eq!((first.base, first.irq), (0xd000_0000, VIRTIO_FIRST_GSI));
+        assert_eq!(
+            (second.base, second.irq),
+            (0xd000_1000, VIRTIO_FIRST_GSI + 1)
+        );
+
+        // The driver's side of bring-up, through the registers: ACKNOWLEDGE, DRIVER,
+        // VIRTIO_F_VERSION_1 (feature bit 32), FEATURES_OK, queue 0 of size 16, DRIVER_OK.
+        let transport = devices.transports[0].clone();
+        write(&transport, 0x70, 1);
+        write(&transport, 0x70, 3);
+        write(&transport, 0x24, 1);
+        write(&transport, 0x20, 1);
+        write(&transport, 0x70, 0xb);
+        write(&transport, 0x30, 0);
+        write(&transport, 0x38, 16);
+        write(&transport, 0x44, 1);
+        write(&transport, 0x70, 0xf);
+        assert_eq!(transport.lock().unwrap().status(), 0xf);
+
+        let kick = devices.notifiers[0].event.try_clone().unwrap();
+        let thread = devices.start().unwrap();
+        // What KVM does when the guest writes 0 to QueueNotify.
+        kick.write(1).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while transport.lock().unwrap().status() & 0x40 == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no DEVICE_NEEDS_RESET"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // The thread survived: a second notification is served (and ignored: needs reset).
+        kick.write(1).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        drop(thread);
+        assert_ne!(transport.lock().unwrap().status() & 0x40, 0);
+    }
+}
