@@ -5,6 +5,7 @@
  *   -DPROBE_FINISH_RESET  i8042 reset
  *   -DPROBE_FINISH_ACPI_RESET  ACPI reset register
  *   -DPROBE_FINISH_CRASH  triple fault
+ * and, with -DPROBE_VIRTIO / -DPROBE_GPU, drives virtio-blk and virtio-rng / virtio-gpu first.
  *
  * Every vCPU enters probe_main(index, count). They take turns printing (no atomics needed: each
  * waits until a shared counter equals its index), then vCPU 0 finishes the run.
@@ -16,6 +17,12 @@
 #include "serial.h"
 #ifdef PROBE_VIRTIO
 #include "virtio.h"
+#endif
+#ifdef PROBE_GPU
+#include "gpu.h"
+/* Where the GPU test places the device, and its rings. */
+#define PROBE_VIRTIO_GPU 0xd0003000UL
+#define RINGS_GPU 0x308000UL
 #endif
 
 /* A scratch device the tests place on the MMIO bus (in the 32-bit MMIO hole, identity-mapped):
@@ -149,6 +156,9 @@ __attribute__((noreturn)) void probe_main(u64 cpu, u64 cpus)
         echo_input();
 #ifdef PROBE_VIRTIO
         check_virtio();
+#endif
+#ifdef PROBE_GPU
+        gpu_draw(PROBE_VIRTIO_GPU, RINGS_GPU);
 #endif
     }
     serial_puts("BERTH-PROBE: hello from vcpu ");

@@ -24,6 +24,8 @@ pub enum ProbeFinish {
     Crash,
     /// Drive the virtio-blk and virtio-rng devices the test placed, then power off.
     Virtio,
+    /// Draw a known pattern through the virtio-gpu device the test placed, then power off.
+    Gpu,
 }
 
 impl ProbeFinish {
@@ -34,6 +36,7 @@ impl ProbeFinish {
             Self::AcpiReset => "acpi-reset",
             Self::Crash => "crash",
             Self::Virtio => "virtio",
+            Self::Gpu => "gpu",
         }
     }
 
@@ -44,11 +47,14 @@ impl ProbeFinish {
             Self::AcpiReset => Some("-DPROBE_FINISH_ACPI_RESET"),
             Self::Crash => Some("-DPROBE_FINISH_CRASH"),
             Self::Virtio => Some("-DPROBE_VIRTIO"),
+            Self::Gpu => Some("-DPROBE_GPU"),
         }
     }
 }
 
-const SOURCES: &[&str] = &["start.S", "probe.c", "serial.c", "power.c", "virtio.c"];
+const SOURCES: &[&str] = &[
+    "start.S", "probe.c", "serial.c", "power.c", "virtio.c", "gpu.c",
+];
 
 /// The flat image of the probe variant `finish`, built on first use.
 pub fn probe_image(finish: ProbeFinish) -> Vec<u8> {
