@@ -582,6 +582,8 @@ impl Gpu {
             return Err(cmd::RESP_ERR_INVALID_PARAMETER);
         }
         let format = resource.format as u32;
+        let was_enabled = self.scanout.is_some();
+        let generation = self.framebuffer.generation();
         self.framebuffer
             .resize(rect.width, rect.height, format)
             .map_err(|_| cmd::RESP_ERR_OUT_OF_MEMORY)?;
@@ -589,13 +591,17 @@ impl Gpu {
             resource_id: id,
             rect,
         });
-        let event = DisplayEvent::Mode {
-            width: rect.width,
-            height: rect.height,
-            format,
-            generation: self.framebuffer.generation(),
-        };
-        self.emit(event);
+        // Page flips point the scanout at another resource of the same mode on every frame:
+        // only a real mode change (or a screen coming back) is news to the window.
+        if !was_enabled || generation != self.framebuffer.generation() {
+            let event = DisplayEvent::Mode {
+                width: rect.width,
+                height: rect.height,
+                format,
+                generation: self.framebuffer.generation(),
+            };
+            self.emit(event);
+        }
         Ok(Response::ok())
     }
 

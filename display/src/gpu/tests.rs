@@ -267,6 +267,37 @@ fn scanout_of_a_sub_rectangle_is_offset_into_the_resource() {
 }
 
 #[test]
+fn page_flips_announce_no_new_mode() {
+    let (mut gpu, events) = gpu();
+    let mut d = Driver::new();
+    drawn_resource(&mut d, &mut gpu);
+    assert_eq!(d.command(&mut gpu, &create(2, 2, 64, 48)), RESP_OK_NODATA);
+    d.command(&mut gpu, &set_scanout(0, 1, [0, 0, 64, 48]));
+    d.command(&mut gpu, &set_scanout(0, 2, [0, 0, 64, 48]));
+    d.command(&mut gpu, &set_scanout(0, 1, [0, 0, 64, 48]));
+    let modes = |events: &[DisplayEvent]| {
+        events
+            .iter()
+            .filter(|e| matches!(e, DisplayEvent::Mode { .. }))
+            .count()
+    };
+    assert_eq!(modes(&events.lock().expect("events")), 1);
+    // A different size is a new mode with a new generation.
+    d.command(&mut gpu, &set_scanout(0, 1, [0, 0, 32, 16]));
+    let events = events.lock().expect("events");
+    assert_eq!(modes(&events), 2);
+    assert!(matches!(
+        events.last(),
+        Some(DisplayEvent::Mode {
+            width: 32,
+            height: 16,
+            generation: 1,
+            ..
+        })
+    ));
+}
+
+#[test]
 fn create_2d_errors() {
     let (mut gpu, _) = gpu();
     let mut d = Driver::new();
