@@ -26,6 +26,8 @@ pub enum ProbeFinish {
     Virtio,
     /// Draw a known pattern through the virtio-gpu device the test placed, then power off.
     Gpu,
+    /// Read the name and four queued events of the virtio-input keyboard the test placed.
+    Input,
 }
 
 impl ProbeFinish {
@@ -37,6 +39,7 @@ impl ProbeFinish {
             Self::Crash => "crash",
             Self::Virtio => "virtio",
             Self::Gpu => "gpu",
+            Self::Input => "input",
         }
     }
 
@@ -48,12 +51,13 @@ impl ProbeFinish {
             Self::Crash => Some("-DPROBE_FINISH_CRASH"),
             Self::Virtio => Some("-DPROBE_VIRTIO"),
             Self::Gpu => Some("-DPROBE_GPU"),
+            Self::Input => Some("-DPROBE_INPUT"),
         }
     }
 }
 
 const SOURCES: &[&str] = &[
-    "start.S", "probe.c", "serial.c", "power.c", "virtio.c", "gpu.c",
+    "start.S", "probe.c", "serial.c", "power.c", "virtio.c", "gpu.c", "input.c",
 ];
 
 /// The flat image of the probe variant `finish`, built on first use.
