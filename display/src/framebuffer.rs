@@ -34,7 +34,9 @@
 //! A resolution change is announced before the new frame: the writer bumps `generation` and
 //! writes the new geometry in the same update as (and before) the first pixels of the new mode.
 //! The file only ever grows (shrinking it would make readers' mappings fault with SIGBUS), so a
-//! reader whose mapping is shorter than `pixels_offset + capacity` remaps the same fd.
+//! reader whose mapping is shorter than `pixels_offset + capacity` remaps the same fd. The writer
+//! seals the memfd against shrinking (`F_SEAL_SHRINK`) and the reader refuses an fd without that
+//! seal: a reader (the window) never dies of SIGBUS whatever the process that sent the fd does.
 //!
 //! The reader copies pixel bytes that the writer may be changing at the same time: such a copy
 //! can be torn, and the sequence check is what throws it away. The shared bytes are only ever
@@ -86,6 +88,8 @@ pub enum Error {
     BadGeometry { width: u32, height: u32 },
     /// The file is not a Berth framebuffer (bad magic or version)
     NotAFramebuffer,
+    /// The framebuffer file is not sealed against shrinking; mapping it could crash the reader
+    NotSealed,
     /// The framebuffer header is inconsistent: {0}
     Corrupt(&'static str),
     /// The writer kept changing the frame; no consistent copy was possible
@@ -224,7 +228,12 @@ impl FramebufferWriter {
     pub fn new(width: u32, height: u32, format: u32) -> Result<Self, Error> {
         check_geometry(width, height)?;
         // SAFETY: memfd_create with a NUL-terminated name literal; the result is checked.
-        let raw = unsafe { libc::memfd_create(c"berth-framebuffer".as_ptr(), libc::MFD_CLOEXEC) };
+        let raw = unsafe {
+            libc::memfd_create(
+                c"berth-framebuffer".as_ptr(),
+                libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+            )
+        };
         if raw < 0 {
             return Err(Error::Create(std::io::Error::last_os_error()));
         }
@@ -232,6 +241,18 @@ impl FramebufferWriter {
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let len = PIXELS_OFFSET + frame_bytes(width, height);
         set_len(fd.as_fd(), len)?;
+        // SAFETY: fcntl on a descriptor we own; adding seals changes only what may be done to
+        // the file later.
+        let sealed = unsafe {
+            libc::fcntl(
+                fd.as_raw_fd(),
+                libc::F_ADD_SEALS,
+                libc::F_SEAL_SHRINK | libc::F_SEAL_SEAL,
+            )
+        };
+        if sealed < 0 {
+            return Err(Error::Resize(std::io::Error::last_os_error()));
+        }
         let map = Mapping::new(fd.as_fd(), len, true)?;
         let mut writer = FramebufferWriter {
             fd,
@@ -411,6 +432,11 @@ pub struct FramebufferReader {
 impl FramebufferReader {
     /// Maps `fd` (a framebuffer memfd, possibly received from another process) read-only.
     pub fn open(fd: OwnedFd) -> Result<Self, Error> {
+        // SAFETY: fcntl F_GET_SEALS on a descriptor we own only reads the seals.
+        let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
+        if seals < 0 || seals & libc::F_SEAL_SHRINK == 0 {
+            return Err(Error::NotSealed);
+        }
         let len = file_len(fd.as_fd())?;
         if len < PIXELS_OFFSET {
             return Err(Error::NotAFramebuffer);
@@ -642,25 +668,37 @@ mod tests {
     }
 
     #[test]
-    fn not_a_framebuffer_is_refused() {
-        let file = tempfile_fd(8192);
+    fn not_a_framebuffer_or_unsealed_is_refused() {
         assert!(matches!(
-            FramebufferReader::open(file),
+            FramebufferReader::open(memfd(8192, false)),
+            Err(Error::NotSealed)
+        ));
+        assert!(matches!(
+            FramebufferReader::open(memfd(8192, true)),
             Err(Error::NotAFramebuffer)
         ));
         assert!(matches!(
-            FramebufferReader::open(tempfile_fd(10)),
+            FramebufferReader::open(memfd(10, true)),
             Err(Error::NotAFramebuffer)
         ));
+        // A writer's fd cannot be shrunk under a reader.
+        let w = FramebufferWriter::new(8, 8, 1).expect("writer");
+        let file = std::fs::File::from(w.fd().try_clone_to_owned().expect("dup"));
+        assert!(file.set_len(100).is_err());
     }
 
-    fn tempfile_fd(len: usize) -> OwnedFd {
+    fn memfd(len: usize, sealed: bool) -> OwnedFd {
         // SAFETY: memfd_create with a literal name; checked below.
-        let raw = unsafe { libc::memfd_create(c"t".as_ptr(), 0) };
+        let raw = unsafe { libc::memfd_create(c"t".as_ptr(), libc::MFD_ALLOW_SEALING) };
         assert!(raw >= 0);
         // SAFETY: a new descriptor nobody else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         set_len(fd.as_fd(), len).expect("len");
+        if sealed {
+            // SAFETY: fcntl on our own descriptor.
+            let r = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, libc::F_SEAL_SHRINK) };
+            assert_eq!(r, 0);
+        }
         fd
     }
 
