@@ -3,6 +3,8 @@
 
 pub mod block;
 pub mod fuzzing;
+pub mod gpu;
+pub mod input;
 pub mod mmio;
 pub mod rng;
 #[cfg(test)]
