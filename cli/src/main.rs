@@ -14,6 +14,7 @@ use berth_api::container::{
     BuildSpec, ContainerInfo, ContainerState, ContainerStats, ImageInfo, RunSpec,
 };
 use berth_api::host::HostInfo;
+use berth_api::iso::{IsoInfo, IsoKind};
 use berth_api::request::{Reply, Request};
 use berth_api::size::{format_size, parse_size};
 use berth_api::vm::{BootSource, VmEdit, VmInfo, VmSpec};
@@ -399,9 +400,21 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             return Ok(());
         }
         Command::Vm(command) => vm_request(command)?,
-        Command::Iso(IsoCommand::Inspect { file }) => Request::IsoInspect {
-            path: absolute(&file),
-        },
+        Command::Iso(IsoCommand::Inspect { file }) => {
+            let request = Request::IsoInspect {
+                path: absolute(&file),
+            };
+            return match client.call(request).await? {
+                Reply::Iso(info) if json => print_json(&info),
+                Reply::Iso(info) => {
+                    print!("{}", show_iso(&info));
+                    Ok(())
+                }
+                other => Err(Failure::Failed(format!(
+                    "berthd answered `iso inspect` with {other:?}"
+                ))),
+            };
+        }
         Command::Build {
             tag,
             file,
@@ -547,6 +560,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Reply::Container(info) => println!("{}", info.id),
         Reply::Containers(list) => print!("{}", list_containers(&list)),
         Reply::Stats(stats) => print!("{}", show_stats(&stats)),
+        Reply::Iso(info) => print!("{}", show_iso(&info)),
     }
     Ok(())
 }
@@ -822,4 +836,82 @@ fn show_vm(vm: &VmInfo) -> String {
     }
     rows.push(("Directory", vm.dir.display().to_string()));
     pairs(&rows)
+}
+
+fn show_iso(info: &IsoInfo) -> String {
+    let what = match (&info.distro, &info.version) {
+        (Some(d), Some(v)) => format!("{d} {v}"),
+        (Some(d), None) => d.clone(),
+        _ => "unknown".into(),
+    };
+    let kind = match info.kind {
+        IsoKind::Installer => "installer",
+        IsoKind::Live => "live system",
+        IsoKind::Unknown => "unknown",
+    };
+    let firmware: Vec<String> = info
+        .boot_images
+        .iter()
+        .map(|b| format!("{} ({} emulation)", b.platform, b.emulation))
+        .collect();
+    let mut rows = vec![
+        ("File", info.path.display().to_string()),
+        ("Size", format_size(info.size)),
+        ("Volume", info.volume_id.clone()),
+        ("Distro", what),
+        ("Kind", kind.to_owned()),
+    ];
+    if let Some(d) = &info.description {
+        rows.push(("Description", d.clone()));
+    }
+    rows.push((
+        "Firmware boot",
+        if firmware.is_empty() {
+            "none".into()
+        } else {
+            firmware.join(", ")
+        },
+    ));
+    let s = info.suggested;
+    rows.push((
+        "Suggested",
+        format!(
+            "--cpus {} --memory {} --disk {}",
+            s.cpus,
+            format_size(s.memory),
+            format_size(s.disk)
+        ),
+    ));
+    let mut out = pairs(&rows);
+    out.push('\n');
+    if info.entries.is_empty() {
+        out.push_str(&format!(
+            "Berth cannot boot this image: {}\n",
+            info.unbootable
+                .as_deref()
+                .unwrap_or("it has no Linux kernel")
+        ));
+    } else {
+        let entries: Vec<Vec<String>> = info
+            .entries
+            .iter()
+            .map(|e| {
+                vec![
+                    format!("{}{}", e.index, if e.default { "*" } else { "" }),
+                    e.title.clone(),
+                    e.kernel.clone(),
+                    e.initrds.join(","),
+                    e.cmdline.clone(),
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            &["ENTRY", "TITLE", "KERNEL", "INITRD", "CMDLINE"],
+            &entries,
+        ));
+    }
+    for warning in &info.warnings {
+        out.push_str(&format!("warning: {warning}\n"));
+    }
+    out
 }
