@@ -560,6 +560,7 @@ impl Daemon {
                 self.publish(Event::VmRemoved { name });
                 Ok(Reply::Done)
             }
+            Request::IsoInspect { path } => crate::iso::inspect(&path, peer).map(Reply::Iso),
             Request::Images => {
                 let images = lock(&self.images).list().map_err(image_error)?;
                 Ok(Reply::Images(images.iter().map(image_info).collect()))
@@ -701,7 +702,6 @@ fn unsupported(request: &Request) -> ApiError {
         Request::VmScreenshot { .. } | Request::VmType { .. } | Request::VmKey { .. } => {
             "the VM screen and keyboard (virtio-gpu and virtio-input are not in this berthd yet)"
         }
-        Request::IsoInspect { .. } => "ISO inspection",
         _ => "this request",
     };
     ApiError::new(
