@@ -26,6 +26,7 @@ const GRUB: &[&str] = &[
 ];
 /// Boot configs are text files of a few KiB.
 const CONFIG_LIMIT: u64 = 1 << 20;
+const MAX_CANDIDATES: usize = 256;
 
 fn read_config<S: Source>(iso: &Iso<S>, path: &str) -> Result<Option<String>, IsoError> {
     Ok(iso
@@ -162,6 +163,14 @@ pub fn find<S: Source>(iso: &Iso<S>, warnings: &mut Vec<String>) -> Vec<IsoBootE
     let from_configs = !candidates.is_empty();
     if !from_configs {
         candidates = layouts(iso.volume_id());
+    }
+    // Real menus have a few dozen entries; each one costs lookups on the image.
+    if candidates.len() > MAX_CANDIDATES {
+        warnings.push(format!(
+            "the boot menus name {} entries; only the first {MAX_CANDIDATES} are checked",
+            candidates.len()
+        ));
+        candidates.truncate(MAX_CANDIDATES);
     }
     let mut cache = HashMap::new();
     let mut seen: Vec<(String, Vec<String>, String)> = Vec::new();

@@ -12,6 +12,8 @@ use crate::menu::{Menu, MenuEntry, Reader, join, parent};
 
 /// Files sourced deeper than this are ignored with a warning.
 const MAX_NESTING: usize = 8;
+/// Config files read at most, counting a file sourced twice twice.
+const MAX_FILES: usize = 64;
 /// Blocks nested deeper than this are not read.
 const MAX_BLOCKS: usize = 32;
 
@@ -221,7 +223,10 @@ fn grub_path(path: &str) -> String {
 
 impl Run<'_, '_> {
     fn file(&mut self, path: &str, depth: usize, menu: &mut MenuState) -> Result<(), IsoError> {
-        if depth > MAX_NESTING || self.seen.iter().filter(|s| *s == path).count() > 1 {
+        if depth > MAX_NESTING
+            || self.seen.len() >= MAX_FILES
+            || self.seen.iter().filter(|s| *s == path).count() > 1
+        {
             self.warnings.push(format!(
                 "{path}: sourced too deep or in a loop; not read again"
             ));

@@ -10,6 +10,8 @@ use crate::menu::{Menu, MenuEntry, Reader, join, parent};
 
 /// Included files nested deeper than this are ignored with a warning (Debian nests three).
 const MAX_NESTING: usize = 8;
+/// Config files read at most (a menu has a dozen; a crafted one could name thousands).
+const MAX_FILES: usize = 64;
 
 #[derive(Default)]
 struct Label {
@@ -96,6 +98,12 @@ fn file(
     if depth > MAX_NESTING {
         state.warnings.push(format!(
             "{path}: included more than {MAX_NESTING} deep; not read"
+        ));
+        return Ok(());
+    }
+    if state.seen.len() >= MAX_FILES {
+        state.warnings.push(format!(
+            "{path}: more than {MAX_FILES} config files; not read"
         ));
         return Ok(());
     }

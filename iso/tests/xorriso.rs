@@ -297,3 +297,48 @@ fn truncated_and_random_files_are_clear_errors() {
         berth_iso::fuzz_inspect(&flipped);
     }
 }
+
+/// An image made the way GRUB makes boot media (`grub-mkrescue`, which runs xorriso): a BIOS
+/// El Torito image from grub-pc-bin and our grub.cfg, with a Debian-live layout.
+#[test]
+fn grub_mkrescue_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("live");
+    write(
+        &tree,
+        "boot/grub/grub.cfg",
+        b"set default=\"live-toram\"\nmenuentry \"Debian Live\" --id live {\n  linux /live/vmlinuz boot=live components quiet\n  initrd /live/initrd.img\n}\nmenuentry \"Debian Live (to RAM)\" --id live-toram {\n  linux /live/vmlinuz boot=live components toram\n  initrd /live/initrd.img\n}\n",
+    );
+    write(&tree, "live/vmlinuz", &fake_kernel(9));
+    write(&tree, "live/initrd.img", &blob(12_345, 10));
+    let iso = dir.path().join("live.iso");
+    let out = Command::new("grub-mkrescue")
+        .arg("-o")
+        .arg(&iso)
+        .arg(&tree)
+        .output()
+        .expect("grub-mkrescue runs (Debian packages grub-common, grub-pc-bin)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info = inspect(&iso).unwrap();
+    assert!(
+        info.boot_images
+            .iter()
+            .any(|b| b.platform == "bios" && b.bootable),
+        "{:?}",
+        info.boot_images
+    );
+    assert_eq!(info.kind, IsoKind::Live);
+    assert_eq!(info.entries.len(), 2, "{:?}", info.warnings);
+    assert_eq!(info.entries[0].title, "Debian Live (to RAM)");
+    assert_eq!(info.entries[0].cmdline, "boot=live components toram");
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let boot = extract_boot(&iso, Some(1), &out).unwrap();
+    assert!(std::fs::read(&boot.kernel).unwrap() == fake_kernel(9));
+    assert!(std::fs::read(boot.initrd.unwrap()).unwrap() == blob(12_345, 10));
+    assert_eq!(boot.cmdline, "boot=live components quiet");
+}
