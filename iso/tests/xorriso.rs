@@ -342,3 +342,66 @@ fn grub_mkrescue_image() {
     assert!(std::fs::read(boot.initrd.unwrap()).unwrap() == blob(12_345, 10));
     assert_eq!(boot.cmdline, "boot=live components quiet");
 }
+
+/// Rock Ridge names too long for a directory record continue in a SUSP continuation area (CE).
+#[test]
+fn long_rock_ridge_names_through_continuation_areas() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("long");
+    let long = format!("{}-vmlinuz", "k".repeat(230));
+    write(&tree, &format!("boot/{long}"), &fake_kernel(11));
+    write(
+        &tree,
+        "isolinux/isolinux.cfg",
+        format!("default x\nlabel x\n  linux /boot/{long}\n  append quiet\n").as_bytes(),
+    );
+    let iso = dir.path().join("long.iso");
+    xorriso(&tree, &iso, &["-V", "LONG", "-R"]);
+    let info = inspect(&iso).unwrap();
+    assert_eq!(info.names, NameScheme::RockRidge);
+    assert_eq!(info.entries.len(), 1, "{:?}", info.warnings);
+    assert_eq!(info.entries[0].kernel, format!("/boot/{long}"));
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let boot = extract_boot(&iso, None, &out).unwrap();
+    assert!(std::fs::read(&boot.kernel).unwrap() == fake_kernel(11));
+    assert!(boot.initrd.is_none());
+}
+
+/// A real Debian kernel (the tier-3 fixture, `scripts/guest-fixtures`, cached in
+/// ~/.cache/berth-guest) passes the bzImage check and comes out byte for byte. Runs when the
+/// fixture has been built; `BERTH_GUEST_KERNEL` names another kernel.
+#[test]
+fn real_debian_kernel_when_the_fixture_is_there() {
+    // Where scripts/test-lab keeps the fixtures.
+    let fixtures = std::env::var_os("BERTH_FIXTURES")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
+                .map(|c| c.join("berth-guest"))
+        });
+    let kernel = std::env::var_os("BERTH_GUEST_KERNEL")
+        .map(PathBuf::from)
+        .or_else(|| fixtures.map(|f| f.join("bzImage")))
+        .filter(|p| p.is_file());
+    let Some(kernel) = kernel else {
+        eprintln!("no guest kernel fixture (scripts/guest-fixtures); skipped");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("real");
+    let bytes = std::fs::read(&kernel).unwrap();
+    write(&tree, "install.amd/vmlinuz", &bytes);
+    write(&tree, "install.amd/initrd.gz", &blob(4_096, 12));
+    let iso = dir.path().join("real.iso");
+    xorriso(&tree, &iso, &["-V", "Debian 12 amd64 n", "-R", "-J"]);
+    let info = inspect(&iso).unwrap();
+    assert_eq!(info.entries.len(), 1, "{:?}", info.warnings);
+    assert_eq!(info.entries[0].source, "layout");
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let boot = extract_boot(&iso, None, &out).unwrap();
+    assert!(std::fs::read(&boot.kernel).unwrap() == bytes);
+}
