@@ -401,18 +401,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Vm(command) => vm_request(command)?,
         Command::Iso(IsoCommand::Inspect { file }) => {
-            let request = Request::IsoInspect {
-                path: absolute(&file),
-            };
-            return match client.call(request).await? {
-                Reply::Iso(info) if json => print_json(&info),
-                Reply::Iso(info) => {
-                    print!("{}", show_iso(&info));
-                    Ok(())
-                }
-                other => Err(Failure::Failed(format!(
-                    "berthd answered `iso inspect` with {other:?}"
-                ))),
+            let info = client.iso_inspect(&absolute(&file)).await?;
+            return if json {
+                print_json(&info)
+            } else {
+                print!("{}", show_iso(&info));
+                Ok(())
             };
         }
         Command::Build {
