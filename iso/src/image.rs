@@ -132,6 +132,12 @@ impl<S: Source> Iso<S> {
                 .read_at(at, &mut d)
                 .map_err(|e| IsoError::io("read a volume descriptor", e))?;
             if &d[1..6] != b"CD001" {
+                // UDF's volume recognition sequence sits where ISO 9660's descriptors would.
+                if n == 0 && matches!(&d[1..6], b"BEA01" | b"NSR02" | b"NSR03") {
+                    return Err(IsoError::NotIso(
+                        "it is a UDF-only image with no ISO 9660 file system (Windows installation media are made this way); berth boots Linux images".into(),
+                    ));
+                }
                 if n == 0 {
                     return Err(IsoError::NotIso(
                         "there is no ISO 9660 volume descriptor (`CD001`) at sector 16".into(),

@@ -217,6 +217,13 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.contains("not an ISO 9660 image"), "{err}");
+        let mut udf = vec![0u8; 64 * 1024];
+        udf[16 * 2048 + 1..16 * 2048 + 6].copy_from_slice(b"BEA01");
+        let err = Iso::new(&udf[..])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("UDF"), "{err}");
         let zeros = vec![0u8; 64 * 1024];
         let err = Iso::new(&zeros[..])
             .err()
