@@ -28,6 +28,8 @@ struct State {
     base: String,
     labels: Vec<Label>,
     default: Option<String>,
+    /// `ONTIMEOUT`: what boots when nobody chooses, the default when there is no `DEFAULT`.
+    on_timeout: Option<String>,
     global_append: Option<String>,
     seen: Vec<String>,
     warnings: Vec<String>,
@@ -39,6 +41,7 @@ pub fn parse(path: &str, read: &mut Reader<'_>) -> Result<Menu, IsoError> {
         base: parent(path),
         labels: Vec::new(),
         default: None,
+        on_timeout: None,
         global_append: None,
         seen: Vec::new(),
         warnings: Vec::new(),
@@ -49,7 +52,7 @@ pub fn parse(path: &str, read: &mut Reader<'_>) -> Result<Menu, IsoError> {
         default: None,
         warnings: state.warnings,
     };
-    let by_default = state.default.as_deref();
+    let by_default = state.default.as_deref().or(state.on_timeout.as_deref());
     for label in state.labels {
         let Some(kernel) = label.kernel else {
             continue;
@@ -167,6 +170,10 @@ fn file(
                 let (name, _) = split_word(rest);
                 state.default = Some(name.to_owned());
             }
+            "ontimeout" => {
+                let (name, _) = split_word(rest);
+                state.on_timeout = Some(name.to_owned());
+            }
             "label" => state.labels.push(Label {
                 name: rest.to_owned(),
                 source: path.to_owned(),
@@ -277,7 +284,7 @@ mod tests {
         let m = menu(
             &[(
                 "/boot/isolinux/isolinux.cfg",
-                "APPEND console=ttyS0\nDEFAULT live\nLABEL memtest\n  KERNEL memtest86+.bin\nLABEL rescue\n  LINUX vmlinuz\n  INITRD initrd.img,extra.img\nLABEL live\n  MENU LABEL Live ^system\n  LINUX /live/vmlinuz\n  APPEND boot=live initrd=/live/initrd.img quiet\nLABEL hd\n  LOCALBOOT 0\nLABEL menu\n  KERNEL vesamenu.c32\n",
+                "APPEND console=ttyS0\nONTIMEOUT rescue\nDEFAULT live\nLABEL memtest\n  KERNEL memtest86+.bin\nLABEL rescue\n  LINUX vmlinuz\n  INITRD initrd.img,extra.img\nLABEL live\n  MENU LABEL Live ^system\n  LINUX /live/vmlinuz\n  APPEND boot=live initrd=/live/initrd.img quiet\nLABEL hd\n  LOCALBOOT 0\nLABEL menu\n  KERNEL vesamenu.c32\n",
             )],
             "/boot/isolinux/isolinux.cfg",
         );
