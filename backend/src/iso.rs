@@ -34,3 +34,34 @@ pub fn check_bootable(path: &Path, entry: Option<u32>) -> Result<(), ApiError> {
         .map_err(|e| ApiError::invalid(format!("{} cannot boot in berth: {e}", path.display())))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_peer_may_only_inspect_images_it_can_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let iso = dir.path().join("private.iso");
+        std::fs::write(&iso, b"not an iso").unwrap();
+        std::fs::set_permissions(&iso, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let nobody = Peer {
+            uid: 65534,
+            gid: 65534,
+            pid: None,
+            groups: vec![65534],
+            user_name: None,
+        };
+        let err = inspect(&iso, &nobody).unwrap_err();
+        assert!(err.message.contains("not readable by uid 65534"), "{err:?}");
+        // Its owner gets as far as the contents.
+        let owner = Peer::from_credentials(0, 0, None);
+        let err = inspect(&iso, &owner).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidRequest);
+        assert!(err.message.contains("not an ISO 9660 image"), "{err:?}");
+        let err = check_bootable(&iso, None).unwrap_err();
+        assert!(err.message.contains("not an ISO 9660 image"), "{err:?}");
+    }
+}
