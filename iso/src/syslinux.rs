@@ -33,6 +33,11 @@ struct State {
     global_append: Option<String>,
     seen: Vec<String>,
     warnings: Vec<String>,
+    /// Configs named by `CONFIG` inside a label: read after the main config for their entries
+    /// (Arch's menu is one), without letting their `DEFAULT` override the main one.
+    label_configs: Vec<String>,
+    /// Reading a label's config: its `DEFAULT` applies only if the main config had none.
+    secondary: bool,
 }
 
 /// Parse the config at `path` (absolute inside the image) and everything it includes.
@@ -45,8 +50,14 @@ pub fn parse(path: &str, read: &mut Reader<'_>) -> Result<Menu, IsoError> {
         global_append: None,
         seen: Vec::new(),
         warnings: Vec::new(),
+        label_configs: Vec::new(),
+        secondary: false,
     };
     file(path, 0, read, &mut state)?;
+    state.secondary = true;
+    for config in std::mem::take(&mut state.label_configs) {
+        file(&config, 1, read, &mut state)?;
+    }
     let mut menu = Menu {
         entries: Vec::new(),
         default: None,
@@ -125,8 +136,18 @@ fn file(
         }
         return Ok(());
     };
+    let mut in_text = false;
     for line in text.lines() {
         let line = line.trim();
+        // `TEXT HELP` … `ENDTEXT` is free text shown to the user, not commands.
+        if in_text {
+            in_text = !line.eq_ignore_ascii_case("endtext");
+            continue;
+        }
+        if split_word(line).0.eq_ignore_ascii_case("text") {
+            in_text = true;
+            continue;
+        }
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
@@ -135,7 +156,13 @@ fn file(
         match keyword.as_str() {
             // `CONFIG` inside a LABEL runs only when that label is chosen (Debian's help
             // screens); at the top it switches to another config.
-            "config" if !state.labels.is_empty() => {}
+            "config" if !state.labels.is_empty() => {
+                let (target, _) = split_word(rest);
+                let target = join(&state.base, target);
+                if !state.label_configs.contains(&target) {
+                    state.label_configs.push(target);
+                }
+            }
             "include" | "config" => {
                 let (target, _) = split_word(rest);
                 let target = join(&state.base, target);
@@ -166,6 +193,7 @@ fn file(
                 }
             }
             // `DEFAULT vesamenu.c32` picks the menu program, not an entry.
+            "default" if state.secondary && state.default.is_some() => {}
             "default" if !rest.to_ascii_lowercase().ends_with(".c32") => {
                 let (name, _) = split_word(rest);
                 state.default = Some(name.to_owned());
@@ -298,6 +326,47 @@ mod tests {
         assert_eq!(m.entries[0].cmdline, "console=ttyS0");
         assert_eq!(m.entries[1].title, "Live system");
         assert_eq!(m.entries[1].cmdline, "boot=live quiet");
+    }
+
+    /// Arch's syslinux.cfg picks a config per boot method with `CONFIG` inside labels; the
+    /// chosen file includes the entries, whose help text must not be read as commands.
+    #[test]
+    fn arch_label_configs_and_help_text() {
+        let m = menu(
+            &[
+                (
+                    "/syslinux/syslinux.cfg",
+                    "DEFAULT select\n\nLABEL select\nCOM32 whichsys.c32\nAPPEND -pxe- pxe -sys- sys -iso- sys\n\nLABEL pxe\nCONFIG archiso_pxe.cfg\n\nLABEL sys\nCONFIG archiso_sys.cfg\n",
+                ),
+                ("/syslinux/archiso_pxe.cfg", "DEFAULT arch64_nbd\n"),
+                (
+                    "/syslinux/archiso_sys.cfg",
+                    "INCLUDE archiso_head.cfg\n\nDEFAULT arch64\nTIMEOUT 150\n\nINCLUDE archiso_sys-linux.cfg\n\nINCLUDE archiso_tail.cfg\n",
+                ),
+                (
+                    "/syslinux/archiso_head.cfg",
+                    "SERIAL 0 115200\nUI vesamenu.c32\nMENU TITLE Arch Linux\n",
+                ),
+                (
+                    "/syslinux/archiso_sys-linux.cfg",
+                    "LABEL arch64\nTEXT HELP\nBoot the Arch Linux install medium on BIOS.\nLabel this: it allows you to install Arch Linux or perform system maintenance.\nENDTEXT\nMENU LABEL Arch Linux install medium (x86_64, BIOS)\nLINUX /arch/boot/x86_64/vmlinuz-linux\nINITRD /arch/boot/intel-ucode.img,/arch/boot/amd-ucode.img,/arch/boot/x86_64/initramfs-linux.img\nAPPEND archisobasedir=arch archisosearchuuid=2024-01-01-10-00-00-00\n",
+                ),
+                (
+                    "/syslinux/archiso_tail.cfg",
+                    "LABEL existing\nTEXT HELP\nBoot an existing OS.\nENDTEXT\nMENU LABEL Boot existing OS\nCOM32 chain.c32\nAPPEND hd0 0\n",
+                ),
+            ],
+            "/syslinux/syslinux.cfg",
+        );
+        assert_eq!(m.entries.len(), 1, "{:?}", m.entries);
+        let e = &m.entries[0];
+        assert_eq!(e.title, "Arch Linux install medium (x86_64, BIOS)");
+        assert_eq!(e.initrds.len(), 3);
+        assert_eq!(
+            e.cmdline,
+            "archisobasedir=arch archisosearchuuid=2024-01-01-10-00-00-00"
+        );
+        assert_eq!(e.source, "/syslinux/archiso_sys-linux.cfg");
     }
 
     #[test]
