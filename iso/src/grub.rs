@@ -538,6 +538,33 @@ mod tests {
         assert_eq!(by_id.default, Some(1));
     }
 
+    /// Fedora 39's boot/grub2/grub.cfg: a function block, `search`, `--class` options, a
+    /// numeric default and a submenu.
+    #[test]
+    fn fedora_grub_cfg() {
+        let m = menu(
+            &[(
+                "/boot/grub2/grub.cfg",
+                "set default=\"1\"\n\nfunction load_video {\n  insmod all_video\n}\n\nload_video\nset gfxpayload=keep\ninsmod gzio\n\nset timeout=60\n### END /etc/grub.d/00_header ###\n\nsearch --no-floppy --set=root -l 'Fedora-S-dvd-x86_64-39'\n\n### BEGIN /etc/grub.d/10_linux ###\nmenuentry 'Install Fedora 39' --class fedora --class gnu-linux --class gnu --class os {\n\tlinux /images/pxeboot/vmlinuz inst.stage2=hd:LABEL=Fedora-S-dvd-x86_64-39 quiet\n\tinitrd /images/pxeboot/initrd.img\n}\nmenuentry 'Test this media & install Fedora 39' --class fedora --class gnu-linux --class gnu --class os {\n\tlinux /images/pxeboot/vmlinuz inst.stage2=hd:LABEL=Fedora-S-dvd-x86_64-39 rd.live.check quiet\n\tinitrd /images/pxeboot/initrd.img\n}\nsubmenu 'Troubleshooting -->' {\n\tmenuentry 'Install Fedora 39 in basic graphics mode' --class fedora --class gnu-linux --class gnu --class os {\n\t\tlinux /images/pxeboot/vmlinuz inst.stage2=hd:LABEL=Fedora-S-dvd-x86_64-39 nomodeset quiet\n\t\tinitrd /images/pxeboot/initrd.img\n\t}\n}\n",
+            )],
+            "/boot/grub2/grub.cfg",
+        );
+        let titles: Vec<&str> = m.entries.iter().map(|e| e.title.as_str()).collect();
+        assert_eq!(
+            titles,
+            [
+                "Install Fedora 39",
+                "Test this media & install Fedora 39",
+                "Troubleshooting --> > Install Fedora 39 in basic graphics mode"
+            ]
+        );
+        assert_eq!(m.default, Some(1));
+        assert_eq!(
+            m.entries[1].cmdline,
+            "inst.stage2=hd:LABEL=Fedora-S-dvd-x86_64-39 rd.live.check quiet"
+        );
+    }
+
     #[test]
     fn quoting_and_comments() {
         let t = tokens("set a='x y' # comment\nlinux \"/k\" b\\ c \"$a\"x");
