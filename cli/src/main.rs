@@ -199,15 +199,46 @@ enum IsoCommand {
 
 #[derive(Args, Debug)]
 struct Resources {
-    /// Virtual CPUs (n).
-    #[arg(long, default_value_t = 1)]
-    cpus: u32,
-    /// Memory (m), e.g. 2G.
-    #[arg(long, value_parser = size, default_value = "1G")]
-    memory: u64,
-    /// Disk (p), e.g. 20G; 0 for none.
-    #[arg(long, value_parser = size, default_value = "0")]
-    disk: u64,
+    /// Virtual CPUs (n); default 1, or what an --iso image suggests.
+    #[arg(long)]
+    cpus: Option<u32>,
+    /// Memory (m), e.g. 2G; default 1G, or what an --iso image suggests.
+    #[arg(long, value_parser = size)]
+    memory: Option<u64>,
+    /// Disk (p), e.g. 20G, 0 for none; default none, or what an --iso image suggests.
+    #[arg(long, value_parser = size)]
+    disk: Option<u64>,
+}
+
+impl Resources {
+    /// The values given, the rest from `suggested` (an ISO's suggestion, already fitted to
+    /// the host) or the plain defaults.
+    fn resolve(&self, suggested: Option<berth_api::iso::Suggested>) -> (u32, u64, u64) {
+        let (cpus, memory, disk) =
+            suggested.map_or((1, 1 << 30, 0), |s| (s.cpus, s.memory, s.disk));
+        (
+            self.cpus.unwrap_or(cpus),
+            self.memory.unwrap_or(memory),
+            self.disk.unwrap_or(disk),
+        )
+    }
+
+    fn complete(&self) -> bool {
+        self.cpus.is_some() && self.memory.is_some() && self.disk.is_some()
+    }
+}
+
+/// What the ISO suggests, fitted to the host: at most its CPUs, half its memory and half the
+/// free disk, so the suggestion never needs --overcommit.
+async fn iso_suggestion(client: &Client, iso: &Path) -> Result<berth_api::iso::Suggested, Failure> {
+    let info = client.iso_inspect(iso).await?;
+    let host = client.host().await?;
+    let s = info.suggested;
+    Ok(berth_api::iso::Suggested {
+        cpus: s.cpus.min(host.total.cpus as u32).max(1),
+        memory: s.memory.min(host.total.memory / 2),
+        disk: s.disk.min(host.disk_free / 2),
+    })
 }
 
 #[derive(Args, Debug)]
@@ -399,7 +430,19 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             return Ok(());
         }
-        Command::Vm(command) => vm_request(command)?,
+        Command::Vm(command) => {
+            // `vm create --iso` takes what the image suggests for what the user left out.
+            let suggested = match &command {
+                VmCommand::Create {
+                    resources, boot, ..
+                } if !resources.complete() => match &boot.iso {
+                    Some(iso) => Some(iso_suggestion(&client, &absolute(iso)).await?),
+                    None => None,
+                },
+                _ => None,
+            };
+            vm_request(command, suggested)?
+        }
         Command::Iso(IsoCommand::Inspect { file }) => {
             let info = client.iso_inspect(&absolute(&file)).await?;
             return if json {
@@ -559,21 +602,27 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     Ok(())
 }
 
-fn vm_request(command: VmCommand) -> Result<Request, Failure> {
+fn vm_request(
+    command: VmCommand,
+    suggested: Option<berth_api::iso::Suggested>,
+) -> Result<Request, Failure> {
     Ok(match command {
         VmCommand::Create {
             name,
             resources,
             boot,
             overcommit,
-        } => Request::VmCreate(VmSpec {
-            name,
-            cpus: resources.cpus,
-            memory: resources.memory,
-            disk: resources.disk,
-            boot: boot.source().map_err(Failure::Failed)?,
-            overcommit,
-        }),
+        } => {
+            let (cpus, memory, disk) = resources.resolve(suggested);
+            Request::VmCreate(VmSpec {
+                name,
+                cpus,
+                memory,
+                disk,
+                boot: boot.source().map_err(Failure::Failed)?,
+                overcommit,
+            })
+        }
         VmCommand::Show { name } => Request::VmShow { name },
         VmCommand::Edit {
             name,

@@ -151,6 +151,27 @@ fn vm_create_boots_only_linux_isos_and_creates_nothing_otherwise() {
             "{name} left a directory"
         );
     }
+    // Resources left out come from the image's suggestion (Ubuntu live: 2 CPUs, 4 GiB,
+    // 25 GiB), fitted to the host.
+    let out = daemon.berthctl(&["--json", "vm", "create", "sized", "--iso", s(&linux)]);
+    let (_, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let vm: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let host: serde_json::Value =
+        serde_json::from_slice(&daemon.berthctl(&["--json", "host"]).stdout).unwrap();
+    let cores = host["total"]["cpus"].as_f64().unwrap() as u64;
+    let memory = host["total"]["memory"].as_u64().unwrap();
+    assert_eq!(vm["data"]["config"]["cpus"].as_u64(), Some(2.min(cores)));
+    assert_eq!(
+        vm["data"]["config"]["memory"].as_u64(),
+        Some((4u64 << 30).min(memory / 2))
+    );
+    assert!(vm["data"]["config"]["disk"]["size"].as_u64().unwrap() > 0);
+    assert_eq!(
+        daemon.berthctl(&["vm", "delete", "sized"]).status.code(),
+        Some(0)
+    );
+
     let out = daemon.berthctl(&["--json", "vm", "list"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let names: Vec<&str> = json["vms"]
