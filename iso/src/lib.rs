@@ -136,7 +136,21 @@ pub struct ExtractedBoot {
 /// Extract boot entry `entry` (the default when `None`) of the image at `iso` into `dest` (an
 /// existing directory): its kernel as `dest/kernel` and its initramfs as `dest/initrd`.
 /// Files are written under temporary names and renamed, so a failure leaves no partial
-/// `kernel` or `initrd`. Called by the VM supervisor when a VM with `BootSource::Iso` starts.
+/// `kernel` or `initrd`. Called by the VM supervisor when a VM with `BootSource::Iso` starts;
+/// the image itself is then attached to the guest read-only (installers and live systems find
+/// their files on it).
+///
+/// ```no_run
+/// # fn main() -> Result<(), berth_iso::IsoError> {
+/// use std::path::Path;
+/// let dir = Path::new("/var/lib/berth/vms/web/boot");
+/// let boot = berth_iso::extract_boot(Path::new("/isos/debian-12.iso"), None, dir)?;
+/// let cmdline = format!("console=ttyS0 {}", boot.cmdline);
+/// // berth-vmm --kernel boot.kernel [--initrd boot.initrd] --cmdline cmdline, ISO read-only.
+/// # let _ = (cmdline, boot.initrd);
+/// # Ok(())
+/// # }
+/// ```
 pub fn extract_boot(
     iso: &Path,
     entry: Option<u32>,
