@@ -405,3 +405,33 @@ fn real_debian_kernel_when_the_fixture_is_there() {
     let boot = extract_boot(&iso, None, &out).unwrap();
     assert!(std::fs::read(&boot.kernel).unwrap() == bytes);
 }
+
+/// `.treeinfo` names the distribution and version; a `LiveOS/squashfs.img` makes it live.
+#[test]
+fn treeinfo_and_live_os() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("fedora-live");
+    write(
+        &tree,
+        ".treeinfo",
+        b"[header]\ntype = productmd.treeinfo\nversion = 1.2\n\n[release]\nname = Fedora\nshort = Fedora\nversion = 39\n\n[general]\nfamily = Fedora\nversion = 39\n",
+    );
+    write(&tree, "LiveOS/squashfs.img", b"hsqs");
+    write(
+        &tree,
+        "boot/grub2/grub.cfg",
+        b"menuentry 'Start Fedora-Workstation-Live 39' --class fedora {\n\tlinux /images/pxeboot/vmlinuz root=live:CDLABEL=Fedora-WS-Live-39-1-5 rd.live.image quiet rhgb\n\tinitrd /images/pxeboot/initrd.img\n}\n",
+    );
+    write(&tree, "images/pxeboot/vmlinuz", &fake_kernel(13));
+    write(&tree, "images/pxeboot/initrd.img", &blob(2_000, 14));
+    let iso = dir.path().join("fedora-live.iso");
+    xorriso(&tree, &iso, &["-V", "Fedora-WS-Live-39-1-5", "-R", "-J"]);
+    let info = inspect(&iso).unwrap();
+    assert_eq!(info.distro.as_deref(), Some("Fedora"));
+    assert_eq!(info.version.as_deref(), Some("39"));
+    assert_eq!(info.description.as_deref(), Some("Fedora 39"));
+    assert_eq!(info.kind, IsoKind::Live);
+    assert_eq!(info.suggested.memory, 4 << 30);
+    assert_eq!(info.entries.len(), 1, "{:?}", info.warnings);
+    assert_eq!(info.entries[0].source, "/boot/grub2/grub.cfg");
+}
