@@ -273,6 +273,27 @@ mod tests {
         let err = iso.lookup("/A/A").unwrap_err().to_string();
         assert!(err.contains("loop"), "{err}");
 
+        // A multi-extent file: two records named K, the first flagged "more extents follow".
+        let mut multi = pvd.clone();
+        let rec = |at: usize, img: &mut Vec<u8>, lba: u32, len: u32, flags: u8| {
+            img[at] = 34;
+            img[at + 2..at + 6].copy_from_slice(&lba.to_le_bytes());
+            img[at + 10..at + 14].copy_from_slice(&len.to_le_bytes());
+            img[at + 25] = flags;
+            img[at + 32] = 1;
+            img[at + 33] = b'K';
+        };
+        multi[d..d + 34].fill(0);
+        rec(d, &mut multi, 30, 2048, 0x80);
+        rec(d + 34, &mut multi, 32, 5, 0);
+        multi[30 * 2048..31 * 2048].fill(b'a');
+        multi[32 * 2048..32 * 2048 + 5].copy_from_slice(b"bbbbb");
+        let iso = Iso::new(&multi[..]).unwrap();
+        let k = iso.read_file("/k", 1 << 20).unwrap().unwrap();
+        assert_eq!(k.len(), 2053);
+        assert!(k[..2048].iter().all(|&b| b == b'a') && &k[2048..] == b"bbbbb");
+        fuzz_inspect(&multi);
+
         // An extent past the end.
         let mut bad = pvd.clone();
         bad[d + 2..d + 6].copy_from_slice(&9999u32.to_le_bytes());
