@@ -227,6 +227,19 @@ impl Client {
         }
     }
 
+    /// What the ISO at `path` (absolute, readable by this user) is and how it boots.
+    pub async fn iso_inspect(&self, path: &Path) -> Result<crate::iso::IsoInfo, ClientError> {
+        match self
+            .call(Request::IsoInspect {
+                path: path.to_owned(),
+            })
+            .await?
+        {
+            Reply::Iso(info) => Ok(info),
+            other => Err(unexpected(other)),
+        }
+    }
+
     pub async fn vm_create(&self, spec: VmSpec) -> Result<VmInfo, ClientError> {
         self.vm_reply(Request::VmCreate(spec)).await
     }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::container::{BuildSpec, ContainerInfo, ContainerStats, ImageInfo, RunSpec};
 use crate::host::HostInfo;
+use crate::iso::IsoInfo;
 use crate::vm::{VmEdit, VmInfo, VmListing, VmSpec};
 
 /// A request. Serialised as `{"request": "<name>", "args": {...}}`.
@@ -144,4 +145,6 @@ pub enum Reply {
     Container(ContainerInfo),
     Containers(Vec<ContainerInfo>),
     Stats(Vec<ContainerStats>),
+    /// What an ISO image is and how it boots.
+    Iso(IsoInfo),
 }

@@ -33,7 +33,8 @@ pub enum Message {
     Launch(launch::Message),
     OpenLaunch,
     Launched(Result<String, String>),
-    Logs(String, Result<Vec<String>, String>),
+    /// The output of a container, or the serial log of a VM, for the selection it was asked for.
+    Logs(dashboard::Selection, Result<Vec<String>, String>),
     Created(Result<String, String>),
     Done(Result<(), String>),
     Tick,
@@ -112,6 +113,10 @@ impl Berth {
                 | Pushed::VmRemoved { .. }
                 | Pushed::VmState { .. }
                 | Pushed::ContainerState { .. } => self.refresh(),
+                Pushed::VmConsole { name, data } => {
+                    self.dashboard.vm_console(&name, &data);
+                    Task::none()
+                }
                 _ => Task::none(),
             },
             Message::Refreshed(Ok(snapshot)) => {
@@ -175,7 +180,7 @@ impl Berth {
                 self.launch = None;
                 self.building = None;
                 self.dashboard.selection = dashboard::Selection::Container(id.clone());
-                Task::batch([self.refresh(), self.fetch_logs(id)])
+                Task::batch([self.refresh(), self.logs_of_selection()])
             }
             Message::Launched(Err(e)) => {
                 self.building = None;
@@ -184,8 +189,8 @@ impl Berth {
                 }
                 Task::none()
             }
-            Message::Logs(id, Ok(lines)) => {
-                if self.dashboard.selection == dashboard::Selection::Container(id) {
+            Message::Logs(of, Ok(lines)) => {
+                if self.dashboard.selection == of {
                     self.dashboard.logs = lines;
                 }
                 Task::none()
@@ -283,20 +288,22 @@ impl Berth {
         )
     }
 
+    /// Fetches the selected container's output or the selected VM's serial log.
     fn logs_of_selection(&self) -> Task<Message> {
-        match &self.dashboard.selection {
-            dashboard::Selection::Container(id) => self.fetch_logs(id.clone()),
-            _ => Task::none(),
-        }
-    }
-
-    fn fetch_logs(&self, id: String) -> Task<Message> {
+        let selection = self.dashboard.selection.clone();
+        let request = match &selection {
+            dashboard::Selection::Container(id) => Request::Logs {
+                container: id.clone(),
+                follow: false,
+            },
+            dashboard::Selection::Vm(name) => Request::VmLog {
+                name: name.clone(),
+                lines: dashboard::CONSOLE_LINES as u32,
+            },
+            dashboard::Selection::Host => return Task::none(),
+        };
         let Some(client) = self.client.clone() else {
             return Task::none();
-        };
-        let request = Request::Logs {
-            container: id.clone(),
-            follow: false,
         };
         Task::perform(
             async move {
@@ -306,7 +313,7 @@ impl Berth {
                     Err(e) => Err(e.to_string()),
                 }
             },
-            move |result| Message::Logs(id.clone(), result),
+            move |result| Message::Logs(selection.clone(), result),
         )
     }
 

@@ -4,6 +4,7 @@
 //!
 //! - [`server`]: the socket, connections, the handshake and request dispatch.
 //! - [`auth`]: who may connect; [`access`]: which files a peer may name.
+//! - [`iso`]: `iso inspect` and the bootability check of `vm create --iso`.
 //! - [`containers`]: containers (records, waiter threads, run/stop/rm/stats);
 //! - [`registry`]: VM definitions; [`machines`]: running VMs (one berth-vmm each);
 //!   [`store`]: atomic RON files.
@@ -14,6 +15,7 @@ pub mod auth;
 pub mod config;
 pub mod containers;
 pub mod host;
+pub mod iso;
 pub mod machines;
 pub mod registry;
 pub mod server;

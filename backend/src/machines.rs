@@ -169,45 +169,80 @@ fn conflict(message: String) -> ApiError {
     ApiError::new(ErrorKind::Conflict, message)
 }
 
-/// The berth-vmm command line for `config`, whose directory is `dir`.
-fn launch(config: &VmConfig, dir: &Path) -> Result<Launch, ApiError> {
+/// Checks, cheaply, that `config` has something to boot and that its files are still there:
+/// what `vm start` refuses before the VM's state changes.
+fn check_boot(config: &VmConfig) -> Result<(), ApiError> {
     let name = &config.name;
-    let mut args: Vec<std::ffi::OsString> = Vec::new();
-    match &config.boot {
+    let files: Vec<(&str, &Path)> = match &config.boot {
         None => {
             return Err(ApiError::invalid(format!(
                 "VM `{name}` has nothing to boot: give it a kernel (`berthctl vm edit {name} --kernel FILE`) or an ISO"
             )));
         }
+        Some(BootSource::Kernel { kernel, initrd, .. }) => {
+            std::iter::once(("kernel", kernel.as_path()))
+                .chain(initrd.as_deref().map(|i| ("initramfs", i)))
+                .collect()
+        }
+        Some(BootSource::Iso { iso, .. }) => vec![("ISO image", iso.as_path())],
+    };
+    for (what, file) in files {
+        if !file.is_file() {
+            return Err(ApiError::invalid(format!(
+                "cannot start VM `{name}`: its {what} {} does not exist any more",
+                file.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Where the kernel and initramfs of an ISO's boot entry are extracted, in the VM's directory.
+const ISO_BOOT_DIR: &str = "iso-boot";
+
+/// The berth-vmm command line for `config`, whose directory is `dir`. For an ISO, extracts the
+/// boot entry's kernel and initramfs first.
+fn launch(config: &VmConfig, dir: &Path) -> Result<Launch, ApiError> {
+    check_boot(config)?;
+    let name = &config.name;
+    let mut args: Vec<std::ffi::OsString> = Vec::new();
+    let mut read_only = None;
+    let (kernel, initrd, cmdline) = match &config.boot {
         Some(BootSource::Kernel {
             kernel,
             initrd,
             cmdline,
-        }) => {
-            for (what, file) in [("kernel", Some(kernel)), ("initramfs", initrd.as_ref())] {
-                if let Some(file) = file
-                    && !file.is_file()
-                {
-                    return Err(ApiError::invalid(format!(
-                        "cannot start VM `{name}`: its {what} {} does not exist any more",
-                        file.display()
-                    )));
-                }
-            }
-            args.extend(["--kernel".into(), kernel.into()]);
-            if let Some(initrd) = initrd {
-                args.extend(["--initrd".into(), initrd.into()]);
-            }
-            if !cmdline.is_empty() {
-                args.extend(["--cmdline".into(), cmdline.into()]);
-            }
+        }) => (kernel.clone(), initrd.clone(), cmdline.clone()),
+        Some(BootSource::Iso { iso, entry }) => {
+            let dest = dir.join(ISO_BOOT_DIR);
+            std::fs::create_dir_all(&dest).map_err(|e| {
+                ApiError::internal(format!("cannot create {}: {e}", dest.display()))
+            })?;
+            let boot = berth_iso::extract_boot(iso, *entry, &dest).map_err(|e| {
+                ApiError::invalid(format!(
+                    "cannot start VM `{name}` from {}: {e}",
+                    iso.display()
+                ))
+            })?;
+            read_only = Some(iso.clone());
+            // Berth's console is the serial port: the guest is told so before the entry's own
+            // words (a later console= of the entry's would win, as the user asked for it).
+            (
+                boot.kernel,
+                boot.initrd,
+                format!("console=ttyS0 panic=-1 {}", boot.cmdline)
+                    .trim()
+                    .to_owned(),
+            )
         }
-        Some(BootSource::Iso { .. }) => {
-            return Err(ApiError::new(
-                ErrorKind::Unsupported,
-                format!("cannot start VM `{name}`: booting from an ISO image is not available yet"),
-            ));
-        }
+        None => unreachable_boot(name)?,
+    };
+    args.extend(["--kernel".into(), kernel.into()]);
+    if let Some(initrd) = initrd {
+        args.extend(["--initrd".into(), initrd.into()]);
+    }
+    if !cmdline.is_empty() {
+        args.extend(["--cmdline".into(), cmdline.into()]);
     }
     args.extend([
         "--memory".into(),
@@ -219,6 +254,8 @@ fn launch(config: &VmConfig, dir: &Path) -> Result<Launch, ApiError> {
         "--control-fd".into(),
         CONTROL_FD.to_string().into(),
     ]);
+    // The VM's own disk first (the guest's /dev/vda, where an installer puts the system), then
+    // the ISO, read-only.
     if let Some(disk) = &config.disk {
         let path = if disk.file.is_absolute() {
             disk.file.clone()
@@ -227,7 +264,17 @@ fn launch(config: &VmConfig, dir: &Path) -> Result<Launch, ApiError> {
         };
         args.extend(["--disk".into(), path.into()]);
     }
+    if let Some(iso) = read_only {
+        args.extend(["--disk".into(), iso.into(), "--read-only".into()]);
+    }
     Ok(Launch { args })
+}
+
+/// `check_boot` refused a VM without a boot source already; answer the same if it ever gets here.
+fn unreachable_boot<T>(name: &str) -> Result<T, ApiError> {
+    Err(ApiError::invalid(format!(
+        "VM `{name}` has nothing to boot"
+    )))
 }
 
 /// The serial log's file name in the VM's directory.
@@ -310,7 +357,7 @@ impl Machines {
                 return Err(conflict(format!("VM `{name}` is {state} already")));
             }
             // Checked before the state changes, so a VM that cannot boot stays as it was.
-            launch(&config, &dir)?;
+            check_boot(&config)?;
             registry.set_state(name, VmState::Starting);
             (config, dir)
         };

@@ -387,9 +387,11 @@ fn checked_boot(boot: BootSource, peer: &Peer) -> Result<BootSource, ApiError> {
                 cmdline,
             }
         }
-        BootSource::Iso { iso, entry } => BootSource::Iso {
-            iso: check(&iso, "ISO image")?,
-            entry,
-        },
+        BootSource::Iso { iso, entry } => {
+            let iso = check(&iso, "ISO image")?;
+            // Refused now rather than at start: an ISO without Linux never boots here.
+            crate::iso::check_bootable(&iso, entry)?;
+            BootSource::Iso { iso, entry }
+        }
     })
 }

@@ -605,6 +605,7 @@ impl Daemon {
                 let (_, dir, _) = lock(&self.registry).definition(&name)?;
                 Ok(Reply::Lines(serial_log(&dir, lines)?))
             }
+            Request::IsoInspect { path } => crate::iso::inspect(&path, peer).map(Reply::Iso),
             Request::Images => {
                 let images = lock(&self.images).list().map_err(image_error)?;
                 Ok(Reply::Images(images.iter().map(image_info).collect()))
@@ -740,7 +741,6 @@ fn unsupported(request: &Request) -> ApiError {
         Request::VmScreenshot { .. } | Request::VmType { .. } | Request::VmKey { .. } => {
             "the VM screen and keyboard (virtio-gpu and virtio-input are not in this berthd yet)"
         }
-        Request::IsoInspect { .. } => "ISO inspection",
         _ => "this request",
     };
     ApiError::new(

@@ -15,6 +15,7 @@ use berth_api::container::{
     BuildSpec, ContainerInfo, ContainerState, ContainerStats, ImageInfo, RunSpec,
 };
 use berth_api::host::HostInfo;
+use berth_api::iso::{IsoInfo, IsoKind};
 use berth_api::request::{Reply, Request};
 use berth_api::size::{format_size, parse_size};
 use berth_api::vm::{BootSource, VmEdit, VmInfo, VmSpec};
@@ -202,15 +203,46 @@ enum IsoCommand {
 
 #[derive(Args, Debug)]
 struct Resources {
-    /// Virtual CPUs (n).
-    #[arg(long, default_value_t = 1)]
-    cpus: u32,
-    /// Memory (m), e.g. 2G.
-    #[arg(long, value_parser = size, default_value = "1G")]
-    memory: u64,
-    /// Disk (p), e.g. 20G; 0 for none.
-    #[arg(long, value_parser = size, default_value = "0")]
-    disk: u64,
+    /// Virtual CPUs (n); default 1, or what an --iso image suggests.
+    #[arg(long)]
+    cpus: Option<u32>,
+    /// Memory (m), e.g. 2G; default 1G, or what an --iso image suggests.
+    #[arg(long, value_parser = size)]
+    memory: Option<u64>,
+    /// Disk (p), e.g. 20G, 0 for none; default none, or what an --iso image suggests.
+    #[arg(long, value_parser = size)]
+    disk: Option<u64>,
+}
+
+impl Resources {
+    /// The values given, the rest from `suggested` (an ISO's suggestion, already fitted to
+    /// the host) or the plain defaults.
+    fn resolve(&self, suggested: Option<berth_api::iso::Suggested>) -> (u32, u64, u64) {
+        let (cpus, memory, disk) =
+            suggested.map_or((1, 1 << 30, 0), |s| (s.cpus, s.memory, s.disk));
+        (
+            self.cpus.unwrap_or(cpus),
+            self.memory.unwrap_or(memory),
+            self.disk.unwrap_or(disk),
+        )
+    }
+
+    fn complete(&self) -> bool {
+        self.cpus.is_some() && self.memory.is_some() && self.disk.is_some()
+    }
+}
+
+/// What the ISO suggests, fitted to the host: at most its CPUs, half its memory and half the
+/// free disk, so the suggestion never needs --overcommit.
+async fn iso_suggestion(client: &Client, iso: &Path) -> Result<berth_api::iso::Suggested, Failure> {
+    let info = client.iso_inspect(iso).await?;
+    let host = client.host().await?;
+    let s = info.suggested;
+    Ok(berth_api::iso::Suggested {
+        cpus: s.cpus.min(host.total.cpus as u32).max(1),
+        memory: s.memory.min(host.total.memory / 2),
+        disk: s.disk.min(host.disk_free / 2),
+    })
 }
 
 #[derive(Args, Debug)]
@@ -405,10 +437,28 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Vm(VmCommand::Console { name }) => {
             return console::attach(&client, &mut events, &name).await;
         }
-        Command::Vm(command) => vm_request(command)?,
-        Command::Iso(IsoCommand::Inspect { file }) => Request::IsoInspect {
-            path: absolute(&file),
-        },
+        Command::Vm(command) => {
+            // `vm create --iso` takes what the image suggests for what the user left out.
+            let suggested = match &command {
+                VmCommand::Create {
+                    resources, boot, ..
+                } if !resources.complete() => match &boot.iso {
+                    Some(iso) => Some(iso_suggestion(&client, &absolute(iso)).await?),
+                    None => None,
+                },
+                _ => None,
+            };
+            vm_request(command, suggested)?
+        }
+        Command::Iso(IsoCommand::Inspect { file }) => {
+            let info = client.iso_inspect(&absolute(&file)).await?;
+            return if json {
+                print_json(&info)
+            } else {
+                print!("{}", show_iso(&info));
+                Ok(())
+            };
+        }
         Command::Build {
             tag,
             file,
@@ -554,25 +604,32 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Reply::Container(info) => println!("{}", info.id),
         Reply::Containers(list) => print!("{}", list_containers(&list)),
         Reply::Stats(stats) => print!("{}", show_stats(&stats)),
+        Reply::Iso(info) => print!("{}", show_iso(&info)),
     }
     Ok(())
 }
 
-fn vm_request(command: VmCommand) -> Result<Request, Failure> {
+fn vm_request(
+    command: VmCommand,
+    suggested: Option<berth_api::iso::Suggested>,
+) -> Result<Request, Failure> {
     Ok(match command {
         VmCommand::Create {
             name,
             resources,
             boot,
             overcommit,
-        } => Request::VmCreate(VmSpec {
-            name,
-            cpus: resources.cpus,
-            memory: resources.memory,
-            disk: resources.disk,
-            boot: boot.source().map_err(Failure::Failed)?,
-            overcommit,
-        }),
+        } => {
+            let (cpus, memory, disk) = resources.resolve(suggested);
+            Request::VmCreate(VmSpec {
+                name,
+                cpus,
+                memory,
+                disk,
+                boot: boot.source().map_err(Failure::Failed)?,
+                overcommit,
+            })
+        }
         VmCommand::Show { name } => Request::VmShow { name },
         VmCommand::Edit {
             name,
@@ -835,4 +892,82 @@ fn show_vm(vm: &VmInfo) -> String {
     }
     rows.push(("Directory", vm.dir.display().to_string()));
     pairs(&rows)
+}
+
+fn show_iso(info: &IsoInfo) -> String {
+    let what = match (&info.distro, &info.version) {
+        (Some(d), Some(v)) => format!("{d} {v}"),
+        (Some(d), None) => d.clone(),
+        _ => "unknown".into(),
+    };
+    let kind = match info.kind {
+        IsoKind::Installer => "installer",
+        IsoKind::Live => "live system",
+        IsoKind::Unknown => "unknown",
+    };
+    let firmware: Vec<String> = info
+        .boot_images
+        .iter()
+        .map(|b| format!("{} ({} emulation)", b.platform, b.emulation))
+        .collect();
+    let mut rows = vec![
+        ("File", info.path.display().to_string()),
+        ("Size", format_size(info.size)),
+        ("Volume", info.volume_id.clone()),
+        ("Distro", what),
+        ("Kind", kind.to_owned()),
+    ];
+    if let Some(d) = &info.description {
+        rows.push(("Description", d.clone()));
+    }
+    rows.push((
+        "Firmware boot",
+        if firmware.is_empty() {
+            "none".into()
+        } else {
+            firmware.join(", ")
+        },
+    ));
+    let s = info.suggested;
+    rows.push((
+        "Suggested",
+        format!(
+            "--cpus {} --memory {} --disk {}",
+            s.cpus,
+            format_size(s.memory),
+            format_size(s.disk)
+        ),
+    ));
+    let mut out = pairs(&rows);
+    out.push('\n');
+    if info.entries.is_empty() {
+        out.push_str(&format!(
+            "Berth cannot boot this image: {}\n",
+            info.unbootable
+                .as_deref()
+                .unwrap_or("it has no Linux kernel")
+        ));
+    } else {
+        let entries: Vec<Vec<String>> = info
+            .entries
+            .iter()
+            .map(|e| {
+                vec![
+                    format!("{}{}", e.index, if e.default { "*" } else { "" }),
+                    e.title.clone(),
+                    e.kernel.clone(),
+                    e.initrds.join(","),
+                    e.cmdline.clone(),
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            &["ENTRY", "TITLE", "KERNEL", "INITRD", "CMDLINE"],
+            &entries,
+        ));
+    }
+    for warning in &info.warnings {
+        out.push_str(&format!("warning: {warning}\n"));
+    }
+    out
 }

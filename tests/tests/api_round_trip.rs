@@ -39,16 +39,16 @@ fn expectation(request: &Request) -> Expect {
         | Request::ContainerRm { .. }
         | Request::Stats { .. }
         | Request::Build(_)
+        | Request::IsoInspect { .. }
         | Request::VmStart { .. }
         | Request::VmStop { .. }
         | Request::VmPause { .. }
         | Request::VmResume { .. }
         | Request::VmConsoleInput { .. }
         | Request::VmLog { .. } => Expect::Answered,
-        Request::VmScreenshot { .. }
-        | Request::VmType { .. }
-        | Request::VmKey { .. }
-        | Request::IsoInspect { .. } => Expect::NotYet,
+        Request::VmScreenshot { .. } | Request::VmType { .. } | Request::VmKey { .. } => {
+            Expect::NotYet
+        }
     }
 }
 
@@ -214,9 +214,6 @@ async fn every_request_round_trips() {
             name: name(),
             keys: "ctrl+alt+f2".into(),
         },
-        Request::IsoInspect {
-            path: PathBuf::from("/nonexistent.iso"),
-        },
     ];
     for request in not_yet {
         assert!(matches!(expectation(&request), Expect::NotYet));
@@ -227,6 +224,20 @@ async fn every_request_round_trips() {
                 assert!(e.message.contains(&title), "{title}: {}", e.message);
             }
             other => panic!("{title}: expected `not available`, got {other:?}"),
+        }
+    }
+
+    // `iso inspect` is answered: a missing file or one that is no ISO is the request's fault.
+    for (path, want) in [
+        (PathBuf::from("/nonexistent.iso"), "does not exist"),
+        (kernel.clone(), "not an ISO 9660 image"),
+    ] {
+        match client.call(Request::IsoInspect { path }).await {
+            Err(ClientError::Api(e)) => {
+                assert_eq!(e.kind, ErrorKind::InvalidRequest, "{e}");
+                assert!(e.message.contains(want), "{}", e.message);
+            }
+            other => panic!("iso inspect: expected an error, got {other:?}"),
         }
     }
 

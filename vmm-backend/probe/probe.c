@@ -6,6 +6,8 @@
  *   -DPROBE_FINISH_ACPI_RESET  ACPI reset register
  *   -DPROBE_FINISH_CRASH  triple fault
  *   -DPROBE_INTERACTIVE   stay up: echo each line typed on COM1, power off on "poweroff"
+ * and, with -DPROBE_VIRTIO / -DPROBE_GPU / -DPROBE_INPUT, drives virtio-blk and virtio-rng /
+ * virtio-gpu / virtio-input first.
  *
  * Every vCPU enters probe_main(index, count). They take turns printing (no atomics needed: each
  * waits until a shared counter equals its index), then vCPU 0 finishes the run.
@@ -17,6 +19,19 @@
 #include "serial.h"
 #ifdef PROBE_VIRTIO
 #include "virtio.h"
+#endif
+#ifdef PROBE_GPU
+#include "gpu.h"
+/* Where the GPU test places the device, and its rings. */
+#define PROBE_VIRTIO_GPU 0xd0003000UL
+#define RINGS_GPU 0x308000UL
+#endif
+#ifdef PROBE_INPUT
+#include "input.h"
+/* Where the input test places a keyboard, its rings, and how many events the host queued. */
+#define PROBE_VIRTIO_INPUT 0xd0004000UL
+#define RINGS_INPUT 0x30c000UL
+#define PROBE_INPUT_EVENTS 4
 #endif
 
 /* A scratch device the tests place on the MMIO bus (in the 32-bit MMIO hole, identity-mapped):
@@ -190,6 +205,12 @@ __attribute__((noreturn)) void probe_main(u64 cpu, u64 cpus)
         echo_input();
 #ifdef PROBE_VIRTIO
         check_virtio();
+#endif
+#ifdef PROBE_GPU
+        gpu_draw(PROBE_VIRTIO_GPU, RINGS_GPU);
+#endif
+#ifdef PROBE_INPUT
+        input_read(PROBE_VIRTIO_INPUT, RINGS_INPUT, PROBE_INPUT_EVENTS);
 #endif
     }
     serial_puts("BERTH-PROBE: hello from vcpu ");

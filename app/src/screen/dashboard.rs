@@ -46,11 +46,33 @@ pub struct Dashboard {
     pub selection: Selection,
     /// Delete was pressed and awaits confirmation.
     pub confirming_delete: bool,
-    /// The selected container's output, as last fetched.
+    /// The selected container's output or VM's serial console, as last fetched and (for a VM)
+    /// followed since.
     pub logs: Vec<String>,
 }
 
+/// How many lines of a VM's serial console the details pane keeps.
+pub const CONSOLE_LINES: usize = 500;
+
 impl Dashboard {
+    /// A VM wrote `data` on its serial console: follow it if that VM is the one shown.
+    pub fn vm_console(&mut self, name: &str, data: &[u8]) {
+        if !matches!(&self.selection, Selection::Vm(shown) if shown == name) {
+            return;
+        }
+        let text = String::from_utf8_lossy(data);
+        for (n, piece) in text.split('\n').enumerate() {
+            let piece = piece.trim_end_matches('\r');
+            match self.logs.last_mut() {
+                Some(last) if n == 0 => last.push_str(piece),
+                _ => self.logs.push(piece.to_owned()),
+            }
+        }
+        if self.logs.len() > CONSOLE_LINES {
+            self.logs.drain(..self.logs.len() - CONSOLE_LINES);
+        }
+    }
+
     pub fn update(&mut self, message: Message, snapshot: &Snapshot) -> Option<Event> {
         let request = |r: Request, what: String| Some(Event::Request(r, what));
         match (message, &self.selection) {
@@ -144,7 +166,7 @@ impl Dashboard {
         let details = match &self.selection {
             Selection::Host => host_details(snapshot, history),
             Selection::Vm(name) => match snapshot.vm(name) {
-                Some(vm) => vm_details(vm),
+                Some(vm) => vm_details(vm, &self.logs),
                 None => text(format!("VM {name} is gone.")).into(),
             },
             Selection::Container(id) => match snapshot.container(id) {
@@ -412,7 +434,7 @@ fn host_details<'a>(snapshot: &'a Snapshot, history: &'a HostHistory) -> Element
     page.into()
 }
 
-fn vm_details(vm: &VmInfo) -> Element<'_, Message> {
+fn vm_details<'a>(vm: &'a VmInfo, console: &'a [String]) -> Element<'a, Message> {
     let c = &vm.config;
     let boot = match &c.boot {
         Some(BootSource::Kernel {
@@ -448,8 +470,32 @@ fn vm_details(vm: &VmInfo) -> Element<'_, Message> {
             }
         ),
         text(format!("Directory: {}", vm.dir.display())).size(13),
+        section("Serial console"),
+        output_pane(console),
     ]
     .spacing(8)
+    .into()
+}
+
+/// Lines of output (a container's, a VM's serial console), newest at the bottom.
+fn output_pane(lines: &[String]) -> Element<'_, Message> {
+    container(
+        scrollable(
+            lines
+                .iter()
+                .rev()
+                .take(200)
+                .rev()
+                .fold(column![].spacing(1), |col, line| {
+                    col.push(text(line.as_str()).size(13).font(iced::Font::MONOSPACE))
+                }),
+        )
+        .anchor_bottom(),
+    )
+    .max_height(260.0)
+    .width(Length::Fill)
+    .padding(8)
+    .style(container::bordered_box)
     .into()
 }
 
@@ -477,22 +523,7 @@ fn container_details<'a>(c: &'a ContainerInfo, logs: &'a [String]) -> Element<'a
         ))
         .size(13),
         section("Output"),
-        container(
-            scrollable(
-                logs.iter()
-                    .rev()
-                    .take(200)
-                    .rev()
-                    .fold(column![].spacing(1), |col, line| col.push(
-                        text(line.as_str()).size(13).font(iced::Font::MONOSPACE)
-                    ))
-            )
-            .anchor_bottom()
-        )
-        .max_height(260.0)
-        .width(Length::Fill)
-        .padding(8)
-        .style(container::bordered_box),
+        output_pane(logs),
     ]
     .spacing(8)
     .into()
@@ -520,6 +551,23 @@ mod tests {
             vms: vec![vm],
             ..Snapshot::default()
         }
+    }
+
+    #[test]
+    fn the_shown_vm_console_is_followed_line_by_line() {
+        let mut d = Dashboard {
+            selection: Selection::Vm("web".into()),
+            logs: vec!["booting".into()],
+            ..Default::default()
+        };
+        d.vm_console("web", b"... done\r\nlogin: ");
+        d.vm_console("other", b"not shown\n");
+        d.vm_console("web", b"root\n");
+        assert_eq!(d.logs, ["booting... done", "login: root", ""]);
+        for _ in 0..CONSOLE_LINES {
+            d.vm_console("web", b"line\n");
+        }
+        assert_eq!(d.logs.len(), CONSOLE_LINES, "the pane keeps a bounded tail");
     }
 
     #[test]

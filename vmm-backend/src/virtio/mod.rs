@@ -4,6 +4,8 @@
 
 pub mod block;
 pub mod fuzzing;
+pub mod gpu;
+pub mod input;
 pub mod mmio;
 pub mod mmio_device;
 pub mod rng;

@@ -26,6 +26,10 @@ pub enum ProbeFinish {
     Virtio,
     /// Stay up echoing the lines typed on COM1; power off on `poweroff`.
     Interactive,
+    /// Draw a known pattern through the virtio-gpu device the test placed, then power off.
+    Gpu,
+    /// Read the name and four queued events of the virtio-input keyboard the test placed.
+    Input,
 }
 
 impl ProbeFinish {
@@ -37,6 +41,8 @@ impl ProbeFinish {
             Self::Crash => "crash",
             Self::Virtio => "virtio",
             Self::Interactive => "interactive",
+            Self::Gpu => "gpu",
+            Self::Input => "input",
         }
     }
 
@@ -48,11 +54,15 @@ impl ProbeFinish {
             Self::Crash => Some("-DPROBE_FINISH_CRASH"),
             Self::Virtio => Some("-DPROBE_VIRTIO"),
             Self::Interactive => Some("-DPROBE_INTERACTIVE"),
+            Self::Gpu => Some("-DPROBE_GPU"),
+            Self::Input => Some("-DPROBE_INPUT"),
         }
     }
 }
 
-const SOURCES: &[&str] = &["start.S", "probe.c", "serial.c", "power.c", "virtio.c"];
+const SOURCES: &[&str] = &[
+    "start.S", "probe.c", "serial.c", "power.c", "virtio.c", "gpu.c", "input.c",
+];
 
 /// The flat image of the probe variant `finish`, built on first use.
 pub fn probe_image(finish: ProbeFinish) -> Vec<u8> {

@@ -1,0 +1,95 @@
+//! What `iso inspect` reports about an ISO image: what it is, how it boots, what a VM booting it
+//! should be given.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// How the file names on the image were read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NameScheme {
+    /// Rock Ridge (POSIX names in the primary tree).
+    RockRidge,
+    /// Joliet (UCS-2 names in a supplementary tree).
+    Joliet,
+    /// Plain ISO 9660 names (upper case, `;1` version suffixes removed).
+    Iso9660,
+}
+
+/// What kind of image it is, as far as its files say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IsoKind {
+    /// Boots an installer that writes a system to a disk.
+    Installer,
+    /// Boots a whole system from the image (it may offer to install itself too).
+    Live,
+    Unknown,
+}
+
+/// One El Torito boot image: what firmware would start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootImage {
+    /// `bios`, `uefi`, or the platform id in hex.
+    pub platform: String,
+    pub bootable: bool,
+    /// `none`, `floppy`, `hard_disk`.
+    pub emulation: String,
+    /// Start of the image, in 2 KiB sectors.
+    pub lba: u32,
+    /// Length in 512-byte sectors as the catalog records it.
+    pub sectors: u16,
+}
+
+/// A Linux boot entry found on the image: what `vm create --iso FILE --entry N` boots.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IsoBootEntry {
+    /// The `N` of `--entry N`: entries are numbered from 0, the default first.
+    pub index: u32,
+    pub title: String,
+    /// Path of the kernel inside the image.
+    pub kernel: String,
+    /// Initramfs paths inside the image, in load order (they are concatenated).
+    pub initrds: Vec<String>,
+    pub cmdline: String,
+    /// The configuration file the entry comes from, or `layout` for a known distro layout.
+    pub source: String,
+    /// Whether the image's configuration makes it the default.
+    pub default: bool,
+}
+
+/// What a VM booting the image should be given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suggested {
+    pub cpus: u32,
+    /// Bytes.
+    pub memory: u64,
+    /// Bytes; 0 when the image runs without a disk.
+    pub disk: u64,
+}
+
+/// The answer to `iso inspect`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IsoInfo {
+    pub path: PathBuf,
+    /// File size in bytes.
+    pub size: u64,
+    pub volume_id: String,
+    pub names: NameScheme,
+    /// Distribution name when known (`Debian`, `Ubuntu`, `Fedora`, `Arch Linux`).
+    pub distro: Option<String>,
+    pub version: Option<String>,
+    /// The image's own description (`.disk/info`, `.treeinfo`).
+    pub description: Option<String>,
+    pub kind: IsoKind,
+    pub boot_images: Vec<BootImage>,
+    /// Linux boot entries, default first. Empty when Berth cannot boot the image.
+    pub entries: Vec<IsoBootEntry>,
+    pub suggested: Suggested,
+    /// Why Berth cannot boot the image, when `entries` is empty.
+    pub unbootable: Option<String>,
+    /// Things that looked wrong but did not stop the inspection (an entry whose kernel is
+    /// missing, a config that includes itself, …).
+    pub warnings: Vec<String>,
+}

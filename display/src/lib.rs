@@ -1,0 +1,14 @@
+//! The guest's screen, independent of any transport: the virtio-gpu 2D device model
+//! ([`gpu`]) and the shared framebuffer it publishes for the window to map ([`framebuffer`]).
+//!
+//! `vmm-backend` puts [`gpu::Gpu`] on a virtio transport; the window and `berth-console` map the
+//! framebuffer's memfd with [`framebuffer::FramebufferReader`].
+
+pub mod framebuffer;
+pub mod fuzzing;
+pub mod gpu;
+#[cfg(test)]
+mod testing;
+
+/// Guest RAM as the device model sees it: the same type as `vmm-backend`'s.
+pub type GuestMemory = vm_memory::GuestMemoryMmap<()>;

@@ -1,0 +1,223 @@
+//! What an image is: distribution, version, installer or live, and what a VM booting it should
+//! be given; and, when it has no Linux, why berth cannot boot it.
+
+use berth_api::iso::{BootImage, IsoBootEntry, IsoKind, Suggested};
+
+use crate::image::{Iso, Source};
+
+const GIB: u64 = 1 << 30;
+/// `.disk/info` and `.treeinfo` are one line and a few hundred bytes.
+const INFO_LIMIT: u64 = 64 << 10;
+
+pub struct Identity {
+    pub distro: Option<String>,
+    pub version: Option<String>,
+    pub description: Option<String>,
+    pub kind: IsoKind,
+    pub suggested: Suggested,
+}
+
+fn text<S: Source>(iso: &Iso<S>, path: &str, warnings: &mut Vec<String>) -> Option<String> {
+    match iso.read_file(path, INFO_LIMIT) {
+        Ok(bytes) => bytes.map(|b| String::from_utf8_lossy(&b).into_owned()),
+        Err(e) => {
+            warnings.push(format!("{path}: {e}"));
+            None
+        }
+    }
+}
+
+fn exists<S: Source>(iso: &Iso<S>, path: &str) -> bool {
+    matches!(iso.lookup(path), Ok(Some(_)))
+}
+
+/// `key = value` of `[section]` in an INI file such as `.treeinfo`.
+fn ini<'t>(text: &'t str, section: &str, key: &str) -> Option<&'t str> {
+    let mut current = "";
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            current = name.trim();
+        } else if current == section
+            && let Some((k, v)) = line.split_once('=')
+            && k.trim() == key
+        {
+            return Some(v.trim());
+        }
+    }
+    None
+}
+
+const DISTROS: &[(&str, &str)] = &[
+    ("ubuntu", "Ubuntu"),
+    ("debian", "Debian"),
+    ("fedora", "Fedora"),
+    ("arch", "Arch Linux"),
+];
+
+/// The resources to suggest, by distribution and kind.
+pub fn suggest(distro: Option<&str>, kind: IsoKind) -> Suggested {
+    let (cpus, memory, disk) = match (distro, kind) {
+        (Some("Debian"), IsoKind::Installer) => (2, 2, 20),
+        (Some("Debian"), _) => (2, 4, 20),
+        (Some("Ubuntu"), _) => (2, 4, 25),
+        (Some("Fedora"), _) => (2, 4, 20),
+        (Some("Arch Linux"), _) => (2, 2, 20),
+        (_, IsoKind::Installer) => (2, 2, 20),
+        (_, IsoKind::Live) => (2, 2, 0),
+        (_, IsoKind::Unknown) => (1, 1, 8),
+    };
+    Suggested {
+        cpus,
+        memory: memory * GIB,
+        disk: disk * GIB,
+    }
+}
+
+pub fn identify<S: Source>(
+    iso: &Iso<S>,
+    entries: &[IsoBootEntry],
+    warnings: &mut Vec<String>,
+) -> Identity {
+    let disk_info = text(iso, "/.disk/info", warnings)
+        .and_then(|t| t.lines().next().map(|l| l.trim().to_owned()))
+        .filter(|l| !l.is_empty());
+    let treeinfo = text(iso, "/.treeinfo", warnings);
+    let tree_name = treeinfo
+        .as_deref()
+        .and_then(|t| ini(t, "release", "name").or_else(|| ini(t, "general", "family")));
+    let tree_version = treeinfo
+        .as_deref()
+        .and_then(|t| ini(t, "release", "version").or_else(|| ini(t, "general", "version")));
+    let description = disk_info.clone().or_else(|| {
+        tree_name.map(|n| match tree_version {
+            Some(v) => format!("{n} {v}"),
+            None => n.to_owned(),
+        })
+    });
+
+    let volume = iso.volume_id().to_ascii_lowercase();
+    let said = format!(
+        "{} {} {volume}",
+        description.as_deref().unwrap_or("").to_ascii_lowercase(),
+        tree_name.unwrap_or("").to_ascii_lowercase()
+    );
+    let kernels: Vec<String> = entries
+        .iter()
+        .map(|e| e.kernel.to_ascii_lowercase())
+        .collect();
+    let under = |dir: &str| kernels.iter().any(|k| k.starts_with(dir));
+    let distro = DISTROS
+        .iter()
+        .find(|(word, _)| said.contains(word))
+        .map(|(_, name)| *name)
+        .or_else(|| {
+            if under("/install.amd/") {
+                Some("Debian")
+            } else if under("/casper/") {
+                Some("Ubuntu")
+            } else if under("/images/pxeboot/") {
+                Some("Fedora")
+            } else if under("/arch/") {
+                Some("Arch Linux")
+            } else {
+                None
+            }
+        });
+    let version = tree_version.map(str::to_owned).or_else(|| {
+        description
+            .as_deref()?
+            .split_whitespace()
+            .find(|w| w.starts_with(|c: char| c.is_ascii_digit()))
+            .map(str::to_owned)
+    });
+
+    let cmdlines: String = entries
+        .iter()
+        .map(|e| e.cmdline.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let live_cmdline = [
+        "boot=casper",
+        "boot=live",
+        "rd.live.image",
+        "archisobasedir",
+    ]
+    .iter()
+    .any(|w| cmdlines.contains(w));
+    let server = said.contains("server");
+    let kind = if server && under("/casper/") {
+        IsoKind::Installer
+    } else if live_cmdline
+        || under("/casper/")
+        || under("/live/")
+        || under("/arch/")
+        || exists(iso, "/LiveOS/squashfs.img")
+    {
+        IsoKind::Live
+    } else if under("/install.amd/")
+        || under("/install/")
+        || under("/images/pxeboot/")
+        || cmdlines.contains("inst.stage2")
+    {
+        IsoKind::Installer
+    } else {
+        IsoKind::Unknown
+    };
+    Identity {
+        distro: distro.map(str::to_owned),
+        version,
+        description,
+        kind,
+        suggested: suggest(distro, kind),
+    }
+}
+
+/// Why an image with no Linux boot entry cannot be booted, in words a user can act on.
+pub fn why_unbootable<S: Source>(iso: &Iso<S>, boot_images: &[BootImage]) -> String {
+    const FIRMWARE: &str = "berth boots Linux kernels directly and has no BIOS or UEFI firmware";
+    let any = |paths: &[&str]| paths.iter().any(|p| exists(iso, p));
+    if any(&[
+        "/sources/install.wim",
+        "/sources/install.esd",
+        "/sources/boot.wim",
+        "/bootmgr",
+    ]) {
+        return format!(
+            "it is a Windows image: Windows starts through its boot manager, which needs firmware; {FIRMWARE}"
+        );
+    }
+    if any(&["/boot/kernel/kernel", "/boot/loader", "/bsd", "/bsd.rd"]) {
+        return format!(
+            "it is a BSD image: its kernel is not a Linux kernel and starts through the BSD loader, which needs firmware; {FIRMWARE}"
+        );
+    }
+    if !boot_images.is_empty() {
+        let platforms: Vec<&str> = boot_images.iter().map(|b| b.platform.as_str()).collect();
+        return format!(
+            "it has only firmware boot images (El Torito: {}) and no Linux kernel that a boot menu or a known layout names; {FIRMWARE}",
+            platforms.join(", ")
+        );
+    }
+    "it has no Linux kernel: no isolinux/syslinux or GRUB config names one, and none of the known layouts (install.amd, live, casper, images/pxeboot, arch/boot) is on it".to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn treeinfo_sections() {
+        let t = "[header]\nversion = 1.2\n[release]\nname = Fedora\nshort = Fedora\nversion = 39\n[general]\nfamily = Fedora\n";
+        assert_eq!(ini(t, "release", "name"), Some("Fedora"));
+        assert_eq!(ini(t, "release", "version"), Some("39"));
+        assert_eq!(ini(t, "header", "name"), None);
+    }
+
+    #[test]
+    fn suggestions_by_kind() {
+        assert_eq!(suggest(Some("Debian"), IsoKind::Installer).memory, 2 * GIB);
+        assert_eq!(suggest(None, IsoKind::Live).disk, 0);
+        assert_eq!(suggest(Some("Ubuntu"), IsoKind::Live).disk, 25 * GIB);
+    }
+}

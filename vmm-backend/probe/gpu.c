@@ -1,0 +1,84 @@
+#include "gpu.h"
+#include "serial.h"
+#include "virtio.h"
+
+#define WIDTH 64
+#define HEIGHT 48
+#define FORMAT_B8G8R8X8 2
+#define RESOURCE 1
+/* Request and response buffers, and the resource's backing (64 * 48 * 4 = 12 KiB). */
+#define REQ 0x320000UL
+#define RESP 0x321000UL
+#define PIXELS 0x330000UL
+
+/* Writes a request: the 24-byte header of `type` then `n` 32-bit fields; returns its length. */
+static u32 request(u32 type, const u32 *fields, int n)
+{
+    volatile u32 *r = (volatile u32 *)REQ;
+    r[0] = type;
+    for (int i = 1; i < 6; i++)
+        r[i] = 0;
+    for (int i = 0; i < n; i++)
+        r[6 + i] = fields[i];
+    return 24 + 4 * (u32)n;
+}
+
+/* Sends the request at REQ and prints "gpu <what> used <len> type 0x<type>". */
+static void send(struct virtq *q, const char *what, u32 len, u32 resp_len)
+{
+    *(volatile u32 *)RESP = 0;
+    struct vbuf bufs[2] = {{REQ, len, 0}, {RESP, resp_len, 1}};
+    long used = virtio_request(q, bufs, 2);
+    serial_puts("BERTH-PROBE: gpu ");
+    serial_puts(what);
+    serial_puts(" used ");
+    serial_put_dec((u64)used);
+    serial_puts(" type 0x");
+    serial_put_hex(*(volatile u32 *)RESP, 4);
+    serial_putc('\n');
+}
+
+void gpu_draw(u64 base, u64 rings)
+{
+    struct virtq q;
+    int err = virtio_init(&q, base, 16, rings);
+    if (err) {
+        serial_puts("BERTH-PROBE: gpu init failed at step ");
+        serial_put_dec((u64)-err);
+        serial_putc('\n');
+        return;
+    }
+    send(&q, "display-info", request(0x0100, (const u32 *)0, 0), 24 + 16 * 24);
+    volatile u32 *info = (volatile u32 *)RESP;
+    serial_puts("BERTH-PROBE: gpu mode ");
+    serial_put_dec(info[8]);
+    serial_putc('x');
+    serial_put_dec(info[9]);
+    serial_puts(" enabled ");
+    serial_put_dec(info[10]);
+    serial_putc('\n');
+
+    u32 create[4] = {RESOURCE, FORMAT_B8G8R8X8, WIDTH, HEIGHT};
+    send(&q, "create", request(0x0101, create, 4), 24);
+    /* One backing entry: address (low, high), length, padding. */
+    u32 attach[6] = {RESOURCE, 1, (u32)PIXELS, 0, WIDTH * HEIGHT * 4, 0};
+    send(&q, "attach", request(0x0106, attach, 6), 24);
+
+    volatile u32 *pixels = (volatile u32 *)PIXELS;
+    for (u32 y = 0; y < HEIGHT; y++)
+        for (u32 x = 0; x < WIDTH; x++)
+            pixels[y * WIDTH + x] = gpu_pattern(x, y);
+
+    /* rect, offset (low, high), resource, padding */
+    u32 transfer[8] = {0, 0, WIDTH, HEIGHT, 0, 0, RESOURCE, 0};
+    send(&q, "transfer", request(0x0105, transfer, 8), 24);
+    /* rect, scanout id, resource */
+    u32 scanout[6] = {0, 0, WIDTH, HEIGHT, 0, RESOURCE};
+    send(&q, "scanout", request(0x0103, scanout, 6), 24);
+    /* rect, resource, padding */
+    u32 flush[6] = {0, 0, WIDTH, HEIGHT, RESOURCE, 0};
+    send(&q, "flush", request(0x0104, flush, 6), 24);
+    /* A bad request gets an error: an unknown resource. */
+    u32 bad[6] = {0, 0, WIDTH, HEIGHT, 77, 0};
+    send(&q, "bad-flush", request(0x0104, bad, 6), 24);
+}

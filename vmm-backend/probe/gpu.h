@@ -1,0 +1,17 @@
+/* The probe's virtio-gpu scenario: set up a 64x48 scanout, draw a known pattern, flush. */
+#ifndef PROBE_GPU_H
+#define PROBE_GPU_H
+
+#include "io.h"
+
+/* Drives the virtio-gpu device at `base` (queue 0 rings at `rings`), printing each response
+ * type on COM1. */
+void gpu_draw(u64 base, u64 rings);
+
+/* The pattern's pixel at x, y (B8G8R8X8 as a little-endian u32); the test computes the same. */
+static inline u32 gpu_pattern(u32 x, u32 y)
+{
+    return (x * 4) | ((y * 5) << 8) | ((((x + y) * 3) & 0xff) << 16) | 0xff000000u;
+}
+
+#endif

@@ -1,0 +1,58 @@
+#include "input.h"
+#include "serial.h"
+#include "virtio.h"
+
+#define EVENT 0x322000UL
+
+/* The host may type later than virtio_request's patience: keep polling the used ring (the
+ * buffer stays posted) for up to 50 more rounds of its wait. */
+static long wait_longer(struct virtq *q)
+{
+    volatile u16 *used_idx = (volatile u16 *)(q->used + 2);
+    for (long spin = 0; *used_idx == q->used_seen; spin++) {
+        if (spin > 50000000)
+            return -1;
+        cpu_relax();
+    }
+    volatile u32 *elem = (volatile u32 *)(q->used + 4 + (u64)(q->used_seen % 8) * 8);
+    q->used_seen++;
+    return (long)elem[1];
+}
+
+void input_read(u64 base, u64 rings, int events)
+{
+    struct virtq q;
+    int err = virtio_init(&q, base, 18, rings);
+    if (err) {
+        serial_puts("BERTH-PROBE: input init failed at step ");
+        serial_put_dec((u64)-err);
+        serial_putc('\n');
+        return;
+    }
+    /* select = ID_NAME, subsel = 0, one byte each as Linux writes them; then size and name. */
+    *(volatile u8 *)(base + 0x100) = 0x01;
+    *(volatile u8 *)(base + 0x101) = 0;
+    u32 size = *(volatile u8 *)(base + 0x102);
+    serial_puts("BERTH-PROBE: input name ");
+    for (u32 i = 0; i < size && i < 64; i++)
+        serial_putc(*(volatile char *)(base + 0x108 + i));
+    serial_putc('\n');
+
+    for (int n = 0; n < events; n++) {
+        volatile u16 *e = (volatile u16 *)EVENT;
+        e[0] = e[1] = e[2] = e[3] = 0xffff;
+        struct vbuf buf = {EVENT, 8, 1};
+        long used = virtio_request(&q, &buf, 1);
+        if (used < 0)
+            used = wait_longer(&q);
+        serial_puts("BERTH-PROBE: input event used ");
+        serial_put_dec((u64)used);
+        serial_putc(' ');
+        serial_put_hex(e[0], 4);
+        serial_putc(' ');
+        serial_put_hex(e[1], 4);
+        serial_putc(' ');
+        serial_put_hex(*(volatile u32 *)(EVENT + 4), 8);
+        serial_putc('\n');
+    }
+}

@@ -1,0 +1,287 @@
+//! virtio-gpu (virtio 1.2 §5.7) on the [`VirtioDevice`] contract: a thin adaptor over
+//! [`berth_display::gpu::Gpu`], which owns the 2D command processor and the shared framebuffer.
+
+use std::sync::Arc;
+
+use berth_display::gpu::{EventSink, Gpu, GpuConfig};
+use virtio_queue::{Queue, QueueT};
+
+use super::{
+    Activation, DeviceError, GuestMemory, InterruptSink, VIRTIO_F_VERSION_1, VirtioDevice,
+    read_config_bytes,
+};
+
+pub use berth_display::gpu::{DEVICE_TYPE_GPU, Error};
+
+/// The control queue carries every command; the cursor queue only cursor updates, so it is
+/// small.
+const QUEUE_SIZES: [u16; 2] = [256, 16];
+
+struct Active {
+    mem: Arc<GuestMemory>,
+    interrupt: Arc<dyn InterruptSink>,
+    queues: Vec<Queue>,
+}
+
+/// The virtio-gpu device.
+pub struct VirtioGpu {
+    gpu: Gpu,
+    active: Option<Active>,
+}
+
+impl VirtioGpu {
+    /// A GPU whose display reports `config`'s mode.
+    pub fn new(config: GpuConfig) -> Result<Self, Error> {
+        Ok(VirtioGpu {
+            gpu: Gpu::new(config)?,
+            active: None,
+        })
+    }
+
+    /// The device model (its framebuffer fd goes to the window).
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+
+    /// Sends display events (mode changes, damage, cursor) to `sink`.
+    pub fn set_event_sink(&mut self, sink: EventSink) {
+        self.gpu.set_event_sink(sink);
+    }
+
+    /// The host changed the display's preferred mode; the driver is told with a configuration
+    /// change interrupt and asks for the display info again.
+    pub fn set_mode(&mut self, width: u32, height: u32) -> Result<(), Error> {
+        if self.gpu.set_mode(width, height)?
+            && let Some(active) = &self.active
+        {
+            active.interrupt.signal_config();
+        }
+        Ok(())
+    }
+}
+
+impl VirtioDevice for VirtioGpu {
+    fn device_type(&self) -> u32 {
+        DEVICE_TYPE_GPU
+    }
+    fn queue_max_sizes(&self) -> &[u16] {
+        &QUEUE_SIZES
+    }
+    fn features(&self) -> u64 {
+        VIRTIO_F_VERSION_1 | self.gpu.features()
+    }
+    fn read_config(&self, offset: u64, data: &mut [u8]) {
+        read_config_bytes(&self.gpu.config_space(), offset, data);
+    }
+    fn write_config(&mut self, offset: u64, data: &[u8]) {
+        self.gpu.write_config(offset, data);
+    }
+
+    fn activate(&mut self, activation: Activation) -> Result<(), DeviceError> {
+        if activation.queues.len() != QUEUE_SIZES.len() {
+            return Err(DeviceError::QueueCount {
+                expected: QUEUE_SIZES.len(),
+                got: activation.queues.len(),
+            });
+        }
+        self.active = Some(Active {
+            mem: activation.mem,
+            interrupt: activation.interrupt,
+            queues: activation.queues,
+        });
+        Ok(())
+    }
+
+    fn reset(&mut self) {
+        self.active = None;
+        self.gpu.reset();
+    }
+
+    fn process_queue(&mut self, index: usize) -> Result<(), DeviceError> {
+        let active = self
+            .active
+            .as_mut()
+            .ok_or(DeviceError::NoSuchQueue(index))?;
+        let queue = active
+            .queues
+            .get_mut(index)
+            .ok_or(DeviceError::NoSuchQueue(index))?;
+        if !queue.ready() {
+            return Ok(());
+        }
+        let used = self
+            .gpu
+            .process_queue(index, active.mem.as_ref(), queue)
+            .map_err(|e| DeviceError::Protocol {
+                queue: index,
+                reason: e.to_string(),
+            })?;
+        if used {
+            active.interrupt.signal_used_queue();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use berth_display::framebuffer::FramebufferReader;
+    use berth_display::gpu::cmd;
+
+    use super::*;
+    use crate::virtio::testing::{Buf, CountingSink, Driver, QUEUE_SIZE, guest_memory};
+
+    fn le32(b: &[u8], at: usize) -> u32 {
+        u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+    }
+
+    fn small() -> Box<VirtioGpu> {
+        Box::new(
+            VirtioGpu::new(GpuConfig {
+                width: 64,
+                height: 48,
+                ..GpuConfig::default()
+            })
+            .expect("gpu"),
+        )
+    }
+
+    fn req(kind: u32, fields: &[u32]) -> Vec<u8> {
+        let mut r = vec![0u8; 24];
+        r[0..4].copy_from_slice(&kind.to_le_bytes());
+        for f in fields {
+            r.extend_from_slice(&f.to_le_bytes());
+        }
+        r
+    }
+
+    /// Sends `r` on the control queue; returns the response type.
+    fn command(d: &mut Driver, r: &[u8]) -> u32 {
+        d.write_bytes(0x10000, r);
+        let before = d.used_idx();
+        d.submit(&[Buf(0x10000, r.len() as u32, false), Buf(0x11000, 24, true)]);
+        d.notify(0);
+        assert_eq!(d.used_idx(), before.wrapping_add(1));
+        le32(&d.read_bytes(0x11000, 4), 0)
+    }
+
+    #[test]
+    fn identity_features_and_config_through_mmio() {
+        let mut d = Driver::new(small());
+        assert_eq!(d.read(0x08), 16, "device id");
+        d.write(0x24, 0);
+        assert_eq!(d.read(0x10) & 2, 2, "VIRTIO_GPU_F_EDID offered");
+        assert_eq!(d.read(0x100 + 8), 1, "num_scanouts");
+        assert_eq!(d.read(0x100), 0, "events_read");
+    }
+
+    #[test]
+    fn draws_through_the_control_queue_into_the_framebuffer() {
+        let gpu = small();
+        let fd = gpu
+            .gpu()
+            .framebuffer()
+            .fd()
+            .try_clone_to_owned()
+            .expect("dup");
+        let mut reader = FramebufferReader::open(fd).expect("reader");
+        let mut d = Driver::bring_up(gpu, berth_display::gpu::VIRTIO_GPU_F_EDID);
+        let len = 24 + 384u32;
+        d.write_bytes(0x10000, &req(cmd::GET_DISPLAY_INFO, &[]));
+        d.submit(&[Buf(0x10000, 24, false), Buf(0x11000, len, true)]);
+        d.notify(0);
+        assert_eq!(d.used(0).1, len);
+        let info = d.read_bytes(0x11000, len as usize);
+        assert_eq!(le32(&info, 0), cmd::RESP_OK_DISPLAY_INFO);
+        assert_eq!((le32(&info, 32), le32(&info, 36)), (64, 48));
+        assert!(d.irq.used.load(Ordering::SeqCst) >= 1);
+
+        let pixels: Vec<u8> = (0..64 * 48 * 4).map(|i| (i % 253) as u8).collect();
+        d.write_bytes(0x40000, &pixels);
+        assert_eq!(
+            command(&mut d, &req(cmd::RESOURCE_CREATE_2D, &[1, 2, 64, 48])),
+            cmd::RESP_OK_NODATA
+        );
+        let mut attach = req(cmd::RESOURCE_ATTACH_BACKING, &[1, 1]);
+        attach.extend_from_slice(&0x40000u64.to_le_bytes());
+        attach.extend_from_slice(&(pixels.len() as u32).to_le_bytes());
+        attach.extend_from_slice(&[0; 4]);
+        assert_eq!(command(&mut d, &attach), cmd::RESP_OK_NODATA);
+        let mut transfer = req(cmd::TRANSFER_TO_HOST_2D, &[0, 0, 64, 48, 0, 0, 1, 0]);
+        transfer.truncate(24 + 32);
+        assert_eq!(command(&mut d, &transfer), cmd::RESP_OK_NODATA);
+        assert_eq!(
+            command(&mut d, &req(cmd::SET_SCANOUT, &[0, 0, 64, 48, 0, 1])),
+            cmd::RESP_OK_NODATA
+        );
+        assert_eq!(
+            command(&mut d, &req(cmd::RESOURCE_FLUSH, &[0, 0, 64, 48, 1, 0])),
+            cmd::RESP_OK_NODATA
+        );
+        assert_eq!(reader.read_frame().expect("frame").pixels, pixels);
+        assert_eq!(d.status() & 0x40, 0, "healthy");
+    }
+
+    #[test]
+    fn cursor_queue_is_served() {
+        let mut d = Driver::new(small());
+        assert_eq!(d.negotiate(VIRTIO_F_VERSION_1), 1 | 2 | 8);
+        d.setup_queue(0, QUEUE_SIZE);
+        // Queue 1 on its own rings.
+        let (desc, avail, used) = (0x5000u64, 0x6000u64, 0x7000u64);
+        d.write(0x30, 1);
+        d.write(0x38, 4);
+        d.write(0x80, desc as u32);
+        d.write(0x90, avail as u32);
+        d.write(0xa0, used as u32);
+        d.write(0x44, 1);
+        d.write(0x70, 1 | 2 | 8 | 4);
+        assert_eq!(d.status(), 1 | 2 | 8 | 4);
+        let r = req(cmd::MOVE_CURSOR, &[0, 5, 6, 0, 0, 0, 0, 0]);
+        d.write_bytes(0x8000, &r);
+        let mut raw = [0u8; 16];
+        raw[0..8].copy_from_slice(&0x8000u64.to_le_bytes());
+        raw[8..12].copy_from_slice(&(r.len() as u32).to_le_bytes());
+        d.write_bytes(desc, &raw);
+        d.write_bytes(avail + 2, &1u16.to_le_bytes());
+        d.notify(1);
+        let used_idx = u16::from_le_bytes(d.read_bytes(used + 2, 2).try_into().expect("2"));
+        assert_eq!(used_idx, 1);
+        assert_eq!(d.status() & 0x40, 0, "healthy");
+    }
+
+    #[test]
+    fn mode_change_raises_a_config_interrupt_and_queue_count_is_checked() {
+        let irq = Arc::new(CountingSink::default());
+        let activation = |queues: usize| Activation {
+            mem: guest_memory(),
+            interrupt: irq.clone(),
+            queues: (0..queues)
+                .map(|_| Queue::new(16).expect("queue"))
+                .collect(),
+            acked_features: VIRTIO_F_VERSION_1,
+        };
+        let mut gpu = small();
+        assert!(matches!(
+            gpu.activate(activation(1)),
+            Err(DeviceError::QueueCount { .. })
+        ));
+        gpu.activate(activation(2)).expect("activate");
+        gpu.set_mode(640, 480).expect("mode");
+        assert_eq!(irq.config.load(Ordering::SeqCst), 1);
+        let mut c = [0u8; 4];
+        gpu.read_config(0, &mut c);
+        assert_eq!(u32::from_le_bytes(c), 1, "VIRTIO_GPU_EVENT_DISPLAY");
+        gpu.write_config(4, &1u32.to_le_bytes());
+        gpu.read_config(0, &mut c);
+        assert_eq!(u32::from_le_bytes(c), 0);
+        assert!(gpu.set_mode(0, 1).is_err());
+        // Queues that are not ready are left alone; a queue that does not exist is an error.
+        gpu.process_queue(0).expect("not ready is fine");
+        assert!(gpu.process_queue(2).is_err());
+        gpu.reset();
+        assert!(gpu.process_queue(0).is_err(), "no queues after reset");
+    }
+}
