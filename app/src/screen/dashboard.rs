@@ -542,6 +542,7 @@ mod tests {
                 disk: None,
                 boot: None,
                 created: 0,
+                display: Default::default(),
             },
             state: VmState::Stopped,
             dir: "/x/web".into(),
