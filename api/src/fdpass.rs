@@ -249,4 +249,69 @@ mod tests {
         writer.await.unwrap();
         assert!(matches!(reader.read_frame().await, Err(FrameError::Closed)));
     }
+
+    /// A pipe whose write end is sent: once every copy of it is closed, the read end sees EOF.
+    fn pipe() -> (std::fs::File, OwnedFd) {
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 fills the two-element array; the result is checked.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        // SAFETY: pipe2 just returned these two new descriptors.
+        unsafe {
+            (
+                std::fs::File::from(OwnedFd::from_raw_fd(fds[0])),
+                OwnedFd::from_raw_fd(fds[1]),
+            )
+        }
+    }
+
+    fn closed_everywhere(mut read_end: std::fs::File) -> bool {
+        let mut byte = [0u8; 1];
+        // Blocks while any copy of the write end is open; 0 bytes = EOF = all closed.
+        std::io::Read::read(&mut read_end, &mut byte).unwrap() == 0
+    }
+
+    #[tokio::test]
+    async fn stray_fds_are_closed_on_both_sides() {
+        // A plain reader (the daemon's): the kernel closes fds a read() leaves behind.
+        let (a, b) = tokio::net::UnixStream::pair().unwrap();
+        let (_, mut w) = a.into_split();
+        let (mut r, _keep) = b.into_split();
+        let (read_end, write_end) = pipe();
+        write_frame_with_fd(&mut w, &"stray", &write_end)
+            .await
+            .unwrap();
+        drop(write_end);
+        let body = crate::frame::read_frame(&mut r).await.unwrap();
+        assert_eq!(body, b"\"stray\"");
+        drop(w);
+        assert!(matches!(
+            crate::frame::read_frame(&mut r).await,
+            Err(FrameError::Closed)
+        ));
+        drop(r);
+        assert!(
+            tokio::task::spawn_blocking(move || closed_everywhere(read_end))
+                .await
+                .unwrap()
+        );
+
+        // The client's reader hands fds out as owned values: dropping them closes them.
+        let (a, b) = tokio::net::UnixStream::pair().unwrap();
+        let (_, mut w) = a.into_split();
+        let (r, _keep) = b.into_split();
+        let mut reader = FdFrameReader::new(r);
+        let (read_end, write_end) = pipe();
+        write_frame_with_fd(&mut w, &"event", &write_end)
+            .await
+            .unwrap();
+        drop(write_end);
+        let (_, fds) = reader.read_frame().await.unwrap();
+        assert_eq!(fds.len(), 1);
+        drop(fds);
+        assert!(
+            tokio::task::spawn_blocking(move || closed_everywhere(read_end))
+                .await
+                .unwrap()
+        );
+    }
 }

@@ -530,3 +530,47 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_sizes_are_parsed_and_bounded() {
+        assert_eq!(parse_display("1280x800"), Ok((1280, 800)));
+        assert_eq!(parse_display("64X48"), Ok((64, 48)));
+        for bad in ["", "1280", "x800", "0x10", "4096x10", "ax b", "-1x5"] {
+            assert!(parse_display(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn input_lines_become_events_with_a_final_report() {
+        let (device, events) = parse_input("keyboard 1 30 1;0 0 0;1 30 0").unwrap();
+        assert_eq!(device, "keyboard");
+        assert_eq!(
+            events,
+            [
+                InputEvent::new(1, 30, 1),
+                InputEvent::new(0, 0, 0),
+                InputEvent::new(1, 30, 0),
+                InputEvent::new(0, 0, 0),
+            ]
+        );
+        // A wheel turn towards the user is a negative value, carried as its two's complement.
+        let (_, events) = parse_input("tablet 2 8 -1;0 0 0").unwrap();
+        assert_eq!(
+            events,
+            [InputEvent::new(2, 8, u32::MAX), InputEvent::new(0, 0, 0)]
+        );
+        for bad in [
+            "keyboard",
+            "keyboard 1 30",
+            "keyboard 1 x 1",
+            "tablet 1 2 3 4",
+            "keyboard 70000 1 1",
+        ] {
+            assert!(parse_input(bad).is_err(), "{bad:?}");
+        }
+    }
+}
