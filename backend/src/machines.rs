@@ -574,10 +574,12 @@ impl Machines {
             let _ = thread.join();
         }
         lock(&self.running).remove(name);
-        {
+        // Whoever waits for the end (stop, kill) is told only once the state is recorded, so
+        // their answer shows the VM as it now is.
+        let finish = || {
             *lock(&machine.ended.0) = true;
             machine.ended.1.notify_all();
-        }
+        };
         let ending = machine.ending.load(Ordering::SeqCst);
         let state = match status {
             Ok(status) => state_after_exit(status, ending, &lock(&stderr_tail)),
@@ -590,7 +592,7 @@ impl Machines {
             None => {
                 log(format!("VM `{name}` reset by its guest: starting it again"));
                 match self.spawn(config, dir) {
-                    Ok(()) => return,
+                    Ok(()) => return finish(),
                     Err(e) => VmState::Crashed {
                         reason: format!("the guest rebooted and the VM could not start again: {e}"),
                     },
@@ -599,6 +601,7 @@ impl Machines {
         };
         log(format!("VM `{name}` is {state}"));
         self.publish(name, state);
+        finish();
     }
 
     /// Asks the guest to power off and waits up to `timeout`, then ends it; with `force`, ends
