@@ -72,6 +72,13 @@ pub enum Request {
         name: String,
         keys: String,
     },
+    /// One key of the VM's keyboard goes down (`pressed`) or up: `code` is a Linux evdev key
+    /// code (input-event-codes.h), as the window sends them while its console has the keyboard.
+    VmKeyEvent {
+        name: String,
+        code: u16,
+        pressed: bool,
+    },
     /// The VM's screen: answered with [`Reply::Display`], the framebuffer memfd riding on the
     /// response frame as SCM_RIGHTS (map it read-only; see `berth_display::framebuffer`).
     VmDisplay {

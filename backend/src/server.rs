@@ -659,6 +659,21 @@ impl Daemon {
                 self.machines.input(&name, "keyboard", &[events])?;
                 Ok(Reply::Done)
             }
+            Request::VmKeyEvent {
+                name,
+                code,
+                pressed,
+            } => {
+                // Key codes are 1..=KEY_MAX (0x2ff); 0 is KEY_RESERVED.
+                if code == 0 || code > 0x2ff {
+                    return Err(ApiError::invalid(format!(
+                        "{code} is not a key code (evdev key codes run 1..=767)"
+                    )));
+                }
+                let events = vec![(1u16, code, i32::from(pressed)), (0, 0, 0)];
+                self.machines.input(&name, "keyboard", &[events])?;
+                Ok(Reply::Done)
+            }
             Request::VmPointer {
                 name,
                 x,

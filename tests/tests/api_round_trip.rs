@@ -50,6 +50,7 @@ fn expectation(request: &Request) -> Expect {
         | Request::VmKey { .. }
         | Request::VmDisplay { .. }
         | Request::VmPointer { .. }
+        | Request::VmKeyEvent { .. }
         | Request::VmWheel { .. } => Expect::Answered,
         // berthctl makes screenshots itself from `vm display`'s framebuffer.
         Request::VmScreenshot { .. } => Expect::NotYet,
@@ -228,6 +229,11 @@ async fn every_request_round_trips() {
         Request::VmWheel {
             name: name(),
             clicks: -1,
+        },
+        Request::VmKeyEvent {
+            name: name(),
+            code: 30,
+            pressed: true,
         },
     ] {
         let title = request.title();

@@ -140,7 +140,7 @@ fn the_window_shows_overcommitment_and_follows_the_daemon() {
     // The ΣU_vm bar alone is 160 × 12 pixels of red.
     wait_for(
         "the red overcommitted gauge",
-        Duration::from_secs(60),
+        Duration::from_secs(180),
         || red_pixels(&display) > 1500,
     );
 
