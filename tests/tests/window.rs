@@ -1,6 +1,7 @@
 //! The Berth window under Xvfb, as a user sees it: it connects to berthd, shows an
 //! overcommitted host with a red ΣU_vm gauge, and follows the daemon live when the VM that
-//! overcommits it is deleted.
+//! overcommits it is deleted; it launches a Dockerfile; it shows a running VM's screen and
+//! follows it when the guest draws something else.
 
 #![allow(clippy::unwrap_used)] // a panic in a test is a failed assertion
 
@@ -9,6 +10,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use berth_e2e::{Daemon, binary, open_tempdir, text};
+
+#[allow(dead_code)] // the probe builder serves every probe test; this one uses part of it
+#[path = "../../vmm-backend/tests/common/probe.rs"]
+mod probe;
 
 struct Killed(Child);
 impl Drop for Killed {
@@ -240,4 +245,125 @@ fn launching_a_dockerfile_from_the_window_builds_and_runs_it() {
             .contains("hello from the window")
     });
     assert!(daemon.berthctl(&["rm", "-f", &id]).status.success());
+}
+
+/// Pixels of the screen within 24 of `rgb` on every channel.
+fn pixels_near(shot: &[u8], rgb: [u8; 3]) -> usize {
+    shot.chunks_exact(3)
+        .filter(|p| (0..3).all(|i| p[i].abs_diff(rgb[i]) <= 24))
+        .count()
+}
+
+/// The probe's pattern (probe/gpu.h) at the middle of its left edge and at its top-right
+/// corner: an olive and a violet no part of the window uses, each covering a patch of the
+/// scaled-up console (its upper half is on screen without scrolling).
+const OLIVE: [u8; 3] = [72, 120, 0];
+const VIOLET: [u8; 3] = [189, 0, 252];
+/// The same places once the guest inverted its colours.
+const INVERTED_OLIVE: [u8; 3] = [183, 135, 255];
+const INVERTED_VIOLET: [u8; 3] = [66, 255, 3];
+
+/// Select a running VM whose guest draws a known pattern: its screen shows in the window, and
+/// when the guest inverts the colours, the window follows.
+#[test]
+fn the_console_shows_the_guest_screen_and_follows_it() {
+    if !Path::new("/dev/kvm").exists() {
+        eprintln!("skipped: needs /dev/kvm");
+        return;
+    }
+    let Some((display, _xvfb)) = virtual_display(2) else {
+        return;
+    };
+    let dir = open_tempdir();
+    let daemon = Daemon::start(dir.path(), &[]);
+    let kernel = dir.path().join("screen.flat");
+    let image = probe::probe_image(probe::ProbeFinish::Screen);
+    std::fs::write(
+        &kernel,
+        vmm_backend::boot::flat_image_file(&image, probe::PROBE_LOAD_ADDR, probe::PROBE_LOAD_ADDR),
+    )
+    .unwrap();
+    let out = daemon.berthctl(&[
+        "vm",
+        "create",
+        "screen",
+        "--cpus",
+        "1",
+        "--memory",
+        "64M",
+        "--disk",
+        "0",
+        "--kernel",
+        kernel.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let out = daemon.berthctl(&["vm", "start", "screen"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    wait_for("the guest to draw", Duration::from_secs(30), || {
+        text(&daemon.berthctl(&["vm", "log", "screen"]))
+            .0
+            .contains("ready for input")
+    });
+    let (_, _, before) = screenshot(&display);
+    assert_eq!(
+        pixels_near(&before, OLIVE),
+        0,
+        "nothing olive before the window"
+    );
+
+    let _window = start_window(&display, &daemon);
+    wait_for("the window", Duration::from_secs(180), || {
+        !xdotool(&display, &["search", "--name", "^Berth$"]).is_empty()
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    xdotool(&display, &["mousemove", "65", "136", "click", "1"]); // the VM in the sidebar
+    let mut shot = Vec::new();
+    wait_for(
+        "the guest's pattern in the console",
+        Duration::from_secs(60),
+        || {
+            shot = screenshot(&display).2;
+            pixels_near(&shot, OLIVE) > 200 && pixels_near(&shot, VIOLET) > 200
+        },
+    );
+
+    // The guest inverts its screen: the window shows the new colours and not the old.
+    let mut console = Command::new(binary("berthctl"))
+        .arg("--socket")
+        .arg(&daemon.socket)
+        .args(["vm", "console", "screen"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        console
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"invert\n")
+            .unwrap();
+    }
+    let _console = Killed(console);
+    wait_for(
+        "the guest to invert its screen",
+        Duration::from_secs(30),
+        || {
+            text(&daemon.berthctl(&["vm", "log", "screen"]))
+                .0
+                .contains("BERTH-PROBE: inverted")
+        },
+    );
+    wait_for(
+        "the inverted screen in the console",
+        Duration::from_secs(30),
+        || {
+            shot = screenshot(&display).2;
+            pixels_near(&shot, INVERTED_OLIVE) > 200
+                && pixels_near(&shot, INVERTED_VIOLET) > 200
+                && pixels_near(&shot, VIOLET) < 20
+        },
+    );
 }

@@ -38,9 +38,12 @@ static void send(struct virtq *q, const char *what, u32 len, u32 resp_len)
     serial_putc('\n');
 }
 
+/* The control queue, kept for gpu_invert once gpu_draw has set it up. */
+static struct virtq q;
+static int ready;
+
 void gpu_draw(u64 base, u64 rings)
 {
-    struct virtq q;
     int err = virtio_init(&q, base, 16, rings);
     if (err) {
         serial_puts("BERTH-PROBE: gpu init failed at step ");
@@ -81,4 +84,18 @@ void gpu_draw(u64 base, u64 rings)
     /* A bad request gets an error: an unknown resource. */
     u32 bad[6] = {0, 0, WIDTH, HEIGHT, 77, 0};
     send(&q, "bad-flush", request(0x0104, bad, 6), 24);
+    ready = 1;
+}
+
+void gpu_invert(void)
+{
+    if (!ready)
+        return;
+    volatile u32 *pixels = (volatile u32 *)PIXELS;
+    for (u32 i = 0; i < WIDTH * HEIGHT; i++)
+        pixels[i] = pixels[i] ^ 0x00ffffffu;
+    u32 transfer[8] = {0, 0, WIDTH, HEIGHT, 0, 0, RESOURCE, 0};
+    send(&q, "transfer", request(0x0105, transfer, 8), 24);
+    u32 flush[6] = {0, 0, WIDTH, HEIGHT, RESOURCE, 0};
+    send(&q, "flush", request(0x0104, flush, 6), 24);
 }

@@ -168,7 +168,8 @@ static int is_poweroff(const char *line, int len)
     return len == 8;
 }
 
-/* A console a test can talk to: each line typed is echoed back, "poweroff" ends the VM. Polls
+/* A console a test can talk to: each line typed is echoed back, "poweroff" ends the VM, and
+ * with PROBE_GPU "invert" inverts the colours on the screen. Polls
  * COM1 (no interrupts are set up), so it keeps one host CPU busy while it waits. */
 static void interact(void)
 {
@@ -186,6 +187,15 @@ static void interact(void)
                 continue;
             if (is_poweroff(line, len))
                 return;
+#ifdef PROBE_GPU
+            if (len == 6 && line[0] == 'i' && line[1] == 'n' && line[2] == 'v' && line[3] == 'e' &&
+                line[4] == 'r' && line[5] == 't') {
+                gpu_invert();
+                serial_puts("BERTH-PROBE: inverted\n");
+                len = 0;
+                continue;
+            }
+#endif
             serial_puts("BERTH-PROBE: echo ");
             for (int i = 0; i < len; i++)
                 serial_putc(line[i]);
