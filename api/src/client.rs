@@ -5,6 +5,7 @@
 //! each event to the [`Events`] stream, so calls may overlap and events never block replies.
 
 use std::collections::HashMap;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,12 +17,13 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{ApiError, ErrorKind};
 use crate::event::Event;
+use crate::fdpass::FdFrameReader;
 use crate::frame::{read_frame, write_frame};
 use crate::host::{DaemonMode, HostInfo};
 use crate::paths::candidate_sockets;
 use crate::protocol::{ClientFrame, PROTOCOL_VERSION, ServerFrame};
 use crate::request::{Reply, Request};
-use crate::vm::{VmEdit, VmInfo, VmListing, VmSpec};
+use crate::vm::{DisplayInfo, VmEdit, VmInfo, VmListing, VmSpec};
 
 /// How long the daemon has to answer the handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -57,7 +59,9 @@ fn list(paths: &[PathBuf]) -> String {
         .join(" or ")
 }
 
-type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Reply, ClientError>>>>>;
+/// A response and the fd its frame carried, if any.
+type Answer = Result<(Reply, Option<OwnedFd>), ClientError>;
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Answer>>>>;
 
 /// A connection to berthd.
 pub struct Client {
@@ -165,7 +169,11 @@ impl Client {
 
         let pending: Pending = Arc::default();
         let (events_tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(route_frames(reader, Arc::clone(&pending), events_tx));
+        tokio::spawn(route_frames(
+            FdFrameReader::new(reader),
+            Arc::clone(&pending),
+            events_tx,
+        ));
         let client = Client {
             writer: tokio::sync::Mutex::new(writer),
             pending,
@@ -194,6 +202,15 @@ impl Client {
 
     /// Send a request and wait for its answer.
     pub async fn call(&self, request: Request) -> Result<Reply, ClientError> {
+        // An fd nobody asked for is closed here.
+        self.call_with_fd(request).await.map(|(reply, _)| reply)
+    }
+
+    /// Send a request and wait for its answer and the file descriptor its frame carried.
+    pub async fn call_with_fd(
+        &self,
+        request: Request,
+    ) -> Result<(Reply, Option<OwnedFd>), ClientError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         lock(&self.pending).insert(id, tx);
@@ -237,6 +254,23 @@ impl Client {
         {
             Reply::Iso(info) => Ok(info),
             other => Err(unexpected(other)),
+        }
+    }
+
+    /// VM `name`'s screen: its geometry and the framebuffer memfd, to map read-only (with
+    /// `berth_display::framebuffer::FramebufferReader`).
+    pub async fn vm_display(&self, name: &str) -> Result<(DisplayInfo, OwnedFd), ClientError> {
+        match self
+            .call_with_fd(Request::VmDisplay {
+                name: name.to_owned(),
+            })
+            .await?
+        {
+            (Reply::Display(info), Some(fd)) => Ok((info, fd)),
+            (Reply::Display(_), None) => Err(ClientError::Protocol(
+                "the display answer came without its framebuffer".into(),
+            )),
+            (other, _) => Err(unexpected(other)),
         }
     }
 
@@ -292,19 +326,22 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 async fn route_frames(
-    mut reader: tokio::net::unix::OwnedReadHalf,
+    mut reader: FdFrameReader,
     pending: Pending,
     events: mpsc::UnboundedSender<Event>,
 ) {
     let reason = loop {
-        let body = match read_frame(&mut reader).await {
-            Ok(body) => body,
+        // Fds that come with any frame but a response are dropped, so closed, right here.
+        let (body, mut fds) = match reader.read_frame().await {
+            Ok(frame) => frame,
             Err(e) => break e.to_string(),
         };
         match crate::frame::decode::<ServerFrame>(&body) {
             Ok(ServerFrame::Response { id, result }) => {
                 if let Some(waiter) = lock(&pending).remove(&id) {
-                    let _ = waiter.send(result.map_err(ClientError::Api));
+                    // One fd per response at most; extra ones are closed.
+                    let fd = fds.drain(..).next();
+                    let _ = waiter.send(result.map(|r| (r, fd)).map_err(ClientError::Api));
                 }
             }
             Ok(ServerFrame::Error {

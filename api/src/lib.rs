@@ -15,6 +15,7 @@ pub mod client;
 pub mod container;
 pub mod error;
 pub mod event;
+pub mod fdpass;
 pub mod frame;
 pub mod fuzzing;
 pub mod host;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::container::{BuildSpec, ContainerInfo, ContainerStats, ImageInfo, RunSpec};
 use crate::host::HostInfo;
 use crate::iso::IsoInfo;
-use crate::vm::{VmEdit, VmInfo, VmListing, VmSpec};
+use crate::vm::{DisplayInfo, VmEdit, VmInfo, VmListing, VmSpec};
 
 /// A request. Serialised as `{"request": "<name>", "args": {...}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,6 +71,31 @@ pub enum Request {
     VmKey {
         name: String,
         keys: String,
+    },
+    /// One key of the VM's keyboard goes down (`pressed`) or up: `code` is a Linux evdev key
+    /// code (input-event-codes.h), as the window sends them while its console has the keyboard.
+    VmKeyEvent {
+        name: String,
+        code: u16,
+        pressed: bool,
+    },
+    /// The VM's screen: answered with [`Reply::Display`], the framebuffer memfd riding on the
+    /// response frame as SCM_RIGHTS (map it read-only; see `berth_display::framebuffer`).
+    VmDisplay {
+        name: String,
+    },
+    /// Moves the tablet pointer to `x`,`y` (0..=32767 across the screen, whatever its size)
+    /// with `buttons` held (bit 0 left, bit 1 right, bit 2 middle).
+    VmPointer {
+        name: String,
+        x: u32,
+        y: u32,
+        buttons: u8,
+    },
+    /// Turns the wheel by `clicks` (positive: away from the user).
+    VmWheel {
+        name: String,
+        clicks: i32,
     },
     /// Boot entries and identity of an ISO image.
     IsoInspect {
@@ -147,4 +172,6 @@ pub enum Reply {
     Stats(Vec<ContainerStats>),
     /// What an ISO image is and how it boots.
     Iso(IsoInfo),
+    /// The VM's screen; the frame carries its framebuffer memfd.
+    Display(DisplayInfo),
 }

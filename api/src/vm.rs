@@ -66,6 +66,76 @@ pub struct VmConfig {
     /// Seconds since the Unix epoch when the VM was created.
     #[serde(default)]
     pub created: u64,
+    /// The screen's resolution (definitions from before displays existed get the default).
+    #[serde(default)]
+    pub display: DisplayMode,
+}
+
+/// A screen resolution in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisplayMode {
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Default for DisplayMode {
+    fn default() -> Self {
+        DisplayMode {
+            width: 1280,
+            height: 800,
+        }
+    }
+}
+
+impl std::fmt::Display for DisplayMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{}", self.width, self.height)
+    }
+}
+
+/// The largest side a display may have (what the shared framebuffer carries).
+pub const MAX_DISPLAY_SIDE: u32 = 4095;
+
+impl std::str::FromStr for DisplayMode {
+    type Err = String;
+
+    /// `WIDTHxHEIGHT`, each side 1..=4095.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || format!("bad display size {text:?}: use WIDTHxHEIGHT, e.g. 1280x800");
+        let (w, h) = text.split_once(['x', 'X']).ok_or_else(bad)?;
+        let mode = DisplayMode {
+            width: w.trim().parse().map_err(|_| bad())?,
+            height: h.trim().parse().map_err(|_| bad())?,
+        };
+        mode.check()?;
+        Ok(mode)
+    }
+}
+
+impl DisplayMode {
+    /// Each side in 1..=[`MAX_DISPLAY_SIDE`].
+    pub fn check(&self) -> Result<(), String> {
+        let side = 1..=MAX_DISPLAY_SIDE;
+        if side.contains(&self.width) && side.contains(&self.height) {
+            Ok(())
+        } else {
+            Err(format!(
+                "a {self} display is not possible: each side must be 1..={MAX_DISPLAY_SIDE}"
+            ))
+        }
+    }
+}
+
+/// The screen of a running VM as `vm display` hands it out, with the framebuffer memfd (whose
+/// header has the live geometry; these are the values when it was sent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisplayInfo {
+    pub width: u32,
+    pub height: u32,
+    /// Bytes from one row to the next.
+    pub stride: u32,
+    /// virtio-gpu's format code (all are 4 bytes a pixel).
+    pub format: u32,
 }
 
 impl VmConfig {
@@ -97,6 +167,9 @@ pub struct VmEdit {
     pub cmdline: Option<String>,
     #[serde(default)]
     pub iso: Option<PathBuf>,
+    /// A new screen resolution, used from the next start.
+    #[serde(default)]
+    pub display: Option<DisplayMode>,
     #[serde(default)]
     pub overcommit: bool,
 }

@@ -5,12 +5,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_api::client::Client;
+use berth_api::vm::VmState;
 use berth_api::{Event as Pushed, Reply, Request};
 use iced::widget::{column, container, row, text};
 use iced::{Element, Length, Subscription, Task, Theme};
 
 use crate::connection;
+use crate::console::{HOST_KEY, Pointer, Session, evdev_code};
 use crate::data::{HostHistory, Snapshot};
+use crate::screen::dashboard::ConsoleView;
 use crate::screen::dashboard::{self, Dashboard};
 use crate::screen::launch::{self, Launch};
 use crate::screen::wizard::{self, Wizard};
@@ -38,7 +41,21 @@ pub enum Message {
     Created(Result<String, String>),
     Done(Result<(), String>),
     Tick,
+    /// berthd answered for VM `.0`'s screen: its framebuffer memfd, or why there is none.
+    DisplayOpened(String, Result<SharedFd, String>),
+    /// Time to look for a new frame of the console.
+    ConsoleTick,
+    /// The renderer took (or refused) a new picture of VM `.0`'s screen.
+    ConsoleAllocated(String, Result<iced_runtime::image::Allocation, String>),
+    /// A key went down or up while the console has the keyboard.
+    ConsoleKey(iced::keyboard::key::Code, bool),
+    /// A key or pointer event reached the VM (nothing to refresh), or why not.
+    Input(Result<(), String>),
 }
+
+/// A file descriptor carried in a message (messages are cloned; the fd is shared, not copied).
+#[derive(Debug, Clone)]
+pub struct SharedFd(Arc<std::os::fd::OwnedFd>);
 
 pub struct Berth {
     client: Option<Arc<Client>>,
@@ -53,6 +70,12 @@ pub struct Berth {
     building: Option<String>,
     /// The last failed action, shown until the next action.
     pub error: Option<String>,
+    /// The selected VM's screen, while it runs.
+    console: Option<Session>,
+    /// The VM whose screen was asked for (not asked again until it stops or is deselected).
+    console_asked: Option<String>,
+    /// What the details pane shows of the screen (kept in step with `console`).
+    screen: ConsoleView,
 }
 
 impl Berth {
@@ -67,6 +90,9 @@ impl Berth {
             launch: None,
             building: None,
             error: None,
+            console: None,
+            console_asked: None,
+            screen: ConsoleView::None,
         };
         (berth, Task::none())
     }
@@ -76,7 +102,130 @@ impl Berth {
     }
 
     pub fn update(&mut self, message: Message) -> Task<Message> {
+        let task = self.handle(message);
+        let console = self.sync_console();
+        self.screen = match &self.console {
+            Some(session) => ConsoleView::Screen {
+                picture: session.shown.clone(),
+                focused: session.focused,
+            },
+            None => std::mem::take(&mut self.screen).unavailable_only(),
+        };
+        Task::batch([task, console])
+    }
+
+    /// Opens the selected VM's screen when it runs; closes it when it stops or is deselected.
+    fn sync_console(&mut self) -> Task<Message> {
+        let wanted = match &self.dashboard.selection {
+            dashboard::Selection::Vm(name) => self
+                .snapshot
+                .vm(name)
+                .filter(|vm| matches!(vm.state, VmState::Running | VmState::Paused))
+                .map(|vm| vm.config.name.clone()),
+            _ => None,
+        };
+        if self.console.as_ref().map(|c| &c.vm) != wanted.as_ref() {
+            self.console = None;
+        }
+        if self.console_asked != wanted {
+            self.console_asked = None;
+            self.screen = ConsoleView::None;
+        }
+        let (Some(name), None, None) = (wanted, &self.console, &self.console_asked) else {
+            return Task::none();
+        };
+        let Some(client) = self.client.clone() else {
+            return Task::none();
+        };
+        self.console_asked = Some(name.clone());
+        let asked = name.clone();
+        Task::perform(
+            async move {
+                client
+                    .vm_display(&asked)
+                    .await
+                    .map(|(_, fd)| SharedFd(Arc::new(fd)))
+                    .map_err(|e| e.to_string())
+            },
+            move |result| Message::DisplayOpened(name.clone(), result),
+        )
+    }
+
+    fn handle(&mut self, message: Message) -> Task<Message> {
         match message {
+            Message::DisplayOpened(name, result) => {
+                if self.console_asked.as_ref() != Some(&name) {
+                    return Task::none();
+                }
+                let opened = result.and_then(|fd| {
+                    let fd = fd.0.try_clone().map_err(|e| e.to_string())?;
+                    Session::new(name, fd)
+                });
+                match opened {
+                    Ok(session) => self.console = Some(session),
+                    Err(why) => self.screen = ConsoleView::Unavailable(why),
+                }
+                Task::none()
+            }
+            Message::ConsoleTick => {
+                let Some(session) = self.console.as_mut() else {
+                    return Task::none();
+                };
+                match session.poll() {
+                    Ok(Some(picture)) => {
+                        let vm = session.vm.clone();
+                        let handle = iced::widget::image::Handle::from_rgba(
+                            picture.width,
+                            picture.height,
+                            picture.rgba,
+                        );
+                        iced_runtime::image::allocate(handle).map(move |result| {
+                            Message::ConsoleAllocated(vm.clone(), result.map_err(|e| e.to_string()))
+                        })
+                    }
+                    Ok(None) => Task::none(),
+                    Err(why) => {
+                        self.console = None;
+                        self.screen = ConsoleView::Unavailable(why);
+                        Task::none()
+                    }
+                }
+            }
+            Message::ConsoleAllocated(vm, result) => {
+                if let Some(session) = self.console.as_mut().filter(|s| s.vm == vm) {
+                    session.allocated(result.ok());
+                }
+                Task::none()
+            }
+            Message::ConsoleKey(code, pressed) => {
+                let Some(session) = self.console.as_mut().filter(|s| s.focused) else {
+                    return Task::none();
+                };
+                if code == HOST_KEY {
+                    session.focused = false;
+                    return Task::none();
+                }
+                let (Some(evdev), Some(client)) = (evdev_code(code), self.client.clone()) else {
+                    return Task::none();
+                };
+                let request = Request::VmKeyEvent {
+                    name: session.vm.clone(),
+                    code: evdev,
+                    pressed,
+                };
+                Task::perform(
+                    async move {
+                        client
+                            .call(request)
+                            .await
+                            .map(drop)
+                            .map_err(|e| e.to_string())
+                    },
+                    |result| {
+                        Message::Input(result.map_err(|e| format!("cannot type into the VM: {e}")))
+                    },
+                )
+            }
             Message::Connection(connection::Event::Connected { client, started }) => {
                 self.status = Status::Connected {
                     socket: client.socket().display().to_string(),
@@ -90,7 +239,7 @@ impl Berth {
                 self.status = Status::Lost(reason);
                 Task::none()
             }
-            Message::Connection(connection::Event::Pushed(event)) => match event {
+            Message::Connection(connection::Event::Pushed(event)) => match *event {
                 Pushed::HostSample(sample) => {
                     self.history.record(&sample);
                     Task::none()
@@ -128,6 +277,11 @@ impl Berth {
                 Task::none()
             }
             Message::Done(Ok(())) => self.refresh(),
+            Message::Input(Ok(())) => Task::none(),
+            Message::Input(Err(e)) => {
+                self.error = Some(e);
+                Task::none()
+            }
             Message::OpenLaunch => {
                 self.wizard = None;
                 self.launch = Some(Launch::new(
@@ -276,6 +430,7 @@ impl Berth {
                         self.error = None;
                         self.perform(request, what)
                     }
+                    Some(dashboard::Event::Console(pointer)) => self.pointer(pointer),
                     None if self.dashboard.selection != before => {
                         self.dashboard.logs.clear();
                         self.logs_of_selection()
@@ -284,6 +439,32 @@ impl Berth {
                 }
             }
         }
+    }
+
+    /// The mouse over the console: a press takes the keyboard; moves, buttons and the wheel go
+    /// to the guest's tablet.
+    fn pointer(&mut self, pointer: Pointer) -> Task<Message> {
+        let (Some(session), Some(client)) = (self.console.as_mut(), self.client.clone()) else {
+            return Task::none();
+        };
+        if matches!(pointer, Pointer::Button { pressed: true, .. }) {
+            session.focused = true;
+        }
+        let Some(request) = session.pointer_request(pointer) else {
+            return Task::none();
+        };
+        Task::perform(
+            async move {
+                client
+                    .call(request)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            },
+            |result| {
+                Message::Input(result.map_err(|e| format!("cannot move the VM's pointer: {e}")))
+            },
+        )
     }
 
     fn perform(&self, request: Request, what: String) -> Task<Message> {
@@ -345,15 +526,40 @@ impl Berth {
             Subscription::run(connection::run).map(Message::Connection),
             // Container and VM lists change by events; their live shares (disk) drift slowly.
             iced::time::every(Duration::from_secs(5)).map(|_| Message::Tick),
-            // Ctrl+N: New VM, as in VirtualBox.
-            iced::keyboard::listen().filter_map(|event| match event {
-                iced::keyboard::Event::KeyPressed {
-                    key: iced::keyboard::Key::Character(c),
-                    modifiers,
-                    ..
-                } if modifiers.command() && c.as_str() == "n" => Some(Message::NewVm),
-                _ => None,
-            }),
+            if self.console.as_ref().is_some_and(|c| c.focused) {
+                // The console has the keyboard: every key goes to the guest, Ctrl+N too.
+                iced::keyboard::listen().filter_map(|event| {
+                    use iced::keyboard::{Event, key::Physical};
+                    match event {
+                        Event::KeyPressed {
+                            physical_key: Physical::Code(code),
+                            ..
+                        } => Some(Message::ConsoleKey(code, true)),
+                        Event::KeyReleased {
+                            physical_key: Physical::Code(code),
+                            ..
+                        } => Some(Message::ConsoleKey(code, false)),
+                        _ => None,
+                    }
+                })
+            } else {
+                // Ctrl+N: New VM, as in VirtualBox.
+                iced::keyboard::listen().filter_map(|event| match event {
+                    iced::keyboard::Event::KeyPressed {
+                        key: iced::keyboard::Key::Character(c),
+                        modifiers,
+                        ..
+                    } if modifiers.command() && c.as_str() == "n" => Some(Message::NewVm),
+                    _ => None,
+                })
+            },
+            // The console follows the guest's screen at up to 60 frames a second; a static
+            // screen costs one atomic load a tick.
+            if self.console.is_some() {
+                iced::time::every(Duration::from_millis(16)).map(|_| Message::ConsoleTick)
+            } else {
+                Subscription::none()
+            },
         ])
     }
 
@@ -406,7 +612,7 @@ impl Berth {
             (None, None) => page
                 .push(
                     self.dashboard
-                        .view(&self.snapshot, &self.history)
+                        .view(&self.snapshot, &self.history, &self.screen)
                         .map(Message::Dashboard),
                 )
                 .into(),

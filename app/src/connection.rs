@@ -17,7 +17,7 @@ pub enum Event {
     /// A daemon answers; `started` when the window started it.
     Connected { client: Arc<Client>, started: bool },
     /// Something changed in the daemon.
-    Pushed(berth_api::Event),
+    Pushed(Box<berth_api::Event>),
     /// The connection broke or could not be made; it is retried.
     Lost(String),
 }
@@ -104,7 +104,7 @@ pub fn run() -> impl Stream<Item = Event> {
                         Ok(()) => {
                             let _ = output.send(Event::Connected { client, started }).await;
                             while let Some(event) = events.next().await {
-                                let _ = output.send(Event::Pushed(event)).await;
+                                let _ = output.send(Event::Pushed(Box::new(event))).await;
                             }
                             "berthd closed the connection".to_owned()
                         }

@@ -3,6 +3,7 @@
 
 mod app;
 mod connection;
+mod console;
 mod data;
 mod screen;
 mod widget;

@@ -16,6 +16,7 @@ pub mod config;
 pub mod containers;
 pub mod host;
 pub mod iso;
+pub mod keymap;
 pub mod machines;
 pub mod registry;
 pub mod server;

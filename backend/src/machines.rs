@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use berth_api::error::{ApiError, ErrorKind};
 use berth_api::event::Event;
-use berth_api::vm::{BootSource, VmConfig, VmState};
+use berth_api::vm::{BootSource, DisplayInfo, VmConfig, VmState};
 use tokio::sync::broadcast;
 
 use crate::registry::Registry;
@@ -78,6 +78,60 @@ impl Control {
             None if line == "ok" => Ok(()),
             None => Err(format!("berth-vmm answered {line:?}")),
         }
+    }
+
+    /// Sends `command` and waits for its one-line reply, which carries a file descriptor
+    /// (SCM_RIGHTS): the text after `ok` and the fd.
+    ///
+    /// Read with recvmsg on the socket itself, not through the line buffer (a plain read
+    /// would drop the fd). The buffer is empty between commands: berth-vmm writes only replies,
+    /// one per command, after `ready`.
+    fn command_with_fd(&mut self, command: &str) -> Result<(String, OwnedFd), String> {
+        if !self.reader.buffer().is_empty() {
+            return Err("berth-vmm said something unasked on its control channel".into());
+        }
+        self.writer
+            .write_all(format!("{command}\n").as_bytes())
+            .map_err(|e| format!("berth-vmm does not listen any more ({e})"))?;
+        let socket = self.reader.get_ref();
+        let _ = socket.set_read_timeout(Some(REPLY_TIMEOUT));
+        let mut line = Vec::new();
+        let mut fds = Vec::new();
+        let mut byte = [0u8; 1];
+        // A byte at a time: nothing after the newline may be taken from the stream here.
+        while line.last() != Some(&b'\n') {
+            if line.len() > 4096 {
+                return Err("berth-vmm's reply is too long".into());
+            }
+            match berth_api::fdpass::recv_with_fds(socket.as_raw_fd(), &mut byte) {
+                Ok((0, _)) => return Err("berth-vmm closed its control channel".into()),
+                Ok((_, got)) => {
+                    fds.extend(got);
+                    line.push(byte[0]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    return Err(format!(
+                        "berth-vmm did not answer within {} s",
+                        REPLY_TIMEOUT.as_secs()
+                    ));
+                }
+                Err(e) => return Err(format!("reading berth-vmm's control channel: {e}")),
+            }
+        }
+        let line = String::from_utf8_lossy(&line).trim().to_owned();
+        if let Some(why) = line.strip_prefix("error") {
+            return Err(why.trim().to_owned());
+        }
+        let Some(rest) = line.strip_prefix("ok") else {
+            return Err(format!("berth-vmm answered {line:?}"));
+        };
+        // One fd expected; any others are closed when `fds` is dropped.
+        let fd = fds
+            .into_iter()
+            .next()
+            .ok_or("berth-vmm's answer came without its file descriptor")?;
+        Ok((rest.trim().to_owned(), fd))
     }
 
     fn read_line(&mut self, timeout: Duration) -> Result<String, String> {
@@ -253,6 +307,8 @@ fn launch(config: &VmConfig, dir: &Path) -> Result<Launch, ApiError> {
         dir.join(SERIAL_LOG).into(),
         "--control-fd".into(),
         CONTROL_FD.to_string().into(),
+        "--display".into(),
+        config.display.to_string().into(),
     ]);
     // The VM's own disk first (the guest's /dev/vda, where an installer puts the system), then
     // the ISO, read-only.
@@ -518,10 +574,12 @@ impl Machines {
             let _ = thread.join();
         }
         lock(&self.running).remove(name);
-        {
+        // Whoever waits for the end (stop, kill) is told only once the state is recorded, so
+        // their answer shows the VM as it now is.
+        let finish = || {
             *lock(&machine.ended.0) = true;
             machine.ended.1.notify_all();
-        }
+        };
         let ending = machine.ending.load(Ordering::SeqCst);
         let state = match status {
             Ok(status) => state_after_exit(status, ending, &lock(&stderr_tail)),
@@ -534,7 +592,7 @@ impl Machines {
             None => {
                 log(format!("VM `{name}` reset by its guest: starting it again"));
                 match self.spawn(config, dir) {
-                    Ok(()) => return,
+                    Ok(()) => return finish(),
                     Err(e) => VmState::Crashed {
                         reason: format!("the guest rebooted and the VM could not start again: {e}"),
                     },
@@ -543,6 +601,7 @@ impl Machines {
         };
         log(format!("VM `{name}` is {state}"));
         self.publish(name, state);
+        finish();
     }
 
     /// Asks the guest to power off and waits up to `timeout`, then ends it; with `force`, ends
@@ -608,6 +667,80 @@ impl Machines {
     }
 
     /// Ends every VM (the daemon is stopping).
+    /// VM `name`'s screen: its geometry and the framebuffer memfd berth-vmm shares.
+    pub fn display(&self, name: &str) -> Result<(DisplayInfo, OwnedFd), ApiError> {
+        let machine = self.machine(name)?;
+        let (_, fd) = lock(&machine.control)
+            .command_with_fd("display")
+            .map_err(|why| conflict(format!("cannot get VM `{name}`'s screen: {why}")))?;
+        // The header says what the guest shows now (its scanout), not just the mode offered.
+        let reader = fd
+            .try_clone()
+            .map_err(|e| ApiError::internal(format!("cannot share VM `{name}`'s screen: {e}")))
+            .and_then(|dup| {
+                berth_display::framebuffer::FramebufferReader::open(dup).map_err(|e| {
+                    ApiError::internal(format!("VM `{name}`'s framebuffer is unusable: {e}"))
+                })
+            })?;
+        let (width, height, stride, format) = reader.geometry().map_err(|e| {
+            ApiError::internal(format!("VM `{name}`'s framebuffer is unusable: {e}"))
+        })?;
+        Ok((
+            DisplayInfo {
+                width,
+                height,
+                stride,
+                format,
+            },
+            fd,
+        ))
+    }
+
+    /// Sends evdev events to VM `name`'s `device` (`keyboard` or `tablet`), in groups that each
+    /// go whole into the device's queue.
+    pub fn input(
+        &self,
+        name: &str,
+        device: &str,
+        groups: &[Vec<crate::keymap::KeyEvent>],
+    ) -> Result<(), ApiError> {
+        let machine = self.machine(name)?;
+        // Under the device's 1024-event queue, so a long text goes as several commands.
+        const EVENTS_PER_COMMAND: usize = 256;
+        let mut batch: Vec<&crate::keymap::KeyEvent> = Vec::new();
+        let send = |batch: &mut Vec<&crate::keymap::KeyEvent>| -> Result<(), ApiError> {
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let events: Vec<String> = batch
+                .iter()
+                .map(|(kind, code, value)| format!("{kind} {code} {value}"))
+                .collect();
+            let command = format!("input {device} {}", events.join(";"));
+            batch.clear();
+            // The guest may be slower than the typist: a full queue is retried for a while.
+            let deadline = Instant::now() + REPLY_TIMEOUT;
+            loop {
+                match lock(&machine.control).command(&command) {
+                    Ok(()) => return Ok(()),
+                    Err(why) if why.contains("already waiting") && Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    Err(why) => {
+                        return Err(conflict(format!("cannot send input to VM `{name}`: {why}")));
+                    }
+                }
+            }
+        };
+        for group in groups {
+            if batch.len() + group.len() > EVENTS_PER_COMMAND {
+                send(&mut batch)?;
+            }
+            batch.extend(group);
+        }
+        send(&mut batch)
+    }
+
     pub fn kill_all(&self) {
         let machines: Vec<_> = lock(&self.running).values().cloned().collect();
         for machine in machines {

@@ -220,6 +220,7 @@ impl Registry {
             created: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
+            display: Default::default(),
         };
         fs::create_dir(&dir).map_err(|e| internal(format!("create {}: {e}", dir.display())))?;
         let made = (|| {
@@ -268,6 +269,10 @@ impl Registry {
         }
         if let Some(memory) = edit.memory {
             config.memory = memory;
+        }
+        if let Some(display) = edit.display {
+            display.check().map_err(ApiError::invalid)?;
+            config.display = display;
         }
         let mut grow_disk = None;
         if let Some(size) = edit.disk {

@@ -6,6 +6,7 @@
 //! the request's id. A peer can break only its own connection: every frame error ends in an
 //! error frame or a closed connection, never in a daemon that stops serving others.
 
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -14,6 +15,7 @@ use std::time::Duration;
 use berth_api::container::ImageInfo;
 use berth_api::error::{ApiError, ErrorKind};
 use berth_api::event::Event;
+use berth_api::fdpass::write_frame_with_fd;
 use berth_api::frame::{FrameError, read_frame, write_frame};
 use berth_api::host::{DaemonMode, HostInfo};
 use berth_api::protocol::{ClientFrame, PROTOCOL_VERSION, ServerFrame, parse_client_frame};
@@ -308,9 +310,20 @@ async fn serve_connection(daemon: Arc<Daemon>, stream: UnixStream) {
     }
 
     let (out, mut outgoing) = mpsc::channel::<ServerFrame>(OUTGOING_QUEUE);
+    // Frames that carry an fd (`vm display`'s memfd) go through sendmsg; a channel of their own
+    // keeps every other frame's path as it was. Answers go in any order anyway.
+    let (fd_out, mut fd_outgoing) = mpsc::channel::<(ServerFrame, OwnedFd)>(OUTGOING_QUEUE);
     let writer_task = tokio::spawn(async move {
-        while let Some(frame) = outgoing.recv().await {
-            if write_frame(&mut writer, &frame).await.is_err() {
+        loop {
+            let written = tokio::select! {
+                Some(frame) = outgoing.recv() => write_frame(&mut writer, &frame).await,
+                Some((frame, fd)) = fd_outgoing.recv() => {
+                    // The fd is closed here once sent: the client has its own copy.
+                    write_frame_with_fd(&mut writer, &frame, &fd).await
+                }
+                else => break,
+            };
+            if written.is_err() {
                 break;
             }
         }
@@ -356,6 +369,38 @@ async fn serve_connection(daemon: Arc<Daemon>, stream: UnixStream) {
             }) => {
                 tokio::spawn(follow_logs(Arc::clone(&daemon), id, container, out.clone()));
             }
+            Ok(ClientFrame::Request {
+                id,
+                request: Request::VmDisplay { name },
+            }) => {
+                let (daemon, out, fd_out) = (Arc::clone(&daemon), out.clone(), fd_out.clone());
+                tokio::spawn(async move {
+                    let answer =
+                        tokio::task::spawn_blocking(move || daemon.machines.display(&name))
+                            .await
+                            .unwrap_or_else(|e| {
+                                Err(ApiError::internal(format!(
+                                    "the request failed inside berthd: {e}"
+                                )))
+                            });
+                    match answer {
+                        Ok((info, fd)) => {
+                            let frame = ServerFrame::Response {
+                                id,
+                                result: Ok(Reply::Display(info)),
+                            };
+                            let _ = fd_out.send((frame, fd)).await;
+                        }
+                        Err(error) => {
+                            let frame = ServerFrame::Response {
+                                id,
+                                result: Err(error),
+                            };
+                            let _ = out.send(frame).await;
+                        }
+                    }
+                });
+            }
             Ok(ClientFrame::Request { id, request }) => {
                 let (daemon, peer, out) = (Arc::clone(&daemon), Arc::clone(&peer), out.clone());
                 tokio::spawn(async move {
@@ -385,6 +430,7 @@ async fn serve_connection(daemon: Arc<Daemon>, stream: UnixStream) {
         forwarder.abort();
     }
     drop(out);
+    drop(fd_out);
     // Let queued answers go out, but do not wait forever on a peer that stopped reading.
     let _ = tokio::time::timeout(Duration::from_secs(5), writer_task).await;
 }
@@ -601,6 +647,60 @@ impl Daemon {
                 self.machines.console_input(&name, &data)?;
                 Ok(Reply::Done)
             }
+            Request::VmType { name, text } => {
+                let groups = crate::keymap::type_text(&text)
+                    .map_err(|e| ApiError::invalid(e.to_string()))?;
+                self.machines.input(&name, "keyboard", &groups)?;
+                Ok(Reply::Done)
+            }
+            Request::VmKey { name, keys } => {
+                let events = crate::keymap::key_combos(&keys)
+                    .map_err(|e| ApiError::invalid(e.to_string()))?;
+                self.machines.input(&name, "keyboard", &[events])?;
+                Ok(Reply::Done)
+            }
+            Request::VmKeyEvent {
+                name,
+                code,
+                pressed,
+            } => {
+                // Key codes are 1..=KEY_MAX (0x2ff); 0 is KEY_RESERVED.
+                if code == 0 || code > 0x2ff {
+                    return Err(ApiError::invalid(format!(
+                        "{code} is not a key code (evdev key codes run 1..=767)"
+                    )));
+                }
+                let events = vec![(1u16, code, i32::from(pressed)), (0, 0, 0)];
+                self.machines.input(&name, "keyboard", &[events])?;
+                Ok(Reply::Done)
+            }
+            Request::VmPointer {
+                name,
+                x,
+                y,
+                buttons,
+            } => {
+                const ABS_MAX: u32 = 32767;
+                if x > ABS_MAX || y > ABS_MAX || buttons > 7 {
+                    return Err(ApiError::invalid(format!(
+                        "the pointer runs 0..={ABS_MAX} on each axis with buttons 0..=7 (got {x},{y} buttons {buttons})"
+                    )));
+                }
+                // EV_ABS X and Y, then every button's state (EV_KEY BTN_LEFT/RIGHT/MIDDLE):
+                // the guest's evdev drops the ones that did not change.
+                let mut events = vec![(3u16, 0u16, x as i32), (3, 1, y as i32)];
+                for (bit, code) in [(1u8, 0x110u16), (2, 0x111), (4, 0x112)] {
+                    events.push((1, code, i32::from(buttons & bit != 0)));
+                }
+                events.push((0, 0, 0));
+                self.machines.input(&name, "tablet", &[events])?;
+                Ok(Reply::Done)
+            }
+            Request::VmWheel { name, clicks } => {
+                self.machines
+                    .input(&name, "tablet", &[vec![(2, 8, clicks), (0, 0, 0)]])?;
+                Ok(Reply::Done)
+            }
             Request::VmLog { name, lines } => {
                 let (_, dir, _) = lock(&self.registry).definition(&name)?;
                 Ok(Reply::Lines(serial_log(&dir, lines)?))
@@ -738,8 +838,8 @@ pub(crate) fn image_error(e: ImageError) -> ApiError {
 /// The answer to requests whose machinery this build of berthd does not have yet.
 fn unsupported(request: &Request) -> ApiError {
     let what = match request {
-        Request::VmScreenshot { .. } | Request::VmType { .. } | Request::VmKey { .. } => {
-            "the VM screen and keyboard (virtio-gpu and virtio-input are not in this berthd yet)"
+        Request::VmScreenshot { .. } => {
+            "berthd does not make PNGs: `vm display` hands out the framebuffer (berthctl vm screenshot uses it)"
         }
         _ => "this request",
     };

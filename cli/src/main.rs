@@ -18,7 +18,7 @@ use berth_api::host::HostInfo;
 use berth_api::iso::{IsoInfo, IsoKind};
 use berth_api::request::{Reply, Request};
 use berth_api::size::{format_size, parse_size};
-use berth_api::vm::{BootSource, VmEdit, VmInfo, VmSpec};
+use berth_api::vm::{BootSource, DisplayMode, VmEdit, VmInfo, VmSpec};
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
@@ -138,6 +138,9 @@ enum VmCommand {
         resources: Resources,
         #[command(flatten)]
         boot: Boot,
+        /// The screen's resolution, WIDTHxHEIGHT (default 1280x800).
+        #[arg(long, value_name = "WxH")]
+        display: Option<DisplayMode>,
         /// Allow more CPUs, memory or disk than the host has.
         #[arg(long)]
         overcommit: bool,
@@ -158,6 +161,9 @@ enum VmCommand {
         disk: Option<u64>,
         #[command(flatten)]
         boot: Boot,
+        /// The screen's resolution, WIDTHxHEIGHT, from the next start.
+        #[arg(long, value_name = "WxH")]
+        display: Option<DisplayMode>,
         #[arg(long)]
         overcommit: bool,
     },
@@ -437,6 +443,54 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Vm(VmCommand::Console { name }) => {
             return console::attach(&client, &mut events, &name).await;
         }
+        Command::Vm(VmCommand::Screenshot { name, file }) => {
+            let (width, height) = screenshot(&client, &name, &file).await?;
+            if !json {
+                println!(
+                    "{width}x{height} screen of {name} saved to {}",
+                    file.display()
+                );
+            }
+            return Ok(());
+        }
+        Command::Vm(VmCommand::Create {
+            name,
+            display: Some(display),
+            resources,
+            boot,
+            overcommit,
+        }) => {
+            // VmSpec has no display field (the window builds specs too); the resolution is
+            // set by an edit right after the create.
+            let command = VmCommand::Create {
+                name: name.clone(),
+                display: None,
+                resources,
+                boot,
+                overcommit,
+            };
+            let suggested = match &command {
+                VmCommand::Create {
+                    resources, boot, ..
+                } if !resources.complete() => match &boot.iso {
+                    Some(iso) => Some(iso_suggestion(&client, &absolute(iso)).await?),
+                    None => None,
+                },
+                _ => None,
+            };
+            client.call(vm_request(command, suggested)?).await?;
+            let edit = VmEdit {
+                display: Some(display),
+                ..VmEdit::default()
+            };
+            let vm = client.vm_edit(&name, edit).await?;
+            return if json {
+                print_json(&vm)
+            } else {
+                print!("{}", show_vm(&vm));
+                Ok(())
+            };
+        }
         Command::Vm(command) => {
             // `vm create --iso` takes what the image suggests for what the user left out.
             let suggested = match &command {
@@ -605,6 +659,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Reply::Containers(list) => print!("{}", list_containers(&list)),
         Reply::Stats(stats) => print!("{}", show_stats(&stats)),
         Reply::Iso(info) => print!("{}", show_iso(&info)),
+        Reply::Display(info) => println!("{}x{}", info.width, info.height),
     }
     Ok(())
 }
@@ -619,6 +674,7 @@ fn vm_request(
             resources,
             boot,
             overcommit,
+            ..
         } => {
             let (cpus, memory, disk) = resources.resolve(suggested);
             Request::VmCreate(VmSpec {
@@ -637,6 +693,7 @@ fn vm_request(
             memory,
             disk,
             boot,
+            display,
             overcommit,
         } => {
             if boot.entry.is_some() {
@@ -654,6 +711,7 @@ fn vm_request(
                     initrd: boot.initrd.as_deref().map(absolute),
                     cmdline: boot.cmdline,
                     iso: boot.iso.as_deref().map(absolute),
+                    display,
                     overcommit,
                 },
             }
@@ -890,6 +948,7 @@ fn show_vm(vm: &VmInfo) -> String {
             "nothing to boot yet (set --kernel or --iso with vm edit)".into(),
         )),
     }
+    rows.push(("Display", c.display.to_string()));
     rows.push(("Directory", vm.dir.display().to_string()));
     pairs(&rows)
 }
@@ -970,4 +1029,35 @@ fn show_iso(info: &IsoInfo) -> String {
         out.push_str(&format!("warning: {warning}\n"));
     }
     out
+}
+
+/// `vm screenshot`: maps the VM's framebuffer (read-only, from `vm display`), copies one
+/// consistent frame and writes it to `file` as an RGBA PNG. Returns the size.
+async fn screenshot(client: &Client, name: &str, file: &Path) -> Result<(u32, u32), Failure> {
+    use berth_display::framebuffer::FramebufferReader;
+    use berth_display::gpu::Format;
+    let (_, fd) = client.vm_display(name).await?;
+    let mut reader = FramebufferReader::open(fd)
+        .map_err(|e| Failure::Failed(format!("cannot read the screen of {name}: {e}")))?;
+    let mut frame = reader
+        .read_frame()
+        .map_err(|e| Failure::Failed(format!("cannot read the screen of {name}: {e}")))?;
+    let format = Format::from_code(frame.format).ok_or_else(|| {
+        Failure::Failed(format!(
+            "the screen of {name} has pixel format {}, which berthctl does not know",
+            frame.format
+        ))
+    })?;
+    format.to_rgba_in_place(&mut frame.pixels);
+    let out = std::fs::File::create(file)
+        .map_err(|e| Failure::Failed(format!("cannot create {}: {e}", file.display())))?;
+    let failed =
+        |e: png::EncodingError| Failure::Failed(format!("writing {}: {e}", file.display()));
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(out), frame.width, frame.height);
+    encoder.set_color(png::ColorType::Rgba);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().map_err(failed)?;
+    writer.write_image_data(&frame.pixels).map_err(failed)?;
+    writer.finish().map_err(failed)?;
+    Ok((frame.width, frame.height))
 }

@@ -455,6 +455,30 @@ impl FramebufferReader {
         self.map.u64_at(OFF_SEQ).load(Ordering::Acquire) / 2
     }
 
+    /// The current width, height, stride and format, read consistently (no pixels copied):
+    /// what a screenshot command or the window reports before it copies a frame.
+    pub fn geometry(&self) -> Result<(u32, u32, u32, u32), Error> {
+        for _ in 0..READ_ATTEMPTS {
+            let s1 = self.map.u64_at(OFF_SEQ).load(Ordering::Acquire);
+            if s1 % 2 == 1 {
+                std::hint::spin_loop();
+                std::thread::yield_now();
+                continue;
+            }
+            let m = &self.map;
+            let geometry = (
+                m.u32_at(OFF_WIDTH).load(Ordering::Relaxed),
+                m.u32_at(OFF_HEIGHT).load(Ordering::Relaxed),
+                m.u32_at(OFF_STRIDE).load(Ordering::Relaxed),
+                m.u32_at(OFF_FORMAT).load(Ordering::Relaxed),
+            );
+            if self.unchanged_since(s1) {
+                return Ok(geometry);
+            }
+        }
+        Err(Error::Busy)
+    }
+
     /// A consistent copy of the whole frame.
     pub fn read_frame(&mut self) -> Result<Frame, Error> {
         self.read(None)

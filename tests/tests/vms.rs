@@ -246,6 +246,77 @@ async fn vms_start_take_console_input_crash_alone_and_stop() {
     )
     .await;
 
+    // Paused, the guest does not run: what is typed waits, and is answered after resume.
+    let pause = daemon.berthctl(&["vm", "pause", "second"]);
+    assert!(pause.status.success(), "{}", text(&pause).1);
+    assert_eq!(
+        client.vm_show("second").await.unwrap().state,
+        VmState::Paused
+    );
+    call(
+        &client,
+        Request::VmConsoleInput {
+            name: "second".into(),
+            data: b"while paused\n".to_vec(),
+        },
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    while let Ok(Some(event)) = tokio::time::timeout(Duration::from_millis(10), events.next()).await
+    {
+        if let Event::VmConsole { name, data } = event
+            && name == "second"
+        {
+            second.push_str(&String::from_utf8_lossy(&data));
+        }
+    }
+    assert!(
+        !second.contains("echo while paused"),
+        "a paused guest answered:\n{second}"
+    );
+    let resume = daemon.berthctl(&["vm", "resume", "second"]);
+    assert!(resume.status.success(), "{}", text(&resume).1);
+    console_shows(
+        &mut events,
+        &mut second,
+        "second",
+        "BERTH-PROBE: echo while paused",
+    )
+    .await;
+    assert_eq!(
+        client.vm_show("second").await.unwrap().state,
+        VmState::Running
+    );
+
+    // The probe ignores the power button: a graceful stop ends it after its timeout.
+    let started = std::time::Instant::now();
+    let stop = daemon.berthctl(&["vm", "stop", "second", "--timeout", "1"]);
+    assert!(stop.status.success(), "{}", text(&stop).1);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "the guest had its second"
+    );
+    assert_eq!(
+        client.vm_show("second").await.unwrap().state,
+        VmState::Stopped
+    );
+    call(
+        &client,
+        Request::VmStart {
+            name: "second".into(),
+        },
+    )
+    .await
+    .unwrap();
+    console_shows(
+        &mut events,
+        &mut second,
+        "second",
+        "BERTH-PROBE: ready for input",
+    )
+    .await;
+
     // Forced stop: at once, and the VM is stopped, not crashed.
     let stop = daemon.berthctl(&["vm", "stop", "second", "--force"]);
     assert!(stop.status.success(), "{}", text(&stop).1);

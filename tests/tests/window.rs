@@ -140,7 +140,7 @@ fn the_window_shows_overcommitment_and_follows_the_daemon() {
     // The ΣU_vm bar alone is 160 × 12 pixels of red.
     wait_for(
         "the red overcommitted gauge",
-        Duration::from_secs(60),
+        Duration::from_secs(180),
         || red_pixels(&display) > 1500,
     );
 
@@ -201,7 +201,7 @@ fn launching_a_dockerfile_from_the_window_builds_and_runs_it() {
 
     let _window = start_window(&display, &daemon);
     let mut window = String::new();
-    wait_for("the window", Duration::from_secs(60), || {
+    wait_for("the window", Duration::from_secs(180), || {
         window = xdotool(&display, &["search", "--name", "^Berth$"])
             .lines()
             .next()

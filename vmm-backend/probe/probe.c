@@ -31,7 +31,9 @@
 /* Where the input test places a keyboard, its rings, and how many events the host queued. */
 #define PROBE_VIRTIO_INPUT 0xd0004000UL
 #define RINGS_INPUT 0x30c000UL
+#ifndef PROBE_INPUT_EVENTS
 #define PROBE_INPUT_EVENTS 4
+#endif
 #endif
 
 /* A scratch device the tests place on the MMIO bus (in the 32-bit MMIO hole, identity-mapped):

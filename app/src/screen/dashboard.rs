@@ -8,7 +8,9 @@ use berth_api::vm::{BootSource, VmInfo, VmState};
 use iced::widget::{button, column, container, row, rule, scrollable, space, text};
 use iced::{Alignment, Color, Element, Length};
 
+use crate::console::Pointer;
 use crate::data::{HostHistory, Snapshot};
+use crate::widget::console::console;
 use crate::widget::gauge::gauge;
 use crate::widget::sparkline::sparkline;
 
@@ -32,6 +34,8 @@ pub enum Message {
     Delete,
     ConfirmDelete,
     CancelDelete,
+    /// The mouse did something over the VM console.
+    Console(Pointer),
 }
 
 /// What the dashboard asks of the application.
@@ -39,6 +43,8 @@ pub enum Message {
 pub enum Event {
     /// Send this request; the string says what it does, for messages.
     Request(Request, String),
+    /// The mouse did something over the VM console (a press also gives it the keyboard).
+    Console(Pointer),
 }
 
 #[derive(Debug, Default)]
@@ -85,6 +91,7 @@ impl Dashboard {
                 self.confirming_delete = true;
                 None
             }
+            (Message::Console(pointer), Selection::Vm(_)) => Some(Event::Console(pointer)),
             (Message::CancelDelete, _) => {
                 self.confirming_delete = false;
                 None
@@ -162,11 +169,12 @@ impl Dashboard {
         &'a self,
         snapshot: &'a Snapshot,
         history: &'a HostHistory,
+        console: &'a ConsoleView,
     ) -> Element<'a, Message> {
         let details = match &self.selection {
             Selection::Host => host_details(snapshot, history),
             Selection::Vm(name) => match snapshot.vm(name) {
-                Some(vm) => vm_details(vm, &self.logs),
+                Some(vm) => vm_details(vm, &self.logs, console),
                 None => text(format!("VM {name} is gone.")).into(),
             },
             Selection::Container(id) => match snapshot.container(id) {
@@ -434,7 +442,11 @@ fn host_details<'a>(snapshot: &'a Snapshot, history: &'a HostHistory) -> Element
     page.into()
 }
 
-fn vm_details<'a>(vm: &'a VmInfo, console: &'a [String]) -> Element<'a, Message> {
+fn vm_details<'a>(
+    vm: &'a VmInfo,
+    serial: &'a [String],
+    console: &'a ConsoleView,
+) -> Element<'a, Message> {
     let c = &vm.config;
     let boot = match &c.boot {
         Some(BootSource::Kernel {
@@ -470,11 +482,54 @@ fn vm_details<'a>(vm: &'a VmInfo, console: &'a [String]) -> Element<'a, Message>
             }
         ),
         text(format!("Directory: {}", vm.dir.display())).size(13),
+        screen(console),
         section("Serial console"),
-        output_pane(console),
+        output_pane(serial),
     ]
     .spacing(8)
     .into()
+}
+
+/// What the details pane shows of the selected VM's screen.
+#[derive(Debug, Default)]
+pub enum ConsoleView {
+    /// Not running, or not asked for yet.
+    #[default]
+    None,
+    /// Its screen, and whether the console has the keyboard.
+    Screen {
+        picture: Option<iced_runtime::image::Allocation>,
+        focused: bool,
+    },
+    /// Why there is no screen to show.
+    Unavailable(String),
+}
+
+impl ConsoleView {
+    /// What stays of this view once the screen is closed: only a reason there is none.
+    pub fn unavailable_only(self) -> ConsoleView {
+        match self {
+            ConsoleView::Unavailable(why) => ConsoleView::Unavailable(why),
+            _ => ConsoleView::None,
+        }
+    }
+}
+
+fn screen(view: &ConsoleView) -> Element<'_, Message> {
+    match view {
+        ConsoleView::None => space::vertical().height(0).into(),
+        ConsoleView::Unavailable(why) => text(format!("No screen: {why}")).size(13).into(),
+        ConsoleView::Screen { picture, focused } => column![
+            section(if *focused {
+                "Screen — has the keyboard; Right Ctrl releases it"
+            } else {
+                "Screen — click it to type into the guest"
+            }),
+            container(console(picture.as_ref(), *focused, Message::Console)).height(420),
+        ]
+        .spacing(6)
+        .into(),
+    }
 }
 
 /// Lines of output (a container's, a VM's serial console), newest at the bottom.
@@ -542,6 +597,7 @@ mod tests {
                 disk: None,
                 boot: None,
                 created: 0,
+                display: Default::default(),
             },
             state: VmState::Stopped,
             dir: "/x/web".into(),

@@ -1,5 +1,6 @@
 //! The window's own widgets, one file each.
 
+pub mod console;
 pub mod form;
 pub mod gauge;
 pub mod sparkline;

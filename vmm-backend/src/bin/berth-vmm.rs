@@ -6,21 +6,29 @@
 //! no argument-parsing crate, no buffers beyond a page.
 
 use std::io::{Read, Write};
-use std::os::fd::FromRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use berth_display::gpu::GpuConfig;
 use vmm_backend::devices::legacy::LegacyDevices;
 use vmm_backend::devices::power_button::{POWER_BUTTON_GSI, PowerButton};
 use vmm_backend::linux::LinuxBoot;
 use vmm_backend::virtio::block::Block;
+use vmm_backend::virtio::gpu::VirtioGpu;
+use vmm_backend::virtio::input::{Input, InputEvent, InputHandle, InputKind, ev};
 use vmm_backend::virtio::mmio_device::VirtioMmioDevices;
 use vmm_backend::virtio::rng::Rng;
 use vmm_backend::{BootSource, GuestRam, Vm, VmConfig, VmExitReason, VmHandle};
 
 const USAGE: &str = "usage: berth-vmm --kernel BZIMAGE [--initrd FILE] [--cmdline TEXT] \
 [--memory SIZE (e.g. 512M, 2G)] [--cpus N] [--serial-log FILE] [--disk FILE [--read-only]]... \
-[--control-fd N]";
+[--display WIDTHxHEIGHT] [--control-fd N]";
+
+/// Where a flat test image (no ACPI) finds the display devices: the GPU, the keyboard and the
+/// tablet in consecutive windows from here (GSIs 16, 17, 18), the fixed addresses the probe's
+/// GPU and input variants drive (`PROBE_VIRTIO_GPU`, `PROBE_VIRTIO_INPUT`).
+const FLAT_DISPLAY_BASE: u64 = 0xd000_3000;
 
 const EXIT_POWER_OFF: u8 = 0;
 const EXIT_ERROR: u8 = 1;
@@ -47,6 +55,20 @@ struct Options {
     serial_log: Option<PathBuf>,
     disks: Vec<Disk>,
     control_fd: Option<i32>,
+    /// The display's mode: attaches virtio-gpu and the virtio-input keyboard and tablet.
+    display: Option<(u32, u32)>,
+}
+
+/// `WIDTHxHEIGHT`, each side 1..=4095 (what the framebuffer can carry).
+fn parse_display(text: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("bad --display {text:?}: use WIDTHxHEIGHT, e.g. 1280x800");
+    let (w, h) = text.split_once(['x', 'X']).ok_or_else(bad)?;
+    let (w, h): (u32, u32) = (w.parse().map_err(|_| bad())?, h.parse().map_err(|_| bad())?);
+    let max = berth_display::framebuffer::MAX_DIMENSION;
+    if !(1..=max).contains(&w) || !(1..=max).contains(&h) {
+        return Err(format!("--display {text}: each side must be 1..={max}"));
+    }
+    Ok((w, h))
 }
 
 fn parse_size(text: &str) -> Result<u64, String> {
@@ -74,6 +96,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, String> {
     let mut serial_log = None;
     let mut disks: Vec<Disk> = Vec::new();
     let mut control_fd = None;
+    let mut display = None;
     while let Some(flag) = args.next() {
         let mut value = || {
             args.next()
@@ -101,6 +124,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, String> {
                 let v = value()?;
                 control_fd = Some(v.parse().map_err(|_| format!("bad --control-fd {v:?}"))?);
             }
+            "--display" => display = Some(parse_display(&value()?)?),
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -115,6 +139,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, String> {
         serial_log,
         disks,
         control_fd,
+        display,
     })
 }
 
@@ -192,6 +217,7 @@ fn run(options: Options) -> Result<VmExitReason, String> {
     let legacy = LegacyDevices::attach(&mut vm, Box::new(console)).map_err(|e| e.to_string())?;
     let power_button = PowerButton::attach(&mut vm).map_err(|e| e.to_string())?;
     let mut virtio = VirtioMmioDevices::new();
+    let mut screen = None;
     let source = match boot_source(&options)? {
         BootSource::Linux(mut linux) => {
             for (index, disk) in options.disks.iter().enumerate() {
@@ -204,13 +230,22 @@ fn run(options: Options) -> Result<VmExitReason, String> {
             virtio
                 .attach(&mut vm, Box::new(Rng::new()))
                 .map_err(|e| e.to_string())?;
+            if let Some(mode) = options.display {
+                screen = Some(attach_display(&mut vm, &mut virtio, mode)?);
+            }
             linux.virtio_devices = virtio.acpi_devices();
             linux.power_button_gsi = Some(POWER_BUTTON_GSI);
             BootSource::Linux(linux)
         }
         // A flat test guest has no ACPI to find virtio devices in (and its own use of the MMIO
-        // hole): it gets none.
-        other if options.disks.is_empty() => other,
+        // hole): it gets only the display devices, when asked, at the fixed addresses it knows.
+        other if options.disks.is_empty() => {
+            if let Some(mode) = options.display {
+                virtio = VirtioMmioDevices::with_base(FLAT_DISPLAY_BASE);
+                screen = Some(attach_display(&mut vm, &mut virtio, mode)?);
+            }
+            other
+        }
         _ => return Err("--disk needs a Linux kernel: a flat image has no ACPI to find it".into()),
     };
     vm.load(&source).map_err(|e| e.to_string())?;
@@ -247,10 +282,141 @@ fn run(options: Options) -> Result<VmExitReason, String> {
         let control = unsafe { std::fs::File::from_raw_fd(fd) };
         let _ = std::thread::Builder::new()
             .name("control".into())
-            .spawn(move || control_loop(control, &handle, &power_button));
+            .spawn(move || control_loop(control, &handle, &power_button, screen.as_ref()));
     }
 
     vm.run().map_err(|e| e.to_string())
+}
+
+/// The display devices' host side: what the control channel hands out and feeds.
+struct Screen {
+    /// A duplicate of the framebuffer memfd, passed to berthd on `display`.
+    framebuffer: OwnedFd,
+    mode: (u32, u32),
+    keyboard: InputHandle,
+    tablet: InputHandle,
+}
+
+/// Attaches virtio-gpu (its display reporting `mode`), then the keyboard and the tablet, each
+/// input device's queue 0 also processed when the host pushes events.
+fn attach_display(
+    vm: &mut Vm,
+    virtio: &mut VirtioMmioDevices,
+    mode: (u32, u32),
+) -> Result<Screen, String> {
+    let gpu = VirtioGpu::new(GpuConfig {
+        width: mode.0,
+        height: mode.1,
+        ..GpuConfig::default()
+    })
+    .map_err(|e| format!("cannot create the display: {e}"))?;
+    let framebuffer = gpu
+        .gpu()
+        .framebuffer()
+        .fd()
+        .try_clone_to_owned()
+        .map_err(|e| format!("cannot share the framebuffer: {e}"))?;
+    virtio
+        .attach(vm, Box::new(gpu))
+        .map_err(|e| e.to_string())?;
+    let mut handles = Vec::new();
+    for (kind, serial) in [
+        (InputKind::Keyboard, "berth-keyboard"),
+        (InputKind::Tablet, "berth-tablet"),
+    ] {
+        let input = Input::new(kind, serial).map_err(|e| e.to_string())?;
+        let handle = input.handle();
+        let wake = handle
+            .wake_fd()
+            .try_clone()
+            .map_err(|e| format!("cannot watch the input device: {e}"))?;
+        virtio
+            .attach(vm, Box::new(input))
+            .map_err(|e| e.to_string())?;
+        virtio.wake_on(wake, 0).map_err(|e| e.to_string())?;
+        handles.push(handle);
+    }
+    let (Some(tablet), Some(keyboard)) = (handles.pop(), handles.pop()) else {
+        return Err("the input devices were not created".into());
+    };
+    Ok(Screen {
+        framebuffer,
+        mode,
+        keyboard,
+        tablet,
+    })
+}
+
+/// Parses `DEV TYPE CODE VALUE[;TYPE CODE VALUE...]` into the device and its events, a
+/// SYN_REPORT added at the end when the list does not end in one (values may be negative:
+/// wheel clicks).
+fn parse_input(args: &str) -> Result<(&str, Vec<InputEvent>), String> {
+    let (device, rest) = args
+        .trim()
+        .split_once(' ')
+        .ok_or("usage: input keyboard|tablet TYPE CODE VALUE[;TYPE CODE VALUE...]")?;
+    let mut events = Vec::new();
+    for event in rest.split(';') {
+        let fields: Vec<&str> = event.split_whitespace().collect();
+        let [kind, code, value] = fields[..] else {
+            return Err(format!(
+                "bad event {:?}: give TYPE CODE VALUE",
+                event.trim()
+            ));
+        };
+        let bad = || format!("bad event {:?}: numbers only", event.trim());
+        let value: i64 = value.parse().map_err(|_| bad())?;
+        let value = i32::try_from(value)
+            .map(|v| v as u32)
+            .or_else(|_| u32::try_from(value))
+            .map_err(|_| bad())?;
+        events.push(InputEvent::new(
+            kind.parse().map_err(|_| bad())?,
+            code.parse().map_err(|_| bad())?,
+            value,
+        ));
+    }
+    if events.last().is_none_or(|e| e.kind != ev::EV_SYN) {
+        events.push(InputEvent::new(ev::EV_SYN, ev::SYN_REPORT, 0));
+    }
+    Ok((device, events))
+}
+
+/// Writes `reply` on the control socket with `fd` attached (SCM_RIGHTS) to its first byte.
+fn send_with_fd(socket: &std::fs::File, reply: &[u8], fd: &OwnedFd) -> std::io::Result<()> {
+    let raw = fd.as_raw_fd();
+    let mut iov = libc::iovec {
+        iov_base: reply.as_ptr() as *mut libc::c_void,
+        iov_len: reply.len(),
+    };
+    // u64 words keep the control buffer aligned for cmsghdr.
+    let mut space = [0u64; 4];
+    // SAFETY: CMSG_SPACE only computes a size.
+    let space_len = unsafe { libc::CMSG_SPACE(std::mem::size_of::<i32>() as u32) } as usize;
+    // SAFETY: an all-zero msghdr is a valid empty message.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = space.as_mut_ptr().cast();
+    msg.msg_controllen = space_len;
+    // SAFETY: msg_control points at `space` (32 bytes, more than CMSG_SPACE(4)), so the first
+    // header and its data lie inside it; the fd is ours and stays open during the call.
+    let sent = unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<i32>() as u32) as usize;
+        std::ptr::copy_nonoverlapping(
+            (&raw const raw).cast::<u8>(),
+            libc::CMSG_DATA(cmsg),
+            std::mem::size_of::<i32>(),
+        );
+        libc::sendmsg(socket.as_raw_fd(), &msg, libc::MSG_NOSIGNAL)
+    };
+    let sent = usize::try_from(sent).map_err(|_| std::io::Error::last_os_error())?;
+    // The rest of a reply the socket took only part of goes without the fd (sent already).
+    let mut rest = socket;
+    rest.write_all(&reply[sent..])
 }
 
 /// Line commands from berthd, one reply line each (`ok` or `error MESSAGE`):
@@ -258,11 +424,20 @@ fn run(options: Options) -> Result<VmExitReason, String> {
 /// - `stop`: press the ACPI power button; the guest shuts down in its own time (berthd keeps
 ///   its own timeout before `kill`);
 /// - `pause`: park every vCPU outside KVM_RUN; the reply comes once all are parked;
-/// - `resume`: let them run again.
+/// - `resume`: let them run again;
+/// - `display`: `ok WIDTH HEIGHT` (the mode the display reports) with the framebuffer memfd
+///   attached as SCM_RIGHTS ancillary data (berthd hands it to clients, who map it read-only);
+/// - `input keyboard|tablet TYPE CODE VALUE[;TYPE CODE VALUE...]`: queues those evdev events
+///   (and a SYN_REPORT after the last unless it is one) for the guest, all or none.
 ///
 /// The first line berth-vmm writes is `ready` (the guest is loaded and about to run). When the
 /// channel closes, the supervisor is gone and nobody could reach this VM again: it is ended.
-fn control_loop(control: std::fs::File, vm: &VmHandle, power_button: &PowerButton) {
+fn control_loop(
+    control: std::fs::File,
+    vm: &VmHandle,
+    power_button: &PowerButton,
+    screen: Option<&Screen>,
+) {
     use std::io::BufRead;
     let mut replies = match control.try_clone() {
         Ok(f) => f,
@@ -277,11 +452,38 @@ fn control_loop(control: std::fs::File, vm: &VmHandle, power_button: &PowerButto
             vm.stop();
             return;
         };
-        let outcome = match line.trim() {
+        let line = line.trim();
+        if line == "display" {
+            let sent = match screen {
+                Some(screen) => {
+                    let (width, height) = screen.mode;
+                    let reply = format!("ok {width} {height}\n");
+                    send_with_fd(&replies, reply.as_bytes(), &screen.framebuffer)
+                }
+                None => {
+                    replies.write_all(b"error this VM has no display (start it with --display)\n")
+                }
+            };
+            if sent.is_err() {
+                vm.stop();
+                return;
+            }
+            continue;
+        }
+        let outcome = match line {
             "kill" => {
                 vm.stop();
                 Ok(())
             }
+            input if input.starts_with("input ") => match (screen, parse_input(&input[6..])) {
+                (None, _) => Err("this VM has no display (start it with --display)".into()),
+                (_, Err(why)) => Err(why),
+                (Some(screen), Ok((device, events))) => match device {
+                    "keyboard" => screen.keyboard.push(&events).map_err(|e| e.to_string()),
+                    "tablet" => screen.tablet.push(&events).map_err(|e| e.to_string()),
+                    other => Err(format!("no input device {other:?}: keyboard or tablet")),
+                },
+            },
             "stop" => power_button
                 .press()
                 .map_err(|e| format!("cannot press the power button: {e}")),
@@ -325,6 +527,50 @@ fn main() -> ExitCode {
         Err(message) => {
             eprintln!("berth-vmm: {message}");
             ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_sizes_are_parsed_and_bounded() {
+        assert_eq!(parse_display("1280x800"), Ok((1280, 800)));
+        assert_eq!(parse_display("64X48"), Ok((64, 48)));
+        for bad in ["", "1280", "x800", "0x10", "4096x10", "ax b", "-1x5"] {
+            assert!(parse_display(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn input_lines_become_events_with_a_final_report() {
+        let (device, events) = parse_input("keyboard 1 30 1;0 0 0;1 30 0").unwrap();
+        assert_eq!(device, "keyboard");
+        assert_eq!(
+            events,
+            [
+                InputEvent::new(1, 30, 1),
+                InputEvent::new(0, 0, 0),
+                InputEvent::new(1, 30, 0),
+                InputEvent::new(0, 0, 0),
+            ]
+        );
+        // A wheel turn towards the user is a negative value, carried as its two's complement.
+        let (_, events) = parse_input("tablet 2 8 -1;0 0 0").unwrap();
+        assert_eq!(
+            events,
+            [InputEvent::new(2, 8, u32::MAX), InputEvent::new(0, 0, 0)]
+        );
+        for bad in [
+            "keyboard",
+            "keyboard 1 30",
+            "keyboard 1 x 1",
+            "tablet 1 2 3 4",
+            "keyboard 70000 1 1",
+        ] {
+            assert!(parse_input(bad).is_err(), "{bad:?}");
         }
     }
 }

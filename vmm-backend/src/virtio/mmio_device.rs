@@ -57,6 +57,8 @@ pub enum VirtioAttachError {
     },
     /// setting up the virtio device thread failed: {0}
     Epoll(#[source] std::io::Error),
+    /// a wake-up eventfd needs a device attached before it
+    NoDevice,
     /// spawning the virtio device thread failed: {0}
     Spawn(#[source] std::io::Error),
 }
@@ -186,6 +188,21 @@ impl VirtioMmioDevices {
         self.transports.push(transport);
         self.described.push(described);
         Ok(described)
+    }
+
+    /// Also processes queue `queue` of the device attached last whenever `event` becomes
+    /// readable: for devices the host feeds (virtio-input's wake-up eventfd), whose queue has
+    /// work to do without a guest notification.
+    pub fn wake_on(&mut self, event: EventFd, queue: u32) -> Result<(), VirtioAttachError> {
+        let Some(device) = self.transports.len().checked_sub(1) else {
+            return Err(VirtioAttachError::NoDevice);
+        };
+        self.notifiers.push(Notifier {
+            event,
+            device,
+            queue,
+        });
+        Ok(())
     }
 
     /// The devices as the DSDT must describe them ([`crate::linux::LinuxBoot::virtio_devices`]).

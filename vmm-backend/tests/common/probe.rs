@@ -30,7 +30,14 @@ pub enum ProbeFinish {
     Gpu,
     /// Read the name and four queued events of the virtio-input keyboard the test placed.
     Input,
+    /// Draw the GPU pattern, then stay up as [`ProbeFinish::Interactive`] (for screenshots).
+    Screen,
+    /// Read the keyboard's name, then [`KEYS_EVENTS`] events, waiting as long as it takes.
+    Keys,
 }
+
+/// How many keyboard events the [`ProbeFinish::Keys`] variant reads before it powers off.
+pub const KEYS_EVENTS: usize = 20;
 
 impl ProbeFinish {
     fn name(self) -> &'static str {
@@ -43,19 +50,27 @@ impl ProbeFinish {
             Self::Interactive => "interactive",
             Self::Gpu => "gpu",
             Self::Input => "input",
+            Self::Screen => "screen",
+            Self::Keys => "keys",
         }
     }
 
-    fn define(self) -> Option<&'static str> {
+    fn define(self) -> &'static [&'static str] {
         match self {
-            Self::PowerOff => None,
-            Self::Reset => Some("-DPROBE_FINISH_RESET"),
-            Self::AcpiReset => Some("-DPROBE_FINISH_ACPI_RESET"),
-            Self::Crash => Some("-DPROBE_FINISH_CRASH"),
-            Self::Virtio => Some("-DPROBE_VIRTIO"),
-            Self::Interactive => Some("-DPROBE_INTERACTIVE"),
-            Self::Gpu => Some("-DPROBE_GPU"),
-            Self::Input => Some("-DPROBE_INPUT"),
+            Self::PowerOff => &[],
+            Self::Reset => &["-DPROBE_FINISH_RESET"],
+            Self::AcpiReset => &["-DPROBE_FINISH_ACPI_RESET"],
+            Self::Crash => &["-DPROBE_FINISH_CRASH"],
+            Self::Virtio => &["-DPROBE_VIRTIO"],
+            Self::Interactive => &["-DPROBE_INTERACTIVE"],
+            Self::Gpu => &["-DPROBE_GPU"],
+            Self::Input => &["-DPROBE_INPUT"],
+            Self::Screen => &["-DPROBE_GPU", "-DPROBE_INTERACTIVE"],
+            Self::Keys => &[
+                "-DPROBE_INPUT",
+                "-DPROBE_INPUT_EVENTS=20",
+                "-DPROBE_INPUT_WAIT_FOREVER",
+            ],
         }
     }
 }

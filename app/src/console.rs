@@ -1,0 +1,400 @@
+//! The guest's screen and keyboard as the window handles them, without a window: the VM's
+//! framebuffer memfd (handed over by berthd) mapped read-only and polled for new frames, and the
+//! host's physical keys as the evdev codes the guest's virtio-input keyboard reports.
+
+use std::os::fd::OwnedFd;
+
+use berth_display::framebuffer::FramebufferReader;
+use berth_display::gpu::Format;
+use iced::keyboard::key::Code;
+
+/// One whole frame of the guest's screen, as RGBA bytes ready for an image handle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Picture {
+    pub frame: u64,
+    pub width: u32,
+    pub height: u32,
+    pub rgba: Vec<u8>,
+}
+
+/// A VM's screen: the mapping of its framebuffer and the last frame handed out.
+pub struct Feed {
+    reader: FramebufferReader,
+    last: Option<u64>,
+}
+
+impl std::fmt::Debug for Feed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Feed").field("last", &self.last).finish()
+    }
+}
+
+impl Feed {
+    /// Maps a framebuffer memfd read-only.
+    pub fn open(fd: OwnedFd) -> Result<Feed, String> {
+        let reader = FramebufferReader::open(fd).map_err(|e| e.to_string())?;
+        Ok(Feed { reader, last: None })
+    }
+
+    /// The frame published since the last call, if any; `Ok(None)` while nothing changed (a
+    /// static screen costs one atomic load a poll).
+    pub fn poll(&mut self) -> Result<Option<Picture>, String> {
+        if self.last == Some(self.reader.frame()) {
+            return Ok(None);
+        }
+        let mut frame = self.reader.read_frame().map_err(|e| e.to_string())?;
+        self.last = Some(frame.frame);
+        if frame.width == 0 || frame.height == 0 {
+            // The guest has not set a mode yet: nothing to show.
+            return Ok(None);
+        }
+        let format = Format::from_code(frame.format)
+            .ok_or_else(|| format!("the guest's screen has an unknown format {}", frame.format))?;
+        format.to_rgba_in_place(&mut frame.pixels);
+        Ok(Some(Picture {
+            frame: frame.frame,
+            width: frame.width,
+            height: frame.height,
+            rgba: frame.pixels,
+        }))
+    }
+}
+
+/// The console of the VM shown in the details pane: its feed, the picture on screen, and
+/// whether it has the keyboard.
+#[derive(Debug)]
+pub struct Session {
+    pub vm: String,
+    feed: Feed,
+    /// The picture on screen, allocated by the renderer before it is shown.
+    pub shown: Option<iced_runtime::image::Allocation>,
+    /// A newer picture is being allocated: polls wait for it rather than pile up.
+    allocating: bool,
+    /// The console has the keyboard (clicked; Right Ctrl releases it).
+    pub focused: bool,
+    /// Size of the guest's screen, for mapping the pointer.
+    pub size: (u32, u32),
+    /// The tablet position and buttons last sent.
+    position: (u32, u32),
+    buttons: u8,
+}
+
+impl Session {
+    pub fn new(vm: String, fd: OwnedFd) -> Result<Session, String> {
+        Ok(Session {
+            vm,
+            feed: Feed::open(fd)?,
+            shown: None,
+            allocating: false,
+            focused: false,
+            size: (0, 0),
+            position: (0, 0),
+            buttons: 0,
+        })
+    }
+
+    /// A new picture to allocate, unless one is being allocated or the screen did not change.
+    pub fn poll(&mut self) -> Result<Option<Picture>, String> {
+        if self.allocating {
+            return Ok(None);
+        }
+        let picture = self.feed.poll()?;
+        if let Some(p) = &picture {
+            self.allocating = true;
+            self.size = (p.width, p.height);
+        }
+        Ok(picture)
+    }
+
+    /// The request that tells the guest's tablet about `pointer`, if any.
+    pub fn pointer_request(&mut self, pointer: Pointer) -> Option<berth_api::Request> {
+        let bit = |button| match button {
+            iced::mouse::Button::Left => 1,
+            iced::mouse::Button::Right => 2,
+            iced::mouse::Button::Middle => 4,
+            _ => 0,
+        };
+        match pointer {
+            Pointer::Move { x, y } => self.position = (x, y),
+            Pointer::Outside => return None,
+            Pointer::Button { button, pressed } => {
+                if pressed {
+                    self.buttons |= bit(button);
+                } else {
+                    self.buttons &= !bit(button);
+                }
+            }
+            Pointer::Wheel(0) => return None,
+            Pointer::Wheel(clicks) => {
+                return Some(berth_api::Request::VmWheel {
+                    name: self.vm.clone(),
+                    clicks,
+                });
+            }
+        }
+        Some(berth_api::Request::VmPointer {
+            name: self.vm.clone(),
+            x: self.position.0,
+            y: self.position.1,
+            buttons: self.buttons,
+        })
+    }
+
+    /// The renderer has the picture (or failed to take it): show it, and poll again.
+    pub fn allocated(&mut self, allocation: Option<iced_runtime::image::Allocation>) {
+        self.allocating = false;
+        if let Some(allocation) = allocation {
+            self.shown = Some(allocation);
+        }
+    }
+}
+
+/// What the mouse does over the console.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pointer {
+    /// Moved to this tablet position (0..=TABLET_MAX on each axis across the guest's screen).
+    Move { x: u32, y: u32 },
+    /// Moved over the console but off the picture (the bars beside a letterboxed screen).
+    Outside,
+    Button {
+        button: iced::mouse::Button,
+        pressed: bool,
+    },
+    /// Wheel clicks, positive away from the user.
+    Wheel(i32),
+}
+
+/// The largest coordinate of the guest's tablet on either axis (virtio-input's ABS range).
+pub const TABLET_MAX: u32 = 32767;
+
+/// Where `at` (relative to an `area` showing a `screen`-sized picture scaled to fit with its
+/// aspect kept, centred) falls on the guest's tablet; `None` off the picture.
+pub fn tablet_position(
+    at: iced::Point,
+    area: iced::Size,
+    screen: iced::Size<u32>,
+) -> Option<(u32, u32)> {
+    if screen.width == 0 || screen.height == 0 || area.width <= 0.0 || area.height <= 0.0 {
+        return None;
+    }
+    let (sw, sh) = (screen.width as f32, screen.height as f32);
+    let scale = (area.width / sw).min(area.height / sh);
+    let (w, h) = (sw * scale, sh * scale);
+    let (left, top) = ((area.width - w) / 2.0, (area.height - h) / 2.0);
+    let (fx, fy) = ((at.x - left) / w, (at.y - top) / h);
+    if !(0.0..=1.0).contains(&fx) || !(0.0..=1.0).contains(&fy) {
+        return None;
+    }
+    let max = TABLET_MAX as f32;
+    Some(((fx * max).round() as u32, (fy * max).round() as u32))
+}
+
+/// The Linux evdev key code (input-event-codes.h) of a physical key: the guest's keyboard layout
+/// then decides what character it is, as on real hardware. `None` for keys a PC keyboard lacks.
+pub fn evdev_code(code: Code) -> Option<u16> {
+    use Code::*;
+    Some(match code {
+        Escape => 1,
+        Digit1 => 2,
+        Digit2 => 3,
+        Digit3 => 4,
+        Digit4 => 5,
+        Digit5 => 6,
+        Digit6 => 7,
+        Digit7 => 8,
+        Digit8 => 9,
+        Digit9 => 10,
+        Digit0 => 11,
+        Minus => 12,
+        Equal => 13,
+        Backspace => 14,
+        Tab => 15,
+        KeyQ => 16,
+        KeyW => 17,
+        KeyE => 18,
+        KeyR => 19,
+        KeyT => 20,
+        KeyY => 21,
+        KeyU => 22,
+        KeyI => 23,
+        KeyO => 24,
+        KeyP => 25,
+        BracketLeft => 26,
+        BracketRight => 27,
+        Enter => 28,
+        ControlLeft => 29,
+        KeyA => 30,
+        KeyS => 31,
+        KeyD => 32,
+        KeyF => 33,
+        KeyG => 34,
+        KeyH => 35,
+        KeyJ => 36,
+        KeyK => 37,
+        KeyL => 38,
+        Semicolon => 39,
+        Quote => 40,
+        Backquote => 41,
+        ShiftLeft => 42,
+        Backslash => 43,
+        KeyZ => 44,
+        KeyX => 45,
+        KeyC => 46,
+        KeyV => 47,
+        KeyB => 48,
+        KeyN => 49,
+        KeyM => 50,
+        Comma => 51,
+        Period => 52,
+        Slash => 53,
+        ShiftRight => 54,
+        NumpadMultiply => 55,
+        AltLeft => 56,
+        Space => 57,
+        CapsLock => 58,
+        F1 => 59,
+        F2 => 60,
+        F3 => 61,
+        F4 => 62,
+        F5 => 63,
+        F6 => 64,
+        F7 => 65,
+        F8 => 66,
+        F9 => 67,
+        F10 => 68,
+        NumLock => 69,
+        ScrollLock => 70,
+        Numpad7 => 71,
+        Numpad8 => 72,
+        Numpad9 => 73,
+        NumpadSubtract => 74,
+        Numpad4 => 75,
+        Numpad5 => 76,
+        Numpad6 => 77,
+        NumpadAdd => 78,
+        Numpad1 => 79,
+        Numpad2 => 80,
+        Numpad3 => 81,
+        Numpad0 => 82,
+        NumpadDecimal => 83,
+        IntlBackslash => 86,
+        F11 => 87,
+        F12 => 88,
+        NumpadEnter => 96,
+        ControlRight => 97,
+        NumpadDivide => 98,
+        PrintScreen => 99,
+        AltRight => 100,
+        Home => 102,
+        ArrowUp => 103,
+        PageUp => 104,
+        ArrowLeft => 105,
+        ArrowRight => 106,
+        End => 107,
+        ArrowDown => 108,
+        PageDown => 109,
+        Insert => 110,
+        Delete => 111,
+        Pause => 119,
+        SuperLeft => 125,
+        SuperRight => 126,
+        ContextMenu => 127,
+        _ => return None,
+    })
+}
+
+/// The host key (VirtualBox's): while the console has the keyboard, Right Ctrl releases it and
+/// is not sent to the guest.
+pub const HOST_KEY: Code = Code::ControlRight;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_display::framebuffer::{FramebufferWriter, Rect};
+
+    #[test]
+    fn a_new_frame_comes_once_as_rgba() {
+        // B8G8R8X8 (what Linux's virtio-gpu driver uses): bytes B, G, R, X.
+        let mut writer = FramebufferWriter::new(2, 1, Format::B8G8R8X8 as u32).unwrap();
+        let fd = writer.fd().try_clone_to_owned().unwrap();
+        let mut feed = Feed::open(fd).unwrap();
+        writer
+            .update(
+                Rect {
+                    x: 0,
+                    y: 0,
+                    width: 2,
+                    height: 1,
+                },
+                &[0x10, 0x20, 0x30, 0x00, 0xff, 0x00, 0x00, 0x00],
+                8,
+            )
+            .unwrap();
+        let picture = feed.poll().unwrap().expect("a new frame");
+        assert_eq!((picture.width, picture.height), (2, 1));
+        assert_eq!(
+            picture.rgba,
+            [0x30, 0x20, 0x10, 0xff, 0x00, 0x00, 0xff, 0xff],
+            "red and blue swapped into place, opaque"
+        );
+        assert_eq!(
+            feed.poll().unwrap(),
+            None,
+            "an unchanged screen is not sent again"
+        );
+        writer
+            .update(
+                Rect {
+                    x: 1,
+                    y: 0,
+                    width: 1,
+                    height: 1,
+                },
+                // The source shares the frame's origin: the pixel at x = 1 is its second.
+                &[0, 0, 0, 0, 0x00, 0xff, 0x00, 0x00],
+                8,
+            )
+            .unwrap();
+        let next = feed.poll().unwrap().expect("the update");
+        assert_eq!(&next.rgba[4..], [0x00, 0xff, 0x00, 0xff]);
+        assert!(next.frame > picture.frame);
+    }
+
+    #[test]
+    fn the_pointer_maps_onto_the_letterboxed_screen() {
+        use iced::{Point, Size};
+        // A 4:3 screen in a square area: bars above and below.
+        let (area, screen) = (Size::new(400.0, 400.0), Size::new(640, 480));
+        assert_eq!(
+            tablet_position(Point::new(0.0, 50.0), area, screen),
+            Some((0, 0))
+        );
+        assert_eq!(
+            tablet_position(Point::new(400.0, 350.0), area, screen),
+            Some((TABLET_MAX, TABLET_MAX))
+        );
+        assert_eq!(
+            tablet_position(Point::new(200.0, 200.0), area, screen),
+            Some((16384, 16384))
+        );
+        assert_eq!(
+            tablet_position(Point::new(200.0, 20.0), area, screen),
+            None,
+            "on the bar"
+        );
+        assert_eq!(
+            tablet_position(Point::new(1.0, 1.0), area, Size::new(0, 0)),
+            None
+        );
+    }
+
+    #[test]
+    fn keys_map_to_evdev_codes() {
+        assert_eq!(evdev_code(Code::KeyA), Some(30));
+        assert_eq!(evdev_code(Code::Enter), Some(28));
+        assert_eq!(evdev_code(Code::F2), Some(60));
+        assert_eq!(evdev_code(Code::ControlLeft), Some(29));
+        assert_eq!(evdev_code(Code::ArrowDown), Some(108));
+        assert_eq!(evdev_code(Code::Fn), None);
+    }
+}

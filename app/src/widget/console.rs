@@ -1,0 +1,97 @@
+//! The VM console: the guest's screen scaled to fit the space it is given with its aspect kept,
+//! framed in the accent colour while it has the keyboard. The pointer over the picture is
+//! reported in the guest tablet's coordinates; a press takes the keyboard.
+//!
+//! The picture is an image handle the application allocated explicitly (`image::allocate`)
+//! before showing it: a handle drawn without that may be uploaded a frame late, and a new
+//! `Handle::from_rgba` every frame above ~2 MiB flickers or stays blank in iced 0.14 (iced#3381,
+//! #3173). The image widget draws on both renderers (wgpu and tiny-skia), where a shader widget
+//! draws nothing on tiny-skia.
+
+use iced::widget::{container, image, mouse_area, responsive, text};
+use iced::{Border, ContentFit, Element, Length, Point, Size, Theme, mouse};
+use iced_runtime::image::Allocation;
+
+use crate::console::{Pointer, tablet_position};
+
+/// The border drawn around the picture, in pixels.
+const FRAME: f32 = 2.0;
+
+/// The console of a VM showing `picture` (none yet: the guest has not drawn); `focused` when it
+/// has the keyboard; `on_pointer` for what the mouse does over it.
+pub fn console<'a, Message: Clone + 'a>(
+    picture: Option<&'a Allocation>,
+    focused: bool,
+    on_pointer: impl Fn(Pointer) -> Message + Clone + 'a,
+) -> Element<'a, Message> {
+    responsive(move |area| {
+        let on_pointer = on_pointer.clone();
+        let content: Element<'a, Message> = match picture {
+            Some(allocation) => image(allocation.handle().clone())
+                .content_fit(ContentFit::Contain)
+                .filter_method(image::FilterMethod::Linear)
+                .width(Length::Fill)
+                .height(Length::Fill)
+                .into(),
+            None => text("The guest has not drawn anything yet.")
+                .size(14)
+                .into(),
+        };
+        let inner = Size::new(area.width - 2.0 * FRAME, area.height - 2.0 * FRAME);
+        let screen = picture.map(|a| a.size());
+        let moved = on_pointer.clone();
+        mouse_area(
+            container(content)
+                .center(Length::Fill)
+                .padding(FRAME)
+                .style(move |theme: &Theme| frame_style(theme, focused)),
+        )
+        .on_move(move |at: Point| {
+            let at = Point::new(at.x - FRAME, at.y - FRAME);
+            moved(match screen.and_then(|s| tablet_position(at, inner, s)) {
+                Some((x, y)) => Pointer::Move { x, y },
+                None => Pointer::Outside,
+            })
+        })
+        .on_press(on_pointer(Pointer::Button {
+            button: mouse::Button::Left,
+            pressed: true,
+        }))
+        .on_release(on_pointer(Pointer::Button {
+            button: mouse::Button::Left,
+            pressed: false,
+        }))
+        .on_right_press(on_pointer(Pointer::Button {
+            button: mouse::Button::Right,
+            pressed: true,
+        }))
+        .on_right_release(on_pointer(Pointer::Button {
+            button: mouse::Button::Right,
+            pressed: false,
+        }))
+        .on_scroll(move |delta| {
+            on_pointer(Pointer::Wheel(match delta {
+                mouse::ScrollDelta::Lines { y, .. } => y.round() as i32,
+                mouse::ScrollDelta::Pixels { y, .. } => (y / 40.0).round() as i32,
+            }))
+        })
+        .into()
+    })
+    .into()
+}
+
+fn frame_style(theme: &Theme, focused: bool) -> container::Style {
+    let palette = theme.extended_palette();
+    container::Style::default()
+        .background(iced::Color::BLACK)
+        .color(palette.background.base.text)
+        .border(Border {
+            color: if focused {
+                palette.primary.strong.color
+            } else {
+                palette.background.strong.color
+            },
+            width: FRAME,
+            radius: 0.0.into(),
+        })
+}
