@@ -376,6 +376,22 @@ impl Berth {
                         self.wizard = None;
                         Task::none()
                     }
+                    Some(wizard::Event::Inspect(path)) => {
+                        let Some(client) = self.client.clone() else {
+                            let answer = Err("not connected to berthd".into());
+                            wizard.update(wizard::Message::Inspected(path, answer));
+                            return Task::none();
+                        };
+                        Task::perform(
+                            async move {
+                                let answer = client.iso_inspect(&path).await;
+                                (path, answer.map(Box::new).map_err(|e| e.to_string()))
+                            },
+                            |(path, answer)| {
+                                Message::Wizard(wizard::Message::Inspected(path, answer))
+                            },
+                        )
+                    }
                     Some(wizard::Event::Create(spec)) => {
                         let Some(client) = self.client.clone() else {
                             wizard.failed("not connected to berthd".into());

@@ -321,6 +321,10 @@ impl<S: Source> Iso<S> {
                 if let Some(rr_name) = rr.name {
                     name = rr_name;
                 }
+                if let Some(lba) = rr.child {
+                    entries.push(self.child_link(name, lba)?);
+                    continue;
+                }
             }
             let what = format!("`{name}`");
             let extent = self.extent(record, &what)?;
@@ -345,6 +349,33 @@ impl<S: Source> Iso<S> {
         Ok(entries)
     }
 
+    /// The directory a Rock Ridge `CL` record at sector `lba` links to, named `name`: its
+    /// extent comes from its own "." record, checked like any other.
+    fn child_link(&self, name: String, lba: u32) -> Result<Entry, IsoError> {
+        let offset = u64::from(lba) * SECTOR;
+        if offset + 34 > self.size {
+            return Err(IsoError::Corrupt(format!(
+                "the Rock Ridge child link of `{name}` points at sector {lba}, beyond the image"
+            )));
+        }
+        let mut dot = [0u8; 34];
+        self.source
+            .read_at(offset, &mut dot)
+            .map_err(|e| IsoError::io(&format!("read the relocated directory `{name}`"), e))?;
+        if dot[0] < 34 || dot[25] & 0x02 == 0 {
+            return Err(IsoError::Corrupt(format!(
+                "the Rock Ridge child link of `{name}` points at sector {lba}, which holds no directory"
+            )));
+        }
+        let extent = self.extent(&dot, &format!("the relocated directory `{name}`"))?;
+        Ok(Entry {
+            name,
+            dir: true,
+            size: extent.len,
+            extents: vec![extent],
+        })
+    }
+
     /// Rock Ridge facts from a System Use area, following continuation areas.
     fn rock_ridge(&self, area: &[u8]) -> Result<RockRidge, IsoError> {
         let mut rr = RockRidge::default();
@@ -364,6 +395,7 @@ impl<S: Source> Iso<S> {
                         name.get_or_insert_with(Vec::new).extend_from_slice(&e[5..]);
                     }
                     b"RE" => rr.relocated = true,
+                    b"CL" if e.len() >= 12 => rr.child = Some(le32(e, 4)),
                     b"CE" if e.len() >= 28 => {
                         let offset = u64::from(le32(e, 4)) * SECTOR + u64::from(le32(e, 12));
                         let len = u64::from(le32(e, 20));
@@ -558,6 +590,9 @@ fn boot_image(platform: u8, e: &[u8]) -> BootImage {
 struct RockRidge {
     name: Option<String>,
     relocated: bool,
+    /// `CL`: this record stands for a directory relocated elsewhere (deep trees are moved
+    /// under `rr_moved` to keep ISO 9660's 8 levels); the sector where that directory is.
+    child: Option<u32>,
 }
 
 /// The SUSP skip length if the root directory's "." record starts its System Use area with `SP`.

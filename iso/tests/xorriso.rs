@@ -368,6 +368,52 @@ fn long_rock_ridge_names_through_continuation_areas() {
     assert!(boot.initrd.is_none());
 }
 
+/// A tree deeper than ISO 9660's 8 levels, written with deep-directory relocation on: the deep
+/// directory moves under RR_MOVED (flagged `RE`) and its parent keeps a `CL` child link to it,
+/// which the reader follows so the Rock Ridge paths stay the original ones.
+#[test]
+fn relocated_deep_directories_through_child_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("deep");
+    let deep = "live/a/b/c/d/e/f/g/h";
+    write(&tree, &format!("{deep}/vmlinuz"), &fake_kernel(12));
+    write(
+        &tree,
+        "isolinux/isolinux.cfg",
+        format!("default x\nlabel x\n  linux /{deep}/vmlinuz\n  append quiet\n").as_bytes(),
+    );
+    let iso = dir.path().join("deep.iso");
+    // Native xorriso commands: the mkisofs emulation keeps deep paths as they are.
+    let status = Command::new("xorriso")
+        .args(["-report_about", "SORRY", "-outdev"])
+        .arg(&iso)
+        .args(["-rockridge", "on", "-compliance", "deep_paths_off"])
+        .args(["-rr_reloc_dir", "RR_MOVED", "-volid", "DEEP", "-map"])
+        .arg(&tree)
+        .args(["/", "-commit"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let image = berth_iso::Iso::open(&iso).unwrap();
+    // xorriso hides its relocation directory from the Rock Ridge tree; its name is still
+    // in the image's plain ISO 9660 names.
+    let bytes = std::fs::read(&iso).unwrap();
+    assert!(
+        bytes.windows(8).any(|w| w == b"RR_MOVED"),
+        "xorriso relocated nothing"
+    );
+    let relocated = image.lookup(&format!("/{deep}")).unwrap().unwrap();
+    assert!(relocated.dir);
+    let kernel = image
+        .read_file(&format!("/{deep}/vmlinuz"), 1 << 20)
+        .unwrap()
+        .unwrap();
+    assert!(kernel == fake_kernel(12));
+    let info = inspect(&iso).unwrap();
+    assert_eq!(info.entries.len(), 1, "{:?}", info.warnings);
+    assert_eq!(info.entries[0].kernel, format!("/{deep}/vmlinuz"));
+}
+
 /// A real Debian kernel (the tier-3 fixture, `scripts/guest-fixtures`, cached in
 /// ~/.cache/berth-guest) passes the bzImage check and comes out byte for byte. Runs when the
 /// fixture has been built; `BERTH_GUEST_KERNEL` names another kernel.

@@ -2,14 +2,24 @@
 //! and CPUs, memory and disk on sliders that show U_vm, M_vm, P_vm and the host's overcommit
 //! before anything is created. Every field is checked as it changes, with the same checks and
 //! messages berthd applies; Create is offered only when all pass.
+//!
+//! An ISO path is read by berthd (`iso inspect`) as soon as it is given: the wizard shows what
+//! the image is, lets the user pick one of its boot entries, and takes the image's suggested
+//! resources for the sliders the user has not moved. An image Berth cannot boot shows berthd's
+//! reason and Create stays disabled.
 
+use std::fmt;
 use std::path::PathBuf;
+
+use berth_api::iso::{IsoInfo, IsoKind};
 
 use berth_api::size::format_size;
 use berth_api::utilisation::{Resources, host_allocation, vm_allocation};
 use berth_api::validate;
 use berth_api::vm::{BootSource, VmSpec};
-use iced::widget::{button, checkbox, column, container, radio, row, slider, text, text_input};
+use iced::widget::{
+    button, checkbox, column, container, pick_list, radio, row, slider, text, text_input,
+};
 use iced::{Element, Length};
 
 use crate::widget::form::{danger, field};
@@ -31,6 +41,12 @@ pub enum Message {
     Initrd(String),
     Cmdline(String),
     Iso(String),
+    /// Enter in the ISO field: read the image now, whatever its name ends with.
+    IsoSubmit,
+    /// berthd's answer to `iso inspect` of a path (ignored when the path has changed since).
+    Inspected(PathBuf, Result<Box<IsoInfo>, String>),
+    /// The boot entry of the ISO to boot, by its index.
+    Entry(u32),
     Cpus(u32),
     /// Memory in MiB.
     Memory(u32),
@@ -44,7 +60,58 @@ pub enum Message {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     Create(VmSpec),
+    /// Ask berthd what the image at this path is; the answer comes back as
+    /// [`Message::Inspected`].
+    Inspect(PathBuf),
     Cancel,
+}
+
+/// What is known of the ISO path in the form.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IsoState {
+    /// No absolute path yet, or not asked about.
+    Unknown,
+    /// berthd is reading the image at this path.
+    Inspecting(PathBuf),
+    Inspected(Box<IsoInfo>),
+    /// berthd could not read it (missing, not an ISO, not readable by this user): its message.
+    Failed(String),
+}
+
+/// Which sliders the user moved: those keep their values when an ISO's suggestion arrives.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Touched {
+    cpus: bool,
+    memory: bool,
+    disk: bool,
+}
+
+/// One line of the entry pick list.
+#[derive(Debug, Clone, PartialEq)]
+struct EntryChoice {
+    index: u32,
+    label: String,
+}
+
+/// The pick list's lines: the image's entries in its order (the default first).
+fn entry_choices(info: &IsoInfo) -> Vec<EntryChoice> {
+    info.entries
+        .iter()
+        .map(|e| EntryChoice {
+            index: e.index,
+            label: if e.default {
+                format!("{}: {} (default)", e.index, e.title)
+            } else {
+                format!("{}: {}", e.index, e.title)
+            },
+        })
+        .collect()
+}
+
+impl fmt::Display for EntryChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.label)
+    }
 }
 
 /// The wizard's state.
@@ -56,6 +123,10 @@ pub struct Wizard {
     pub initrd: String,
     pub cmdline: String,
     pub iso: String,
+    pub iso_state: IsoState,
+    /// The ISO boot entry chosen (0, the image's default, until the user picks another).
+    pub entry: u32,
+    touched: Touched,
     pub cpus: u32,
     pub memory_mib: u32,
     pub disk_gib: u32,
@@ -81,6 +152,9 @@ impl Wizard {
             initrd: String::new(),
             cmdline: "console=ttyS0".into(),
             iso: String::new(),
+            iso_state: IsoState::Unknown,
+            entry: 0,
+            touched: Touched::default(),
             cpus: 1,
             memory_mib: 1024,
             disk_gib: 8,
@@ -117,8 +191,80 @@ impl Wizard {
             Boot::Kernel => path(&self.kernel, "kernel", true)
                 .or_else(|| path(&self.initrd, "initrd", false))
                 .or_else(|| validate::cmdline(&self.cmdline).err()),
-            Boot::Iso => path(&self.iso, "ISO image", true),
+            Boot::Iso => path(&self.iso, "ISO image", true).or_else(|| self.iso_problem()),
             Boot::Nothing => None,
+        }
+    }
+
+    /// Why the ISO cannot be booted yet: not read, being read, unreadable, or no Linux on it.
+    fn iso_problem(&self) -> Option<String> {
+        match &self.iso_state {
+            IsoState::Unknown => Some("press Enter to read the ISO image".into()),
+            IsoState::Inspecting(_) => Some("reading the ISO image…".into()),
+            IsoState::Failed(e) => Some(e.clone()),
+            IsoState::Inspected(info) if info.entries.is_empty() => Some(format!(
+                "Berth cannot boot this image: {}",
+                info.unbootable
+                    .as_deref()
+                    .unwrap_or("it has no Linux kernel that Berth could boot")
+            )),
+            IsoState::Inspected(info) if info.entries.len() <= self.entry as usize => {
+                Some(format!("the image has no boot entry {}", self.entry))
+            }
+            IsoState::Inspected(_) => None,
+        }
+    }
+
+    /// A new path in the ISO field: forget what was known of the old one, and ask berthd about
+    /// it when it looks like a whole path to an image (so typing does not ask at every key).
+    fn iso_changed(&mut self, submitted: bool) -> Option<Event> {
+        let path = self.iso.trim();
+        let looks_whole = path.to_ascii_lowercase().ends_with(".iso");
+        if !path.starts_with('/') || !(submitted || looks_whole) {
+            self.iso_state = IsoState::Unknown;
+            return None;
+        }
+        let path = PathBuf::from(path);
+        if matches!(&self.iso_state, IsoState::Inspecting(p) if *p == path)
+            || matches!(&self.iso_state, IsoState::Inspected(info) if info.path == path && !submitted)
+        {
+            return None;
+        }
+        self.iso_state = IsoState::Inspecting(path.clone());
+        self.entry = 0;
+        Some(Event::Inspect(path))
+    }
+
+    /// berthd's answer about `path`: kept only if the field still names it.
+    fn inspected(&mut self, path: PathBuf, result: Result<Box<IsoInfo>, String>) {
+        if path != std::path::Path::new(self.iso.trim()) {
+            return;
+        }
+        self.entry = 0;
+        self.iso_state = match result {
+            Ok(info) => {
+                self.suggest(&info);
+                IsoState::Inspected(info)
+            }
+            Err(e) => IsoState::Failed(e),
+        };
+    }
+
+    /// The image's suggested resources for the sliders the user has not moved, fitted to the
+    /// host as berthctl does (at most its CPUs and half its memory and disk), so a suggestion
+    /// never needs overcommit.
+    fn suggest(&mut self, info: &IsoInfo) {
+        let s = info.suggested;
+        if !self.touched.cpus {
+            self.cpus = s.cpus.min(self.host.cpus as u32).max(1);
+        }
+        if !self.touched.memory {
+            let mib = (s.memory.min(self.host.memory / 2) / MIB) as u32;
+            // The slider moves in 64 MiB steps from 64.
+            self.memory_mib = (mib / 64 * 64).max(64);
+        }
+        if !self.touched.disk {
+            self.disk_gib = (s.disk.min(self.host.disk / 2) / GIB) as u32;
         }
     }
 
@@ -145,7 +291,7 @@ impl Wizard {
             }),
             Boot::Iso => Some(BootSource::Iso {
                 iso: PathBuf::from(self.iso.trim()),
-                entry: None,
+                entry: Some(self.entry),
             }),
             Boot::Nothing => None,
         };
@@ -163,14 +309,42 @@ impl Wizard {
     pub fn update(&mut self, message: Message) -> Option<Event> {
         match message {
             Message::Name(v) => self.name = v,
-            Message::Boot(v) => self.boot = v,
+            Message::Boot(v) => {
+                self.boot = v;
+                if v == Boot::Iso && self.iso_state == IsoState::Unknown {
+                    self.error = None;
+                    return self.iso_changed(false);
+                }
+            }
             Message::Kernel(v) => self.kernel = v,
             Message::Initrd(v) => self.initrd = v,
             Message::Cmdline(v) => self.cmdline = v,
-            Message::Iso(v) => self.iso = v,
-            Message::Cpus(v) => self.cpus = v,
-            Message::Memory(v) => self.memory_mib = v,
-            Message::Disk(v) => self.disk_gib = v,
+            Message::Iso(v) => {
+                self.iso = v;
+                self.error = None;
+                return self.iso_changed(false);
+            }
+            Message::IsoSubmit => {
+                self.error = None;
+                return self.iso_changed(true);
+            }
+            Message::Inspected(path, result) => {
+                self.inspected(path, result);
+                return None;
+            }
+            Message::Entry(v) => self.entry = v,
+            Message::Cpus(v) => {
+                self.cpus = v;
+                self.touched.cpus = true;
+            }
+            Message::Memory(v) => {
+                self.memory_mib = v;
+                self.touched.memory = true;
+            }
+            Message::Disk(v) => {
+                self.disk_gib = v;
+                self.touched.disk = true;
+            }
             Message::Overcommit(v) => self.overcommit = v,
             Message::Cancel => return Some(Event::Cancel),
             Message::Create => {
@@ -192,6 +366,43 @@ impl Wizard {
     pub fn failed(&mut self, message: String) {
         self.busy = false;
         self.error = Some(message);
+    }
+
+    /// What the image is and its boot entries.
+    fn iso_view<'a>(&self, info: &'a IsoInfo) -> Element<'a, Message> {
+        let what = [info.distro.as_deref(), info.version.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let kind = match info.kind {
+            IsoKind::Installer => "installer",
+            IsoKind::Live => "live system",
+            IsoKind::Unknown => "kind unknown",
+        };
+        let what = if what.is_empty() {
+            format!("Unknown system ({kind}), volume {}", info.volume_id)
+        } else {
+            format!("{what} ({kind})")
+        };
+        let mut col = column![text(what)].spacing(6);
+        if let Some(description) = &info.description {
+            col = col.push(text(description.as_str()).size(13));
+        }
+        if info.entries.is_empty() {
+            return col.into();
+        }
+        let choices = entry_choices(info);
+        let selected = choices.iter().find(|c| c.index == self.entry).cloned();
+        col = col.push(field(
+            "Boot entry",
+            pick_list(choices, selected, |c: EntryChoice| Message::Entry(c.index))
+                .width(Length::Fixed(360.0)),
+        ));
+        if let Some(entry) = info.entries.iter().find(|e| e.index == self.entry) {
+            col = col.push(text(format!("Command line: {}", entry.cmdline)).size(13));
+        }
+        col.into()
     }
 
     pub fn view(&self) -> Element<'_, Message> {
@@ -237,8 +448,12 @@ impl Wizard {
                     "ISO",
                     text_input("/path/to/image.iso", &self.iso)
                         .id("iso")
-                        .on_input(Message::Iso),
+                        .on_input(Message::Iso)
+                        .on_submit(Message::IsoSubmit),
                 ));
+                if let IsoState::Inspected(info) = &self.iso_state {
+                    boot = boot.push(self.iso_view(info));
+                }
             }
             Boot::Nothing => {}
         }
@@ -439,5 +654,185 @@ mod tests {
         assert!(wizard.spec().unwrap_err().contains("--overcommit"));
         wizard.update(Message::Overcommit(true));
         assert!(wizard.spec().unwrap().overcommit);
+    }
+
+    fn debian_info(path: &str) -> IsoInfo {
+        use berth_api::iso::{IsoBootEntry, NameScheme, Suggested};
+        let entry = |index: u32, title: &str, initrd: &str, default: bool| IsoBootEntry {
+            index,
+            title: title.into(),
+            kernel: "/install.amd/vmlinuz".into(),
+            initrds: vec![initrd.into()],
+            cmdline: format!("vga=788 --- quiet berth.entry={index}"),
+            source: "/isolinux/gtk.cfg".into(),
+            default,
+        };
+        IsoInfo {
+            path: path.into(),
+            size: 600 << 20,
+            volume_id: "Debian 12.5.0 amd64 n".into(),
+            names: NameScheme::RockRidge,
+            distro: Some("Debian".into()),
+            version: Some("12.5.0".into()),
+            description: Some(
+                "Debian GNU/Linux 12.5.0 \"Bookworm\" - Official amd64 NETINST".into(),
+            ),
+            kind: IsoKind::Installer,
+            boot_images: vec![],
+            entries: vec![
+                entry(0, "Graphical install", "/install.amd/gtk/initrd.gz", true),
+                entry(1, "Install", "/install.amd/initrd.gz", false),
+            ],
+            suggested: Suggested {
+                cpus: 2,
+                memory: 2 << 30,
+                disk: 20 << 30,
+            },
+            unbootable: None,
+            warnings: vec![],
+        }
+    }
+
+    /// Name the VM and type an ISO path into the form, as a user would.
+    fn pick_iso(wizard: &mut Wizard, path: &str) -> Vec<Event> {
+        interact(wizard, |ui| {
+            ui.click(iced::widget::Id::new("name")).unwrap();
+            ui.typewrite("deb");
+        });
+        // The simulator finds no text in a radio's label to click; its message is the same.
+        wizard.update(Message::Boot(Boot::Iso));
+        interact(wizard, |ui| {
+            ui.click(iced::widget::Id::new("iso")).unwrap();
+            ui.typewrite(path);
+        })
+    }
+
+    #[test]
+    fn an_iso_is_inspected_shown_and_its_chosen_entry_booted() {
+        let mut wizard = Wizard::new(HOST, vec![]);
+        let events = pick_iso(&mut wizard, "/isos/debian.iso");
+        // Asked once, when the path became a whole image name, not at every key.
+        assert_eq!(events, vec![Event::Inspect("/isos/debian.iso".into())]);
+        {
+            let mut ui = simulator(wizard.view());
+            assert!(ui.find("reading the ISO image…").is_ok());
+        }
+        assert!(
+            wizard.spec().is_err(),
+            "no Create before berthd has answered"
+        );
+
+        wizard.update(Message::Inspected(
+            "/isos/debian.iso".into(),
+            Ok(Box::new(debian_info("/isos/debian.iso"))),
+        ));
+        // The suggestion, fitted to the 2-CPU, 8 GiB, 100 GiB host.
+        assert_eq!(
+            (wizard.cpus, wizard.memory_mib, wizard.disk_gib),
+            (2, 2048, 20)
+        );
+        {
+            let mut ui = simulator(wizard.view());
+            assert!(ui.find("Debian 12.5.0 (installer)").is_ok());
+            assert!(
+                ui.find("Command line: vga=788 --- quiet berth.entry=0")
+                    .is_ok()
+            );
+        }
+        // The pick list draws its lines itself (no text widget for the simulator to find):
+        // its options are checked as data, the choice through its message.
+        let IsoState::Inspected(info) = &wizard.iso_state else {
+            panic!("{:?}", wizard.iso_state)
+        };
+        let labels: Vec<String> = entry_choices(info).iter().map(|c| c.to_string()).collect();
+        assert_eq!(labels, ["0: Graphical install (default)", "1: Install"]);
+        wizard.update(Message::Entry(1));
+        {
+            let mut ui = simulator(wizard.view());
+            assert!(
+                ui.find("Command line: vga=788 --- quiet berth.entry=1")
+                    .is_ok()
+            );
+        }
+        let events = interact(&mut wizard, |ui| {
+            ui.click("Create").unwrap();
+        });
+        let [Event::Create(spec)] = events.as_slice() else {
+            panic!("{events:?}")
+        };
+        assert_eq!(
+            spec.boot,
+            Some(BootSource::Iso {
+                iso: "/isos/debian.iso".into(),
+                entry: Some(1)
+            })
+        );
+        assert_eq!((spec.cpus, spec.memory, spec.disk), (2, 2 << 30, 20 << 30));
+    }
+
+    #[test]
+    fn sliders_the_user_moved_keep_their_values() {
+        let mut wizard = Wizard::new(HOST, vec![]);
+        wizard.update(Message::Boot(Boot::Iso));
+        wizard.update(Message::Memory(512));
+        let event = wizard.update(Message::Iso("/isos/debian.iso".into()));
+        assert_eq!(event, Some(Event::Inspect("/isos/debian.iso".into())));
+        wizard.update(Message::Inspected(
+            "/isos/debian.iso".into(),
+            Ok(Box::new(debian_info("/isos/debian.iso"))),
+        ));
+        assert_eq!(
+            (wizard.cpus, wizard.memory_mib, wizard.disk_gib),
+            (2, 512, 20)
+        );
+    }
+
+    #[test]
+    fn an_image_berth_cannot_boot_says_why_and_cannot_be_created() {
+        let mut wizard = Wizard::new(HOST, vec![]);
+        pick_iso(&mut wizard, "/isos/win.iso");
+        let mut windows = debian_info("/isos/win.iso");
+        windows.distro = None;
+        windows.version = None;
+        windows.kind = IsoKind::Unknown;
+        windows.entries.clear();
+        windows.unbootable =
+            Some("it is a Windows image (sources/install.wim), which needs firmware".into());
+        wizard.update(Message::Inspected(
+            "/isos/win.iso".into(),
+            Ok(Box::new(windows)),
+        ));
+        {
+            let mut ui = simulator(wizard.view());
+            assert!(ui
+                .find("Berth cannot boot this image: it is a Windows image (sources/install.wim), which needs firmware")
+                .is_ok());
+        }
+        let events = interact(&mut wizard, |ui| {
+            let _ = ui.click("Create");
+        });
+        assert!(events.is_empty(), "{events:?}");
+
+        // A file berthd cannot read as an ISO: its message, and still no Create.
+        let event = wizard.update(Message::Iso("/isos/notes.txt".into()));
+        assert_eq!(event, None, "not a whole image name yet");
+        let event = wizard.update(Message::IsoSubmit);
+        assert_eq!(event, Some(Event::Inspect("/isos/notes.txt".into())));
+        // An answer about a path no longer in the field is dropped.
+        wizard.update(Message::Inspected(
+            "/isos/win.iso".into(),
+            Ok(Box::new(debian_info("/isos/win.iso"))),
+        ));
+        assert!(matches!(wizard.iso_state, IsoState::Inspecting(_)));
+        wizard.update(Message::Inspected(
+            "/isos/notes.txt".into(),
+            Err("not an ISO 9660 image: no CD001 volume descriptor".into()),
+        ));
+        let mut ui = simulator(wizard.view());
+        assert!(
+            ui.find("not an ISO 9660 image: no CD001 volume descriptor")
+                .is_ok()
+        );
+        assert!(wizard.spec().is_err());
     }
 }
