@@ -4,70 +4,11 @@
 //! the probe's virtio-input driver, which reports each event on serial.
 #![allow(clippy::unwrap_used)] // a panic in a test is a failed assertion
 
-#[allow(dead_code)] // the probe builder serves every probe test; this one uses part of it
-#[path = "../../vmm-backend/tests/common/probe.rs"]
-mod probe;
+mod common;
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-use berth_api::vm::{BootSource, VmSpec};
-use berth_api::{Client, Event, Events};
 use berth_e2e::{Daemon, open_tempdir, text};
-use probe::{KEYS_EVENTS, PROBE_LOAD_ADDR, ProbeFinish, probe_image};
-
-fn kvm_available(test: &str) -> bool {
-    let present = Path::new("/dev/kvm").exists();
-    if !present {
-        eprintln!("skipping {test}: /dev/kvm is absent on this machine");
-    }
-    present
-}
-
-fn probe_file(dir: &Path, finish: ProbeFinish) -> PathBuf {
-    let path = dir.join(format!("probe-{finish:?}.flat"));
-    let image = probe_image(finish);
-    let file = vmm_backend::boot::flat_image_file(&image, PROBE_LOAD_ADDR, PROBE_LOAD_ADDR);
-    std::fs::write(&path, file).unwrap();
-    path
-}
-
-async fn create(client: &Client, name: &str, kernel: &Path) {
-    client
-        .vm_create(VmSpec {
-            name: name.into(),
-            cpus: 1,
-            memory: 64 << 20,
-            disk: 0,
-            boot: Some(BootSource::Kernel {
-                kernel: kernel.to_owned(),
-                initrd: None,
-                cmdline: String::new(),
-            }),
-            overcommit: false,
-        })
-        .await
-        .unwrap();
-}
-
-async fn console_shows(events: &mut Events, seen: &mut String, name: &str, needle: &str) {
-    let wait = async {
-        while !seen.contains(needle) {
-            match events.next().await.expect("the connection stays open") {
-                Event::VmConsole { name: vm, data } if vm == name => {
-                    seen.push_str(&String::from_utf8_lossy(&data));
-                }
-                _ => {}
-            }
-        }
-    };
-    if tokio::time::timeout(Duration::from_secs(30), wait)
-        .await
-        .is_err()
-    {
-        panic!("VM {name} never printed {needle:?}; its console so far:\n{seen}");
-    }
-}
+use common::probe::{KEYS_EVENTS, ProbeFinish};
+use common::{console_shows, create, kvm_available, probe_file};
 
 /// `gpu_pattern` in probe/gpu.h as RGBA: the guest's B8G8R8X8 words are
 /// `x*4 | y*5 << 8 | ((x+y)*3 & 0xff) << 16`.

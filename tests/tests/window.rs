@@ -11,9 +11,7 @@ use std::time::{Duration, Instant};
 
 use berth_e2e::{Daemon, binary, open_tempdir, text};
 
-#[allow(dead_code)] // the probe builder serves every probe test; this one uses part of it
-#[path = "../../vmm-backend/tests/common/probe.rs"]
-mod probe;
+mod common;
 
 struct Killed(Child);
 impl Drop for Killed {
@@ -276,13 +274,7 @@ fn the_console_shows_the_guest_screen_and_follows_it() {
     };
     let dir = open_tempdir();
     let daemon = Daemon::start(dir.path(), &[]);
-    let kernel = dir.path().join("screen.flat");
-    let image = probe::probe_image(probe::ProbeFinish::Screen);
-    std::fs::write(
-        &kernel,
-        vmm_backend::boot::flat_image_file(&image, probe::PROBE_LOAD_ADDR, probe::PROBE_LOAD_ADDR),
-    )
-    .unwrap();
+    let kernel = common::probe_file(dir.path(), common::probe::ProbeFinish::Screen);
     let out = daemon.berthctl(&[
         "vm",
         "create",

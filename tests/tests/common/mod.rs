@@ -1,0 +1,70 @@
+//! What the VM end-to-end tests share: the probe guest (vmm-backend/probe, built here with
+//! gcc) as a file in Berth's flat image format, VMs defined to boot it, and waits on what its
+//! console prints.
+#![allow(dead_code)] // each test binary uses a different part
+
+#[path = "../../../vmm-backend/tests/common/probe.rs"]
+pub mod probe;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use berth_api::vm::{BootSource, VmSpec};
+use berth_api::{Client, Event, Events};
+use probe::{PROBE_LOAD_ADDR, ProbeFinish, probe_image};
+
+/// True when /dev/kvm exists; otherwise prints why the calling test does nothing.
+pub fn kvm_available(test: &str) -> bool {
+    let present = Path::new("/dev/kvm").exists();
+    if !present {
+        eprintln!("skipping {test}: /dev/kvm is absent on this machine");
+    }
+    present
+}
+
+/// The probe variant `finish` as a file `berth-vmm --kernel` boots.
+pub fn probe_file(dir: &Path, finish: ProbeFinish) -> PathBuf {
+    let path = dir.join(format!("probe-{finish:?}.flat"));
+    let image = probe_image(finish);
+    let file = vmm_backend::boot::flat_image_file(&image, PROBE_LOAD_ADDR, PROBE_LOAD_ADDR);
+    std::fs::write(&path, file).unwrap();
+    path
+}
+
+pub async fn create(client: &Client, name: &str, kernel: &Path) {
+    client
+        .vm_create(VmSpec {
+            name: name.into(),
+            cpus: 1,
+            memory: 64 << 20,
+            disk: 0,
+            boot: Some(BootSource::Kernel {
+                kernel: kernel.to_owned(),
+                initrd: None,
+                cmdline: String::new(),
+            }),
+            overcommit: false,
+        })
+        .await
+        .unwrap();
+}
+
+/// Waits for VM `name`'s console to have printed `needle` (collecting from `seen`).
+pub async fn console_shows(events: &mut Events, seen: &mut String, name: &str, needle: &str) {
+    let wait = async {
+        while !seen.contains(needle) {
+            match events.next().await.expect("the connection stays open") {
+                Event::VmConsole { name: vm, data } if vm == name => {
+                    seen.push_str(&String::from_utf8_lossy(&data));
+                }
+                _ => {}
+            }
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(30), wait)
+        .await
+        .is_err()
+    {
+        panic!("VM {name} never printed {needle:?}; its console so far:\n{seen}");
+    }
+}
