@@ -213,18 +213,7 @@ impl Berth {
                     code: evdev,
                     pressed,
                 };
-                Task::perform(
-                    async move {
-                        client
-                            .call(request)
-                            .await
-                            .map(drop)
-                            .map_err(|e| e.to_string())
-                    },
-                    |result| {
-                        Message::Input(result.map_err(|e| format!("cannot type into the VM: {e}")))
-                    },
-                )
+                send_input(client, request, "cannot type into the VM")
             }
             Message::Connection(connection::Event::Connected { client, started }) => {
                 self.status = Status::Connected {
@@ -453,18 +442,7 @@ impl Berth {
         let Some(request) = session.pointer_request(pointer) else {
             return Task::none();
         };
-        Task::perform(
-            async move {
-                client
-                    .call(request)
-                    .await
-                    .map(drop)
-                    .map_err(|e| e.to_string())
-            },
-            |result| {
-                Message::Input(result.map_err(|e| format!("cannot move the VM's pointer: {e}")))
-            },
-        )
+        send_input(client, request, "cannot move the VM's pointer")
     }
 
     fn perform(&self, request: Request, what: String) -> Task<Message> {
@@ -618,6 +596,14 @@ impl Berth {
                 .into(),
         }
     }
+}
+
+/// Sends a key or pointer request; only a failure is news (it becomes the banner).
+fn send_input(client: Arc<Client>, request: Request, failure: &'static str) -> Task<Message> {
+    Task::perform(
+        async move { client.call(request).await.map(drop) },
+        move |result| Message::Input(result.map_err(|e| format!("{failure}: {e}"))),
+    )
 }
 
 fn banner<'a>(message: &str) -> Element<'a, Message> {

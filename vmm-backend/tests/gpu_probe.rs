@@ -5,42 +5,20 @@
 
 mod common;
 
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use berth_display::framebuffer::FramebufferReader;
 use berth_display::gpu::{DisplayEvent, GpuConfig};
 use common::probe::{PROBE_LOAD_ADDR, ProbeFinish, probe_image};
+use common::{NoInterrupt, Serial};
 use vmm_backend::devices::legacy::LegacyDevices;
-use vmm_backend::virtio::InterruptSink;
+
 use vmm_backend::virtio::gpu::VirtioGpu;
 use vmm_backend::virtio::mmio::MmioTransport;
 use vmm_backend::{BootSource, Vm, VmConfig, VmExitReason};
 
 const GPU_BASE: u64 = 0xd000_3000;
-
-/// The probe polls the used ring; interrupts are not wired in this test.
-struct NoInterrupt;
-impl InterruptSink for NoInterrupt {
-    fn signal_used_queue(&self) {}
-    fn signal_config(&self) {}
-}
-
-#[derive(Clone, Default)]
-struct Serial(Arc<Mutex<Vec<u8>>>);
-impl Write for Serial {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// `gpu_pattern` in probe/gpu.h.
 fn pattern(x: u32, y: u32) -> [u8; 4] {

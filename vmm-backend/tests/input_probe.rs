@@ -5,41 +5,19 @@
 
 mod common;
 
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::probe::{PROBE_LOAD_ADDR, ProbeFinish, probe_image};
+use common::{NoInterrupt, Serial};
 use vmm_backend::devices::legacy::LegacyDevices;
-use vmm_backend::virtio::InterruptSink;
+
 use vmm_backend::virtio::input::{Input, InputKind};
 use vmm_backend::virtio::mmio::MmioTransport;
 use vmm_backend::{BootSource, Vm, VmConfig, VmExitReason};
 
 const INPUT_BASE: u64 = 0xd000_4000;
 const KEY_A: u16 = 30;
-
-/// The probe polls the used ring; interrupts are not wired in this test.
-struct NoInterrupt;
-impl InterruptSink for NoInterrupt {
-    fn signal_used_queue(&self) {}
-    fn signal_config(&self) {}
-}
-
-#[derive(Clone, Default)]
-struct Serial(Arc<Mutex<Vec<u8>>>);
-impl Write for Serial {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[test]
 fn probe_reads_the_keyboard_name_and_queued_key_events() {

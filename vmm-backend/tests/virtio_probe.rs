@@ -5,43 +5,21 @@
 
 mod common;
 
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::probe::{PROBE_LOAD_ADDR, ProbeFinish, probe_image};
+use common::{NoInterrupt, Serial};
 use vmm_backend::devices::legacy::LegacyDevices;
+use vmm_backend::virtio::VirtioDevice;
 use vmm_backend::virtio::block::Block;
 use vmm_backend::virtio::mmio::MmioTransport;
 use vmm_backend::virtio::mmio_device::VirtioMmioDevices;
 use vmm_backend::virtio::rng::Rng;
-use vmm_backend::virtio::{InterruptSink, VirtioDevice};
 use vmm_backend::{BootSource, Vm, VmConfig, VmExitReason};
 
 const BLK_BASE: u64 = 0xd000_1000;
 const RNG_BASE: u64 = 0xd000_2000;
-
-/// The probe polls the used rings; interrupts are not wired in this test.
-struct NoInterrupt;
-impl InterruptSink for NoInterrupt {
-    fn signal_used_queue(&self) {}
-    fn signal_config(&self) {}
-}
-
-#[derive(Clone, Default)]
-struct Serial(Arc<Mutex<Vec<u8>>>);
-impl Write for Serial {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn transport(vm: &Vm, device: Box<dyn VirtioDevice>) -> Arc<Mutex<MmioTransport>> {
     Arc::new(Mutex::new(MmioTransport::new(

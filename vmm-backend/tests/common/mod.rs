@@ -31,3 +31,26 @@ pub fn run_with_limit(vm: Vm, limit: Duration) -> VmExitReason {
 }
 
 pub mod probe;
+
+/// For probes that poll their used rings: interrupts are not wired.
+pub struct NoInterrupt;
+impl vmm_backend::virtio::InterruptSink for NoInterrupt {
+    fn signal_used_queue(&self) {}
+    fn signal_config(&self) {}
+}
+
+/// The serial port's output, collected for assertions.
+#[derive(Clone, Default)]
+pub struct Serial(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+impl std::io::Write for Serial {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
