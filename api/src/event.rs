@@ -26,12 +26,20 @@ pub enum Event {
     VmConsole { name: String, data: Vec<u8> },
     /// A line of a VM's serial console or a container's output.
     LogLine { source: String, line: String },
-    /// A VM's screen changed: the frame sequence number and the damaged rectangle.
+    /// A VM's screen changed: the frame now published (the framebuffer header's frame number)
+    /// and the rectangle that changed in it.
     ConsoleUpdate {
         name: String,
         sequence: u64,
         x: u32,
         y: u32,
+        width: u32,
+        height: u32,
+    },
+    /// A VM's screen changed mode (0x0: the guest turned its screen off). Announced before the
+    /// first frame in the new mode, so a client remaps before it reads one.
+    ConsoleMode {
+        name: String,
         width: u32,
         height: u32,
     },

@@ -7,6 +7,8 @@
 //!   socket closes and berth-vmm ends its VM: nobody could reach it any more;
 //! - stdin/stdout: the serial console (output is pushed as [`Event::VmConsole`]; berth-vmm also
 //!   writes it to `serial.log` in the VM's directory, which `vm log` reads);
+//! - a SOCK_SEQPACKET socket on fd 4 (`--events-fd 4`): the screen's notices
+//!   ([`berth_display::notice`]), pushed as [`Event::ConsoleUpdate`] and [`Event::ConsoleMode`];
 //! - stderr: why berth-vmm failed or what crashed, kept for the VM's crashed state.
 //!
 //! A waiter thread per VM turns berth-vmm's exit status into the VM's state (see
@@ -26,12 +28,16 @@ use std::time::{Duration, Instant};
 use berth_api::error::{ApiError, ErrorKind};
 use berth_api::event::Event;
 use berth_api::vm::{BootSource, DisplayInfo, VmConfig, VmState};
+use berth_display::notice::Notice;
+use nix::sys::socket::{self, MsgFlags};
 use tokio::sync::broadcast;
 
 use crate::registry::Registry;
 
 /// The fd berth-vmm finds its control socket on.
 const CONTROL_FD: i32 = 3;
+/// The fd berth-vmm finds its screen-notice socket on.
+const EVENTS_FD: i32 = 4;
 /// How long berth-vmm may take to create the VM and load the guest before it says `ready`.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a control command may take to be answered (a pause waits for every vCPU).
@@ -307,6 +313,8 @@ fn launch(config: &VmConfig, dir: &Path) -> Result<Launch, ApiError> {
         dir.join(SERIAL_LOG).into(),
         "--control-fd".into(),
         CONTROL_FD.to_string().into(),
+        "--events-fd".into(),
+        EVENTS_FD.to_string().into(),
         "--display".into(),
         config.display.to_string().into(),
     ]);
@@ -446,6 +454,14 @@ impl Machines {
         let (ours, theirs) = UnixStream::pair()
             .map_err(|e| ApiError::internal(format!("cannot make a control channel: {e}")))?;
         let theirs_fd = theirs.as_raw_fd();
+        let (notices, their_notices) = socket::socketpair(
+            socket::AddressFamily::Unix,
+            socket::SockType::SeqPacket,
+            None,
+            socket::SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|e| ApiError::internal(format!("cannot make a screen channel: {e}")))?;
+        let their_notices_fd = their_notices.as_raw_fd();
         let mut command = Command::new(&self.vmm);
         command
             .args(&launch.args)
@@ -453,13 +469,25 @@ impl Machines {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        // SAFETY: the closure runs in the child between fork and exec and calls only dup2, which
-        // is async-signal-safe; `theirs_fd` stays open in the parent until spawn returns.
+        // SAFETY: the closure runs in the child between fork and exec and calls only fcntl, dup2
+        // and close, which are async-signal-safe; both descriptors stay open in the parent
+        // until spawn returns.
         unsafe {
             command.pre_exec(move || {
-                // dup2 clears close-on-exec on the new descriptor, so berth-vmm inherits fd 3.
-                if libc::dup2(theirs_fd, CONTROL_FD) < 0 {
-                    return Err(std::io::Error::last_os_error());
+                // Copies above the targets first, so one socket already sitting on 3 or 4 is
+                // not overwritten by the other; dup2 then clears close-on-exec on fds 3 and 4.
+                let mut copies = [0; 2];
+                for (copy, fd) in copies.iter_mut().zip([theirs_fd, their_notices_fd]) {
+                    *copy = libc::fcntl(fd, libc::F_DUPFD, 10);
+                    if *copy < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                for (copy, target) in copies.into_iter().zip([CONTROL_FD, EVENTS_FD]) {
+                    if libc::dup2(copy, target) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    libc::close(copy);
                 }
                 Ok(())
             });
@@ -468,6 +496,7 @@ impl Machines {
             .spawn()
             .map_err(|e| ApiError::internal(format!("cannot run {}: {e}", self.vmm.display())))?;
         drop(theirs);
+        drop(their_notices);
         let (Some(stdin), Some(stdout), Some(mut stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
@@ -523,6 +552,7 @@ impl Machines {
         let threads = [
             self.console_reader(&name, stdout),
             stderr_reader(stderr, Arc::clone(&stderr_tail)),
+            self.notice_reader(&name, notices),
         ];
         let this = Arc::clone(self);
         let config = config.clone();
@@ -556,12 +586,51 @@ impl Machines {
             .ok()
     }
 
+    /// Pushes the screen's notices as events, until berth-vmm exits (the socket then reads EOF).
+    fn notice_reader(&self, name: &str, socket: OwnedFd) -> Option<std::thread::JoinHandle<()>> {
+        let events = self.events.clone();
+        let name = name.to_owned();
+        std::thread::Builder::new()
+            .name("vm-screen".into())
+            .spawn(move || {
+                let mut buf = [0u8; berth_display::notice::MAX_LEN];
+                loop {
+                    let n = match socket::recv(socket.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+                        Ok(0) => return,
+                        Ok(n) => n,
+                        Err(nix::errno::Errno::EINTR) => continue,
+                        Err(_) => return,
+                    };
+                    // A notice cut short (longer than any real one) or garbled is skipped: only
+                    // berth-vmm writes here, and the framebuffer header stays the truth.
+                    let event = match Notice::decode(&buf[..n]) {
+                        Some(Notice::Damage { frame, rect }) => Event::ConsoleUpdate {
+                            name: name.clone(),
+                            sequence: frame,
+                            x: rect.x,
+                            y: rect.y,
+                            width: rect.width,
+                            height: rect.height,
+                        },
+                        Some(Notice::Mode { width, height }) => Event::ConsoleMode {
+                            name: name.clone(),
+                            width,
+                            height,
+                        },
+                        None => continue,
+                    };
+                    let _ = events.send(event);
+                }
+            })
+            .ok()
+    }
+
     /// Reaps berth-vmm and records how the VM ended; a guest reset starts it again.
     fn wait_for(
         self: Arc<Self>,
         mut child: Child,
         machine: Arc<Machine>,
-        threads: [Option<std::thread::JoinHandle<()>>; 2],
+        threads: [Option<std::thread::JoinHandle<()>>; 3],
         stderr_tail: Arc<Mutex<String>>,
         config: &VmConfig,
         dir: &Path,

@@ -7,6 +7,7 @@
 pub mod framebuffer;
 pub mod fuzzing;
 pub mod gpu;
+pub mod notice;
 #[cfg(test)]
 mod testing;
 

@@ -6,6 +6,9 @@
 
 mod common;
 
+use std::time::Duration;
+
+use berth_api::{Event, Events, Request};
 use berth_e2e::{Daemon, open_tempdir, text};
 use common::probe::{KEYS_EVENTS, ProbeFinish};
 use common::{console_shows, create, kvm_available, probe_file};
@@ -19,6 +22,42 @@ fn pattern_rgba(x: u32, y: u32) -> [u8; 4] {
         (x * 4) as u8,
         0xff,
     ]
+}
+
+/// The same pixel as the guest stores it (B8G8R8X8 bytes).
+fn pattern_bgrx(x: u32, y: u32) -> [u8; 3] {
+    let [r, g, b, _] = pattern_rgba(x, y);
+    [b, g, r]
+}
+
+/// The screen events pushed for VM `name` until its console has printed `needle`.
+async fn screen_events_until(
+    events: &mut Events,
+    seen: &mut String,
+    name: &str,
+    needle: &str,
+) -> Vec<Event> {
+    let mut screen = Vec::new();
+    let wait = async {
+        while !seen.contains(needle) {
+            match events.next().await.expect("the connection stays open") {
+                Event::VmConsole { name: vm, data } if vm == name => {
+                    seen.push_str(&String::from_utf8_lossy(&data));
+                }
+                event @ (Event::ConsoleMode { .. } | Event::ConsoleUpdate { .. }) => {
+                    screen.push(event)
+                }
+                _ => {}
+            }
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(30), wait)
+        .await
+        .is_err()
+    {
+        panic!("VM {name} never printed {needle:?}; its console so far:\n{seen}");
+    }
+    screen
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -46,13 +85,34 @@ async fn screenshot_of_the_probe_matches_its_pattern_pixel_for_pixel() {
     let started = daemon.berthctl(&["vm", "start", "screen"]);
     assert!(started.status.success(), "{}", text(&started).1);
     let mut seen = String::new();
-    console_shows(
+    let screen_events = screen_events_until(
         &mut events,
         &mut seen,
         "screen",
         "BERTH-PROBE: ready for input",
     )
     .await;
+    // The mode is announced before the frame that has it; the flush is pushed with its frame
+    // number and rectangle (the probe's bad flush of an unknown resource is not).
+    assert_eq!(
+        screen_events,
+        [
+            Event::ConsoleMode {
+                name: "screen".into(),
+                width: 64,
+                height: 48
+            },
+            Event::ConsoleUpdate {
+                name: "screen".into(),
+                sequence: 2,
+                x: 0,
+                y: 0,
+                width: 64,
+                height: 48
+            }
+        ],
+        "{seen}"
+    );
     assert!(
         seen.contains("BERTH-PROBE: gpu flush used 24 type 0x1100"),
         "{seen}"
@@ -85,6 +145,35 @@ async fn screenshot_of_the_probe_matches_its_pattern_pixel_for_pixel() {
             assert_eq!(pixels[i..i + 4], pattern_rgba(x, y), "pixel {x},{y}");
         }
     }
+
+    // A change on the screen is pushed too, with the next frame number, and the framebuffer
+    // holds it by then.
+    client
+        .call(Request::VmConsoleInput {
+            name: "screen".into(),
+            data: b"invert\n".to_vec(),
+        })
+        .await
+        .unwrap();
+    let (_, fd) = client.vm_display("screen").await.unwrap();
+    let mut reader = berth_display::framebuffer::FramebufferReader::open(fd).unwrap();
+    let changed =
+        screen_events_until(&mut events, &mut seen, "screen", "BERTH-PROBE: inverted").await;
+    let Some(Event::ConsoleUpdate {
+        sequence, width, ..
+    }) = changed.last()
+    else {
+        panic!("no update pushed for the inverted screen: {changed:?}\n{seen}");
+    };
+    assert_eq!((*sequence, *width), (3, 64), "{changed:?}");
+    assert!(reader.frame() >= 3);
+    let frame = reader.read_frame().unwrap();
+    let [b, g, r] = pattern_bgrx(0, 0);
+    assert_eq!(
+        frame.pixels[..3],
+        [!b, !g, !r],
+        "the inverted pattern's first pixel"
+    );
 
     // Keyboard input reaches a VM whose guest does not read it without error (the events
     // wait in the device's queue).

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use berth_display::gpu::GpuConfig;
+use berth_display::notice::Notice;
 use vmm_backend::devices::legacy::LegacyDevices;
 use vmm_backend::devices::power_button::{POWER_BUTTON_GSI, PowerButton};
 use vmm_backend::linux::LinuxBoot;
@@ -23,7 +24,7 @@ use vmm_backend::{BootSource, GuestRam, Vm, VmConfig, VmExitReason, VmHandle};
 
 const USAGE: &str = "usage: berth-vmm --kernel BZIMAGE [--initrd FILE] [--cmdline TEXT] \
 [--memory SIZE (e.g. 512M, 2G)] [--cpus N] [--serial-log FILE] [--disk FILE [--read-only]]... \
-[--display WIDTHxHEIGHT] [--control-fd N]";
+[--display WIDTHxHEIGHT] [--control-fd N] [--events-fd N]";
 
 /// Where a flat test image (no ACPI) finds the display devices: the GPU, the keyboard and the
 /// tablet in consecutive windows from here (GSIs 16, 17, 18), the fixed addresses the probe's
@@ -55,6 +56,8 @@ struct Options {
     serial_log: Option<PathBuf>,
     disks: Vec<Disk>,
     control_fd: Option<i32>,
+    /// A SOCK_SEQPACKET socket the screen's notices go to (`berth_display::notice`).
+    events_fd: Option<i32>,
     /// The display's mode: attaches virtio-gpu and the virtio-input keyboard and tablet.
     display: Option<(u32, u32)>,
 }
@@ -96,6 +99,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, String> {
     let mut serial_log = None;
     let mut disks: Vec<Disk> = Vec::new();
     let mut control_fd = None;
+    let mut events_fd = None;
     let mut display = None;
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -124,6 +128,10 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, String> {
                 let v = value()?;
                 control_fd = Some(v.parse().map_err(|_| format!("bad --control-fd {v:?}"))?);
             }
+            "--events-fd" => {
+                let v = value()?;
+                events_fd = Some(v.parse().map_err(|_| format!("bad --events-fd {v:?}"))?);
+            }
             "--display" => display = Some(parse_display(&value()?)?),
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
@@ -139,6 +147,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, String> {
         serial_log,
         disks,
         control_fd,
+        events_fd,
         display,
     })
 }
@@ -218,6 +227,11 @@ fn run(options: Options) -> Result<VmExitReason, String> {
     let power_button = PowerButton::attach(&mut vm).map_err(|e| e.to_string())?;
     let mut virtio = VirtioMmioDevices::new();
     let mut screen = None;
+    // SAFETY: the parent handed us this descriptor for the screen's notices; nothing else in
+    // this process owns it.
+    let notices = options
+        .events_fd
+        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
     let source = match boot_source(&options)? {
         BootSource::Linux(mut linux) => {
             for (index, disk) in options.disks.iter().enumerate() {
@@ -231,7 +245,7 @@ fn run(options: Options) -> Result<VmExitReason, String> {
                 .attach(&mut vm, Box::new(Rng::new()))
                 .map_err(|e| e.to_string())?;
             if let Some(mode) = options.display {
-                screen = Some(attach_display(&mut vm, &mut virtio, mode)?);
+                screen = Some(attach_display(&mut vm, &mut virtio, mode, notices)?);
             }
             linux.virtio_devices = virtio.acpi_devices();
             linux.power_button_gsi = Some(POWER_BUTTON_GSI);
@@ -242,7 +256,7 @@ fn run(options: Options) -> Result<VmExitReason, String> {
         other if options.disks.is_empty() => {
             if let Some(mode) = options.display {
                 virtio = VirtioMmioDevices::with_base(FLAT_DISPLAY_BASE);
-                screen = Some(attach_display(&mut vm, &mut virtio, mode)?);
+                screen = Some(attach_display(&mut vm, &mut virtio, mode, notices)?);
             }
             other
         }
@@ -303,13 +317,21 @@ fn attach_display(
     vm: &mut Vm,
     virtio: &mut VirtioMmioDevices,
     mode: (u32, u32),
+    notices: Option<OwnedFd>,
 ) -> Result<Screen, String> {
-    let gpu = VirtioGpu::new(GpuConfig {
+    let mut gpu = VirtioGpu::new(GpuConfig {
         width: mode.0,
         height: mode.1,
         ..GpuConfig::default()
     })
     .map_err(|e| format!("cannot create the display: {e}"))?;
+    if let Some(socket) = notices {
+        gpu.set_event_sink(Box::new(move |event| {
+            if let Some(notice) = Notice::from_event(&event) {
+                send_notice(&socket, &notice);
+            }
+        }));
+    }
     let framebuffer = gpu
         .gpu()
         .framebuffer()
@@ -345,6 +367,23 @@ fn attach_display(
         keyboard,
         tablet,
     })
+}
+
+/// Sends one notice without waiting: the device thread must never block on the supervisor. A
+/// notice the socket has no room for is dropped; the frame number in the framebuffer header
+/// still tells a reader that something changed.
+fn send_notice(socket: &OwnedFd, notice: &Notice) {
+    let text = notice.encode();
+    // SAFETY: `text` is a live buffer of `text.len()` bytes for the duration of the call and
+    // `socket` an open descriptor we own; send() does not keep the pointer.
+    let _ = unsafe {
+        libc::send(
+            socket.as_raw_fd(),
+            text.as_ptr().cast(),
+            text.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
 }
 
 /// Parses `DEV TYPE CODE VALUE[;TYPE CODE VALUE...]` into the device and its events, a

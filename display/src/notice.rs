@@ -1,0 +1,138 @@
+//! Screen notices: what the VMM tells its supervisor about the screen, one short datagram
+//! each, so the supervisor can push them to clients as events without reading the pixels.
+//!
+//! `damage FRAME X Y WIDTH HEIGHT` (frame FRAME is published and holds the changed rectangle)
+//! and `mode WIDTH HEIGHT` (the framebuffer changed geometry; `mode 0 0` when the guest turned
+//! its screen off). Text, so a trace of the channel reads as what it says.
+
+use crate::framebuffer::Rect;
+use crate::gpu::DisplayEvent;
+
+/// The longest notice, in bytes (a datagram this large is always enough).
+pub const MAX_LEN: usize = 96;
+
+/// One screen notice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// Frame `frame` is published; `rect` changed in it.
+    Damage { frame: u64, rect: Rect },
+    /// The screen's geometry changed (0x0: turned off), before the first frame in it.
+    Mode { width: u32, height: u32 },
+}
+
+impl Notice {
+    /// The notice for a device event, if the supervisor cares about it (cursor changes are
+    /// drawn into the guest's frames by its own driver when no cursor plane is used).
+    pub fn from_event(event: &DisplayEvent) -> Option<Notice> {
+        match *event {
+            DisplayEvent::Damage { rect, frame } => Some(Notice::Damage { frame, rect }),
+            DisplayEvent::Mode { width, height, .. } => Some(Notice::Mode { width, height }),
+            DisplayEvent::Disabled => Some(Notice::Mode {
+                width: 0,
+                height: 0,
+            }),
+            DisplayEvent::Cursor { .. } | DisplayEvent::CursorMove { .. } => None,
+        }
+    }
+
+    /// The notice as sent.
+    pub fn encode(&self) -> String {
+        match self {
+            Notice::Damage { frame, rect } => format!(
+                "damage {frame} {} {} {} {}",
+                rect.x, rect.y, rect.width, rect.height
+            ),
+            Notice::Mode { width, height } => format!("mode {width} {height}"),
+        }
+    }
+
+    /// Reads a notice; `None` for anything that is not one (the supervisor ignores it).
+    pub fn decode(bytes: &[u8]) -> Option<Notice> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let mut words = text.split_ascii_whitespace();
+        let kind = words.next()?;
+        let numbers: Vec<u64> = words.map(|w| w.parse().ok()).collect::<Option<_>>()?;
+        let u32_at = |i: usize| numbers.get(i).and_then(|&n| u32::try_from(n).ok());
+        match (kind, numbers.len()) {
+            ("damage", 5) => Some(Notice::Damage {
+                frame: numbers[0],
+                rect: Rect::new(u32_at(1)?, u32_at(2)?, u32_at(3)?, u32_at(4)?),
+            }),
+            ("mode", 2) => Some(Notice::Mode {
+                width: u32_at(0)?,
+                height: u32_at(1)?,
+            }),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notices_round_trip_and_fit() {
+        for notice in [
+            Notice::Damage {
+                frame: u64::MAX,
+                rect: Rect::new(u32::MAX, u32::MAX, u32::MAX, u32::MAX),
+            },
+            Notice::Damage {
+                frame: 7,
+                rect: Rect::new(0, 0, 1920, 1080),
+            },
+            Notice::Mode {
+                width: 1280,
+                height: 800,
+            },
+            Notice::Mode {
+                width: 0,
+                height: 0,
+            },
+        ] {
+            let text = notice.encode();
+            assert!(text.len() <= MAX_LEN, "{text}");
+            assert_eq!(Notice::decode(text.as_bytes()), Some(notice));
+        }
+    }
+
+    #[test]
+    fn events_become_notices() {
+        let damage = DisplayEvent::Damage {
+            rect: Rect::new(1, 2, 3, 4),
+            frame: 9,
+        };
+        assert_eq!(
+            Notice::from_event(&damage).map(|n| n.encode()).as_deref(),
+            Some("damage 9 1 2 3 4")
+        );
+        assert_eq!(
+            Notice::from_event(&DisplayEvent::Disabled)
+                .map(|n| n.encode())
+                .as_deref(),
+            Some("mode 0 0")
+        );
+        assert_eq!(
+            Notice::from_event(&DisplayEvent::CursorMove { x: 1, y: 1 }),
+            None
+        );
+    }
+
+    #[test]
+    fn anything_else_is_not_a_notice() {
+        for bad in [
+            &b""[..],
+            b"damage",
+            b"damage 1 2 3 4",
+            b"damage 1 2 3 4 5 6",
+            b"damage 1 2 3 4 99999999999",
+            b"mode -1 2",
+            b"mode 1 x",
+            b"resize 1 2",
+            b"\xff\xfe",
+        ] {
+            assert_eq!(Notice::decode(bad), None, "{bad:?}");
+        }
+    }
+}
