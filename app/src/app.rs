@@ -43,8 +43,6 @@ pub enum Message {
     Tick,
     /// berthd answered for VM `.0`'s screen: its framebuffer memfd, or why there is none.
     DisplayOpened(String, Result<SharedFd, String>),
-    /// Time to look for a new frame of the console.
-    ConsoleTick,
     /// The renderer took (or refused) a new picture of VM `.0`'s screen.
     ConsoleAllocated(String, Result<iced_runtime::image::Allocation, String>),
     /// A key went down or up while the console has the keyboard.
@@ -151,6 +149,33 @@ impl Berth {
         )
     }
 
+    /// Reads the console's new frame, if there is one and none is being allocated, and has the
+    /// renderer allocate it before it replaces the shown one.
+    fn poll_console(&mut self) -> Task<Message> {
+        let Some(session) = self.console.as_mut() else {
+            return Task::none();
+        };
+        match session.poll() {
+            Ok(Some(picture)) => {
+                let vm = session.vm.clone();
+                let handle = iced::widget::image::Handle::from_rgba(
+                    picture.width,
+                    picture.height,
+                    picture.rgba,
+                );
+                iced_runtime::image::allocate(handle).map(move |result| {
+                    Message::ConsoleAllocated(vm.clone(), result.map_err(|e| e.to_string()))
+                })
+            }
+            Ok(None) => Task::none(),
+            Err(why) => {
+                self.console = None;
+                self.screen = ConsoleView::Unavailable(why);
+                Task::none()
+            }
+        }
+    }
+
     fn handle(&mut self, message: Message) -> Task<Message> {
         match message {
             Message::DisplayOpened(name, result) => {
@@ -162,40 +187,26 @@ impl Berth {
                     Session::new(name, fd)
                 });
                 match opened {
-                    Ok(session) => self.console = Some(session),
-                    Err(why) => self.screen = ConsoleView::Unavailable(why),
-                }
-                Task::none()
-            }
-            Message::ConsoleTick => {
-                let Some(session) = self.console.as_mut() else {
-                    return Task::none();
-                };
-                match session.poll() {
-                    Ok(Some(picture)) => {
-                        let vm = session.vm.clone();
-                        let handle = iced::widget::image::Handle::from_rgba(
-                            picture.width,
-                            picture.height,
-                            picture.rgba,
-                        );
-                        iced_runtime::image::allocate(handle).map(move |result| {
-                            Message::ConsoleAllocated(vm.clone(), result.map_err(|e| e.to_string()))
-                        })
+                    Ok(session) => {
+                        self.console = Some(session);
+                        // What the guest drew before the screen was opened.
+                        self.poll_console()
                     }
-                    Ok(None) => Task::none(),
                     Err(why) => {
-                        self.console = None;
                         self.screen = ConsoleView::Unavailable(why);
                         Task::none()
                     }
                 }
             }
             Message::ConsoleAllocated(vm, result) => {
-                if let Some(session) = self.console.as_mut().filter(|s| s.vm == vm) {
-                    session.allocated(result.ok());
+                match self.console.as_mut().filter(|s| s.vm == vm) {
+                    Some(session) => {
+                        session.allocated(result.ok());
+                        // Frames published while this one was allocated were not read.
+                        self.poll_console()
+                    }
+                    None => Task::none(),
                 }
-                Task::none()
             }
             Message::ConsoleKey(code, pressed) => {
                 let Some(session) = self.console.as_mut().filter(|s| s.focused) else {
@@ -251,6 +262,15 @@ impl Berth {
                 | Pushed::VmRemoved { .. }
                 | Pushed::VmState { .. }
                 | Pushed::ContainerState { .. } => self.refresh(),
+                Pushed::ConsoleUpdate { name, .. } | Pushed::ConsoleMode { name, .. }
+                    if self.console.as_ref().is_some_and(|c| c.vm == name) =>
+                {
+                    self.poll_console()
+                }
+                Pushed::Lagged { .. } => {
+                    // Missed events may have held a frame or a state change.
+                    Task::batch([self.poll_console(), self.refresh()])
+                }
                 Pushed::VmConsole { name, data } => {
                     self.dashboard.vm_console(&name, &data);
                     Task::none()
@@ -530,13 +550,6 @@ impl Berth {
                     } if modifiers.command() && c.as_str() == "n" => Some(Message::NewVm),
                     _ => None,
                 })
-            },
-            // The console follows the guest's screen at up to 60 frames a second; a static
-            // screen costs one atomic load a tick.
-            if self.console.is_some() {
-                iced::time::every(Duration::from_millis(16)).map(|_| Message::ConsoleTick)
-            } else {
-                Subscription::none()
             },
         ])
     }
