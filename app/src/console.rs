@@ -77,6 +77,8 @@ pub struct Session {
     /// The tablet position and buttons last sent.
     position: (u32, u32),
     buttons: u8,
+    /// Counts frames shown, when asked to report them.
+    rate: Option<FrameRate>,
 }
 
 impl Session {
@@ -90,6 +92,8 @@ impl Session {
             size: (0, 0),
             position: (0, 0),
             buttons: 0,
+            rate: std::env::var_os("BERTH_CONSOLE_FPS")
+                .map(|_| FrameRate::new(std::time::Instant::now())),
         })
     }
 
@@ -145,7 +149,44 @@ impl Session {
         self.allocating = false;
         if let Some(allocation) = allocation {
             self.shown = Some(allocation);
+            if let Some(rate) = self.rate.as_mut()
+                && let Some(fps) = rate.shown(std::time::Instant::now())
+            {
+                // For scripts/bench-screen: how many of the guest's frames the window shows.
+                eprintln!(
+                    "berth: console {fps:.1} frames/s at {}x{}",
+                    self.size.0, self.size.1
+                );
+            }
         }
+    }
+}
+
+/// Frames shown a second, reported once a second (only when `BERTH_CONSOLE_FPS` is set).
+#[derive(Debug)]
+pub struct FrameRate {
+    since: std::time::Instant,
+    frames: u32,
+}
+
+impl FrameRate {
+    pub fn new(now: std::time::Instant) -> FrameRate {
+        FrameRate {
+            since: now,
+            frames: 0,
+        }
+    }
+
+    /// Counts a frame shown at `now`; the rate over the last second or more, once it has passed.
+    pub fn shown(&mut self, now: std::time::Instant) -> Option<f64> {
+        self.frames += 1;
+        let elapsed = now.saturating_duration_since(self.since).as_secs_f64();
+        if elapsed < 1.0 {
+            return None;
+        }
+        let fps = f64::from(self.frames) / elapsed;
+        *self = FrameRate::new(now);
+        Some(fps)
     }
 }
 
@@ -311,6 +352,19 @@ pub const HOST_KEY: Code = Code::ControlRight;
 mod tests {
     use super::*;
     use berth_display::framebuffer::{FramebufferWriter, Rect};
+
+    #[test]
+    fn the_frame_rate_is_reported_once_a_second() {
+        let start = std::time::Instant::now();
+        let mut rate = FrameRate::new(start);
+        let at = |ms| start + std::time::Duration::from_millis(ms);
+        for i in 1..60 {
+            assert_eq!(rate.shown(at(i * 16)), None);
+        }
+        // The 60th frame, 1.2 s in: 50 frames a second.
+        assert_eq!(rate.shown(at(1200)), Some(50.0));
+        assert_eq!(rate.shown(at(1300)), None, "counting starts again");
+    }
 
     #[test]
     fn a_new_frame_comes_once_as_rgba() {

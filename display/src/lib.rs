@@ -8,8 +8,9 @@ pub mod framebuffer;
 pub mod fuzzing;
 pub mod gpu;
 pub mod notice;
-#[cfg(test)]
-mod testing;
+/// A virtqueue driver for tests and benchmarks (the guest side, in process); not for the VMM.
+#[doc(hidden)]
+pub mod testing;
 
 /// Guest RAM as the device model sees it: the same type as `vmm-backend`'s.
 pub type GuestMemory = vm_memory::GuestMemoryMmap<()>;

@@ -1,4 +1,4 @@
-//! A driver-side helper for tests: a split virtqueue in vm-memory guest RAM, with descriptor
+//! A driver-side helper for tests and benchmarks: a split virtqueue in vm-memory guest RAM, with descriptor
 //! chains laid out the way the Linux virtio-gpu driver lays them out (request readable, then
 //! response writable).
 
@@ -19,7 +19,12 @@ pub const RESPONSE: u64 = 0x60000;
 pub const BACKING: u64 = 0x100000;
 
 pub fn guest_memory() -> GuestMemory {
-    GuestMemory::from_ranges(&[(GuestAddress(0), MEM_SIZE)]).expect("guest memory")
+    guest_memory_of(MEM_SIZE)
+}
+
+/// `size` bytes of guest RAM from address 0.
+pub fn guest_memory_of(size: usize) -> GuestMemory {
+    GuestMemory::from_ranges(&[(GuestAddress(0), size)]).expect("guest memory")
 }
 
 /// A request header of `kind` (no fence).
@@ -49,8 +54,19 @@ pub struct Driver {
     avail_idx: [u16; 2],
 }
 
+impl Default for Driver {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Driver {
     pub fn new() -> Self {
+        Self::with_memory(MEM_SIZE)
+    }
+
+    /// A driver with `size` bytes of guest RAM (backing for large frames starts at [`BACKING`]).
+    pub fn with_memory(size: usize) -> Self {
         let queue = |base: u64| {
             let mut q = Queue::new(QUEUE_SIZE).expect("queue");
             q.set_size(QUEUE_SIZE);
@@ -61,7 +77,7 @@ impl Driver {
             q
         };
         Driver {
-            mem: guest_memory(),
+            mem: guest_memory_of(size),
             queues: [queue(0), queue(0x4000)],
             next_desc: [0; 2],
             avail_idx: [0; 2],

@@ -38,9 +38,10 @@ static void send(struct virtq *q, const char *what, u32 len, u32 resp_len)
     serial_putc('\n');
 }
 
-/* The control queue, kept for gpu_invert once gpu_draw has set it up. */
+/* The control queue, kept for gpu_invert once gpu_draw has set it up, and the display's mode. */
 static struct virtq q;
 static int ready;
+static u32 mode_width, mode_height;
 
 void gpu_draw(u64 base, u64 rings)
 {
@@ -60,6 +61,8 @@ void gpu_draw(u64 base, u64 rings)
     serial_puts(" enabled ");
     serial_put_dec(info[10]);
     serial_putc('\n');
+    mode_width = info[8];
+    mode_height = info[9];
 
     u32 create[4] = {RESOURCE, FORMAT_B8G8R8X8, WIDTH, HEIGHT};
     send(&q, "create", request(0x0101, create, 4), 24);
@@ -99,3 +102,48 @@ void gpu_invert(void)
     u32 flush[6] = {0, 0, WIDTH, HEIGHT, RESOURCE, 0};
     send(&q, "flush", request(0x0104, flush, 6), 24);
 }
+
+#ifdef PROBE_GPU_ANIMATE
+/* The animation's resource: the display's whole mode, its backing at 16 MiB (a 4095x4095 frame
+ * fits below 80 MiB). */
+#define ANIM_RESOURCE 2
+#define ANIM_PIXELS 0x1000000UL
+#define BLOCK 32
+
+void gpu_animate(void)
+{
+    if (!ready || mode_width < BLOCK || mode_height < BLOCK)
+        return;
+    u32 w = mode_width, h = mode_height;
+    u32 create[4] = {ANIM_RESOURCE, FORMAT_B8G8R8X8, w, h};
+    send(&q, "create", request(0x0101, create, 4), 24);
+    u32 attach[6] = {ANIM_RESOURCE, 1, (u32)ANIM_PIXELS, 0, w * h * 4, 0};
+    send(&q, "attach", request(0x0106, attach, 6), 24);
+    u32 scanout[6] = {0, 0, w, h, 0, ANIM_RESOURCE};
+    send(&q, "scanout", request(0x0103, scanout, 6), 24);
+    serial_puts("BERTH-PROBE: animating\n");
+    volatile u32 *pixels = (volatile u32 *)ANIM_PIXELS;
+    u32 across = w / BLOCK, down = h / BLOCK;
+    for (u64 n = 1;; n++) {
+        /* A block moves across the screen, leaving a trail of changing colours: a few thousand
+         * stores a frame (the probe may run in KVM's instruction emulator), while every frame
+         * is transferred and flushed whole, which is what the host's path is measured on. */
+        u32 bx = (u32)(n % across) * BLOCK, by = (u32)((n / across) % down) * BLOCK;
+        u32 colour = gpu_pattern((u32)n, (u32)(n >> 3));
+        for (u32 y = by; y < by + BLOCK; y++)
+            for (u32 x = bx; x < bx + BLOCK; x++)
+                pixels[y * w + x] = colour;
+        u32 transfer[8] = {0, 0, w, h, 0, 0, ANIM_RESOURCE, 0};
+        u32 flush[6] = {0, 0, w, h, ANIM_RESOURCE, 0};
+        struct vbuf t[2] = {{REQ, request(0x0105, transfer, 8), 0}, {RESP, 24, 1}};
+        virtio_request(&q, t, 2);
+        struct vbuf f[2] = {{REQ, request(0x0104, flush, 6), 0}, {RESP, 24, 1}};
+        virtio_request(&q, f, 2);
+        if (n % 1000 == 0) {
+            serial_puts("BERTH-PROBE: animated ");
+            serial_put_dec(n);
+            serial_puts(" frames\n");
+        }
+    }
+}
+#endif

@@ -6,6 +6,7 @@
  *   -DPROBE_FINISH_ACPI_RESET  ACPI reset register
  *   -DPROBE_FINISH_CRASH  triple fault
  *   -DPROBE_INTERACTIVE   stay up: echo each line typed on COM1, power off on "poweroff"
+ *   -DPROBE_GPU_ANIMATE   with PROBE_GPU: redraw the display's whole mode forever (benchmarks)
  * and, with -DPROBE_VIRTIO / -DPROBE_GPU / -DPROBE_INPUT, drives virtio-blk and virtio-rng /
  * virtio-gpu / virtio-input first.
  *
@@ -239,6 +240,9 @@ __attribute__((noreturn)) void probe_main(u64 cpu, u64 cpus)
 
     wait_turn(cpus);
     serial_puts("BERTH-PROBE: all vcpus reported\n");
+#if defined(PROBE_GPU_ANIMATE)
+    gpu_animate();
+#endif
 #if defined(PROBE_INTERACTIVE)
     interact();
 #endif

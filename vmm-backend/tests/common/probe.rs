@@ -34,6 +34,9 @@ pub enum ProbeFinish {
     Screen,
     /// Read the keyboard's name, then [`KEYS_EVENTS`] events, waiting as long as it takes.
     Keys,
+    /// Draw the GPU pattern, then show the display's whole mode and redraw it forever, each
+    /// frame transferred and flushed whole (the screen benchmarks).
+    Animate,
 }
 
 /// How many keyboard events the [`ProbeFinish::Keys`] variant reads before it powers off.
@@ -52,6 +55,7 @@ impl ProbeFinish {
             Self::Input => "input",
             Self::Screen => "screen",
             Self::Keys => "keys",
+            Self::Animate => "animate",
         }
     }
 
@@ -66,6 +70,7 @@ impl ProbeFinish {
             Self::Gpu => &["-DPROBE_GPU"],
             Self::Input => &["-DPROBE_INPUT"],
             Self::Screen => &["-DPROBE_GPU", "-DPROBE_INTERACTIVE"],
+            Self::Animate => &["-DPROBE_GPU", "-DPROBE_GPU_ANIMATE"],
             Self::Keys => &[
                 "-DPROBE_INPUT",
                 "-DPROBE_INPUT_EVENTS=20",
