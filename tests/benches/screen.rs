@@ -1,0 +1,408 @@
+//! The guest's screen end to end, on this machine's /dev/kvm: the probe guest's animate variant
+//! redraws its display and transfers and flushes every frame whole, through berth-vmm's
+//! virtio-gpu, the framebuffer memfd and berthd's pushed updates, into the Berth window (and
+//! `berth-console` when it is built), at 1280x800 and 1920x1080. Reported per mode:
+//! - frames berth-vmm publishes a second, its device thread's and its vCPU's CPU;
+//! - how long after a frame is published its `ConsoleUpdate` event reaches a client;
+//! - for each window: the frames it shows a second (against the frames published: the share
+//!   of the guest's frames a user sees) and its CPU, under Xvfb, with the renderer named.
+//!
+//! Release binaries: `cargo build --release --workspace` first (scripts/bench-screen does).
+#![allow(clippy::unwrap_used)] // a benchmark that cannot set up has nothing to report
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use berth_api::vm::{BootSource, VmSpec};
+use berth_api::{Event, Events};
+use berth_display::framebuffer::FramebufferReader;
+use berth_e2e::{Daemon, binary, open_tempdir, text};
+use common::probe::ProbeFinish;
+use common::probe_file;
+
+const MODES: [(u32, u32); 2] = [(1280, 800), (1920, 1080)];
+const WINDOW: Duration = Duration::from_secs(10);
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn clock_ticks() -> f64 {
+    // SAFETY: sysconf only reads a configuration value.
+    (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }) as f64
+}
+
+/// utime + stime from a /proc stat line (the fields after the command's closing parenthesis).
+fn stat_ticks(stat: &str) -> u64 {
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // rest starts at field 3 (state); utime and stime are fields 14 and 15.
+    field(11) + field(12)
+}
+
+fn process_ticks(pid: u32) -> u64 {
+    stat_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default())
+}
+
+/// CPU ticks of each thread of `pid`, by thread name (threads of one name summed).
+fn thread_ticks(pid: u32) -> Vec<(String, u64)> {
+    let mut threads: Vec<(String, u64)> = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return threads;
+    };
+    for task in tasks.flatten() {
+        let path = task.path();
+        let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        let ticks = stat_ticks(&std::fs::read_to_string(path.join("stat")).unwrap_or_default());
+        let name = name.trim().to_owned();
+        match threads.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, t)) => *t += ticks,
+            None => threads.push((name, ticks)),
+        }
+    }
+    threads
+}
+
+fn share(ticks: u64, over: Duration) -> f64 {
+    100.0 * ticks as f64 / clock_ticks() / over.as_secs_f64()
+}
+
+/// The berth-vmm process running VM `name` (its command line names the VM's directory).
+fn vmm_pid(name: &str) -> u32 {
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if comm.trim() == "berth-vmm" && String::from_utf8_lossy(&cmdline).contains(name) {
+            return pid;
+        }
+    }
+    panic!("no berth-vmm runs VM {name}");
+}
+
+async fn wait_console(events: &mut Events, name: &str, needle: &str) {
+    let mut seen = String::new();
+    let wait = async {
+        while !seen.contains(needle) {
+            if let Event::VmConsole { name: vm, data } = events.next().await.unwrap()
+                && vm == name
+            {
+                seen.push_str(&String::from_utf8_lossy(&data));
+            }
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(60), wait)
+        .await
+        .is_err()
+    {
+        panic!("VM {name} never printed {needle:?}:\n{seen}");
+    }
+}
+
+/// The VMM's side over `WINDOW`: frames published a second and the CPU of its threads.
+fn measure_vmm(pid: u32, reader: &FramebufferReader) -> f64 {
+    let (frame0, threads0, t0) = (reader.frame(), thread_ticks(pid), Instant::now());
+    std::thread::sleep(WINDOW);
+    let (frame1, threads1, elapsed) = (reader.frame(), thread_ticks(pid), t0.elapsed());
+    let fps = (frame1 - frame0) as f64 / elapsed.as_secs_f64();
+    let used = |name: &str| {
+        let before = threads0.iter().find(|(n, _)| n == name).map_or(0, |t| t.1);
+        let after = threads1.iter().find(|(n, _)| n == name).map_or(0, |t| t.1);
+        share(after.saturating_sub(before), elapsed)
+    };
+    println!(
+        "  berth-vmm publishes {fps:.0} frames/s; device thread {:.1} % of a core ({:.2} ms a frame), guest vCPU {:.1} %",
+        used("virtio"),
+        used("virtio") * 10.0 / fps.max(1.0),
+        used("vcpu0"),
+    );
+    fps
+}
+
+/// How long after a frame is published its ConsoleUpdate reaches a subscribed client: a thread
+/// watches the header's frame number (spinning, for 3 s) while the events are timed as they come.
+async fn measure_event_delay(events: &mut Events, name: &str, reader: FramebufferReader) {
+    let published: Arc<Mutex<Vec<(u64, Instant)>>> = Arc::default();
+    let watch = {
+        let published = Arc::clone(&published);
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut last = reader.frame();
+            while start.elapsed() < Duration::from_secs(3) {
+                let now = reader.frame();
+                if now != last {
+                    last = now;
+                    published.lock().unwrap().push((now, Instant::now()));
+                }
+                std::hint::spin_loop();
+            }
+        })
+    };
+    let mut arrived = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        let next = tokio::time::timeout_at(deadline.into(), events.next()).await;
+        match next {
+            Ok(Some(Event::ConsoleUpdate {
+                name: vm, sequence, ..
+            })) if vm == name => arrived.push((sequence, Instant::now())),
+            Ok(Some(_)) => {}
+            _ => break,
+        }
+    }
+    watch.join().unwrap();
+    let published = published.lock().unwrap();
+    let mut delays: Vec<Duration> = arrived
+        .iter()
+        .filter_map(|(seq, at)| {
+            let (_, seen) = published.iter().find(|(frame, _)| frame == seq)?;
+            Some(at.saturating_duration_since(*seen))
+        })
+        .collect();
+    delays.sort();
+    if delays.is_empty() {
+        println!("  no ConsoleUpdate event was matched to a published frame");
+        return;
+    }
+    let at = |p: f64| delays[((delays.len() - 1) as f64 * p).round() as usize];
+    println!(
+        "  published -> ConsoleUpdate at a client: median {:.2} ms, p99 {:.2} ms ({} events)",
+        at(0.5).as_secs_f64() * 1e3,
+        at(0.99).as_secs_f64() * 1e3,
+        delays.len()
+    );
+}
+
+/// A virtual display of its own, or None when Xvfb or xdotool are missing.
+fn virtual_display() -> Option<(String, Killed)> {
+    let have = |tool: &str, arg: &str| {
+        Command::new(tool)
+            .arg(arg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok()
+    };
+    if !have("Xvfb", "-help") || !have("xdotool", "version") {
+        return None;
+    }
+    let number = 400 + std::process::id() % 200;
+    let display = format!(":{number}");
+    let xvfb = Killed(
+        Command::new("Xvfb")
+            .args([
+                display.as_str(),
+                "-screen",
+                "0",
+                "2200x1300x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let socket = format!("/tmp/.X11-unix/X{number}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !Path::new(&socket).exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some((display, xvfb))
+}
+
+fn xdotool(display: &str, args: &[&str]) -> String {
+    let out = Command::new("xdotool")
+        .env("DISPLAY", display)
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs a window (`command`, which prints `... N frames/s ...` lines on stderr once a second)
+/// for `WINDOW` once it shows frames; its mean frames a second and CPU.
+fn measure_window(
+    label: &str,
+    mut command: Command,
+    display: &str,
+    title: &str,
+    click: bool,
+    published: f64,
+) {
+    let mut child = Killed(
+        command
+            .env("DISPLAY", display)
+            .env("BERTH_CONSOLE_FPS", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = child.0.id();
+    let rates: Arc<Mutex<Vec<(Instant, f64)>>> = Arc::default();
+    let stderr = child.0.stderr.take().unwrap();
+    {
+        let rates = Arc::clone(&rates);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let fps = line
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .windows(2)
+                    .find(|w| w[1] == "frames/s")
+                    .and_then(|w| w[0].parse::<f64>().ok());
+                if let Some(fps) = fps {
+                    rates.lock().unwrap().push((Instant::now(), fps));
+                }
+            }
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while xdotool(display, &["search", "--onlyvisible", "--name", title])
+        .trim()
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "{label}: no window {title:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    if click {
+        // The first VM in the sidebar (the one running), as a user selects it.
+        std::thread::sleep(Duration::from_secs(2));
+        xdotool(display, &["mousemove", "65", "136", "click", "1"]);
+    }
+    while rates.lock().unwrap().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "{label}: the window shows no frames"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let (start, ticks0) = (Instant::now(), process_ticks(pid));
+    std::thread::sleep(WINDOW);
+    let (elapsed, ticks1) = (start.elapsed(), process_ticks(pid));
+    let rates = rates.lock().unwrap();
+    let during: Vec<f64> = rates
+        .iter()
+        .filter(|(at, _)| *at > start)
+        .map(|(_, fps)| *fps)
+        .collect();
+    let fps = during.iter().sum::<f64>() / during.len().max(1) as f64;
+    println!(
+        "  {label}: shows {fps:.1} frames/s ({:.2} of the published), {:.1} % of a core",
+        fps / published.max(1.0),
+        share(ticks1 - ticks0, elapsed)
+    );
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    if !Path::new("/dev/kvm").exists() {
+        println!("screen benchmark skipped: /dev/kvm is absent");
+        return;
+    }
+    let dir = open_tempdir();
+    let image = probe_file(dir.path(), ProbeFinish::Animate);
+    let daemon = Daemon::start(dir.path(), &[]);
+    let (client, mut events) = daemon.client().await;
+    client.subscribe().await.unwrap();
+    let display = virtual_display();
+    if display.is_none() {
+        println!("(Xvfb or xdotool missing: the windows are not measured)");
+    }
+    let console = binary_if_built("berth-console");
+    for (width, height) in MODES {
+        let name = format!("animate-{width}x{height}");
+        client
+            .vm_create(VmSpec {
+                name: name.clone(),
+                cpus: 1,
+                memory: 128 << 20,
+                disk: 0,
+                boot: Some(BootSource::Kernel {
+                    kernel: image.clone(),
+                    initrd: None,
+                    cmdline: String::new(),
+                }),
+                overcommit: false,
+            })
+            .await
+            .unwrap();
+        let size = format!("{width}x{height}");
+        let edit = daemon.berthctl(&["vm", "edit", &name, "--display", &size]);
+        assert!(edit.status.success(), "{}", text(&edit).1);
+        let start = daemon.berthctl(&["vm", "start", &name]);
+        assert!(start.status.success(), "{}", text(&start).1);
+        wait_console(&mut events, &name, "BERTH-PROBE: animating").await;
+        println!("{width}x{height}, whole frames transferred and flushed by the guest:");
+        let pid = vmm_pid(&name);
+        let (_, fd) = client.vm_display(&name).await.unwrap();
+        let reader = FramebufferReader::open(fd).unwrap();
+        std::thread::sleep(Duration::from_secs(1));
+        let published = measure_vmm(pid, &reader);
+        measure_event_delay(&mut events, &name, reader).await;
+        if let Some((display, _xvfb)) = &display {
+            for (renderer, backend) in [
+                ("wgpu (OpenGL on Mesa llvmpipe here)", None),
+                ("tiny-skia", Some("tiny-skia")),
+            ] {
+                let mut berth = Command::new(binary("berth"));
+                berth.env("BERTH_SOCKET", &daemon.socket);
+                if let Some(backend) = backend {
+                    berth.env("ICED_BACKEND", backend);
+                }
+                measure_window(
+                    &format!("Berth window, {renderer}"),
+                    berth,
+                    display,
+                    "^Berth$",
+                    true,
+                    published,
+                );
+            }
+            if let Some(console) = &console {
+                let mut command = Command::new(console);
+                command.arg(&name).env("BERTH_SOCKET", &daemon.socket);
+                measure_window(
+                    "berth-console (pixels)",
+                    command,
+                    display,
+                    &format!("^{name} "),
+                    false,
+                    published,
+                );
+            }
+        }
+        let stop = daemon.berthctl(&["vm", "stop", &name, "--force"]);
+        assert!(stop.status.success(), "{}", text(&stop).1);
+        let delete = daemon.berthctl(&["vm", "delete", &name]);
+        assert!(delete.status.success(), "{}", text(&delete).1);
+    }
+}
+
+/// A workspace binary, when it has been built.
+fn binary_if_built(name: &str) -> Option<std::path::PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let path = exe.parent()?.parent()?.join(name);
+    path.exists().then_some(path)
+}
