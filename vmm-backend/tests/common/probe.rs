@@ -34,10 +34,16 @@ pub enum ProbeFinish {
     Screen,
     /// Read the keyboard's name, then [`KEYS_EVENTS`] events, waiting as long as it takes.
     Keys,
+    /// Draw the GPU pattern, read [`SCREEN_KEYS_EVENTS`] keyboard events (one key pressed and
+    /// released, each change followed by a SYN_REPORT) waiting as long as it takes, then stay
+    /// up as [`ProbeFinish::Interactive`] (for a console window's keyboard and screen at once).
+    ScreenKeys,
 }
 
 /// How many keyboard events the [`ProbeFinish::Keys`] variant reads before it powers off.
 pub const KEYS_EVENTS: usize = 20;
+/// How many keyboard events the [`ProbeFinish::ScreenKeys`] variant reads.
+pub const SCREEN_KEYS_EVENTS: usize = 4;
 
 impl ProbeFinish {
     fn name(self) -> &'static str {
@@ -52,6 +58,7 @@ impl ProbeFinish {
             Self::Input => "input",
             Self::Screen => "screen",
             Self::Keys => "keys",
+            Self::ScreenKeys => "screen-keys",
         }
     }
 
@@ -70,6 +77,13 @@ impl ProbeFinish {
                 "-DPROBE_INPUT",
                 "-DPROBE_INPUT_EVENTS=20",
                 "-DPROBE_INPUT_WAIT_FOREVER",
+            ],
+            Self::ScreenKeys => &[
+                "-DPROBE_GPU",
+                "-DPROBE_INPUT",
+                "-DPROBE_INPUT_EVENTS=4",
+                "-DPROBE_INPUT_WAIT_FOREVER",
+                "-DPROBE_INTERACTIVE",
             ],
         }
     }
