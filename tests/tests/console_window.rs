@@ -1,0 +1,248 @@
+//! `berth-console`, the detached console window, under Xvfb: it refuses VMs it cannot show
+//! before opening anything; it shows a running VM's screen, follows it when the guest draws
+//! something else, sends the keys typed in it to the guest's keyboard, uses no CPU while the
+//! screen is still, and ends when the VM stops.
+
+#![allow(clippy::unwrap_used)] // a panic in a test is a failed assertion
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use berth_e2e::{Daemon, binary, open_tempdir, text};
+use common::probe::ProbeFinish;
+use common::xvfb::{
+    INVERTED_OLIVE, INVERTED_VIOLET, Killed, OLIVE, VIOLET, pixels_near, screenshot,
+    virtual_display, wait_for, xdotool,
+};
+
+mod common;
+
+/// Runs berth-console to its end without a display, as a user would from a terminal.
+fn console_without_display(socket: &Path, name: &str) -> std::process::Output {
+    Command::new(binary("berth-console"))
+        .arg(name)
+        .env("BERTH_SOCKET", socket)
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_vm_it_cannot_show_is_refused_clearly_before_any_window() {
+    let dir = open_tempdir();
+    let daemon = Daemon::start(dir.path(), &[]);
+
+    let out = console_without_display(&daemon.socket, "nosuch");
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with("berth-console: "), "{stderr}");
+    assert!(stderr.contains("`nosuch`"), "{stderr}");
+    assert!(
+        !stderr.contains("window"),
+        "refused before any window: {stderr}"
+    );
+
+    let created = daemon.berthctl(&["vm", "create", "idle", "--cpus", "1", "--memory", "64M"]);
+    assert!(created.status.success(), "{}", text(&created).1);
+    let out = console_without_display(&daemon.socket, "idle");
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("VM `idle` is stopped, not running")
+            && stderr.contains("berthctl vm start idle"),
+        "{stderr}"
+    );
+
+    let gone = dir.path().join("nobody-here.sock");
+    let out = console_without_display(&gone, "idle");
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(3), "no daemon: {stderr}");
+    assert!(stderr.contains("no berthd answers"), "{stderr}");
+}
+
+/// User and system CPU time of a process so far, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command (which may hold spaces) end with ')'; utime and stime are the
+    // 14th and 15th fields of the whole line.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn the_console_window_shows_the_guest_follows_it_and_types_into_it() {
+    if !common::kvm_available("the_console_window_shows_the_guest_follows_it_and_types_into_it") {
+        return;
+    }
+    let Some((display, _xvfb)) = virtual_display(3) else {
+        return;
+    };
+    let dir = open_tempdir();
+    let daemon = Daemon::start(dir.path(), &[]);
+    let kernel = common::probe_file(dir.path(), ProbeFinish::ScreenKeys);
+    let out = daemon.berthctl(&[
+        "vm",
+        "create",
+        "screen",
+        "--cpus",
+        "1",
+        "--memory",
+        "64M",
+        "--disk",
+        "0",
+        "--kernel",
+        kernel.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let out = daemon.berthctl(&["vm", "start", "screen"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let log = || text(&daemon.berthctl(&["vm", "log", "screen"])).0;
+    // Drawn, and the keyboard's driver is up (keys sent now are not lost to its reset).
+    wait_for("the guest to draw", Duration::from_secs(30), || {
+        log().contains("BERTH-PROBE: input name Berth Keyboard")
+    });
+
+    let stderr_path = dir.path().join("console.stderr");
+    let started = Instant::now();
+    let console = Command::new(binary("berth-console"))
+        .arg("screen")
+        .env("DISPLAY", &display)
+        .env("BERTH_SOCKET", &daemon.socket)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let pid = console.id();
+    let mut console = Killed(console);
+    let stderr = || std::fs::read_to_string(&stderr_path).unwrap_or_default();
+
+    let mut window = String::new();
+    wait_for("the console window", Duration::from_secs(60), || {
+        if let Ok(Some(status)) = console.0.try_wait() {
+            panic!("berth-console ended with {status}:\n{}", stderr());
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(55),
+            "no console window; berth-console said:\n{}\nwindows named: {}",
+            stderr(),
+            xdotool(&display, &["search", "--name", "."])
+        );
+        window = xdotool(
+            &display,
+            // The title is "screen — Berth console"; xdotool's regex is matched in the C
+            // locale, so the em dash is left out of the pattern.
+            &[
+                "search",
+                "--onlyvisible",
+                "--name",
+                "^screen .* Berth console$",
+            ],
+        )
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+        !window.is_empty()
+    });
+    let mapped = started.elapsed();
+    let title = xdotool(&display, &["getwindowname", &window]);
+    assert_eq!(title.trim_end(), "screen — Berth console");
+    let mut shot = Vec::new();
+    wait_for(
+        "the guest's pattern in the console window",
+        Duration::from_secs(30),
+        || {
+            shot = screenshot(&display).2;
+            // 64x48 shown at 640x480: each guest pixel is 100 on screen.
+            pixels_near(&shot, OLIVE) > 1000 && pixels_near(&shot, VIOLET) > 1000
+        },
+    );
+    if let Some(path) = std::env::var_os("BERTH_CONSOLE_SCREENSHOT") {
+        let saved = Command::new("import")
+            .args(["-display", &display, "-window", "root"])
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(saved.success());
+    }
+
+    // A still screen costs nothing: no timer, no polling.
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(10));
+    let idle = (cpu_ticks(pid) - before) as f64 / 10.0; // ticks are 1/100 s: % of a core
+    eprintln!(
+        "berth-console: window mapped {} ms after start; idle CPU over 10 s {idle:.1} % of a core; {}",
+        mapped.as_millis(),
+        stderr()
+            .lines()
+            .find(|l| l.contains("drawing with"))
+            .unwrap_or_default()
+    );
+    assert!(idle < 5.0, "{idle} % of a core with a still screen");
+    assert!(
+        stderr().contains("berth-console: drawing with "),
+        "{}",
+        stderr()
+    );
+
+    // With no window manager, keyboard focus must be given explicitly; then a key typed in
+    // the window reaches the guest as KEY_A (30) pressed and released.
+    xdotool(&display, &["windowfocus", "--sync", &window]);
+    std::thread::sleep(Duration::from_millis(300));
+    xdotool(&display, &["key", "a"]);
+    wait_for("the key in the guest", Duration::from_secs(30), || {
+        let log = log();
+        log.contains("BERTH-PROBE: input event used 8 0001 001e 00000001")
+            && log.contains("BERTH-PROBE: input event used 8 0001 001e 00000000")
+            && log.contains("BERTH-PROBE: ready for input")
+    });
+
+    // The guest inverts its screen: the window follows and shows the new colours only.
+    let mut serial = Command::new(binary("berthctl"))
+        .arg("--socket")
+        .arg(&daemon.socket)
+        .args(["vm", "console", "screen"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut typing = serial.stdin.take().unwrap();
+    let _serial = Killed(serial);
+    typing.write_all(b"invert\n").unwrap();
+    wait_for(
+        "the guest to invert its screen",
+        Duration::from_secs(30),
+        || log().contains("BERTH-PROBE: inverted"),
+    );
+    wait_for(
+        "the inverted screen in the console window",
+        Duration::from_secs(30),
+        || {
+            shot = screenshot(&display).2;
+            pixels_near(&shot, INVERTED_OLIVE) > 1000
+                && pixels_near(&shot, INVERTED_VIOLET) > 1000
+                && pixels_near(&shot, VIOLET) < 20
+        },
+    );
+
+    // The guest powers off: the window closes and berth-console says why, exit 0.
+    typing.write_all(b"poweroff\n").unwrap();
+    let mut status = None;
+    wait_for("berth-console to end", Duration::from_secs(30), || {
+        status = console.0.try_wait().unwrap();
+        status.is_some()
+    });
+    assert_eq!(status.unwrap().code(), Some(0), "{}", stderr());
+    assert!(stderr().contains("VM `screen` is stopped"), "{}", stderr());
+    assert!(
+        xdotool(&display, &["search", "--name", "Berth console"]).is_empty(),
+        "the window is gone"
+    );
+}
