@@ -19,9 +19,51 @@ use common::xvfb::{
 
 mod common;
 
+/// The berth-console under test: `$BERTH_CONSOLE` (e.g. a release build, for its figures), else
+/// the workspace's own.
+fn console_binary() -> std::path::PathBuf {
+    std::env::var_os("BERTH_CONSOLE")
+        .map(Into::into)
+        .unwrap_or_else(|| binary("berth-console"))
+}
+
+/// Waits for the visible console window of VM `name` and returns its id.
+fn console_window(
+    display: &str,
+    name: &str,
+    console: &mut Killed,
+    stderr: impl Fn() -> String,
+) -> String {
+    let started = Instant::now();
+    let mut window = String::new();
+    wait_for("the console window", Duration::from_secs(60), || {
+        if let Ok(Some(status)) = console.0.try_wait() {
+            panic!("berth-console ended with {status}:\n{}", stderr());
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(55),
+            "no console window; berth-console said:\n{}\nwindows named: {}",
+            stderr(),
+            xdotool(display, &["search", "--name", "."])
+        );
+        // The title is "NAME — Berth console"; xdotool's regex is matched in the C locale, so
+        // the em dash is left out of the pattern.
+        let pattern = format!("^{name} .* Berth console$");
+        window = xdotool(display, &["search", "--onlyvisible", "--name", &pattern])
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        !window.is_empty()
+    });
+    let title = xdotool(display, &["getwindowname", &window]);
+    assert_eq!(title.trim_end(), format!("{name} — Berth console"));
+    window
+}
+
 /// Runs berth-console to its end without a display, as a user would from a terminal.
 fn console_without_display(socket: &Path, name: &str) -> std::process::Output {
-    Command::new(binary("berth-console"))
+    Command::new(console_binary())
         .arg(name)
         .env("BERTH_SOCKET", socket)
         .env_remove("DISPLAY")
@@ -109,7 +151,7 @@ fn the_console_window_shows_the_guest_follows_it_and_types_into_it() {
 
     let stderr_path = dir.path().join("console.stderr");
     let started = Instant::now();
-    let console = Command::new(binary("berth-console"))
+    let console = Command::new(console_binary())
         .arg("screen")
         .env("DISPLAY", &display)
         .env("BERTH_SOCKET", &daemon.socket)
@@ -122,37 +164,8 @@ fn the_console_window_shows_the_guest_follows_it_and_types_into_it() {
     let mut console = Killed(console);
     let stderr = || std::fs::read_to_string(&stderr_path).unwrap_or_default();
 
-    let mut window = String::new();
-    wait_for("the console window", Duration::from_secs(60), || {
-        if let Ok(Some(status)) = console.0.try_wait() {
-            panic!("berth-console ended with {status}:\n{}", stderr());
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(55),
-            "no console window; berth-console said:\n{}\nwindows named: {}",
-            stderr(),
-            xdotool(&display, &["search", "--name", "."])
-        );
-        window = xdotool(
-            &display,
-            // The title is "screen — Berth console"; xdotool's regex is matched in the C
-            // locale, so the em dash is left out of the pattern.
-            &[
-                "search",
-                "--onlyvisible",
-                "--name",
-                "^screen .* Berth console$",
-            ],
-        )
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_owned();
-        !window.is_empty()
-    });
+    let window = console_window(&display, "screen", &mut console, stderr);
     let mapped = started.elapsed();
-    let title = xdotool(&display, &["getwindowname", &window]);
-    assert_eq!(title.trim_end(), "screen — Berth console");
     let mut shot = Vec::new();
     wait_for(
         "the guest's pattern in the console window",
@@ -245,4 +258,49 @@ fn the_console_window_shows_the_guest_follows_it_and_types_into_it() {
         xdotool(&display, &["search", "--name", "Berth console"]).is_empty(),
         "the window is gone"
     );
+}
+
+#[test]
+fn the_console_ends_when_berthd_goes_away() {
+    if !common::kvm_available("the_console_ends_when_berthd_goes_away") {
+        return;
+    }
+    let Some((display, _xvfb)) = virtual_display(4) else {
+        return;
+    };
+    let dir = open_tempdir();
+    let mut daemon = Daemon::start(dir.path(), &[]);
+    let kernel = common::probe_file(dir.path(), ProbeFinish::Screen);
+    let kernel = kernel.to_str().unwrap();
+    let out = daemon.berthctl(&[
+        "vm", "create", "gone", "--memory", "64M", "--kernel", kernel,
+    ]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let out = daemon.berthctl(&["vm", "start", "gone"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+
+    let stderr_path = dir.path().join("console.stderr");
+    let console = Command::new(console_binary())
+        .args(["gone", "--socket"])
+        .arg(&daemon.socket)
+        .env("DISPLAY", &display)
+        .env_remove("BERTH_SOCKET")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut console = Killed(console);
+    let stderr = || std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    console_window(&display, "gone", &mut console, stderr);
+
+    // SIGKILL: no goodbye, no VM state events; the connection just ends.
+    daemon.signal_and_wait(nix::sys::signal::Signal::SIGKILL);
+    let mut status = None;
+    wait_for("berth-console to end", Duration::from_secs(30), || {
+        status = console.0.try_wait().unwrap();
+        status.is_some()
+    });
+    assert_eq!(status.unwrap().code(), Some(3), "{}", stderr());
+    assert!(stderr().contains("berthd went away"), "{}", stderr());
 }
