@@ -84,6 +84,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<u8> {
+    let started = Instant::now();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -149,7 +150,9 @@ fn run(args: Args) -> anyhow::Result<u8> {
         buttons: 0,
         pressed: BTreeSet::new(),
         wheel: Wheel::default(),
-        started: Instant::now(),
+        started,
+        shown: false,
+        surface_warned: false,
         exit: None,
     };
     event_loop
@@ -269,7 +272,11 @@ struct Console {
     /// evdev codes pressed in this window (released when it loses the keyboard).
     pressed: BTreeSet<u16>,
     wheel: Wheel,
+    /// When the process started, for the one line saying when the first picture was shown.
     started: Instant,
+    shown: bool,
+    /// A frame could not be presented once already (reported once, not per frame).
+    surface_warned: bool,
     exit: Option<u8>,
 }
 
@@ -349,10 +356,8 @@ impl Console {
         pixels.set_scaling_mode(ScalingMode::Fill);
         let info = pixels.adapter().get_info();
         eprintln!(
-            "berth-console: drawing with {} ({:?}) in {:.0} ms",
-            info.name,
-            info.backend,
-            self.started.elapsed().as_secs_f64() * 1000.0
+            "berth-console: drawing with {} ({:?})",
+            info.name, info.backend
         );
         self.picture = picture;
         self.pixels = Some(pixels);
@@ -391,8 +396,28 @@ impl Console {
             }
             Refresh::Part { rect, rgba } => blit(pixels.frame_mut(), self.picture.0, rect, &rgba),
         }
-        pixels.render().context("cannot draw the guest's screen")?;
-        Ok(())
+        match pixels.render() {
+            // pixels already reconfigured the surface and retried once: skip this frame (the
+            // next one, or the next expose, draws the picture) and say so only once.
+            Err(pixels::Error::Surface(e)) => {
+                if !self.surface_warned {
+                    eprintln!("berth-console: a frame could not be shown ({e}); going on");
+                    self.surface_warned = true;
+                }
+                Ok(())
+            }
+            Ok(()) => {
+                if !self.shown {
+                    self.shown = true;
+                    eprintln!(
+                        "berth-console: first picture shown {:.0} ms after start",
+                        self.started.elapsed().as_secs_f64() * 1000.0
+                    );
+                }
+                Ok(())
+            }
+            Err(e) => Err(e).context("cannot draw the guest's screen"),
+        }
     }
 }
 
