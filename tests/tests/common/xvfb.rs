@@ -80,13 +80,25 @@ pub fn virtual_display(offset: u32) -> Option<(String, Killed)> {
                 "1280x800x24",
                 "-nolisten",
                 "tcp",
+                // No server reset when the last client leaves (a probe or screenshot), which
+                // would refuse the next client connecting meanwhile.
+                "-noreset",
             ])
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     );
+    // The socket file may be a stale one of an Xvfb killed earlier on the same number: wait
+    // until a client can actually talk to this server.
     wait_for("Xvfb", Duration::from_secs(10), || {
         Path::new(&format!("/tmp/.X11-unix/X{number}")).exists()
+            && Command::new("xdotool")
+                .env("DISPLAY", &display)
+                .arg("getdisplaygeometry")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
     });
     Some((display, xvfb))
 }
