@@ -29,7 +29,6 @@ use winit::dpi::PhysicalSize;
 use winit::event::{ElementState, WindowEvent};
 use winit::event_loop::{ActiveEventLoop, ControlFlow, EventLoop, EventLoopProxy};
 use winit::keyboard::PhysicalKey;
-use winit::platform::x11::EventLoopBuilderExtX11;
 use winit::window::{Window, WindowId};
 
 /// Exit codes, as berthctl's: 1 the VM cannot be shown, 3 no daemon (or it went away).
@@ -117,16 +116,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
     let screen =
         Screen::open(fd).with_context(|| format!("cannot show the console of `{name}`"))?;
 
-    let mut builder = EventLoop::<Notice>::with_user_event();
-    // On an X display with no Wayland compositor named, go straight to X11 rather than have
-    // libwayland probe (and complain about) a default socket first.
-    let wayland = ["WAYLAND_DISPLAY", "WAYLAND_SOCKET"]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
-    if !wayland && std::env::var_os("DISPLAY").is_some() {
-        builder.with_x11();
-    }
-    let event_loop = builder
+    let event_loop = EventLoop::<Notice>::with_user_event()
         .build()
         .context("cannot open a window (is DISPLAY or WAYLAND_DISPLAY set?)")?;
     event_loop.set_control_flow(ControlFlow::Wait);
