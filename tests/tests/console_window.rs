@@ -184,6 +184,20 @@ fn the_console_window_shows_the_guest_follows_it_and_types_into_it() {
         assert!(saved.success());
     }
 
+    // Made wider, the window keeps the picture's aspect: 640x480 in the middle of 1000x480,
+    // black bars of 180 pixels left and right (the screenshot is 1280 wide, 3 bytes a pixel).
+    xdotool(&display, &["windowsize", "--sync", &window, "1000", "480"]);
+    let bar_is_black = |shot: &[u8]| {
+        (0..480).all(|y| (0..170).all(|x| shot[(y * 1280 + x) * 3..][..3] == [0, 0, 0]))
+    };
+    wait_for("the letterboxed picture", Duration::from_secs(10), || {
+        shot = screenshot(&display).2;
+        bar_is_black(&shot)
+            && pixels_near(&shot, OLIVE) > 1000
+            && pixels_near(&shot, VIOLET) > 1000
+            && shot[(240 * 1280 + 185) * 3..][..3] != [0, 0, 0]
+    });
+
     // A still screen costs nothing: no timer, no polling.
     let before = cpu_ticks(pid);
     std::thread::sleep(Duration::from_secs(10));
