@@ -314,3 +314,77 @@ fn the_console_ends_when_berthd_goes_away() {
     assert_eq!(status.unwrap().code(), Some(3), "{}", stderr());
     assert!(stderr().contains("berthd went away"), "{}", stderr());
 }
+
+#[test]
+fn the_pointer_and_wheel_over_the_console_reach_the_guest_tablet() {
+    if !common::kvm_available("the_pointer_and_wheel_over_the_console_reach_the_guest_tablet") {
+        return;
+    }
+    let Some((display, _xvfb)) = virtual_display(5) else {
+        return;
+    };
+    let dir = open_tempdir();
+    let daemon = Daemon::start(dir.path(), &[]);
+    let kernel = common::probe_file(dir.path(), ProbeFinish::ScreenPointer);
+    let kernel = kernel.to_str().unwrap();
+    let out = daemon.berthctl(&[
+        "vm", "create", "mouse", "--memory", "64M", "--kernel", kernel,
+    ]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let out = daemon.berthctl(&["vm", "start", "mouse"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let log = || text(&daemon.berthctl(&["vm", "log", "mouse"])).0;
+    wait_for("the guest's tablet driver", Duration::from_secs(30), || {
+        log().contains("BERTH-PROBE: input name Berth Tablet")
+    });
+
+    // The pointer starts off the window, so the only move the guest sees is the test's.
+    xdotool(&display, &["mousemove", "1200", "700"]);
+    let stderr_path = dir.path().join("console.stderr");
+    let console = Command::new(console_binary())
+        .arg("mouse")
+        .env("DISPLAY", &display)
+        .env("BERTH_SOCKET", &daemon.socket)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut console = Killed(console);
+    let stderr = || std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    let window = console_window(&display, "mouse", &mut console, stderr);
+    wait_for("the guest's pattern", Duration::from_secs(30), || {
+        pixels_near(&screenshot(&display).2, OLIVE) > 1000
+    });
+
+    // The middle of the 640x480 picture is the middle of the tablet (16384 = 0x4000), no
+    // button held; then one click of the wheel away from the user.
+    xdotool(&display, &["mousemove", "--window", &window, "320", "240"]);
+    std::thread::sleep(Duration::from_millis(300));
+    xdotool(&display, &["click", "4"]);
+    wait_for(
+        "the tablet events in the guest",
+        Duration::from_secs(30),
+        || log().contains("BERTH-PROBE: ready for input"),
+    );
+    let seen = log();
+    let reported: Vec<&str> = seen
+        .lines()
+        .filter_map(|l| l.strip_prefix("BERTH-PROBE: input event used 8 "))
+        .collect();
+    assert_eq!(
+        reported,
+        [
+            "0003 0000 00004000", // ABS_X
+            "0003 0001 00004000", // ABS_Y
+            "0001 0110 00000000", // BTN_LEFT up
+            "0001 0111 00000000", // BTN_RIGHT up
+            "0001 0112 00000000", // BTN_MIDDLE up
+            "0000 0000 00000000", // SYN_REPORT
+            "0002 0008 00000001", // REL_WHEEL +1
+            "0000 0000 00000000",
+        ],
+        "{seen}\nberth-console said:\n{}",
+        stderr()
+    );
+}
