@@ -6,50 +6,16 @@
 #![allow(clippy::unwrap_used)] // a panic in a test is a failed assertion
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use berth_e2e::{Daemon, binary, open_tempdir, text};
+use common::xvfb::{
+    INVERTED_OLIVE, INVERTED_VIOLET, Killed, OLIVE, VIOLET, pixels_near, screenshot,
+    virtual_display, wait_for, xdotool,
+};
 
 mod common;
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A screenshot of the whole display as 8-bit RGB.
-fn screenshot(display: &str) -> (usize, usize, Vec<u8>) {
-    let out = Command::new("import")
-        .args([
-            "-display", display, "-window", "root", "-depth", "8", "ppm:-",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "import failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // P6 header: "P6\n<w> <h>\n<max>\n", then the pixels.
-    let mut fields = Vec::new();
-    let mut at = 0;
-    while fields.len() < 4 {
-        while out.stdout[at].is_ascii_whitespace() {
-            at += 1;
-        }
-        let start = at;
-        while !out.stdout[at].is_ascii_whitespace() {
-            at += 1;
-        }
-        fields.push(String::from_utf8_lossy(&out.stdout[start..at]).into_owned());
-    }
-    let (w, h): (usize, usize) = (fields[1].parse().unwrap(), fields[2].parse().unwrap());
-    (w, h, out.stdout[at + 1..].to_vec())
-}
 
 /// Pixels of the danger red the gauges use beyond 100 %.
 fn red_pixels(display: &str) -> usize {
@@ -57,52 +23,6 @@ fn red_pixels(display: &str) -> usize {
     rgb.chunks_exact(3)
         .filter(|p| p[0] > 150 && p[1] < 90 && p[2] < 90)
         .count()
-}
-
-fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
-/// A virtual display of its own, or None (with a note) when the tools are missing.
-fn virtual_display(offset: u32) -> Option<(String, Killed)> {
-    let have = |tool: &str, arg: &str| {
-        Command::new(tool)
-            .arg(arg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok()
-    };
-    if !have("Xvfb", "-help") || !have("import", "-version") || !have("xdotool", "version") {
-        eprintln!(
-            "skipped: needs Xvfb, ImageMagick's import and xdotool (apt-get install xvfb imagemagick xdotool)"
-        );
-        return None;
-    }
-    let number = 100 + (std::process::id() % 400) * 2 + offset;
-    let display = format!(":{number}");
-    let xvfb = Killed(
-        Command::new("Xvfb")
-            .args([
-                display.as_str(),
-                "-screen",
-                "0",
-                "1280x800x24",
-                "-nolisten",
-                "tcp",
-            ])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for("Xvfb", Duration::from_secs(10), || {
-        Path::new(&format!("/tmp/.X11-unix/X{number}")).exists()
-    });
-    Some((display, xvfb))
 }
 
 fn start_window(display: &str, daemon: &Daemon) -> Killed {
@@ -115,16 +35,6 @@ fn start_window(display: &str, daemon: &Daemon) -> Killed {
             .spawn()
             .unwrap(),
     )
-}
-
-/// Run xdotool on the display.
-fn xdotool(display: &str, args: &[&str]) -> String {
-    let out = Command::new("xdotool")
-        .env("DISPLAY", display)
-        .args(args)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]
@@ -244,22 +154,6 @@ fn launching_a_dockerfile_from_the_window_builds_and_runs_it() {
     });
     assert!(daemon.berthctl(&["rm", "-f", &id]).status.success());
 }
-
-/// Pixels of the screen within 24 of `rgb` on every channel.
-fn pixels_near(shot: &[u8], rgb: [u8; 3]) -> usize {
-    shot.chunks_exact(3)
-        .filter(|p| (0..3).all(|i| p[i].abs_diff(rgb[i]) <= 24))
-        .count()
-}
-
-/// The probe's pattern (probe/gpu.h) at the middle of its left edge and at its top-right
-/// corner: an olive and a violet no part of the window uses, each covering a patch of the
-/// scaled-up console (its upper half is on screen without scrolling).
-const OLIVE: [u8; 3] = [72, 120, 0];
-const VIOLET: [u8; 3] = [189, 0, 252];
-/// The same places once the guest inverted its colours.
-const INVERTED_OLIVE: [u8; 3] = [183, 135, 255];
-const INVERTED_VIOLET: [u8; 3] = [66, 255, 3];
 
 /// Select a running VM whose guest draws a known pattern: its screen shows in the window, and
 /// when the guest inverts the colours, the window follows.

@@ -29,8 +29,11 @@
 #endif
 #ifdef PROBE_INPUT
 #include "input.h"
-/* Where the input test places a keyboard, its rings, and how many events the host queued. */
+/* Where the input test places a keyboard (-DPROBE_VIRTIO_INPUT=... reads another input
+ * device, e.g. berth-vmm's tablet after it), its rings, and how many events the host queued. */
+#ifndef PROBE_VIRTIO_INPUT
 #define PROBE_VIRTIO_INPUT 0xd0004000UL
+#endif
 #define RINGS_INPUT 0x30c000UL
 #ifndef PROBE_INPUT_EVENTS
 #define PROBE_INPUT_EVENTS 4

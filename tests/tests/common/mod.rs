@@ -3,6 +3,8 @@
 //! console prints.
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod xvfb;
+
 #[path = "../../../vmm-backend/tests/common/probe.rs"]
 pub mod probe;
 

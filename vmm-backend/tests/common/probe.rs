@@ -37,10 +37,23 @@ pub enum ProbeFinish {
     /// Draw the GPU pattern, then show the display's whole mode and redraw it forever, each
     /// frame transferred and flushed whole (the screen benchmarks).
     Animate,
+    /// Draw the GPU pattern, read [`SCREEN_KEYS_EVENTS`] keyboard events (one key pressed and
+    /// released, each change followed by a SYN_REPORT) waiting as long as it takes, then stay
+    /// up as [`ProbeFinish::Interactive`] (for a console window's keyboard and screen at once).
+    ScreenKeys,
+    /// Draw the GPU pattern, read [`SCREEN_POINTER_EVENTS`] events of berth-vmm's tablet (the
+    /// input device after the keyboard: one pointer move, then one wheel click), waiting as
+    /// long as it takes, then stay up as [`ProbeFinish::Interactive`].
+    ScreenPointer,
 }
 
 /// How many keyboard events the [`ProbeFinish::Keys`] variant reads before it powers off.
 pub const KEYS_EVENTS: usize = 20;
+/// How many keyboard events the [`ProbeFinish::ScreenKeys`] variant reads.
+pub const SCREEN_KEYS_EVENTS: usize = 4;
+/// How many tablet events the [`ProbeFinish::ScreenPointer`] variant reads: a move is X, Y,
+/// the three buttons and a SYN_REPORT; a wheel click is REL_WHEEL and a SYN_REPORT.
+pub const SCREEN_POINTER_EVENTS: usize = 8;
 
 impl ProbeFinish {
     fn name(self) -> &'static str {
@@ -56,6 +69,8 @@ impl ProbeFinish {
             Self::Screen => "screen",
             Self::Keys => "keys",
             Self::Animate => "animate",
+            Self::ScreenKeys => "screen-keys",
+            Self::ScreenPointer => "screen-pointer",
         }
     }
 
@@ -75,6 +90,21 @@ impl ProbeFinish {
                 "-DPROBE_INPUT",
                 "-DPROBE_INPUT_EVENTS=20",
                 "-DPROBE_INPUT_WAIT_FOREVER",
+            ],
+            Self::ScreenKeys => &[
+                "-DPROBE_GPU",
+                "-DPROBE_INPUT",
+                "-DPROBE_INPUT_EVENTS=4",
+                "-DPROBE_INPUT_WAIT_FOREVER",
+                "-DPROBE_INTERACTIVE",
+            ],
+            Self::ScreenPointer => &[
+                "-DPROBE_GPU",
+                "-DPROBE_INPUT",
+                "-DPROBE_VIRTIO_INPUT=0xd0005000UL",
+                "-DPROBE_INPUT_EVENTS=8",
+                "-DPROBE_INPUT_WAIT_FOREVER",
+                "-DPROBE_INTERACTIVE",
             ],
         }
     }

@@ -1,0 +1,566 @@
+//! `berth-console NAME`: the detached, full-size console window of a running VM. It maps the
+//! VM's framebuffer (handed over by berthd with SCM_RIGHTS), draws it with `pixels` on a winit
+//! window, and sends the keyboard, pointer and wheel to the guest's virtio-input devices.
+//!
+//! It draws only when berthd says a frame was published (`ConsoleUpdate` / `ConsoleMode`, passed
+//! from a tokio thread to the window's event loop as user events): a static screen costs no CPU.
+//! It ends when the VM stops (exit 0) or berthd goes away (exit 3); a VM that does not exist or
+//! is not running is refused before any window opens (exit 1).
+
+use std::collections::BTreeSet;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, anyhow};
+use berth_api::vm::VmState;
+use berth_api::{Client, ClientError, Event, Events, Request};
+use berth_console::keys;
+use berth_console::pointer::{TYPICAL_SCREEN, Wheel, button_bit, tablet_position, window_size};
+use berth_console::screen::{Refresh, Screen, blit};
+use berth_display::framebuffer::Rect;
+use clap::Parser;
+use pixels::{Pixels, PixelsBuilder, ScalingMode, SurfaceTexture};
+use tokio::sync::mpsc;
+use winit::application::ApplicationHandler;
+use winit::dpi::PhysicalSize;
+use winit::event::{ElementState, WindowEvent};
+use winit::event_loop::{ActiveEventLoop, ControlFlow, EventLoop, EventLoopProxy};
+use winit::keyboard::PhysicalKey;
+use winit::window::{Window, WindowId};
+
+/// Exit codes, as berthctl's: 1 the VM cannot be shown, 3 no daemon (or it went away).
+const EXIT_FAILED: u8 = 1;
+const EXIT_NO_DAEMON: u8 = 3;
+
+/// The detached console window of a running VM.
+#[derive(Parser, Debug)]
+#[command(name = "berth-console", version)]
+struct Args {
+    /// The VM whose screen to show.
+    name: String,
+    /// The berthd socket; default: $BERTH_SOCKET, else the system daemon, else your user daemon.
+    #[arg(long)]
+    socket: Option<PathBuf>,
+}
+
+/// What the tokio side tells the window.
+#[derive(Debug)]
+enum Notice {
+    /// A frame was published with this rectangle changed.
+    Damage(Rect),
+    /// The screen changed mode (0x0: off), or events were missed: copy the whole frame.
+    Whole,
+    /// The VM was started again (a guest reset): its screen is a new framebuffer.
+    Framebuffer(OwnedFd),
+    /// The VM is no longer running.
+    Ended(VmState),
+    /// berthd went away.
+    Gone(String),
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("berth-console: {e:#}");
+            let no_daemon = e.chain().any(|cause| {
+                matches!(
+                    cause.downcast_ref::<ClientError>(),
+                    Some(ClientError::NoDaemon { .. } | ClientError::Disconnected(_))
+                )
+            });
+            ExitCode::from(if no_daemon {
+                EXIT_NO_DAEMON
+            } else {
+                EXIT_FAILED
+            })
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<u8> {
+    let started = Instant::now();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let name = args.name;
+    // Everything the daemon can refuse is asked before a window opens.
+    let (client, events, fd) = runtime.block_on(async {
+        let (client, events) = match &args.socket {
+            Some(socket) => Client::connect(socket, "berth-console").await?,
+            None => Client::connect_default("berth-console").await?,
+        };
+        client.subscribe().await?;
+        let vm = client
+            .vm_show(&name)
+            .await
+            .with_context(|| format!("cannot show the console of `{name}`"))?;
+        if !matches!(vm.state, VmState::Running | VmState::Paused) {
+            return Err(anyhow!(
+                "VM `{name}` is {}, not running: start it first (berthctl vm start {name})",
+                vm.state
+            ));
+        }
+        let (_, fd) = client
+            .vm_display(&name)
+            .await
+            .with_context(|| format!("cannot show the console of `{name}`"))?;
+        anyhow::Ok((Arc::new(client), events, fd))
+    })?;
+    let screen =
+        Screen::open(fd).with_context(|| format!("cannot show the console of `{name}`"))?;
+
+    let event_loop = EventLoop::<Notice>::with_user_event()
+        .build()
+        .context("cannot open a window (is DISPLAY or WAYLAND_DISPLAY set?)")?;
+    event_loop.set_control_flow(ControlFlow::Wait);
+    let (input, input_rx) = mpsc::unbounded_channel();
+    runtime.spawn(forward_events(
+        Arc::clone(&client),
+        events,
+        name.clone(),
+        event_loop.create_proxy(),
+    ));
+    runtime.spawn(send_input(Arc::clone(&client), input_rx));
+
+    let mut app = Console {
+        name,
+        screen,
+        input,
+        window: None,
+        pixels: None,
+        picture: (0, 0),
+        cursor: None,
+        buttons: 0,
+        pressed: BTreeSet::new(),
+        wheel: Wheel::default(),
+        started,
+        shown: false,
+        surface_warned: false,
+        exit: None,
+    };
+    event_loop
+        .run_app(&mut app)
+        .context("the window's event loop failed")?;
+    let code = app.exit.unwrap_or(0);
+    // The runtime's tasks wait on the daemon; nothing of theirs needs to finish.
+    runtime.shutdown_background();
+    Ok(code)
+}
+
+/// Passes berthd's events about this VM to the window, as wake-ups of its event loop.
+async fn forward_events(
+    client: Arc<Client>,
+    mut events: Events,
+    name: String,
+    proxy: EventLoopProxy<Notice>,
+) {
+    let mut restarting = false;
+    loop {
+        let notice = match events.next().await {
+            None => Notice::Gone("berthd closed the connection".into()),
+            Some(Event::ConsoleUpdate {
+                name: vm,
+                x,
+                y,
+                width,
+                height,
+                ..
+            }) if vm == name => Notice::Damage(Rect::new(x, y, width, height)),
+            Some(Event::ConsoleMode { name: vm, .. }) if vm == name => Notice::Whole,
+            Some(Event::Lagged { .. }) => Notice::Whole,
+            Some(Event::VmState { name: vm, state }) if vm == name => match state {
+                VmState::Starting => {
+                    restarting = true;
+                    continue;
+                }
+                VmState::Running if restarting => {
+                    restarting = false;
+                    match client.vm_display(&name).await {
+                        Ok((_, fd)) => Notice::Framebuffer(fd),
+                        Err(ClientError::Disconnected(e)) => Notice::Gone(e),
+                        Err(e) => {
+                            eprintln!(
+                                "berth-console: the VM was started again, but its screen cannot be shown: {e}"
+                            );
+                            continue;
+                        }
+                    }
+                }
+                state if !state.is_active() => Notice::Ended(state),
+                _ => continue,
+            },
+            Some(_) => continue,
+        };
+        let last = matches!(notice, Notice::Ended(_) | Notice::Gone(_));
+        if proxy.send_event(notice).is_err() || last {
+            return;
+        }
+    }
+}
+
+/// Sends the window's input requests in order, pointer moves collapsed while the daemon is
+/// busy; a failure is reported once until another one happens.
+async fn send_input(client: Arc<Client>, mut rx: mpsc::UnboundedReceiver<Request>) {
+    let mut last_error = None;
+    let mut batch = Vec::new();
+    while rx.recv_many(&mut batch, 256).await > 0 {
+        for request in collapse_moves(std::mem::take(&mut batch)) {
+            match client.call(request).await {
+                Ok(_) => last_error = None,
+                Err(ClientError::Disconnected(_)) => return, // the event stream says so
+                Err(e) => {
+                    let message = e.to_string();
+                    if last_error.as_ref() != Some(&message) {
+                        eprintln!("berth-console: input not delivered: {message}");
+                        last_error = Some(message);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Drops pointer moves that the next request supersedes (same buttons, only the place differs).
+fn collapse_moves(requests: Vec<Request>) -> Vec<Request> {
+    let mut out: Vec<Request> = Vec::with_capacity(requests.len());
+    for request in requests {
+        if let (
+            Some(Request::VmPointer {
+                buttons: held_before,
+                ..
+            }),
+            Request::VmPointer { buttons, .. },
+        ) = (out.last(), &request)
+            && held_before == buttons
+        {
+            out.pop();
+        }
+        out.push(request);
+    }
+    out
+}
+
+/// The window's state.
+struct Console {
+    name: String,
+    screen: Screen,
+    input: mpsc::UnboundedSender<Request>,
+    window: Option<Arc<Window>>,
+    pixels: Option<Pixels<'static>>,
+    /// The size of pixels' buffer: the guest's mode.
+    picture: (u32, u32),
+    /// The tablet position last sent, while the pointer is over the picture.
+    cursor: Option<(u32, u32)>,
+    buttons: u8,
+    /// evdev codes pressed in this window (released when it loses the keyboard).
+    pressed: BTreeSet<u16>,
+    wheel: Wheel,
+    /// When the process started, for the one line saying when the first picture was shown.
+    started: Instant,
+    shown: bool,
+    /// A frame could not be presented once already (reported once, not per frame).
+    surface_warned: bool,
+    exit: Option<u8>,
+}
+
+impl Console {
+    fn quit(&mut self, event_loop: &ActiveEventLoop, code: u8) {
+        if self.exit.is_none() {
+            self.exit = Some(code);
+        }
+        event_loop.exit();
+    }
+
+    fn fail(&mut self, event_loop: &ActiveEventLoop, message: impl std::fmt::Display) {
+        eprintln!("berth-console: {message}");
+        self.quit(event_loop, EXIT_FAILED);
+    }
+
+    fn send(&self, request: Request) {
+        // The receiver lives as long as the runtime, which outlives the event loop.
+        let _ = self.input.send(request);
+    }
+
+    fn key(&mut self, code: u16, pressed: bool) {
+        let changed = if pressed {
+            self.pressed.insert(code)
+        } else {
+            self.pressed.remove(&code)
+        };
+        if changed {
+            self.send(Request::VmKeyEvent {
+                name: self.name.clone(),
+                code,
+                pressed,
+            });
+        }
+    }
+
+    fn pointer(&self) {
+        if let Some((x, y)) = self.cursor {
+            self.send(Request::VmPointer {
+                name: self.name.clone(),
+                x,
+                y,
+                buttons: self.buttons,
+            });
+        }
+    }
+
+    fn open_window(&mut self, event_loop: &ActiveEventLoop) -> anyhow::Result<()> {
+        let guest = self.screen.geometry()?;
+        let monitor = event_loop
+            .primary_monitor()
+            .or_else(|| event_loop.available_monitors().next())
+            .map(|m| (m.size().width, m.size().height))
+            .filter(|&(w, h)| w > 0 && h > 0)
+            .unwrap_or(TYPICAL_SCREEN);
+        let (w, h) = window_size(guest, monitor);
+        let attributes = Window::default_attributes()
+            .with_title(format!("{} — Berth console", self.name))
+            .with_inner_size(PhysicalSize::new(w, h));
+        let window = Arc::new(
+            event_loop
+                .create_window(attributes)
+                .context("cannot open the window")?,
+        );
+        let size = window.inner_size();
+        let picture = if guest.0 == 0 || guest.1 == 0 {
+            (w, h)
+        } else {
+            guest
+        };
+        let surface =
+            SurfaceTexture::new(size.width.max(1), size.height.max(1), Arc::clone(&window));
+        let mut pixels = PixelsBuilder::new(picture.0, picture.1, surface)
+            .clear_color(pixels::wgpu::Color::BLACK)
+            .build()
+            .context("cannot draw in the window (no usable GPU adapter or renderer)")?;
+        pixels.set_scaling_mode(ScalingMode::Fill);
+        let info = pixels.adapter().get_info();
+        eprintln!(
+            "berth-console: drawing with {} ({:?})",
+            info.name, info.backend
+        );
+        self.picture = picture;
+        self.pixels = Some(pixels);
+        self.window = Some(window);
+        Ok(())
+    }
+
+    /// Copies what changed into the picture and shows it.
+    fn draw(&mut self) -> anyhow::Result<()> {
+        let (Some(pixels), Some(window)) = (self.pixels.as_mut(), self.window.as_ref()) else {
+            return Ok(());
+        };
+        match self.screen.refresh()? {
+            Refresh::Nothing => {}
+            Refresh::Off => fill_black(pixels.frame_mut()),
+            Refresh::Whole {
+                width,
+                height,
+                rgba,
+            } => {
+                if (width, height) != self.picture {
+                    pixels
+                        .resize_buffer(width, height)
+                        .context("cannot follow the guest's new mode")?;
+                    self.picture = (width, height);
+                    let monitor = window
+                        .current_monitor()
+                        .map(|m| (m.size().width, m.size().height))
+                        .filter(|&(w, h)| w > 0 && h > 0)
+                        .unwrap_or(TYPICAL_SCREEN);
+                    let (w, h) = window_size((width, height), monitor);
+                    // The window follows when it can (a Resized event resizes the surface).
+                    let _ = window.request_inner_size(PhysicalSize::new(w, h));
+                }
+                pixels.frame_mut().copy_from_slice(&rgba);
+            }
+            Refresh::Part { rect, rgba } => blit(pixels.frame_mut(), self.picture.0, rect, &rgba),
+        }
+        match pixels.render() {
+            // pixels already reconfigured the surface and retried once: skip this frame (the
+            // next one, or the next expose, draws the picture) and say so only once.
+            Err(pixels::Error::Surface(e)) => {
+                if !self.surface_warned {
+                    eprintln!("berth-console: a frame could not be shown ({e}); going on");
+                    self.surface_warned = true;
+                }
+                Ok(())
+            }
+            Ok(()) => {
+                if !self.shown {
+                    self.shown = true;
+                    eprintln!(
+                        "berth-console: first picture shown {:.0} ms after start",
+                        self.started.elapsed().as_secs_f64() * 1000.0
+                    );
+                }
+                Ok(())
+            }
+            Err(e) => Err(e).context("cannot draw the guest's screen"),
+        }
+    }
+}
+
+fn fill_black(frame: &mut [u8]) {
+    for px in frame.chunks_exact_mut(4) {
+        px.copy_from_slice(&[0, 0, 0, 0xff]);
+    }
+}
+
+impl ApplicationHandler<Notice> for Console {
+    fn resumed(&mut self, event_loop: &ActiveEventLoop) {
+        if self.window.is_none()
+            && let Err(e) = self.open_window(event_loop)
+        {
+            self.fail(event_loop, format!("{e:#}"));
+        }
+    }
+
+    fn user_event(&mut self, event_loop: &ActiveEventLoop, notice: Notice) {
+        match notice {
+            Notice::Damage(rect) => self.screen.damage(rect),
+            Notice::Whole => self.screen.invalidate(),
+            Notice::Framebuffer(fd) => match Screen::open(fd) {
+                Ok(screen) => self.screen = screen,
+                Err(e) => return self.fail(event_loop, e),
+            },
+            Notice::Ended(state) => {
+                match state {
+                    VmState::Crashed { reason } => {
+                        eprintln!("berth-console: VM `{}` crashed: {reason}", self.name)
+                    }
+                    state => eprintln!("berth-console: VM `{}` is {state}", self.name),
+                }
+                return self.quit(event_loop, 0);
+            }
+            Notice::Gone(why) => {
+                eprintln!("berth-console: berthd went away: {why}");
+                return self.quit(event_loop, EXIT_NO_DAEMON);
+            }
+        }
+        if let Some(window) = &self.window {
+            window.request_redraw();
+        }
+    }
+
+    fn window_event(&mut self, event_loop: &ActiveEventLoop, _: WindowId, event: WindowEvent) {
+        match event {
+            WindowEvent::CloseRequested => self.quit(event_loop, 0),
+            WindowEvent::Resized(size) => {
+                if let Some(pixels) = self.pixels.as_mut()
+                    && size.width > 0
+                    && size.height > 0
+                {
+                    if let Err(e) = pixels.resize_surface(size.width, size.height) {
+                        return self.fail(event_loop, format!("cannot resize the picture: {e}"));
+                    }
+                    if let Some(window) = &self.window {
+                        window.request_redraw();
+                    }
+                }
+            }
+            WindowEvent::RedrawRequested => {
+                if let Err(e) = self.draw() {
+                    self.fail(event_loop, format!("{e:#}"));
+                }
+            }
+            // The window is the guest's whole screen: while it has the keyboard, every key goes
+            // to the guest (no host key); the guest repeats held keys itself.
+            WindowEvent::KeyboardInput { event, .. } => {
+                if let PhysicalKey::Code(key) = event.physical_key
+                    && let Some(code) = keys::evdev_code(key)
+                    && !event.repeat
+                {
+                    self.key(code, event.state == ElementState::Pressed);
+                }
+            }
+            WindowEvent::Focused(false) => {
+                // Keys held when the keyboard left would stay down in the guest.
+                for code in std::mem::take(&mut self.pressed) {
+                    self.send(Request::VmKeyEvent {
+                        name: self.name.clone(),
+                        code,
+                        pressed: false,
+                    });
+                }
+            }
+            WindowEvent::CursorMoved { position, .. } => {
+                let Some(window) = &self.window else { return };
+                let size = window.inner_size();
+                let at = tablet_position(
+                    (position.x, position.y),
+                    (size.width, size.height),
+                    self.picture,
+                );
+                if at.is_some() && at != self.cursor {
+                    self.cursor = at;
+                    self.pointer();
+                }
+            }
+            WindowEvent::MouseInput { state, button, .. } => {
+                let bit = button_bit(button);
+                let before = self.buttons;
+                if state == ElementState::Pressed {
+                    self.buttons |= bit;
+                } else {
+                    self.buttons &= !bit;
+                }
+                if self.buttons != before {
+                    self.pointer();
+                }
+            }
+            WindowEvent::MouseWheel { delta, .. } => {
+                let clicks = self.wheel.clicks(delta);
+                if clicks != 0 {
+                    self.send(Request::VmWheel {
+                        name: self.name.clone(),
+                        clicks,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pointer(x: u32, buttons: u8) -> Request {
+        Request::VmPointer {
+            name: "vm".into(),
+            x,
+            y: 0,
+            buttons,
+        }
+    }
+
+    #[test]
+    fn queued_moves_collapse_but_button_changes_and_keys_stay() {
+        let key = Request::VmKeyEvent {
+            name: "vm".into(),
+            code: 30,
+            pressed: true,
+        };
+        let out = collapse_moves(vec![
+            pointer(1, 0),
+            pointer(2, 0),
+            pointer(3, 1),
+            pointer(4, 1),
+            key.clone(),
+            pointer(5, 1),
+        ]);
+        assert_eq!(out, vec![pointer(2, 0), pointer(4, 1), key, pointer(5, 1)]);
+    }
+}
