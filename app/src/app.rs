@@ -11,7 +11,7 @@ use iced::widget::{column, container, row, text};
 use iced::{Element, Length, Subscription, Task, Theme};
 
 use crate::connection;
-use crate::console::{HOST_KEY, Pointer, Session, evdev_code};
+use crate::console::{HOST_KEY, Pointer, Polled, Session, evdev_code};
 use crate::data::{HostHistory, Snapshot};
 use crate::screen::dashboard::ConsoleView;
 use crate::screen::dashboard::{self, Dashboard};
@@ -43,10 +43,14 @@ pub enum Message {
     Tick,
     /// berthd answered for VM `.0`'s screen: its framebuffer memfd, or why there is none.
     DisplayOpened(String, Result<SharedFd, String>),
+    /// The console's VM `.0` published a frame too soon after the last one read; now is later.
+    ConsoleDue(String),
     /// The renderer took (or refused) a new picture of VM `.0`'s screen.
     ConsoleAllocated(String, Result<iced_runtime::image::Allocation, String>),
     /// A key went down or up while the console has the keyboard.
     ConsoleKey(iced::keyboard::key::Code, bool),
+    /// A detached console window closed, or why it failed.
+    Detached(Result<(), String>),
     /// A key or pointer event reached the VM (nothing to refresh), or why not.
     Input(Result<(), String>),
 }
@@ -155,8 +159,14 @@ impl Berth {
         let Some(session) = self.console.as_mut() else {
             return Task::none();
         };
-        match session.poll() {
-            Ok(Some(picture)) => {
+        match session.poll(std::time::Instant::now()) {
+            Ok(Polled::Later(wait)) => {
+                let vm = session.vm.clone();
+                Task::perform(tokio::time::sleep(wait), move |()| {
+                    Message::ConsoleDue(vm.clone())
+                })
+            }
+            Ok(Polled::Picture(picture)) => {
                 let vm = session.vm.clone();
                 let handle = iced::widget::image::Handle::from_rgba(
                     picture.width,
@@ -167,7 +177,7 @@ impl Berth {
                     Message::ConsoleAllocated(vm.clone(), result.map_err(|e| e.to_string()))
                 })
             }
-            Ok(None) => Task::none(),
+            Ok(Polled::Nothing) => Task::none(),
             Err(why) => {
                 self.console = None;
                 self.screen = ConsoleView::Unavailable(why);
@@ -198,6 +208,13 @@ impl Berth {
                     }
                 }
             }
+            Message::ConsoleDue(vm) => match self.console.as_mut().filter(|s| s.vm == vm) {
+                Some(session) => {
+                    session.due();
+                    self.poll_console()
+                }
+                None => Task::none(),
+            },
             Message::ConsoleAllocated(vm, result) => {
                 match self.console.as_mut().filter(|s| s.vm == vm) {
                     Some(session) => {
@@ -286,7 +303,11 @@ impl Berth {
                 Task::none()
             }
             Message::Done(Ok(())) => self.refresh(),
-            Message::Input(Ok(())) => Task::none(),
+            Message::Input(Ok(())) | Message::Detached(Ok(())) => Task::none(),
+            Message::Detached(Err(e)) => {
+                self.error = Some(e);
+                Task::none()
+            }
             Message::Input(Err(e)) => {
                 self.error = Some(e);
                 Task::none()
@@ -440,6 +461,7 @@ impl Berth {
                         self.perform(request, what)
                     }
                     Some(dashboard::Event::Console(pointer)) => self.pointer(pointer),
+                    Some(dashboard::Event::Detach(name)) => self.detach(name),
                     None if self.dashboard.selection != before => {
                         self.dashboard.logs.clear();
                         self.logs_of_selection()
@@ -452,6 +474,50 @@ impl Berth {
 
     /// The mouse over the console: a press takes the keyboard; moves, buttons and the wheel go
     /// to the guest's tablet.
+    /// Opens VM `name`'s screen in berth-console, on the daemon this window talks to; what it
+    /// said, if it failed, comes back as the window's error.
+    fn detach(&mut self, name: String) -> Task<Message> {
+        let Some(client) = self.client.as_ref() else {
+            return Task::none();
+        };
+        let mut command = tokio::process::Command::new(console_binary());
+        command
+            .arg(&name)
+            .arg("--socket")
+            .arg(client.socket())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(false);
+        Task::perform(
+            async move {
+                let child = command
+                    .spawn()
+                    .map_err(|e| format!("cannot open berth-console: {e}"))?;
+                let out = child
+                    .wait_with_output()
+                    .await
+                    .map_err(|e| format!("berth-console: {e}"))?;
+                if out.status.success() {
+                    return Ok(());
+                }
+                let said = String::from_utf8_lossy(&out.stderr);
+                // Its last line says why (earlier ones are progress).
+                let why = said
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("");
+                Err(format!(
+                    "the detached console of VM {name} ended ({}): {}",
+                    out.status,
+                    why.trim_start_matches("berth-console: ")
+                ))
+            },
+            Message::Detached,
+        )
+    }
+
     fn pointer(&mut self, pointer: Pointer) -> Task<Message> {
         let (Some(session), Some(client)) = (self.console.as_mut(), self.client.clone()) else {
             return Task::none();
@@ -650,4 +716,17 @@ async fn fetch(client: Arc<Client>) -> Result<Snapshot, String> {
         problems: listing.problems,
         containers,
     })
+}
+
+/// Where the window finds berth-console: `$BERTH_CONSOLE`, else next to its own executable,
+/// else on the PATH.
+fn console_binary() -> std::path::PathBuf {
+    if let Some(path) = std::env::var_os("BERTH_CONSOLE") {
+        return path.into();
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("berth-console")))
+        .filter(|path| path.is_file())
+        .unwrap_or_else(|| "berth-console".into())
 }

@@ -3,10 +3,26 @@
 //! host's physical keys as the evdev codes the guest's virtio-input keyboard reports.
 
 use std::os::fd::OwnedFd;
+use std::time::{Duration, Instant};
 
 use berth_display::framebuffer::FramebufferReader;
 use berth_display::gpu::Format;
 use iced::keyboard::key::Code;
+
+/// The least time between two frames read: the window shows at most 60 a second however fast
+/// the guest flushes (a frame it could not show would cost a copy, a conversion and an upload).
+pub const FRAME_INTERVAL: Duration = Duration::from_micros(16_600);
+
+/// What a poll of the console found.
+#[derive(Debug)]
+pub enum Polled {
+    /// A new frame, to allocate and show.
+    Picture(Picture),
+    /// Nothing new, or a picture is being allocated.
+    Nothing,
+    /// A new frame came too soon after the last: poll again after this long.
+    Later(Duration),
+}
 
 /// One whole frame of the guest's screen, as RGBA bytes ready for an image handle.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +50,11 @@ impl Feed {
     pub fn open(fd: OwnedFd) -> Result<Feed, String> {
         let reader = FramebufferReader::open(fd).map_err(|e| e.to_string())?;
         Ok(Feed { reader, last: None })
+    }
+
+    /// Whether a frame was published since the last one handed out.
+    pub fn changed(&self) -> bool {
+        self.last != Some(self.reader.frame())
     }
 
     /// The frame published since the last call, if any; `Ok(None)` while nothing changed (a
@@ -70,6 +91,9 @@ pub struct Session {
     pub shown: Option<iced_runtime::image::Allocation>,
     /// A newer picture is being allocated: polls wait for it rather than pile up.
     allocating: bool,
+    /// When the last picture was read, and whether a later poll is already scheduled.
+    last_read: Option<Instant>,
+    waiting: bool,
     /// The console has the keyboard (clicked; Right Ctrl releases it).
     pub focused: bool,
     /// Size of the guest's screen, for mapping the pointer.
@@ -88,26 +112,45 @@ impl Session {
             feed: Feed::open(fd)?,
             shown: None,
             allocating: false,
+            last_read: None,
+            waiting: false,
             focused: false,
             size: (0, 0),
             position: (0, 0),
             buttons: 0,
-            rate: std::env::var_os("BERTH_CONSOLE_FPS")
-                .map(|_| FrameRate::new(std::time::Instant::now())),
+            rate: std::env::var_os("BERTH_CONSOLE_FPS").map(|_| FrameRate::new(Instant::now())),
         })
     }
 
-    /// A new picture to allocate, unless one is being allocated or the screen did not change.
-    pub fn poll(&mut self) -> Result<Option<Picture>, String> {
-        if self.allocating {
-            return Ok(None);
+    /// A new picture to allocate, unless one is being allocated, the screen did not change, or
+    /// the last one was read less than [`FRAME_INTERVAL`] before `now` (then: when to ask again).
+    pub fn poll(&mut self, now: Instant) -> Result<Polled, String> {
+        if self.allocating || self.waiting {
+            return Ok(Polled::Nothing);
         }
-        let picture = self.feed.poll()?;
-        if let Some(p) = &picture {
-            self.allocating = true;
-            self.size = (p.width, p.height);
+        if let Some(due) = self.last_read.map(|at| at + FRAME_INTERVAL)
+            && now < due
+        {
+            if !self.feed.changed() {
+                return Ok(Polled::Nothing);
+            }
+            self.waiting = true;
+            return Ok(Polled::Later(due - now));
         }
-        Ok(picture)
+        match self.feed.poll()? {
+            Some(picture) => {
+                self.allocating = true;
+                self.last_read = Some(now);
+                self.size = (picture.width, picture.height);
+                Ok(Polled::Picture(picture))
+            }
+            None => Ok(Polled::Nothing),
+        }
+    }
+
+    /// The wait [`Polled::Later`] asked for is over.
+    pub fn due(&mut self) {
+        self.waiting = false;
     }
 
     /// The request that tells the guest's tablet about `pointer`, if any.
@@ -150,7 +193,7 @@ impl Session {
         if let Some(allocation) = allocation {
             self.shown = Some(allocation);
             if let Some(rate) = self.rate.as_mut()
-                && let Some(fps) = rate.shown(std::time::Instant::now())
+                && let Some(fps) = rate.shown(Instant::now())
             {
                 // For scripts/bench-screen: how many of the guest's frames the window shows.
                 eprintln!(
@@ -165,12 +208,12 @@ impl Session {
 /// Frames shown a second, reported once a second (only when `BERTH_CONSOLE_FPS` is set).
 #[derive(Debug)]
 pub struct FrameRate {
-    since: std::time::Instant,
+    since: Instant,
     frames: u32,
 }
 
 impl FrameRate {
-    pub fn new(now: std::time::Instant) -> FrameRate {
+    pub fn new(now: Instant) -> FrameRate {
         FrameRate {
             since: now,
             frames: 0,
@@ -178,7 +221,7 @@ impl FrameRate {
     }
 
     /// Counts a frame shown at `now`; the rate over the last second or more, once it has passed.
-    pub fn shown(&mut self, now: std::time::Instant) -> Option<f64> {
+    pub fn shown(&mut self, now: Instant) -> Option<f64> {
         self.frames += 1;
         let elapsed = now.saturating_duration_since(self.since).as_secs_f64();
         if elapsed < 1.0 {
@@ -354,10 +397,56 @@ mod tests {
     use berth_display::framebuffer::{FramebufferWriter, Rect};
 
     #[test]
+    fn frames_are_read_at_most_once_an_interval_and_a_late_one_is_not_lost() {
+        let mut writer = FramebufferWriter::new(2, 1, Format::B8G8R8X8 as u32).unwrap();
+        let fd = writer.fd().try_clone_to_owned().unwrap();
+        let mut session = Session::new("vm".into(), fd).unwrap();
+        let mut draw = |value: u8| {
+            writer
+                .update(Rect::new(0, 0, 2, 1), &[value; 8], 8)
+                .unwrap();
+        };
+        let start = Instant::now();
+        let at = |ms| start + Duration::from_millis(ms);
+        draw(1);
+        assert!(matches!(session.poll(at(0)), Ok(Polled::Picture(_))));
+        assert!(
+            matches!(session.poll(at(1)), Ok(Polled::Nothing)),
+            "one picture allocated at a time"
+        );
+        session.allocated(None);
+        assert!(
+            matches!(session.poll(at(2)), Ok(Polled::Nothing)),
+            "unchanged"
+        );
+        draw(2);
+        let Ok(Polled::Later(wait)) = session.poll(at(5)) else {
+            panic!("a frame 5 ms after the last waits");
+        };
+        assert!(
+            wait <= FRAME_INTERVAL - Duration::from_millis(5),
+            "{wait:?}"
+        );
+        draw(3);
+        assert!(
+            matches!(session.poll(at(6)), Ok(Polled::Nothing)),
+            "a later poll is already scheduled"
+        );
+        session.due();
+        let Ok(Polled::Picture(picture)) = session.poll(at(17)) else {
+            panic!("the frame is read once the interval is over");
+        };
+        assert_eq!(
+            picture.rgba[0], 3,
+            "the newest frame, not the one that came early"
+        );
+    }
+
+    #[test]
     fn the_frame_rate_is_reported_once_a_second() {
-        let start = std::time::Instant::now();
+        let start = Instant::now();
         let mut rate = FrameRate::new(start);
-        let at = |ms| start + std::time::Duration::from_millis(ms);
+        let at = |ms| start + Duration::from_millis(ms);
         for i in 1..60 {
             assert_eq!(rate.shown(at(i * 16)), None);
         }

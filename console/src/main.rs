@@ -143,6 +143,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
         started,
         shown: false,
         surface_warned: false,
+        rate: std::env::var_os("BERTH_CONSOLE_FPS").map(|_| (Instant::now(), 0)),
         exit: None,
     };
     event_loop
@@ -267,6 +268,9 @@ struct Console {
     shown: bool,
     /// A frame could not be presented once already (reported once, not per frame).
     surface_warned: bool,
+    /// With `BERTH_CONSOLE_FPS` set: when the current second of counting began and the frames
+    /// shown in it (scripts/bench-screen reads the rate from stderr).
+    rate: Option<(Instant, u32)>,
     exit: Option<u8>,
 }
 
@@ -397,6 +401,20 @@ impl Console {
                 Ok(())
             }
             Ok(()) => {
+                if let Some((since, frames)) = self.rate.as_mut() {
+                    *frames += 1;
+                    let elapsed = since.elapsed().as_secs_f64();
+                    if elapsed >= 1.0 {
+                        eprintln!(
+                            "berth-console: {:.1} frames/s at {}x{}",
+                            f64::from(*frames) / elapsed,
+                            self.picture.0,
+                            self.picture.1
+                        );
+                        *since = Instant::now();
+                        *frames = 0;
+                    }
+                }
                 if !self.shown {
                     self.shown = true;
                     eprintln!(

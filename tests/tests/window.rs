@@ -1,7 +1,7 @@
 //! The Berth window under Xvfb, as a user sees it: it connects to berthd, shows an
 //! overcommitted host with a red ΣU_vm gauge, and follows the daemon live when the VM that
 //! overcommits it is deleted; it launches a Dockerfile; it shows a running VM's screen and
-//! follows it when the guest draws something else.
+//! follows it when the guest draws something else, and detaches it into berth-console.
 
 #![allow(clippy::unwrap_used)] // a panic in a test is a failed assertion
 
@@ -251,5 +251,31 @@ fn the_console_shows_the_guest_screen_and_follows_it() {
                 && pixels_near(&shot, INVERTED_VIOLET) > 200
                 && pixels_near(&shot, VIOLET) < 20
         },
+    );
+
+    // Detach console: berth-console opens the same screen in a window of its own (the probe's
+    // 64x48 at 640x480, so many more of its pixels are on the display than in the pane).
+    let in_pane = pixels_near(&shot, INVERTED_OLIVE);
+    xdotool(&display, &["mousemove", "632", "75", "click", "1"]);
+    wait_for(
+        "the detached console window",
+        Duration::from_secs(60),
+        || !xdotool(&display, &["search", "--name", "^screen .* Berth console$"]).is_empty(),
+    );
+    wait_for(
+        "the screen in the detached console",
+        Duration::from_secs(30),
+        || {
+            shot = screenshot(&display).2;
+            pixels_near(&shot, INVERTED_OLIVE) > in_pane + 1000
+        },
+    );
+    // The VM stops: the detached console closes with it.
+    let out = daemon.berthctl(&["vm", "stop", "screen", "--force"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    wait_for(
+        "the detached console to close",
+        Duration::from_secs(30),
+        || xdotool(&display, &["search", "--name", "^screen .* Berth console$"]).is_empty(),
     );
 }

@@ -104,6 +104,8 @@ void gpu_invert(void)
 }
 
 #ifdef PROBE_GPU_ANIMATE
+#include "timer.h"
+
 /* The animation's resource: the display's whole mode, its backing at 16 MiB (a 4095x4095 frame
  * fits below 80 MiB). */
 #define ANIM_RESOURCE 2
@@ -123,9 +125,11 @@ void gpu_animate(void)
     send(&q, "scanout", request(0x0103, scanout, 6), 24);
     serial_puts("BERTH-PROBE: animating\n");
     volatile u32 *pixels = (volatile u32 *)ANIM_PIXELS;
+    /* A frame every 1/60 s, as a guest's compositor at 60 Hz: idle between frames. */
+    timer_start(60);
     u32 across = w / BLOCK, down = h / BLOCK;
     for (u64 n = 1;; n++) {
-        /* A block moves across the screen, leaving a trail of changing colours: a few thousand
+        /* A block moves across the screen, leaving a trail of changing colours: a thousand
          * stores a frame (the probe may run in KVM's instruction emulator), while every frame
          * is transferred and flushed whole, which is what the host's path is measured on. */
         u32 bx = (u32)(n % across) * BLOCK, by = (u32)((n / across) % down) * BLOCK;
@@ -139,7 +143,8 @@ void gpu_animate(void)
         virtio_request(&q, t, 2);
         struct vbuf f[2] = {{REQ, request(0x0104, flush, 6), 0}, {RESP, 24, 1}};
         virtio_request(&q, f, 2);
-        if (n % 1000 == 0) {
+        timer_wait();
+        if (n % 600 == 0) {
             serial_puts("BERTH-PROBE: animated ");
             serial_put_dec(n);
             serial_puts(" frames\n");

@@ -11,8 +11,8 @@ void gpu_draw(u64 base, u64 rings);
 /* Inverts every colour of the pattern drawn by gpu_draw and flushes it (a changed screen). */
 void gpu_invert(void);
 
-/* With PROBE_GPU_ANIMATE: shows a resource of the display's whole mode and redraws a part of it,
- * transferring and flushing the whole frame, forever. */
+/* With PROBE_GPU_ANIMATE: shows a resource of the display's whole mode and redraws a part of it
+ * 60 times a second (LAPIC timer), transferring and flushing the whole frame, forever. */
 void gpu_animate(void);
 
 /* The pattern's pixel at x, y (B8G8R8X8 as a little-endian u32); the test computes the same. */

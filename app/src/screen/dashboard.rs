@@ -36,6 +36,8 @@ pub enum Message {
     CancelDelete,
     /// The mouse did something over the VM console.
     Console(Pointer),
+    /// Open the selected VM's screen in its own window (berth-console).
+    Detach,
 }
 
 /// What the dashboard asks of the application.
@@ -45,6 +47,8 @@ pub enum Event {
     Request(Request, String),
     /// The mouse did something over the VM console (a press also gives it the keyboard).
     Console(Pointer),
+    /// Open VM `.0`'s screen in a window of its own.
+    Detach(String),
 }
 
 #[derive(Debug, Default)]
@@ -92,6 +96,7 @@ impl Dashboard {
                 None
             }
             (Message::Console(pointer), Selection::Vm(_)) => Some(Event::Console(pointer)),
+            (Message::Detach, Selection::Vm(name)) => Some(Event::Detach(name.clone())),
             (Message::CancelDelete, _) => {
                 self.confirming_delete = false;
                 None
@@ -300,6 +305,10 @@ impl Dashboard {
                         action("Stop", (running || paused).then_some(Message::Stop)),
                         action("Pause", running.then_some(Message::Pause)),
                         action("Resume", paused.then_some(Message::Resume)),
+                        action(
+                            "Detach console",
+                            (running || paused).then_some(Message::Detach)
+                        ),
                         action("Delete", stopped.then_some(Message::Delete)),
                     ]
                     .spacing(8)
@@ -651,6 +660,22 @@ mod tests {
             d.selection,
             Selection::Host,
             "the deleted VM is no longer selected"
+        );
+    }
+
+    #[test]
+    fn detach_asks_for_the_selected_vms_console_window() {
+        let snapshot = snapshot_with_vm();
+        let mut d = Dashboard::default();
+        assert_eq!(
+            d.update(Message::Detach, &snapshot),
+            None,
+            "nothing selected"
+        );
+        d.update(Message::Select(Selection::Vm("web".into())), &snapshot);
+        assert_eq!(
+            d.update(Message::Detach, &snapshot),
+            Some(Event::Detach("web".into()))
         );
     }
 

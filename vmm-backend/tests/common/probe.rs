@@ -34,8 +34,8 @@ pub enum ProbeFinish {
     Screen,
     /// Read the keyboard's name, then [`KEYS_EVENTS`] events, waiting as long as it takes.
     Keys,
-    /// Draw the GPU pattern, then show the display's whole mode and redraw it forever, each
-    /// frame transferred and flushed whole (the screen benchmarks).
+    /// Draw the GPU pattern, then show the display's whole mode and redraw it 60 times a
+    /// second forever, each frame transferred and flushed whole (the screen benchmarks).
     Animate,
     /// Draw the GPU pattern, read [`SCREEN_KEYS_EVENTS`] keyboard events (one key pressed and
     /// released, each change followed by a SYN_REPORT) waiting as long as it takes, then stay
@@ -56,6 +56,28 @@ pub const SCREEN_KEYS_EVENTS: usize = 4;
 pub const SCREEN_POINTER_EVENTS: usize = 8;
 
 impl ProbeFinish {
+    /// The variant called `name` (its `-D` scenario's name, as `probe-NAME.flat` files are).
+    pub fn named(name: &str) -> Option<Self> {
+        use ProbeFinish::*;
+        [
+            PowerOff,
+            Reset,
+            AcpiReset,
+            Crash,
+            Virtio,
+            Interactive,
+            Gpu,
+            Input,
+            Screen,
+            Keys,
+            Animate,
+            ScreenKeys,
+            ScreenPointer,
+        ]
+        .into_iter()
+        .find(|f| f.name() == name)
+    }
+
     fn name(self) -> &'static str {
         match self {
             Self::PowerOff => "poweroff",
@@ -111,7 +133,7 @@ impl ProbeFinish {
 }
 
 const SOURCES: &[&str] = &[
-    "start.S", "probe.c", "serial.c", "power.c", "virtio.c", "gpu.c", "input.c",
+    "start.S", "probe.c", "serial.c", "power.c", "virtio.c", "gpu.c", "input.c", "timer.c",
 ];
 
 /// The flat image of the probe variant `finish`, built on first use.
@@ -132,11 +154,11 @@ fn build(finish: ProbeFinish) -> Vec<u8> {
     // Through the workspace root, so the end-to-end tests (a sibling crate that includes this
     // file) find the sources too.
     let source_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../vmm-backend/probe");
-    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "probe-{}-{}",
-        std::process::id(),
-        finish.name()
-    ));
+    // Examples (scripts' probe images) have no CARGO_TARGET_TMPDIR: the system's temp dir.
+    let scratch = option_env!("CARGO_TARGET_TMPDIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let out_dir = scratch.join(format!("probe-{}-{}", std::process::id(), finish.name()));
     std::fs::create_dir_all(&out_dir).unwrap();
     let elf = out_dir.join("probe.elf");
     let bin = out_dir.join("probe.bin");
