@@ -363,14 +363,12 @@ async fn main() {
         measure_event_delay(&mut events, &name, reader).await;
         if let Some((display, _xvfb)) = &display {
             for (renderer, backend) in [
-                ("wgpu (OpenGL on Mesa llvmpipe here)", None),
-                ("tiny-skia", Some("tiny-skia")),
+                ("wgpu (OpenGL on Mesa llvmpipe here)", "wgpu"),
+                ("tiny-skia (its choice without a GPU)", "tiny-skia"),
             ] {
                 let mut berth = Command::new(binary("berth"));
                 berth.env("BERTH_SOCKET", &daemon.socket);
-                if let Some(backend) = backend {
-                    berth.env("ICED_BACKEND", backend);
-                }
+                berth.env("ICED_BACKEND", backend);
                 measure_window(
                     &format!("Berth window, {renderer}"),
                     berth,

@@ -255,6 +255,42 @@ fn the_console_window_shows_the_guest_follows_it_and_types_into_it() {
         },
     );
 
+    // The guest switches to its display's whole mode (1280x800, the pattern in the corner):
+    // the window follows, resized for the new mode with its aspect (1.6), pattern on black.
+    let geometry = || {
+        let out = xdotool(&display, &["getwindowgeometry", &window]);
+        let size = out
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Geometry: "))
+            .unwrap_or("")
+            .to_owned();
+        let (w, h) = size.split_once('x').unwrap_or(("0", "0"));
+        (w.parse::<u32>().unwrap_or(0), h.parse::<u32>().unwrap_or(0))
+    };
+    assert_eq!(geometry(), (1000, 480), "as the test sized it");
+    typing.write_all(b"big\n").unwrap();
+    wait_for("the guest's new mode", Duration::from_secs(30), || {
+        log().contains("BERTH-PROBE: mode shown")
+    });
+    wait_for(
+        "the console window to follow the new mode",
+        Duration::from_secs(30),
+        || {
+            let (w, h) = geometry();
+            shot = screenshot(&display).2;
+            // The 64x48 pattern at the window's scale; everything else black.
+            let scale = f64::from(h) / 800.0;
+            let expected = 64.0 * 48.0 * scale * scale;
+            let lit = shot
+                .chunks_exact(3)
+                .filter(|p| p.iter().any(|&c| c > 16))
+                .count() as f64;
+            h > 0
+                && (f64::from(w) / f64::from(h) - 1.6).abs() < 0.02
+                && (0.7 * expected..1.3 * expected).contains(&lit)
+        },
+    );
+
     // The guest powers off: the window closes and berth-console says why, exit 0.
     typing.write_all(b"poweroff\n").unwrap();
     let mut status = None;

@@ -103,26 +103,53 @@ void gpu_invert(void)
     send(&q, "flush", request(0x0104, flush, 6), 24);
 }
 
+/* The resource of the display's whole mode (gpu_show_mode, gpu_animate): its backing at 16 MiB
+ * (a 4095x4095 frame fits below 80 MiB). */
+#define MODE_RESOURCE 2
+#define MODE_PIXELS 0x1000000UL
+
+/* Creates the whole-mode resource and points the scanout at it: a mode change for the host. */
+static int show_mode_resource(void)
+{
+    if (!ready || mode_width < 64 || mode_height < 48)
+        return 0;
+    u32 w = mode_width, h = mode_height;
+    u32 create[4] = {MODE_RESOURCE, FORMAT_B8G8R8X8, w, h};
+    send(&q, "create", request(0x0101, create, 4), 24);
+    u32 attach[6] = {MODE_RESOURCE, 1, (u32)MODE_PIXELS, 0, w * h * 4, 0};
+    send(&q, "attach", request(0x0106, attach, 6), 24);
+    u32 scanout[6] = {0, 0, w, h, 0, MODE_RESOURCE};
+    send(&q, "scanout", request(0x0103, scanout, 6), 24);
+    return 1;
+}
+
+void gpu_show_mode(void)
+{
+    if (!show_mode_resource())
+        return;
+    u32 w = mode_width, h = mode_height;
+    volatile u32 *pixels = (volatile u32 *)MODE_PIXELS;
+    for (u32 y = 0; y < HEIGHT; y++)
+        for (u32 x = 0; x < WIDTH; x++)
+            pixels[y * w + x] = gpu_pattern(x, y);
+    u32 transfer[8] = {0, 0, w, h, 0, 0, MODE_RESOURCE, 0};
+    send(&q, "transfer", request(0x0105, transfer, 8), 24);
+    u32 flush[6] = {0, 0, w, h, MODE_RESOURCE, 0};
+    send(&q, "flush", request(0x0104, flush, 6), 24);
+}
+
 #ifdef PROBE_GPU_ANIMATE
 #include "timer.h"
 
-/* The animation's resource: the display's whole mode, its backing at 16 MiB (a 4095x4095 frame
- * fits below 80 MiB). */
-#define ANIM_RESOURCE 2
-#define ANIM_PIXELS 0x1000000UL
+#define ANIM_RESOURCE MODE_RESOURCE
+#define ANIM_PIXELS MODE_PIXELS
 #define BLOCK 32
 
 void gpu_animate(void)
 {
-    if (!ready || mode_width < BLOCK || mode_height < BLOCK)
+    if (!show_mode_resource())
         return;
     u32 w = mode_width, h = mode_height;
-    u32 create[4] = {ANIM_RESOURCE, FORMAT_B8G8R8X8, w, h};
-    send(&q, "create", request(0x0101, create, 4), 24);
-    u32 attach[6] = {ANIM_RESOURCE, 1, (u32)ANIM_PIXELS, 0, w * h * 4, 0};
-    send(&q, "attach", request(0x0106, attach, 6), 24);
-    u32 scanout[6] = {0, 0, w, h, 0, ANIM_RESOURCE};
-    send(&q, "scanout", request(0x0103, scanout, 6), 24);
     serial_puts("BERTH-PROBE: animating\n");
     volatile u32 *pixels = (volatile u32 *)ANIM_PIXELS;
     /* A frame every 1/60 s, as a guest's compositor at 60 Hz: idle between frames. */

@@ -11,6 +11,10 @@ void gpu_draw(u64 base, u64 rings);
 /* Inverts every colour of the pattern drawn by gpu_draw and flushes it (a changed screen). */
 void gpu_invert(void);
 
+/* Shows a resource of the display's whole mode (a mode change from 64x48): black, with the
+ * pattern in its top-left 64x48 corner. */
+void gpu_show_mode(void);
+
 /* With PROBE_GPU_ANIMATE: shows a resource of the display's whole mode and redraws a part of it
  * 60 times a second (LAPIC timer), transferring and flushing the whole frame, forever. */
 void gpu_animate(void);

@@ -7,6 +7,7 @@
  *   -DPROBE_FINISH_CRASH  triple fault
  *   -DPROBE_INTERACTIVE   stay up: echo each line typed on COM1, power off on "poweroff"
  *   -DPROBE_GPU_ANIMATE   with PROBE_GPU: redraw the display's whole mode forever (benchmarks)
+ *   -DPROBE_HALT          stay up, halted: with PROBE_GPU a still screen (idle benchmarks)
  * and, with -DPROBE_VIRTIO / -DPROBE_GPU / -DPROBE_INPUT, drives virtio-blk and virtio-rng /
  * virtio-gpu / virtio-input first.
  *
@@ -173,7 +174,8 @@ static int is_poweroff(const char *line, int len)
 }
 
 /* A console a test can talk to: each line typed is echoed back, "poweroff" ends the VM, and
- * with PROBE_GPU "invert" inverts the colours on the screen. Polls
+ * with PROBE_GPU "invert" inverts the colours on the screen and "big" switches it to the
+ * display's whole mode (the pattern in its corner). Polls
  * COM1 (no interrupts are set up), so it keeps one host CPU busy while it waits. */
 static void interact(void)
 {
@@ -196,6 +198,12 @@ static void interact(void)
                 line[4] == 'r' && line[5] == 't') {
                 gpu_invert();
                 serial_puts("BERTH-PROBE: inverted\n");
+                len = 0;
+                continue;
+            }
+            if (len == 3 && line[0] == 'b' && line[1] == 'i' && line[2] == 'g') {
+                gpu_show_mode();
+                serial_puts("BERTH-PROBE: mode shown\n");
                 len = 0;
                 continue;
             }
@@ -245,6 +253,10 @@ __attribute__((noreturn)) void probe_main(u64 cpu, u64 cpus)
     serial_puts("BERTH-PROBE: all vcpus reported\n");
 #if defined(PROBE_GPU_ANIMATE)
     gpu_animate();
+#endif
+#if defined(PROBE_HALT)
+    /* Stay up with a still screen and an idle vCPU (halted, interrupts off). */
+    halt_forever();
 #endif
 #if defined(PROBE_INTERACTIVE)
     interact();

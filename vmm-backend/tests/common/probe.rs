@@ -34,6 +34,9 @@ pub enum ProbeFinish {
     Screen,
     /// Read the keyboard's name, then [`KEYS_EVENTS`] events, waiting as long as it takes.
     Keys,
+    /// Draw the GPU pattern, then halt: a running VM whose screen never changes and whose
+    /// vCPU is idle (the window's idle benchmark).
+    Still,
     /// Draw the GPU pattern, then show the display's whole mode and redraw it 60 times a
     /// second forever, each frame transferred and flushed whole (the screen benchmarks).
     Animate,
@@ -71,6 +74,7 @@ impl ProbeFinish {
             Screen,
             Keys,
             Animate,
+            Still,
             ScreenKeys,
             ScreenPointer,
         ]
@@ -91,6 +95,7 @@ impl ProbeFinish {
             Self::Screen => "screen",
             Self::Keys => "keys",
             Self::Animate => "animate",
+            Self::Still => "still",
             Self::ScreenKeys => "screen-keys",
             Self::ScreenPointer => "screen-pointer",
         }
@@ -108,6 +113,7 @@ impl ProbeFinish {
             Self::Input => &["-DPROBE_INPUT"],
             Self::Screen => &["-DPROBE_GPU", "-DPROBE_INTERACTIVE"],
             Self::Animate => &["-DPROBE_GPU", "-DPROBE_GPU_ANIMATE"],
+            Self::Still => &["-DPROBE_GPU", "-DPROBE_HALT"],
             Self::Keys => &[
                 "-DPROBE_INPUT",
                 "-DPROBE_INPUT_EVENTS=20",
