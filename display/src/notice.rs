@@ -67,9 +67,87 @@ impl Notice {
     }
 }
 
+/// Notices waiting to be sent, merged: the latest mode, and the damage since it (one rectangle
+/// covering every flush, with the newest frame number). A flood of flushes (a console redrawing
+/// glyph by glyph) then costs the supervisor one notice an interval, and the last state is never
+/// lost the way a dropped datagram would lose it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Pending {
+    mode: Option<Notice>,
+    damage: Option<(u64, Rect)>,
+}
+
+impl Pending {
+    /// Merges `notice` into what waits.
+    pub fn record(&mut self, notice: Notice) {
+        match notice {
+            Notice::Mode { .. } => {
+                // Damage in the old mode says nothing about the new one.
+                self.mode = Some(notice);
+                self.damage = None;
+            }
+            Notice::Damage { frame, rect } => {
+                let merged = match self.damage {
+                    None => rect,
+                    Some((_, was)) => {
+                        let (x0, y0) = (was.x.min(rect.x), was.y.min(rect.y));
+                        let x1 = (was.x + was.width).max(rect.x + rect.width);
+                        let y1 = (was.y + was.height).max(rect.y + rect.height);
+                        Rect::new(x0, y0, x1 - x0, y1 - y0)
+                    }
+                };
+                self.damage = Some((frame, merged));
+            }
+        }
+    }
+
+    /// What to send now, in order (a mode before the damage drawn in it), leaving nothing.
+    pub fn take(&mut self) -> Vec<Notice> {
+        let taken = std::mem::take(self);
+        taken
+            .mode
+            .into_iter()
+            .chain(
+                taken
+                    .damage
+                    .map(|(frame, rect)| Notice::Damage { frame, rect }),
+            )
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pending_notices_merge_and_keep_the_mode_first() {
+        let mut pending = Pending::default();
+        assert!(pending.take().is_empty());
+        let damage = |frame, x, y, w, h| Notice::Damage {
+            frame,
+            rect: Rect::new(x, y, w, h),
+        };
+        pending.record(damage(3, 0, 0, 8, 8));
+        pending.record(Notice::Mode {
+            width: 640,
+            height: 480,
+        });
+        pending.record(damage(5, 10, 20, 8, 16));
+        pending.record(damage(6, 100, 4, 10, 10));
+        assert_eq!(
+            pending.take(),
+            [
+                Notice::Mode {
+                    width: 640,
+                    height: 480
+                },
+                // One rectangle over both flushes, the newest frame.
+                damage(6, 10, 4, 100, 32),
+            ]
+        );
+        assert!(pending.take().is_empty(), "nothing is sent twice");
+    }
 
     #[test]
     fn notices_round_trip_and_fit() {

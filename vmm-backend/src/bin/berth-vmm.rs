@@ -9,9 +9,10 @@ use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use berth_display::gpu::GpuConfig;
-use berth_display::notice::Notice;
+use berth_display::notice::{Notice, Pending};
 use vmm_backend::devices::legacy::LegacyDevices;
 use vmm_backend::devices::power_button::{POWER_BUTTON_GSI, PowerButton};
 use vmm_backend::linux::LinuxBoot;
@@ -326,9 +327,23 @@ fn attach_display(
     })
     .map_err(|e| format!("cannot create the display: {e}"))?;
     if let Some(socket) = notices {
+        let pending = Arc::new(Mutex::new(Pending::default()));
+        let notifier = {
+            let pending = Arc::clone(&pending);
+            std::thread::Builder::new()
+                .name("screen-notices".into())
+                .spawn(move || send_notices(&socket, &pending))
+                .map_err(|e| format!("cannot start the screen notifier: {e}"))?
+        };
+        let notifier = notifier.thread().clone();
         gpu.set_event_sink(Box::new(move |event| {
             if let Some(notice) = Notice::from_event(&event) {
-                send_notice(&socket, &notice);
+                pending
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .record(notice);
+                // No system call unless the notifier is parked.
+                notifier.unpark();
             }
         }));
     }
@@ -369,21 +384,40 @@ fn attach_display(
     })
 }
 
-/// Sends one notice without waiting: the device thread must never block on the supervisor. A
-/// notice the socket has no room for is dropped; the frame number in the framebuffer header
-/// still tells a reader that something changed.
-fn send_notice(socket: &OwnedFd, notice: &Notice) {
-    let text = notice.encode();
-    // SAFETY: `text` is a live buffer of `text.len()` bytes for the duration of the call and
-    // `socket` an open descriptor we own; send() does not keep the pointer.
-    let _ = unsafe {
-        libc::send(
-            socket.as_raw_fd(),
-            text.as_ptr().cast(),
-            text.len(),
-            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-        )
-    };
+/// The least time between two notices: at most 250 a second reach berthd however often the
+/// guest flushes (Linux's console flushes glyph by glyph; in the nested lab a notice a flush
+/// starved berthd), and a window reads at most 60 frames a second anyway.
+const NOTICE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(4);
+
+/// The screen notifier: sends what the device thread recorded, merged, then waits out the
+/// interval. The device thread only records and unparks, so it never waits on berthd; this
+/// thread may (a send blocks while berthd's socket is full), and ends when berthd is gone.
+fn send_notices(socket: &OwnedFd, pending: &Mutex<Pending>) {
+    loop {
+        std::thread::park();
+        let notices = pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        for notice in notices {
+            let text = notice.encode();
+            // SAFETY: `text` is a live buffer of `text.len()` bytes for the duration of the call
+            // and `socket` an open descriptor we own; send() does not keep the pointer.
+            let sent = unsafe {
+                libc::send(
+                    socket.as_raw_fd(),
+                    text.as_ptr().cast(),
+                    text.len(),
+                    libc::MSG_NOSIGNAL,
+                )
+            };
+            if sent < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted
+            {
+                return;
+            }
+        }
+        std::thread::sleep(NOTICE_INTERVAL);
+    }
 }
 
 /// Parses `DEV TYPE CODE VALUE[;TYPE CODE VALUE...]` into the device and its events, a
