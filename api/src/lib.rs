@@ -20,6 +20,7 @@ pub mod frame;
 pub mod fuzzing;
 pub mod host;
 pub mod iso;
+pub mod keys;
 pub mod paths;
 pub mod protocol;
 pub mod request;
