@@ -125,23 +125,7 @@ fn the_console_window_shows_the_guest_follows_it_and_types_into_it() {
     };
     let dir = open_tempdir();
     let daemon = Daemon::start(dir.path(), &[]);
-    let kernel = common::probe_file(dir.path(), ProbeFinish::ScreenKeys);
-    let out = daemon.berthctl(&[
-        "vm",
-        "create",
-        "screen",
-        "--cpus",
-        "1",
-        "--memory",
-        "64M",
-        "--disk",
-        "0",
-        "--kernel",
-        kernel.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", text(&out).1);
-    let out = daemon.berthctl(&["vm", "start", "screen"]);
-    assert!(out.status.success(), "{}", text(&out).1);
+    common::start_probe_vm(&daemon, dir.path(), "screen", ProbeFinish::ScreenKeys);
     let log = || text(&daemon.berthctl(&["vm", "log", "screen"])).0;
     // Drawn, and the keyboard's driver is up (keys sent now are not lost to its reset).
     wait_for("the guest to draw", Duration::from_secs(30), || {
@@ -316,14 +300,7 @@ fn the_console_ends_when_berthd_goes_away() {
     };
     let dir = open_tempdir();
     let mut daemon = Daemon::start(dir.path(), &[]);
-    let kernel = common::probe_file(dir.path(), ProbeFinish::Screen);
-    let kernel = kernel.to_str().unwrap();
-    let out = daemon.berthctl(&[
-        "vm", "create", "gone", "--memory", "64M", "--kernel", kernel,
-    ]);
-    assert!(out.status.success(), "{}", text(&out).1);
-    let out = daemon.berthctl(&["vm", "start", "gone"]);
-    assert!(out.status.success(), "{}", text(&out).1);
+    common::start_probe_vm(&daemon, dir.path(), "gone", ProbeFinish::Screen);
 
     let stderr_path = dir.path().join("console.stderr");
     let console = Command::new(console_binary())
@@ -361,14 +338,7 @@ fn the_pointer_and_wheel_over_the_console_reach_the_guest_tablet() {
     };
     let dir = open_tempdir();
     let daemon = Daemon::start(dir.path(), &[]);
-    let kernel = common::probe_file(dir.path(), ProbeFinish::ScreenPointer);
-    let kernel = kernel.to_str().unwrap();
-    let out = daemon.berthctl(&[
-        "vm", "create", "mouse", "--memory", "64M", "--kernel", kernel,
-    ]);
-    assert!(out.status.success(), "{}", text(&out).1);
-    let out = daemon.berthctl(&["vm", "start", "mouse"]);
-    assert!(out.status.success(), "{}", text(&out).1);
+    common::start_probe_vm(&daemon, dir.path(), "mouse", ProbeFinish::ScreenPointer);
     let log = || text(&daemon.berthctl(&["vm", "log", "mouse"])).0;
     wait_for("the guest's tablet driver", Duration::from_secs(30), || {
         log().contains("BERTH-PROBE: input name Berth Tablet")

@@ -168,23 +168,12 @@ fn the_console_shows_the_guest_screen_and_follows_it() {
     };
     let dir = open_tempdir();
     let daemon = Daemon::start(dir.path(), &[]);
-    let kernel = common::probe_file(dir.path(), common::probe::ProbeFinish::Screen);
-    let out = daemon.berthctl(&[
-        "vm",
-        "create",
+    common::start_probe_vm(
+        &daemon,
+        dir.path(),
         "screen",
-        "--cpus",
-        "1",
-        "--memory",
-        "64M",
-        "--disk",
-        "0",
-        "--kernel",
-        kernel.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", text(&out).1);
-    let out = daemon.berthctl(&["vm", "start", "screen"]);
-    assert!(out.status.success(), "{}", text(&out).1);
+        common::probe::ProbeFinish::Screen,
+    );
     wait_for("the guest to draw", Duration::from_secs(30), || {
         text(&daemon.berthctl(&["vm", "log", "screen"]))
             .0

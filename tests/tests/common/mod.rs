@@ -70,3 +70,20 @@ pub async fn console_shows(events: &mut Events, seen: &mut String, name: &str, n
         panic!("VM {name} never printed {needle:?}; its console so far:\n{seen}");
     }
 }
+
+/// Defines VM `name` (1 vCPU, 64 MiB, no disk) booting the probe variant `finish` with
+/// berthctl, as a user would, and starts it.
+pub fn start_probe_vm(daemon: &berth_e2e::Daemon, dir: &Path, name: &str, finish: ProbeFinish) {
+    let kernel = probe_file(dir, finish);
+    let kernel = kernel.to_str().expect("a UTF-8 temporary path");
+    for args in [
+        &[
+            "vm", "create", name, "--cpus", "1", "--memory", "64M", "--disk", "0", "--kernel",
+            kernel,
+        ][..],
+        &["vm", "start", name][..],
+    ] {
+        let out = daemon.berthctl(args);
+        assert!(out.status.success(), "{}", berth_e2e::text(&out).1);
+    }
+}
