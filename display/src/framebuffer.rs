@@ -61,6 +61,9 @@ pub const BYTES_PER_PIXEL: u32 = 4;
 pub const MAX_DIMENSION: u32 = 4095;
 /// How many times a reader retries a copy that raced with the writer before giving up.
 const READ_ATTEMPTS: usize = 10_000;
+/// How many views of a frame that raced with the writer [`FramebufferReader::view_frame`] makes
+/// before it hands out the last one as torn.
+pub const TORN_ATTEMPTS: usize = 3;
 
 const OFF_MAGIC: usize = 0;
 const OFF_VERSION: usize = 4;
@@ -182,6 +185,18 @@ impl Mapping {
         // page-aligned mapping at least PIXELS_OFFSET long; AtomicU32 has u32's layout and the
         // bytes are only accessed atomically by both sides.
         unsafe { &*self.ptr.as_ptr().add(offset).cast::<AtomicU32>() }
+    }
+
+    /// `len` 32-bit words from `offset`, clamped to the mapping.
+    fn words(&self, offset: usize, len: usize) -> &[AtomicU32] {
+        debug_assert!(offset.is_multiple_of(4));
+        let len = len.min(self.len.saturating_sub(offset) / 4);
+        // SAFETY: `offset` is 4-byte aligned (callers check it) in a page-aligned mapping, and
+        // the `len` words end within it; AtomicU32 has u32's layout and these words are only
+        // read here, atomically, while the writer may change them.
+        unsafe {
+            std::slice::from_raw_parts(self.ptr.as_ptr().add(offset).cast::<AtomicU32>(), len)
+        }
     }
 
     fn u64_at(&self, offset: usize) -> &AtomicU64 {
@@ -423,6 +438,88 @@ pub struct Frame {
     pub pixels: Vec<u8>,
 }
 
+/// The frame's geometry as one reading of the header saw it, checked against the mapping.
+struct Layout {
+    generation: u32,
+    width: u32,
+    height: u32,
+    stride: usize,
+    format: u32,
+    offset: usize,
+}
+
+/// What a run inside the seqlock made, and whether the frame stayed the same meanwhile.
+struct Seen<T> {
+    frame: u64,
+    layout: Layout,
+    value: T,
+    consistent: bool,
+}
+
+/// A frame's pixels in place, for [`FramebufferReader::view_frame`]: read one at a time while
+/// the writer may be changing them.
+pub struct FrameView<'a> {
+    words: &'a [AtomicU32],
+    width: u32,
+    height: u32,
+    stride_words: usize,
+    format: u32,
+}
+
+impl FrameView<'_> {
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+
+    /// The pixel format code.
+    pub fn format(&self) -> u32 {
+        self.format
+    }
+
+    /// Row `y`: up to `width` pixels (fewer, or none, if the file ends first).
+    #[inline]
+    pub fn row(&self, y: usize) -> PixelRow<'_> {
+        let start = (y * self.stride_words).min(self.words.len());
+        let end = (start + self.width as usize).min(self.words.len());
+        PixelRow(&self.words[start..end])
+    }
+
+    /// Pixel (`x`, `y`) as a little-endian word of the format's four bytes; 0 outside the frame.
+    pub fn pixel(&self, x: usize, y: usize) -> u32 {
+        self.row(y).pixel(x)
+    }
+}
+
+/// One row of a [`FrameView`].
+#[derive(Clone, Copy)]
+pub struct PixelRow<'a>(&'a [AtomicU32]);
+
+impl PixelRow<'_> {
+    /// Pixel `x` as a little-endian word of the format's four bytes; 0 past the row's end.
+    #[inline]
+    pub fn pixel(&self, x: usize) -> u32 {
+        self.0
+            .get(x)
+            .map_or(0, |word| u32::from_le(word.load(Ordering::Relaxed)))
+    }
+}
+
+/// What [`FramebufferReader::view_frame`]'s view made of a frame, and which frame it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Viewed<T> {
+    pub frame: u64,
+    pub width: u32,
+    pub height: u32,
+    pub format: u32,
+    pub value: T,
+    /// The writer changed the frame while it was viewed: a newer frame is published.
+    pub torn: bool,
+}
+
 /// A reader's side: maps a framebuffer fd read-only and copies frames out of it.
 pub struct FramebufferReader {
     fd: OwnedFd,
@@ -490,6 +587,92 @@ impl FramebufferReader {
     }
 
     fn read(&mut self, rect: Option<Rect>) -> Result<Frame, Error> {
+        let mut pixels = Vec::new();
+        let seen = self.seqlocked(false, |map, layout| {
+            let rect = rect.unwrap_or(Rect::new(0, 0, layout.width, layout.height));
+            if !rect.fits_in(layout.width, layout.height) {
+                return Err(Error::RectOutOfBounds {
+                    x: rect.x,
+                    y: rect.y,
+                    width: rect.width,
+                    height: rect.height,
+                    fb_width: layout.width,
+                    fb_height: layout.height,
+                });
+            }
+            let bpp = BYTES_PER_PIXEL as usize;
+            let row_bytes = rect.width as usize * bpp;
+            pixels.clear();
+            pixels.resize(row_bytes * rect.height as usize, 0);
+            for row in 0..rect.height as usize {
+                let src =
+                    layout.offset + (rect.y as usize + row) * layout.stride + rect.x as usize * bpp;
+                // SAFETY: `src + row_bytes` is within the frame's bytes, which `seqlocked`
+                // checked lie within the mapping; the destination is our own vector. The
+                // source may be changing under us; a torn copy is discarded by the sequence
+                // check.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        map.ptr.as_ptr().add(src),
+                        pixels.as_mut_ptr().add(row * row_bytes),
+                        row_bytes,
+                    );
+                }
+            }
+            Ok(rect)
+        })?;
+        Ok(Frame {
+            frame: seen.frame,
+            generation: seen.layout.generation,
+            width: seen.layout.width,
+            height: seen.layout.height,
+            format: seen.layout.format,
+            rect: seen.value,
+            pixels,
+        })
+    }
+
+    /// The current frame seen in place, without a copy: `view` gets the frame's geometry and
+    /// pixels and returns what it makes of them (a picture scaled to a window, say). It may be
+    /// called again when the writer changed the frame meanwhile; after [`TORN_ATTEMPTS`] such
+    /// calls the last one's result is returned marked `torn` rather than retried (a window
+    /// shows it and reads the newer frame next: it never waits on a busy guest).
+    pub fn view_frame<T>(
+        &mut self,
+        mut view: impl FnMut(&FrameView<'_>) -> T,
+    ) -> Result<Viewed<T>, Error> {
+        let seen = self.seqlocked(true, |map, layout| {
+            if !layout.offset.is_multiple_of(4) || !layout.stride.is_multiple_of(4) {
+                return Err(Error::Corrupt("pixels not aligned to 4 bytes"));
+            }
+            let words = map.words(layout.offset, layout.height as usize * layout.stride / 4);
+            Ok(view(&FrameView {
+                words,
+                width: layout.width,
+                height: layout.height,
+                stride_words: layout.stride / 4,
+                format: layout.format,
+            }))
+        })?;
+        Ok(Viewed {
+            frame: seen.frame,
+            width: seen.layout.width,
+            height: seen.layout.height,
+            format: seen.layout.format,
+            value: seen.value,
+            torn: !seen.consistent,
+        })
+    }
+
+    /// Runs `body` on the frame's layout inside the read side of the seqlock, again until one
+    /// run saw one frame (or, with `tolerate_torn`, until [`TORN_ATTEMPTS`] runs did not). The
+    /// layout handed to `body` always lies within the mapping, whatever the writer does.
+    fn seqlocked<T>(
+        &mut self,
+        tolerate_torn: bool,
+        mut body: impl FnMut(&Mapping, &Layout) -> Result<T, Error>,
+    ) -> Result<Seen<T>, Error> {
+        let mut torn = 0;
         for _ in 0..READ_ATTEMPTS {
             let s1 = self.map.u64_at(OFF_SEQ).load(Ordering::Acquire);
             if s1 % 2 == 1 {
@@ -532,46 +715,29 @@ impl FramebufferReader {
                 self.map = Mapping::new(self.fd.as_fd(), len, false)?;
                 continue;
             }
-            let rect = rect.unwrap_or(Rect::new(0, 0, width, height));
-            if !rect.fits_in(width, height) {
-                if self.unchanged_since(s1) {
-                    return Err(Error::RectOutOfBounds {
-                        x: rect.x,
-                        y: rect.y,
-                        width: rect.width,
-                        height: rect.height,
-                        fb_width: width,
-                        fb_height: height,
-                    });
+            let layout = Layout {
+                generation,
+                width,
+                height,
+                stride,
+                format,
+                offset,
+            };
+            match body(&self.map, &layout) {
+                Err(e) if self.unchanged_since(s1) => return Err(e),
+                Err(_) => continue,
+                Ok(value) => {
+                    let consistent = self.unchanged_since(s1);
+                    torn += usize::from(!consistent);
+                    if consistent || (tolerate_torn && torn >= TORN_ATTEMPTS) {
+                        return Ok(Seen {
+                            frame: s1 / 2,
+                            layout,
+                            value,
+                            consistent,
+                        });
+                    }
                 }
-                continue;
-            }
-            let bpp = BYTES_PER_PIXEL as usize;
-            let row_bytes = rect.width as usize * bpp;
-            let mut pixels = vec![0u8; row_bytes * rect.height as usize];
-            for row in 0..rect.height as usize {
-                let src = offset + (rect.y as usize + row) * stride + rect.x as usize * bpp;
-                // SAFETY: `src + row_bytes` is within `needed`, which is within the mapping
-                // (checked above); the destination is our own vector. The source may be
-                // changing under us; a torn copy is discarded by the sequence check below.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(
-                        self.map.ptr.as_ptr().add(src),
-                        pixels.as_mut_ptr().add(row * row_bytes),
-                        row_bytes,
-                    );
-                }
-            }
-            if self.unchanged_since(s1) {
-                return Ok(Frame {
-                    frame: s1 / 2,
-                    generation,
-                    width,
-                    height,
-                    format,
-                    rect,
-                    pixels,
-                });
             }
         }
         Err(Error::Busy)
@@ -640,6 +806,32 @@ mod tests {
         let part = r.read_rect(Rect::new(2, 3, 4, 2)).expect("rect");
         assert_eq!(part.pixels.len(), 4 * 2 * 4);
         assert_eq!(&part.pixels[..16], &other[(3 * 16 + 2) * 4..][..16]);
+    }
+
+    #[test]
+    fn a_view_sees_the_frame_in_place_and_a_busy_writer_gets_it_torn() {
+        let mut w = FramebufferWriter::new(4, 2, 2).expect("writer");
+        let mut r = reader_of(&w);
+        let src = pattern(4, 2, 1);
+        w.update(Rect::new(0, 0, 4, 2), &src, 16).expect("update");
+        let viewed = r
+            .view_frame(|view| (view.pixel(3, 1), view.pixel(4, 0), view.pixel(0, 2)))
+            .expect("view");
+        let last = u32::from_le_bytes(src[28..32].try_into().unwrap());
+        assert_eq!(viewed.value, (last, 0, 0), "in place; black outside");
+        assert_eq!((viewed.width, viewed.height, viewed.format), (4, 2, 2));
+        assert!(!viewed.torn);
+        // A writer that publishes during every view: no waiting, the last view comes back torn.
+        let mut views = 0;
+        let torn = r
+            .view_frame(|_| {
+                views += 1;
+                w.update(Rect::new(0, 0, 1, 1), &src, 16).expect("update");
+            })
+            .expect("a torn view, not an error");
+        assert!(torn.torn);
+        assert_eq!(views, TORN_ATTEMPTS);
+        assert!(r.frame() > torn.frame, "a newer frame is there to read");
     }
 
     #[test]

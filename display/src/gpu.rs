@@ -102,7 +102,7 @@ impl Format {
     }
 
     /// Byte positions of red, green, blue and (if any) alpha within a pixel.
-    fn layout(self) -> ([usize; 3], Option<usize>) {
+    pub(crate) fn layout(self) -> ([usize; 3], Option<usize>) {
         match self {
             Format::B8G8R8A8 => ([2, 1, 0], Some(3)),
             Format::B8G8R8X8 => ([2, 1, 0], None),

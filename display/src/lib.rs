@@ -2,12 +2,14 @@
 //! ([`gpu`]) and the shared framebuffer it publishes for the window to map ([`framebuffer`]).
 //!
 //! `vmm-backend` puts [`gpu::Gpu`] on a virtio transport; the window and `berth-console` map the
-//! framebuffer's memfd with [`framebuffer::FramebufferReader`].
+//! framebuffer's memfd with [`framebuffer::FramebufferReader`]; the window scales frames to its
+//! pane with [`resample`].
 
 pub mod framebuffer;
 pub mod fuzzing;
 pub mod gpu;
 pub mod notice;
+pub mod resample;
 /// A virtqueue driver for tests and benchmarks (the guest side, in process); not for the VMM.
 #[doc(hidden)]
 pub mod testing;
