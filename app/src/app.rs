@@ -53,6 +53,11 @@ pub enum Message {
     Detached(Result<(), String>),
     /// A key or pointer event reached the VM (nothing to refresh), or why not.
     Input(Result<(), String>),
+    /// The window's scale factor (physical pixels per logical one), asked when the console's
+    /// area changed.
+    ScaleFactor(f32),
+    /// iced is drawing a frame (only listened to until the first, when it is to be reported).
+    Frame,
 }
 
 /// A file descriptor carried in a message (messages are cloned; the fd is shared, not copied).
@@ -78,6 +83,12 @@ pub struct Berth {
     console_asked: Option<String>,
     /// What the details pane shows of the screen (kept in step with `console`).
     screen: ConsoleView,
+    /// The console's picture area (logical pixels, once laid out) and the window's scale
+    /// factor: pictures are scaled to the product.
+    console_area: Option<iced::Size>,
+    scale_factor: f32,
+    /// `BERTH_FIRST_FRAME` is set and the first frame has not been drawn yet.
+    first_frame_pending: bool,
 }
 
 impl Berth {
@@ -95,6 +106,9 @@ impl Berth {
             console: None,
             console_asked: None,
             screen: ConsoleView::None,
+            console_area: None,
+            scale_factor: 1.0,
+            first_frame_pending: std::env::var_os(FIRST_FRAME_ENV).is_some(),
         };
         (berth, Task::none())
     }
@@ -109,6 +123,8 @@ impl Berth {
         self.screen = match &self.console {
             Some(session) => ConsoleView::Screen {
                 picture: session.shown.clone(),
+                screen: session.size,
+                fitted: session.fitted,
                 focused: session.focused,
             },
             None => std::mem::take(&mut self.screen).unavailable_only(),
@@ -186,8 +202,41 @@ impl Berth {
         }
     }
 
+    /// The console's area in physical pixels, once known.
+    fn console_pixels(&self) -> Option<(u32, u32)> {
+        let size = self.console_area?;
+        let pixels = |logical: f32| (logical * self.scale_factor).floor().max(0.0) as u32;
+        Some((pixels(size.width), pixels(size.height)))
+    }
+
+    /// Scales the console's next picture to its current area (the same frame again if the
+    /// area changed).
+    fn fit_console(&mut self) -> Task<Message> {
+        let area = self.console_pixels();
+        match (self.console.as_mut(), area) {
+            (Some(session), Some(area)) => {
+                session.resized(area);
+                self.poll_console()
+            }
+            _ => Task::none(),
+        }
+    }
+
     fn handle(&mut self, message: Message) -> Task<Message> {
         match message {
+            Message::Frame => {
+                if std::mem::take(&mut self.first_frame_pending) {
+                    report_first_frame("berth");
+                }
+                Task::none()
+            }
+            Message::ScaleFactor(scale) => {
+                if scale.is_finite() && scale > 0.0 && scale != self.scale_factor {
+                    self.scale_factor = scale;
+                    return self.fit_console();
+                }
+                Task::none()
+            }
             Message::DisplayOpened(name, result) => {
                 if self.console_asked.as_ref() != Some(&name) {
                     return Task::none();
@@ -197,7 +246,10 @@ impl Berth {
                     Session::new(name, fd)
                 });
                 match opened {
-                    Ok(session) => {
+                    Ok(mut session) => {
+                        if let Some(area) = self.console_pixels() {
+                            session.resized(area);
+                        }
                         self.console = Some(session);
                         // What the guest drew before the screen was opened.
                         self.poll_console()
@@ -461,6 +513,14 @@ impl Berth {
                         self.perform(request, what)
                     }
                     Some(dashboard::Event::Console(pointer)) => self.pointer(pointer),
+                    Some(dashboard::Event::ConsoleResized(size)) => {
+                        self.console_area = Some(size);
+                        // The scale factor may have changed with it (a move to another monitor).
+                        let scale = iced::window::latest()
+                            .and_then(iced::window::scale_factor)
+                            .map(Message::ScaleFactor);
+                        Task::batch([self.fit_console(), scale])
+                    }
                     Some(dashboard::Event::Detach(name)) => self.detach(name),
                     None if self.dashboard.selection != before => {
                         self.dashboard.logs.clear();
@@ -590,6 +650,11 @@ impl Berth {
             Subscription::run(connection::run).map(Message::Connection),
             // Container and VM lists change by events; their live shares (disk) drift slowly.
             iced::time::every(Duration::from_secs(5)).map(|_| Message::Tick),
+            if self.first_frame_pending {
+                iced::window::frames().map(|_| Message::Frame)
+            } else {
+                Subscription::none()
+            },
             if self.console.as_ref().is_some_and(|c| c.focused) {
                 // The console has the keyboard: every key goes to the guest, Ctrl+N too.
                 iced::keyboard::listen().filter_map(|event| {
@@ -729,4 +794,21 @@ fn console_binary() -> std::path::PathBuf {
         .and_then(|exe| exe.parent().map(|dir| dir.join("berth-console")))
         .filter(|path| path.is_file())
         .unwrap_or_else(|| "berth-console".into())
+}
+
+/// Set, the window prints when it draws its first frame (for `scripts/bench-window`).
+pub const FIRST_FRAME_ENV: &str = "BERTH_FIRST_FRAME";
+
+/// Prints `PROGRAM: first frame at S.NNNNNNNNN` (wall-clock seconds): the script that started
+/// the program knows when it did, so the difference is start to first frame, exec and loading
+/// included. iced announces a frame just before it draws it, in the same turn of its loop.
+pub fn report_first_frame(program: &str) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    eprintln!(
+        "{program}: first frame at {}.{:09}",
+        now.as_secs(),
+        now.subsec_nanos()
+    );
 }

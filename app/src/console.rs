@@ -1,12 +1,14 @@
 //! The guest's screen and keyboard as the window handles them, without a window: the VM's
-//! framebuffer memfd (handed over by berthd) mapped read-only and polled for new frames, and the
-//! host's physical keys as the evdev codes the guest's virtio-input keyboard reports.
+//! framebuffer memfd (handed over by berthd) mapped read-only and polled for new frames, scaled
+//! to the console's area, and the host's physical keys as the evdev codes the guest's
+//! virtio-input keyboard reports.
 
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use berth_display::framebuffer::FramebufferReader;
 use berth_display::gpu::Format;
+use berth_display::resample;
 use iced::keyboard::key::Code;
 
 /// The least time between two frames read: the window shows at most 60 a second however fast
@@ -24,12 +26,16 @@ pub enum Polled {
     Later(Duration),
 }
 
-/// One whole frame of the guest's screen, as RGBA bytes ready for an image handle.
+/// One whole frame of the guest's screen, as RGBA bytes ready for an image handle: scaled to
+/// the area it is shown in (the renderer then only copies it), or at the screen's own size.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Picture {
     pub frame: u64,
+    /// The picture's size.
     pub width: u32,
     pub height: u32,
+    /// The guest's screen size.
+    pub screen: (u32, u32),
     pub rgba: Vec<u8>,
 }
 
@@ -57,27 +63,46 @@ impl Feed {
         self.last != Some(self.reader.frame())
     }
 
-    /// The frame published since the last call, if any; `Ok(None)` while nothing changed (a
-    /// static screen costs one atomic load a poll).
-    pub fn poll(&mut self) -> Result<Option<Picture>, String> {
+    /// The frame published since the last call, if any, scaled to fit `area` (pixels) with its
+    /// aspect kept, or at its own size without one; `Ok(None)` while nothing changed (a static
+    /// screen costs one atomic load a poll). Scaled straight out of the shared memory: no copy
+    /// of the whole frame. A picture the guest redrew while it was scaled is still handed out,
+    /// and the newer frame comes at the next poll.
+    pub fn poll(&mut self, area: Option<(u32, u32)>) -> Result<Option<Picture>, String> {
         if self.last == Some(self.reader.frame()) {
             return Ok(None);
         }
-        let mut frame = self.reader.read_frame().map_err(|e| e.to_string())?;
-        self.last = Some(frame.frame);
-        if frame.width == 0 || frame.height == 0 {
-            // The guest has not set a mode yet: nothing to show.
-            return Ok(None);
-        }
-        let format = Format::from_code(frame.format)
-            .ok_or_else(|| format!("the guest's screen has an unknown format {}", frame.format))?;
-        format.to_rgba_in_place(&mut frame.pixels);
-        Ok(Some(Picture {
-            frame: frame.frame,
-            width: frame.width,
-            height: frame.height,
-            rgba: frame.pixels,
+        let viewed = self
+            .reader
+            .view_frame(|view| -> Result<Option<Picture>, String> {
+                let screen = (view.width(), view.height());
+                if screen.0 == 0 || screen.1 == 0 {
+                    // The guest has not set a mode yet: nothing to show.
+                    return Ok(None);
+                }
+                let format = Format::from_code(view.format()).ok_or_else(|| {
+                    format!("the guest's screen has an unknown format {}", view.format())
+                })?;
+                let (width, height) = area.map_or(screen, |area| resample::fit(screen, area));
+                Ok(Some(Picture {
+                    frame: 0,
+                    width,
+                    height,
+                    screen,
+                    rgba: resample::to_rgba(view, format, (width, height)),
+                }))
+            })
+            .map_err(|e| e.to_string())?;
+        self.last = Some(viewed.frame);
+        Ok(viewed.value?.map(|picture| Picture {
+            frame: viewed.frame,
+            ..picture
         }))
+    }
+
+    /// Hands the current frame out again at the next poll (the area it is shown in changed).
+    pub fn again(&mut self) {
+        self.last = None;
     }
 }
 
@@ -98,6 +123,12 @@ pub struct Session {
     pub focused: bool,
     /// Size of the guest's screen, for mapping the pointer.
     pub size: (u32, u32),
+    /// The console's area in pixels (known once it has been laid out), pictures are scaled to.
+    area: Option<(u32, u32)>,
+    /// The shown picture was scaled to the current area (the renderer need not scale it).
+    pub fitted: bool,
+    /// The area the picture being allocated was scaled to.
+    allocating_for: Option<(u32, u32)>,
     /// The tablet position and buttons last sent.
     position: (u32, u32),
     buttons: u8,
@@ -116,6 +147,9 @@ impl Session {
             waiting: false,
             focused: false,
             size: (0, 0),
+            area: None,
+            fitted: false,
+            allocating_for: None,
             position: (0, 0),
             buttons: 0,
             rate: std::env::var_os("BERTH_CONSOLE_FPS").map(|_| FrameRate::new(Instant::now())),
@@ -137,11 +171,12 @@ impl Session {
             self.waiting = true;
             return Ok(Polled::Later(due - now));
         }
-        match self.feed.poll()? {
+        match self.feed.poll(self.area)? {
             Some(picture) => {
                 self.allocating = true;
+                self.allocating_for = self.area;
                 self.last_read = Some(now);
-                self.size = (picture.width, picture.height);
+                self.size = picture.screen;
                 Ok(Polled::Picture(picture))
             }
             None => Ok(Polled::Nothing),
@@ -151,6 +186,14 @@ impl Session {
     /// The wait [`Polled::Later`] asked for is over.
     pub fn due(&mut self) {
         self.waiting = false;
+    }
+
+    /// The console is now `area` pixels: the next poll reads the screen again, scaled to it.
+    pub fn resized(&mut self, area: (u32, u32)) {
+        if self.area != Some(area) {
+            self.area = Some(area);
+            self.feed.again();
+        }
     }
 
     /// The request that tells the guest's tablet about `pointer`, if any.
@@ -192,6 +235,7 @@ impl Session {
         self.allocating = false;
         if let Some(allocation) = allocation {
             self.shown = Some(allocation);
+            self.fitted = self.allocating_for.is_some() && self.allocating_for == self.area;
             if let Some(rate) = self.rate.as_mut()
                 && let Some(fps) = rate.shown(Instant::now())
             {
@@ -366,7 +410,7 @@ mod tests {
                 8,
             )
             .unwrap();
-        let picture = feed.poll().unwrap().expect("a new frame");
+        let picture = feed.poll(None).unwrap().expect("a new frame");
         assert_eq!((picture.width, picture.height), (2, 1));
         assert_eq!(
             picture.rgba,
@@ -374,7 +418,7 @@ mod tests {
             "red and blue swapped into place, opaque"
         );
         assert_eq!(
-            feed.poll().unwrap(),
+            feed.poll(None).unwrap(),
             None,
             "an unchanged screen is not sent again"
         );
@@ -391,9 +435,48 @@ mod tests {
                 8,
             )
             .unwrap();
-        let next = feed.poll().unwrap().expect("the update");
+        let next = feed.poll(None).unwrap().expect("the update");
         assert_eq!(&next.rgba[4..], [0x00, 0xff, 0x00, 0xff]);
         assert!(next.frame > picture.frame);
+    }
+
+    #[test]
+    fn pictures_fit_the_area_and_a_new_area_shows_the_frame_again() {
+        let mut writer = FramebufferWriter::new(64, 40, Format::B8G8R8X8 as u32).unwrap();
+        let fd = writer.fd().try_clone_to_owned().unwrap();
+        let mut session = Session::new("vm".into(), fd).unwrap();
+        writer
+            .update(Rect::new(0, 0, 64, 40), &[0x40; 64 * 40 * 4], 64 * 4)
+            .unwrap();
+        let start = Instant::now();
+        let Ok(Polled::Picture(first)) = session.poll(start) else {
+            panic!("the first frame");
+        };
+        assert_eq!(
+            (first.width, first.height, first.screen),
+            (64, 40, (64, 40)),
+            "no area known yet: the screen's own size"
+        );
+        session.allocated(None);
+        session.resized((100, 30));
+        let later = start + FRAME_INTERVAL;
+        let Ok(Polled::Picture(fitted)) = session.poll(later) else {
+            panic!("the same frame again, for the new area");
+        };
+        assert_eq!((fitted.width, fitted.height), (48, 30), "aspect 1.6 kept");
+        assert_eq!(fitted.frame, first.frame);
+        assert_eq!(fitted.rgba.len(), 48 * 30 * 4);
+        assert_eq!(
+            session.size,
+            (64, 40),
+            "the pointer maps onto the guest's screen"
+        );
+        session.allocated(None);
+        session.resized((100, 30));
+        assert!(
+            matches!(session.poll(later + FRAME_INTERVAL), Ok(Polled::Nothing)),
+            "the same area again changes nothing"
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use iced::{Alignment, Color, Element, Length};
 
 use crate::console::Pointer;
 use crate::data::{HostHistory, Snapshot};
-use crate::widget::console::console;
+use crate::widget::console::{Shown, console};
 use crate::widget::gauge::gauge;
 use crate::widget::sparkline::sparkline;
 
@@ -36,6 +36,8 @@ pub enum Message {
     CancelDelete,
     /// The mouse did something over the VM console.
     Console(Pointer),
+    /// The VM console's picture area has this size (logical pixels).
+    ConsoleResized(iced::Size),
     /// Open the selected VM's screen in its own window (berth-console).
     Detach,
 }
@@ -47,6 +49,8 @@ pub enum Event {
     Request(Request, String),
     /// The mouse did something over the VM console (a press also gives it the keyboard).
     Console(Pointer),
+    /// The VM console's picture area has this size (logical pixels).
+    ConsoleResized(iced::Size),
     /// Open VM `.0`'s screen in a window of its own.
     Detach(String),
 }
@@ -96,6 +100,7 @@ impl Dashboard {
                 None
             }
             (Message::Console(pointer), Selection::Vm(_)) => Some(Event::Console(pointer)),
+            (Message::ConsoleResized(size), _) => Some(Event::ConsoleResized(size)),
             (Message::Detach, Selection::Vm(name)) => Some(Event::Detach(name.clone())),
             (Message::CancelDelete, _) => {
                 self.confirming_delete = false;
@@ -505,9 +510,12 @@ pub enum ConsoleView {
     /// Not running, or not asked for yet.
     #[default]
     None,
-    /// Its screen, and whether the console has the keyboard.
+    /// Its screen (the picture, the guest's screen size, whether the picture was scaled to the
+    /// console's area), and whether the console has the keyboard.
     Screen {
         picture: Option<iced_runtime::image::Allocation>,
+        screen: (u32, u32),
+        fitted: bool,
         focused: bool,
     },
     /// Why there is no screen to show.
@@ -528,13 +536,28 @@ fn screen(view: &ConsoleView) -> Element<'_, Message> {
     match view {
         ConsoleView::None => space::vertical().height(0).into(),
         ConsoleView::Unavailable(why) => text(format!("No screen: {why}")).size(13).into(),
-        ConsoleView::Screen { picture, focused } => column![
+        ConsoleView::Screen {
+            picture,
+            screen,
+            fitted,
+            focused,
+        } => column![
             section(if *focused {
                 "Screen — has the keyboard; Right Ctrl releases it"
             } else {
                 "Screen — click it to type into the guest"
             }),
-            container(console(picture.as_ref(), *focused, Message::Console)).height(420),
+            container(console(
+                picture.as_ref().map(|picture| Shown {
+                    picture,
+                    screen: *screen,
+                    fitted: *fitted,
+                }),
+                *focused,
+                Message::Console,
+                Message::ConsoleResized,
+            ))
+            .height(420),
         ]
         .spacing(6)
         .into(),

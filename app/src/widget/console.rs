@@ -7,8 +7,12 @@
 //! `Handle::from_rgba` every frame above ~2 MiB flickers or stays blank in iced 0.14 (iced#3381,
 //! #3173). The image widget draws on both renderers (wgpu and tiny-skia), where a shader widget
 //! draws nothing on tiny-skia.
+//!
+//! The console reports the size of its picture area (`on_resize`, logical pixels): the
+//! application scales frames to it, and a picture already `fitted` is drawn pixel for pixel
+//! (nearest) rather than filtered again.
 
-use iced::widget::{container, image, mouse_area, responsive, text};
+use iced::widget::{container, image, mouse_area, responsive, sensor, text};
 use iced::{Border, ContentFit, Element, Length, Point, Size, Theme, mouse};
 use iced_runtime::image::Allocation;
 
@@ -17,19 +21,34 @@ use crate::console::{Pointer, tablet_position};
 /// The border drawn around the picture, in pixels.
 const FRAME: f32 = 2.0;
 
-/// The console of a VM showing `picture` (none yet: the guest has not drawn); `focused` when it
-/// has the keyboard; `on_pointer` for what the mouse does over it.
+/// What the console shows: the allocated picture of a `screen`-sized guest screen, and whether
+/// it was scaled to the area it is drawn in.
+#[derive(Debug, Clone, Copy)]
+pub struct Shown<'a> {
+    pub picture: &'a Allocation,
+    pub screen: (u32, u32),
+    pub fitted: bool,
+}
+
+/// The console of a VM showing `shown` (none yet: the guest has not drawn); `focused` when it
+/// has the keyboard; `on_pointer` for what the mouse does over it, `on_resize` for the size
+/// of the picture's area.
 pub fn console<'a, Message: Clone + 'a>(
-    picture: Option<&'a Allocation>,
+    shown: Option<Shown<'a>>,
     focused: bool,
     on_pointer: impl Fn(Pointer) -> Message + Clone + 'a,
+    on_resize: impl Fn(Size) -> Message + 'a,
 ) -> Element<'a, Message> {
-    responsive(move |area| {
+    let area = responsive(move |area| {
         let on_pointer = on_pointer.clone();
-        let content: Element<'a, Message> = match picture {
-            Some(allocation) => image(allocation.handle().clone())
-                .content_fit(ContentFit::Contain)
-                .filter_method(image::FilterMethod::Linear)
+        let content: Element<'a, Message> = match shown {
+            Some(shown) => image(shown.picture.handle().clone())
+                .content_fit(ContentFit::ScaleDown)
+                .filter_method(if shown.fitted {
+                    image::FilterMethod::Nearest
+                } else {
+                    image::FilterMethod::Linear
+                })
                 .width(Length::Fill)
                 .height(Length::Fill)
                 .into(),
@@ -38,7 +57,7 @@ pub fn console<'a, Message: Clone + 'a>(
                 .into(),
         };
         let inner = Size::new(area.width - 2.0 * FRAME, area.height - 2.0 * FRAME);
-        let screen = picture.map(|a| a.size());
+        let screen = shown.map(|s| Size::new(s.screen.0, s.screen.1));
         let moved = on_pointer.clone();
         mouse_area(
             container(content)
@@ -76,8 +95,15 @@ pub fn console<'a, Message: Clone + 'a>(
             }))
         })
         .into()
-    })
-    .into()
+    });
+    sensor(area)
+        .on_resize(move |size| {
+            on_resize(Size::new(
+                (size.width - 2.0 * FRAME).max(0.0),
+                (size.height - 2.0 * FRAME).max(0.0),
+            ))
+        })
+        .into()
 }
 
 fn frame_style(theme: &Theme, focused: bool) -> container::Style {
