@@ -18,22 +18,11 @@ use std::time::{Duration, Instant};
 
 use berth_display::framebuffer::FramebufferReader;
 use berth_display::gpu::{Format, Gpu, GpuConfig, cmd};
-use berth_display::testing::{BACKING, Buf, Driver, REQUEST, RESPONSE, request};
+use berth_display::testing::{BACKING, Buf, Driver, REQUEST, RESPONSE, request, thread_cpu};
 
 const WIDTH: u32 = 1920;
 const HEIGHT: u32 = 1080;
 const ROUNDS: usize = 300;
-
-/// CPU time this thread has used.
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid timespec for clock_gettime to fill.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
 
 /// The guest's side: a 1920x1080 resource with backing in guest RAM, shown on the scanout.
 fn set_up() -> (Driver, Gpu) {
