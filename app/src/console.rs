@@ -11,9 +11,12 @@ use berth_display::gpu::Format;
 use berth_display::resample;
 use iced::keyboard::key::Code;
 
-/// The least time between two frames read: the window shows at most 60 a second however fast
-/// the guest flushes (a frame it could not show would cost a copy, a conversion and an upload).
-pub const FRAME_INTERVAL: Duration = Duration::from_micros(16_600);
+/// The least time between two frames read: the window shows at most ~66 a second however fast
+/// the guest flushes (a frame it could not show would cost a scale and an upload). Less than a
+/// 60 Hz frame (16.7 ms) on purpose: the wait for a frame that came early overshoots by up to a
+/// millisecond, and at 16.6 ms that made every tenth frame of a 60 Hz guest miss its turn
+/// (54-55 shown a second).
+pub const FRAME_INTERVAL: Duration = Duration::from_millis(15);
 
 /// What a poll of the console found.
 #[derive(Debug)]
