@@ -483,6 +483,8 @@ fn vm_details<'a>(
         heading(format!("VM {}", c.name)),
         text(format!("State: {}", vm.state)),
         text(format!("Boots: {boot}")).size(14),
+        // The guest's screen first, as in VirtualBox and GNOME Boxes: what a user came to see.
+        screen(console),
         section("Allocation (share of the host)"),
         gauge("U_vm", vm.allocation.cpu, format!("{} vCPUs", c.cpus)),
         gauge("M_vm", vm.allocation.memory, format_size(c.memory)),
@@ -496,7 +498,6 @@ fn vm_details<'a>(
             }
         ),
         text(format!("Directory: {}", vm.dir.display())).size(13),
-        screen(console),
         section("Serial console"),
         output_pane(serial),
     ]
