@@ -38,9 +38,10 @@
 //! seals the memfd against shrinking (`F_SEAL_SHRINK`) and the reader refuses an fd without that
 //! seal: a reader (the window) never dies of SIGBUS whatever the process that sent the fd does.
 //!
-//! The reader copies pixel bytes that the writer may be changing at the same time: such a copy
-//! can be torn, and the sequence check is what throws it away. The shared bytes are only ever
-//! accessed through raw pointers, never through Rust references, and the header through atomics.
+//! The reader copies (or views in place) pixel bytes that the writer may be changing at the same
+//! time: such a copy can be torn, and the sequence check is what throws it away. The shared
+//! bytes are only ever accessed through raw pointers or as atomics (the header always, the
+//! pixels of a view), never through plain Rust references.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
@@ -141,8 +142,8 @@ impl Rect {
     }
 }
 
-/// A shared mapping of the framebuffer file. Never turned into a Rust reference: the other
-/// process writes (or reads) it concurrently.
+/// A shared mapping of the framebuffer file. Never turned into a plain Rust reference (only
+/// into atomics): the other process writes (or reads) it concurrently.
 struct Mapping {
     ptr: NonNull<u8>,
     len: usize,

@@ -2,7 +2,7 @@
 //!
 //! Why here and not in the renderer: a software renderer (tiny-skia, what iced uses without a
 //! GPU) converts every pixel of an image it is given and then samples it in floating point, so
-//! a 1920x1080 screen shown in a 740x420 pane cost the window more than a core at 60 frames a
+//! a 1920x1080 screen shown in a 739x416 pane cost the window 87 % of a core at 44 frames a
 //! second. Scaling once, in integers, to exactly the pane's pixels leaves the renderer a copy.
 //! The filter is bilinear, as the renderer's was: the same picture, at a fraction of the work.
 

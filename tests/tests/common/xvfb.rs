@@ -122,7 +122,7 @@ pub fn pixels_near(shot: &[u8], rgb: [u8; 3]) -> usize {
 
 /// The probe's pattern (probe/gpu.h) at the middle of its left edge and at its top-right
 /// corner: an olive and a violet no part of the window uses, each covering a patch of the
-/// scaled-up console (its upper half is on screen without scrolling).
+/// scaled-up console (all of it on screen, right under the VM's name).
 pub const OLIVE: [u8; 3] = [72, 120, 0];
 pub const VIOLET: [u8; 3] = [189, 0, 252];
 /// The same places once the guest inverted its colours.
