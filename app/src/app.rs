@@ -58,6 +58,8 @@ pub enum Message {
     ScaleFactor(f32),
     /// iced is drawing a frame (only listened to until the first, when it is to be reported).
     Frame,
+    /// The window's X11 window, for a console surface (none: not on X11).
+    ParentWindow(Option<u32>),
 }
 
 /// A file descriptor carried in a message (messages are cloned; the fd is shared, not copied).
@@ -89,6 +91,9 @@ pub struct Berth {
     scale_factor: f32,
     /// `BERTH_FIRST_FRAME` is set and the first frame has not been drawn yet.
     first_frame_pending: bool,
+    /// The window's X11 window, which console surfaces are made in: not asked yet, or none
+    /// (not on X11, surfaces turned off, or one could not be made there).
+    x11_parent: Option<Option<u32>>,
 }
 
 impl Berth {
@@ -109,6 +114,7 @@ impl Berth {
             console_area: None,
             scale_factor: 1.0,
             first_frame_pending: std::env::var_os(FIRST_FRAME_ENV).is_some(),
+            x11_parent: (!surfaces_wanted()).then_some(None),
         };
         (berth, Task::none())
     }
@@ -126,6 +132,7 @@ impl Berth {
                 screen: session.size,
                 fitted: session.fitted,
                 focused: session.focused,
+                surface: session.surface(),
             },
             None => std::mem::take(&mut self.screen).unavailable_only(),
         };
@@ -202,6 +209,31 @@ impl Berth {
         }
     }
 
+    /// Has a console surface draw the console's screen, once the window's X11 window is known
+    /// (asked the first time).
+    fn console_surface(&mut self) -> Task<Message> {
+        let Some(session) = self.console.as_mut().filter(|s| s.surface().is_none()) else {
+            return Task::none();
+        };
+        match self.x11_parent {
+            None => iced::window::latest()
+                .and_then(|id| iced::window::run(id, x11_window))
+                .map(Message::ParentWindow),
+            Some(None) => Task::none(),
+            Some(Some(parent)) => match session.use_surface(parent) {
+                Ok(()) => iced::window::latest()
+                    .and_then(iced::window::scale_factor)
+                    .map(Message::ScaleFactor),
+                Err(why) => {
+                    // The X server would refuse the next VM's surface too.
+                    eprintln!("berth: the renderer draws the console ({why})");
+                    self.x11_parent = Some(None);
+                    Task::none()
+                }
+            },
+        }
+    }
+
     /// The console's area in physical pixels, once known.
     fn console_pixels(&self) -> Option<(u32, u32)> {
         let size = self.console_area?;
@@ -230,7 +262,17 @@ impl Berth {
                 }
                 Task::none()
             }
+            Message::ParentWindow(window) => {
+                self.x11_parent = Some(window);
+                self.console_surface()
+            }
             Message::ScaleFactor(scale) => {
+                if let Some(surface) = self.console.as_ref().and_then(Session::surface)
+                    && scale.is_finite()
+                    && scale > 0.0
+                {
+                    surface.set_scale(scale);
+                }
                 if scale.is_finite() && scale > 0.0 && scale != self.scale_factor {
                     self.scale_factor = scale;
                     return self.fit_console();
@@ -252,7 +294,7 @@ impl Berth {
                         }
                         self.console = Some(session);
                         // What the guest drew before the screen was opened.
-                        self.poll_console()
+                        Task::batch([self.poll_console(), self.console_surface()])
                     }
                     Err(why) => {
                         self.screen = ConsoleView::Unavailable(why);
@@ -504,7 +546,12 @@ impl Berth {
                 }
                 Task::none()
             }
-            Message::Tick => Task::batch([self.refresh(), self.logs_of_selection()]),
+            // The poll also notices a console surface that stopped (its frame events are muted).
+            Message::Tick => Task::batch([
+                self.refresh(),
+                self.logs_of_selection(),
+                self.poll_console(),
+            ]),
             Message::Dashboard(message) => {
                 let before = self.dashboard.selection.clone();
                 match self.dashboard.update(message, &self.snapshot) {
@@ -739,6 +786,22 @@ impl Berth {
                 )
                 .into(),
         }
+    }
+}
+
+/// `BERTH_CONSOLE_SURFACE=0` has the renderer draw the console even on X11 (to compare the
+/// two, and to test the renderer's path).
+fn surfaces_wanted() -> bool {
+    std::env::var_os("BERTH_CONSOLE_SURFACE").is_none_or(|v| v != "0")
+}
+
+/// The X11 window id of an iced window, when it is on X11.
+fn x11_window(window: &dyn iced::window::Window) -> Option<u32> {
+    use iced::window::raw_window_handle::RawWindowHandle;
+    match window.window_handle().ok()?.as_raw() {
+        RawWindowHandle::Xlib(handle) => u32::try_from(handle.window).ok(),
+        RawWindowHandle::Xcb(handle) => Some(handle.window.get()),
+        _ => None,
     }
 }
 

@@ -4,12 +4,14 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use berth_api::client::{Client, ClientError};
 use berth_api::paths::{SOCKET_ENV, user_socket};
 use iced::futures::{SinkExt, Stream};
+
+use crate::surface::SurfaceHandle;
 
 /// What the connection reports to the window.
 #[derive(Clone)]
@@ -36,6 +38,52 @@ impl std::fmt::Debug for Event {
             Event::Lost(reason) => write!(f, "Lost({reason})"),
         }
     }
+}
+
+/// VMs whose screen a console surface draws, with the surface: their `ConsoleUpdate` events,
+/// one a frame, go to the surface's thread instead of the window, which has nothing to do for
+/// them and would otherwise be woken to build its view 60 times a second.
+static ROUTED: Mutex<Vec<(String, SurfaceHandle)>> = Mutex::new(Vec::new());
+
+/// Sends VM `.0`'s frame events to a surface while it lives.
+#[derive(Debug)]
+pub struct RoutedUpdates(String, SurfaceHandle);
+
+impl RoutedUpdates {
+    pub fn new(vm: &str, surface: SurfaceHandle) -> RoutedUpdates {
+        if let Ok(mut routed) = ROUTED.lock() {
+            routed.push((vm.to_owned(), surface.clone()));
+        }
+        RoutedUpdates(vm.to_owned(), surface)
+    }
+}
+
+impl Drop for RoutedUpdates {
+    fn drop(&mut self) {
+        if let Ok(mut routed) = ROUTED.lock()
+            && let Some(at) = routed
+                .iter()
+                .position(|(vm, surface)| *vm == self.0 && *surface == self.1)
+        {
+            routed.swap_remove(at);
+        }
+    }
+}
+
+/// Hands a frame event to the surfaces drawing its VM's screen; whether there were any.
+fn routed(event: &berth_api::Event) -> bool {
+    let berth_api::Event::ConsoleUpdate { name, .. } = event else {
+        return false;
+    };
+    let Ok(routed) = ROUTED.lock() else {
+        return false;
+    };
+    let mut any = false;
+    for (_, surface) in routed.iter().filter(|(vm, _)| vm == name) {
+        surface.wake();
+        any = true;
+    }
+    any
 }
 
 /// The berthd binary: next to this one (a build or an install), else on PATH.
@@ -104,7 +152,9 @@ pub fn run() -> impl Stream<Item = Event> {
                         Ok(()) => {
                             let _ = output.send(Event::Connected { client, started }).await;
                             while let Some(event) = events.next().await {
-                                let _ = output.send(Event::Pushed(Box::new(event))).await;
+                                if !routed(&event) {
+                                    let _ = output.send(Event::Pushed(Box::new(event))).await;
+                                }
                             }
                             "berthd closed the connection".to_owned()
                         }

@@ -11,6 +11,9 @@ use berth_display::gpu::Format;
 use berth_display::resample;
 use iced::keyboard::key::Code;
 
+use crate::connection::RoutedUpdates;
+use crate::surface::{Surface, SurfaceHandle};
+
 /// The least time between two frames read: the window shows at most ~66 a second however fast
 /// the guest flushes (a frame it could not show would cost a scale and an upload). Less than a
 /// 60 Hz frame (16.7 ms) on purpose: the wait for a frame that came early overshoots by up to a
@@ -107,6 +110,22 @@ impl Feed {
     pub fn again(&mut self) {
         self.last = None;
     }
+
+    /// The guest's screen size now ((0, 0) before it set a mode).
+    pub fn screen(&self) -> Result<(u32, u32), String> {
+        let (width, height, _, _) = self.reader.geometry().map_err(|e| e.to_string())?;
+        Ok((width, height))
+    }
+
+    /// A surface in X11 window `parent` showing this framebuffer.
+    pub fn surface(&self, parent: u32) -> Result<Surface, String> {
+        let fd = self
+            .reader
+            .fd()
+            .try_clone_to_owned()
+            .map_err(|e| format!("console surface: {e}"))?;
+        Surface::open(parent, fd)
+    }
 }
 
 /// The console of the VM shown in the details pane: its feed, the picture on screen, and
@@ -137,6 +156,9 @@ pub struct Session {
     buttons: u8,
     /// Counts frames shown, when asked to report them.
     rate: Option<FrameRate>,
+    /// The surface that draws the screen over the console instead of the renderer, if any,
+    /// and the routing of the VM's frame events to it.
+    surface: Option<(Surface, RoutedUpdates)>,
 }
 
 impl Session {
@@ -156,12 +178,42 @@ impl Session {
             position: (0, 0),
             buttons: 0,
             rate: std::env::var_os("BERTH_CONSOLE_FPS").map(|_| FrameRate::new(Instant::now())),
+            surface: None,
         })
+    }
+
+    /// Draws the screen on a surface in X11 window `parent` from now on; why not, if it cannot
+    /// (the renderer goes on drawing it).
+    pub fn use_surface(&mut self, parent: u32) -> Result<(), String> {
+        let surface = self.feed.surface(parent)?;
+        let routed = RoutedUpdates::new(&self.vm, surface.handle());
+        self.surface = Some((surface, routed));
+        self.shown = None;
+        Ok(())
+    }
+
+    /// The surface drawing the screen, if one does.
+    pub fn surface(&self) -> Option<SurfaceHandle> {
+        self.surface.as_ref().map(|(surface, _)| surface.handle())
     }
 
     /// A new picture to allocate, unless one is being allocated, the screen did not change, or
     /// the last one was read less than [`FRAME_INTERVAL`] before `now` (then: when to ask again).
     pub fn poll(&mut self, now: Instant) -> Result<Polled, String> {
+        if let Some((surface, _)) = &self.surface {
+            match surface.failure() {
+                None => {
+                    // The surface draws the frames; the window only maps the pointer.
+                    self.size = self.feed.screen()?;
+                    return Ok(Polled::Nothing);
+                }
+                Some(why) => {
+                    eprintln!("berth: the renderer draws the console from now on ({why})");
+                    self.surface = None;
+                    self.feed.again();
+                }
+            }
+        }
         if self.allocating || self.waiting {
             return Ok(Polled::Nothing);
         }

@@ -6,6 +6,7 @@ mod connection;
 mod console;
 mod data;
 mod screen;
+mod surface;
 mod widget;
 
 /// Without a GPU (no DRM render node), iced's wgpu renderer runs on Mesa's software

@@ -507,6 +507,18 @@ impl PixelRow<'_> {
             .get(x)
             .map_or(0, |word| u32::from_le(word.load(Ordering::Relaxed)))
     }
+
+    /// Copies the row's pixels into `bytes` as they lie in memory, four bytes each, as many as
+    /// both hold; zeros where the row ends first.
+    pub fn copy_to(&self, bytes: &mut [u8]) {
+        let mut out = bytes.chunks_exact_mut(4);
+        for (word, dst) in self.0.iter().zip(&mut out) {
+            dst.copy_from_slice(&word.load(Ordering::Relaxed).to_ne_bytes());
+        }
+        for dst in out {
+            dst.fill(0);
+        }
+    }
 }
 
 /// What [`FramebufferReader::view_frame`]'s view made of a frame, and which frame it was.
@@ -551,6 +563,11 @@ impl FramebufferReader {
     /// The frame number last published (may change at any moment).
     pub fn frame(&self) -> u64 {
         self.map.u64_at(OFF_SEQ).load(Ordering::Acquire) / 2
+    }
+
+    /// The framebuffer's file, for another reader of it (the window's console surface).
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 
     /// The current width, height, stride and format, read consistently (no pixels copied):

@@ -50,60 +50,196 @@ fn blend(a: u32, b: u32, w: u32) -> u32 {
     (even & 0x00ff_00ff) | ((odd & 0x00ff_00ff) << 8)
 }
 
-/// Moves a pixel's channels into RGBA order (as a little-endian word), opaque where the
+/// How a scaled picture's pixels lie in memory, four bytes each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// Bytes R, G, B, A: what an image handle takes.
+    Rgba,
+    /// Bytes B, G, R and one unused (written 0xff): an X server's 24-bit TrueColor pixels on a
+    /// little-endian machine (masks 0xff0000, 0xff00, 0xff), what the console surface puts.
+    Bgrx,
+}
+
+impl Order {
+    /// Byte positions of red, green, blue and alpha (or the unused byte).
+    fn layout(self) -> [usize; 4] {
+        match self {
+            Order::Rgba => [0, 1, 2, 3],
+            Order::Bgrx => [2, 1, 0, 3],
+        }
+    }
+}
+
+/// Moves a pixel's channels from the guest's format into the picture's order, opaque where the
 /// format has no alpha: shifts worked out once per frame instead of byte indexing per pixel.
 #[derive(Clone, Copy)]
 struct Swizzle {
-    shifts: [u32; 3],
-    alpha: Option<u32>,
+    /// Source and destination shifts of red, green and blue.
+    channels: [(u32, u32); 3],
+    /// Source and destination shifts of alpha (none in the source: opaque).
+    alpha: (Option<u32>, u32),
+    /// The channels already lie where they go: only this is ORed in (alpha made opaque).
+    in_place: Option<u32>,
 }
 
 impl Swizzle {
-    fn new(format: Format) -> Swizzle {
+    fn new(format: Format, order: Order) -> Swizzle {
         let ([r, g, b], alpha) = format.layout();
+        let [dr, dg, db, da] = order.layout();
         let shift = |byte: usize| byte as u32 * 8;
+        let channels = [
+            (shift(r), shift(dr)),
+            (shift(g), shift(dg)),
+            (shift(b), shift(db)),
+        ];
+        // The X server ignores the unused byte; opaque all the same, never the guest's.
+        let alpha = (alpha.filter(|_| order == Order::Rgba).map(shift), shift(da));
+        let in_place = channels
+            .iter()
+            .all(|(from, to)| from == to)
+            .then_some(match alpha {
+                (None, to) => Some(0xff << to),
+                (Some(from), to) if from == to => Some(0),
+                _ => None,
+            })
+            .flatten();
         Swizzle {
-            shifts: [shift(r), shift(g), shift(b)],
-            alpha: alpha.map(shift),
+            channels,
+            alpha,
+            in_place,
         }
     }
 
     #[inline]
-    fn rgba(self, px: u32) -> u32 {
-        let [r, g, b] = self.shifts;
-        let alpha = self.alpha.map_or(0xff, |a| (px >> a) & 0xff);
-        ((px >> r) & 0xff) | ((px >> g) & 0xff) << 8 | ((px >> b) & 0xff) << 16 | alpha << 24
+    fn apply(self, px: u32) -> u32 {
+        if let Some(opaque) = self.in_place {
+            return px | opaque;
+        }
+        let [(r, dr), (g, dg), (b, db)] = self.channels;
+        let (a, da) = self.alpha;
+        let alpha = a.map_or(0xff, |a| (px >> a) & 0xff);
+        ((px >> r) & 0xff) << dr | ((px >> g) & 0xff) << dg | ((px >> b) & 0xff) << db | alpha << da
     }
 }
 
 /// The frame `view` (pixels in `format`) scaled to `to` as RGBA, opaque where the format has
 /// no alpha.
 pub fn to_rgba(view: &FrameView<'_>, format: Format, to: (u32, u32)) -> Vec<u8> {
-    let swizzle = Swizzle::new(format);
+    let mut out = vec![0; to.0 as usize * to.1 as usize * 4];
+    scale_into(view, format, to, Order::Rgba, &mut out);
+    out
+}
+
+/// The frame `view` (pixels in `format`) scaled to `to`, written into `out` in `order`, rows
+/// `to.0 * 4` bytes apart; rows past the end of `out` are left out.
+pub fn scale_into(
+    view: &FrameView<'_>,
+    format: Format,
+    to: (u32, u32),
+    order: Order,
+    out: &mut [u8],
+) {
+    let swizzle = Swizzle::new(format, order);
     let (width, height) = (view.width(), view.height());
     let (tw, th) = to;
-    let mut out = vec![0; tw as usize * th as usize * 4];
-    let rows = out.chunks_exact_mut(tw as usize * 4);
+    if tw == 0 || th == 0 {
+        return;
+    }
+    let rows = out.chunks_exact_mut(tw as usize * 4).take(th as usize);
     if (tw, th) == (width, height) {
         // Shown at its own size: only the channels move.
         for (y, out) in rows.enumerate() {
             let row = view.row(y);
             for (x, dst) in out.chunks_exact_mut(4).enumerate() {
-                dst.copy_from_slice(&swizzle.rgba(row.pixel(x)).to_le_bytes());
+                dst.copy_from_slice(&swizzle.apply(row.pixel(x)).to_le_bytes());
             }
         }
-        return out;
+        return;
     }
-    let columns = taps(width, tw);
+    // Rows first: each output row blends two source rows copied out of the shared memory
+    // (plain bytes, so the blend runs 16 bytes at a time), then its columns are sampled, each
+    // output pixel from a pair of neighbours read at once.
+    let columns: Vec<(usize, u32)> = taps(width, tw)
+        .into_iter()
+        .map(|(first, _, weight)| (first * 4, weight))
+        .collect();
+    // One pixel more than the row: the last pixel again, the neighbour of the last column.
+    let row_bytes = width as usize * 4 + 4;
+    let mut rows_copied = RowPair::new(row_bytes);
+    let mut mixed = vec![0u8; row_bytes];
     for ((y0, y1, wy), out) in taps(height, th).into_iter().zip(rows) {
-        let (top, bottom) = (view.row(y0), view.row(y1));
-        for (&(x0, x1, wx), dst) in columns.iter().zip(out.chunks_exact_mut(4)) {
-            let above = blend(top.pixel(x0), top.pixel(x1), wx);
-            let below = blend(bottom.pixel(x0), bottom.pixel(x1), wx);
-            dst.copy_from_slice(&swizzle.rgba(blend(above, below, wy)).to_le_bytes());
+        let (top, bottom) = rows_copied.get(view, y0, y1);
+        let source: &[u8] = if wy == 0 {
+            top
+        } else {
+            mix_rows(top, bottom, wy, &mut mixed);
+            &mixed
+        };
+        match swizzle.in_place {
+            Some(opaque) => sample_row(source, &columns, out, |px| px | opaque),
+            None => sample_row(source, &columns, out, |px| swizzle.apply(px)),
         }
     }
-    out
+}
+
+/// One output row: each pixel blended from the pair of source pixels at its column's byte
+/// offset in `source` (a row of pixels, four bytes each), converted, and written into `out`.
+#[inline(always)]
+fn sample_row(
+    source: &[u8],
+    columns: &[(usize, u32)],
+    out: &mut [u8],
+    convert: impl Fn(u32) -> u32,
+) {
+    for (&(at, wx), dst) in columns.iter().zip(out.chunks_exact_mut(4)) {
+        let pair = source
+            .get(at..at + 8)
+            .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
+            .map_or(0, u64::from_le_bytes);
+        let (left, right) = (pair as u32, (pair >> 32) as u32);
+        dst.copy_from_slice(&convert(blend(left, right, wx)).to_le_bytes());
+    }
+}
+
+/// Two source rows copied out of the frame, kept while the next output row needs them again
+/// (scaling up, neighbouring output rows sample the same pair).
+struct RowPair {
+    rows: [(Option<usize>, Vec<u8>); 2],
+}
+
+impl RowPair {
+    fn new(row_bytes: usize) -> RowPair {
+        RowPair {
+            rows: [(None, vec![0; row_bytes]), (None, vec![0; row_bytes])],
+        }
+    }
+
+    /// Rows `y0` and `y1` (copied unless already held), each followed by its last pixel again.
+    fn get(&mut self, view: &FrameView<'_>, y0: usize, y1: usize) -> (&[u8], &[u8]) {
+        // Keep whichever held row is wanted in its slot; the first slot holds `y0`.
+        if self.rows[1].0 == Some(y0) || self.rows[0].0 == Some(y1) {
+            self.rows.swap(0, 1);
+        }
+        for (slot, y) in [(0, y0), (1, y1)] {
+            let (held, bytes) = &mut self.rows[slot];
+            if *held != Some(y) {
+                let len = bytes.len();
+                view.row(y).copy_to(&mut bytes[..len - 4]);
+                bytes.copy_within(len.saturating_sub(8)..len - 4, len - 4);
+                *held = Some(y);
+            }
+        }
+        (&self.rows[0].1, &self.rows[1].1)
+    }
+}
+
+/// `out = top * (256 - w) / 256 + bottom * w / 256`, byte by byte (each product fits 16 bits:
+/// the compiler runs this on whole vector registers).
+fn mix_rows(top: &[u8], bottom: &[u8], w: u32, out: &mut [u8]) {
+    let (w, keep) = (w as u16, 256 - w as u16);
+    for ((o, &a), &b) in out.iter_mut().zip(top).zip(bottom) {
+        *o = ((u16::from(a) * keep + u16::from(b) * w) >> 8) as u8;
+    }
 }
 
 #[cfg(test)]
@@ -180,6 +316,23 @@ mod tests {
                 "{to:?}"
             );
         }
+    }
+
+    #[test]
+    fn bgrx_is_what_an_x_server_takes() {
+        // R8G8B8A8 bytes 1, 2, 3, 4 become B, G, R, 0xff: the unused byte is never the guest's.
+        let mut writer = FramebufferWriter::new(1, 1, Format::R8G8B8A8 as u32).unwrap();
+        writer
+            .update(Rect::new(0, 0, 1, 1), &[1, 2, 3, 4], 4)
+            .unwrap();
+        let mut reader =
+            FramebufferReader::open(writer.fd().try_clone_to_owned().unwrap()).unwrap();
+        let mut out = [0u8; 2 * 2 * 4 + 3];
+        reader
+            .view_frame(|view| scale_into(view, Format::R8G8B8A8, (2, 2), Order::Bgrx, &mut out))
+            .unwrap();
+        assert_eq!(&out[..16], [3, 2, 1, 0xff].repeat(4).as_slice());
+        assert_eq!(&out[16..], &[0, 0, 0], "nothing past the picture written");
     }
 
     #[test]

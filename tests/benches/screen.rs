@@ -5,7 +5,10 @@
 //! - frames berth-vmm publishes a second, its device thread's and its vCPU's CPU;
 //! - how long after a frame is published its `ConsoleUpdate` event reaches a client;
 //! - for each window: the frames it shows a second (against the frames published: the share
-//!   of the guest's frames a user sees) and its CPU, under Xvfb, with the renderer named.
+//!   of the guest's frames a user sees), its CPU and the X server's (Xvfb copies what a window
+//!   puts), with what draws the console named: the Berth window's console surface (X11
+//!   MIT-SHM, its default on X11), or iced's renderers (tiny-skia, wgpu) drawing the picture
+//!   as they do without X11.
 //!
 //! Release binaries: `cargo build --release --workspace` first (scripts/bench-screen does).
 #![allow(clippy::unwrap_used)] // a benchmark that cannot set up has nothing to report
@@ -217,6 +220,9 @@ fn virtual_display() -> Option<(String, Killed)> {
                 "2200x1300x24",
                 "-nolisten",
                 "tcp",
+                // No server reset when the last client leaves (one window is closed before
+                // the next starts), which would refuse the next client connecting meanwhile.
+                "-noreset",
             ])
             .stderr(Stdio::null())
             .spawn()
@@ -244,7 +250,7 @@ fn xdotool(display: &str, args: &[&str]) -> String {
 fn measure_window(
     label: &str,
     mut command: Command,
-    display: &str,
+    (display, xvfb): (&str, u32),
     title: &str,
     click: bool,
     published: f64,
@@ -260,11 +266,17 @@ fn measure_window(
     );
     let pid = child.0.id();
     let rates: Arc<Mutex<Vec<(Instant, f64)>>> = Arc::default();
+    // Everything else the window said, for a failure's message.
+    let said: Arc<Mutex<Vec<String>>> = Arc::default();
     let stderr = child.0.stderr.take().unwrap();
     {
         let rates = Arc::clone(&rates);
+        let said = Arc::clone(&said);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if !line.contains("frames/s") {
+                    said.lock().unwrap().push(line.clone());
+                }
                 let fps = line
                     .split_whitespace()
                     .collect::<Vec<_>>()
@@ -282,7 +294,12 @@ fn measure_window(
         .trim()
         .is_empty()
     {
-        assert!(Instant::now() < deadline, "{label}: no window {title:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{label}: no window {title:?} (exit: {:?}); it said: {:?}",
+            child.0.try_wait(),
+            said.lock().unwrap()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     if click {
@@ -293,14 +310,15 @@ fn measure_window(
     while rates.lock().unwrap().is_empty() {
         assert!(
             Instant::now() < deadline,
-            "{label}: the window shows no frames"
+            "{label}: the window shows no frames; it said: {:?}",
+            said.lock().unwrap()
         );
         std::thread::sleep(Duration::from_millis(200));
     }
     std::thread::sleep(Duration::from_secs(2));
-    let (start, ticks0) = (Instant::now(), process_ticks(pid));
+    let (start, ticks0, x0) = (Instant::now(), process_ticks(pid), process_ticks(xvfb));
     std::thread::sleep(WINDOW);
-    let (elapsed, ticks1) = (start.elapsed(), process_ticks(pid));
+    let (elapsed, ticks1, x1) = (start.elapsed(), process_ticks(pid), process_ticks(xvfb));
     let rates = rates.lock().unwrap();
     let during: Vec<f64> = rates
         .iter()
@@ -309,9 +327,10 @@ fn measure_window(
         .collect();
     let fps = during.iter().sum::<f64>() / during.len().max(1) as f64;
     println!(
-        "  {label}: shows {fps:.1} frames/s ({:.2} of the published), {:.1} % of a core",
+        "  {label}: shows {fps:.1} frames/s ({:.2} of the published), {:.1} % of a core (Xvfb {:.1} %)",
         fps / published.max(1.0),
-        share(ticks1 - ticks0, elapsed)
+        share(ticks1 - ticks0, elapsed),
+        share(x1 - x0, elapsed)
     );
 }
 
@@ -361,18 +380,29 @@ async fn main() {
         std::thread::sleep(Duration::from_secs(1));
         let published = measure_vmm(pid, &reader);
         measure_event_delay(&mut events, &name, reader).await;
-        if let Some((display, _xvfb)) = &display {
-            for (renderer, backend) in [
-                ("wgpu (OpenGL on Mesa llvmpipe here)", "wgpu"),
-                ("tiny-skia (its choice without a GPU)", "tiny-skia"),
+        if let Some((display, xvfb)) = &display {
+            let x = (display.as_str(), xvfb.0.id());
+            for (what, backend, surface) in [
+                (
+                    "console surface (X11 MIT-SHM; iced's tiny-skia for the rest)",
+                    "tiny-skia",
+                    "1",
+                ),
+                ("tiny-skia renderer, no surface", "tiny-skia", "0"),
+                (
+                    "wgpu renderer (OpenGL on Mesa llvmpipe here), no surface",
+                    "wgpu",
+                    "0",
+                ),
             ] {
                 let mut berth = Command::new(binary("berth"));
                 berth.env("BERTH_SOCKET", &daemon.socket);
                 berth.env("ICED_BACKEND", backend);
+                berth.env("BERTH_CONSOLE_SURFACE", surface);
                 measure_window(
-                    &format!("Berth window, {renderer}"),
+                    &format!("Berth window, {what}"),
                     berth,
-                    display,
+                    x,
                     "^Berth$",
                     true,
                     published,
@@ -384,7 +414,7 @@ async fn main() {
                 measure_window(
                     "berth-console (pixels)",
                     command,
-                    display,
+                    x,
                     &format!("^{name} "),
                     false,
                     published,

@@ -26,15 +26,37 @@ fn red_pixels(display: &str) -> usize {
 }
 
 fn start_window(display: &str, daemon: &Daemon) -> Killed {
+    start_window_with(display, daemon, &[])
+}
+
+fn start_window_with(display: &str, daemon: &Daemon, env: &[(&str, &str)]) -> Killed {
     Killed(
         Command::new(binary("berth"))
             .env("DISPLAY", display)
             .env("BERTH_SOCKET", &daemon.socket)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     )
+}
+
+/// The child windows of X11 window `id` as `xwininfo` lists them ("WxH+X+Y" each).
+fn child_windows(display: &str, id: &str) -> Vec<String> {
+    let out = Command::new("xwininfo")
+        .args(["-display", display, "-children", "-id", id])
+        .output()
+        .expect("xwininfo (x11-utils)");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.trim_start().starts_with("0x"))
+        .filter_map(|l| {
+            l.split_whitespace()
+                .find(|w| w.contains('x') && w.contains('+'))
+        })
+        .map(str::to_owned)
+        .collect()
 }
 
 #[test]
@@ -155,15 +177,27 @@ fn launching_a_dockerfile_from_the_window_builds_and_runs_it() {
     assert!(daemon.berthctl(&["rm", "-f", &id]).status.success());
 }
 
-/// Select a running VM whose guest draws a known pattern: its screen shows in the window, and
-/// when the guest inverts the colours, the window follows.
+/// Select a running VM whose guest draws a known pattern: its screen shows in the window (on
+/// the console surface, a child window of Berth's), a click on it and a key typed reach the
+/// guest, and when the guest inverts the colours, the window follows.
 #[test]
 fn the_console_shows_the_guest_screen_and_follows_it() {
+    console_follows_the_guest(true, 2);
+}
+
+/// The same with the renderer drawing the screen (what Berth does without X11).
+#[test]
+fn the_renderer_draws_the_console_without_a_surface() {
+    console_follows_the_guest(false, 3);
+}
+
+/// (On a virtual display of its own, `display`: the two run at once.)
+fn console_follows_the_guest(surface: bool, display: u32) {
     if !Path::new("/dev/kvm").exists() {
         eprintln!("skipped: needs /dev/kvm");
         return;
     }
-    let Some((display, _xvfb)) = virtual_display(2) else {
+    let Some((display, _xvfb)) = virtual_display(display) else {
         return;
     };
     let dir = open_tempdir();
@@ -172,12 +206,13 @@ fn the_console_shows_the_guest_screen_and_follows_it() {
         &daemon,
         dir.path(),
         "screen",
-        common::probe::ProbeFinish::Screen,
+        common::probe::ProbeFinish::ScreenKeys,
     );
+    // Drawn, and the keyboard's driver is up (keys sent now are not lost to its reset).
     wait_for("the guest to draw", Duration::from_secs(30), || {
         text(&daemon.berthctl(&["vm", "log", "screen"]))
             .0
-            .contains("ready for input")
+            .contains("BERTH-PROBE: input name Berth Keyboard")
     });
     let (_, _, before) = screenshot(&display);
     assert_eq!(
@@ -186,10 +221,16 @@ fn the_console_shows_the_guest_screen_and_follows_it() {
         "nothing olive before the window"
     );
 
-    let _window = start_window(&display, &daemon);
+    let _window = start_window_with(
+        &display,
+        &daemon,
+        &[("BERTH_CONSOLE_SURFACE", if surface { "1" } else { "0" })],
+    );
     wait_for("the window", Duration::from_secs(180), || {
         !xdotool(&display, &["search", "--name", "^Berth$"]).is_empty()
     });
+    let berth = xdotool(&display, &["search", "--name", "^Berth$"]);
+    let berth = berth.split_whitespace().next().unwrap().to_owned();
     std::thread::sleep(Duration::from_secs(2));
     xdotool(&display, &["mousemove", "65", "136", "click", "1"]); // the VM in the sidebar
     let mut shot = Vec::new();
@@ -203,6 +244,32 @@ fn the_console_shows_the_guest_screen_and_follows_it() {
             pixels_near(&shot, OLIVE) > 64 * 48 && pixels_near(&shot, VIOLET) > 200
         },
     );
+    // Drawn on a surface, or by the renderer: the picture is (or is not) a child window of
+    // its own, scaled (the probe's 64x48 screen fits the console at 554x416).
+    if surface {
+        // (The renderer may draw the first picture, before the surface is made.)
+        wait_for("the console surface", Duration::from_secs(10), || {
+            let children = child_windows(&display, &berth);
+            children.len() == 1 && children[0].starts_with("554x416+")
+        });
+    } else {
+        let children = child_windows(&display, &berth);
+        assert!(children.is_empty(), "{children:?}");
+    }
+
+    // A click on the picture (through the surface, which the pointer passes) gives the console
+    // the keyboard; a key typed then reaches the guest as KEY_A (30) pressed and released.
+    // With no window manager, the window's focus must be given explicitly.
+    xdotool(&display, &["windowfocus", "--sync", &berth]);
+    xdotool(&display, &["mousemove", "675", "464", "click", "1"]);
+    std::thread::sleep(Duration::from_millis(300));
+    xdotool(&display, &["key", "a"]);
+    wait_for("the key in the guest", Duration::from_secs(30), || {
+        let log = text(&daemon.berthctl(&["vm", "log", "screen"])).0;
+        log.contains("BERTH-PROBE: input event used 8 0001 001e 00000001")
+            && log.contains("BERTH-PROBE: input event used 8 0001 001e 00000000")
+            && log.contains("BERTH-PROBE: ready for input")
+    });
 
     // The guest inverts its screen: the window shows the new colours and not the old.
     let mut console = Command::new(binary("berthctl"))

@@ -10,9 +10,11 @@ use iced::{Alignment, Color, Element, Length};
 
 use crate::console::Pointer;
 use crate::data::{HostHistory, Snapshot};
+use crate::surface::SurfaceHandle;
 use crate::widget::console::{Shown, console};
 use crate::widget::gauge::gauge;
 use crate::widget::sparkline::sparkline;
+use crate::widget::surface_clip::surface_clip;
 
 /// What is selected in the sidebar.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -200,7 +202,11 @@ impl Dashboard {
             rule::vertical(1),
             column![
                 self.toolbar(snapshot),
-                scrollable(container(details).padding(16))
+                // The console surface, if any, is placed where the scrolled pane shows it.
+                surface_clip(
+                    scrollable(container(details).padding(16)),
+                    console.surface()
+                )
             ]
             .spacing(0)
             .width(Length::Fill),
@@ -518,12 +524,22 @@ pub enum ConsoleView {
         screen: (u32, u32),
         fitted: bool,
         focused: bool,
+        /// The console surface that draws the screen instead of the renderer, if one does.
+        surface: Option<SurfaceHandle>,
     },
     /// Why there is no screen to show.
     Unavailable(String),
 }
 
 impl ConsoleView {
+    /// The console surface drawing the screen, if one does.
+    fn surface(&self) -> Option<SurfaceHandle> {
+        match self {
+            ConsoleView::Screen { surface, .. } => surface.clone(),
+            _ => None,
+        }
+    }
+
     /// What stays of this view once the screen is closed: only a reason there is none.
     pub fn unavailable_only(self) -> ConsoleView {
         match self {
@@ -542,6 +558,7 @@ fn screen(view: &ConsoleView) -> Element<'_, Message> {
             screen,
             fitted,
             focused,
+            surface,
         } => column![
             section(if *focused {
                 "Screen — has the keyboard; Right Ctrl releases it"
@@ -549,11 +566,17 @@ fn screen(view: &ConsoleView) -> Element<'_, Message> {
                 "Screen — click it to type into the guest"
             }),
             container(console(
-                picture.as_ref().map(|picture| Shown {
-                    picture,
-                    screen: *screen,
-                    fitted: *fitted,
-                }),
+                match surface {
+                    Some(handle) => Some(Shown::Surface {
+                        handle: handle.clone(),
+                        screen: *screen,
+                    }),
+                    None => picture.as_ref().map(|picture| Shown::Picture {
+                        picture,
+                        screen: *screen,
+                        fitted: *fitted,
+                    }),
+                },
                 *focused,
                 Message::Console,
                 Message::ConsoleResized,

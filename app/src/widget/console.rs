@@ -11,23 +11,43 @@
 //! The console reports the size of its picture area (`on_resize`, logical pixels): the
 //! application scales frames to it, and a picture already `fitted` is drawn pixel for pixel
 //! (nearest) rather than filtered again.
+//!
+//! On X11 the picture is not the renderer's at all: a console surface (`crate::surface`)
+//! draws it over the area this widget keeps for it (`surface_area`).
 
 use iced::widget::{container, image, mouse_area, responsive, sensor, text};
 use iced::{Border, ContentFit, Element, Length, Point, Size, Theme, mouse};
 use iced_runtime::image::Allocation;
 
 use crate::console::{Pointer, tablet_position};
+use crate::surface::SurfaceHandle;
+use crate::widget::surface_area::surface_area;
 
 /// The border drawn around the picture, in pixels.
 const FRAME: f32 = 2.0;
 
-/// What the console shows: the allocated picture of a `screen`-sized guest screen, and whether
-/// it was scaled to the area it is drawn in.
-#[derive(Debug, Clone, Copy)]
-pub struct Shown<'a> {
-    pub picture: &'a Allocation,
-    pub screen: (u32, u32),
-    pub fitted: bool,
+/// What the console shows of a `screen`-sized guest screen.
+#[derive(Debug, Clone)]
+pub enum Shown<'a> {
+    /// The picture the renderer allocated, and whether it was scaled to the area it is drawn in.
+    Picture {
+        picture: &'a Allocation,
+        screen: (u32, u32),
+        fitted: bool,
+    },
+    /// A console surface draws it.
+    Surface {
+        handle: SurfaceHandle,
+        screen: (u32, u32),
+    },
+}
+
+impl Shown<'_> {
+    fn screen(&self) -> (u32, u32) {
+        match self {
+            Shown::Picture { screen, .. } | Shown::Surface { screen, .. } => *screen,
+        }
+    }
 }
 
 /// The console of a VM showing `shown` (none yet: the guest has not drawn); `focused` when it
@@ -41,10 +61,16 @@ pub fn console<'a, Message: Clone + 'a>(
 ) -> Element<'a, Message> {
     let area = responsive(move |area| {
         let on_pointer = on_pointer.clone();
-        let content: Element<'a, Message> = match shown {
-            Some(shown) => image(shown.picture.handle().clone())
+        let screen = shown
+            .as_ref()
+            .map(Shown::screen)
+            .filter(|&(w, h)| w > 0 && h > 0);
+        let content: Element<'a, Message> = match shown.clone() {
+            Some(Shown::Picture {
+                picture, fitted, ..
+            }) => image(picture.handle().clone())
                 .content_fit(ContentFit::ScaleDown)
-                .filter_method(if shown.fitted {
+                .filter_method(if fitted {
                     image::FilterMethod::Nearest
                 } else {
                     image::FilterMethod::Linear
@@ -52,12 +78,13 @@ pub fn console<'a, Message: Clone + 'a>(
                 .width(Length::Fill)
                 .height(Length::Fill)
                 .into(),
-            None => text("The guest has not drawn anything yet.")
+            Some(Shown::Surface { handle, .. }) if screen.is_some() => surface_area(handle),
+            _ => text("The guest has not drawn anything yet.")
                 .size(14)
                 .into(),
         };
         let inner = Size::new(area.width - 2.0 * FRAME, area.height - 2.0 * FRAME);
-        let screen = shown.map(|s| Size::new(s.screen.0, s.screen.1));
+        let screen = screen.map(|(w, h)| Size::new(w, h));
         let moved = on_pointer.clone();
         mouse_area(
             container(content)

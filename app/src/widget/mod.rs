@@ -4,3 +4,5 @@ pub mod console;
 pub mod form;
 pub mod gauge;
 pub mod sparkline;
+pub mod surface_area;
+pub mod surface_clip;
