@@ -60,6 +60,36 @@ pub enum Message {
     Frame,
     /// The window's X11 window, for a console surface (none: not on X11).
     ParentWindow(Option<u32>),
+    /// A keyboard shortcut was pressed (the console does not have the keyboard).
+    Shortcut(Shortcut),
+}
+
+/// The window's keyboard shortcuts, as in VirtualBox where it has them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shortcut {
+    /// Ctrl+N.
+    NewVm,
+    /// Ctrl+L.
+    LaunchDockerfile,
+    /// Escape: the open form (New VM, Launch Dockerfile) is cancelled.
+    Close,
+}
+
+/// The shortcut `key` with `modifiers` is, if any.
+pub fn shortcut(
+    key: &iced::keyboard::Key,
+    modifiers: iced::keyboard::Modifiers,
+) -> Option<Shortcut> {
+    use iced::keyboard::Key;
+    use iced::keyboard::key::Named;
+    match key {
+        Key::Character(c) if modifiers.command() && c.as_str() == "n" => Some(Shortcut::NewVm),
+        Key::Character(c) if modifiers.command() && c.as_str() == "l" => {
+            Some(Shortcut::LaunchDockerfile)
+        }
+        Key::Named(Named::Escape) if modifiers.is_empty() => Some(Shortcut::Close),
+        _ => None,
+    }
 }
 
 /// A file descriptor carried in a message (messages are cloned; the fd is shared, not copied).
@@ -262,6 +292,13 @@ impl Berth {
                 }
                 Task::none()
             }
+            Message::Shortcut(Shortcut::NewVm) => self.handle(Message::NewVm),
+            Message::Shortcut(Shortcut::LaunchDockerfile) => self.handle(Message::OpenLaunch),
+            Message::Shortcut(Shortcut::Close) => match (&self.wizard, &self.launch) {
+                (Some(_), _) => self.handle(Message::Wizard(wizard::Message::Cancel)),
+                (None, Some(_)) => self.handle(Message::Launch(launch::Message::Cancel)),
+                (None, None) => Task::none(),
+            },
             Message::ParentWindow(window) => {
                 self.x11_parent = Some(window);
                 self.console_surface()
@@ -719,13 +756,10 @@ impl Berth {
                     }
                 })
             } else {
-                // Ctrl+N: New VM, as in VirtualBox.
                 iced::keyboard::listen().filter_map(|event| match event {
-                    iced::keyboard::Event::KeyPressed {
-                        key: iced::keyboard::Key::Character(c),
-                        modifiers,
-                        ..
-                    } if modifiers.command() && c.as_str() == "n" => Some(Message::NewVm),
+                    iced::keyboard::Event::KeyPressed { key, modifiers, .. } => {
+                        shortcut(&key, modifiers).map(Message::Shortcut)
+                    }
                     _ => None,
                 })
             },
@@ -874,4 +908,40 @@ pub fn report_first_frame(program: &str) {
         now.as_secs(),
         now.subsec_nanos()
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iced::keyboard::key::Named;
+    use iced::keyboard::{Key, Modifiers};
+
+    #[test]
+    fn shortcuts_open_and_close_the_forms() {
+        let key = |c: &str| Key::Character(c.into());
+        assert_eq!(shortcut(&key("n"), Modifiers::CTRL), Some(Shortcut::NewVm));
+        assert_eq!(
+            shortcut(&key("l"), Modifiers::CTRL),
+            Some(Shortcut::LaunchDockerfile)
+        );
+        assert_eq!(shortcut(&key("n"), Modifiers::empty()), None, "typing n");
+        assert_eq!(
+            shortcut(&Key::Named(Named::Escape), Modifiers::empty()),
+            Some(Shortcut::Close)
+        );
+
+        let (mut berth, _) = Berth::new();
+        let _ = berth.update(Message::Shortcut(Shortcut::NewVm));
+        assert!(berth.wizard.is_some());
+        let _ = berth.update(Message::Shortcut(Shortcut::LaunchDockerfile));
+        assert!(
+            berth.wizard.is_none() && berth.launch.is_some(),
+            "one form at a time"
+        );
+        let _ = berth.update(Message::Shortcut(Shortcut::Close));
+        assert!(berth.launch.is_none());
+        let _ = berth.update(Message::Shortcut(Shortcut::NewVm));
+        let _ = berth.update(Message::Shortcut(Shortcut::Close));
+        assert!(berth.wizard.is_none());
+    }
 }

@@ -203,8 +203,11 @@ impl Session {
         if let Some((surface, _)) = &self.surface {
             match surface.failure() {
                 None => {
-                    // The surface draws the frames; the window only maps the pointer.
-                    self.size = self.feed.screen()?;
+                    // The surface draws the frames; the window only maps the pointer (a mode
+                    // being published right now is read at the next poll).
+                    if let Ok(size) = self.feed.screen() {
+                        self.size = size;
+                    }
                     return Ok(Polled::Nothing);
                 }
                 Some(why) => {

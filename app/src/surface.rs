@@ -339,7 +339,11 @@ fn present(
             continue;
         };
         let frame = reader.frame();
-        let (width, height, _, _) = reader.geometry().map_err(|e| e.to_string())?;
+        let Ok((width, height, _, _)) = reader.geometry() else {
+            // The writer is publishing for longer than the reader waits: look again soon.
+            wait = MIN_GAP;
+            continue;
+        };
         let Some(layout) = Layout::of((width, height), &placement) else {
             child.hide().map_err(|e| e.to_string())?;
             drawn = None;
