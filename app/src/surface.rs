@@ -514,7 +514,7 @@ impl ChildWindow {
         let gc = conn.generate_id()?;
         conn.create_gc(gc, window, &CreateGCAux::new().graphics_exposures(0))?;
         conn.flush()?;
-        Ok(ChildWindow {
+        let mut child = ChildWindow {
             conn,
             window,
             gc,
@@ -522,7 +522,11 @@ impl ChildWindow {
             mapped: false,
             at: None,
             segment: None,
-        })
+        };
+        // A server that cannot map our memory (a remote display) refuses it here, while the
+        // window can still fall back to the renderer at once.
+        child.reserve(4096)?;
+        Ok(child)
     }
 
     /// Whether the window was exposed (its pixels are to be put again) since the last look.

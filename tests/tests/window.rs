@@ -12,7 +12,7 @@ use std::time::Duration;
 use berth_e2e::{Daemon, binary, open_tempdir, text};
 use common::xvfb::{
     INVERTED_OLIVE, INVERTED_VIOLET, Killed, OLIVE, VIOLET, pixels_near, screenshot,
-    virtual_display, wait_for, xdotool,
+    virtual_display, virtual_display_on_tcp, wait_for, xdotool,
 };
 
 mod common;
@@ -182,22 +182,44 @@ fn launching_a_dockerfile_from_the_window_builds_and_runs_it() {
 /// guest, and when the guest inverts the colours, the window follows.
 #[test]
 fn the_console_shows_the_guest_screen_and_follows_it() {
-    console_follows_the_guest(true, 2);
+    console_follows_the_guest(Drawn::Surface, 2);
 }
 
 /// The same with the renderer drawing the screen (what Berth does without X11).
 #[test]
 fn the_renderer_draws_the_console_without_a_surface() {
-    console_follows_the_guest(false, 3);
+    console_follows_the_guest(Drawn::Renderer, 3);
 }
 
-/// (On a virtual display of its own, `display`: the two run at once.)
-fn console_follows_the_guest(surface: bool, display: u32) {
+/// The same with the window on a display reached over TCP, as a remote one (`ssh -X`) is: the X
+/// server cannot map the window's memory, so the surface is refused at once and the renderer
+/// draws the screen.
+#[test]
+fn on_a_remote_display_the_renderer_draws_the_console() {
+    console_follows_the_guest(Drawn::RemoteDisplay, 4);
+}
+
+/// Who draws the guest's screen in [`console_follows_the_guest`].
+#[derive(Clone, Copy, PartialEq)]
+enum Drawn {
+    Surface,
+    Renderer,
+    RemoteDisplay,
+}
+
+/// (On a virtual display of its own, `display`: these run at once.)
+fn console_follows_the_guest(drawn: Drawn, display: u32) {
+    let surface = drawn == Drawn::Surface;
     if !Path::new("/dev/kvm").exists() {
         eprintln!("skipped: needs /dev/kvm");
         return;
     }
-    let Some((display, _xvfb)) = virtual_display(display) else {
+    let server = if drawn == Drawn::RemoteDisplay {
+        virtual_display_on_tcp(display)
+    } else {
+        virtual_display(display)
+    };
+    let Some((display, _xvfb)) = server else {
         return;
     };
     let dir = open_tempdir();
@@ -221,11 +243,12 @@ fn console_follows_the_guest(surface: bool, display: u32) {
         "nothing olive before the window"
     );
 
-    let _window = start_window_with(
-        &display,
-        &daemon,
-        &[("BERTH_CONSOLE_SURFACE", if surface { "1" } else { "0" })],
-    );
+    let tcp = format!("127.0.0.1{display}");
+    let _window = match drawn {
+        Drawn::Surface => start_window_with(&display, &daemon, &[]),
+        Drawn::Renderer => start_window_with(&display, &daemon, &[("BERTH_CONSOLE_SURFACE", "0")]),
+        Drawn::RemoteDisplay => start_window_with(&display, &daemon, &[("DISPLAY", &tcp)]),
+    };
     wait_for("the window", Duration::from_secs(180), || {
         !xdotool(&display, &["search", "--name", "^Berth$"]).is_empty()
     });

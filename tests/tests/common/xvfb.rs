@@ -55,6 +55,16 @@ pub fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
 
 /// A virtual display of its own, or None (with a note) when the tools are missing.
 pub fn virtual_display(offset: u32) -> Option<(String, Killed)> {
+    display_server(offset, false)
+}
+
+/// The same, also listening on TCP: `127.0.0.1:N` reaches it as a remote display would be
+/// reached (no shared memory, no file descriptors passed).
+pub fn virtual_display_on_tcp(offset: u32) -> Option<(String, Killed)> {
+    display_server(offset, true)
+}
+
+fn display_server(offset: u32, tcp: bool) -> Option<(String, Killed)> {
     let have = |tool: &str, arg: &str| {
         Command::new(tool)
             .arg(arg)
@@ -78,7 +88,7 @@ pub fn virtual_display(offset: u32) -> Option<(String, Killed)> {
                 "-screen",
                 "0",
                 "1280x800x24",
-                "-nolisten",
+                if tcp { "-listen" } else { "-nolisten" },
                 "tcp",
                 // No server reset when the last client leaves (a probe or screenshot), which
                 // would refuse the next client connecting meanwhile.
