@@ -304,13 +304,13 @@ impl Berth {
                 self.console_surface()
             }
             Message::ScaleFactor(scale) => {
-                if let Some(surface) = self.console.as_ref().and_then(Session::surface)
-                    && scale.is_finite()
-                    && scale > 0.0
-                {
+                if !scale.is_finite() || scale <= 0.0 {
+                    return Task::none();
+                }
+                if let Some(surface) = self.console.as_ref().and_then(Session::surface) {
                     surface.set_scale(scale);
                 }
-                if scale.is_finite() && scale > 0.0 && scale != self.scale_factor {
+                if scale != self.scale_factor {
                     self.scale_factor = scale;
                     return self.fit_console();
                 }
@@ -583,7 +583,8 @@ impl Berth {
                 }
                 Task::none()
             }
-            // The poll also notices a console surface that stopped (its frame events are muted).
+            // The poll also notices a console surface that stopped (its frame events go to the
+            // surface, not here).
             Message::Tick => Task::batch([
                 self.refresh(),
                 self.logs_of_selection(),

@@ -15,8 +15,9 @@
 //! ([`SurfaceHandle::place`]) and hides it when it leaves the window's tree (the wizard opens,
 //! another VM is selected). The VM's `ConsoleUpdate` events wake the thread
 //! ([`SurfaceHandle::wake`], from the connection, past the application); a still screen costs
-//! nothing but a look every quarter second. Without X11 (Wayland), or when the X server lacks MIT-SHM with file
-//! descriptors or SHAPE, the window draws the screen through the renderer instead.
+//! nothing but a look every quarter second. Without X11 (Wayland), or when the X server lacks
+//! MIT-SHM with file descriptors or SHAPE, or cannot map the window's memory (a remote
+//! display), the window draws the screen through the renderer instead.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::ptr::NonNull;

@@ -1,4 +1,5 @@
-//! A frame of the guest's screen scaled to the size a window shows it at, as RGBA.
+//! A frame of the guest's screen scaled to the size a window shows it at, as RGBA (for the
+//! renderer's image) or BGRX (for the window's console surface on X11).
 //!
 //! Why here and not in the renderer: a software renderer (tiny-skia, what iced uses without a
 //! GPU) converts every pixel of an image it is given and then samples it in floating point, so
@@ -110,11 +111,9 @@ impl Swizzle {
         }
     }
 
+    /// Moves the channels of `px` (the general case; see `in_place`).
     #[inline]
     fn apply(self, px: u32) -> u32 {
-        if let Some(opaque) = self.in_place {
-            return px | opaque;
-        }
         let [(r, dr), (g, dg), (b, db)] = self.channels;
         let (a, da) = self.alpha;
         let alpha = a.map_or(0xff, |a| (px >> a) & 0xff);
@@ -139,19 +138,29 @@ pub fn scale_into(
     order: Order,
     out: &mut [u8],
 ) {
-    let swizzle = Swizzle::new(format, order);
-    let (width, height) = (view.width(), view.height());
-    let (tw, th) = to;
-    if tw == 0 || th == 0 {
+    if to.0 == 0 || to.1 == 0 {
         return;
     }
+    // The conversion is picked once: the loops below are built for each.
+    let swizzle = Swizzle::new(format, order);
+    match swizzle.in_place {
+        Some(opaque) => scale_rows(view, to, out, |px| px | opaque),
+        None => scale_rows(view, to, out, |px| swizzle.apply(px)),
+    }
+}
+
+/// [`scale_into`] with each pixel converted by `convert`.
+#[inline(always)]
+fn scale_rows(view: &FrameView<'_>, to: (u32, u32), out: &mut [u8], convert: impl Fn(u32) -> u32) {
+    let (width, height) = (view.width(), view.height());
+    let (tw, th) = to;
     let rows = out.chunks_exact_mut(tw as usize * 4).take(th as usize);
     if (tw, th) == (width, height) {
         // Shown at its own size: only the channels move.
         for (y, out) in rows.enumerate() {
             let row = view.row(y);
             for (x, dst) in out.chunks_exact_mut(4).enumerate() {
-                dst.copy_from_slice(&swizzle.apply(row.pixel(x)).to_le_bytes());
+                dst.copy_from_slice(&convert(row.pixel(x)).to_le_bytes());
             }
         }
         return;
@@ -175,10 +184,7 @@ pub fn scale_into(
             mix_rows(top, bottom, wy, &mut mixed);
             &mixed
         };
-        match swizzle.in_place {
-            Some(opaque) => sample_row(source, &columns, out, |px| px | opaque),
-            None => sample_row(source, &columns, out, |px| swizzle.apply(px)),
-        }
+        sample_row(source, &columns, out, &convert);
     }
 }
 

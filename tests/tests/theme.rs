@@ -122,33 +122,26 @@ fn the_window_follows_the_desktop_light_and_dark_preference() {
     wait_for("the window", Duration::from_secs(180), || {
         !xdotool(&display, &["search", "--name", "^Berth$"]).is_empty()
     });
-    let mut seen = (0.0, 0.0);
-    wait_for(
-        "the window in dark colours",
-        Duration::from_secs(30),
-        || {
-            seen = shades(&display);
-            seen.0 > 0.5
-        },
-    );
-    // Flipped in the desktop's settings while the window is open: it turns light.
-    prefer("prefer-light");
-    wait_for(
-        "the window in light colours after the switch",
-        Duration::from_secs(30),
-        || {
-            seen = shades(&display);
-            seen.0 < 0.2 && seen.1 > 0.5
-        },
-    );
-    // And dark again.
-    prefer("prefer-dark");
-    wait_for(
-        "the window in dark colours again",
-        Duration::from_secs(30),
-        || {
-            seen = shades(&display);
-            seen.0 > 0.5
-        },
-    );
+    // Dark as started; then flipped in the desktop's settings while the window is open: light,
+    // and dark again.
+    let dark: fn((f64, f64)) -> bool = |(dark, _)| dark > 0.5;
+    let light: fn((f64, f64)) -> bool = |(dark, light)| dark < 0.2 && light > 0.5;
+    for (scheme, what, shown) in [
+        (None, "dark colours", dark),
+        (
+            Some("prefer-light"),
+            "light colours after the switch",
+            light,
+        ),
+        (Some("prefer-dark"), "dark colours again", dark),
+    ] {
+        if let Some(scheme) = scheme {
+            prefer(scheme);
+        }
+        wait_for(
+            &format!("the window in {what}"),
+            Duration::from_secs(30),
+            || shown(shades(&display)),
+        );
+    }
 }
