@@ -46,8 +46,9 @@ pub async fn write_frame_with_fd<T: Serialize>(
     Ok(())
 }
 
-/// One `sendmsg` of `bytes` with `fd` as SCM_RIGHTS; how many bytes went.
-fn send_with_fd(socket: RawFd, bytes: &[u8], fd: RawFd) -> std::io::Result<usize> {
+/// One `sendmsg` of `bytes` with `fd` as SCM_RIGHTS; how many bytes went (the rest, if any,
+/// is the caller's to write, without the fd).
+pub fn send_with_fd(socket: RawFd, bytes: &[u8], fd: RawFd) -> std::io::Result<usize> {
     let mut iov = libc::iovec {
         iov_base: bytes.as_ptr() as *mut libc::c_void,
         iov_len: bytes.len(),

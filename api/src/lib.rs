@@ -7,6 +7,7 @@
 //! - [`validate`] and [`size`]: the checks a request passes before anything is touched, shared so
 //!   the GUI can show the same messages inline before it sends anything.
 //! - [`utilisation`]: the allocation and live-use formulas behind every gauge.
+//! - [`input`]: keys, pointer and wheel as the guest's evdev events, the one input contract.
 //! - [`client`]: the async client the GUI and berthctl share; [`paths`]: where daemons listen.
 //!
 //! This crate has no UI and no daemon logic: both sides depend on it, never on each other.
@@ -19,8 +20,8 @@ pub mod fdpass;
 pub mod frame;
 pub mod fuzzing;
 pub mod host;
+pub mod input;
 pub mod iso;
-pub mod keys;
 pub mod paths;
 pub mod protocol;
 pub mod request;

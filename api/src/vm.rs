@@ -93,7 +93,8 @@ impl std::fmt::Display for DisplayMode {
     }
 }
 
-/// The largest side a display may have (what the shared framebuffer carries).
+/// The largest side a display may have: what an EDID detailed timing can describe, and it
+/// keeps a frame of the shared framebuffer under 64 MiB.
 pub const MAX_DISPLAY_SIDE: u32 = 4095;
 
 impl std::str::FromStr for DisplayMode {

@@ -257,9 +257,9 @@ impl Session {
     /// The request that tells the guest's tablet about `pointer`, if any.
     pub fn pointer_request(&mut self, pointer: Pointer) -> Option<berth_api::Request> {
         let bit = |button| match button {
-            iced::mouse::Button::Left => 1,
-            iced::mouse::Button::Right => 2,
-            iced::mouse::Button::Middle => 4,
+            iced::mouse::Button::Left => berth_api::input::button::LEFT,
+            iced::mouse::Button::Right => berth_api::input::button::RIGHT,
+            iced::mouse::Button::Middle => berth_api::input::button::MIDDLE,
             _ => 0,
         };
         match pointer {
@@ -338,7 +338,8 @@ impl FrameRate {
 /// What the mouse does over the console.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Pointer {
-    /// Moved to this tablet position (0..=TABLET_MAX on each axis across the guest's screen).
+    /// Moved to this tablet position (0..=`berth_api::input::TABLET_MAX` on each axis across the
+    /// guest's screen).
     Move { x: u32, y: u32 },
     /// Moved over the console but off the picture (the bars beside a letterboxed screen).
     Outside,
@@ -350,36 +351,11 @@ pub enum Pointer {
     Wheel(i32),
 }
 
-/// The largest coordinate of the guest's tablet on either axis (virtio-input's ABS range).
-pub const TABLET_MAX: u32 = 32767;
-
-/// Where `at` (relative to an `area` showing a `screen`-sized picture scaled to fit with its
-/// aspect kept, centred) falls on the guest's tablet; `None` off the picture.
-pub fn tablet_position(
-    at: iced::Point,
-    area: iced::Size,
-    screen: iced::Size<u32>,
-) -> Option<(u32, u32)> {
-    if screen.width == 0 || screen.height == 0 || area.width <= 0.0 || area.height <= 0.0 {
-        return None;
-    }
-    let (sw, sh) = (screen.width as f32, screen.height as f32);
-    let scale = (area.width / sw).min(area.height / sh);
-    let (w, h) = (sw * scale, sh * scale);
-    let (left, top) = ((area.width - w) / 2.0, (area.height - h) / 2.0);
-    let (fx, fy) = ((at.x - left) / w, (at.y - top) / h);
-    if !(0.0..=1.0).contains(&fx) || !(0.0..=1.0).contains(&fy) {
-        return None;
-    }
-    let max = TABLET_MAX as f32;
-    Some(((fx * max).round() as u32, (fy * max).round() as u32))
-}
-
 /// The Linux evdev key code (input-event-codes.h) of a physical key: the guest's keyboard layout
 /// then decides what character it is, as on real hardware. `None` for keys a PC keyboard lacks.
 pub fn evdev_code(code: Code) -> Option<u16> {
     // iced names its variants after the W3C `code` names the shared table uses.
-    berth_api::keys::evdev_code(&format!("{code:?}"))
+    berth_api::input::keys::evdev_code(&format!("{code:?}"))
 }
 
 /// The host key (VirtualBox's): while the console has the keyboard, Right Ctrl releases it and
@@ -534,34 +510,6 @@ mod tests {
         assert!(
             matches!(session.poll(later + FRAME_INTERVAL), Ok(Polled::Nothing)),
             "the same area again changes nothing"
-        );
-    }
-
-    #[test]
-    fn the_pointer_maps_onto_the_letterboxed_screen() {
-        use iced::{Point, Size};
-        // A 4:3 screen in a square area: bars above and below.
-        let (area, screen) = (Size::new(400.0, 400.0), Size::new(640, 480));
-        assert_eq!(
-            tablet_position(Point::new(0.0, 50.0), area, screen),
-            Some((0, 0))
-        );
-        assert_eq!(
-            tablet_position(Point::new(400.0, 350.0), area, screen),
-            Some((TABLET_MAX, TABLET_MAX))
-        );
-        assert_eq!(
-            tablet_position(Point::new(200.0, 200.0), area, screen),
-            Some((16384, 16384))
-        );
-        assert_eq!(
-            tablet_position(Point::new(200.0, 20.0), area, screen),
-            None,
-            "on the bar"
-        );
-        assert_eq!(
-            tablet_position(Point::new(1.0, 1.0), area, Size::new(0, 0)),
-            None
         );
     }
 

@@ -16,7 +16,6 @@ pub mod config;
 pub mod containers;
 pub mod host;
 pub mod iso;
-pub mod keymap;
 pub mod machines;
 pub mod registry;
 pub mod server;

@@ -648,15 +648,11 @@ impl Daemon {
                 Ok(Reply::Done)
             }
             Request::VmType { name, text } => {
-                let groups = crate::keymap::type_text(&text)
-                    .map_err(|e| ApiError::invalid(e.to_string()))?;
-                self.machines.input(&name, "keyboard", &groups)?;
+                self.machines.type_text(&name, &text)?;
                 Ok(Reply::Done)
             }
             Request::VmKey { name, keys } => {
-                let events = crate::keymap::key_combos(&keys)
-                    .map_err(|e| ApiError::invalid(e.to_string()))?;
-                self.machines.input(&name, "keyboard", &[events])?;
+                self.machines.press_keys(&name, &keys)?;
                 Ok(Reply::Done)
             }
             Request::VmKeyEvent {
@@ -664,14 +660,7 @@ impl Daemon {
                 code,
                 pressed,
             } => {
-                // Key codes are 1..=KEY_MAX (0x2ff); 0 is KEY_RESERVED.
-                if code == 0 || code > 0x2ff {
-                    return Err(ApiError::invalid(format!(
-                        "{code} is not a key code (evdev key codes run 1..=767)"
-                    )));
-                }
-                let events = vec![(1u16, code, i32::from(pressed)), (0, 0, 0)];
-                self.machines.input(&name, "keyboard", &[events])?;
+                self.machines.key_event(&name, code, pressed)?;
                 Ok(Reply::Done)
             }
             Request::VmPointer {
@@ -680,25 +669,11 @@ impl Daemon {
                 y,
                 buttons,
             } => {
-                const ABS_MAX: u32 = 32767;
-                if x > ABS_MAX || y > ABS_MAX || buttons > 7 {
-                    return Err(ApiError::invalid(format!(
-                        "the pointer runs 0..={ABS_MAX} on each axis with buttons 0..=7 (got {x},{y} buttons {buttons})"
-                    )));
-                }
-                // EV_ABS X and Y, then every button's state (EV_KEY BTN_LEFT/RIGHT/MIDDLE):
-                // the guest's evdev drops the ones that did not change.
-                let mut events = vec![(3u16, 0u16, x as i32), (3, 1, y as i32)];
-                for (bit, code) in [(1u8, 0x110u16), (2, 0x111), (4, 0x112)] {
-                    events.push((1, code, i32::from(buttons & bit != 0)));
-                }
-                events.push((0, 0, 0));
-                self.machines.input(&name, "tablet", &[events])?;
+                self.machines.pointer(&name, x, y, buttons)?;
                 Ok(Reply::Done)
             }
             Request::VmWheel { name, clicks } => {
-                self.machines
-                    .input(&name, "tablet", &[vec![(2, 8, clicks), (0, 0, 0)]])?;
+                self.machines.wheel(&name, clicks)?;
                 Ok(Reply::Done)
             }
             Request::VmLog { name, lines } => {

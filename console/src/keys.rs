@@ -8,7 +8,7 @@ use winit::keyboard::KeyCode;
 /// other names, Fn, and the like).
 pub fn evdev_code(key: KeyCode) -> Option<u16> {
     // winit names its variants after the W3C `code` names the shared table uses.
-    berth_api::keys::evdev_code(&format!("{key:?}"))
+    berth_api::input::keys::evdev_code(&format!("{key:?}"))
 }
 
 #[cfg(test)]

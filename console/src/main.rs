@@ -15,10 +15,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, anyhow};
+use berth_api::input::tablet_position;
 use berth_api::vm::VmState;
 use berth_api::{Client, ClientError, Event, Events, Request};
 use berth_console::keys;
-use berth_console::pointer::{TYPICAL_SCREEN, Wheel, button_bit, tablet_position, window_size};
+use berth_console::pointer::{TYPICAL_SCREEN, Wheel, button_bit, window_size};
 use berth_console::screen::{Refresh, Screen, blit};
 use berth_display::framebuffer::Rect;
 use clap::Parser;
@@ -517,7 +518,7 @@ impl ApplicationHandler<Notice> for Console {
                 let size = window.inner_size();
                 let at = tablet_position(
                     (position.x, position.y),
-                    (size.width, size.height),
+                    (f64::from(size.width), f64::from(size.height)),
                     self.picture,
                 );
                 if at.is_some() && at != self.cursor {

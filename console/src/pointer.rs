@@ -2,10 +2,10 @@
 //!
 //! The picture is scaled to fit the window with its aspect kept and centred (pixels'
 //! `ScalingMode::Fill`), so a window resized to another shape gets bars on two sides; the
-//! pointer over a bar is off the picture and moves nothing in the guest.
+//! pointer over a bar is off the picture (`berth_api::input::tablet_position`) and moves
+//! nothing in the guest.
 
-/// The largest coordinate of the guest's tablet on either axis (virtio-input's ABS range).
-pub const TABLET_MAX: u32 = 32767;
+use berth_api::input::button;
 
 /// A guest mode smaller than this is shown scaled up by a whole factor so the window is usable.
 const MIN_WINDOW: (u32, u32) = (640, 400);
@@ -47,38 +47,14 @@ pub fn window_size(guest: (u32, u32), screen: (u32, u32)) -> (u32, u32) {
     (w * factor, h * factor)
 }
 
-/// Where `at` (physical pixels from the window's top-left corner) falls on the guest's tablet,
-/// for a `picture`-sized frame scaled to fit a `surface`-sized window with its aspect kept and
-/// centred; `None` off the picture.
-pub fn tablet_position(
-    at: (f64, f64),
-    surface: (u32, u32),
-    picture: (u32, u32),
-) -> Option<(u32, u32)> {
-    let (sw, sh) = (surface.0 as f64, surface.1 as f64);
-    let (pw, ph) = (picture.0 as f64, picture.1 as f64);
-    if sw <= 0.0 || sh <= 0.0 || pw <= 0.0 || ph <= 0.0 {
-        return None;
-    }
-    let scale = (sw / pw).min(sh / ph);
-    let (w, h) = (pw * scale, ph * scale);
-    let (left, top) = ((sw - w) / 2.0, (sh - h) / 2.0);
-    let (fx, fy) = ((at.0 - left) / w, (at.1 - top) / h);
-    if !(0.0..=1.0).contains(&fx) || !(0.0..=1.0).contains(&fy) {
-        return None;
-    }
-    let max = TABLET_MAX as f64;
-    Some(((fx * max).round() as u32, (fy * max).round() as u32))
-}
-
-/// A mouse button as the tablet's button bits (`VmPointer::buttons`: bit 0 left, bit 1 right,
-/// bit 2 middle); 0 for buttons the tablet lacks.
+/// A mouse button as the tablet's button bits ([`berth_api::input::button`]); 0 for buttons
+/// the tablet lacks.
 pub fn button_bit(button: winit::event::MouseButton) -> u8 {
     use winit::event::MouseButton;
     match button {
-        MouseButton::Left => 1,
-        MouseButton::Right => 2,
-        MouseButton::Middle => 4,
+        MouseButton::Left => button::LEFT,
+        MouseButton::Right => button::RIGHT,
+        MouseButton::Middle => button::MIDDLE,
         _ => 0,
     }
 }
@@ -138,50 +114,6 @@ mod tests {
     #[test]
     fn no_mode_yet_gets_a_plain_window() {
         assert_eq!(window_size((0, 0), (1920, 1080)), (640, 480));
-    }
-
-    #[test]
-    fn the_picture_corners_are_the_tablet_corners() {
-        let surface = (640, 480);
-        let picture = (64, 48);
-        assert_eq!(tablet_position((0.0, 0.0), surface, picture), Some((0, 0)));
-        assert_eq!(
-            tablet_position((640.0, 480.0), surface, picture),
-            Some((TABLET_MAX, TABLET_MAX))
-        );
-        assert_eq!(
-            tablet_position((320.0, 240.0), surface, picture),
-            Some((16384, 16384))
-        );
-    }
-
-    #[test]
-    fn the_bars_beside_a_letterboxed_picture_are_off_it() {
-        // A 4:3 picture in a 1000x480 window: 640 wide, 180-pixel bars left and right.
-        let surface = (1000, 480);
-        let picture = (64, 48);
-        assert_eq!(tablet_position((100.0, 240.0), surface, picture), None);
-        assert_eq!(tablet_position((900.0, 240.0), surface, picture), None);
-        assert_eq!(
-            tablet_position((180.0, 0.0), surface, picture),
-            Some((0, 0))
-        );
-        assert_eq!(
-            tablet_position((820.0, 480.0), surface, picture),
-            Some((TABLET_MAX, TABLET_MAX))
-        );
-        // Bars above and below in a tall window.
-        assert_eq!(tablet_position((320.0, 10.0), (640, 800), picture), None);
-        assert_eq!(
-            tablet_position((320.0, 400.0), (640, 800), picture),
-            Some((16384, 16384))
-        );
-    }
-
-    #[test]
-    fn nothing_maps_onto_an_empty_picture() {
-        assert_eq!(tablet_position((1.0, 1.0), (640, 480), (0, 0)), None);
-        assert_eq!(tablet_position((1.0, 1.0), (0, 0), (64, 48)), None);
     }
 
     #[test]

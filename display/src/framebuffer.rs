@@ -57,9 +57,8 @@ pub const HEADER_LEN: usize = 48;
 pub const PIXELS_OFFSET: usize = 4096;
 /// Bytes per pixel of every format the framebuffer carries.
 pub const BYTES_PER_PIXEL: u32 = 4;
-/// Largest width or height: what an EDID detailed timing can describe, and keeps a frame under
-/// 64 MiB.
-pub const MAX_DIMENSION: u32 = 4095;
+/// Largest width or height (the API's limit on a VM's display, whose reasons it gives).
+pub const MAX_DIMENSION: u32 = berth_api::vm::MAX_DISPLAY_SIDE;
 /// How many times a reader retries a copy that raced with the writer before giving up.
 const READ_ATTEMPTS: usize = 10_000;
 /// How many views of a frame that raced with the writer [`FramebufferReader::view_frame`] makes

@@ -12,7 +12,8 @@ use common::probe::{PROBE_LOAD_ADDR, ProbeFinish, probe_image};
 use common::{NoInterrupt, Serial};
 use vmm_backend::devices::legacy::LegacyDevices;
 
-use vmm_backend::virtio::input::{Input, InputKind};
+use berth_api::input::{InputDevice, key_events};
+use vmm_backend::virtio::input::Input;
 use vmm_backend::virtio::mmio::MmioTransport;
 use vmm_backend::{BootSource, Vm, VmConfig, VmExitReason};
 
@@ -31,7 +32,7 @@ fn probe_reads_the_keyboard_name_and_queued_key_events() {
     .expect("a VM");
     let serial = Serial::default();
     let _legacy = LegacyDevices::attach(&mut vm, Box::new(serial.clone())).expect("legacy devices");
-    let keyboard = Input::new(InputKind::Keyboard, "probe-kbd").expect("keyboard");
+    let keyboard = Input::new(InputDevice::Keyboard, "probe-kbd").expect("keyboard");
     let handle = keyboard.handle();
     let transport = Arc::new(Mutex::new(MmioTransport::new(
         Box::new(keyboard),
@@ -50,8 +51,8 @@ fn probe_reads_the_keyboard_name_and_queued_key_events() {
             }
             std::thread::sleep(Duration::from_micros(50));
         }
-        handle.key(KEY_A, true).unwrap();
-        handle.key(KEY_A, false).unwrap();
+        handle.push(&key_events(KEY_A, true).unwrap()).unwrap();
+        handle.push(&key_events(KEY_A, false).unwrap()).unwrap();
         while handle.pending() > 0 && Instant::now() < deadline {
             if handle.wake_fd().read().is_ok() || handle.pending() > 0 {
                 transport.lock().unwrap().process_queue(0);

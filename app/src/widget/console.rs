@@ -19,7 +19,9 @@ use iced::widget::{container, image, mouse_area, responsive, sensor, text};
 use iced::{Border, ContentFit, Element, Length, Point, Size, Theme, mouse};
 use iced_runtime::image::Allocation;
 
-use crate::console::{Pointer, tablet_position};
+use berth_api::input::tablet_position;
+
+use crate::console::Pointer;
 use crate::surface::SurfaceHandle;
 use crate::widget::surface_area::surface_area;
 
@@ -83,8 +85,10 @@ pub fn console<'a, Message: Clone + 'a>(
                 .size(14)
                 .into(),
         };
-        let inner = Size::new(area.width - 2.0 * FRAME, area.height - 2.0 * FRAME);
-        let screen = screen.map(|(w, h)| Size::new(w, h));
+        let inner = (
+            f64::from(area.width - 2.0 * FRAME),
+            f64::from(area.height - 2.0 * FRAME),
+        );
         let moved = on_pointer.clone();
         mouse_area(
             container(content)
@@ -93,7 +97,7 @@ pub fn console<'a, Message: Clone + 'a>(
                 .style(move |theme: &Theme| frame_style(theme, focused)),
         )
         .on_move(move |at: Point| {
-            let at = Point::new(at.x - FRAME, at.y - FRAME);
+            let at = (f64::from(at.x - FRAME), f64::from(at.y - FRAME));
             moved(match screen.and_then(|s| tablet_position(at, inner, s)) {
                 Some((x, y)) => Pointer::Move { x, y },
                 None => Pointer::Outside,

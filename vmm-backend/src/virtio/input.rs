@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use berth_api::input::{InputDevice, InputEvent, TABLET_MAX, ev};
 use virtio_queue::{Queue, QueueT, Reader, Writer};
 use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 
@@ -24,8 +25,6 @@ pub const DEVICE_TYPE_INPUT: u32 = 18;
 const QUEUE_SIZES: [u16; 2] = [64, 64];
 /// Events that may wait for guest buffers; a push that does not fit is refused whole.
 pub const MAX_PENDING: usize = 1024;
-/// The tablet's axes run 0..=ABS_MAX, whatever the screen size (the guest scales).
-pub const ABS_MAX: u32 = 32767;
 
 /// Config space selectors (virtio 1.2 §5.8.2).
 mod cfg {
@@ -37,60 +36,21 @@ mod cfg {
     pub const ABS_INFO: u8 = 0x12;
 }
 
-/// evdev event types and codes used here (linux/input-event-codes.h).
-pub mod ev {
-    pub const EV_SYN: u16 = 0x00;
-    pub const EV_KEY: u16 = 0x01;
-    pub const EV_REL: u16 = 0x02;
-    pub const EV_ABS: u16 = 0x03;
-    pub const EV_LED: u16 = 0x11;
-    pub const EV_REP: u16 = 0x14;
-    pub const SYN_REPORT: u16 = 0;
-    pub const ABS_X: u16 = 0x00;
-    pub const ABS_Y: u16 = 0x01;
-    pub const REL_WHEEL: u16 = 0x08;
-    pub const BTN_LEFT: u16 = 0x110;
-    pub const BTN_RIGHT: u16 = 0x111;
-    pub const BTN_MIDDLE: u16 = 0x112;
-    pub const LED_NUML: u16 = 0;
-    pub const LED_CAPSL: u16 = 1;
-    pub const LED_SCROLLL: u16 = 2;
-    /// Highest key code the keyboard reports (KEY_MICMUTE).
-    pub const KEY_MAX_USED: u16 = 248;
+/// An event as the guest reads it: type, code and value, little-endian.
+fn event_bytes(e: InputEvent) -> [u8; 8] {
+    let mut b = [0u8; 8];
+    b[0..2].copy_from_slice(&e.kind.to_le_bytes());
+    b[2..4].copy_from_slice(&e.code.to_le_bytes());
+    b[4..8].copy_from_slice(&e.value.to_le_bytes());
+    b
 }
 
-/// One evdev event as virtio-input carries it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InputEvent {
-    pub kind: u16,
-    pub code: u16,
-    pub value: u32,
-}
-
-impl InputEvent {
-    pub const fn new(kind: u16, code: u16, value: u32) -> Self {
-        InputEvent { kind, code, value }
-    }
-
-    const fn syn() -> Self {
-        InputEvent::new(ev::EV_SYN, ev::SYN_REPORT, 0)
-    }
-
-    fn to_bytes(self) -> [u8; 8] {
-        let mut b = [0u8; 8];
-        b[0..2].copy_from_slice(&self.kind.to_le_bytes());
-        b[2..4].copy_from_slice(&self.code.to_le_bytes());
-        b[4..8].copy_from_slice(&self.value.to_le_bytes());
-        b
-    }
-
-    fn from_bytes(b: [u8; 8]) -> Self {
-        InputEvent::new(
-            u16::from_le_bytes([b[0], b[1]]),
-            u16::from_le_bytes([b[2], b[3]]),
-            u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
-        )
-    }
+fn event_from_bytes(b: [u8; 8]) -> InputEvent {
+    InputEvent::new(
+        u16::from_le_bytes([b[0], b[1]]),
+        u16::from_le_bytes([b[2], b[3]]),
+        i32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+    )
 }
 
 /// Errors of the input device's host side.
@@ -98,19 +58,14 @@ impl InputEvent {
 pub enum Error {
     /// The guest is not taking input events: {pending} are already waiting
     Full { pending: usize },
-    /// The event of type {kind:#x} code {code:#x} is not one this device reports
-    Unsupported { kind: u16, code: u16 },
+    /// The {device:?} does not report events of type {kind:#x} code {code:#x}
+    Unsupported {
+        device: InputDevice,
+        kind: u16,
+        code: u16,
+    },
     /// Cannot create the input wake-up eventfd: {0}
     EventFd(std::io::Error),
-}
-
-/// Which device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InputKind {
-    /// Every key code, auto-repeat, the three lock LEDs.
-    Keyboard,
-    /// Absolute X/Y (0..=[`ABS_MAX`]), left/right/middle buttons, the wheel.
-    Tablet,
 }
 
 struct Shared {
@@ -121,7 +76,7 @@ struct Shared {
 /// The host's side of an input device: cloneable, usable from any thread.
 #[derive(Clone)]
 pub struct InputHandle {
-    kind: InputKind,
+    device: InputDevice,
     shared: Arc<Mutex<Shared>>,
     wake: Arc<EventFd>,
 }
@@ -135,8 +90,9 @@ impl InputHandle {
     /// Queues `events` (normally ending in a SYN_REPORT) for the guest, all or nothing, and
     /// signals the wake-up eventfd.
     pub fn push(&self, events: &[InputEvent]) -> Result<(), Error> {
-        if let Some(bad) = events.iter().find(|e| !supports(self.kind, e)) {
+        if let Some(bad) = events.iter().find(|e| !self.device.reports(e)) {
             return Err(Error::Unsupported {
+                device: self.device,
                 kind: bad.kind,
                 code: bad.code,
             });
@@ -155,31 +111,6 @@ impl InputHandle {
         Ok(())
     }
 
-    /// A key press (`pressed`) or release, then SYN_REPORT.
-    pub fn key(&self, code: u16, pressed: bool) -> Result<(), Error> {
-        self.push(&[
-            InputEvent::new(ev::EV_KEY, code, u32::from(pressed)),
-            InputEvent::syn(),
-        ])
-    }
-
-    /// Moves the tablet pointer to `x`,`y` in 0..=[`ABS_MAX`] (clamped).
-    pub fn move_to(&self, x: u32, y: u32) -> Result<(), Error> {
-        self.push(&[
-            InputEvent::new(ev::EV_ABS, ev::ABS_X, x.min(ABS_MAX)),
-            InputEvent::new(ev::EV_ABS, ev::ABS_Y, y.min(ABS_MAX)),
-            InputEvent::syn(),
-        ])
-    }
-
-    /// A wheel turn of `clicks` (positive: away from the user).
-    pub fn wheel(&self, clicks: i32) -> Result<(), Error> {
-        self.push(&[
-            InputEvent::new(ev::EV_REL, ev::REL_WHEEL, clicks as u32),
-            InputEvent::syn(),
-        ])
-    }
-
     /// Events waiting for guest buffers.
     pub fn pending(&self) -> usize {
         lock(&self.shared).pending.len()
@@ -196,19 +127,6 @@ impl InputHandle {
     }
 }
 
-fn supports(kind: InputKind, e: &InputEvent) -> bool {
-    match (kind, e.kind) {
-        (_, ev::EV_SYN) => true,
-        (InputKind::Keyboard, ev::EV_KEY) => (1..=ev::KEY_MAX_USED).contains(&e.code),
-        (InputKind::Tablet, ev::EV_KEY) => {
-            matches!(e.code, ev::BTN_LEFT | ev::BTN_RIGHT | ev::BTN_MIDDLE)
-        }
-        (InputKind::Tablet, ev::EV_ABS) => matches!(e.code, ev::ABS_X | ev::ABS_Y),
-        (InputKind::Tablet, ev::EV_REL) => e.code == ev::REL_WHEEL,
-        _ => false,
-    }
-}
-
 struct Active {
     mem: Arc<GuestMemory>,
     interrupt: Arc<dyn InterruptSink>,
@@ -217,7 +135,7 @@ struct Active {
 
 /// A virtio-input device.
 pub struct Input {
-    kind: InputKind,
+    device: InputDevice,
     name: &'static str,
     serial: String,
     product: u16,
@@ -241,21 +159,21 @@ fn bitmap(codes: impl IntoIterator<Item = u16>) -> Vec<u8> {
 
 impl Input {
     /// A keyboard or tablet; `serial` tells several devices apart (at most 128 bytes kept).
-    pub fn new(kind: InputKind, serial: &str) -> Result<Self, Error> {
+    pub fn new(device: InputDevice, serial: &str) -> Result<Self, Error> {
         let wake = EventFd::new(EFD_NONBLOCK).map_err(Error::EventFd)?;
-        let (name, product) = match kind {
-            InputKind::Keyboard => ("Berth Keyboard", 1),
-            InputKind::Tablet => ("Berth Tablet", 2),
+        let (name, product) = match device {
+            InputDevice::Keyboard => ("Berth Keyboard", 1),
+            InputDevice::Tablet => ("Berth Tablet", 2),
         };
         Ok(Input {
-            kind,
+            device,
             name,
             serial: serial.to_owned(),
             product,
             select: 0,
             subsel: 0,
             handle: InputHandle {
-                kind,
+                device,
                 shared: Arc::new(Mutex::new(Shared {
                     pending: VecDeque::new(),
                     leds: 0,
@@ -273,7 +191,7 @@ impl Input {
 
     /// The payload for the current select/subsel; empty means "not supported" (size 0).
     fn payload(&self) -> Vec<u8> {
-        let keyboard = self.kind == InputKind::Keyboard;
+        let keyboard = self.device == InputDevice::Keyboard;
         let mut out = match (self.select, self.subsel) {
             (cfg::ID_NAME, 0) => self.name.as_bytes().to_vec(),
             (cfg::ID_SERIAL, 0) => self.serial.as_bytes().to_vec(),
@@ -297,7 +215,7 @@ impl Input {
             },
             (cfg::ABS_INFO, axis) if !keyboard && u16::from(axis) <= ev::ABS_Y => {
                 // min, max, fuzz, flat, res
-                [0u32, ABS_MAX, 0, 0, 0]
+                [0u32, TABLET_MAX, 0, 0, 0]
                     .iter()
                     .flat_map(|v| v.to_le_bytes())
                     .collect()
@@ -338,7 +256,7 @@ impl Input {
             };
             let head = chain.head_index();
             let written = match Writer::new(mem, chain) {
-                Ok(mut w) if w.available_bytes() >= 8 => w.write_all(&event.to_bytes()).is_ok(),
+                Ok(mut w) if w.available_bytes() >= 8 => w.write_all(&event_bytes(event)).is_ok(),
                 _ => false,
             };
             // A buffer that cannot hold an event is returned empty; the event waits for the
@@ -366,7 +284,7 @@ impl Input {
             if let Ok(mut reader) = Reader::new(mem, chain) {
                 let mut raw = [0u8; 8];
                 while reader.read_exact(&mut raw).is_ok() {
-                    let e = InputEvent::from_bytes(raw);
+                    let e = event_from_bytes(raw);
                     if e.kind == ev::EV_LED && e.code < 32 {
                         let mut shared = lock(shared);
                         if e.value != 0 {
@@ -460,6 +378,7 @@ mod tests {
 
     use super::*;
     use crate::virtio::testing::{Buf, CountingSink, Driver, guest_memory};
+    use berth_api::input::{key_events, wheel_events};
 
     fn select(d: &mut Driver, sel: u8, sub: u8) -> Vec<u8> {
         d.transport_write_config(0, &[sel, sub]);
@@ -490,7 +409,7 @@ mod tests {
     #[test]
     fn keyboard_config_space() {
         let mut d = Driver::new(Box::new(
-            Input::new(InputKind::Keyboard, "kbd0").expect("input"),
+            Input::new(InputDevice::Keyboard, "kbd0").expect("input"),
         ));
         assert_eq!(d.read(0x08), 18);
         assert_eq!(select(&mut d, cfg::ID_NAME, 0), b"Berth Keyboard");
@@ -514,7 +433,7 @@ mod tests {
     #[test]
     fn tablet_config_space() {
         let mut d = Driver::new(Box::new(
-            Input::new(InputKind::Tablet, "tab0").expect("input"),
+            Input::new(InputDevice::Tablet, "tab0").expect("input"),
         ));
         assert_eq!(select(&mut d, cfg::ID_NAME, 0), b"Berth Tablet");
         let abs = select(&mut d, cfg::EV_BITS, ev::EV_ABS as u8);
@@ -533,25 +452,27 @@ mod tests {
         assert_eq!(info.len(), 20);
         assert_eq!(
             u32::from_le_bytes([info[4], info[5], info[6], info[7]]),
-            ABS_MAX
+            TABLET_MAX
         );
         assert!(select(&mut d, cfg::ABS_INFO, 2).is_empty(), "no ABS_Z");
         assert!(select(&mut d, cfg::EV_BITS, ev::EV_REP as u8).is_empty());
     }
 
     fn event_at(d: &Driver, addr: u64) -> InputEvent {
-        InputEvent::from_bytes(d.read_bytes(addr, 8).try_into().expect("8 bytes"))
+        event_from_bytes(d.read_bytes(addr, 8).try_into().expect("8 bytes"))
     }
 
     #[test]
     fn events_wait_for_guest_buffers_then_arrive_in_order() {
-        let input = Input::new(InputKind::Keyboard, "k").expect("input");
+        let input = Input::new(InputDevice::Keyboard, "k").expect("input");
         let handle = input.handle();
         let mut d = Driver::bring_up(Box::new(input), 0);
         // From another thread, before the guest posted anything.
         std::thread::spawn(move || {
-            handle.key(30, true).expect("press");
-            handle.key(30, false).expect("release");
+            handle.push(&key_events(30, true).unwrap()).expect("press");
+            handle
+                .push(&key_events(30, false).unwrap())
+                .expect("release");
         })
         .join()
         .expect("thread");
@@ -564,28 +485,34 @@ mod tests {
         assert_eq!(d.used_idx(), 3);
         assert_eq!(d.used(0).1, 8);
         assert_eq!(event_at(&d, 0x10000), InputEvent::new(ev::EV_KEY, 30, 1));
-        assert_eq!(event_at(&d, 0x10008), InputEvent::syn());
+        assert_eq!(event_at(&d, 0x10008), InputEvent::report());
         assert_eq!(event_at(&d, 0x10010), InputEvent::new(ev::EV_KEY, 30, 0));
         assert!(d.irq.used.load(Ordering::SeqCst) >= 1);
         // The fourth event waits for the next buffer.
         d.submit(&[Buf(0x10018, 8, true)]);
         d.notify(0);
-        assert_eq!(event_at(&d, 0x10018), InputEvent::syn());
+        assert_eq!(event_at(&d, 0x10018), InputEvent::report());
     }
 
     #[test]
     fn tablet_moves_buttons_and_wheel() {
-        let input = Input::new(InputKind::Tablet, "t").expect("input");
+        let input = Input::new(InputDevice::Tablet, "t").expect("input");
         let handle = input.handle();
         let mut d = Driver::bring_up(Box::new(input), 0);
-        handle.move_to(100, 99_999).expect("move");
+        handle
+            .push(&[
+                InputEvent::new(ev::EV_ABS, ev::ABS_X, 100),
+                InputEvent::new(ev::EV_ABS, ev::ABS_Y, TABLET_MAX as i32),
+                InputEvent::report(),
+            ])
+            .expect("move");
         handle
             .push(&[
                 InputEvent::new(ev::EV_KEY, ev::BTN_LEFT, 1),
-                InputEvent::syn(),
+                InputEvent::report(),
             ])
             .expect("click");
-        handle.wheel(-1).expect("wheel");
+        handle.push(&wheel_events(-1)).expect("wheel");
         assert!(handle.wake_fd().read().expect("woken") >= 1);
         for i in 0..7u64 {
             d.submit(&[Buf(0x10000 + i * 8, 8, true)]);
@@ -595,27 +522,30 @@ mod tests {
         assert_eq!(event_at(&d, 0x10000), InputEvent::new(ev::EV_ABS, 0, 100));
         assert_eq!(
             event_at(&d, 0x10008),
-            InputEvent::new(ev::EV_ABS, 1, ABS_MAX)
+            InputEvent::new(ev::EV_ABS, 1, TABLET_MAX as i32)
         );
         assert_eq!(event_at(&d, 0x10018).code, ev::BTN_LEFT);
         assert_eq!(
             event_at(&d, 0x10028),
-            InputEvent::new(ev::EV_REL, ev::REL_WHEEL, u32::MAX)
+            InputEvent::new(ev::EV_REL, ev::REL_WHEEL, -1)
         );
         assert!(matches!(
-            handle.key(30, true),
+            handle.push(&key_events(30, true).unwrap()),
             Err(Error::Unsupported { .. })
         ));
     }
 
     #[test]
     fn pending_events_are_bounded() {
-        let input = Input::new(InputKind::Keyboard, "k").expect("input");
+        let input = Input::new(InputDevice::Keyboard, "k").expect("input");
         let handle = input.handle();
         for _ in 0..MAX_PENDING / 2 {
-            handle.key(2, true).expect("fits");
+            handle.push(&key_events(2, true).unwrap()).expect("fits");
         }
-        assert!(matches!(handle.key(2, false), Err(Error::Full { .. })));
+        assert!(matches!(
+            handle.push(&key_events(2, false).unwrap()),
+            Err(Error::Full { .. })
+        ));
         assert_eq!(handle.pending(), MAX_PENDING);
         assert!(matches!(
             handle.push(&[InputEvent::new(ev::EV_ABS, 0, 0)]),
@@ -625,10 +555,10 @@ mod tests {
 
     #[test]
     fn bad_buffers_do_not_lose_events_or_break_the_device() {
-        let input = Input::new(InputKind::Keyboard, "k").expect("input");
+        let input = Input::new(InputDevice::Keyboard, "k").expect("input");
         let handle = input.handle();
         let mut d = Driver::bring_up(Box::new(input), 0);
-        handle.key(5, true).expect("press");
+        handle.push(&key_events(5, true).unwrap()).expect("press");
         d.submit(&[Buf(0x10000, 4, true)]);
         d.submit(&[Buf(0x10000, 8, false)]);
         d.submit(&[Buf(0xffff_0000_0000, 8, true)]);
@@ -647,7 +577,7 @@ mod tests {
 
     #[test]
     fn status_queue_is_consumed_and_leds_remembered() {
-        let input = Input::new(InputKind::Keyboard, "k").expect("input");
+        let input = Input::new(InputDevice::Keyboard, "k").expect("input");
         let handle = input.handle();
         let irq = Arc::new(CountingSink::default());
         let mem = guest_memory();
@@ -660,9 +590,9 @@ mod tests {
         status.set_used_ring_address(Some(0x7000), Some(0));
         status.set_ready(true);
         let mut events = Vec::new();
-        events.extend_from_slice(&InputEvent::new(ev::EV_LED, ev::LED_CAPSL, 1).to_bytes());
-        events.extend_from_slice(&InputEvent::new(ev::EV_LED, ev::LED_NUML, 1).to_bytes());
-        events.extend_from_slice(&InputEvent::new(ev::EV_LED, ev::LED_NUML, 0).to_bytes());
+        events.extend_from_slice(&event_bytes(InputEvent::new(ev::EV_LED, ev::LED_CAPSL, 1)));
+        events.extend_from_slice(&event_bytes(InputEvent::new(ev::EV_LED, ev::LED_NUML, 1)));
+        events.extend_from_slice(&event_bytes(InputEvent::new(ev::EV_LED, ev::LED_NUML, 0)));
         use vm_memory::{Bytes, GuestAddress};
         mem.write_slice(&events, GuestAddress(0x8000))
             .expect("events");

@@ -1,10 +1,11 @@
 //! Running VMs: one `berth-vmm` child process per running VM, supervised here.
 //!
-//! berthd starts berth-vmm with the VM's definition on its command line and three channels:
-//! - a control socket on fd 3 (`--control-fd 3`): berth-vmm writes `ready` once the guest is
-//!   loaded and about to run, then answers each line command (`stop` = ACPI power button,
-//!   `kill`, `pause`, `resume`) with one line, `ok` or `error <why>`. When berthd goes away the
-//!   socket closes and berth-vmm ends its VM: nobody could reach it any more;
+//! berthd starts berth-vmm with the VM's definition on its command line ([`launch`]) and these
+//! channels (their language is `berth_vmm_api`, shared with berth-vmm):
+//! - a control socket on fd 3: berth-vmm says `ready` once the guest is loaded and about to
+//!   run, then answers each command ([`berth_vmm_api::Command`]: the power button, kill, pause,
+//!   resume, the display, input). When berthd goes away the socket closes and berth-vmm ends
+//!   its VM: nobody could reach it any more;
 //! - stdin/stdout: the serial console (output is pushed as [`Event::VmConsole`]; berth-vmm also
 //!   writes it to `serial.log` in the VM's directory, which `vm log` reads);
 //! - a SOCK_SEQPACKET socket on fd 4 (`--events-fd 4`): the screen's notices
@@ -13,6 +14,12 @@
 //!
 //! A waiter thread per VM turns berth-vmm's exit status into the VM's state (see
 //! [`state_after_exit`]). A berth-vmm that crashes or is killed takes only its own VM with it.
+//! [`input`] turns the API's keys, text, pointer and wheel into the guest's input events.
+
+mod input;
+mod launch;
+
+pub use launch::SERIAL_LOG;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -27,36 +34,30 @@ use std::time::{Duration, Instant};
 
 use berth_api::error::{ApiError, ErrorKind};
 use berth_api::event::Event;
-use berth_api::vm::{BootSource, DisplayInfo, VmConfig, VmState};
+use berth_api::vm::{DisplayInfo, VmConfig, VmState};
 use berth_display::notice::Notice;
+use berth_vmm_api::channel::ControlClient;
+use berth_vmm_api::launch::{CONTROL_FD, EVENTS_FD};
+use berth_vmm_api::{Command as VmmCommand, VmmExit};
 use nix::sys::socket::{self, MsgFlags};
 use tokio::sync::broadcast;
 
 use crate::registry::Registry;
 
-/// The fd berth-vmm finds its control socket on.
-const CONTROL_FD: i32 = 3;
-/// The fd berth-vmm finds its screen-notice socket on.
-const EVENTS_FD: i32 = 4;
 /// How long berth-vmm may take to create the VM and load the guest before it says `ready`.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a control command may take to be answered (a pause waits for every vCPU).
-const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a graceful stop waits for the guest to power off, unless the request says.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `kill` on the control channel may take before berthd sends SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(5);
-/// berth-vmm's exit codes (see its documentation).
-const EXIT_POWER_OFF: i32 = 0;
-const EXIT_RESET: i32 = 2;
-const EXIT_CRASH: i32 = 3;
-const EXIT_STOPPED: i32 = 4;
 /// The most of a serial log `vm log` returns.
 const MAX_LOG_LINES: usize = 10_000;
 /// What of berth-vmm's stderr is kept for a crash reason.
 const STDERR_KEPT: usize = 4096;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every holder leaves the data consistent between statements; a poisoned lock only means
     // another request panicked, which must not stop this one.
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -66,99 +67,10 @@ fn log(message: impl std::fmt::Display) {
     eprintln!("berthd: {message}");
 }
 
-/// The control socket's two directions.
-struct Control {
-    reader: BufReader<UnixStream>,
-    writer: UnixStream,
-}
-
-impl Control {
-    /// Sends `command` and waits for its one-line reply.
-    fn command(&mut self, command: &str) -> Result<(), String> {
-        self.writer
-            .write_all(format!("{command}\n").as_bytes())
-            .map_err(|e| format!("berth-vmm does not listen any more ({e})"))?;
-        let line = self.read_line(REPLY_TIMEOUT)?;
-        match line.strip_prefix("error") {
-            Some(why) => Err(why.trim().to_owned()),
-            None if line == "ok" => Ok(()),
-            None => Err(format!("berth-vmm answered {line:?}")),
-        }
-    }
-
-    /// Sends `command` and waits for its one-line reply, which carries a file descriptor
-    /// (SCM_RIGHTS): the text after `ok` and the fd.
-    ///
-    /// Read with recvmsg on the socket itself, not through the line buffer (a plain read
-    /// would drop the fd). The buffer is empty between commands: berth-vmm writes only replies,
-    /// one per command, after `ready`.
-    fn command_with_fd(&mut self, command: &str) -> Result<(String, OwnedFd), String> {
-        if !self.reader.buffer().is_empty() {
-            return Err("berth-vmm said something unasked on its control channel".into());
-        }
-        self.writer
-            .write_all(format!("{command}\n").as_bytes())
-            .map_err(|e| format!("berth-vmm does not listen any more ({e})"))?;
-        let socket = self.reader.get_ref();
-        let _ = socket.set_read_timeout(Some(REPLY_TIMEOUT));
-        let mut line = Vec::new();
-        let mut fds = Vec::new();
-        let mut byte = [0u8; 1];
-        // A byte at a time: nothing after the newline may be taken from the stream here.
-        while line.last() != Some(&b'\n') {
-            if line.len() > 4096 {
-                return Err("berth-vmm's reply is too long".into());
-            }
-            match berth_api::fdpass::recv_with_fds(socket.as_raw_fd(), &mut byte) {
-                Ok((0, _)) => return Err("berth-vmm closed its control channel".into()),
-                Ok((_, got)) => {
-                    fds.extend(got);
-                    line.push(byte[0]);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    return Err(format!(
-                        "berth-vmm did not answer within {} s",
-                        REPLY_TIMEOUT.as_secs()
-                    ));
-                }
-                Err(e) => return Err(format!("reading berth-vmm's control channel: {e}")),
-            }
-        }
-        let line = String::from_utf8_lossy(&line).trim().to_owned();
-        if let Some(why) = line.strip_prefix("error") {
-            return Err(why.trim().to_owned());
-        }
-        let Some(rest) = line.strip_prefix("ok") else {
-            return Err(format!("berth-vmm answered {line:?}"));
-        };
-        // One fd expected; any others are closed when `fds` is dropped.
-        let fd = fds
-            .into_iter()
-            .next()
-            .ok_or("berth-vmm's answer came without its file descriptor")?;
-        Ok((rest.trim().to_owned(), fd))
-    }
-
-    fn read_line(&mut self, timeout: Duration) -> Result<String, String> {
-        let _ = self.reader.get_ref().set_read_timeout(Some(timeout));
-        let mut line = String::new();
-        match self.reader.read_line(&mut line) {
-            Ok(0) => Err("berth-vmm closed its control channel".into()),
-            Ok(_) => Ok(line.trim_end().to_owned()),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Err(format!(
-                "berth-vmm did not answer within {} s",
-                timeout.as_secs()
-            )),
-            Err(e) => Err(format!("reading berth-vmm's control channel: {e}")),
-        }
-    }
-}
-
 /// One berth-vmm process.
 struct Machine {
     pid: i32,
-    control: Mutex<Control>,
+    control: Mutex<ControlClient>,
     stdin: Mutex<ChildStdin>,
     /// The host is ending the VM (stop, kill): its end is not a crash, and a guest reset then
     /// does not start it again.
@@ -190,7 +102,7 @@ impl Machine {
     /// Ends the VM now: `kill` on the control channel, SIGKILL if that does not do it.
     fn kill(&self) {
         self.ending.store(true, Ordering::SeqCst);
-        let _ = lock(&self.control).command("kill");
+        let _ = lock(&self.control).call(&VmmCommand::Kill, REPLY_TIMEOUT);
         if !self.wait_ended(KILL_GRACE) {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(self.pid),
@@ -220,129 +132,9 @@ pub fn default_vmm_binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("berth-vmm"))
 }
 
-/// What a VM's berth-vmm is started with.
-struct Launch {
-    args: Vec<std::ffi::OsString>,
-}
-
 fn conflict(message: String) -> ApiError {
     ApiError::new(ErrorKind::Conflict, message)
 }
-
-/// Checks, cheaply, that `config` has something to boot and that its files are still there:
-/// what `vm start` refuses before the VM's state changes.
-fn check_boot(config: &VmConfig) -> Result<(), ApiError> {
-    let name = &config.name;
-    let files: Vec<(&str, &Path)> = match &config.boot {
-        None => {
-            return Err(ApiError::invalid(format!(
-                "VM `{name}` has nothing to boot: give it a kernel (`berthctl vm edit {name} --kernel FILE`) or an ISO"
-            )));
-        }
-        Some(BootSource::Kernel { kernel, initrd, .. }) => {
-            std::iter::once(("kernel", kernel.as_path()))
-                .chain(initrd.as_deref().map(|i| ("initramfs", i)))
-                .collect()
-        }
-        Some(BootSource::Iso { iso, .. }) => vec![("ISO image", iso.as_path())],
-    };
-    for (what, file) in files {
-        if !file.is_file() {
-            return Err(ApiError::invalid(format!(
-                "cannot start VM `{name}`: its {what} {} does not exist any more",
-                file.display()
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Where the kernel and initramfs of an ISO's boot entry are extracted, in the VM's directory.
-const ISO_BOOT_DIR: &str = "iso-boot";
-
-/// The berth-vmm command line for `config`, whose directory is `dir`. For an ISO, extracts the
-/// boot entry's kernel and initramfs first.
-fn launch(config: &VmConfig, dir: &Path) -> Result<Launch, ApiError> {
-    check_boot(config)?;
-    let name = &config.name;
-    let mut args: Vec<std::ffi::OsString> = Vec::new();
-    let mut read_only = None;
-    let (kernel, initrd, cmdline) = match &config.boot {
-        Some(BootSource::Kernel {
-            kernel,
-            initrd,
-            cmdline,
-        }) => (kernel.clone(), initrd.clone(), cmdline.clone()),
-        Some(BootSource::Iso { iso, entry }) => {
-            let dest = dir.join(ISO_BOOT_DIR);
-            std::fs::create_dir_all(&dest).map_err(|e| {
-                ApiError::internal(format!("cannot create {}: {e}", dest.display()))
-            })?;
-            let boot = berth_iso::extract_boot(iso, *entry, &dest).map_err(|e| {
-                ApiError::invalid(format!(
-                    "cannot start VM `{name}` from {}: {e}",
-                    iso.display()
-                ))
-            })?;
-            read_only = Some(iso.clone());
-            // Berth's console is the serial port: the guest is told so before the entry's own
-            // words (a later console= of the entry's would win, as the user asked for it).
-            (
-                boot.kernel,
-                boot.initrd,
-                format!("console=ttyS0 panic=-1 {}", boot.cmdline)
-                    .trim()
-                    .to_owned(),
-            )
-        }
-        None => unreachable_boot(name)?,
-    };
-    args.extend(["--kernel".into(), kernel.into()]);
-    if let Some(initrd) = initrd {
-        args.extend(["--initrd".into(), initrd.into()]);
-    }
-    if !cmdline.is_empty() {
-        args.extend(["--cmdline".into(), cmdline.into()]);
-    }
-    args.extend([
-        "--memory".into(),
-        config.memory.to_string().into(),
-        "--cpus".into(),
-        config.cpus.to_string().into(),
-        "--serial-log".into(),
-        dir.join(SERIAL_LOG).into(),
-        "--control-fd".into(),
-        CONTROL_FD.to_string().into(),
-        "--events-fd".into(),
-        EVENTS_FD.to_string().into(),
-        "--display".into(),
-        config.display.to_string().into(),
-    ]);
-    // The VM's own disk first (the guest's /dev/vda, where an installer puts the system), then
-    // the ISO, read-only.
-    if let Some(disk) = &config.disk {
-        let path = if disk.file.is_absolute() {
-            disk.file.clone()
-        } else {
-            dir.join(&disk.file)
-        };
-        args.extend(["--disk".into(), path.into()]);
-    }
-    if let Some(iso) = read_only {
-        args.extend(["--disk".into(), iso.into(), "--read-only".into()]);
-    }
-    Ok(Launch { args })
-}
-
-/// `check_boot` refused a VM without a boot source already; answer the same if it ever gets here.
-fn unreachable_boot<T>(name: &str) -> Result<T, ApiError> {
-    Err(ApiError::invalid(format!(
-        "VM `{name}` has nothing to boot"
-    )))
-}
-
-/// The serial log's file name in the VM's directory.
-pub const SERIAL_LOG: &str = "serial.log";
 
 /// The state a VM is in once its berth-vmm ended with `status`; `None` for a guest reset that
 /// should start the VM again. `ending` says the host asked for the end; `stderr` is what
@@ -353,12 +145,13 @@ pub fn state_after_exit(status: ExitStatus, ending: bool, stderr: &str) -> Optio
         .rev()
         .find(|l| !l.trim().is_empty())
         .map(|l| l.trim().trim_start_matches("berth-vmm: ").to_owned());
-    Some(match (status.code(), status.signal()) {
-        (Some(EXIT_POWER_OFF | EXIT_STOPPED), _) => VmState::Stopped,
-        (Some(EXIT_RESET), _) if !ending => return None,
-        (Some(EXIT_RESET), _) => VmState::Stopped,
+    let exit = status.code().and_then(VmmExit::from_code);
+    Some(match (exit, status.signal()) {
+        (Some(VmmExit::PowerOff | VmmExit::Stopped), _) => VmState::Stopped,
+        (Some(VmmExit::Reset), _) if !ending => return None,
+        (Some(VmmExit::Reset), _) => VmState::Stopped,
         (_, Some(_)) if ending => VmState::Stopped,
-        (Some(EXIT_CRASH), _) => VmState::Crashed {
+        (Some(VmmExit::Crash), _) => VmState::Crashed {
             reason: said.unwrap_or_else(|| "the VM crashed".into()),
         },
         (_, Some(signal)) => VmState::Crashed {
@@ -369,10 +162,13 @@ pub fn state_after_exit(status: ExitStatus, ending: bool, stderr: &str) -> Optio
                     .unwrap_or("unknown")
             ),
         },
-        (code, _) => VmState::Crashed {
+        (_, _) => VmState::Crashed {
             reason: match said {
                 Some(said) => said,
-                None => format!("berth-vmm exited with status {}", code.unwrap_or(-1)),
+                None => format!(
+                    "berth-vmm exited with status {}",
+                    status.code().unwrap_or(-1)
+                ),
             },
         },
     })
@@ -421,7 +217,7 @@ impl Machines {
                 return Err(conflict(format!("VM `{name}` is {state} already")));
             }
             // Checked before the state changes, so a VM that cannot boot stays as it was.
-            check_boot(&config)?;
+            launch::check_boot(&config)?;
             registry.set_state(name, VmState::Starting);
             (config, dir)
         };
@@ -441,7 +237,7 @@ impl Machines {
     /// Starts berth-vmm for `config` and waits for its `ready`.
     fn spawn(self: &Arc<Self>, config: &VmConfig, dir: &Path) -> Result<(), ApiError> {
         let name = config.name.clone();
-        let launch = launch(config, dir)?;
+        let options = launch::launch_options(config, dir)?;
         if !self.vmm.is_file() {
             return Err(ApiError::new(
                 ErrorKind::Unsupported,
@@ -464,7 +260,7 @@ impl Machines {
         let their_notices_fd = their_notices.as_raw_fd();
         let mut command = Command::new(&self.vmm);
         command
-            .args(&launch.args)
+            .args(options.to_args())
             .current_dir(dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -506,31 +302,20 @@ impl Machines {
                 "berth-vmm's standard streams are missing",
             ));
         };
-        let reader = match ours.try_clone() {
-            Ok(reader) => reader,
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(ApiError::internal(format!("control channel: {e}")));
-            }
-        };
-        let mut control = Control {
-            reader: BufReader::new(reader),
-            writer: ours,
-        };
-        match control.read_line(READY_TIMEOUT) {
-            Ok(line) if line == "ready" => {}
-            other => {
+        let mut control = ControlClient::new(ours);
+        match control.wait_ready(READY_TIMEOUT) {
+            Ok(()) => {}
+            Err(failed) => {
                 // It failed before the guest ran: its stderr says why.
                 let _ = child.kill();
                 let _ = child.wait();
                 let mut said = String::new();
                 let _ = stderr.read_to_string(&mut said);
                 let said = said.trim().trim_start_matches("berth-vmm: ").to_owned();
-                let why = match other {
-                    _ if !said.is_empty() => said,
-                    Ok(line) => format!("berth-vmm said {line:?} instead of ready"),
-                    Err(e) => e,
+                let why = if said.is_empty() {
+                    failed.to_string()
+                } else {
+                    said
                 };
                 return Err(ApiError::invalid(format!(
                     "cannot start VM `{name}`: {why}"
@@ -685,11 +470,11 @@ impl Machines {
         if was == VmState::Paused {
             // A paused guest cannot see the button.
             lock(&machine.control)
-                .command("resume")
+                .call(&VmmCommand::Resume, REPLY_TIMEOUT)
                 .map_err(|why| conflict(format!("cannot resume VM `{name}` to stop it: {why}")))?;
         }
         machine.ending.store(true, Ordering::SeqCst);
-        if let Err(why) = lock(&machine.control).command("stop") {
+        if let Err(why) = lock(&machine.control).call(&VmmCommand::Stop, REPLY_TIMEOUT) {
             machine.ending.store(false, Ordering::SeqCst);
             return Err(conflict(format!(
                 "cannot ask VM `{name}` to power off: {why}; `vm stop --force` ends it at once"
@@ -710,17 +495,27 @@ impl Machines {
     pub fn pause(&self, name: &str, pause: bool) -> Result<(), ApiError> {
         let machine = self.machine(name)?;
         let state = lock(&self.registry).state(name)?;
-        let (from, to, command) = if pause {
-            (VmState::Running, VmState::Paused, "pause")
+        let (from, to, command, verb) = if pause {
+            (
+                VmState::Running,
+                VmState::Paused,
+                VmmCommand::Pause,
+                "pause",
+            )
         } else {
-            (VmState::Paused, VmState::Running, "resume")
+            (
+                VmState::Paused,
+                VmState::Running,
+                VmmCommand::Resume,
+                "resume",
+            )
         };
         if state != from {
             return Err(conflict(format!("VM `{name}` is {state}, not {from}")));
         }
         lock(&machine.control)
-            .command(command)
-            .map_err(|why| conflict(format!("cannot {command} VM `{name}`: {why}")))?;
+            .call(&command, REPLY_TIMEOUT)
+            .map_err(|why| conflict(format!("cannot {verb} VM `{name}`: {why}")))?;
         self.publish(name, to);
         Ok(())
     }
@@ -735,12 +530,11 @@ impl Machines {
             .map_err(|e| conflict(format!("VM `{name}` does not take input now: {e}")))
     }
 
-    /// Ends every VM (the daemon is stopping).
     /// VM `name`'s screen: its geometry and the framebuffer memfd berth-vmm shares.
     pub fn display(&self, name: &str) -> Result<(DisplayInfo, OwnedFd), ApiError> {
         let machine = self.machine(name)?;
         let (_, fd) = lock(&machine.control)
-            .command_with_fd("display")
+            .display(REPLY_TIMEOUT)
             .map_err(|why| conflict(format!("cannot get VM `{name}`'s screen: {why}")))?;
         // The header says what the guest shows now (its scanout), not just the mode offered.
         let reader = fd
@@ -765,51 +559,7 @@ impl Machines {
         ))
     }
 
-    /// Sends evdev events to VM `name`'s `device` (`keyboard` or `tablet`), in groups that each
-    /// go whole into the device's queue.
-    pub fn input(
-        &self,
-        name: &str,
-        device: &str,
-        groups: &[Vec<crate::keymap::KeyEvent>],
-    ) -> Result<(), ApiError> {
-        let machine = self.machine(name)?;
-        // Under the device's 1024-event queue, so a long text goes as several commands.
-        const EVENTS_PER_COMMAND: usize = 256;
-        let mut batch: Vec<&crate::keymap::KeyEvent> = Vec::new();
-        let send = |batch: &mut Vec<&crate::keymap::KeyEvent>| -> Result<(), ApiError> {
-            if batch.is_empty() {
-                return Ok(());
-            }
-            let events: Vec<String> = batch
-                .iter()
-                .map(|(kind, code, value)| format!("{kind} {code} {value}"))
-                .collect();
-            let command = format!("input {device} {}", events.join(";"));
-            batch.clear();
-            // The guest may be slower than the typist: a full queue is retried for a while.
-            let deadline = Instant::now() + REPLY_TIMEOUT;
-            loop {
-                match lock(&machine.control).command(&command) {
-                    Ok(()) => return Ok(()),
-                    Err(why) if why.contains("already waiting") && Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(50));
-                    }
-                    Err(why) => {
-                        return Err(conflict(format!("cannot send input to VM `{name}`: {why}")));
-                    }
-                }
-            }
-        };
-        for group in groups {
-            if batch.len() + group.len() > EVENTS_PER_COMMAND {
-                send(&mut batch)?;
-            }
-            batch.extend(group);
-        }
-        send(&mut batch)
-    }
-
+    /// Ends every VM (the daemon is stopping).
     pub fn kill_all(&self) {
         let machines: Vec<_> = lock(&self.running).values().cloned().collect();
         for machine in machines {

@@ -2,7 +2,8 @@
 //! names winit's `KeyCode` and iced's `key::Code` use for their variants) as the Linux evdev
 //! codes (input-event-codes.h) a guest's virtio-input keyboard reports. The key's place on a
 //! US keyboard, whatever the host's layout: the guest's own layout decides the character, as
-//! on real hardware. One table for every window that forwards keys (`berth`, `berth-console`).
+//! on real hardware. One table for every window that forwards keys (`berth`, `berth-console`)
+//! and for the key names of `vm type`/`vm key` ([`super::typing`]).
 
 /// (code name, evdev code) for every key of a PC keyboard.
 const KEYS: &[(&str, u16)] = &[
@@ -138,6 +139,13 @@ const KEYS: &[(&str, u16)] = &[
 pub fn evdev_code(code: &str) -> Option<u16> {
     KEYS.iter()
         .find(|(name, _)| *name == code)
+        .map(|&(_, evdev)| evdev)
+}
+
+/// [`evdev_code`] with the name's case ignored (`keya`, `F13`), for names a person types.
+pub fn by_name_ignoring_case(code: &str) -> Option<u16> {
+    KEYS.iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(code))
         .map(|&(_, evdev)| evdev)
 }
 

@@ -1,0 +1,226 @@
+//! berth-vmm's command line: berthd builds [`LaunchOptions`] and turns them into arguments,
+//! berth-vmm parses them back, so the two cannot drift apart.
+
+use std::ffi::{OsStr, OsString};
+use std::path::PathBuf;
+
+use berth_api::size::parse_size;
+use berth_api::vm::DisplayMode;
+
+/// The usage line berth-vmm prints.
+pub const USAGE: &str = "usage: berth-vmm --kernel BZIMAGE [--initrd FILE] [--cmdline TEXT] \
+[--memory SIZE (e.g. 512M, 2G)] [--cpus N] [--serial-log FILE] [--disk FILE [--read-only]]... \
+[--display WIDTHxHEIGHT] [--control-fd N] [--events-fd N]";
+
+/// The kernel command line when none is given.
+pub const DEFAULT_CMDLINE: &str = "console=ttyS0 panic=-1";
+/// Guest memory when none is given.
+pub const DEFAULT_MEMORY: u64 = 512 << 20;
+
+/// The fd berthd puts berth-vmm's control socket on.
+pub const CONTROL_FD: i32 = 3;
+/// The fd berthd puts the screen-notice socket on.
+pub const EVENTS_FD: i32 = 4;
+
+/// A disk attached as virtio-blk (`/dev/vda`, `/dev/vdb`, ... in the order given).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disk {
+    pub path: PathBuf,
+    pub read_only: bool,
+}
+
+/// Everything berth-vmm is started with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchOptions {
+    /// A bzImage, or a Berth flat image (test guests).
+    pub kernel: PathBuf,
+    pub initrd: Option<PathBuf>,
+    pub cmdline: String,
+    /// Guest memory in bytes.
+    pub memory: u64,
+    pub cpus: u32,
+    /// A file the serial console is copied to.
+    pub serial_log: Option<PathBuf>,
+    pub disks: Vec<Disk>,
+    /// The display's mode: attaches virtio-gpu and the virtio-input keyboard and tablet.
+    pub display: Option<DisplayMode>,
+    /// The control channel ([`crate::channel`]), an inherited socket.
+    pub control_fd: Option<i32>,
+    /// A SOCK_SEQPACKET socket the screen's notices go to (`berth_display::notice`).
+    pub events_fd: Option<i32>,
+}
+
+impl LaunchOptions {
+    /// Options for booting `kernel`, everything else as berth-vmm's defaults.
+    pub fn new(kernel: PathBuf) -> LaunchOptions {
+        LaunchOptions {
+            kernel,
+            initrd: None,
+            cmdline: DEFAULT_CMDLINE.into(),
+            memory: DEFAULT_MEMORY,
+            cpus: 1,
+            serial_log: None,
+            disks: Vec::new(),
+            display: None,
+            control_fd: None,
+            events_fd: None,
+        }
+    }
+
+    /// The arguments that give berth-vmm these options.
+    pub fn to_args(&self) -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec!["--kernel".into(), self.kernel.clone().into()];
+        if let Some(initrd) = &self.initrd {
+            args.extend(["--initrd".into(), initrd.clone().into()]);
+        }
+        args.extend([
+            "--cmdline".into(),
+            self.cmdline.clone().into(),
+            "--memory".into(),
+            self.memory.to_string().into(),
+            "--cpus".into(),
+            self.cpus.to_string().into(),
+        ]);
+        if let Some(log) = &self.serial_log {
+            args.extend(["--serial-log".into(), log.clone().into()]);
+        }
+        for disk in &self.disks {
+            args.extend(["--disk".into(), disk.path.clone().into()]);
+            if disk.read_only {
+                args.push("--read-only".into());
+            }
+        }
+        if let Some(display) = self.display {
+            args.extend(["--display".into(), display.to_string().into()]);
+        }
+        if let Some(fd) = self.control_fd {
+            args.extend(["--control-fd".into(), fd.to_string().into()]);
+        }
+        if let Some(fd) = self.events_fd {
+            args.extend(["--events-fd".into(), fd.to_string().into()]);
+        }
+        args
+    }
+
+    /// Parses berth-vmm's arguments (without the program name). `Err` carries what to print:
+    /// the usage for `--help`, else what is wrong.
+    pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<LaunchOptions, String> {
+        let mut args = args.into_iter();
+        let mut kernel = None;
+        let mut options = LaunchOptions::new(PathBuf::new());
+        while let Some(flag) = args.next() {
+            let flag = flag.to_string_lossy().into_owned();
+            let mut value = || {
+                args.next()
+                    .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))
+            };
+            match flag.as_str() {
+                "--kernel" => kernel = Some(PathBuf::from(value()?)),
+                "--initrd" => options.initrd = Some(PathBuf::from(value()?)),
+                "--cmdline" => options.cmdline = text(&flag, &value()?)?,
+                "--memory" => options.memory = parse_size(&text(&flag, &value()?)?)?,
+                "--cpus" => options.cpus = number(&flag, &value()?)?,
+                "--serial-log" => options.serial_log = Some(PathBuf::from(value()?)),
+                "--disk" => options.disks.push(Disk {
+                    path: PathBuf::from(value()?),
+                    read_only: false,
+                }),
+                "--read-only" => match options.disks.last_mut() {
+                    Some(disk) => disk.read_only = true,
+                    None => return Err("--read-only must follow a --disk".into()),
+                },
+                "--display" => {
+                    let mode = text(&flag, &value()?)?;
+                    options.display = Some(mode.parse().map_err(|e| format!("--display: {e}"))?);
+                }
+                "--control-fd" => options.control_fd = Some(number(&flag, &value()?)?),
+                "--events-fd" => options.events_fd = Some(number(&flag, &value()?)?),
+                "-h" | "--help" => return Err(USAGE.into()),
+                other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+            }
+        }
+        options.kernel = kernel.ok_or_else(|| format!("--kernel is required\n{USAGE}"))?;
+        Ok(options)
+    }
+}
+
+fn text(flag: &str, value: &OsStr) -> Result<String, String> {
+    value
+        .to_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("{flag}: {value:?} is not UTF-8 text"))
+}
+
+fn number<T: std::str::FromStr>(flag: &str, value: &OsStr) -> Result<T, String> {
+    text(flag, value)?
+        .parse()
+        .map_err(|_| format!("bad {flag} {value:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStrExt;
+
+    fn args(words: &[&str]) -> Vec<OsString> {
+        words.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn options_go_there_and_back() {
+        let mut options = LaunchOptions::new("/vms/a/kernel".into());
+        options.initrd = Some("/vms/a/initrd".into());
+        options.cmdline = "console=ttyS0 quiet".into();
+        options.memory = 2 << 30;
+        options.cpus = 2;
+        options.serial_log = Some("/vms/a/serial.log".into());
+        options.disks = vec![
+            Disk {
+                path: "/vms/a/disk.raw".into(),
+                read_only: false,
+            },
+            Disk {
+                // Paths need not be UTF-8.
+                path: PathBuf::from(OsStr::from_bytes(b"/isos/\xffdebian.iso")),
+                read_only: true,
+            },
+        ];
+        options.display = Some(DisplayMode {
+            width: 1280,
+            height: 800,
+        });
+        options.control_fd = Some(CONTROL_FD);
+        options.events_fd = Some(EVENTS_FD);
+        assert_eq!(LaunchOptions::parse(options.to_args()), Ok(options.clone()));
+        let plain = LaunchOptions::new("k".into());
+        assert_eq!(LaunchOptions::parse(plain.to_args()), Ok(plain));
+    }
+
+    #[test]
+    fn what_a_person_types_is_read_and_mistakes_are_named() {
+        let options = LaunchOptions::parse(args(&[
+            "--kernel",
+            "bz",
+            "--memory",
+            "512M",
+            "--display",
+            "64X48",
+        ]))
+        .unwrap();
+        assert_eq!(options.memory, 512 << 20);
+        assert_eq!(options.cmdline, DEFAULT_CMDLINE);
+        assert_eq!(options.display.map(|d| (d.width, d.height)), Some((64, 48)));
+        for (bad, says) in [
+            (&["--memory", "1G"][..], "--kernel is required"),
+            (&["--kernel", "k", "--read-only"], "must follow a --disk"),
+            (&["--kernel", "k", "--cpus", "two"], "bad --cpus"),
+            (&["--kernel", "k", "--display", "4096x10"], "--display"),
+            (&["--kernel", "k", "--frobnicate"], "unknown argument"),
+            (&["--kernel"], "needs a value"),
+            (&["--help"], "usage:"),
+        ] {
+            let error = LaunchOptions::parse(args(bad)).unwrap_err();
+            assert!(error.contains(says), "{bad:?}: {error}");
+        }
+    }
+}
