@@ -15,6 +15,7 @@ use tokio::net::UnixStream;
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::container::{BuildSpec, ContainerInfo, ContainerStats, ImageInfo, RunSpec};
 use crate::error::{ApiError, ErrorKind};
 use crate::event::Event;
 use crate::fdpass::FdFrameReader;
@@ -234,7 +235,7 @@ impl Client {
 
     /// Start receiving events on this connection's [`Events`].
     pub async fn subscribe(&self) -> Result<(), ClientError> {
-        self.call(Request::Subscribe).await.map(drop)
+        self.done(Request::Subscribe).await
     }
 
     pub async fn host(&self) -> Result<HostInfo, ClientError> {
@@ -257,7 +258,7 @@ impl Client {
         }
     }
 
-    /// VM `name`'s screen: its geometry and the framebuffer memfd, to map read-only (with
+    /// VM `name`'s display: its geometry and the framebuffer memfd, to map read-only (with
     /// `berth_display::framebuffer::FramebufferReader`).
     pub async fn vm_display(&self, name: &str) -> Result<(DisplayInfo, OwnedFd), ClientError> {
         match self
@@ -301,16 +302,262 @@ impl Client {
     }
 
     pub async fn vm_delete(&self, name: &str) -> Result<(), ClientError> {
-        self.call(Request::VmDelete {
+        self.done(Request::VmDelete {
             name: name.to_owned(),
         })
         .await
-        .map(drop)
+    }
+
+    pub async fn vm_start(&self, name: &str) -> Result<VmInfo, ClientError> {
+        self.vm_reply(Request::VmStart {
+            name: name.to_owned(),
+        })
+        .await
+    }
+
+    /// Asks the guest to power off (the power button) and answers once it has, ending it after
+    /// `timeout_secs` (berthd's default: 30); with `force`, ends it at once.
+    pub async fn vm_stop(
+        &self,
+        name: &str,
+        force: bool,
+        timeout_secs: Option<u32>,
+    ) -> Result<VmInfo, ClientError> {
+        self.vm_reply(Request::VmStop {
+            name: name.to_owned(),
+            force,
+            timeout_secs,
+        })
+        .await
+    }
+
+    pub async fn vm_pause(&self, name: &str) -> Result<VmInfo, ClientError> {
+        self.vm_reply(Request::VmPause {
+            name: name.to_owned(),
+        })
+        .await
+    }
+
+    pub async fn vm_resume(&self, name: &str) -> Result<VmInfo, ClientError> {
+        self.vm_reply(Request::VmResume {
+            name: name.to_owned(),
+        })
+        .await
+    }
+
+    /// Sends bytes to the VM's serial console.
+    pub async fn vm_serial_input(&self, name: &str, data: Vec<u8>) -> Result<(), ClientError> {
+        self.done(Request::VmSerialInput {
+            name: name.to_owned(),
+            data,
+        })
+        .await
+    }
+
+    /// The last `lines` lines of the VM's serial log.
+    pub async fn vm_log(&self, name: &str, lines: u32) -> Result<Vec<String>, ClientError> {
+        self.lines(Request::VmLog {
+            name: name.to_owned(),
+            lines,
+        })
+        .await
+    }
+
+    /// Types `text` on the VM's keyboard (US layout).
+    pub async fn vm_type(&self, name: &str, text: &str) -> Result<(), ClientError> {
+        self.done(Request::VmType {
+            name: name.to_owned(),
+            text: text.to_owned(),
+        })
+        .await
+    }
+
+    /// Presses key combinations such as `ctrl+alt+f2`.
+    pub async fn vm_key(&self, name: &str, keys: &str) -> Result<(), ClientError> {
+        self.done(Request::VmKey {
+            name: name.to_owned(),
+            keys: keys.to_owned(),
+        })
+        .await
+    }
+
+    /// One key (an evdev code) goes down or up.
+    pub async fn vm_key_event(
+        &self,
+        name: &str,
+        code: u16,
+        pressed: bool,
+    ) -> Result<(), ClientError> {
+        self.done(Request::VmKeyEvent {
+            name: name.to_owned(),
+            code,
+            pressed,
+        })
+        .await
+    }
+
+    /// The tablet at `x`,`y` (0..=`input::TABLET_MAX`) with `buttons` held.
+    pub async fn vm_pointer(
+        &self,
+        name: &str,
+        x: u32,
+        y: u32,
+        buttons: u8,
+    ) -> Result<(), ClientError> {
+        self.done(Request::VmPointer {
+            name: name.to_owned(),
+            x,
+            y,
+            buttons,
+        })
+        .await
+    }
+
+    /// A wheel turn of `clicks` (positive: away from the user).
+    pub async fn vm_wheel(&self, name: &str, clicks: i32) -> Result<(), ClientError> {
+        self.done(Request::VmWheel {
+            name: name.to_owned(),
+            clicks,
+        })
+        .await
+    }
+
+    /// Builds an image; progress comes as `BuildProgress` events to a subscribed client.
+    pub async fn build(&self, spec: BuildSpec) -> Result<Vec<ImageInfo>, ClientError> {
+        self.images_reply(Request::Build(spec)).await
+    }
+
+    /// Starts a container; answered once it runs.
+    pub async fn run(&self, spec: RunSpec) -> Result<ContainerInfo, ClientError> {
+        self.container_reply(Request::Run(spec)).await
+    }
+
+    pub async fn ps(&self, all: bool) -> Result<Vec<ContainerInfo>, ClientError> {
+        match self.call(Request::Ps { all }).await? {
+            Reply::Containers(list) => Ok(list),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// A container's output so far.
+    pub async fn logs(&self, container: &str) -> Result<Vec<String>, ClientError> {
+        self.lines(Request::Logs {
+            container: container.to_owned(),
+            follow: false,
+        })
+        .await
+    }
+
+    /// A container's output, pushed as `LogLine` events to this connection (subscribed or
+    /// not) until it stops; answered then.
+    pub async fn follow_logs(&self, container: &str) -> Result<(), ClientError> {
+        self.done(Request::Logs {
+            container: container.to_owned(),
+            follow: true,
+        })
+        .await
+    }
+
+    pub async fn container_start(&self, container: &str) -> Result<ContainerInfo, ClientError> {
+        self.container_reply(Request::ContainerStart {
+            container: container.to_owned(),
+        })
+        .await
+    }
+
+    /// Its stop signal, then SIGKILL after `timeout_secs` (berthd's default: 10).
+    pub async fn container_stop(
+        &self,
+        container: &str,
+        timeout_secs: Option<u32>,
+    ) -> Result<ContainerInfo, ClientError> {
+        self.container_reply(Request::ContainerStop {
+            container: container.to_owned(),
+            timeout_secs,
+        })
+        .await
+    }
+
+    pub async fn container_restart(&self, container: &str) -> Result<ContainerInfo, ClientError> {
+        self.container_reply(Request::ContainerRestart {
+            container: container.to_owned(),
+        })
+        .await
+    }
+
+    pub async fn container_rm(&self, container: &str, force: bool) -> Result<(), ClientError> {
+        self.done(Request::ContainerRm {
+            container: container.to_owned(),
+            force,
+        })
+        .await
+    }
+
+    /// Live use and shares of one container, or of every running one.
+    pub async fn stats(&self, container: Option<&str>) -> Result<Vec<ContainerStats>, ClientError> {
+        match self
+            .call(Request::Stats {
+                container: container.map(str::to_owned),
+            })
+            .await?
+        {
+            Reply::Stats(stats) => Ok(stats),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn images(&self) -> Result<Vec<ImageInfo>, ClientError> {
+        self.images_reply(Request::Images).await
+    }
+
+    pub async fn rmi(&self, image: &str) -> Result<(), ClientError> {
+        self.done(Request::Rmi {
+            image: image.to_owned(),
+        })
+        .await
+    }
+
+    /// Imports a root filesystem tarball or an OCI archive (`path` absolute, readable by this
+    /// user) as image `name`; the images it made.
+    pub async fn import(&self, path: &Path, name: &str) -> Result<Vec<ImageInfo>, ClientError> {
+        self.images_reply(Request::Import {
+            path: path.to_owned(),
+            name: name.to_owned(),
+        })
+        .await
+    }
+
+    async fn done(&self, request: Request) -> Result<(), ClientError> {
+        match self.call(request).await? {
+            Reply::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn lines(&self, request: Request) -> Result<Vec<String>, ClientError> {
+        match self.call(request).await? {
+            Reply::Lines(lines) => Ok(lines),
+            other => Err(unexpected(other)),
+        }
     }
 
     async fn vm_reply(&self, request: Request) -> Result<VmInfo, ClientError> {
         match self.call(request).await? {
             Reply::Vm(info) => Ok(info),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn images_reply(&self, request: Request) -> Result<Vec<ImageInfo>, ClientError> {
+        match self.call(request).await? {
+            Reply::Images(images) => Ok(images),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn container_reply(&self, request: Request) -> Result<ContainerInfo, ClientError> {
+        match self.call(request).await? {
+            Reply::Container(info) => Ok(info),
             other => Err(unexpected(other)),
         }
     }

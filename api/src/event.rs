@@ -23,12 +23,12 @@ pub enum Event {
     /// A build moved on to a step.
     BuildProgress(BuildProgress),
     /// Bytes a VM wrote to its serial console, as they came (not split into lines).
-    VmConsole { name: String, data: Vec<u8> },
+    VmSerial { name: String, data: Vec<u8> },
     /// A line of a VM's serial console or a container's output.
     LogLine { source: String, line: String },
-    /// A VM's screen changed: the frame now published (the framebuffer header's frame number)
+    /// A VM's display changed: the frame now published (the framebuffer header's frame number)
     /// and the rectangle that changed in it.
-    ConsoleUpdate {
+    DisplayUpdate {
         name: String,
         sequence: u64,
         x: u32,
@@ -36,9 +36,9 @@ pub enum Event {
         width: u32,
         height: u32,
     },
-    /// A VM's screen changed mode (0x0: the guest turned its screen off). Announced before the
+    /// A VM's display changed mode (0x0: the guest turned its display off). Announced before the
     /// first frame in the new mode, so a client remaps before it reads one.
-    ConsoleMode {
+    DisplayMode {
         name: String,
         width: u32,
         height: u32,

@@ -33,7 +33,7 @@ pub mod ev {
     pub const KEY_MAX_USED: u16 = 248;
 }
 
-/// The tablet's axes run 0..=TABLET_MAX across the guest's screen, whatever its size (the
+/// The tablet's axes run 0..=TABLET_MAX across the guest's display, whatever its size (the
 /// guest scales): virtio-input's absolute range as Berth's tablet reports it.
 pub const TABLET_MAX: u32 = 32767;
 
@@ -163,7 +163,7 @@ pub fn wheel_events(clicks: i32) -> Vec<InputEvent> {
     ]
 }
 
-/// Where `at` falls on the guest's tablet when a `picture`-sized screen is shown in an
+/// Where `at` falls on the guest's tablet when a `picture`-sized display is shown in an
 /// `area` scaled to fit with its aspect kept and centred (bars on two sides when the shapes
 /// differ); `None` over a bar or outside. `at` and `area` in the same units (logical or
 /// physical pixels), `at` from the area's top-left corner.

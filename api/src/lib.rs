@@ -18,6 +18,8 @@ pub mod error;
 pub mod event;
 pub mod fdpass;
 pub mod frame;
+/// The fuzz target's entry point (`fuzz/`), with the `fuzzing` feature.
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod host;
 pub mod input;

@@ -17,7 +17,7 @@ use crate::host::DaemonMode;
 use crate::request::{Reply, Request};
 
 /// The protocol version this crate speaks. Bumped on any incompatible change to the frames.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// What a client sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

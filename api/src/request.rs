@@ -49,7 +49,7 @@ pub enum Request {
         name: String,
     },
     /// Send bytes to the VM's serial console.
-    VmConsoleInput {
+    VmSerialInput {
         name: String,
         data: Vec<u8>,
     },
@@ -57,10 +57,6 @@ pub enum Request {
     VmLog {
         name: String,
         lines: u32,
-    },
-    /// The current screen as a PNG.
-    VmScreenshot {
-        name: String,
     },
     /// Type text on the VM's keyboard.
     VmType {
@@ -79,12 +75,12 @@ pub enum Request {
         code: u16,
         pressed: bool,
     },
-    /// The VM's screen: answered with [`Reply::Display`], the framebuffer memfd riding on the
+    /// The VM's display: answered with [`Reply::Display`], the framebuffer memfd riding on the
     /// response frame as SCM_RIGHTS (map it read-only; see `berth_display::framebuffer`).
     VmDisplay {
         name: String,
     },
-    /// Moves the tablet pointer to `x`,`y` (0..=32767 across the screen, whatever its size)
+    /// Moves the tablet pointer to `x`,`y` (0..=`input::TABLET_MAX` across the display, whatever its size)
     /// with `buttons` held (bit 0 left, bit 1 right, bit 2 middle).
     VmPointer {
         name: String,
@@ -172,6 +168,6 @@ pub enum Reply {
     Stats(Vec<ContainerStats>),
     /// What an ISO image is and how it boots.
     Iso(IsoInfo),
-    /// The VM's screen; the frame carries its framebuffer memfd.
+    /// The VM's display; the frame carries its framebuffer memfd.
     Display(DisplayInfo),
 }

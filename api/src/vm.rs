@@ -66,12 +66,12 @@ pub struct VmConfig {
     /// Seconds since the Unix epoch when the VM was created.
     #[serde(default)]
     pub created: u64,
-    /// The screen's resolution (definitions from before displays existed get the default).
+    /// The display's resolution (definitions from before displays existed get the default).
     #[serde(default)]
     pub display: DisplayMode,
 }
 
-/// A screen resolution in pixels.
+/// A display resolution in pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DisplayMode {
     pub width: u32,
@@ -127,7 +127,7 @@ impl DisplayMode {
     }
 }
 
-/// The screen of a running VM as `vm display` hands it out, with the framebuffer memfd (whose
+/// The display of a running VM as `vm display` hands it out, with the framebuffer memfd (whose
 /// header has the live geometry; these are the values when it was sent).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DisplayInfo {
@@ -168,7 +168,7 @@ pub struct VmEdit {
     pub cmdline: Option<String>,
     #[serde(default)]
     pub iso: Option<PathBuf>,
-    /// A new screen resolution, used from the next start.
+    /// A new display resolution, used from the next start.
     #[serde(default)]
     pub display: Option<DisplayMode>,
     #[serde(default)]

@@ -40,7 +40,7 @@ impl std::fmt::Debug for Event {
     }
 }
 
-/// VMs whose screen a console surface draws, with the surface: their `ConsoleUpdate` events,
+/// VMs whose display a console surface draws, with the surface: their `DisplayUpdate` events,
 /// one a frame, go to the surface's thread instead of the window, which has nothing to do for
 /// them and would otherwise be woken to build its view 60 times a second.
 static ROUTED: Mutex<Vec<(String, SurfaceHandle)>> = Mutex::new(Vec::new());
@@ -70,9 +70,9 @@ impl Drop for RoutedUpdates {
     }
 }
 
-/// Hands a frame event to the surfaces drawing its VM's screen; whether there were any.
+/// Hands a frame event to the surfaces drawing its VM's display; whether there were any.
 fn routed(event: &berth_api::Event) -> bool {
-    let berth_api::Event::ConsoleUpdate { name, .. } = event else {
+    let berth_api::Event::DisplayUpdate { name, .. } = event else {
         return false;
     };
     let Ok(routed) = ROUTED.lock() else {

@@ -3,10 +3,10 @@
 
 mod app;
 mod connection;
-mod console;
 mod data;
 mod screen;
 mod surface;
+mod theme;
 mod widget;
 
 /// Without a GPU (no DRM render node), iced's wgpu renderer runs on Mesa's software

@@ -1,4 +1,4 @@
-//! The console surface: the guest's screen drawn straight onto the Berth window on X11, past
+//! The console surface: the guest's display drawn straight onto the Berth window on X11, past
 //! the renderer. A child window of the Berth window, as large as the picture's visible part,
 //! takes frames through MIT-SHM from a thread of its own, which reads the guest's framebuffer,
 //! scales it once into shared memory and has the X server copy it: no image handle, no
@@ -7,20 +7,19 @@
 //! Why: iced's software renderer (tiny-skia, what it uses without a GPU) converts every pixel
 //! of every new image and draws it through its floating-point pipeline; with the scaling on top
 //! that cost the window 70 % of a core at 60 frames a second (README, performance). VirtualBox
-//! and virt-viewer also draw a guest's screen on a native surface of their own.
+//! and virt-viewer also draw a guest's display on a native surface of their own.
 //!
 //! The child window has an empty input shape: the pointer and the keyboard never see it, so
 //! every event still reaches the Berth window (and the console widget under it) as before. The
 //! console widget tells the surface where the picture's area is each time the window is drawn
 //! ([`SurfaceHandle::place`]) and hides it when it leaves the window's tree (the wizard opens,
-//! another VM is selected). The VM's `ConsoleUpdate` events wake the thread
-//! ([`SurfaceHandle::wake`], from the connection, past the application); a still screen costs
+//! another VM is selected). The VM's `DisplayUpdate` events wake the thread
+//! ([`SurfaceHandle::wake`], from the connection, past the application); a still display costs
 //! nothing but a look every quarter second. Without X11 (Wayland), or when the X server lacks
 //! MIT-SHM with file descriptors or SHAPE, or cannot map the window's memory (a remote
-//! display), the window draws the screen through the renderer instead.
+//! display), the window draws the display through the renderer instead.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::ptr::NonNull;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -39,10 +38,10 @@ use x11rb::protocol::xproto::{
 };
 use x11rb::rust_connection::RustConnection;
 
-use crate::console::FrameRate;
+use crate::data::console::FrameRate;
 
 /// How long the surface waits for word of a new frame before it looks by itself (an update
-/// event missed, the window exposed): a wait this long costs a still screen nothing (a 4 ms
+/// event missed, the window exposed): a wait this long costs a still display nothing (a 4 ms
 /// poll cost 2 % of a core here, in timer wake-ups alone).
 const IDLE_LOOK: Duration = Duration::from_millis(250);
 
@@ -85,7 +84,7 @@ pub struct Placement {
     pub clip: Rect,
 }
 
-/// Where a `screen`-sized picture goes for a placement: scaled to fit the area with its aspect
+/// Where a `display`-sized picture goes for a placement: scaled to fit the area with its aspect
 /// kept, centred, and the part of it that can be seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Layout {
@@ -98,13 +97,13 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// `None` when nothing of the picture can be seen (or the guest has no screen yet).
-    pub fn of(screen: (u32, u32), placement: &Placement) -> Option<Layout> {
+    /// `None` when nothing of the picture can be seen (or the guest has no display yet).
+    pub fn of(display: (u32, u32), placement: &Placement) -> Option<Layout> {
         let area = placement.area;
-        if screen.0 == 0 || screen.1 == 0 || area.width == 0 || area.height == 0 {
+        if display.0 == 0 || display.1 == 0 || area.width == 0 || area.height == 0 {
             return None;
         }
-        let picture = resample::fit(screen, (area.width, area.height));
+        let picture = resample::fit(display, (area.width, area.height));
         let whole = Rect {
             x: area.x + ((area.width - picture.0) / 2) as i32,
             y: area.y + ((area.height - picture.1) / 2) as i32,
@@ -125,7 +124,7 @@ impl Layout {
 enum Command {
     /// Show the picture here (`None`: hide it).
     Place(Option<Placement>),
-    /// The guest published a frame (its `ConsoleUpdate` event came).
+    /// The guest published a frame (its `DisplayUpdate` event came).
     Wake,
     /// The surface is being dropped.
     Stop,
@@ -370,7 +369,7 @@ fn present(
                     views += 1;
                     let Some(format) = Format::from_code(view.format()) else {
                         return Err(format!(
-                            "the guest's screen has an unknown format {}",
+                            "the guest's display has an unknown format {}",
                             view.format()
                         ));
                     };
@@ -392,7 +391,7 @@ fn present(
             if let Some(rate) = rate.as_mut()
                 && let Some(fps) = rate.shown(Instant::now())
             {
-                // For scripts/bench-screen, as the renderer's path reports it.
+                // For scripts/bench-display, as the renderer's path reports it.
                 eprintln!(
                     "berth: console {fps:.1} frames/s at {}x{} (surface, {:.2} views a frame)",
                     viewed.width,
@@ -568,7 +567,7 @@ impl ChildWindow {
         self.conn.shm_attach_fd(id, fd, true)?.check()?;
         self.segment = Some(Segment {
             id,
-            len: memory.len,
+            len: memory.map.len(),
             memory,
         });
         Ok(())
@@ -639,61 +638,22 @@ struct Segment {
 /// A memfd mapped read-write, for frames the X server reads.
 struct SharedMemory {
     fd: OwnedFd,
-    ptr: NonNull<u8>,
-    len: usize,
+    map: berth_display::shm::Mapping,
 }
-
-// SAFETY: the mapping is owned by this value alone; moving it to another thread moves sole
-// access with it.
-unsafe impl Send for SharedMemory {}
 
 impl SharedMemory {
     fn new(len: usize) -> std::io::Result<SharedMemory> {
-        let name = c"berth-console-surface";
-        // SAFETY: a NUL-terminated name and valid flags; the result is checked.
-        let raw = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
-        if raw < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: `raw` is a new descriptor owned by nothing else.
-        let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
-        let size = libc::off_t::try_from(len).map_err(std::io::Error::other)?;
-        // SAFETY: a valid descriptor; the result is checked.
-        if unsafe { libc::ftruncate(std::os::fd::AsRawFd::as_raw_fd(&fd), size) } < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: a new shared mapping of the whole file, checked for failure; nothing else in
-        // this process maps it.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                std::os::fd::AsRawFd::as_raw_fd(&fd),
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error());
-        }
-        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or_else(std::io::Error::last_os_error)?;
-        Ok(SharedMemory { fd, ptr, len })
+        let fd = berth_display::shm::memfd(c"berth-console-surface", len, false)?;
+        let map = berth_display::shm::Mapping::new(std::os::fd::AsFd::as_fd(&fd), len, true)?;
+        Ok(SharedMemory { fd, map })
     }
 
     fn bytes(&mut self) -> &mut [u8] {
-        // SAFETY: `ptr` maps `len` bytes for as long as `self` lives, and `&mut self` makes
-        // this the only slice of it in the process. The X server reads the memory only while a
-        // put is being processed, and every put waits for its answer before the memory is
-        // handed out again.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
-    }
-}
-
-impl Drop for SharedMemory {
-    fn drop(&mut self) {
-        // SAFETY: unmaps exactly the mapping made in `new`; no slice of it outlives `self`.
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+        // SAFETY: the mapping holds `len` bytes for as long as `self` lives, and `&mut self`
+        // makes this the only slice of it in the process. The X server reads the memory only
+        // while a put is being processed, and every put waits for its answer before the memory
+        // is handed out again.
+        unsafe { std::slice::from_raw_parts_mut(self.map.ptr().as_ptr(), self.map.len()) }
     }
 }
 
@@ -744,7 +704,7 @@ mod tests {
 
     #[test]
     fn the_picture_is_centred_in_its_area() {
-        // A 16:10 screen in a wide area: bars left and right.
+        // A 16:10 display in a wide area: bars left and right.
         let placement = Placement {
             area: rect(300, 100, 813, 416),
             clip: rect(250, 50, 900, 700),
@@ -768,7 +728,7 @@ mod tests {
     }
 
     #[test]
-    fn nothing_shows_out_of_view_or_without_a_screen() {
+    fn nothing_shows_out_of_view_or_without_a_display() {
         let placement = Placement {
             area: rect(0, 800, 640, 400),
             clip: rect(0, 0, 1000, 700),

@@ -343,7 +343,7 @@ impl Engine {
         }
         let image = images
             .resolve(&spec.image)
-            .map_err(crate::server::image_error)?;
+            .map_err(crate::images::image_error)?;
         let run = &image.config.config;
         let mut command = run.entrypoint.clone().unwrap_or_default();
         command.extend(if spec.command.is_empty() {

@@ -4,8 +4,34 @@
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use berth_api::host::HostSample;
-use berth_api::utilisation::{Resources, ratio};
+use berth_api::host::{HostInfo, HostSample};
+use berth_api::utilisation::{Resources, host_allocation, ratio};
+
+use crate::config::DaemonConfig;
+use crate::registry::Registry;
+use crate::server::SERVER_VERSION;
+
+/// `berthctl host`: the host's totals, what the VMs of `registry` were given of them, and the
+/// daemon that answers.
+pub fn host_info(registry: &Registry, config: &DaemonConfig) -> HostInfo {
+    let (total, disk_free) = totals(&config.state_dir);
+    let given = registry.allocated();
+    let allocated = given.iter().fold(Resources::default(), |sum, r| Resources {
+        cpus: sum.cpus + r.cpus,
+        memory: sum.memory + r.memory,
+        disk: sum.disk + r.disk,
+    });
+    HostInfo {
+        total,
+        disk_free,
+        allocated,
+        allocation: host_allocation(&given, &total),
+        vm_count: given.len() as u32,
+        state_dir: config.state_dir.clone(),
+        mode: config.mode,
+        server_version: SERVER_VERSION.into(),
+    }
+}
 
 /// The host's totals, and the bytes free on the state filesystem.
 pub fn totals(state_dir: &Path) -> (Resources, u64) {

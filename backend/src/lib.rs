@@ -2,10 +2,13 @@
 //! on a Unix socket to the GUI and berthctl. It supervises one berth-vmm per running VM and
 //! drives the container engine.
 //!
-//! - [`server`]: the socket, connections, the handshake and request dispatch.
+//! - [`server`]: the daemon's life (state dir, socket, services, accept loop, shutdown);
+//!   [`connection`]: one client's frames, handshake and events; [`handler`]: what each request
+//!   does; [`follow`]: `logs --follow`.
 //! - [`auth`]: who may connect; [`access`]: which files a peer may name.
 //! - [`iso`]: `iso inspect` and the bootability check of `vm create --iso`.
-//! - [`containers`]: containers (records, waiter threads, run/stop/rm/stats);
+//! - [`containers`]: containers (records, waiter threads, run/stop/rm/stats); [`images`]: the
+//!   image store as served (list, rmi, import, build);
 //! - [`registry`]: VM definitions; [`machines`]: running VMs (one berth-vmm each);
 //!   [`store`]: atomic RON files.
 //! - [`host`]: the host's totals and live samples; [`config`]: paths by mode.
@@ -13,8 +16,12 @@
 pub mod access;
 pub mod auth;
 pub mod config;
+pub mod connection;
 pub mod containers;
+pub mod follow;
+pub mod handler;
 pub mod host;
+pub mod images;
 pub mod iso;
 pub mod machines;
 pub mod registry;

@@ -2,8 +2,8 @@
 //! VM's framebuffer (handed over by berthd with SCM_RIGHTS), draws it with `pixels` on a winit
 //! window, and sends the keyboard, pointer and wheel to the guest's virtio-input devices.
 //!
-//! It draws only when berthd says a frame was published (`ConsoleUpdate` / `ConsoleMode`, passed
-//! from a tokio thread to the window's event loop as user events): a static screen costs no CPU.
+//! It draws only when berthd says a frame was published (`DisplayUpdate` / `DisplayMode`, passed
+//! from a tokio thread to the window's event loop as user events): a still display costs no CPU.
 //! It ends when the VM stops (exit 0) or berthd goes away (exit 3); a VM that does not exist or
 //! is not running is refused before any window opens (exit 1).
 
@@ -18,9 +18,9 @@ use anyhow::{Context, anyhow};
 use berth_api::input::tablet_position;
 use berth_api::vm::VmState;
 use berth_api::{Client, ClientError, Event, Events, Request};
+use berth_console::display::{GuestDisplay, Refresh, blit};
 use berth_console::keys;
-use berth_console::pointer::{TYPICAL_SCREEN, Wheel, button_bit, window_size};
-use berth_console::screen::{Refresh, Screen, blit};
+use berth_console::pointer::{TYPICAL_MONITOR, Wheel, button_bit, window_size};
 use berth_display::framebuffer::Rect;
 use clap::Parser;
 use pixels::{Pixels, PixelsBuilder, ScalingMode, SurfaceTexture};
@@ -40,7 +40,7 @@ const EXIT_NO_DAEMON: u8 = 3;
 #[derive(Parser, Debug)]
 #[command(name = "berth-console", version)]
 struct Args {
-    /// The VM whose screen to show.
+    /// The VM whose display to show.
     name: String,
     /// The berthd socket; default: $BERTH_SOCKET, else the system daemon, else your user daemon.
     #[arg(long)]
@@ -52,9 +52,9 @@ struct Args {
 enum Notice {
     /// A frame was published with this rectangle changed.
     Damage(Rect),
-    /// The screen changed mode (0x0: off), or events were missed: copy the whole frame.
+    /// The display changed mode (0x0: off), or events were missed: copy the whole frame.
     Whole,
-    /// The VM was started again (a guest reset): its screen is a new framebuffer.
+    /// The VM was started again (a guest reset): its display is a new framebuffer.
     Framebuffer(OwnedFd),
     /// The VM is no longer running.
     Ended(VmState),
@@ -114,8 +114,8 @@ fn run(args: Args) -> anyhow::Result<u8> {
             .with_context(|| format!("cannot show the console of `{name}`"))?;
         anyhow::Ok((Arc::new(client), events, fd))
     })?;
-    let screen =
-        Screen::open(fd).with_context(|| format!("cannot show the console of `{name}`"))?;
+    let display =
+        GuestDisplay::open(fd).with_context(|| format!("cannot show the console of `{name}`"))?;
 
     let event_loop = EventLoop::<Notice>::with_user_event()
         .build()
@@ -132,7 +132,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
 
     let mut app = Console {
         name,
-        screen,
+        display,
         input,
         window: None,
         pixels: None,
@@ -167,7 +167,7 @@ async fn forward_events(
     loop {
         let notice = match events.next().await {
             None => Notice::Gone("berthd closed the connection".into()),
-            Some(Event::ConsoleUpdate {
+            Some(Event::DisplayUpdate {
                 name: vm,
                 x,
                 y,
@@ -175,7 +175,7 @@ async fn forward_events(
                 height,
                 ..
             }) if vm == name => Notice::Damage(Rect::new(x, y, width, height)),
-            Some(Event::ConsoleMode { name: vm, .. }) if vm == name => Notice::Whole,
+            Some(Event::DisplayMode { name: vm, .. }) if vm == name => Notice::Whole,
             Some(Event::Lagged { .. }) => Notice::Whole,
             Some(Event::VmState { name: vm, state }) if vm == name => match state {
                 VmState::Starting => {
@@ -189,7 +189,7 @@ async fn forward_events(
                         Err(ClientError::Disconnected(e)) => Notice::Gone(e),
                         Err(e) => {
                             eprintln!(
-                                "berth-console: the VM was started again, but its screen cannot be shown: {e}"
+                                "berth-console: the VM was started again, but its display cannot be shown: {e}"
                             );
                             continue;
                         }
@@ -252,7 +252,7 @@ fn collapse_moves(requests: Vec<Request>) -> Vec<Request> {
 /// The window's state.
 struct Console {
     name: String,
-    screen: Screen,
+    display: GuestDisplay,
     input: mpsc::UnboundedSender<Request>,
     window: Option<Arc<Window>>,
     pixels: Option<Pixels<'static>>,
@@ -270,7 +270,7 @@ struct Console {
     /// A frame could not be presented once already (reported once, not per frame).
     surface_warned: bool,
     /// With `BERTH_CONSOLE_FPS` set: when the current second of counting began and the frames
-    /// shown in it (scripts/bench-screen reads the rate from stderr).
+    /// shown in it (scripts/bench-display reads the rate from stderr).
     rate: Option<(Instant, u32)>,
     exit: Option<u8>,
 }
@@ -320,13 +320,13 @@ impl Console {
     }
 
     fn open_window(&mut self, event_loop: &ActiveEventLoop) -> anyhow::Result<()> {
-        let guest = self.screen.geometry()?;
+        let guest = self.display.geometry()?;
         let monitor = event_loop
             .primary_monitor()
             .or_else(|| event_loop.available_monitors().next())
             .map(|m| (m.size().width, m.size().height))
             .filter(|&(w, h)| w > 0 && h > 0)
-            .unwrap_or(TYPICAL_SCREEN);
+            .unwrap_or(TYPICAL_MONITOR);
         let (w, h) = window_size(guest, monitor);
         let attributes = Window::default_attributes()
             .with_title(format!("{} — Berth console", self.name))
@@ -365,7 +365,7 @@ impl Console {
         let (Some(pixels), Some(window)) = (self.pixels.as_mut(), self.window.as_ref()) else {
             return Ok(());
         };
-        match self.screen.refresh()? {
+        match self.display.refresh()? {
             Refresh::Nothing => {}
             Refresh::Off => fill_black(pixels.frame_mut()),
             Refresh::Whole {
@@ -382,7 +382,7 @@ impl Console {
                         .current_monitor()
                         .map(|m| (m.size().width, m.size().height))
                         .filter(|&(w, h)| w > 0 && h > 0)
-                        .unwrap_or(TYPICAL_SCREEN);
+                        .unwrap_or(TYPICAL_MONITOR);
                     let (w, h) = window_size((width, height), monitor);
                     // The window follows when it can (a Resized event resizes the surface).
                     let _ = window.request_inner_size(PhysicalSize::new(w, h));
@@ -425,7 +425,7 @@ impl Console {
                 }
                 Ok(())
             }
-            Err(e) => Err(e).context("cannot draw the guest's screen"),
+            Err(e) => Err(e).context("cannot draw the guest's display"),
         }
     }
 }
@@ -447,10 +447,10 @@ impl ApplicationHandler<Notice> for Console {
 
     fn user_event(&mut self, event_loop: &ActiveEventLoop, notice: Notice) {
         match notice {
-            Notice::Damage(rect) => self.screen.damage(rect),
-            Notice::Whole => self.screen.invalidate(),
-            Notice::Framebuffer(fd) => match Screen::open(fd) {
-                Ok(screen) => self.screen = screen,
+            Notice::Damage(rect) => self.display.damage(rect),
+            Notice::Whole => self.display.invalidate(),
+            Notice::Framebuffer(fd) => match GuestDisplay::open(fd) {
+                Ok(display) => self.display = display,
                 Err(e) => return self.fail(event_loop, e),
             },
             Notice::Ended(state) => {
@@ -493,7 +493,7 @@ impl ApplicationHandler<Notice> for Console {
                     self.fail(event_loop, format!("{e:#}"));
                 }
             }
-            // The window is the guest's whole screen: while it has the keyboard, every key goes
+            // The window is the guest's whole display: while it has the keyboard, every key goes
             // to the guest (no host key); the guest repeats held keys itself.
             WindowEvent::KeyboardInput { event, .. } => {
                 if let PhysicalKey::Code(key) = event.physical_key

@@ -11,20 +11,20 @@ use berth_api::input::button;
 const MIN_WINDOW: (u32, u32) = (640, 400);
 /// The window size for a guest that has not set a mode yet.
 const NO_MODE_WINDOW: (u32, u32) = (640, 480);
-/// The screen assumed when winit cannot tell (a typical laptop panel).
-pub const TYPICAL_SCREEN: (u32, u32) = (1920, 1080);
+/// The monitor assumed when winit cannot tell (a typical laptop panel).
+pub const TYPICAL_MONITOR: (u32, u32) = (1920, 1080);
 
-/// The window's first (inner) size for a `guest` mode on a `screen`: the guest's own size when
-/// it fits in nine tenths of the screen, scaled down with its aspect kept when it does not, and
+/// The window's first (inner) size for a `guest` mode on a `monitor`: the guest's own size
+/// when it fits in nine tenths of the monitor, scaled down with its aspect kept when it does not, and
 /// scaled up by a whole factor when it is smaller than 640x400.
-pub fn window_size(guest: (u32, u32), screen: (u32, u32)) -> (u32, u32) {
+pub fn window_size(guest: (u32, u32), monitor: (u32, u32)) -> (u32, u32) {
     let (w, h) = guest;
     if w == 0 || h == 0 {
         return NO_MODE_WINDOW;
     }
     let max = (
-        (screen.0 as u64 * 9 / 10).max(1),
-        (screen.1 as u64 * 9 / 10).max(1),
+        (monitor.0 as u64 * 9 / 10).max(1),
+        (monitor.1 as u64 * 9 / 10).max(1),
     );
     let (w64, h64) = (w as u64, h as u64);
     if w64 > max.0 || h64 > max.1 {
@@ -36,7 +36,7 @@ pub fn window_size(guest: (u32, u32), screen: (u32, u32)) -> (u32, u32) {
         };
         return (scaled.0 as u32, scaled.1 as u32);
     }
-    // The smallest whole factor that makes the window at least 640x400, if the screen has room.
+    // The smallest whole factor that makes the window at least 640x400, if the monitor has room.
     let wanted = MIN_WINDOW
         .0
         .div_ceil(w)
@@ -107,7 +107,7 @@ mod tests {
     fn a_tiny_mode_is_scaled_up_by_a_whole_factor() {
         assert_eq!(window_size((64, 48), (1280, 800)), (640, 480));
         assert_eq!(window_size((320, 200), (1920, 1080)), (640, 400));
-        // Not beyond the screen.
+        // Not beyond the monitor.
         assert_eq!(window_size((64, 48), (300, 300)), (256, 192));
     }
 

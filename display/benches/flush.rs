@@ -9,7 +9,7 @@
 //! spinning on the header's frame number. Goal (issue 4): one frame (16 ms) of latency and
 //! 60 frames a second at 1920x1080 within 25 % of a core.
 //!
-//! `cargo bench -p berth-display --bench flush` (run by scripts/bench-screen).
+//! `cargo bench -p berth-display --bench flush` (run by scripts/bench-display).
 #![allow(clippy::unwrap_used)] // a benchmark that cannot set up has nothing to report
 
 use std::sync::atomic::{AtomicBool, Ordering};

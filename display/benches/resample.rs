@@ -1,11 +1,11 @@
 //! A frame scaled to the window's console area: how long [`resample::scale_into`] takes for
-//! the guest's 1280x800 and 1920x1080 screens shown in the window's 665x416 / 739x416 picture,
+//! the guest's 1280x800 and 1920x1080 displays shown in the window's 665x416 / 739x416 picture,
 //! straight out of a mapped framebuffer (what the window does for every frame it shows): as
 //! BGRX (what the console surface puts to the X server), as RGBA (the renderer's image), and
-//! at the screen's own size (no scaling, the channels moved). The window's console goal
+//! at the display's own size (no scaling, the channels moved). The window's console goal
 //! (issue 6) is 60 frames a second within 25 % of a core: 4.2 ms a frame for everything.
 //!
-//! `cargo bench -p berth-display --bench resample` (run by scripts/bench-screen).
+//! `cargo bench -p berth-display --bench resample` (run by scripts/bench-display).
 #![allow(clippy::unwrap_used)] // a benchmark that cannot set up has nothing to report
 
 use std::time::Duration;

@@ -43,9 +43,10 @@
 //! bytes are only ever accessed through raw pointers or as atomics (the header always, the
 //! pixels of a view), never through plain Rust references.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::ptr::NonNull;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+
+use crate::shm;
 
 /// "BRFB" read as a little-endian u32.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"BRFB");
@@ -143,40 +144,17 @@ impl Rect {
 
 /// A shared mapping of the framebuffer file. Never turned into a plain Rust reference (only
 /// into atomics): the other process writes (or reads) it concurrently.
-struct Mapping {
-    ptr: NonNull<u8>,
-    len: usize,
-}
-
-// SAFETY: the mapping is plain shared memory; every access goes through raw pointers or atomics
-// and the protocol above, whichever thread does it.
-unsafe impl Send for Mapping {}
+struct Mapping(shm::Mapping);
 
 impl Mapping {
     fn new(fd: BorrowedFd<'_>, len: usize, writable: bool) -> Result<Self, Error> {
-        let prot = if writable {
-            libc::PROT_READ | libc::PROT_WRITE
-        } else {
-            libc::PROT_READ
-        };
-        // SAFETY: a fresh shared mapping of `len` bytes of a file we hold open; the kernel
-        // picks the address, so no existing memory is affected.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                prot,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(Error::Map(std::io::Error::last_os_error()));
-        }
-        let ptr = NonNull::new(ptr.cast::<u8>())
-            .ok_or(Error::Map(std::io::Error::other("mmap returned null")))?;
-        Ok(Mapping { ptr, len })
+        shm::Mapping::new(fd, len, writable)
+            .map(Mapping)
+            .map_err(Error::Map)
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
     }
 
     fn u32_at(&self, offset: usize) -> &AtomicU32 {
@@ -184,34 +162,25 @@ impl Mapping {
         // SAFETY: `offset` is one of the aligned header offsets, inside the first page of a
         // page-aligned mapping at least PIXELS_OFFSET long; AtomicU32 has u32's layout and the
         // bytes are only accessed atomically by both sides.
-        unsafe { &*self.ptr.as_ptr().add(offset).cast::<AtomicU32>() }
+        unsafe { &*self.0.ptr().as_ptr().add(offset).cast::<AtomicU32>() }
     }
 
     /// `len` 32-bit words from `offset`, clamped to the mapping.
     fn words(&self, offset: usize, len: usize) -> &[AtomicU32] {
         debug_assert!(offset.is_multiple_of(4));
-        let len = len.min(self.len.saturating_sub(offset) / 4);
+        let len = len.min(self.len().saturating_sub(offset) / 4);
         // SAFETY: `offset` is 4-byte aligned (callers check it) in a page-aligned mapping, and
         // the `len` words end within it; AtomicU32 has u32's layout and these words are only
         // read here, atomically, while the writer may change them.
         unsafe {
-            std::slice::from_raw_parts(self.ptr.as_ptr().add(offset).cast::<AtomicU32>(), len)
+            std::slice::from_raw_parts(self.0.ptr().as_ptr().add(offset).cast::<AtomicU32>(), len)
         }
     }
 
     fn u64_at(&self, offset: usize) -> &AtomicU64 {
         debug_assert!(offset.is_multiple_of(8) && offset + 8 <= HEADER_LEN);
         // SAFETY: as for `u32_at`, with 8-byte alignment.
-        unsafe { &*self.ptr.as_ptr().add(offset).cast::<AtomicU64>() }
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: unmaps exactly the mapping this value owns; nothing refers to it afterwards.
-        unsafe {
-            libc::munmap(self.ptr.as_ptr().cast(), self.len);
-        }
+        unsafe { &*self.0.ptr().as_ptr().add(offset).cast::<AtomicU64>() }
     }
 }
 
@@ -242,20 +211,8 @@ impl FramebufferWriter {
     /// A new framebuffer of `width`x`height` pixels in `format`, all black, published as frame 0.
     pub fn new(width: u32, height: u32, format: u32) -> Result<Self, Error> {
         check_geometry(width, height)?;
-        // SAFETY: memfd_create with a NUL-terminated name literal; the result is checked.
-        let raw = unsafe {
-            libc::memfd_create(
-                c"berth-framebuffer".as_ptr(),
-                libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
-            )
-        };
-        if raw < 0 {
-            return Err(Error::Create(std::io::Error::last_os_error()));
-        }
-        // SAFETY: `raw` is a new file descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let len = PIXELS_OFFSET + frame_bytes(width, height);
-        set_len(fd.as_fd(), len)?;
+        let fd = shm::memfd(c"berth-framebuffer", len, true).map_err(Error::Create)?;
         // SAFETY: fcntl on a descriptor we own; adding seals changes only what may be done to
         // the file later.
         let sealed = unsafe {
@@ -315,7 +272,7 @@ impl FramebufferWriter {
             return Ok(());
         }
         let needed = PIXELS_OFFSET + frame_bytes(width, height);
-        if needed > self.map.len {
+        if needed > self.map.len() {
             // Grow only: readers may still map the old length.
             set_len(self.fd.as_fd(), needed)?;
             self.map = Mapping::new(self.fd.as_fd(), needed, true)?;
@@ -400,24 +357,16 @@ impl FramebufferWriter {
         m.u32_at(OFF_PIXELS_OFFSET)
             .store(PIXELS_OFFSET as u32, Ordering::Relaxed);
         m.u64_at(OFF_CAPACITY)
-            .store((m.len - PIXELS_OFFSET) as u64, Ordering::Relaxed);
+            .store((m.len() - PIXELS_OFFSET) as u64, Ordering::Relaxed);
         // SAFETY: the mapping is at least PIXELS_OFFSET long (every mapping holds a frame).
-        write(unsafe { self.map.ptr.as_ptr().add(PIXELS_OFFSET) });
+        write(unsafe { self.map.0.ptr().as_ptr().add(PIXELS_OFFSET) });
         self.seq += 2;
         self.map.u64_at(OFF_SEQ).store(self.seq, Ordering::Release);
     }
 }
 
 fn set_len(fd: BorrowedFd<'_>, len: usize) -> Result<(), Error> {
-    let len = libc::off_t::try_from(len).map_err(|_| Error::BadGeometry {
-        width: 0,
-        height: 0,
-    })?;
-    // SAFETY: ftruncate on a file descriptor we hold; only changes the file's size.
-    if unsafe { libc::ftruncate(fd.as_raw_fd(), len) } < 0 {
-        return Err(Error::Resize(std::io::Error::last_os_error()));
-    }
-    Ok(())
+    shm::set_len(fd, len).map_err(Error::Resize)
 }
 
 /// A consistent copy of (part of) a frame.
@@ -630,7 +579,7 @@ impl FramebufferReader {
                 // check.
                 unsafe {
                     std::ptr::copy_nonoverlapping(
-                        map.ptr.as_ptr().add(src),
+                        map.0.ptr().as_ptr().add(src),
                         pixels.as_mut_ptr().add(row * row_bytes),
                         row_bytes,
                     );
@@ -720,7 +669,7 @@ impl FramebufferReader {
                 continue;
             }
             let needed = needed.unwrap_or(usize::MAX);
-            if needed > self.map.len {
+            if needed > self.map.len() {
                 // The writer grew the file for a new mode: map it again, then retry.
                 if !self.unchanged_since(s1) {
                     continue;
@@ -921,12 +870,7 @@ mod tests {
     }
 
     fn memfd(len: usize, sealed: bool) -> OwnedFd {
-        // SAFETY: memfd_create with a literal name; checked below.
-        let raw = unsafe { libc::memfd_create(c"t".as_ptr(), libc::MFD_ALLOW_SEALING) };
-        assert!(raw >= 0);
-        // SAFETY: a new descriptor nobody else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        set_len(fd.as_fd(), len).expect("len");
+        let fd = shm::memfd(c"t", len, true).expect("memfd");
         if sealed {
             // SAFETY: fcntl on our own descriptor.
             let r = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, libc::F_SEAL_SHRINK) };
@@ -944,13 +888,23 @@ mod tests {
         let stop = done.clone();
         let reader = std::thread::spawn(move || {
             let mut seen = 0;
-            while !stop.load(Ordering::Relaxed) {
-                let f = r.read_frame().expect("frame");
+            loop {
+                // The last read comes after the writer stopped, so one at least has no rival.
+                let stopped = stop.load(Ordering::Relaxed);
+                // A reader the writer outran every time (a loaded machine) gives up, busy:
+                // what it must never do is hand out a mix of two frames.
+                let f = match r.read_frame() {
+                    Ok(f) => f,
+                    Err(Error::Busy) if !stopped => continue,
+                    Err(e) => panic!("frame: {e}"),
+                };
                 let first = f.pixels[0];
                 assert!(f.pixels.iter().all(|&b| b == first), "torn frame");
                 seen += 1;
+                if stopped {
+                    return seen;
+                }
             }
-            seen
         });
         for i in 0..2000u32 {
             let src = vec![(i % 251) as u8; 256 * 64 * 4];

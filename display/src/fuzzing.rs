@@ -1,5 +1,6 @@
 //! Fuzz entry point over the virtio-gpu queues, shared by the cargo-fuzz target `gpu_queue` in
-//! `fuzz/` and by unit tests that replay fixed inputs so it cannot rot.
+//! `fuzz/` and by unit tests that replay fixed inputs so it cannot rot; the fuzz inputs' ring
+//! layout, which vmm-backend's fuzz entry points use too.
 
 use virtio_queue::{Queue, QueueT};
 use vm_memory::{Bytes, GuestAddress};
@@ -7,8 +8,10 @@ use vm_memory::{Bytes, GuestAddress};
 use crate::GuestMemory;
 use crate::gpu::{Gpu, GpuConfig};
 
-const FUZZ_MEM_SIZE: usize = 64 * 1024;
-const DESC_TABLE: u64 = 0;
+/// How much guest RAM a fuzz input fills (its first bytes; the rest stays zero).
+pub const FUZZ_MEM_SIZE: usize = 64 * 1024;
+/// Where a fuzz input's descriptor table lies; its rings follow ([`ring_layout`]).
+pub const DESC_TABLE: u64 = 0;
 
 /// Feeds `data` to the GPU as guest memory holding a split virtqueue: byte 0 picks the queue
 /// (even: control, odd: cursor), byte 1 the queue size; the rest is the first 64 KiB of guest
@@ -59,6 +62,7 @@ pub fn ring_layout(size_byte: u8) -> (u16, u64, u64) {
 mod tests {
     use super::*;
     use crate::gpu::cmd;
+    use crate::testing::descriptor;
 
     const SIZE_BYTE: u8 = 4;
 
@@ -71,11 +75,7 @@ mod tests {
             let at = 0x4000 + i * 0x800;
             ram[at..at + req.len()].copy_from_slice(req);
             let mut desc = |d: usize, addr: u64, len: u32, flags: u16, next: u16| {
-                let o = d * 16;
-                ram[o..o + 8].copy_from_slice(&addr.to_le_bytes());
-                ram[o + 8..o + 12].copy_from_slice(&len.to_le_bytes());
-                ram[o + 12..o + 14].copy_from_slice(&flags.to_le_bytes());
-                ram[o + 14..o + 16].copy_from_slice(&next.to_le_bytes());
+                ram[d * 16..d * 16 + 16].copy_from_slice(&descriptor(addr, len, flags, next));
             };
             desc(2 * i, at as u64, req.len() as u32, 1, (2 * i + 1) as u16);
             desc(2 * i + 1, at as u64 + 0x400, 0x400, 2, 0);

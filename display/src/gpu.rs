@@ -126,7 +126,7 @@ impl Format {
     }
 }
 
-/// What the device tells the host side (the window) about the screen.
+/// What the device tells the host side (the window) about the display.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DisplayEvent {
     /// The scanout changed mode: the framebuffer now has this geometry (generation `generation`).
@@ -136,7 +136,7 @@ pub enum DisplayEvent {
         format: u32,
         generation: u32,
     },
-    /// The guest disabled the scanout (the screen is blank).
+    /// The guest disabled the scanout (the display is blank).
     Disabled,
     /// Pixels in `rect` changed; `frame` is the framebuffer frame that holds them.
     Damage { rect: Rect, frame: u64 },
@@ -592,7 +592,7 @@ impl Gpu {
             rect,
         });
         // Page flips point the scanout at another resource of the same mode on every frame:
-        // only a real mode change (or a screen coming back) is news to the window.
+        // only a real mode change (or a display coming back) is news to the window.
         if !was_enabled || generation != self.framebuffer.generation() {
             let event = DisplayEvent::Mode {
                 width: rect.width,

@@ -1,9 +1,9 @@
-//! Screen notices: what the VMM tells its supervisor about the screen, one short datagram
+//! Display notices: what the VMM tells its supervisor about the display, one short datagram
 //! each, so the supervisor can push them to clients as events without reading the pixels.
 //!
 //! `damage FRAME X Y WIDTH HEIGHT` (frame FRAME is published and holds the changed rectangle)
 //! and `mode WIDTH HEIGHT` (the framebuffer changed geometry; `mode 0 0` when the guest turned
-//! its screen off). Text, so a trace of the channel reads as what it says.
+//! its display off). Text, so a trace of the channel reads as what it says.
 
 use crate::framebuffer::Rect;
 use crate::gpu::DisplayEvent;
@@ -11,12 +11,12 @@ use crate::gpu::DisplayEvent;
 /// The longest notice, in bytes (a datagram this large is always enough).
 pub const MAX_LEN: usize = 96;
 
-/// One screen notice.
+/// One display notice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Notice {
     /// Frame `frame` is published; `rect` changed in it.
     Damage { frame: u64, rect: Rect },
-    /// The screen's geometry changed (0x0: turned off), before the first frame in it.
+    /// The display's geometry changed (0x0: turned off), before the first frame in it.
     Mode { width: u32, height: u32 },
 }
 

@@ -1,21 +1,21 @@
-//! A frame of the guest's screen scaled to the size a window shows it at, as RGBA (for the
+//! A frame of the guest's display scaled to the size a window shows it at, as RGBA (for the
 //! renderer's image) or BGRX (for the window's console surface on X11).
 //!
 //! Why here and not in the renderer: a software renderer (tiny-skia, what iced uses without a
 //! GPU) converts every pixel of an image it is given and then samples it in floating point, so
-//! a 1920x1080 screen shown in a 739x416 pane cost the window 87 % of a core at 44 frames a
+//! a 1920x1080 display shown in a 739x416 pane cost the window 87 % of a core at 44 frames a
 //! second. Scaling once, in integers, to exactly the pane's pixels leaves the renderer a copy.
 //! The filter is bilinear, as the renderer's was: the same picture, at a fraction of the work.
 
 use crate::framebuffer::FrameView;
 use crate::gpu::Format;
 
-/// The size, in pixels, a `screen` is drawn at to fit in `area` with its aspect kept: as large
-/// as fits, at least 1x1; `screen` itself when either is empty.
-pub fn fit(screen: (u32, u32), area: (u32, u32)) -> (u32, u32) {
-    let ((sw, sh), (aw, ah)) = (screen, area);
+/// The size, in pixels, a `display` is drawn at to fit in `area` with its aspect kept: as large
+/// as fits, at least 1x1; `display` itself when either is empty.
+pub fn fit(display: (u32, u32), area: (u32, u32)) -> (u32, u32) {
+    let ((sw, sh), (aw, ah)) = (display, area);
     if sw == 0 || sh == 0 || aw == 0 || ah == 0 {
-        return screen;
+        return display;
     }
     // Compare aw/sw with ah/sh in integers: the limiting side fills the area exactly.
     let (w, h) = if u64::from(aw) * u64::from(sh) <= u64::from(ah) * u64::from(sw) {

@@ -1,6 +1,7 @@
-//! A driver-side helper for tests and benchmarks: a split virtqueue in vm-memory guest RAM, with descriptor
-//! chains laid out the way the Linux virtio-gpu driver lays them out (request readable, then
-//! response writable).
+//! The driver's side of virtqueues, for tests and benchmarks of this crate's and vmm-backend's
+//! device models: split rings in vm-memory guest RAM ([`Ring`]), and the GPU's driver
+//! ([`Driver`]) with descriptor chains laid out the way the Linux virtio-gpu driver lays them
+//! out (request readable, then response writable).
 
 use virtio_queue::{Queue, QueueT};
 use vm_memory::{Bytes, GuestAddress};
@@ -18,7 +19,7 @@ pub const RESPONSE: u64 = 0x60000;
 /// Where tests put resource backing pages.
 pub const BACKING: u64 = 0x100000;
 
-/// CPU time the calling thread has used: what the screen benchmarks count (the goals are
+/// CPU time the calling thread has used: what the display benchmarks count (the goals are
 /// shares of a core), and steadier than the clock on a machine that runs other things.
 pub fn thread_cpu() -> std::time::Duration {
     let mut ts = libc::timespec {
@@ -55,15 +56,142 @@ pub fn request(kind: u32, fields: &[u32]) -> Vec<u8> {
     r
 }
 
+/// Descriptor flags of a split virtqueue (virtio 1.2 §2.7.5).
+pub const VIRTQ_DESC_F_NEXT: u16 = 1;
+pub const VIRTQ_DESC_F_WRITE: u16 = 2;
+
 /// One buffer of a chain: guest address, length, device-writable.
 #[derive(Clone, Copy)]
 pub struct Buf(pub u64, pub u32, pub bool);
 
+/// A descriptor's 16 bytes as a driver writes them: address, length, flags, next.
+pub fn descriptor(addr: u64, len: u32, flags: u16, next: u16) -> [u8; 16] {
+    let mut raw = [0u8; 16];
+    raw[0..8].copy_from_slice(&addr.to_le_bytes());
+    raw[8..12].copy_from_slice(&len.to_le_bytes());
+    raw[12..14].copy_from_slice(&flags.to_le_bytes());
+    raw[14..16].copy_from_slice(&next.to_le_bytes());
+    raw
+}
+
+/// The driver's side of one split virtqueue in guest memory: its descriptor table, available
+/// ring and used ring at [`DESC_TABLE`], [`AVAIL_RING`] and [`USED_RING`] past `base`, filled
+/// the way a Linux driver fills them. The one ring writer of every device test.
+pub struct Ring {
+    base: u64,
+    next_desc: u16,
+    avail_idx: u16,
+}
+
+impl Ring {
+    /// A ring of [`QUEUE_SIZE`] entries whose tables lie past `base`.
+    pub fn new(base: u64) -> Ring {
+        Ring {
+            base,
+            next_desc: 0,
+            avail_idx: 0,
+        }
+    }
+
+    pub fn desc_table(&self) -> u64 {
+        self.base + DESC_TABLE
+    }
+
+    pub fn avail_ring(&self) -> u64 {
+        self.base + AVAIL_RING
+    }
+
+    pub fn used_ring(&self) -> u64 {
+        self.base + USED_RING
+    }
+
+    /// The device's view of this ring, ready, for a device model driven without a transport.
+    pub fn queue(&self) -> Queue {
+        let mut q = Queue::new(QUEUE_SIZE).expect("queue");
+        q.set_size(QUEUE_SIZE);
+        q.set_desc_table_address(Some(self.desc_table() as u32), Some(0));
+        q.set_avail_ring_address(Some(self.avail_ring() as u32), Some(0));
+        q.set_used_ring_address(Some(self.used_ring() as u32), Some(0));
+        q.set_ready(true);
+        q
+    }
+
+    /// Writes descriptor `index`.
+    pub fn write_desc(
+        &self,
+        mem: &GuestMemory,
+        index: u16,
+        addr: u64,
+        len: u32,
+        flags: u16,
+        next: u16,
+    ) {
+        let at = GuestAddress(self.desc_table() + 16 * u64::from(index));
+        mem.write_slice(&descriptor(addr, len, flags, next), at)
+            .expect("descriptor");
+    }
+
+    /// Puts `head` in the available ring and bumps its index.
+    pub fn publish(&mut self, mem: &GuestMemory, head: u16) {
+        let slot = self.avail_idx % QUEUE_SIZE;
+        mem.write_obj(
+            head,
+            GuestAddress(self.avail_ring() + 4 + 2 * u64::from(slot)),
+        )
+        .expect("avail ring");
+        self.avail_idx = self.avail_idx.wrapping_add(1);
+        mem.write_obj(self.avail_idx, GuestAddress(self.avail_ring() + 2))
+            .expect("avail idx");
+    }
+
+    /// Writes `bufs` as one chain and publishes it; returns its head.
+    pub fn submit(&mut self, mem: &GuestMemory, bufs: &[Buf]) -> u16 {
+        let head = self.next_desc;
+        for (i, Buf(addr, len, writable)) in bufs.iter().enumerate() {
+            let index = self.next_desc;
+            self.next_desc = (self.next_desc + 1) % QUEUE_SIZE;
+            let mut flags = if *writable { VIRTQ_DESC_F_WRITE } else { 0 };
+            if i + 1 < bufs.len() {
+                flags |= VIRTQ_DESC_F_NEXT;
+            }
+            self.write_desc(mem, index, *addr, *len, flags, self.next_desc);
+        }
+        self.publish(mem, head);
+        head
+    }
+
+    pub fn used_idx(&self, mem: &GuestMemory) -> u16 {
+        mem.read_obj(GuestAddress(self.used_ring() + 2))
+            .expect("used idx")
+    }
+
+    /// Used ring element `slot`: (descriptor id, length).
+    pub fn used(&self, mem: &GuestMemory, slot: u16) -> (u32, u32) {
+        let at = self.used_ring() + 4 + 8 * u64::from(slot % QUEUE_SIZE);
+        let id = mem.read_obj(GuestAddress(at)).expect("used id");
+        let len = mem.read_obj(GuestAddress(at + 4)).expect("used len");
+        (id, len)
+    }
+}
+
+/// `len` bytes of guest memory at `addr`.
+pub fn read_bytes(mem: &GuestMemory, addr: u64, len: usize) -> Vec<u8> {
+    let mut out = vec![0u8; len];
+    mem.read_slice(&mut out, GuestAddress(addr))
+        .expect("read guest memory");
+    out
+}
+
+pub fn write_bytes(mem: &GuestMemory, addr: u64, bytes: &[u8]) {
+    mem.write_slice(bytes, GuestAddress(addr))
+        .expect("write guest memory");
+}
+
+/// The GPU's driver: its control (0) and cursor (1) queues, 0x4000 apart.
 pub struct Driver {
     pub mem: GuestMemory,
     pub queues: [Queue; 2],
-    next_desc: [u16; 2],
-    avail_idx: [u16; 2],
+    rings: [Ring; 2],
 }
 
 impl Default for Driver {
@@ -79,62 +207,17 @@ impl Driver {
 
     /// A driver with `size` bytes of guest RAM (backing for large frames starts at [`BACKING`]).
     pub fn with_memory(size: usize) -> Self {
-        let queue = |base: u64| {
-            let mut q = Queue::new(QUEUE_SIZE).expect("queue");
-            q.set_size(QUEUE_SIZE);
-            q.set_desc_table_address(Some((DESC_TABLE + base) as u32), Some(0));
-            q.set_avail_ring_address(Some((AVAIL_RING + base) as u32), Some(0));
-            q.set_used_ring_address(Some((USED_RING + base) as u32), Some(0));
-            q.set_ready(true);
-            q
-        };
+        let rings = [Ring::new(0), Ring::new(0x4000)];
         Driver {
             mem: guest_memory_of(size),
-            queues: [queue(0), queue(0x4000)],
-            next_desc: [0; 2],
-            avail_idx: [0; 2],
+            queues: [rings[0].queue(), rings[1].queue()],
+            rings,
         }
-    }
-
-    fn base(queue: usize) -> u64 {
-        queue as u64 * 0x4000
     }
 
     /// Writes `bufs` as one chain on `queue` and publishes it; returns its head.
     pub fn submit(&mut self, queue: usize, bufs: &[Buf]) -> u16 {
-        let base = Self::base(queue);
-        let head = self.next_desc[queue];
-        for (i, Buf(addr, len, writable)) in bufs.iter().enumerate() {
-            let index = self.next_desc[queue];
-            self.next_desc[queue] = (index + 1) % QUEUE_SIZE;
-            let mut flags: u16 = if *writable { 2 } else { 0 };
-            if i + 1 < bufs.len() {
-                flags |= 1;
-            }
-            let mut raw = [0u8; 16];
-            raw[0..8].copy_from_slice(&addr.to_le_bytes());
-            raw[8..12].copy_from_slice(&len.to_le_bytes());
-            raw[12..14].copy_from_slice(&flags.to_le_bytes());
-            raw[14..16].copy_from_slice(&self.next_desc[queue].to_le_bytes());
-            self.mem
-                .write_slice(
-                    &raw,
-                    GuestAddress(base + DESC_TABLE + 16 * u64::from(index)),
-                )
-                .expect("descriptor");
-        }
-        let slot = self.avail_idx[queue] % QUEUE_SIZE;
-        self.mem
-            .write_obj(
-                head,
-                GuestAddress(base + AVAIL_RING + 4 + 2 * u64::from(slot)),
-            )
-            .expect("avail ring");
-        self.avail_idx[queue] = self.avail_idx[queue].wrapping_add(1);
-        self.mem
-            .write_obj(self.avail_idx[queue], GuestAddress(base + AVAIL_RING + 2))
-            .expect("avail idx");
-        head
+        self.rings[queue].submit(&self.mem, bufs)
     }
 
     pub fn process(&mut self, gpu: &mut Gpu, queue: usize) -> bool {
@@ -143,31 +226,20 @@ impl Driver {
     }
 
     pub fn used_idx(&self, queue: usize) -> u16 {
-        self.mem
-            .read_obj(GuestAddress(Self::base(queue) + USED_RING + 2))
-            .expect("used idx")
+        self.rings[queue].used_idx(&self.mem)
     }
 
     /// Used ring element `slot` of `queue`: (descriptor id, length).
     pub fn used(&self, queue: usize, slot: u16) -> (u32, u32) {
-        let at = Self::base(queue) + USED_RING + 4 + 8 * u64::from(slot % QUEUE_SIZE);
-        let id = self.mem.read_obj(GuestAddress(at)).expect("used id");
-        let len = self.mem.read_obj(GuestAddress(at + 4)).expect("used len");
-        (id, len)
+        self.rings[queue].used(&self.mem, slot)
     }
 
     pub fn read_bytes(&self, addr: u64, len: usize) -> Vec<u8> {
-        let mut out = vec![0u8; len];
-        self.mem
-            .read_slice(&mut out, GuestAddress(addr))
-            .expect("read guest memory");
-        out
+        read_bytes(&self.mem, addr, len)
     }
 
     pub fn write_bytes(&self, addr: u64, bytes: &[u8]) {
-        self.mem
-            .write_slice(bytes, GuestAddress(addr))
-            .expect("write guest memory");
+        write_bytes(&self.mem, addr, bytes)
     }
 
     /// Sends `req` on the control queue with a `resp_len`-byte response buffer, the way the

@@ -15,7 +15,6 @@ use berth_e2e::{Daemon, open_tempdir};
 /// fail to compile here until the test says what it should do.
 enum Expect {
     Answered,
-    NotYet,
 }
 
 fn expectation(request: &Request) -> Expect {
@@ -44,7 +43,7 @@ fn expectation(request: &Request) -> Expect {
         | Request::VmStop { .. }
         | Request::VmPause { .. }
         | Request::VmResume { .. }
-        | Request::VmConsoleInput { .. }
+        | Request::VmSerialInput { .. }
         | Request::VmLog { .. }
         | Request::VmType { .. }
         | Request::VmKey { .. }
@@ -52,8 +51,6 @@ fn expectation(request: &Request) -> Expect {
         | Request::VmPointer { .. }
         | Request::VmKeyEvent { .. }
         | Request::VmWheel { .. } => Expect::Answered,
-        // berthctl makes screenshots itself from `vm display`'s framebuffer.
-        Request::VmScreenshot { .. } => Expect::NotYet,
     }
 }
 
@@ -182,7 +179,7 @@ async fn every_request_round_trips() {
         },
         Request::VmPause { name: name() },
         Request::VmResume { name: name() },
-        Request::VmConsoleInput {
+        Request::VmSerialInput {
             name: name(),
             data: b"ls\n".to_vec(),
         },
@@ -249,19 +246,6 @@ async fn every_request_round_trips() {
             other => panic!("{title}: expected `not running`, got {other:?}"),
         }
     }
-    let not_yet = vec![Request::VmScreenshot { name: name() }];
-    for request in not_yet {
-        assert!(matches!(expectation(&request), Expect::NotYet));
-        let title = request.title();
-        match client.call(request).await {
-            Err(ClientError::Api(e)) => {
-                assert_eq!(e.kind, ErrorKind::Unsupported, "{title}: {e}");
-                assert!(e.message.contains(&title), "{title}: {}", e.message);
-            }
-            other => panic!("{title}: expected `not available`, got {other:?}"),
-        }
-    }
-
     // `iso inspect` is answered: a missing file or one that is no ISO is the request's fault.
     for (path, want) in [
         (PathBuf::from("/nonexistent.iso"), "does not exist"),

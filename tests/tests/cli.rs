@@ -53,8 +53,8 @@ fn create_list_show_edit_delete_in_tables_and_json() {
 
     let out = daemon.berthctl(&["--json", "vm", "show", "web"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(json["data"]["config"]["memory"], 512u64 << 20);
-    assert_eq!(json["data"]["allocation"]["cpu"], 1.0 / cores as f64);
+    assert_eq!(json["config"]["memory"], 512u64 << 20);
+    assert_eq!(json["allocation"]["cpu"], 1.0 / cores as f64);
 
     let out = daemon.berthctl(&["vm", "edit", "web", "--disk", "512M"]);
     let (_, stderr) = text(&out);

@@ -125,7 +125,7 @@ fn the_console_window_shows_the_guest_follows_it_and_types_into_it() {
     };
     let dir = open_tempdir();
     let daemon = Daemon::start(dir.path(), &[]);
-    common::start_probe_vm(&daemon, dir.path(), "screen", ProbeFinish::ScreenKeys);
+    common::start_probe_vm(&daemon, dir.path(), "screen", ProbeFinish::DisplayKeys);
     let log = || text(&daemon.berthctl(&["vm", "log", "screen"])).0;
     // Drawn, and the keyboard's driver is up (keys sent now are not lost to its reset).
     wait_for("the guest to draw", Duration::from_secs(30), || {
@@ -214,7 +214,7 @@ fn the_console_window_shows_the_guest_follows_it_and_types_into_it() {
     let mut serial = Command::new(binary("berthctl"))
         .arg("--socket")
         .arg(&daemon.socket)
-        .args(["vm", "console", "screen"])
+        .args(["vm", "serial", "screen"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -300,7 +300,7 @@ fn the_console_ends_when_berthd_goes_away() {
     };
     let dir = open_tempdir();
     let mut daemon = Daemon::start(dir.path(), &[]);
-    common::start_probe_vm(&daemon, dir.path(), "gone", ProbeFinish::Screen);
+    common::start_probe_vm(&daemon, dir.path(), "gone", ProbeFinish::Display);
 
     let stderr_path = dir.path().join("console.stderr");
     let console = Command::new(console_binary())
@@ -338,7 +338,7 @@ fn the_pointer_and_wheel_over_the_console_reach_the_guest_tablet() {
     };
     let dir = open_tempdir();
     let daemon = Daemon::start(dir.path(), &[]);
-    common::start_probe_vm(&daemon, dir.path(), "mouse", ProbeFinish::ScreenPointer);
+    common::start_probe_vm(&daemon, dir.path(), "mouse", ProbeFinish::DisplayPointer);
     let log = || text(&daemon.berthctl(&["vm", "log", "mouse"])).0;
     wait_for("the guest's tablet driver", Duration::from_secs(30), || {
         log().contains("BERTH-PROBE: input name Berth Tablet")

@@ -45,7 +45,7 @@ fn busybox_image(daemon: &Daemon, dir: &Path) -> Option<()> {
 fn ps(daemon: &Daemon) -> serde_json::Value {
     let out = daemon.berthctl(&["--json", "ps", "-a"]);
     assert!(out.status.success(), "{}", text(&out).1);
-    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["data"].clone()
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
 }
 
 #[test]

@@ -161,12 +161,12 @@ fn vm_create_boots_only_linux_isos_and_creates_nothing_otherwise() {
         serde_json::from_slice(&daemon.berthctl(&["--json", "host"]).stdout).unwrap();
     let cores = host["total"]["cpus"].as_f64().unwrap() as u64;
     let memory = host["total"]["memory"].as_u64().unwrap();
-    assert_eq!(vm["data"]["config"]["cpus"].as_u64(), Some(2.min(cores)));
+    assert_eq!(vm["config"]["cpus"].as_u64(), Some(2.min(cores)));
     assert_eq!(
-        vm["data"]["config"]["memory"].as_u64(),
+        vm["config"]["memory"].as_u64(),
         Some((4u64 << 30).min(memory / 2))
     );
-    assert!(vm["data"]["config"]["disk"]["size"].as_u64().unwrap() > 0);
+    assert!(vm["config"]["disk"]["size"].as_u64().unwrap() > 0);
     assert_eq!(
         daemon.berthctl(&["vm", "delete", "sized"]).status.code(),
         Some(0)

@@ -13,7 +13,7 @@ use berth_api::vm::VmState;
 use berth_api::{Client, ClientError, Event, Events, Reply, Request};
 use berth_e2e::{Daemon, open_tempdir, text};
 use common::probe::ProbeFinish;
-use common::{console_shows, create, kvm_available, probe_file};
+use common::{create, kvm_available, probe_file, serial_shows};
 
 async fn call(client: &Client, request: Request) -> Result<Reply, berth_api::ApiError> {
     match client.call(request).await {
@@ -64,8 +64,8 @@ fn vmm_pid(log: &Path) -> i32 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn vms_start_take_console_input_crash_alone_and_stop() {
-    if !kvm_available("vms_start_take_console_input_crash_alone_and_stop") {
+async fn vms_start_take_serial_input_crash_alone_and_stop() {
+    if !kvm_available("vms_start_take_serial_input_crash_alone_and_stop") {
         return;
     }
     let dir = open_tempdir();
@@ -85,7 +85,7 @@ async fn vms_start_take_console_input_crash_alone_and_stop() {
         "vm start shows the VM running:\n{out}"
     );
     let mut first = String::new();
-    console_shows(
+    serial_shows(
         &mut events,
         &mut first,
         "first",
@@ -100,14 +100,14 @@ async fn vms_start_take_console_input_crash_alone_and_stop() {
     // Typing on the console reaches the guest, and its answer comes back.
     call(
         &client,
-        Request::VmConsoleInput {
+        Request::VmSerialInput {
             name: "first".into(),
             data: b"hello berth\n".to_vec(),
         },
     )
     .await
     .unwrap();
-    console_shows(
+    serial_shows(
         &mut events,
         &mut first,
         "first",
@@ -150,7 +150,7 @@ async fn vms_start_take_console_input_crash_alone_and_stop() {
     .await
     .unwrap();
     let mut second = String::new();
-    console_shows(
+    serial_shows(
         &mut events,
         &mut second,
         "second",
@@ -175,14 +175,14 @@ async fn vms_start_take_console_input_crash_alone_and_stop() {
     assert!(text(&listed).0.contains("crashed"), "{}", text(&listed).0);
     call(
         &client,
-        Request::VmConsoleInput {
+        Request::VmSerialInput {
             name: "second".into(),
             data: b"still here\n".to_vec(),
         },
     )
     .await
     .unwrap();
-    console_shows(
+    serial_shows(
         &mut events,
         &mut second,
         "second",
@@ -199,7 +199,7 @@ async fn vms_start_take_console_input_crash_alone_and_stop() {
     );
     call(
         &client,
-        Request::VmConsoleInput {
+        Request::VmSerialInput {
             name: "second".into(),
             data: b"while paused\n".to_vec(),
         },
@@ -209,7 +209,7 @@ async fn vms_start_take_console_input_crash_alone_and_stop() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     while let Ok(Some(event)) = tokio::time::timeout(Duration::from_millis(10), events.next()).await
     {
-        if let Event::VmConsole { name, data } = event
+        if let Event::VmSerial { name, data } = event
             && name == "second"
         {
             second.push_str(&String::from_utf8_lossy(&data));
@@ -221,7 +221,7 @@ async fn vms_start_take_console_input_crash_alone_and_stop() {
     );
     let resume = daemon.berthctl(&["vm", "resume", "second"]);
     assert!(resume.status.success(), "{}", text(&resume).1);
-    console_shows(
+    serial_shows(
         &mut events,
         &mut second,
         "second",
@@ -253,7 +253,7 @@ async fn vms_start_take_console_input_crash_alone_and_stop() {
     )
     .await
     .unwrap();
-    console_shows(
+    serial_shows(
         &mut events,
         &mut second,
         "second",
@@ -278,7 +278,7 @@ async fn vms_start_take_console_input_crash_alone_and_stop() {
     )
     .await
     .unwrap();
-    console_shows(
+    serial_shows(
         &mut events,
         &mut first,
         "first",
@@ -288,7 +288,7 @@ async fn vms_start_take_console_input_crash_alone_and_stop() {
     let mut console = std::process::Command::new(berth_e2e::binary("berthctl"))
         .arg("--socket")
         .arg(&daemon.socket)
-        .args(["vm", "console", "first"])
+        .args(["vm", "serial", "first"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

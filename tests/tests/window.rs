@@ -228,7 +228,7 @@ fn console_follows_the_guest(drawn: Drawn, display: u32) {
         &daemon,
         dir.path(),
         "screen",
-        common::probe::ProbeFinish::ScreenKeys,
+        common::probe::ProbeFinish::DisplayKeys,
     );
     // Drawn, and the keyboard's driver is up (keys sent now are not lost to its reset).
     wait_for("the guest to draw", Duration::from_secs(30), || {
@@ -298,7 +298,7 @@ fn console_follows_the_guest(drawn: Drawn, display: u32) {
     let mut console = Command::new(binary("berthctl"))
         .arg("--socket")
         .arg(&daemon.socket)
-        .args(["vm", "console", "screen"])
+        .args(["vm", "serial", "screen"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

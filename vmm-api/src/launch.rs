@@ -19,7 +19,7 @@ pub const DEFAULT_MEMORY: u64 = 512 << 20;
 
 /// The fd berthd puts berth-vmm's control socket on.
 pub const CONTROL_FD: i32 = 3;
-/// The fd berthd puts the screen-notice socket on.
+/// The fd berthd puts the display-notice socket on.
 pub const EVENTS_FD: i32 = 4;
 
 /// A disk attached as virtio-blk (`/dev/vda`, `/dev/vdb`, ... in the order given).
@@ -46,7 +46,7 @@ pub struct LaunchOptions {
     pub display: Option<DisplayMode>,
     /// The control channel ([`crate::channel`]), an inherited socket.
     pub control_fd: Option<i32>,
-    /// A SOCK_SEQPACKET socket the screen's notices go to (`berth_display::notice`).
+    /// A SOCK_SEQPACKET socket the display notices go to (`berth_display::notice`).
     pub events_fd: Option<i32>,
 }
 

@@ -7,7 +7,7 @@
 //!   a file descriptor riding on a reply as SCM_RIGHTS);
 //! - [`exit`]: berth-vmm's exit codes and what each means.
 //!
-//! The screen's notices, the third channel, are `berth_display::notice`.
+//! The display notices, the third channel, are `berth_display::notice`.
 
 pub mod channel;
 pub mod control;

@@ -6,11 +6,11 @@ use berth_api::container::{ContainerInfo, ContainerState};
 use berth_api::size::format_size;
 use berth_api::vm::{BootSource, VmInfo, VmState};
 use iced::widget::{button, column, container, row, rule, scrollable, space, text};
-use iced::{Alignment, Color, Element, Length};
+use iced::{Alignment, Color, Element, Length, Theme};
 
-use crate::console::Pointer;
+use crate::data::console::Pointer;
 use crate::data::{HostHistory, Snapshot};
-use crate::surface::SurfaceHandle;
+use crate::screen::console::ConsoleView;
 use crate::widget::console::{Shown, console};
 use crate::widget::gauge::gauge;
 use crate::widget::sparkline::sparkline;
@@ -40,7 +40,7 @@ pub enum Message {
     Console(Pointer),
     /// The VM console's picture area has this size (logical pixels).
     ConsoleResized(iced::Size),
-    /// Open the selected VM's screen in its own window (berth-console).
+    /// Open the selected VM's display in its own window (berth-console).
     Detach,
 }
 
@@ -53,7 +53,7 @@ pub enum Event {
     Console(Pointer),
     /// The VM console's picture area has this size (logical pixels).
     ConsoleResized(iced::Size),
-    /// Open VM `.0`'s screen in a window of its own.
+    /// Open VM `.0`'s display in a window of its own.
     Detach(String),
 }
 
@@ -68,11 +68,11 @@ pub struct Dashboard {
 }
 
 /// How many lines of a VM's serial console the details pane keeps.
-pub const CONSOLE_LINES: usize = 500;
+pub const SERIAL_LINES: usize = 500;
 
 impl Dashboard {
     /// A VM wrote `data` on its serial console: follow it if that VM is the one shown.
-    pub fn vm_console(&mut self, name: &str, data: &[u8]) {
+    pub fn vm_serial(&mut self, name: &str, data: &[u8]) {
         if !matches!(&self.selection, Selection::Vm(shown) if shown == name) {
             return;
         }
@@ -84,8 +84,8 @@ impl Dashboard {
                 _ => self.logs.push(piece.to_owned()),
             }
         }
-        if self.logs.len() > CONSOLE_LINES {
-            self.logs.drain(..self.logs.len() - CONSOLE_LINES);
+        if self.logs.len() > SERIAL_LINES {
+            self.logs.drain(..self.logs.len() - SERIAL_LINES);
         }
     }
 
@@ -215,17 +215,22 @@ impl Dashboard {
     }
 
     fn sidebar<'a>(&'a self, snapshot: &'a Snapshot) -> Element<'a, Message> {
-        let item = |label: String, badge: Option<(String, Color)>, selection: Selection| {
+        let item = |label: String, badge: Option<(String, Badge)>, selection: Selection| {
             let selected = self.selection == selection;
             let mut content = row![text(label).width(Length::Fill)]
                 .align_y(Alignment::Center)
                 .spacing(6);
-            if let Some((badge, color)) = badge {
-                // On the selection's primary background the state colours would not read.
-                content = content.push(text(badge).size(12).color(if selected {
-                    Color::WHITE
-                } else {
-                    color
+            if let Some((badge, state)) = badge {
+                content = content.push(text(badge).size(12).style(move |theme: &Theme| {
+                    text::Style {
+                        // On the selection's primary background the state colours would not
+                        // read.
+                        color: Some(if selected {
+                            theme.extended_palette().primary.base.text
+                        } else {
+                            state.color(theme)
+                        }),
+                    }
                 }));
             }
             button(content)
@@ -245,7 +250,7 @@ impl Dashboard {
             list = list.push(text("none yet").size(13));
         }
         for vm in &snapshot.vms {
-            let badge = (vm.state.to_string(), vm_color(&vm.state));
+            let badge = (vm.state.to_string(), Badge::Vm(vm.state.clone()));
             list = list.push(item(
                 vm.config.name.clone(),
                 Some(badge),
@@ -260,7 +265,7 @@ impl Dashboard {
             list = list.push(text("none yet").size(13));
         }
         for c in &snapshot.containers {
-            let badge = (short_state(&c.state), container_color(&c.state));
+            let badge = (short_state(&c.state), Badge::Container(c.state.clone()));
             list = list.push(item(
                 c.name.clone(),
                 Some(badge),
@@ -346,25 +351,19 @@ impl Dashboard {
     }
 }
 
-fn vm_color(state: &VmState) -> Color {
-    match state {
-        VmState::Running => Color::from_rgb8(0x2e, 0x9e, 0x44),
-        VmState::Paused | VmState::Starting | VmState::Stopping => {
-            Color::from_rgb8(0xd0, 0x8a, 0x00)
-        }
-        VmState::Crashed { .. } => Color::from_rgb8(0xd0, 0x30, 0x30),
-        VmState::Stopped => Color::from_rgb8(0x88, 0x88, 0x88),
-    }
+/// Whose state a sidebar badge shows, coloured by the theme.
+#[derive(Clone)]
+enum Badge {
+    Vm(VmState),
+    Container(ContainerState),
 }
 
-fn container_color(state: &ContainerState) -> Color {
-    match state {
-        ContainerState::Running { .. } => Color::from_rgb8(0x2e, 0x9e, 0x44),
-        ContainerState::Stopped {
-            exit_code: Some(0), ..
+impl Badge {
+    fn color(&self, theme: &Theme) -> Color {
+        match self {
+            Badge::Vm(state) => crate::theme::vm_state(theme, state),
+            Badge::Container(state) => crate::theme::container_state(theme, state),
         }
-        | ContainerState::Created => Color::from_rgb8(0x88, 0x88, 0x88),
-        ContainerState::Stopped { .. } => Color::from_rgb8(0xd0, 0x30, 0x30),
     }
 }
 
@@ -439,7 +438,7 @@ fn host_details<'a>(snapshot: &'a Snapshot, history: &'a HostHistory) -> Element
     ]
     .spacing(8);
     if let Some(warning) = snapshot.overcommit_warning() {
-        page = page.push(text(warning).style(crate::widget::form::danger));
+        page = page.push(text(warning).style(crate::theme::danger));
     }
     page = page.push(section("Measured use (used over total), last minute"));
     for (label, h) in [
@@ -490,7 +489,7 @@ fn vm_details<'a>(
         text(format!("State: {}", vm.state)),
         text(format!("Boots: {boot}")).size(14),
         // The guest's screen first, as in VirtualBox and GNOME Boxes: what a user came to see.
-        screen(console),
+        console_section(console),
         section("Allocation (share of the host)"),
         gauge("U_vm", vm.allocation.cpu, format!("{} vCPUs", c.cpus)),
         gauge("M_vm", vm.allocation.memory, format_size(c.memory)),
@@ -511,51 +510,14 @@ fn vm_details<'a>(
     .into()
 }
 
-/// What the details pane shows of the selected VM's screen.
-#[derive(Debug, Default)]
-pub enum ConsoleView {
-    /// Not running, or not asked for yet.
-    #[default]
-    None,
-    /// Its screen (the picture, the guest's screen size, whether the picture was scaled to the
-    /// console's area), and whether the console has the keyboard.
-    Screen {
-        picture: Option<iced_runtime::image::Allocation>,
-        screen: (u32, u32),
-        fitted: bool,
-        focused: bool,
-        /// The console surface that draws the screen instead of the renderer, if one does.
-        surface: Option<SurfaceHandle>,
-    },
-    /// Why there is no screen to show.
-    Unavailable(String),
-}
-
-impl ConsoleView {
-    /// The console surface drawing the screen, if one does.
-    fn surface(&self) -> Option<SurfaceHandle> {
-        match self {
-            ConsoleView::Screen { surface, .. } => surface.clone(),
-            _ => None,
-        }
-    }
-
-    /// What stays of this view once the screen is closed: only a reason there is none.
-    pub fn unavailable_only(self) -> ConsoleView {
-        match self {
-            ConsoleView::Unavailable(why) => ConsoleView::Unavailable(why),
-            _ => ConsoleView::None,
-        }
-    }
-}
-
-fn screen(view: &ConsoleView) -> Element<'_, Message> {
+/// The VM's display, as its console shows it.
+fn console_section(view: &ConsoleView) -> Element<'_, Message> {
     match view {
         ConsoleView::None => space::vertical().height(0).into(),
         ConsoleView::Unavailable(why) => text(format!("No screen: {why}")).size(13).into(),
-        ConsoleView::Screen {
+        ConsoleView::Shown {
             picture,
-            screen,
+            display,
             fitted,
             focused,
             surface,
@@ -569,11 +531,11 @@ fn screen(view: &ConsoleView) -> Element<'_, Message> {
                 match surface {
                     Some(handle) => Some(Shown::Surface {
                         handle: handle.clone(),
-                        screen: *screen,
+                        display: *display,
                     }),
                     None => picture.as_ref().map(|picture| Shown::Picture {
                         picture,
-                        screen: *screen,
+                        display: *display,
                         fitted: *fitted,
                     }),
                 },
@@ -672,14 +634,14 @@ mod tests {
             logs: vec!["booting".into()],
             ..Default::default()
         };
-        d.vm_console("web", b"... done\r\nlogin: ");
-        d.vm_console("other", b"not shown\n");
-        d.vm_console("web", b"root\n");
+        d.vm_serial("web", b"... done\r\nlogin: ");
+        d.vm_serial("other", b"not shown\n");
+        d.vm_serial("web", b"root\n");
         assert_eq!(d.logs, ["booting... done", "login: root", ""]);
-        for _ in 0..CONSOLE_LINES {
-            d.vm_console("web", b"line\n");
+        for _ in 0..SERIAL_LINES {
+            d.vm_serial("web", b"line\n");
         }
-        assert_eq!(d.logs.len(), CONSOLE_LINES, "the pane keeps a bounded tail");
+        assert_eq!(d.logs.len(), SERIAL_LINES, "the pane keeps a bounded tail");
     }
 
     #[test]

@@ -11,7 +11,8 @@ use berth_api::utilisation::{Resources, container_allocation};
 use iced::Element;
 use iced::widget::{button, column, container, row, scrollable, text, text_input};
 
-use crate::widget::form::{danger, field};
+use crate::theme::danger;
+use crate::widget::form::field;
 use crate::widget::gauge::gauge;
 
 #[derive(Debug, Clone, PartialEq)]

@@ -22,7 +22,8 @@ use iced::widget::{
 };
 use iced::{Element, Length};
 
-use crate::widget::form::{danger, field};
+use crate::theme::danger;
+use crate::widget::form::field;
 use crate::widget::gauge::gauge;
 
 /// What the VM boots.

@@ -1,4 +1,4 @@
-//! The VM console: the guest's screen scaled to fit the space it is given with its aspect kept,
+//! The VM console: the guest's display scaled to fit the space it is given with its aspect kept,
 //! framed in the accent colour while it has the keyboard. The pointer over the picture is
 //! reported in the guest tablet's coordinates; a press takes the keyboard.
 //!
@@ -21,33 +21,33 @@ use iced_runtime::image::Allocation;
 
 use berth_api::input::tablet_position;
 
-use crate::console::Pointer;
+use crate::data::console::Pointer;
 use crate::surface::SurfaceHandle;
 use crate::widget::surface_area::surface_area;
 
 /// The border drawn around the picture, in pixels.
 const FRAME: f32 = 2.0;
 
-/// What the console shows of a `screen`-sized guest screen.
+/// What the console shows of a `display`-sized guest display.
 #[derive(Debug, Clone)]
 pub enum Shown<'a> {
     /// The picture the renderer allocated, and whether it was scaled to the area it is drawn in.
     Picture {
         picture: &'a Allocation,
-        screen: (u32, u32),
+        display: (u32, u32),
         fitted: bool,
     },
     /// A console surface draws it.
     Surface {
         handle: SurfaceHandle,
-        screen: (u32, u32),
+        display: (u32, u32),
     },
 }
 
 impl Shown<'_> {
-    fn screen(&self) -> (u32, u32) {
+    fn display(&self) -> (u32, u32) {
         match self {
-            Shown::Picture { screen, .. } | Shown::Surface { screen, .. } => *screen,
+            Shown::Picture { display, .. } | Shown::Surface { display, .. } => *display,
         }
     }
 }
@@ -63,9 +63,9 @@ pub fn console<'a, Message: Clone + 'a>(
 ) -> Element<'a, Message> {
     let area = responsive(move |area| {
         let on_pointer = on_pointer.clone();
-        let screen = shown
+        let display = shown
             .as_ref()
-            .map(Shown::screen)
+            .map(Shown::display)
             .filter(|&(w, h)| w > 0 && h > 0);
         let content: Element<'a, Message> = match shown.clone() {
             Some(Shown::Picture {
@@ -80,7 +80,7 @@ pub fn console<'a, Message: Clone + 'a>(
                 .width(Length::Fill)
                 .height(Length::Fill)
                 .into(),
-            Some(Shown::Surface { handle, .. }) if screen.is_some() => surface_area(handle),
+            Some(Shown::Surface { handle, .. }) if display.is_some() => surface_area(handle),
             _ => text("The guest has not drawn anything yet.")
                 .size(14)
                 .into(),
@@ -98,7 +98,7 @@ pub fn console<'a, Message: Clone + 'a>(
         )
         .on_move(move |at: Point| {
             let at = (f64::from(at.x - FRAME), f64::from(at.y - FRAME));
-            moved(match screen.and_then(|s| tablet_position(at, inner, s)) {
+            moved(match display.and_then(|s| tablet_position(at, inner, s)) {
                 Some((x, y)) => Pointer::Move { x, y },
                 None => Pointer::Outside,
             })

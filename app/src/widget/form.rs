@@ -1,8 +1,8 @@
-//! The pieces the window's forms share: a labelled field row and the style of a problem
-//! message, so every form lines up and warns the same way.
+//! The piece the window's forms share: a labelled field row, so every form lines up (problems
+//! are coloured by `theme::danger`).
 
 use iced::widget::{row, text};
-use iced::{Alignment, Element, Length, Theme};
+use iced::{Alignment, Element, Length};
 
 /// `Label      [input…]`, labels in one 120-pixel column.
 pub fn field<'a, Message: 'a>(
@@ -13,11 +13,4 @@ pub fn field<'a, Message: 'a>(
         .spacing(10)
         .align_y(Alignment::Center)
         .into()
-}
-
-/// Text in the theme's danger colour: validation problems, refusals, overcommitment.
-pub fn danger(theme: &Theme) -> text::Style {
-    text::Style {
-        color: Some(theme.palette().danger),
-    }
 }

@@ -1,6 +1,6 @@
 //! Where the console surface shows: a space of the console's picture area that draws nothing
 //! itself and, each time the window is drawn, tells the surface where it is
-//! ([`SurfaceHandle::place`]). When it leaves the window's tree (another screen, another VM)
+//! ([`SurfaceHandle::place`]). When it leaves the window's tree (another screen of the window, another VM)
 //! the surface is hidden with it.
 
 use iced::advanced::layout::{self, Layout};

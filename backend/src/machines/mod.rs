@@ -6,10 +6,10 @@
 //!   run, then answers each command ([`berth_vmm_api::Command`]: the power button, kill, pause,
 //!   resume, the display, input). When berthd goes away the socket closes and berth-vmm ends
 //!   its VM: nobody could reach it any more;
-//! - stdin/stdout: the serial console (output is pushed as [`Event::VmConsole`]; berth-vmm also
+//! - stdin/stdout: the serial console (output is pushed as [`Event::VmSerial`]; berth-vmm also
 //!   writes it to `serial.log` in the VM's directory, which `vm log` reads);
-//! - a SOCK_SEQPACKET socket on fd 4 (`--events-fd 4`): the screen's notices
-//!   ([`berth_display::notice`]), pushed as [`Event::ConsoleUpdate`] and [`Event::ConsoleMode`];
+//! - a SOCK_SEQPACKET socket on fd 4 (`--events-fd 4`): the display notices
+//!   ([`berth_display::notice`]), pushed as [`Event::DisplayUpdate`] and [`Event::DisplayMode`];
 //! - stderr: why berth-vmm failed or what crashed, kept for the VM's crashed state.
 //!
 //! A waiter thread per VM turns berth-vmm's exit status into the VM's state (see
@@ -256,7 +256,7 @@ impl Machines {
             None,
             socket::SockFlag::SOCK_CLOEXEC,
         )
-        .map_err(|e| ApiError::internal(format!("cannot make a screen channel: {e}")))?;
+        .map_err(|e| ApiError::internal(format!("cannot make a display channel: {e}")))?;
         let their_notices_fd = their_notices.as_raw_fd();
         let mut command = Command::new(&self.vmm);
         command
@@ -335,7 +335,7 @@ impl Machines {
 
         let stderr_tail = Arc::new(Mutex::new(String::new()));
         let threads = [
-            self.console_reader(&name, stdout),
+            self.serial_reader(&name, stdout),
             stderr_reader(stderr, Arc::clone(&stderr_tail)),
             self.notice_reader(&name, notices),
         ];
@@ -350,7 +350,7 @@ impl Machines {
     }
 
     /// Pushes what the guest writes on its serial console as events.
-    fn console_reader(
+    fn serial_reader(
         &self,
         name: &str,
         mut stdout: std::process::ChildStdout,
@@ -362,7 +362,7 @@ impl Machines {
             .spawn(move || {
                 let mut buf = [0u8; 4096];
                 while let Ok(n @ 1..) = stdout.read(&mut buf) {
-                    let _ = events.send(Event::VmConsole {
+                    let _ = events.send(Event::VmSerial {
                         name: name.clone(),
                         data: buf[..n].to_vec(),
                     });
@@ -371,12 +371,12 @@ impl Machines {
             .ok()
     }
 
-    /// Pushes the screen's notices as events, until berth-vmm exits (the socket then reads EOF).
+    /// Pushes the display notices as events, until berth-vmm exits (the socket then reads EOF).
     fn notice_reader(&self, name: &str, socket: OwnedFd) -> Option<std::thread::JoinHandle<()>> {
         let events = self.events.clone();
         let name = name.to_owned();
         std::thread::Builder::new()
-            .name("vm-screen".into())
+            .name("vm-display".into())
             .spawn(move || {
                 let mut buf = [0u8; berth_display::notice::MAX_LEN];
                 loop {
@@ -389,7 +389,7 @@ impl Machines {
                     // A notice cut short (longer than any real one) or garbled is skipped: only
                     // berth-vmm writes here, and the framebuffer header stays the truth.
                     let event = match Notice::decode(&buf[..n]) {
-                        Some(Notice::Damage { frame, rect }) => Event::ConsoleUpdate {
+                        Some(Notice::Damage { frame, rect }) => Event::DisplayUpdate {
                             name: name.clone(),
                             sequence: frame,
                             x: rect.x,
@@ -397,7 +397,7 @@ impl Machines {
                             width: rect.width,
                             height: rect.height,
                         },
-                        Some(Notice::Mode { width, height }) => Event::ConsoleMode {
+                        Some(Notice::Mode { width, height }) => Event::DisplayMode {
                             name: name.clone(),
                             width,
                             height,
@@ -521,7 +521,7 @@ impl Machines {
     }
 
     /// Types `data` on the VM's serial console.
-    pub fn console_input(&self, name: &str, data: &[u8]) -> Result<(), ApiError> {
+    pub fn serial_input(&self, name: &str, data: &[u8]) -> Result<(), ApiError> {
         let machine = self.machine(name)?;
         let mut stdin = lock(&machine.stdin);
         stdin
@@ -530,16 +530,16 @@ impl Machines {
             .map_err(|e| conflict(format!("VM `{name}` does not take input now: {e}")))
     }
 
-    /// VM `name`'s screen: its geometry and the framebuffer memfd berth-vmm shares.
+    /// VM `name`'s display: its geometry and the framebuffer memfd berth-vmm shares.
     pub fn display(&self, name: &str) -> Result<(DisplayInfo, OwnedFd), ApiError> {
         let machine = self.machine(name)?;
         let (_, fd) = lock(&machine.control)
             .display(REPLY_TIMEOUT)
-            .map_err(|why| conflict(format!("cannot get VM `{name}`'s screen: {why}")))?;
+            .map_err(|why| conflict(format!("cannot get VM `{name}`'s display: {why}")))?;
         // The header says what the guest shows now (its scanout), not just the mode offered.
         let reader = fd
             .try_clone()
-            .map_err(|e| ApiError::internal(format!("cannot share VM `{name}`'s screen: {e}")))
+            .map_err(|e| ApiError::internal(format!("cannot share VM `{name}`'s display: {e}")))
             .and_then(|dup| {
                 berth_display::framebuffer::FramebufferReader::open(dup).map_err(|e| {
                     ApiError::internal(format!("VM `{name}`'s framebuffer is unusable: {e}"))

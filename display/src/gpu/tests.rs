@@ -370,7 +370,7 @@ fn resource_memory_is_capped_and_returned() {
 }
 
 #[test]
-fn unref_errors_and_unref_of_the_shown_resource_blanks_the_screen() {
+fn unref_errors_and_unref_of_the_shown_resource_blanks_the_display() {
     let (mut gpu, events) = gpu();
     let mut d = Driver::new();
     assert_eq!(

@@ -52,11 +52,11 @@ pub async fn create(client: &Client, name: &str, kernel: &Path) {
 }
 
 /// Waits for VM `name`'s console to have printed `needle` (collecting from `seen`).
-pub async fn console_shows(events: &mut Events, seen: &mut String, name: &str, needle: &str) {
+pub async fn serial_shows(events: &mut Events, seen: &mut String, name: &str, needle: &str) {
     let wait = async {
         while !seen.contains(needle) {
             match events.next().await.expect("the connection stays open") {
-                Event::VmConsole { name: vm, data } if vm == name => {
+                Event::VmSerial { name: vm, data } if vm == name => {
                     seen.push_str(&String::from_utf8_lossy(&data));
                 }
                 _ => {}

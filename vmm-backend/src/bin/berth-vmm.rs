@@ -104,8 +104,8 @@ fn run(options: LaunchOptions) -> Result<VmExitReason, String> {
     let legacy = LegacyDevices::attach(&mut vm, Box::new(console)).map_err(|e| e.to_string())?;
     let power_button = PowerButton::attach(&mut vm).map_err(|e| e.to_string())?;
     let mut virtio = VirtioMmioDevices::new();
-    let mut screen = None;
-    // SAFETY: the parent handed us this descriptor for the screen's notices; nothing else in
+    let mut display = None;
+    // SAFETY: the parent handed us this descriptor for the display's notices; nothing else in
     // this process owns it.
     let notices = options
         .events_fd
@@ -123,7 +123,7 @@ fn run(options: LaunchOptions) -> Result<VmExitReason, String> {
                 .attach(&mut vm, Box::new(Rng::new()))
                 .map_err(|e| e.to_string())?;
             if let Some(mode) = options.display.map(|d| (d.width, d.height)) {
-                screen = Some(attach_display(&mut vm, &mut virtio, mode, notices)?);
+                display = Some(attach_display(&mut vm, &mut virtio, mode, notices)?);
             }
             linux.virtio_devices = virtio.acpi_devices();
             linux.power_button_gsi = Some(POWER_BUTTON_GSI);
@@ -134,7 +134,7 @@ fn run(options: LaunchOptions) -> Result<VmExitReason, String> {
         other if options.disks.is_empty() => {
             if let Some(mode) = options.display.map(|d| (d.width, d.height)) {
                 virtio = VirtioMmioDevices::with_base(FLAT_DISPLAY_BASE);
-                screen = Some(attach_display(&mut vm, &mut virtio, mode, notices)?);
+                display = Some(attach_display(&mut vm, &mut virtio, mode, notices)?);
             }
             other
         }
@@ -174,14 +174,14 @@ fn run(options: LaunchOptions) -> Result<VmExitReason, String> {
         let control = unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) };
         let _ = std::thread::Builder::new()
             .name("control".into())
-            .spawn(move || control_loop(control, &handle, &power_button, screen.as_ref()));
+            .spawn(move || control_loop(control, &handle, &power_button, display.as_ref()));
     }
 
     vm.run().map_err(|e| e.to_string())
 }
 
 /// The display devices' host side: what the control channel hands out and feeds.
-struct Screen {
+struct DisplayDevices {
     /// A duplicate of the framebuffer memfd, passed to berthd on `display`.
     framebuffer: OwnedFd,
     mode: (u32, u32),
@@ -196,7 +196,7 @@ fn attach_display(
     virtio: &mut VirtioMmioDevices,
     mode: (u32, u32),
     notices: Option<OwnedFd>,
-) -> Result<Screen, String> {
+) -> Result<DisplayDevices, String> {
     let mut gpu = VirtioGpu::new(GpuConfig {
         width: mode.0,
         height: mode.1,
@@ -208,9 +208,9 @@ fn attach_display(
         let notifier = {
             let pending = Arc::clone(&pending);
             std::thread::Builder::new()
-                .name("screen-notices".into())
+                .name("display-notices".into())
                 .spawn(move || send_notices(&socket, &pending))
-                .map_err(|e| format!("cannot start the screen notifier: {e}"))?
+                .map_err(|e| format!("cannot start the display notifier: {e}"))?
         };
         let notifier = notifier.thread().clone();
         gpu.set_event_sink(Box::new(move |event| {
@@ -253,7 +253,7 @@ fn attach_display(
     let (Some(tablet), Some(keyboard)) = (handles.pop(), handles.pop()) else {
         return Err("the input devices were not created".into());
     };
-    Ok(Screen {
+    Ok(DisplayDevices {
         framebuffer,
         mode,
         keyboard,
@@ -266,7 +266,7 @@ fn attach_display(
 /// starved berthd), and a window reads at most 60 frames a second anyway.
 const NOTICE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(4);
 
-/// The screen notifier: sends what the device thread recorded, merged, then waits out the
+/// The display notifier: sends what the device thread recorded, merged, then waits out the
 /// interval. The device thread only records and unparks, so it never waits on berthd; this
 /// thread may (a send blocks while berthd's socket is full), and ends when berthd is gone.
 fn send_notices(socket: &OwnedFd, pending: &Mutex<Pending>) {
@@ -303,7 +303,7 @@ fn control_loop(
     control: std::os::unix::net::UnixStream,
     vm: &VmHandle,
     power_button: &PowerButton,
-    screen: Option<&Screen>,
+    display: Option<&DisplayDevices>,
 ) {
     let Ok(mut server) = ControlServer::ready(control) else {
         vm.stop();
@@ -311,17 +311,17 @@ fn control_loop(
     };
     while let Some(command) = server.next_command() {
         let answered = match command {
-            Ok(Command::Display) => match screen {
-                Some(screen) => {
-                    let (width, height) = screen.mode;
+            Ok(Command::Display) => match display {
+                Some(display) => {
+                    let (width, height) = display.mode;
                     server.answer(
                         &Ok(Reply::Display { width, height }),
-                        Some(screen.framebuffer.as_fd()),
+                        Some(display.framebuffer.as_fd()),
                     )
                 }
                 None => server.answer(&Err(ControlError::NoDisplay), None),
             },
-            Ok(command) => server.answer(&carry_out(command, vm, power_button, screen), None),
+            Ok(command) => server.answer(&carry_out(command, vm, power_button, display), None),
             Err(error) => server.answer(&Err(error), None),
         };
         if answered.is_err() {
@@ -336,7 +336,7 @@ fn carry_out(
     command: Command,
     vm: &VmHandle,
     power_button: &PowerButton,
-    screen: Option<&Screen>,
+    display: Option<&DisplayDevices>,
 ) -> Result<Reply, ControlError> {
     match command {
         Command::Kill => vm.stop(),
@@ -350,10 +350,10 @@ fn carry_out(
             .resume()
             .map_err(|e| ControlError::Failed(e.to_string()))?,
         Command::Input { device, events } => {
-            let screen = screen.ok_or(ControlError::NoDisplay)?;
+            let display = display.ok_or(ControlError::NoDisplay)?;
             let handle = match device {
-                InputDevice::Keyboard => &screen.keyboard,
-                InputDevice::Tablet => &screen.tablet,
+                InputDevice::Keyboard => &display.keyboard,
+                InputDevice::Tablet => &display.tablet,
             };
             handle.push(&events).map_err(|e| match e {
                 input::Error::Full { pending } => ControlError::InputQueueFull { pending },

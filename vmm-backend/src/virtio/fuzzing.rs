@@ -12,8 +12,7 @@ use super::rng::Rng;
 use super::{GuestMemory, InterruptSink, VIRTIO_F_VERSION_1, VirtioDevice};
 use crate::bus::BusDevice;
 
-const FUZZ_MEM_SIZE: usize = 64 * 1024;
-const DESC_TABLE: u64 = 0;
+use berth_display::fuzzing::{DESC_TABLE, FUZZ_MEM_SIZE, ring_layout};
 
 struct NoInterrupt;
 
@@ -67,18 +66,10 @@ pub fn virtio_queue(data: &[u8], disk: &File) -> Option<u16> {
     mem.read_obj(GuestAddress(used_ring + 2)).ok()
 }
 
-/// Queue size, available ring and used ring addresses for the size byte of a fuzz input.
-fn ring_layout(size_byte: u8) -> (u16, u64, u64) {
-    let size: u16 = 1 << (size_byte % 9);
-    let avail_ring = DESC_TABLE + 16 * u64::from(size);
-    // flags, idx, ring, used_event; the used ring wants 4-byte alignment.
-    let used_ring = (avail_ring + 6 + 2 * u64::from(size) + 3) & !3;
-    (size, avail_ring, used_ring)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use berth_display::testing::descriptor;
 
     fn disk() -> tempfile::NamedTempFile {
         let file = tempfile::NamedTempFile::new().expect("temp file");
@@ -92,11 +83,7 @@ mod tests {
     fn good_block_request(selector: u8) -> Vec<u8> {
         let mut ram = vec![0u8; 0x8000];
         let desc = |ram: &mut Vec<u8>, i: usize, addr: u64, len: u32, flags: u16, next: u16| {
-            let at = i * 16;
-            ram[at..at + 8].copy_from_slice(&addr.to_le_bytes());
-            ram[at + 8..at + 12].copy_from_slice(&len.to_le_bytes());
-            ram[at + 12..at + 14].copy_from_slice(&flags.to_le_bytes());
-            ram[at + 14..at + 16].copy_from_slice(&next.to_le_bytes());
+            ram[i * 16..i * 16 + 16].copy_from_slice(&descriptor(addr, len, flags, next));
         };
         desc(&mut ram, 0, 0x4000, 16, 1, 1);
         desc(&mut ram, 1, 0x5000, 512, 3, 2);

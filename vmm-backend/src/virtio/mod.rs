@@ -3,6 +3,8 @@
 //! ([`mmio_device`]: windows, irqfds, ioeventfds, the device thread), and the device models.
 
 pub mod block;
+/// The fuzz target's entry points (`fuzz/`), with the `fuzzing` feature.
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod gpu;
 pub mod input;

@@ -1,22 +1,21 @@
-//! A driver-side helper for tests: drives a device through its virtio-mmio registers and builds
-//! split-ring descriptor chains in guest memory the way a Linux driver does.
+//! A driver-side helper for tests: drives a device through its virtio-mmio registers, its
+//! descriptor chains built by berth-display's ring writer (`berth_display::testing::Ring`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use vm_memory::{Bytes, GuestAddress};
+use vm_memory::GuestAddress;
 
 use super::mmio::MmioTransport;
 use super::{GuestMemory, InterruptSink, VIRTIO_F_VERSION_1, VirtioDevice};
 use crate::bus::BusDevice;
 
+pub use berth_display::testing::{
+    AVAIL_RING, Buf, DESC_TABLE, QUEUE_SIZE, USED_RING, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE,
+};
+use berth_display::testing::{Ring, read_bytes, write_bytes};
+
 pub const MEM_SIZE: usize = 1 << 20;
-pub const DESC_TABLE: u64 = 0x1000;
-pub const AVAIL_RING: u64 = 0x2000;
-pub const USED_RING: u64 = 0x3000;
-pub const QUEUE_SIZE: u16 = 16;
-pub const VIRTQ_DESC_F_NEXT: u16 = 1;
-pub const VIRTQ_DESC_F_WRITE: u16 = 2;
 
 #[derive(Default)]
 pub struct CountingSink {
@@ -37,16 +36,12 @@ pub fn guest_memory() -> Arc<GuestMemory> {
     Arc::new(GuestMemory::from_ranges(&[(GuestAddress(0), MEM_SIZE)]).expect("guest memory"))
 }
 
-/// One buffer of a chain: guest address, length, device-writable.
-#[derive(Clone, Copy)]
-pub struct Buf(pub u64, pub u32, pub bool);
-
+/// A virtio-mmio driver of one device, its queue 0 on one [`Ring`].
 pub struct Driver {
     pub transport: MmioTransport,
     pub mem: Arc<GuestMemory>,
     pub irq: Arc<CountingSink>,
-    next_desc: u16,
-    avail_idx: u16,
+    ring: Ring,
 }
 
 impl Driver {
@@ -58,8 +53,7 @@ impl Driver {
             transport,
             mem,
             irq,
-            next_desc: 0,
-            avail_idx: 0,
+            ring: Ring::new(0),
         }
     }
 
@@ -112,41 +106,18 @@ impl Driver {
     }
 
     pub fn write_desc(&self, index: u16, addr: u64, len: u32, flags: u16, next: u16) {
-        let at = GuestAddress(DESC_TABLE + 16 * u64::from(index));
-        let mut raw = [0u8; 16];
-        raw[0..8].copy_from_slice(&addr.to_le_bytes());
-        raw[8..12].copy_from_slice(&len.to_le_bytes());
-        raw[12..14].copy_from_slice(&flags.to_le_bytes());
-        raw[14..16].copy_from_slice(&next.to_le_bytes());
-        self.mem.write_slice(&raw, at).expect("descriptor");
+        self.ring
+            .write_desc(&self.mem, index, addr, len, flags, next);
     }
 
     /// Puts `head` in the available ring and bumps its index.
     pub fn publish(&mut self, head: u16) {
-        let slot = self.avail_idx % QUEUE_SIZE;
-        self.mem
-            .write_obj(head, GuestAddress(AVAIL_RING + 4 + 2 * u64::from(slot)))
-            .expect("avail ring");
-        self.avail_idx = self.avail_idx.wrapping_add(1);
-        self.mem
-            .write_obj(self.avail_idx, GuestAddress(AVAIL_RING + 2))
-            .expect("avail idx");
+        self.ring.publish(&self.mem, head);
     }
 
     /// Writes `bufs` as one chain, publishes it; returns its head.
     pub fn submit(&mut self, bufs: &[Buf]) -> u16 {
-        let head = self.next_desc;
-        for (i, Buf(addr, len, writable)) in bufs.iter().enumerate() {
-            let index = self.next_desc;
-            self.next_desc = (self.next_desc + 1) % QUEUE_SIZE;
-            let mut flags = if *writable { VIRTQ_DESC_F_WRITE } else { 0 };
-            if i + 1 < bufs.len() {
-                flags |= VIRTQ_DESC_F_NEXT;
-            }
-            self.write_desc(index, *addr, *len, flags, self.next_desc);
-        }
-        self.publish(head);
-        head
+        self.ring.submit(&self.mem, bufs)
     }
 
     pub fn notify(&mut self, queue: u32) {
@@ -154,30 +125,19 @@ impl Driver {
     }
 
     pub fn used_idx(&self) -> u16 {
-        self.mem
-            .read_obj(GuestAddress(USED_RING + 2))
-            .expect("used idx")
+        self.ring.used_idx(&self.mem)
     }
 
     /// The used ring element `slot`: (descriptor id, length).
     pub fn used(&self, slot: u16) -> (u32, u32) {
-        let at = USED_RING + 4 + 8 * u64::from(slot % QUEUE_SIZE);
-        let id = self.mem.read_obj(GuestAddress(at)).expect("used id");
-        let len = self.mem.read_obj(GuestAddress(at + 4)).expect("used len");
-        (id, len)
+        self.ring.used(&self.mem, slot)
     }
 
     pub fn read_bytes(&self, addr: u64, len: usize) -> Vec<u8> {
-        let mut out = vec![0u8; len];
-        self.mem
-            .read_slice(&mut out, GuestAddress(addr))
-            .expect("read guest memory");
-        out
+        read_bytes(&self.mem, addr, len)
     }
 
     pub fn write_bytes(&self, addr: u64, bytes: &[u8]) {
-        self.mem
-            .write_slice(bytes, GuestAddress(addr))
-            .expect("write guest memory");
+        write_bytes(&self.mem, addr, bytes)
     }
 }

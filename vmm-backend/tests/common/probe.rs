@@ -31,32 +31,32 @@ pub enum ProbeFinish {
     /// Read the name and four queued events of the virtio-input keyboard the test placed.
     Input,
     /// Draw the GPU pattern, then stay up as [`ProbeFinish::Interactive`] (for screenshots).
-    Screen,
+    Display,
     /// Read the keyboard's name, then [`KEYS_EVENTS`] events, waiting as long as it takes.
     Keys,
-    /// Draw the GPU pattern, then halt: a running VM whose screen never changes and whose
+    /// Draw the GPU pattern, then halt: a running VM whose display never changes and whose
     /// vCPU is idle (the window's idle benchmark).
     Still,
     /// Draw the GPU pattern, then show the display's whole mode and redraw it 60 times a
-    /// second forever, each frame transferred and flushed whole (the screen benchmarks).
+    /// second forever, each frame transferred and flushed whole (the display benchmarks).
     Animate,
-    /// Draw the GPU pattern, read [`SCREEN_KEYS_EVENTS`] keyboard events (one key pressed and
+    /// Draw the GPU pattern, read [`DISPLAY_KEYS_EVENTS`] keyboard events (one key pressed and
     /// released, each change followed by a SYN_REPORT) waiting as long as it takes, then stay
-    /// up as [`ProbeFinish::Interactive`] (for a console window's keyboard and screen at once).
-    ScreenKeys,
-    /// Draw the GPU pattern, read [`SCREEN_POINTER_EVENTS`] events of berth-vmm's tablet (the
+    /// up as [`ProbeFinish::Interactive`] (for a console window's keyboard and display at once).
+    DisplayKeys,
+    /// Draw the GPU pattern, read [`DISPLAY_POINTER_EVENTS`] events of berth-vmm's tablet (the
     /// input device after the keyboard: one pointer move, then one wheel click), waiting as
     /// long as it takes, then stay up as [`ProbeFinish::Interactive`].
-    ScreenPointer,
+    DisplayPointer,
 }
 
 /// How many keyboard events the [`ProbeFinish::Keys`] variant reads before it powers off.
 pub const KEYS_EVENTS: usize = 20;
-/// How many keyboard events the [`ProbeFinish::ScreenKeys`] variant reads.
-pub const SCREEN_KEYS_EVENTS: usize = 4;
-/// How many tablet events the [`ProbeFinish::ScreenPointer`] variant reads: a move is X, Y,
+/// How many keyboard events the [`ProbeFinish::DisplayKeys`] variant reads.
+pub const DISPLAY_KEYS_EVENTS: usize = 4;
+/// How many tablet events the [`ProbeFinish::DisplayPointer`] variant reads: a move is X, Y,
 /// the three buttons and a SYN_REPORT; a wheel click is REL_WHEEL and a SYN_REPORT.
-pub const SCREEN_POINTER_EVENTS: usize = 8;
+pub const DISPLAY_POINTER_EVENTS: usize = 8;
 
 impl ProbeFinish {
     /// The variant called `name` (its `-D` scenario's name, as `probe-NAME.flat` files are).
@@ -71,12 +71,12 @@ impl ProbeFinish {
             Interactive,
             Gpu,
             Input,
-            Screen,
+            Display,
             Keys,
             Animate,
             Still,
-            ScreenKeys,
-            ScreenPointer,
+            DisplayKeys,
+            DisplayPointer,
         ]
         .into_iter()
         .find(|f| f.name() == name)
@@ -92,12 +92,12 @@ impl ProbeFinish {
             Self::Interactive => "interactive",
             Self::Gpu => "gpu",
             Self::Input => "input",
-            Self::Screen => "screen",
+            Self::Display => "display",
             Self::Keys => "keys",
             Self::Animate => "animate",
             Self::Still => "still",
-            Self::ScreenKeys => "screen-keys",
-            Self::ScreenPointer => "screen-pointer",
+            Self::DisplayKeys => "display-keys",
+            Self::DisplayPointer => "display-pointer",
         }
     }
 
@@ -111,7 +111,7 @@ impl ProbeFinish {
             Self::Interactive => &["-DPROBE_INTERACTIVE"],
             Self::Gpu => &["-DPROBE_GPU"],
             Self::Input => &["-DPROBE_INPUT"],
-            Self::Screen => &["-DPROBE_GPU", "-DPROBE_INTERACTIVE"],
+            Self::Display => &["-DPROBE_GPU", "-DPROBE_INTERACTIVE"],
             Self::Animate => &["-DPROBE_GPU", "-DPROBE_GPU_ANIMATE"],
             Self::Still => &["-DPROBE_GPU", "-DPROBE_HALT"],
             Self::Keys => &[
@@ -119,14 +119,14 @@ impl ProbeFinish {
                 "-DPROBE_INPUT_EVENTS=20",
                 "-DPROBE_INPUT_WAIT_FOREVER",
             ],
-            Self::ScreenKeys => &[
+            Self::DisplayKeys => &[
                 "-DPROBE_GPU",
                 "-DPROBE_INPUT",
                 "-DPROBE_INPUT_EVENTS=4",
                 "-DPROBE_INPUT_WAIT_FOREVER",
                 "-DPROBE_INTERACTIVE",
             ],
-            Self::ScreenPointer => &[
+            Self::DisplayPointer => &[
                 "-DPROBE_GPU",
                 "-DPROBE_INPUT",
                 "-DPROBE_VIRTIO_INPUT=0xd0005000UL",

@@ -1,7 +1,7 @@
-//! `berthctl vm console NAME`: the VM's serial console on this terminal.
+//! `berthctl vm serial NAME` (also `vm console`): the VM's serial console on this terminal.
 //!
-//! What the guest writes arrives as `VmConsole` events; what is typed goes back as
-//! `VmConsoleInput` requests. On a terminal, input is raw (every key as it is pressed, Ctrl+C to
+//! What the guest writes arrives as `VmSerial` events; what is typed goes back as
+//! `VmSerialInput` requests. On a terminal, input is raw (every key as it is pressed, Ctrl+C to
 //! the guest) and Ctrl+] detaches, as in `virsh console`. From a pipe, input is forwarded until
 //! its end and the output followed until the VM stops, so scripts can drive a guest.
 
@@ -9,7 +9,6 @@ use std::io::{IsTerminal, Read, Write};
 
 use berth_api::client::Client;
 use berth_api::event::Event;
-use berth_api::request::{Reply, Request};
 
 use crate::Failure;
 
@@ -54,15 +53,7 @@ pub async fn attach(
     name: &str,
 ) -> Result<(), Failure> {
     client.subscribe().await?;
-    let vm = match client
-        .call(Request::VmShow {
-            name: name.to_owned(),
-        })
-        .await?
-    {
-        Reply::Vm(vm) => vm,
-        other => return Err(Failure::Failed(format!("unexpected reply {other:?}"))),
-    };
+    let vm = client.vm_show(name).await?;
     if !vm.state.is_active() {
         return Err(Failure::Failed(format!(
             "VM `{name}` is {}: start it first (berthctl vm start {name})",
@@ -80,7 +71,7 @@ pub async fn attach(
     let (input_tx, mut input) = tokio::sync::mpsc::channel::<Input>(16);
     // Detached: a blocking read of stdin cannot be cancelled; the process ends under it.
     let _ = std::thread::Builder::new()
-        .name("console-in".into())
+        .name("serial-in".into())
         .spawn(move || {
             let mut stdin = std::io::stdin().lock();
             let mut buf = [0u8; 1024];
@@ -107,9 +98,7 @@ pub async fn attach(
         tokio::select! {
             message = input.recv(), if input_open => match message {
                 Some(Input::Bytes(data)) => {
-                    client
-                        .call(Request::VmConsoleInput { name: name.to_owned(), data })
-                        .await?;
+                    client.vm_serial_input(name, data).await?;
                 }
                 Some(Input::Detach) => {
                     eprint!("\r\nDetached from VM `{name}`.\r\n");
@@ -118,7 +107,7 @@ pub async fn attach(
                 Some(Input::End) | None => input_open = false,
             },
             event = events.next() => match event {
-                Some(Event::VmConsole { name: vm, data }) if vm == name => {
+                Some(Event::VmSerial { name: vm, data }) if vm == name => {
                     let _ = stdout.write_all(&data);
                     let _ = stdout.flush();
                 }

@@ -1,21 +1,21 @@
-//! The VM's screen as the console window draws it: the framebuffer memfd berthd handed over,
+//! The VM's display as the console window draws it: the framebuffer memfd berthd handed over,
 //! mapped read-only, and what changed since the last picture, copied out as RGBA.
 //!
-//! Nothing here polls: the window calls [`Screen::damage`] / [`Screen::mode`] when berthd says a
-//! frame was published, and [`Screen::refresh`] when it draws.
+//! Nothing here polls: the window calls [`GuestDisplay::damage`] / [`GuestDisplay::mode`] when berthd says a
+//! frame was published, and [`GuestDisplay::refresh`] when it draws.
 
 use std::os::fd::OwnedFd;
 
 use berth_display::framebuffer::{self, FramebufferReader, Rect};
 use berth_display::gpu::Format;
 
-/// Why the guest's screen cannot be read.
+/// Why the guest's display cannot be read.
 #[derive(Debug, thiserror::Error)]
-pub enum ScreenError {
-    #[error("cannot read the VM's screen: {0}")]
+pub enum DisplayError {
+    #[error("cannot read the VM's display: {0}")]
     Framebuffer(#[from] framebuffer::Error),
     #[error(
-        "the VM's screen has a pixel format this console does not know (virtio-gpu format {0})"
+        "the VM's display has a pixel format this console does not know (virtio-gpu format {0})"
     )]
     UnknownFormat(u32),
 }
@@ -25,7 +25,7 @@ pub enum ScreenError {
 pub enum Refresh {
     /// Nothing changed.
     Nothing,
-    /// The guest turned its screen off (or has not set a mode yet): show black.
+    /// The guest turned its display off (or has not set a mode yet): show black.
     Off,
     /// A whole new picture, possibly of another size: `width * height * 4` RGBA bytes.
     Whole {
@@ -45,27 +45,27 @@ enum Pending {
     Whole,
 }
 
-/// A VM's screen: the mapping of its framebuffer and what is to be copied out next.
-pub struct Screen {
+/// A VM's display: the mapping of its framebuffer and what is to be copied out next.
+pub struct GuestDisplay {
     reader: FramebufferReader,
     /// The size of the picture last handed out (0x0 before the first).
     size: (u32, u32),
     pending: Pending,
 }
 
-impl std::fmt::Debug for Screen {
+impl std::fmt::Debug for GuestDisplay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Screen")
+        f.debug_struct("GuestDisplay")
             .field("size", &self.size)
             .field("pending", &self.pending)
             .finish()
     }
 }
 
-impl Screen {
+impl GuestDisplay {
     /// Maps a framebuffer memfd read-only; the first refresh copies the whole frame.
-    pub fn open(fd: OwnedFd) -> Result<Screen, ScreenError> {
-        Ok(Screen {
+    pub fn open(fd: OwnedFd) -> Result<GuestDisplay, DisplayError> {
+        Ok(GuestDisplay {
             reader: FramebufferReader::open(fd)?,
             size: (0, 0),
             pending: Pending::Whole,
@@ -73,7 +73,7 @@ impl Screen {
     }
 
     /// The guest's current mode (0x0: none), read without copying pixels.
-    pub fn geometry(&self) -> Result<(u32, u32), ScreenError> {
+    pub fn geometry(&self) -> Result<(u32, u32), DisplayError> {
         let (width, height, _, _) = self.reader.geometry()?;
         Ok((width, height))
     }
@@ -98,7 +98,7 @@ impl Screen {
     }
 
     /// Copies out what changed since the last refresh.
-    pub fn refresh(&mut self) -> Result<Refresh, ScreenError> {
+    pub fn refresh(&mut self) -> Result<Refresh, DisplayError> {
         let pending = std::mem::replace(&mut self.pending, Pending::Nothing);
         match pending {
             Pending::Nothing => Ok(Refresh::Nothing),
@@ -122,7 +122,7 @@ impl Screen {
         }
     }
 
-    fn whole(&mut self) -> Result<Refresh, ScreenError> {
+    fn whole(&mut self) -> Result<Refresh, DisplayError> {
         let mut frame = self.reader.read_frame()?;
         if frame.width == 0 || frame.height == 0 {
             self.size = (0, 0);
@@ -138,9 +138,9 @@ impl Screen {
     }
 }
 
-fn to_rgba(format: u32, pixels: &mut [u8]) -> Result<(), ScreenError> {
+fn to_rgba(format: u32, pixels: &mut [u8]) -> Result<(), DisplayError> {
     Format::from_code(format)
-        .ok_or(ScreenError::UnknownFormat(format))?
+        .ok_or(DisplayError::UnknownFormat(format))?
         .to_rgba_in_place(pixels);
     Ok(())
 }
@@ -192,11 +192,11 @@ mod tests {
     use super::*;
     use berth_display::framebuffer::FramebufferWriter;
 
-    /// A B8G8R8X8 framebuffer (what the probe and Linux's driver use) and a screen reading it.
-    fn pair(width: u32, height: u32) -> (FramebufferWriter, Screen) {
+    /// A B8G8R8X8 framebuffer (what the probe and Linux's driver use) and a display reading it.
+    fn pair(width: u32, height: u32) -> (FramebufferWriter, GuestDisplay) {
         let writer = FramebufferWriter::new(width, height, Format::B8G8R8X8 as u32).unwrap();
         let fd = writer.fd().try_clone_to_owned().unwrap();
-        (writer, Screen::open(fd).unwrap())
+        (writer, GuestDisplay::open(fd).unwrap())
     }
 
     /// `n` BGRX pixels of one colour.
@@ -206,7 +206,7 @@ mod tests {
 
     #[test]
     fn the_first_refresh_is_the_whole_frame_as_rgba() {
-        let (mut writer, mut screen) = pair(2, 1);
+        let (mut writer, mut display) = pair(2, 1);
         writer
             .update(
                 Rect::new(0, 0, 2, 1),
@@ -214,23 +214,23 @@ mod tests {
                 8,
             )
             .unwrap();
-        assert_eq!(screen.geometry().unwrap(), (2, 1));
+        assert_eq!(display.geometry().unwrap(), (2, 1));
         assert_eq!(
-            screen.refresh().unwrap(),
+            display.refresh().unwrap(),
             Refresh::Whole {
                 width: 2,
                 height: 1,
                 rgba: vec![0x30, 0x20, 0x10, 0xff, 0x00, 0x00, 0xff, 0xff],
             }
         );
-        assert_eq!(screen.refresh().unwrap(), Refresh::Nothing, "nothing new");
-        assert!(!screen.is_pending());
+        assert_eq!(display.refresh().unwrap(), Refresh::Nothing, "nothing new");
+        assert!(!display.is_pending());
     }
 
     #[test]
     fn damage_copies_only_the_damaged_rectangles() {
-        let (mut writer, mut screen) = pair(4, 4);
-        assert!(matches!(screen.refresh().unwrap(), Refresh::Whole { .. }));
+        let (mut writer, mut display) = pair(4, 4);
+        assert!(matches!(display.refresh().unwrap(), Refresh::Whole { .. }));
         // The writer's source image has the frame's origin: a 4x4 image, red at 1,1 and green
         // at 2,2, published one pixel at a time.
         let mut image = bgrx(16, [0, 0, 0]);
@@ -238,9 +238,9 @@ mod tests {
         image[(2 * 4 + 2) * 4..][..4].copy_from_slice(&bgrx(1, [0, 255, 0]));
         writer.update(Rect::new(1, 1, 1, 1), &image, 16).unwrap();
         writer.update(Rect::new(2, 2, 1, 1), &image, 16).unwrap();
-        screen.damage(Rect::new(1, 1, 1, 1));
-        screen.damage(Rect::new(2, 2, 1, 1));
-        let Refresh::Part { rect, rgba } = screen.refresh().unwrap() else {
+        display.damage(Rect::new(1, 1, 1, 1));
+        display.damage(Rect::new(2, 2, 1, 1));
+        let Refresh::Part { rect, rgba } = display.refresh().unwrap() else {
             panic!("a part");
         };
         assert_eq!(rect, Rect::new(1, 1, 2, 2), "the union of both");
@@ -258,25 +258,25 @@ mod tests {
 
     #[test]
     fn a_new_mode_gives_a_whole_frame_of_the_new_size() {
-        let (mut writer, mut screen) = pair(4, 4);
-        assert!(matches!(screen.refresh().unwrap(), Refresh::Whole { .. }));
+        let (mut writer, mut display) = pair(4, 4);
+        assert!(matches!(display.refresh().unwrap(), Refresh::Whole { .. }));
         writer.resize(8, 2, Format::B8G8R8X8 as u32).unwrap();
         // Damage in the new mode, outside the old one: the whole new frame.
-        screen.damage(Rect::new(6, 0, 2, 2));
+        display.damage(Rect::new(6, 0, 2, 2));
         let Refresh::Whole {
             width,
             height,
             rgba,
-        } = screen.refresh().unwrap()
+        } = display.refresh().unwrap()
         else {
             panic!("a whole frame");
         };
         assert_eq!((width, height, rgba.len()), (8, 2, 64));
         // Damage inside both sizes, after another mode change: whole again.
         writer.resize(2, 2, Format::B8G8R8X8 as u32).unwrap();
-        screen.damage(Rect::new(0, 0, 1, 1));
+        display.damage(Rect::new(0, 0, 1, 1));
         assert!(matches!(
-            screen.refresh().unwrap(),
+            display.refresh().unwrap(),
             Refresh::Whole {
                 width: 2,
                 height: 2,

@@ -1,16 +1,16 @@
-//! The guest's screen end to end, on this machine's /dev/kvm: the probe guest's animate variant
+//! The guest's display end to end, on this machine's /dev/kvm: the probe guest's animate variant
 //! redraws its display and transfers and flushes every frame whole, through berth-vmm's
 //! virtio-gpu, the framebuffer memfd and berthd's pushed updates, into the Berth window (and
 //! `berth-console` when it is built), at 1280x800 and 1920x1080. Reported per mode:
 //! - frames berth-vmm publishes a second, its device thread's and its vCPU's CPU;
-//! - how long after a frame is published its `ConsoleUpdate` event reaches a client;
+//! - how long after a frame is published its `DisplayUpdate` event reaches a client;
 //! - for each window: the frames it shows a second (against the frames published: the share
 //!   of the guest's frames a user sees), its CPU and the X server's (Xvfb copies what a window
 //!   puts), with what draws the console named: the Berth window's console surface (X11
 //!   MIT-SHM, its default on X11), or iced's renderers (tiny-skia, wgpu) drawing the picture
 //!   as they do without X11.
 //!
-//! Release binaries: `cargo build --release --workspace` first (scripts/bench-screen does).
+//! Release binaries: `cargo build --release --workspace` first (scripts/bench-display does).
 #![allow(clippy::unwrap_used)] // a benchmark that cannot set up has nothing to report
 
 #[path = "../tests/common/mod.rs"]
@@ -107,7 +107,7 @@ async fn wait_console(events: &mut Events, name: &str, needle: &str) {
     let mut seen = String::new();
     let wait = async {
         while !seen.contains(needle) {
-            if let Event::VmConsole { name: vm, data } = events.next().await.unwrap()
+            if let Event::VmSerial { name: vm, data } = events.next().await.unwrap()
                 && vm == name
             {
                 seen.push_str(&String::from_utf8_lossy(&data));
@@ -142,7 +142,7 @@ fn measure_vmm(pid: u32, reader: &FramebufferReader) -> f64 {
     fps
 }
 
-/// How long after a frame is published its ConsoleUpdate reaches a subscribed client: a thread
+/// How long after a frame is published its DisplayUpdate reaches a subscribed client: a thread
 /// watches the header's frame number (spinning, for 3 s) while the events are timed as they come.
 async fn measure_event_delay(events: &mut Events, name: &str, reader: FramebufferReader) {
     let published: Arc<Mutex<Vec<(u64, Instant)>>> = Arc::default();
@@ -166,7 +166,7 @@ async fn measure_event_delay(events: &mut Events, name: &str, reader: Framebuffe
     while Instant::now() < deadline {
         let next = tokio::time::timeout_at(deadline.into(), events.next()).await;
         match next {
-            Ok(Some(Event::ConsoleUpdate {
+            Ok(Some(Event::DisplayUpdate {
                 name: vm, sequence, ..
             })) if vm == name => arrived.push((sequence, Instant::now())),
             Ok(Some(_)) => {}
@@ -184,12 +184,12 @@ async fn measure_event_delay(events: &mut Events, name: &str, reader: Framebuffe
         .collect();
     delays.sort();
     if delays.is_empty() {
-        println!("  no ConsoleUpdate event was matched to a published frame");
+        println!("  no DisplayUpdate event was matched to a published frame");
         return;
     }
     let at = |p: f64| delays[((delays.len() - 1) as f64 * p).round() as usize];
     println!(
-        "  published -> ConsoleUpdate at a client: median {:.2} ms, p99 {:.2} ms ({} events)",
+        "  published -> DisplayUpdate at a client: median {:.2} ms, p99 {:.2} ms ({} events)",
         at(0.5).as_secs_f64() * 1e3,
         at(0.99).as_secs_f64() * 1e3,
         delays.len()
@@ -337,7 +337,7 @@ fn measure_window(
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     if !Path::new("/dev/kvm").exists() {
-        println!("screen benchmark skipped: /dev/kvm is absent");
+        println!("display benchmark skipped: /dev/kvm is absent");
         return;
     }
     let dir = open_tempdir();

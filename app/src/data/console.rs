@@ -1,4 +1,4 @@
-//! The guest's screen and keyboard as the window handles them, without a window: the VM's
+//! A VM's display and keyboard as the window's console handles them, without a window: the VM's
 //! framebuffer memfd (handed over by berthd) mapped read-only and polled for new frames, scaled
 //! to the console's area, and the host's physical keys as the evdev codes the guest's
 //! virtio-input keyboard reports.
@@ -32,20 +32,20 @@ pub enum Polled {
     Later(Duration),
 }
 
-/// One whole frame of the guest's screen, as RGBA bytes ready for an image handle: scaled to
-/// the area it is shown in (the renderer then only copies it), or at the screen's own size.
+/// One whole frame of the guest's display, as RGBA bytes ready for an image handle: scaled to
+/// the area it is shown in (the renderer then only copies it), or at the display's own size.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Picture {
     pub frame: u64,
     /// The picture's size.
     pub width: u32,
     pub height: u32,
-    /// The guest's screen size.
-    pub screen: (u32, u32),
+    /// The guest's display size.
+    pub display: (u32, u32),
     pub rgba: Vec<u8>,
 }
 
-/// A VM's screen: the mapping of its framebuffer and the last frame handed out.
+/// A VM's display: the mapping of its framebuffer and the last frame handed out.
 pub struct Feed {
     reader: FramebufferReader,
     last: Option<u64>,
@@ -71,7 +71,7 @@ impl Feed {
 
     /// The frame published since the last call, if any, scaled to fit `area` (pixels) with its
     /// aspect kept, or at its own size without one; `Ok(None)` while nothing changed (a static
-    /// screen costs one atomic load a poll). Scaled straight out of the shared memory: no copy
+    /// display costs one atomic load a poll). Scaled straight out of the shared memory: no copy
     /// of the whole frame. A picture the guest redrew while it was scaled is still handed out,
     /// and the newer frame comes at the next poll.
     pub fn poll(&mut self, area: Option<(u32, u32)>) -> Result<Option<Picture>, String> {
@@ -81,20 +81,23 @@ impl Feed {
         let viewed = self
             .reader
             .view_frame(|view| -> Result<Option<Picture>, String> {
-                let screen = (view.width(), view.height());
-                if screen.0 == 0 || screen.1 == 0 {
+                let display = (view.width(), view.height());
+                if display.0 == 0 || display.1 == 0 {
                     // The guest has not set a mode yet: nothing to show.
                     return Ok(None);
                 }
                 let format = Format::from_code(view.format()).ok_or_else(|| {
-                    format!("the guest's screen has an unknown format {}", view.format())
+                    format!(
+                        "the guest's display has an unknown format {}",
+                        view.format()
+                    )
                 })?;
-                let (width, height) = area.map_or(screen, |area| resample::fit(screen, area));
+                let (width, height) = area.map_or(display, |area| resample::fit(display, area));
                 Ok(Some(Picture {
                     frame: 0,
                     width,
                     height,
-                    screen,
+                    display,
                     rgba: resample::to_rgba(view, format, (width, height)),
                 }))
             })
@@ -111,8 +114,8 @@ impl Feed {
         self.last = None;
     }
 
-    /// The guest's screen size now ((0, 0) before it set a mode).
-    pub fn screen(&self) -> Result<(u32, u32), String> {
+    /// The guest's display size now ((0, 0) before it set a mode).
+    pub fn display_size(&self) -> Result<(u32, u32), String> {
         let (width, height, _, _) = self.reader.geometry().map_err(|e| e.to_string())?;
         Ok((width, height))
     }
@@ -143,7 +146,7 @@ pub struct Session {
     waiting: bool,
     /// The console has the keyboard (clicked; Right Ctrl releases it).
     pub focused: bool,
-    /// Size of the guest's screen, for mapping the pointer.
+    /// Size of the guest's display, for mapping the pointer.
     pub size: (u32, u32),
     /// The console's area in pixels (known once it has been laid out), pictures are scaled to.
     area: Option<(u32, u32)>,
@@ -156,7 +159,7 @@ pub struct Session {
     buttons: u8,
     /// Counts frames shown, when asked to report them.
     rate: Option<FrameRate>,
-    /// The surface that draws the screen over the console instead of the renderer, if any,
+    /// The surface that draws the display over the console instead of the renderer, if any,
     /// and the routing of the VM's frame events to it.
     surface: Option<(Surface, RoutedUpdates)>,
 }
@@ -182,7 +185,7 @@ impl Session {
         })
     }
 
-    /// Draws the screen on a surface in X11 window `parent` from now on; why not, if it cannot
+    /// Draws the display on a surface in X11 window `parent` from now on; why not, if it cannot
     /// (the renderer goes on drawing it).
     pub fn use_surface(&mut self, parent: u32) -> Result<(), String> {
         let surface = self.feed.surface(parent)?;
@@ -192,12 +195,12 @@ impl Session {
         Ok(())
     }
 
-    /// The surface drawing the screen, if one does.
+    /// The surface drawing the display, if one does.
     pub fn surface(&self) -> Option<SurfaceHandle> {
         self.surface.as_ref().map(|(surface, _)| surface.handle())
     }
 
-    /// A new picture to allocate, unless one is being allocated, the screen did not change, or
+    /// A new picture to allocate, unless one is being allocated, the display did not change, or
     /// the last one was read less than [`FRAME_INTERVAL`] before `now` (then: when to ask again).
     pub fn poll(&mut self, now: Instant) -> Result<Polled, String> {
         if let Some((surface, _)) = &self.surface {
@@ -205,7 +208,7 @@ impl Session {
                 None => {
                     // The surface draws the frames; the window only maps the pointer (a mode
                     // being published right now is read at the next poll).
-                    if let Ok(size) = self.feed.screen() {
+                    if let Ok(size) = self.feed.display_size() {
                         self.size = size;
                     }
                     return Ok(Polled::Nothing);
@@ -234,7 +237,7 @@ impl Session {
                 self.allocating = true;
                 self.allocating_for = self.area;
                 self.last_read = Some(now);
-                self.size = picture.screen;
+                self.size = picture.display;
                 Ok(Polled::Picture(picture))
             }
             None => Ok(Polled::Nothing),
@@ -246,7 +249,7 @@ impl Session {
         self.waiting = false;
     }
 
-    /// The console is now `area` pixels: the next poll reads the screen again, scaled to it.
+    /// The console is now `area` pixels: the next poll reads the display again, scaled to it.
     pub fn resized(&mut self, area: (u32, u32)) {
         if self.area != Some(area) {
             self.area = Some(area);
@@ -254,17 +257,18 @@ impl Session {
         }
     }
 
-    /// The request that tells the guest's tablet about `pointer`, if any.
-    pub fn pointer_request(&mut self, pointer: Pointer) -> Option<berth_api::Request> {
-        let bit = |button| match button {
-            iced::mouse::Button::Left => berth_api::input::button::LEFT,
-            iced::mouse::Button::Right => berth_api::input::button::RIGHT,
-            iced::mouse::Button::Middle => berth_api::input::button::MIDDLE,
+    /// What the guest's tablet is told of `pointer`, if anything.
+    pub fn tablet(&mut self, pointer: Pointer) -> Option<Tablet> {
+        use berth_api::input::button;
+        let bit = |pressed| match pressed {
+            iced::mouse::Button::Left => button::LEFT,
+            iced::mouse::Button::Right => button::RIGHT,
+            iced::mouse::Button::Middle => button::MIDDLE,
             _ => 0,
         };
         match pointer {
             Pointer::Move { x, y } => self.position = (x, y),
-            Pointer::Outside => return None,
+            Pointer::Outside | Pointer::Wheel(0) => return None,
             Pointer::Button { button, pressed } => {
                 if pressed {
                     self.buttons |= bit(button);
@@ -272,16 +276,9 @@ impl Session {
                     self.buttons &= !bit(button);
                 }
             }
-            Pointer::Wheel(0) => return None,
-            Pointer::Wheel(clicks) => {
-                return Some(berth_api::Request::VmWheel {
-                    name: self.vm.clone(),
-                    clicks,
-                });
-            }
+            Pointer::Wheel(clicks) => return Some(Tablet::Wheel(clicks)),
         }
-        Some(berth_api::Request::VmPointer {
-            name: self.vm.clone(),
+        Some(Tablet::At {
             x: self.position.0,
             y: self.position.1,
             buttons: self.buttons,
@@ -297,7 +294,7 @@ impl Session {
             if let Some(rate) = self.rate.as_mut()
                 && let Some(fps) = rate.shown(Instant::now())
             {
-                // For scripts/bench-screen: how many of the guest's frames the window shows.
+                // For scripts/bench-display: how many of the guest's frames the window shows.
                 eprintln!(
                     "berth: console {fps:.1} frames/s at {}x{}",
                     self.size.0, self.size.1
@@ -333,6 +330,15 @@ impl FrameRate {
         *self = FrameRate::new(now);
         Some(fps)
     }
+}
+
+/// What the guest's tablet is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tablet {
+    /// The pointer is at `x`,`y` (0..=`TABLET_MAX`) with `buttons` held.
+    At { x: u32, y: u32, buttons: u8 },
+    /// The wheel turned.
+    Wheel(i32),
 }
 
 /// What the mouse does over the console.
@@ -454,7 +460,7 @@ mod tests {
         assert_eq!(
             feed.poll(None).unwrap(),
             None,
-            "an unchanged screen is not sent again"
+            "an unchanged display is not sent again"
         );
         writer
             .update(
@@ -487,9 +493,9 @@ mod tests {
             panic!("the first frame");
         };
         assert_eq!(
-            (first.width, first.height, first.screen),
+            (first.width, first.height, first.display),
             (64, 40, (64, 40)),
-            "no area known yet: the screen's own size"
+            "no area known yet: the display's own size"
         );
         session.allocated(None);
         session.resized((100, 30));
@@ -503,7 +509,7 @@ mod tests {
         assert_eq!(
             session.size,
             (64, 40),
-            "the pointer maps onto the guest's screen"
+            "the pointer maps onto the guest's display"
         );
         session.allocated(None);
         session.resized((100, 30));
@@ -511,6 +517,50 @@ mod tests {
             matches!(session.poll(later + FRAME_INTERVAL), Ok(Polled::Nothing)),
             "the same area again changes nothing"
         );
+    }
+
+    #[test]
+    fn the_mouse_becomes_the_tablet_position_buttons_and_wheel() {
+        let writer = FramebufferWriter::new(2, 1, Format::B8G8R8X8 as u32).unwrap();
+        let fd = writer.fd().try_clone_to_owned().unwrap();
+        let mut session = Session::new("vm".into(), fd).unwrap();
+        assert_eq!(
+            session.tablet(Pointer::Move { x: 10, y: 20 }),
+            Some(Tablet::At {
+                x: 10,
+                y: 20,
+                buttons: 0
+            })
+        );
+        let press = |button, pressed| Pointer::Button { button, pressed };
+        assert_eq!(
+            session.tablet(press(iced::mouse::Button::Left, true)),
+            Some(Tablet::At {
+                x: 10,
+                y: 20,
+                buttons: 1
+            })
+        );
+        assert_eq!(
+            session.tablet(press(iced::mouse::Button::Right, true)),
+            Some(Tablet::At {
+                x: 10,
+                y: 20,
+                buttons: 3
+            }),
+            "every button's state each time"
+        );
+        assert_eq!(
+            session.tablet(press(iced::mouse::Button::Left, false)),
+            Some(Tablet::At {
+                x: 10,
+                y: 20,
+                buttons: 2
+            })
+        );
+        assert_eq!(session.tablet(Pointer::Outside), None, "off the picture");
+        assert_eq!(session.tablet(Pointer::Wheel(0)), None);
+        assert_eq!(session.tablet(Pointer::Wheel(-2)), Some(Tablet::Wheel(-2)));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::time::Duration;
 use berth_api::{Event, Events, Request};
 use berth_e2e::{Daemon, open_tempdir, text};
 use common::probe::{KEYS_EVENTS, ProbeFinish};
-use common::{console_shows, create, kvm_available, probe_file};
+use common::{create, kvm_available, probe_file, serial_shows};
 
 /// `gpu_pattern` in probe/gpu.h as RGBA: the guest's B8G8R8X8 words are
 /// `x*4 | y*5 << 8 | ((x+y)*3 & 0xff) << 16`.
@@ -41,10 +41,10 @@ async fn screen_events_until(
     let wait = async {
         while !seen.contains(needle) {
             match events.next().await.expect("the connection stays open") {
-                Event::VmConsole { name: vm, data } if vm == name => {
+                Event::VmSerial { name: vm, data } if vm == name => {
                     seen.push_str(&String::from_utf8_lossy(&data));
                 }
-                event @ (Event::ConsoleMode { .. } | Event::ConsoleUpdate { .. }) => {
+                event @ (Event::DisplayMode { .. } | Event::DisplayUpdate { .. }) => {
                     screen.push(event)
                 }
                 _ => {}
@@ -66,7 +66,7 @@ async fn screenshot_of_the_probe_matches_its_pattern_pixel_for_pixel() {
         return;
     }
     let dir = open_tempdir();
-    let screen = probe_file(dir.path(), ProbeFinish::Screen);
+    let screen = probe_file(dir.path(), ProbeFinish::Display);
     let daemon = Daemon::start(dir.path(), &[]);
     let (client, mut events) = daemon.client().await;
     client.subscribe().await.unwrap();
@@ -97,12 +97,12 @@ async fn screenshot_of_the_probe_matches_its_pattern_pixel_for_pixel() {
     assert_eq!(
         screen_events,
         [
-            Event::ConsoleMode {
+            Event::DisplayMode {
                 name: "screen".into(),
                 width: 64,
                 height: 48
             },
-            Event::ConsoleUpdate {
+            Event::DisplayUpdate {
                 name: "screen".into(),
                 sequence: 2,
                 x: 0,
@@ -149,7 +149,7 @@ async fn screenshot_of_the_probe_matches_its_pattern_pixel_for_pixel() {
     // A change on the screen is pushed too, with the next frame number, and the framebuffer
     // holds it by then.
     client
-        .call(Request::VmConsoleInput {
+        .call(Request::VmSerialInput {
             name: "screen".into(),
             data: b"invert\n".to_vec(),
         })
@@ -159,7 +159,7 @@ async fn screenshot_of_the_probe_matches_its_pattern_pixel_for_pixel() {
     let mut reader = berth_display::framebuffer::FramebufferReader::open(fd).unwrap();
     let changed =
         screen_events_until(&mut events, &mut seen, "screen", "BERTH-PROBE: inverted").await;
-    let Some(Event::ConsoleUpdate {
+    let Some(Event::DisplayUpdate {
         sequence, width, ..
     }) = changed.last()
     else {
@@ -199,7 +199,7 @@ async fn vm_key_and_vm_type_reach_the_guest_keyboard() {
     assert!(started.status.success(), "{}", text(&started).1);
     let mut seen = String::new();
     // Once the name is read, the driver is up: events sent now are not dropped by a reset.
-    console_shows(
+    serial_shows(
         &mut events,
         &mut seen,
         "keys",
@@ -218,7 +218,7 @@ async fn vm_key_and_vm_type_reach_the_guest_keyboard() {
     assert!(key.status.success(), "{}", text(&key).1);
     let typed = daemon.berthctl(&["vm", "type", "keys", "Hi"]);
     assert!(typed.status.success(), "{}", text(&typed).1);
-    console_shows(
+    serial_shows(
         &mut events,
         &mut seen,
         "keys",

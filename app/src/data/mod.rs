@@ -2,6 +2,8 @@
 //! history behind each sparkline, and the words and numbers the views print. Tested without
 //! a display.
 
+pub mod console;
+
 use std::collections::VecDeque;
 
 use berth_api::container::ContainerInfo;

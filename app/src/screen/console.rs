@@ -1,0 +1,461 @@
+//! The console of the selected VM: its display in the details pane (opened when the VM runs,
+//! closed when it stops or another one is selected), the keyboard while it has it, the
+//! pointer over it, and Detach (the same display in `berth-console`). Its `update` returns an
+//! optional [`Event`] for the application, as every screen's does.
+//!
+//! Frames come from `data::console::Session` (no window needed); on X11 a console surface
+//! draws them past the renderer (`surface.rs`), elsewhere the renderer does, each new picture
+//! allocated before it replaces the shown one.
+
+use std::sync::Arc;
+
+use berth_api::client::{Client, ClientError};
+use iced::Task;
+use iced::keyboard::key::Code;
+
+use crate::data::console::{HOST_KEY, Pointer, Polled, Session, Tablet, evdev_code};
+use crate::surface::SurfaceHandle;
+
+/// A file descriptor carried in a message (messages are cloned; the fd is shared, not copied).
+#[derive(Debug, Clone)]
+pub struct SharedFd(Arc<std::os::fd::OwnedFd>);
+
+#[derive(Debug, Clone)]
+pub enum Message {
+    /// berthd answered for VM `.0`'s display: its framebuffer memfd, or why there is none.
+    Opened(String, Result<SharedFd, ClientError>),
+    /// The console's VM `.0` published a frame too soon after the last one read; now is later.
+    Due(String),
+    /// The renderer took (or refused) a new picture of VM `.0`'s display.
+    Allocated(String, Result<iced_runtime::image::Allocation, String>),
+    /// A key went down or up while the console has the keyboard.
+    Key(Code, bool),
+    /// The mouse did something over the console (a press also gives it the keyboard).
+    Pointer(Pointer),
+    /// The console's picture area has this size (logical pixels).
+    Resized(iced::Size),
+    /// The window's scale factor (physical pixels per logical one), asked when the area changed.
+    ScaleFactor(f32),
+    /// The window's X11 window, for a console surface (none: not on X11).
+    ParentWindow(Option<u32>),
+    /// A key or pointer event reached the VM (nothing to refresh), or why not.
+    Input(Result<(), ClientError>),
+    /// A detached console window closed, or why it failed.
+    Detached(Result<(), String>),
+}
+
+/// What the console asks of the application.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// Something the user did failed: show it.
+    Failed(String),
+}
+
+/// What the details pane shows of the console.
+#[derive(Debug, Clone, Default)]
+pub enum ConsoleView {
+    /// Not running, or not asked for yet.
+    #[default]
+    None,
+    /// The VM's display: the picture, the guest's display size, whether the picture was
+    /// scaled to the console's area, whether the console has the keyboard, and the console
+    /// surface that draws it instead of the renderer, if one does.
+    Shown {
+        picture: Option<iced_runtime::image::Allocation>,
+        display: (u32, u32),
+        fitted: bool,
+        focused: bool,
+        surface: Option<SurfaceHandle>,
+    },
+    /// Why there is no display to show.
+    Unavailable(String),
+}
+
+impl ConsoleView {
+    /// The console surface drawing the display, if one does.
+    pub fn surface(&self) -> Option<SurfaceHandle> {
+        match self {
+            ConsoleView::Shown { surface, .. } => surface.clone(),
+            _ => None,
+        }
+    }
+}
+
+pub struct Console {
+    /// The shown VM's session, while it runs.
+    session: Option<Session>,
+    /// The VM whose display was asked for (not asked again until it stops or is deselected).
+    asked: Option<String>,
+    /// What the details pane shows (kept in step with `session`).
+    view: ConsoleView,
+    /// The picture area (logical pixels, once laid out) and the window's scale factor:
+    /// pictures are scaled to the product.
+    area: Option<iced::Size>,
+    scale_factor: f32,
+    /// The window's X11 window, which console surfaces are made in: not asked yet, or none
+    /// (not on X11, surfaces turned off, or one could not be made there).
+    x11_parent: Option<Option<u32>>,
+}
+
+impl Default for Console {
+    fn default() -> Self {
+        Console {
+            session: None,
+            asked: None,
+            view: ConsoleView::None,
+            area: None,
+            scale_factor: 1.0,
+            x11_parent: (!surfaces_wanted()).then_some(None),
+        }
+    }
+}
+
+impl Console {
+    /// What the details pane shows.
+    pub fn view(&self) -> &ConsoleView {
+        &self.view
+    }
+
+    /// Whether the console has the keyboard (every key then goes to the guest).
+    pub fn has_keyboard(&self) -> bool {
+        self.session.as_ref().is_some_and(|s| s.focused)
+    }
+
+    /// Shows VM `vm`'s display (the selected VM, when it runs), or none: opens it when it
+    /// changes, closes the one shown.
+    pub fn show(&mut self, vm: Option<String>, client: Option<&Arc<Client>>) -> Task<Message> {
+        if self.session.as_ref().map(|s| &s.vm) != vm.as_ref() {
+            self.session = None;
+        }
+        if self.asked != vm {
+            self.asked = None;
+            self.view = ConsoleView::None;
+        }
+        let task = match (vm, &self.session, &self.asked, client) {
+            (Some(name), None, None, Some(client)) => {
+                self.asked = Some(name.clone());
+                let client = Arc::clone(client);
+                let asked = name.clone();
+                Task::perform(
+                    async move {
+                        client
+                            .vm_display(&asked)
+                            .await
+                            .map(|(_, fd)| SharedFd(Arc::new(fd)))
+                    },
+                    move |result| Message::Opened(name.clone(), result),
+                )
+            }
+            _ => Task::none(),
+        };
+        self.refresh_view();
+        task
+    }
+
+    /// VM `vm` published a frame or changed mode.
+    pub fn published(&mut self, vm: &str) -> Task<Message> {
+        if self.session.as_ref().is_some_and(|s| s.vm == vm) {
+            self.poll()
+        } else {
+            Task::none()
+        }
+    }
+
+    /// Reads the console's new frame, if there is one and none is being allocated, and has the
+    /// renderer allocate it before it replaces the shown one. Also notices a console surface
+    /// that stopped (its frame events go to the surface, not here).
+    pub fn poll(&mut self) -> Task<Message> {
+        let Some(session) = self.session.as_mut() else {
+            return Task::none();
+        };
+        let task = match session.poll(std::time::Instant::now()) {
+            Ok(Polled::Later(wait)) => {
+                let vm = session.vm.clone();
+                Task::perform(tokio::time::sleep(wait), move |()| Message::Due(vm.clone()))
+            }
+            Ok(Polled::Picture(picture)) => {
+                let vm = session.vm.clone();
+                let handle = iced::widget::image::Handle::from_rgba(
+                    picture.width,
+                    picture.height,
+                    picture.rgba,
+                );
+                iced_runtime::image::allocate(handle).map(move |result| {
+                    Message::Allocated(vm.clone(), result.map_err(|e| e.to_string()))
+                })
+            }
+            Ok(Polled::Nothing) => Task::none(),
+            Err(why) => {
+                self.session = None;
+                self.view = ConsoleView::Unavailable(why);
+                Task::none()
+            }
+        };
+        self.refresh_view();
+        task
+    }
+
+    pub fn update(
+        &mut self,
+        message: Message,
+        client: Option<&Arc<Client>>,
+    ) -> (Task<Message>, Option<Event>) {
+        let mut event = None;
+        let task = match message {
+            Message::Opened(name, result) => self.opened(name, result),
+            Message::Due(vm) => match self.session.as_mut().filter(|s| s.vm == vm) {
+                Some(session) => {
+                    session.due();
+                    self.poll()
+                }
+                None => Task::none(),
+            },
+            Message::Allocated(vm, result) => match self.session.as_mut().filter(|s| s.vm == vm) {
+                Some(session) => {
+                    session.allocated(result.ok());
+                    // Frames published while this one was allocated were not read.
+                    self.poll()
+                }
+                None => Task::none(),
+            },
+            Message::Key(code, pressed) => self.key(code, pressed, client),
+            Message::Pointer(pointer) => self.pointer(pointer, client),
+            Message::Resized(size) => {
+                self.area = Some(size);
+                // The scale factor may have changed with it (a move to another monitor).
+                let scale = iced::window::latest()
+                    .and_then(iced::window::scale_factor)
+                    .map(Message::ScaleFactor);
+                Task::batch([self.fit(), scale])
+            }
+            Message::ScaleFactor(scale) => {
+                if !scale.is_finite() || scale <= 0.0 {
+                    return (Task::none(), None);
+                }
+                if let Some(surface) = self.session.as_ref().and_then(Session::surface) {
+                    surface.set_scale(scale);
+                }
+                if scale != self.scale_factor {
+                    self.scale_factor = scale;
+                    self.fit()
+                } else {
+                    Task::none()
+                }
+            }
+            Message::ParentWindow(window) => {
+                self.x11_parent = Some(window);
+                self.use_surface()
+            }
+            Message::Input(Ok(())) | Message::Detached(Ok(())) => Task::none(),
+            Message::Input(Err(e)) => {
+                event = Some(Event::Failed(format!("cannot send input to the VM: {e}")));
+                Task::none()
+            }
+            Message::Detached(Err(e)) => {
+                event = Some(Event::Failed(e));
+                Task::none()
+            }
+        };
+        self.refresh_view();
+        (task, event)
+    }
+
+    fn opened(&mut self, name: String, result: Result<SharedFd, ClientError>) -> Task<Message> {
+        if self.asked.as_ref() != Some(&name) {
+            return Task::none();
+        }
+        let opened = result.map_err(|e| e.to_string()).and_then(|fd| {
+            let fd = fd.0.try_clone().map_err(|e| e.to_string())?;
+            Session::new(name, fd)
+        });
+        match opened {
+            Ok(mut session) => {
+                if let Some(area) = self.pixels() {
+                    session.resized(area);
+                }
+                self.session = Some(session);
+                // What the guest drew before the display was opened.
+                Task::batch([self.poll(), self.use_surface()])
+            }
+            Err(why) => {
+                self.view = ConsoleView::Unavailable(why);
+                Task::none()
+            }
+        }
+    }
+
+    /// Has a console surface draw the display, once the window's X11 window is known (asked
+    /// the first time).
+    fn use_surface(&mut self) -> Task<Message> {
+        let Some(session) = self.session.as_mut().filter(|s| s.surface().is_none()) else {
+            return Task::none();
+        };
+        match self.x11_parent {
+            None => iced::window::latest()
+                .and_then(|id| iced::window::run(id, x11_window))
+                .map(Message::ParentWindow),
+            Some(None) => Task::none(),
+            Some(Some(parent)) => match session.use_surface(parent) {
+                Ok(()) => iced::window::latest()
+                    .and_then(iced::window::scale_factor)
+                    .map(Message::ScaleFactor),
+                Err(why) => {
+                    // The X server would refuse the next VM's surface too.
+                    eprintln!("berth: the renderer draws the console ({why})");
+                    self.x11_parent = Some(None);
+                    Task::none()
+                }
+            },
+        }
+    }
+
+    /// The picture area in physical pixels, once known.
+    fn pixels(&self) -> Option<(u32, u32)> {
+        let size = self.area?;
+        let pixels = |logical: f32| (logical * self.scale_factor).floor().max(0.0) as u32;
+        Some((pixels(size.width), pixels(size.height)))
+    }
+
+    /// Scales the next picture to the current area (the same frame again if the area changed).
+    fn fit(&mut self) -> Task<Message> {
+        let area = self.pixels();
+        match (self.session.as_mut(), area) {
+            (Some(session), Some(area)) => {
+                session.resized(area);
+                self.poll()
+            }
+            _ => Task::none(),
+        }
+    }
+
+    fn key(&mut self, code: Code, pressed: bool, client: Option<&Arc<Client>>) -> Task<Message> {
+        let Some(session) = self.session.as_mut().filter(|s| s.focused) else {
+            return Task::none();
+        };
+        if code == HOST_KEY {
+            session.focused = false;
+            return Task::none();
+        }
+        let (Some(evdev), Some(client)) = (evdev_code(code), client.cloned()) else {
+            return Task::none();
+        };
+        let vm = session.vm.clone();
+        Task::perform(
+            async move { client.vm_key_event(&vm, evdev, pressed).await },
+            Message::Input,
+        )
+    }
+
+    /// The mouse over the console: a press takes the keyboard; moves, buttons and the wheel go
+    /// to the guest's tablet.
+    fn pointer(&mut self, pointer: Pointer, client: Option<&Arc<Client>>) -> Task<Message> {
+        let (Some(session), Some(client)) = (self.session.as_mut(), client.cloned()) else {
+            return Task::none();
+        };
+        if matches!(pointer, Pointer::Button { pressed: true, .. }) {
+            session.focused = true;
+        }
+        let vm = session.vm.clone();
+        match session.tablet(pointer) {
+            Some(Tablet::Wheel(clicks)) => Task::perform(
+                async move { client.vm_wheel(&vm, clicks).await },
+                Message::Input,
+            ),
+            Some(Tablet::At { x, y, buttons }) => Task::perform(
+                async move { client.vm_pointer(&vm, x, y, buttons).await },
+                Message::Input,
+            ),
+            None => Task::none(),
+        }
+    }
+
+    /// Opens the shown VM's display in berth-console, on the daemon `client` talks to; what it
+    /// said, if it failed, comes back as the window's error.
+    pub fn detach(&self, name: String, client: Option<&Arc<Client>>) -> Task<Message> {
+        let Some(client) = client else {
+            return Task::none();
+        };
+        let mut command = tokio::process::Command::new(console_binary());
+        command
+            .arg(&name)
+            .arg("--socket")
+            .arg(client.socket())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(false);
+        Task::perform(
+            async move {
+                let child = command
+                    .spawn()
+                    .map_err(|e| format!("cannot open berth-console: {e}"))?;
+                let out = child
+                    .wait_with_output()
+                    .await
+                    .map_err(|e| format!("berth-console: {e}"))?;
+                if out.status.success() {
+                    return Ok(());
+                }
+                let said = String::from_utf8_lossy(&out.stderr);
+                // Its last line says why (earlier ones are progress).
+                let why = said
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("");
+                Err(format!(
+                    "the detached console of VM {name} ended ({}): {}",
+                    out.status,
+                    why.trim_start_matches("berth-console: ")
+                ))
+            },
+            Message::Detached,
+        )
+    }
+
+    /// Keeps the view in step with the session.
+    fn refresh_view(&mut self) {
+        self.view = match &self.session {
+            Some(session) => ConsoleView::Shown {
+                picture: session.shown.clone(),
+                display: session.size,
+                fitted: session.fitted,
+                focused: session.focused,
+                surface: session.surface(),
+            },
+            None => match std::mem::take(&mut self.view) {
+                ConsoleView::Unavailable(why) => ConsoleView::Unavailable(why),
+                _ => ConsoleView::None,
+            },
+        };
+    }
+}
+
+/// `BERTH_CONSOLE_SURFACE=0` has the renderer draw the console even on X11 (to compare the
+/// two, and to test the renderer's path).
+fn surfaces_wanted() -> bool {
+    std::env::var_os("BERTH_CONSOLE_SURFACE").is_none_or(|v| v != "0")
+}
+
+/// The X11 window id of an iced window, when it is on X11.
+fn x11_window(window: &dyn iced::window::Window) -> Option<u32> {
+    use iced::window::raw_window_handle::RawWindowHandle;
+    match window.window_handle().ok()?.as_raw() {
+        RawWindowHandle::Xlib(handle) => u32::try_from(handle.window).ok(),
+        RawWindowHandle::Xcb(handle) => Some(handle.window.get()),
+        _ => None,
+    }
+}
+
+/// Where the window finds berth-console: `$BERTH_CONSOLE`, else next to its own executable,
+/// else on the PATH.
+fn console_binary() -> std::path::PathBuf {
+    if let Some(path) = std::env::var_os("BERTH_CONSOLE") {
+        return path.into();
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("berth-console")))
+        .filter(|path| path.is_file())
+        .unwrap_or_else(|| "berth-console".into())
+}

@@ -1,0 +1,162 @@
+//! What each request does: one call into the machines, the VM registry, the container engine
+//! or the images, run on the blocking pool (requests touch the filesystem). Requests that
+//! stream (`logs --follow`) or answer with a file descriptor (`vm display`) are served by the
+//! connection itself.
+
+use std::time::Duration;
+
+use berth_api::error::ApiError;
+use berth_api::event::Event;
+use berth_api::request::{Reply, Request};
+use berth_api::vm::VmListing;
+
+use crate::auth::Peer;
+use crate::host::host_info;
+use crate::machines::{DEFAULT_STOP_TIMEOUT, serial_log};
+use crate::server::{Daemon, lock, log};
+
+impl Daemon {
+    /// Carries out one request for `peer`.
+    pub fn handle(&self, peer: &Peer, request: Request) -> Result<Reply, ApiError> {
+        let host = || crate::host::totals(&self.config.state_dir).0;
+        match request {
+            Request::Host => Ok(Reply::Host(host_info(&lock(&self.registry), &self.config))),
+            Request::Subscribe => Ok(Reply::Done),
+            Request::VmCreate(spec) => {
+                let info = lock(&self.registry).create(spec, peer, &host())?;
+                log(format!(
+                    "uid {} created VM `{}`",
+                    peer.uid, info.config.name
+                ));
+                self.publish(Event::VmDefined(info.clone()));
+                Ok(Reply::Vm(info))
+            }
+            Request::VmList => {
+                let registry = lock(&self.registry);
+                Ok(Reply::VmList(VmListing {
+                    vms: registry.list(&host()),
+                    problems: registry.problems().to_vec(),
+                }))
+            }
+            Request::VmShow { name } => self.vm(&name),
+            Request::VmEdit { name, edit } => {
+                let info = lock(&self.registry).edit(&name, edit, peer, &host())?;
+                self.publish(Event::VmDefined(info.clone()));
+                Ok(Reply::Vm(info))
+            }
+            Request::VmDelete { name } => {
+                lock(&self.registry).delete(&name)?;
+                log(format!("uid {} deleted VM `{name}`", peer.uid));
+                self.publish(Event::VmRemoved { name });
+                Ok(Reply::Done)
+            }
+            Request::VmStart { name } => {
+                self.machines.start(&name)?;
+                log(format!("uid {} started VM `{name}`", peer.uid));
+                self.vm(&name)
+            }
+            Request::VmStop {
+                name,
+                force,
+                timeout_secs,
+            } => {
+                let timeout = timeout_secs
+                    .map_or(DEFAULT_STOP_TIMEOUT, |s| Duration::from_secs(u64::from(s)));
+                self.machines.stop(&name, force, timeout)?;
+                let how = if force { " (forced)" } else { "" };
+                log(format!("uid {} stopped VM `{name}`{how}", peer.uid));
+                self.vm(&name)
+            }
+            Request::VmPause { name } => {
+                self.machines.pause(&name, true)?;
+                self.vm(&name)
+            }
+            Request::VmResume { name } => {
+                self.machines.pause(&name, false)?;
+                self.vm(&name)
+            }
+            Request::VmSerialInput { name, data } => {
+                self.machines.serial_input(&name, &data).map(done)
+            }
+            Request::VmType { name, text } => self.machines.type_text(&name, &text).map(done),
+            Request::VmKey { name, keys } => self.machines.press_keys(&name, &keys).map(done),
+            Request::VmKeyEvent {
+                name,
+                code,
+                pressed,
+            } => self.machines.key_event(&name, code, pressed).map(done),
+            Request::VmPointer {
+                name,
+                x,
+                y,
+                buttons,
+            } => self.machines.pointer(&name, x, y, buttons).map(done),
+            Request::VmWheel { name, clicks } => self.machines.wheel(&name, clicks).map(done),
+            Request::VmDisplay { name } => {
+                // Served by the connection, which sends the fd; answered here without it.
+                let (info, _) = self.machines.display(&name)?;
+                Ok(Reply::Display(info))
+            }
+            Request::VmLog { name, lines } => {
+                let (_, dir, _) = lock(&self.registry).definition(&name)?;
+                Ok(Reply::Lines(serial_log(&dir, lines)?))
+            }
+            Request::IsoInspect { path } => crate::iso::inspect(&path, peer).map(Reply::Iso),
+            Request::Images => self.images.list().map(Reply::Images),
+            Request::Rmi { image } => {
+                self.images.remove(&image, &self.engine)?;
+                log(format!("uid {} removed image `{image}`", peer.uid));
+                Ok(Reply::Done)
+            }
+            Request::Import { path, name } => {
+                self.images.import(&path, &name, peer).map(Reply::Images)
+            }
+            Request::Build(spec) => {
+                let image = self.images.build(&spec, peer, &mut |progress| {
+                    self.publish(Event::BuildProgress(progress))
+                })?;
+                log(format!("uid {} built image {}", peer.uid, image.reference));
+                Ok(Reply::Images(vec![image]))
+            }
+            Request::Run(spec) => {
+                let info = self.engine.run(spec, &self.images.store())?;
+                log(format!(
+                    "uid {} started container {} ({})",
+                    peer.uid, info.name, info.id
+                ));
+                Ok(Reply::Container(info))
+            }
+            Request::Ps { all } => Ok(Reply::Containers(self.engine.list(all))),
+            Request::Logs { container, .. } => Ok(Reply::Lines(self.engine.logs(&container)?)),
+            Request::ContainerStart { container } => {
+                self.engine.start(&container).map(Reply::Container)
+            }
+            Request::ContainerStop {
+                container,
+                timeout_secs,
+            } => {
+                let grace = timeout_secs.map(|s| Duration::from_secs(u64::from(s)));
+                self.engine.stop(&container, grace).map(Reply::Container)
+            }
+            Request::ContainerRestart { container } => {
+                self.engine.restart(&container).map(Reply::Container)
+            }
+            Request::ContainerRm { container, force } => {
+                self.engine.remove(&container, force).map(done)
+            }
+            Request::Stats { container } => {
+                self.engine.stats(container.as_deref()).map(Reply::Stats)
+            }
+        }
+    }
+
+    /// VM `name` as it is now.
+    fn vm(&self, name: &str) -> Result<Reply, ApiError> {
+        let host = crate::host::totals(&self.config.state_dir).0;
+        Ok(Reply::Vm(lock(&self.registry).show(name, &host)?))
+    }
+}
+
+fn done(_: ()) -> Reply {
+    Reply::Done
+}

@@ -1,0 +1,279 @@
+//! berthctl's command line, as clap reads it.
+
+use std::path::{Path, PathBuf};
+
+use berth_api::size::parse_size;
+use berth_api::vm::{BootSource, DisplayMode};
+use clap::{Args, Parser, Subcommand};
+
+/// Manage Berth virtual machines and containers.
+#[derive(Parser, Debug)]
+#[command(version, about, propagate_version = true)]
+pub struct Cli {
+    /// The berthd socket; default: $BERTH_SOCKET, else the system daemon, else your user daemon.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Print machine-readable JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// The host: N CPUs, M memory, P disk, and what VMs were given of them (ΣU_vm, ΣM_vm).
+    Host,
+    /// Virtual machines.
+    #[command(subcommand)]
+    Vm(VmCommand),
+    /// Inspect ISO images.
+    #[command(subcommand)]
+    Iso(IsoCommand),
+    /// Print events pushed by berthd (state changes, samples) as they happen.
+    Events {
+        /// Stop after this many events.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    #[command(flatten)]
+    Container(ContainerCommand),
+}
+
+/// Containers and images: top-level verbs, as Docker has them.
+#[derive(Subcommand, Debug)]
+pub enum ContainerCommand {
+    /// Build an image from a Dockerfile.
+    Build {
+        /// Name (and tag) of the result, e.g. hello:latest.
+        #[arg(short, long)]
+        tag: String,
+        /// The Dockerfile; default CONTEXT/Dockerfile.
+        #[arg(short, long)]
+        file: Option<PathBuf>,
+        /// Build-time variables, NAME=VALUE.
+        #[arg(long = "build-arg", value_name = "NAME=VALUE")]
+        build_args: Vec<String>,
+        context: PathBuf,
+    },
+    /// Run a container from an image.
+    Run {
+        /// Return once it has started.
+        #[arg(short, long)]
+        detach: bool,
+        /// CPUs, fractional: 0.5 is half a CPU.
+        #[arg(long)]
+        cpus: Option<f64>,
+        /// Memory limit, e.g. 256M.
+        #[arg(long, value_parser = size)]
+        memory: Option<u64>,
+        /// Most processes.
+        #[arg(long)]
+        pids: Option<u64>,
+        #[arg(long)]
+        name: Option<String>,
+        image: String,
+        /// Command and arguments, replacing the image's CMD.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+    /// List containers.
+    Ps {
+        /// Stopped ones too.
+        #[arg(short, long)]
+        all: bool,
+    },
+    /// A container's output.
+    Logs {
+        /// Keep following new output.
+        #[arg(short, long)]
+        follow: bool,
+        container: String,
+    },
+    /// Start a stopped container.
+    Start { container: String },
+    /// Stop a container: its stop signal, then SIGKILL after the grace period.
+    Stop {
+        /// Seconds to wait before SIGKILL.
+        #[arg(short, long)]
+        time: Option<u32>,
+        container: String,
+    },
+    /// Restart a container.
+    Restart { container: String },
+    /// Remove a container.
+    Rm {
+        /// Stop it first if it runs.
+        #[arg(short, long)]
+        force: bool,
+        container: String,
+    },
+    /// Live use and U_ct, M_ct, P_ct of containers.
+    Stats { container: Option<String> },
+    /// List images.
+    Images,
+    /// Remove an image.
+    Rmi { image: String },
+    /// Import a root filesystem tarball or an OCI archive as an image.
+    Import { file: PathBuf, name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VmCommand {
+    /// Define a new VM with its own sparse disk.
+    Create {
+        name: String,
+        #[command(flatten)]
+        resources: Resources,
+        #[command(flatten)]
+        boot: Boot,
+        /// The display's resolution, WIDTHxHEIGHT (default 1280x800).
+        #[arg(long, value_name = "WxH")]
+        display: Option<DisplayMode>,
+        /// Allow more CPUs, memory or disk than the host has.
+        #[arg(long)]
+        overcommit: bool,
+    },
+    /// List VMs with their share of the host (U_vm, M_vm, P_vm).
+    List,
+    /// One VM's settings, state and share of the host.
+    Show { name: String },
+    /// Change a stopped VM's settings.
+    Edit {
+        name: String,
+        #[arg(long)]
+        cpus: Option<u32>,
+        #[arg(long, value_parser = size)]
+        memory: Option<u64>,
+        /// A larger disk size (disks only grow).
+        #[arg(long, value_parser = size)]
+        disk: Option<u64>,
+        #[command(flatten)]
+        boot: Boot,
+        /// The display's resolution, WIDTHxHEIGHT, from the next start.
+        #[arg(long, value_name = "WxH")]
+        display: Option<DisplayMode>,
+        #[arg(long)]
+        overcommit: bool,
+    },
+    /// Delete a VM, its definition and its disk.
+    Delete { name: String },
+    /// Start a VM.
+    Start { name: String },
+    /// Press the VM's power button and wait for the guest to power off; --force ends it at once.
+    Stop {
+        name: String,
+        #[arg(long)]
+        force: bool,
+        /// Seconds to wait for the guest before ending it (default 30).
+        #[arg(long, short = 't', value_name = "SECONDS")]
+        timeout: Option<u32>,
+    },
+    /// Pause a running VM.
+    Pause { name: String },
+    /// Resume a paused VM.
+    Resume { name: String },
+    /// Attach to the VM's serial console (Ctrl+] detaches); ends when the VM stops.
+    #[command(alias = "console")]
+    Serial { name: String },
+    /// The VM's serial log.
+    Log {
+        name: String,
+        /// How many of the last lines.
+        #[arg(short = 'n', long, default_value_t = 100)]
+        lines: u32,
+    },
+    /// Save the VM's display as a PNG.
+    Screenshot { name: String, file: PathBuf },
+    /// Type text on the VM's keyboard.
+    Type { name: String, text: String },
+    /// Press a key combination, e.g. ctrl+alt+f2.
+    Key { name: String, keys: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum IsoCommand {
+    /// What an ISO is and how it boots.
+    Inspect { file: PathBuf },
+}
+
+#[derive(Args, Debug)]
+pub struct Resources {
+    /// Virtual CPUs (n); default 1, or what an --iso image suggests.
+    #[arg(long)]
+    pub cpus: Option<u32>,
+    /// Memory (m), e.g. 2G; default 1G, or what an --iso image suggests.
+    #[arg(long, value_parser = size)]
+    pub memory: Option<u64>,
+    /// Disk (p), e.g. 20G, 0 for none; default none, or what an --iso image suggests.
+    #[arg(long, value_parser = size)]
+    pub disk: Option<u64>,
+}
+
+impl Resources {
+    /// The values given, the rest from `suggested` (an ISO's suggestion, already fitted to
+    /// the host) or the plain defaults.
+    pub fn resolve(&self, suggested: Option<berth_api::iso::Suggested>) -> (u32, u64, u64) {
+        let (cpus, memory, disk) =
+            suggested.map_or((1, 1 << 30, 0), |s| (s.cpus, s.memory, s.disk));
+        (
+            self.cpus.unwrap_or(cpus),
+            self.memory.unwrap_or(memory),
+            self.disk.unwrap_or(disk),
+        )
+    }
+
+    pub fn complete(&self) -> bool {
+        self.cpus.is_some() && self.memory.is_some() && self.disk.is_some()
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct Boot {
+    /// A Linux kernel (bzImage) to boot directly.
+    #[arg(long, conflicts_with = "iso")]
+    pub kernel: Option<PathBuf>,
+    /// An initramfs for the kernel.
+    #[arg(long, conflicts_with = "iso")]
+    pub initrd: Option<PathBuf>,
+    /// The kernel command line.
+    #[arg(long, conflicts_with = "iso")]
+    pub cmdline: Option<String>,
+    /// An ISO image to boot from (attached read-only).
+    #[arg(long)]
+    pub iso: Option<PathBuf>,
+    /// Which boot entry of the ISO (default: its default entry).
+    #[arg(long, requires = "iso")]
+    pub entry: Option<u32>,
+}
+
+pub fn size(text: &str) -> Result<u64, String> {
+    parse_size(text)
+}
+
+/// The daemon resolves paths itself and may have another working directory: send absolute ones.
+pub fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
+}
+
+impl Boot {
+    pub fn source(&self) -> Result<Option<BootSource>, String> {
+        if let Some(iso) = &self.iso {
+            return Ok(Some(BootSource::Iso {
+                iso: absolute(iso),
+                entry: self.entry,
+            }));
+        }
+        match &self.kernel {
+            Some(kernel) => Ok(Some(BootSource::Kernel {
+                kernel: absolute(kernel),
+                initrd: self.initrd.as_deref().map(absolute),
+                cmdline: self.cmdline.clone().unwrap_or_default(),
+            })),
+            None if self.initrd.is_some() || self.cmdline.is_some() => {
+                Err("--initrd and --cmdline need --kernel".into())
+            }
+            None => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! `berthctl build`, `run`, `ps`, `logs`, … : what each container and image subcommand asks
+//! berthd, and what it prints.
+
+use std::io::Write;
+
+use berth_api::client::Client;
+use berth_api::container::{BuildSpec, ContainerState, RunSpec};
+use berth_api::event::Event;
+
+use crate::args::{ContainerCommand as Command, absolute};
+use crate::{Failure, Output, render};
+
+pub async fn run(
+    client: &Client,
+    events: &mut berth_api::Events,
+    out: &Output,
+    command: Command,
+) -> Result<(), Failure> {
+    let id = |info: &berth_api::container::ContainerInfo| format!("{}\n", info.id);
+    match command {
+        Command::Build {
+            tag,
+            file,
+            build_args,
+            context,
+        } => build(client, events, out, tag, file, build_args, context).await,
+        Command::Run {
+            detach,
+            cpus,
+            memory,
+            pids,
+            name,
+            image,
+            command,
+        } => {
+            // The daemon always answers once the container has started; in the foreground,
+            // berthctl then follows its output and ends with its exit code.
+            let spec = RunSpec {
+                image,
+                name,
+                command,
+                detach: true,
+                cpus,
+                memory,
+                pids,
+            };
+            let info = client.run(spec).await?;
+            if detach {
+                return out.show(&info, id);
+            }
+            follow_logs(client, events, &info.id).await?;
+            let state = client
+                .ps(true)
+                .await?
+                .into_iter()
+                .find(|c| c.id == info.id)
+                .map(|c| c.state);
+            match state {
+                Some(ContainerState::Stopped {
+                    exit_code: Some(0), ..
+                }) => Ok(()),
+                Some(ContainerState::Stopped {
+                    exit_code: Some(code),
+                    oom_killed,
+                }) => {
+                    if oom_killed {
+                        eprintln!(
+                            "berthctl: container {} was killed: out of memory",
+                            info.name
+                        );
+                    }
+                    Err(Failure::Exit(code))
+                }
+                other => Err(Failure::Failed(format!(
+                    "container {} ended in state {other:?}",
+                    info.name
+                ))),
+            }
+        }
+        Command::Ps { all } => out.show(&client.ps(all).await?, |l| render::list_containers(l)),
+        Command::Logs {
+            follow: true,
+            container,
+        } => follow_logs(client, events, &container).await,
+        Command::Logs {
+            follow: false,
+            container,
+        } => out.show(&client.logs(&container).await?, |l| render::lines(l)),
+        Command::Start { container } => out.show(&client.container_start(&container).await?, id),
+        Command::Stop { time, container } => {
+            out.show(&client.container_stop(&container, time).await?, id)
+        }
+        Command::Restart { container } => {
+            out.show(&client.container_restart(&container).await?, id)
+        }
+        Command::Rm { force, container } => Ok(client.container_rm(&container, force).await?),
+        Command::Stats { container } => out.show(&client.stats(container.as_deref()).await?, |s| {
+            render::show_stats(s)
+        }),
+        Command::Images => out.show(&client.images().await?, |i| render::list_images(i)),
+        Command::Rmi { image } => Ok(client.rmi(&image).await?),
+        Command::Import { file, name } => out
+            .show(&client.import(&absolute(&file), &name).await?, |i| {
+                render::list_images(i)
+            }),
+    }
+}
+
+/// `build`: subscribes first, so every step of this build is printed as it starts.
+async fn build(
+    client: &Client,
+    events: &mut berth_api::Events,
+    out: &Output,
+    tag: String,
+    file: Option<std::path::PathBuf>,
+    build_args: Vec<String>,
+    context: std::path::PathBuf,
+) -> Result<(), Failure> {
+    let build_args = build_args
+        .iter()
+        .map(|a| {
+            a.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .ok_or_else(|| Failure::Failed(format!("--build-arg {a}: expected NAME=VALUE")))
+        })
+        .collect::<Result<_, _>>()?;
+    let spec = BuildSpec {
+        context: absolute(&context),
+        dockerfile: file.as_deref().map(absolute),
+        tag: tag.clone(),
+        build_args,
+    };
+    client.subscribe().await?;
+    let call = client.build(spec);
+    tokio::pin!(call);
+    let images = loop {
+        tokio::select! {
+            images = &mut call => break images?,
+            event = events.next() => {
+                if let Some(Event::BuildProgress(p)) = event
+                    && p.tag == tag
+                    && !out.json()
+                {
+                    let cached = if p.cached { " (cached)" } else { "" };
+                    eprintln!("[{}/{}] {}{cached}", p.step, p.steps, p.instruction);
+                }
+            }
+        }
+    };
+    out.show(&images, |images| {
+        images
+            .iter()
+            .map(|i| format!("built {} {}\n", i.reference, i.id))
+            .collect()
+    })
+}
+
+/// Prints a container's output as the daemon pushes it, until it has stopped.
+async fn follow_logs(
+    client: &Client,
+    events: &mut berth_api::Events,
+    container: &str,
+) -> Result<(), Failure> {
+    let call = client.follow_logs(container);
+    tokio::pin!(call);
+    let mut stdout = std::io::stdout();
+    loop {
+        tokio::select! {
+            done = &mut call => {
+                // Lines pushed before the answer are already queued: print them too.
+                while let Ok(Some(Event::LogLine { line, .. })) =
+                    tokio::time::timeout(std::time::Duration::from_millis(1), events.next()).await
+                {
+                    let _ = writeln!(stdout, "{line}");
+                }
+                return done.map_err(Failure::from);
+            }
+            event = events.next() => match event {
+                Some(Event::LogLine { line, .. }) => {
+                    let _ = writeln!(stdout, "{line}");
+                }
+                Some(_) => {}
+                None => return Err(Failure::Failed("berthd closed the connection".into())),
+            },
+        }
+    }
+}

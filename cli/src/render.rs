@@ -1,0 +1,519 @@
+//! What berthctl prints for people: tables and key/value blocks of the daemon's answers
+//! (`--json` prints the answers themselves).
+
+use berth_api::container::{ContainerInfo, ContainerStats, ImageInfo};
+use berth_api::host::HostInfo;
+use berth_api::iso::{IsoInfo, IsoKind};
+use berth_api::size::format_size;
+use berth_api::vm::{BootSource, VmInfo};
+
+use crate::table::{pairs, percent, table};
+
+/// Lines of a log, one a line.
+pub fn lines(lines: &[String]) -> String {
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
+pub fn show_host(host: &HostInfo) -> String {
+    let over = |ratio: f64| if ratio > 1.0 { "  OVERCOMMITTED" } else { "" };
+    pairs(&[
+        ("CPUs (N)", format!("{}", host.total.cpus)),
+        ("Memory (M)", format_size(host.total.memory)),
+        (
+            "Disk (P)",
+            format!(
+                "{} ({} free) at {}",
+                format_size(host.total.disk),
+                format_size(host.disk_free),
+                host.state_dir.display()
+            ),
+        ),
+        ("VMs", host.vm_count.to_string()),
+        (
+            "ΣU_vm",
+            format!(
+                "{}  ({} of {} CPUs given){}",
+                percent(host.allocation.cpu),
+                host.allocated.cpus,
+                host.total.cpus,
+                over(host.allocation.cpu)
+            ),
+        ),
+        (
+            "ΣM_vm",
+            format!(
+                "{}  ({} of {} given){}",
+                percent(host.allocation.memory),
+                format_size(host.allocated.memory),
+                format_size(host.total.memory),
+                over(host.allocation.memory)
+            ),
+        ),
+        (
+            "ΣP_vm",
+            format!(
+                "{}  ({} of {} given){}",
+                percent(host.allocation.disk),
+                format_size(host.allocated.disk),
+                format_size(host.total.disk),
+                over(host.allocation.disk)
+            ),
+        ),
+        (
+            "berthd",
+            format!("{} ({} mode)", host.server_version, host.mode),
+        ),
+    ])
+}
+
+pub fn list_vms(vms: &[VmInfo]) -> String {
+    let rows: Vec<Vec<String>> = vms
+        .iter()
+        .map(|vm| {
+            let c = &vm.config;
+            vec![
+                c.name.clone(),
+                vm.state.to_string(),
+                c.cpus.to_string(),
+                format_size(c.memory),
+                c.disk.as_ref().map_or("-".into(), |d| format_size(d.size)),
+                percent(vm.allocation.cpu),
+                percent(vm.allocation.memory),
+                percent(vm.allocation.disk),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "NAME", "STATE", "CPUS", "MEMORY", "DISK", "U_vm", "M_vm", "P_vm",
+        ],
+        &rows,
+    )
+}
+
+pub fn list_images(images: &[ImageInfo]) -> String {
+    let rows: Vec<Vec<String>> = images
+        .iter()
+        .map(|i| {
+            vec![
+                i.reference.clone(),
+                i.id.trim_start_matches("sha256:")
+                    .chars()
+                    .take(12)
+                    .collect(),
+                format_size(i.size),
+                i.layers.to_string(),
+                i.created.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    table(&["IMAGE", "ID", "SIZE", "LAYERS", "CREATED"], &rows)
+}
+
+pub fn list_containers(list: &[ContainerInfo]) -> String {
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|c| {
+            let mut command = c.command.join(" ");
+            if command.chars().count() > 30 {
+                command = command.chars().take(29).collect::<String>() + "…";
+            }
+            vec![
+                c.id.clone(),
+                c.name.clone(),
+                c.image.clone(),
+                format!("\"{command}\""),
+                c.state.to_string(),
+                percent(c.allocation.cpu),
+                percent(c.allocation.memory),
+                percent(c.allocation.disk),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "CONTAINER ID",
+            "NAME",
+            "IMAGE",
+            "COMMAND",
+            "STATUS",
+            "U_ct",
+            "M_ct",
+            "P_ct",
+        ],
+        &rows,
+    )
+}
+
+pub fn show_stats(stats: &[ContainerStats]) -> String {
+    let rows: Vec<Vec<String>> = stats
+        .iter()
+        .map(|s| {
+            vec![
+                s.name.clone(),
+                format!("{:.1}%", s.cpu * 100.0),
+                format!("{} ({})", format_size(s.memory), percent(s.memory_use)),
+                format_size(s.disk),
+                s.pids.to_string(),
+                percent(s.allocation.cpu),
+                percent(s.allocation.memory),
+                percent(s.allocation.disk),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "NAME", "CPU", "MEMORY", "DISK", "PIDS", "U_ct", "M_ct", "P_ct",
+        ],
+        &rows,
+    )
+}
+
+pub fn show_vm(vm: &VmInfo) -> String {
+    let c = &vm.config;
+    let mut rows = vec![
+        ("Name", c.name.clone()),
+        ("State", vm.state.to_string()),
+        (
+            "CPUs",
+            format!("{}  (U_vm {})", c.cpus, percent(vm.allocation.cpu)),
+        ),
+        (
+            "Memory",
+            format!(
+                "{}  (M_vm {})",
+                format_size(c.memory),
+                percent(vm.allocation.memory)
+            ),
+        ),
+        (
+            "Disk",
+            match &c.disk {
+                Some(d) => format!(
+                    "{} sparse raw, {}  (P_vm {})",
+                    format_size(d.size),
+                    vm.dir.join(&d.file).display(),
+                    percent(vm.allocation.disk)
+                ),
+                None => "none".into(),
+            },
+        ),
+    ];
+    match &c.boot {
+        Some(BootSource::Kernel {
+            kernel,
+            initrd,
+            cmdline,
+        }) => {
+            rows.push(("Kernel", kernel.display().to_string()));
+            rows.push((
+                "Initrd",
+                initrd
+                    .as_ref()
+                    .map_or("none".into(), |i| i.display().to_string()),
+            ));
+            rows.push(("Cmdline", cmdline.clone()));
+        }
+        Some(BootSource::Iso { iso, entry }) => {
+            rows.push(("ISO", iso.display().to_string()));
+            rows.push(("Entry", entry.map_or("default".into(), |e| e.to_string())));
+        }
+        None => rows.push((
+            "Boot",
+            "nothing to boot yet (set --kernel or --iso with vm edit)".into(),
+        )),
+    }
+    rows.push(("Display", c.display.to_string()));
+    rows.push(("Directory", vm.dir.display().to_string()));
+    pairs(&rows)
+}
+
+pub fn show_iso(info: &IsoInfo) -> String {
+    let what = match (&info.distro, &info.version) {
+        (Some(d), Some(v)) => format!("{d} {v}"),
+        (Some(d), None) => d.clone(),
+        _ => "unknown".into(),
+    };
+    let kind = match info.kind {
+        IsoKind::Installer => "installer",
+        IsoKind::Live => "live system",
+        IsoKind::Unknown => "unknown",
+    };
+    let firmware: Vec<String> = info
+        .boot_images
+        .iter()
+        .map(|b| format!("{} ({} emulation)", b.platform, b.emulation))
+        .collect();
+    let mut rows = vec![
+        ("File", info.path.display().to_string()),
+        ("Size", format_size(info.size)),
+        ("Volume", info.volume_id.clone()),
+        ("Distro", what),
+        ("Kind", kind.to_owned()),
+    ];
+    if let Some(d) = &info.description {
+        rows.push(("Description", d.clone()));
+    }
+    rows.push((
+        "Firmware boot",
+        if firmware.is_empty() {
+            "none".into()
+        } else {
+            firmware.join(", ")
+        },
+    ));
+    let s = info.suggested;
+    rows.push((
+        "Suggested",
+        format!(
+            "--cpus {} --memory {} --disk {}",
+            s.cpus,
+            format_size(s.memory),
+            format_size(s.disk)
+        ),
+    ));
+    let mut out = pairs(&rows);
+    out.push('\n');
+    if info.entries.is_empty() {
+        out.push_str(&format!(
+            "Berth cannot boot this image: {}\n",
+            info.unbootable
+                .as_deref()
+                .unwrap_or("it has no Linux kernel")
+        ));
+    } else {
+        let entries: Vec<Vec<String>> = info
+            .entries
+            .iter()
+            .map(|e| {
+                vec![
+                    format!("{}{}", e.index, if e.default { "*" } else { "" }),
+                    e.title.clone(),
+                    e.kernel.clone(),
+                    e.initrds.join(","),
+                    e.cmdline.clone(),
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            &["ENTRY", "TITLE", "KERNEL", "INITRD", "CMDLINE"],
+            &entries,
+        ));
+    }
+    for warning in &info.warnings {
+        out.push_str(&format!("warning: {warning}\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_api::container::{ContainerLimits, ContainerState};
+    use berth_api::host::DaemonMode;
+    use berth_api::iso::{IsoBootEntry, NameScheme, Suggested};
+    use berth_api::utilisation::{Resources, Shares};
+    use berth_api::vm::{DiskConfig, DisplayMode, VmConfig, VmState};
+
+    const GIB: u64 = 1 << 30;
+    /// Every ratio of the seeds' example: half.
+    const HALF: Shares = Shares {
+        cpu: 0.5,
+        memory: 0.5,
+        disk: 0.5,
+    };
+
+    fn vm() -> VmInfo {
+        VmInfo {
+            config: VmConfig {
+                name: "web".into(),
+                cpus: 2,
+                memory: 8 * GIB,
+                disk: Some(DiskConfig {
+                    file: "disk.raw".into(),
+                    size: 50 * GIB,
+                }),
+                boot: Some(BootSource::Kernel {
+                    kernel: "/k/bzImage".into(),
+                    initrd: None,
+                    cmdline: "console=ttyS0".into(),
+                }),
+                created: 0,
+                display: DisplayMode::default(),
+            },
+            state: VmState::Running,
+            dir: "/var/lib/berth/vms/web".into(),
+            allocation: HALF,
+        }
+    }
+
+    #[test]
+    fn the_host_shows_its_totals_and_what_vms_were_given() {
+        let host = HostInfo {
+            total: Resources {
+                cpus: 4.0,
+                memory: 16 * GIB,
+                disk: 100 * GIB,
+            },
+            disk_free: 60 * GIB,
+            allocated: Resources {
+                cpus: 6.0,
+                memory: 8 * GIB,
+                disk: 50 * GIB,
+            },
+            allocation: Shares {
+                cpu: 1.5,
+                memory: 0.5,
+                disk: 0.5,
+            },
+            vm_count: 2,
+            state_dir: "/var/lib/berth".into(),
+            mode: DaemonMode::System,
+            server_version: "0.1.0".into(),
+        };
+        let text = show_host(&host);
+        assert!(text.contains("CPUs (N)    4\n"), "{text}");
+        assert!(
+            text.contains("Disk (P)    100 GiB (60 GiB free) at /var/lib/berth"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ΣU_vm       150%  (6 of 4 CPUs given)  OVERCOMMITTED"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ΣM_vm       50%  (8 GiB of 16 GiB given)\n"),
+            "{text}"
+        );
+        assert!(text.contains("berthd      0.1.0 (system mode)"), "{text}");
+    }
+
+    #[test]
+    fn vms_list_with_their_shares_and_show_their_settings() {
+        let list = list_vms(&[vm()]);
+        let mut rows = list.lines();
+        assert_eq!(
+            rows.next(),
+            Some("NAME  STATE    CPUS  MEMORY  DISK    U_vm  M_vm  P_vm")
+        );
+        assert_eq!(
+            rows.next(),
+            Some("web   running  2     8 GiB   50 GiB  50%   50%   50%")
+        );
+        let shown = show_vm(&vm());
+        assert!(shown.contains("CPUs       2  (U_vm 50%)"), "{shown}");
+        assert!(
+            shown.contains(
+                "Disk       50 GiB sparse raw, /var/lib/berth/vms/web/disk.raw  (P_vm 50%)"
+            ),
+            "{shown}"
+        );
+        assert!(shown.contains("Cmdline    console=ttyS0"), "{shown}");
+        assert!(shown.contains("Display    1280x800"), "{shown}");
+    }
+
+    #[test]
+    fn containers_images_and_stats_are_tables() {
+        let container = ContainerInfo {
+            id: "0123456789ab".into(),
+            name: "db".into(),
+            image: "busybox:latest".into(),
+            command: vec!["sh".into(), "-c".into(), "x".repeat(40)],
+            state: ContainerState::Stopped {
+                exit_code: Some(3),
+                oom_killed: false,
+            },
+            limits: ContainerLimits::default(),
+            created: 0,
+            allocation: HALF,
+        };
+        let list = list_containers(&[container]);
+        let row = list.lines().nth(1).unwrap_or_default();
+        assert!(
+            row.starts_with("0123456789ab  db    busybox:latest  \"sh -c xxx"),
+            "{row}"
+        );
+        assert!(row.contains("…\""), "a long command is cut: {row}");
+        assert!(row.ends_with("50%   50%   50%"), "{row}");
+        let images = list_images(&[ImageInfo {
+            reference: "hello:latest".into(),
+            id: "sha256:feedfacecafe0123".into(),
+            size: 3 << 20,
+            layers: 2,
+            created: None,
+        }]);
+        assert_eq!(
+            images.lines().nth(1),
+            Some("hello:latest  feedfacecafe  3 MiB  2       -")
+        );
+        let stats = show_stats(&[ContainerStats {
+            id: "0123456789ab".into(),
+            name: "db".into(),
+            cpu: 0.25,
+            memory: 4 * GIB,
+            memory_use: 0.5,
+            disk: 25 * GIB,
+            pids: 3,
+            allocation: HALF,
+        }]);
+        assert_eq!(
+            stats.lines().nth(1),
+            Some("db    25.0%  4 GiB (50%)  25 GiB  3     50%   50%   50%")
+        );
+    }
+
+    #[test]
+    fn an_iso_shows_its_entries_or_why_it_cannot_boot() {
+        let mut info = IsoInfo {
+            path: "/isos/debian.iso".into(),
+            size: 600 << 20,
+            volume_id: "Debian 12.8.0 amd64 n".into(),
+            names: NameScheme::RockRidge,
+            distro: Some("Debian".into()),
+            version: Some("12.8.0".into()),
+            description: None,
+            kind: IsoKind::Installer,
+            boot_images: Vec::new(),
+            entries: vec![IsoBootEntry {
+                index: 0,
+                title: "Install".into(),
+                kernel: "/install.amd/vmlinuz".into(),
+                initrds: vec!["/install.amd/initrd.gz".into()],
+                cmdline: "vga=788".into(),
+                source: "/isolinux/txt.cfg".into(),
+                default: true,
+            }],
+            suggested: Suggested {
+                cpus: 2,
+                memory: 2 * GIB,
+                disk: 20 * GIB,
+            },
+            unbootable: None,
+            warnings: vec!["an entry's kernel is missing".into()],
+        };
+        let text = show_iso(&info);
+        assert!(text.contains("Distro         Debian 12.8.0"), "{text}");
+        assert!(text.contains("Kind           installer"), "{text}");
+        assert!(
+            text.contains("Suggested      --cpus 2 --memory 2 GiB --disk 20 GiB"),
+            "{text}"
+        );
+        assert!(
+            text.contains("0*     Install  /install.amd/vmlinuz"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("warning: an entry's kernel is missing\n"),
+            "{text}"
+        );
+        info.entries.clear();
+        info.unbootable = Some("it is a Windows image".into());
+        assert!(show_iso(&info).contains("Berth cannot boot this image: it is a Windows image"));
+    }
+
+    #[test]
+    fn log_lines_end_each_with_a_newline() {
+        assert_eq!(lines(&["a".into(), "b".into()]), "a\nb\n");
+        assert_eq!(lines(&[]), "");
+    }
+}
