@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use berth_api::host::DaemonMode;
+use berth_api::host::{DaemonMode, IdMap};
 use berth_api::paths::{SYSTEM_SOCKET, user_socket};
 
 /// The system daemon's state directory.
@@ -21,6 +21,9 @@ pub struct DaemonConfig {
     /// Make the socket's directory private to this user (0700, owned by it). True for the
     /// user daemon's usual place; an explicit `--socket` keeps its directory as it is.
     pub private_socket_dir: bool,
+    /// How ids inside containers are the host's: the host's own for a daemon run as root, a
+    /// user namespace's for a rootless one (`rootless::enter`).
+    pub ids: IdMap,
 }
 
 impl DaemonConfig {
@@ -33,6 +36,7 @@ impl DaemonConfig {
             group: "berth".into(),
             max_connections: 256,
             private_socket_dir: false,
+            ids: IdMap::Host,
         }
     }
 

@@ -128,6 +128,7 @@ impl Engine {
     /// an unknown exit code: none is forgotten.
     pub fn load(
         state_dir: &Path,
+        layout: Result<Layout, String>,
         events: broadcast::Sender<Event>,
         host: Resources,
     ) -> Arc<Engine> {
@@ -135,7 +136,6 @@ impl Engine {
         let rootfs_cache = state_dir.join("rootfs");
         let _ = fs::create_dir_all(&root);
         let _ = fs::create_dir_all(&rootfs_cache);
-        let layout = Layout::detect().map_err(|e| e.to_string());
         let mut records = BTreeMap::new();
         if let Ok(entries) = fs::read_dir(&root) {
             for entry in entries.flatten() {
@@ -174,7 +174,7 @@ impl Engine {
             .collect();
         for (id, pid) in was_running {
             let container = runtime::Container::adopt(&id, pid, layout);
-            if container.cgroup.pids().contains(&pid) {
+            if container.is_running() {
                 let running = Arc::new(Running {
                     container,
                     ended: Mutex::new(false),
@@ -196,7 +196,8 @@ impl Engine {
         }
     }
 
-    fn layout(&self) -> Result<&Layout, ApiError> {
+    /// Whether containers can run here and with which cgroups.
+    pub fn layout(&self) -> Result<&Layout, ApiError> {
         self.layout.as_ref().map_err(|e| {
             ApiError::new(
                 ErrorKind::Unsupported,

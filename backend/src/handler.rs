@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use berth_api::error::ApiError;
 use berth_api::event::Event;
+use berth_api::host::{Availability, ContainerSupport};
 use berth_api::request::{Reply, Request};
 use berth_api::vm::VmListing;
 
@@ -20,7 +21,20 @@ impl Daemon {
     pub fn handle(&self, peer: &Peer, request: Request) -> Result<Reply, ApiError> {
         let host = || crate::host::totals(&self.config.state_dir).0;
         match request {
-            Request::Host => Ok(Reply::Host(host_info(&lock(&self.registry), &self.config))),
+            Request::Host => {
+                let limits = self.engine.layout().map(|layout| layout.limits());
+                let limits = match limits {
+                    Ok(Ok(())) => Availability::Yes,
+                    Ok(Err(why)) => Availability::No { why },
+                    Err(e) => Availability::No { why: e.message },
+                };
+                let containers = ContainerSupport {
+                    ids: self.config.ids.clone(),
+                    limits,
+                };
+                let registry = lock(&self.registry);
+                Ok(Reply::Host(host_info(&registry, &self.config, containers)))
+            }
             Request::Subscribe => Ok(Reply::Done),
             Request::VmCreate(spec) => {
                 let info = lock(&self.registry).create(spec, peer, &host())?;
@@ -112,7 +126,8 @@ impl Daemon {
                 self.images.import(&path, &name, peer).map(Reply::Images)
             }
             Request::Build(spec) => {
-                let image = self.images.build(&spec, peer, &mut |progress| {
+                let layout = self.engine.layout()?;
+                let image = self.images.build(&spec, peer, layout, &mut |progress| {
                     self.publish(Event::BuildProgress(progress))
                 })?;
                 log(format!("uid {} built image {}", peer.uid, image.reference));

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use berth_api::host::{HostInfo, HostSample};
+use berth_api::host::{Availability, ContainerSupport, HostInfo, HostSample};
 use berth_api::utilisation::{Resources, host_allocation, ratio};
 
 use crate::config::DaemonConfig;
@@ -13,7 +13,11 @@ use crate::server::SERVER_VERSION;
 
 /// `berthctl host`: the host's totals, what the VMs of `registry` were given of them, and the
 /// daemon that answers.
-pub fn host_info(registry: &Registry, config: &DaemonConfig) -> HostInfo {
+pub fn host_info(
+    registry: &Registry,
+    config: &DaemonConfig,
+    containers: ContainerSupport,
+) -> HostInfo {
     let (total, disk_free) = totals(&config.state_dir);
     let given = registry.allocated();
     let allocated = given.iter().fold(Resources::default(), |sum, r| Resources {
@@ -30,6 +34,11 @@ pub fn host_info(registry: &Registry, config: &DaemonConfig) -> HostInfo {
         state_dir: config.state_dir.clone(),
         mode: config.mode,
         server_version: SERVER_VERSION.into(),
+        vms: match berth_vmm_api::kvm::kvm_usable() {
+            Ok(()) => Availability::Yes,
+            Err(why) => Availability::No { why },
+        },
+        containers,
     }
 }
 

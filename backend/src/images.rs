@@ -70,6 +70,7 @@ impl Images {
         &self,
         spec: &BuildSpec,
         peer: &Peer,
+        layout: &Layout,
         progress: &mut dyn FnMut(BuildProgress),
     ) -> Result<ImageInfo, ApiError> {
         let context =
@@ -80,19 +81,13 @@ impl Images {
             .map(|d| readable_file(d, peer, "Dockerfile"))
             .transpose()
             .map_err(ApiError::invalid)?;
-        let layout = Layout::detect().map_err(|e| {
-            ApiError::new(
-                ErrorKind::Unsupported,
-                format!("builds cannot run here: {e}"),
-            )
-        })?;
         std::fs::create_dir_all(&self.build_dir).map_err(|e| {
             ApiError::internal(format!("cannot create {}: {e}", self.build_dir.display()))
         })?;
         let store = self.store();
         let builder = Builder {
             store: &store,
-            layout: &layout,
+            layout,
             work: &self.build_dir,
         };
         let options = BuildOptions {

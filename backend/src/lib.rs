@@ -11,7 +11,8 @@
 //!   image store as served (list, rmi, import, build);
 //! - [`registry`]: VM definitions; [`machines`]: running VMs (one berth-vmm each);
 //!   [`store`]: atomic RON files.
-//! - [`host`]: the host's totals and live samples; [`config`]: paths by mode.
+//! - [`host`]: the host's totals and live samples; [`config`]: paths by mode;
+//!   [`rootless`]: a normal user's daemon in a user namespace of its own.
 
 pub mod access;
 pub mod auth;
@@ -25,5 +26,6 @@ pub mod images;
 pub mod iso;
 pub mod machines;
 pub mod registry;
+pub mod rootless;
 pub mod server;
 pub mod store;

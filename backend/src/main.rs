@@ -55,6 +55,11 @@ fn run(args: Args) -> anyhow::Result<()> {
         config.state_dir = dir;
     }
     config.group = args.group;
+    // A normal user's daemon becomes root of a user namespace of its own, before any thread
+    // exists (the runtime's are started below): containers then run rootless.
+    if !nix::unistd::Uid::effective().is_root() {
+        config.ids = berthd::rootless::enter()?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use berth_api::event::Event;
-use berth_api::host::DaemonMode;
+use berth_api::host::{DaemonMode, IdMap};
 use container_backend::image::ImageError;
+use container_backend::runtime::Layout;
 use nix::fcntl::{Flock, FlockArg};
 use tokio::net::UnixListener;
 use tokio::sync::{Semaphore, broadcast};
@@ -105,11 +106,21 @@ pub async fn run(config: DaemonConfig) -> Result<(), ServeError> {
         },
     };
     let images = Images::open(&config.state_dir)?;
+    // A daemon run as root limits containers with the host's cgroups; a rootless one with the
+    // subtree delegated to it, if any (else it runs them unlimited and says so).
+    let layout = match config.ids {
+        IdMap::Host => Layout::detect().map_err(|e| e.to_string()),
+        IdMap::Subordinate { .. } | IdMap::Single { .. } => Ok(Layout::delegated()),
+    };
+    if let Ok(Layout::Unlimited { why }) = &layout {
+        log(format!("containers run without limits: {why}"));
+    }
     let (events, _) = broadcast::channel(1024);
     let registry = Arc::new(Mutex::new(registry));
     let machines = Machines::new(default_vmm_binary(), Arc::clone(&registry), events.clone());
     let engine = Engine::load(
         &config.state_dir,
+        layout,
         events.clone(),
         totals(&config.state_dir).0,
     );

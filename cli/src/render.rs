@@ -2,7 +2,7 @@
 //! (`--json` prints the answers themselves).
 
 use berth_api::container::{ContainerInfo, ContainerStats, ImageInfo};
-use berth_api::host::HostInfo;
+use berth_api::host::{Availability, HostInfo};
 use berth_api::iso::{IsoInfo, IsoKind};
 use berth_api::size::format_size;
 use berth_api::vm::{BootSource, VmInfo};
@@ -63,6 +63,14 @@ pub fn show_host(host: &HostInfo) -> String {
             "berthd",
             format!("{} ({} mode)", host.server_version, host.mode),
         ),
+        (
+            "VM support",
+            match &host.vms {
+                Availability::Yes => "yes".into(),
+                Availability::No { why } => format!("no: {why}"),
+            },
+        ),
+        ("Containers", host.containers.describe()),
     ])
 }
 
@@ -310,7 +318,7 @@ pub fn show_iso(info: &IsoInfo) -> String {
 mod tests {
     use super::*;
     use berth_api::container::{ContainerLimits, ContainerState};
-    use berth_api::host::DaemonMode;
+    use berth_api::host::{ContainerSupport, DaemonMode, IdMap};
     use berth_api::iso::{IsoBootEntry, NameScheme, Suggested};
     use berth_api::utilisation::{Resources, Shares};
     use berth_api::vm::{DiskConfig, DisplayMode, VmConfig, VmState};
@@ -370,6 +378,11 @@ mod tests {
             state_dir: "/var/lib/berth".into(),
             mode: DaemonMode::System,
             server_version: "0.1.0".into(),
+            vms: Availability::Yes,
+            containers: ContainerSupport {
+                ids: IdMap::Host,
+                limits: Availability::Yes,
+            },
         };
         let text = show_host(&host);
         assert!(text.contains("CPUs (N)    4\n"), "{text}");
@@ -386,6 +399,35 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("berthd      0.1.0 (system mode)"), "{text}");
+        assert!(text.contains("VM support  yes\n"), "{text}");
+        assert!(
+            text.contains("Containers  as root; limits: CPU, memory, processes"),
+            "{text}"
+        );
+        let rootless = HostInfo {
+            vms: Availability::No {
+                why: "cannot open /dev/kvm: Permission denied".into(),
+            },
+            containers: ContainerSupport {
+                ids: IdMap::Subordinate {
+                    uids: (100000, 65536),
+                    gids: (100000, 65536),
+                },
+                limits: Availability::No {
+                    why: "no delegated cgroup controllers".into(),
+                },
+            },
+            ..host
+        };
+        let text = show_host(&rootless);
+        assert!(
+            text.contains("VM support  no: cannot open /dev/kvm"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Containers  rootless (subordinate ids 100000-165535); no limits (no delegated cgroup controllers)"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! The harness for end-to-end tests: start the real binaries built by this workspace on a
-//! temporary socket and state directory, and clean up after them.
+//! temporary socket and state directory, as root or as a normal user ([`user`]), and clean up
+//! after them.
+
+pub mod user;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -37,6 +40,8 @@ pub struct Daemon {
     pub socket: PathBuf,
     pub state_dir: PathBuf,
     log: PathBuf,
+    /// The user a `berthd --user` runs as (its clients run as that user too); `None`: root.
+    pub user: Option<user::TestUser>,
 }
 
 impl Daemon {
@@ -45,10 +50,54 @@ impl Daemon {
         Self::start_at(&dir.join("berthd.sock"), &dir.join("state"), extra)
     }
 
+    /// Start `berthd --user` as `user` in a directory of its own under `dir`, and wait until it
+    /// answers. Everything the daemon is given must be readable by that user.
+    pub fn start_as(user: &user::TestUser, dir: &Path, extra: &[&str]) -> Daemon {
+        Self::start_as_in(user, dir, extra, None)
+    }
+
+    /// [`Daemon::start_as`], the daemon started in `cgroup` (a subtree delegated to the user).
+    pub fn start_as_in(
+        user: &user::TestUser,
+        dir: &Path,
+        extra: &[&str],
+        cgroup: Option<&Path>,
+    ) -> Daemon {
+        let home = dir.join(user.name);
+        std::fs::create_dir_all(&home).expect("the user's test directory");
+        user.own(&home);
+        let mut args = vec!["--user"];
+        args.extend_from_slice(extra);
+        let command = user.command_in(binary("berthd"), cgroup);
+        Self::launch(
+            command,
+            &home.join("berthd.sock"),
+            &home.join("state"),
+            &args,
+            Some(user.clone()),
+        )
+    }
+
     /// Start berthd with this socket and state dir, and wait until it answers.
     pub fn start_at(socket: &Path, state_dir: &Path, extra: &[&str]) -> Daemon {
+        Self::launch(
+            Command::new(binary("berthd")),
+            socket,
+            state_dir,
+            extra,
+            None,
+        )
+    }
+
+    fn launch(
+        mut command: Command,
+        socket: &Path,
+        state_dir: &Path,
+        extra: &[&str],
+        user: Option<user::TestUser>,
+    ) -> Daemon {
         let log = state_dir.with_extension(format!("log.{}", std::process::id()));
-        let child = Command::new(binary("berthd"))
+        let child = command
             .arg("--socket")
             .arg(socket)
             .arg("--state-dir")
@@ -64,6 +113,7 @@ impl Daemon {
             socket: socket.to_owned(),
             state_dir: state_dir.to_owned(),
             log,
+            user,
         };
         daemon.wait_ready();
         daemon
@@ -106,9 +156,19 @@ impl Daemon {
         self.child.wait().expect("wait for berthd")
     }
 
-    /// Run berthctl against this daemon.
+    /// Run berthctl against this daemon, as the user it runs as.
     pub fn berthctl(&self, args: &[&str]) -> Output {
-        berthctl(&self.socket, args)
+        match &self.user {
+            Some(user) => user
+                .command(binary("berthctl"))
+                .arg("--socket")
+                .arg(&self.socket)
+                .args(args)
+                .stdin(Stdio::null())
+                .output()
+                .expect("run berthctl"),
+            None => berthctl(&self.socket, args),
+        }
     }
 
     /// Connect with the API client.

@@ -30,8 +30,13 @@ fn start_window(display: &str, daemon: &Daemon) -> Killed {
 }
 
 fn start_window_with(display: &str, daemon: &Daemon, env: &[(&str, &str)]) -> Killed {
+    // The window runs as the user its daemon runs as (a desk user's window and berthd --user).
+    let mut command = match &daemon.user {
+        Some(user) => user.command(binary("berth")),
+        None => Command::new(binary("berth")),
+    };
     Killed(
-        Command::new(binary("berth"))
+        command
             .env("DISPLAY", display)
             .env("BERTH_SOCKET", &daemon.socket)
             .envs(env.iter().copied())
@@ -92,15 +97,31 @@ fn the_window_shows_overcommitment_and_follows_the_daemon() {
 /// is built and the container runs, as berthd (asked separately with berthctl) confirms.
 #[test]
 fn launching_a_dockerfile_from_the_window_builds_and_runs_it() {
+    launch_a_dockerfile(None, 1);
+}
+
+/// The same as a developer at the desk: a normal user's window and rootless `berthd --user`.
+#[test]
+fn a_desk_user_launches_a_dockerfile_from_the_window() {
+    let Some(user) = berth_e2e::user::TestUser::desk() else {
+        return;
+    };
+    launch_a_dockerfile(Some(user), 5);
+}
+
+fn launch_a_dockerfile(user: Option<berth_e2e::user::TestUser>, display: u32) {
     if !nix::unistd::Uid::effective().is_root() || !Path::new("/bin/busybox").exists() {
-        eprintln!("skipped: containers need root and /bin/busybox");
+        eprintln!("skipped: containers need root (or a user it makes) and /bin/busybox");
         return;
     }
-    let Some((display, _xvfb)) = virtual_display(1) else {
+    let Some((display, _xvfb)) = virtual_display(display) else {
         return;
     };
     let dir = open_tempdir();
-    let daemon = Daemon::start(dir.path(), &[]);
+    let daemon = match &user {
+        Some(user) => Daemon::start_as(user, dir.path(), &[]),
+        None => Daemon::start(dir.path(), &[]),
+    };
     let rootfs = dir.path().join("rootfs");
     std::fs::create_dir_all(rootfs.join("bin")).unwrap();
     std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
@@ -119,6 +140,9 @@ fn launching_a_dockerfile_from_the_window_builds_and_runs_it() {
             .unwrap()
             .success()
     );
+    if let Some(user) = &user {
+        user.own(&tarball);
+    }
     assert!(
         daemon
             .berthctl(&["import", tarball.to_str().unwrap(), "busybox"])
@@ -133,6 +157,9 @@ fn launching_a_dockerfile_from_the_window_builds_and_runs_it() {
         "FROM busybox\nCOPY hello.txt /\nCMD [\"sh\", \"-c\", \"cat /hello.txt; sleep 600\"]\n",
     )
     .unwrap();
+    if let Some(user) = &user {
+        user.own(&app);
+    }
 
     let _window = start_window(&display, &daemon);
     let mut window = String::new();

@@ -20,8 +20,13 @@ const REQUIRED_CAPS: &[(Cap, &str)] = &[
 /// Errors while opening KVM.
 #[derive(Debug, thiserror::Error, displaydoc::Display)]
 pub enum KvmError {
-    /// cannot open /dev/kvm: {0}
-    Open(#[source] kvm_ioctls::Error),
+    /// cannot open /dev/kvm: {error}; {advice}
+    Open {
+        #[source]
+        error: std::io::Error,
+        /// What the user can do about it (`berth_vmm_api::kvm::kvm_advice`).
+        advice: &'static str,
+    },
     /// /dev/kvm speaks KVM API version {0}, Berth needs 12
     ApiVersion(i32),
     /// /dev/kvm lacks {name}, needed for {why}
@@ -36,7 +41,11 @@ pub enum KvmError {
 /// Opens /dev/kvm and checks the API version and the capabilities Berth needs (user memory,
 /// irqchip, irqfd, ioeventfd, CPUID, TSS address, PIT2).
 pub fn open_kvm() -> Result<Kvm, KvmError> {
-    let kvm = Kvm::new().map_err(KvmError::Open)?;
+    let kvm = Kvm::new().map_err(|e| {
+        let error = std::io::Error::from_raw_os_error(e.errno());
+        let advice = berth_vmm_api::kvm::kvm_advice(&error);
+        KvmError::Open { error, advice }
+    })?;
     let version = kvm.get_api_version();
     if version != kvm_bindings::KVM_API_VERSION as i32 {
         return Err(KvmError::ApiVersion(version));

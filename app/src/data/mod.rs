@@ -136,6 +136,11 @@ mod tests {
             state_dir: "/x".into(),
             mode: DaemonMode::User,
             server_version: "0".into(),
+            vms: berth_api::host::Availability::Yes,
+            containers: berth_api::host::ContainerSupport {
+                ids: berth_api::host::IdMap::Host,
+                limits: berth_api::host::Availability::Yes,
+            },
         };
         let mut snapshot = Snapshot {
             host: Some(host),

@@ -3,6 +3,7 @@
 
 use berth_api::Request;
 use berth_api::container::{ContainerInfo, ContainerState};
+use berth_api::host::Availability;
 use berth_api::size::format_size;
 use berth_api::vm::{BootSource, VmInfo, VmState};
 use iced::widget::{button, column, container, row, rule, scrollable, space, text};
@@ -411,6 +412,14 @@ fn host_details<'a>(snapshot: &'a Snapshot, history: &'a HostHistory) -> Element
             host.mode
         ))
         .size(14),
+        support(
+            "VMs",
+            &match &host.vms {
+                Availability::Yes => Ok("can run here".to_owned()),
+                Availability::No { why } => Err(why.clone()),
+            }
+        ),
+        support("Containers", &Ok(host.containers.describe())),
         section("Given to VMs (allocated over the host's totals)"),
         gauge(
             "ΣU_vm",
@@ -459,6 +468,18 @@ fn host_details<'a>(snapshot: &'a Snapshot, history: &'a HostHistory) -> Element
         page = page.push(text(format!("Skipped an unreadable definition: {problem}")).size(13));
     }
     page.into()
+}
+
+/// What works under this daemon: `what: yes` in the usual colour, or why not in the danger
+/// colour (with what to do).
+fn support<'a>(what: &str, said: &Result<String, String>) -> Element<'a, Message> {
+    match said {
+        Ok(yes) => text(format!("{what}: {yes}")).size(14).into(),
+        Err(why) => text(format!("{what}: {why}"))
+            .size(14)
+            .style(crate::theme::danger)
+            .into(),
+    }
 }
 
 fn vm_details<'a>(

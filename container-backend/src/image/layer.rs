@@ -154,13 +154,33 @@ fn through_symlink(root: &Path, rel: &Path) -> bool {
     false
 }
 
+/// Gives `path` the entry's owner, then its mode again (a change of owner may clear set-id
+/// bits). An owner this process's user namespace does not have (a rootless daemon with one
+/// id: `EINVAL`) is left as it is: the file stays the daemon's, root's inside.
+fn own(path: &Path, uid: u64, gid: u64, mode: u32, symlink: bool) -> io::Result<()> {
+    let (Ok(uid), Ok(gid)) = (u32::try_from(uid), u32::try_from(gid)) else {
+        return Ok(());
+    };
+    match std::os::unix::fs::lchown(path, Some(uid), Some(gid)) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    if !symlink && mode & 0o6000 != 0 {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(mode & 0o7777))?;
+    }
+    Ok(())
+}
+
 /// Apply an uncompressed layer tar onto `root`: whiteouts delete what lower layers put there
 /// (`.wh.NAME` removes NAME, `.wh..wh..opq` empties the directory of lower-layer entries), other
 /// entries are written with their modes and owners.
 pub fn apply_layer(tar_stream: impl Read, root: &Path) -> Result<(), ApplyError> {
     let mut archive = tar::Archive::new(tar_stream);
     archive.set_preserve_permissions(true);
-    archive.set_preserve_ownerships(true);
+    // Owners are set by `own`, which knows what a rootless daemon cannot give.
+    archive.set_preserve_ownerships(false);
     archive.set_overwrite(true);
     archive.set_unpack_xattrs(false);
     // Paths this layer wrote: an opaque whiteout hides lower layers, not the layer itself.
@@ -208,9 +228,22 @@ pub fn apply_layer(tar_stream: impl Read, root: &Path) -> Result<(), ApplyError>
         {
             remove_any(&target).map_err(write_err)?;
         }
+        let header = entry.header();
+        let owner = (
+            header.uid().map_err(ApplyError::Tar)?,
+            header.gid().map_err(ApplyError::Tar)?,
+            header.mode().map_err(ApplyError::Tar)?,
+            header.entry_type().is_symlink(),
+        );
+        let hard_link = header.entry_type().is_hard_link();
         let unpacked = entry.unpack_in(root).map_err(write_err)?;
         if !unpacked {
             return Err(ApplyError::Escape(raw.display().to_string()));
+        }
+        // A hard link shares its target's owner, set with the target.
+        if !hard_link {
+            let (uid, gid, mode, symlink) = owner;
+            own(&target, uid, gid, mode, symlink).map_err(write_err)?;
         }
         written.insert(rel);
     }
@@ -240,23 +273,29 @@ pub fn tar_directory(dir: &Path, out: impl Write) -> io::Result<()> {
     builder.into_inner()?.flush()
 }
 
-/// Whether overlayfs marked this upper directory opaque (it replaces the lower one whole).
+/// Whether overlayfs marked this upper directory opaque (it replaces the lower one whole): in
+/// `trusted.overlay.opaque` when mounted by root, in `user.overlay.opaque` when mounted in a
+/// user namespace (a rootless daemon's containers).
 fn overlay_opaque(dir: &Path) -> bool {
     use std::os::unix::ffi::OsStrExt;
     let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
         return false;
     };
-    let mut value = [0u8; 4];
-    // SAFETY: NUL-terminated path and name; the buffer and its length match.
-    let n = unsafe {
-        libc::lgetxattr(
-            path.as_ptr(),
-            c"trusted.overlay.opaque".as_ptr(),
-            value.as_mut_ptr().cast(),
-            value.len(),
-        )
-    };
-    n == 1 && value[0] == b'y'
+    [c"trusted.overlay.opaque", c"user.overlay.opaque"]
+        .into_iter()
+        .any(|name| {
+            let mut value = [0u8; 4];
+            // SAFETY: NUL-terminated path and name; the buffer and its length match.
+            let n = unsafe {
+                libc::lgetxattr(
+                    path.as_ptr(),
+                    name.as_ptr(),
+                    value.as_mut_ptr().cast(),
+                    value.len(),
+                )
+            };
+            n == 1 && value[0] == b'y'
+        })
 }
 
 /// Write an overlayfs upper directory as an OCI layer: overlay's whiteouts (character devices

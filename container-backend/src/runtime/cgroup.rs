@@ -1,10 +1,14 @@
-//! Resource limits and accounting for one container with cgroups, v2 or v1.
+//! Resource limits and accounting for one container with cgroups, v2 or v1, or none.
 //!
 //! v2 (a unified hierarchy with controllers, as on most workstations): one directory
-//! `<mount>/berth/<id>` with `cpu.max`, `memory.max`, `pids.max`. v1 (legacy or hybrid, as on
-//! these build machines): a directory `berth/<id>` under each controller's own mount (`cpu`,
-//! `cpuacct`, `memory`, `pids`). Detection: a `cgroup.controllers` file at the top of
-//! /sys/fs/cgroup means v2; otherwise v1 controllers are looked up in /proc/self/mountinfo.
+//! `<root>/berth/<id>` with `cpu.max`, `memory.max`, `pids.max`, where `<root>` is the
+//! hierarchy's top for a daemon run as root and the subtree delegated to it for a user's
+//! ([`Layout::delegated`], as systemd's `Delegate=` hands one to a user service). v1 (legacy or
+//! hybrid, as on these build machines): a directory `berth/<id>` under each controller's own
+//! mount (`cpu`, `cpuacct`, `memory`, `pids`). Detection: a `cgroup.controllers` file at the
+//! top of /sys/fs/cgroup means v2; otherwise v1 controllers are looked up in
+//! /proc/self/mountinfo. A user's daemon with nothing delegated ([`Layout::Unlimited`]) runs
+//! containers without limits and says so: a limit asked for there is refused, not dropped.
 
 use std::fs;
 use std::io;
@@ -30,6 +34,9 @@ pub enum CgroupError {
     /// No usable cgroup controllers are mounted.
     #[error("no cgroup hierarchy with the cpu, memory and pids controllers is mounted")]
     NoHierarchy,
+    /// A limit was asked for where none can be set.
+    #[error("{what} limits cannot be set here: {why}")]
+    NoLimits { what: &'static str, why: String },
     /// A cgroup file could not be written or read.
     #[error("cgroup {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
@@ -52,6 +59,8 @@ pub enum Layout {
         memory: PathBuf,
         pids: PathBuf,
     },
+    /// No cgroup this process may use: containers run without limits; `why` says so.
+    Unlimited { why: String },
 }
 
 impl Layout {
@@ -86,6 +95,67 @@ impl Layout {
                 pids,
             }),
             _ => Err(CgroupError::NoHierarchy),
+        }
+    }
+
+    /// For a process without privilege: the cgroup v2 subtree it was delegated (its own
+    /// cgroup, writable by it, with the cpu, memory and pids controllers available), made ready
+    /// for containers. The process moves into a leaf of its own (`<cgroup>/berthd`) so that
+    /// its cgroup, now without processes, may enable the controllers for its children.
+    /// Otherwise [`Layout::Unlimited`] with the reason.
+    pub fn delegated() -> Layout {
+        Self::delegated_in(Path::new("/sys/fs/cgroup"), "/proc/self/cgroup")
+            .unwrap_or_else(|why| Layout::Unlimited { why })
+    }
+
+    fn delegated_in(mount: &Path, own: &str) -> Result<Layout, String> {
+        if !mount.join("cgroup.controllers").exists() {
+            return Err(
+                "the host's cgroups are v1, whose controllers are never delegated to users".into(),
+            );
+        }
+        let own = fs::read_to_string(own).map_err(|e| format!("cannot read {own}: {e}"))?;
+        let path = own
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .ok_or("this process has no cgroup v2")?;
+        let root = mount.join(path.trim().trim_start_matches('/'));
+        let available = fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
+        let missing: Vec<&str> = ["cpu", "memory", "pids"]
+            .into_iter()
+            .filter(|c| !available.split_whitespace().any(|a| a == *c))
+            .collect();
+        if !missing.is_empty() {
+            return Err(format!(
+                "no delegated cgroup controllers: {} lacks {} (a systemd user service gets them with Delegate=yes)",
+                root.display(),
+                missing.join(", ")
+            ));
+        }
+        let leaf = root.join("berthd");
+        let not_delegated = |e: io::Error| {
+            format!(
+                "the cgroup {} is not delegated to this user ({e})",
+                root.display()
+            )
+        };
+        fs::create_dir_all(&leaf).map_err(not_delegated)?;
+        fs::write(leaf.join("cgroup.procs"), std::process::id().to_string())
+            .map_err(not_delegated)?;
+        fs::write(root.join("cgroup.subtree_control"), "+cpu +memory +pids").map_err(|e| {
+            format!(
+                "other processes share this daemon's cgroup {} ({e}): start berthd in a cgroup of its own",
+                root.display()
+            )
+        })?;
+        Ok(Layout::V2(root))
+    }
+
+    /// Whether limits can be set, and if not why.
+    pub fn limits(&self) -> Result<(), String> {
+        match self {
+            Layout::Unlimited { why } => Err(why.clone()),
+            _ => Ok(()),
         }
     }
 }
@@ -162,6 +232,19 @@ impl Cgroup {
                     write(&leaf.join("pids.max"), &pids.to_string())?;
                 }
             }
+            Layout::Unlimited { why } => {
+                let asked = [
+                    ("CPU", limits.cpus.is_some()),
+                    ("memory", limits.memory.is_some()),
+                    ("process", limits.pids.is_some()),
+                ];
+                if let Some((what, _)) = asked.into_iter().find(|(_, asked)| *asked) {
+                    return Err(CgroupError::NoLimits {
+                        what,
+                        why: why.clone(),
+                    });
+                }
+            }
             Layout::V1 { .. } => {
                 for dir in cgroup.dirs() {
                     fs::create_dir_all(&dir).map_err(io_at(&dir))?;
@@ -203,9 +286,10 @@ impl Cgroup {
         }
     }
 
-    /// The directories of this cgroup, one per hierarchy.
+    /// The directories of this cgroup, one per hierarchy (none without cgroups).
     pub fn dirs(&self) -> Vec<PathBuf> {
         match &self.layout {
+            Layout::Unlimited { .. } => Vec::new(),
             Layout::V2(root) => vec![root.join("berth").join(&self.id)],
             Layout::V1 {
                 cpu,
@@ -232,9 +316,10 @@ impl Cgroup {
         Ok(())
     }
 
-    /// What the container's processes use now.
+    /// What the container's processes use now (nothing is known without a cgroup).
     pub fn usage(&self) -> Usage {
         match &self.layout {
+            Layout::Unlimited { .. } => Usage::default(),
             Layout::V2(root) => {
                 let dir = root.join("berth").join(&self.id);
                 Usage {
@@ -261,9 +346,12 @@ impl Cgroup {
         }
     }
 
-    /// Processes still in the cgroup.
+    /// Processes still in the cgroup (none known without one: the container's processes end
+    /// with its first, whose pid namespace they are in).
     pub fn pids(&self) -> Vec<i32> {
-        let dir = &self.dirs()[0];
+        let Some(dir) = self.dirs().into_iter().next() else {
+            return Vec::new();
+        };
         fs::read_to_string(dir.join("cgroup.procs"))
             .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
             .unwrap_or_default()
@@ -284,5 +372,77 @@ impl Cgroup {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cgroup v2 mount in a temporary directory, this process in `/user/u`, whose
+    /// `cgroup.controllers` lists `controllers`.
+    fn hierarchy(controllers: &str) -> (tempfile::TempDir, PathBuf) {
+        let mount = tempfile::tempdir().unwrap();
+        fs::write(
+            mount.path().join("cgroup.controllers"),
+            "cpu memory pids io",
+        )
+        .unwrap();
+        let own = mount.path().join("user/u");
+        fs::create_dir_all(&own).unwrap();
+        fs::write(own.join("cgroup.controllers"), controllers).unwrap();
+        let proc_cgroup = mount.path().join("self-cgroup");
+        fs::write(&proc_cgroup, "0::/user/u\n").unwrap();
+        (mount, proc_cgroup)
+    }
+
+    #[test]
+    fn a_delegated_subtree_is_used_once_the_daemon_has_a_leaf_of_its_own() {
+        let (mount, own) = hierarchy("cpu io memory pids");
+        let layout = Layout::delegated_in(mount.path(), own.to_str().unwrap()).unwrap();
+        let root = mount.path().join("user/u");
+        assert_eq!(layout, Layout::V2(root.clone()));
+        assert_eq!(
+            fs::read_to_string(root.join("berthd/cgroup.procs")).unwrap(),
+            std::process::id().to_string(),
+            "the daemon moved out of the cgroup it delegates"
+        );
+        assert_eq!(
+            fs::read_to_string(root.join("cgroup.subtree_control")).unwrap(),
+            "+cpu +memory +pids"
+        );
+        assert!(layout.limits().is_ok());
+    }
+
+    #[test]
+    fn without_delegation_containers_run_unlimited_and_say_why() {
+        let (mount, own) = hierarchy("io");
+        let why = Layout::delegated_in(mount.path(), own.to_str().unwrap()).unwrap_err();
+        assert!(why.contains("lacks cpu, memory, pids"), "{why}");
+        let v1 = tempfile::tempdir().unwrap();
+        let why = Layout::delegated_in(v1.path(), own.to_str().unwrap()).unwrap_err();
+        assert!(why.contains("v1"), "{why}");
+
+        let unlimited = Layout::Unlimited { why: why.clone() };
+        assert_eq!(unlimited.limits(), Err(why));
+        let none = Cgroup::create(&unlimited, "c1", &Limits::default()).unwrap();
+        assert!(none.dirs().is_empty() && none.pids().is_empty());
+        none.add(1).unwrap();
+        none.remove().unwrap();
+        let refused = Cgroup::create(
+            &unlimited,
+            "c2",
+            &Limits {
+                memory: Some(1 << 20),
+                ..Limits::default()
+            },
+        )
+        .unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .starts_with("memory limits cannot be set here"),
+            "{refused}"
+        );
     }
 }

@@ -4,8 +4,10 @@
 //! - [`spawn`]: clone into namespaces, mount, pivot_root, exec.
 //! - [`cgroup`]: limits and usage, cgroup v2 or v1.
 //! - [`user`]: the image's USER resolved in its own /etc/passwd.
+//! - [`ids`]: which ids exist in the daemon's user namespace (a rootless daemon has few).
 
 pub mod cgroup;
+pub mod ids;
 pub mod spawn;
 pub mod user;
 
@@ -93,6 +95,11 @@ impl ContainerConfig {
     }
 }
 
+/// A container's hostname: its id's first 12 characters.
+fn hostname_of(id: &str) -> String {
+    id.chars().take(12).collect()
+}
+
 fn mkdirs(path: &Path) -> Result<(), RuntimeError> {
     fs::create_dir_all(path).map_err(|source| RuntimeError::Io {
         what: "create",
@@ -115,6 +122,21 @@ pub fn start(config: &ContainerConfig, layout: &Layout) -> Result<Container, Run
         .cloned()
         .unwrap_or_default();
     let user = user::resolve(&config.user, &etc_root).map_err(RuntimeError::User)?;
+    if !ids::uid_mapped(user.uid) || !ids::gid_mapped(user.gid) {
+        return Err(RuntimeError::User(format!(
+            "the container's user {}:{} has no id here: this rootless daemon has only the ids of your own user, so containers run as root (give your user subordinate ids in /etc/subuid and /etc/subgid and install uidmap, then restart berthd)",
+            user.uid, user.gid
+        )));
+    }
+    // Where supplementary groups cannot be set (a rootless daemon with one id), the process
+    // keeps the ones it has.
+    let groups = ids::setgroups_allowed().then(|| {
+        user.groups
+            .iter()
+            .copied()
+            .filter(|g| ids::gid_mapped(*g))
+            .collect()
+    });
     let mut env = config.env.clone();
     if !env.iter().any(|e| e.starts_with("PATH=")) {
         env.push(DEFAULT_PATH.into());
@@ -122,7 +144,7 @@ pub fn start(config: &ContainerConfig, layout: &Layout) -> Result<Container, Run
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", user.home));
     }
-    let hostname: String = config.id.chars().take(12).collect();
+    let hostname = hostname_of(&config.id);
     env.push(format!("HOSTNAME={hostname}"));
     let log = OpenOptions::new()
         .create(true)
@@ -153,7 +175,7 @@ pub fn start(config: &ContainerConfig, layout: &Layout) -> Result<Container, Run
         },
         uid: user.uid,
         gid: user.gid,
-        groups: user.groups,
+        groups,
         hostname,
         stdout,
         stderr,
@@ -229,6 +251,22 @@ impl Container {
             std::thread::sleep(Duration::from_millis(5));
         }
         let _ = self.cgroup.remove();
+    }
+
+    /// Whether the container's first process still runs: it is in the container's cgroup, or,
+    /// without one, the process of that pid still has the container's hostname in its
+    /// environment (a pid is reused by others; the container's process is the one started
+    /// with `HOSTNAME=<its id>`).
+    pub fn is_running(&self) -> bool {
+        if !self.cgroup.dirs().is_empty() {
+            return self.cgroup.pids().contains(&self.pid);
+        }
+        let hostname = format!("HOSTNAME={}", hostname_of(&self.id));
+        fs::read(format!("/proc/{}/environ", self.pid)).is_ok_and(|environ| {
+            environ
+                .split(|b| *b == 0)
+                .any(|entry| entry == hostname.as_bytes())
+        })
     }
 
     /// Send `signal` to the container's first process.

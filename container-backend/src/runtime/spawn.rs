@@ -32,7 +32,8 @@ pub struct ProcessSpec {
     pub cwd: String,
     pub uid: u32,
     pub gid: u32,
-    pub groups: Vec<u32>,
+    /// Supplementary groups; `None` leaves the ones the process has (where they cannot be set).
+    pub groups: Option<Vec<u32>>,
     pub hostname: String,
     /// Where the process's stdout and stderr go.
     pub stdout: OwnedFd,
@@ -132,7 +133,7 @@ struct Prepared {
     envp: Vec<CString>,
     uid: u32,
     gid: u32,
-    groups: Vec<libc::gid_t>,
+    groups: Option<Vec<libc::gid_t>>,
     stdout: i32,
     stderr: i32,
     // Literals, as C strings.
@@ -398,7 +399,9 @@ unsafe fn child(
         // Raw system calls, not glibc's setgroups/setgid/setuid: those broadcast the change to
         // every thread glibc believes the process has (the parent's, copied by clone), and can
         // wait forever for threads that do not exist in this child.
-        if libc::syscall(libc::SYS_setgroups, p.groups.len(), p.groups.as_ptr()) != 0 {
+        if let Some(groups) = &p.groups
+            && libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) != 0
+        {
             return fail(S_GROUPS);
         }
         if libc::syscall(libc::SYS_setresgid, p.gid, p.gid, p.gid) != 0 {

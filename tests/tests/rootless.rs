@@ -1,0 +1,410 @@
+//! Berth as a developer at the desk runs it: `berthd --user` started by a normal user, no root
+//! anywhere. Containers run rootless (the daemon in a user namespace of its own, over the
+//! user's subordinate ids), images keep their files' owners, builds RUN and `COPY --chown`, and
+//! VMs start for a user in the kvm group; a user without those is told what to do.
+
+#![allow(clippy::unwrap_used)] // a panic in a test is a failed assertion
+
+mod common;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use berth_e2e::user::{DESK_SUBORDINATE, TestUser};
+use berth_e2e::{Daemon, open_tempdir, text};
+use common::probe::ProbeFinish;
+
+const APPLETS: &[&str] = &[
+    "sh", "echo", "cat", "sleep", "id", "ls", "stat", "true", "touch", "dd",
+];
+
+/// A busybox root filesystem as a tarball in `dir`, readable by `user`: `/etc/passwd` with root
+/// and `dev` (1000:1000), and `/home/dev/notes` owned by 1000:1000, so owners can be checked.
+fn busybox_tarball(dir: &Path, user: &TestUser) -> Option<std::path::PathBuf> {
+    if !Path::new("/bin/busybox").exists() || !on_path("newuidmap") {
+        eprintln!(
+            "skipped: needs /bin/busybox and newuidmap (apt-get install busybox-static uidmap)"
+        );
+        return None;
+    }
+    let root = dir.join("busybox-rootfs");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::create_dir_all(root.join("home/dev")).unwrap();
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    for applet in APPLETS {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+    }
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\ndev:x:1000:1000:dev:/home/dev:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("etc/group"), "root:x:0:\ndev:x:1000:\n").unwrap();
+    std::fs::write(root.join("home/dev/notes"), "mine\n").unwrap();
+    for path in ["home/dev", "home/dev/notes"] {
+        std::os::unix::fs::chown(root.join(path), Some(1000), Some(1000)).unwrap();
+    }
+    let tarball = dir.join("busybox.tar");
+    let made = std::process::Command::new("tar")
+        .arg("--numeric-owner")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tarball)
+        .arg(".")
+        .status();
+    assert!(made.unwrap().success());
+    user.own(&tarball);
+    Some(tarball)
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .any(|dir| dir.join(program).is_file())
+}
+
+fn host(daemon: &Daemon) -> serde_json::Value {
+    let out = daemon.berthctl(&["--json", "host"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The output of a foreground `run`, which must succeed.
+fn run(daemon: &Daemon, args: &[&str]) -> String {
+    let mut all = vec!["run"];
+    all.extend_from_slice(args);
+    let out = daemon.berthctl(&all);
+    let (stdout, stderr) = text(&out);
+    assert!(
+        out.status.success(),
+        "run {args:?}: {stderr}\n{}",
+        daemon.log()
+    );
+    stdout
+}
+
+#[test]
+fn a_desk_user_imports_builds_and_runs_containers_rootless_with_their_owners() {
+    let Some(user) = TestUser::desk() else { return };
+    let dir = open_tempdir();
+    let Some(tarball) = busybox_tarball(dir.path(), &user) else {
+        return;
+    };
+    let daemon = Daemon::start_as(&user, dir.path(), &[]);
+
+    // The daemon says how it runs containers: rootless over the user's subordinate ids; this
+    // machine's cgroups are v1, so no limits (and it says why).
+    let info = host(&daemon);
+    let ids = &info["containers"]["ids"];
+    assert_eq!(ids["kind"], "subordinate", "{info}");
+    assert_eq!(ids["uids"][0], DESK_SUBORDINATE.0, "{info}");
+    let table = text(&daemon.berthctl(&["host"])).0;
+    assert!(
+        table.contains("Containers  rootless (subordinate ids 200000-265535)"),
+        "{table}"
+    );
+
+    let out = daemon.berthctl(&["import", tarball.to_str().unwrap(), "busybox"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+
+    // Inside, ids are the image's: root is 0 and the notes are dev's.
+    assert_eq!(run(&daemon, &["busybox", "id", "-u"]), "0\n");
+    assert_eq!(
+        run(
+            &daemon,
+            &[
+                "busybox",
+                "stat",
+                "-c",
+                "%u:%g %n",
+                "/home/dev/notes",
+                "/bin/busybox"
+            ]
+        ),
+        "1000:1000 /home/dev/notes\n0:0 /bin/busybox\n"
+    );
+    // Outside, they are the user's: 0 is the user, 1000 the 1000th of its subordinate ids.
+    let unpacked = std::fs::read_dir(daemon.state_dir.join("rootfs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let notes = std::fs::metadata(unpacked.join("home/dev/notes")).unwrap();
+    assert_eq!(
+        (notes.uid(), notes.gid()),
+        (DESK_SUBORDINATE.0 + 999, DESK_SUBORDINATE.0 + 999),
+        "the image's 1000 is the user's subordinate id 200999"
+    );
+    let busybox = std::fs::metadata(unpacked.join("bin/busybox")).unwrap();
+    assert_eq!(busybox.uid(), user.uid, "the image's root is the user");
+
+    // A build with RUN and COPY --chown, run as its USER.
+    let ctx = dir.path().join("app");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("config.txt"), "for dev\n").unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\n\
+         RUN touch /made-by-run\n\
+         COPY --chown=1000:1000 config.txt /home/dev/config.txt\n\
+         USER dev\n\
+         CMD [\"sh\", \"-c\", \"id -u; stat -c '%u:%g %n' /made-by-run /home/dev/config.txt; cat /home/dev/config.txt\"]\n",
+    )
+    .unwrap();
+    user.own(&ctx);
+    let out = daemon.berthctl(&["build", "-t", "app", ctx.to_str().unwrap()]);
+    assert!(out.status.success(), "{}\n{}", text(&out).1, daemon.log());
+    assert_eq!(
+        run(&daemon, &["app"]),
+        "1000\n0:0 /made-by-run\n1000:1000 /home/dev/config.txt\nfor dev\n"
+    );
+
+    // Detached: logs, stop, rm.
+    let out = daemon.berthctl(&[
+        "run",
+        "-d",
+        "--name",
+        "svc",
+        "busybox",
+        "sh",
+        "-c",
+        "echo up; trap 'echo bye; exit 0' TERM; while true; do sleep 0.1; done",
+    ]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !text(&daemon.berthctl(&["logs", "svc"])).0.contains("up") {
+        assert!(Instant::now() < deadline, "no output:\n{}", daemon.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(daemon.berthctl(&["stop", "svc"]).status.success());
+    assert_eq!(text(&daemon.berthctl(&["logs", "svc"])).0, "up\nbye\n");
+    assert!(daemon.berthctl(&["rm", "svc"]).status.success());
+
+    // A limit is refused where none can be set, saying why, rather than silently dropped.
+    if info["containers"]["limits"]["available"] == "no" {
+        let out = daemon.berthctl(&["run", "--memory", "32M", "busybox", "true"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            text(&out).1.contains("memory limits cannot be set here"),
+            "{}",
+            text(&out).1
+        );
+    }
+}
+
+#[test]
+fn a_user_without_subordinate_ids_runs_containers_as_root_only_and_is_told_why() {
+    let Some(user) = TestUser::plain() else {
+        return;
+    };
+    let dir = open_tempdir();
+    let Some(tarball) = busybox_tarball(dir.path(), &user) else {
+        return;
+    };
+    let daemon = Daemon::start_as(&user, dir.path(), &[]);
+    let info = host(&daemon);
+    let ids = &info["containers"]["ids"];
+    assert_eq!(ids["kind"], "single", "{info}");
+    assert!(
+        ids["why"].as_str().unwrap().contains("/etc/subuid"),
+        "{info}"
+    );
+
+    let out = daemon.berthctl(&["import", tarball.to_str().unwrap(), "busybox"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    // Every file is the user's, root's inside; root can run.
+    assert_eq!(
+        run(
+            &daemon,
+            &["busybox", "stat", "-c", "%u %n", "/home/dev/notes"]
+        ),
+        "0 /home/dev/notes\n"
+    );
+    let ctx = dir.path().join("app");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nUSER dev\nCMD [\"id\"]\n",
+    )
+    .unwrap();
+    user.own(&ctx);
+    assert!(
+        daemon
+            .berthctl(&["build", "-t", "as-dev", ctx.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let out = daemon.berthctl(&["run", "as-dev"]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = text(&out).1;
+    assert!(
+        said.contains("has no id here") && said.contains("/etc/subuid"),
+        "{said}"
+    );
+}
+
+#[test]
+fn a_desk_user_in_the_kvm_group_runs_a_vm() {
+    if !common::kvm_available("a_desk_user_in_the_kvm_group_runs_a_vm") {
+        return;
+    }
+    let Some(user) = TestUser::desk() else { return };
+    let dir = open_tempdir();
+    let daemon = Daemon::start_as(&user, dir.path(), &[]);
+    assert_eq!(host(&daemon)["vms"]["available"], "yes");
+    let probe = common::probe_file(dir.path(), ProbeFinish::Interactive);
+    user.own(&probe);
+    let create = daemon.berthctl(&[
+        "vm",
+        "create",
+        "desk",
+        "--cpus",
+        "1",
+        "--memory",
+        "64M",
+        "--disk",
+        "0",
+        "--kernel",
+        probe.to_str().unwrap(),
+    ]);
+    assert!(create.status.success(), "{}", text(&create).1);
+    let start = daemon.berthctl(&["vm", "start", "desk"]);
+    assert!(
+        start.status.success(),
+        "{}\n{}",
+        text(&start).1,
+        daemon.log()
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = text(&daemon.berthctl(&["vm", "log", "desk"])).0;
+        if log.contains("BERTH-PROBE: ready for input") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the guest did not start:\n{log}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let stop = daemon.berthctl(&["vm", "stop", "--force", "desk"]);
+    assert!(stop.status.success(), "{}", text(&stop).1);
+    assert!(text(&stop).0.contains("stopped"), "{}", text(&stop).0);
+}
+
+#[test]
+fn vm_start_without_kvm_access_names_the_group_and_the_command() {
+    if !Path::new("/dev/kvm").exists() {
+        return;
+    }
+    // The desk user's setup gives /dev/kvm to the kvm group, which this user is not in.
+    let (Some(_), Some(user)) = (TestUser::desk(), TestUser::plain()) else {
+        return;
+    };
+    let dir = open_tempdir();
+    let daemon = Daemon::start_as(&user, dir.path(), &[]);
+    let info = host(&daemon);
+    let why = info["vms"]["why"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        why.contains("kvm group") && why.contains("usermod -aG kvm"),
+        "{info}"
+    );
+    assert!(
+        text(&daemon.berthctl(&["host"]))
+            .0
+            .contains("VM support  no: cannot open /dev/kvm"),
+        "berthctl host says it"
+    );
+
+    let probe = common::probe_file(dir.path(), ProbeFinish::Interactive);
+    user.own(&probe);
+    let create = daemon.berthctl(&[
+        "vm",
+        "create",
+        "nokvm",
+        "--cpus",
+        "1",
+        "--memory",
+        "64M",
+        "--disk",
+        "0",
+        "--kernel",
+        probe.to_str().unwrap(),
+    ]);
+    assert!(create.status.success(), "{}", text(&create).1);
+    let start = daemon.berthctl(&["vm", "start", "nokvm"]);
+    assert_eq!(start.status.code(), Some(1));
+    let said = text(&start).1;
+    assert!(
+        said.contains("cannot open /dev/kvm")
+            && said.contains("kvm group")
+            && said.contains("sudo usermod -aG kvm $USER"),
+        "{said}"
+    );
+}
+
+/// On cgroup v2 with a subtree delegated to the user (the lab; a systemd user service with
+/// `Delegate=yes` on a workstation), a rootless daemon's containers get their limits.
+#[test]
+fn a_delegated_cgroup_limits_a_users_containers() {
+    let Some(user) = TestUser::desk() else { return };
+    let Some(cgroup) = user.delegated_cgroup() else {
+        eprintln!("skipped: no cgroup v2 with cpu, memory and pids here (the lab has them)");
+        return;
+    };
+    let dir = open_tempdir();
+    let Some(tarball) = busybox_tarball(dir.path(), &user) else {
+        return;
+    };
+    let daemon = Daemon::start_as_in(&user, dir.path(), &[], Some(&cgroup));
+    let info = host(&daemon);
+    assert_eq!(
+        info["containers"]["limits"]["available"],
+        "yes",
+        "{info}\n{}",
+        daemon.log()
+    );
+    assert!(
+        std::fs::read_to_string(cgroup.join("berthd/cgroup.procs"))
+            .unwrap()
+            .contains(&daemon.child.id().to_string()),
+        "the daemon moved into a leaf of its own"
+    );
+    let out = daemon.berthctl(&["import", tarball.to_str().unwrap(), "busybox"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+
+    // Memory: a process over the limit is killed by the kernel, and the daemon says so.
+    let out = daemon.berthctl(&[
+        "run",
+        "--memory",
+        "32M",
+        "busybox",
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=96M",
+    ]);
+    assert_eq!(out.status.code(), Some(137), "{}", text(&out).1);
+    assert!(text(&out).1.contains("out of memory"), "{}", text(&out).1);
+    // Processes: with four at most, the shell cannot fork a fifth.
+    let out = daemon.berthctl(&[
+        "run",
+        "--pids",
+        "4",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5 6; do sleep 2 & done; wait; echo done",
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert!(stdout.contains("can't fork"), "{stdout}{stderr}");
+    // The limits sit in the user's subtree.
+    let out = daemon.berthctl(&[
+        "run", "-d", "--name", "capped", "--memory", "64M", "busybox", "sleep", "30",
+    ]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let id = text(&out).0.trim().to_owned();
+    let max = std::fs::read_to_string(cgroup.join("berth").join(&id).join("memory.max")).unwrap();
+    assert_eq!(max.trim(), (64u64 << 20).to_string());
+    assert!(daemon.berthctl(&["rm", "-f", "capped"]).status.success());
+}
