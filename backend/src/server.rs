@@ -117,7 +117,12 @@ pub async fn run(config: DaemonConfig) -> Result<(), ServeError> {
     }
     let (events, _) = broadcast::channel(1024);
     let registry = Arc::new(Mutex::new(registry));
-    let machines = Machines::new(default_vmm_binary(), Arc::clone(&registry), events.clone());
+    let machines = Machines::new(
+        default_vmm_binary(),
+        Arc::clone(&registry),
+        events.clone(),
+        config.ids == IdMap::Host,
+    );
     let engine = Engine::load(
         &config.state_dir,
         layout,

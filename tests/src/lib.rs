@@ -78,6 +78,20 @@ impl Daemon {
         )
     }
 
+    /// [`Daemon::start`] with variables in its environment (which its berth-vmm processes
+    /// inherit).
+    pub fn start_with_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let mut command = Command::new(binary("berthd"));
+        command.envs(env.iter().copied());
+        Self::launch(
+            command,
+            &dir.join("berthd.sock"),
+            &dir.join("state"),
+            extra,
+            None,
+        )
+    }
+
     /// Start berthd with this socket and state dir, and wait until it answers.
     pub fn start_at(socket: &Path, state_dir: &Path, extra: &[&str]) -> Daemon {
         Self::launch(

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use berth_api::error::ErrorKind;
@@ -13,7 +12,7 @@ use berth_api::vm::VmState;
 use berth_api::{Client, ClientError, Event, Events, Reply, Request};
 use berth_e2e::{Daemon, open_tempdir, text};
 use common::probe::ProbeFinish;
-use common::{create, kvm_available, probe_file, serial_shows};
+use common::{create, kvm_available, probe_file, serial_shows, vmm_pid};
 
 async fn call(client: &Client, request: Request) -> Result<Reply, berth_api::ApiError> {
     match client.call(request).await {
@@ -42,25 +41,6 @@ async fn state_becomes(
     tokio::time::timeout(Duration::from_secs(30), wait)
         .await
         .unwrap_or_else(|_| panic!("VM {name} never reached the state"))
-}
-
-/// The pid of the berth-vmm running the VM whose serial log is `log`.
-fn vmm_pid(log: &Path) -> i32 {
-    let log = log.to_string_lossy().into_owned();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let args: Vec<String> = cmdline
-            .split(|b| *b == 0)
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        if args.first().is_some_and(|a| a.ends_with("berth-vmm")) && args.contains(&log) {
-            return pid;
-        }
-    }
-    panic!("no berth-vmm runs with {log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

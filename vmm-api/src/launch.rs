@@ -10,7 +10,7 @@ use berth_api::vm::DisplayMode;
 /// The usage line berth-vmm prints.
 pub const USAGE: &str = "usage: berth-vmm --kernel BZIMAGE [--initrd FILE] [--cmdline TEXT] \
 [--memory SIZE (e.g. 512M, 2G)] [--cpus N] [--serial-log FILE] [--disk FILE [--read-only]]... \
-[--display WIDTHxHEIGHT] [--control-fd N] [--events-fd N]";
+[--display WIDTHxHEIGHT] [--control-fd N] [--events-fd N] [--sandbox [--sandbox-ids UID:GID]]";
 
 /// The kernel command line when none is given.
 pub const DEFAULT_CMDLINE: &str = "console=ttyS0 panic=-1";
@@ -21,6 +21,19 @@ pub const DEFAULT_MEMORY: u64 = 512 << 20;
 pub const CONTROL_FD: i32 = 3;
 /// The fd berthd puts the display-notice socket on.
 pub const EVENTS_FD: i32 = 4;
+
+/// The first of the ids the system daemon gives its VMs' berth-vmm processes, one uid and gid
+/// per running VM: far above real users (Debian gives them from 1000), their subordinate ids
+/// (from 100000, 65536 each) and systemd's dynamic users (61184-65519), below 2^31.
+pub const SANDBOX_ID_BASE: u32 = 0x7000_0000;
+
+/// berth-vmm's sandbox (`vmm_backend::sandbox`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sandbox {
+    /// The uid and gid it drops to; `None` keeps the ones it was started with (a rootless
+    /// daemon's VMs, already unprivileged).
+    pub ids: Option<(u32, u32)>,
+}
 
 /// A disk attached as virtio-blk (`/dev/vda`, `/dev/vdb`, ... in the order given).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +61,8 @@ pub struct LaunchOptions {
     pub control_fd: Option<i32>,
     /// A SOCK_SEQPACKET socket the display notices go to (`berth_display::notice`).
     pub events_fd: Option<i32>,
+    /// Run the VM sandboxed: a mount namespace of only its files, seccomp, maybe other ids.
+    pub sandbox: Option<Sandbox>,
 }
 
 impl LaunchOptions {
@@ -64,6 +79,7 @@ impl LaunchOptions {
             display: None,
             control_fd: None,
             events_fd: None,
+            sandbox: None,
         }
     }
 
@@ -98,6 +114,12 @@ impl LaunchOptions {
         }
         if let Some(fd) = self.events_fd {
             args.extend(["--events-fd".into(), fd.to_string().into()]);
+        }
+        if let Some(sandbox) = self.sandbox {
+            args.push("--sandbox".into());
+            if let Some((uid, gid)) = sandbox.ids {
+                args.extend(["--sandbox-ids".into(), format!("{uid}:{gid}").into()]);
+            }
         }
         args
     }
@@ -135,6 +157,19 @@ impl LaunchOptions {
                 }
                 "--control-fd" => options.control_fd = Some(number(&flag, &value()?)?),
                 "--events-fd" => options.events_fd = Some(number(&flag, &value()?)?),
+                "--sandbox" => {
+                    options.sandbox.get_or_insert(Sandbox { ids: None });
+                }
+                "--sandbox-ids" => {
+                    let ids = text(&flag, &value()?)?;
+                    let bad = || format!("bad --sandbox-ids {ids:?}: use UID:GID");
+                    let (uid, gid) = ids.split_once(':').ok_or_else(bad)?;
+                    let ids = (
+                        uid.parse().map_err(|_| bad())?,
+                        gid.parse().map_err(|_| bad())?,
+                    );
+                    options.sandbox = Some(Sandbox { ids: Some(ids) });
+                }
                 "-h" | "--help" => return Err(USAGE.into()),
                 other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
             }
@@ -191,6 +226,11 @@ mod tests {
         });
         options.control_fd = Some(CONTROL_FD);
         options.events_fd = Some(EVENTS_FD);
+        options.sandbox = Some(Sandbox {
+            ids: Some((SANDBOX_ID_BASE, SANDBOX_ID_BASE)),
+        });
+        assert_eq!(LaunchOptions::parse(options.to_args()), Ok(options.clone()));
+        options.sandbox = Some(Sandbox { ids: None });
         assert_eq!(LaunchOptions::parse(options.to_args()), Ok(options.clone()));
         let plain = LaunchOptions::new("k".into());
         assert_eq!(LaunchOptions::parse(plain.to_args()), Ok(plain));
@@ -216,6 +256,7 @@ mod tests {
             (&["--kernel", "k", "--cpus", "two"], "bad --cpus"),
             (&["--kernel", "k", "--display", "4096x10"], "--display"),
             (&["--kernel", "k", "--frobnicate"], "unknown argument"),
+            (&["--kernel", "k", "--sandbox-ids", "7"], "UID:GID"),
             (&["--kernel"], "needs a value"),
             (&["--help"], "usage:"),
         ] {

@@ -30,6 +30,8 @@
 //! - [`devices::legacy`]: COM1, the i8042 (reset), the CMOS RTC and the ACPI sleep/reset registers;
 //! - [`virtio`]: the transport-agnostic device contract, the virtio-mmio v2 transport,
 //!   virtio-blk and virtio-rng.
+//! - [`sandbox`]: the mount namespace, privileges and per-thread seccomp filters berth-vmm
+//!   runs a VM under.
 //!
 //! Threads: `Vm::run` starts one thread per vCPU and waits. Each vCPU thread takes the device's
 //! own mutex for each access, so devices see accesses from any vCPU, one at a time. The first
@@ -44,6 +46,7 @@ pub mod kvm;
 pub mod linux;
 pub mod long_mode;
 pub mod memory;
+pub mod sandbox;
 pub mod vcpu;
 pub mod virtio;
 pub mod vm;

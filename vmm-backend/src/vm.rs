@@ -24,6 +24,7 @@ use crate::bus::{Bus, BusError, SharedDevice};
 use crate::kvm::{KvmError, open_kvm};
 use crate::long_mode;
 use crate::memory::{MemoryError, create_anonymous_guest_memory, create_guest_memory};
+use crate::sandbox::seccomp::ThreadRole;
 use crate::vcpu::{
     CrashReason, ExitLoopContext, PauseGate, Vcpu, VcpuError, VmExitReason, kick_signal,
 };
@@ -177,6 +178,11 @@ impl std::fmt::Debug for RunEvent {
     }
 }
 
+/// Called at the start of every thread the VM starts, with its role (berth-vmm installs the
+/// thread's seccomp filter there); the thread that runs the VM calls it once the vCPUs are
+/// started.
+pub type ThreadStart = Arc<dyn Fn(ThreadRole) + Send + Sync>;
+
 /// A virtual machine being built, then run.
 pub struct Vm {
     // Dropped in declaration order: vCPUs before the VM fd before guest RAM, the reverse of
@@ -188,6 +194,7 @@ pub struct Vm {
     mmio_bus: Bus,
     events: (Sender<RunEvent>, Receiver<RunEvent>),
     loaded: bool,
+    thread_start: Option<ThreadStart>,
     _kvm: Kvm,
 }
 
@@ -274,8 +281,15 @@ impl Vm {
             mmio_bus: Bus::new(),
             events: channel(),
             loaded: false,
+            thread_start: None,
             _kvm: kvm,
         })
+    }
+
+    /// Has `hook` called at the start of every vCPU thread, and by the thread that runs the VM
+    /// once they are started.
+    pub fn on_thread_start(&mut self, hook: ThreadStart) {
+        self.thread_start = Some(hook);
     }
 
     /// Guest RAM (for device models and loaders).
@@ -391,9 +405,13 @@ impl Vm {
             let index = vcpu.index();
             let context = context.clone();
             let events = events_tx.clone();
+            let hook = self.thread_start.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("vcpu{index}"))
                 .spawn(move || {
+                    if let Some(hook) = hook {
+                        hook(ThreadRole::Vcpu);
+                    }
                     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         vcpu.run_loop(&context.pio, &context.mmio, &context.stop, &context.pause)
                     }));
@@ -418,6 +436,9 @@ impl Vm {
             }
         }
 
+        if let Some(hook) = &self.thread_start {
+            hook(ThreadRole::Main);
+        }
         let reason = match spawn_failure {
             Some(reason) => reason,
             None => loop {

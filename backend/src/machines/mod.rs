@@ -18,6 +18,7 @@
 
 mod input;
 mod launch;
+mod sandbox;
 
 pub use launch::SERIAL_LOG;
 
@@ -77,6 +78,8 @@ struct Machine {
     ending: AtomicBool,
     /// Set by the waiter once the process has been reaped.
     ended: (Mutex<bool>, Condvar),
+    /// The ids its berth-vmm runs as, free again when it is gone.
+    _ids: Option<sandbox::Lease>,
 }
 
 impl Machine {
@@ -119,6 +122,7 @@ pub struct Machines {
     registry: Arc<Mutex<Registry>>,
     events: broadcast::Sender<Event>,
     running: Mutex<HashMap<String, Arc<Machine>>>,
+    sandbox_ids: sandbox::SandboxIds,
 }
 
 /// Where berthd finds berth-vmm: `$BERTH_VMM`, else next to berthd's own executable.
@@ -175,16 +179,20 @@ pub fn state_after_exit(status: ExitStatus, ending: bool, stderr: &str) -> Optio
 }
 
 impl Machines {
+    /// `ids_of_their_own`: each VM's berth-vmm drops to ids of its own (the daemon is root on
+    /// the host); otherwise it keeps the daemon's.
     pub fn new(
         vmm: PathBuf,
         registry: Arc<Mutex<Registry>>,
         events: broadcast::Sender<Event>,
+        ids_of_their_own: bool,
     ) -> Arc<Self> {
         Arc::new(Machines {
             vmm,
             registry,
             events,
             running: Mutex::new(HashMap::new()),
+            sandbox_ids: sandbox::SandboxIds::new(ids_of_their_own),
         })
     }
 
@@ -237,7 +245,9 @@ impl Machines {
     /// Starts berth-vmm for `config` and waits for its `ready`.
     fn spawn(self: &Arc<Self>, config: &VmConfig, dir: &Path) -> Result<(), ApiError> {
         let name = config.name.clone();
-        let options = launch::launch_options(config, dir)?;
+        let mut options = launch::launch_options(config, dir)?;
+        let (sandbox, lease) = self.sandbox_ids.take();
+        options.sandbox = Some(sandbox);
         if !self.vmm.is_file() {
             return Err(ApiError::new(
                 ErrorKind::Unsupported,
@@ -329,6 +339,7 @@ impl Machines {
             stdin: Mutex::new(stdin),
             ending: AtomicBool::new(false),
             ended: (Mutex::new(false), Condvar::new()),
+            _ids: lease,
         });
         lock(&self.running).insert(name.clone(), Arc::clone(&machine));
         log(format!("VM `{name}` runs in berth-vmm pid {}", machine.pid));

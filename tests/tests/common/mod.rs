@@ -87,3 +87,22 @@ pub fn start_probe_vm(daemon: &berth_e2e::Daemon, dir: &Path, name: &str, finish
         assert!(out.status.success(), "{}", berth_e2e::text(&out).1);
     }
 }
+
+/// The pid of the berth-vmm running the VM whose serial log is `log`.
+pub fn vmm_pid(log: &Path) -> i32 {
+    let log = log.to_string_lossy().into_owned();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args.first().is_some_and(|a| a.ends_with("berth-vmm")) && args.contains(&log) {
+            return pid;
+        }
+    }
+    panic!("no berth-vmm runs with {log}");
+}

@@ -8,7 +8,7 @@
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use berth_api::input::InputDevice;
 use berth_display::gpu::GpuConfig;
@@ -18,11 +18,14 @@ use berth_vmm_api::{Command, ControlError, LaunchOptions, Reply, VmmExit};
 use vmm_backend::devices::legacy::LegacyDevices;
 use vmm_backend::devices::power_button::{POWER_BUTTON_GSI, PowerButton};
 use vmm_backend::linux::LinuxBoot;
+use vmm_backend::sandbox::seccomp::{self, Enforcement, ThreadRole};
+use vmm_backend::sandbox::{self, Exposed};
 use vmm_backend::virtio::block::Block;
 use vmm_backend::virtio::gpu::VirtioGpu;
 use vmm_backend::virtio::input::{self, Input, InputHandle};
 use vmm_backend::virtio::mmio_device::VirtioMmioDevices;
 use vmm_backend::virtio::rng::Rng;
+use vmm_backend::vm::ThreadStart;
 use vmm_backend::{BootSource, GuestRam, Vm, VmConfig, VmExitReason, VmHandle};
 
 /// Where a flat test image (no ACPI) finds the display devices: the GPU, the keyboard and the
@@ -78,6 +81,43 @@ fn boot_source(options: &LaunchOptions) -> Result<BootSource, String> {
     }))
 }
 
+/// What the sandbox's mount namespace holds: /dev/kvm, the kernel and initramfs, the disks
+/// (writable unless read-only). The serial log is opened before it is entered.
+fn exposed(options: &LaunchOptions) -> Vec<Exposed> {
+    let read = |path: &std::path::Path| Exposed {
+        path: path.to_owned(),
+        writable: false,
+    };
+    let mut files = vec![Exposed {
+        path: berth_vmm_api::kvm::KVM_DEVICE.into(),
+        writable: true,
+    }];
+    files.push(read(&options.kernel));
+    files.extend(options.initrd.as_deref().map(read));
+    files.extend(options.disks.iter().map(|disk| Exposed {
+        path: disk.path.clone(),
+        writable: !disk.read_only,
+    }));
+    files
+}
+
+/// Installs each thread's seccomp filter as it starts (and, in a test build asked to, makes
+/// the call no role may, to show that it is stopped).
+fn seccomp_hook() -> ThreadStart {
+    let enforcement = Enforcement::from_env();
+    Arc::new(move |role: ThreadRole| {
+        if let Err(e) = seccomp::apply(role, enforcement) {
+            eprintln!("berth-vmm: {e}");
+            std::process::exit(i32::from(VmmExit::Error.code()));
+        }
+        #[cfg(debug_assertions)]
+        if std::env::var("BERTH_VMM_FORBIDDEN_SYSCALL").is_ok_and(|r| r == role.name()) {
+            // SAFETY: a plain system call with constant arguments; the filter stops it.
+            unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+        }
+    })
+}
+
 fn run(options: LaunchOptions) -> Result<VmExitReason, String> {
     let log = match &options.serial_log {
         Some(path) => Some(
@@ -86,6 +126,11 @@ fn run(options: LaunchOptions) -> Result<VmExitReason, String> {
         ),
         None => None,
     };
+    // The sandbox's first part, while this is the only thread: from here on the VM's own
+    // files are all the process can see.
+    if options.sandbox.is_some() {
+        sandbox::jail(&exposed(&options)).map_err(|e| e.to_string())?;
+    }
     // Huge pages halve a Linux boot in the nested lab (34-48 s -> 17-25 s under load): no
     // device process shares guest RAM yet, so the memfd's only use would be future sharing.
     let ram = GuestRam::AnonymousHugePages;
@@ -105,6 +150,7 @@ fn run(options: LaunchOptions) -> Result<VmExitReason, String> {
     let power_button = PowerButton::attach(&mut vm).map_err(|e| e.to_string())?;
     let mut virtio = VirtioMmioDevices::new();
     let mut display = None;
+    let mut notifier = None;
     // SAFETY: the parent handed us this descriptor for the display's notices; nothing else in
     // this process owns it.
     let notices = options
@@ -123,7 +169,8 @@ fn run(options: LaunchOptions) -> Result<VmExitReason, String> {
                 .attach(&mut vm, Box::new(Rng::new()))
                 .map_err(|e| e.to_string())?;
             if let Some(mode) = options.display.map(|d| (d.width, d.height)) {
-                display = Some(attach_display(&mut vm, &mut virtio, mode, notices)?);
+                let (devices, notify) = attach_display(&mut vm, &mut virtio, mode, notices)?;
+                (display, notifier) = (Some(devices), notify);
             }
             linux.virtio_devices = virtio.acpi_devices();
             linux.power_button_gsi = Some(POWER_BUTTON_GSI);
@@ -134,22 +181,51 @@ fn run(options: LaunchOptions) -> Result<VmExitReason, String> {
         other if options.disks.is_empty() => {
             if let Some(mode) = options.display.map(|d| (d.width, d.height)) {
                 virtio = VirtioMmioDevices::with_base(FLAT_DISPLAY_BASE);
-                display = Some(attach_display(&mut vm, &mut virtio, mode, notices)?);
+                let (devices, notify) = attach_display(&mut vm, &mut virtio, mode, notices)?;
+                (display, notifier) = (Some(devices), notify);
             }
             other
         }
         _ => return Err("--disk needs a Linux kernel: a flat image has no ACPI to find it".into()),
     };
     vm.load(&source).map_err(|e| e.to_string())?;
+
+    // The sandbox's second part: everything is open and loaded, so the privileges go, before
+    // any thread starts; each thread then installs its seccomp filter as it starts.
+    let hook = match options.sandbox {
+        Some(sandbox) => {
+            if let Some((uid, gid)) = sandbox.ids {
+                sandbox::drop_privileges(uid, gid).map_err(|e| e.to_string())?;
+            }
+            seccomp::install_reporter(VmmExit::Crash.code()).map_err(|e| e.to_string())?;
+            let hook = seccomp_hook();
+            vm.on_thread_start(Arc::clone(&hook));
+            Some(hook)
+        }
+        None => None,
+    };
+    let started = |role: ThreadRole| {
+        let hook = hook.clone();
+        move || {
+            if let Some(hook) = hook {
+                hook(role);
+            }
+        }
+    };
+    if let Some(notifier) = notifier {
+        notifier.start(started(ThreadRole::DisplayNotices))?;
+    }
     // Lives until the VM has ended; dropping it stops the device thread.
-    let _devices = virtio.start().map_err(|e| e.to_string())?;
+    let _devices = virtio.start_with(hook.clone()).map_err(|e| e.to_string())?;
 
     // Serial input: bytes from stdin as they come. Detached: it blocks in read() and the
     // process exits under it.
     let serial = legacy.serial.clone();
+    let serial_started = started(ThreadRole::SerialIn);
     let _ = std::thread::Builder::new()
         .name("serial-in".into())
         .spawn(move || {
+            serial_started();
             let mut stdin = std::io::stdin().lock();
             let mut buf = [0u8; 64];
             while let Ok(n @ 1..) = stdin.read(&mut buf) {
@@ -172,9 +248,13 @@ fn run(options: LaunchOptions) -> Result<VmExitReason, String> {
         // SAFETY: the parent handed us this descriptor for the control channel; nothing else
         // in this process owns it.
         let control = unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) };
+        let control_started = started(ThreadRole::Control);
         let _ = std::thread::Builder::new()
             .name("control".into())
-            .spawn(move || control_loop(control, &handle, &power_button, display.as_ref()));
+            .spawn(move || {
+                control_started();
+                control_loop(control, &handle, &power_button, display.as_ref())
+            });
     }
 
     vm.run().map_err(|e| e.to_string())
@@ -196,23 +276,20 @@ fn attach_display(
     virtio: &mut VirtioMmioDevices,
     mode: (u32, u32),
     notices: Option<OwnedFd>,
-) -> Result<DisplayDevices, String> {
+) -> Result<(DisplayDevices, Option<Notifier>), String> {
     let mut gpu = VirtioGpu::new(GpuConfig {
         width: mode.0,
         height: mode.1,
         ..GpuConfig::default()
     })
     .map_err(|e| format!("cannot create the display: {e}"))?;
-    if let Some(socket) = notices {
-        let pending = Arc::new(Mutex::new(Pending::default()));
-        let notifier = {
-            let pending = Arc::clone(&pending);
-            std::thread::Builder::new()
-                .name("display-notices".into())
-                .spawn(move || send_notices(&socket, &pending))
-                .map_err(|e| format!("cannot start the display notifier: {e}"))?
+    let notifier = notices.map(|socket| {
+        let notifier = Notifier {
+            socket,
+            pending: Arc::default(),
+            thread: Arc::default(),
         };
-        let notifier = notifier.thread().clone();
+        let (pending, thread) = (Arc::clone(&notifier.pending), Arc::clone(&notifier.thread));
         gpu.set_event_sink(Box::new(move |event| {
             if let Some(notice) = Notice::from_event(&event) {
                 pending
@@ -220,10 +297,13 @@ fn attach_display(
                     .unwrap_or_else(PoisonError::into_inner)
                     .record(notice);
                 // No system call unless the notifier is parked.
-                notifier.unpark();
+                if let Some(thread) = thread.get() {
+                    thread.unpark();
+                }
             }
         }));
-    }
+        notifier
+    });
     let framebuffer = gpu
         .gpu()
         .framebuffer()
@@ -253,12 +333,44 @@ fn attach_display(
     let (Some(tablet), Some(keyboard)) = (handles.pop(), handles.pop()) else {
         return Err("the input devices were not created".into());
     };
-    Ok(DisplayDevices {
-        framebuffer,
-        mode,
-        keyboard,
-        tablet,
-    })
+    Ok((
+        DisplayDevices {
+            framebuffer,
+            mode,
+            keyboard,
+            tablet,
+        },
+        notifier,
+    ))
+}
+
+/// The display notices' sender, started once the VM is built (in the sandbox, after the
+/// privileges have gone): what the device records waits in `pending` until then.
+struct Notifier {
+    socket: OwnedFd,
+    pending: Arc<Mutex<Pending>>,
+    thread: Arc<OnceLock<std::thread::Thread>>,
+}
+
+impl Notifier {
+    fn start(self, started: impl FnOnce() + Send + 'static) -> Result<(), String> {
+        let Notifier {
+            socket,
+            pending,
+            thread,
+        } = self;
+        let handle = std::thread::Builder::new()
+            .name("display-notices".into())
+            .spawn(move || {
+                started();
+                send_notices(&socket, &pending)
+            })
+            .map_err(|e| format!("cannot start the display notifier: {e}"))?;
+        // Notices recorded before it existed are sent at once.
+        handle.thread().unpark();
+        let _ = thread.set(handle.thread().clone());
+        Ok(())
+    }
 }
 
 /// The least time between two notices: at most 250 a second reach berthd however often the

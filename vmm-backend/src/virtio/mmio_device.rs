@@ -13,6 +13,8 @@
 
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::sandbox::seccomp::ThreadRole;
 use std::thread::JoinHandle;
 
 use kvm_ioctls::IoEventAddress;
@@ -213,6 +215,14 @@ impl VirtioMmioDevices {
     /// Starts the device thread, which serves queue notifications until the returned
     /// [`DeviceThread`] is dropped.
     pub fn start(self) -> Result<DeviceThread, VirtioAttachError> {
+        self.start_with(None)
+    }
+
+    /// [`VirtioMmioDevices::start`], `hook` called first thing on the device thread.
+    pub fn start_with(
+        self,
+        hook: Option<crate::vm::ThreadStart>,
+    ) -> Result<DeviceThread, VirtioAttachError> {
         let epoll = Epoll::new().map_err(VirtioAttachError::Epoll)?;
         let exit = EventFd::new(EFD_NONBLOCK).map_err(VirtioAttachError::EventFd)?;
         let exit_token = self.notifiers.len() as u64;
@@ -235,7 +245,12 @@ impl VirtioMmioDevices {
         let exit_for_thread = exit.try_clone().map_err(VirtioAttachError::EventFd)?;
         let handle = std::thread::Builder::new()
             .name("virtio".into())
-            .spawn(move || serve(&epoll, &self, &exit_for_thread, exit_token))
+            .spawn(move || {
+                if let Some(hook) = hook {
+                    hook(ThreadRole::Device);
+                }
+                serve(&epoll, &self, &exit_for_thread, exit_token)
+            })
             .map_err(VirtioAttachError::Spawn)?;
         Ok(DeviceThread {
             exit,

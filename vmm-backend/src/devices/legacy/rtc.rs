@@ -47,17 +47,67 @@ fn bcd(value: i32) -> u8 {
     ((value / 10) << 4) | (value % 10)
 }
 
-/// The register `index` for the broken-down UTC time `tm`.
-fn register(index: u8, tm: &libc::tm) -> u8 {
+/// A UTC time broken down as the RTC's registers hold it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Utc {
+    year: i64,
+    /// 1..=12
+    month: u32,
+    /// 1..=31
+    day: u32,
+    hour: u32,
+    minute: u32,
+    second: u32,
+    /// 0 = Sunday
+    weekday: u32,
+}
+
+impl Utc {
+    /// The UTC date and time `secs` seconds after 1970-01-01 00:00:00: the proleptic Gregorian
+    /// calendar, days to year/month/day by the era method (H. Hinnant's `civil_from_days`).
+    /// In Rust, not libc's gmtime_r: glibc opens time-zone files there, which a vCPU thread in
+    /// the sandbox may not.
+    fn from_unix(secs: i64) -> Utc {
+        let days = secs.div_euclid(86_400);
+        let time = secs.rem_euclid(86_400);
+        let shifted = days + 719_468; // from 0000-03-01
+        let era = shifted.div_euclid(146_097);
+        let day_of_era = shifted.rem_euclid(146_097);
+        let year_of_era =
+            (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+        let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+        let month_from_march = (5 * day_of_year + 2) / 153;
+        let day = (day_of_year - (153 * month_from_march + 2) / 5 + 1) as u32;
+        let month = if month_from_march < 10 {
+            month_from_march + 3
+        } else {
+            month_from_march - 9
+        } as u32;
+        let year = year_of_era + era * 400 + i64::from(month <= 2);
+        Utc {
+            year,
+            month,
+            day,
+            hour: (time / 3600) as u32,
+            minute: (time / 60 % 60) as u32,
+            second: (time % 60) as u32,
+            // 1970-01-01 was a Thursday.
+            weekday: (days + 4).rem_euclid(7) as u32,
+        }
+    }
+}
+
+/// The register `index` for the UTC time `t`.
+fn register(index: u8, t: &Utc) -> u8 {
     match index {
-        REG_SECONDS => bcd(tm.tm_sec),
-        REG_MINUTES => bcd(tm.tm_min),
-        REG_HOURS => bcd(tm.tm_hour),
-        REG_WEEKDAY => bcd(tm.tm_wday + 1),
-        REG_DAY => bcd(tm.tm_mday),
-        REG_MONTH => bcd(tm.tm_mon + 1),
-        REG_YEAR => bcd(tm.tm_year + 1900),
-        REG_CENTURY => bcd((tm.tm_year + 1900) / 100),
+        REG_SECONDS => bcd(t.second as i32),
+        REG_MINUTES => bcd(t.minute as i32),
+        REG_HOURS => bcd(t.hour as i32),
+        REG_WEEKDAY => bcd(t.weekday as i32 + 1),
+        REG_DAY => bcd(t.day as i32),
+        REG_MONTH => bcd(t.month as i32),
+        REG_YEAR => bcd(t.year.rem_euclid(100) as i32),
+        REG_CENTURY => bcd(t.year.div_euclid(100).rem_euclid(100) as i32),
         REG_STATUS_A => STATUS_A,
         REG_STATUS_B => STATUS_B,
         REG_STATUS_D => STATUS_D,
@@ -65,16 +115,11 @@ fn register(index: u8, tm: &libc::tm) -> u8 {
     }
 }
 
-fn now_utc() -> libc::tm {
+fn now_utc() -> Utc {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs()) as libc::time_t;
-    // SAFETY: an all-zero `tm` is a valid value of this plain C struct.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    // SAFETY: both pointers refer to live locals for the duration of the call; gmtime_r is the
-    // re-entrant variant and keeps no pointer to them.
-    unsafe { libc::gmtime_r(&secs, &mut tm) };
-    tm
+        .map_or(0, |d| d.as_secs());
+    Utc::from_unix(i64::try_from(secs).unwrap_or(0))
 }
 
 impl BusDevice for CmosRtc {
@@ -99,17 +144,49 @@ mod tests {
     use super::*;
 
     #[test]
+    fn unix_seconds_become_the_calendar() {
+        let at = |secs| Utc::from_unix(secs);
+        let utc = |year, month, day, hour, minute, second, weekday| Utc {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            weekday,
+        };
+        assert_eq!(at(0), utc(1970, 1, 1, 0, 0, 0, 4));
+        assert_eq!(at(951_782_400), utc(2000, 2, 29, 0, 0, 0, 2), "a leap day");
+        assert_eq!(at(1_795_355_107), utc(2026, 11, 22, 13, 45, 7, 0));
+        assert_eq!(at(4_102_444_799), utc(2099, 12, 31, 23, 59, 59, 4));
+        assert_eq!(at(-1), utc(1969, 12, 31, 23, 59, 59, 3));
+        // Against libc for every day of four centuries and some.
+        for day in (-3650..150_000).step_by(7) {
+            let secs = day * 86_400 + 12_345;
+            // SAFETY: an all-zero `tm` is valid; gmtime_r fills it from a live local.
+            let tm = unsafe {
+                let mut tm: libc::tm = std::mem::zeroed();
+                libc::gmtime_r(&secs, &mut tm);
+                tm
+            };
+            let ours = at(secs);
+            assert_eq!(
+                (ours.year, ours.month, ours.day, ours.weekday),
+                (
+                    i64::from(tm.tm_year) + 1900,
+                    tm.tm_mon as u32 + 1,
+                    tm.tm_mday as u32,
+                    tm.tm_wday as u32
+                ),
+                "{secs}"
+            );
+        }
+    }
+
+    #[test]
     fn registers_are_bcd_utc_in_24_hour_mode() {
         // 2026-11-22 13:45:07 UTC, a Sunday.
-        // SAFETY: an all-zero `tm` is valid.
-        let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-        tm.tm_year = 126;
-        tm.tm_mon = 10;
-        tm.tm_mday = 22;
-        tm.tm_hour = 13;
-        tm.tm_min = 45;
-        tm.tm_sec = 7;
-        tm.tm_wday = 0;
+        let tm = Utc::from_unix(1_795_355_107);
         let regs: Vec<u8> = [0, 2, 4, 6, 7, 8, 9, 0x32]
             .iter()
             .map(|&i| register(i, &tm))

@@ -1,0 +1,351 @@
+//! Seccomp filters, one per thread role, each allowing only the system calls that role makes
+//! (listed from the code and checked by running guests with every filter in logging mode,
+//! `BERTH_VMM_SECCOMP=log`). A call outside its role's list raises SIGSYS; the handler writes
+//! which call on which thread and ends berth-vmm as crashed, so berthd shows the reason.
+//!
+//! A thread installs its filter as it starts ([`apply`]); threads started afterwards inherit
+//! it on top of their own, so the thread that starts the vCPUs installs its own only after
+//! (`Vm::run`).
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+
+use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, SeccompRule, TargetArch};
+
+use super::SandboxError;
+
+/// What a thread does, which decides what it may ask of the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadRole {
+    /// The thread that built the VM, then starts the vCPUs, waits for one to end the VM, and
+    /// ends the process.
+    Main,
+    /// A vCPU: KVM_RUN and the devices on the port-I/O and MMIO buses.
+    Vcpu,
+    /// The virtio device thread: queue notifications, disk I/O, the framebuffer.
+    Device,
+    /// berthd's control channel: commands, the framebuffer fd, input events.
+    Control,
+    /// The serial console's input from berthd.
+    SerialIn,
+    /// The display notices to berthd.
+    DisplayNotices,
+}
+
+impl ThreadRole {
+    /// The role as messages (and `BERTH_VMM_FORBIDDEN_SYSCALL`) name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ThreadRole::Main => "main",
+            ThreadRole::Vcpu => "vcpu",
+            ThreadRole::Device => "virtio",
+            ThreadRole::Control => "control",
+            ThreadRole::SerialIn => "serial-in",
+            ThreadRole::DisplayNotices => "display-notices",
+        }
+    }
+
+    fn code(self) -> u8 {
+        self as u8 + 1
+    }
+
+    fn from_code(code: u8) -> &'static str {
+        [
+            ThreadRole::Main,
+            ThreadRole::Vcpu,
+            ThreadRole::Device,
+            ThreadRole::Control,
+            ThreadRole::SerialIn,
+            ThreadRole::DisplayNotices,
+        ]
+        .into_iter()
+        .find(|r| r.code() == code)
+        .map_or("unknown", ThreadRole::name)
+    }
+}
+
+/// What every thread may do: memory for the allocator, futexes, signals (the vCPU kick and the
+/// reporter below), writing a panic or this module's message to stderr, and ending.
+const COMMON: &[i64] = &[
+    libc::SYS_brk,
+    libc::SYS_mmap,
+    libc::SYS_munmap,
+    libc::SYS_mremap,
+    libc::SYS_madvise,
+    libc::SYS_mprotect,
+    libc::SYS_futex,
+    libc::SYS_rt_sigreturn,
+    libc::SYS_rt_sigprocmask,
+    libc::SYS_sigaltstack,
+    libc::SYS_sched_yield,
+    libc::SYS_sched_getaffinity,
+    libc::SYS_getrandom,
+    libc::SYS_clock_gettime,
+    libc::SYS_clock_nanosleep,
+    libc::SYS_nanosleep,
+    libc::SYS_gettid,
+    libc::SYS_getpid,
+    libc::SYS_tgkill,
+    libc::SYS_write,
+    libc::SYS_writev,
+    libc::SYS_close,
+    // Rust's standard library checks a descriptor with F_GETFD before it closes it.
+    libc::SYS_fcntl,
+    libc::SYS_exit,
+    libc::SYS_exit_group,
+    // glibc changes every thread's ids by signalling each to make the call itself; the calls
+    // only lower privileges (nothing can be regained without CAP_SETUID).
+    libc::SYS_setresuid,
+    libc::SYS_setresgid,
+    libc::SYS_setgroups,
+];
+
+/// The calls of one role, beyond [`COMMON`].
+fn role_calls(role: ThreadRole) -> &'static [i64] {
+    match role {
+        ThreadRole::Main => &[
+            // Starting the vCPU threads, joining them, the channel they report on.
+            libc::SYS_clone,
+            libc::SYS_clone3,
+            libc::SYS_set_robust_list,
+            libc::SYS_rseq,
+            libc::SYS_prctl,
+            libc::SYS_ioctl,
+            libc::SYS_read,
+            libc::SYS_epoll_ctl,
+            libc::SYS_getcwd,
+        ],
+        ThreadRole::Vcpu => &[
+            libc::SYS_ioctl,
+            libc::SYS_set_robust_list,
+            libc::SYS_rseq,
+            libc::SYS_prctl,
+            libc::SYS_read,
+        ],
+        ThreadRole::Device => &[
+            libc::SYS_epoll_wait,
+            libc::SYS_epoll_pwait,
+            libc::SYS_read,
+            libc::SYS_pread64,
+            libc::SYS_preadv,
+            libc::SYS_pwrite64,
+            libc::SYS_pwritev,
+            libc::SYS_fsync,
+            libc::SYS_fdatasync,
+            libc::SYS_lseek,
+            libc::SYS_ftruncate,
+            libc::SYS_fstat,
+            libc::SYS_newfstatat,
+            libc::SYS_statx,
+            libc::SYS_ioctl,
+            libc::SYS_set_robust_list,
+            libc::SYS_rseq,
+            libc::SYS_prctl,
+        ],
+        ThreadRole::Control => &[
+            libc::SYS_read,
+            libc::SYS_recvfrom,
+            libc::SYS_recvmsg,
+            libc::SYS_sendmsg,
+            libc::SYS_sendto,
+            libc::SYS_ioctl,
+            libc::SYS_set_robust_list,
+            libc::SYS_rseq,
+            libc::SYS_prctl,
+        ],
+        ThreadRole::SerialIn => &[
+            libc::SYS_read,
+            libc::SYS_ioctl,
+            libc::SYS_set_robust_list,
+            libc::SYS_rseq,
+            libc::SYS_prctl,
+        ],
+        ThreadRole::DisplayNotices => &[
+            libc::SYS_sendto,
+            libc::SYS_sendmsg,
+            libc::SYS_set_robust_list,
+            libc::SYS_rseq,
+            libc::SYS_prctl,
+        ],
+    }
+}
+
+/// How a call outside the lists is met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enforcement {
+    /// SIGSYS: the VM ends with the call named ([`install_reporter`]).
+    Trap,
+    /// Allowed and logged by the kernel (the audit log, `dmesg`), to find a role's calls.
+    Log,
+}
+
+impl Enforcement {
+    /// `BERTH_VMM_SECCOMP=log` logs instead of trapping.
+    pub fn from_env() -> Enforcement {
+        match std::env::var("BERTH_VMM_SECCOMP").as_deref() {
+            Ok("log") => Enforcement::Log,
+            _ => Enforcement::Trap,
+        }
+    }
+}
+
+/// The compiled filter of `role`.
+pub fn filter(role: ThreadRole, enforcement: Enforcement) -> Result<BpfProgram, SandboxError> {
+    let failed = |reason: String| SandboxError::Seccomp {
+        role: role.name(),
+        reason,
+    };
+    let rules: BTreeMap<i64, Vec<SeccompRule>> = COMMON
+        .iter()
+        .chain(role_calls(role))
+        .map(|&call| (call, Vec::new()))
+        .collect();
+    let mismatch = match enforcement {
+        Enforcement::Trap => SeccompAction::Trap,
+        Enforcement::Log => SeccompAction::Log,
+    };
+    let filter = SeccompFilter::new(rules, mismatch, SeccompAction::Allow, TargetArch::x86_64)
+        .map_err(|e| failed(e.to_string()))?;
+    filter
+        .try_into()
+        .map_err(|e: seccompiler::BackendError| failed(e.to_string()))
+}
+
+thread_local! {
+    /// This thread's role, for the SIGSYS message (0: none yet).
+    static ROLE: Cell<u8> = const { Cell::new(0) };
+}
+
+/// Installs `role`'s filter on the calling thread.
+pub fn apply(role: ThreadRole, enforcement: Enforcement) -> Result<(), SandboxError> {
+    install(role, &filter(role, enforcement)?)
+}
+
+/// Installs `program`, `role`'s compiled filter, on the calling thread (no allocation: safe
+/// in a child forked from threads).
+pub fn install(role: ThreadRole, program: &BpfProgram) -> Result<(), SandboxError> {
+    ROLE.with(|r| r.set(role.code()));
+    seccompiler::apply_filter(program).map_err(|e| SandboxError::Seccomp {
+        role: role.name(),
+        reason: e.to_string(),
+    })
+}
+
+/// The exit code after a forbidden call: berth-vmm's "the VM crashed".
+static CRASH_CODE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(3);
+
+/// Installs the SIGSYS handler that reports a forbidden call: `berth-vmm was stopped by its
+/// seccomp filter: system call N on its ROLE thread` on stderr, then the process ends with
+/// `exit_code`. Only async-signal-safe work in the handler: a stack buffer, write, _exit.
+pub fn install_reporter(exit_code: u8) -> Result<(), SandboxError> {
+    CRASH_CODE.store(i32::from(exit_code), std::sync::atomic::Ordering::Relaxed);
+    // SAFETY: an all-zero sigaction is a valid starting point; the handler is a plain
+    // extern "C" function with the SA_SIGINFO signature.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_sigsys as *const () as usize;
+        action.sa_flags = libc::SA_SIGINFO;
+        libc::sigemptyset(&mut action.sa_mask);
+        if libc::sigaction(libc::SIGSYS, &action, std::ptr::null_mut()) < 0 {
+            return Err(SandboxError::Step {
+                step: "install the SIGSYS handler",
+                source: std::io::Error::last_os_error(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The system call number of a SIGSYS `siginfo_t` (x86_64: `si_syscall`, the int after the
+/// call address at the start of the union, byte 24).
+///
+/// # Safety
+/// `info` must point at a `siginfo_t` the kernel filled for SIGSYS.
+unsafe fn sigsys_call(info: *const libc::siginfo_t) -> i32 {
+    // SAFETY: the caller's contract; the union of a siginfo_t starts at byte 16 and SIGSYS's
+    // member holds the call address (8 bytes) then the call number.
+    unsafe { info.cast::<u8>().add(24).cast::<i32>().read_unaligned() }
+}
+
+extern "C" fn on_sigsys(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    // SAFETY: the kernel delivered SIGSYS with this siginfo.
+    let call = unsafe { sigsys_call(info) };
+    let role = ThreadRole::from_code(ROLE.with(Cell::get));
+    let mut message = [0u8; 160];
+    let mut len = 0;
+    let mut push = |bytes: &[u8]| {
+        let n = bytes.len().min(message.len() - len);
+        message[len..len + n].copy_from_slice(&bytes[..n]);
+        len += n;
+    };
+    push(b"berth-vmm was stopped by its seccomp filter: system call ");
+    let mut digits = [0u8; 12];
+    let mut at = digits.len();
+    let mut value = call.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    push(&digits[at..]);
+    push(b" on its ");
+    push(role.as_bytes());
+    push(b" thread\n");
+    // SAFETY: write and _exit are async-signal-safe and allowed by every filter.
+    unsafe {
+        libc::write(2, message.as_ptr().cast(), len);
+        libc::_exit(CRASH_CODE.load(std::sync::atomic::Ordering::Relaxed));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_role_compiles_in_both_modes() {
+        for role in [
+            ThreadRole::Main,
+            ThreadRole::Vcpu,
+            ThreadRole::Device,
+            ThreadRole::Control,
+            ThreadRole::SerialIn,
+            ThreadRole::DisplayNotices,
+        ] {
+            for enforcement in [Enforcement::Trap, Enforcement::Log] {
+                assert!(!filter(role, enforcement).unwrap().is_empty());
+            }
+            assert_eq!(ThreadRole::from_code(role.code()), role.name());
+        }
+    }
+
+    #[test]
+    fn a_forbidden_call_is_reported_with_its_number_and_role() {
+        // In a child process: the filter and the handler end it, not the test. The filter is
+        // compiled before the fork (the child of a threaded test must not allocate).
+        let program = filter(ThreadRole::SerialIn, Enforcement::Trap).unwrap();
+        // SAFETY: the child only installs the handler and filter, makes calls and exits.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                let code = (|| {
+                    install_reporter(77).ok()?;
+                    install(ThreadRole::SerialIn, &program).ok()?;
+                    // socket(2) is in no role's list.
+                    // SAFETY: a plain system call; it traps before doing anything.
+                    unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+                    Some(1)
+                })()
+                .unwrap_or(2);
+                // SAFETY: ends the child at once.
+                unsafe { libc::_exit(code) }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                let status = nix::sys::wait::waitpid(child, None).unwrap();
+                assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 77));
+            }
+        }
+    }
+}
