@@ -15,7 +15,11 @@ pub fn lines(lines: &[String]) -> String {
 }
 
 pub fn show_host(host: &HostInfo) -> String {
-    let over = |ratio: f64| if ratio > 1.0 { "  OVERCOMMITTED" } else { "" };
+    // "25.0 %  (2 of 8 CPUs given)", marked when the VMs were given more than the host has.
+    let given = |ratio: f64, given: String, total: String| {
+        let over = if ratio > 1.0 { "  OVERCOMMITTED" } else { "" };
+        format!("{}  ({given} of {total} given){over}", percent(ratio))
+    };
     pairs(&[
         ("CPUs (N)", format!("{}", host.total.cpus)),
         ("Memory (M)", format_size(host.total.memory)),
@@ -31,32 +35,26 @@ pub fn show_host(host: &HostInfo) -> String {
         ("VMs", host.vm_count.to_string()),
         (
             "ΣU_vm",
-            format!(
-                "{}  ({} of {} CPUs given){}",
-                percent(host.allocation.cpu),
-                host.allocated.cpus,
-                host.total.cpus,
-                over(host.allocation.cpu)
+            given(
+                host.allocation.cpu,
+                host.allocated.cpus.to_string(),
+                format!("{} CPUs", host.total.cpus),
             ),
         ),
         (
             "ΣM_vm",
-            format!(
-                "{}  ({} of {} given){}",
-                percent(host.allocation.memory),
+            given(
+                host.allocation.memory,
                 format_size(host.allocated.memory),
                 format_size(host.total.memory),
-                over(host.allocation.memory)
             ),
         ),
         (
             "ΣP_vm",
-            format!(
-                "{}  ({} of {} given){}",
-                percent(host.allocation.disk),
+            given(
+                host.allocation.disk,
                 format_size(host.allocated.disk),
                 format_size(host.total.disk),
-                over(host.allocation.disk)
             ),
         ),
         (

@@ -18,7 +18,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,17 +28,10 @@ use berth_display::framebuffer::FramebufferReader;
 use berth_e2e::{Daemon, binary, open_tempdir, text};
 use common::probe::ProbeFinish;
 use common::probe_file;
+use common::xvfb::{Killed, virtual_display_of_size, xdotool};
 
 const MODES: [(u32, u32); 2] = [(1280, 800), (1920, 1080)];
 const WINDOW: Duration = Duration::from_secs(10);
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn clock_ticks() -> f64 {
     // SAFETY: sysconf only reads a configuration value.
@@ -196,55 +189,6 @@ async fn measure_event_delay(events: &mut Events, name: &str, reader: Framebuffe
     );
 }
 
-/// A virtual display of its own, or None when Xvfb or xdotool are missing.
-fn virtual_display() -> Option<(String, Killed)> {
-    let have = |tool: &str, arg: &str| {
-        Command::new(tool)
-            .arg(arg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok()
-    };
-    if !have("Xvfb", "-help") || !have("xdotool", "version") {
-        return None;
-    }
-    let number = 400 + std::process::id() % 200;
-    let display = format!(":{number}");
-    let xvfb = Killed(
-        Command::new("Xvfb")
-            .args([
-                display.as_str(),
-                "-screen",
-                "0",
-                "2200x1300x24",
-                "-nolisten",
-                "tcp",
-                // No server reset when the last client leaves (one window is closed before
-                // the next starts), which would refuse the next client connecting meanwhile.
-                "-noreset",
-            ])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let socket = format!("/tmp/.X11-unix/X{number}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !Path::new(&socket).exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Some((display, xvfb))
-}
-
-fn xdotool(display: &str, args: &[&str]) -> String {
-    let out = Command::new("xdotool")
-        .env("DISPLAY", display)
-        .args(args)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Runs a window (`command`, which prints `... N frames/s ...` lines on stderr once a second)
 /// for `WINDOW` once it shows frames; its mean frames a second and CPU.
 fn measure_window(
@@ -345,7 +289,8 @@ async fn main() {
     let daemon = Daemon::start(dir.path(), &[]);
     let (client, mut events) = daemon.client().await;
     client.subscribe().await.unwrap();
-    let display = virtual_display();
+    // Room for the 1920x1080 windows.
+    let display = virtual_display_of_size(0, "2200x1300");
     if display.is_none() {
         println!("(Xvfb or xdotool missing: the windows are not measured)");
     }

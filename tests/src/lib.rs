@@ -26,6 +26,19 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// `berthctl` arguments that run a busybox container over its memory limit: `dd` asks for a
+/// 96 MiB buffer under a 32 MiB limit, and the kernel's OOM killer ends it (exit 137).
+pub const OVER_MEMORY_LIMIT: &[&str] = &[
+    "run",
+    "--memory",
+    "32M",
+    "busybox",
+    "dd",
+    "if=/dev/zero",
+    "of=/dev/null",
+    "bs=96M",
+];
+
 /// A temporary directory that any user may enter, so tests can act as other users in it.
 pub fn open_tempdir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("a temporary directory");

@@ -79,16 +79,7 @@ fn run_in_the_foreground_prints_output_and_passes_the_exit_code() {
         "stderr of the container goes to its log"
     );
 
-    let out = daemon.berthctl(&[
-        "run",
-        "--memory",
-        "32M",
-        "busybox",
-        "dd",
-        "if=/dev/zero",
-        "of=/dev/null",
-        "bs=96M",
-    ]);
+    let out = daemon.berthctl(berth_e2e::OVER_MEMORY_LIMIT);
     assert_eq!(out.status.code(), Some(137));
     assert!(text(&out).1.contains("out of memory"), "{}", text(&out).1);
     let list = ps(&daemon);

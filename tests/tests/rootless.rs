@@ -255,22 +255,13 @@ fn a_desk_user_in_the_kvm_group_runs_a_vm() {
     let dir = open_tempdir();
     let daemon = Daemon::start_as(&user, dir.path(), &[]);
     assert_eq!(host(&daemon)["vms"]["available"], "yes");
-    let probe = common::probe_file(dir.path(), ProbeFinish::Interactive);
-    user.own(&probe);
-    let create = daemon.berthctl(&[
-        "vm",
-        "create",
+    common::create_probe_vm(
+        &daemon,
+        dir.path(),
         "desk",
-        "--cpus",
-        "1",
-        "--memory",
-        "64M",
-        "--disk",
-        "0",
-        "--kernel",
-        probe.to_str().unwrap(),
-    ]);
-    assert!(create.status.success(), "{}", text(&create).1);
+        ProbeFinish::Interactive,
+        Some(&user),
+    );
     let start = daemon.berthctl(&["vm", "start", "desk"]);
     assert!(
         start.status.success(),
@@ -278,15 +269,7 @@ fn a_desk_user_in_the_kvm_group_runs_a_vm() {
         text(&start).1,
         daemon.log()
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let log = text(&daemon.berthctl(&["vm", "log", "desk"])).0;
-        if log.contains("BERTH-PROBE: ready for input") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the guest did not start:\n{log}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    common::serial_log_shows(&daemon, "desk", "BERTH-PROBE: ready for input");
     let stop = daemon.berthctl(&["vm", "stop", "--force", "desk"]);
     assert!(stop.status.success(), "{}", text(&stop).1);
     assert!(text(&stop).0.contains("stopped"), "{}", text(&stop).0);
@@ -316,22 +299,13 @@ fn vm_start_without_kvm_access_names_the_group_and_the_command() {
         "berthctl host says it"
     );
 
-    let probe = common::probe_file(dir.path(), ProbeFinish::Interactive);
-    user.own(&probe);
-    let create = daemon.berthctl(&[
-        "vm",
-        "create",
+    common::create_probe_vm(
+        &daemon,
+        dir.path(),
         "nokvm",
-        "--cpus",
-        "1",
-        "--memory",
-        "64M",
-        "--disk",
-        "0",
-        "--kernel",
-        probe.to_str().unwrap(),
-    ]);
-    assert!(create.status.success(), "{}", text(&create).1);
+        ProbeFinish::Interactive,
+        Some(&user),
+    );
     let start = daemon.berthctl(&["vm", "start", "nokvm"]);
     assert_eq!(start.status.code(), Some(1));
     let said = text(&start).1;
@@ -374,16 +348,7 @@ fn a_delegated_cgroup_limits_a_users_containers() {
     assert!(out.status.success(), "{}", text(&out).1);
 
     // Memory: a process over the limit is killed by the kernel, and the daemon says so.
-    let out = daemon.berthctl(&[
-        "run",
-        "--memory",
-        "32M",
-        "busybox",
-        "dd",
-        "if=/dev/zero",
-        "of=/dev/null",
-        "bs=96M",
-    ]);
+    let out = daemon.berthctl(berth_e2e::OVER_MEMORY_LIMIT);
     assert_eq!(out.status.code(), Some(137), "{}", text(&out).1);
     assert!(text(&out).1.contains("out of memory"), "{}", text(&out).1);
     // Processes: with four at most, the shell cannot fork a fifth.

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use berth_e2e::user::TestUser;
 use berth_e2e::{Daemon, open_tempdir, text};
 use common::probe::ProbeFinish;
-use common::{kvm_available, start_probe_vm, vmm_pid};
+use common::{kvm_available, serial_log_shows, start_probe_vm, vmm_pid};
 
 /// The value of `field` in /proc/PID/status (`Uid:\t1 1 1 1` → `1 1 1 1`).
 fn status(pid: i32, field: &str) -> String {
@@ -27,22 +27,6 @@ fn status(pid: i32, field: &str) -> String {
         .to_owned()
 }
 
-/// Waits until VM `name`'s serial log shows `needle`.
-fn log_shows(daemon: &Daemon, name: &str, needle: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let log = text(&daemon.berthctl(&["vm", "log", name])).0;
-        if log.contains(needle) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "VM {name} never printed {needle:?}:\n{log}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn a_root_daemons_vm_runs_unprivileged_filtered_and_sees_only_its_files() {
     if !kvm_available("sandbox") || !nix::unistd::Uid::effective().is_root() {
@@ -52,7 +36,7 @@ fn a_root_daemons_vm_runs_unprivileged_filtered_and_sees_only_its_files() {
     let daemon = Daemon::start(dir.path(), &[]);
     start_probe_vm(&daemon, dir.path(), "jailed", ProbeFinish::Interactive);
     start_probe_vm(&daemon, dir.path(), "neighbour", ProbeFinish::Interactive);
-    log_shows(&daemon, "jailed", "BERTH-PROBE: ready for input");
+    serial_log_shows(&daemon, "jailed", "BERTH-PROBE: ready for input");
     let state = daemon.state_dir.join("vms");
     let (jailed, neighbour) = (
         vmm_pid(&state.join("jailed/serial.log")),
@@ -106,7 +90,7 @@ fn a_root_daemons_vm_runs_unprivileged_filtered_and_sees_only_its_files() {
             child.wait()
         });
     assert!(typed.is_ok());
-    log_shows(&daemon, "jailed", "BERTH-PROBE: echo sandboxed");
+    serial_log_shows(&daemon, "jailed", "BERTH-PROBE: echo sandboxed");
     for vm in ["jailed", "neighbour"] {
         assert!(
             daemon
@@ -129,21 +113,13 @@ fn a_forbidden_system_call_stops_the_vm_with_the_call_named() {
         &[],
         &[("BERTH_VMM_FORBIDDEN_SYSCALL", "virtio")],
     );
-    let kernel = common::probe_file(dir.path(), ProbeFinish::Interactive);
-    let create = daemon.berthctl(&[
-        "vm",
-        "create",
+    common::create_probe_vm(
+        &daemon,
+        dir.path(),
         "caught",
-        "--cpus",
-        "1",
-        "--memory",
-        "64M",
-        "--disk",
-        "0",
-        "--kernel",
-        kernel.to_str().unwrap(),
-    ]);
-    assert!(create.status.success(), "{}", text(&create).1);
+        ProbeFinish::Interactive,
+        None,
+    );
     let start = daemon.berthctl(&["vm", "start", "caught"]);
     // Caught before berth-vmm said ready (the start fails) or after (the VM crashes).
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -179,28 +155,21 @@ fn a_rootless_daemons_vm_is_sandboxed_with_the_users_own_ids() {
     let Some(user) = TestUser::desk() else { return };
     let dir = open_tempdir();
     let daemon = Daemon::start_as(&user, dir.path(), &[]);
-    let kernel = common::probe_file(dir.path(), ProbeFinish::Interactive);
-    user.own(&kernel);
-    for args in [
-        &[
-            "vm",
-            "create",
-            "mine",
-            "--cpus",
-            "1",
-            "--memory",
-            "64M",
-            "--disk",
-            "0",
-            "--kernel",
-            kernel.to_str().unwrap(),
-        ][..],
-        &["vm", "start", "mine"][..],
-    ] {
-        let out = daemon.berthctl(args);
-        assert!(out.status.success(), "{}\n{}", text(&out).1, daemon.log());
-    }
-    log_shows(&daemon, "mine", "BERTH-PROBE: ready for input");
+    common::create_probe_vm(
+        &daemon,
+        dir.path(),
+        "mine",
+        ProbeFinish::Interactive,
+        Some(&user),
+    );
+    let start = daemon.berthctl(&["vm", "start", "mine"]);
+    assert!(
+        start.status.success(),
+        "{}\n{}",
+        text(&start).1,
+        daemon.log()
+    );
+    serial_log_shows(&daemon, "mine", "BERTH-PROBE: ready for input");
     let pid = vmm_pid(&daemon.state_dir.join("vms/mine/serial.log"));
     assert_eq!(
         status(pid, "Uid").split_whitespace().next(),

@@ -72,19 +72,53 @@ pub async fn serial_shows(events: &mut Events, seen: &mut String, name: &str, ne
 }
 
 /// Defines VM `name` (1 vCPU, 64 MiB, no disk) booting the probe variant `finish` with
-/// berthctl, as a user would, and starts it.
-pub fn start_probe_vm(daemon: &berth_e2e::Daemon, dir: &Path, name: &str, finish: ProbeFinish) {
+/// berthctl, as a user would; the probe file is given to `owner` when the daemon runs as a
+/// user. Returns what `vm create` answered.
+pub fn create_probe_vm(
+    daemon: &berth_e2e::Daemon,
+    dir: &Path,
+    name: &str,
+    finish: ProbeFinish,
+    owner: Option<&berth_e2e::user::TestUser>,
+) -> std::process::Output {
     let kernel = probe_file(dir, finish);
+    if let Some(owner) = owner {
+        owner.own(&kernel);
+    }
     let kernel = kernel.to_str().expect("a UTF-8 temporary path");
-    for args in [
-        &[
-            "vm", "create", name, "--cpus", "1", "--memory", "64M", "--disk", "0", "--kernel",
-            kernel,
-        ][..],
-        &["vm", "start", name][..],
-    ] {
-        let out = daemon.berthctl(args);
-        assert!(out.status.success(), "{}", berth_e2e::text(&out).1);
+    let create = daemon.berthctl(&[
+        "vm", "create", name, "--cpus", "1", "--memory", "64M", "--disk", "0", "--kernel", kernel,
+    ]);
+    assert!(create.status.success(), "{}", berth_e2e::text(&create).1);
+    create
+}
+
+/// [`create_probe_vm`] for a root daemon, then `vm start`.
+pub fn start_probe_vm(daemon: &berth_e2e::Daemon, dir: &Path, name: &str, finish: ProbeFinish) {
+    create_probe_vm(daemon, dir, name, finish, None);
+    let out = daemon.berthctl(&["vm", "start", name]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        berth_e2e::text(&out).1,
+        daemon.log()
+    );
+}
+
+/// Waits (30 s at most) for `berthctl vm log NAME` to show `needle`.
+pub fn serial_log_shows(daemon: &berth_e2e::Daemon, name: &str, needle: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = berth_e2e::text(&daemon.berthctl(&["vm", "log", name])).0;
+        if log.contains(needle) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "VM {name} never printed {needle:?}:\n{log}\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

@@ -55,16 +55,21 @@ pub fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
 
 /// A virtual display of its own, or None (with a note) when the tools are missing.
 pub fn virtual_display(offset: u32) -> Option<(String, Killed)> {
-    display_server(offset, false)
+    display_server(offset, false, "1280x800")
+}
+
+/// The same with a screen of `size` (WIDTHxHEIGHT), e.g. one that holds a 1920x1080 window.
+pub fn virtual_display_of_size(offset: u32, size: &str) -> Option<(String, Killed)> {
+    display_server(offset, false, size)
 }
 
 /// The same, also listening on TCP: `127.0.0.1:N` reaches it as a remote display would be
 /// reached (no shared memory, no file descriptors passed).
 pub fn virtual_display_on_tcp(offset: u32) -> Option<(String, Killed)> {
-    display_server(offset, true)
+    display_server(offset, true, "1280x800")
 }
 
-fn display_server(offset: u32, tcp: bool) -> Option<(String, Killed)> {
+fn display_server(offset: u32, tcp: bool, size: &str) -> Option<(String, Killed)> {
     let have = |tool: &str, arg: &str| {
         Command::new(tool)
             .arg(arg)
@@ -87,7 +92,7 @@ fn display_server(offset: u32, tcp: bool) -> Option<(String, Killed)> {
                 display.as_str(),
                 "-screen",
                 "0",
-                "1280x800x24",
+                &format!("{size}x24"),
                 if tcp { "-listen" } else { "-nolisten" },
                 "tcp",
                 // No server reset when the last client leaves (a probe or screenshot), which

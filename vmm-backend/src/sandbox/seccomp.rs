@@ -45,22 +45,25 @@ impl ThreadRole {
         }
     }
 
+    /// Every role, for finding one by its code.
+    const ALL: [ThreadRole; 6] = [
+        ThreadRole::Main,
+        ThreadRole::Vcpu,
+        ThreadRole::Device,
+        ThreadRole::Control,
+        ThreadRole::SerialIn,
+        ThreadRole::DisplayNotices,
+    ];
+
     fn code(self) -> u8 {
         self as u8 + 1
     }
 
     fn from_code(code: u8) -> &'static str {
-        [
-            ThreadRole::Main,
-            ThreadRole::Vcpu,
-            ThreadRole::Device,
-            ThreadRole::Control,
-            ThreadRole::SerialIn,
-            ThreadRole::DisplayNotices,
-        ]
-        .into_iter()
-        .find(|r| r.code() == code)
-        .map_or("unknown", ThreadRole::name)
+        Self::ALL
+            .into_iter()
+            .find(|r| r.code() == code)
+            .map_or("unknown", ThreadRole::name)
     }
 }
 
@@ -307,14 +310,7 @@ mod tests {
 
     #[test]
     fn every_role_compiles_in_both_modes() {
-        for role in [
-            ThreadRole::Main,
-            ThreadRole::Vcpu,
-            ThreadRole::Device,
-            ThreadRole::Control,
-            ThreadRole::SerialIn,
-            ThreadRole::DisplayNotices,
-        ] {
+        for role in ThreadRole::ALL {
             for enforcement in [Enforcement::Trap, Enforcement::Log] {
                 assert!(!filter(role, enforcement).unwrap().is_empty());
             }
