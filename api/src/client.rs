@@ -458,6 +458,13 @@ impl Client {
         .await
     }
 
+    pub async fn container_inspect(&self, container: &str) -> Result<ContainerInfo, ClientError> {
+        self.container_reply(Request::ContainerInspect {
+            container: container.to_owned(),
+        })
+        .await
+    }
+
     pub async fn container_start(&self, container: &str) -> Result<ContainerInfo, ClientError> {
         self.container_reply(Request::ContainerStart {
             container: container.to_owned(),

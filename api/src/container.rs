@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::network::{ContainerNetwork, PortForward};
 use crate::utilisation::Shares;
 
 /// What `build` asks for.
@@ -43,6 +44,11 @@ pub struct RunSpec {
     /// Most processes the container may have.
     #[serde(default)]
     pub pids: Option<u64>,
+    #[serde(default)]
+    pub network: ContainerNetwork,
+    /// Host ports forwarded to the container (`-p`).
+    #[serde(default)]
+    pub ports: Vec<PortForward>,
 }
 
 /// Where a container is in its life.
@@ -114,6 +120,11 @@ pub struct ContainerInfo {
     /// U_ct, M_ct, P_ct: its limits over its parent's (the host's) totals; an unlimited
     /// resource counts as all of the parent's.
     pub allocation: Shares,
+    #[serde(default)]
+    pub network: ContainerNetwork,
+    /// Its published ports.
+    #[serde(default)]
+    pub ports: Vec<PortForward>,
 }
 
 /// Live use of one container, for `stats`.

@@ -3,6 +3,7 @@
 //! - [`frame`]: length-prefixed JSON frames (u32 big-endian length, 1 MiB cap) on a Unix stream.
 //! - [`protocol`]: the handshake and the frames each side sends.
 //! - [`request`], [`vm`], [`iso`], [`host`], [`container`], [`event`]: typed requests, replies and pushed events.
+//! - [`network`]: the network a container is on and the ports it publishes.
 //! - [`error`]: the typed error every failed request answers with, carrying a human message.
 //! - [`validate`] and [`size`]: the checks a request passes before anything is touched, shared so
 //!   the GUI can show the same messages inline before it sends anything.
@@ -24,6 +25,7 @@ pub mod fuzzing;
 pub mod host;
 pub mod input;
 pub mod iso;
+pub mod network;
 pub mod paths;
 pub mod protocol;
 pub mod request;

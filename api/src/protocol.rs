@@ -16,8 +16,9 @@ use crate::frame::FrameError;
 use crate::host::DaemonMode;
 use crate::request::{Reply, Request};
 
-/// The protocol version this crate speaks. Bumped on any incompatible change to the frames.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// The protocol version this crate speaks. Bumped on any incompatible change to the frames (3:
+/// `ContainerInspect`, networks and published ports).
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// What a client sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

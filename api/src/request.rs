@@ -107,6 +107,10 @@ pub enum Request {
         container: String,
         follow: bool,
     },
+    /// One container, by id, id prefix or name.
+    ContainerInspect {
+        container: String,
+    },
     ContainerStart {
         container: String,
     },

@@ -15,6 +15,7 @@ use berth_api::container::{
 };
 use berth_api::error::{ApiError, ErrorKind};
 use berth_api::event::Event;
+use berth_api::network::{ContainerNetwork, PortForward};
 use berth_api::utilisation::{Resources, Shares, container_allocation, ratio};
 use berth_api::validate;
 use container_backend::image::{Image, ImageStore};
@@ -49,6 +50,15 @@ struct Record {
     limits: ContainerLimits,
     created: u64,
     state: ContainerState,
+    /// Records of daemons before networking had none: loopback only.
+    #[serde(default = "no_network")]
+    network: ContainerNetwork,
+    #[serde(default)]
+    ports: Vec<PortForward>,
+}
+
+fn no_network() -> ContainerNetwork {
+    ContainerNetwork::None
 }
 
 /// A running container and the flag its waiter sets when it ends.
@@ -173,7 +183,7 @@ impl Engine {
             })
             .collect();
         for (id, pid) in was_running {
-            let container = runtime::Container::adopt(&id, pid, layout);
+            let container = runtime::Container::adopt(&id, pid, layout, &self.dir(&id));
             if container.is_running() {
                 let running = Arc::new(Running {
                     container,
@@ -224,6 +234,8 @@ impl Engine {
             limits: r.limits,
             created: r.created,
             allocation: self.allocation(r),
+            network: r.network,
+            ports: r.ports.clone(),
         }
     }
 
@@ -342,6 +354,23 @@ impl Engine {
                 "--pids 0: a container needs at least one process",
             ));
         }
+        if spec.network == ContainerNetwork::None && !spec.ports.is_empty() {
+            return Err(ApiError::invalid(
+                "-p with --network none: a container without a network publishes no ports",
+            ));
+        }
+        if let Some(twice) = spec.ports.iter().enumerate().find_map(|(i, p)| {
+            spec.ports[..i]
+                .iter()
+                .any(|q| q.protocol == p.protocol && q.host_port == p.host_port)
+                .then_some(p)
+        }) {
+            return Err(ApiError::invalid(format!(
+                "host port {}/{} is published twice",
+                twice.host_port,
+                twice.protocol.name()
+            )));
+        }
         let image = images
             .resolve(&spec.image)
             .map_err(crate::images::image_error)?;
@@ -389,6 +418,8 @@ impl Engine {
                 },
                 created: now(),
                 state: ContainerState::Created,
+                network: spec.network,
+                ports: spec.ports.clone(),
             };
             fs::create_dir_all(self.dir(&id)).map_err(internal)?;
             self.persist(&record)?;
@@ -429,6 +460,10 @@ impl Engine {
                 cpus: record.limits.cpus,
                 memory: record.limits.memory,
                 pids: record.limits.pids,
+            },
+            network: match record.network {
+                ContainerNetwork::Pasta => Some(record.ports.clone()),
+                ContainerNetwork::None => None,
             },
         };
         let container = match runtime::start(&config, layout) {
@@ -538,6 +573,11 @@ impl Engine {
             }
         }
         Ok(self.info(&self.find(&record.id)?))
+    }
+
+    /// `inspect`: one container as `ps` shows it.
+    pub fn inspect(&self, key: &str) -> Result<ContainerInfo, ApiError> {
+        Ok(self.info(&self.find(key)?))
     }
 
     /// `restart`: stop, then start.

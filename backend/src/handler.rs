@@ -143,6 +143,9 @@ impl Daemon {
             }
             Request::Ps { all } => Ok(Reply::Containers(self.engine.list(all))),
             Request::Logs { container, .. } => Ok(Reply::Lines(self.engine.logs(&container)?)),
+            Request::ContainerInspect { container } => {
+                self.engine.inspect(&container).map(Reply::Container)
+            }
             Request::ContainerStart { container } => {
                 self.engine.start(&container).map(Reply::Container)
             }

@@ -97,6 +97,15 @@ pub fn enter() -> Result<IdMap, RootlessError> {
         nix::unistd::getuid().as_raw(),
         nix::unistd::getgid().as_raw(),
     );
+    let map = enter_user_namespace(uid, gid)?;
+    // A mount namespace of the daemon's own, owned by its user namespace: the bind mounts it
+    // makes (a container's network namespace for pasta) are allowed there and seen by its
+    // children only.
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(RootlessError::Unshare)?;
+    Ok(map)
+}
+
+fn enter_user_namespace(uid: u32, gid: u32) -> Result<IdMap, RootlessError> {
     let wanted = wanted_map(uid);
     if let IdMap::Subordinate { uids, gids } = &wanted {
         match map_with_helpers(*uids, *gids, uid, gid)? {

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use berth_api::network::{ContainerNetwork, PortForward};
 use berth_api::size::parse_size;
 use berth_api::vm::{BootSource, DisplayMode};
 use clap::{Args, Parser, Subcommand};
@@ -72,6 +73,16 @@ pub enum ContainerCommand {
         pids: Option<u64>,
         #[arg(long)]
         name: Option<String>,
+        /// Publish a port on the host: [IP:]HOST:CONTAINER[/udp] (several allowed).
+        #[arg(
+            short = 'p',
+            long = "publish",
+            value_name = "[IP:]HOST:CONTAINER[/udp]"
+        )]
+        publish: Vec<PortForward>,
+        /// `pasta` (the default: the host's network through user-mode NAT) or `none`.
+        #[arg(long, default_value = "pasta")]
+        network: ContainerNetwork,
         image: String,
         /// Command and arguments, replacing the image's CMD.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -90,6 +101,8 @@ pub enum ContainerCommand {
         follow: bool,
         container: String,
     },
+    /// A container's published ports.
+    Port { container: String },
     /// Start a stopped container.
     Start { container: String },
     /// Stop a container: its stop signal, then SIGKILL after the grace period.

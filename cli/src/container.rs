@@ -30,6 +30,8 @@ pub async fn run(
             memory,
             pids,
             name,
+            publish,
+            network,
             image,
             command,
         } => {
@@ -43,6 +45,8 @@ pub async fn run(
                 cpus,
                 memory,
                 pids,
+                network,
+                ports: publish,
             };
             let info = client.run(spec).await?;
             if detach {
@@ -86,6 +90,10 @@ pub async fn run(
             follow: false,
             container,
         } => out.show(&client.logs(&container).await?, |l| render::lines(l)),
+        Command::Port { container } => {
+            let info = client.container_inspect(&container).await?;
+            out.show(&info.ports, |p| render::ports(p))
+        }
         Command::Start { container } => out.show(&client.container_start(&container).await?, id),
         Command::Stop { time, container } => {
             out.show(&client.container_stop(&container, time).await?, id)

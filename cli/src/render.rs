@@ -4,6 +4,7 @@
 use berth_api::container::{ContainerInfo, ContainerStats, ImageInfo};
 use berth_api::host::{Availability, HostInfo};
 use berth_api::iso::{IsoInfo, IsoKind};
+use berth_api::network::PortForward;
 use berth_api::size::format_size;
 use berth_api::vm::{BootSource, VmInfo};
 
@@ -130,6 +131,11 @@ pub fn list_containers(list: &[ContainerInfo]) -> String {
                 c.image.clone(),
                 format!("\"{command}\""),
                 c.state.to_string(),
+                c.ports
+                    .iter()
+                    .map(PortForward::published)
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 percent(c.allocation.cpu),
                 percent(c.allocation.memory),
                 percent(c.allocation.disk),
@@ -143,12 +149,18 @@ pub fn list_containers(list: &[ContainerInfo]) -> String {
             "IMAGE",
             "COMMAND",
             "STATUS",
+            "PORTS",
             "U_ct",
             "M_ct",
             "P_ct",
         ],
         &rows,
     )
+}
+
+/// `port`: one line a published port, as Docker's `port` prints it.
+pub fn ports(ports: &[PortForward]) -> String {
+    ports.iter().map(|p| format!("{p}\n")).collect()
 }
 
 pub fn show_stats(stats: &[ContainerStats]) -> String {
@@ -318,6 +330,7 @@ mod tests {
     use berth_api::container::{ContainerLimits, ContainerState};
     use berth_api::host::{ContainerSupport, DaemonMode, IdMap};
     use berth_api::iso::{IsoBootEntry, NameScheme, Suggested};
+    use berth_api::network::ContainerNetwork;
     use berth_api::utilisation::{Resources, Shares};
     use berth_api::vm::{DiskConfig, DisplayMode, VmConfig, VmState};
 
@@ -466,8 +479,10 @@ mod tests {
             limits: ContainerLimits::default(),
             created: 0,
             allocation: HALF,
+            network: ContainerNetwork::Pasta,
+            ports: vec!["127.0.0.1:18080:80".parse().unwrap()],
         };
-        let list = list_containers(&[container]);
+        let list = list_containers(std::slice::from_ref(&container));
         let row = list.lines().nth(1).unwrap_or_default();
         assert!(
             row.starts_with("0123456789ab  db    busybox:latest  \"sh -c xxx"),
@@ -475,6 +490,8 @@ mod tests {
         );
         assert!(row.contains("…\""), "a long command is cut: {row}");
         assert!(row.ends_with("50%   50%   50%"), "{row}");
+        assert!(row.contains("  127.0.0.1:18080->80/tcp  "), "{row}");
+        assert_eq!(ports(&container.ports), "80/tcp -> 127.0.0.1:18080\n");
         let images = list_images(&[ImageInfo {
             reference: "hello:latest".into(),
             id: "sha256:feedfacecafe0123".into(),

@@ -96,6 +96,7 @@ fn main() {
             cwd: String::new(),
             user: String::new(),
             limits: Limits::default(),
+            network: None,
         };
         let start = Instant::now();
         let exit = runtime::start(&config, &layout).expect("start").wait();

@@ -107,6 +107,7 @@ impl Fixture {
             user: c.user.clone().unwrap_or_default(),
             limits: Limits::default(),
             log: root.join("log"),
+            network: None,
         };
         fs::create_dir_all(&config.dir).unwrap();
         let exit = runtime::start(&config, &self.layout).unwrap().wait();

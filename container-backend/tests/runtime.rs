@@ -78,6 +78,7 @@ impl Fixture {
             cwd: String::new(),
             user: String::new(),
             limits: Limits::default(),
+            network: None,
         }
     }
 
@@ -263,4 +264,114 @@ fn a_cpu_burner_gets_its_share() {
         (0.12..=0.28).contains(&share),
         "used {share:.3} of a core under --cpus 0.2"
     );
+}
+
+/// Whether pasta (the `passt` package) is installed; otherwise says why the test does nothing.
+fn pasta_installed() -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join("pasta").exists()));
+    if !found {
+        eprintln!("skipped: pasta is missing (apt-get install passt)");
+    }
+    found
+}
+
+/// A port of the host's loopback nobody listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET path` on 127.0.0.1:port, retried until it answers (5 s at most); the whole response.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let answer = std::net::TcpStream::connect(("127.0.0.1", port)).and_then(|mut s| {
+            s.set_read_timeout(Some(Duration::from_secs(2)))?;
+            write!(s, "GET {path} HTTP/1.0\r\n\r\n")?;
+            let mut text = String::new();
+            s.read_to_string(&mut text)?;
+            Ok(text)
+        });
+        match answer {
+            Ok(text) if !text.is_empty() => return text,
+            other => assert!(
+                Instant::now() < deadline,
+                "no answer on port {port}: {other:?}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_networked_container_serves_its_published_port_and_has_its_etc_files() {
+    let Some(f) = fixture() else { return };
+    if !pasta_installed() {
+        return;
+    }
+    let port = free_port();
+    let mut config = f.config(
+        "web",
+        &["/bin/busybox", "httpd", "-f", "-p", "80", "-h", "/etc"],
+    );
+    config.network = Some(vec![format!("127.0.0.1:{port}:80").parse().unwrap()]);
+    let container = runtime::start(&config, &f.layout).unwrap();
+    let hostname: String = config.id.chars().take(12).collect();
+    let answer = http_get(port, "/hostname");
+    assert!(answer.contains(" 200 OK\r\n"), "{answer}");
+    assert!(answer.ends_with(&format!("\n{hostname}\n")), "{answer}");
+    assert!(
+        http_get(port, "/resolv.conf").contains("nameserver 169.254.0.1"),
+        "DNS goes to pasta's forwarder"
+    );
+    container.signal(nix::sys::signal::Signal::SIGKILL).unwrap();
+    container.wait();
+    // pasta ended with the container: the port is free again.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "pasta still holds port {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_published_port_in_use_fails_the_start_with_pastas_reason() {
+    let Some(f) = fixture() else { return };
+    if !pasta_installed() {
+        return;
+    }
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let mut config = f.config("clash", &["true"]);
+    config.network = Some(vec![format!("127.0.0.1:{port}:80").parse().unwrap()]);
+    let err = runtime::start(&config, &f.layout).unwrap_err();
+    assert!(matches!(err, RuntimeError::Network(_)), "{err:?}");
+    assert!(
+        err.to_string()
+            .starts_with("pasta could not connect the container"),
+        "{err}"
+    );
+    assert!(
+        !config.dir.join("netns").exists(),
+        "nothing is left of the network"
+    );
+}
+
+#[test]
+fn without_a_network_a_container_has_loopback_only() {
+    let Some(f) = fixture() else { return };
+    let (log, exit) = f.run(&f.config("alone", &["cat", "/proc/net/dev"]));
+    assert_eq!(exit.code, 0, "{log}");
+    let interfaces: Vec<&str> = log
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next())
+        .map(str::trim)
+        .collect();
+    assert_eq!(interfaces, ["lo"], "{log}");
 }

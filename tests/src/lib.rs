@@ -26,6 +26,63 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// The busybox applets the test images link (any other runs as `busybox APPLET`).
+const APPLETS: &[&str] = &[
+    "sh", "echo", "cat", "sleep", "hostname", "id", "ls", "stat", "true", "touch", "dd", "seq",
+];
+
+/// Whether `program` is in a directory of `PATH`.
+pub fn on_path(program: &str) -> bool {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .any(|dir| dir.join(program).is_file())
+}
+
+/// A busybox root filesystem (Debian's static busybox) as a tarball in `dir`: `/etc/passwd`
+/// with root and `dev` (1000:1000), and `/home/dev/notes` owned by 1000:1000, so owners can be
+/// checked. Given to `owner` for a user's daemon (which then needs newuidmap). None, with a
+/// note, when this machine lacks what it takes.
+#[allow(clippy::unwrap_used)] // a fixture that cannot be made fails the calling test
+pub fn busybox_tarball(dir: &Path, owner: Option<&user::TestUser>) -> Option<PathBuf> {
+    if !Path::new("/bin/busybox").exists() || (owner.is_some() && !on_path("newuidmap")) {
+        eprintln!(
+            "skipped: needs /bin/busybox and, for a user, newuidmap (apt-get install busybox-static uidmap)"
+        );
+        return None;
+    }
+    let root = dir.join("busybox-rootfs");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::create_dir_all(root.join("home/dev")).unwrap();
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    for applet in APPLETS {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+    }
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\ndev:x:1000:1000:dev:/home/dev:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("etc/group"), "root:x:0:\ndev:x:1000:\n").unwrap();
+    std::fs::write(root.join("home/dev/notes"), "mine\n").unwrap();
+    for path in ["home/dev", "home/dev/notes"] {
+        std::os::unix::fs::chown(root.join(path), Some(1000), Some(1000)).unwrap();
+    }
+    let tarball = dir.join("busybox.tar");
+    let made = Command::new("tar")
+        .arg("--numeric-owner")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tarball)
+        .arg(".")
+        .status();
+    assert!(made.unwrap().success());
+    if let Some(owner) = owner {
+        owner.own(&tarball);
+    }
+    Some(tarball)
+}
+
 /// `berthctl` arguments that run a busybox container over its memory limit: `dd` asks for a
 /// 96 MiB buffer under a 32 MiB limit, and the kernel's OOM killer ends it (exit 137).
 pub const OVER_MEMORY_LIMIT: &[&str] = &[

@@ -87,6 +87,7 @@ impl TestUser {
                     std::fs::write(file, then).expect("subordinate id ranges");
                 }
             }
+            open_tun_to_users();
             if desk {
                 give_kvm_to_its_group();
                 let member = nix::unistd::Group::from_name("kvm")
@@ -207,6 +208,14 @@ impl TestUser {
                 &path.to_string_lossy(),
             ],
         );
+    }
+}
+
+/// /dev/net/tun mode 0666, as Debian's udev rule makes it on a workstation (here it is
+/// root's only): a user's pasta makes the container's interface with it.
+fn open_tun_to_users() {
+    if Path::new("/dev/net/tun").exists() {
+        run("chmod", &["0666", "/dev/net/tun"]);
     }
 }
 

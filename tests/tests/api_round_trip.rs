@@ -32,6 +32,7 @@ fn expectation(request: &Request) -> Expect {
         | Request::Run(_)
         | Request::Ps { .. }
         | Request::Logs { .. }
+        | Request::ContainerInspect { .. }
         | Request::ContainerStart { .. }
         | Request::ContainerStop { .. }
         | Request::ContainerRestart { .. }

@@ -12,58 +12,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use berth_e2e::user::{DESK_SUBORDINATE, TestUser};
-use berth_e2e::{Daemon, open_tempdir, text};
+use berth_e2e::{Daemon, busybox_tarball, open_tempdir, text};
 use common::probe::ProbeFinish;
-
-const APPLETS: &[&str] = &[
-    "sh", "echo", "cat", "sleep", "id", "ls", "stat", "true", "touch", "dd",
-];
-
-/// A busybox root filesystem as a tarball in `dir`, readable by `user`: `/etc/passwd` with root
-/// and `dev` (1000:1000), and `/home/dev/notes` owned by 1000:1000, so owners can be checked.
-fn busybox_tarball(dir: &Path, user: &TestUser) -> Option<std::path::PathBuf> {
-    if !Path::new("/bin/busybox").exists() || !on_path("newuidmap") {
-        eprintln!(
-            "skipped: needs /bin/busybox and newuidmap (apt-get install busybox-static uidmap)"
-        );
-        return None;
-    }
-    let root = dir.join("busybox-rootfs");
-    std::fs::create_dir_all(root.join("bin")).unwrap();
-    std::fs::create_dir_all(root.join("etc")).unwrap();
-    std::fs::create_dir_all(root.join("home/dev")).unwrap();
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
-    for applet in APPLETS {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
-    }
-    std::fs::write(
-        root.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\ndev:x:1000:1000:dev:/home/dev:/bin/sh\n",
-    )
-    .unwrap();
-    std::fs::write(root.join("etc/group"), "root:x:0:\ndev:x:1000:\n").unwrap();
-    std::fs::write(root.join("home/dev/notes"), "mine\n").unwrap();
-    for path in ["home/dev", "home/dev/notes"] {
-        std::os::unix::fs::chown(root.join(path), Some(1000), Some(1000)).unwrap();
-    }
-    let tarball = dir.join("busybox.tar");
-    let made = std::process::Command::new("tar")
-        .arg("--numeric-owner")
-        .arg("-C")
-        .arg(&root)
-        .arg("-cf")
-        .arg(&tarball)
-        .arg(".")
-        .status();
-    assert!(made.unwrap().success());
-    user.own(&tarball);
-    Some(tarball)
-}
-
-fn on_path(program: &str) -> bool {
-    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-        .any(|dir| dir.join(program).is_file())
-}
 
 fn host(daemon: &Daemon) -> serde_json::Value {
     let out = daemon.berthctl(&["--json", "host"]);
@@ -89,7 +39,7 @@ fn run(daemon: &Daemon, args: &[&str]) -> String {
 fn a_desk_user_imports_builds_and_runs_containers_rootless_with_their_owners() {
     let Some(user) = TestUser::desk() else { return };
     let dir = open_tempdir();
-    let Some(tarball) = busybox_tarball(dir.path(), &user) else {
+    let Some(tarball) = busybox_tarball(dir.path(), Some(&user)) else {
         return;
     };
     let daemon = Daemon::start_as(&user, dir.path(), &[]);
@@ -201,7 +151,7 @@ fn a_user_without_subordinate_ids_runs_containers_as_root_only_and_is_told_why()
         return;
     };
     let dir = open_tempdir();
-    let Some(tarball) = busybox_tarball(dir.path(), &user) else {
+    let Some(tarball) = busybox_tarball(dir.path(), Some(&user)) else {
         return;
     };
     let daemon = Daemon::start_as(&user, dir.path(), &[]);
@@ -327,7 +277,7 @@ fn a_delegated_cgroup_limits_a_users_containers() {
         return;
     };
     let dir = open_tempdir();
-    let Some(tarball) = busybox_tarball(dir.path(), &user) else {
+    let Some(tarball) = busybox_tarball(dir.path(), Some(&user)) else {
         return;
     };
     let daemon = Daemon::start_as_in(&user, dir.path(), &[], Some(&cgroup));

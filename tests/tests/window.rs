@@ -178,8 +178,17 @@ fn launch_a_dockerfile(user: Option<berth_e2e::user::TestUser>, display: u32) {
     std::thread::sleep(Duration::from_millis(500));
     xdotool(&display, &["mousemove", "500", "120", "click", "1"]); // the Folder field
     xdotool(&display, &["type", "--delay", "10", app.to_str().unwrap()]);
+    let port = {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        free.local_addr().unwrap().port()
+    };
+    xdotool(&display, &["mousemove", "500", "408", "click", "1"]); // the Ports field
+    xdotool(
+        &display,
+        &["type", "--delay", "10", &format!("127.0.0.1:{port}:80")],
+    );
     std::thread::sleep(Duration::from_millis(300));
-    xdotool(&display, &["mousemove", "54", "409", "click", "1"]); // Launch
+    xdotool(&display, &["key", "Return"]); // Enter in the form launches
 
     wait_for("the launched container", Duration::from_secs(60), || {
         let (table, _) = text(&daemon.berthctl(&["ps"]));
@@ -201,6 +210,11 @@ fn launch_a_dockerfile(user: Option<berth_e2e::user::TestUser>, display: u32) {
             .0
             .contains("hello from the window")
     });
+    // The port typed in the form is published.
+    assert_eq!(
+        text(&daemon.berthctl(&["port", &id])).0,
+        format!("80/tcp -> 127.0.0.1:{port}\n")
+    );
     assert!(daemon.berthctl(&["rm", "-f", &id]).status.success());
 }
 

@@ -593,12 +593,24 @@ fn output_pane(lines: &[String]) -> Element<'_, Message> {
     .into()
 }
 
+/// "Network: pasta · ports 127.0.0.1:8080->80/tcp", as `ps` writes ports.
+fn network_line(c: &ContainerInfo) -> String {
+    let ports = if c.ports.is_empty() {
+        "no ports published".to_owned()
+    } else {
+        let list: Vec<String> = c.ports.iter().map(|p| p.published()).collect();
+        format!("ports {}", list.join(", "))
+    };
+    format!("Network: {} · {ports}", c.network.name())
+}
+
 fn container_details<'a>(c: &'a ContainerInfo, logs: &'a [String]) -> Element<'a, Message> {
     let limit = |v: Option<String>| v.unwrap_or_else(|| "no limit".into());
     column![
         heading(format!("Container {}", c.name)),
         text(format!("{} · image {} · {}", c.id, c.image, c.state)),
         text(format!("Command: {}", c.command.join(" "))).size(14),
+        text(network_line(c)).size(14),
         section("Allocation (share of the host)"),
         gauge(
             "U_ct",

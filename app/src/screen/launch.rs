@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use berth_api::container::{BuildSpec, RunSpec};
+use berth_api::network::{ContainerNetwork, PortForward};
 use berth_api::size::{format_size, parse_size};
 use berth_api::utilisation::{Resources, container_allocation};
 use iced::Element;
@@ -23,6 +24,7 @@ pub enum Message {
     Name(String),
     Cpus(String),
     Memory(String),
+    Ports(String),
     Launch,
     Cancel,
 }
@@ -49,6 +51,8 @@ pub struct Launch {
     pub name: String,
     pub cpus: String,
     pub memory: String,
+    /// Published ports, `-p` specs separated by spaces or commas.
+    pub ports: String,
     host: Resources,
     pub steps: Vec<StepLine>,
     pub busy: bool,
@@ -85,6 +89,7 @@ impl Launch {
             name: String::new(),
             cpus: String::new(),
             memory: String::new(),
+            ports: String::new(),
             host,
             steps: Vec::new(),
             busy: false,
@@ -129,6 +134,12 @@ impl Launch {
             "" => None,
             m => Some(parse_size(m).map_err(|e| format!("memory: {e}"))?),
         };
+        let ports = self
+            .ports
+            .split([' ', ','])
+            .filter(|p| !p.is_empty())
+            .map(|p| p.parse::<PortForward>().map_err(|e| format!("ports: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
         let dockerfile = Some(self.dockerfile.trim())
             .filter(|d| !d.is_empty())
             .map(PathBuf::from);
@@ -146,6 +157,8 @@ impl Launch {
             cpus,
             memory,
             pids: None,
+            network: ContainerNetwork::default(),
+            ports,
         };
         Ok((build, run))
     }
@@ -158,6 +171,7 @@ impl Launch {
             Message::Name(v) => self.name = v,
             Message::Cpus(v) => self.cpus = v,
             Message::Memory(v) => self.memory = v,
+            Message::Ports(v) => self.ports = v,
             Message::Cancel => return Some(Event::Cancel),
             Message::Launch => {
                 let (build, run) = self.requests().ok()?;
@@ -198,6 +212,7 @@ impl Launch {
                 text_input("/path/to/project", &self.folder)
                     .id("folder")
                     .on_input(Message::Folder)
+                    .on_submit(Message::Launch)
             ),
             field(
                 "Dockerfile",
@@ -230,6 +245,13 @@ impl Launch {
                 "M_ct",
                 share.memory,
                 format!("of the host's {}", format_size(self.host.memory))
+            ),
+            field(
+                "Ports",
+                text_input("none published, e.g. 127.0.0.1:8080:80", &self.ports)
+                    .id("ports")
+                    .on_input(Message::Ports)
+                    .on_submit(Message::Launch)
             ),
         ]
         .spacing(8);
@@ -326,6 +348,23 @@ mod tests {
         launch.update(Message::Memory("lots".into()));
         assert!(launch.requests().unwrap_err().starts_with("memory:"));
         launch.update(Message::Memory("256M".into()));
+        launch.update(Message::Ports("8080:80/udp, 99999:80".into()));
+        assert!(
+            launch
+                .requests()
+                .unwrap_err()
+                .contains("ports: -p 99999:80"),
+            "{:?}",
+            launch.requests()
+        );
+        launch.update(Message::Ports("127.0.0.1:8080:80 2222:22".into()));
+        assert_eq!(
+            launch.requests().unwrap().1.ports,
+            [
+                "127.0.0.1:8080:80".parse().unwrap(),
+                "2222:22".parse().unwrap()
+            ]
+        );
         assert!(
             matches!(launch.update(Message::Launch), Some(Event::Launch(l)) if l.1.cpus == Some(0.5) && l.1.memory == Some(256 << 20))
         );

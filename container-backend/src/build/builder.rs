@@ -474,6 +474,9 @@ impl Builder<'_> {
                     user: stage.config.config.user.clone().unwrap_or_default(),
                     limits: Limits::default(),
                     log: build_dir.join(format!("run-{}.log", line.number)),
+                    // RUN steps have loopback only, as before networking; their network
+                    // (without the /etc files ending up in the layer) comes next.
+                    network: None,
                 };
                 let layout = self.layout;
                 return self.layer_step(stage, key, line, cache, |_| {

@@ -5,9 +5,11 @@
 //! - [`cgroup`]: limits and usage, cgroup v2 or v1.
 //! - [`user`]: the image's USER resolved in its own /etc/passwd.
 //! - [`ids`]: which ids exist in the daemon's user namespace (a rootless daemon has few).
+//! - [`network`]: the container's network through pasta, its published ports and /etc files.
 
 pub mod cgroup;
 pub mod ids;
+pub mod network;
 pub mod spawn;
 pub mod user;
 
@@ -16,11 +18,13 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use berth_api::network::PortForward;
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 pub use cgroup::{Cgroup, Layout, Limits, Usage};
+pub use network::{NetworkError, Pasta};
 pub use spawn::{ProcessSpec, SpawnError};
 
 /// The `PATH` a container gets when its image sets none.
@@ -45,6 +49,8 @@ pub struct ContainerConfig {
     pub limits: Limits,
     /// stdout and stderr go here (appended).
     pub log: PathBuf,
+    /// Connected through pasta, with these ports published; `None`: loopback only.
+    pub network: Option<Vec<PortForward>>,
 }
 
 /// Why a container could not be started or handled.
@@ -66,6 +72,9 @@ pub enum RuntimeError {
     /// The process could not be started.
     #[error("cannot start `{command}`: {source}")]
     Spawn { command: String, source: SpawnError },
+    /// The network could not be set up.
+    #[error(transparent)]
+    Network(#[from] NetworkError),
 }
 
 /// How a container's first process ended.
@@ -84,6 +93,8 @@ pub struct Container {
     pub id: String,
     pub pid: i32,
     pub cgroup: Cgroup,
+    /// Its pasta, when it is networked.
+    pub network: Option<Pasta>,
 }
 
 impl ContainerConfig {
@@ -161,6 +172,13 @@ pub fn start(config: &ContainerConfig, layout: &Layout) -> Result<Container, Run
         path: config.log.clone(),
         source,
     })?;
+    let binds = match &config.network {
+        Some(_) => network::etc_files(&config.dir, &hostname)?
+            .into_iter()
+            .map(|(file, target)| (file, target.to_owned()))
+            .collect(),
+        None => Vec::new(),
+    };
     let spec = ProcessSpec {
         rootfs,
         lower: config.lower.clone(),
@@ -177,26 +195,50 @@ pub fn start(config: &ContainerConfig, layout: &Layout) -> Result<Container, Run
         gid: user.gid,
         groups,
         hostname,
+        binds,
         stdout,
         stderr,
     };
     let cgroup = Cgroup::create(layout, &config.id, &config.limits)?;
     let command = config.args.first().cloned().unwrap_or_default();
+    // Set while the process waits to go on: the cgroup, then the network.
+    let mut pasta = None;
+    let mut network_error = None;
     let spawned = spawn::spawn(&spec, |pid| {
         cgroup.add(pid).map_err(|e| SpawnError::Parent {
             what: "put the process into its cgroup",
             source: std::io::Error::other(e.to_string()),
-        })
+        })?;
+        if let Some(ports) = &config.network {
+            match Pasta::attach(pid, &config.dir, ports) {
+                Ok(attached) => pasta = Some(attached),
+                Err(e) => {
+                    network_error = Some(e);
+                    return Err(SpawnError::Parent {
+                        what: "connect the network",
+                        source: std::io::Error::other("pasta failed"),
+                    });
+                }
+            }
+        }
+        Ok(())
     });
     match spawned {
         Ok(pid) => Ok(Container {
             id: config.id.clone(),
             pid,
             cgroup,
+            network: pasta,
         }),
         Err(source) => {
+            if let Some(pasta) = pasta {
+                pasta.detach();
+            }
             let _ = cgroup.remove();
-            Err(RuntimeError::Spawn { command, source })
+            match network_error {
+                Some(e) => Err(RuntimeError::Network(e)),
+                None => Err(RuntimeError::Spawn { command, source }),
+            }
         }
     }
 }
@@ -204,11 +246,13 @@ pub fn start(config: &ContainerConfig, layout: &Layout) -> Result<Container, Run
 impl Container {
     /// A container started earlier whose first process is `pid`: it can be watched and
     /// signalled, but not waited for with waitpid (it is not this process's child any more).
-    pub fn adopt(id: &str, pid: i32, layout: &Layout) -> Container {
+    /// `dir` is its directory, where its network's namespace file is.
+    pub fn adopt(id: &str, pid: i32, layout: &Layout, dir: &Path) -> Container {
         Container {
             id: id.to_owned(),
             pid,
             cgroup: Cgroup::existing(layout, id),
+            network: Pasta::existing(dir),
         }
     }
 
@@ -237,7 +281,7 @@ impl Container {
     }
 
     /// Kill every process left in the cgroup (PID 1 ending kills its namespace, but be sure),
-    /// then remove the cgroup.
+    /// then remove the cgroup and end its pasta.
     pub fn reap_leftovers(&self) {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
@@ -251,6 +295,9 @@ impl Container {
             std::thread::sleep(Duration::from_millis(5));
         }
         let _ = self.cgroup.remove();
+        if let Some(pasta) = &self.network {
+            pasta.detach();
+        }
     }
 
     /// Whether the container's first process still runs: it is in the container's cgroup, or,

@@ -35,6 +35,9 @@ pub struct ProcessSpec {
     /// Supplementary groups; `None` leaves the ones the process has (where they cannot be set).
     pub groups: Option<Vec<u32>>,
     pub hostname: String,
+    /// Files bind-mounted over paths of the root filesystem (relative, e.g. `etc/hosts`); a
+    /// path the image cannot hold a file at (a dangling link) is left as it is.
+    pub binds: Vec<(PathBuf, String)>,
     /// Where the process's stdout and stderr go.
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
@@ -69,6 +72,7 @@ const STEPS: &[&str] = &[
     "mount /sys",
     "mount /dev",
     "populate /dev",
+    "mount the network's files in /etc",
     "set the hostname",
     "pivot_root into the container",
     "set the user's groups",
@@ -85,14 +89,15 @@ const S_PROC: u32 = 3;
 const S_SYS: u32 = 4;
 const S_DEV: u32 = 5;
 const S_DEVNODES: u32 = 6;
-const S_HOSTNAME: u32 = 7;
-const S_PIVOT: u32 = 8;
-const S_GROUPS: u32 = 9;
-const S_GID: u32 = 10;
-const S_UID: u32 = 11;
-const S_CWD: u32 = 12;
-const S_STDIO: u32 = 13;
-const S_EXEC: u32 = 14;
+const S_BINDS: u32 = 7;
+const S_HOSTNAME: u32 = 8;
+const S_PIVOT: u32 = 9;
+const S_GROUPS: u32 = 10;
+const S_GID: u32 = 11;
+const S_UID: u32 = 12;
+const S_CWD: u32 = 13;
+const S_STDIO: u32 = 14;
+const S_EXEC: u32 = 15;
 
 /// Device nodes bind-mounted from the host into the container's /dev.
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
@@ -125,6 +130,9 @@ struct Prepared {
     shm_dir: CString,
     device_targets: Vec<(CString, CString)>,
     dev_links: Vec<(CString, CString)>,
+    /// (source, target) files, and the directories the targets are in.
+    binds: Vec<(CString, CString)>,
+    bind_dirs: Vec<CString>,
     hostname: Vec<u8>,
     cwd: CString,
     dev_null: CString,
@@ -210,6 +218,17 @@ impl Prepared {
             dev_links: DEV_LINKS
                 .iter()
                 .map(|(link, target)| Ok((cpath(&root.join("dev").join(link))?, cstring(*target)?)))
+                .collect::<Result<_, SpawnError>>()?,
+            binds: spec
+                .binds
+                .iter()
+                .map(|(source, target)| Ok((cpath(source)?, cpath(&root.join(target))?)))
+                .collect::<Result<_, SpawnError>>()?,
+            bind_dirs: spec
+                .binds
+                .iter()
+                .filter_map(|(_, target)| Path::new(target).parent())
+                .map(|dir| cpath(&root.join(dir)))
                 .collect::<Result<_, SpawnError>>()?,
             hostname: spec.hostname.as_bytes().to_vec(),
             cwd: cstring(spec.cwd.as_str())?,
@@ -381,6 +400,31 @@ unsafe fn child(
         for (link, target) in &p.dev_links {
             if libc::symlink(target.as_ptr(), link.as_ptr()) != 0 {
                 return fail(S_DEVNODES);
+            }
+        }
+        for dir in &p.bind_dirs {
+            libc::mkdir(dir.as_ptr(), 0o755);
+        }
+        for (source, target) in &p.binds {
+            let fd = libc::open(
+                target.as_ptr(),
+                // Read-only: an existing file of the image is not copied up for nothing.
+                libc::O_CREAT | libc::O_RDONLY | libc::O_CLOEXEC,
+                0o644,
+            );
+            if fd < 0 {
+                continue;
+            }
+            libc::close(fd);
+            if libc::mount(
+                source.as_ptr(),
+                target.as_ptr(),
+                null,
+                libc::MS_BIND,
+                std::ptr::null(),
+            ) != 0
+            {
+                return fail(S_BINDS);
             }
         }
         if libc::sethostname(p.hostname.as_ptr().cast(), p.hostname.len()) != 0 {

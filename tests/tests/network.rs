@@ -1,0 +1,194 @@
+//! Containers on the network through berthd and berthctl, as a user runs them, under a root
+//! daemon and a user's own: a published port answers on the host's loopback, the container
+//! reaches a server on the host, `--network none` has loopback only, and the ports show in
+//! `ps` and `port`. Nothing leaves this machine: the servers are on loopback.
+
+#![allow(clippy::unwrap_used)] // a panic in a test is a failed assertion
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use berth_e2e::user::TestUser;
+use berth_e2e::{Daemon, busybox_tarball, on_path, open_tempdir, text};
+
+/// A port of the host's loopback nobody listens on now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET path` on 127.0.0.1:port, retried until it answers (10 s at most); the response.
+fn http_get(port: u16, path: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = TcpStream::connect(("127.0.0.1", port)).and_then(|mut s| {
+            s.set_read_timeout(Some(Duration::from_secs(2)))?;
+            write!(s, "GET {path} HTTP/1.0\r\n\r\n")?;
+            let mut text = String::new();
+            s.read_to_string(&mut text)?;
+            Ok(text)
+        });
+        match answer {
+            Ok(text) if !text.is_empty() => return text,
+            other => assert!(
+                Instant::now() < deadline,
+                "nothing answered on port {port}: {other:?}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A one-answer HTTP server on the host's loopback; its port.
+fn host_server(body: &'static str) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut request = [0u8; 1024];
+            let _ = stream.read(&mut request);
+            let _ = write!(
+                stream,
+                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+/// The same checks under whichever daemon: (daemon, the busybox tarball it may read).
+fn containers_are_on_the_network(daemon: &Daemon, tarball: &std::path::Path) {
+    let out = daemon.berthctl(&["import", tarball.to_str().unwrap(), "busybox"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+
+    // A published port: busybox httpd serves the container's /etc on the host's loopback.
+    let port = free_port();
+    let publish = format!("127.0.0.1:{port}:80");
+    let out = daemon.berthctl(&[
+        "run", "-d", "--name", "web", "-p", &publish, "busybox", "busybox", "httpd", "-f", "-p",
+        "80", "-h", "/etc",
+    ]);
+    assert!(out.status.success(), "{}\n{}", text(&out).1, daemon.log());
+    let id = text(&out).0.trim().to_owned();
+    let answer = http_get(port, "/hostname");
+    assert!(answer.contains(" 200 OK\r\n"), "{answer}");
+    assert!(answer.ends_with(&format!("\n{}\n", &id[..12])), "{answer}");
+    assert_eq!(
+        text(&daemon.berthctl(&["port", "web"])).0,
+        format!("80/tcp -> 127.0.0.1:{port}\n")
+    );
+    let ps = text(&daemon.berthctl(&["ps"])).0;
+    assert!(
+        ps.contains(&format!("127.0.0.1:{port}->80/tcp")),
+        "ps shows the port:\n{ps}"
+    );
+
+    // The same host port again is refused with pasta's reason, and the first goes on.
+    let out = daemon.berthctl(&["run", "-d", "-p", &publish, "busybox", "sleep", "30"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out)
+            .1
+            .contains("pasta could not connect the container"),
+        "{}",
+        text(&out).1
+    );
+    assert!(http_get(port, "/hostname").contains(" 200 OK\r\n"));
+
+    // Stopped, its port is free again (pasta ended with it).
+    let out = daemon.berthctl(&["stop", "-t", "1", "web"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while TcpListener::bind(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "port {port} is still held");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Out: the container reaches a server on the host's loopback through its gateway, which
+    // pasta maps to the host.
+    let server = host_server("hello from the host\n");
+    let fetch = format!(
+        "gw=$(busybox ip route | busybox awk '/default/ {{print $3}}'); busybox wget -q -O - http://$gw:{server}/"
+    );
+    let out = daemon.berthctl(&["run", "busybox", "sh", "-c", &fetch]);
+    assert_eq!(
+        text(&out),
+        ("hello from the host\n".into(), String::new()),
+        "{}",
+        daemon.log()
+    );
+
+    // --network none: loopback only.
+    let out = daemon.berthctl(&[
+        "run",
+        "--network",
+        "none",
+        "busybox",
+        "cat",
+        "/proc/net/dev",
+    ]);
+    let (stdout, stderr) = text(&out);
+    let interfaces: Vec<&str> = stdout
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next())
+        .map(str::trim)
+        .collect();
+    assert_eq!(interfaces, ["lo"], "{stdout}{stderr}");
+    let out = daemon.berthctl(&[
+        "run",
+        "--network",
+        "none",
+        "-p",
+        "8080:80",
+        "busybox",
+        "true",
+    ]);
+    assert!(
+        text(&out)
+            .1
+            .contains("a container without a network publishes no ports"),
+        "{}",
+        text(&out).1
+    );
+}
+
+fn pasta_installed() -> bool {
+    let found = on_path("pasta");
+    if !found {
+        eprintln!("skipped: pasta is missing (apt-get install passt)");
+    }
+    found
+}
+
+#[test]
+fn a_root_daemons_containers_are_on_the_network() {
+    if !nix::unistd::Uid::effective().is_root() || !pasta_installed() {
+        return;
+    }
+    let dir = open_tempdir();
+    let Some(tarball) = busybox_tarball(dir.path(), None) else {
+        return;
+    };
+    let daemon = Daemon::start(dir.path(), &[]);
+    containers_are_on_the_network(&daemon, &tarball);
+}
+
+#[test]
+fn a_desk_users_containers_are_on_the_network() {
+    if !pasta_installed() {
+        return;
+    }
+    let Some(user) = TestUser::desk() else { return };
+    let dir = open_tempdir();
+    let Some(tarball) = busybox_tarball(dir.path(), Some(&user)) else {
+        return;
+    };
+    let daemon = Daemon::start_as(&user, dir.path(), &[]);
+    containers_are_on_the_network(&daemon, &tarball);
+}
