@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 
 use container_backend::runtime::{self, ContainerConfig, Layout, Limits, RuntimeError};
 
+#[path = "../../tests/src/net.rs"]
+mod net;
+use net::{free_port, http_get};
+
 const BUSYBOX: &str = "/bin/busybox";
 const APPLETS: &[&str] = &[
     "sh", "echo", "cat", "true", "false", "sleep", "hostname", "id", "ls", "dd", "head", "tr",
@@ -274,38 +278,6 @@ fn pasta_installed() -> bool {
         eprintln!("skipped: pasta is missing (apt-get install passt)");
     }
     found
-}
-
-/// A port of the host's loopback nobody listens on now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `GET path` on 127.0.0.1:port, retried until it answers (5 s at most); the whole response.
-fn http_get(port: u16, path: &str) -> String {
-    use std::io::{Read, Write};
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let answer = std::net::TcpStream::connect(("127.0.0.1", port)).and_then(|mut s| {
-            s.set_read_timeout(Some(Duration::from_secs(2)))?;
-            write!(s, "GET {path} HTTP/1.0\r\n\r\n")?;
-            let mut text = String::new();
-            s.read_to_string(&mut text)?;
-            Ok(text)
-        });
-        match answer {
-            Ok(text) if !text.is_empty() => return text,
-            other => assert!(
-                Instant::now() < deadline,
-                "no answer on port {port}: {other:?}"
-            ),
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

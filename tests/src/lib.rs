@@ -2,6 +2,7 @@
 //! temporary socket and state directory, as root or as a normal user ([`user`]), and clean up
 //! after them.
 
+pub mod net;
 pub mod user;
 
 use std::os::unix::fs::PermissionsExt;

@@ -6,42 +6,12 @@
 #![allow(clippy::unwrap_used)] // a panic in a test is a failed assertion
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
+use berth_e2e::net::{free_port, http_get};
 use berth_e2e::user::TestUser;
 use berth_e2e::{Daemon, busybox_tarball, on_path, open_tempdir, text};
-
-/// A port of the host's loopback nobody listens on now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `GET path` on 127.0.0.1:port, retried until it answers (10 s at most); the response.
-fn http_get(port: u16, path: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let answer = TcpStream::connect(("127.0.0.1", port)).and_then(|mut s| {
-            s.set_read_timeout(Some(Duration::from_secs(2)))?;
-            write!(s, "GET {path} HTTP/1.0\r\n\r\n")?;
-            let mut text = String::new();
-            s.read_to_string(&mut text)?;
-            Ok(text)
-        });
-        match answer {
-            Ok(text) if !text.is_empty() => return text,
-            other => assert!(
-                Instant::now() < deadline,
-                "nothing answered on port {port}: {other:?}"
-            ),
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// A one-answer HTTP server on the host's loopback; its port.
 fn host_server(body: &'static str) -> u16 {

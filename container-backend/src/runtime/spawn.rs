@@ -377,23 +377,7 @@ unsafe fn child(
             return fail(S_DEVNODES);
         }
         for (source, target) in &p.device_targets {
-            let fd = libc::open(
-                target.as_ptr(),
-                libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
-                0o666,
-            );
-            if fd < 0 {
-                return fail(S_DEVNODES);
-            }
-            libc::close(fd);
-            if libc::mount(
-                source.as_ptr(),
-                target.as_ptr(),
-                null,
-                libc::MS_BIND,
-                std::ptr::null(),
-            ) != 0
-            {
+            if bind_onto_file(source, target) != Bound::Yes {
                 return fail(S_DEVNODES);
             }
         }
@@ -406,24 +390,8 @@ unsafe fn child(
             libc::mkdir(dir.as_ptr(), 0o755);
         }
         for (source, target) in &p.binds {
-            let fd = libc::open(
-                target.as_ptr(),
-                // Read-only: an existing file of the image is not copied up for nothing.
-                libc::O_CREAT | libc::O_RDONLY | libc::O_CLOEXEC,
-                0o644,
-            );
-            if fd < 0 {
-                continue;
-            }
-            libc::close(fd);
-            if libc::mount(
-                source.as_ptr(),
-                target.as_ptr(),
-                null,
-                libc::MS_BIND,
-                std::ptr::null(),
-            ) != 0
-            {
+            // A path the image cannot hold a file at is left as it is.
+            if bind_onto_file(source, target) == Bound::MountFailed {
                 return fail(S_BINDS);
             }
         }
@@ -477,6 +445,47 @@ unsafe fn child(
         }
         *libc::__errno_location() = telling;
         fail(S_EXEC)
+    }
+}
+
+#[derive(PartialEq, Eq)]
+enum Bound {
+    Yes,
+    /// No file could be made at the target.
+    NoTarget,
+    MountFailed,
+}
+
+/// Bind mounts file `source` onto `target`, made (empty) first if it does not exist. Raw system
+/// calls only (it runs in the child between clone and exec).
+///
+/// # Safety
+/// `source` and `target` are valid C strings.
+unsafe fn bind_onto_file(source: &CString, target: &CString) -> Bound {
+    // SAFETY: open, close and mount on NUL-terminated strings the caller keeps alive.
+    unsafe {
+        // Read-only: an existing file of the image is not copied up for nothing.
+        let fd = libc::open(
+            target.as_ptr(),
+            libc::O_CREAT | libc::O_RDONLY | libc::O_CLOEXEC,
+            0o644,
+        );
+        if fd < 0 {
+            return Bound::NoTarget;
+        }
+        libc::close(fd);
+        let mounted = libc::mount(
+            source.as_ptr(),
+            target.as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND,
+            std::ptr::null(),
+        );
+        if mounted == 0 {
+            Bound::Yes
+        } else {
+            Bound::MountFailed
+        }
     }
 }
 
