@@ -21,6 +21,9 @@ pub struct BuildSpec {
     /// `--build-arg NAME=VALUE` pairs.
     #[serde(default)]
     pub build_args: Vec<(String, String)>,
+    /// RUN steps' network (`--network none` for a hermetic build).
+    #[serde(default)]
+    pub network: ContainerNetwork,
 }
 
 /// What `run` asks for.

@@ -89,6 +89,7 @@ impl Images {
             store: &store,
             layout,
             work: &self.build_dir,
+            network: spec.network,
         };
         let options = BuildOptions {
             context,

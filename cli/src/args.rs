@@ -45,18 +45,7 @@ pub enum Command {
 #[derive(Subcommand, Debug)]
 pub enum ContainerCommand {
     /// Build an image from a Dockerfile.
-    Build {
-        /// Name (and tag) of the result, e.g. hello:latest.
-        #[arg(short, long)]
-        tag: String,
-        /// The Dockerfile; default CONTEXT/Dockerfile.
-        #[arg(short, long)]
-        file: Option<PathBuf>,
-        /// Build-time variables, NAME=VALUE.
-        #[arg(long = "build-arg", value_name = "NAME=VALUE")]
-        build_args: Vec<String>,
-        context: PathBuf,
-    },
+    Build(BuildArgs),
     /// Run a container from an image.
     Run {
         /// Return once it has started.
@@ -129,6 +118,24 @@ pub enum ContainerCommand {
     Rmi { image: String },
     /// Import a root filesystem tarball or an OCI archive as an image.
     Import { file: PathBuf, name: String },
+}
+
+/// `build`'s arguments.
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    /// Name (and tag) of the result, e.g. hello:latest.
+    #[arg(short, long)]
+    pub tag: String,
+    /// The Dockerfile; default CONTEXT/Dockerfile.
+    #[arg(short, long)]
+    pub file: Option<PathBuf>,
+    /// Build-time variables, NAME=VALUE.
+    #[arg(long = "build-arg", value_name = "NAME=VALUE")]
+    pub build_args: Vec<String>,
+    /// RUN steps' network: `pasta` (the default) or `none` (a hermetic build).
+    #[arg(long, default_value = "pasta")]
+    pub network: ContainerNetwork,
+    pub context: PathBuf,
 }
 
 #[derive(Subcommand, Debug)]

@@ -7,7 +7,7 @@ use berth_api::client::Client;
 use berth_api::container::{BuildSpec, ContainerState, RunSpec};
 use berth_api::event::Event;
 
-use crate::args::{ContainerCommand as Command, absolute};
+use crate::args::{BuildArgs, ContainerCommand as Command, absolute};
 use crate::{Failure, Output, render};
 
 pub async fn run(
@@ -18,12 +18,7 @@ pub async fn run(
 ) -> Result<(), Failure> {
     let id = |info: &berth_api::container::ContainerInfo| format!("{}\n", info.id);
     match command {
-        Command::Build {
-            tag,
-            file,
-            build_args,
-            context,
-        } => build(client, events, out, tag, file, build_args, context).await,
+        Command::Build(args) => build(client, events, out, args).await,
         Command::Run {
             detach,
             cpus,
@@ -119,11 +114,15 @@ async fn build(
     client: &Client,
     events: &mut berth_api::Events,
     out: &Output,
-    tag: String,
-    file: Option<std::path::PathBuf>,
-    build_args: Vec<String>,
-    context: std::path::PathBuf,
+    args: BuildArgs,
 ) -> Result<(), Failure> {
+    let BuildArgs {
+        tag,
+        file,
+        build_args,
+        network,
+        context,
+    } = args;
     let build_args = build_args
         .iter()
         .map(|a| {
@@ -137,6 +136,7 @@ async fn build(
         dockerfile: file.as_deref().map(absolute),
         tag: tag.clone(),
         build_args,
+        network,
     };
     client.subscribe().await?;
     let call = client.build(spec);

@@ -2,6 +2,7 @@
 //! point; each built image is run and its output checked.
 #![allow(clippy::unwrap_used)] // a panic in a test is a failed assertion
 
+use berth_api::network::ContainerNetwork;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -71,6 +72,9 @@ impl Fixture {
             store: &self.store,
             layout: &self.layout,
             work: &work,
+            // The Dockerfile semantics tested here need no network (tests/tests/network.rs
+            // builds on it).
+            network: ContainerNetwork::None,
         };
         let mut steps = Vec::new();
         let options = BuildOptions {

@@ -342,6 +342,7 @@ async fn every_request_round_trips() {
         dockerfile: None,
         tag: "t".into(),
         build_args: vec![],
+        network: Default::default(),
     });
     assert!(matches!(expectation(&build), Expect::Answered));
     match client.call(build).await {

@@ -7,6 +7,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use berth_e2e::net::{free_port, http_get};
@@ -31,8 +32,9 @@ fn host_server(body: &'static str) -> u16 {
     port
 }
 
-/// The same checks under whichever daemon: (daemon, the busybox tarball it may read).
-fn containers_are_on_the_network(daemon: &Daemon, tarball: &std::path::Path) {
+/// The same checks under whichever daemon: (daemon, the busybox tarball it may read, a
+/// directory it may read).
+fn containers_are_on_the_network(daemon: &Daemon, tarball: &Path, dir: &Path) {
     let out = daemon.berthctl(&["import", tarball.to_str().unwrap(), "busybox"]);
     assert!(out.status.success(), "{}", text(&out).1);
 
@@ -93,6 +95,35 @@ fn containers_are_on_the_network(daemon: &Daemon, tarball: &std::path::Path) {
         daemon.log()
     );
 
+    // Builds: RUN steps are on the network too, and leave no trace of it (the /etc files mounted
+    // for it) in the image; `build --network none` is hermetic.
+    let context = dir.join("fetching");
+    std::fs::create_dir_all(&context).unwrap();
+    std::fs::write(
+        context.join("Dockerfile"),
+        format!(
+            "FROM busybox\nRUN gw=$(busybox ip route | busybox awk '/default/ {{print $3}}') && busybox wget -q -O /fetched http://$gw:{server}/\n"
+        ),
+    )
+    .unwrap();
+    let context = context.to_str().unwrap();
+    let out = daemon.berthctl(&["build", "-t", "fetched", context]);
+    assert!(out.status.success(), "{}\n{}", text(&out).1, daemon.log());
+    let shown = |args: &[&str]| {
+        let mut all = vec!["run", "--network", "none", "fetched"];
+        all.extend_from_slice(args);
+        text(&daemon.berthctl(&all))
+    };
+    assert_eq!(shown(&["cat", "/fetched"]).0, "hello from the host\n");
+    assert_eq!(shown(&["ls", "/etc"]).0, "group\npasswd\n");
+    let out = daemon.berthctl(&["build", "--network", "none", "-t", "offline", context]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out).0);
+    assert!(
+        text(&out).1.contains("RUN exited with code"),
+        "{}",
+        text(&out).1
+    );
+
     // --network none: loopback only.
     let out = daemon.berthctl(&[
         "run",
@@ -146,7 +177,7 @@ fn a_root_daemons_containers_are_on_the_network() {
         return;
     };
     let daemon = Daemon::start(dir.path(), &[]);
-    containers_are_on_the_network(&daemon, &tarball);
+    containers_are_on_the_network(&daemon, &tarball, dir.path());
 }
 
 #[test]
@@ -160,5 +191,5 @@ fn a_desk_users_containers_are_on_the_network() {
         return;
     };
     let daemon = Daemon::start_as(&user, dir.path(), &[]);
-    containers_are_on_the_network(&daemon, &tarball);
+    containers_are_on_the_network(&daemon, &tarball, dir.path());
 }

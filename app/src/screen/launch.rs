@@ -148,6 +148,7 @@ impl Launch {
             dockerfile,
             tag: tag.clone(),
             build_args: vec![],
+            network: ContainerNetwork::default(),
         };
         let run = RunSpec {
             image: tag,

@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use berth_api::network::ContainerNetwork;
 use sha2::{Digest, Sha256};
 
 use super::context::{Context, clean_relative};
@@ -140,6 +141,8 @@ pub struct Builder<'a> {
     pub layout: &'a Layout,
     /// Scratch space for stage roots and RUN containers, and the cache index.
     pub work: &'a Path,
+    /// RUN steps' network.
+    pub network: ContainerNetwork,
 }
 
 impl Builder<'_> {
@@ -463,6 +466,8 @@ impl Builder<'_> {
                     &env.join("\n"),
                     &stage.workdir(),
                     stage.config.config.user.as_deref().unwrap_or(""),
+                    // A step that needs the network has another result without it.
+                    self.network.name(),
                 ]);
                 let config = ContainerConfig {
                     id: format!("build-{}", &key[..12]),
@@ -474,9 +479,11 @@ impl Builder<'_> {
                     user: stage.config.config.user.clone().unwrap_or_default(),
                     limits: Limits::default(),
                     log: build_dir.join(format!("run-{}.log", line.number)),
-                    // RUN steps have loopback only, as before networking; their network
-                    // (without the /etc files ending up in the layer) comes next.
-                    network: None,
+                    // On the network as a container is, unless the build asked for none.
+                    network: match self.network {
+                        ContainerNetwork::Pasta => Some(Vec::new()),
+                        ContainerNetwork::None => None,
+                    },
                 };
                 let layout = self.layout;
                 return self.layer_step(stage, key, line, cache, |_| {
@@ -502,6 +509,9 @@ impl Builder<'_> {
                                 format!(":\n{}", tail.join("\n"))
                             }
                         ));
+                    }
+                    if config.network.is_some() {
+                        runtime::network::remove_mount_stubs(&config.upper(), &config.lower);
                     }
                     let mut bytes = Vec::new();
                     tar_overlay_upper(&config.upper(), &mut bytes).map_err(|e| e.to_string())?;
