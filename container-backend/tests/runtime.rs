@@ -277,7 +277,11 @@ fn pasta_installed() -> bool {
     if !found {
         eprintln!("skipped: pasta is missing (apt-get install passt)");
     }
-    found
+    let online = runtime::network::host_has_route();
+    if !online {
+        eprintln!("skipped: this machine has no default route, which pasta needs");
+    }
+    found && online
 }
 
 #[test]

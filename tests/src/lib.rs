@@ -163,6 +163,27 @@ impl Daemon {
         )
     }
 
+    /// [`Daemon::start`] in a network namespace of its own with only `lo` (root only): a
+    /// machine offline, with no default route.
+    pub fn start_offline(dir: &Path, extra: &[&str]) -> Daemon {
+        use std::os::unix::process::CommandExt;
+        let mut command = Command::new(binary("berthd"));
+        // SAFETY: between fork and exec the child makes one system call, unshare(2), which
+        // touches no memory shared with the parent.
+        unsafe {
+            command.pre_exec(|| {
+                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).map_err(Into::into)
+            });
+        }
+        Self::launch(
+            command,
+            &dir.join("berthd.sock"),
+            &dir.join("state"),
+            extra,
+            None,
+        )
+    }
+
     /// Start berthd with this socket and state dir, and wait until it answers.
     pub fn start_at(socket: &Path, state_dir: &Path, extra: &[&str]) -> Daemon {
         Self::launch(

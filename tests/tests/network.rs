@@ -159,12 +159,59 @@ fn containers_are_on_the_network(daemon: &Daemon, tarball: &Path, dir: &Path) {
     );
 }
 
+/// Whether pasta is installed and this machine has a default route, which pasta needs.
 fn pasta_installed() -> bool {
     let found = on_path("pasta");
     if !found {
         eprintln!("skipped: pasta is missing (apt-get install passt)");
     }
-    found
+    let online = container_backend::runtime::network::host_has_route();
+    if !online {
+        eprintln!("skipped: this machine has no default route, which pasta needs");
+    }
+    found && online
+}
+
+/// Offline (no default route: pasta cannot start), containers run on loopback and publishing
+/// a port is refused with the reason; builds go on.
+#[test]
+fn an_offline_hosts_containers_run_on_loopback() {
+    if !nix::unistd::Uid::effective().is_root() {
+        return;
+    }
+    let dir = open_tempdir();
+    let Some(tarball) = busybox_tarball(dir.path(), None) else {
+        return;
+    };
+    let daemon = Daemon::start_offline(dir.path(), &[]);
+    let out = daemon.berthctl(&["import", tarball.to_str().unwrap(), "busybox"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let out = daemon.berthctl(&["run", "busybox", "cat", "/proc/net/dev"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}\n{}", daemon.log());
+    let interfaces: Vec<&str> = stdout
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next())
+        .map(str::trim)
+        .collect();
+    assert_eq!(interfaces, ["lo"], "{stdout}");
+    let out = daemon.berthctl(&["run", "-p", "8080:80", "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).1.contains("this host has no default route"),
+        "{}",
+        text(&out).1
+    );
+    let context = dir.path().join("offline");
+    std::fs::create_dir_all(&context).unwrap();
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM busybox\nRUN echo built > /built\n",
+    )
+    .unwrap();
+    let out = daemon.berthctl(&["build", "-t", "built", context.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out).1);
 }
 
 #[test]

@@ -172,7 +172,18 @@ pub fn start(config: &ContainerConfig, layout: &Layout) -> Result<Container, Run
         path: config.log.clone(),
         source,
     })?;
-    let binds = match &config.network {
+    // Offline (no default route), pasta cannot start: a container without published ports
+    // runs on loopback, as with `--network none`; one with ports is refused.
+    let network = match &config.network {
+        Some(ports) if !network::host_has_route() => {
+            if !ports.is_empty() {
+                return Err(NetworkError::NoRoute.into());
+            }
+            None
+        }
+        other => other.as_ref(),
+    };
+    let binds = match network {
         Some(_) => network::etc_files(&config.dir, &hostname)?
             .into_iter()
             .map(|(file, target)| (file, target.to_owned()))
@@ -209,7 +220,7 @@ pub fn start(config: &ContainerConfig, layout: &Layout) -> Result<Container, Run
             what: "put the process into its cgroup",
             source: std::io::Error::other(e.to_string()),
         })?;
-        if let Some(ports) = &config.network {
+        if let Some(ports) = network {
             match Pasta::attach(pid, &config.dir, ports) {
                 Ok(attached) => pasta = Some(attached),
                 Err(e) => {

@@ -40,6 +40,36 @@ pub enum NetworkError {
     /// pasta ended with an error; what it said (a published port in use, for one).
     #[error("pasta could not connect the container: {0}")]
     Pasta(String),
+    /// Ports were asked for on a host pasta cannot work on.
+    #[error(
+        "cannot publish ports: this host has no default route, which pasta needs (connect to a network, or run without -p)"
+    )]
+    NoRoute,
+}
+
+/// Whether the host has a default route (IPv4 or IPv6, not the kernel's `lo` reject route),
+/// read from `/proc/net/route` and `/proc/net/ipv6_route` of the caller's network namespace.
+/// pasta (this version) refuses to start without one ("External interface not usable"): an
+/// offline machine's containers then run on loopback only, and publishing ports is refused.
+pub fn host_has_route() -> bool {
+    let v4 = fs::read_to_string("/proc/net/route").unwrap_or_default();
+    let v4 = v4.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let flags = fields.get(3).and_then(|f| u32::from_str_radix(f, 16).ok());
+        fields.get(1) == Some(&"00000000")
+            && fields.get(7) == Some(&"00000000")
+            && flags.is_some_and(|f| f & 0x1 != 0) // RTF_UP
+    });
+    let v6 = fs::read_to_string("/proc/net/ipv6_route").unwrap_or_default();
+    let v6 = v6.lines().any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let flags = fields.get(8).and_then(|f| u32::from_str_radix(f, 16).ok());
+        fields.first().is_some_and(|d| d.bytes().all(|b| b == b'0'))
+            && fields.get(1) == Some(&"00")
+            && fields.get(9) != Some(&"lo")
+            && flags.is_some_and(|f| f & 0x1 != 0 && f & 0x200 == 0) // RTF_UP, not RTF_REJECT
+    });
+    v4 || v6
 }
 
 /// The files a networked container gets at /etc: (name in its directory, path in the
