@@ -2,6 +2,7 @@
 //! daemon, so the GUI can show the same messages inline while the user types.
 //! Checks that need the daemon's view of the filesystem (paths) live in the daemon.
 
+use crate::network::{ContainerNetwork, PortForward};
 use crate::size::format_size;
 use crate::utilisation::Resources;
 
@@ -107,6 +108,29 @@ pub fn vm_resources(vm: &Resources, host: &Resources, overcommit: bool) -> Resul
     Ok(())
 }
 
+/// A container's published ports: none without a network, no host port twice.
+pub fn ports(network: ContainerNetwork, ports: &[PortForward]) -> Result<(), String> {
+    if network == ContainerNetwork::None && !ports.is_empty() {
+        return Err(
+            "-p with --network none: a container without a network publishes no ports".into(),
+        );
+    }
+    let twice = ports.iter().enumerate().find_map(|(i, p)| {
+        ports[..i]
+            .iter()
+            .any(|q| q.protocol == p.protocol && q.host_port == p.host_port)
+            .then_some(p)
+    });
+    match twice {
+        Some(p) => Err(format!(
+            "host port {}/{} is published twice",
+            p.host_port,
+            p.protocol.name()
+        )),
+        None => Ok(()),
+    }
+}
+
 /// A kernel command line: bounded length, no NUL, no newline (it is passed as one C string).
 pub fn cmdline(cmdline: &str) -> Result<(), String> {
     if cmdline.len() >= MAX_CMDLINE {
@@ -125,6 +149,25 @@ pub fn cmdline(cmdline: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn published_ports_need_a_network_and_distinct_host_ports() {
+        let p = |s: &str| s.parse::<PortForward>().unwrap();
+        assert!(ports(ContainerNetwork::Pasta, &[p("8080:80"), p("8080:80/udp")]).is_ok());
+        assert_eq!(
+            ports(
+                ContainerNetwork::Pasta,
+                &[p("8080:80"), p("127.0.0.1:8080:81")]
+            ),
+            Err("host port 8080/tcp is published twice".into())
+        );
+        assert!(
+            ports(ContainerNetwork::None, &[p("8080:80")])
+                .unwrap_err()
+                .contains("publishes no ports")
+        );
+        assert!(ports(ContainerNetwork::None, &[]).is_ok());
+    }
 
     const HOST: Resources = Resources {
         cpus: 4.0,

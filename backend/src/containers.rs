@@ -354,23 +354,7 @@ impl Engine {
                 "--pids 0: a container needs at least one process",
             ));
         }
-        if spec.network == ContainerNetwork::None && !spec.ports.is_empty() {
-            return Err(ApiError::invalid(
-                "-p with --network none: a container without a network publishes no ports",
-            ));
-        }
-        if let Some(twice) = spec.ports.iter().enumerate().find_map(|(i, p)| {
-            spec.ports[..i]
-                .iter()
-                .any(|q| q.protocol == p.protocol && q.host_port == p.host_port)
-                .then_some(p)
-        }) {
-            return Err(ApiError::invalid(format!(
-                "host port {}/{} is published twice",
-                twice.host_port,
-                twice.protocol.name()
-            )));
-        }
+        validate::ports(spec.network, &spec.ports).map_err(ApiError::invalid)?;
         let image = images
             .resolve(&spec.image)
             .map_err(crate::images::image_error)?;

@@ -92,6 +92,8 @@ pub enum ContainerCommand {
     },
     /// A container's published ports.
     Port { container: String },
+    /// A container as JSON: its state, limits, network and ports.
+    Inspect { container: String },
     /// Start a stopped container.
     Start { container: String },
     /// Stop a container: its stop signal, then SIGKILL after the grace period.

@@ -89,6 +89,13 @@ pub async fn run(
             let info = client.container_inspect(&container).await?;
             out.show(&info.ports, |p| render::ports(p))
         }
+        Command::Inspect { container } => {
+            let info = client.container_inspect(&container).await?;
+            let json =
+                serde_json::to_string_pretty(&info).map_err(|e| Failure::Failed(e.to_string()))?;
+            println!("{json}");
+            Ok(())
+        }
         Command::Start { container } => out.show(&client.container_start(&container).await?, id),
         Command::Stop { time, container } => {
             out.show(&client.container_stop(&container, time).await?, id)

@@ -54,6 +54,11 @@ fn containers_are_on_the_network(daemon: &Daemon, tarball: &Path, dir: &Path) {
         text(&daemon.berthctl(&["port", "web"])).0,
         format!("80/tcp -> 127.0.0.1:{port}\n")
     );
+    let inspected: serde_json::Value =
+        serde_json::from_slice(&daemon.berthctl(&["inspect", "web"]).stdout).unwrap();
+    assert_eq!(inspected["network"], "pasta", "{inspected}");
+    assert_eq!(inspected["ports"][0]["host_port"], port, "{inspected}");
+    assert_eq!(inspected["ports"][0]["target_port"], 80, "{inspected}");
     let ps = text(&daemon.berthctl(&["ps"])).0;
     assert!(
         ps.contains(&format!("127.0.0.1:{port}->80/tcp")),
@@ -154,6 +159,14 @@ fn containers_are_on_the_network(daemon: &Daemon, tarball: &Path, dir: &Path) {
         text(&out)
             .1
             .contains("a container without a network publishes no ports"),
+        "{}",
+        text(&out).1
+    );
+    let out = daemon.berthctl(&["run", "-p", "8080:80", "-p", "8080:81", "busybox", "true"]);
+    assert!(
+        text(&out)
+            .1
+            .contains("host port 8080/tcp is published twice"),
         "{}",
         text(&out).1
     );

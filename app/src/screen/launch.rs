@@ -140,6 +140,8 @@ impl Launch {
             .filter(|p| !p.is_empty())
             .map(|p| p.parse::<PortForward>().map_err(|e| format!("ports: {e}")))
             .collect::<Result<Vec<_>, _>>()?;
+        berth_api::validate::ports(ContainerNetwork::default(), &ports)
+            .map_err(|e| format!("ports: {e}"))?;
         let dockerfile = Some(self.dockerfile.trim())
             .filter(|d| !d.is_empty())
             .map(PathBuf::from);
