@@ -58,6 +58,7 @@ mod tests {
                 disk: u64::MAX,
                 boot: None,
                 overcommit: true,
+                ..Default::default()
             }),
         };
         let mut two = encode(&create).unwrap();

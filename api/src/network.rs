@@ -76,12 +76,17 @@ pub struct PortForward {
 
 /// Parses one port number of a spec, naming the spec when it is not one.
 fn port(text: &str, spec: &str, what: &str) -> Result<u16, String> {
+    port_of(text, what).map_err(|why| {
+        format!("-p {spec}: {why} (the form is [IP:]HOST:CONTAINER[/udp], e.g. 127.0.0.1:8080:80)")
+    })
+}
+
+/// One port number, 1-65535; `what` names it in the error.
+fn port_of(text: &str, what: &str) -> Result<u16, String> {
     match text.parse::<u32>() {
         Ok(n @ 1..=65535) => Ok(n as u16),
-        Ok(n) => Err(format!("-p {spec}: the {what} port {n} is outside 1-65535")),
-        Err(_) => Err(format!(
-            "-p {spec}: `{text}` is not a {what} port (the form is [IP:]HOST:CONTAINER[/udp], e.g. 127.0.0.1:8080:80)"
-        )),
+        Ok(n) => Err(format!("the {what} port {n} is outside 1-65535")),
+        Err(_) => Err(format!("`{text}` is not a {what} port")),
     }
 }
 
@@ -178,6 +183,187 @@ impl fmt::Display for PortForward {
     }
 }
 
+/// The network a VM is on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VmNetwork {
+    /// User-mode NAT through passt, as GNOME Boxes and libvirt's `type='user'` give it: the
+    /// guest gets the host's address by DHCP and reaches what the host reaches, through the
+    /// host's own sockets; no root needed.
+    #[default]
+    Nat,
+    /// No network device.
+    None,
+}
+
+impl VmNetwork {
+    /// The name `--network` takes and tables show.
+    pub fn name(self) -> &'static str {
+        match self {
+            VmNetwork::Nat => "nat",
+            VmNetwork::None => "none",
+        }
+    }
+}
+
+impl FromStr for VmNetwork {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "nat" | "user" | "default" => Ok(VmNetwork::Nat),
+            "none" => Ok(VmNetwork::None),
+            other => Err(format!(
+                "unknown network `{other}`: use `nat` (the default) or `none`"
+            )),
+        }
+    }
+}
+
+/// A network card's hardware address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MacAddress(pub [u8; 6]);
+
+/// The first three bytes of the addresses Berth makes: QEMU's and libvirt's prefix, a locally
+/// administered unicast range that guests and DHCP servers already know as a VM's.
+const MAC_PREFIX: [u8; 3] = [0x52, 0x54, 0x00];
+
+impl MacAddress {
+    /// The address a VM called `name` gets: the same name always gives the same address (FNV-1a
+    /// of the name in the last three bytes), so a guest's DHCP lease and udev names survive a
+    /// definition being recreated.
+    pub fn for_vm(name: &str) -> MacAddress {
+        let mut hash: u32 = 0x811c_9dc5;
+        for byte in name.bytes() {
+            hash ^= u32::from(byte);
+            hash = hash.wrapping_mul(0x0100_0193);
+        }
+        let [a, b, c, _] = hash.to_be_bytes();
+        MacAddress([MAC_PREFIX[0], MAC_PREFIX[1], MAC_PREFIX[2], a, b, c])
+    }
+}
+
+impl fmt::Display for MacAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [a, b, c, d, e, g] = self.0;
+        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
+    }
+}
+
+impl FromStr for MacAddress {
+    type Err = String;
+
+    /// Six hexadecimal bytes separated by colons, a unicast address.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad =
+            || format!("`{text}` is not a MAC address (six hex bytes, e.g. 52:54:00:12:34:56)");
+        let mut bytes = [0u8; 6];
+        let mut parts = text.split(':');
+        for byte in &mut bytes {
+            let part = parts.next().filter(|p| p.len() == 2).ok_or_else(bad)?;
+            *byte = u8::from_str_radix(part, 16).map_err(|_| bad())?;
+        }
+        if parts.next().is_some() {
+            return Err(bad());
+        }
+        if bytes[0] & 1 != 0 {
+            return Err(format!(
+                "`{text}` is a multicast address; a network card needs a unicast one"
+            ));
+        }
+        Ok(MacAddress(bytes))
+    }
+}
+
+/// A VM's network as its definition keeps it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmNetworkConfig {
+    #[serde(default)]
+    pub mode: VmNetwork,
+    /// The card's address; definitions from before networks existed get
+    /// [`MacAddress::for_vm`] of their name.
+    #[serde(default)]
+    pub mac: Option<MacAddress>,
+    /// Host ports forwarded to the guest (NAT only).
+    #[serde(default)]
+    pub forwards: Vec<PortForward>,
+}
+
+impl VmNetworkConfig {
+    /// The card's address: the one kept, else the one its name gives.
+    pub fn mac_of(&self, vm_name: &str) -> MacAddress {
+        self.mac.unwrap_or_else(|| MacAddress::for_vm(vm_name))
+    }
+
+    /// One line for `vm show` and the window: `nat, 52:54:00:8a:1f:03; forwards
+    /// tcp:127.0.0.1:2222:22`, or `none`.
+    pub fn describe(&self, vm_name: &str) -> String {
+        match self.mode {
+            VmNetwork::None => VmNetwork::None.name().to_owned(),
+            VmNetwork::Nat => {
+                let mut text = format!("nat, {}", self.mac_of(vm_name));
+                if !self.forwards.is_empty() {
+                    let forwards: Vec<String> =
+                        self.forwards.iter().map(PortForward::vm_forward).collect();
+                    text.push_str(&format!("; forwards {}", forwards.join(", ")));
+                }
+                text
+            }
+        }
+    }
+}
+
+impl PortForward {
+    /// A VM's port forward as `vm create --forward` takes it: `[tcp:|udp:][IP:]HOST:GUEST`, e.g.
+    /// `tcp:2222:22`. Without an address the host side is its loopback (127.0.0.1), as
+    /// VirtualBox's and Boxes' forwards are: a guest's ssh is not opened to the whole network
+    /// unless the user names an address.
+    pub fn parse_vm_forward(spec: &str) -> Result<PortForward, String> {
+        let (protocol, rest) = match spec.split_once(':') {
+            Some(("tcp", rest)) => (Protocol::Tcp, rest),
+            Some(("udp", rest)) => (Protocol::Udp, rest),
+            _ => (Protocol::Tcp, spec),
+        };
+        let form = "the form is [tcp:|udp:][IP:]HOST:GUEST, e.g. tcp:2222:22";
+        let (address, ports) = match rest.rsplitn(3, ':').collect::<Vec<_>>()[..] {
+            [guest, host] => (None, (host, guest)),
+            [guest, host, address] => (Some(address), (host, guest)),
+            _ => return Err(format!("--forward {spec}: {form}")),
+        };
+        let host_ip = match address.map(|a| a.trim_start_matches('[').trim_end_matches(']')) {
+            None => Some(IpAddr::from([127, 0, 0, 1])),
+            Some(text) => Some(
+                text.parse::<IpAddr>()
+                    .map_err(|_| format!("--forward {spec}: `{text}` is not an IP address"))?,
+            ),
+        };
+        let port = |text, what| {
+            port_of(text, what).map_err(|why| format!("--forward {spec}: {why} ({form})"))
+        };
+        Ok(PortForward {
+            protocol,
+            host_ip,
+            host_port: port(ports.0, "host")?,
+            target_port: port(ports.1, "guest")?,
+        })
+    }
+
+    /// As a VM's forward is written back: `tcp:127.0.0.1:2222:22`.
+    pub fn vm_forward(&self) -> String {
+        let address = match self.host_ip {
+            Some(IpAddr::V6(ip)) => format!("[{ip}]:"),
+            Some(IpAddr::V4(ip)) => format!("{ip}:"),
+            None => "0.0.0.0:".to_owned(),
+        };
+        format!(
+            "{}:{address}{}:{}",
+            self.protocol.name(),
+            self.host_port,
+            self.target_port
+        )
+    }
+}
+
 /// The port options of passt and pasta for `forwards`: `-t ADDRESS/HOST:TARGET` each, and
 /// `none` for a protocol with no forward (pasta's default would forward every bound port).
 pub fn passt_port_args(forwards: &[PortForward]) -> Vec<String> {
@@ -235,9 +421,10 @@ mod tests {
     #[test]
     fn bad_port_specs_say_what_is_wrong() {
         let error = |s: &str| s.parse::<PortForward>().unwrap_err();
-        assert_eq!(
-            error("99999:80"),
-            "-p 99999:80: the host port 99999 is outside 1-65535"
+        assert!(
+            error("99999:80").starts_with("-p 99999:80: the host port 99999 is outside 1-65535"),
+            "{}",
+            error("99999:80")
         );
         assert!(
             error("abc").contains("`abc` is not a port"),
@@ -268,6 +455,65 @@ mod tests {
             ["-t", "127.0.0.1/18080:80", "-t", "2222:22", "-u", "none"]
         );
         assert_eq!(passt_port_args(&[]), ["-t", "none", "-u", "none"]);
+    }
+
+    #[test]
+    fn vm_forwards_default_to_loopback() {
+        let forward = PortForward::parse_vm_forward("tcp:2222:22").unwrap();
+        assert_eq!(forward.host_ip, Some("127.0.0.1".parse().unwrap()));
+        assert_eq!((forward.host_port, forward.target_port), (2222, 22));
+        assert_eq!(forward.vm_forward(), "tcp:127.0.0.1:2222:22");
+        let udp = PortForward::parse_vm_forward("udp:0.0.0.0:5353:53").unwrap();
+        assert_eq!(udp.protocol, Protocol::Udp);
+        assert_eq!(udp.host_ip, Some("0.0.0.0".parse().unwrap()));
+        assert_eq!(
+            PortForward::parse_vm_forward("8080:80").unwrap().protocol,
+            Protocol::Tcp
+        );
+        assert_eq!(
+            PortForward::parse_vm_forward(&udp.vm_forward()).unwrap(),
+            udp
+        );
+        let six = PortForward::parse_vm_forward("tcp:[::1]:2222:22").unwrap();
+        assert_eq!(six.host_ip, Some("::1".parse().unwrap()));
+        for bad in [
+            "tcp:22",
+            "tcp:x:22",
+            "tcp:2222:0",
+            "sctp:1:2:3:4",
+            "tcp:here:1:2",
+        ] {
+            let why = PortForward::parse_vm_forward(bad).unwrap_err();
+            assert!(why.starts_with(&format!("--forward {bad}: ")), "{why}");
+        }
+    }
+
+    #[test]
+    fn mac_addresses_are_stable_per_name_and_parse_back() {
+        let mac = MacAddress::for_vm("debian");
+        assert_eq!(mac, MacAddress::for_vm("debian"));
+        assert_ne!(mac, MacAddress::for_vm("debian2"));
+        assert_eq!(mac.0[..3], MAC_PREFIX);
+        assert_eq!(mac.to_string().parse(), Ok(mac));
+        assert!(
+            "01:00:5e:00:00:01"
+                .parse::<MacAddress>()
+                .unwrap_err()
+                .contains("multicast")
+        );
+        assert!("52:54:00:12:34".parse::<MacAddress>().is_err());
+        assert!("52:54:00:12:34:5g".parse::<MacAddress>().is_err());
+        assert_eq!("nat".parse(), Ok(VmNetwork::Nat));
+        let config = VmNetworkConfig {
+            mode: VmNetwork::Nat,
+            mac: None,
+            forwards: vec![PortForward::parse_vm_forward("tcp:2222:22").unwrap()],
+        };
+        assert_eq!(
+            config.describe("debian"),
+            format!("nat, {mac}; forwards tcp:127.0.0.1:2222:22")
+        );
+        assert!("bridge".parse::<VmNetwork>().is_err());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! daemon, so the GUI can show the same messages inline while the user types.
 //! Checks that need the daemon's view of the filesystem (paths) live in the daemon.
 
-use crate::network::{ContainerNetwork, PortForward};
+use crate::network::{ContainerNetwork, PortForward, VmNetwork};
 use crate::size::format_size;
 use crate::utilisation::Resources;
 
@@ -115,13 +115,7 @@ pub fn ports(network: ContainerNetwork, ports: &[PortForward]) -> Result<(), Str
             "-p with --network none: a container without a network publishes no ports".into(),
         );
     }
-    let twice = ports.iter().enumerate().find_map(|(i, p)| {
-        ports[..i]
-            .iter()
-            .any(|q| q.protocol == p.protocol && q.host_port == p.host_port)
-            .then_some(p)
-    });
-    match twice {
+    match host_port_twice(ports) {
         Some(p) => Err(format!(
             "host port {}/{} is published twice",
             p.host_port,
@@ -129,6 +123,33 @@ pub fn ports(network: ContainerNetwork, ports: &[PortForward]) -> Result<(), Str
         )),
         None => Ok(()),
     }
+}
+
+/// A VM's port forwards: none without a network, no host port twice.
+pub fn vm_forwards(network: VmNetwork, forwards: &[PortForward]) -> Result<(), String> {
+    if network == VmNetwork::None && !forwards.is_empty() {
+        return Err(
+            "--forward with --network none: a VM without a network has no ports to forward".into(),
+        );
+    }
+    match host_port_twice(forwards) {
+        Some(p) => Err(format!(
+            "host port {}/{} is forwarded twice",
+            p.host_port,
+            p.protocol.name()
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The first forward whose host port and protocol an earlier one has already.
+fn host_port_twice(ports: &[PortForward]) -> Option<&PortForward> {
+    ports.iter().enumerate().find_map(|(i, p)| {
+        ports[..i]
+            .iter()
+            .any(|q| q.protocol == p.protocol && q.host_port == p.host_port)
+            .then_some(p)
+    })
 }
 
 /// A kernel command line: bounded length, no NUL, no newline (it is passed as one C string).

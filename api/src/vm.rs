@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::network::{PortForward, VmNetwork, VmNetworkConfig};
 use crate::utilisation::{Resources, Shares};
 
 /// How a VM boots.
@@ -29,7 +30,7 @@ pub enum BootSource {
 }
 
 /// What `vm create` asks for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VmSpec {
     pub name: String,
     pub cpus: u32,
@@ -42,6 +43,11 @@ pub struct VmSpec {
     /// Allow CPUs, memory or disk beyond the host's totals.
     #[serde(default)]
     pub overcommit: bool,
+    #[serde(default)]
+    pub network: VmNetwork,
+    /// Host ports forwarded to the guest (NAT only).
+    #[serde(default)]
+    pub forwards: Vec<PortForward>,
 }
 
 /// The VM's own disk.
@@ -69,6 +75,9 @@ pub struct VmConfig {
     /// The display's resolution (definitions from before displays existed get the default).
     #[serde(default)]
     pub display: DisplayMode,
+    /// Its network card (definitions from before networks existed get NAT).
+    #[serde(default)]
+    pub network: VmNetworkConfig,
 }
 
 /// A display resolution in pixels.
@@ -171,6 +180,11 @@ pub struct VmEdit {
     /// A new display resolution, used from the next start.
     #[serde(default)]
     pub display: Option<DisplayMode>,
+    #[serde(default)]
+    pub network: Option<VmNetwork>,
+    /// The port forwards, all replaced (an empty list removes them).
+    #[serde(default)]
+    pub forwards: Option<Vec<PortForward>>,
     #[serde(default)]
     pub overcommit: bool,
 }

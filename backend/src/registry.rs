@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use berth_api::error::{ApiError, ErrorKind};
+use berth_api::network::{MacAddress, VmNetworkConfig};
 use berth_api::utilisation::{Resources, vm_allocation};
 use berth_api::validate;
 use berth_api::vm::{
@@ -191,6 +192,7 @@ impl Registry {
             disk: spec.disk,
         };
         validate::vm_resources(&resources, host, spec.overcommit).map_err(ApiError::invalid)?;
+        validate::vm_forwards(spec.network, &spec.forwards).map_err(ApiError::invalid)?;
         let boot = spec.boot.map(|b| checked_boot(b, peer)).transpose()?;
         let dir = self.dir(&spec.name);
         if self.vms.contains_key(&spec.name) || dir.exists() {
@@ -221,6 +223,11 @@ impl Registry {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
             display: Default::default(),
+            network: VmNetworkConfig {
+                mode: spec.network,
+                mac: Some(MacAddress::for_vm(&spec.name)),
+                forwards: spec.forwards,
+            },
         };
         fs::create_dir(&dir).map_err(|e| internal(format!("create {}: {e}", dir.display())))?;
         let made = (|| {
@@ -274,6 +281,14 @@ impl Registry {
             display.check().map_err(ApiError::invalid)?;
             config.display = display;
         }
+        if let Some(network) = edit.network {
+            config.network.mode = network;
+        }
+        if let Some(forwards) = &edit.forwards {
+            config.network.forwards = forwards.clone();
+        }
+        validate::vm_forwards(config.network.mode, &config.network.forwards)
+            .map_err(ApiError::invalid)?;
         let mut grow_disk = None;
         if let Some(size) = edit.disk {
             let current = config.disk.as_ref().map_or(0, |d| d.size);

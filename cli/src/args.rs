@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use berth_api::network::{ContainerNetwork, PortForward};
+use berth_api::network::{ContainerNetwork, PortForward, VmNetwork};
 use berth_api::size::parse_size;
 use berth_api::vm::{BootSource, DisplayMode};
 use clap::{Args, Parser, Subcommand};
@@ -152,6 +152,13 @@ pub enum VmCommand {
         /// The display's resolution, WIDTHxHEIGHT (default 1280x800).
         #[arg(long, value_name = "WxH")]
         display: Option<DisplayMode>,
+        /// `nat` (the default: DHCP, outbound through the host, passt) or `none`.
+        #[arg(long, default_value = "nat")]
+        network: VmNetwork,
+        /// Forward a host port to the guest, [tcp:|udp:][IP:]HOST:GUEST (host side 127.0.0.1
+        /// unless an address is given), e.g. tcp:2222:22; several allowed.
+        #[arg(long = "forward", value_name = "SPEC", value_parser = vm_forward)]
+        forwards: Vec<PortForward>,
         /// Allow more CPUs, memory or disk than the host has.
         #[arg(long)]
         overcommit: bool,
@@ -175,6 +182,15 @@ pub enum VmCommand {
         /// The display's resolution, WIDTHxHEIGHT, from the next start.
         #[arg(long, value_name = "WxH")]
         display: Option<DisplayMode>,
+        /// `nat` or `none`.
+        #[arg(long)]
+        network: Option<VmNetwork>,
+        /// The port forwards, replacing the ones it has ([tcp:|udp:][IP:]HOST:GUEST; several).
+        #[arg(long = "forward", value_name = "SPEC", value_parser = vm_forward)]
+        forwards: Vec<PortForward>,
+        /// Remove every port forward.
+        #[arg(long, conflicts_with = "forwards")]
+        no_forwards: bool,
         #[arg(long)]
         overcommit: bool,
     },
@@ -271,6 +287,11 @@ pub struct Boot {
 
 pub fn size(text: &str) -> Result<u64, String> {
     parse_size(text)
+}
+
+/// A VM's port forward, `[tcp:|udp:][IP:]HOST:GUEST`.
+pub fn vm_forward(text: &str) -> Result<PortForward, String> {
+    PortForward::parse_vm_forward(text)
 }
 
 /// The daemon resolves paths itself and may have another working directory: send absolute ones.

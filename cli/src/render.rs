@@ -216,6 +216,7 @@ pub fn show_vm(vm: &VmInfo) -> String {
                 None => "none".into(),
             },
         ),
+        ("Network", c.network.describe(&c.name)),
     ];
     match &c.boot {
         Some(BootSource::Kernel {
@@ -336,6 +337,8 @@ mod tests {
 
     const GIB: u64 = 1 << 30;
     /// Every ratio of the seeds' example: half.
+    use berth_api::network::{MacAddress, PortForward, VmNetwork, VmNetworkConfig};
+
     const HALF: Shares = Shares {
         cpu: 0.5,
         memory: 0.5,
@@ -359,6 +362,11 @@ mod tests {
                 }),
                 created: 0,
                 display: DisplayMode::default(),
+                network: VmNetworkConfig {
+                    mode: VmNetwork::Nat,
+                    mac: Some(MacAddress([0x52, 0x54, 0, 1, 2, 3])),
+                    forwards: vec![PortForward::parse_vm_forward("tcp:2222:22").unwrap()],
+                },
             },
             state: VmState::Running,
             dir: "/var/lib/berth/vms/web".into(),
@@ -463,6 +471,10 @@ mod tests {
         );
         assert!(shown.contains("Cmdline    console=ttyS0"), "{shown}");
         assert!(shown.contains("Display    1280x800"), "{shown}");
+        assert!(
+            shown.contains("Network    nat, 52:54:00:01:02:03; forwards tcp:127.0.0.1:2222:22\n"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub async fn run(
             resources,
             boot,
             display,
+            network,
+            forwards,
             overcommit,
         } => {
             // `vm create --iso` takes what the image suggests for what the user left out.
@@ -38,6 +40,8 @@ pub async fn run(
                 disk,
                 boot: boot.source().map_err(Failure::Failed)?,
                 overcommit,
+                network,
+                forwards,
             };
             let mut vm = client.vm_create(spec).await?;
             // VmSpec has no display (the window builds specs too): the resolution is set by an
@@ -66,6 +70,9 @@ pub async fn run(
             disk,
             boot,
             display,
+            network,
+            forwards,
+            no_forwards,
             overcommit,
         } => {
             if boot.entry.is_some() {
@@ -82,6 +89,12 @@ pub async fn run(
                 cmdline: boot.cmdline,
                 iso: boot.iso.as_deref().map(absolute),
                 display,
+                network,
+                forwards: match (no_forwards, forwards.is_empty()) {
+                    (true, _) => Some(Vec::new()),
+                    (false, true) => None,
+                    (false, false) => Some(forwards),
+                },
                 overcommit,
             };
             out.show(&client.vm_edit(&name, edit).await?, render::show_vm)

@@ -309,6 +309,7 @@ async fn main() {
                     cmdline: String::new(),
                 }),
                 overcommit: false,
+                ..Default::default()
             })
             .await
             .unwrap();

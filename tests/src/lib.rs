@@ -154,13 +154,7 @@ impl Daemon {
     pub fn start_with_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         let mut command = Command::new(binary("berthd"));
         command.envs(env.iter().copied());
-        Self::launch(
-            command,
-            &dir.join("berthd.sock"),
-            &dir.join("state"),
-            extra,
-            None,
-        )
+        Self::launch_in(dir, command, extra)
     }
 
     /// [`Daemon::start`] in a network namespace of its own with only `lo` (root only): a
@@ -175,6 +169,11 @@ impl Daemon {
                 nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).map_err(Into::into)
             });
         }
+        Self::launch_in(dir, command, extra)
+    }
+
+    /// Launch berthd's `command` with its socket and state in `dir`.
+    fn launch_in(dir: &Path, command: Command, extra: &[&str]) -> Daemon {
         Self::launch(
             command,
             &dir.join("berthd.sock"),

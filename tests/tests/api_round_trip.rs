@@ -99,6 +99,7 @@ async fn every_request_round_trips() {
                 cmdline: "console=ttyS0".into(),
             }),
             overcommit: false,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -387,6 +388,7 @@ async fn invalid_requests_are_refused_before_anything_is_touched() {
         disk: 0,
         boot: None,
         overcommit: false,
+        ..Default::default()
     };
     let refused = |r: Result<_, ClientError>| match r {
         Err(ClientError::Api(e)) => e,

@@ -1,18 +1,23 @@
-//! Containers on the network through berthd and berthctl, as a user runs them, under a root
-//! daemon and a user's own: a published port answers on the host's loopback, the container
-//! reaches a server on the host, `--network none` has loopback only, and the ports show in
-//! `ps` and `port`. Nothing leaves this machine: the servers are on loopback.
+//! Containers and VMs on the network through berthd and berthctl, as a user runs them, under a
+//! root daemon and a user's own. Containers: a published port answers on the host's loopback,
+//! the container reaches a server on the host, `--network none` has loopback only, and the
+//! ports show in `ps` and `port`. VMs: the probe guest's virtio-net card gets a DHCP offer from
+//! passt, greets a server on the host through the gateway, and echoes what the host sends to a
+//! forwarded port. Nothing leaves this machine: the servers are on loopback.
 
 #![allow(clippy::unwrap_used)] // a panic in a test is a failed assertion
 
+mod common;
+
 use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, UdpSocket};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use berth_e2e::net::{free_port, http_get};
 use berth_e2e::user::TestUser;
 use berth_e2e::{Daemon, busybox_tarball, on_path, open_tempdir, text};
+use common::probe::{NET_ECHO_PORT, NET_HOST_PORT, ProbeFinish};
 
 /// A one-answer HTTP server on the host's loopback; its port.
 fn host_server(body: &'static str) -> u16 {
@@ -139,12 +144,7 @@ fn containers_are_on_the_network(daemon: &Daemon, tarball: &Path, dir: &Path) {
         "/proc/net/dev",
     ]);
     let (stdout, stderr) = text(&out);
-    let interfaces: Vec<&str> = stdout
-        .lines()
-        .skip(2)
-        .filter_map(|l| l.split(':').next())
-        .map(str::trim)
-        .collect();
+    let interfaces = interfaces_in_proc_net_dev(&stdout);
     assert_eq!(interfaces, ["lo"], "{stdout}{stderr}");
     let out = daemon.berthctl(&[
         "run",
@@ -172,17 +172,161 @@ fn containers_are_on_the_network(daemon: &Daemon, tarball: &Path, dir: &Path) {
     );
 }
 
-/// Whether pasta is installed and this machine has a default route, which pasta needs.
+/// The interface names in a container's `/proc/net/dev` (two header lines, then `name: counters`).
+fn interfaces_in_proc_net_dev(text: &str) -> Vec<&str> {
+    text.lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next())
+        .map(str::trim)
+        .collect()
+}
+
+/// Whether pasta and passt are installed and this machine has a default route, which they
+/// need.
 fn pasta_installed() -> bool {
-    let found = on_path("pasta");
+    let found = on_path("pasta") && on_path("passt");
     if !found {
-        eprintln!("skipped: pasta is missing (apt-get install passt)");
+        eprintln!("skipped: pasta or passt is missing (apt-get install passt)");
     }
     let online = container_backend::runtime::network::host_has_route();
     if !online {
-        eprintln!("skipped: this machine has no default route, which pasta needs");
+        eprintln!("skipped: this machine has no default route, which passt needs");
     }
     found && online
+}
+
+/// A VM on the network, under whichever daemon (`owner`: the user it runs as).
+fn a_vm_is_on_the_network(daemon: &Daemon, dir: &Path, owner: Option<&TestUser>) {
+    // One probe at a time: each greets the same host port.
+    static GREETED_PORT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = GREETED_PORT.lock().unwrap_or_else(|e| e.into_inner());
+    common::create_probe_vm(daemon, dir, "netprobe", ProbeFinish::Net, owner);
+    let forward_port = free_port();
+    let forward = format!("udp:{forward_port}:{NET_ECHO_PORT}");
+    let out = daemon.berthctl(&["vm", "edit", "netprobe", "--forward", &forward]);
+    let shown = text(&out).0;
+    let network = shown
+        .lines()
+        .find_map(|l| l.strip_prefix("Network"))
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let mac = berth_api::network::MacAddress::for_vm("netprobe");
+    assert_eq!(
+        network,
+        format!("nat, {mac}; forwards udp:127.0.0.1:{forward_port}:{NET_ECHO_PORT}"),
+        "{shown}"
+    );
+
+    // The probe greets the host's loopback through the gateway's address, which passt maps.
+    let greeted = UdpSocket::bind(("127.0.0.1", NET_HOST_PORT)).unwrap();
+    greeted
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let out = daemon.berthctl(&["vm", "start", "netprobe"]);
+    assert!(
+        out.status.success(),
+        "{}
+{}",
+        text(&out).1,
+        daemon.log()
+    );
+    common::serial_log_shows(
+        daemon,
+        "netprobe",
+        &format!("BERTH-PROBE: net mac {mac} link up"),
+    );
+    common::serial_log_shows(daemon, "netprobe", "BERTH-PROBE: net offer type 2 address ");
+    let mut greeting = [0u8; 64];
+    let (len, from) = greeted.recv_from(&mut greeting).unwrap();
+    assert_eq!(&greeting[..len], b"hello from the probe");
+    greeted.send_to(b"hello from the host", from).unwrap();
+    common::serial_log_shows(
+        daemon,
+        "netprobe",
+        "BERTH-PROBE: net reply hello from the host",
+    );
+    let log = text(&daemon.berthctl(&["vm", "log", "netprobe"])).0;
+    assert!(
+        log.contains(" mtu 1500\n"),
+        "passt hands out the card's MTU:\n{log}"
+    );
+
+    // The forwarded host port reaches the guest, whose echo comes back.
+    common::serial_log_shows(daemon, "netprobe", "BERTH-PROBE: net echo ready");
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    client
+        .send_to(b"through the forward", ("127.0.0.1", forward_port))
+        .unwrap();
+    let mut echo = [0u8; 64];
+    let len = client.recv(&mut echo).unwrap();
+    assert_eq!(&echo[..len], b"through the forward");
+
+    // The probe powers off after its echo: passt ends with the VM, the port is free again.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !text(&daemon.berthctl(&["vm", "show", "netprobe"]))
+        .0
+        .contains("stopped")
+    {
+        assert!(Instant::now() < deadline, "the probe did not power off");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while UdpSocket::bind(("127.0.0.1", forward_port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "port {forward_port} is still held"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(greeted);
+
+    // A forwarded port in use: the VM does not start, and passt's reason is given.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port();
+    let out = daemon.berthctl(&[
+        "vm",
+        "edit",
+        "netprobe",
+        "--forward",
+        &format!("tcp:{taken_port}:22"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let out = daemon.berthctl(&["vm", "start", "netprobe"]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = text(&out).1;
+    assert!(
+        said.contains("its network did not start: passt: ")
+            && said.contains(&taken_port.to_string()),
+        "{said}"
+    );
+    assert!(!said.contains("syslog"), "{said}");
+
+    // --network none: the guest has no card where the probe looks for one.
+    let out = daemon.berthctl(&["vm", "edit", "netprobe", "--network", "none"]);
+    assert!(
+        text(&out)
+            .1
+            .contains("a VM without a network has no ports to forward"),
+        "{}",
+        text(&out).1
+    );
+    let out = daemon.berthctl(&[
+        "vm",
+        "edit",
+        "netprobe",
+        "--network",
+        "none",
+        "--no-forwards",
+    ]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert!(text(&out).0.contains("Network    none"), "{}", text(&out).0);
+    let out = daemon.berthctl(&["vm", "start", "netprobe"]);
+    assert!(out.status.success(), "{}\n{}", text(&out).1, daemon.log());
+    common::serial_log_shows(daemon, "netprobe", "BERTH-PROBE: net init failed at step 1");
 }
 
 /// Offline (no default route: pasta cannot start), containers run on loopback and publishing
@@ -202,12 +346,7 @@ fn an_offline_hosts_containers_run_on_loopback() {
     let out = daemon.berthctl(&["run", "busybox", "cat", "/proc/net/dev"]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}\n{}", daemon.log());
-    let interfaces: Vec<&str> = stdout
-        .lines()
-        .skip(2)
-        .filter_map(|l| l.split(':').next())
-        .map(str::trim)
-        .collect();
+    let interfaces = interfaces_in_proc_net_dev(&stdout);
     assert_eq!(interfaces, ["lo"], "{stdout}");
     let out = daemon.berthctl(&["run", "-p", "8080:80", "busybox", "true"]);
     assert_eq!(out.status.code(), Some(1));
@@ -252,4 +391,28 @@ fn a_desk_users_containers_are_on_the_network() {
     };
     let daemon = Daemon::start_as(&user, dir.path(), &[]);
     containers_are_on_the_network(&daemon, &tarball, dir.path());
+}
+
+#[test]
+fn a_root_daemons_vm_is_on_the_network() {
+    if !nix::unistd::Uid::effective().is_root()
+        || !common::kvm_available("a_root_daemons_vm_is_on_the_network")
+        || !pasta_installed()
+    {
+        return;
+    }
+    let dir = open_tempdir();
+    let daemon = Daemon::start(dir.path(), &[]);
+    a_vm_is_on_the_network(&daemon, dir.path(), None);
+}
+
+#[test]
+fn a_desk_users_vm_is_on_the_network() {
+    if !common::kvm_available("a_desk_users_vm_is_on_the_network") || !pasta_installed() {
+        return;
+    }
+    let Some(user) = TestUser::desk() else { return };
+    let dir = open_tempdir();
+    let daemon = Daemon::start_as(&user, dir.path(), &[]);
+    a_vm_is_on_the_network(&daemon, dir.path(), Some(&user));
 }

@@ -19,6 +19,7 @@ fn spec(name: &str) -> VmSpec {
         disk: 32 << 20,
         boot: None,
         overcommit: false,
+        ..Default::default()
     }
 }
 

@@ -4,13 +4,15 @@
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 
+use berth_api::network::MacAddress;
 use berth_api::size::parse_size;
 use berth_api::vm::DisplayMode;
 
 /// The usage line berth-vmm prints.
 pub const USAGE: &str = "usage: berth-vmm --kernel BZIMAGE [--initrd FILE] [--cmdline TEXT] \
 [--memory SIZE (e.g. 512M, 2G)] [--cpus N] [--serial-log FILE] [--disk FILE [--read-only]]... \
-[--display WIDTHxHEIGHT] [--control-fd N] [--events-fd N] [--sandbox [--sandbox-ids UID:GID]]";
+[--display WIDTHxHEIGHT] [--control-fd N] [--events-fd N] [--net-fd N --mac MAC] \
+[--sandbox [--sandbox-ids UID:GID]]";
 
 /// The kernel command line when none is given.
 pub const DEFAULT_CMDLINE: &str = "console=ttyS0 panic=-1";
@@ -21,6 +23,8 @@ pub const DEFAULT_MEMORY: u64 = 512 << 20;
 pub const CONTROL_FD: i32 = 3;
 /// The fd berthd puts the display-notice socket on.
 pub const EVENTS_FD: i32 = 4;
+/// The fd berthd puts the network card's socket on (passt's other end).
+pub const NET_FD: i32 = 5;
 
 /// The first of the ids the system daemon gives its VMs' berth-vmm processes, one uid and gid
 /// per running VM: far above real users (Debian gives them from 1000), their subordinate ids
@@ -42,6 +46,20 @@ pub struct Disk {
     pub read_only: bool,
 }
 
+/// The network card's MTU: what berth-vmm's virtio-net reports and berthd has passt hand out
+/// by DHCP. Ethernet's, so every frame fits the receive buffers a Linux driver posts without
+/// mergeable buffers.
+pub const NET_MTU: u16 = 1500;
+
+/// A virtio-net card whose frames go through a connected stream socket, each frame preceded by
+/// its length (4 bytes, big-endian): what passt and QEMU's `-netdev stream` speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetworkCard {
+    /// The inherited socket.
+    pub fd: i32,
+    pub mac: MacAddress,
+}
+
 /// Everything berth-vmm is started with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LaunchOptions {
@@ -61,6 +79,8 @@ pub struct LaunchOptions {
     pub control_fd: Option<i32>,
     /// A SOCK_SEQPACKET socket the display notices go to (`berth_display::notice`).
     pub events_fd: Option<i32>,
+    /// The network card, when the VM has one.
+    pub network: Option<NetworkCard>,
     /// Run the VM sandboxed: a mount namespace of only its files, seccomp, maybe other ids.
     pub sandbox: Option<Sandbox>,
 }
@@ -79,6 +99,7 @@ impl LaunchOptions {
             display: None,
             control_fd: None,
             events_fd: None,
+            network: None,
             sandbox: None,
         }
     }
@@ -115,6 +136,14 @@ impl LaunchOptions {
         if let Some(fd) = self.events_fd {
             args.extend(["--events-fd".into(), fd.to_string().into()]);
         }
+        if let Some(card) = self.network {
+            args.extend([
+                "--net-fd".into(),
+                card.fd.to_string().into(),
+                "--mac".into(),
+                card.mac.to_string().into(),
+            ]);
+        }
         if let Some(sandbox) = self.sandbox {
             args.push("--sandbox".into());
             if let Some((uid, gid)) = sandbox.ids {
@@ -130,6 +159,7 @@ impl LaunchOptions {
         let mut args = args.into_iter();
         let mut kernel = None;
         let mut options = LaunchOptions::new(PathBuf::new());
+        let (mut net_fd, mut mac) = (None, None);
         while let Some(flag) = args.next() {
             let flag = flag.to_string_lossy().into_owned();
             let mut value = || {
@@ -157,6 +187,11 @@ impl LaunchOptions {
                 }
                 "--control-fd" => options.control_fd = Some(number(&flag, &value()?)?),
                 "--events-fd" => options.events_fd = Some(number(&flag, &value()?)?),
+                "--net-fd" => net_fd = Some(number(&flag, &value()?)?),
+                "--mac" => {
+                    let text = text(&flag, &value()?)?;
+                    mac = Some(text.parse().map_err(|e| format!("--mac: {e}"))?);
+                }
                 "--sandbox" => {
                     options.sandbox.get_or_insert(Sandbox { ids: None });
                 }
@@ -175,6 +210,11 @@ impl LaunchOptions {
             }
         }
         options.kernel = kernel.ok_or_else(|| format!("--kernel is required\n{USAGE}"))?;
+        options.network = match (net_fd, mac) {
+            (Some(fd), Some(mac)) => Some(NetworkCard { fd, mac }),
+            (None, None) => None,
+            _ => return Err(format!("--net-fd and --mac go together\n{USAGE}")),
+        };
         Ok(options)
     }
 }
@@ -226,6 +266,10 @@ mod tests {
         });
         options.control_fd = Some(CONTROL_FD);
         options.events_fd = Some(EVENTS_FD);
+        options.network = Some(NetworkCard {
+            fd: NET_FD,
+            mac: MacAddress::for_vm("a"),
+        });
         options.sandbox = Some(Sandbox {
             ids: Some((SANDBOX_ID_BASE, SANDBOX_ID_BASE)),
         });
@@ -257,6 +301,11 @@ mod tests {
             (&["--kernel", "k", "--display", "4096x10"], "--display"),
             (&["--kernel", "k", "--frobnicate"], "unknown argument"),
             (&["--kernel", "k", "--sandbox-ids", "7"], "UID:GID"),
+            (&["--kernel", "k", "--net-fd", "5"], "go together"),
+            (
+                &["--kernel", "k", "--mac", "ff:00:00:00:00:00"],
+                "multicast",
+            ),
             (&["--kernel"], "needs a value"),
             (&["--help"], "usage:"),
         ] {

@@ -8,20 +8,11 @@
  * buffer stays posted) for up to 50 more rounds of its wait, or for as long as it takes with
  * -DPROBE_INPUT_WAIT_FOREVER (the end-to-end tests type after the VM is up; their own timeout
  * ends a probe that waits in vain). */
-static long wait_longer(struct virtq *q)
-{
-    volatile u16 *used_idx = (volatile u16 *)(q->used + 2);
-    for (long spin = 0; *used_idx == q->used_seen; spin++) {
-#ifndef PROBE_INPUT_WAIT_FOREVER
-        if (spin > 50000000)
-            return -1;
+#ifdef PROBE_INPUT_WAIT_FOREVER
+#define WAIT_LONGER -1
+#else
+#define WAIT_LONGER 50000000
 #endif
-        cpu_relax();
-    }
-    volatile u32 *elem = (volatile u32 *)(q->used + 4 + (u64)(q->used_seen % 8) * 8);
-    q->used_seen++;
-    return (long)elem[1];
-}
 
 void input_read(u64 base, u64 rings, int events)
 {
@@ -48,7 +39,7 @@ void input_read(u64 base, u64 rings, int events)
         struct vbuf buf = {EVENT, 8, 1};
         long used = virtio_request(&q, &buf, 1);
         if (used < 0)
-            used = wait_longer(&q);
+            used = virtio_wait(&q, WAIT_LONGER);
         serial_puts("BERTH-PROBE: input event used ");
         serial_put_dec((u64)used);
         serial_putc(' ');

@@ -8,8 +8,8 @@
  *   -DPROBE_INTERACTIVE   stay up: echo each line typed on COM1, power off on "poweroff"
  *   -DPROBE_GPU_ANIMATE   with PROBE_GPU: redraw the display's whole mode forever (benchmarks)
  *   -DPROBE_HALT          stay up, halted: with PROBE_GPU a still screen (idle benchmarks)
- * and, with -DPROBE_VIRTIO / -DPROBE_GPU / -DPROBE_INPUT, drives virtio-blk and virtio-rng /
- * virtio-gpu / virtio-input first.
+ * and, with -DPROBE_VIRTIO / -DPROBE_GPU / -DPROBE_INPUT / -DPROBE_NET, drives virtio-blk and
+ * virtio-rng / virtio-gpu / virtio-input / virtio-net first.
  *
  * Every vCPU enters probe_main(index, count). They take turns printing (no atomics needed: each
  * waits until a shared counter equals its index), then vCPU 0 finishes the run.
@@ -38,6 +38,20 @@
 #define RINGS_INPUT 0x30c000UL
 #ifndef PROBE_INPUT_EVENTS
 #define PROBE_INPUT_EVENTS 4
+#endif
+#endif
+
+#ifdef PROBE_NET
+#include "net.h"
+/* Where berth-vmm puts the network card of a flat image with a display (berthd always gives
+ * one): after the GPU, keyboard and tablet. Then the scratch RAM of its rings and buffers, and
+ * how many datagrams to echo before powering off. */
+#ifndef PROBE_VIRTIO_NET
+#define PROBE_VIRTIO_NET 0xd0006000UL
+#endif
+#define SCRATCH_NET 0x330000UL
+#ifndef PROBE_NET_ECHOES
+#define PROBE_NET_ECHOES 1
 #endif
 #endif
 
@@ -235,6 +249,9 @@ __attribute__((noreturn)) void probe_main(u64 cpu, u64 cpus)
 #endif
 #ifdef PROBE_INPUT
         input_read(PROBE_VIRTIO_INPUT, RINGS_INPUT, PROBE_INPUT_EVENTS);
+#endif
+#ifdef PROBE_NET
+        net_probe(PROBE_VIRTIO_NET, SCRATCH_NET, PROBE_NET_ECHOES);
 #endif
     }
     serial_puts("BERTH-PROBE: hello from vcpu ");

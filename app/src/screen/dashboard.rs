@@ -509,6 +509,7 @@ fn vm_details<'a>(
         heading(format!("VM {}", c.name)),
         text(format!("State: {}", vm.state)),
         text(format!("Boots: {boot}")).size(14),
+        text(format!("Network: {}", c.network.describe(&c.name))).size(14),
         // The guest's screen first, as in VirtualBox and GNOME Boxes: what a user came to see.
         console_section(console),
         section("Allocation (share of the host)"),
@@ -649,6 +650,7 @@ mod tests {
                 boot: None,
                 created: 0,
                 display: Default::default(),
+                network: Default::default(),
             },
             state: VmState::Stopped,
             dir: "/x/web".into(),

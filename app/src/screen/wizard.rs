@@ -304,6 +304,9 @@ impl Wizard {
             disk: r.disk,
             boot,
             overcommit: self.overcommit,
+            // NAT, as every peer gives a new VM; forwards are added in the VM's settings.
+            network: Default::default(),
+            forwards: Vec::new(),
         })
     }
 

@@ -18,6 +18,7 @@
 
 mod input;
 mod launch;
+mod network;
 mod sandbox;
 
 pub use launch::SERIAL_LOG;
@@ -38,7 +39,7 @@ use berth_api::event::Event;
 use berth_api::vm::{DisplayInfo, VmConfig, VmState};
 use berth_display::notice::Notice;
 use berth_vmm_api::channel::ControlClient;
-use berth_vmm_api::launch::{CONTROL_FD, EVENTS_FD};
+use berth_vmm_api::launch::{CONTROL_FD, EVENTS_FD, NET_FD};
 use berth_vmm_api::{Command as VmmCommand, VmmExit};
 use nix::sys::socket::{self, MsgFlags};
 use tokio::sync::broadcast;
@@ -114,6 +115,12 @@ impl Machine {
             self.wait_ended(KILL_GRACE);
         }
     }
+}
+
+/// The processes of one running VM: its berth-vmm and, on a network, its passt.
+struct Processes {
+    vmm: Child,
+    passt: Option<network::Passt>,
 }
 
 /// Every running VM of one daemon.
@@ -248,6 +255,24 @@ impl Machines {
         let mut options = launch::launch_options(config, dir)?;
         let (sandbox, lease) = self.sandbox_ids.take();
         options.sandbox = Some(sandbox);
+        // passt runs as the VM's own ids under a root daemon; in a user's daemon's namespace
+        // 0 is the user.
+        let (mut passt, net_socket) =
+            match network::start(config, dir, sandbox.ids.unwrap_or((0, 0)))? {
+                network::Start::None => (None, None),
+                network::Start::Offline(why) => {
+                    log(format!("VM `{name}`: {why}"));
+                    (None, None)
+                }
+                network::Start::Running {
+                    passt,
+                    card,
+                    socket,
+                } => {
+                    options.network = Some(card);
+                    (Some(passt), Some(socket))
+                }
+            };
         if !self.vmm.is_file() {
             return Err(ApiError::new(
                 ErrorKind::Unsupported,
@@ -268,6 +293,11 @@ impl Machines {
         )
         .map_err(|e| ApiError::internal(format!("cannot make a display channel: {e}")))?;
         let their_notices_fd = their_notices.as_raw_fd();
+        // What berth-vmm inherits, and on which descriptor.
+        let mut inherited = vec![(theirs_fd, CONTROL_FD), (their_notices_fd, EVENTS_FD)];
+        if let Some(socket) = &net_socket {
+            inherited.push((socket.as_raw_fd(), NET_FD));
+        }
         let mut command = Command::new(&self.vmm);
         command
             .args(options.to_args())
@@ -276,21 +306,21 @@ impl Machines {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         // SAFETY: the closure runs in the child between fork and exec and calls only fcntl, dup2
-        // and close, which are async-signal-safe; both descriptors stay open in the parent
-        // until spawn returns.
+        // and close, which are async-signal-safe (it allocates nothing: `inherited` was built
+        // before); the descriptors stay open in the parent until spawn returns.
         unsafe {
             command.pre_exec(move || {
-                // Copies above the targets first, so one socket already sitting on 3 or 4 is
-                // not overwritten by the other; dup2 then clears close-on-exec on fds 3 and 4.
-                let mut copies = [0; 2];
-                for (copy, fd) in copies.iter_mut().zip([theirs_fd, their_notices_fd]) {
-                    *copy = libc::fcntl(fd, libc::F_DUPFD, 10);
+                // Copies above the targets first, so one socket already sitting on a target is
+                // not overwritten by another; dup2 then clears close-on-exec on the targets.
+                let mut copies = [0; 3];
+                for (copy, (fd, _)) in copies.iter_mut().zip(&inherited) {
+                    *copy = libc::fcntl(*fd, libc::F_DUPFD, 10);
                     if *copy < 0 {
                         return Err(std::io::Error::last_os_error());
                     }
                 }
-                for (copy, target) in copies.into_iter().zip([CONTROL_FD, EVENTS_FD]) {
-                    if libc::dup2(copy, target) < 0 {
+                for (copy, (_, target)) in copies.into_iter().zip(&inherited) {
+                    if libc::dup2(copy, *target) < 0 {
                         return Err(std::io::Error::last_os_error());
                     }
                     libc::close(copy);
@@ -303,6 +333,8 @@ impl Machines {
             .map_err(|e| ApiError::internal(format!("cannot run {}: {e}", self.vmm.display())))?;
         drop(theirs);
         drop(their_notices);
+        // berth-vmm holds the card's end now: when it ends, passt sees the socket close.
+        drop(net_socket);
         let (Some(stdin), Some(stdout), Some(mut stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
@@ -313,17 +345,30 @@ impl Machines {
             ));
         };
         let mut control = ControlClient::new(ours);
-        match control.wait_ready(READY_TIMEOUT) {
+        // passt binds the forwarded ports as it starts, faster than berth-vmm gets ready: if
+        // it has ended by then (a port in use), the VM does not start without what it was
+        // promised.
+        let ready = control
+            .wait_ready(READY_TIMEOUT)
+            .map_err(|e| e.to_string())
+            .and_then(|()| match passt.as_mut().and_then(network::Passt::failed) {
+                Some(why) => Err(format!("its network did not start: {why}")),
+                None => Ok(()),
+            });
+        match ready {
             Ok(()) => {}
             Err(failed) => {
                 // It failed before the guest ran: its stderr says why.
                 let _ = child.kill();
                 let _ = child.wait();
+                if let Some(passt) = passt {
+                    passt.reap();
+                }
                 let mut said = String::new();
                 let _ = stderr.read_to_string(&mut said);
                 let said = said.trim().trim_start_matches("berth-vmm: ").to_owned();
-                let why = if said.is_empty() {
-                    failed.to_string()
+                let why = if said.is_empty() || failed.starts_with("its network") {
+                    failed
                 } else {
                     said
                 };
@@ -355,7 +400,10 @@ impl Machines {
         let dir = dir.to_owned();
         std::thread::Builder::new()
             .name(format!("vm-{name}"))
-            .spawn(move || this.wait_for(child, machine, threads, stderr_tail, &config, &dir))
+            .spawn(move || {
+                let processes = Processes { vmm: child, passt };
+                this.wait_for(processes, machine, threads, stderr_tail, &config, &dir)
+            })
             .map_err(|e| ApiError::internal(format!("cannot watch berth-vmm: {e}")))?;
         Ok(())
     }
@@ -424,7 +472,7 @@ impl Machines {
     /// Reaps berth-vmm and records how the VM ended; a guest reset starts it again.
     fn wait_for(
         self: Arc<Self>,
-        mut child: Child,
+        processes: Processes,
         machine: Arc<Machine>,
         threads: [Option<std::thread::JoinHandle<()>>; 3],
         stderr_tail: Arc<Mutex<String>>,
@@ -432,7 +480,14 @@ impl Machines {
         dir: &Path,
     ) {
         let name = &config.name;
+        let Processes {
+            vmm: mut child,
+            passt,
+        } = processes;
         let status = child.wait();
+        if let Some(passt) = passt {
+            passt.reap();
+        }
         // The readers end at EOF, which the exit brings; join them so the console events and
         // the last words on stderr are all in before the state changes.
         for thread in threads.into_iter().flatten() {

@@ -46,6 +46,7 @@ pub async fn create(client: &Client, name: &str, kernel: &Path) {
                 cmdline: String::new(),
             }),
             overcommit: false,
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -7,6 +7,7 @@
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
@@ -14,6 +15,7 @@ use berth_api::input::InputDevice;
 use berth_display::gpu::GpuConfig;
 use berth_display::notice::{Notice, Pending};
 use berth_vmm_api::channel::ControlServer;
+use berth_vmm_api::launch::NetworkCard;
 use berth_vmm_api::{Command, ControlError, LaunchOptions, Reply, VmmExit};
 use vmm_backend::devices::legacy::LegacyDevices;
 use vmm_backend::devices::power_button::{POWER_BUTTON_GSI, PowerButton};
@@ -24,14 +26,16 @@ use vmm_backend::virtio::block::Block;
 use vmm_backend::virtio::gpu::VirtioGpu;
 use vmm_backend::virtio::input::{self, Input, InputHandle};
 use vmm_backend::virtio::mmio_device::VirtioMmioDevices;
+use vmm_backend::virtio::net::{self, Net};
 use vmm_backend::virtio::rng::Rng;
 use vmm_backend::vm::ThreadStart;
 use vmm_backend::{BootSource, GuestRam, Vm, VmConfig, VmExitReason, VmHandle};
 
-/// Where a flat test image (no ACPI) finds the display devices: the GPU, the keyboard and the
-/// tablet in consecutive windows from here (GSIs 16, 17, 18), the fixed addresses the probe's
-/// GPU and input variants drive (`PROBE_VIRTIO_GPU`, `PROBE_VIRTIO_INPUT`).
-const FLAT_DISPLAY_BASE: u64 = 0xd000_3000;
+/// Where a flat test image (no ACPI) finds its devices: the GPU, the keyboard and the tablet in
+/// consecutive windows from here (GSIs 16, 17, 18) when it has a display, then the network
+/// card: the fixed addresses the probe's variants drive (`PROBE_VIRTIO_GPU`,
+/// `PROBE_VIRTIO_INPUT`, `PROBE_VIRTIO_NET`).
+const FLAT_DEVICES_BASE: u64 = 0xd000_3000;
 
 /// Serial output to stdout and, if asked, a log file too.
 struct Console {
@@ -168,6 +172,9 @@ fn run(options: LaunchOptions) -> Result<VmExitReason, String> {
             virtio
                 .attach(&mut vm, Box::new(Rng::new()))
                 .map_err(|e| e.to_string())?;
+            if let Some(card) = options.network {
+                attach_network(&mut vm, &mut virtio, card)?;
+            }
             if let Some(mode) = options.display.map(|d| (d.width, d.height)) {
                 let (devices, notify) = attach_display(&mut vm, &mut virtio, mode, notices)?;
                 (display, notifier) = (Some(devices), notify);
@@ -177,12 +184,16 @@ fn run(options: LaunchOptions) -> Result<VmExitReason, String> {
             BootSource::Linux(linux)
         }
         // A flat test guest has no ACPI to find virtio devices in (and its own use of the MMIO
-        // hole): it gets only the display devices, when asked, at the fixed addresses it knows.
+        // hole): it gets only the display devices, when asked, then the network card, at the
+        // fixed addresses it knows.
         other if options.disks.is_empty() => {
+            virtio = VirtioMmioDevices::with_base(FLAT_DEVICES_BASE);
             if let Some(mode) = options.display.map(|d| (d.width, d.height)) {
-                virtio = VirtioMmioDevices::with_base(FLAT_DISPLAY_BASE);
                 let (devices, notify) = attach_display(&mut vm, &mut virtio, mode, notices)?;
                 (display, notifier) = (Some(devices), notify);
+            }
+            if let Some(card) = options.network {
+                attach_network(&mut vm, &mut virtio, card)?;
             }
             other
         }
@@ -258,6 +269,28 @@ fn run(options: LaunchOptions) -> Result<VmExitReason, String> {
     }
 
     vm.run().map_err(|e| e.to_string())
+}
+
+/// Attaches the virtio-net card whose peer is the inherited socket `card.fd`, woken when the
+/// socket has frames or room.
+fn attach_network(
+    vm: &mut Vm,
+    virtio: &mut VirtioMmioDevices,
+    card: NetworkCard,
+) -> Result<(), String> {
+    // SAFETY: berthd handed us this descriptor for the network card; nothing else in this
+    // process owns it.
+    let socket = UnixStream::from(unsafe { OwnedFd::from_raw_fd(card.fd) });
+    let wake = socket
+        .try_clone()
+        .map_err(|e| format!("cannot watch the network socket: {e}"))?;
+    let net = Net::new(card.mac.0, socket).map_err(|e| e.to_string())?;
+    virtio
+        .attach(vm, Box::new(net))
+        .map_err(|e| e.to_string())?;
+    virtio
+        .wake_on_socket(OwnedFd::from(wake), net::RX_QUEUE as u32)
+        .map_err(|e| e.to_string())
 }
 
 /// The display devices' host side: what the control channel hands out and feeds.

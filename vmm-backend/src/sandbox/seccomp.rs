@@ -129,6 +129,9 @@ fn role_calls(role: ThreadRole) -> &'static [i64] {
             libc::SYS_epoll_wait,
             libc::SYS_epoll_pwait,
             libc::SYS_read,
+            // The network card's socket to passt (Rust's socket reads are recv, writes write).
+            libc::SYS_recvfrom,
+            libc::SYS_sendto,
             libc::SYS_pread64,
             libc::SYS_preadv,
             libc::SYS_pwrite64,

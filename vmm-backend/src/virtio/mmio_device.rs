@@ -89,11 +89,36 @@ impl InterruptSink for IrqfdInterrupt {
     }
 }
 
-/// One queue's ioeventfd and whose queue it is.
+/// What wakes the device thread for a queue.
+enum Wake {
+    /// A counter (ioeventfd, a host-side wake-up): read to reset it.
+    Event(EventFd),
+    /// A device's own socket, watched edge-triggered for reading and writing; the device
+    /// drains it, the thread never reads it.
+    Socket(std::os::fd::OwnedFd),
+}
+
+/// One queue's wake-up and whose queue it is.
 struct Notifier {
-    event: EventFd,
+    wake: Wake,
     device: usize,
     queue: u32,
+}
+
+impl Notifier {
+    fn fd(&self) -> std::os::fd::RawFd {
+        match &self.wake {
+            Wake::Event(event) => event.as_raw_fd(),
+            Wake::Socket(fd) => fd.as_raw_fd(),
+        }
+    }
+
+    fn events(&self) -> EventSet {
+        match self.wake {
+            Wake::Event(_) => EventSet::IN,
+            Wake::Socket(_) => EventSet::IN | EventSet::OUT | EventSet::EDGE_TRIGGERED,
+        }
+    }
 }
 
 /// The virtio-mmio devices of one VM, being attached; [`VirtioMmioDevices::start`] then serves
@@ -176,7 +201,7 @@ impl VirtioMmioDevices {
                     source,
                 })?;
             self.notifiers.push(Notifier {
-                event,
+                wake: Wake::Event(event),
                 device: index,
                 queue,
             });
@@ -200,7 +225,26 @@ impl VirtioMmioDevices {
             return Err(VirtioAttachError::NoDevice);
         };
         self.notifiers.push(Notifier {
-            event,
+            wake: Wake::Event(event),
+            device,
+            queue,
+        });
+        Ok(())
+    }
+
+    /// Also processes queue `queue` of the device attached last whenever `socket` (a copy of
+    /// the device's own) becomes readable or writable: for devices with a peer (virtio-net's
+    /// passt), which drain the socket themselves.
+    pub fn wake_on_socket(
+        &mut self,
+        socket: std::os::fd::OwnedFd,
+        queue: u32,
+    ) -> Result<(), VirtioAttachError> {
+        let Some(device) = self.transports.len().checked_sub(1) else {
+            return Err(VirtioAttachError::NoDevice);
+        };
+        self.notifiers.push(Notifier {
+            wake: Wake::Socket(socket),
             device,
             queue,
         });
@@ -230,8 +274,8 @@ impl VirtioMmioDevices {
             epoll
                 .ctl(
                     ControlOperation::Add,
-                    notifier.event.as_raw_fd(),
-                    EpollEvent::new(EventSet::IN, token as u64),
+                    notifier.fd(),
+                    EpollEvent::new(notifier.events(), token as u64),
                 )
                 .map_err(VirtioAttachError::Epoll)?;
         }
@@ -305,7 +349,9 @@ fn serve(epoll: &Epoll, devices: &VirtioMmioDevices, exit: &EventFd, exit_token:
             };
             // Reading resets the counter: several notifications since the last look are one
             // pass over the queue. EAGAIN (already read) is harmless.
-            let _ = notifier.event.read();
+            if let Wake::Event(event) = &notifier.wake {
+                let _ = event.read();
+            }
             let Some(transport) = devices.transports.get(notifier.device) else {
                 continue;
             };
@@ -401,7 +447,10 @@ mod tests {
         write(&transport, 0x70, 0xf);
         assert_eq!(transport.lock().unwrap().status(), 0xf);
 
-        let kick = devices.notifiers[0].event.try_clone().unwrap();
+        let Wake::Event(event) = &devices.notifiers[0].wake else {
+            panic!("a queue's notifier is an eventfd");
+        };
+        let kick = event.try_clone().unwrap();
         let thread = devices.start().unwrap();
         // What KVM does when the guest writes 0 to QueueNotify.
         kick.write(1).unwrap();

@@ -10,6 +10,7 @@ pub mod gpu;
 pub mod input;
 pub mod mmio;
 pub mod mmio_device;
+pub mod net;
 pub mod rng;
 #[cfg(test)]
 mod testing;

@@ -48,7 +48,19 @@ pub enum ProbeFinish {
     /// input device after the keyboard: one pointer move, then one wheel click), waiting as
     /// long as it takes, then stay up as [`ProbeFinish::Interactive`].
     DisplayPointer,
+    /// On the network through the virtio-net card berth-vmm puts after the display devices of
+    /// a flat image (berthd always gives a display): print its MAC and link, DHCP (print the offer), greet the host at UDP port
+    /// [`NET_HOST_PORT`] through the gateway's address (print the answer), then echo
+    /// [`NET_ECHOES`] datagrams sent to its UDP port 7, then power off.
+    Net,
 }
+
+/// The host's loopback UDP port the [`ProbeFinish::Net`] variant greets (`PROBE_NET_HOST_PORT`).
+pub const NET_HOST_PORT: u16 = 47001;
+/// The guest UDP port the [`ProbeFinish::Net`] variant echoes on (`PROBE_NET_ECHO_PORT`).
+pub const NET_ECHO_PORT: u16 = 7;
+/// How many datagrams the [`ProbeFinish::Net`] variant echoes before it powers off.
+pub const NET_ECHOES: usize = 1;
 
 /// How many keyboard events the [`ProbeFinish::Keys`] variant reads before it powers off.
 pub const KEYS_EVENTS: usize = 20;
@@ -77,6 +89,7 @@ impl ProbeFinish {
             Still,
             DisplayKeys,
             DisplayPointer,
+            Net,
         ]
         .into_iter()
         .find(|f| f.name() == name)
@@ -98,6 +111,7 @@ impl ProbeFinish {
             Self::Still => "still",
             Self::DisplayKeys => "display-keys",
             Self::DisplayPointer => "display-pointer",
+            Self::Net => "net",
         }
     }
 
@@ -111,6 +125,7 @@ impl ProbeFinish {
             Self::Interactive => &["-DPROBE_INTERACTIVE"],
             Self::Gpu => &["-DPROBE_GPU"],
             Self::Input => &["-DPROBE_INPUT"],
+            Self::Net => &["-DPROBE_NET"],
             Self::Display => &["-DPROBE_GPU", "-DPROBE_INTERACTIVE"],
             Self::Animate => &["-DPROBE_GPU", "-DPROBE_GPU_ANIMATE"],
             Self::Still => &["-DPROBE_GPU", "-DPROBE_HALT"],
@@ -139,7 +154,7 @@ impl ProbeFinish {
 }
 
 const SOURCES: &[&str] = &[
-    "start.S", "probe.c", "serial.c", "power.c", "virtio.c", "gpu.c", "input.c", "timer.c",
+    "start.S", "probe.c", "serial.c", "power.c", "virtio.c", "gpu.c", "input.c", "timer.c", "net.c",
 ];
 
 /// The flat image of the probe variant `finish`, built on first use.
@@ -195,6 +210,8 @@ fn build(finish: ProbeFinish) -> Vec<u8> {
             "-fcf-protection=none",
             "-fno-stack-protector",
             "-fno-asynchronous-unwind-tables",
+            // No libc: loops stay loops, not calls to memset or memcpy.
+            "-fno-tree-loop-distribute-patterns",
             "-Wl,--build-id=none",
             "-Wl,-Tprobe.ld",
         ])

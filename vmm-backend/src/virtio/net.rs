@@ -1,0 +1,597 @@
+//! virtio-net (virtio 1.2 §5.1): a network card whose frames go through a connected stream
+//! socket, each frame preceded by its length as 4 big-endian bytes. That framing is what passt
+//! speaks (`-F FD`, QEMU's `-netdev stream`), so berthd hands berth-vmm one end of a socket pair
+//! and passt the other.
+//!
+//! One receive and one transmit queue, no offloads (passt's stream does not carry the virtio
+//! header, so checksums and segmentation stay in the guest), an MTU of [`MTU`] told to the guest
+//! (passt is started with the same one, so its DHCP and the card agree).
+//!
+//! The socket is non-blocking and the device thread is woken edge-triggered when it becomes
+//! readable or writable; any wake-up (a queue notification or the socket) runs one full pass:
+//! send what the guest queued, then hand the guest what arrived while it has buffers. Frames
+//! that arrive while the guest has no buffers wait in the socket (passt then slows down); the
+//! guest's next notification of the receive queue picks them up.
+//!
+//! Whatever the guest or the peer writes, the VMM does not panic: a malformed transmit chain is
+//! dropped and counted, a frame larger than a receive buffer is dropped, and a peer that
+//! breaks the framing (a length no frame has) is cut off: the card reports its link down and
+//! the VM goes on.
+
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+
+use virtio_queue::{Queue, QueueT};
+
+use super::{
+    Activation, DeviceError, GuestMemory, InterruptSink, VIRTIO_F_VERSION_1, VirtioDevice,
+};
+
+/// Virtio device ID of a network card.
+pub const DEVICE_TYPE_NET: u32 = 1;
+/// The receive queue's index.
+pub const RX_QUEUE: usize = 0;
+/// The transmit queue's index.
+pub const TX_QUEUE: usize = 1;
+const QUEUE_SIZES: [u16; 2] = [256, 256];
+
+/// The MTU the card reports (`VIRTIO_NET_F_MTU`), which berthd has passt hand out by DHCP.
+pub const MTU: u16 = berth_vmm_api::launch::NET_MTU;
+/// `VIRTIO_NET_F_MTU`: the `mtu` field of the configuration is valid.
+const F_MTU: u64 = 1 << 3;
+/// `VIRTIO_NET_F_MAC`: the `mac` field is valid.
+const F_MAC: u64 = 1 << 5;
+/// `VIRTIO_NET_F_STATUS`: the `status` field is valid.
+const F_STATUS: u64 = 1 << 16;
+/// `VIRTIO_NET_S_LINK_UP` in `status`.
+const LINK_UP: u16 = 1;
+
+/// `struct virtio_net_hdr_v1`: with VERSION_1 every buffer starts with it, `num_buffers`
+/// included.
+pub const HEADER_LEN: usize = 12;
+/// The largest frame the card sends or takes: the MTU, an Ethernet header and a VLAN tag.
+pub const MAX_FRAME: usize = MTU as usize + 14 + 4;
+/// The largest length the peer may announce: passt's own maximum (65520 bytes of MTU and the
+/// Ethernet header). Anything above is a broken stream, not a big frame.
+const MAX_PEER_FRAME: usize = 65_535 + 14;
+/// The length prefix of the stream framing.
+const LENGTH_LEN: usize = 4;
+/// Transmitted bytes held while the socket is full before the card stops taking more chains.
+const MAX_PENDING_OUT: usize = 256 * 1024;
+
+/// Counters of what the card dropped, for the log and tests.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Dropped {
+    /// Transmit chains that were not a header and a frame of at most [`MAX_FRAME`] bytes.
+    pub tx_malformed: u64,
+    /// Frames from the peer the guest's receive buffer could not take (too small, or not in
+    /// guest RAM).
+    pub rx_too_big: u64,
+}
+
+struct Active {
+    mem: Arc<GuestMemory>,
+    interrupt: Arc<dyn InterruptSink>,
+    rx: Queue,
+    tx: Queue,
+}
+
+/// The network card.
+pub struct Net {
+    mac: [u8; 6],
+    /// The peer (passt); `None` once it closed or broke the framing.
+    peer: Option<UnixStream>,
+    /// Bytes read from the peer not yet handed to the guest: whole frames and maybe the start
+    /// of one. Kept across a device reset: the stream's framing must not lose its place.
+    inbound: Vec<u8>,
+    /// Framed bytes for the peer not yet written (the socket was full). Kept across a reset
+    /// for the same reason.
+    outbound: Vec<u8>,
+    dropped: Dropped,
+    active: Option<Active>,
+}
+
+/// Errors setting the card up.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The peer's socket could not be made non-blocking.
+    #[error("the network socket cannot be made non-blocking: {0}")]
+    NonBlocking(std::io::Error),
+}
+
+impl Net {
+    /// A card with address `mac` whose frames go through `peer`.
+    pub fn new(mac: [u8; 6], peer: UnixStream) -> Result<Self, Error> {
+        peer.set_nonblocking(true).map_err(Error::NonBlocking)?;
+        Ok(Net {
+            mac,
+            peer: Some(peer),
+            inbound: Vec::new(),
+            outbound: Vec::new(),
+            dropped: Dropped::default(),
+            active: None,
+        })
+    }
+
+    /// What the card dropped so far.
+    pub fn dropped(&self) -> Dropped {
+        self.dropped
+    }
+
+    fn config_space(&self) -> [u8; 12] {
+        let mut config = [0u8; 12];
+        config[..6].copy_from_slice(&self.mac);
+        let status = if self.peer.is_some() { LINK_UP } else { 0 };
+        config[6..8].copy_from_slice(&status.to_le_bytes());
+        // max_virtqueue_pairs: one (it is read only with VIRTIO_NET_F_MQ, not offered).
+        config[8..10].copy_from_slice(&1u16.to_le_bytes());
+        config[10..12].copy_from_slice(&MTU.to_le_bytes());
+        config
+    }
+
+    /// The peer is gone or lied: stop using it and tell the guest the link is down.
+    fn lose_peer(&mut self, why: &str) {
+        if self.peer.take().is_some() {
+            log::warn!("the network card's link is down: {why}");
+            self.inbound.clear();
+            self.outbound.clear();
+            if let Some(active) = &self.active {
+                active.interrupt.signal_config();
+            }
+        }
+    }
+
+    /// Writes as much of `outbound` to the peer as it takes; whether all of it went.
+    fn flush(&mut self) -> bool {
+        while !self.outbound.is_empty() {
+            let Some(peer) = self.peer.as_mut() else {
+                self.outbound.clear();
+                return true;
+            };
+            match peer.write(&self.outbound) {
+                Ok(0) => {
+                    self.lose_peer("the peer stopped taking frames");
+                }
+                Ok(n) => {
+                    self.outbound.drain(..n);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => self.lose_peer(&format!("writing to the peer failed: {e}")),
+            }
+        }
+        true
+    }
+
+    /// Takes the guest's transmit chains, frames them for the peer; whether any chain was used.
+    fn transmit(&mut self) -> Result<bool, DeviceError> {
+        let protocol = |reason: String| DeviceError::Protocol {
+            queue: TX_QUEUE,
+            reason,
+        };
+        let mut used_any = false;
+        loop {
+            if !self.flush() && self.outbound.len() >= MAX_PENDING_OUT {
+                // The socket is full: the rest waits for it to drain (the wake-up is the
+                // socket becoming writable).
+                break;
+            }
+            let Some(active) = self.active.as_mut() else {
+                break;
+            };
+            let mem = active.mem.as_ref();
+            let Some(chain) = active.tx.pop_descriptor_chain(mem) else {
+                break;
+            };
+            let head = chain.head_index();
+            let frame = chain.reader(mem).ok().and_then(|mut reader| {
+                let len = reader.available_bytes();
+                if len < HEADER_LEN || len - HEADER_LEN > MAX_FRAME {
+                    return None;
+                }
+                let mut bytes = vec![0u8; len];
+                reader.read_exact(&mut bytes).ok()?;
+                Some(bytes.split_off(HEADER_LEN))
+            });
+            // Transmit buffers are only read: the used length is 0.
+            active
+                .tx
+                .add_used(mem, head, 0)
+                .map_err(|e| protocol(e.to_string()))?;
+            used_any = true;
+            match frame {
+                Some(frame) if self.peer.is_some() => {
+                    let len = u32::try_from(frame.len()).map_err(|e| protocol(e.to_string()))?;
+                    self.outbound.extend_from_slice(&len.to_be_bytes());
+                    self.outbound.extend_from_slice(&frame);
+                }
+                // No link: the frame is lost, as on a card whose cable is out.
+                Some(_) => {}
+                None => self.dropped.tx_malformed += 1,
+            }
+        }
+        self.flush();
+        Ok(used_any)
+    }
+
+    /// Reads what the peer sent, without blocking, until a whole frame is in `inbound`;
+    /// whether one is.
+    fn fill_inbound(&mut self) -> bool {
+        let mut chunk = [0u8; 64 * 1024];
+        loop {
+            match frame_len(&self.inbound) {
+                Some(Ok(len)) if self.inbound.len() >= LENGTH_LEN + len => return true,
+                Some(Err(len)) => {
+                    self.lose_peer(&format!(
+                        "the peer announced a frame of {len} bytes (at most {MAX_PEER_FRAME})"
+                    ));
+                    return false;
+                }
+                _ => {}
+            }
+            let Some(peer) = self.peer.as_mut() else {
+                return false;
+            };
+            match peer.read(&mut chunk) {
+                Ok(0) => {
+                    self.lose_peer("the peer closed its socket");
+                    return false;
+                }
+                Ok(n) => self.inbound.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.lose_peer(&format!("reading from the peer failed: {e}"));
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Hands whole frames to the guest while it has receive buffers; whether any was used.
+    fn receive(&mut self) -> Result<bool, DeviceError> {
+        let protocol = |reason: String| DeviceError::Protocol {
+            queue: RX_QUEUE,
+            reason,
+        };
+        let mut used_any = false;
+        while self.active.is_some() && self.fill_inbound() {
+            let Some(active) = self.active.as_mut() else {
+                break;
+            };
+            let mem = active.mem.as_ref();
+            let Some(chain) = active.rx.pop_descriptor_chain(mem) else {
+                // No buffer: the frame waits for the guest's next notification.
+                break;
+            };
+            let len = match frame_len(&self.inbound) {
+                Some(Ok(len)) => len,
+                _ => break,
+            };
+            let frame = &self.inbound[LENGTH_LEN..LENGTH_LEN + len];
+            let head = chain.head_index();
+            let written = match chain.writer(mem) {
+                Ok(mut writer) if writer.available_bytes() >= HEADER_LEN + frame.len() => {
+                    let mut header = [0u8; HEADER_LEN];
+                    // num_buffers: the frame is in this one buffer.
+                    header[10..12].copy_from_slice(&1u16.to_le_bytes());
+                    writer
+                        .write_all(&header)
+                        .and_then(|()| writer.write_all(frame))
+                        .map_err(|e| protocol(e.to_string()))?;
+                    HEADER_LEN + frame.len()
+                }
+                // A buffer outside RAM or too small for the frame: the frame is dropped and the
+                // buffer goes back empty (the driver refills it).
+                _ => {
+                    self.dropped.rx_too_big += 1;
+                    0
+                }
+            };
+            self.inbound.drain(..LENGTH_LEN + len);
+            let written = u32::try_from(written).map_err(|e| protocol(e.to_string()))?;
+            active
+                .rx
+                .add_used(mem, head, written)
+                .map_err(|e| protocol(e.to_string()))?;
+            used_any = true;
+        }
+        Ok(used_any)
+    }
+}
+
+/// The length the next frame in `bytes` announces: `None` before its 4 bytes are there,
+/// `Err` when it is no frame's length.
+fn frame_len(bytes: &[u8]) -> Option<Result<usize, usize>> {
+    let prefix: [u8; LENGTH_LEN] = bytes.get(..LENGTH_LEN)?.try_into().ok()?;
+    let len = u32::from_be_bytes(prefix) as usize;
+    Some(if len == 0 || len > MAX_PEER_FRAME {
+        Err(len)
+    } else {
+        Ok(len)
+    })
+}
+
+impl VirtioDevice for Net {
+    fn device_type(&self) -> u32 {
+        DEVICE_TYPE_NET
+    }
+    fn queue_max_sizes(&self) -> &[u16] {
+        &QUEUE_SIZES
+    }
+    fn features(&self) -> u64 {
+        VIRTIO_F_VERSION_1 | F_MAC | F_STATUS | F_MTU
+    }
+    fn read_config(&self, offset: u64, data: &mut [u8]) {
+        super::read_config_bytes(&self.config_space(), offset, data);
+    }
+    // The MAC is writable only with VIRTIO_NET_F_CTRL_MAC_ADDR-less legacy drivers; a modern
+    // driver's writes are ignored.
+    fn write_config(&mut self, _offset: u64, _data: &[u8]) {}
+
+    fn activate(&mut self, activation: Activation) -> Result<(), DeviceError> {
+        let got = activation.queues.len();
+        let mut queues = activation.queues.into_iter();
+        let (Some(rx), Some(tx), None) = (queues.next(), queues.next(), queues.next()) else {
+            return Err(DeviceError::QueueCount {
+                expected: QUEUE_SIZES.len(),
+                got,
+            });
+        };
+        self.active = Some(Active {
+            mem: activation.mem,
+            interrupt: activation.interrupt,
+            rx,
+            tx,
+        });
+        Ok(())
+    }
+
+    fn reset(&mut self) {
+        self.active = None;
+    }
+
+    /// Every wake-up, whichever queue or the socket it names, runs a whole pass: transmit,
+    /// then receive.
+    fn process_queue(&mut self, index: usize) -> Result<(), DeviceError> {
+        if index >= QUEUE_SIZES.len() {
+            return Err(DeviceError::NoSuchQueue(index));
+        }
+        if self.active.is_none() {
+            // The socket woke a card the driver has not started: frames wait in the socket.
+            return Ok(());
+        }
+        let sent = self.transmit()?;
+        let received = self.receive()?;
+        if (sent || received)
+            && let Some(active) = &self.active
+        {
+            active.interrupt.signal_used_queue();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::virtio::testing::{Buf, CountingSink, guest_memory};
+    use berth_display::testing::{Ring, read_bytes, write_bytes};
+    use std::sync::atomic::Ordering;
+
+    const MAC: [u8; 6] = [0x52, 0x54, 0, 1, 2, 3];
+    const TX_BASE: u64 = 0x4000;
+
+    struct Card {
+        net: Net,
+        peer: UnixStream,
+        mem: Arc<GuestMemory>,
+        irq: Arc<CountingSink>,
+        rx: Ring,
+        tx: Ring,
+    }
+
+    fn card() -> Card {
+        let (ours, peer) = UnixStream::pair().unwrap();
+        let mut net = Net::new(MAC, ours).unwrap();
+        let mem = guest_memory();
+        let irq = Arc::new(CountingSink::default());
+        let (rx, tx) = (Ring::new(0), Ring::new(TX_BASE));
+        net.activate(Activation {
+            mem: mem.clone(),
+            interrupt: irq.clone(),
+            queues: vec![rx.queue(), tx.queue()],
+            acked_features: net.features(),
+        })
+        .unwrap();
+        peer.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        Card {
+            net,
+            peer,
+            mem,
+            irq,
+            rx,
+            tx,
+        }
+    }
+
+    impl Card {
+        /// The guest queues `frame` (after a zero header) for sending.
+        fn send(&mut self, at: u64, frame: &[u8]) {
+            let mut bytes = vec![0u8; HEADER_LEN];
+            bytes.extend_from_slice(frame);
+            write_bytes(&self.mem, at, &bytes);
+            self.tx
+                .submit(&self.mem, &[Buf(at, bytes.len() as u32, false)]);
+        }
+
+        /// The peer sends `frame`, framed.
+        fn peer_sends(&mut self, frame: &[u8]) {
+            self.peer
+                .write_all(&(frame.len() as u32).to_be_bytes())
+                .unwrap();
+            self.peer.write_all(frame).unwrap();
+        }
+
+        fn peer_reads(&mut self) -> Vec<u8> {
+            let mut len = [0u8; 4];
+            self.peer.read_exact(&mut len).unwrap();
+            let mut frame = vec![0u8; u32::from_be_bytes(len) as usize];
+            self.peer.read_exact(&mut frame).unwrap();
+            frame
+        }
+    }
+
+    fn ethernet(payload_len: usize, fill: u8) -> Vec<u8> {
+        let mut frame = vec![0xff; 6];
+        frame.extend_from_slice(&MAC);
+        frame.extend_from_slice(&[0x08, 0x00]);
+        frame.resize(14 + payload_len, fill);
+        frame
+    }
+
+    #[test]
+    fn configuration_has_the_mac_the_link_and_the_mtu() {
+        let card = card();
+        let mut config = [0u8; 12];
+        card.net.read_config(0, &mut config);
+        assert_eq!(config[..6], MAC);
+        assert_eq!(u16::from_le_bytes([config[6], config[7]]), LINK_UP);
+        assert_eq!(u16::from_le_bytes([config[10], config[11]]), MTU);
+        assert_eq!(card.net.device_type(), 1);
+        assert_ne!(card.net.features() & F_MAC, 0);
+    }
+
+    #[test]
+    fn transmitted_frames_reach_the_peer_framed_without_the_header() {
+        let mut card = card();
+        let (a, b) = (ethernet(46, 0xaa), ethernet(1500, 0xbb));
+        card.send(0x10000, &a);
+        card.send(0x20000, &b);
+        card.net.process_queue(TX_QUEUE).unwrap();
+        assert_eq!(card.peer_reads(), a);
+        assert_eq!(card.peer_reads(), b);
+        assert_eq!(card.tx.used_idx(&card.mem), 2);
+        assert_eq!(card.tx.used(&card.mem, 0).1, 0);
+        assert_eq!(card.irq.used.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn received_frames_fill_guest_buffers_one_each() {
+        let mut card = card();
+        let (a, b) = (ethernet(60, 1), ethernet(1000, 2));
+        card.peer_sends(&a);
+        card.peer_sends(&b);
+        // No buffer yet: the frames wait.
+        card.net.process_queue(RX_QUEUE).unwrap();
+        assert_eq!(card.rx.used_idx(&card.mem), 0);
+        for at in [0x10000u64, 0x20000] {
+            card.rx.submit(&card.mem, &[Buf(at, 1526, true)]);
+        }
+        card.net.process_queue(RX_QUEUE).unwrap();
+        assert_eq!(card.rx.used_idx(&card.mem), 2);
+        assert_eq!(card.rx.used(&card.mem, 0).1 as usize, HEADER_LEN + a.len());
+        let header = read_bytes(&card.mem, 0x10000, HEADER_LEN);
+        assert_eq!(header[10..12], [1, 0], "num_buffers");
+        assert_eq!(
+            read_bytes(&card.mem, 0x10000 + HEADER_LEN as u64, a.len()),
+            a
+        );
+        assert_eq!(
+            read_bytes(&card.mem, 0x20000 + HEADER_LEN as u64, b.len()),
+            b
+        );
+    }
+
+    #[test]
+    fn a_frame_split_across_reads_arrives_whole() {
+        let mut card = card();
+        let frame = ethernet(500, 7);
+        card.rx.submit(&card.mem, &[Buf(0x10000, 1526, true)]);
+        card.peer
+            .write_all(&(frame.len() as u32).to_be_bytes())
+            .unwrap();
+        card.peer.write_all(&frame[..100]).unwrap();
+        card.net.process_queue(RX_QUEUE).unwrap();
+        assert_eq!(card.rx.used_idx(&card.mem), 0);
+        card.peer.write_all(&frame[100..]).unwrap();
+        card.net.process_queue(RX_QUEUE).unwrap();
+        assert_eq!(card.rx.used_idx(&card.mem), 1);
+        assert_eq!(
+            read_bytes(&card.mem, 0x10000 + HEADER_LEN as u64, frame.len()),
+            frame
+        );
+    }
+
+    #[test]
+    fn malformed_chains_and_oversized_frames_are_dropped_not_fatal() {
+        let mut card = card();
+        // Shorter than the header, larger than a frame, outside memory.
+        card.tx.submit(&card.mem, &[Buf(0x10000, 4, false)]);
+        card.tx.submit(
+            &card.mem,
+            &[Buf(0x10000, (HEADER_LEN + MAX_FRAME + 1) as u32, false)],
+        );
+        card.tx
+            .submit(&card.mem, &[Buf(0xffff_0000_0000, 64, false)]);
+        card.net.process_queue(TX_QUEUE).unwrap();
+        assert_eq!(card.tx.used_idx(&card.mem), 3);
+        assert_eq!(card.net.dropped().tx_malformed, 3);
+        // A receive buffer too small for the frame gets it dropped, the next frame goes on.
+        card.peer_sends(&ethernet(1000, 1));
+        card.peer_sends(&ethernet(20, 2));
+        card.rx.submit(&card.mem, &[Buf(0x10000, 100, true)]);
+        card.rx.submit(&card.mem, &[Buf(0x20000, 1526, true)]);
+        card.net.process_queue(RX_QUEUE).unwrap();
+        assert_eq!(card.net.dropped().rx_too_big, 1);
+        assert_eq!(card.rx.used(&card.mem, 0).1, 0);
+        assert_eq!(card.rx.used(&card.mem, 1).1 as usize, HEADER_LEN + 34);
+        // Still sending.
+        let frame = ethernet(46, 3);
+        card.send(0x30000, &frame);
+        card.net.process_queue(TX_QUEUE).unwrap();
+        assert_eq!(card.peer_reads(), frame);
+    }
+
+    #[test]
+    fn a_peer_that_breaks_the_framing_takes_the_link_down() {
+        let mut card = card();
+        card.peer.write_all(&u32::MAX.to_be_bytes()).unwrap();
+        card.rx.submit(&card.mem, &[Buf(0x10000, 1526, true)]);
+        card.net.process_queue(RX_QUEUE).unwrap();
+        let mut status = [0u8; 2];
+        card.net.read_config(6, &mut status);
+        assert_eq!(u16::from_le_bytes(status), 0, "link down");
+        assert_eq!(card.irq.config.load(Ordering::SeqCst), 1);
+        // The guest may go on sending: frames are lost, nothing fails.
+        card.send(0x20000, &ethernet(46, 0));
+        card.net.process_queue(TX_QUEUE).unwrap();
+        assert_eq!(card.tx.used_idx(&card.mem), 1);
+    }
+
+    #[test]
+    fn a_closed_peer_takes_the_link_down() {
+        let mut card = card();
+        let Card { net, peer, .. } = &mut card;
+        peer.shutdown(std::net::Shutdown::Both).unwrap();
+        net.process_queue(RX_QUEUE).unwrap();
+        let mut status = [0u8; 2];
+        net.read_config(6, &mut status);
+        assert_eq!(u16::from_le_bytes(status), 0);
+    }
+
+    #[test]
+    fn wake_ups_before_activation_leave_frames_in_the_socket() {
+        let (ours, mut peer) = UnixStream::pair().unwrap();
+        let mut net = Net::new(MAC, ours).unwrap();
+        peer.write_all(&[0, 0, 0, 60]).unwrap();
+        assert!(net.process_queue(RX_QUEUE).is_ok());
+        assert!(net.inbound.is_empty());
+        assert!(matches!(
+            net.process_queue(2),
+            Err(DeviceError::NoSuchQueue(2))
+        ));
+    }
+}
