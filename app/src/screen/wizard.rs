@@ -12,6 +12,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use berth_api::iso::{IsoInfo, IsoKind};
+use berth_api::network::{PortForward, VmNetwork};
 
 use berth_api::size::format_size;
 use berth_api::utilisation::{Resources, host_allocation, vm_allocation};
@@ -54,6 +55,10 @@ pub enum Message {
     /// Disk in GiB.
     Disk(u32),
     Overcommit(bool),
+    /// On the network (NAT through passt) or not.
+    Network(bool),
+    /// Port forwards, `[tcp:|udp:][IP:]HOST:GUEST` separated by spaces or commas.
+    Forwards(String),
     Create,
     Cancel,
 }
@@ -132,6 +137,9 @@ pub struct Wizard {
     pub memory_mib: u32,
     pub disk_gib: u32,
     pub overcommit: bool,
+    /// On the network (NAT through passt), as every peer puts a new VM.
+    pub network: bool,
+    pub forwards: String,
     /// The host's totals and what the existing VMs were given.
     host: Resources,
     allocated: Vec<Resources>,
@@ -152,6 +160,8 @@ impl Wizard {
             kernel: String::new(),
             initrd: String::new(),
             cmdline: "console=ttyS0".into(),
+            network: true,
+            forwards: String::new(),
             iso: String::new(),
             iso_state: IsoState::Unknown,
             entry: 0,
@@ -273,6 +283,23 @@ impl Wizard {
         validate::vm_resources(&self.resources(), &self.host, self.overcommit).err()
     }
 
+    /// The network and its forwards as the form has them, checked as berthd checks them.
+    fn network(&self) -> Result<(VmNetwork, Vec<PortForward>), String> {
+        let network = if self.network {
+            VmNetwork::Nat
+        } else {
+            VmNetwork::None
+        };
+        let forwards = self
+            .forwards
+            .split([' ', ','])
+            .filter(|f| !f.is_empty())
+            .map(PortForward::parse_vm_forward)
+            .collect::<Result<Vec<_>, _>>()?;
+        validate::vm_forwards(network, &forwards)?;
+        Ok((network, forwards))
+    }
+
     /// The request the form describes, once every check passes.
     pub fn spec(&self) -> Result<VmSpec, String> {
         if let Some(problem) = self
@@ -282,6 +309,7 @@ impl Wizard {
         {
             return Err(problem);
         }
+        let (network, forwards) = self.network()?;
         let boot = match self.boot {
             Boot::Kernel => Some(BootSource::Kernel {
                 kernel: PathBuf::from(self.kernel.trim()),
@@ -304,9 +332,8 @@ impl Wizard {
             disk: r.disk,
             boot,
             overcommit: self.overcommit,
-            // NAT, as every peer gives a new VM; forwards are added in the VM's settings.
-            network: Default::default(),
-            forwards: Vec::new(),
+            network,
+            forwards,
         })
     }
 
@@ -350,6 +377,8 @@ impl Wizard {
                 self.touched.disk = true;
             }
             Message::Overcommit(v) => self.overcommit = v,
+            Message::Network(v) => self.network = v,
+            Message::Forwards(v) => self.forwards = v,
             Message::Cancel => return Some(Event::Cancel),
             Message::Create => {
                 return match self.spec() {
@@ -542,8 +571,25 @@ impl Wizard {
             text("Resources").size(15),
             resources,
             problem(self.resources_problem()),
+            row![
+                checkbox(self.network)
+                    .label("On the network (NAT)")
+                    .on_toggle(Message::Network),
+                field(
+                    "Forwards",
+                    text_input("none, e.g. tcp:2222:22", &self.forwards)
+                        .id("forwards")
+                        .on_input(Message::Forwards)
+                        .width(Length::Fixed(260.0))
+                ),
+            ]
+            .spacing(20)
+            .align_y(iced::Alignment::Center),
         ]
         .spacing(8);
+        if let Some(why) = self.network().err() {
+            page = page.push(problem(Some(why)));
+        }
         if let Some(error) = &self.error {
             page = page.push(problem(Some(error.clone())));
         }
@@ -640,6 +686,29 @@ mod tests {
             "the daemon's refusal is shown"
         );
         assert!(!wizard.busy);
+    }
+
+    #[test]
+    fn forwards_are_typed_checked_and_sent() {
+        let mut wizard = Wizard::new(HOST, vec![]);
+        wizard.update(Message::Name("ssh".into()));
+        wizard.update(Message::Boot(Boot::Nothing));
+        assert_eq!(wizard.spec().unwrap().network, VmNetwork::Nat);
+        interact(&mut wizard, |ui| {
+            ui.click(iced::widget::Id::new("forwards")).unwrap();
+            ui.typewrite("tcp:2222:22, udp:99999:53");
+        });
+        let why = wizard.spec().unwrap_err();
+        assert!(why.contains("the host port 99999 is outside"), "{why}");
+        assert!(simulator(wizard.view()).find(why.as_str()).is_ok());
+        wizard.update(Message::Forwards("tcp:2222:22 udp:5353:53".into()));
+        let spec = wizard.spec().unwrap();
+        let written: Vec<String> = spec.forwards.iter().map(PortForward::vm_forward).collect();
+        assert_eq!(written, ["tcp:127.0.0.1:2222:22", "udp:127.0.0.1:5353:53"]);
+        wizard.update(Message::Network(false));
+        assert!(wizard.spec().unwrap_err().contains("no ports to forward"));
+        wizard.update(Message::Forwards(String::new()));
+        assert_eq!(wizard.spec().unwrap().network, VmNetwork::None);
     }
 
     #[test]

@@ -513,7 +513,33 @@ fn carry_out(
     Ok(Reply::Done)
 }
 
+/// The library's warnings and errors (a device stopped by what its guest did, a network peer
+/// gone) on stderr, which berthd copies into its log.
+struct StderrLogger;
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        metadata.level() <= log::Level::Warn
+    }
+    fn log(&self, record: &log::Record) {
+        if self.enabled(record.metadata()) {
+            let level = match record.level() {
+                log::Level::Error => "error",
+                _ => "warning",
+            };
+            eprintln!("berth-vmm: {level}: {}", record.args());
+        }
+    }
+    fn flush(&self) {}
+}
+
+static LOGGER: StderrLogger = StderrLogger;
+
 fn main() -> ExitCode {
+    // Only fails when a logger is set already, which nothing else here does.
+    if log::set_logger(&LOGGER).is_ok() {
+        log::set_max_level(log::LevelFilter::Warn);
+    }
     let options = match LaunchOptions::parse(std::env::args_os().skip(1)) {
         Ok(options) => options,
         Err(message) => {

@@ -82,14 +82,94 @@ pub struct Net {
     mac: [u8; 6],
     /// The peer (passt); `None` once it closed or broke the framing.
     peer: Option<UnixStream>,
-    /// Bytes read from the peer not yet handed to the guest: whole frames and maybe the start
-    /// of one. Kept across a device reset: the stream's framing must not lose its place.
-    inbound: Vec<u8>,
+    /// What the peer sent, not yet handed to the guest. Kept across a device reset: the
+    /// stream's framing must not lose its place.
+    inbound: Inbound,
     /// Framed bytes for the peer not yet written (the socket was full). Kept across a reset
     /// for the same reason.
     outbound: Vec<u8>,
     dropped: Dropped,
     active: Option<Active>,
+}
+
+/// Bytes read from the peer: whole frames and maybe the start of one, from `start` on. Read
+/// ahead of the guest's buffers (up to [`MAX_INBOUND`]) so that passt's writes do not stall
+/// while the guest refills its queue: a peer that cannot write drops frames, and TCP then waits
+/// for retransmissions.
+#[derive(Default)]
+struct Inbound {
+    bytes: Vec<u8>,
+    start: usize,
+}
+
+/// How far the card reads ahead of the guest.
+const MAX_INBOUND: usize = 1 << 20;
+/// How much one read asks for.
+const READ_CHUNK: usize = 64 * 1024;
+
+impl Inbound {
+    fn len(&self) -> usize {
+        self.bytes.len() - self.start
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.start = 0;
+    }
+
+    /// The next whole frame: `None` while it has not all arrived, `Err` with the announced
+    /// length when that is no frame's.
+    fn next_frame(&self) -> Option<Result<&[u8], usize>> {
+        let pending = &self.bytes[self.start..];
+        Some(match frame_len(pending)? {
+            Ok(len) => Ok(pending.get(LENGTH_LEN..LENGTH_LEN + len)?),
+            Err(len) => Err(len),
+        })
+    }
+
+    /// The frame [`Inbound::next_frame`] returned is done with.
+    fn consume(&mut self, frame_len: usize) {
+        self.start = (self.start + LENGTH_LEN + frame_len).min(self.bytes.len());
+        if self.start == self.bytes.len() {
+            self.clear();
+        }
+    }
+
+    /// Reads from `peer` without blocking until it has nothing more or this is full. Returns
+    /// how the reading ended.
+    fn fill_from(&mut self, peer: &mut UnixStream) -> Filled {
+        // Moving the unread bytes to the front when they are fewer than the read ones keeps
+        // each byte moved at most once on average.
+        if self.start > 0 && self.start >= self.len() {
+            self.bytes.drain(..self.start);
+            self.start = 0;
+        }
+        while self.len() < MAX_INBOUND {
+            let end = self.bytes.len();
+            self.bytes.resize(end + READ_CHUNK, 0);
+            let got = peer.read(&mut self.bytes[end..]);
+            self.bytes.truncate(end + *got.as_ref().unwrap_or(&0));
+            match got {
+                Ok(0) => return Filled::Closed,
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Filled::Drained,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Filled::Failed(e),
+            }
+        }
+        Filled::Full
+    }
+}
+
+/// How [`Inbound::fill_from`] ended.
+enum Filled {
+    /// The socket has nothing more for now.
+    Drained,
+    /// The read-ahead is full; the socket may hold more.
+    Full,
+    /// The peer closed its end.
+    Closed,
+    Failed(std::io::Error),
 }
 
 /// Errors setting the card up.
@@ -107,7 +187,7 @@ impl Net {
         Ok(Net {
             mac,
             peer: Some(peer),
-            inbound: Vec::new(),
+            inbound: Inbound::default(),
             outbound: Vec::new(),
             dropped: Dropped::default(),
             active: None,
@@ -215,64 +295,57 @@ impl Net {
         Ok(used_any)
     }
 
-    /// Reads what the peer sent, without blocking, until a whole frame is in `inbound`;
-    /// whether one is.
-    fn fill_inbound(&mut self) -> bool {
-        let mut chunk = [0u8; 64 * 1024];
-        loop {
-            match frame_len(&self.inbound) {
-                Some(Ok(len)) if self.inbound.len() >= LENGTH_LEN + len => return true,
-                Some(Err(len)) => {
-                    self.lose_peer(&format!(
-                        "the peer announced a frame of {len} bytes (at most {MAX_PEER_FRAME})"
-                    ));
-                    return false;
-                }
-                _ => {}
+    /// Reads what the peer sent into the read-ahead; whether it stopped full (the socket may
+    /// hold more).
+    fn read_peer(&mut self) -> bool {
+        let Some(peer) = self.peer.as_mut() else {
+            return false;
+        };
+        match self.inbound.fill_from(peer) {
+            Filled::Drained => false,
+            Filled::Full => true,
+            Filled::Closed => {
+                self.lose_peer("the peer closed its socket");
+                false
             }
-            let Some(peer) = self.peer.as_mut() else {
-                return false;
-            };
-            match peer.read(&mut chunk) {
-                Ok(0) => {
-                    self.lose_peer("the peer closed its socket");
-                    return false;
-                }
-                Ok(n) => self.inbound.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.lose_peer(&format!("reading from the peer failed: {e}"));
-                    return false;
-                }
+            Filled::Failed(e) => {
+                self.lose_peer(&format!("reading from the peer failed: {e}"));
+                false
             }
         }
     }
 
-    /// Hands whole frames to the guest while it has receive buffers; whether any was used.
-    fn receive(&mut self) -> Result<bool, DeviceError> {
+    /// Hands whole frames to the guest while it has receive buffers. Returns whether any
+    /// buffer was used, and whether the guest ran out of them.
+    fn deliver(&mut self) -> Result<(bool, bool), DeviceError> {
         let protocol = |reason: String| DeviceError::Protocol {
             queue: RX_QUEUE,
             reason,
         };
         let mut used_any = false;
-        while self.active.is_some() && self.fill_inbound() {
+        loop {
+            let frame = match self.inbound.next_frame() {
+                None => return Ok((used_any, false)),
+                Some(Ok(frame)) => frame,
+                Some(Err(len)) => {
+                    self.lose_peer(&format!(
+                        "the peer announced a frame of {len} bytes (at most {MAX_PEER_FRAME})"
+                    ));
+                    return Ok((used_any, false));
+                }
+            };
             let Some(active) = self.active.as_mut() else {
-                break;
+                return Ok((used_any, false));
             };
             let mem = active.mem.as_ref();
             let Some(chain) = active.rx.pop_descriptor_chain(mem) else {
                 // No buffer: the frame waits for the guest's next notification.
-                break;
+                return Ok((used_any, true));
             };
-            let len = match frame_len(&self.inbound) {
-                Some(Ok(len)) => len,
-                _ => break,
-            };
-            let frame = &self.inbound[LENGTH_LEN..LENGTH_LEN + len];
             let head = chain.head_index();
+            let len = frame.len();
             let written = match chain.writer(mem) {
-                Ok(mut writer) if writer.available_bytes() >= HEADER_LEN + frame.len() => {
+                Ok(mut writer) if writer.available_bytes() >= HEADER_LEN + len => {
                     let mut header = [0u8; HEADER_LEN];
                     // num_buffers: the frame is in this one buffer.
                     header[10..12].copy_from_slice(&1u16.to_le_bytes());
@@ -280,7 +353,7 @@ impl Net {
                         .write_all(&header)
                         .and_then(|()| writer.write_all(frame))
                         .map_err(|e| protocol(e.to_string()))?;
-                    HEADER_LEN + frame.len()
+                    HEADER_LEN + len
                 }
                 // A buffer outside RAM or too small for the frame: the frame is dropped and the
                 // buffer goes back empty (the driver refills it).
@@ -289,7 +362,7 @@ impl Net {
                     0
                 }
             };
-            self.inbound.drain(..LENGTH_LEN + len);
+            self.inbound.consume(len);
             let written = u32::try_from(written).map_err(|e| protocol(e.to_string()))?;
             active
                 .rx
@@ -297,7 +370,21 @@ impl Net {
                 .map_err(|e| protocol(e.to_string()))?;
             used_any = true;
         }
-        Ok(used_any)
+    }
+
+    /// Reads ahead from the peer and hands the guest what fits its buffers; whether any buffer
+    /// was used.
+    fn receive(&mut self) -> Result<bool, DeviceError> {
+        let mut used_any = false;
+        loop {
+            let full = self.read_peer();
+            let (used, out_of_buffers) = self.deliver()?;
+            used_any |= used;
+            // Read again only when the read-ahead was full and delivering made room.
+            if !full || out_of_buffers || !used {
+                return Ok(used_any);
+            }
+        }
     }
 }
 
@@ -506,6 +593,37 @@ mod tests {
     }
 
     #[test]
+    fn frames_are_read_ahead_of_the_guests_buffers_and_arrive_in_order() {
+        let mut card = card();
+        // One write: a socket's buffer holds this much, not as many small writes.
+        let mut stream = Vec::new();
+        for i in 0..60u8 {
+            stream.extend_from_slice(&1014u32.to_be_bytes());
+            stream.extend_from_slice(&ethernet(1000, i));
+        }
+        card.peer.write_all(&stream).unwrap();
+        // No buffer: the socket is emptied all the same, so the peer can go on writing.
+        card.net.process_queue(RX_QUEUE).unwrap();
+        assert_eq!(card.net.inbound.len(), stream.len());
+        for round in 0..6u8 {
+            for slot in 0..10u64 {
+                card.rx
+                    .submit(&card.mem, &[Buf(0x10000 + slot * 0x800, 1526, true)]);
+            }
+            card.net.process_queue(RX_QUEUE).unwrap();
+            for slot in 0..10u64 {
+                let first = HEADER_LEN as u64 + 14;
+                assert_eq!(
+                    read_bytes(&card.mem, 0x10000 + slot * 0x800 + first, 1)[0],
+                    round * 10 + slot as u8
+                );
+            }
+        }
+        assert_eq!(card.rx.used_idx(&card.mem), 60);
+        assert_eq!(card.net.inbound.len(), 0);
+    }
+
+    #[test]
     fn a_frame_split_across_reads_arrives_whole() {
         let mut card = card();
         let frame = ethernet(500, 7);
@@ -588,7 +706,7 @@ mod tests {
         let mut net = Net::new(MAC, ours).unwrap();
         peer.write_all(&[0, 0, 0, 60]).unwrap();
         assert!(net.process_queue(RX_QUEUE).is_ok());
-        assert!(net.inbound.is_empty());
+        assert_eq!(net.inbound.len(), 0);
         assert!(matches!(
             net.process_queue(2),
             Err(DeviceError::NoSuchQueue(2))
