@@ -52,6 +52,9 @@ pub struct RunSpec {
     /// Host ports forwarded to the container (`-p`).
     #[serde(default)]
     pub ports: Vec<PortForward>,
+    /// Also publish every port the image EXPOSEs on a free host port (`-P`), as Docker does.
+    #[serde(default)]
+    pub publish_all: bool,
 }
 
 /// Where a container is in its life.

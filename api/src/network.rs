@@ -364,6 +364,17 @@ impl PortForward {
     }
 }
 
+/// A port as an image's `ExposedPorts` names it: `80/tcp`, `53/udp`, or `80` (TCP).
+pub fn exposed_port(key: &str) -> Option<(u16, Protocol)> {
+    let (port, protocol) = match key.split_once('/') {
+        Some((port, "tcp")) => (port, Protocol::Tcp),
+        Some((port, "udp")) => (port, Protocol::Udp),
+        Some(_) => return None,
+        None => (key, Protocol::Tcp),
+    };
+    port_of(port, "container").ok().map(|port| (port, protocol))
+}
+
 /// The port options of passt and pasta for `forwards`: `-t ADDRESS/HOST:TARGET` each, and
 /// `none` for a protocol with no forward (pasta's default would forward every bound port).
 pub fn passt_port_args(forwards: &[PortForward]) -> Vec<String> {
@@ -455,6 +466,16 @@ mod tests {
             ["-t", "127.0.0.1/18080:80", "-t", "2222:22", "-u", "none"]
         );
         assert_eq!(passt_port_args(&[]), ["-t", "none", "-u", "none"]);
+    }
+
+    #[test]
+    fn exposed_ports_are_read_as_images_write_them() {
+        assert_eq!(exposed_port("80/tcp"), Some((80, Protocol::Tcp)));
+        assert_eq!(exposed_port("53/udp"), Some((53, Protocol::Udp)));
+        assert_eq!(exposed_port("8080"), Some((8080, Protocol::Tcp)));
+        for bad in ["80/sctp", "http/tcp", "0/tcp", "70000"] {
+            assert_eq!(exposed_port(bad), None, "{bad}");
+        }
     }
 
     #[test]

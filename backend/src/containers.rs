@@ -15,7 +15,7 @@ use berth_api::container::{
 };
 use berth_api::error::{ApiError, ErrorKind};
 use berth_api::event::Event;
-use berth_api::network::{ContainerNetwork, PortForward};
+use berth_api::network::{ContainerNetwork, PortForward, Protocol};
 use berth_api::utilisation::{Resources, Shares, container_allocation, ratio};
 use berth_api::validate;
 use container_backend::image::{Image, ImageStore};
@@ -359,6 +359,15 @@ impl Engine {
             .resolve(&spec.image)
             .map_err(crate::images::image_error)?;
         let run = &image.config.config;
+        let mut ports = spec.ports.clone();
+        if spec.publish_all {
+            if spec.network == ContainerNetwork::None {
+                return Err(ApiError::invalid(
+                    "-P with --network none: a container without a network publishes no ports",
+                ));
+            }
+            ports.extend(publish_exposed(run.exposed_ports.keys(), &spec.ports)?);
+        }
         let mut command = run.entrypoint.clone().unwrap_or_default();
         command.extend(if spec.command.is_empty() {
             run.cmd.clone().unwrap_or_default()
@@ -403,7 +412,7 @@ impl Engine {
                 created: now(),
                 state: ContainerState::Created,
                 network: spec.network,
-                ports: spec.ports.clone(),
+                ports,
             };
             fs::create_dir_all(self.dir(&id)).map_err(internal)?;
             self.persist(&record)?;
@@ -664,4 +673,39 @@ impl Engine {
             })
             .collect())
     }
+}
+
+/// Forwards for the image's EXPOSEd ports that `published` does not publish yet, each from a
+/// free host port on every address (Docker's `-P`). The kernel picks the port (a bind to port
+/// 0); pasta binds it a moment later.
+fn publish_exposed<'a>(
+    exposed: impl Iterator<Item = &'a String>,
+    published: &[PortForward],
+) -> Result<Vec<PortForward>, ApiError> {
+    let mut forwards = Vec::new();
+    for key in exposed {
+        let Some((target_port, protocol)) = berth_api::network::exposed_port(key) else {
+            continue;
+        };
+        if published
+            .iter()
+            .any(|p| p.target_port == target_port && p.protocol == protocol)
+        {
+            continue;
+        }
+        let free = match protocol {
+            Protocol::Tcp => {
+                std::net::TcpListener::bind(("0.0.0.0", 0)).and_then(|l| l.local_addr())
+            }
+            Protocol::Udp => std::net::UdpSocket::bind(("0.0.0.0", 0)).and_then(|s| s.local_addr()),
+        }
+        .map_err(|e| internal(format!("cannot find a free host port for {key}: {e}")))?;
+        forwards.push(PortForward {
+            protocol,
+            host_ip: None,
+            host_port: free.port(),
+            target_port,
+        });
+    }
+    Ok(forwards)
 }

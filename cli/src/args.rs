@@ -69,6 +69,9 @@ pub enum ContainerCommand {
             value_name = "[IP:]HOST:CONTAINER[/udp]"
         )]
         publish: Vec<PortForward>,
+        /// Publish every port the image EXPOSEs on a free host port (`berthctl port` shows which).
+        #[arg(short = 'P', long = "publish-all")]
+        publish_all: bool,
         /// `pasta` (the default: the host's network through user-mode NAT) or `none`.
         #[arg(long, default_value = "pasta")]
         network: ContainerNetwork,

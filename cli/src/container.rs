@@ -26,6 +26,7 @@ pub async fn run(
             pids,
             name,
             publish,
+            publish_all,
             network,
             image,
             command,
@@ -42,6 +43,7 @@ pub async fn run(
                 pids,
                 network,
                 ports: publish,
+                publish_all,
             };
             let info = client.run(spec).await?;
             if detach {

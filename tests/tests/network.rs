@@ -134,6 +134,28 @@ fn containers_are_on_the_network(daemon: &Daemon, tarball: &Path, dir: &Path) {
         text(&out).1
     );
 
+    // -P publishes what the Dockerfile EXPOSEs on a free host port, which `port` tells.
+    let exposing = dir.join("exposing");
+    std::fs::create_dir_all(&exposing).unwrap();
+    std::fs::write(
+        exposing.join("Dockerfile"),
+        "FROM busybox\nEXPOSE 80/tcp\nCMD [\"busybox\", \"httpd\", \"-f\", \"-p\", \"80\", \"-h\", \"/etc\"]\n",
+    )
+    .unwrap();
+    let out = daemon.berthctl(&["build", "-t", "exposing", exposing.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let out = daemon.berthctl(&["run", "-d", "-P", "--name", "exposed", "exposing"]);
+    assert!(out.status.success(), "{}\n{}", text(&out).1, daemon.log());
+    let port_line = text(&daemon.berthctl(&["port", "exposed"])).0;
+    let host_port: u16 = port_line
+        .trim()
+        .strip_prefix("80/tcp -> 0.0.0.0:")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("one EXPOSEd port published: {port_line:?}"));
+    assert!(http_get(host_port, "/hostname").contains(" 200 OK\r\n"));
+    let out = daemon.berthctl(&["rm", "-f", "exposed"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+
     // --network none: loopback only.
     let out = daemon.berthctl(&[
         "run",

@@ -10,7 +10,7 @@ use berth_api::network::{ContainerNetwork, PortForward};
 use berth_api::size::{format_size, parse_size};
 use berth_api::utilisation::{Resources, container_allocation};
 use iced::Element;
-use iced::widget::{button, column, container, row, scrollable, text, text_input};
+use iced::widget::{button, checkbox, column, container, row, scrollable, text, text_input};
 
 use crate::theme::danger;
 use crate::widget::form::field;
@@ -25,6 +25,8 @@ pub enum Message {
     Cpus(String),
     Memory(String),
     Ports(String),
+    /// Publish the ports the Dockerfile EXPOSEs (`-P`).
+    PublishExposed(bool),
     Launch,
     Cancel,
 }
@@ -53,6 +55,9 @@ pub struct Launch {
     pub memory: String,
     /// Published ports, `-p` specs separated by spaces or commas.
     pub ports: String,
+    /// Publish every EXPOSEd port on a free host port, so the app is reachable after one
+    /// click; on unless the user turns it off.
+    pub publish_exposed: bool,
     host: Resources,
     pub steps: Vec<StepLine>,
     pub busy: bool,
@@ -90,6 +95,7 @@ impl Launch {
             cpus: String::new(),
             memory: String::new(),
             ports: String::new(),
+            publish_exposed: true,
             host,
             steps: Vec::new(),
             busy: false,
@@ -162,6 +168,7 @@ impl Launch {
             pids: None,
             network: ContainerNetwork::default(),
             ports,
+            publish_all: self.publish_exposed,
         };
         Ok((build, run))
     }
@@ -175,6 +182,7 @@ impl Launch {
             Message::Cpus(v) => self.cpus = v,
             Message::Memory(v) => self.memory = v,
             Message::Ports(v) => self.ports = v,
+            Message::PublishExposed(v) => self.publish_exposed = v,
             Message::Cancel => return Some(Event::Cancel),
             Message::Launch => {
                 let (build, run) = self.requests().ok()?;
@@ -256,6 +264,9 @@ impl Launch {
                     .on_input(Message::Ports)
                     .on_submit(Message::Launch)
             ),
+            checkbox(self.publish_exposed)
+                .label("Also publish the ports the Dockerfile EXPOSEs (on free host ports)")
+                .on_toggle(Message::PublishExposed),
         ]
         .spacing(8);
         if let Err(problem) = self.requests() {
@@ -368,6 +379,12 @@ mod tests {
                 "2222:22".parse().unwrap()
             ]
         );
+        assert!(
+            launch.requests().unwrap().1.publish_all,
+            "EXPOSEd ports are published unless the box is cleared"
+        );
+        launch.update(Message::PublishExposed(false));
+        assert!(!launch.requests().unwrap().1.publish_all);
         assert!(
             matches!(launch.update(Message::Launch), Some(Event::Launch(l)) if l.1.cpus == Some(0.5) && l.1.memory == Some(256 << 20))
         );

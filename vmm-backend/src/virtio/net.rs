@@ -3,7 +3,7 @@
 //! speaks (`-F FD`, QEMU's `-netdev stream`), so berthd hands berth-vmm one end of a socket pair
 //! and passt the other.
 //!
-//! One receive and one transmit queue, no offloads (passt's stream does not carry the virtio
+//! One receive and one transmit queue with EVENT_IDX notification suppression, no offloads (passt's stream does not carry the virtio
 //! header, so checksums and segmentation stay in the guest), an MTU of [`MTU`] told to the guest
 //! (passt is started with the same one, so its DHCP and the card agree).
 //!
@@ -44,6 +44,9 @@ const F_MTU: u64 = 1 << 3;
 const F_MAC: u64 = 1 << 5;
 /// `VIRTIO_NET_F_STATUS`: the `status` field is valid.
 const F_STATUS: u64 = 1 << 16;
+/// `VIRTIO_RING_F_EVENT_IDX`: the driver and the device say up to where they want to be
+/// notified, so a busy queue is not notified (an exit, an interrupt) for every buffer.
+const F_EVENT_IDX: u64 = 1 << 29;
 /// `VIRTIO_NET_S_LINK_UP` in `status`.
 const LINK_UP: u16 = 1;
 
@@ -92,35 +95,39 @@ pub struct Net {
     active: Option<Active>,
 }
 
-/// Bytes read from the peer: whole frames and maybe the start of one, from `start` on. Read
-/// ahead of the guest's buffers (up to [`MAX_INBOUND`]) so that passt's writes do not stall
-/// while the guest refills its queue: a peer that cannot write drops frames, and TCP then waits
-/// for retransmissions.
+/// Bytes read from the peer: whole frames and maybe the start of one, in `bytes[start..end]`.
+/// Read ahead of the guest's buffers (up to [`MAX_INBOUND`]) so that passt's writes do not
+/// fail while the guest refills its queue: passt drops what it cannot write, and TCP then
+/// waits for retransmissions.
 #[derive(Default)]
 struct Inbound {
+    /// Allocated at the first read, zeroed by the allocator: pages are only touched as far as
+    /// the read-ahead ever went (the buffer starts over whenever the guest has taken all).
     bytes: Vec<u8>,
     start: usize,
+    end: usize,
 }
 
-/// How far the card reads ahead of the guest.
-const MAX_INBOUND: usize = 1 << 20;
-/// How much one read asks for.
-const READ_CHUNK: usize = 64 * 1024;
+/// How far the card reads ahead of the guest: more than a Linux guest's largest TCP receive
+/// window (tcp_rmem's 6 MiB), so passt never meets a full socket while the guest is slow to
+/// refill.
+const MAX_INBOUND: usize = 8 << 20;
 
 impl Inbound {
+    #[cfg(test)]
     fn len(&self) -> usize {
-        self.bytes.len() - self.start
+        self.end - self.start
     }
 
     fn clear(&mut self) {
-        self.bytes.clear();
         self.start = 0;
+        self.end = 0;
     }
 
     /// The next whole frame: `None` while it has not all arrived, `Err` with the announced
     /// length when that is no frame's.
     fn next_frame(&self) -> Option<Result<&[u8], usize>> {
-        let pending = &self.bytes[self.start..];
+        let pending = &self.bytes[self.start..self.end];
         Some(match frame_len(pending)? {
             Ok(len) => Ok(pending.get(LENGTH_LEN..LENGTH_LEN + len)?),
             Err(len) => Err(len),
@@ -129,8 +136,8 @@ impl Inbound {
 
     /// The frame [`Inbound::next_frame`] returned is done with.
     fn consume(&mut self, frame_len: usize) {
-        self.start = (self.start + LENGTH_LEN + frame_len).min(self.bytes.len());
-        if self.start == self.bytes.len() {
+        self.start = (self.start + LENGTH_LEN + frame_len).min(self.end);
+        if self.start == self.end {
             self.clear();
         }
     }
@@ -138,26 +145,28 @@ impl Inbound {
     /// Reads from `peer` without blocking until it has nothing more or this is full. Returns
     /// how the reading ended.
     fn fill_from(&mut self, peer: &mut UnixStream) -> Filled {
-        // Moving the unread bytes to the front when they are fewer than the read ones keeps
-        // each byte moved at most once on average.
-        if self.start > 0 && self.start >= self.len() {
-            self.bytes.drain(..self.start);
-            self.start = 0;
+        if self.bytes.is_empty() {
+            self.bytes = vec![0; MAX_INBOUND];
         }
-        while self.len() < MAX_INBOUND {
-            let end = self.bytes.len();
-            self.bytes.resize(end + READ_CHUNK, 0);
-            let got = peer.read(&mut self.bytes[end..]);
-            self.bytes.truncate(end + *got.as_ref().unwrap_or(&0));
-            match got {
+        loop {
+            if self.end == self.bytes.len() {
+                if self.start == 0 {
+                    return Filled::Full;
+                }
+                // Room only at the front: the unread bytes move there (each byte moves at
+                // most once per pass through the buffer).
+                self.bytes.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            match peer.read(&mut self.bytes[self.end..]) {
                 Ok(0) => return Filled::Closed,
-                Ok(_) => {}
+                Ok(n) => self.end += n,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Filled::Drained,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return Filled::Failed(e),
             }
         }
-        Filled::Full
     }
 }
 
@@ -251,8 +260,18 @@ impl Net {
             reason,
         };
         let mut used_any = false;
+        let mut rearmed = false;
+        // The guest need not notify while the queue is being emptied here.
+        if let Some(active) = self.active.as_mut() {
+            active
+                .tx
+                .disable_notification(active.mem.as_ref())
+                .map_err(|e| protocol(e.to_string()))?;
+        }
         loop {
-            if !self.flush() && self.outbound.len() >= MAX_PENDING_OUT {
+            // Frames are written in batches: a write when a batch is big, the rest after the
+            // loop.
+            if self.outbound.len() >= MAX_PENDING_OUT && !self.flush() {
                 // The socket is full: the rest waits for it to drain (the wake-up is the
                 // socket becoming writable).
                 break;
@@ -262,17 +281,35 @@ impl Net {
             };
             let mem = active.mem.as_ref();
             let Some(chain) = active.tx.pop_descriptor_chain(mem) else {
-                break;
+                // Empty: ask to be notified again, unless the guest added chains meanwhile
+                // (looked at once: a ring whose index says there are chains that cannot be
+                // taken is broken, and must not keep this thread spinning).
+                match active.tx.enable_notification(mem) {
+                    Ok(true) if !rearmed => {
+                        rearmed = true;
+                        continue;
+                    }
+                    Ok(_) => break,
+                    Err(e) => return Err(protocol(e.to_string())),
+                }
             };
+            rearmed = false;
             let head = chain.head_index();
-            let frame = chain.reader(mem).ok().and_then(|mut reader| {
-                let len = reader.available_bytes();
-                if len < HEADER_LEN || len - HEADER_LEN > MAX_FRAME {
+            // The frame goes straight from guest memory into the outbound buffer after its
+            // length; a chain that is no frame leaves nothing there.
+            let at = self.outbound.len();
+            let framed = chain.reader(mem).ok().and_then(|mut reader| {
+                let len = reader.available_bytes().checked_sub(HEADER_LEN)?;
+                if len > MAX_FRAME {
                     return None;
                 }
-                let mut bytes = vec![0u8; len];
-                reader.read_exact(&mut bytes).ok()?;
-                Some(bytes.split_off(HEADER_LEN))
+                let mut header = [0u8; HEADER_LEN];
+                reader.read_exact(&mut header).ok()?;
+                self.outbound.extend_from_slice(&(len as u32).to_be_bytes());
+                self.outbound.resize(at + LENGTH_LEN + len, 0);
+                reader
+                    .read_exact(&mut self.outbound[at + LENGTH_LEN..])
+                    .ok()
             });
             // Transmit buffers are only read: the used length is 0.
             active
@@ -280,15 +317,14 @@ impl Net {
                 .add_used(mem, head, 0)
                 .map_err(|e| protocol(e.to_string()))?;
             used_any = true;
-            match frame {
-                Some(frame) if self.peer.is_some() => {
-                    let len = u32::try_from(frame.len()).map_err(|e| protocol(e.to_string()))?;
-                    self.outbound.extend_from_slice(&len.to_be_bytes());
-                    self.outbound.extend_from_slice(&frame);
-                }
+            match framed {
                 // No link: the frame is lost, as on a card whose cable is out.
-                Some(_) => {}
-                None => self.dropped.tx_malformed += 1,
+                Some(()) if self.peer.is_none() => self.outbound.truncate(at),
+                Some(()) => {}
+                None => {
+                    self.outbound.truncate(at);
+                    self.dropped.tx_malformed += 1;
+                }
             }
         }
         self.flush();
@@ -323,6 +359,7 @@ impl Net {
             reason,
         };
         let mut used_any = false;
+        let mut rearmed = false;
         loop {
             let frame = match self.inbound.next_frame() {
                 None => return Ok((used_any, false)),
@@ -339,9 +376,20 @@ impl Net {
             };
             let mem = active.mem.as_ref();
             let Some(chain) = active.rx.pop_descriptor_chain(mem) else {
-                // No buffer: the frame waits for the guest's next notification.
-                return Ok((used_any, true));
+                // No buffer: the frame waits for the guest's next notification, which is asked
+                // for here (with EVENT_IDX the guest notifies only when asked), unless buffers
+                // came meanwhile.
+                match active.rx.enable_notification(mem) {
+                    // Looked at once, as for transmitting.
+                    Ok(true) if !rearmed => {
+                        rearmed = true;
+                        continue;
+                    }
+                    Ok(_) => return Ok((used_any, true)),
+                    Err(e) => return Err(protocol(e.to_string())),
+                }
             };
+            rearmed = false;
             let head = chain.head_index();
             let len = frame.len();
             let written = match chain.writer(mem) {
@@ -408,7 +456,7 @@ impl VirtioDevice for Net {
         &QUEUE_SIZES
     }
     fn features(&self) -> u64 {
-        VIRTIO_F_VERSION_1 | F_MAC | F_STATUS | F_MTU
+        VIRTIO_F_VERSION_1 | F_MAC | F_STATUS | F_MTU | F_EVENT_IDX
     }
     fn read_config(&self, offset: u64, data: &mut [u8]) {
         super::read_config_bytes(&self.config_space(), offset, data);
@@ -426,6 +474,10 @@ impl VirtioDevice for Net {
                 got,
             });
         };
+        let (mut rx, mut tx) = (rx, tx);
+        let event_idx = activation.acked_features & F_EVENT_IDX != 0;
+        rx.set_event_idx(event_idx);
+        tx.set_event_idx(event_idx);
         self.active = Some(Active {
             mem: activation.mem,
             interrupt: activation.interrupt,
@@ -439,8 +491,9 @@ impl VirtioDevice for Net {
         self.active = None;
     }
 
-    /// Every wake-up, whichever queue or the socket it names, runs a whole pass: transmit,
-    /// then receive.
+    /// The transmit queue's notification transmits. The receive queue's, and the socket's
+    /// (which the device thread reports as the receive queue's), run a whole pass: transmit
+    /// (the socket may have room again for what waited), then receive.
     fn process_queue(&mut self, index: usize) -> Result<(), DeviceError> {
         if index >= QUEUE_SIZES.len() {
             return Err(DeviceError::NoSuchQueue(index));
@@ -450,11 +503,35 @@ impl VirtioDevice for Net {
             return Ok(());
         }
         let sent = self.transmit()?;
-        let received = self.receive()?;
-        if (sent || received)
-            && let Some(active) = &self.active
-        {
-            active.interrupt.signal_used_queue();
+        let received = if index == RX_QUEUE {
+            self.receive()?
+        } else {
+            false
+        };
+        if let Some(active) = self.active.as_mut() {
+            let mem = active.mem.as_ref();
+            let protocol = |queue: usize| {
+                move |e: virtio_queue::Error| DeviceError::Protocol {
+                    queue,
+                    reason: e.to_string(),
+                }
+            };
+            // With EVENT_IDX the guest says up to where it wants interrupts (a Linux driver
+            // polling under NAPI wants none); without it, every pass that used buffers raises
+            // one.
+            let notify_tx = sent
+                && active
+                    .tx
+                    .needs_notification(mem)
+                    .map_err(protocol(TX_QUEUE))?;
+            let notify_rx = received
+                && active
+                    .rx
+                    .needs_notification(mem)
+                    .map_err(protocol(RX_QUEUE))?;
+            if notify_tx || notify_rx {
+                active.interrupt.signal_used_queue();
+            }
         }
         Ok(())
     }
