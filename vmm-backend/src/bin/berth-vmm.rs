@@ -26,7 +26,7 @@ use vmm_backend::virtio::block::Block;
 use vmm_backend::virtio::gpu::VirtioGpu;
 use vmm_backend::virtio::input::{self, Input, InputHandle};
 use vmm_backend::virtio::mmio_device::VirtioMmioDevices;
-use vmm_backend::virtio::net::{self, Net};
+use vmm_backend::virtio::net::Net;
 use vmm_backend::virtio::rng::Rng;
 use vmm_backend::vm::ThreadStart;
 use vmm_backend::{BootSource, GuestRam, Vm, VmConfig, VmExitReason, VmHandle};
@@ -289,7 +289,7 @@ fn attach_network(
         .attach(vm, Box::new(net))
         .map_err(|e| e.to_string())?;
     virtio
-        .wake_on_socket(OwnedFd::from(wake), net::RX_QUEUE as u32)
+        .wake_on_socket(OwnedFd::from(wake))
         .map_err(|e| e.to_string())
 }
 

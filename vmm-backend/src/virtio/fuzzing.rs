@@ -86,7 +86,8 @@ fn bring_up(transport: &mut MmioTransport, size_byte: u8, queues: u32) -> u64 {
 /// Feeds `data` to the network card: byte 0 times 64 is how many of the bytes after byte 1 its
 /// peer (passt's end of the socket) sends, whatever framing they have; byte 1 picks the queue
 /// size; the rest is guest RAM as for [`virtio_queue`], the receive and transmit queues both on
-/// its one ring layout. Both queues are notified, the receive queue twice. Must never panic or
+/// its one ring layout. Both queues are notified, the receive queue twice, each time after the
+/// socket's wake-up. Must never panic or
 /// hang. Returns the used ring's index afterwards, or `None` when `data` is too short.
 pub fn virtio_net(data: &[u8]) -> Option<u16> {
     let (&peer_len, &size_byte) = (data.first()?, data.get(1)?);
@@ -102,7 +103,10 @@ pub fn virtio_net(data: &[u8]) -> Option<u16> {
     let mut transport = MmioTransport::new(Box::new(net), mem.clone(), Arc::new(NoInterrupt));
     let used_ring = bring_up(&mut transport, size_byte, 2);
     write_reg(&mut transport, NOTIFY_OFFSET, 1);
+    // The socket's wake-up, as the device thread gives it; then new receive buffers.
+    transport.process_peer();
     write_reg(&mut transport, NOTIFY_OFFSET, 0);
+    transport.process_peer();
     write_reg(&mut transport, NOTIFY_OFFSET, 0);
     mem.read_obj(GuestAddress(used_ring + 2)).ok()
 }

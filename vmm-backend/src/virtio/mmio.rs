@@ -154,6 +154,22 @@ impl MmioTransport {
         }
     }
 
+    /// The device's peer socket is ready ([`VirtioDevice::process_peer`]). Ignored unless the
+    /// device is live; a device error puts it in DEVICE_NEEDS_RESET.
+    pub fn process_peer(&mut self) {
+        if self.status & DRIVER_OK == 0 || self.status & NEEDS_RESET != 0 {
+            return;
+        }
+        if self.device.process_peer().is_err() {
+            self.set_needs_reset();
+        }
+    }
+
+    /// Whether the device waits for its peer socket to take more ([`VirtioDevice::wants_writable`]).
+    pub fn wants_writable(&self) -> bool {
+        self.device.wants_writable()
+    }
+
     /// Puts the device in DEVICE_NEEDS_RESET from outside (the VMM caught a device failure the
     /// device could not report itself); it stays stopped until the driver resets it.
     pub fn fail(&mut self) {

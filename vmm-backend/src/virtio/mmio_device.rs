@@ -93,9 +93,13 @@ impl InterruptSink for IrqfdInterrupt {
 enum Wake {
     /// A counter (ioeventfd, a host-side wake-up): read to reset it.
     Event(EventFd),
-    /// A device's own socket, watched edge-triggered for reading and writing; the device
-    /// drains it, the thread never reads it.
-    Socket(std::os::fd::OwnedFd),
+    /// A device's own socket, watched edge-triggered for reading, and for writing while the
+    /// device has bytes it did not take (`writable_watched`); the device drains it, the thread
+    /// never reads it.
+    Socket {
+        fd: std::os::fd::OwnedFd,
+        writable_watched: std::cell::Cell<bool>,
+    },
 }
 
 /// One queue's wake-up and whose queue it is.
@@ -109,14 +113,17 @@ impl Notifier {
     fn fd(&self) -> std::os::fd::RawFd {
         match &self.wake {
             Wake::Event(event) => event.as_raw_fd(),
-            Wake::Socket(fd) => fd.as_raw_fd(),
+            Wake::Socket { fd, .. } => fd.as_raw_fd(),
         }
     }
 
     fn events(&self) -> EventSet {
-        match self.wake {
+        match &self.wake {
             Wake::Event(_) => EventSet::IN,
-            Wake::Socket(_) => EventSet::IN | EventSet::OUT | EventSet::EDGE_TRIGGERED,
+            Wake::Socket {
+                writable_watched, ..
+            } if writable_watched.get() => EventSet::IN | EventSet::OUT | EventSet::EDGE_TRIGGERED,
+            Wake::Socket { .. } => EventSet::IN | EventSet::EDGE_TRIGGERED,
         }
     }
 }
@@ -232,19 +239,23 @@ impl VirtioMmioDevices {
         Ok(())
     }
 
-    /// Also processes queue `queue` of the device attached last whenever `socket` (a copy of
-    /// the device's own) becomes readable or writable: for devices with a peer (virtio-net's
-    /// passt), which drain the socket themselves.
+    /// Runs [`VirtioDevice::process_peer`] of the device attached last whenever `socket` (a
+    /// copy of the device's own) becomes readable, or writable while the device wants it: for
+    /// devices with a peer (virtio-net's passt), which drain the socket themselves.
     pub fn wake_on_socket(
         &mut self,
         socket: std::os::fd::OwnedFd,
-        queue: u32,
     ) -> Result<(), VirtioAttachError> {
+        // Not a queue's: the socket's wake-up runs `process_peer`.
+        let queue = 0;
         let Some(device) = self.transports.len().checked_sub(1) else {
             return Err(VirtioAttachError::NoDevice);
         };
         self.notifiers.push(Notifier {
-            wake: Wake::Socket(socket),
+            wake: Wake::Socket {
+                fd: socket,
+                writable_watched: std::cell::Cell::new(false),
+            },
             device,
             queue,
         });
@@ -357,9 +368,40 @@ fn serve(epoll: &Epoll, devices: &VirtioMmioDevices, exit: &EventFd, exit_token:
             };
             let mut transport = transport.lock().unwrap_or_else(PoisonError::into_inner);
             let queue = notifier.queue;
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                transport.process_queue(queue);
-            }));
+            let outcome =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match notifier.wake {
+                    Wake::Event(_) => transport.process_queue(queue),
+                    Wake::Socket { .. } => transport.process_peer(),
+                }));
+            // A device with a peer socket hears of room to write only while it waits for it:
+            // otherwise every read by the peer would wake this thread.
+            for socket in devices
+                .notifiers
+                .iter()
+                .filter(|n| n.device == notifier.device)
+            {
+                if let Wake::Socket {
+                    writable_watched, ..
+                } = &socket.wake
+                {
+                    let wanted = transport.wants_writable();
+                    if wanted != writable_watched.get() {
+                        writable_watched.set(wanted);
+                        let token = devices
+                            .notifiers
+                            .iter()
+                            .position(|n| std::ptr::eq(n, socket))
+                            .unwrap_or_default() as u64;
+                        if let Err(e) = epoll.ctl(
+                            ControlOperation::Modify,
+                            socket.fd(),
+                            EpollEvent::new(socket.events(), token),
+                        ) {
+                            log::error!("cannot change what the virtio thread waits for: {e}");
+                        }
+                    }
+                }
+            }
             if outcome.is_err() {
                 // A bug in a device model, reached by what the guest put in a queue: the device
                 // stops (the driver sees DEVICE_NEEDS_RESET), the VM and other devices go on.

@@ -82,6 +82,17 @@ pub trait VirtioDevice: Send {
     /// The driver notified queue `index` (QueueNotify write or ioeventfd): process what it made
     /// available. An error means the device can no longer go on until reset.
     fn process_queue(&mut self, index: usize) -> Result<(), DeviceError>;
+    /// The device's peer socket ([`mmio_device::VirtioMmioDevices::wake_on_socket`]) became
+    /// readable, or writable while [`VirtioDevice::wants_writable`]. Devices without a peer
+    /// have nothing to do.
+    fn process_peer(&mut self) -> Result<(), DeviceError> {
+        Ok(())
+    }
+    /// Whether the device has bytes its peer socket did not take yet, and so wants to hear
+    /// when it can write again.
+    fn wants_writable(&self) -> bool {
+        false
+    }
 }
 
 /// Copies the part of `config` at `offset` into `data`; what lies outside reads as zero.

@@ -88,6 +88,9 @@ pub struct Net {
     /// What the peer sent, not yet handed to the guest. Kept across a device reset: the
     /// stream's framing must not lose its place.
     inbound: Inbound,
+    /// The last read stopped because the read-ahead was full: the socket may hold more, and
+    /// no wake-up will say so.
+    inbound_full: bool,
     /// Framed bytes for the peer not yet written (the socket was full). Kept across a reset
     /// for the same reason.
     outbound: Vec<u8>,
@@ -197,6 +200,7 @@ impl Net {
             mac,
             peer: Some(peer),
             inbound: Inbound::default(),
+            inbound_full: false,
             outbound: Vec::new(),
             dropped: Dropped::default(),
             active: None,
@@ -337,7 +341,9 @@ impl Net {
         let Some(peer) = self.peer.as_mut() else {
             return false;
         };
-        match self.inbound.fill_from(peer) {
+        let filled = self.inbound.fill_from(peer);
+        self.inbound_full = matches!(filled, Filled::Full);
+        match filled {
             Filled::Drained => false,
             Filled::Full => true,
             Filled::Closed => {
@@ -491,23 +497,46 @@ impl VirtioDevice for Net {
         self.active = None;
     }
 
-    /// The transmit queue's notification transmits. The receive queue's, and the socket's
-    /// (which the device thread reports as the receive queue's), run a whole pass: transmit
-    /// (the socket may have room again for what waited), then receive.
+    /// The transmit queue's notification transmits; the receive queue's (new buffers) hands
+    /// over what was read ahead, reading on only if the read-ahead had filled up (otherwise
+    /// the socket's own wake-up comes for anything new).
     fn process_queue(&mut self, index: usize) -> Result<(), DeviceError> {
-        if index >= QUEUE_SIZES.len() {
-            return Err(DeviceError::NoSuchQueue(index));
+        match index {
+            TX_QUEUE => {
+                let sent = self.transmit()?;
+                self.notify(sent, false)
+            }
+            RX_QUEUE => {
+                let received = if self.inbound_full {
+                    self.receive()?
+                } else {
+                    self.deliver()?.0
+                };
+                self.notify(false, received)
+            }
+            _ => Err(DeviceError::NoSuchQueue(index)),
         }
+    }
+
+    /// The socket has frames, or room for what waited: a whole pass, transmit then receive.
+    fn process_peer(&mut self) -> Result<(), DeviceError> {
         if self.active.is_none() {
             // The socket woke a card the driver has not started: frames wait in the socket.
             return Ok(());
         }
         let sent = self.transmit()?;
-        let received = if index == RX_QUEUE {
-            self.receive()?
-        } else {
-            false
-        };
+        let received = self.receive()?;
+        self.notify(sent, received)
+    }
+
+    fn wants_writable(&self) -> bool {
+        !self.outbound.is_empty()
+    }
+}
+
+impl Net {
+    /// Interrupts the guest if a queue that used buffers needs it.
+    fn notify(&mut self, sent: bool, received: bool) -> Result<(), DeviceError> {
         if let Some(active) = self.active.as_mut() {
             let mem = active.mem.as_ref();
             let protocol = |queue: usize| {
@@ -649,7 +678,7 @@ mod tests {
         card.peer_sends(&a);
         card.peer_sends(&b);
         // No buffer yet: the frames wait.
-        card.net.process_queue(RX_QUEUE).unwrap();
+        card.net.process_peer().unwrap();
         assert_eq!(card.rx.used_idx(&card.mem), 0);
         for at in [0x10000u64, 0x20000] {
             card.rx.submit(&card.mem, &[Buf(at, 1526, true)]);
@@ -680,13 +709,14 @@ mod tests {
         }
         card.peer.write_all(&stream).unwrap();
         // No buffer: the socket is emptied all the same, so the peer can go on writing.
-        card.net.process_queue(RX_QUEUE).unwrap();
+        card.net.process_peer().unwrap();
         assert_eq!(card.net.inbound.len(), stream.len());
         for round in 0..6u8 {
             for slot in 0..10u64 {
                 card.rx
                     .submit(&card.mem, &[Buf(0x10000 + slot * 0x800, 1526, true)]);
             }
+            // The guest's notification of new buffers: what was read ahead goes to them.
             card.net.process_queue(RX_QUEUE).unwrap();
             for slot in 0..10u64 {
                 let first = HEADER_LEN as u64 + 14;
@@ -701,6 +731,31 @@ mod tests {
     }
 
     #[test]
+    fn a_full_socket_holds_frames_until_the_peer_reads() {
+        let mut card = card();
+        // Frames the peer does not read fill the socket; the rest wait in the card, which
+        // then wants to hear when it can write.
+        let frame = ethernet(1500, 9);
+        let mut sent = 0;
+        while !card.net.wants_writable() {
+            assert!(sent < 10_000, "the socket never filled");
+            card.send(0x10000 + (sent % 8) * 0x1000, &frame);
+            card.net.process_queue(TX_QUEUE).unwrap();
+            sent += 1;
+        }
+        let mut received = 0;
+        while received < sent {
+            assert_eq!(card.peer_reads(), frame);
+            received += 1;
+            if card.net.wants_writable() {
+                card.net.process_peer().unwrap();
+            }
+        }
+        assert!(!card.net.wants_writable());
+        assert_eq!(card.tx.used_idx(&card.mem), sent as u16);
+    }
+
+    #[test]
     fn a_frame_split_across_reads_arrives_whole() {
         let mut card = card();
         let frame = ethernet(500, 7);
@@ -709,10 +764,10 @@ mod tests {
             .write_all(&(frame.len() as u32).to_be_bytes())
             .unwrap();
         card.peer.write_all(&frame[..100]).unwrap();
-        card.net.process_queue(RX_QUEUE).unwrap();
+        card.net.process_peer().unwrap();
         assert_eq!(card.rx.used_idx(&card.mem), 0);
         card.peer.write_all(&frame[100..]).unwrap();
-        card.net.process_queue(RX_QUEUE).unwrap();
+        card.net.process_peer().unwrap();
         assert_eq!(card.rx.used_idx(&card.mem), 1);
         assert_eq!(
             read_bytes(&card.mem, 0x10000 + HEADER_LEN as u64, frame.len()),
@@ -739,7 +794,7 @@ mod tests {
         card.peer_sends(&ethernet(20, 2));
         card.rx.submit(&card.mem, &[Buf(0x10000, 100, true)]);
         card.rx.submit(&card.mem, &[Buf(0x20000, 1526, true)]);
-        card.net.process_queue(RX_QUEUE).unwrap();
+        card.net.process_peer().unwrap();
         assert_eq!(card.net.dropped().rx_too_big, 1);
         assert_eq!(card.rx.used(&card.mem, 0).1, 0);
         assert_eq!(card.rx.used(&card.mem, 1).1 as usize, HEADER_LEN + 34);
@@ -755,7 +810,7 @@ mod tests {
         let mut card = card();
         card.peer.write_all(&u32::MAX.to_be_bytes()).unwrap();
         card.rx.submit(&card.mem, &[Buf(0x10000, 1526, true)]);
-        card.net.process_queue(RX_QUEUE).unwrap();
+        card.net.process_peer().unwrap();
         let mut status = [0u8; 2];
         card.net.read_config(6, &mut status);
         assert_eq!(u16::from_le_bytes(status), 0, "link down");
@@ -771,7 +826,7 @@ mod tests {
         let mut card = card();
         let Card { net, peer, .. } = &mut card;
         peer.shutdown(std::net::Shutdown::Both).unwrap();
-        net.process_queue(RX_QUEUE).unwrap();
+        net.process_peer().unwrap();
         let mut status = [0u8; 2];
         net.read_config(6, &mut status);
         assert_eq!(u16::from_le_bytes(status), 0);
@@ -782,7 +837,7 @@ mod tests {
         let (ours, mut peer) = UnixStream::pair().unwrap();
         let mut net = Net::new(MAC, ours).unwrap();
         peer.write_all(&[0, 0, 0, 60]).unwrap();
-        assert!(net.process_queue(RX_QUEUE).is_ok());
+        assert!(net.process_peer().is_ok());
         assert_eq!(net.inbound.len(), 0);
         assert!(matches!(
             net.process_queue(2),
