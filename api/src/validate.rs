@@ -110,46 +110,49 @@ pub fn vm_resources(vm: &Resources, host: &Resources, overcommit: bool) -> Resul
 
 /// A container's published ports: none without a network, no host port twice.
 pub fn ports(network: ContainerNetwork, ports: &[PortForward]) -> Result<(), String> {
-    if network == ContainerNetwork::None && !ports.is_empty() {
-        return Err(
-            "-p with --network none: a container without a network publishes no ports".into(),
-        );
-    }
-    match host_port_twice(ports) {
-        Some(p) => Err(format!(
-            "host port {}/{} is published twice",
-            p.host_port,
-            p.protocol.name()
-        )),
-        None => Ok(()),
-    }
+    forwards_of(
+        network != ContainerNetwork::None,
+        ports,
+        "-p with --network none: a container without a network publishes no ports",
+        "published",
+    )
 }
 
 /// A VM's port forwards: none without a network, no host port twice.
 pub fn vm_forwards(network: VmNetwork, forwards: &[PortForward]) -> Result<(), String> {
-    if network == VmNetwork::None && !forwards.is_empty() {
-        return Err(
-            "--forward with --network none: a VM without a network has no ports to forward".into(),
-        );
+    forwards_of(
+        network != VmNetwork::None,
+        forwards,
+        "--forward with --network none: a VM without a network has no ports to forward",
+        "forwarded",
+    )
+}
+
+/// Forwards are refused with `offline` when there is no network, and when a host port and
+/// protocol come twice (`done`: what the user's word for it is).
+fn forwards_of(
+    networked: bool,
+    forwards: &[PortForward],
+    offline: &str,
+    done: &str,
+) -> Result<(), String> {
+    if !networked && !forwards.is_empty() {
+        return Err(offline.into());
     }
-    match host_port_twice(forwards) {
+    let twice = forwards.iter().enumerate().find_map(|(i, p)| {
+        forwards[..i]
+            .iter()
+            .any(|q| q.protocol == p.protocol && q.host_port == p.host_port)
+            .then_some(p)
+    });
+    match twice {
         Some(p) => Err(format!(
-            "host port {}/{} is forwarded twice",
+            "host port {}/{} is {done} twice",
             p.host_port,
             p.protocol.name()
         )),
         None => Ok(()),
     }
-}
-
-/// The first forward whose host port and protocol an earlier one has already.
-fn host_port_twice(ports: &[PortForward]) -> Option<&PortForward> {
-    ports.iter().enumerate().find_map(|(i, p)| {
-        ports[..i]
-            .iter()
-            .any(|q| q.protocol == p.protocol && q.host_port == p.host_port)
-            .then_some(p)
-    })
 }
 
 /// A kernel command line: bounded length, no NUL, no newline (it is passed as one C string).
@@ -188,6 +191,24 @@ mod tests {
                 .contains("publishes no ports")
         );
         assert!(ports(ContainerNetwork::None, &[]).is_ok());
+    }
+
+    #[test]
+    fn vm_forwards_need_a_network_and_distinct_host_ports() {
+        let f = |s: &str| PortForward::parse_vm_forward(s).unwrap();
+        assert!(vm_forwards(VmNetwork::Nat, &[f("tcp:2222:22"), f("udp:2222:22")]).is_ok());
+        assert_eq!(
+            vm_forwards(
+                VmNetwork::Nat,
+                &[f("tcp:2222:22"), f("tcp:0.0.0.0:2222:23")]
+            ),
+            Err("host port 2222/tcp is forwarded twice".into())
+        );
+        assert!(
+            vm_forwards(VmNetwork::None, &[f("tcp:2222:22")])
+                .unwrap_err()
+                .contains("no ports to forward")
+        );
     }
 
     const HOST: Resources = Resources {
