@@ -255,6 +255,15 @@ impl Machines {
         let mut options = launch::launch_options(config, dir)?;
         let (sandbox, lease) = self.sandbox_ids.take();
         options.sandbox = Some(sandbox);
+        if !self.vmm.is_file() {
+            return Err(ApiError::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "cannot start VM `{name}`: the VMM {} is missing (install berth-vmm next to berthd, or set BERTH_VMM)",
+                    self.vmm.display()
+                ),
+            ));
+        }
         // passt runs as the VM's own ids under a root daemon; in a user's daemon's namespace
         // 0 is the user.
         let (mut passt, net_socket) =
@@ -273,15 +282,6 @@ impl Machines {
                     (Some(passt), Some(socket))
                 }
             };
-        if !self.vmm.is_file() {
-            return Err(ApiError::new(
-                ErrorKind::Unsupported,
-                format!(
-                    "cannot start VM `{name}`: the VMM {} is missing (install berth-vmm next to berthd, or set BERTH_VMM)",
-                    self.vmm.display()
-                ),
-            ));
-        }
         let (ours, theirs) = UnixStream::pair()
             .map_err(|e| ApiError::internal(format!("cannot make a control channel: {e}")))?;
         let theirs_fd = theirs.as_raw_fd();
@@ -361,9 +361,7 @@ impl Machines {
                 // It failed before the guest ran: its stderr says why.
                 let _ = child.kill();
                 let _ = child.wait();
-                if let Some(passt) = passt {
-                    passt.reap();
-                }
+                drop(passt);
                 let mut said = String::new();
                 let _ = stderr.read_to_string(&mut said);
                 let said = said.trim().trim_start_matches("berth-vmm: ").to_owned();

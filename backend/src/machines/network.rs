@@ -133,8 +133,8 @@ impl Passt {
         }
     }
 
-    /// Waits for passt to end (it does when the VM's end of the socket closes), killing it
-    /// if it does not within a second.
+    /// Waits for passt to end (it does when the VM's end of the socket closes); if it has not
+    /// within a second, dropping it kills it.
     pub fn reap(mut self) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
         while std::time::Instant::now() < deadline {
@@ -143,6 +143,13 @@ impl Passt {
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
+    }
+}
+
+impl Drop for Passt {
+    /// A passt whose VM did not start, or that outlived its VM, is ended and reaped, never left
+    /// behind (a kill of an ended child does nothing).
+    fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -89,41 +89,40 @@ impl InterruptSink for IrqfdInterrupt {
     }
 }
 
-/// What wakes the device thread for a queue.
+/// What wakes the device thread for a device.
 enum Wake {
-    /// A counter (ioeventfd, a host-side wake-up): read to reset it.
-    Event(EventFd),
-    /// A device's own socket, watched edge-triggered for reading, and for writing while the
-    /// device has bytes it did not take (`writable_watched`); the device drains it, the thread
-    /// never reads it.
-    Socket {
+    /// A counter (ioeventfd, a host-side wake-up) for one of its queues: read to reset it.
+    Queue { event: EventFd, queue: u32 },
+    /// The device's own socket to its peer, watched edge-triggered for reading, and for writing
+    /// while the device has bytes it did not take (`writable_watched`); the device drains it,
+    /// the thread never reads it.
+    Peer {
         fd: std::os::fd::OwnedFd,
         writable_watched: std::cell::Cell<bool>,
     },
 }
 
-/// One queue's wake-up and whose queue it is.
+/// One wake-up and whose device it is for.
 struct Notifier {
     wake: Wake,
     device: usize,
-    queue: u32,
 }
 
 impl Notifier {
     fn fd(&self) -> std::os::fd::RawFd {
         match &self.wake {
-            Wake::Event(event) => event.as_raw_fd(),
-            Wake::Socket { fd, .. } => fd.as_raw_fd(),
+            Wake::Queue { event, .. } => event.as_raw_fd(),
+            Wake::Peer { fd, .. } => fd.as_raw_fd(),
         }
     }
 
     fn events(&self) -> EventSet {
         match &self.wake {
-            Wake::Event(_) => EventSet::IN,
-            Wake::Socket {
+            Wake::Queue { .. } => EventSet::IN,
+            Wake::Peer {
                 writable_watched, ..
             } if writable_watched.get() => EventSet::IN | EventSet::OUT | EventSet::EDGE_TRIGGERED,
-            Wake::Socket { .. } => EventSet::IN | EventSet::EDGE_TRIGGERED,
+            Wake::Peer { .. } => EventSet::IN | EventSet::EDGE_TRIGGERED,
         }
     }
 }
@@ -208,9 +207,8 @@ impl VirtioMmioDevices {
                     source,
                 })?;
             self.notifiers.push(Notifier {
-                wake: Wake::Event(event),
+                wake: Wake::Queue { event, queue },
                 device: index,
-                queue,
             });
         }
 
@@ -232,9 +230,8 @@ impl VirtioMmioDevices {
             return Err(VirtioAttachError::NoDevice);
         };
         self.notifiers.push(Notifier {
-            wake: Wake::Event(event),
+            wake: Wake::Queue { event, queue },
             device,
-            queue,
         });
         Ok(())
     }
@@ -246,18 +243,15 @@ impl VirtioMmioDevices {
         &mut self,
         socket: std::os::fd::OwnedFd,
     ) -> Result<(), VirtioAttachError> {
-        // Not a queue's: the socket's wake-up runs `process_peer`.
-        let queue = 0;
         let Some(device) = self.transports.len().checked_sub(1) else {
             return Err(VirtioAttachError::NoDevice);
         };
         self.notifiers.push(Notifier {
-            wake: Wake::Socket {
+            wake: Wake::Peer {
                 fd: socket,
                 writable_watched: std::cell::Cell::new(false),
             },
             device,
-            queue,
         });
         Ok(())
     }
@@ -336,6 +330,15 @@ impl Drop for DeviceThread {
 
 /// The device thread: wait for notifications, run the notified queues.
 fn serve(epoll: &Epoll, devices: &VirtioMmioDevices, exit: &EventFd, exit_token: u64) {
+    // Each device's peer socket, by its token, for the devices that have one.
+    let peers: Vec<Option<usize>> = (0..devices.transports.len())
+        .map(|device| {
+            devices
+                .notifiers
+                .iter()
+                .position(|n| n.device == device && matches!(n.wake, Wake::Peer { .. }))
+        })
+        .collect();
     let mut events = vec![EpollEvent::default(); devices.notifiers.len() + 1];
     loop {
         let ready = match epoll.wait(-1, &mut events) {
@@ -360,58 +363,53 @@ fn serve(epoll: &Epoll, devices: &VirtioMmioDevices, exit: &EventFd, exit_token:
             };
             // Reading resets the counter: several notifications since the last look are one
             // pass over the queue. EAGAIN (already read) is harmless.
-            if let Wake::Event(event) = &notifier.wake {
+            if let Wake::Queue { event, .. } = &notifier.wake {
                 let _ = event.read();
             }
             let Some(transport) = devices.transports.get(notifier.device) else {
                 continue;
             };
             let mut transport = transport.lock().unwrap_or_else(PoisonError::into_inner);
-            let queue = notifier.queue;
             let outcome =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match notifier.wake {
-                    Wake::Event(_) => transport.process_queue(queue),
-                    Wake::Socket { .. } => transport.process_peer(),
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &notifier.wake {
+                    Wake::Queue { queue, .. } => transport.process_queue(*queue),
+                    Wake::Peer { .. } => transport.process_peer(),
                 }));
-            // A device with a peer socket hears of room to write only while it waits for it:
-            // otherwise every read by the peer would wake this thread.
-            for socket in devices
-                .notifiers
-                .iter()
-                .filter(|n| n.device == notifier.device)
-            {
-                if let Wake::Socket {
-                    writable_watched, ..
-                } = &socket.wake
-                {
-                    let wanted = transport.wants_writable();
-                    if wanted != writable_watched.get() {
-                        writable_watched.set(wanted);
-                        let token = devices
-                            .notifiers
-                            .iter()
-                            .position(|n| std::ptr::eq(n, socket))
-                            .unwrap_or_default() as u64;
-                        if let Err(e) = epoll.ctl(
-                            ControlOperation::Modify,
-                            socket.fd(),
-                            EpollEvent::new(socket.events(), token),
-                        ) {
-                            log::error!("cannot change what the virtio thread waits for: {e}");
-                        }
-                    }
-                }
+            if let Some(&Some(peer)) = peers.get(notifier.device) {
+                watch_writable(epoll, devices, peer, transport.wants_writable());
             }
             if outcome.is_err() {
                 // A bug in a device model, reached by what the guest put in a queue: the device
                 // stops (the driver sees DEVICE_NEEDS_RESET), the VM and other devices go on.
-                log::error!(
-                    "virtio device {} panicked on queue {queue}",
-                    notifier.device
-                );
+                log::error!("virtio device {} panicked", notifier.device);
                 transport.fail();
             }
         }
+    }
+}
+
+/// Watches the peer socket of notifier `token` for room to write when its device `wanted` it,
+/// and stops when it no longer does: otherwise every read by the peer would wake the thread.
+fn watch_writable(epoll: &Epoll, devices: &VirtioMmioDevices, token: usize, wanted: bool) {
+    let Some(peer) = devices.notifiers.get(token) else {
+        return;
+    };
+    let Wake::Peer {
+        writable_watched, ..
+    } = &peer.wake
+    else {
+        return;
+    };
+    if wanted == writable_watched.get() {
+        return;
+    }
+    writable_watched.set(wanted);
+    if let Err(e) = epoll.ctl(
+        ControlOperation::Modify,
+        peer.fd(),
+        EpollEvent::new(peer.events(), token as u64),
+    ) {
+        log::error!("cannot change what the virtio thread waits for: {e}");
     }
 }
 
@@ -489,7 +487,7 @@ mod tests {
         write(&transport, 0x70, 0xf);
         assert_eq!(transport.lock().unwrap().status(), 0xf);
 
-        let Wake::Event(event) = &devices.notifiers[0].wake else {
+        let Wake::Queue { event, .. } = &devices.notifiers[0].wake else {
             panic!("a queue's notifier is an eventfd");
         };
         let kick = event.try_clone().unwrap();
