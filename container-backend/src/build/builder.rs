@@ -19,8 +19,10 @@ use std::path::{Path, PathBuf};
 use berth_api::network::ContainerNetwork;
 use sha2::{Digest, Sha256};
 
-use super::context::{Context, clean_relative};
+use super::context::{Context, clean_relative, resolve_in_root};
+use super::copy::{self, Placement};
 use super::dockerfile::{self, Command, Instruction, Line};
+use super::shell_word::Lexer;
 use crate::image::layer::{apply_layer, hex, maybe_gunzip, tar_directory, tar_overlay_upper};
 use crate::image::oci::{Descriptor, History, ImageConfig, MEDIA_LAYER_GZIP};
 use crate::image::store::now_rfc3339;
@@ -75,6 +77,62 @@ struct CacheIndex {
     layers: BTreeMap<String, (String, String, u64)>,
 }
 
+/// The platform every image is built for, and the predefined ARGs that name it (BuildKit's
+/// automatic platform ARGs: in scope for FROM, and inside a stage once declared by name).
+const PLATFORM_ARGS: &[(&str, &str)] = &[
+    ("TARGETPLATFORM", "linux/amd64"),
+    ("TARGETOS", "linux"),
+    ("TARGETARCH", "amd64"),
+    ("TARGETVARIANT", ""),
+    ("BUILDPLATFORM", "linux/amd64"),
+    ("BUILDOS", "linux"),
+    ("BUILDARCH", "amd64"),
+    ("BUILDVARIANT", ""),
+];
+
+/// The build args Docker passes to every RUN when given (`--build-arg`), declared or not, and
+/// keeps out of the image's history (they often hold credentials).
+const PROXY_ARGS: &[&str] = &[
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+/// The PATH an image without one gets (BuildKit's default for Linux).
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// ARGs in scope, in the order declared: a name with no value is declared but unset (absent
+/// from RUN's environment, empty when expanded).
+#[derive(Debug, Clone, Default)]
+struct Args(Vec<(String, Option<String>)>);
+
+impl Args {
+    fn set(&mut self, name: &str, value: Option<String>) {
+        self.0.retain(|(n, _)| n != name);
+        self.0.push((name.to_owned(), value));
+    }
+
+    fn get(&self, name: &str) -> Option<String> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| v.clone())
+    }
+
+    fn with_values(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0
+            .iter()
+            .filter_map(|(n, v)| v.as_deref().map(|v| (n.as_str(), v)))
+    }
+}
+
 struct Stage {
     name: Option<String>,
     rootfs: PathBuf,
@@ -82,23 +140,22 @@ struct Stage {
     layers: Vec<Descriptor>,
     key: String,
     shell: Vec<String>,
-    args: HashMap<String, String>,
+    args: Args,
 }
 
 impl Stage {
-    /// Variables in scope for substitution: ARGs, then ENV over them.
+    fn env_value(&self, name: &str) -> Option<String> {
+        let env = self.config.config.env.as_deref().unwrap_or_default();
+        env.iter().rev().find_map(|e| {
+            e.strip_prefix(name)
+                .and_then(|r| r.strip_prefix('='))
+                .map(str::to_owned)
+        })
+    }
+
+    /// Variables in scope for expansion: ENV, then the ARGs (ENV wins, as in Docker).
     fn lookup(&self) -> impl Fn(&str) -> Option<String> + '_ {
-        move |name: &str| {
-            let env = self.config.config.env.as_deref().unwrap_or_default();
-            env.iter()
-                .rev()
-                .find_map(|e| {
-                    e.strip_prefix(name)
-                        .and_then(|r| r.strip_prefix('='))
-                        .map(str::to_owned)
-                })
-                .or_else(|| self.args.get(name).cloned())
-        }
+        move |name: &str| self.env_value(name).or_else(|| self.args.get(name))
     }
 
     fn set_env(&mut self, name: &str, value: &str) {
@@ -114,6 +171,23 @@ impl Stage {
             .clone()
             .filter(|w| !w.is_empty())
             .unwrap_or_else(|| "/".into())
+    }
+
+    /// The owner of what the current USER creates (WORKDIR): root when none is set.
+    fn user_ids(&self) -> Result<(u32, u32), String> {
+        match self.config.config.user.as_deref().filter(|u| !u.is_empty()) {
+            None => Ok((0, 0)),
+            Some(user) => runtime::user::resolve(user, &self.rootfs).map(|u| (u.uid, u.gid)),
+        }
+    }
+
+    /// `path` made absolute against WORKDIR.
+    fn absolute(&self, path: &str) -> String {
+        if path.starts_with('/') {
+            path.to_owned()
+        } else {
+            format!("{}/{path}", self.workdir().trim_end_matches('/'))
+        }
     }
 }
 
@@ -135,6 +209,37 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     apply_layer(&bytes[..], to).map_err(std::io::Error::other)
 }
 
+/// A port EXPOSE records: `80`, `80/tcp`, `53/udp`, `8000-8010/tcp`, checked as Docker checks
+/// it; the protocol defaults to tcp.
+fn exposed_port(spec: &str) -> Result<String, String> {
+    let (ports, proto) = spec.split_once('/').unwrap_or((spec, "tcp"));
+    let proto = proto.to_ascii_lowercase();
+    if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+        return Err(format!(
+            "EXPOSE {spec}: the protocol must be tcp, udp or sctp"
+        ));
+    }
+    let valid = |p: &str| p.parse::<u16>().is_ok_and(|n| n > 0);
+    let ok = match ports.split_once('-') {
+        Some((a, b)) => valid(a) && valid(b) && a.parse::<u16>().ok() <= b.parse::<u16>().ok(),
+        None => valid(ports),
+    };
+    if !ok {
+        return Err(format!(
+            "EXPOSE {spec}: `{ports}` is not a port or a port range"
+        ));
+    }
+    Ok(format!("{ports}/{proto}"))
+}
+
+/// `--chmod`'s octal mode, refused beyond 7777 as BuildKit refuses it.
+fn chmod_mode(text: &str) -> Result<u32, String> {
+    u32::from_str_radix(text, 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| format!("--chmod={text}: not a mode (octal digits, at most 7777)"))
+}
+
 /// The builder.
 pub struct Builder<'a> {
     pub store: &'a ImageStore,
@@ -143,6 +248,16 @@ pub struct Builder<'a> {
     pub work: &'a Path,
     /// RUN steps' network.
     pub network: ContainerNetwork,
+}
+
+/// What every step of one build shares.
+struct Build<'a> {
+    context: &'a Context,
+    lexer: Lexer,
+    supplied: HashMap<String, String>,
+    /// ARGs before the first FROM, and the platform ARGs.
+    global: Args,
+    build_dir: &'a Path,
 }
 
 impl Builder<'_> {
@@ -174,14 +289,20 @@ impl Builder<'_> {
         progress: &mut dyn FnMut(Step),
     ) -> Result<Image, BuildError> {
         let tag = Reference::parse(&options.tag).map_err(general)?;
-        let context = Context::open(&options.context).map_err(general)?;
+        let root = options.context.canonicalize().map_err(|e| {
+            general(format!(
+                "the build context {}: {e}",
+                options.context.display()
+            ))
+        })?;
         let dockerfile_path = options
             .dockerfile
             .clone()
-            .unwrap_or_else(|| context.root().join("Dockerfile"));
+            .unwrap_or_else(|| root.join("Dockerfile"));
+        let context = Context::open(&root, Some(&dockerfile_path)).map_err(general)?;
         let text = fs::read_to_string(&dockerfile_path)
             .map_err(|e| general(format!("cannot read {}: {e}", dockerfile_path.display())))?;
-        let lines = dockerfile::parse(&text).map_err(|e| BuildError {
+        let dockerfile = dockerfile::parse(&text).map_err(|e| BuildError {
             line: Some(e.line),
             message: e.message,
         })?;
@@ -191,7 +312,20 @@ impl Builder<'_> {
             key_of(&[&options.tag, &now_rfc3339()])[..8].to_owned()
         ));
         fs::create_dir_all(&build_dir).map_err(general)?;
-        let result = self.run_lines(&lines, &context, options, &tag, &build_dir, progress);
+        let mut global = Args::default();
+        for (name, value) in PLATFORM_ARGS {
+            global.set(name, Some((*value).to_owned()));
+        }
+        let build = Build {
+            context: &context,
+            lexer: Lexer {
+                escape: dockerfile.escape,
+            },
+            supplied: options.build_args.iter().cloned().collect(),
+            global,
+            build_dir: &build_dir,
+        };
+        let result = self.run_lines(&dockerfile.lines, build, &tag, progress);
         let _ = fs::remove_dir_all(&build_dir);
         if result.is_err() {
             let _ = self.store.collect_garbage();
@@ -202,14 +336,10 @@ impl Builder<'_> {
     fn run_lines(
         &self,
         lines: &[Line],
-        context: &Context,
-        options: &BuildOptions,
+        mut build: Build<'_>,
         tag: &Reference,
-        build_dir: &Path,
         progress: &mut dyn FnMut(Step),
     ) -> Result<Image, BuildError> {
-        let supplied: HashMap<String, String> = options.build_args.iter().cloned().collect();
-        let mut global_args: HashMap<String, String> = HashMap::new();
         let mut stages: Vec<Stage> = Vec::new();
         let mut cache = self.load_cache();
         let total = lines.len() as u32;
@@ -217,62 +347,45 @@ impl Builder<'_> {
             let mut cached = false;
             let err = at(line.number);
             match &line.instruction {
-                Instruction::Arg { name, default } if stages.is_empty() => {
-                    if let Some(v) = supplied.get(name).cloned().or_else(|| default.clone()) {
-                        global_args.insert(name.clone(), v);
+                Instruction::Arg(list) if stages.is_empty() => {
+                    for (name, default) in list {
+                        let value = match build.supplied.get(name) {
+                            Some(v) => Some(v.clone()),
+                            None => default
+                                .as_deref()
+                                .map(|d| {
+                                    let global = &build.global;
+                                    build.lexer.word(d, &|n: &str| global.get(n))
+                                })
+                                .transpose()
+                                .map_err(|e| err(e.to_string()))?,
+                        };
+                        build.global.set(name, value);
                     }
                 }
-                Instruction::From { image, alias, .. } => {
-                    let lookup = |n: &str| global_args.get(n).cloned();
-                    let image = dockerfile::substitute(image, '\\', &lookup).map_err(&err)?;
-                    let rootfs = build_dir.join(format!("stage{}", stages.len()));
-                    let stage = if image == "scratch" {
-                        fs::create_dir_all(&rootfs).map_err(|e| err(e.to_string()))?;
-                        Stage {
-                            name: alias.clone(),
-                            rootfs,
-                            config: ImageConfig {
-                                architecture: "amd64".into(),
-                                os: "linux".into(),
-                                ..ImageConfig::default()
-                            },
-                            layers: vec![],
-                            key: key_of(&["scratch"]),
-                            shell: vec!["/bin/sh".into(), "-c".into()],
-                            args: HashMap::new(),
-                        }
-                    } else if let Some(prev) = stages
-                        .iter()
-                        .find(|s| s.name.as_deref() == Some(&image.to_ascii_lowercase()))
-                    {
-                        copy_tree(&prev.rootfs, &rootfs).map_err(|e| err(e.to_string()))?;
-                        Stage {
-                            name: alias.clone(),
-                            rootfs,
-                            config: prev.config.clone(),
-                            layers: prev.layers.clone(),
-                            key: prev.key.clone(),
-                            shell: prev.shell.clone(),
-                            args: HashMap::new(),
-                        }
-                    } else {
-                        let base = self
-                            .store
-                            .resolve(&image)
-                            .map_err(|e| err(format!("FROM {image}: {e}")))?;
-                        self.store
-                            .unpack(&base, &rootfs)
+                Instruction::From {
+                    image,
+                    alias,
+                    platform,
+                } => {
+                    let global = &build.global;
+                    let lookup = |n: &str| global.get(n);
+                    let image = build
+                        .lexer
+                        .word(image, &lookup)
+                        .map_err(|e| err(e.to_string()))?;
+                    if let Some(platform) = platform {
+                        let platform = build
+                            .lexer
+                            .word(platform, &lookup)
                             .map_err(|e| err(e.to_string()))?;
-                        Stage {
-                            name: alias.clone(),
-                            rootfs,
-                            config: base.config.clone(),
-                            layers: base.manifest.layers.clone(),
-                            key: key_of(&[&base.manifest_digest]),
-                            shell: vec!["/bin/sh".into(), "-c".into()],
-                            args: HashMap::new(),
+                        if platform != "linux/amd64" {
+                            return Err(err(format!(
+                                "FROM --platform={platform}: Berth builds linux/amd64 images only"
+                            )));
                         }
-                    };
+                    }
+                    let stage = self.from(&image, alias, stages.as_slice(), &build, line)?;
                     stages.push(stage);
                 }
                 instruction => {
@@ -281,16 +394,7 @@ impl Builder<'_> {
                     let Some(stage) = rest.first_mut() else {
                         return Err(err("an instruction before FROM".into()));
                     };
-                    cached = self.step(
-                        instruction,
-                        line,
-                        stage,
-                        before,
-                        context,
-                        &supplied,
-                        build_dir,
-                        &mut cache,
-                    )?;
+                    cached = self.step(instruction, line, stage, before, &build, &mut cache)?;
                 }
             }
             progress(Step {
@@ -311,22 +415,93 @@ impl Builder<'_> {
             .map_err(general)
     }
 
+    /// A stage's start: an empty root, an earlier stage's, or an image's.
+    fn from(
+        &self,
+        image: &str,
+        alias: &Option<String>,
+        stages: &[Stage],
+        build: &Build<'_>,
+        line: &Line,
+    ) -> Result<Stage, BuildError> {
+        let err = at(line.number);
+        let rootfs = build.build_dir.join(format!("stage{}", stages.len()));
+        let mut stage = if image == "scratch" {
+            fs::create_dir_all(&rootfs).map_err(|e| err(e.to_string()))?;
+            Stage {
+                name: alias.clone(),
+                rootfs,
+                config: ImageConfig {
+                    architecture: "amd64".into(),
+                    os: "linux".into(),
+                    ..ImageConfig::default()
+                },
+                layers: vec![],
+                key: key_of(&["scratch"]),
+                shell: vec!["/bin/sh".into(), "-c".into()],
+                args: Args::default(),
+            }
+        } else if let Some(prev) = stages
+            .iter()
+            .find(|s| s.name.as_deref() == Some(&image.to_ascii_lowercase()))
+        {
+            copy_tree(&prev.rootfs, &rootfs).map_err(|e| err(e.to_string()))?;
+            Stage {
+                name: alias.clone(),
+                rootfs,
+                config: prev.config.clone(),
+                layers: prev.layers.clone(),
+                key: prev.key.clone(),
+                shell: prev.shell.clone(),
+                args: Args::default(),
+            }
+        } else {
+            let base = self
+                .store
+                .resolve(image)
+                .map_err(|e| err(format!("FROM {image}: {e}")))?;
+            self.store
+                .unpack(&base, &rootfs)
+                .map_err(|e| err(e.to_string()))?;
+            Stage {
+                name: alias.clone(),
+                rootfs,
+                config: base.config.clone(),
+                layers: base.manifest.layers.clone(),
+                key: key_of(&[&base.manifest_digest]),
+                shell: vec!["/bin/sh".into(), "-c".into()],
+                args: Args::default(),
+            }
+        };
+        // An image without a PATH gets the default one, as BuildKit gives it.
+        if stage.env_value("PATH").is_none() {
+            stage.set_env("PATH", DEFAULT_PATH);
+        }
+        Ok(stage)
+    }
+
     /// One instruction in a stage; returns whether it came from the cache.
-    #[allow(clippy::too_many_arguments)]
     fn step(
         &self,
         instruction: &Instruction,
         line: &Line,
         stage: &mut Stage,
         earlier: &[Stage],
-        context: &Context,
-        supplied: &HashMap<String, String>,
-        build_dir: &Path,
+        build: &Build<'_>,
         cache: &mut CacheIndex,
     ) -> Result<bool, BuildError> {
         let err = at(line.number);
-        let sub = |text: &str, stage: &Stage| {
-            dockerfile::substitute(text, '\\', &stage.lookup()).map_err(&err)
+        let word = |text: &str, stage: &Stage| {
+            build
+                .lexer
+                .word(text, &stage.lookup())
+                .map_err(|e| err(e.to_string()))
+        };
+        let words = |text: &str, stage: &Stage| {
+            build
+                .lexer
+                .words(text, &stage.lookup())
+                .map_err(|e| err(e.to_string()))
         };
         let history = |stage: &mut Stage, empty: bool| {
             stage.config.history.push(History {
@@ -335,39 +510,49 @@ impl Builder<'_> {
                 empty_layer: empty,
             });
         };
-        let run = &mut stage.config.config;
         match instruction {
-            Instruction::Arg { name, default } => {
-                let value = supplied
-                    .get(name)
-                    .cloned()
-                    .or_else(|| default.clone())
-                    .unwrap_or_default();
-                stage.args.insert(name.clone(), value);
+            Instruction::Arg(list) => {
+                // Every default on the line sees the variables as they were before it, as
+                // BuildKit expands the whole line first.
+                let mut values = Vec::new();
+                for (name, default) in list {
+                    values.push(match build.supplied.get(name) {
+                        Some(v) => Some(v.clone()),
+                        None => match default {
+                            Some(d) => Some(word(d, stage)?),
+                            None => build.global.get(name),
+                        },
+                    });
+                }
+                for ((name, _), value) in list.iter().zip(values) {
+                    stage.args.set(name, value);
+                }
                 stage.key = key_of(&[&stage.key, &line.text]);
                 return Ok(false);
             }
             Instruction::Env(pairs) => {
-                for (k, v) in pairs {
-                    let v = sub(v, stage)?;
-                    stage.set_env(k, &v);
+                // Every value on the line sees the variables as they were before it.
+                let expanded = pairs
+                    .iter()
+                    .map(|(k, v)| Ok((word(k, stage)?, word(v, stage)?)))
+                    .collect::<Result<Vec<_>, BuildError>>()?;
+                for (k, v) in expanded {
+                    stage.set_env(&k, &v);
                 }
             }
             Instruction::Label(pairs) => {
-                for (k, v) in pairs {
-                    let v = sub(v, stage)?;
-                    stage.config.config.labels.insert(k.clone(), v);
+                let expanded = pairs
+                    .iter()
+                    .map(|(k, v)| Ok((word(k, stage)?, word(v, stage)?)))
+                    .collect::<Result<Vec<_>, BuildError>>()?;
+                for (k, v) in expanded {
+                    stage.config.config.labels.insert(k, v);
                 }
             }
-            Instruction::User(user) => stage.config.config.user = Some(sub(user, stage)?),
+            Instruction::User(user) => stage.config.config.user = Some(word(user, stage)?),
             Instruction::Expose(ports) => {
-                for p in ports {
-                    let p = sub(p, stage)?;
-                    let p = if p.contains('/') {
-                        p
-                    } else {
-                        format!("{p}/tcp")
-                    };
+                for p in words(ports, stage)? {
+                    let p = exposed_port(&p).map_err(&err)?;
                     stage
                         .config
                         .config
@@ -377,14 +562,15 @@ impl Builder<'_> {
             }
             Instruction::Volume(paths) => {
                 for p in paths {
-                    let p = sub(p, stage)?;
+                    let p = word(p, stage)?;
                     stage.config.config.volumes.insert(p, serde_json::json!({}));
                 }
             }
-            Instruction::StopSignal(s) => stage.config.config.stop_signal = Some(sub(s, stage)?),
+            Instruction::StopSignal(s) => stage.config.config.stop_signal = Some(word(s, stage)?),
             Instruction::Shell(argv) => stage.shell = argv.clone(),
-            Instruction::Cmd(c) => run.cmd = Some(argv(c, &stage.shell)),
+            Instruction::Cmd(c) => stage.config.config.cmd = Some(argv(c, &stage.shell)),
             Instruction::Entrypoint(c) => {
+                let run = &mut stage.config.config;
                 run.entrypoint = Some(argv(c, &stage.shell));
                 // Docker: ENTRYPOINT resets a CMD inherited from the base image.
                 run.cmd = None;
@@ -395,18 +581,19 @@ impl Builder<'_> {
             Instruction::Maintainer(_) => {}
             Instruction::Onbuild(_) => return Err(err("ONBUILD is not supported yet".into())),
             Instruction::Workdir(dir) => {
-                let dir = sub(dir, stage)?;
-                let path = if dir.starts_with('/') {
-                    dir
-                } else {
-                    format!("{}/{dir}", stage.workdir().trim_end_matches('/'))
-                };
+                let path = stage.absolute(&word(dir, stage)?);
                 stage.config.config.working_dir = Some(path.clone());
-                let rel = clean_relative(path.trim_start_matches('/')).unwrap_or_default();
+                let written = clean_relative(path.trim_start_matches('/')).unwrap_or_default();
+                let rel = resolve_in_root(&stage.rootfs, &written, true).map_err(&err)?;
                 if !stage.rootfs.join(&rel).is_dir() {
-                    let key = key_of(&[&stage.key, "WORKDIR", &path]);
-                    return self.layer_step(stage, key, line, cache, |dir| {
-                        fs::create_dir_all(dir.join(&rel)).map_err(|e| e.to_string())?;
+                    // Made as the current USER would make it, as BuildKit does.
+                    let owner = stage
+                        .user_ids()
+                        .map_err(|e| err(format!("WORKDIR {path}: {e}")))?;
+                    let key = key_of(&[&stage.key, "WORKDIR", &path, &format!("{owner:?}")]);
+                    let rootfs = stage.rootfs.clone();
+                    return self.layer_step(stage, key, line, &line.text, cache, |dir| {
+                        copy::make_dirs(dir, &rootfs, &rel, owner)?;
                         let mut bytes = Vec::new();
                         tar_directory(dir, &mut bytes).map_err(|e| e.to_string())?;
                         Ok(bytes)
@@ -428,7 +615,7 @@ impl Builder<'_> {
                     chmod: chmod.as_deref(),
                     add: false,
                 };
-                return self.copy_step(copy, line, stage, earlier, context, cache);
+                return self.copy_step(copy, line, stage, earlier, build, cache);
             }
             Instruction::Add {
                 sources,
@@ -449,80 +636,121 @@ impl Builder<'_> {
                     chmod: chmod.as_deref(),
                     add: true,
                 };
-                return self.copy_step(copy, line, stage, earlier, context, cache);
+                return self.copy_step(copy, line, stage, earlier, build, cache);
             }
             Instruction::Run { command, .. } => {
-                let args = argv(command, &stage.shell);
-                let mut env = stage.config.config.env.clone().unwrap_or_default();
-                // Build args are in RUN's environment, as in Docker, unless ENV set them.
-                for (k, v) in &stage.args {
-                    if !env.iter().any(|e| e.starts_with(&format!("{k}="))) {
-                        env.push(format!("{k}={v}"));
-                    }
-                }
-                let key = key_of(&[
-                    &stage.key,
-                    &line.text,
-                    &env.join("\n"),
-                    &stage.workdir(),
-                    stage.config.config.user.as_deref().unwrap_or(""),
-                    // A step that needs the network has another result without it.
-                    self.network.name(),
-                ]);
-                let config = ContainerConfig {
-                    id: format!("build-{}", &key[..12]),
-                    dir: build_dir.join(format!("run-{}", line.number)),
-                    lower: vec![stage.rootfs.clone()],
-                    args,
-                    env,
-                    cwd: stage.workdir(),
-                    user: stage.config.config.user.clone().unwrap_or_default(),
-                    limits: Limits::default(),
-                    log: build_dir.join(format!("run-{}.log", line.number)),
-                    // On the network as a container is, unless the build asked for none.
-                    network: match self.network {
-                        ContainerNetwork::Pasta => Some(Vec::new()),
-                        ContainerNetwork::None => None,
-                    },
-                };
-                let layout = self.layout;
-                return self.layer_step(stage, key, line, cache, |_| {
-                    let _ = fs::create_dir_all(&config.dir);
-                    let container = runtime::start(&config, layout).map_err(|e| e.to_string())?;
-                    let exit = container.wait();
-                    if exit.code != 0 {
-                        let output = fs::read_to_string(&config.log).unwrap_or_default();
-                        let tail: Vec<&str> = output
-                            .lines()
-                            .rev()
-                            .take(10)
-                            .collect::<Vec<_>>()
-                            .into_iter()
-                            .rev()
-                            .collect();
-                        return Err(format!(
-                            "RUN exited with code {}{}",
-                            exit.code,
-                            if tail.is_empty() {
-                                String::new()
-                            } else {
-                                format!(":\n{}", tail.join("\n"))
-                            }
-                        ));
-                    }
-                    if config.network.is_some() {
-                        runtime::network::remove_mount_stubs(&config.upper(), &config.lower);
-                    }
-                    let mut bytes = Vec::new();
-                    tar_overlay_upper(&config.upper(), &mut bytes).map_err(|e| e.to_string())?;
-                    Ok(bytes)
-                });
+                return self.run_step(command, line, stage, build, cache);
             }
             Instruction::From { .. } => {}
         }
         stage.key = key_of(&[&stage.key, &line.text]);
         history(stage, true);
         Ok(false)
+    }
+
+    /// RUN: the command in a container on the stage's root; what it changes is the layer.
+    fn run_step(
+        &self,
+        command: &Command,
+        line: &Line,
+        stage: &mut Stage,
+        build: &Build<'_>,
+        cache: &mut CacheIndex,
+    ) -> Result<bool, BuildError> {
+        let args = argv(command, &stage.shell);
+        let mut env = stage.config.config.env.clone().unwrap_or_default();
+        let declared: Vec<(String, String)> = stage
+            .args
+            .with_values()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        // Build args with a value are in RUN's environment, as in Docker, unless ENV set them;
+        // so are the proxy args given to the build, declared or not.
+        let proxies = PROXY_ARGS
+            .iter()
+            .filter_map(|name| Some(((*name).to_owned(), build.supplied.get(*name)?.clone())));
+        for (k, v) in declared.iter().cloned().chain(proxies) {
+            if !env
+                .iter()
+                .any(|e| e.split_once('=').map(|(n, _)| n) == Some(k.as_str()))
+            {
+                env.push(format!("{k}={v}"));
+            }
+        }
+        // The history names the args the command ran with, as BuildKit's does, but never a
+        // proxy's value.
+        let shown: Vec<String> = declared
+            .iter()
+            .filter(|(k, _)| !PROXY_ARGS.contains(&k.as_str()))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let created_by = if shown.is_empty() {
+            line.text.clone()
+        } else {
+            format!(
+                "RUN |{} {} {}",
+                shown.len(),
+                shown.join(" "),
+                args.join(" ")
+            )
+        };
+        let key = key_of(&[
+            &stage.key,
+            &line.text,
+            &env.join("\n"),
+            &stage.workdir(),
+            stage.config.config.user.as_deref().unwrap_or(""),
+            // A step that needs the network has another result without it.
+            self.network.name(),
+        ]);
+        let config = ContainerConfig {
+            id: format!("build-{}", &key[..12]),
+            dir: build.build_dir.join(format!("run-{}", line.number)),
+            lower: vec![stage.rootfs.clone()],
+            args,
+            env,
+            cwd: stage.workdir(),
+            user: stage.config.config.user.clone().unwrap_or_default(),
+            limits: Limits::default(),
+            log: build.build_dir.join(format!("run-{}.log", line.number)),
+            // On the network as a container is, unless the build asked for none.
+            network: match self.network {
+                ContainerNetwork::Pasta => Some(Vec::new()),
+                ContainerNetwork::None => None,
+            },
+        };
+        let layout = self.layout;
+        self.layer_step(stage, key, line, &created_by, cache, |_| {
+            let _ = fs::create_dir_all(&config.dir);
+            let container = runtime::start(&config, layout).map_err(|e| e.to_string())?;
+            let exit = container.wait();
+            if exit.code != 0 {
+                let output = fs::read_to_string(&config.log).unwrap_or_default();
+                let tail: Vec<&str> = output
+                    .lines()
+                    .rev()
+                    .take(10)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                return Err(format!(
+                    "RUN exited with code {}{}",
+                    exit.code,
+                    if tail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(":\n{}", tail.join("\n"))
+                    }
+                ));
+            }
+            if config.network.is_some() {
+                runtime::network::remove_mount_stubs(&config.upper(), &config.lower);
+            }
+            let mut bytes = Vec::new();
+            tar_overlay_upper(&config.upper(), &mut bytes).map_err(|e| e.to_string())?;
+            Ok(bytes)
+        })
     }
 
     /// COPY and ADD: resolve the sources (in the context, or in an earlier stage with
@@ -533,38 +761,41 @@ impl Builder<'_> {
         line: &Line,
         stage: &mut Stage,
         earlier: &[Stage],
-        context: &Context,
+        build: &Build<'_>,
         cache: &mut CacheIndex,
     ) -> Result<bool, BuildError> {
         let err = at(line.number);
-        let sub = |text: &str, stage: &Stage| {
-            dockerfile::substitute(text, '\\', &stage.lookup()).map_err(&err)
+        let word = |text: &str, stage: &Stage| {
+            build
+                .lexer
+                .word(text, &stage.lookup())
+                .map_err(|e| err(e.to_string()))
         };
         let keyword = if copy.add { "ADD" } else { "COPY" };
-        let dest = sub(copy.dest, stage)?;
-        let chown = copy.chown.map(|c| sub(c, stage)).transpose()?;
-        let owner = chown
-            .as_deref()
-            .map(|c| runtime::user::resolve(c, &stage.rootfs).map(|u| (u.uid, u.gid)))
-            .transpose()
-            .map_err(&err)?;
-        let mode = copy
-            .chmod
-            .map(|m| {
-                u32::from_str_radix(m, 8).map_err(|_| err(format!("--chmod={m} is not octal")))
-            })
-            .transpose()?;
-        let (source_root, paths, content) = match copy.from {
-            None => {
-                let mut all = Vec::new();
-                for s in copy.sources {
-                    all.extend(context.resolve(&sub(s, stage)?).map_err(&err)?);
-                }
-                let digest = context.digest(&all);
-                (context.root().to_path_buf(), all, digest)
+        let dest = word(copy.dest, stage)?;
+        let owner = match copy.chown {
+            None => None,
+            Some(c) => {
+                let c = word(c, stage)?;
+                let user = runtime::user::resolve(&c, &stage.rootfs)
+                    .map_err(|e| err(format!("--chown={c}: {e}")))?;
+                Some((user.uid, user.gid))
             }
+        };
+        let mode = match copy.chmod {
+            None => None,
+            Some(m) => Some(chmod_mode(&word(m, stage)?).map_err(&err)?),
+        };
+        let written: Vec<String> = copy
+            .sources
+            .iter()
+            .map(|s| word(s, stage))
+            .collect::<Result<_, _>>()?;
+        let stage_tree;
+        let (tree, content, keep_owners) = match copy.from {
+            None => (build.context, None, false),
             Some(from) => {
-                let from = sub(from, stage)?;
+                let from = word(from, stage)?;
                 let other = earlier
                     .iter()
                     .enumerate()
@@ -578,32 +809,50 @@ impl Builder<'_> {
                             "{keyword} --from={from}: no earlier stage has that name"
                         ))
                     })?;
-                let mut all = Vec::new();
-                for s in copy.sources {
-                    let s = sub(s, stage)?;
-                    let rel = clean_relative(s.trim_start_matches('/'))
-                        .ok_or_else(|| err(format!("`{s}` climbs out of the stage")))?;
-                    if fs::symlink_metadata(other.rootfs.join(&rel)).is_err() {
-                        return Err(err(format!(
-                            "{keyword} --from={from}: `{s}` does not exist in that stage"
-                        )));
-                    }
-                    all.push(rel);
-                }
-                (other.rootfs.clone(), all, other.key.clone())
+                stage_tree = Context::of_tree(&other.rootfs);
+                (&stage_tree, Some(other.key.clone()), true)
             }
         };
-        let into_dir = paths.len() > 1
-            || copy.sources.iter().any(|s| s.contains(['*', '?']))
-            || dest.ends_with('/');
-        let target = if dest.starts_with('/') {
-            dest.clone()
-        } else {
-            format!("{}/{dest}", stage.workdir().trim_end_matches('/'))
-        };
-        let key = key_of(&[&stage.key, &line.text, &target, &content]);
+        let mut sources = Vec::new();
+        for s in &written {
+            let found = tree.resolve(s).map_err(|e| {
+                if keep_owners {
+                    err(format!("{keyword} --from: {e}"))
+                } else {
+                    err(e)
+                }
+            })?;
+            sources.extend(found);
+        }
+        if sources.is_empty() {
+            return Err(err(format!(
+                "{keyword} {}: no source file matches",
+                written.join(" ")
+            )));
+        }
+        let ends_as_dir = dest.ends_with('/') || dest == "." || dest.ends_with("/.");
+        let target = stage.absolute(&dest);
+        if written.len() > 1 && !ends_as_dir {
+            let existing = clean_relative(target.trim_start_matches('/'))
+                .and_then(|rel| resolve_in_root(&stage.rootfs, &rel, true).ok())
+                .is_some_and(|rel| stage.rootfs.join(rel).is_dir());
+            if !existing {
+                return Err(err(format!(
+                    "{keyword} with more than one source needs a directory destination ending in /: `{dest}`"
+                )));
+            }
+        }
+        let into_dir = ends_as_dir || sources.len() > 1;
+        let content = content.unwrap_or_else(|| build.context.digest(&sources));
+        let key = key_of(&[
+            &stage.key,
+            &line.text,
+            &target,
+            &content,
+            &format!("{owner:?}{mode:?}"),
+        ]);
         let rootfs = stage.rootfs.clone();
-        self.layer_step(stage, key, line, cache, |dir| {
+        self.layer_step(stage, key, line, &line.text, cache, |dir| {
             let place = Placement {
                 target: &target,
                 into_dir,
@@ -611,8 +860,9 @@ impl Builder<'_> {
                 owner,
                 mode,
                 unpack_archives: copy.add,
+                keep_owners,
             };
-            stage_copy(&source_root, &paths, &place, dir)?;
+            copy::stage_copy(tree, &sources, &place, dir)?;
             let mut bytes = Vec::new();
             tar_directory(dir, &mut bytes).map_err(|e| e.to_string())?;
             Ok(bytes)
@@ -626,6 +876,7 @@ impl Builder<'_> {
         stage: &mut Stage,
         key: String,
         line: &Line,
+        created_by: &str,
         cache: &mut CacheIndex,
         make: impl FnOnce(&Path) -> Result<Vec<u8>, String>,
     ) -> Result<bool, BuildError> {
@@ -682,7 +933,7 @@ impl Builder<'_> {
         stage.config.rootfs.diff_ids.push(diff_id);
         stage.config.history.push(History {
             created: Some(now_rfc3339()),
-            created_by: Some(line.text.clone()),
+            created_by: Some(created_by.to_owned()),
             empty_layer: false,
         });
         stage.key = key;
@@ -763,7 +1014,7 @@ fn healthcheck(
     Ok(value)
 }
 
-/// The arguments of a COPY or ADD.
+/// The arguments of a COPY or ADD, as written.
 struct CopySpec<'a> {
     sources: &'a [String],
     dest: &'a str,
@@ -774,130 +1025,10 @@ struct CopySpec<'a> {
     add: bool,
 }
 
-/// Where and how copied files land in a layer.
-#[derive(Clone, Copy)]
-struct Placement<'a> {
-    target: &'a str,
-    into_dir: bool,
-    image_root: &'a Path,
-    owner: Option<(u32, u32)>,
-    mode: Option<u32>,
-    unpack_archives: bool,
-}
-
 /// A command in exec form, or wrapped in the stage's SHELL.
 fn argv(command: &Command, shell: &[String]) -> Vec<String> {
     match command {
         Command::Exec(argv) => argv.clone(),
         Command::Shell(s) => shell.iter().cloned().chain([s.clone()]).collect(),
     }
-}
-
-/// Put `paths` (relative to `source_root`) into `layer_dir` at `target`, as COPY/ADD do:
-/// a directory's contents go into the target directory; with several sources, or a target
-/// ending in `/`, or an existing directory there in the image, the target is a directory. ADD
-/// unpacks local tar archives.
-fn stage_copy(
-    source_root: &Path,
-    paths: &[PathBuf],
-    place: &Placement<'_>,
-    layer_dir: &Path,
-) -> Result<(), String> {
-    let Placement {
-        target,
-        into_dir,
-        image_root,
-        owner,
-        mode,
-        unpack_archives,
-    } = *place;
-    let target_rel = clean_relative(target.trim_start_matches('/')).unwrap_or_default();
-    let target_is_dir = into_dir || image_root.join(&target_rel).is_dir();
-    for rel in paths {
-        let source = source_root.join(rel);
-        let meta = fs::symlink_metadata(&source).map_err(|e| format!("{}: {e}", rel.display()))?;
-        if unpack_archives && meta.is_file() && is_archive(&source) {
-            let dest = layer_dir.join(&target_rel);
-            fs::create_dir_all(&dest).map_err(|e| e.to_string())?;
-            let file = fs::File::open(&source).map_err(|e| e.to_string())?;
-            apply_layer(maybe_gunzip(file).map_err(|e| e.to_string())?, &dest)
-                .map_err(|e| format!("{}: {e}", rel.display()))?;
-            continue;
-        }
-        let dest = if meta.is_dir() {
-            layer_dir.join(&target_rel)
-        } else if target_is_dir {
-            layer_dir
-                .join(&target_rel)
-                .join(rel.file_name().unwrap_or_default())
-        } else {
-            layer_dir.join(&target_rel)
-        };
-        if meta.is_dir() {
-            let mut bytes = Vec::new();
-            tar_directory(&source, &mut bytes).map_err(|e| e.to_string())?;
-            fs::create_dir_all(&dest).map_err(|e| e.to_string())?;
-            apply_layer(&bytes[..], &dest).map_err(|e| e.to_string())?;
-        } else {
-            if let Some(parent) = dest.parent() {
-                fs::create_dir_all(parent).map_err(|e| e.to_string())?;
-            }
-            if meta.file_type().is_symlink() {
-                let link = fs::read_link(&source).map_err(|e| e.to_string())?;
-                std::os::unix::fs::symlink(link, &dest).map_err(|e| e.to_string())?;
-            } else {
-                fs::copy(&source, &dest).map_err(|e| format!("{}: {e}", rel.display()))?;
-            }
-        }
-    }
-    // Ownership and mode apply to everything the step wrote (not the parent directories of
-    // the target that only exist to hold it), as Docker's --chown and --chmod do.
-    if owner.is_some() || mode.is_some() {
-        let top = layer_dir.join(&target_rel);
-        let mut all = vec![top.clone()];
-        let mut stack = vec![top];
-        while let Some(dir) = stack.pop() {
-            if let Ok(entries) = fs::read_dir(&dir) {
-                for e in entries.flatten() {
-                    if e.file_type().is_ok_and(|t| t.is_dir()) {
-                        stack.push(e.path());
-                    }
-                    all.push(e.path());
-                }
-            }
-        }
-        for path in all {
-            if let Some((uid, gid)) = owner {
-                std::os::unix::fs::lchown(&path, Some(uid), Some(gid))
-                    .map_err(|e| e.to_string())?;
-            }
-            if let Some(mode) = mode
-                && !fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink())
-            {
-                use std::os::unix::fs::PermissionsExt;
-                fs::set_permissions(&path, fs::Permissions::from_mode(mode))
-                    .map_err(|e| e.to_string())?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Whether a file is a tar archive (plain or gzip), which ADD unpacks.
-fn is_archive(path: &Path) -> bool {
-    let Ok(file) = fs::File::open(path) else {
-        return false;
-    };
-    let Ok(mut reader) = maybe_gunzip(file) else {
-        return false;
-    };
-    let mut header = [0u8; 512];
-    let mut got = 0;
-    while got < header.len() {
-        match std::io::Read::read(&mut reader, &mut header[got..]) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => got += n,
-        }
-    }
-    got == 512 && &header[257..262] == b"ustar"
 }

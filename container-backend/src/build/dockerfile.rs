@@ -32,10 +32,8 @@ pub enum Instruction {
         alias: Option<String>,
         platform: Option<String>,
     },
-    Arg {
-        name: String,
-        default: Option<String>,
-    },
+    /// Names with their defaults as written (expanded when the builder reaches them).
+    Arg(Vec<(String, Option<String>)>),
     Env(Vec<(String, String)>),
     Label(Vec<(String, String)>),
     Workdir(String),
@@ -59,7 +57,8 @@ pub enum Instruction {
     },
     Cmd(Command),
     Entrypoint(Command),
-    Expose(Vec<String>),
+    /// The ports as written: a variable may hold several.
+    Expose(String),
     Volume(Vec<String>),
     StopSignal(String),
     Shell(Vec<String>),
@@ -157,43 +156,39 @@ fn take_flags(mut rest: &str) -> (Vec<(String, String)>, &str) {
     }
 }
 
-/// Words split on whitespace, with single and double quotes grouping (as Docker reads
-/// LABEL, ENV and paths).
-fn words(text: &str, escape: char) -> Result<Vec<String>, String> {
+/// Words split on whitespace that no quote or escape protects, each kept as written (quotes
+/// and escapes included): the builder's lexer removes them when it expands the word, as
+/// BuildKit's parser leaves them to its `shell.Lex`.
+fn raw_words(text: &str, escape: char) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     let mut current = String::new();
-    let mut in_word = false;
     let mut quote: Option<char> = None;
     let mut chars = text.chars();
     while let Some(c) = chars.next() {
         match (quote, c) {
             (None, c) if c.is_whitespace() => {
-                if in_word {
+                if !current.is_empty() {
                     out.push(std::mem::take(&mut current));
-                    in_word = false;
                 }
+                continue;
             }
-            (None, '"' | '\'') => {
-                quote = Some(c);
-                in_word = true;
-            }
+            (None, '"' | '\'') => quote = Some(c),
             (Some(q), c) if c == q => quote = None,
             (q, c) if c == escape && q != Some('\'') => {
+                current.push(c);
                 if let Some(next) = chars.next() {
                     current.push(next);
                 }
-                in_word = true;
+                continue;
             }
-            (_, c) => {
-                current.push(c);
-                in_word = true;
-            }
+            _ => {}
         }
+        current.push(c);
     }
     if quote.is_some() {
         return Err("a quote is not closed".into());
     }
-    if in_word {
+    if !current.is_empty() {
         out.push(current);
     }
     Ok(out)
@@ -214,7 +209,7 @@ fn pairs(
         }
         return Ok(vec![(first.to_owned(), value.to_owned())]);
     }
-    let list = words(rest, escape).map_err(|m| ParseError {
+    let list = raw_words(rest, escape).map_err(|m| ParseError {
         line: number,
         message: m,
     })?;
@@ -284,7 +279,7 @@ fn instruction(
     let paths = |keyword: &str| -> Result<(Vec<String>, String), ParseError> {
         let mut list = match json_array(rest) {
             Some(list) => list,
-            None => words(rest, escape).map_err(|m| ParseError {
+            None => raw_words(rest, escape).map_err(|m| ParseError {
                 line: number,
                 message: m,
             })?,
@@ -324,20 +319,27 @@ fn instruction(
         }
         "ARG" => {
             check_flags(number, "ARG", &flags, &[])?;
-            let (name, default) = match rest.split_once('=') {
-                Some((n, d)) => (n.trim(), Some(d.trim().trim_matches('"').to_owned())),
-                None => (rest, None),
-            };
-            if name.is_empty() || name.contains(char::is_whitespace) {
-                return err(
-                    number,
-                    format!("ARG `{rest}`: give one NAME or NAME=default"),
-                );
+            let list = raw_words(rest, escape).map_err(|m| ParseError {
+                line: number,
+                message: m,
+            })?;
+            let mut args = Vec::new();
+            for word in list {
+                let (name, default) = match word.split_once('=') {
+                    Some((n, d)) => (n.to_owned(), Some(d.to_owned())),
+                    None => (word.clone(), None),
+                };
+                let valid = name
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_alphabetic() || c == '_')
+                    && name.chars().all(|c| c.is_alphanumeric() || c == '_');
+                if !valid {
+                    return err(number, format!("ARG `{word}`: `{name}` is not a name"));
+                }
+                args.push((name, default));
             }
-            Instruction::Arg {
-                name: name.to_owned(),
-                default,
-            }
+            Instruction::Arg(args)
         }
         "ENV" => Instruction::Env(pairs(number, rest, escape, true)?),
         "LABEL" => Instruction::Label(pairs(number, rest, escape, false)?),
@@ -390,11 +392,14 @@ fn instruction(
         }
         "CMD" => Instruction::Cmd(command(rest)),
         "ENTRYPOINT" => Instruction::Entrypoint(command(rest)),
-        "EXPOSE" => Instruction::Expose(rest.split_whitespace().map(str::to_owned).collect()),
-        "VOLUME" => Instruction::Volume(
-            json_array(rest)
-                .unwrap_or_else(|| rest.split_whitespace().map(str::to_owned).collect()),
-        ),
+        "EXPOSE" => Instruction::Expose(rest.to_owned()),
+        "VOLUME" => Instruction::Volume(match json_array(rest) {
+            Some(list) => list,
+            None => raw_words(rest, escape).map_err(|m| ParseError {
+                line: number,
+                message: m,
+            })?,
+        }),
         "STOPSIGNAL" => Instruction::StopSignal(rest.to_owned()),
         "SHELL" => match json_array(rest) {
             Some(argv) if !argv.is_empty() => Instruction::Shell(argv),
@@ -445,8 +450,15 @@ fn instruction(
     })
 }
 
+/// A parsed Dockerfile: its instructions, and the escape character its arguments are read with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dockerfile {
+    pub escape: char,
+    pub lines: Vec<Line>,
+}
+
 /// Parse a whole Dockerfile.
-pub fn parse(text: &str) -> Result<Vec<Line>, ParseError> {
+pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut escape = '\\';
     let mut lines = text
@@ -543,73 +555,7 @@ pub fn parse(text: &str) -> Result<Vec<Line>, ParseError> {
         None => return err(out[0].number, "the Dockerfile has no FROM"),
         _ => {}
     }
-    Ok(out)
-}
-
-/// Expand `$VAR`, `${VAR}`, `${VAR:-default}` and `${VAR:+alternative}` with `lookup`; the
-/// escape character before `$` keeps it literal.
-pub fn substitute(
-    text: &str,
-    escape: char,
-    lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, String> {
-    let mut out = String::new();
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == escape && chars.peek() == Some(&'$') {
-            out.push('$');
-            chars.next();
-            continue;
-        }
-        if c != '$' {
-            out.push(c);
-            continue;
-        }
-        if chars.peek() == Some(&'{') {
-            chars.next();
-            let mut inner = String::new();
-            loop {
-                match chars.next() {
-                    Some('}') => break,
-                    Some(ch) => inner.push(ch),
-                    None => return Err(format!("`${{{inner}` is not closed")),
-                }
-            }
-            let (name, op) = match inner.find(':') {
-                Some(i) => (&inner[..i], Some(&inner[i..])),
-                None => (inner.as_str(), None),
-            };
-            let value = lookup(name).filter(|v| !v.is_empty());
-            match op {
-                None => out.push_str(&value.unwrap_or_default()),
-                Some(op) if op.starts_with(":-") => {
-                    out.push_str(&value.unwrap_or_else(|| op[2..].to_owned()))
-                }
-                Some(op) if op.starts_with(":+") => {
-                    if value.is_some() {
-                        out.push_str(&op[2..]);
-                    }
-                }
-                Some(op) => return Err(format!("`${{{name}{op}}}`: only :- and :+ are supported")),
-            }
-        } else {
-            let mut name = String::new();
-            while let Some(&ch) = chars.peek() {
-                if ch.is_ascii_alphanumeric() || ch == '_' {
-                    name.push(ch);
-                    chars.next();
-                } else {
-                    break;
-                }
-            }
-            if name.is_empty() {
-                out.push('$');
-            } else {
-                out.push_str(&lookup(&name).unwrap_or_default());
-            }
-        }
-    }
-    Ok(out)
+    Ok(Dockerfile { escape, lines: out })
 }
 
 impl fmt::Display for Command {
@@ -652,7 +598,7 @@ CMD --verbose
 
     #[test]
     fn parses_a_realistic_multi_stage_dockerfile() {
-        let lines = parse(REALISTIC).unwrap();
+        let lines = parse(REALISTIC).unwrap().lines;
         let kinds: Vec<&str> = lines
             .iter()
             .map(|l| l.text.split_whitespace().next().unwrap())
@@ -691,7 +637,7 @@ CMD --verbose
         assert_eq!(
             lines[2].instruction,
             Instruction::Env(vec![
-                ("GREETING".into(), "hello world".into()),
+                ("GREETING".into(), "\"hello world\"".into()),
                 ("LANG".into(), "C.UTF-8".into())
             ])
         );
@@ -780,7 +726,9 @@ CMD --verbose
     #[test]
     fn escape_directive_and_crlf() {
         let text = "# escape=`\r\nFROM scratch\r\nRUN dir c:\\ `\r\n  /w\r\n";
-        let lines = parse(text).unwrap();
+        let parsed = parse(text).unwrap();
+        assert_eq!(parsed.escape, '`');
+        let lines = parsed.lines;
         assert_eq!(
             lines[1].instruction,
             Instruction::Run {
@@ -803,18 +751,31 @@ CMD --verbose
     }
 
     #[test]
-    fn substitution() {
-        let vars = |n: &str| match n {
-            "A" => Some("1".into()),
-            "EMPTY" => Some(String::new()),
-            _ => None,
-        };
-        let s = |t| substitute(t, '\\', &vars).unwrap();
-        assert_eq!(s("$A-${A}"), "1-1");
-        assert_eq!(s("${B:-dflt} ${A:-dflt} ${EMPTY:-e}"), "dflt 1 e");
-        assert_eq!(s("${A:+yes}${B:+no}"), "yes");
-        assert_eq!(s("\\$A costs $"), "$A costs $");
-        assert!(substitute("${A", '\\', &vars).is_err());
+    fn arguments_keep_quotes_for_the_lexer_and_args_take_several_names() {
+        let lines = parse(
+            "ARG A=1 B=\"x y\" C\nFROM scratch\nENV a='$b' c=d\\ e\nEXPOSE $PORTS 53/udp\nARG 1x\n",
+        )
+        .unwrap_err();
+        assert_eq!(lines.line, 5, "{lines}");
+        let lines = parse("ARG A=1 B=\"x y\" C\nFROM scratch\nENV a='$b' c=d\\ e\nEXPOSE $P 53\n")
+            .unwrap()
+            .lines;
+        assert_eq!(
+            lines[0].instruction,
+            Instruction::Arg(vec![
+                ("A".into(), Some("1".into())),
+                ("B".into(), Some("\"x y\"".into())),
+                ("C".into(), None)
+            ])
+        );
+        assert_eq!(
+            lines[2].instruction,
+            Instruction::Env(vec![
+                ("a".into(), "'$b'".into()),
+                ("c".into(), "d\\ e".into())
+            ])
+        );
+        assert_eq!(lines[3].instruction, Instruction::Expose("$P 53".into()));
     }
 
     #[test]
@@ -832,7 +793,6 @@ CMD --verbose
                 .map(|_| alphabet[(next() % alphabet.len() as u64) as usize] as char)
                 .collect();
             let _ = parse(&text);
-            let _ = substitute(&text, '\\', &|_| Some("x".into()));
             let mut mutated = REALISTIC.to_owned();
             let at = (next() % mutated.len() as u64) as usize;
             if mutated.is_char_boundary(at) {

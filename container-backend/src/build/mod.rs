@@ -1,5 +1,9 @@
-//! Building images from Dockerfiles: the parser, the build context, and the builder.
+//! Building images from Dockerfiles: the parser, the lexer of its arguments, the build context
+//! and its ignore rules, COPY's placement of files, and the builder.
 
 pub mod builder;
 pub mod context;
+pub mod copy;
 pub mod dockerfile;
+pub mod ignore;
+pub mod shell_word;

@@ -68,7 +68,9 @@ pub fn resolve(spec: &str, root: &Path) -> Result<User, String> {
         },
     };
     let mut groups = vec![gid];
-    if let Some(name) = &name {
+    // `user:group` runs with exactly that group, as Docker runs it; a user alone gets the
+    // groups /etc/group lists it in.
+    if let (Some(name), None | Some("")) = (&name, group_part) {
         for f in &groups_lines {
             if f[3].split(',').any(|m| m == name)
                 && let Ok(g) = f[2].parse()
@@ -123,7 +125,13 @@ mod tests {
             (app.uid, app.gid, app.groups.clone(), app.home.as_str()),
             (1000, 1000, vec![1000, 10], "/home/app")
         );
-        assert_eq!(resolve("app:wheel", r.path()).unwrap().gid, 10);
+        let exact = resolve("app:app", r.path()).unwrap();
+        assert_eq!(
+            (exact.gid, exact.groups),
+            (1000, vec![1000]),
+            "a group given is the only group, as Docker runs `USER app:app`"
+        );
+        assert_eq!(resolve("app:wheel", r.path()).unwrap().groups, [10]);
         assert_eq!(
             resolve("4242:4343", r.path()).unwrap(),
             User {
