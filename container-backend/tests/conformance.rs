@@ -1,0 +1,630 @@
+//! Dockerfile conformance: one case per rule of the Dockerfile reference and of BuildKit's
+//! behaviour (issue 17), each asserting the built filesystem (content, owner, mode, symlink
+//! target), the image config, or the exact error line. Where buildah on this machine builds the
+//! same case the same way, Berth's result is compared with its result too (`-o type=local`
+//! export, `buildah inspect`): a real builder the suite cannot drift from. Where buildah 1.28
+//! (Debian 12) differs from BuildKit, the case says so and asserts BuildKit's behaviour.
+//!
+//! Needs root (builds write files of other owners) and buildah (scripts/test installs it).
+#![allow(clippy::unwrap_used)] // a panic in a test is a failed assertion
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{Fixture, fixture};
+use container_backend::image::Image;
+
+/// Every path below `under` in `root`: `kind mode uid:gid` and the content or link target.
+fn listing(root: &Path, under: &str) -> BTreeMap<String, String> {
+    fn walk(root: &Path, rel: &Path, out: &mut BTreeMap<String, String>) {
+        let full = root.join(rel);
+        let Ok(meta) = fs::symlink_metadata(&full) else {
+            return;
+        };
+        let owner = format!("{:o} {}:{}", meta.mode() & 0o7777, meta.uid(), meta.gid());
+        let entry = if meta.file_type().is_symlink() {
+            format!(
+                "link {}:{} -> {}",
+                meta.uid(),
+                meta.gid(),
+                fs::read_link(&full).unwrap().display()
+            )
+        } else if meta.is_dir() {
+            format!("dir {owner}")
+        } else {
+            format!(
+                "file {owner} {:?}",
+                String::from_utf8_lossy(&fs::read(&full).unwrap())
+            )
+        };
+        out.insert(rel.display().to_string(), entry);
+        if meta.is_dir() {
+            let mut names: Vec<_> = fs::read_dir(&full)
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name())
+                .collect();
+            names.sort();
+            for name in names {
+                walk(root, &rel.join(name), out);
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, Path::new(under), &mut out);
+    out
+}
+
+/// buildah with its state in the fixture's directory, `busybox` imported from the same tree.
+struct Buildah {
+    dir: PathBuf,
+}
+
+impl Buildah {
+    fn new(f: &Fixture) -> Buildah {
+        assert!(
+            Command::new("buildah")
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success()),
+            "the conformance suite compares with buildah: apt install buildah runc (scripts/test does)"
+        );
+        let dir = f.dir.path().join("buildah");
+        fs::create_dir_all(dir.join("tmp")).unwrap();
+        // runc with plain cgroupfs: this host's hybrid cgroups are not crun's or systemd's.
+        fs::write(
+            dir.join("containers.conf"),
+            "[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\nruntime = \"runc\"\n",
+        )
+        .unwrap();
+        let b = Buildah { dir };
+        let ctx = f.dir.path().join("buildah-busybox");
+        fs::create_dir_all(&ctx).unwrap();
+        common::tar_then_copy(&f.dir.path().join("busybox-rootfs"), &ctx.join("rootfs"));
+        fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY rootfs/ /\n").unwrap();
+        b.build(&ctx, None, &[], "busybox").unwrap();
+        b
+    }
+
+    fn command(&self) -> Command {
+        let mut c = Command::new("buildah");
+        c.arg("--root")
+            .arg(self.dir.join("root"))
+            .arg("--runroot")
+            .arg(self.dir.join("run"))
+            .args(["--storage-driver", "vfs"])
+            .env("CONTAINERS_CONF", self.dir.join("containers.conf"))
+            .env("TMPDIR", self.dir.join("tmp"));
+        c
+    }
+
+    /// Builds and exports the final filesystem; the directory it is in, or buildah's error.
+    fn build(
+        &self,
+        ctx: &Path,
+        dockerfile: Option<&Path>,
+        args: &[(&str, &str)],
+        tag: &str,
+    ) -> Result<PathBuf, String> {
+        let out = self.dir.join(format!("out-{tag}"));
+        let mut c = self.command();
+        c.args([
+            "bud",
+            "--pull=never",
+            "--network=none",
+            "--layers=false",
+            "-t",
+            tag,
+        ])
+        .arg(format!("--output=type=local,dest={}", out.display()));
+        if let Some(d) = dockerfile {
+            c.arg("-f").arg(d);
+        }
+        for (k, v) in args {
+            c.arg(format!("--build-arg={k}={v}"));
+        }
+        let o = c.arg(ctx).output().unwrap();
+        if o.status.success() {
+            Ok(out)
+        } else {
+            Err(String::from_utf8_lossy(&o.stderr).into_owned())
+        }
+    }
+
+    /// The built image's OCI config (`config` of the image JSON).
+    fn config(&self, tag: &str) -> serde_json::Value {
+        let o = self
+            .command()
+            .args(["inspect", "--type", "image", tag])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let all: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        all["OCIv1"]["config"].clone()
+    }
+}
+
+struct Case<'a> {
+    f: &'a Fixture,
+    ctx: PathBuf,
+    name: &'a str,
+}
+
+impl<'a> Case<'a> {
+    fn new(f: &'a Fixture, name: &'a str, dockerfile: &str, files: &[(&str, &str)]) -> Case<'a> {
+        Case {
+            ctx: f.context(name, dockerfile, files),
+            f,
+            name,
+        }
+    }
+
+    /// Berth's build: the image and its unpacked root.
+    fn berth(&self, dockerfile: Option<&Path>, args: &[(&str, &str)]) -> (Image, PathBuf) {
+        let (image, _) = self.f.build_with(&self.ctx, self.name, dockerfile, args);
+        let image = image.unwrap_or_else(|e| panic!("{}: {e}", self.name));
+        let root = self.f.dir.path().join(format!("berth-out-{}", self.name));
+        self.f.store.unpack(&image, &root).unwrap();
+        (image, root)
+    }
+
+    /// Berth's error for a build that must fail.
+    fn berth_error(&self) -> String {
+        self.f
+            .build(&self.ctx, self.name)
+            .0
+            .err()
+            .unwrap_or_else(|| panic!("{}: built", self.name))
+            .to_string()
+    }
+}
+
+fn env_of(image: &Image) -> Vec<String> {
+    image.config.config.env.clone().unwrap_or_default()
+}
+
+#[test]
+fn dockerignore_applies_to_every_copy_as_buildah_applies_it() {
+    let Some(f) = fixture() else { return };
+    let b = Buildah::new(&f);
+    let case = Case::new(
+        &f,
+        "ignore",
+        "FROM scratch\nCOPY . /app/\nCOPY sub /sub/\nCOPY vendor /vendor/\n",
+        &[
+            (
+                ".dockerignore",
+                "# secrets never reach an image\n.env\n**/*.log\n!keep.log\nnode_modules\n/build\nvendor\n!vendor/keep\n",
+            ),
+            (".env", "SECRET=1"),
+            ("a.txt", "a"),
+            ("x.log", "x"),
+            ("keep.log", "k"),
+            ("sub/y.log", "y"),
+            ("sub/z.txt", "z"),
+            ("node_modules/m/i.js", "i"),
+            ("build/out", "o"),
+            ("src/build/kept", "kept"),
+            ("vendor/v", "v"),
+            ("vendor/keep/k", "k"),
+        ],
+    );
+    let (_, root) = case.berth(None, &[]);
+    let app = listing(&root, "app");
+    for present in [
+        "app/Dockerfile",
+        "app/.dockerignore",
+        "app/a.txt",
+        "app/keep.log",
+        "app/sub/z.txt",
+        "app/src/build/kept",
+        "app/vendor/keep/k",
+    ] {
+        assert!(app.contains_key(present), "{present} missing: {app:#?}");
+    }
+    for absent in [
+        "app/.env",
+        "app/x.log",
+        "app/sub/y.log",
+        "app/node_modules",
+        "app/build",
+        "app/vendor/v",
+    ] {
+        assert!(!app.contains_key(absent), "{absent} copied: {app:#?}");
+    }
+    let theirs = b.build(&case.ctx, None, &[], "ignore").unwrap();
+    for under in ["app", "sub", "vendor"] {
+        assert_eq!(listing(&root, under), listing(&theirs, under), "{under}");
+    }
+
+    let named = Case::new(
+        &f,
+        "ignore-named",
+        "FROM scratch\nCOPY .env /\n",
+        &[(".dockerignore", ".env\n"), (".env", "s")],
+    );
+    let e = named.berth_error();
+    assert!(
+        e.starts_with("Dockerfile line 2: `.env` is not in the build context"),
+        "{e}"
+    );
+    assert!(
+        b.build(&named.ctx, None, &[], "ignore-named").is_err(),
+        "buildah refuses it too"
+    );
+}
+
+#[test]
+fn the_dockerfile_and_ignore_file_are_copied_unless_ignored_and_a_dockerfile_s_own_ignore_file_wins()
+ {
+    let Some(f) = fixture() else { return };
+    let b = Buildah::new(&f);
+    let case = Case::new(
+        &f,
+        "ignore-self",
+        "FROM scratch\nCOPY . /app/\n",
+        &[
+            (".dockerignore", "Dockerfile\n.dockerignore\n"),
+            ("a.txt", "a"),
+        ],
+    );
+    let (_, root) = case.berth(None, &[]);
+    let theirs = b.build(&case.ctx, None, &[], "ignore-self").unwrap();
+    assert_eq!(listing(&root, "app"), listing(&theirs, "app"));
+    assert_eq!(listing(&root, "app").len(), 2, "only /app and a.txt");
+
+    // BuildKit reads app.Dockerfile.dockerignore instead of .dockerignore (buildah 1.28 does not).
+    let own = Case::new(
+        &f,
+        "ignore-own",
+        "FROM scratch\n",
+        &[
+            ("app.Dockerfile", "FROM scratch\nCOPY . /app/\n"),
+            ("app.Dockerfile.dockerignore", "a.txt\n"),
+            (".dockerignore", "b.txt\n"),
+            ("a.txt", "a"),
+            ("b.txt", "b"),
+        ],
+    );
+    let (_, root) = own.berth(Some(&own.ctx.join("app.Dockerfile")), &[]);
+    assert!(!root.join("app/a.txt").exists());
+    assert!(root.join("app/b.txt").exists());
+}
+
+#[test]
+fn every_substitution_form_expands_as_buildkit_expands_it() {
+    let Some(f) = fixture() else { return };
+    let case = Case::new(
+        &f,
+        "forms",
+        r#"ARG FILE=archive.tar.gz
+FROM scratch
+ARG FILE
+ARG EMPTY=
+ARG UNSET
+ENV a=${FILE#*.} b=${FILE##*.} c=${FILE%.*} d=${FILE%%.*} \
+    e=${UNSET:-dflt} f=${EMPTY:-dflt} g=${EMPTY-dflt} h=${FILE:+alt} i=${EMPTY:+alt} j=${EMPTY+alt} \
+    k=${FILE/a/A} l=${FILE//a/A} m=\$FILE n='$FILE' o="$FILE x" p=${FILE:?} q=1 r=$q
+ENV s=$q
+"#,
+        &[],
+    );
+    let (image, _) = case.berth(None, &[]);
+    let env = env_of(&image);
+    let expected = [
+        "a=tar.gz",
+        "b=gz",
+        "c=archive.tar",
+        "d=archive",
+        "e=dflt",
+        "f=dflt",
+        "g=",
+        "h=alt",
+        "i=",
+        "j=alt",
+        "k=Archive.tar.gz",
+        "l=Archive.tAr.gz",
+        "m=$FILE",
+        "n=$FILE",
+        "o=archive.tar.gz x",
+        "p=archive.tar.gz",
+        "q=1",
+        // One ENV line sees the values from before it.
+        "r=",
+        "s=1",
+    ];
+    for e in expected {
+        assert!(env.contains(&e.to_string()), "{e} not in {env:?}");
+    }
+    // A FROM scratch image gets the default PATH.
+    assert!(env.contains(
+        &"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string()
+    ));
+
+    for (name, dockerfile, message) in [
+        (
+            "form-substring",
+            "FROM scratch\nENV a=1\nENV x=${a:0:1}\n",
+            "Dockerfile line 3: `${a:0:1}`: the modifier `:0` is not supported",
+        ),
+        (
+            "form-required",
+            "FROM scratch\nENV x=\"${NOPE:?needs a value}\"\n",
+            "Dockerfile line 2: `\"${NOPE:?needs a value}\"`: NOPE: needs a value",
+        ),
+        (
+            "form-unclosed",
+            "FROM scratch\nLABEL x=${a\n",
+            "Dockerfile line 2: `${a`: `${` without its `}`",
+        ),
+    ] {
+        let e = Case::new(&f, name, dockerfile, &[]).berth_error();
+        assert!(e.starts_with(message), "{name}: {e}");
+    }
+}
+
+#[test]
+fn variables_expand_in_copy_workdir_user_expose_label_stopsignal_volume_and_from() {
+    let Some(f) = fixture() else { return };
+    let b = Buildah::new(&f);
+    let case = Case::new(
+        &f,
+        "where",
+        r#"ARG BASE=busybox
+FROM ${BASE}
+ARG DIR=/opt/app OWNER=app MODE=0640 PORTS="80 443/tcp" SIG=SIGINT
+WORKDIR $DIR
+COPY --chown=${OWNER}:${OWNER} --chmod=$MODE a.txt ./
+EXPOSE $PORTS 53/udp
+LABEL "com.example.dir"=$DIR other="${OWNER} and ${SIG}"
+STOPSIGNAL $SIG
+VOLUME $DIR/data
+USER ${OWNER}
+"#,
+        &[("a.txt", "a")],
+    );
+    let (image, root) = case.berth(None, &[]);
+    assert_eq!(
+        listing(&root, "opt/app/a.txt")["opt/app/a.txt"],
+        "file 640 1000:1000 \"a\""
+    );
+    let c = &image.config.config;
+    assert_eq!(c.working_dir.as_deref(), Some("/opt/app"));
+    assert_eq!(c.user.as_deref(), Some("app"));
+    assert_eq!(c.stop_signal.as_deref(), Some("SIGINT"));
+    let ports: Vec<&String> = c.exposed_ports.keys().collect();
+    assert_eq!(ports, ["443/tcp", "53/udp", "80/tcp"]);
+    assert_eq!(c.labels["com.example.dir"], "/opt/app");
+    assert_eq!(c.labels["other"], "app and SIGINT");
+    assert!(c.volumes.contains_key("/opt/app/data"));
+
+    let theirs = b.build(&case.ctx, None, &[], "where").unwrap();
+    assert_eq!(
+        listing(&root, "opt/app/a.txt"),
+        listing(&theirs, "opt/app/a.txt")
+    );
+    let config = b.config("where");
+    let mut their_ports: Vec<&String> =
+        config["ExposedPorts"].as_object().unwrap().keys().collect();
+    their_ports.sort();
+    assert_eq!(ports, their_ports);
+    assert_eq!(config["Labels"]["com.example.dir"], "/opt/app");
+    assert_eq!(config["Labels"]["other"], "app and SIGINT");
+    assert_eq!(config["WorkingDir"], "/opt/app");
+    assert_eq!(config["User"], "app");
+    assert_eq!(config["StopSignal"], "SIGINT");
+
+    let bad = Case::new(
+        &f,
+        "chmod-range",
+        "FROM busybox\nARG M=10000\nCOPY --chmod=$M a.txt /\n",
+        &[("a.txt", "a")],
+    );
+    let e = bad.berth_error();
+    assert!(
+        e.starts_with("Dockerfile line 3: --chmod=10000: not a mode"),
+        "{e}"
+    );
+}
+
+#[test]
+fn args_are_scoped_defaulted_and_overridden_and_proxies_stay_out_of_the_image() {
+    let Some(f) = fixture() else { return };
+    let b = Buildah::new(&f);
+    let case = Case::new(
+        &f,
+        "args",
+        r#"ARG GLOBAL=from-global
+ARG BASE=busybox
+FROM $BASE
+ARG GLOBAL
+ARG A=1
+ARG B=${A}2 UNSET C=${B}3
+ARG OVER=default
+RUN env > /env.txt
+"#,
+        &[],
+    );
+    let args = [
+        ("OVER", "given"),
+        ("http_proxy", "http://proxy.invalid:3128"),
+    ];
+    let (image, root) = case.berth(None, &args);
+    let ours = fs::read_to_string(root.join("env.txt")).unwrap();
+    let pick = |text: &str| {
+        let mut lines: Vec<String> = text
+            .lines()
+            .filter(|l| {
+                ["GLOBAL=", "A=", "B=", "C=", "UNSET", "OVER=", "http_proxy="]
+                    .iter()
+                    .any(|p| l.starts_with(p))
+            })
+            .map(str::to_owned)
+            .collect();
+        lines.sort();
+        lines
+    };
+    assert_eq!(
+        pick(&ours),
+        [
+            "A=1",
+            "B=12",
+            "C=3",
+            "GLOBAL=from-global",
+            "OVER=given",
+            "http_proxy=http://proxy.invalid:3128"
+        ],
+        "an unset ARG is not in RUN's environment; one ARG line sees the values from before it"
+    );
+    let config = serde_json::to_string(&image.config).unwrap();
+    assert!(
+        !config.contains("proxy.invalid"),
+        "a proxy arg stays out of the image: {config}"
+    );
+    assert!(
+        !env_of(&image)
+            .iter()
+            .any(|e| e.starts_with("GLOBAL=") || e.starts_with("OVER=")),
+        "ARGs are not ENV"
+    );
+    assert!(
+        config.contains("OVER=given"),
+        "the history names the args RUN saw: {config}"
+    );
+
+    let theirs = b.build(&case.ctx, None, &args, "args").unwrap();
+    assert_eq!(
+        pick(&ours),
+        pick(&fs::read_to_string(theirs.join("env.txt")).unwrap())
+    );
+}
+
+#[test]
+fn copy_places_files_as_buildkit_does() {
+    let Some(f) = fixture() else { return };
+    let b = Buildah::new(&f);
+    let case = Case::new(
+        &f,
+        "copy",
+        r#"FROM busybox
+RUN mkdir -p /real && ln -s /real /linked && mkdir -m 700 /existing && chown 1000:1000 /existing
+COPY f*.txt /single
+COPY nomatch* f1.txt /multi/
+COPY link /followed
+COPY f1.txt /linked/
+COPY dir /existing/
+COPY dir /new/
+"#,
+        &[("f1.txt", "one"), ("data/one", "data"), ("dir/sub/x", "x")],
+    );
+    std::os::unix::fs::symlink("data/one", case.ctx.join("link")).unwrap();
+    std::os::unix::fs::symlink("../f1.txt", case.ctx.join("dir/up")).unwrap();
+    let (_, root) = case.berth(None, &[]);
+    let all = listing(&root, "");
+    assert_eq!(
+        all["single"], "file 644 0:0 \"one\"",
+        "a wildcard onto a file destination"
+    );
+    assert_eq!(
+        all["multi/f1.txt"], "file 644 0:0 \"one\"",
+        "a wildcard matching nothing beside a source that matches"
+    );
+    assert_eq!(
+        all["followed"], "file 644 0:0 \"data\"",
+        "a named symlink is followed"
+    );
+    assert_eq!(
+        all["real/f1.txt"], "file 644 0:0 \"one\"",
+        "a destination through a symlink"
+    );
+    assert!(
+        all["linked"].starts_with("link"),
+        "the image's symlink stays one"
+    );
+    assert_eq!(
+        all["existing"], "dir 700 1000:1000",
+        "an existing directory is untouched"
+    );
+    assert_eq!(all["existing/sub/x"], "file 644 0:0 \"x\"");
+    assert_eq!(
+        all["existing/up"], "link 0:0 -> ../f1.txt",
+        "a symlink inside a directory stays one"
+    );
+    let theirs = b.build(&case.ctx, None, &[], "copy").unwrap();
+    for under in [
+        "single", "multi", "followed", "real", "linked", "existing", "new",
+    ] {
+        assert_eq!(listing(&root, under), listing(&theirs, under), "{under}");
+    }
+
+    let from = Case::new(
+        &f,
+        "copy-from",
+        "FROM busybox AS one\nCOPY --chown=1000:1000 f1.txt /owned/f\nFROM busybox\nCOPY --from=one /owned /kept/\n",
+        &[("f1.txt", "one")],
+    );
+    let (_, root) = from.berth(None, &[]);
+    assert_eq!(
+        listing(&root, "kept/f")["kept/f"],
+        "file 644 1000:1000 \"one\"",
+        "--from keeps owners"
+    );
+    let theirs = b.build(&from.ctx, None, &[], "copy-from").unwrap();
+    assert_eq!(listing(&root, "kept"), listing(&theirs, "kept"));
+
+    let several = Case::new(
+        &f,
+        "copy-several",
+        "FROM busybox\nCOPY a b /nodir\n",
+        &[("a", "a"), ("b", "b")],
+    );
+    assert!(
+        several
+            .berth_error()
+            .starts_with("Dockerfile line 2: COPY with more than one source needs a directory")
+    );
+    let nothing = Case::new(&f, "copy-nothing", "FROM busybox\nCOPY nomatch* /x/\n", &[]);
+    assert!(
+        nothing
+            .berth_error()
+            .starts_with("Dockerfile line 2: COPY nomatch*: no source file matches")
+    );
+}
+
+#[test]
+fn workdir_is_made_by_the_user_and_user_with_a_group_has_only_that_group() {
+    let Some(f) = fixture() else { return };
+    let case = Case::new(
+        &f,
+        "user",
+        r#"FROM busybox
+RUN echo 'wheel:x:10:app' >> /etc/group
+USER app
+WORKDIR /home/app/work
+RUN id -G > all-groups
+USER app:app
+RUN id -G > one-group
+"#,
+        &[],
+    );
+    let (_, root) = case.berth(None, &[]);
+    let all = listing(&root, "home");
+    assert_eq!(
+        all["home/app"], "dir 755 1000:1000",
+        "WORKDIR makes what is missing as USER"
+    );
+    assert_eq!(all["home/app/work"], "dir 755 1000:1000");
+    assert_eq!(
+        all["home/app/work/all-groups"],
+        "file 644 1000:1000 \"1000 10\\n\""
+    );
+    assert_eq!(
+        all["home/app/work/one-group"],
+        "file 644 1000:1000 \"1000\\n\""
+    );
+}
