@@ -346,6 +346,30 @@ ENV s=$q
         &"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string()
     ));
 
+    // The forms buildah 1.28 knows too (it refuses `-`, `+`, `?` without a colon and the
+    // pattern forms, which BuildKit has): the same environment, PATH included.
+    let b = Buildah::new(&f);
+    let common = Case::new(
+        &f,
+        "forms-common",
+        r#"ARG FILE=archive.tar.gz
+FROM scratch
+ARG FILE
+ARG EMPTY=
+ARG UNSET
+ENV e=${UNSET:-dflt} f=${EMPTY:-dflt} h=${FILE:+alt} i=${EMPTY:+alt} \
+    m=\$FILE n='$FILE' o="$FILE x" q=1 r=$q
+ENV s=$q
+"#,
+        &[],
+    );
+    let (image, _) = common.berth(None, &[]);
+    b.build(&common.ctx, None, &[], "forms-common").unwrap();
+    assert_eq!(
+        serde_json::json!(env_of(&image)),
+        b.config("forms-common")["Env"]
+    );
+
     for (name, dockerfile, message) in [
         (
             "form-substring",
@@ -512,13 +536,14 @@ fn copy_places_files_as_buildkit_does() {
         &f,
         "copy",
         r#"FROM busybox
-RUN mkdir -p /real && ln -s /real /linked && mkdir -m 700 /existing && chown 1000:1000 /existing
+RUN mkdir -p /real && ln -s /real /linked && mkdir -m 700 /existing /owned && chown 1000:1000 /existing
 COPY f*.txt /single
 COPY nomatch* f1.txt /multi/
 COPY link /followed
 COPY f1.txt /linked/
 COPY dir /existing/
 COPY dir /new/
+COPY --chown=1000:1000 dir /owned/
 "#,
         &[("f1.txt", "one"), ("data/one", "data"), ("dir/sub/x", "x")],
     );
@@ -556,8 +581,13 @@ COPY dir /new/
         "a symlink inside a directory stays one"
     );
     let theirs = b.build(&case.ctx, None, &[], "copy").unwrap();
+    assert_eq!(
+        all["owned"], "dir 700 0:0",
+        "an existing destination stays as it is under --chown too"
+    );
+    assert_eq!(all["owned/sub/x"], "file 644 1000:1000 \"x\"");
     for under in [
-        "single", "multi", "followed", "real", "linked", "existing", "new",
+        "single", "multi", "followed", "real", "linked", "existing", "new", "owned",
     ] {
         assert_eq!(listing(&root, under), listing(&theirs, under), "{under}");
     }
@@ -565,7 +595,7 @@ COPY dir /new/
     let from = Case::new(
         &f,
         "copy-from",
-        "FROM busybox AS one\nCOPY --chown=1000:1000 f1.txt /owned/f\nFROM busybox\nCOPY --from=one /owned /kept/\n",
+        "FROM busybox AS one\nCOPY --chown=1000:1000 f1.txt /owned/f\nFROM scratch\nCOPY --from=one /owned /kept/\nCOPY --from=busybox /etc/passwd /image/\n",
         &[("f1.txt", "one")],
     );
     let (_, root) = from.berth(None, &[]);
@@ -574,8 +604,14 @@ COPY dir /new/
         "file 644 1000:1000 \"one\"",
         "--from keeps owners"
     );
+    assert!(
+        root.join("image/passwd").is_file(),
+        "--from an image in the store"
+    );
     let theirs = b.build(&from.ctx, None, &[], "copy-from").unwrap();
-    assert_eq!(listing(&root, "kept"), listing(&theirs, "kept"));
+    for under in ["kept", "image"] {
+        assert_eq!(listing(&root, under), listing(&theirs, under), "{under}");
+    }
 
     let several = Case::new(
         &f,

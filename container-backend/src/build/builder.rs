@@ -12,7 +12,7 @@
 //! whose layer is still in the store is reused (its layer applied, nothing run), so a rebuild
 //! with nothing changed reuses every step, and a changed file rebuilds from its COPY on.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -23,7 +23,7 @@ use super::context::{Context, clean_relative, resolve_in_root};
 use super::copy::{self, Placement};
 use super::dockerfile::{self, Command, Instruction, Line};
 use super::shell_word::Lexer;
-use crate::image::layer::{apply_layer, hex, maybe_gunzip, tar_directory, tar_overlay_upper};
+use crate::image::layer::{apply_layer, hex, tar_directory, tar_overlay_upper};
 use crate::image::oci::{Descriptor, History, ImageConfig, MEDIA_LAYER_GZIP};
 use crate::image::store::now_rfc3339;
 use crate::image::{Image, ImageStore, Reference};
@@ -71,10 +71,13 @@ fn general(message: impl std::fmt::Display) -> BuildError {
     }
 }
 
-/// The cache index: step key → (layer digest, diff id, size).
+/// The cache index: step key → (layer digest, diff id, size); and the keys of WORKDIR steps
+/// that found their directory there (no layer).
 #[derive(Default, serde::Serialize, serde::Deserialize)]
 struct CacheIndex {
     layers: BTreeMap<String, (String, String, u64)>,
+    #[serde(default)]
+    unchanged: BTreeSet<String>,
 }
 
 /// The platform every image is built for, and the predefined ARGs that name it (BuildKit's
@@ -133,11 +136,20 @@ impl Args {
     }
 }
 
+/// A stage being built. Its root directory is made from its layers only when a step needs to
+/// look at it (a RUN or COPY that is not cached, a WORKDIR, a `COPY --from` of it): a step's key
+/// depends on the key before it, never on the files, so a build whose steps are all cached
+/// unpacks nothing.
 struct Stage {
     name: Option<String>,
     rootfs: PathBuf,
     config: ImageConfig,
     layers: Vec<Descriptor>,
+    /// How many of `layers` are applied to `rootfs`.
+    applied: usize,
+    /// The last layer this build made, uncompressed, until the root needs it: its index in
+    /// `layers` and its tar (the final step's layer is never applied at all).
+    fresh: Option<(usize, Vec<u8>)>,
     key: String,
     shell: Vec<String>,
     args: Args,
@@ -198,15 +210,6 @@ fn key_of(parts: &[&str]) -> String {
         h.update([0]);
     }
     hex(&h.finalize())
-}
-
-/// Copy a tree (files, directories, symlinks) preserving modes; used to start a stage from
-/// another stage's root.
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    let mut bytes = Vec::new();
-    tar_directory(from, &mut bytes)?;
-    fs::create_dir_all(to)?;
-    apply_layer(&bytes[..], to).map_err(std::io::Error::other)
 }
 
 /// A port EXPOSE records: `80`, `80/tcp`, `53/udp`, `8000-8010/tcp`, checked as Docker checks
@@ -426,8 +429,8 @@ impl Builder<'_> {
     ) -> Result<Stage, BuildError> {
         let err = at(line.number);
         let rootfs = build.build_dir.join(format!("stage{}", stages.len()));
+        fs::create_dir_all(&rootfs).map_err(|e| err(e.to_string()))?;
         let mut stage = if image == "scratch" {
-            fs::create_dir_all(&rootfs).map_err(|e| err(e.to_string()))?;
             Stage {
                 name: alias.clone(),
                 rootfs,
@@ -437,6 +440,8 @@ impl Builder<'_> {
                     ..ImageConfig::default()
                 },
                 layers: vec![],
+                applied: 0,
+                fresh: None,
                 key: key_of(&["scratch"]),
                 shell: vec!["/bin/sh".into(), "-c".into()],
                 args: Args::default(),
@@ -445,12 +450,13 @@ impl Builder<'_> {
             .iter()
             .find(|s| s.name.as_deref() == Some(&image.to_ascii_lowercase()))
         {
-            copy_tree(&prev.rootfs, &rootfs).map_err(|e| err(e.to_string()))?;
             Stage {
                 name: alias.clone(),
                 rootfs,
                 config: prev.config.clone(),
                 layers: prev.layers.clone(),
+                applied: 0,
+                fresh: None,
                 key: prev.key.clone(),
                 shell: prev.shell.clone(),
                 args: Args::default(),
@@ -460,14 +466,13 @@ impl Builder<'_> {
                 .store
                 .resolve(image)
                 .map_err(|e| err(format!("FROM {image}: {e}")))?;
-            self.store
-                .unpack(&base, &rootfs)
-                .map_err(|e| err(e.to_string()))?;
             Stage {
                 name: alias.clone(),
                 rootfs,
                 config: base.config.clone(),
                 layers: base.manifest.layers.clone(),
+                applied: 0,
+                fresh: None,
                 key: key_of(&[&base.manifest_digest]),
                 shell: vec!["/bin/sh".into(), "-c".into()],
                 args: Args::default(),
@@ -486,7 +491,7 @@ impl Builder<'_> {
         instruction: &Instruction,
         line: &Line,
         stage: &mut Stage,
-        earlier: &[Stage],
+        earlier: &mut [Stage],
         build: &Build<'_>,
         cache: &mut CacheIndex,
     ) -> Result<bool, BuildError> {
@@ -583,17 +588,27 @@ impl Builder<'_> {
             Instruction::Workdir(dir) => {
                 let path = stage.absolute(&word(dir, stage)?);
                 stage.config.config.working_dir = Some(path.clone());
-                let written = clean_relative(path.trim_start_matches('/')).unwrap_or_default();
-                let rel = resolve_in_root(&stage.rootfs, &written, true).map_err(&err)?;
-                if !stage.rootfs.join(&rel).is_dir() {
-                    // Made as the current USER would make it, as BuildKit does.
-                    let owner = stage
-                        .user_ids()
-                        .map_err(|e| err(format!("WORKDIR {path}: {e}")))?;
-                    let key = key_of(&[&stage.key, "WORKDIR", &path, &format!("{owner:?}")]);
-                    let rootfs = stage.rootfs.clone();
-                    return self.layer_step(stage, key, line, &line.text, cache, |dir| {
-                        copy::make_dirs(dir, &rootfs, &rel, owner)?;
+                let user = stage.config.config.user.clone().unwrap_or_default();
+                let key = key_of(&[&stage.key, "WORKDIR", &path, &user]);
+                if !cache.layers.contains_key(&key) && !cache.unchanged.contains(&key) {
+                    self.materialize(stage).map_err(&err)?;
+                    let written = clean_relative(path.trim_start_matches('/')).unwrap_or_default();
+                    let rel = resolve_in_root(&stage.rootfs, &written, true).map_err(&err)?;
+                    if stage.rootfs.join(&rel).is_dir() {
+                        cache.unchanged.insert(key.clone());
+                        self.save_cache(cache);
+                    }
+                }
+                if !cache.unchanged.contains(&key) {
+                    return self.layer_step(stage, key, line, &line.text, cache, |dir, stage| {
+                        let written =
+                            clean_relative(path.trim_start_matches('/')).unwrap_or_default();
+                        let rel = resolve_in_root(&stage.rootfs, &written, true)?;
+                        // Made as the current USER would make it, as BuildKit does.
+                        let owner = stage
+                            .user_ids()
+                            .map_err(|e| format!("WORKDIR {path}: {e}"))?;
+                        copy::make_dirs(dir, &stage.rootfs, &rel, owner)?;
                         let mut bytes = Vec::new();
                         tar_directory(dir, &mut bytes).map_err(|e| e.to_string())?;
                         Ok(bytes)
@@ -720,7 +735,7 @@ impl Builder<'_> {
             },
         };
         let layout = self.layout;
-        self.layer_step(stage, key, line, &created_by, cache, |_| {
+        self.layer_step(stage, key, line, &created_by, cache, |_, _| {
             let _ = fs::create_dir_all(&config.dir);
             let container = runtime::start(&config, layout).map_err(|e| e.to_string())?;
             let exit = container.wait();
@@ -754,13 +769,15 @@ impl Builder<'_> {
     }
 
     /// COPY and ADD: resolve the sources (in the context, or in an earlier stage with
-    /// `--from`), key the step on their content, and stage them as one layer.
+    /// `--from`), key the step on their content, and stage them as one layer. What depends on
+    /// the stage's files (owners by name, the destination's kind) is worked out only when the
+    /// step is not cached: the key before it already fixes those files.
     fn copy_step(
         &self,
         copy: CopySpec<'_>,
         line: &Line,
         stage: &mut Stage,
-        earlier: &[Stage],
+        earlier: &mut [Stage],
         build: &Build<'_>,
         cache: &mut CacheIndex,
     ) -> Result<bool, BuildError> {
@@ -773,15 +790,7 @@ impl Builder<'_> {
         };
         let keyword = if copy.add { "ADD" } else { "COPY" };
         let dest = word(copy.dest, stage)?;
-        let owner = match copy.chown {
-            None => None,
-            Some(c) => {
-                let c = word(c, stage)?;
-                let user = runtime::user::resolve(&c, &stage.rootfs)
-                    .map_err(|e| err(format!("--chown={c}: {e}")))?;
-                Some((user.uid, user.gid))
-            }
-        };
+        let chown = copy.chown.map(|c| word(c, stage)).transpose()?;
         let mode = match copy.chmod {
             None => None,
             Some(m) => Some(chmod_mode(&word(m, stage)?).map_err(&err)?),
@@ -791,72 +800,116 @@ impl Builder<'_> {
             .iter()
             .map(|s| word(s, stage))
             .collect::<Result<_, _>>()?;
-        let stage_tree;
-        let (tree, content, keep_owners) = match copy.from {
-            None => (build.context, None, false),
+        let no_match = || format!("{keyword} {}: no source file matches", written.join(" "));
+        // From the context: resolved now, their content is in the key. From a stage: its key
+        // stands for its files, resolved when the step runs.
+        let (from_stage, context_sources, content) = match copy.from {
+            None => {
+                let mut sources = Vec::new();
+                for s in &written {
+                    sources.extend(build.context.resolve(s).map_err(&err)?);
+                }
+                if sources.is_empty() {
+                    return Err(err(no_match()));
+                }
+                let digest = build.context.digest(&sources);
+                (None, sources, digest)
+            }
             Some(from) => {
                 let from = word(from, stage)?;
-                let other = earlier
-                    .iter()
-                    .enumerate()
-                    .find(|(i, s)| {
-                        s.name.as_deref() == Some(&from.to_ascii_lowercase())
-                            || from == i.to_string()
-                    })
-                    .map(|(_, s)| s)
-                    .ok_or_else(|| {
-                        err(format!(
-                            "{keyword} --from={from}: no earlier stage has that name"
-                        ))
-                    })?;
-                stage_tree = Context::of_tree(&other.rootfs);
-                (&stage_tree, Some(other.key.clone()), true)
+                let position = earlier.iter().enumerate().position(|(i, s)| {
+                    s.name.as_deref() == Some(&from.to_ascii_lowercase()) || from == i.to_string()
+                });
+                match position.and_then(|i| earlier.get_mut(i)) {
+                    Some(other) => {
+                        let content = other.key.clone();
+                        (Some((from, CopyFrom::Stage(other))), Vec::new(), content)
+                    }
+                    // Not a stage: an image, as BuildKit takes it (from the store until
+                    // registries can be pulled from).
+                    None => {
+                        let image = self.store.resolve(&from).map_err(|e| {
+                            err(format!(
+                                "{keyword} --from={from}: no earlier stage has that name, and {e}"
+                            ))
+                        })?;
+                        let content = image.manifest_digest.clone();
+                        (
+                            Some((from, CopyFrom::Image(Box::new(image)))),
+                            Vec::new(),
+                            content,
+                        )
+                    }
+                }
             }
         };
-        let mut sources = Vec::new();
-        for s in &written {
-            let found = tree.resolve(s).map_err(|e| {
-                if keep_owners {
-                    err(format!("{keyword} --from: {e}"))
-                } else {
-                    err(e)
-                }
-            })?;
-            sources.extend(found);
-        }
-        if sources.is_empty() {
-            return Err(err(format!(
-                "{keyword} {}: no source file matches",
-                written.join(" ")
-            )));
-        }
         let ends_as_dir = dest.ends_with('/') || dest == "." || dest.ends_with("/.");
         let target = stage.absolute(&dest);
-        if written.len() > 1 && !ends_as_dir {
-            let existing = clean_relative(target.trim_start_matches('/'))
-                .and_then(|rel| resolve_in_root(&stage.rootfs, &rel, true).ok())
-                .is_some_and(|rel| stage.rootfs.join(rel).is_dir());
-            if !existing {
-                return Err(err(format!(
-                    "{keyword} with more than one source needs a directory destination ending in /: `{dest}`"
-                )));
-            }
-        }
-        let into_dir = ends_as_dir || sources.len() > 1;
-        let content = content.unwrap_or_else(|| build.context.digest(&sources));
         let key = key_of(&[
             &stage.key,
             &line.text,
             &target,
             &content,
-            &format!("{owner:?}{mode:?}"),
+            &format!("{chown:?}{mode:?}"),
         ]);
-        let rootfs = stage.rootfs.clone();
-        self.layer_step(stage, key, line, &line.text, cache, |dir| {
+        self.layer_step(stage, key, line, &line.text, cache, |dir, stage| {
+            let owned;
+            let (tree, keep_owners, sources) = match from_stage {
+                None => (build.context, false, context_sources),
+                Some((from, source)) => {
+                    owned = match source {
+                        CopyFrom::Stage(other) => {
+                            self.materialize(other)?;
+                            Context::of_tree(&other.rootfs)
+                        }
+                        CopyFrom::Image(image) => {
+                            let digest = image.manifest_digest.trim_start_matches("sha256:");
+                            let root = build
+                                .build_dir
+                                .join(format!("from-{}", &digest[..digest.len().min(16)]));
+                            if !root.exists() {
+                                self.store
+                                    .unpack(&image, &root)
+                                    .map_err(|e| format!("{keyword} --from={from}: {e}"))?;
+                            }
+                            Context::of_tree(&root)
+                        }
+                    };
+                    let mut sources = Vec::new();
+                    for s in &written {
+                        let found = owned
+                            .resolve(s)
+                            .map_err(|e| format!("{keyword} --from={from}: {e}"))?;
+                        sources.extend(found);
+                    }
+                    if sources.is_empty() {
+                        return Err(no_match());
+                    }
+                    (&owned, true, sources)
+                }
+            };
+            if written.len() > 1 && !ends_as_dir {
+                let existing = clean_relative(target.trim_start_matches('/'))
+                    .and_then(|rel| resolve_in_root(&stage.rootfs, &rel, true).ok())
+                    .is_some_and(|rel| stage.rootfs.join(rel).is_dir());
+                if !existing {
+                    return Err(format!(
+                        "{keyword} with more than one source needs a directory destination ending in /: `{dest}`"
+                    ));
+                }
+            }
+            let owner = match &chown {
+                None => None,
+                Some(c) => {
+                    let user = runtime::user::resolve(c, &stage.rootfs)
+                        .map_err(|e| format!("--chown={c}: {e}"))?;
+                    Some((user.uid, user.gid))
+                }
+            };
             let place = Placement {
                 target: &target,
-                into_dir,
-                image_root: &rootfs,
+                into_dir: ends_as_dir || sources.len() > 1,
+                image_root: &stage.rootfs,
                 owner,
                 mode,
                 unpack_archives: copy.add,
@@ -869,8 +922,30 @@ impl Builder<'_> {
         })
     }
 
+    /// Applies the stage's layers its root does not have yet: the one this build just made
+    /// from its tar, the others from the store.
+    fn materialize(&self, stage: &mut Stage) -> Result<(), String> {
+        let fresh = stage.fresh.take();
+        for i in stage.applied..stage.layers.len() {
+            match &fresh {
+                Some((index, tar)) if *index == i => {
+                    apply_layer(&tar[..], &stage.rootfs).map_err(|e| e.to_string())?;
+                }
+                _ => {
+                    let diff_ids = stage.config.rootfs.diff_ids.get(i..=i).unwrap_or_default();
+                    self.store
+                        .apply_layers(&stage.layers[i..=i], diff_ids, &stage.rootfs)
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+        }
+        stage.applied = stage.layers.len();
+        Ok(())
+    }
+
     /// A step that makes a layer: reuse the cached one for `key`, or call `make` with an empty
-    /// directory to get the layer's tar bytes. The layer is applied to the stage's root.
+    /// directory and the stage, its root brought up to date, to get the layer's tar bytes.
+    /// Either way the layer is applied to the stage's root only when a later step needs it.
     fn layer_step(
         &self,
         stage: &mut Stage,
@@ -878,7 +953,7 @@ impl Builder<'_> {
         line: &Line,
         created_by: &str,
         cache: &mut CacheIndex,
-        make: impl FnOnce(&Path) -> Result<Vec<u8>, String>,
+        make: impl FnOnce(&Path, &Stage) -> Result<Vec<u8>, String>,
     ) -> Result<bool, BuildError> {
         let err = at(line.number);
         let hit = cache.layers.get(&key).cloned().filter(|(digest, _, _)| {
@@ -896,27 +971,15 @@ impl Builder<'_> {
                     size,
                     annotations: BTreeMap::new(),
                 };
-                let blob = fs::File::open(
-                    self.store
-                        .root()
-                        .join("blobs/sha256")
-                        .join(descriptor.digest.trim_start_matches("sha256:")),
-                )
-                .map_err(|e| err(e.to_string()))?;
-                apply_layer(
-                    maybe_gunzip(blob).map_err(|e| err(e.to_string()))?,
-                    &stage.rootfs,
-                )
-                .map_err(|e| err(e.to_string()))?;
                 (descriptor, diff_id, true)
             }
             None => {
+                self.materialize(stage).map_err(&err)?;
                 let staging = stage.rootfs.with_extension(format!("step{}", line.number));
                 fs::create_dir_all(&staging).map_err(|e| err(e.to_string()))?;
-                let bytes = make(&staging);
+                let bytes = make(&staging, stage);
                 let _ = fs::remove_dir_all(&staging);
                 let bytes = bytes.map_err(&err)?;
-                apply_layer(&bytes[..], &stage.rootfs).map_err(|e| err(e.to_string()))?;
                 let (descriptor, diff_id) = self
                     .store
                     .put_layer(&bytes[..])
@@ -926,6 +989,7 @@ impl Builder<'_> {
                     (descriptor.digest.clone(), diff_id.clone(), descriptor.size),
                 );
                 self.save_cache(cache);
+                stage.fresh = Some((stage.layers.len(), bytes));
                 (descriptor, diff_id, false)
             }
         };
@@ -1012,6 +1076,12 @@ fn healthcheck(
         value[key] = duration_ns(flag_value)?.into();
     }
     Ok(value)
+}
+
+/// Where a `COPY --from` copies from.
+enum CopyFrom<'a> {
+    Stage(&'a mut Stage),
+    Image(Box<Image>),
 }
 
 /// The arguments of a COPY or ADD, as written.

@@ -10,9 +10,9 @@
 //!   at the end) is followed, so `COPY a /link/` writes into the directory the link names.
 //! - Owners: `--chown` if given; else root for the context's files, and the files' own owners
 //!   for `--from` copies. `--chmod` gives files and directories that mode.
-//! - Directories the image already has keep their owner and mode (unless `--chown`/`--chmod`
-//!   apply to the copied directory itself); missing ones on the way are made 0755, owned as
-//!   the copied files are.
+//! - Directories the image already has keep their owner and mode, the destination too (even
+//!   under `--chown`, as buildah keeps it); missing ones on the way are made 0755, owned as the
+//!   copied files are.
 
 use std::fs;
 use std::io;
@@ -69,8 +69,7 @@ pub fn stage_copy(
         }
         if meta.is_dir() {
             writer.parents(&target, new_owner, false)?;
-            let exists = fs::symlink_metadata(place.image_root.join(&target)).is_ok();
-            writer.place_dir_itself(&target, exists, new_owner)?;
+            writer.place_dir_itself(&target, new_owner)?;
             let mut dirs = Vec::new();
             for entry in from.entries(&source.path) {
                 let inside = entry.strip_prefix(&source.path).unwrap_or(&entry);
@@ -168,27 +167,11 @@ impl Writer<'_> {
     }
 
     /// The destination directory a directory source is copied into (the directory itself is
-    /// not copied, only what it holds): one the image has keeps its owner and mode but for
-    /// `--chown`/`--chmod`; a new one is made as the missing directories on the way are.
-    fn place_dir_itself(&self, dir: &Path, exists: bool, owner: (u32, u32)) -> Result<(), String> {
-        let made = self.layer_dir.join(dir);
-        if fs::symlink_metadata(&made).is_ok() {
-            return Ok(());
-        }
-        if !exists {
-            return make_dirs(self.layer_dir, self.place.image_root, dir, owner);
-        }
-        let failed = |e: io::Error| format!("{}: {e}", dir.display());
-        fs::create_dir(&made).map_err(failed)?;
-        let image = fs::metadata(self.place.image_root.join(dir)).map_err(failed)?;
-        set_owner(
-            &made,
-            self.place.owner.unwrap_or((image.uid(), image.gid())),
-        )
-        .map_err(failed)?;
-        set_mode(&made, self.place.mode.unwrap_or(image.mode() & 0o7777)).map_err(failed)?;
-        set_modified(&made, &image);
-        Ok(())
+    /// not copied, only what it holds): one the image has stays as it is, even under
+    /// `--chown`/`--chmod` (as buildah leaves it); a new one is made as the missing
+    /// directories on the way are.
+    fn place_dir_itself(&self, dir: &Path, owner: (u32, u32)) -> Result<(), String> {
+        make_dirs(self.layer_dir, self.place.image_root, dir, owner)
     }
 
     /// One entry (file, directory or symlink) at `dest` in the layer; other kinds (sockets,

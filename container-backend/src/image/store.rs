@@ -536,15 +536,26 @@ impl ImageStore {
     /// Unpack every layer of `image` onto `dest`, bottom first, honouring whiteouts. Each
     /// layer's content is checked against its diff id as it is applied.
     pub fn unpack(&self, image: &Image, dest: &Path) -> Result<(), ImageError> {
+        self.apply_layers(&image.manifest.layers, &image.config.rootfs.diff_ids, dest)
+    }
+
+    /// Applies `layers` in order onto `dest` (made if missing), each checked against its
+    /// entry in `diff_ids`: an image's layers, or the ones a build has yet to apply.
+    pub fn apply_layers(
+        &self,
+        layers: &[Descriptor],
+        diff_ids: &[String],
+        dest: &Path,
+    ) -> Result<(), ImageError> {
         fs::create_dir_all(dest).map_err(io_err("create", dest))?;
-        for (i, layer) in image.manifest.layers.iter().enumerate() {
+        for (i, layer) in layers.iter().enumerate() {
             let blob = self.open_blob(&layer.digest)?;
             let mut plain = HashingReader::new(maybe_gunzip(blob).map_err(io_err("read", dest))?);
             apply_layer(&mut plain, dest)?;
             // Read the tar's end padding too, so the digest covers the whole stream.
             io::copy(&mut plain, &mut io::sink()).map_err(io_err("read", dest))?;
             let (diff_id, _) = plain.finish();
-            if let Some(expected) = image.config.rootfs.diff_ids.get(i)
+            if let Some(expected) = diff_ids.get(i)
                 && *expected != diff_id
             {
                 return Err(ImageError::Corrupt(format!(
