@@ -526,6 +526,15 @@ impl Client {
 
     /// Imports a root filesystem tarball or an OCI archive (`path` absolute, readable by this
     /// user) as image `name`; the images it made.
+    /// Pulls an image from a registry; progress comes as `PullProgress` events to a
+    /// subscribed client.
+    pub async fn pull(&self, image: &str) -> Result<Vec<ImageInfo>, ClientError> {
+        self.images_reply(Request::Pull {
+            image: image.to_owned(),
+        })
+        .await
+    }
+
     pub async fn import(&self, path: &Path, name: &str) -> Result<Vec<ImageInfo>, ClientError> {
         self.images_reply(Request::Import {
             path: path.to_owned(),

@@ -161,6 +161,21 @@ pub struct BuildProgress {
     pub cached: bool,
 }
 
+/// What `pull` (and a build or run that pulls) reports while a layer arrives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullProgress {
+    /// The image as asked for.
+    pub image: String,
+    /// The blob's digest (`sha256:…`).
+    pub layer: String,
+    /// Bytes arrived, and the blob's size.
+    pub done: u64,
+    pub size: u64,
+    /// The blob is in the store: `present` when it was there already.
+    pub finished: bool,
+    pub present: bool,
+}
+
 /// An image in the store, as `images` lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageInfo {

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::container::{BuildProgress, ContainerState};
+use crate::container::{BuildProgress, ContainerState, PullProgress};
 use crate::host::HostSample;
 use crate::vm::{VmInfo, VmState};
 
@@ -22,6 +22,8 @@ pub enum Event {
     HostSample(HostSample),
     /// A build moved on to a step.
     BuildProgress(BuildProgress),
+    /// Bytes of an image's layer arrived from a registry.
+    PullProgress(PullProgress),
     /// Bytes a VM wrote to its serial console, as they came (not split into lines).
     VmSerial { name: String, data: Vec<u8> },
     /// A line of a VM's serial console or a container's output.

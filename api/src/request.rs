@@ -137,6 +137,11 @@ pub enum Request {
         path: PathBuf,
         name: String,
     },
+    /// Pull an image from a registry (`[REGISTRY/]NAME[:TAG|@DIGEST]`, as Docker reads it);
+    /// progress comes as `PullProgress` events.
+    Pull {
+        image: String,
+    },
 }
 
 impl Request {

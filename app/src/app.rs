@@ -360,6 +360,24 @@ impl Berth {
                 Task::none()
             }
             Pushed::LogLine { .. } => Task::none(),
+            // A build's FROM pulling its image: each layer shows among the build's steps.
+            Pushed::PullProgress(progress) => {
+                if let Some(launch) = self.launch.as_mut()
+                    && self.building.is_some()
+                    && progress.finished
+                {
+                    let short = progress.layer.trim_start_matches("sha256:");
+                    launch.step(
+                        format!(
+                            "pull {}: layer {}",
+                            progress.image,
+                            short.get(..12).unwrap_or(short)
+                        ),
+                        progress.present,
+                    );
+                }
+                Task::none()
+            }
         }
     }
 

@@ -125,15 +125,30 @@ impl Daemon {
             Request::Import { path, name } => {
                 self.images.import(&path, &name, peer).map(Reply::Images)
             }
+            Request::Pull { image } => {
+                let info = self.images.pull(&image, &|progress| {
+                    self.publish(Event::PullProgress(progress))
+                })?;
+                log(format!("uid {} pulled image {}", peer.uid, info.reference));
+                Ok(Reply::Images(vec![info]))
+            }
             Request::Build(spec) => {
                 let layout = self.engine.layout()?;
-                let image = self.images.build(&spec, peer, layout, &mut |progress| {
-                    self.publish(Event::BuildProgress(progress))
-                })?;
+                let image = self.images.build(
+                    &spec,
+                    peer,
+                    layout,
+                    &mut |progress| self.publish(Event::BuildProgress(progress)),
+                    &|progress| self.publish(Event::PullProgress(progress)),
+                )?;
                 log(format!("uid {} built image {}", peer.uid, image.reference));
                 Ok(Reply::Images(vec![image]))
             }
             Request::Run(spec) => {
+                // An image not in the store is pulled first, as `docker run` does.
+                self.images.ensure(&spec.image, &|progress| {
+                    self.publish(Event::PullProgress(progress))
+                })?;
                 let info = self.engine.run(spec, &self.images.store())?;
                 log(format!(
                     "uid {} started container {} ({})",

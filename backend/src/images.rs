@@ -3,9 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use berth_api::container::{BuildProgress, BuildSpec, ImageInfo};
+use berth_api::container::{BuildProgress, BuildSpec, ImageInfo, PullProgress};
 use berth_api::error::{ApiError, ErrorKind};
 use container_backend::build::builder::{BuildOptions, Builder};
+use container_backend::image::remote::{self, PullError, PullEvent, RemoteImage};
 use container_backend::image::{Image, ImageError, ImageStore};
 use container_backend::runtime::Layout;
 
@@ -64,14 +65,51 @@ impl Images {
         Ok(images.iter().map(image_info).collect())
     }
 
+    /// Pulls `image` from its registry into the store, telling `progress` as layers arrive.
+    /// Runs on a blocking thread of the daemon's runtime.
+    pub fn pull(
+        &self,
+        image: &str,
+        progress: &(dyn Fn(PullProgress) + Send + Sync),
+    ) -> Result<ImageInfo, ApiError> {
+        let store = self.store();
+        pull_into(&store, image, progress).map(|i| image_info(&i))
+    }
+
+    /// Makes sure `image` is in the store: as named, by Docker's familiar name of it, or
+    /// pulled.
+    pub fn ensure(
+        &self,
+        image: &str,
+        progress: &(dyn Fn(PullProgress) + Send + Sync),
+    ) -> Result<(), ApiError> {
+        let store = self.store();
+        match local_image(&store, image) {
+            Ok(_) => Ok(()),
+            Err(ImageError::NotFound(_)) => {
+                pull_into(&store, image, progress).map(|_| ()).map_err(|e| {
+                    ApiError::new(
+                        e.kind,
+                        format!(
+                            "no image `{image}` here, and pulling it failed: {}",
+                            e.message
+                        ),
+                    )
+                })
+            }
+            Err(e) => Err(image_error(e)),
+        }
+    }
+
     /// Builds `spec` (its context and Dockerfile readable by `peer`), telling `progress` of
-    /// each step.
+    /// each step, and `pulled` of layers a FROM pulls.
     pub fn build(
         &self,
         spec: &BuildSpec,
         peer: &Peer,
         layout: &Layout,
         progress: &mut dyn FnMut(BuildProgress),
+        pulled: &(dyn Fn(PullProgress) + Send + Sync),
     ) -> Result<ImageInfo, ApiError> {
         let context =
             readable_dir(&spec.context, peer, "build context").map_err(ApiError::invalid)?;
@@ -85,11 +123,13 @@ impl Images {
             ApiError::internal(format!("cannot create {}: {e}", self.build_dir.display()))
         })?;
         let store = self.store();
+        let pull = |image: &str| pull_into(&store, image, pulled).map_err(|e| e.message);
         let builder = Builder {
             store: &store,
             layout,
             work: &self.build_dir,
             network: spec.network,
+            pull: Some(&pull),
         };
         let options = BuildOptions {
             context,
@@ -110,6 +150,58 @@ impl Images {
             .map_err(|e| ApiError::invalid(e.to_string()))?;
         Ok(image_info(&image))
     }
+}
+
+/// An image of the store by the name given, or by Docker's familiar name for it
+/// (`docker.io/library/busybox` is `busybox:latest`).
+fn local_image(store: &ImageStore, image: &str) -> Result<Image, ImageError> {
+    match store.resolve(image) {
+        Err(ImageError::NotFound(_) | ImageError::BadReference(_)) => {
+            let remote = RemoteImage::parse(image).map_err(ImageError::BadReference)?;
+            store.resolve(&remote.local_name().to_string())
+        }
+        found => found,
+    }
+}
+
+/// Pulls `image` into `store` on the calling (blocking) thread of the daemon's runtime.
+fn pull_into(
+    store: &ImageStore,
+    image: &str,
+    progress: &(dyn Fn(PullProgress) + Send + Sync),
+) -> Result<Image, ApiError> {
+    let remote = RemoteImage::parse(image).map_err(ApiError::invalid)?;
+    let runtime = tokio::runtime::Handle::try_current()
+        .map_err(|e| ApiError::internal(format!("no runtime to pull on: {e}")))?;
+    let report = |event: PullEvent| {
+        progress(match event {
+            PullEvent::Resolved { .. } => return,
+            PullEvent::Layer { digest, done, size } => PullProgress {
+                image: image.to_owned(),
+                layer: digest,
+                done,
+                size,
+                finished: false,
+                present: false,
+            },
+            PullEvent::LayerDone { digest, present } => PullProgress {
+                image: image.to_owned(),
+                layer: digest,
+                done: 0,
+                size: 0,
+                finished: true,
+                present,
+            },
+        })
+    };
+    runtime
+        .block_on(remote::pull(store, &remote, None, &report))
+        .map_err(|e| match e {
+            PullError::BadReference(m) => ApiError::invalid(m),
+            PullError::Store(e) => image_error(e),
+            e @ PullError::Unsupported { .. } => ApiError::invalid(e.to_string()),
+            e @ PullError::Registry { .. } => ApiError::internal(e.to_string()),
+        })
 }
 
 fn image_info(image: &Image) -> ImageInfo {

@@ -121,6 +121,9 @@ pub enum ContainerCommand {
     Images,
     /// Remove an image.
     Rmi { image: String },
+    /// Pull an image from a registry: `[REGISTRY/]NAME[:TAG|@DIGEST]` (`busybox` is Docker
+    /// Hub's `docker.io/library/busybox:latest`; a registry on localhost is spoken to over HTTP).
+    Pull { image: String },
     /// Import a root filesystem tarball or an OCI archive as an image.
     Import { file: PathBuf, name: String },
 }

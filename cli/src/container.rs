@@ -111,6 +111,7 @@ pub async fn run(
         }),
         Command::Images => out.show(&client.images().await?, |i| render::list_images(i)),
         Command::Rmi { image } => Ok(client.rmi(&image).await?),
+        Command::Pull { image } => pull(client, events, out, &image).await,
         Command::Import { file, name } => out
             .show(&client.import(&absolute(&file), &name).await?, |i| {
                 render::list_images(i)
@@ -168,6 +169,52 @@ async fn build(
         images
             .iter()
             .map(|i| format!("built {} {}\n", i.reference, i.id))
+            .collect()
+    })
+}
+
+/// `pull`: subscribes first, then prints each layer as it arrives (at most twice a second per
+/// layer) and when it is in the store.
+async fn pull(
+    client: &Client,
+    events: &mut berth_api::Events,
+    out: &Output,
+    image: &str,
+) -> Result<(), Failure> {
+    client.subscribe().await?;
+    let call = client.pull(image);
+    tokio::pin!(call);
+    let started = std::time::Instant::now();
+    let mut shown: std::collections::HashMap<String, std::time::Instant> = Default::default();
+    let images = loop {
+        tokio::select! {
+            images = &mut call => break images?,
+            event = events.next() => {
+                let Some(Event::PullProgress(p)) = event else { continue };
+                if p.image != image || out.json() {
+                    continue;
+                }
+                let short = p.layer.trim_start_matches("sha256:").get(..12).unwrap_or_default().to_owned();
+                if p.finished {
+                    eprintln!("{short}: {}", if p.present { "already present" } else { "pulled" });
+                } else if p.size >= 1_000_000
+                    && shown.get(&short).is_none_or(|t| t.elapsed().as_millis() >= 500)
+                {
+                    let rate = p.done as f64 / started.elapsed().as_secs_f64().max(0.001) / 1e6;
+                    eprintln!(
+                        "{short}: {:.1}/{:.1} MB ({rate:.1} MB/s)",
+                        p.done as f64 / 1e6,
+                        p.size as f64 / 1e6
+                    );
+                    shown.insert(short, std::time::Instant::now());
+                }
+            }
+        }
+    };
+    out.show(&images, |images| {
+        images
+            .iter()
+            .map(|i| format!("pulled {} {}\n", i.reference, i.id))
             .collect()
     })
 }

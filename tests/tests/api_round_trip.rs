@@ -29,6 +29,7 @@ fn expectation(request: &Request) -> Expect {
         | Request::Images
         | Request::Rmi { .. }
         | Request::Import { .. }
+        | Request::Pull { .. }
         | Request::Run(_)
         | Request::Ps { .. }
         | Request::Logs { .. }
@@ -287,6 +288,18 @@ async fn every_request_round_trips() {
             assert_eq!(images[0].reference, "base:1");
             assert_eq!(images[0].layers, 1);
             assert!(images[0].id.starts_with("sha256:"));
+        }
+        other => panic!("{other:?}"),
+    }
+    // A registry nobody listens on: answered with the reason (tests/tests/registry.rs pulls
+    // from a real one).
+    let pull = Request::Pull {
+        image: "127.0.0.1:1/nothing:1".into(),
+    };
+    assert!(matches!(expectation(&pull), Expect::Answered));
+    match client.call(pull).await {
+        Err(berth_api::ClientError::Api(e)) => {
+            assert!(e.message.contains("127.0.0.1:1/nothing:1"), "{e:?}")
         }
         other => panic!("{other:?}"),
     }

@@ -25,8 +25,9 @@ use super::dockerfile::{self, Command, Instruction, Line};
 use super::shell_word::Lexer;
 use crate::image::layer::{apply_layer, hex, tar_directory, tar_overlay_upper};
 use crate::image::oci::{Descriptor, History, ImageConfig, MEDIA_LAYER_GZIP};
+use crate::image::remote::RemoteImage;
 use crate::image::store::now_rfc3339;
-use crate::image::{Image, ImageStore, Reference};
+use crate::image::{Image, ImageError, ImageStore, Reference};
 use crate::runtime::{self, ContainerConfig, Layout, Limits};
 
 /// What to build.
@@ -243,6 +244,10 @@ fn chmod_mode(text: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("--chmod={text}: not a mode (octal digits, at most 7777)"))
 }
 
+/// How a build fetches an image it does not have: the name as FROM wrote it, to the image in
+/// the store, or why not.
+pub type PullImage<'a> = dyn Fn(&str) -> Result<Image, String> + 'a;
+
 /// The builder.
 pub struct Builder<'a> {
     pub store: &'a ImageStore,
@@ -251,6 +256,8 @@ pub struct Builder<'a> {
     pub work: &'a Path,
     /// RUN steps' network.
     pub network: ContainerNetwork,
+    /// Fetches an image FROM names that the store does not have (from its registry).
+    pub pull: Option<&'a PullImage<'a>>,
 }
 
 /// What every step of one build shares.
@@ -463,8 +470,7 @@ impl Builder<'_> {
             }
         } else {
             let base = self
-                .store
-                .resolve(image)
+                .base_image(image)
                 .map_err(|e| err(format!("FROM {image}: {e}")))?;
             Stage {
                 name: alias.clone(),
@@ -920,6 +926,25 @@ impl Builder<'_> {
             tar_directory(dir, &mut bytes).map_err(|e| e.to_string())?;
             Ok(bytes)
         })
+    }
+
+    /// The image a FROM names: in the store under that name or Docker's familiar name for it
+    /// (`docker.io/library/busybox` is `busybox`), else pulled.
+    fn base_image(&self, image: &str) -> Result<Image, String> {
+        let familiar = RemoteImage::parse(image).map(|r| r.local_name().to_string());
+        let found = match self.store.resolve(image) {
+            Err(ImageError::NotFound(_) | ImageError::BadReference(_)) => match &familiar {
+                Ok(name) => self.store.resolve(name),
+                Err(e) => Err(ImageError::BadReference(e.clone())),
+            },
+            found => found,
+        };
+        match (found, self.pull) {
+            (Ok(image), _) => Ok(image),
+            (Err(ImageError::NotFound(_)), Some(pull)) => pull(image)
+                .map_err(|e| format!("not in the image store, and pulling it failed: {e}")),
+            (Err(e), _) => Err(e.to_string()),
+        }
     }
 
     /// Applies the stage's layers its root does not have yet: the one this build just made

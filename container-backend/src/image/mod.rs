@@ -1,8 +1,10 @@
-//! Images: an OCI image layout on disk, references, layers with whiteouts.
+//! Images: an OCI image layout on disk, references, layers with whiteouts, and pulls from
+//! registries.
 
 pub mod layer;
 pub mod oci;
 pub mod reference;
+pub mod remote;
 pub mod store;
 
 pub use reference::Reference;

@@ -20,9 +20,26 @@ impl Reference {
             Some((name, tag)) if !tag.contains('/') => (name, tag),
             _ => (text, "latest"),
         };
+        // A first component with a dot or a port, or `localhost`, is a registry's host
+        // (`127.0.0.1:5000/busybox`), as Docker reads names.
+        let (host, path) = match name.split_once('/') {
+            Some((first, path)) if first.contains(['.', ':']) || first == "localhost" => {
+                (Some(first), path)
+            }
+            _ => (None, name),
+        };
+        let host_ok = host.is_none_or(|h| {
+            let (domain, port) = h.split_once(':').unwrap_or((h, "0"));
+            !domain.is_empty()
+                && domain
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || ".-".contains(c))
+                && port.parse::<u16>().is_ok()
+        });
         let name_ok = !name.is_empty()
             && name.len() <= 255
-            && name.split('/').all(|part| {
+            && host_ok
+            && path.split('/').all(|part| {
                 !part.is_empty()
                     && part.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
                     && part
@@ -78,5 +95,14 @@ mod tests {
         assert!(Reference::parse("x:-bad").is_err());
         assert!(Reference::parse("../etc").is_err());
         assert!(Reference::parse("").is_err());
+        assert_eq!(
+            Reference::parse("127.0.0.1:5000/team/app:1").unwrap().name,
+            "127.0.0.1:5000/team/app"
+        );
+        assert_eq!(
+            Reference::parse("localhost:5000/app").unwrap().to_string(),
+            "localhost:5000/app:latest"
+        );
+        assert!(Reference::parse("host:port/app").is_err());
     }
 }

@@ -193,6 +193,25 @@ impl ImageStore {
         result
     }
 
+    /// Whether the store has the blob `digest`.
+    pub fn has_blob(&self, digest: &str) -> Result<bool, ImageError> {
+        Ok(self.blob_path(digest)?.exists())
+    }
+
+    /// A path for a blob being written (removed when the store is next opened if it is left).
+    pub fn temp_blob_path(&self) -> PathBuf {
+        self.temp_path()
+    }
+
+    /// Moves a complete, synced temporary file into place as the blob `digest` (the caller
+    /// has checked that its content has that digest).
+    pub fn adopt_blob(&self, temp: &Path, digest: &str) -> Result<(), ImageError> {
+        let path = self.blob_path(digest)?;
+        fs::rename(temp, &path)
+            .and_then(|()| File::open(path.parent().unwrap_or(&self.root))?.sync_all())
+            .map_err(io_err("store", &path))
+    }
+
     /// Open a blob for reading; the caller checks content where it matters.
     fn open_blob(&self, digest: &str) -> Result<File, ImageError> {
         let path = self.blob_path(digest)?;

@@ -86,6 +86,7 @@ impl Fixture {
             // The Dockerfile semantics tested here need no network (tests/tests/network.rs
             // builds on it).
             network: ContainerNetwork::None,
+            pull: None,
         };
         let mut steps = Vec::new();
         let options = BuildOptions {

@@ -1,0 +1,525 @@
+//! Images in registries: names as Docker users type them, and pulling one into the store.
+//!
+//! Decision: the registry protocol is `oci-client` (the OCI Distribution client of the ORAS
+//! project, on reqwest with the system's OpenSSL and CA certificates): it speaks the token
+//! handshake Docker Hub and most registries need, basic auth, redirects to blob storage, and
+//! verifies each blob's digest as it streams. What Berth adds is the store's side: the
+//! linux/amd64 manifest of an index, Docker v2 and OCI media types, layers the store already
+//! has left alone, each blob written to a temporary file and renamed only once its digest
+//! matches, the name given to the image only after everything it needs is there (an
+//! interrupted pull leaves whole blobs, used by the next pull, and nothing named).
+
+use std::fmt;
+use std::fs::File;
+use std::io::Write;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use oci_client::Client;
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::secrets::RegistryAuth;
+use sha2::{Digest, Sha256};
+
+use super::layer::hex;
+use super::oci::{Descriptor, Manifest};
+use super::reference::Reference;
+use super::store::{Image, ImageError, ImageStore};
+
+/// Docker Hub, where a name without a registry lives.
+pub const DOCKER_HUB: &str = "docker.io";
+
+/// Manifests Berth reads: OCI and Docker v2, single images and indexes.
+const MEDIA_OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const MEDIA_OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const MEDIA_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+const MEDIA_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+const ACCEPTED: &[&str] = &[
+    MEDIA_OCI_MANIFEST,
+    MEDIA_DOCKER_MANIFEST,
+    MEDIA_OCI_INDEX,
+    MEDIA_DOCKER_LIST,
+];
+
+/// An image in a registry, as `[REGISTRY/]REPOSITORY[:TAG|@DIGEST]` names it, normalised as
+/// Docker normalises it (`busybox` is `docker.io/library/busybox:latest`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteImage {
+    pub registry: String,
+    pub repository: String,
+    pub tag: String,
+    pub digest: Option<String>,
+}
+
+impl RemoteImage {
+    pub fn parse(text: &str) -> Result<RemoteImage, String> {
+        let bad = |why: &str| format!("`{text}` is not an image reference: {why}");
+        let (rest, digest) = match text.split_once('@') {
+            Some((rest, digest)) => {
+                let hex = digest.strip_prefix("sha256:").unwrap_or_default();
+                if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(bad("the digest must be sha256:<64 hex digits>"));
+                }
+                (rest, Some(digest.to_ascii_lowercase()))
+            }
+            None => (text, None),
+        };
+        let (registry, path) = match rest.split_once('/') {
+            Some((first, path)) if first.contains(['.', ':']) || first == "localhost" => {
+                let registry = if first == "index.docker.io" {
+                    DOCKER_HUB
+                } else {
+                    first
+                };
+                (registry.to_owned(), path)
+            }
+            _ => (DOCKER_HUB.to_owned(), rest),
+        };
+        let (path, tag) = match path.rsplit_once(':') {
+            Some((path, tag)) => (path, tag.to_owned()),
+            None => (path, "latest".to_owned()),
+        };
+        let repository = if registry == DOCKER_HUB && !path.contains('/') {
+            format!("library/{path}")
+        } else {
+            path.to_owned()
+        };
+        // The repository and tag obey the store's rules for names.
+        Reference::parse(&format!("{repository}:{tag}")).map_err(|e| bad(&e))?;
+        let host_ok = !registry.is_empty()
+            && registry
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
+        if !host_ok {
+            return Err(bad("the registry is not a host name"));
+        }
+        Ok(RemoteImage {
+            registry,
+            repository,
+            tag,
+            digest,
+        })
+    }
+
+    /// The name the image gets in the store: Docker's familiar form (`busybox:latest`,
+    /// `user/app:1`) for Docker Hub, the whole name for other registries.
+    pub fn local_name(&self) -> Reference {
+        let name = match self.repository.strip_prefix("library/") {
+            Some(short) if self.registry == DOCKER_HUB => short.to_owned(),
+            _ if self.registry == DOCKER_HUB => self.repository.clone(),
+            _ => format!("{}/{}", self.registry, self.repository),
+        };
+        Reference {
+            name,
+            tag: self.tag.clone(),
+        }
+    }
+
+    /// A registry on this machine is spoken to over plain HTTP, as Docker allows for
+    /// `localhost` and 127.0.0.0/8; any other over HTTPS.
+    fn is_local(&self) -> bool {
+        let host = self
+            .registry
+            .rsplit_once(':')
+            .map_or(self.registry.as_str(), |(h, _)| h);
+        host == "localhost" || host.starts_with("127.") || host == "[::1]"
+    }
+
+    fn reference(&self, digest: Option<&str>) -> oci_client::Reference {
+        match digest.or(self.digest.as_deref()) {
+            Some(d) => oci_client::Reference::with_digest(
+                self.registry.clone(),
+                self.repository.clone(),
+                d.to_owned(),
+            ),
+            None => oci_client::Reference::with_tag(
+                self.registry.clone(),
+                self.repository.clone(),
+                self.tag.clone(),
+            ),
+        }
+    }
+}
+
+impl fmt::Display for RemoteImage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.registry, self.repository)?;
+        match &self.digest {
+            Some(d) => write!(f, "@{d}"),
+            None => write!(f, ":{}", self.tag),
+        }
+    }
+}
+
+/// A user name and password for a registry (HTTP basic, or exchanged for a token).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Credentials({}, <hidden>)", self.username)
+    }
+}
+
+/// What a pull is doing, for progress reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PullEvent {
+    /// The manifest is known: these layers (digest, size) make the image.
+    Resolved { layers: Vec<(String, u64)> },
+    /// Bytes of a layer have arrived.
+    Layer {
+        digest: String,
+        done: u64,
+        size: u64,
+    },
+    /// A layer is in the store (`present`: it was there already).
+    LayerDone { digest: String, present: bool },
+}
+
+/// Why a pull failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    #[error("{0}")]
+    BadReference(String),
+    #[error("{image}: {message}")]
+    Registry { image: String, message: String },
+    #[error("{image}: {message}")]
+    Unsupported { image: String, message: String },
+    #[error(transparent)]
+    Store(#[from] ImageError),
+}
+
+/// A blob being written into the store: a temporary file, hashed as it fills, renamed into
+/// place by [`BlobWriter::commit`] only when its digest is the expected one; dropped
+/// unfinished, it leaves nothing.
+struct BlobWriter<'a> {
+    file: Option<File>,
+    temp: PathBuf,
+    hasher: Sha256,
+    written: u64,
+    report: Box<dyn FnMut(u64) + Send + 'a>,
+}
+
+impl BlobWriter<'_> {
+    fn commit(mut self, store: &ImageStore, expected: &str) -> Result<(), ImageError> {
+        let digest = format!("sha256:{}", hex(&self.hasher.clone().finalize()));
+        if digest != expected {
+            return Err(ImageError::Corrupt(format!(
+                "the registry sent content with digest {digest} for {expected}"
+            )));
+        }
+        if let Some(file) = self.file.take() {
+            file.sync_all().map_err(|e| ImageError::Io {
+                op: "fsync",
+                path: self.temp.clone(),
+                source: e,
+            })?;
+        }
+        store.adopt_blob(&self.temp, expected)
+    }
+}
+
+impl Drop for BlobWriter<'_> {
+    fn drop(&mut self) {
+        if self.file.is_some() {
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for BlobWriter<'_> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        // A local file's write: the pull runs on a blocking thread of its own.
+        let this = &mut *self;
+        let Some(file) = this.file.as_mut() else {
+            return Poll::Ready(Err(std::io::Error::other("the blob is already written")));
+        };
+        file.write_all(buf)?;
+        this.hasher.update(buf);
+        this.written += buf.len() as u64;
+        (this.report)(this.written);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(self.file.as_mut().map_or(Ok(()), |f| f.flush()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.poll_flush(cx)
+    }
+}
+
+/// A manifest's JSON when it is an index: the entries with their platforms.
+#[derive(serde::Deserialize)]
+struct IndexJson {
+    #[serde(default)]
+    manifests: Vec<IndexEntry>,
+}
+
+#[derive(serde::Deserialize)]
+struct IndexEntry {
+    digest: String,
+    #[serde(default)]
+    platform: Option<Platform>,
+}
+
+#[derive(serde::Deserialize)]
+struct Platform {
+    architecture: String,
+    os: String,
+}
+
+#[derive(serde::Deserialize)]
+struct MediaTypeOnly {
+    #[serde(rename = "mediaType", default)]
+    media_type: Option<String>,
+    #[serde(rename = "schemaVersion", default)]
+    schema_version: Option<u32>,
+    #[serde(default)]
+    manifests: Option<serde_json::Value>,
+}
+
+fn sha256_of(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex(&Sha256::digest(bytes)))
+}
+
+/// Pulls `image` into `store` and names it there ([`RemoteImage::local_name`]). Call from a
+/// thread that may block: blobs are written to local files as they arrive.
+pub async fn pull(
+    store: &ImageStore,
+    image: &RemoteImage,
+    credentials: Option<&Credentials>,
+    progress: &(dyn Fn(PullEvent) + Send + Sync),
+) -> Result<Image, PullError> {
+    let failed = |message: String| PullError::Registry {
+        image: image.to_string(),
+        message,
+    };
+    let unsupported = |message: String| PullError::Unsupported {
+        image: image.to_string(),
+        message,
+    };
+    let protocol = if image.is_local() {
+        ClientProtocol::HttpsExcept(vec![image.registry.clone()])
+    } else {
+        ClientProtocol::Https
+    };
+    let client = Client::new(ClientConfig {
+        protocol,
+        ..ClientConfig::default()
+    });
+    let auth = match credentials {
+        Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.clone()),
+        None => RegistryAuth::Anonymous,
+    };
+    let reference = image.reference(None);
+    // The digest a registry names in its header is a hint; the content's own digest counts.
+    let (bytes, _) = client
+        .pull_manifest_raw(&reference, &auth, ACCEPTED)
+        .await
+        .map_err(|e| failed(format!("cannot get its manifest: {e}")))?;
+    let mut bytes = bytes.to_vec();
+    let mut digest = sha256_of(&bytes);
+    if let Some(wanted) = &image.digest
+        && *wanted != digest
+    {
+        return Err(failed(format!(
+            "the registry sent a manifest with digest {digest} for {wanted}"
+        )));
+    }
+    let head: MediaTypeOnly = serde_json::from_slice(&bytes)
+        .map_err(|e| failed(format!("its manifest is not JSON: {e}")))?;
+    if head.schema_version == Some(1) {
+        return Err(unsupported(
+            "Docker schema 1 manifests are not supported (push the image again with a current client)"
+                .into(),
+        ));
+    }
+    let is_index = matches!(
+        head.media_type.as_deref(),
+        Some(MEDIA_OCI_INDEX | MEDIA_DOCKER_LIST)
+    ) || (head.media_type.is_none() && head.manifests.is_some());
+    if is_index {
+        let index: IndexJson = serde_json::from_slice(&bytes)
+            .map_err(|e| failed(format!("its index is not what an index holds: {e}")))?;
+        let entry = index
+            .manifests
+            .iter()
+            .find(|m| {
+                m.platform
+                    .as_ref()
+                    .is_some_and(|p| p.os == "linux" && p.architecture == "amd64")
+            })
+            .ok_or_else(|| unsupported("it has no linux/amd64 image".into()))?;
+        let (chosen, _) = client
+            .pull_manifest_raw(&image.reference(Some(&entry.digest)), &auth, ACCEPTED)
+            .await
+            .map_err(|e| failed(format!("cannot get its linux/amd64 manifest: {e}")))?;
+        bytes = chosen.to_vec();
+        digest = sha256_of(&bytes);
+        if digest != entry.digest {
+            return Err(failed(format!(
+                "the registry sent a manifest with digest {digest} for {}",
+                entry.digest
+            )));
+        }
+    }
+    let manifest: Manifest = serde_json::from_slice(&bytes)
+        .map_err(|e| failed(format!("its manifest is not an image manifest: {e}")))?;
+    let media_type = manifest
+        .media_type
+        .clone()
+        .unwrap_or_else(|| MEDIA_OCI_MANIFEST.to_owned());
+    for layer in &manifest.layers {
+        if !is_supported_layer(&layer.media_type) {
+            return Err(unsupported(format!(
+                "layer {} is {}, which Berth cannot unpack yet",
+                layer.digest, layer.media_type
+            )));
+        }
+    }
+    progress(PullEvent::Resolved {
+        layers: manifest
+            .layers
+            .iter()
+            .map(|l| (l.digest.clone(), l.size))
+            .collect(),
+    });
+    // The config, then the layers side by side; blobs the store has are not fetched again.
+    let mut blobs: Vec<&Descriptor> = vec![&manifest.config];
+    blobs.extend(&manifest.layers);
+    let fetches = blobs.into_iter().map(|blob| {
+        let client = &client;
+        let reference = &reference;
+        async move {
+            if store.has_blob(&blob.digest)? {
+                progress(PullEvent::LayerDone {
+                    digest: blob.digest.clone(),
+                    present: true,
+                });
+                return Ok(());
+            }
+            let (digest, size) = (blob.digest.clone(), blob.size);
+            let mut writer = BlobWriter {
+                temp: store.temp_blob_path(),
+                file: None,
+                hasher: Sha256::new(),
+                written: 0,
+                report: Box::new(move |done| {
+                    progress(PullEvent::Layer {
+                        digest: digest.clone(),
+                        done,
+                        size,
+                    })
+                }),
+            };
+            writer.file = Some(File::create_new(&writer.temp).map_err(|e| ImageError::Io {
+                op: "create",
+                path: writer.temp.clone(),
+                source: e,
+            })?);
+            client
+                .pull_blob(reference, blob.digest.as_str(), &mut writer)
+                .await
+                .map_err(|e| failed(format!("cannot get blob {}: {e}", blob.digest)))?;
+            writer.commit(store, &blob.digest)?;
+            progress(PullEvent::LayerDone {
+                digest: blob.digest.clone(),
+                present: false,
+            });
+            Ok::<(), PullError>(())
+        }
+    });
+    // A failed pull leaves no blob that no image uses: the next pull starts clean (the store
+    // is the caller's alone meanwhile).
+    if let Err(e) = futures_util::future::try_join_all(fetches).await {
+        let _ = store.collect_garbage();
+        return Err(e);
+    }
+    let descriptor = store.put_bytes(&media_type, &bytes)?;
+    debug_assert_eq!(descriptor.digest, digest);
+    let name = image.local_name();
+    store.tag(&name, &descriptor)?;
+    // Read back as any stored image is: the config and every blob checked.
+    Ok(store.resolve(&name.to_string())?)
+}
+
+/// Layers Berth unpacks: tar, gzip tar (OCI and Docker names), and foreign layers are refused.
+fn is_supported_layer(media_type: &str) -> bool {
+    matches!(
+        media_type,
+        "application/vnd.oci.image.layer.v1.tar"
+            | "application/vnd.oci.image.layer.v1.tar+gzip"
+            | "application/vnd.docker.image.rootfs.diff.tar.gzip"
+            | "application/vnd.docker.image.rootfs.diff.tar"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(text: &str) -> (String, String, String, Option<String>) {
+        let r = RemoteImage::parse(text).unwrap();
+        (r.registry, r.repository, r.tag, r.digest)
+    }
+
+    #[test]
+    fn names_are_normalised_as_docker_normalises_them() {
+        assert_eq!(
+            parsed("busybox"),
+            (
+                "docker.io".into(),
+                "library/busybox".into(),
+                "latest".into(),
+                None
+            )
+        );
+        assert_eq!(
+            parsed("python:3.12-slim"),
+            (
+                "docker.io".into(),
+                "library/python".into(),
+                "3.12-slim".into(),
+                None
+            )
+        );
+        assert_eq!(
+            parsed("index.docker.io/user/app:1"),
+            ("docker.io".into(), "user/app".into(), "1".into(), None)
+        );
+        assert_eq!(
+            parsed("localhost:5000/team/app"),
+            (
+                "localhost:5000".into(),
+                "team/app".into(),
+                "latest".into(),
+                None
+            )
+        );
+        assert_eq!(parsed("ghcr.io/o/r:v2").0, "ghcr.io");
+        let digest = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(parsed(&format!("quay.io/x/y@{digest}")).3, Some(digest));
+        assert!(RemoteImage::parse("Busybox").is_err());
+        assert!(RemoteImage::parse("x@sha256:12").is_err());
+        assert!(RemoteImage::parse("a b/c").is_err());
+    }
+
+    #[test]
+    fn local_names_are_docker_s_familiar_ones() {
+        let name = |t: &str| RemoteImage::parse(t).unwrap().local_name().to_string();
+        assert_eq!(name("docker.io/library/busybox"), "busybox:latest");
+        assert_eq!(name("user/app:1"), "user/app:1");
+        assert_eq!(name("127.0.0.1:5000/busybox:1"), "127.0.0.1:5000/busybox:1");
+        assert!(RemoteImage::parse("127.0.0.1:5000/x").unwrap().is_local());
+        assert!(!RemoteImage::parse("ghcr.io/x").unwrap().is_local());
+    }
+}

@@ -1,0 +1,282 @@
+//! Images from registries (issue 18): a real distribution registry (Debian's `docker-registry`,
+//! the reference registry) on loopback, images put into it by `skopeo` (a foreign client) in OCI
+//! and Docker v2 form, pulled by berthd run as a desk user: `pull`, `run` and `FROM` pulling on
+//! demand, the pulled image's digests the ones skopeo reads from the registry, and a blob the
+//! registry corrupted refused with the store left as it was.
+
+#![allow(clippy::unwrap_used)] // a panic in a test is a failed assertion
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use berth_e2e::user::TestUser;
+use berth_e2e::{Daemon, busybox_tarball, on_path, open_tempdir, text};
+
+/// A registry on 127.0.0.1 with its storage in a directory, killed when dropped.
+struct Registry {
+    child: Child,
+    address: String,
+    data: PathBuf,
+}
+
+impl Registry {
+    fn start(dir: &Path) -> Registry {
+        assert!(
+            on_path("docker-registry") && on_path("skopeo"),
+            "the registry tests need Debian's docker-registry and skopeo (scripts/test installs them)"
+        );
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let address = format!("127.0.0.1:{port}");
+        let data = dir.join("registry-data");
+        let config = dir.join("registry.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {address}\nlog:\n  level: error\n",
+                data.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            // Its log is every 404 of a client checking for a blob before pushing it.
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(&address).is_err() {
+            assert!(Instant::now() < deadline, "the registry did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Registry {
+            child,
+            address,
+            data,
+        }
+    }
+
+    /// `skopeo copy` from an OCI layout (a Berth store is one) into this registry.
+    fn push(&self, layout: &Path, name: &str, target: &str, format: &str) {
+        let out = Command::new("skopeo")
+            .args(["copy", "--dest-tls-verify=false", "--format", format])
+            .arg(format!("oci:{}:{name}", layout.display()))
+            .arg(format!("docker://{}/{target}", self.address))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "skopeo copy: {}", text(&out).1);
+    }
+
+    /// What skopeo reads of an image in this registry: the manifest's digest and the raw
+    /// manifest.
+    fn inspect(&self, target: &str) -> (String, serde_json::Value) {
+        let image = format!("docker://{}/{target}", self.address);
+        let digest = Command::new("skopeo")
+            .args([
+                "inspect",
+                "--tls-verify=false",
+                "--format",
+                "{{.Digest}}",
+                &image,
+            ])
+            .output()
+            .unwrap();
+        assert!(digest.status.success(), "{}", text(&digest).1);
+        let raw = Command::new("skopeo")
+            .args(["inspect", "--tls-verify=false", "--raw", &image])
+            .output()
+            .unwrap();
+        assert!(raw.status.success(), "{}", text(&raw).1);
+        (
+            text(&digest).0.trim().to_owned(),
+            serde_json::from_slice(&raw.stdout).unwrap(),
+        )
+    }
+
+    /// The registry's own file of a blob.
+    fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.data
+            .join("docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ok(daemon: &Daemon, args: &[&str]) -> String {
+    let out = daemon.berthctl(args);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{args:?}: {stderr}\n{}", daemon.log());
+    stdout
+}
+
+/// The store's files apart from what a pull may legitimately add: every blob and temp file.
+fn store_files(daemon: &Daemon) -> Vec<String> {
+    let mut out = Vec::new();
+    let images = daemon.state_dir.join("images");
+    for dir in [images.clone(), images.join("blobs/sha256")] {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            out.push(e.file_name().to_string_lossy().into_owned());
+        }
+    }
+    out.push(std::fs::read_to_string(images.join("index.json")).unwrap());
+    out.sort();
+    out
+}
+
+#[test]
+fn a_desk_user_pulls_runs_and_builds_from_a_registry_and_a_corrupt_blob_changes_nothing() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: the registry test makes its users as root");
+        return;
+    }
+    let Some(user) = TestUser::desk() else { return };
+    let dir = open_tempdir();
+    let registry = Registry::start(dir.path());
+
+    // The images to push: busybox imported into a root daemon's store (an OCI layout), and a
+    // second image built on it whose own layer will be corrupted in the registry.
+    let source_dir = dir.path().join("source");
+    std::fs::create_dir_all(&source_dir).unwrap();
+    let Some(tarball) = busybox_tarball(&source_dir, None) else {
+        return;
+    };
+    let source = Daemon::start(&source_dir, &[]);
+    ok(&source, &["import", tarball.to_str().unwrap(), "busybox"]);
+    let other = source_dir.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(
+        other.join("Dockerfile"),
+        "FROM busybox\nRUN echo a layer of its own > /own\n",
+    )
+    .unwrap();
+    ok(
+        &source,
+        &[
+            "build",
+            "--network",
+            "none",
+            "-t",
+            "other",
+            other.to_str().unwrap(),
+        ],
+    );
+    let layout = source.state_dir.join("images");
+    registry.push(&layout, "busybox:latest", "tools/busybox:1", "oci");
+    registry.push(&layout, "busybox:latest", "tools/busybox:v2s2", "v2s2");
+    registry.push(&layout, "other:latest", "tools/other:1", "oci");
+
+    let daemon = Daemon::start_as(&user, dir.path(), &[]);
+    let reference = format!("{}/tools/busybox:1", registry.address);
+    let out = daemon.berthctl(&["pull", &reference]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}\n{}", daemon.log());
+    assert!(
+        stdout.starts_with(&format!("pulled {reference} sha256:")),
+        "{stdout}"
+    );
+    assert!(stderr.contains(": pulled"), "progress per layer: {stderr}");
+
+    // The image is the registry's: the manifest digest and config skopeo reads there.
+    let (digest, manifest) = registry.inspect("tools/busybox:1");
+    let images: serde_json::Value =
+        serde_json::from_str(&ok(&daemon, &["--json", "images"])).unwrap();
+    let pulled = images
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["reference"] == reference.as_str())
+        .unwrap_or_else(|| panic!("{images}"));
+    assert_eq!(pulled["id"], manifest["config"]["digest"]);
+    let index = std::fs::read_to_string(daemon.state_dir.join("images/index.json")).unwrap();
+    assert!(
+        index.contains(&digest),
+        "the store keeps the registry's manifest: {index}"
+    );
+
+    // `run` pulls what the store lacks (here the Docker v2 form, its layers already present).
+    let v2 = format!("{}/tools/busybox:v2s2", registry.address);
+    assert_eq!(
+        ok(
+            &daemon,
+            &["run", "--network", "none", &v2, "cat", "/home/dev/notes"]
+        ),
+        "mine\n"
+    );
+
+    // A FROM pulls too, and a build on the pulled image runs.
+    let ctx = dir.path().join(user.name).join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM {}/tools/other:1\nRUN cat /own > /copied\nCMD [\"cat\", \"/copied\"]\n",
+            registry.address
+        ),
+    )
+    .unwrap();
+    user.own(&ctx);
+    user.own(&ctx.join("Dockerfile"));
+    ok(&daemon, &["rmi", &reference]);
+    ok(
+        &daemon,
+        &[
+            "build",
+            "--network",
+            "none",
+            "-t",
+            "app",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        ok(
+            &daemon,
+            &["run", "--network", "none", "--name", "appc", "app"]
+        ),
+        "a layer of its own\n"
+    );
+
+    // A blob the registry serves corrupted: refused naming the digest, the store unchanged.
+    ok(&daemon, &["rm", "appc"]);
+    ok(&daemon, &["rmi", "app"]);
+    ok(
+        &daemon,
+        &["rmi", &format!("{}/tools/other:1", registry.address)],
+    );
+    let (_, other_manifest) = registry.inspect("tools/other:1");
+    let top = other_manifest["layers"].as_array().unwrap().last().unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let blob = registry.blob_file(&top);
+    let mut bytes = std::fs::read(&blob).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&blob, bytes).unwrap();
+    let before = store_files(&daemon);
+    let out = daemon.berthctl(&["pull", &format!("{}/tools/other:1", registry.address)]);
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success(), "a corrupt blob was accepted");
+    assert!(stderr.contains(&top), "the error names the blob: {stderr}");
+    assert_eq!(
+        store_files(&daemon),
+        before,
+        "nothing half-written is left in the store"
+    );
+}
