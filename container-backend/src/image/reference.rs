@@ -30,11 +30,15 @@ impl Reference {
         };
         let host_ok = host.is_none_or(|h| {
             let (domain, port) = h.split_once(':').unwrap_or((h, "0"));
-            !domain.is_empty()
-                && domain
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || ".-".contains(c))
-                && port.parse::<u16>().is_ok()
+            // Dot-separated labels of letters, digits and inner hyphens (no `..`).
+            domain.split('.').all(|label| {
+                !label.is_empty()
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            }) && port.parse::<u16>().is_ok()
         });
         let name_ok = !name.is_empty()
             && name.len() <= 255
@@ -104,5 +108,7 @@ mod tests {
             "localhost:5000/app:latest"
         );
         assert!(Reference::parse("host:port/app").is_err());
+        assert!(Reference::parse("../etc").is_err());
+        assert!(Reference::parse("a..b/c").is_err());
     }
 }

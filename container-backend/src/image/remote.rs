@@ -84,15 +84,9 @@ impl RemoteImage {
         } else {
             path.to_owned()
         };
-        // The repository and tag obey the store's rules for names.
-        Reference::parse(&format!("{repository}:{tag}")).map_err(|e| bad(&e))?;
-        let host_ok = !registry.is_empty()
-            && registry
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
-        if !host_ok {
-            return Err(bad("the registry is not a host name"));
-        }
+        // The registry, repository and tag obey the store's rules for names (a host of
+        // dot-separated labels, maybe a port).
+        Reference::parse(&format!("{registry}/{repository}:{tag}")).map_err(|e| bad(&e))?;
         Ok(RemoteImage {
             registry,
             repository,
@@ -122,7 +116,7 @@ impl RemoteImage {
             .registry
             .rsplit_once(':')
             .map_or(self.registry.as_str(), |(h, _)| h);
-        host == "localhost" || host.starts_with("127.") || host == "[::1]"
+        host == "localhost" || host.starts_with("127.")
     }
 
     fn reference(&self, digest: Option<&str>) -> oci_client::Reference {
@@ -511,6 +505,7 @@ mod tests {
         assert!(RemoteImage::parse("Busybox").is_err());
         assert!(RemoteImage::parse("x@sha256:12").is_err());
         assert!(RemoteImage::parse("a b/c").is_err());
+        assert!(RemoteImage::parse("../etc").is_err());
     }
 
     #[test]
