@@ -535,6 +535,28 @@ impl Client {
         .await
     }
 
+    /// Pushes an image; answers with the image as the registry now holds it (its reference
+    /// there, the manifest digest as its id).
+    pub async fn push(
+        &self,
+        image: &str,
+        destination: Option<&str>,
+    ) -> Result<Vec<ImageInfo>, ClientError> {
+        self.images_reply(Request::Push {
+            image: image.to_owned(),
+            destination: destination.map(str::to_owned),
+        })
+        .await
+    }
+
+    pub async fn tag(&self, image: &str, name: &str) -> Result<Vec<ImageInfo>, ClientError> {
+        self.images_reply(Request::Tag {
+            image: image.to_owned(),
+            name: name.to_owned(),
+        })
+        .await
+    }
+
     pub async fn import(&self, path: &Path, name: &str) -> Result<Vec<ImageInfo>, ClientError> {
         self.images_reply(Request::Import {
             path: path.to_owned(),

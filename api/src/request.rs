@@ -142,6 +142,17 @@ pub enum Request {
     Pull {
         image: String,
     },
+    /// Push an image to a registry: to `destination` (`REGISTRY/NAME[:TAG]`), or to the
+    /// registry its own name starts with.
+    Push {
+        image: String,
+        destination: Option<String>,
+    },
+    /// Give an image another name.
+    Tag {
+        image: String,
+        name: String,
+    },
 }
 
 impl Request {

@@ -132,6 +132,18 @@ impl Daemon {
                 log(format!("uid {} pulled image {}", peer.uid, info.reference));
                 Ok(Reply::Images(vec![info]))
             }
+            Request::Push { image, destination } => {
+                let info = self.images.push(&image, destination.as_deref())?;
+                log(format!(
+                    "uid {} pushed image {image} to {}",
+                    peer.uid, info.reference
+                ));
+                Ok(Reply::Images(vec![info]))
+            }
+            Request::Tag { image, name } => self
+                .images
+                .tag(&image, &name)
+                .map(|i| Reply::Images(vec![i])),
             Request::Build(spec) => {
                 let layout = self.engine.layout()?;
                 let image = self.images.build(

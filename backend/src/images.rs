@@ -6,8 +6,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use berth_api::container::{BuildProgress, BuildSpec, ImageInfo, PullProgress};
 use berth_api::error::{ApiError, ErrorKind};
 use container_backend::build::builder::{BuildOptions, Builder};
-use container_backend::image::remote::{self, PullError, PullEvent, RemoteImage};
-use container_backend::image::{Image, ImageError, ImageStore};
+use container_backend::image::remote::{self, PullEvent, RemoteError, RemoteImage};
+use container_backend::image::{Image, ImageError, ImageStore, Reference};
 use container_backend::runtime::Layout;
 
 use crate::access::{readable_dir, readable_file};
@@ -74,6 +74,34 @@ impl Images {
     ) -> Result<ImageInfo, ApiError> {
         let store = self.store();
         pull_into(&store, image, progress).map(|i| image_info(&i))
+    }
+
+    /// Pushes `image` to `destination`, or to the registry its name starts with. The answer is
+    /// the image as the registry holds it: its reference there, and its manifest digest.
+    pub fn push(&self, image: &str, destination: Option<&str>) -> Result<ImageInfo, ApiError> {
+        let store = self.store();
+        let local = local_image(&store, image).map_err(image_error)?;
+        let target = RemoteImage::parse(destination.unwrap_or(image)).map_err(ApiError::invalid)?;
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|e| ApiError::internal(format!("no runtime to push on: {e}")))?;
+        let digest = runtime
+            .block_on(remote::push(&store, &local, &target, None, &|_| {}))
+            .map_err(remote_error)?;
+        let mut info = image_info(&local);
+        info.reference = target.to_string();
+        info.id = digest;
+        Ok(info)
+    }
+
+    /// Names `image` `name` too, as `docker tag` does.
+    pub fn tag(&self, image: &str, name: &str) -> Result<ImageInfo, ApiError> {
+        let store = self.store();
+        let existing = local_image(&store, image).map_err(image_error)?;
+        let new = Reference::parse(name).map_err(ApiError::invalid)?;
+        let tagged = store
+            .add_name(&existing.reference.to_string(), &new)
+            .map_err(image_error)?;
+        Ok(image_info(&tagged))
     }
 
     /// Makes sure `image` is in the store: as named, by Docker's familiar name of it, or
@@ -196,12 +224,17 @@ fn pull_into(
     };
     runtime
         .block_on(remote::pull(store, &remote, None, &report))
-        .map_err(|e| match e {
-            PullError::BadReference(m) => ApiError::invalid(m),
-            PullError::Store(e) => image_error(e),
-            e @ PullError::Unsupported { .. } => ApiError::invalid(e.to_string()),
-            e @ PullError::Registry { .. } => ApiError::internal(e.to_string()),
-        })
+        .map_err(remote_error)
+}
+
+/// A registry error as the API reports it.
+fn remote_error(e: RemoteError) -> ApiError {
+    match e {
+        RemoteError::BadReference(m) => ApiError::invalid(m),
+        RemoteError::Store(e) => image_error(e),
+        e @ RemoteError::Unsupported { .. } => ApiError::invalid(e.to_string()),
+        e @ RemoteError::Registry { .. } => ApiError::internal(e.to_string()),
+    }
 }
 
 fn image_info(image: &Image) -> ImageInfo {

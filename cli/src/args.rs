@@ -124,6 +124,14 @@ pub enum ContainerCommand {
     /// Pull an image from a registry: `[REGISTRY/]NAME[:TAG|@DIGEST]` (`busybox` is Docker
     /// Hub's `docker.io/library/busybox:latest`; a registry on localhost is spoken to over HTTP).
     Pull { image: String },
+    /// Push an image to a registry: to DESTINATION (`REGISTRY/NAME[:TAG]`), or to the
+    /// registry IMAGE's own name starts with.
+    Push {
+        image: String,
+        destination: Option<String>,
+    },
+    /// Give IMAGE the name NAME too.
+    Tag { image: String, name: String },
     /// Import a root filesystem tarball or an OCI archive as an image.
     Import { file: PathBuf, name: String },
 }

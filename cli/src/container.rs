@@ -112,6 +112,18 @@ pub async fn run(
         Command::Images => out.show(&client.images().await?, |i| render::list_images(i)),
         Command::Rmi { image } => Ok(client.rmi(&image).await?),
         Command::Pull { image } => pull(client, events, out, &image).await,
+        Command::Push { image, destination } => {
+            let pushed = client.push(&image, destination.as_deref()).await?;
+            out.show(&pushed, |images| {
+                images
+                    .iter()
+                    .map(|i| format!("pushed {} {}\n", i.reference, i.id))
+                    .collect()
+            })
+        }
+        Command::Tag { image, name } => out.show(&client.tag(&image, &name).await?, |i| {
+            render::list_images(i)
+        }),
         Command::Import { file, name } => out
             .show(&client.import(&absolute(&file), &name).await?, |i| {
                 render::list_images(i)

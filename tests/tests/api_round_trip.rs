@@ -30,6 +30,8 @@ fn expectation(request: &Request) -> Expect {
         | Request::Rmi { .. }
         | Request::Import { .. }
         | Request::Pull { .. }
+        | Request::Push { .. }
+        | Request::Tag { .. }
         | Request::Run(_)
         | Request::Ps { .. }
         | Request::Logs { .. }
@@ -303,6 +305,32 @@ async fn every_request_round_trips() {
         }
         other => panic!("{other:?}"),
     }
+    let push = Request::Push {
+        image: "base:1".into(),
+        destination: Some("127.0.0.1:1/base:1".into()),
+    };
+    assert!(matches!(expectation(&push), Expect::Answered));
+    match client.call(push).await {
+        Err(berth_api::ClientError::Api(e)) => {
+            assert!(e.message.contains("127.0.0.1:1/base:1"), "{e:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let tag = Request::Tag {
+        image: "base:1".into(),
+        name: "base:2".into(),
+    };
+    assert!(matches!(expectation(&tag), Expect::Answered));
+    match client.call(tag).await.unwrap() {
+        Reply::Images(images) => assert_eq!(images[0].reference, "base:2"),
+        other => panic!("{other:?}"),
+    }
+    client
+        .call(Request::Rmi {
+            image: "base:2".into(),
+        })
+        .await
+        .unwrap();
     match client.call(Request::Images).await.unwrap() {
         Reply::Images(images) => {
             assert_eq!(

@@ -1,8 +1,9 @@
 //! Images from registries (issue 18): a real distribution registry (Debian's `docker-registry`,
 //! the reference registry) on loopback, images put into it by `skopeo` (a foreign client) in OCI
 //! and Docker v2 form, pulled by berthd run as a desk user: `pull`, `run` and `FROM` pulling on
-//! demand, the pulled image's digests the ones skopeo reads from the registry, and a blob the
-//! registry corrupted refused with the store left as it was.
+//! demand, the pulled image's digests the ones skopeo reads from the registry; an image built
+//! and pushed by Berth read back by skopeo; and a blob the registry corrupted refused with the
+//! store left as it was.
 
 #![allow(clippy::unwrap_used)] // a panic in a test is a failed assertion
 
@@ -252,9 +253,26 @@ fn a_desk_user_pulls_runs_and_builds_from_a_registry_and_a_corrupt_blob_changes_
         "a layer of its own\n"
     );
 
+    // Berth pushes: the image built here, tagged with the registry's name and pushed there, is
+    // what skopeo reads back (the same manifest digest; skopeo's copy checks every blob).
+    let local = format!("{}/team/app:2", registry.address);
+    ok(&daemon, &["tag", "app", &local]);
+    let pushed = ok(&daemon, &["push", &local]);
+    let (their_digest, _) = registry.inspect("team/app:2");
+    assert_eq!(pushed, format!("pushed {local} {their_digest}\n"));
+    let copy = dir.path().join("copied");
+    let out = Command::new("skopeo")
+        .args(["copy", "--src-tls-verify=false"])
+        .arg(format!("docker://{local}"))
+        .arg(format!("oci:{}:app", copy.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "skopeo copy back: {}", text(&out).1);
+
     // A blob the registry serves corrupted: refused naming the digest, the store unchanged.
     ok(&daemon, &["rm", "appc"]);
     ok(&daemon, &["rmi", "app"]);
+    ok(&daemon, &["rmi", &local]);
     ok(
         &daemon,
         &["rmi", &format!("{}/tools/other:1", registry.address)],

@@ -1,4 +1,5 @@
-//! Images in registries: names as Docker users type them, and pulling one into the store.
+//! Images in registries: names as Docker users type them, pulling one into the store and
+//! pushing one from it.
 //!
 //! Decision: the registry protocol is `oci-client` (the OCI Distribution client of the ORAS
 //! project, on reqwest with the system's OpenSSL and CA certificates): it speaks the token
@@ -173,9 +174,9 @@ pub enum PullEvent {
     LayerDone { digest: String, present: bool },
 }
 
-/// Why a pull failed.
+/// Why a pull or push failed.
 #[derive(Debug, thiserror::Error)]
-pub enum PullError {
+pub enum RemoteError {
     #[error("{0}")]
     BadReference(String),
     #[error("{image}: {message}")]
@@ -281,26 +282,8 @@ struct MediaTypeOnly {
     manifests: Option<serde_json::Value>,
 }
 
-fn sha256_of(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex(&Sha256::digest(bytes)))
-}
-
-/// Pulls `image` into `store` and names it there ([`RemoteImage::local_name`]). Call from a
-/// thread that may block: blobs are written to local files as they arrive.
-pub async fn pull(
-    store: &ImageStore,
-    image: &RemoteImage,
-    credentials: Option<&Credentials>,
-    progress: &(dyn Fn(PullEvent) + Send + Sync),
-) -> Result<Image, PullError> {
-    let failed = |message: String| PullError::Registry {
-        image: image.to_string(),
-        message,
-    };
-    let unsupported = |message: String| PullError::Unsupported {
-        image: image.to_string(),
-        message,
-    };
+/// A client for `image`'s registry (plain HTTP for one on this machine), and the auth to use.
+fn client_for(image: &RemoteImage, credentials: Option<&Credentials>) -> (Client, RegistryAuth) {
     let protocol = if image.is_local() {
         ClientProtocol::HttpsExcept(vec![image.registry.clone()])
     } else {
@@ -314,6 +297,30 @@ pub async fn pull(
         Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.clone()),
         None => RegistryAuth::Anonymous,
     };
+    (client, auth)
+}
+
+fn sha256_of(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex(&Sha256::digest(bytes)))
+}
+
+/// Pulls `image` into `store` and names it there ([`RemoteImage::local_name`]). Call from a
+/// thread that may block: blobs are written to local files as they arrive.
+pub async fn pull(
+    store: &ImageStore,
+    image: &RemoteImage,
+    credentials: Option<&Credentials>,
+    progress: &(dyn Fn(PullEvent) + Send + Sync),
+) -> Result<Image, RemoteError> {
+    let failed = |message: String| RemoteError::Registry {
+        image: image.to_string(),
+        message,
+    };
+    let unsupported = |message: String| RemoteError::Unsupported {
+        image: image.to_string(),
+        message,
+    };
+    let (client, auth) = client_for(image, credentials);
     let reference = image.reference(None);
     // The digest a registry names in its header is a hint; the content's own digest counts.
     let (bytes, _) = client
@@ -429,7 +436,7 @@ pub async fn pull(
                 digest: blob.digest.clone(),
                 present: false,
             });
-            Ok::<(), PullError>(())
+            Ok::<(), RemoteError>(())
         }
     });
     // A failed pull leaves no blob that no image uses: the next pull starts clean (the store
@@ -444,6 +451,75 @@ pub async fn pull(
     store.tag(&name, &descriptor)?;
     // Read back as any stored image is: the config and every blob checked.
     Ok(store.resolve(&name.to_string())?)
+}
+
+/// Pushes `image` from `store` to `target` (a tag; a digest is what the push makes): blobs the
+/// registry has are not sent again, each other one streams from its file, the manifest goes
+/// last, byte for byte as stored, so its digest in the registry is the store's. Returns it.
+pub async fn push(
+    store: &ImageStore,
+    image: &Image,
+    target: &RemoteImage,
+    credentials: Option<&Credentials>,
+    progress: &(dyn Fn(PullEvent) + Send + Sync),
+) -> Result<String, RemoteError> {
+    let failed = |message: String| RemoteError::Registry {
+        image: target.to_string(),
+        message,
+    };
+    if target.digest.is_some() {
+        return Err(RemoteError::BadReference(format!(
+            "{target}: push to a tag; the digest is what the push makes"
+        )));
+    }
+    let (client, auth) = client_for(target, credentials);
+    let reference = target.reference(None);
+    client
+        .store_auth_if_needed(reference.resolve_registry(), &auth)
+        .await;
+    let mut blobs: Vec<&Descriptor> = vec![&image.manifest.config];
+    blobs.extend(&image.manifest.layers);
+    for blob in blobs {
+        let there = client
+            .blob_exists(&reference, &blob.digest)
+            .await
+            .map_err(|e| failed(format!("cannot ask for blob {}: {e}", blob.digest)))?;
+        if !there {
+            let file = store.open_blob_file(&blob.digest)?;
+            let chunks = futures_util::stream::unfold(file, |mut file| async move {
+                let mut buf = vec![0u8; 1 << 20];
+                match std::io::Read::read(&mut file, &mut buf) {
+                    Ok(0) => None,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        Some((Ok(bytes::Bytes::from(buf)), file))
+                    }
+                    Err(e) => Some((Err(e.into()), file)),
+                }
+            });
+            client
+                .push_blob_stream(&reference, chunks, &blob.digest)
+                .await
+                .map_err(|e| failed(format!("cannot send blob {}: {e}", blob.digest)))?;
+        }
+        progress(PullEvent::LayerDone {
+            digest: blob.digest.clone(),
+            present: there,
+        });
+    }
+    let bytes = store.manifest_bytes(image)?;
+    let media_type = image
+        .manifest
+        .media_type
+        .clone()
+        .unwrap_or_else(|| MEDIA_OCI_MANIFEST.to_owned());
+    let content_type = http::HeaderValue::from_str(&media_type)
+        .map_err(|e| failed(format!("the manifest's media type `{media_type}`: {e}")))?;
+    client
+        .push_manifest_raw(&reference, bytes.clone(), content_type)
+        .await
+        .map_err(|e| failed(format!("cannot send the manifest: {e}")))?;
+    Ok(sha256_of(&bytes))
 }
 
 /// Layers Berth unpacks: tar, gzip tar (OCI and Docker names), and foreign layers are refused.

@@ -212,6 +212,33 @@ impl ImageStore {
             .map_err(io_err("store", &path))
     }
 
+    /// A blob's file, for sending it elsewhere (the receiver checks its digest).
+    pub fn open_blob_file(&self, digest: &str) -> Result<File, ImageError> {
+        self.open_blob(digest)
+    }
+
+    /// An image's manifest as stored, byte for byte (its digest is the image's).
+    pub fn manifest_bytes(&self, image: &Image) -> Result<Vec<u8>, ImageError> {
+        self.read_verified(&image.manifest_digest)
+    }
+
+    /// Gives the image named `existing` the name `new` too (`tag`), replacing what `new`
+    /// named before.
+    pub fn add_name(&self, existing: &str, new: &Reference) -> Result<Image, ImageError> {
+        let image = self.resolve(existing)?;
+        let name = image.reference.to_string();
+        let entry = self
+            .index()?
+            .manifests
+            .into_iter()
+            .find(|m| m.annotations.get(REF_NAME) == Some(&name))
+            .ok_or_else(|| ImageError::NotFound(name.clone()))?;
+        let mut descriptor = entry;
+        descriptor.annotations.remove(REF_NAME);
+        self.tag(new, &descriptor)?;
+        self.resolve(&new.to_string())
+    }
+
     /// Open a blob for reading; the caller checks content where it matters.
     fn open_blob(&self, digest: &str) -> Result<File, ImageError> {
         let path = self.blob_path(digest)?;
