@@ -10,13 +10,14 @@
 //! matches, the name given to the image only after everything it needs is there (an
 //! interrupted pull leaves whole blobs, used by the next pull, and nothing named).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
+use futures_util::TryStreamExt;
 use oci_client::Client;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
@@ -187,68 +188,56 @@ pub enum RemoteError {
     Store(#[from] ImageError),
 }
 
-/// A blob being written into the store: a temporary file, hashed as it fills, renamed into
-/// place by [`BlobWriter::commit`] only when its digest is the expected one; dropped
+/// How many bytes of a blob arrive between two progress reports.
+const REPORT_EVERY: u64 = 1 << 20;
+
+/// A blob being written into the store: a temporary file that [`BlobWriter::finish`] hands
+/// over for renaming into place once `oci-client`'s stream has checked the content's digest
+/// against the one asked for (as the bytes stream; it ends in an error otherwise); dropped
 /// unfinished, it leaves nothing.
-struct BlobWriter<'a> {
+struct BlobWriter {
     file: Option<File>,
     temp: PathBuf,
-    hasher: Sha256,
+    digest: String,
+    size: u64,
     written: u64,
-    report: Box<dyn FnMut(u64) + Send + 'a>,
+    events: tokio::sync::mpsc::UnboundedSender<PullEvent>,
 }
 
-impl BlobWriter<'_> {
-    fn commit(mut self, store: &ImageStore, expected: &str) -> Result<(), ImageError> {
-        let digest = format!("sha256:{}", hex(&self.hasher.clone().finalize()));
-        if digest != expected {
-            return Err(ImageError::Corrupt(format!(
-                "the registry sent content with digest {digest} for {expected}"
-            )));
+impl BlobWriter {
+    /// Appends bytes as they arrive (a write into the page cache: short enough for a runtime
+    /// thread) and reports them.
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("the blob is already written"))?;
+        file.write_all(bytes)?;
+        let before = self.written;
+        self.written += bytes.len() as u64;
+        // A report a mebibyte, not one a network read (thousands a layer).
+        if before / REPORT_EVERY != self.written / REPORT_EVERY || self.written == self.size {
+            let _ = self.events.send(PullEvent::Layer {
+                digest: self.digest.clone(),
+                done: self.written,
+                size: self.size,
+            });
         }
-        if let Some(file) = self.file.take() {
-            file.sync_all().map_err(|e| ImageError::Io {
-                op: "fsync",
-                path: self.temp.clone(),
-                source: e,
-            })?;
-        }
-        store.adopt_blob(&self.temp, expected)
+        Ok(())
+    }
+
+    /// The complete file, for syncing and renaming.
+    fn finish(mut self) -> Option<(File, PathBuf)> {
+        let file = self.file.take()?;
+        Some((file, self.temp.clone()))
     }
 }
 
-impl Drop for BlobWriter<'_> {
+impl Drop for BlobWriter {
     fn drop(&mut self) {
         if self.file.is_some() {
             let _ = std::fs::remove_file(&self.temp);
         }
-    }
-}
-
-impl tokio::io::AsyncWrite for BlobWriter<'_> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        // A local file's write: the pull runs on a blocking thread of its own.
-        let this = &mut *self;
-        let Some(file) = this.file.as_mut() else {
-            return Poll::Ready(Err(std::io::Error::other("the blob is already written")));
-        };
-        file.write_all(buf)?;
-        this.hasher.update(buf);
-        this.written += buf.len() as u64;
-        (this.report)(this.written);
-        Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(self.file.as_mut().map_or(Ok(()), |f| f.flush()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        self.poll_flush(cx)
     }
 }
 
@@ -289,10 +278,24 @@ fn client_for(image: &RemoteImage, credentials: Option<&Credentials>) -> (Client
     } else {
         ClientProtocol::Https
     };
-    let client = Client::new(ClientConfig {
-        protocol,
-        ..ClientConfig::default()
-    });
+    // One client a registry for the process's life: making one loads the system's CA
+    // certificates (four parses of the bundle, ~240 ms here, more than a 128 MB pull over
+    // loopback takes), and a kept one keeps its tokens.
+    static CLIENTS: OnceLock<Mutex<HashMap<String, Client>>> = OnceLock::new();
+    let mut clients = CLIENTS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let client = clients
+        .entry(image.registry.clone())
+        .or_insert_with(|| {
+            Client::new(ClientConfig {
+                protocol,
+                ..ClientConfig::default()
+            })
+        })
+        .clone();
+    drop(clients);
     let auth = match credentials {
         Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.clone()),
         None => RegistryAuth::Anonymous,
@@ -397,51 +400,83 @@ pub async fn pull(
     // The config, then the layers side by side; blobs the store has are not fetched again.
     let mut blobs: Vec<&Descriptor> = vec![&manifest.config];
     blobs.extend(&manifest.layers);
-    let fetches = blobs.into_iter().map(|blob| {
-        let client = &client;
-        let reference = &reference;
-        async move {
-            if store.has_blob(&blob.digest)? {
-                progress(PullEvent::LayerDone {
-                    digest: blob.digest.clone(),
-                    present: true,
-                });
-                return Ok(());
-            }
-            let (digest, size) = (blob.digest.clone(), blob.size);
-            let mut writer = BlobWriter {
-                temp: store.temp_blob_path(),
-                file: None,
-                hasher: Sha256::new(),
-                written: 0,
-                report: Box::new(move |done| {
-                    progress(PullEvent::Layer {
-                        digest: digest.clone(),
-                        done,
-                        size,
-                    })
-                }),
-            };
-            writer.file = Some(File::create_new(&writer.temp).map_err(|e| ImageError::Io {
-                op: "create",
-                path: writer.temp.clone(),
-                source: e,
-            })?);
-            client
-                .pull_blob(reference, blob.digest.as_str(), &mut writer)
-                .await
-                .map_err(|e| failed(format!("cannot get blob {}: {e}", blob.digest)))?;
-            writer.commit(store, &blob.digest)?;
+    // Each missing blob on a task of its own, so that several are received and checked on
+    // several cores; their progress comes back over a channel.
+    let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
+    let mut fetches = Vec::new();
+    for blob in blobs {
+        if store.has_blob(&blob.digest)? {
             progress(PullEvent::LayerDone {
                 digest: blob.digest.clone(),
-                present: false,
+                present: true,
             });
-            Ok::<(), RemoteError>(())
+            continue;
         }
-    });
-    // A failed pull leaves no blob that no image uses: the next pull starts clean (the store
-    // is the caller's alone meanwhile).
-    if let Err(e) = futures_util::future::try_join_all(fetches).await {
+        let temp = store.temp_blob_path();
+        let file = File::create_new(&temp).map_err(|e| ImageError::Io {
+            op: "create",
+            path: temp.clone(),
+            source: e,
+        })?;
+        let mut writer = BlobWriter {
+            file: Some(file),
+            temp,
+            digest: blob.digest.clone(),
+            size: blob.size,
+            written: 0,
+            events: events.clone(),
+        };
+        let (client, reference, digest) = (client.clone(), reference.clone(), blob.digest.clone());
+        let task = tokio::spawn(async move {
+            let failed = |e: &dyn std::fmt::Display| format!("cannot get blob {digest}: {e}");
+            let mut stream = client
+                .pull_blob_stream(&reference, digest.as_str())
+                .await
+                .map_err(|e| failed(&e))?;
+            // The stream checks the digest as it goes and ends in an error if it differs.
+            while let Some(chunk) = stream.try_next().await.map_err(|e| failed(&e))? {
+                writer.write(&chunk).map_err(|e| failed(&e))?;
+            }
+            Ok(writer.finish())
+        });
+        fetches.push((blob.digest.clone(), task));
+    }
+    drop(events);
+    while let Some(event) = received.recv().await {
+        progress(event);
+    }
+    // Every task has ended (the channel closed with their writers): keep the blobs whose
+    // content checked out, and on any failure none that no image uses.
+    let mut outcome = Ok(());
+    for (digest, task) in fetches {
+        let result = match task.await {
+            Ok(Ok(Some((file, temp)))) => file
+                .sync_all()
+                .map_err(|e| ImageError::Io {
+                    op: "fsync",
+                    path: temp.clone(),
+                    source: e,
+                })
+                .and_then(|()| store.adopt_blob(&temp, &digest))
+                .map_err(RemoteError::from),
+            Ok(Ok(None)) => Err(failed(format!("blob {digest} was not written"))),
+            Ok(Err(message)) => Err(failed(message)),
+            Err(e) => Err(failed(format!("the transfer of blob {digest} failed: {e}"))),
+        };
+        match result {
+            Ok(()) => progress(PullEvent::LayerDone {
+                digest,
+                present: false,
+            }),
+            Err(e) => {
+                if outcome.is_ok() {
+                    outcome = Err(e);
+                }
+            }
+        }
+    }
+    if let Err(e) = outcome {
+        // The store is the caller's alone meanwhile.
         let _ = store.collect_garbage();
         return Err(e);
     }
