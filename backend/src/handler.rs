@@ -156,9 +156,11 @@ impl Daemon {
                 log(format!("uid {} built image {}", peer.uid, image.reference));
                 Ok(Reply::Images(vec![image]))
             }
-            Request::Run(spec) => {
-                // An image not in the store is pulled first, as `docker run` does.
-                self.images.ensure(&spec.image, &|progress| {
+            Request::Run(mut spec) => {
+                // An image not in the store is pulled first, as `docker run` does; one it has
+                // under Docker's familiar name (`docker.io/library/busybox` is `busybox`) runs
+                // as that.
+                spec.image = self.images.ensure(&spec.image, &|progress| {
                     self.publish(Event::PullProgress(progress))
                 })?;
                 let info = self.engine.run(spec, &self.images.store())?;

@@ -105,17 +105,18 @@ impl Images {
     }
 
     /// Makes sure `image` is in the store: as named, by Docker's familiar name of it, or
-    /// pulled.
+    /// pulled. Returns the name it has in the store.
     pub fn ensure(
         &self,
         image: &str,
         progress: &(dyn Fn(PullProgress) + Send + Sync),
-    ) -> Result<(), ApiError> {
+    ) -> Result<String, ApiError> {
         let store = self.store();
         match local_image(&store, image) {
-            Ok(_) => Ok(()),
-            Err(ImageError::NotFound(_)) => {
-                pull_into(&store, image, progress).map(|_| ()).map_err(|e| {
+            Ok(found) => Ok(found.reference.to_string()),
+            Err(ImageError::NotFound(_)) => pull_into(&store, image, progress)
+                .map(|pulled| pulled.reference.to_string())
+                .map_err(|e| {
                     ApiError::new(
                         e.kind,
                         format!(
@@ -123,8 +124,7 @@ impl Images {
                             e.message
                         ),
                     )
-                })
-            }
+                }),
             Err(e) => Err(image_error(e)),
         }
     }

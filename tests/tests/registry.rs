@@ -177,6 +177,21 @@ fn a_desk_user_pulls_runs_and_builds_from_a_registry_and_a_corrupt_blob_changes_
             other.to_str().unwrap(),
         ],
     );
+    // A name Docker normalises is the image the store has under its familiar name.
+    assert_eq!(
+        ok(
+            &source,
+            &[
+                "run",
+                "--network",
+                "none",
+                "docker.io/library/busybox:latest",
+                "cat",
+                "/home/dev/notes"
+            ]
+        ),
+        "mine\n"
+    );
     let layout = source.state_dir.join("images");
     registry.push(&layout, "busybox:latest", "tools/busybox:1", "oci");
     registry.push(&layout, "busybox:latest", "tools/busybox:v2s2", "v2s2");
