@@ -85,7 +85,7 @@ impl Images {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|e| ApiError::internal(format!("no runtime to push on: {e}")))?;
         let digest = runtime
-            .block_on(remote::push(&store, &local, &target, None, &|_| {}))
+            .block_on(remote::push(&store, &local, &target, None))
             .map_err(remote_error)?;
         let mut info = image_info(&local);
         info.reference = target.to_string();
@@ -203,7 +203,6 @@ fn pull_into(
         .map_err(|e| ApiError::internal(format!("no runtime to pull on: {e}")))?;
     let report = |event: PullEvent| {
         progress(match event {
-            PullEvent::Resolved { .. } => return,
             PullEvent::Layer { digest, done, size } => PullProgress {
                 image: image.to_owned(),
                 layer: digest,

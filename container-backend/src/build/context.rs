@@ -222,7 +222,10 @@ impl Context {
                 .take(depth.saturating_sub(1))
                 .collect();
             let mut found = Vec::new();
-            for entry in self.entries(&base) {
+            let mut below = Vec::new();
+            // No deeper than the pattern reaches: `COPY *.txt` does not walk the whole context.
+            self.walk(&base, depth, &mut Vec::new(), &mut below);
+            for entry in below {
                 if entry.components().count() == depth && glob_match(&pattern, &slash(&entry)) {
                     found.push(entry);
                 }
@@ -258,11 +261,15 @@ impl Context {
     /// as BuildKit sends the parents of what it sends).
     pub fn entries(&self, rel: &Path) -> Vec<PathBuf> {
         let mut out = Vec::new();
-        self.walk(rel, &mut Vec::new(), &mut out);
+        self.walk(rel, usize::MAX, &mut Vec::new(), &mut out);
         out
     }
 
-    fn walk(&self, rel: &Path, held: &mut Vec<PathBuf>, out: &mut Vec<PathBuf>) {
+    /// [`Context::entries`] down to paths of `depth` components.
+    fn walk(&self, rel: &Path, depth: usize, held: &mut Vec<PathBuf>, out: &mut Vec<PathBuf>) {
+        if rel.components().count() >= depth {
+            return;
+        }
         let Ok(entries) = fs::read_dir(self.root.join(rel)) else {
             return;
         };
@@ -275,7 +282,7 @@ impl Context {
                 if is_dir && self.ignore.may_include_below(&slash(&child)) {
                     // Listed only if something below it is.
                     held.push(child.clone());
-                    self.walk(&child, held, out);
+                    self.walk(&child, depth, held, out);
                     if held.last() == Some(&child) {
                         held.pop();
                     }
@@ -285,7 +292,7 @@ impl Context {
             out.append(held);
             out.push(child.clone());
             if is_dir {
-                self.walk(&child, held, out);
+                self.walk(&child, depth, held, out);
             }
         }
     }

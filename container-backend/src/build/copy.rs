@@ -60,7 +60,7 @@ pub fn stage_copy(
         let meta =
             fs::symlink_metadata(&full).map_err(|e| format!("{}: {e}", source.path.display()))?;
         if place.unpack_archives && meta.is_file() && is_archive(&full) {
-            writer.parents(&target, new_owner, true)?;
+            writer.dirs(&target, new_owner)?;
             let dest = layer_dir.join(&target);
             let file = fs::File::open(&full).map_err(|e| e.to_string())?;
             apply_layer(maybe_gunzip(file).map_err(|e| e.to_string())?, &dest)
@@ -68,8 +68,10 @@ pub fn stage_copy(
             continue;
         }
         if meta.is_dir() {
-            writer.parents(&target, new_owner, false)?;
-            writer.place_dir_itself(&target, new_owner)?;
+            // The directory itself is not copied, only what it holds: one the image has stays
+            // as it is, even under `--chown`/`--chmod` (as buildah leaves it); a new one is made
+            // as the missing directories on the way are.
+            writer.dirs(&target, new_owner)?;
             let mut dirs = Vec::new();
             for entry in from.entries(&source.path) {
                 let inside = entry.strip_prefix(&source.path).unwrap_or(&entry);
@@ -95,7 +97,7 @@ pub fn stage_copy(
             target.clone()
         };
         let parent = dest.parent().map(Path::to_path_buf).unwrap_or_default();
-        writer.parents(&parent, new_owner, true)?;
+        writer.dirs(&parent, new_owner)?;
         writer
             .place(&full, &meta, &dest)
             .map_err(|e| format!("{}: {e}", source.path.display()))?;
@@ -155,22 +157,8 @@ impl Writer<'_> {
         self.place.mode.unwrap_or(meta.mode() & 0o7777)
     }
 
-    /// The directories down to `dir` in the layer (`dir` itself when `including`).
-    fn parents(&self, dir: &Path, owner: (u32, u32), including: bool) -> Result<(), String> {
-        match (including, dir.parent()) {
-            (true, _) => make_dirs(self.layer_dir, self.place.image_root, dir, owner),
-            (false, Some(parent)) => {
-                make_dirs(self.layer_dir, self.place.image_root, parent, owner)
-            }
-            (false, None) => Ok(()),
-        }
-    }
-
-    /// The destination directory a directory source is copied into (the directory itself is
-    /// not copied, only what it holds): one the image has stays as it is, even under
-    /// `--chown`/`--chmod` (as buildah leaves it); a new one is made as the missing
-    /// directories on the way are.
-    fn place_dir_itself(&self, dir: &Path, owner: (u32, u32)) -> Result<(), String> {
+    /// The directories down to `dir` in the layer, as [`make_dirs`] makes them.
+    fn dirs(&self, dir: &Path, owner: (u32, u32)) -> Result<(), String> {
         make_dirs(self.layer_dir, self.place.image_root, dir, owner)
     }
 

@@ -205,9 +205,6 @@ impl Scan<'_> {
                 }
             }
         }
-        if stop.is_some() {
-            return Ok((result, split.finish(), false));
-        }
         Ok((result, split.finish(), false))
     }
 

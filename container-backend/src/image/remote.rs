@@ -163,8 +163,6 @@ impl fmt::Debug for Credentials {
 /// What a pull is doing, for progress reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PullEvent {
-    /// The manifest is known: these layers (digest, size) make the image.
-    Resolved { layers: Vec<(String, u64)> },
     /// Bytes of a layer have arrived.
     Layer {
         digest: String,
@@ -390,13 +388,6 @@ pub async fn pull(
             )));
         }
     }
-    progress(PullEvent::Resolved {
-        layers: manifest
-            .layers
-            .iter()
-            .map(|l| (l.digest.clone(), l.size))
-            .collect(),
-    });
     // The config, then the layers side by side; blobs the store has are not fetched again.
     let mut blobs: Vec<&Descriptor> = vec![&manifest.config];
     blobs.extend(&manifest.layers);
@@ -496,7 +487,6 @@ pub async fn push(
     image: &Image,
     target: &RemoteImage,
     credentials: Option<&Credentials>,
-    progress: &(dyn Fn(PullEvent) + Send + Sync),
 ) -> Result<String, RemoteError> {
     let failed = |message: String| RemoteError::Registry {
         image: target.to_string(),
@@ -537,10 +527,6 @@ pub async fn push(
                 .await
                 .map_err(|e| failed(format!("cannot send blob {}: {e}", blob.digest)))?;
         }
-        progress(PullEvent::LayerDone {
-            digest: blob.digest.clone(),
-            present: there,
-        });
     }
     let bytes = store.manifest_bytes(image)?;
     let media_type = image
