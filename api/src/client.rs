@@ -23,6 +23,7 @@ use crate::frame::{read_frame, write_frame};
 use crate::host::{DaemonMode, HostInfo};
 use crate::paths::candidate_sockets;
 use crate::protocol::{ClientFrame, PROTOCOL_VERSION, ServerFrame};
+use crate::registry_login::RegistryLogin;
 use crate::request::{Reply, Request};
 use crate::vm::{DisplayInfo, VmEdit, VmInfo, VmListing, VmSpec};
 
@@ -429,7 +430,7 @@ impl Client {
 
     /// Starts a container; answered once it runs.
     pub async fn run(&self, spec: RunSpec) -> Result<ContainerInfo, ClientError> {
-        self.container_reply(Request::Run(spec)).await
+        self.container_reply(Request::Run(Box::new(spec))).await
     }
 
     pub async fn ps(&self, all: bool) -> Result<Vec<ContainerInfo>, ClientError> {
@@ -528,9 +529,14 @@ impl Client {
     /// user) as image `name`; the images it made.
     /// Pulls an image from a registry; progress comes as `PullProgress` events to a
     /// subscribed client.
-    pub async fn pull(&self, image: &str) -> Result<Vec<ImageInfo>, ClientError> {
+    pub async fn pull(
+        &self,
+        image: &str,
+        logins: Vec<RegistryLogin>,
+    ) -> Result<Vec<ImageInfo>, ClientError> {
         self.images_reply(Request::Pull {
             image: image.to_owned(),
+            logins,
         })
         .await
     }
@@ -541,12 +547,19 @@ impl Client {
         &self,
         image: &str,
         destination: Option<&str>,
+        logins: Vec<RegistryLogin>,
     ) -> Result<Vec<ImageInfo>, ClientError> {
         self.images_reply(Request::Push {
             image: image.to_owned(),
             destination: destination.map(str::to_owned),
+            logins,
         })
         .await
+    }
+
+    /// Checks `login` with its registry (nothing is kept by the daemon).
+    pub async fn login(&self, login: RegistryLogin) -> Result<(), ClientError> {
+        self.done(Request::Login(login)).await
     }
 
     pub async fn tag(&self, image: &str, name: &str) -> Result<Vec<ImageInfo>, ClientError> {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::network::{ContainerNetwork, PortForward};
+use crate::registry_login::RegistryLogin;
 use crate::utilisation::Shares;
 
 /// What `build` asks for.
@@ -24,10 +25,13 @@ pub struct BuildSpec {
     /// RUN steps' network (`--network none` for a hermetic build).
     #[serde(default)]
     pub network: ContainerNetwork,
+    /// The user's registry logins, for the images a FROM or `COPY --from` pulls.
+    #[serde(default)]
+    pub logins: Vec<RegistryLogin>,
 }
 
 /// What `run` asks for.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunSpec {
     pub image: String,
     #[serde(default)]
@@ -55,6 +59,29 @@ pub struct RunSpec {
     /// Also publish every port the image EXPOSEs on a free host port (`-P`), as Docker does.
     #[serde(default)]
     pub publish_all: bool,
+    /// The user's registry logins, for an image `run` pulls.
+    #[serde(default)]
+    pub logins: Vec<RegistryLogin>,
+    /// `-e`: `NAME=VALUE`s over the image's environment (the client resolves `-e NAME` and
+    /// `--env-file` into these).
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// `-w`: the working directory instead of the image's WORKDIR (made if missing).
+    #[serde(default)]
+    pub workdir: Option<String>,
+    /// `-u`: `USER[:GROUP]`, names or ids, instead of the image's USER.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// `--entrypoint`: the program instead of the image's ENTRYPOINT, whose CMD is then not
+    /// used; empty clears the ENTRYPOINT and keeps the CMD (Docker's rules).
+    #[serde(default)]
+    pub entrypoint: Option<String>,
+    /// `--hostname`: instead of the container's short id.
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// `--rm`: remove the container and its files once it has ended.
+    #[serde(default)]
+    pub remove: bool,
 }
 
 /// Where a container is in its life.

@@ -9,10 +9,13 @@
 //!   the GUI can show the same messages inline before it sends anything.
 //! - [`utilisation`]: the allocation and live-use formulas behind every gauge.
 //! - [`input`]: keys, pointer and wheel as the guest's evdev events, the one input contract.
+//! - [`registry_login`], [`auth_file`]: a user's registry logins and the files their tools keep
+//!   them in, read by clients and sent with the requests that may reach a registry.
 //! - [`client`]: the async client the GUI and berthctl share; [`paths`]: where daemons listen.
 //!
 //! This crate has no UI and no daemon logic: both sides depend on it, never on each other.
 
+pub mod auth_file;
 pub mod client;
 pub mod container;
 pub mod error;
@@ -28,6 +31,7 @@ pub mod iso;
 pub mod network;
 pub mod paths;
 pub mod protocol;
+pub mod registry_login;
 pub mod request;
 pub mod size;
 pub mod utilisation;

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::container::{BuildSpec, ContainerInfo, ContainerStats, ImageInfo, RunSpec};
 use crate::host::HostInfo;
 use crate::iso::IsoInfo;
+use crate::registry_login::RegistryLogin;
 use crate::vm::{DisplayInfo, VmEdit, VmInfo, VmListing, VmSpec};
 
 /// A request. Serialised as `{"request": "<name>", "args": {...}}`.
@@ -99,7 +100,8 @@ pub enum Request {
     },
 
     Build(BuildSpec),
-    Run(RunSpec),
+    /// Boxed: the largest request by far, and frames are moved around whole.
+    Run(Box<RunSpec>),
     Ps {
         all: bool,
     },
@@ -141,13 +143,21 @@ pub enum Request {
     /// progress comes as `PullProgress` events.
     Pull {
         image: String,
+        /// The user's registry logins (see [`crate::registry_login`]).
+        #[serde(default)]
+        logins: Vec<RegistryLogin>,
     },
     /// Push an image to a registry: to `destination` (`REGISTRY/NAME[:TAG]`), or to the
     /// registry its own name starts with.
     Push {
         image: String,
         destination: Option<String>,
+        #[serde(default)]
+        logins: Vec<RegistryLogin>,
     },
+    /// Check a login with its registry, as `docker login` does before keeping it (the client
+    /// keeps it, in the user's files).
+    Login(RegistryLogin),
     /// Give an image another name.
     Tag {
         image: String,

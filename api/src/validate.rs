@@ -42,6 +42,45 @@ pub fn name(kind: &str, name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A container's environment variable as `-e` gives it: `NAME=VALUE`, a name without `=` or
+/// NUL (the kernel's environment cannot hold them).
+pub fn env_var(var: &str) -> Result<(), String> {
+    match var.split_once('=') {
+        Some((name, _)) if !name.is_empty() && !var.contains('\0') => Ok(()),
+        _ => Err(format!(
+            "environment variable `{var}`: expected NAME=VALUE, without NUL characters"
+        )),
+    }
+}
+
+/// A container's working directory: an absolute path without NUL.
+pub fn workdir(dir: &str) -> Result<(), String> {
+    if !dir.starts_with('/') || dir.contains('\0') {
+        return Err(format!(
+            "working directory `{dir}`: give an absolute path (e.g. /app)"
+        ));
+    }
+    Ok(())
+}
+
+/// A container's hostname: dot-separated labels of letters, digits and `-` (RFC 1123), at
+/// most 64 characters (the kernel's limit).
+pub fn hostname(name: &str) -> Result<(), String> {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if name.is_empty() || name.len() > 64 || !name.split('.').all(label_ok) {
+        return Err(format!(
+            "hostname `{name}`: letters, digits and `-` in dot-separated labels, at most 64 characters"
+        ));
+    }
+    Ok(())
+}
+
 /// CPUs, memory and disk of a VM against the host's totals. Beyond the totals is allowed only
 /// with `overcommit`; beyond the hard limits never.
 pub fn vm_resources(vm: &Resources, host: &Resources, overcommit: bool) -> Result<(), String> {
@@ -302,5 +341,21 @@ mod tests {
         assert!(cmdline("console=ttyS0 quiet").is_ok());
         assert!(cmdline("a\nb").is_err());
         assert!(cmdline(&"x".repeat(4096)).is_err());
+    }
+
+    #[test]
+    fn container_run_options_are_checked_as_docker_does() {
+        assert!(env_var("A=1").is_ok());
+        assert!(env_var("A=").is_ok());
+        assert!(env_var("A==b").is_ok());
+        assert!(env_var("=1").is_err());
+        assert!(env_var("A").is_err());
+        assert!(env_var("A=\0").is_err());
+        assert!(workdir("/srv/app").is_ok());
+        assert!(workdir("srv").is_err());
+        assert!(hostname("web-1.local").is_ok());
+        assert!(hostname("-web").is_err());
+        assert!(hostname("a_b").is_err());
+        assert!(hostname(&"a".repeat(65)).is_err());
     }
 }

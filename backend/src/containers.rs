@@ -55,6 +55,12 @@ struct Record {
     network: ContainerNetwork,
     #[serde(default)]
     ports: Vec<PortForward>,
+    /// `--hostname`; the short id when `None`.
+    #[serde(default)]
+    hostname: Option<String>,
+    /// `--rm`: removed once it has ended.
+    #[serde(default)]
+    remove: bool,
 }
 
 fn no_network() -> ContainerNetwork {
@@ -175,15 +181,16 @@ impl Engine {
 
     fn readopt(self: &Arc<Self>) {
         let Ok(layout) = &self.layout else { return };
-        let was_running: Vec<(String, i32)> = lock(&self.records)
+        let was_running: Vec<(String, Option<String>, i32)> = lock(&self.records)
             .values()
             .filter_map(|r| match r.state {
-                ContainerState::Running { pid } => Some((r.id.clone(), pid)),
+                ContainerState::Running { pid } => Some((r.id.clone(), r.hostname.clone(), pid)),
                 _ => None,
             })
             .collect();
-        for (id, pid) in was_running {
-            let container = runtime::Container::adopt(&id, pid, layout, &self.dir(&id));
+        for (id, hostname, pid) in was_running {
+            let container =
+                runtime::Container::adopt(&id, hostname.as_deref(), pid, layout, &self.dir(&id));
             if container.is_running() {
                 let running = Arc::new(Running {
                     container,
@@ -355,6 +362,15 @@ impl Engine {
             ));
         }
         validate::ports(spec.network, &spec.ports).map_err(ApiError::invalid)?;
+        for var in &spec.env {
+            validate::env_var(var).map_err(ApiError::invalid)?;
+        }
+        if let Some(dir) = &spec.workdir {
+            validate::workdir(dir).map_err(ApiError::invalid)?;
+        }
+        if let Some(hostname) = &spec.hostname {
+            validate::hostname(hostname).map_err(ApiError::invalid)?;
+        }
         let image = images
             .resolve(&spec.image)
             .map_err(crate::images::image_error)?;
@@ -368,17 +384,23 @@ impl Engine {
             }
             ports.extend(publish_exposed(run.exposed_ports.keys(), &spec.ports)?);
         }
-        let mut command = run.entrypoint.clone().unwrap_or_default();
-        command.extend(if spec.command.is_empty() {
-            run.cmd.clone().unwrap_or_default()
-        } else {
-            spec.command.clone()
-        });
+        let command = command_line(
+            run.entrypoint.as_deref(),
+            run.cmd.as_deref(),
+            spec.entrypoint.as_deref(),
+            &spec.command,
+        );
         if command.is_empty() {
             return Err(ApiError::invalid(format!(
                 "image `{}` has no CMD or ENTRYPOINT; give a command",
                 image.reference
             )));
+        }
+        let mut env = run.env.clone().unwrap_or_default();
+        for var in &spec.env {
+            let name = var.split_once('=').map_or(var.as_str(), |(n, _)| n);
+            env.retain(|e| e.split_once('=').map_or(e.as_str(), |(n, _)| n) != name);
+            env.push(var.clone());
         }
         let id = new_id()?;
         let name = spec
@@ -400,9 +422,17 @@ impl Engine {
                 image: image.reference.to_string(),
                 image_digest: image.manifest_digest.clone(),
                 command,
-                env: run.env.clone().unwrap_or_default(),
-                cwd: run.working_dir.clone().unwrap_or_default(),
-                user: run.user.clone().unwrap_or_default(),
+                env,
+                cwd: spec
+                    .workdir
+                    .clone()
+                    .or_else(|| run.working_dir.clone())
+                    .unwrap_or_default(),
+                user: spec
+                    .user
+                    .clone()
+                    .or_else(|| run.user.clone())
+                    .unwrap_or_default(),
                 stop_signal: run.stop_signal.clone(),
                 limits: ContainerLimits {
                     cpus: spec.cpus,
@@ -413,6 +443,8 @@ impl Engine {
                 state: ContainerState::Created,
                 network: spec.network,
                 ports,
+                hostname: spec.hostname.clone(),
+                remove: spec.remove,
             };
             fs::create_dir_all(self.dir(&id)).map_err(internal)?;
             self.persist(&record)?;
@@ -442,6 +474,7 @@ impl Engine {
         let dir = self.dir(&record.id);
         let config = ContainerConfig {
             id: record.id.clone(),
+            hostname: record.hostname.clone(),
             log: dir.join("log"),
             dir,
             lower: vec![lower],
@@ -516,6 +549,17 @@ impl Engine {
     fn ended(&self, id: &str, running: &Running, state: ContainerState) {
         self.set_state(id, state);
         lock(&self.running).remove(id);
+        // `--rm`: gone with its files once its end is told (the state event above).
+        let mut records = lock(&self.records);
+        if records.get(id).is_some_and(|r| r.remove) {
+            records.remove(id);
+            drop(records);
+            if let Err(e) = fs::remove_dir_all(self.dir(id)) {
+                eprintln!("berthd: cannot remove the files of container {id}: {e}");
+            }
+        } else {
+            drop(records);
+        }
         *lock(&running.ended) = true;
         running.changed.notify_all();
     }
@@ -675,6 +719,28 @@ impl Engine {
     }
 }
 
+/// The command a container runs, by Docker's rules: the image's ENTRYPOINT then the CMD given
+/// (else the image's); `--entrypoint PROGRAM` replaces the ENTRYPOINT and drops the image's
+/// CMD; `--entrypoint ""` clears the ENTRYPOINT and keeps it.
+fn command_line(
+    image_entrypoint: Option<&[String]>,
+    image_cmd: Option<&[String]>,
+    entrypoint: Option<&str>,
+    cmd: &[String],
+) -> Vec<String> {
+    let (mut line, cmd_default) = match entrypoint {
+        None => (image_entrypoint.unwrap_or_default().to_vec(), image_cmd),
+        Some("") => (Vec::new(), image_cmd),
+        Some(program) => (vec![program.to_owned()], None),
+    };
+    if cmd.is_empty() {
+        line.extend(cmd_default.unwrap_or_default().iter().cloned());
+    } else {
+        line.extend(cmd.iter().cloned());
+    }
+    line
+}
+
 /// Forwards for the image's EXPOSEd ports that `published` does not publish yet, each from a
 /// free host port on every address (Docker's `-P`). The kernel picks the port (a bind to port
 /// 0); pasta binds it a moment later.
@@ -708,4 +774,29 @@ fn publish_exposed<'a>(
         });
     }
     Ok(forwards)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(text: &str) -> Vec<String> {
+        text.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn the_command_follows_docker_s_rules_for_entrypoint_and_cmd() {
+        let entrypoint = words("/entry.sh");
+        let cmd = words("serve --port 80");
+        let line = |e: Option<&str>, c: &str| {
+            command_line(Some(&entrypoint), Some(&cmd), e, &words(c)).join(" ")
+        };
+        assert_eq!(line(None, ""), "/entry.sh serve --port 80");
+        assert_eq!(line(None, "debug"), "/entry.sh debug");
+        assert_eq!(line(Some("/bin/sh"), ""), "/bin/sh");
+        assert_eq!(line(Some("/bin/sh"), "-c id"), "/bin/sh -c id");
+        assert_eq!(line(Some(""), ""), "serve --port 80");
+        assert_eq!(line(Some(""), "id"), "id");
+        assert_eq!(command_line(None, None, None, &[]), Vec::<String>::new());
+    }
 }

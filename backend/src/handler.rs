@@ -125,20 +125,32 @@ impl Daemon {
             Request::Import { path, name } => {
                 self.images.import(&path, &name, peer).map(Reply::Images)
             }
-            Request::Pull { image } => {
-                let info = self.images.pull(&image, &|progress| {
+            Request::Pull { image, logins } => {
+                let info = self.images.pull(&image, &logins, &|progress| {
                     self.publish(Event::PullProgress(progress))
                 })?;
                 log(format!("uid {} pulled image {}", peer.uid, info.reference));
                 Ok(Reply::Images(vec![info]))
             }
-            Request::Push { image, destination } => {
-                let info = self.images.push(&image, destination.as_deref())?;
+            Request::Push {
+                image,
+                destination,
+                logins,
+            } => {
+                let info = self.images.push(&image, destination.as_deref(), &logins)?;
                 log(format!(
                     "uid {} pushed image {image} to {}",
                     peer.uid, info.reference
                 ));
                 Ok(Reply::Images(vec![info]))
+            }
+            Request::Login(login) => {
+                crate::images::check_login(&login)?;
+                log(format!(
+                    "uid {} logged in to {} as {}",
+                    peer.uid, login.scope, login.username
+                ));
+                Ok(Reply::Done)
             }
             Request::Tag { image, name } => self
                 .images
@@ -160,10 +172,11 @@ impl Daemon {
                 // An image not in the store is pulled first, as `docker run` does; one it has
                 // under Docker's familiar name (`docker.io/library/busybox` is `busybox`) runs
                 // as that.
-                spec.image = self.images.ensure(&spec.image, &|progress| {
+                let logins = std::mem::take(&mut spec.logins);
+                spec.image = self.images.ensure(&spec.image, &logins, &|progress| {
                     self.publish(Event::PullProgress(progress))
                 })?;
-                let info = self.engine.run(spec, &self.images.store())?;
+                let info = self.engine.run(*spec, &self.images.store())?;
                 log(format!(
                     "uid {} started container {} ({})",
                     peer.uid, info.name, info.id

@@ -5,6 +5,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use berth_api::container::{BuildProgress, BuildSpec, ImageInfo, PullProgress};
 use berth_api::error::{ApiError, ErrorKind};
+use berth_api::registry_login::{RegistryLogin, normalise_scope};
 use container_backend::build::builder::{BuildOptions, Builder};
 use container_backend::image::remote::{self, PullEvent, RemoteError, RemoteImage};
 use container_backend::image::{Image, ImageError, ImageStore, Reference};
@@ -70,22 +71,26 @@ impl Images {
     pub fn pull(
         &self,
         image: &str,
+        logins: &[RegistryLogin],
         progress: &(dyn Fn(PullProgress) + Send + Sync),
     ) -> Result<ImageInfo, ApiError> {
         let store = self.store();
-        pull_into(&store, image, progress).map(|i| image_info(&i))
+        pull_into(&store, image, logins, progress).map(|i| image_info(&i))
     }
 
     /// Pushes `image` to `destination`, or to the registry its name starts with. The answer is
     /// the image as the registry holds it: its reference there, and its manifest digest.
-    pub fn push(&self, image: &str, destination: Option<&str>) -> Result<ImageInfo, ApiError> {
+    pub fn push(
+        &self,
+        image: &str,
+        destination: Option<&str>,
+        logins: &[RegistryLogin],
+    ) -> Result<ImageInfo, ApiError> {
         let store = self.store();
         let local = local_image(&store, image).map_err(image_error)?;
         let target = RemoteImage::parse(destination.unwrap_or(image)).map_err(ApiError::invalid)?;
-        let runtime = tokio::runtime::Handle::try_current()
-            .map_err(|e| ApiError::internal(format!("no runtime to push on: {e}")))?;
-        let digest = runtime
-            .block_on(remote::push(&store, &local, &target, None))
+        let digest = runtime()?
+            .block_on(remote::push(&store, &local, &target, logins))
             .map_err(remote_error)?;
         let mut info = image_info(&local);
         info.reference = target.to_string();
@@ -109,12 +114,13 @@ impl Images {
     pub fn ensure(
         &self,
         image: &str,
+        logins: &[RegistryLogin],
         progress: &(dyn Fn(PullProgress) + Send + Sync),
     ) -> Result<String, ApiError> {
         let store = self.store();
         match local_image(&store, image) {
             Ok(found) => Ok(found.reference.to_string()),
-            Err(ImageError::NotFound(_)) => pull_into(&store, image, progress)
+            Err(ImageError::NotFound(_)) => pull_into(&store, image, logins, progress)
                 .map(|pulled| pulled.reference.to_string())
                 .map_err(|e| {
                     ApiError::new(
@@ -151,7 +157,8 @@ impl Images {
             ApiError::internal(format!("cannot create {}: {e}", self.build_dir.display()))
         })?;
         let store = self.store();
-        let pull = |image: &str| pull_into(&store, image, pulled).map_err(|e| e.message);
+        let pull =
+            |image: &str| pull_into(&store, image, &spec.logins, pulled).map_err(|e| e.message);
         let builder = Builder {
             store: &store,
             layout,
@@ -192,15 +199,31 @@ fn local_image(store: &ImageStore, image: &str) -> Result<Image, ImageError> {
     }
 }
 
+/// Checks `login` with its registry (`berthctl login`).
+pub fn check_login(login: &RegistryLogin) -> Result<(), ApiError> {
+    normalise_scope(&login.scope)
+        .ok()
+        .filter(|n| *n == login.scope)
+        .ok_or_else(|| ApiError::invalid(format!("`{}` is not a registry", login.scope)))?;
+    runtime()?
+        .block_on(remote::check_login(login))
+        .map_err(remote_error)
+}
+
+/// The daemon's runtime, from one of its blocking threads (registry requests are async).
+fn runtime() -> Result<tokio::runtime::Handle, ApiError> {
+    tokio::runtime::Handle::try_current()
+        .map_err(|e| ApiError::internal(format!("no runtime to reach a registry on: {e}")))
+}
+
 /// Pulls `image` into `store` on the calling (blocking) thread of the daemon's runtime.
 fn pull_into(
     store: &ImageStore,
     image: &str,
+    logins: &[RegistryLogin],
     progress: &(dyn Fn(PullProgress) + Send + Sync),
 ) -> Result<Image, ApiError> {
     let remote = RemoteImage::parse(image).map_err(ApiError::invalid)?;
-    let runtime = tokio::runtime::Handle::try_current()
-        .map_err(|e| ApiError::internal(format!("no runtime to pull on: {e}")))?;
     let report = |event: PullEvent| {
         progress(match event {
             PullEvent::Layer { digest, done, size } => PullProgress {
@@ -221,8 +244,8 @@ fn pull_into(
             },
         })
     };
-    runtime
-        .block_on(remote::pull(store, &remote, None, &report))
+    runtime()?
+        .block_on(remote::pull(store, &remote, logins, &report))
         .map_err(remote_error)
 }
 
@@ -231,6 +254,9 @@ fn remote_error(e: RemoteError) -> ApiError {
     match e {
         RemoteError::BadReference(m) => ApiError::invalid(m),
         RemoteError::Store(e) => image_error(e),
+        e @ RemoteError::LoginRefused { .. } => {
+            ApiError::new(ErrorKind::PermissionDenied, e.to_string())
+        }
         e @ RemoteError::Unsupported { .. } => ApiError::invalid(e.to_string()),
         e @ RemoteError::Registry { .. } => ApiError::internal(e.to_string()),
     }

@@ -47,39 +47,7 @@ pub enum ContainerCommand {
     /// Build an image from a Dockerfile.
     Build(BuildArgs),
     /// Run a container from an image.
-    Run {
-        /// Return once it has started.
-        #[arg(short, long)]
-        detach: bool,
-        /// CPUs, fractional: 0.5 is half a CPU.
-        #[arg(long)]
-        cpus: Option<f64>,
-        /// Memory limit, e.g. 256M.
-        #[arg(long, value_parser = size)]
-        memory: Option<u64>,
-        /// Most processes.
-        #[arg(long)]
-        pids: Option<u64>,
-        #[arg(long)]
-        name: Option<String>,
-        /// Publish a port on the host: [IP:]HOST:CONTAINER[/udp] (several allowed).
-        #[arg(
-            short = 'p',
-            long = "publish",
-            value_name = "[IP:]HOST:CONTAINER[/udp]"
-        )]
-        publish: Vec<PortForward>,
-        /// Publish every port the image EXPOSEs on a free host port (`berthctl port` shows which).
-        #[arg(short = 'P', long = "publish-all")]
-        publish_all: bool,
-        /// `pasta` (the default: the host's network through user-mode NAT) or `none`.
-        #[arg(long, default_value = "pasta")]
-        network: ContainerNetwork,
-        image: String,
-        /// Command and arguments, replacing the image's CMD.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        command: Vec<String>,
-    },
+    Run(RunArgs),
     /// List containers.
     Ps {
         /// Stopped ones too.
@@ -132,8 +100,88 @@ pub enum ContainerCommand {
     },
     /// Give IMAGE the name NAME too.
     Tag { image: String, name: String },
+    /// Log in to a registry (Docker Hub when none is given): berthd checks the login with
+    /// the registry, then it is kept where podman and skopeo keep theirs
+    /// ($REGISTRY_AUTH_FILE, else $XDG_RUNTIME_DIR/containers/auth.json).
+    Login {
+        #[arg(short, long)]
+        username: Option<String>,
+        /// The password (seen by every user of the machine: prefer --password-stdin).
+        #[arg(short, long)]
+        password: Option<String>,
+        /// Read the password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        registry: Option<String>,
+    },
+    /// Forget the login to a registry (Docker Hub when none is given).
+    Logout {
+        /// Forget every login berthctl keeps.
+        #[arg(short, long, conflicts_with = "registry")]
+        all: bool,
+        registry: Option<String>,
+    },
     /// Import a root filesystem tarball or an OCI archive as an image.
     Import { file: PathBuf, name: String },
+}
+
+/// `run`'s arguments, Docker's names for them.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Return once it has started.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Remove the container and its files once it has ended.
+    #[arg(long)]
+    pub rm: bool,
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set an environment variable: NAME=VALUE, or NAME for the value it has here (several
+    /// allowed).
+    #[arg(short, long = "env", value_name = "NAME[=VALUE]")]
+    pub env: Vec<String>,
+    /// Read environment variables from a file: a NAME=VALUE or NAME a line, `#` comments.
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// The working directory inside the container (made if missing).
+    #[arg(short, long, value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// The user to run as: USER[:GROUP], names or ids.
+    #[arg(short, long, value_name = "USER[:GROUP]")]
+    pub user: Option<String>,
+    /// The program to run instead of the image's ENTRYPOINT (the image's CMD is then not
+    /// used); "" clears the ENTRYPOINT.
+    #[arg(long, value_name = "PROGRAM")]
+    pub entrypoint: Option<String>,
+    /// The container's hostname (default: its short id).
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// CPUs, fractional: 0.5 is half a CPU.
+    #[arg(long)]
+    pub cpus: Option<f64>,
+    /// Memory limit, e.g. 256M.
+    #[arg(long, value_parser = size)]
+    pub memory: Option<u64>,
+    /// Most processes.
+    #[arg(long)]
+    pub pids: Option<u64>,
+    /// Publish a port on the host: [IP:]HOST:CONTAINER[/udp] (several allowed).
+    #[arg(
+        short = 'p',
+        long = "publish",
+        value_name = "[IP:]HOST:CONTAINER[/udp]"
+    )]
+    pub publish: Vec<PortForward>,
+    /// Publish every port the image EXPOSEs on a free host port (`berthctl port` shows which).
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// `pasta` (the default: the host's network through user-mode NAT) or `none`.
+    #[arg(long, default_value = "pasta")]
+    pub network: ContainerNetwork,
+    pub image: String,
+    /// Command and arguments, replacing the image's CMD.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
 }
 
 /// `build`'s arguments.

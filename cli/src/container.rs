@@ -7,7 +7,8 @@ use berth_api::client::Client;
 use berth_api::container::{BuildSpec, ContainerState, RunSpec};
 use berth_api::event::Event;
 
-use crate::args::{BuildArgs, ContainerCommand as Command, absolute};
+use crate::args::{BuildArgs, ContainerCommand as Command, RunArgs, absolute};
+use crate::login::{self, logins};
 use crate::{Failure, Output, render};
 
 pub async fn run(
@@ -19,65 +20,7 @@ pub async fn run(
     let id = |info: &berth_api::container::ContainerInfo| format!("{}\n", info.id);
     match command {
         Command::Build(args) => build(client, events, out, args).await,
-        Command::Run {
-            detach,
-            cpus,
-            memory,
-            pids,
-            name,
-            publish,
-            publish_all,
-            network,
-            image,
-            command,
-        } => {
-            // The daemon always answers once the container has started; in the foreground,
-            // berthctl then follows its output and ends with its exit code.
-            let spec = RunSpec {
-                image,
-                name,
-                command,
-                detach: true,
-                cpus,
-                memory,
-                pids,
-                network,
-                ports: publish,
-                publish_all,
-            };
-            let info = client.run(spec).await?;
-            if detach {
-                return out.show(&info, id);
-            }
-            follow_logs(client, events, &info.id).await?;
-            let state = client
-                .ps(true)
-                .await?
-                .into_iter()
-                .find(|c| c.id == info.id)
-                .map(|c| c.state);
-            match state {
-                Some(ContainerState::Stopped {
-                    exit_code: Some(0), ..
-                }) => Ok(()),
-                Some(ContainerState::Stopped {
-                    exit_code: Some(code),
-                    oom_killed,
-                }) => {
-                    if oom_killed {
-                        eprintln!(
-                            "berthctl: container {} was killed: out of memory",
-                            info.name
-                        );
-                    }
-                    Err(Failure::Exit(code))
-                }
-                other => Err(Failure::Failed(format!(
-                    "container {} ended in state {other:?}",
-                    info.name
-                ))),
-            }
-        }
+        Command::Run(args) => run_container(client, events, out, args).await,
         Command::Ps { all } => out.show(&client.ps(all).await?, |l| render::list_containers(l)),
         Command::Logs {
             follow: true,
@@ -113,7 +56,9 @@ pub async fn run(
         Command::Rmi { image } => Ok(client.rmi(&image).await?),
         Command::Pull { image } => pull(client, events, out, &image).await,
         Command::Push { image, destination } => {
-            let pushed = client.push(&image, destination.as_deref()).await?;
+            let pushed = client
+                .push(&image, destination.as_deref(), logins()?)
+                .await?;
             out.show(&pushed, |images| {
                 images
                     .iter()
@@ -124,11 +69,124 @@ pub async fn run(
         Command::Tag { image, name } => out.show(&client.tag(&image, &name).await?, |i| {
             render::list_images(i)
         }),
+        Command::Login {
+            username,
+            password,
+            password_stdin,
+            registry,
+        } => {
+            login::login(
+                client,
+                registry.as_deref(),
+                username,
+                password,
+                password_stdin,
+            )
+            .await
+        }
+        Command::Logout { registry, all } => login::logout(registry.as_deref(), all),
         Command::Import { file, name } => out
             .show(&client.import(&absolute(&file), &name).await?, |i| {
                 render::list_images(i)
             }),
     }
+}
+
+/// `run`: the daemon answers once the container has started; in the foreground, berthctl
+/// then follows its output and ends with its exit code.
+async fn run_container(
+    client: &Client,
+    events: &mut berth_api::Events,
+    out: &Output,
+    args: RunArgs,
+) -> Result<(), Failure> {
+    let id = |info: &berth_api::container::ContainerInfo| format!("{}\n", info.id);
+    let mut env = Vec::new();
+    for file in &args.env_file {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| Failure::Failed(format!("--env-file {}: {e}", file.display())))?;
+        env.extend(env_file_vars(&text, |name| std::env::var(name).ok()));
+    }
+    env.extend(
+        args.env
+            .iter()
+            .filter_map(|v| env_var(v, |name| std::env::var(name).ok())),
+    );
+    let spec = RunSpec {
+        image: args.image,
+        name: args.name,
+        command: args.command,
+        detach: true,
+        cpus: args.cpus,
+        memory: args.memory,
+        pids: args.pids,
+        network: args.network,
+        ports: args.publish,
+        publish_all: args.publish_all,
+        logins: logins()?,
+        env,
+        workdir: args.workdir,
+        user: args.user,
+        entrypoint: args.entrypoint,
+        hostname: args.hostname,
+        // In the foreground berthctl removes it once it has read how it ended; detached, the
+        // daemon does when it ends.
+        remove: args.rm && args.detach,
+    };
+    let info = client.run(spec).await?;
+    if args.detach {
+        return out.show(&info, id);
+    }
+    follow_logs(client, events, &info.id).await?;
+    let state = client
+        .ps(true)
+        .await?
+        .into_iter()
+        .find(|c| c.id == info.id)
+        .map(|c| c.state);
+    if args.rm {
+        client.container_rm(&info.id, true).await?;
+    }
+    match state {
+        Some(ContainerState::Stopped {
+            exit_code: Some(0), ..
+        }) => Ok(()),
+        Some(ContainerState::Stopped {
+            exit_code: Some(code),
+            oom_killed,
+        }) => {
+            if oom_killed {
+                eprintln!(
+                    "berthctl: container {} was killed: out of memory",
+                    info.name
+                );
+            }
+            Err(Failure::Exit(code))
+        }
+        other => Err(Failure::Failed(format!(
+            "container {} ended in state {other:?}",
+            info.name
+        ))),
+    }
+}
+
+/// `-e NAME=VALUE` as given; `-e NAME` takes the value NAME has here, and is left out when
+/// it has none (Docker's rule).
+fn env_var(arg: &str, lookup: impl Fn(&str) -> Option<String>) -> Option<String> {
+    if arg.contains('=') {
+        return Some(arg.to_owned());
+    }
+    lookup(arg).map(|value| format!("{arg}={value}"))
+}
+
+/// An `--env-file`'s variables: a `NAME=VALUE` or `NAME` a line, the value verbatim (no
+/// quotes removed), blank lines and `#` comments skipped, as Docker reads one.
+fn env_file_vars(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Vec<String> {
+    text.lines()
+        .map(|line| line.trim_start())
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter_map(|line| env_var(line, &lookup))
+        .collect()
 }
 
 /// `build`: subscribes first, so every step of this build is printed as it starts.
@@ -159,6 +217,7 @@ async fn build(
         tag: tag.clone(),
         build_args,
         network,
+        logins: logins()?,
     };
     client.subscribe().await?;
     let call = client.build(spec);
@@ -194,7 +253,7 @@ async fn pull(
     image: &str,
 ) -> Result<(), Failure> {
     client.subscribe().await?;
-    let call = client.pull(image);
+    let call = client.pull(image, logins()?);
     tokio::pin!(call);
     let started = std::time::Instant::now();
     let mut shown: std::collections::HashMap<String, std::time::Instant> = Default::default();
@@ -259,5 +318,26 @@ async fn follow_logs(
                 None => return Err(Failure::Failed("berthd closed the connection".into())),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_variables_are_read_as_docker_reads_them() {
+        let here = |name: &str| (name == "HOME_HERE").then(|| "/home/me".to_owned());
+        assert_eq!(env_var("A=1", here).as_deref(), Some("A=1"));
+        assert_eq!(
+            env_var("HOME_HERE", here).as_deref(),
+            Some("HOME_HERE=/home/me")
+        );
+        assert_eq!(env_var("UNSET", here), None);
+        let file = "# settings\n\nA=1\n  B=\"quoted\" \nHOME_HERE\nUNSET\n";
+        assert_eq!(
+            env_file_vars(file, here),
+            ["A=1", "B=\"quoted\" ", "HOME_HERE=/home/me"]
+        );
     }
 }

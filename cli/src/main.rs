@@ -9,6 +9,7 @@
 
 mod args;
 mod container;
+mod login;
 mod render;
 mod screenshot;
 mod serial;
@@ -106,6 +107,10 @@ impl Output {
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
+    // Logging out edits the user's own file; no daemon is needed for it.
+    if let Command::Container(args::ContainerCommand::Logout { registry, all }) = &cli.command {
+        return login::logout(registry.as_deref(), *all);
+    }
     let (client, mut events) = connect(&cli).await?;
     let out = Output { json: cli.json };
     match cli.command {

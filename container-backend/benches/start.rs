@@ -88,6 +88,7 @@ fn main() {
         std::fs::create_dir_all(&cdir).unwrap();
         let config = ContainerConfig {
             id: format!("bench{}-{run}", std::process::id()),
+            hostname: None,
             log: cdir.join("log"),
             dir: cdir,
             lower: vec![rootfs.clone()],

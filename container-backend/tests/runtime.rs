@@ -74,6 +74,7 @@ impl Fixture {
         fs::create_dir_all(&dir).unwrap();
         ContainerConfig {
             id: unique_id(name),
+            hostname: None,
             log: dir.join("log"),
             dir,
             lower: vec![self.image.clone()],
@@ -177,13 +178,21 @@ fn a_missing_command_is_a_clear_error_and_leaves_nothing() {
             .join(&config.id)
             .exists()
     );
+    // A working directory that is a file cannot be entered; a missing one is made.
     let config = f.config("badcwd", &["true"]);
     let config = ContainerConfig {
-        cwd: "/does/not/exist".into(),
+        cwd: "/bin/busybox/x".into(),
         ..config
     };
     let err = runtime::start(&config, &f.layout).unwrap_err().to_string();
     assert!(err.contains("enter the working directory"), "{err}");
+    let config = f.config("newcwd", &["sh", "-c", "pwd"]);
+    let config = ContainerConfig {
+        cwd: "/does/not/exist".into(),
+        ..config
+    };
+    let (log, exit) = f.run(&config);
+    assert_eq!((log.as_str(), exit.code), ("/does/not/exist\n", 0));
 }
 
 #[test]

@@ -276,6 +276,29 @@ impl Daemon {
         }
     }
 
+    /// [`Daemon::berthctl`] with variables added to its environment and `input` on its stdin.
+    pub fn berthctl_with(&self, args: &[&str], env: &[(&str, &str)], input: &[u8]) -> Output {
+        use std::io::Write;
+        let mut command = match &self.user {
+            Some(user) => user.command(binary("berthctl")),
+            None => Command::new(binary("berthctl")),
+        };
+        let mut child = command
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run berthctl");
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(input).expect("write berthctl's stdin");
+        }
+        child.wait_with_output().expect("wait for berthctl")
+    }
+
     /// Connect with the API client.
     pub async fn client(&self) -> (berth_api::Client, berth_api::Events) {
         berth_api::Client::connect(&self.socket, "berth-e2e")

@@ -31,6 +31,7 @@ fn expectation(request: &Request) -> Expect {
         | Request::Import { .. }
         | Request::Pull { .. }
         | Request::Push { .. }
+        | Request::Login(_)
         | Request::Tag { .. }
         | Request::Run(_)
         | Request::Ps { .. }
@@ -297,6 +298,7 @@ async fn every_request_round_trips() {
     // from a real one).
     let pull = Request::Pull {
         image: "127.0.0.1:1/nothing:1".into(),
+        logins: vec![],
     };
     assert!(matches!(expectation(&pull), Expect::Answered));
     match client.call(pull).await {
@@ -308,11 +310,25 @@ async fn every_request_round_trips() {
     let push = Request::Push {
         image: "base:1".into(),
         destination: Some("127.0.0.1:1/base:1".into()),
+        logins: vec![],
     };
     assert!(matches!(expectation(&push), Expect::Answered));
     match client.call(push).await {
         Err(berth_api::ClientError::Api(e)) => {
             assert!(e.message.contains("127.0.0.1:1/base:1"), "{e:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // A login to a registry nobody listens on: answered with where it tried.
+    let login = Request::Login(berth_api::registry_login::RegistryLogin {
+        scope: "127.0.0.1:1".into(),
+        username: "u".into(),
+        password: "p".into(),
+    });
+    assert!(matches!(expectation(&login), Expect::Answered));
+    match client.call(login).await {
+        Err(berth_api::ClientError::Api(e)) => {
+            assert!(e.message.contains("127.0.0.1:1/v2/"), "{e:?}")
         }
         other => panic!("{other:?}"),
     }
@@ -385,6 +401,7 @@ async fn every_request_round_trips() {
         tag: "t".into(),
         build_args: vec![],
         network: Default::default(),
+        logins: vec![],
     });
     assert!(matches!(expectation(&build), Expect::Answered));
     match client.call(build).await {

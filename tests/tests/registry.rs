@@ -2,8 +2,9 @@
 //! the reference registry) on loopback, images put into it by `skopeo` (a foreign client) in OCI
 //! and Docker v2 form, pulled by berthd run as a desk user: `pull`, `run` and `FROM` pulling on
 //! demand, the pulled image's digests the ones skopeo reads from the registry; an image built
-//! and pushed by Berth read back by skopeo; and a blob the registry corrupted refused with the
-//! store left as it was.
+//! and pushed by Berth read back by skopeo; a blob the registry corrupted refused with the
+//! store left as it was; and a registry behind a login (htpasswd basic auth), where
+//! `berthctl login` and skopeo read each other's files.
 
 #![allow(clippy::unwrap_used)] // a panic in a test is a failed assertion
 
@@ -24,6 +25,33 @@ struct Registry {
 
 impl Registry {
     fn start(dir: &Path) -> Registry {
+        Self::start_with(dir, "")
+    }
+
+    /// A registry that lets in only `user` with `password` (HTTP basic, its htpasswd file).
+    fn start_with_login(dir: &Path, user: &str, password: &str) -> Registry {
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                "import crypt, sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))",
+                password,
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "bcrypt: {}", text(&out).1);
+        let htpasswd = dir.join("htpasswd");
+        std::fs::write(&htpasswd, format!("{user}:{}", text(&out).0)).unwrap();
+        Self::start_with(
+            dir,
+            &format!(
+                "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
+                htpasswd.display()
+            ),
+        )
+    }
+
+    /// A registry with `extra` appended to its configuration.
+    fn start_with(dir: &Path, extra: &str) -> Registry {
         assert!(
             on_path("docker-registry") && on_path("skopeo"),
             "the registry tests need Debian's docker-registry and skopeo (scripts/test installs them)"
@@ -39,7 +67,7 @@ impl Registry {
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {address}\nlog:\n  level: error\n",
+                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {address}\nlog:\n  level: error\n{extra}",
                 data.display()
             ),
         )
@@ -66,8 +94,19 @@ impl Registry {
 
     /// `skopeo copy` from an OCI layout (a Berth store is one) into this registry.
     fn push(&self, layout: &Path, name: &str, target: &str, format: &str) {
-        let out = Command::new("skopeo")
-            .args(["copy", "--dest-tls-verify=false", "--format", format])
+        self.push_as(layout, name, target, format, None);
+    }
+
+    /// [`Registry::push`] with `USER:PASSWORD`.
+    fn push_as(&self, layout: &Path, name: &str, target: &str, format: &str, creds: Option<&str>) {
+        let mut command = Command::new("skopeo");
+        if let Some(creds) = creds {
+            command.args(["copy", "--dest-creds", creds]);
+        } else {
+            command.arg("copy");
+        }
+        let out = command
+            .args(["--dest-tls-verify=false", "--format", format])
             .arg(format!("oci:{}:{name}", layout.display()))
             .arg(format!("docker://{}/{target}", self.address))
             .output()
@@ -124,6 +163,22 @@ fn ok(daemon: &Daemon, args: &[&str]) -> String {
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{args:?}: {stderr}\n{}", daemon.log());
     stdout
+}
+
+/// `berthctl` as the daemon's user, its registry logins in the file `auth`.
+fn berthctl_logged(
+    daemon: &Daemon,
+    auth: &Path,
+    args: &[&str],
+    input: &str,
+) -> (bool, String, String) {
+    let out = daemon.berthctl_with(
+        args,
+        &[("REGISTRY_AUTH_FILE", auth.to_str().unwrap())],
+        input.as_bytes(),
+    );
+    let (stdout, stderr) = text(&out);
+    (out.status.success(), stdout, stderr)
 }
 
 /// The store's files apart from what a pull may legitimately add: every blob and temp file.
@@ -312,4 +367,153 @@ fn a_desk_user_pulls_runs_and_builds_from_a_registry_and_a_corrupt_blob_changes_
         before,
         "nothing half-written is left in the store"
     );
+}
+
+#[test]
+fn a_desk_user_logs_in_to_a_private_registry_as_podman_and_skopeo_do() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: the registry test makes its users as root");
+        return;
+    }
+    let Some(user) = TestUser::desk() else { return };
+    let dir = open_tempdir();
+    let registry = Registry::start_with_login(dir.path(), "berth", "s3cret:pass");
+
+    let source_dir = dir.path().join("source");
+    std::fs::create_dir_all(&source_dir).unwrap();
+    let Some(tarball) = busybox_tarball(&source_dir, None) else {
+        return;
+    };
+    let source = Daemon::start(&source_dir, &[]);
+    ok(&source, &["import", tarball.to_str().unwrap(), "busybox"]);
+    let layout = source.state_dir.join("images");
+    let creds = Some("berth:s3cret:pass");
+    registry.push_as(&layout, "busybox:latest", "team/busybox:1", "oci", creds);
+    registry.push_as(&layout, "busybox:latest", "team/busybox:2", "v2s2", creds);
+
+    let daemon = Daemon::start_as(&user, dir.path(), &[]);
+    let home = dir.path().join(user.name);
+    let auth = home.join("auth.json");
+    let image = format!("{}/team/busybox:1", registry.address);
+
+    // Without a login the registry says no, and the error says so.
+    let (pulled, _, stderr) = berthctl_logged(&daemon, &auth, &["pull", &image], "");
+    assert!(!pulled, "an anonymous pull from a private registry");
+    assert!(stderr.contains(&image), "{stderr}");
+
+    // A wrong password is refused by the registry, and nothing is kept.
+    let login = [
+        "login",
+        "-u",
+        "berth",
+        "--password-stdin",
+        registry.address.as_str(),
+    ];
+    let (logged, _, stderr) = berthctl_logged(&daemon, &auth, &login, "wrong\n");
+    assert!(!logged, "a wrong password was taken");
+    assert!(
+        stderr.contains("refused the login of `berth`") && stderr.contains("wrong"),
+        "{stderr}"
+    );
+    assert!(!auth.exists(), "a refused login was kept");
+
+    // The right one is kept where podman keeps it, readable by the user alone, and skopeo (a
+    // foreign client) logs in with the file Berth wrote.
+    let (logged, stdout, stderr) = berthctl_logged(&daemon, &auth, &login, "s3cret:pass\n");
+    assert!(logged, "{stderr}\n{}", daemon.log());
+    assert_eq!(stdout, "Login Succeeded\n");
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::metadata(&auth).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(meta.uid(), user.uid, "the file is the user's");
+    let inspect = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--authfile"])
+        .arg(&auth)
+        .arg(format!("docker://{image}"))
+        .output()
+        .unwrap();
+    assert!(
+        inspect.status.success(),
+        "skopeo with Berth's file: {}",
+        text(&inspect).1
+    );
+
+    // Logged in: pull, run pulling on demand, a build FROM the registry, push.
+    let (pulled, stdout, stderr) = berthctl_logged(&daemon, &auth, &["pull", &image], "");
+    assert!(pulled, "{stderr}\n{}", daemon.log());
+    assert!(
+        stdout.starts_with(&format!("pulled {image} sha256:")),
+        "{stdout}"
+    );
+    let second = format!("{}/team/busybox:2", registry.address);
+    let (ran, stdout, stderr) = berthctl_logged(
+        &daemon,
+        &auth,
+        &[
+            "run",
+            "--network",
+            "none",
+            &second,
+            "cat",
+            "/home/dev/notes",
+        ],
+        "",
+    );
+    assert!(ran, "{stderr}");
+    assert_eq!(stdout, "mine\n");
+    let ctx = home.join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {image}\nRUN echo built > /built\n"),
+    )
+    .unwrap();
+    user.own(&ctx);
+    user.own(&ctx.join("Dockerfile"));
+    ok(&daemon, &["rmi", &image]);
+    let (built, _, stderr) = berthctl_logged(
+        &daemon,
+        &auth,
+        &[
+            "build",
+            "--network",
+            "none",
+            "-t",
+            "app",
+            ctx.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(built, "a FROM the private registry: {stderr}");
+    let pushed = format!("{}/team/app:1", registry.address);
+    ok(&daemon, &["tag", "app", &pushed]);
+    let (sent, _, stderr) = berthctl_logged(&daemon, &auth, &["push", &pushed], "");
+    assert!(sent, "{stderr}");
+
+    // Logged out, the registry says no again; a login skopeo made is one Berth uses.
+    let (out, stdout, stderr) = berthctl_logged(&daemon, &auth, &["logout", &registry.address], "");
+    assert!(out, "{stderr}");
+    assert_eq!(stdout, format!("Removed login for {}\n", registry.address));
+    ok(&daemon, &["rmi", &image]);
+    let (pulled, _, _) = berthctl_logged(&daemon, &auth, &["pull", &image], "");
+    assert!(!pulled, "pulled after logging out");
+    let theirs = home.join("skopeo-auth.json");
+    let login = Command::new("skopeo")
+        .args([
+            "login",
+            "--tls-verify=false",
+            "-u",
+            "berth",
+            "-p",
+            "s3cret:pass",
+            "--authfile",
+        ])
+        .arg(&theirs)
+        .arg(&registry.address)
+        .output()
+        .unwrap();
+    assert!(login.status.success(), "skopeo login: {}", text(&login).1);
+    user.own(&theirs);
+    let (pulled, _, stderr) = berthctl_logged(&daemon, &theirs, &["pull", &image], "");
+    assert!(pulled, "with skopeo's file: {stderr}");
 }

@@ -323,3 +323,152 @@ fn a_delegated_cgroup_limits_a_users_containers() {
     assert_eq!(max.trim(), (64u64 << 20).to_string());
     assert!(daemon.berthctl(&["rm", "-f", "capped"]).status.success());
 }
+
+#[test]
+fn a_desk_user_runs_with_the_flags_docker_users_type() {
+    let Some(user) = TestUser::desk() else { return };
+    let dir = open_tempdir();
+    let Some(tarball) = busybox_tarball(dir.path(), Some(&user)) else {
+        return;
+    };
+    let daemon = Daemon::start_as(&user, dir.path(), &[]);
+    let out = daemon.berthctl(&["import", tarball.to_str().unwrap(), "busybox"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+
+    // -e over the image's environment, --env-file's lines (comments, values verbatim), -w made
+    // when missing, -u by name, --hostname.
+    let env_file = dir.path().join(user.name).join("app.env");
+    std::fs::write(&env_file, "# the app\nMODE=file\nQUOTED=\"as is\"\n\n").unwrap();
+    user.own(&env_file);
+    let script = "echo $GREETING $MODE $QUOTED; pwd; id -un; hostname; echo $HOSTNAME";
+    assert_eq!(
+        run(
+            &daemon,
+            &[
+                "--network",
+                "none",
+                "--env-file",
+                env_file.to_str().unwrap(),
+                "-e",
+                "GREETING=hi",
+                "-e",
+                "MODE=flag",
+                "-w",
+                "/srv/new",
+                "-u",
+                "dev",
+                "--hostname",
+                "web-1",
+                "busybox",
+                "sh",
+                "-c",
+                script,
+            ]
+        ),
+        "hi flag \"as is\"\n/srv/new\ndev\nweb-1\nweb-1\n"
+    );
+
+    // --entrypoint replaces the program and drops the image's CMD; "" keeps the CMD.
+    let ctx = dir.path().join(user.name).join("entry");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nENTRYPOINT [\"echo\", \"entry\"]\nCMD [\"echo\", \"cmd\"]\n",
+    )
+    .unwrap();
+    user.own(&ctx);
+    user.own(&ctx.join("Dockerfile"));
+    let out = daemon.berthctl(&[
+        "build",
+        "--network",
+        "none",
+        "-t",
+        "entry",
+        ctx.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert_eq!(
+        run(&daemon, &["--network", "none", "entry"]),
+        "entry echo cmd\n"
+    );
+    assert_eq!(
+        run(
+            &daemon,
+            &["--network", "none", "--entrypoint", "echo", "entry"]
+        ),
+        "\n"
+    );
+    assert_eq!(
+        run(&daemon, &["--network", "none", "--entrypoint", "", "entry"]),
+        "cmd\n"
+    );
+
+    // --rm: in the foreground, gone once its exit code is passed on; detached, once it ends.
+    let before = text(&daemon.berthctl(&["ps", "-a", "--json"])).0;
+    let out = daemon.berthctl(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--name",
+        "once",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out).1);
+    let out = daemon.berthctl(&[
+        "run",
+        "-d",
+        "--rm",
+        "--network",
+        "none",
+        "--name",
+        "bg",
+        "busybox",
+        "sleep",
+        "0.2",
+    ]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let listed = text(&daemon.berthctl(&["ps", "-a"])).0;
+        if !listed.contains("bg") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a --rm container stayed:\n{listed}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(text(&daemon.berthctl(&["ps", "-a", "--json"])).0, before);
+    let left: Vec<_> = std::fs::read_dir(daemon.state_dir.join("containers"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    let listed = text(&daemon.berthctl(&["ps", "-a", "--json"])).0;
+    for id in &left {
+        assert!(
+            listed.contains(id.to_str().unwrap()),
+            "files of a removed container are left: {id:?}"
+        );
+    }
+
+    // Bad values are refused before anything starts.
+    for (flag, value, says) in [
+        ("-w", "relative", "absolute path"),
+        ("--hostname", "bad_name", "hostname"),
+        ("-u", "nobody-here", "nobody-here"),
+    ] {
+        let out = daemon.berthctl(&["run", "--network", "none", flag, value, "busybox", "true"]);
+        assert_eq!(out.status.code(), Some(1), "{flag} {value}");
+        assert!(
+            text(&out).1.contains(says),
+            "{flag} {value}: {}",
+            text(&out).1
+        );
+    }
+}

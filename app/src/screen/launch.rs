@@ -157,6 +157,8 @@ impl Launch {
             tag: tag.clone(),
             build_args: vec![],
             network: ContainerNetwork::default(),
+            // Read when the build is asked for (`update`), not at every look at the form.
+            logins: vec![],
         };
         let run = RunSpec {
             image: tag,
@@ -169,6 +171,8 @@ impl Launch {
             network: ContainerNetwork::default(),
             ports,
             publish_all: self.publish_exposed,
+            // The image is the one just built: nothing to pull.
+            ..RunSpec::default()
         };
         Ok((build, run))
     }
@@ -185,9 +189,17 @@ impl Launch {
             Message::PublishExposed(v) => self.publish_exposed = v,
             Message::Cancel => return Some(Event::Cancel),
             Message::Launch => {
-                let (build, run) = self.requests().ok()?;
+                let (mut build, run) = self.requests().ok()?;
                 if self.busy {
                     return None;
+                }
+                // The user's registry logins, for the images the Dockerfile's FROMs pull.
+                match berth_api::auth_file::AuthFiles::from_env().logins() {
+                    Ok(logins) => build.logins = logins,
+                    Err(e) => {
+                        self.error = Some(format!("cannot read your registry logins: {e}"));
+                        return None;
+                    }
                 }
                 self.busy = true;
                 self.error = None;

@@ -17,6 +17,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
+use berth_api::registry_login::{DOCKER_HUB, RegistryLogin};
 use futures_util::TryStreamExt;
 use oci_client::Client;
 use oci_client::client::{ClientConfig, ClientProtocol};
@@ -27,9 +28,6 @@ use super::layer::hex;
 use super::oci::{Descriptor, Manifest};
 use super::reference::Reference;
 use super::store::{Image, ImageError, ImageStore};
-
-/// Docker Hub, where a name without a registry lives.
-pub const DOCKER_HUB: &str = "docker.io";
 
 /// Manifests Berth reads: OCI and Docker v2, single images and indexes.
 const MEDIA_OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -111,14 +109,13 @@ impl RemoteImage {
         }
     }
 
-    /// A registry on this machine is spoken to over plain HTTP, as Docker allows for
-    /// `localhost` and 127.0.0.0/8; any other over HTTPS.
     fn is_local(&self) -> bool {
-        let host = self
-            .registry
-            .rsplit_once(':')
-            .map_or(self.registry.as_str(), |(h, _)| h);
-        host == "localhost" || host.starts_with("127.")
+        is_local(&self.registry)
+    }
+
+    /// The login among `logins` for this image.
+    fn login<'a>(&self, logins: &'a [RegistryLogin]) -> Option<&'a RegistryLogin> {
+        RegistryLogin::for_image(logins, &self.registry, &self.repository)
     }
 
     fn reference(&self, digest: Option<&str>) -> oci_client::Reference {
@@ -147,19 +144,6 @@ impl fmt::Display for RemoteImage {
     }
 }
 
-/// A user name and password for a registry (HTTP basic, or exchanged for a token).
-#[derive(Clone, PartialEq, Eq)]
-pub struct Credentials {
-    pub username: String,
-    pub password: String,
-}
-
-impl fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Credentials({}, <hidden>)", self.username)
-    }
-}
-
 /// What a pull is doing, for progress reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PullEvent {
@@ -173,9 +157,22 @@ pub enum PullEvent {
     LayerDone { digest: String, present: bool },
 }
 
-/// Why a pull or push failed.
+/// A registry on this machine is spoken to over plain HTTP, as Docker allows for `localhost`
+/// and 127.0.0.0/8; any other over HTTPS.
+fn is_local(registry: &str) -> bool {
+    let host = registry.rsplit_once(':').map_or(registry, |(h, _)| h);
+    host == "localhost" || host.starts_with("127.")
+}
+
+/// Why a pull, push or login failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteError {
+    #[error("{registry} refused the login of `{username}`: {message}")]
+    LoginRefused {
+        registry: String,
+        username: String,
+        message: String,
+    },
     #[error("{0}")]
     BadReference(String),
     #[error("{image}: {message}")]
@@ -269,23 +266,29 @@ struct MediaTypeOnly {
     manifests: Option<serde_json::Value>,
 }
 
-/// A client for `image`'s registry (plain HTTP for one on this machine), and the auth to use.
-fn client_for(image: &RemoteImage, credentials: Option<&Credentials>) -> (Client, RegistryAuth) {
+/// A client for `image`'s registry (plain HTTP for one on this machine) as `login`'s user (or
+/// anonymous), and the auth to use.
+fn client_for(image: &RemoteImage, login: Option<&RegistryLogin>) -> (Client, RegistryAuth) {
     let protocol = if image.is_local() {
         ClientProtocol::HttpsExcept(vec![image.registry.clone()])
     } else {
         ClientProtocol::Https
     };
-    // One client a registry for the process's life: making one loads the system's CA
-    // certificates (four parses of the bundle, ~240 ms here, more than a 128 MB pull over
-    // loopback takes), and a kept one keeps its tokens.
-    static CLIENTS: OnceLock<Mutex<HashMap<String, Client>>> = OnceLock::new();
+    // One client a registry and user for the process's life: making one loads the system's
+    // CA certificates (four parses of the bundle, ~240 ms here, more than a 128 MB pull over
+    // loopback takes), and a kept one keeps its tokens. A client keeps the first auth it is
+    // given for a registry, so each user of a system daemon has clients of their own.
+    type Key = (String, Option<(String, String)>);
+    static CLIENTS: OnceLock<Mutex<HashMap<Key, Client>>> = OnceLock::new();
     let mut clients = CLIENTS
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
     let client = clients
-        .entry(image.registry.clone())
+        .entry((
+            image.registry.clone(),
+            login.map(|l| (l.username.clone(), l.password.clone())),
+        ))
         .or_insert_with(|| {
             Client::new(ClientConfig {
                 protocol,
@@ -294,8 +297,8 @@ fn client_for(image: &RemoteImage, credentials: Option<&Credentials>) -> (Client
         })
         .clone();
     drop(clients);
-    let auth = match credentials {
-        Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.clone()),
+    let auth = match login {
+        Some(l) => RegistryAuth::Basic(l.username.clone(), l.password.clone()),
         None => RegistryAuth::Anonymous,
     };
     (client, auth)
@@ -305,12 +308,13 @@ fn sha256_of(bytes: &[u8]) -> String {
     format!("sha256:{}", hex(&Sha256::digest(bytes)))
 }
 
-/// Pulls `image` into `store` and names it there ([`RemoteImage::local_name`]). Call from a
-/// thread that may block: blobs are written to local files as they arrive.
+/// Pulls `image` into `store` as the user of `logins` and names it there
+/// ([`RemoteImage::local_name`]). Call from a thread that may block: blobs are written to
+/// local files as they arrive.
 pub async fn pull(
     store: &ImageStore,
     image: &RemoteImage,
-    credentials: Option<&Credentials>,
+    logins: &[RegistryLogin],
     progress: &(dyn Fn(PullEvent) + Send + Sync),
 ) -> Result<Image, RemoteError> {
     let failed = |message: String| RemoteError::Registry {
@@ -321,7 +325,7 @@ pub async fn pull(
         image: image.to_string(),
         message,
     };
-    let (client, auth) = client_for(image, credentials);
+    let (client, auth) = client_for(image, image.login(logins));
     let reference = image.reference(None);
     // The digest a registry names in its header is a hint; the content's own digest counts.
     let (bytes, _) = client
@@ -486,7 +490,7 @@ pub async fn push(
     store: &ImageStore,
     image: &Image,
     target: &RemoteImage,
-    credentials: Option<&Credentials>,
+    logins: &[RegistryLogin],
 ) -> Result<String, RemoteError> {
     let failed = |message: String| RemoteError::Registry {
         image: target.to_string(),
@@ -497,7 +501,7 @@ pub async fn push(
             "{target}: push to a tag; the digest is what the push makes"
         )));
     }
-    let (client, auth) = client_for(target, credentials);
+    let (client, auth) = client_for(target, target.login(logins));
     let reference = target.reference(None);
     client
         .store_auth_if_needed(reference.resolve_registry(), &auth)
@@ -541,6 +545,120 @@ pub async fn push(
         .await
         .map_err(|e| failed(format!("cannot send the manifest: {e}")))?;
     Ok(sha256_of(&bytes))
+}
+
+/// Checks `login` with its registry as `docker login` does: the registry's `/v2/` asked
+/// anonymously says how it authenticates, then either `/v2/` with the user's basic credentials
+/// or a token from the realm its bearer challenge names must be granted. A registry that needs
+/// no login at all accepts any.
+pub async fn check_login(login: &RegistryLogin) -> Result<(), RemoteError> {
+    let registry = login
+        .scope
+        .split_once('/')
+        .map_or(login.scope.as_str(), |(host, _)| host);
+    let failed = |message: String| RemoteError::Registry {
+        image: registry.to_owned(),
+        message,
+    };
+    let refused = |message: String| RemoteError::LoginRefused {
+        registry: registry.to_owned(),
+        username: login.username.clone(),
+        message,
+    };
+    let scheme = if is_local(registry) { "http" } else { "https" };
+    let base = format!("{scheme}://{registry}/v2/");
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .map_err(|e| failed(format!("cannot make an HTTP client: {e}")))?;
+    let asked = |e: reqwest::Error| failed(format!("cannot reach {base}: {e}"));
+    let first = http.get(&base).send().await.map_err(asked)?;
+    if first.status().is_success() {
+        return Ok(());
+    }
+    if first.status() != reqwest::StatusCode::UNAUTHORIZED {
+        return Err(failed(format!("{base} answered {}", first.status())));
+    }
+    let header = first
+        .headers()
+        .get(reqwest::header::WWW_AUTHENTICATE)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let (scheme, params) = parse_challenge(header).ok_or_else(|| {
+        failed(format!(
+            "{base} asks for a login it does not describe: `{header}`"
+        ))
+    })?;
+    let answer = match scheme.as_str() {
+        "basic" => http.get(&base),
+        "bearer" => {
+            let realm = params.get("realm").ok_or_else(|| {
+                failed(format!("its bearer challenge names no realm: `{header}`"))
+            })?;
+            let mut query = vec![("account", login.username.as_str())];
+            if let Some(service) = params.get("service") {
+                query.push(("service", service));
+            }
+            http.get(realm).query(&query)
+        }
+        other => {
+            return Err(failed(format!(
+                "it asks for `{other}` authentication, which Berth does not speak"
+            )));
+        }
+    }
+    .basic_auth(&login.username, Some(&login.password))
+    .send()
+    .await
+    .map_err(asked)?;
+    match answer.status() {
+        s if s.is_success() => Ok(()),
+        reqwest::StatusCode::UNAUTHORIZED | reqwest::StatusCode::FORBIDDEN => {
+            Err(refused("the user name or password is wrong".to_owned()))
+        }
+        s => Err(failed(format!("its login answered {s}"))),
+    }
+}
+
+/// An HTTP authentication challenge (`Bearer realm="…",service="…"`): the scheme in lower
+/// case and its parameters; `None` if it is not one.
+fn parse_challenge(text: &str) -> Option<(String, HashMap<String, String>)> {
+    let text = text.trim();
+    let (scheme, mut rest) = text.split_once(' ').unwrap_or((text, ""));
+    if scheme.is_empty() {
+        return None;
+    }
+    let mut params = HashMap::new();
+    loop {
+        rest = rest.trim_start_matches([' ', ',']);
+        if rest.is_empty() {
+            break;
+        }
+        let (key, after) = rest.split_once('=')?;
+        let (value, after) = if let Some(quoted) = after.strip_prefix('"') {
+            // A quoted string: a backslash escapes the next character.
+            let mut value = String::new();
+            let mut chars = quoted.char_indices();
+            let mut end = None;
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => value.push(chars.next()?.1),
+                    '"' => {
+                        end = Some(i + 1);
+                        break;
+                    }
+                    c => value.push(c),
+                }
+            }
+            (value, &quoted[end?..])
+        } else {
+            let end = after.find(',').unwrap_or(after.len());
+            (after[..end].trim().to_owned(), &after[end..])
+        };
+        params.insert(key.trim().to_ascii_lowercase(), value);
+        rest = after;
+    }
+    Some((scheme.to_ascii_lowercase(), params))
 }
 
 /// Layers Berth unpacks: tar, gzip tar (OCI and Docker names), and foreign layers are refused.
@@ -603,6 +721,24 @@ mod tests {
         assert!(RemoteImage::parse("x@sha256:12").is_err());
         assert!(RemoteImage::parse("a b/c").is_err());
         assert!(RemoteImage::parse("../etc").is_err());
+    }
+
+    #[test]
+    fn challenges_are_read_as_registries_write_them() {
+        let (scheme, params) = parse_challenge(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:a/b:pull,push""#,
+        )
+        .unwrap();
+        assert_eq!(scheme, "bearer");
+        assert_eq!(params["realm"], "https://auth.docker.io/token");
+        assert_eq!(params["service"], "registry.docker.io");
+        assert_eq!(params["scope"], "repository:a/b:pull,push");
+        let (scheme, params) = parse_challenge(r#"Basic realm="a \"quoted\" realm""#).unwrap();
+        assert_eq!(scheme, "basic");
+        assert_eq!(params["realm"], r#"a "quoted" realm"#);
+        assert_eq!(parse_challenge("Basic").unwrap().0, "basic");
+        assert!(parse_challenge("").is_none());
+        assert!(parse_challenge(r#"Bearer realm="unterminated"#).is_none());
     }
 
     #[test]

@@ -51,6 +51,8 @@ pub struct ContainerConfig {
     pub log: PathBuf,
     /// Connected through pasta, with these ports published; `None`: loopback only.
     pub network: Option<Vec<PortForward>>,
+    /// The hostname asked for; the short id when `None`.
+    pub hostname: Option<String>,
 }
 
 /// Why a container could not be started or handled.
@@ -95,6 +97,9 @@ pub struct Container {
     pub cgroup: Cgroup,
     /// Its pasta, when it is networked.
     pub network: Option<Pasta>,
+    /// Its hostname, which its first process also has as `HOSTNAME` (how it is recognised
+    /// without a cgroup).
+    pub hostname: String,
 }
 
 impl ContainerConfig {
@@ -106,8 +111,11 @@ impl ContainerConfig {
     }
 }
 
-/// A container's hostname: its id's first 12 characters.
-fn hostname_of(id: &str) -> String {
+/// A container's hostname: the one asked for, else its id's first 12 characters.
+pub fn hostname_of(id: &str, asked: Option<&str>) -> String {
+    if let Some(name) = asked {
+        return name.to_owned();
+    }
     id.chars().take(12).collect()
 }
 
@@ -155,7 +163,7 @@ pub fn start(config: &ContainerConfig, layout: &Layout) -> Result<Container, Run
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", user.home));
     }
-    let hostname = hostname_of(&config.id);
+    let hostname = hostname_of(&config.id, config.hostname.as_deref());
     env.push(format!("HOSTNAME={hostname}"));
     let log = OpenOptions::new()
         .create(true)
@@ -205,7 +213,7 @@ pub fn start(config: &ContainerConfig, layout: &Layout) -> Result<Container, Run
         uid: user.uid,
         gid: user.gid,
         groups,
-        hostname,
+        hostname: hostname.clone(),
         binds,
         stdout,
         stderr,
@@ -240,6 +248,7 @@ pub fn start(config: &ContainerConfig, layout: &Layout) -> Result<Container, Run
             pid,
             cgroup,
             network: pasta,
+            hostname,
         }),
         Err(source) => {
             if let Some(pasta) = pasta {
@@ -258,12 +267,19 @@ impl Container {
     /// A container started earlier whose first process is `pid`: it can be watched and
     /// signalled, but not waited for with waitpid (it is not this process's child any more).
     /// `dir` is its directory, where its network's namespace file is.
-    pub fn adopt(id: &str, pid: i32, layout: &Layout, dir: &Path) -> Container {
+    pub fn adopt(
+        id: &str,
+        hostname: Option<&str>,
+        pid: i32,
+        layout: &Layout,
+        dir: &Path,
+    ) -> Container {
         Container {
             id: id.to_owned(),
             pid,
             cgroup: Cgroup::existing(layout, id),
             network: Pasta::existing(dir),
+            hostname: hostname_of(id, hostname),
         }
     }
 
@@ -314,12 +330,12 @@ impl Container {
     /// Whether the container's first process still runs: it is in the container's cgroup, or,
     /// without one, the process of that pid still has the container's hostname in its
     /// environment (a pid is reused by others; the container's process is the one started
-    /// with `HOSTNAME=<its id>`).
+    /// with `HOSTNAME=<its hostname>`).
     pub fn is_running(&self) -> bool {
         if !self.cgroup.dirs().is_empty() {
             return self.cgroup.pids().contains(&self.pid);
         }
-        let hostname = format!("HOSTNAME={}", hostname_of(&self.id));
+        let hostname = format!("HOSTNAME={}", self.hostname);
         fs::read(format!("/proc/{}/environ", self.pid)).is_ok_and(|environ| {
             environ
                 .split(|b| *b == 0)

@@ -110,7 +110,7 @@ const DEV_LINKS: &[(&str, &str)] = &[
     ("ptmx", "pts/ptmx"),
 ];
 
-fn cstring(text: impl Into<Vec<u8>>) -> Result<CString, SpawnError> {
+pub(super) fn cstring(text: impl Into<Vec<u8>>) -> Result<CString, SpawnError> {
     CString::new(text)
         .map_err(|_| SpawnError::Invalid("a path or argument contains a NUL byte".into()))
 }
@@ -135,6 +135,9 @@ struct Prepared {
     bind_dirs: Vec<CString>,
     hostname: Vec<u8>,
     cwd: CString,
+    /// The working directory and each directory above it, outermost first: made if missing,
+    /// as runc makes a container's cwd.
+    cwd_dirs: Vec<CString>,
     dev_null: CString,
     candidates: Vec<CString>,
     argv: Vec<CString>,
@@ -184,20 +187,7 @@ impl Prepared {
             layer(&spec.work)?
         );
         let root = &spec.rootfs;
-        let command = &spec.args[0];
-        let candidates = if command.contains('/') {
-            vec![cstring(command.as_str())?]
-        } else {
-            let path = spec
-                .env
-                .iter()
-                .find_map(|e| e.strip_prefix("PATH="))
-                .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-            path.split(':')
-                .filter(|d| !d.is_empty())
-                .map(|d| cstring(format!("{d}/{command}")))
-                .collect::<Result<_, _>>()?
-        };
+        let candidates = candidates(&spec.args[0], &spec.env)?;
         Ok(Prepared {
             rootfs: cpath(root)?,
             overlay_options: cstring(options)?,
@@ -232,6 +222,14 @@ impl Prepared {
                 .collect::<Result<_, SpawnError>>()?,
             hostname: spec.hostname.as_bytes().to_vec(),
             cwd: cstring(spec.cwd.as_str())?,
+            cwd_dirs: Path::new(&spec.cwd)
+                .ancestors()
+                .filter(|dir| dir.parent().is_some())
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .map(cpath)
+                .collect::<Result<_, SpawnError>>()?,
             dev_null: cstring("/dev/null")?,
             candidates,
             argv: spec
@@ -263,8 +261,24 @@ impl Prepared {
     }
 }
 
+/// The paths `execve` tries for `command`, as execvp would: the command itself when it has a
+/// `/`, else each directory of the `PATH` in `env`.
+pub(super) fn candidates(command: &str, env: &[String]) -> Result<Vec<CString>, SpawnError> {
+    if command.contains('/') {
+        return Ok(vec![cstring(command)?]);
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    path.split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| cstring(format!("{d}/{command}")))
+        .collect()
+}
+
 /// Null-terminated pointer arrays for execve, built before the clone.
-fn pointers(strings: &[CString]) -> Vec<*const c_char> {
+pub(super) fn pointers(strings: &[CString]) -> Vec<*const c_char> {
     strings
         .iter()
         .map(|s| s.as_ptr())
@@ -408,6 +422,11 @@ unsafe fn child(
             return fail(S_PIVOT);
         }
         bring_loopback_up();
+        // A missing working directory is made by root, as runc does (`docker run -w /new`);
+        // whatever stands in the way shows when it is entered below.
+        for dir in &p.cwd_dirs {
+            libc::mkdir(dir.as_ptr(), 0o755);
+        }
         // Raw system calls, not glibc's setgroups/setgid/setuid: those broadcast the change to
         // every thread glibc believes the process has (the parent's, copied by clone), and can
         // wait forever for threads that do not exist in this child.
@@ -509,7 +528,7 @@ unsafe fn bring_loopback_up() {
     }
 }
 
-fn pipe() -> Result<(OwnedFd, OwnedFd), SpawnError> {
+pub(super) fn pipe() -> Result<(OwnedFd, OwnedFd), SpawnError> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SpawnError::Parent {
         what: "create a pipe",
         source: e.into(),
@@ -526,25 +545,46 @@ pub fn spawn(
     let prepared = Prepared::new(spec)?;
     let argv = pointers(&prepared.argv);
     let envp = pointers(&prepared.envp);
-    let (go_read, go_write) = pipe()?;
-    let (report_read, report_write) = pipe()?;
     let flags = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWNET;
-    let mut stack = vec![0u8; 256 * 1024];
-    let (go_fd, report_fd) = (go_read.as_raw_fd(), report_write.as_raw_fd());
-    let callback = Box::new(|| {
+    clone_and_start(
+        flags,
+        STEPS,
+        "clone the container process",
         // SAFETY: this runs in the cloned child, where `prepared`, `argv` and `envp` are the
         // child's own copies of the parent's prepared data.
-        unsafe { child(&prepared, &argv, &envp, go_fd, report_fd) }
-    });
+        |go, report| unsafe { child(&prepared, &argv, &envp, go, report) },
+        before_start,
+    )
+}
+
+/// Clones a child (in new namespaces as `flags` say) that runs `child` with the read end of a
+/// pipe to wait on and the write end of one to report a failed step on (`[step, errno]` as two
+/// i32s, `steps` naming them); lets `before_start` act on its pid, then lets it go, and answers
+/// once it has exec'd (the close-on-exec report pipe closed unwritten) or with its report.
+///
+/// `child` must make only raw system calls before exec or `_exit`: the parent is
+/// multi-threaded.
+pub(super) fn clone_and_start(
+    flags: CloneFlags,
+    steps: &'static [&'static str],
+    what: &'static str,
+    child: impl Fn(i32, i32) -> isize,
+    before_start: impl FnOnce(i32) -> Result<(), SpawnError>,
+) -> Result<i32, SpawnError> {
+    let (go_read, go_write) = pipe()?;
+    let (report_read, report_write) = pipe()?;
+    let mut stack = vec![0u8; 256 * 1024];
+    let (go_fd, report_fd) = (go_read.as_raw_fd(), report_write.as_raw_fd());
+    let callback = Box::new(|| child(go_fd, report_fd));
     // SAFETY: the child gets its own copy of memory (no CLONE_VM) and a dedicated stack; the
-    // callback makes only raw system calls before exec or _exit (see `child`).
+    // callback makes only raw system calls before exec or _exit (the caller's promise).
     let pid = unsafe { nix::sched::clone(callback, &mut stack, flags, Some(libc::SIGCHLD)) }
         .map_err(|e| SpawnError::Parent {
-            what: "clone the container process",
+            what,
             source: e.into(),
         })?;
     drop(go_read);
@@ -560,7 +600,7 @@ pub fn spawn(
     if nix::unistd::write(&go_write, &[1]).is_err() {
         kill();
         return Err(SpawnError::Parent {
-            what: "start the container process",
+            what: "let the process go on",
             source: io::Error::last_os_error(),
         });
     }
@@ -587,10 +627,10 @@ pub fn spawn(
     let _ = nix::sys::wait::waitpid(pid, None);
     let step = i32::from_ne_bytes([message[0], message[1], message[2], message[3]]);
     let errno = i32::from_ne_bytes([message[4], message[5], message[6], message[7]]);
-    let step = STEPS
+    let step = steps
         .get(step as usize)
         .copied()
-        .unwrap_or("start the container");
+        .unwrap_or("start the process");
     Err(SpawnError::Child {
         step,
         source: io::Error::from_raw_os_error(errno),

@@ -14,8 +14,12 @@ pub struct User {
     pub home: String,
 }
 
+/// A file of the container's, its symlinks resolved inside `root` (a container's
+/// `/etc/passwd -> /host/file` names its own file, never the daemon's).
 fn read(root: &Path, file: &str) -> String {
-    std::fs::read_to_string(root.join(file)).unwrap_or_default()
+    crate::build::context::resolve_in_root(root, Path::new(file), true)
+        .and_then(|inside| std::fs::read_to_string(root.join(inside)).map_err(|e| e.to_string()))
+        .unwrap_or_default()
 }
 
 /// Resolve `spec` against the files under `root` (the image's root filesystem).

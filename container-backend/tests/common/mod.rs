@@ -118,6 +118,7 @@ impl Fixture {
         });
         let config = ContainerConfig {
             id: format!("bt{}-{n}", std::process::id()),
+            hostname: None,
             dir: root.join("c"),
             lower: vec![lower],
             args,
