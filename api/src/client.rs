@@ -16,6 +16,7 @@ use tokio::net::unix::OwnedWriteHalf;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::container::{BuildSpec, ContainerInfo, ContainerStats, ImageInfo, RunSpec};
+use crate::container::{ExecInfo, ExecSpec};
 use crate::error::{ApiError, ErrorKind};
 use crate::event::Event;
 use crate::fdpass::FdFrameReader;
@@ -61,8 +62,8 @@ fn list(paths: &[PathBuf]) -> String {
         .join(" or ")
 }
 
-/// A response and the fd its frame carried, if any.
-type Answer = Result<(Reply, Option<OwnedFd>), ClientError>;
+/// A response and the fds its frame carried.
+type Answer = Result<(Reply, Vec<OwnedFd>), ClientError>;
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Answer>>>>;
 
 /// A connection to berthd.
@@ -204,15 +205,15 @@ impl Client {
 
     /// Send a request and wait for its answer.
     pub async fn call(&self, request: Request) -> Result<Reply, ClientError> {
-        // An fd nobody asked for is closed here.
-        self.call_with_fd(request).await.map(|(reply, _)| reply)
+        // Fds nobody asked for are closed here.
+        self.call_with_fds(request).await.map(|(reply, _)| reply)
     }
 
-    /// Send a request and wait for its answer and the file descriptor its frame carried.
-    pub async fn call_with_fd(
+    /// Send a request and wait for its answer and the file descriptors its frame carried.
+    pub async fn call_with_fds(
         &self,
         request: Request,
-    ) -> Result<(Reply, Option<OwnedFd>), ClientError> {
+    ) -> Result<(Reply, Vec<OwnedFd>), ClientError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         lock(&self.pending).insert(id, tx);
@@ -263,16 +264,41 @@ impl Client {
     /// `berth_display::framebuffer::FramebufferReader`).
     pub async fn vm_display(&self, name: &str) -> Result<(DisplayInfo, OwnedFd), ClientError> {
         match self
-            .call_with_fd(Request::VmDisplay {
+            .call_with_fds(Request::VmDisplay {
                 name: name.to_owned(),
             })
             .await?
         {
-            (Reply::Display(info), Some(fd)) => Ok((info, fd)),
-            (Reply::Display(_), None) => Err(ClientError::Protocol(
-                "the display answer came without its framebuffer".into(),
+            (Reply::Display(info), fds) if fds.len() == 1 => {
+                Ok((info, fds.into_iter().next().ok_or_else(no_fds)?))
+            }
+            (Reply::Display(_), _) => Err(ClientError::Protocol(
+                "the display answer did not come with exactly its framebuffer".into(),
             )),
             (other, _) => Err(unexpected(other)),
+        }
+    }
+
+    /// Starts `spec` in its container: the process's id for [`Client::exec_wait`], and the
+    /// ends of its standard streams that are ours: the terminal's master with `tty`, else its
+    /// stdin's write end and its stdout's and stderr's read ends.
+    pub async fn exec(&self, spec: ExecSpec) -> Result<(ExecInfo, Vec<OwnedFd>), ClientError> {
+        let tty = spec.tty;
+        match self.call_with_fds(Request::Exec(spec)).await? {
+            (Reply::Exec(info), fds) if fds.len() == if tty { 1 } else { 3 } => Ok((info, fds)),
+            (Reply::Exec(_), fds) => Err(ClientError::Protocol(format!(
+                "the exec answer came with {} descriptors",
+                fds.len()
+            ))),
+            (other, _) => Err(unexpected(other)),
+        }
+    }
+
+    /// Waits for an exec'd process to end; its exit code (128 + N for signal N).
+    pub async fn exec_wait(&self, id: u64) -> Result<i32, ClientError> {
+        match self.call(Request::ExecWait { id }).await? {
+            Reply::ExecExit { code } => Ok(code),
+            other => Err(unexpected(other)),
         }
     }
 
@@ -623,6 +649,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+fn no_fds() -> ClientError {
+    ClientError::Protocol("an answer came without its descriptors".into())
+}
+
 async fn route_frames(
     mut reader: FdFrameReader,
     pending: Pending,
@@ -637,9 +667,8 @@ async fn route_frames(
         match crate::frame::decode::<ServerFrame>(&body) {
             Ok(ServerFrame::Response { id, result }) => {
                 if let Some(waiter) = lock(&pending).remove(&id) {
-                    // One fd per response at most; extra ones are closed.
-                    let fd = fds.drain(..).next();
-                    let _ = waiter.send(result.map(|r| (r, fd)).map_err(ClientError::Api));
+                    let fds = std::mem::take(&mut fds);
+                    let _ = waiter.send(result.map(|r| (r, fds)).map_err(ClientError::Api));
                 }
             }
             Ok(ServerFrame::Error {

@@ -84,6 +84,35 @@ pub struct RunSpec {
     pub remove: bool,
 }
 
+/// What `exec` asks for: a process in a running container.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExecSpec {
+    /// By id, id prefix or name.
+    pub container: String,
+    pub command: Vec<String>,
+    /// `-e`: `NAME=VALUE`s over the container's environment.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// `-w`: instead of the container's working directory.
+    #[serde(default)]
+    pub workdir: Option<String>,
+    /// `-u`: `USER[:GROUP]` instead of the container's user.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// `-t`: on a terminal, whose master comes with the answer; else three pipes' ends do
+    /// (stdin's write end, stdout's and stderr's read ends).
+    #[serde(default)]
+    pub tty: bool,
+}
+
+/// A process `exec` started: wait for its end with `ExecWait`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecInfo {
+    pub id: u64,
+    /// Its pid as the daemon sees it.
+    pub pid: i32,
+}
+
 /// Where a container is in its life.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -1,6 +1,7 @@
-//! Frames that carry a file descriptor (the framebuffer memfd) as SCM_RIGHTS ancillary data.
+//! Frames that carry file descriptors (the framebuffer memfd, an `exec`'s terminal or pipes)
+//! as SCM_RIGHTS ancillary data.
 //!
-//! The frame itself is unchanged (u32 BE length + JSON, [`MAX_FRAME_LEN`] cap): the fd rides on
+//! The frame itself is unchanged (u32 BE length + JSON, [`MAX_FRAME_LEN`] cap): the fds ride on
 //! the `sendmsg` that writes the frame's first bytes. On the reading side a Unix stream socket
 //! hands out ancillary data with the `recvmsg` that reads the first byte of the message that
 //! carried it, and Linux ends that read at the end of that message, so the last byte of the
@@ -17,24 +18,26 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
 use crate::frame::{FrameError, MAX_FRAME_LEN, encode};
 
-/// The most fds one `recvmsg` accepts; more are closed by the kernel (MSG_CTRUNC).
-const MAX_FDS_PER_READ: usize = 4;
+/// The most fds one `recvmsg` accepts (more are closed by the kernel, MSG_CTRUNC), and so the
+/// most one frame may carry.
+pub const MAX_FDS_PER_READ: usize = 4;
 /// Bytes asked of each `recvmsg`.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Writes `msg` as one frame to `w`, with `fd` attached to its first bytes, and flushes it.
-pub async fn write_frame_with_fd<T: Serialize>(
+/// Writes `msg` as one frame to `w`, with `fds` (at most [`MAX_FDS_PER_READ`]) attached to
+/// its first bytes, and flushes it.
+pub async fn write_frame_with_fds<T: Serialize>(
     w: &mut OwnedWriteHalf,
     msg: &T,
-    fd: &OwnedFd,
+    fds: &[OwnedFd],
 ) -> Result<(), FrameError> {
     let bytes = encode(msg)?;
     let stream = w.as_ref();
-    let raw = fd.as_raw_fd();
+    let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
     let sent = loop {
         stream.writable().await?;
         match stream.try_io(Interest::WRITABLE, || {
-            send_with_fd(stream.as_raw_fd(), &bytes, raw)
+            send_with_fds(stream.as_raw_fd(), &bytes, &raw)
         }) {
             Ok(n) => break n,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
@@ -46,35 +49,41 @@ pub async fn write_frame_with_fd<T: Serialize>(
     Ok(())
 }
 
-/// One `sendmsg` of `bytes` with `fd` as SCM_RIGHTS; how many bytes went (the rest, if any,
-/// is the caller's to write, without the fd).
-pub fn send_with_fd(socket: RawFd, bytes: &[u8], fd: RawFd) -> std::io::Result<usize> {
+/// One `sendmsg` of `bytes` with `fds` (1 to [`MAX_FDS_PER_READ`]) as SCM_RIGHTS; how many
+/// bytes went (the rest, if any, is the caller's to write, without the fds).
+pub fn send_with_fds(socket: RawFd, bytes: &[u8], fds: &[RawFd]) -> std::io::Result<usize> {
+    if fds.is_empty() || fds.len() > MAX_FDS_PER_READ {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "a frame carries 1 to {MAX_FDS_PER_READ} descriptors, not {}",
+                fds.len()
+            ),
+        ));
+    }
     let mut iov = libc::iovec {
         iov_base: bytes.as_ptr() as *mut libc::c_void,
         iov_len: bytes.len(),
     };
     // u64 words keep the control buffer aligned for cmsghdr.
-    let mut space = [0u64; 4];
+    let mut space = [0u64; 8];
+    let data_len = std::mem::size_of_val(fds);
     // SAFETY: CMSG_SPACE only computes a size.
-    let space_len = unsafe { libc::CMSG_SPACE(size_of::<RawFd>() as u32) } as usize;
+    let space_len = unsafe { libc::CMSG_SPACE(data_len as u32) } as usize;
     // SAFETY: an all-zero msghdr is a valid empty message.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = space.as_mut_ptr().cast();
     msg.msg_controllen = space_len as _;
-    // SAFETY: msg_control points at `space` (32 bytes, more than CMSG_SPACE of one fd), so the
-    // first header and its data lie inside it; `iov` points at `bytes`, alive for the call.
+    // SAFETY: msg_control points at `space` (64 bytes, more than CMSG_SPACE of four fds), so
+    // the first header and its data lie inside it; `iov` points at `bytes`, alive for the call.
     let sent = unsafe {
         let cmsg = libc::CMSG_FIRSTHDR(&msg);
         (*cmsg).cmsg_level = libc::SOL_SOCKET;
         (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<RawFd>() as u32) as _;
-        std::ptr::copy_nonoverlapping(
-            (&raw const fd).cast::<u8>(),
-            libc::CMSG_DATA(cmsg),
-            size_of::<RawFd>(),
-        );
+        (*cmsg).cmsg_len = libc::CMSG_LEN(data_len as u32) as _;
+        std::ptr::copy_nonoverlapping(fds.as_ptr().cast::<u8>(), libc::CMSG_DATA(cmsg), data_len);
         libc::sendmsg(socket, &msg, libc::MSG_NOSIGNAL)
     };
     usize::try_from(sent).map_err(|_| std::io::Error::last_os_error())
@@ -225,13 +234,17 @@ mod tests {
         // A writer task: the big frame does not fit in the socket buffer until read.
         let writer = tokio::spawn(async move {
             write_frame(&mut w, &"plain").await.unwrap();
-            write_frame_with_fd(&mut w, &"with", &memfd_with(b"pixels"))
+            write_frame_with_fds(&mut w, &"with", &[memfd_with(b"pixels")])
                 .await
                 .unwrap();
             write_frame(&mut w, &"after").await.unwrap();
+            let three = [memfd_with(b"in"), memfd_with(b"out"), memfd_with(b"err")];
+            write_frame_with_fds(&mut w, &"three", &three)
+                .await
+                .unwrap();
             // A frame larger than one socket buffer, with its fd on the first part.
             let big = "x".repeat(600_000);
-            write_frame_with_fd(&mut w, &big, &memfd_with(b"big"))
+            write_frame_with_fds(&mut w, &big, &[memfd_with(b"big")])
                 .await
                 .unwrap();
         });
@@ -244,6 +257,10 @@ mod tests {
         assert_eq!(contents(fds.remove(0)), b"pixels");
         let (body, fds) = reader.read_frame().await.unwrap();
         assert_eq!((body.as_slice(), fds.len()), (&b"\"after\""[..], 0));
+        let (body, fds) = reader.read_frame().await.unwrap();
+        assert_eq!(body, b"\"three\"");
+        let texts: Vec<Vec<u8>> = fds.into_iter().map(contents).collect();
+        assert_eq!(texts, [&b"in"[..], b"out", b"err"], "in the order sent");
         let (body, mut fds) = reader.read_frame().await.unwrap();
         assert_eq!(body.len(), 600_002);
         assert_eq!(contents(fds.remove(0)), b"big");
@@ -278,7 +295,7 @@ mod tests {
         let (_, mut w) = a.into_split();
         let (mut r, _keep) = b.into_split();
         let (read_end, write_end) = pipe();
-        write_frame_with_fd(&mut w, &"stray", &write_end)
+        write_frame_with_fds(&mut w, &"stray", std::slice::from_ref(&write_end))
             .await
             .unwrap();
         drop(write_end);
@@ -302,7 +319,7 @@ mod tests {
         let (r, _keep) = b.into_split();
         let mut reader = FdFrameReader::new(r);
         let (read_end, write_end) = pipe();
-        write_frame_with_fd(&mut w, &"event", &write_end)
+        write_frame_with_fds(&mut w, &"event", std::slice::from_ref(&write_end))
             .await
             .unwrap();
         drop(write_end);

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::container::{BuildSpec, ContainerInfo, ContainerStats, ImageInfo, RunSpec};
+use crate::container::{
+    BuildSpec, ContainerInfo, ContainerStats, ExecInfo, ExecSpec, ImageInfo, RunSpec,
+};
 use crate::host::HostInfo;
 use crate::iso::IsoInfo;
 use crate::registry_login::RegistryLogin;
@@ -105,6 +107,13 @@ pub enum Request {
     Ps {
         all: bool,
     },
+    /// Start a process in a running container (`docker exec`); answered with
+    /// [`Reply::Exec`] and, on the answer's frame, the process's terminal or pipes (SCM_RIGHTS).
+    Exec(ExecSpec),
+    /// Wait until an exec'd process has ended: [`Reply::ExecExit`].
+    ExecWait {
+        id: u64,
+    },
     Logs {
         container: String,
         follow: bool,
@@ -200,4 +209,9 @@ pub enum Reply {
     Iso(IsoInfo),
     /// The VM's display; the frame carries its framebuffer memfd.
     Display(DisplayInfo),
+    /// An exec'd process; the frame carries its terminal or pipes.
+    Exec(ExecInfo),
+    ExecExit {
+        code: i32,
+    },
 }

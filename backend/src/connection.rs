@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use berth_api::error::{ApiError, ErrorKind};
 use berth_api::event::Event;
-use berth_api::fdpass::write_frame_with_fd;
+use berth_api::fdpass::write_frame_with_fds;
 use berth_api::frame::{FrameError, read_frame, write_frame};
 use berth_api::protocol::{ClientFrame, PROTOCOL_VERSION, ServerFrame, parse_client_frame};
 use berth_api::request::{Reply, Request};
@@ -78,16 +78,17 @@ pub async fn serve_connection(daemon: Arc<Daemon>, stream: UnixStream) {
     }
 
     let (out, mut outgoing) = mpsc::channel::<ServerFrame>(OUTGOING_QUEUE);
-    // Frames that carry an fd (`vm display`'s memfd) go through sendmsg; a channel of their own
-    // keeps every other frame's path as it was. Answers go in any order anyway.
-    let (fd_out, mut fd_outgoing) = mpsc::channel::<(ServerFrame, OwnedFd)>(OUTGOING_QUEUE);
+    // Frames that carry fds (`vm display`'s memfd, an exec's terminal or pipes) go through
+    // sendmsg; a channel of their own keeps every other frame's path as it was. Answers go in
+    // any order anyway.
+    let (fd_out, mut fd_outgoing) = mpsc::channel::<(ServerFrame, Vec<OwnedFd>)>(OUTGOING_QUEUE);
     let writer_task = tokio::spawn(async move {
         loop {
             let written = tokio::select! {
                 Some(frame) = outgoing.recv() => write_frame(&mut writer, &frame).await,
-                Some((frame, fd)) = fd_outgoing.recv() => {
-                    // The fd is closed here once sent: the client has its own copy.
-                    write_frame_with_fd(&mut writer, &frame, &fd).await
+                Some((frame, fds)) = fd_outgoing.recv() => {
+                    // The fds are closed here once sent: the client has its own copies.
+                    write_frame_with_fds(&mut writer, &frame, &fds).await
                 }
                 else => break,
             };
@@ -144,12 +145,18 @@ pub async fn serve_connection(daemon: Arc<Daemon>, stream: UnixStream) {
             }
             Ok(ClientFrame::Request {
                 id,
-                request: Request::VmDisplay { name },
+                request: request @ (Request::VmDisplay { .. } | Request::Exec(_)),
             }) => {
-                let (daemon, out, fd_out) = (Arc::clone(&daemon), out.clone(), fd_out.clone());
+                // Answered with descriptors on the answer's frame.
+                let (daemon, peer, out, fd_out) = (
+                    Arc::clone(&daemon),
+                    Arc::clone(&peer),
+                    out.clone(),
+                    fd_out.clone(),
+                );
                 tokio::spawn(async move {
                     let answer =
-                        tokio::task::spawn_blocking(move || daemon.machines.display(&name))
+                        tokio::task::spawn_blocking(move || daemon.handle_with_fds(&peer, request))
                             .await
                             .unwrap_or_else(|e| {
                                 Err(ApiError::internal(format!(
@@ -157,12 +164,12 @@ pub async fn serve_connection(daemon: Arc<Daemon>, stream: UnixStream) {
                                 )))
                             });
                     match answer {
-                        Ok((info, fd)) => {
+                        Ok((reply, fds)) => {
                             let frame = ServerFrame::Response {
                                 id,
-                                result: Ok(Reply::Display(info)),
+                                result: Ok(reply),
                             };
-                            let _ = fd_out.send((frame, fd)).await;
+                            let _ = fd_out.send((frame, fds)).await;
                         }
                         Err(error) => {
                             let frame = ServerFrame::Response {

@@ -6,12 +6,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::Read;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use berth_api::container::{
-    ContainerInfo, ContainerLimits, ContainerState, ContainerStats, RunSpec,
+    ContainerInfo, ContainerLimits, ContainerState, ContainerStats, ExecInfo, ExecSpec, RunSpec,
 };
 use berth_api::error::{ApiError, ErrorKind};
 use berth_api::event::Event;
@@ -67,6 +69,13 @@ fn no_network() -> ContainerNetwork {
     ContainerNetwork::None
 }
 
+/// An exec'd process: its exit code once its waiter has seen it end.
+#[derive(Default)]
+struct ExecWaiter {
+    code: Mutex<Option<i32>>,
+    changed: Condvar,
+}
+
 /// A running container and the flag its waiter sets when it ends.
 struct Running {
     container: runtime::Container,
@@ -83,6 +92,9 @@ pub struct Engine {
     running: Mutex<HashMap<String, Arc<Running>>>,
     events: broadcast::Sender<Event>,
     host: Resources,
+    /// Processes `exec` started, by the id their client waits on.
+    execs: Mutex<HashMap<u64, Arc<ExecWaiter>>>,
+    next_exec: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -174,6 +186,8 @@ impl Engine {
             running: Mutex::new(HashMap::new()),
             events,
             host,
+            execs: Mutex::new(HashMap::new()),
+            next_exec: AtomicU64::new(1),
         });
         engine.readopt();
         engine
@@ -396,12 +410,7 @@ impl Engine {
                 image.reference
             )));
         }
-        let mut env = run.env.clone().unwrap_or_default();
-        for var in &spec.env {
-            let name = var.split_once('=').map_or(var.as_str(), |(n, _)| n);
-            env.retain(|e| e.split_once('=').map_or(e.as_str(), |(n, _)| n) != name);
-            env.push(var.clone());
-        }
+        let env = merge_env(run.env.clone().unwrap_or_default(), &spec.env);
         let id = new_id()?;
         let name = spec
             .name
@@ -612,6 +621,77 @@ impl Engine {
         Ok(self.info(&self.find(&record.id)?))
     }
 
+    /// `exec`: starts `spec`'s command in its running container, with the container's
+    /// environment, working directory and user unless `spec` says otherwise. Answers the
+    /// process's id (for [`Engine::exec_wait`]) and the ends of its terminal or pipes that are
+    /// the client's.
+    pub fn exec(&self, spec: ExecSpec) -> Result<(ExecInfo, Vec<OwnedFd>), ApiError> {
+        let record = self.find(&spec.container)?;
+        let running = lock(&self.running)
+            .get(&record.id)
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "container `{}` is not running; start it first (`berthctl start {}`)",
+                        record.name, record.name
+                    ),
+                )
+            })?;
+        if spec.command.is_empty() {
+            return Err(ApiError::invalid("exec needs a command to run"));
+        }
+        for var in &spec.env {
+            validate::env_var(var).map_err(ApiError::invalid)?;
+        }
+        if let Some(dir) = &spec.workdir {
+            validate::workdir(dir).map_err(ApiError::invalid)?;
+        }
+        let mut env = merge_env(record.env.clone(), &spec.env);
+        if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
+            env.push(format!("HOSTNAME={}", running.container.hostname));
+        }
+        let config = runtime::exec::ExecConfig {
+            args: spec.command,
+            env,
+            cwd: spec.workdir.unwrap_or(record.cwd),
+            user: spec.user.unwrap_or(record.user),
+            tty: spec.tty,
+        };
+        let process = runtime::exec::exec(&running.container, &config)
+            .map_err(|e| ApiError::invalid(e.to_string()))?;
+        let id = self.next_exec.fetch_add(1, Ordering::Relaxed);
+        let waiter = Arc::new(ExecWaiter::default());
+        lock(&self.execs).insert(id, Arc::clone(&waiter));
+        let pid = process.pid;
+        std::thread::spawn(move || {
+            let code = runtime::exec::wait(pid);
+            *lock(&waiter.code) = Some(code);
+            waiter.changed.notify_all();
+        });
+        Ok((ExecInfo { id, pid }, process.stdio))
+    }
+
+    /// Waits until the exec'd process `id` has ended; its exit code.
+    pub fn exec_wait(&self, id: u64) -> Result<i32, ApiError> {
+        let waiter = lock(&self.execs)
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(format!("there is no exec {id}")))?;
+        let mut code = lock(&waiter.code);
+        while code.is_none() {
+            code = waiter
+                .changed
+                .wait(code)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        let result = code.unwrap_or(255);
+        drop(code);
+        lock(&self.execs).remove(&id);
+        Ok(result)
+    }
+
     /// `inspect`: one container as `ps` shows it.
     pub fn inspect(&self, key: &str) -> Result<ContainerInfo, ApiError> {
         Ok(self.info(&self.find(key)?))
@@ -717,6 +797,17 @@ impl Engine {
             })
             .collect())
     }
+}
+
+/// `base` with each of `over`'s `NAME=VALUE`s replacing the variable of that name.
+fn merge_env(mut base: Vec<String>, over: &[String]) -> Vec<String> {
+    let name = |var: &str| var.split_once('=').map_or(var, |(n, _)| n).to_owned();
+    for var in over {
+        let wanted = name(var);
+        base.retain(|e| name(e) != wanted);
+        base.push(var.clone());
+    }
+    base
 }
 
 /// The command a container runs, by Docker's rules: the image's ENTRYPOINT then the CMD given

@@ -3,6 +3,7 @@
 //! stream (`logs --follow`) or answer with a file descriptor (`vm display`) are served by the
 //! connection itself.
 
+use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 use berth_api::error::ApiError;
@@ -17,6 +18,30 @@ use crate::machines::{DEFAULT_STOP_TIMEOUT, serial_log};
 use crate::server::{Daemon, lock, log};
 
 impl Daemon {
+    /// Carries out one of the requests answered with descriptors (`vm display`, `exec`) for
+    /// `peer`: the reply and the descriptors for its frame.
+    pub fn handle_with_fds(
+        &self,
+        peer: &Peer,
+        request: Request,
+    ) -> Result<(Reply, Vec<OwnedFd>), ApiError> {
+        match request {
+            Request::VmDisplay { name } => {
+                let (info, fd) = self.machines.display(&name)?;
+                Ok((Reply::Display(info), vec![fd]))
+            }
+            Request::Exec(spec) => {
+                let (info, fds) = self.engine.exec(spec)?;
+                log(format!(
+                    "uid {} started process {} (exec {}) in a container",
+                    peer.uid, info.pid, info.id
+                ));
+                Ok((Reply::Exec(info), fds))
+            }
+            other => self.handle(peer, other).map(|reply| (reply, Vec::new())),
+        }
+    }
+
     /// Carries out one request for `peer`.
     pub fn handle(&self, peer: &Peer, request: Request) -> Result<Reply, ApiError> {
         let host = || crate::host::totals(&self.config.state_dir).0;
@@ -106,11 +131,9 @@ impl Daemon {
                 buttons,
             } => self.machines.pointer(&name, x, y, buttons).map(done),
             Request::VmWheel { name, clicks } => self.machines.wheel(&name, clicks).map(done),
-            Request::VmDisplay { name } => {
-                // Served by the connection, which sends the fd; answered here without it.
-                let (info, _) = self.machines.display(&name)?;
-                Ok(Reply::Display(info))
-            }
+            Request::VmDisplay { .. } | Request::Exec(_) => Err(ApiError::internal(
+                "this request is answered with descriptors (handle_with_fds)",
+            )),
             Request::VmLog { name, lines } => {
                 let (_, dir, _) = lock(&self.registry).definition(&name)?;
                 Ok(Reply::Lines(serial_log(&dir, lines)?))
@@ -184,6 +207,10 @@ impl Daemon {
                 Ok(Reply::Container(info))
             }
             Request::Ps { all } => Ok(Reply::Containers(self.engine.list(all))),
+            Request::ExecWait { id } => self
+                .engine
+                .exec_wait(id)
+                .map(|code| Reply::ExecExit { code }),
             Request::Logs { container, .. } => Ok(Reply::Lines(self.engine.logs(&container)?)),
             Request::ContainerInspect { container } => {
                 self.engine.inspect(&container).map(Reply::Container)

@@ -48,6 +48,8 @@ pub enum ContainerCommand {
     Build(BuildArgs),
     /// Run a container from an image.
     Run(RunArgs),
+    /// Run a command in a running container.
+    Exec(ExecArgs),
     /// List containers.
     Ps {
         /// Stopped ones too.
@@ -181,6 +183,30 @@ pub struct RunArgs {
     pub image: String,
     /// Command and arguments, replacing the image's CMD.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+/// `exec`'s arguments, Docker's names for them.
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// Pass our stdin to the process.
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Give the process a terminal (with -i, ours goes raw: Ctrl+C reaches the process).
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Set an environment variable: NAME=VALUE, or NAME for the value it has here.
+    #[arg(short, long = "env", value_name = "NAME[=VALUE]")]
+    pub env: Vec<String>,
+    /// The working directory (default: the container's).
+    #[arg(short, long, value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// The user to run as: USER[:GROUP], names or ids (default: the container's).
+    #[arg(short, long, value_name = "USER[:GROUP]")]
+    pub user: Option<String>,
+    pub container: String,
+    /// The command and its arguments.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
 }
 

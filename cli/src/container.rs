@@ -21,6 +21,7 @@ pub async fn run(
     match command {
         Command::Build(args) => build(client, events, out, args).await,
         Command::Run(args) => run_container(client, events, out, args).await,
+        Command::Exec(args) => crate::exec::exec(client, args).await,
         Command::Ps { all } => out.show(&client.ps(all).await?, |l| render::list_containers(l)),
         Command::Logs {
             follow: true,
@@ -172,7 +173,7 @@ async fn run_container(
 
 /// `-e NAME=VALUE` as given; `-e NAME` takes the value NAME has here, and is left out when
 /// it has none (Docker's rule).
-fn env_var(arg: &str, lookup: impl Fn(&str) -> Option<String>) -> Option<String> {
+pub fn env_var(arg: &str, lookup: impl Fn(&str) -> Option<String>) -> Option<String> {
     if arg.contains('=') {
         return Some(arg.to_owned());
     }

@@ -9,6 +9,7 @@
 
 mod args;
 mod container;
+mod exec;
 mod login;
 mod render;
 mod screenshot;

@@ -37,6 +37,8 @@ fn expectation(request: &Request) -> Expect {
         | Request::Ps { .. }
         | Request::Logs { .. }
         | Request::ContainerInspect { .. }
+        | Request::Exec(_)
+        | Request::ExecWait { .. }
         | Request::ContainerStart { .. }
         | Request::ContainerStop { .. }
         | Request::ContainerRestart { .. }
@@ -316,6 +318,27 @@ async fn every_request_round_trips() {
     match client.call(push).await {
         Err(berth_api::ClientError::Api(e)) => {
             assert!(e.message.contains("127.0.0.1:1/base:1"), "{e:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // An exec in a container that does not exist, and a wait for an exec that never was.
+    let exec = Request::Exec(berth_api::container::ExecSpec {
+        container: "nobody".into(),
+        command: vec!["true".into()],
+        ..Default::default()
+    });
+    assert!(matches!(expectation(&exec), Expect::Answered));
+    match client.call(exec).await {
+        Err(berth_api::ClientError::Api(e)) => {
+            assert_eq!(e.kind, berth_api::ErrorKind::NotFound, "{e:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let wait = Request::ExecWait { id: 12345 };
+    assert!(matches!(expectation(&wait), Expect::Answered));
+    match client.call(wait).await {
+        Err(berth_api::ClientError::Api(e)) => {
+            assert_eq!(e.kind, berth_api::ErrorKind::NotFound, "{e:?}")
         }
         other => panic!("{other:?}"),
     }

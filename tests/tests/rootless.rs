@@ -368,6 +368,15 @@ fn a_desk_user_runs_with_the_flags_docker_users_type() {
         "hi flag \"as is\"\n/srv/new\ndev\nweb-1\nweb-1\n"
     );
 
+    // Only its three streams reach the program (ls's own directory is the 3).
+    assert_eq!(
+        run(
+            &daemon,
+            &["--network", "none", "busybox", "ls", "/proc/self/fd"]
+        ),
+        "0\n1\n2\n3\n"
+    );
+
     // --entrypoint replaces the program and drops the image's CMD; "" keeps the CMD.
     let ctx = dir.path().join(user.name).join("entry");
     std::fs::create_dir_all(&ctx).unwrap();
@@ -471,4 +480,189 @@ fn a_desk_user_runs_with_the_flags_docker_users_type() {
             text(&out).1
         );
     }
+}
+
+/// Reads the terminal's master into `seen` until `wanted` shows or `within` passes.
+fn read_until(master: &std::fs::File, seen: &mut Vec<u8>, wanted: &str, within: Duration) -> bool {
+    use std::io::Read;
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if String::from_utf8_lossy(seen).contains(wanted) {
+            return true;
+        }
+        let mut fds = [nix::poll::PollFd::new(
+            std::os::fd::AsFd::as_fd(master),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        if nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(100u16)).unwrap_or(0) > 0 {
+            let mut buf = [0u8; 4096];
+            match (&*master).read(&mut buf) {
+                Ok(n) if n > 0 => seen.extend_from_slice(&buf[..n]),
+                _ => return String::from_utf8_lossy(seen).contains(wanted),
+            }
+        }
+    }
+    String::from_utf8_lossy(seen).contains(wanted)
+}
+
+#[test]
+fn a_desk_user_execs_into_a_running_container_with_pipes_and_a_terminal() {
+    let Some(user) = TestUser::desk() else { return };
+    let dir = open_tempdir();
+    let Some(tarball) = busybox_tarball(dir.path(), Some(&user)) else {
+        return;
+    };
+    let daemon = Daemon::start_as(&user, dir.path(), &[]);
+    let out = daemon.berthctl(&["import", tarball.to_str().unwrap(), "busybox"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let out = daemon.berthctl(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "svc",
+        "--hostname",
+        "box",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    assert!(out.status.success(), "{}", text(&out).1);
+
+    // Its own streams and exit code; the container's pid and uts namespaces.
+    let out = daemon.berthctl(&[
+        "exec",
+        "svc",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; cat /proc/1/comm; hostname; echo $HOSTNAME; exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out).1);
+    assert_eq!(
+        text(&out),
+        ("out\nsleep\nbox\nbox\n".into(), "err\n".into())
+    );
+    // Only its three streams: nothing the daemon holds leaks in.
+    assert_eq!(
+        run_ok(&daemon, &["exec", "svc", "ls", "/proc/self/fd"]),
+        "0\n1\n2\n3\n"
+    );
+    // -i passes stdin; -u, -w and -e as for run.
+    let out = daemon.berthctl_with(&["exec", "-i", "svc", "cat"], &[], b"piped\n");
+    assert_eq!(text(&out).0, "piped\n");
+    assert_eq!(
+        run_ok(
+            &daemon,
+            &[
+                "exec",
+                "-u",
+                "dev",
+                "-w",
+                "/home/dev",
+                "-e",
+                "X=1",
+                "svc",
+                "sh",
+                "-c",
+                "id -un; pwd; echo $X"
+            ]
+        ),
+        "dev\n/home/dev\n1\n"
+    );
+    // Clear errors: no such program, a container that is not running.
+    let out = daemon.berthctl(&["exec", "svc", "no-such-program"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).1.contains("run the command: No such file"),
+        "{}",
+        text(&out).1
+    );
+
+    // -it: a terminal of the container's own (/dev/pts/N inside), our size, keys as typed:
+    // Ctrl+C interrupts the foreground program, not berthctl; the shell's exit code is ours.
+    let pty = nix::pty::openpty(
+        Some(&nix::pty::Winsize {
+            ws_row: 33,
+            ws_col: 101,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        }),
+        None,
+    )
+    .unwrap();
+    let slave = std::fs::File::from(pty.slave);
+    let mut child = user
+        .command(berth_e2e::binary("berthctl"))
+        .arg("--socket")
+        .arg(&daemon.socket)
+        .args(["exec", "-it", "svc", "sh"])
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave)
+        .spawn()
+        .unwrap();
+    let mut master = std::fs::File::from(pty.master);
+    let mut seen = Vec::new();
+    let wait = Duration::from_secs(10);
+    assert!(
+        read_until(&master, &mut seen, "# ", wait),
+        "no prompt: {}",
+        String::from_utf8_lossy(&seen)
+    );
+    use std::io::Write;
+    master
+        .write_all(b"echo $((6*7)); busybox stty size; busybox tty\r")
+        .unwrap();
+    assert!(
+        read_until(&master, &mut seen, "/dev/pts/", wait),
+        "{}",
+        String::from_utf8_lossy(&seen)
+    );
+    let shown = String::from_utf8_lossy(&seen).into_owned();
+    assert!(
+        shown.contains("42\r\n") && shown.contains("33 101\r\n"),
+        "{shown}"
+    );
+    master.write_all(b"sleep 100; echo after\r").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    seen.clear();
+    master.write_all(b"\x03").unwrap();
+    assert!(
+        read_until(&master, &mut seen, "# ", Duration::from_secs(5)),
+        "Ctrl+C did not interrupt sleep: {}",
+        String::from_utf8_lossy(&seen)
+    );
+    master.write_all(b"exit 5\r").unwrap();
+    let deadline = Instant::now() + wait;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "berthctl exec -it did not end");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(5));
+
+    assert!(
+        daemon
+            .berthctl(&["stop", "-t", "0", "svc"])
+            .status
+            .success()
+    );
+    let out = daemon.berthctl(&["exec", "svc", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).1.contains("is not running"), "{}", text(&out).1);
+}
+
+/// stdout of a berthctl command that must succeed.
+fn run_ok(daemon: &Daemon, args: &[&str]) -> String {
+    let out = daemon.berthctl(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}\n{}",
+        text(&out).1,
+        daemon.log()
+    );
+    text(&out).0
 }

@@ -166,10 +166,10 @@ impl ControlServer {
         let mut line = encode_reply(answer);
         line.push('\n');
         let sent = match fd {
-            Some(fd) => berth_api::fdpass::send_with_fd(
+            Some(fd) => berth_api::fdpass::send_with_fds(
                 self.writer.as_raw_fd(),
                 line.as_bytes(),
-                fd.as_raw_fd(),
+                &[fd.as_raw_fd()],
             )?,
             None => 0,
         };

@@ -2,12 +2,14 @@
 //! overlay of the image's root filesystem, limited by a cgroup.
 //!
 //! - [`spawn`]: clone into namespaces, mount, pivot_root, exec.
+//! - [`exec`]: another process in a running container's namespaces and cgroup (`exec`).
 //! - [`cgroup`]: limits and usage, cgroup v2 or v1.
 //! - [`user`]: the image's USER resolved in its own /etc/passwd.
 //! - [`ids`]: which ids exist in the daemon's user namespace (a rootless daemon has few).
 //! - [`network`]: the container's network through pasta, its published ports and /etc files.
 
 pub mod cgroup;
+pub mod exec;
 pub mod ids;
 pub mod network;
 pub mod spawn;
@@ -111,6 +113,18 @@ impl ContainerConfig {
     }
 }
 
+/// A process's environment with what every container process gets unless it is set: the
+/// default `PATH`, and `HOME` from its user's entry.
+pub(crate) fn complete_env(mut env: Vec<String>, home: &str) -> Vec<String> {
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.push(DEFAULT_PATH.into());
+    }
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={home}"));
+    }
+    env
+}
+
 /// A container's hostname: the one asked for, else its id's first 12 characters.
 pub fn hostname_of(id: &str, asked: Option<&str>) -> String {
     if let Some(name) = asked {
@@ -156,13 +170,7 @@ pub fn start(config: &ContainerConfig, layout: &Layout) -> Result<Container, Run
             .filter(|g| ids::gid_mapped(*g))
             .collect()
     });
-    let mut env = config.env.clone();
-    if !env.iter().any(|e| e.starts_with("PATH=")) {
-        env.push(DEFAULT_PATH.into());
-    }
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!("HOME={}", user.home));
-    }
+    let mut env = complete_env(config.env.clone(), &user.home);
     let hostname = hostname_of(&config.id, config.hostname.as_deref());
     env.push(format!("HOSTNAME={hostname}"));
     let log = OpenOptions::new()

@@ -454,6 +454,14 @@ unsafe fn child(
         }
         // Like execvp: try each candidate; report the most telling error (a candidate that
         // exists but cannot run says more than the ones that do not exist).
+        // Nothing but 0, 1 and 2 reaches the program: whatever the daemon inherited or opened
+        // without close-on-exec is closed at exec (the report pipe stays usable until then).
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        );
         let mut telling = libc::ENOENT;
         for candidate in &p.candidates {
             libc::execve(candidate.as_ptr(), argv.as_ptr(), envp.as_ptr());
