@@ -30,6 +30,7 @@ pub fn binary(name: &str) -> PathBuf {
 /// The busybox applets the test images link (any other runs as `busybox APPLET`).
 const APPLETS: &[&str] = &[
     "sh", "echo", "cat", "sleep", "hostname", "id", "ls", "stat", "true", "touch", "dd", "seq",
+    "grep", "mkdir", "mount", "mknod",
 ];
 
 /// Whether `program` is in a directory of `PATH`.

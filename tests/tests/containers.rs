@@ -297,3 +297,50 @@ fn build_a_dockerfile_and_run_it() {
         text(&out).1
     );
 }
+
+#[test]
+fn root_in_a_container_holds_docker_s_capabilities_and_no_more() {
+    let dir = open_tempdir();
+    let daemon = Daemon::start(dir.path(), &[]);
+    let Some(()) = busybox_image(&daemon, dir.path()) else {
+        return;
+    };
+    // Docker's bounding set (00000000a80425fb) without MKNOD: no mounting, no device nodes.
+    let script = "grep -E 'Cap(Eff|Bnd)' /proc/self/status; mkdir /m; \
+                  mount -t tmpfs x /m 2>/dev/null && echo mounted; \
+                  mknod /disk b 8 0 2>/dev/null && echo made";
+    let out = daemon.berthctl(&["run", "--network", "none", "busybox", "sh", "-c", script]);
+    assert_eq!(
+        text(&out).0,
+        "CapEff:\t00000000a00425fb\nCapBnd:\t00000000a00425fb\n",
+        "{}",
+        text(&out).1
+    );
+    // The same for a process exec'd into it, and none for another user.
+    let out = daemon.berthctl(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "held",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let caps = |user: &str| {
+        let out = daemon.berthctl(&[
+            "exec",
+            "-u",
+            user,
+            "held",
+            "sh",
+            "-c",
+            "grep CapEff /proc/self/status",
+        ]);
+        text(&out).0
+    };
+    assert_eq!(caps("0"), "CapEff:\t00000000a00425fb\n");
+    assert_eq!(caps("dev"), "CapEff:\t0000000000000000\n");
+}

@@ -52,6 +52,7 @@ const STEPS: &[&str] = &[
     "set the user id",
     "enter the working directory",
     "run the command",
+    "drop capabilities",
 ];
 const S_WAIT: u32 = 0;
 const S_SETNS: u32 = 1;
@@ -62,6 +63,7 @@ const S_GID: u32 = 5;
 const S_UID: u32 = 6;
 const S_CWD: u32 = 7;
 const S_EXEC: u32 = 8;
+const S_CAPS: u32 = 9;
 
 /// The namespaces entered by the child, the mount namespace last (after it, the host's
 /// `/proc` is out of reach; the descriptors are open already).
@@ -76,6 +78,7 @@ struct Prepared {
     uid: u32,
     gid: u32,
     groups: Option<Vec<libc::gid_t>>,
+    last_capability: u32,
     cwd: CString,
     candidates: Vec<CString>,
     argv: Vec<CString>,
@@ -143,6 +146,7 @@ pub fn exec(container: &Container, config: &ExecConfig) -> Result<ExecProcess, R
         uid: user.uid,
         gid: user.gid,
         groups,
+        last_capability: super::capabilities::last_capability(),
         cwd: cstring(if config.cwd.is_empty() {
             "/"
         } else {
@@ -316,6 +320,9 @@ unsafe fn child(
         }
         // Raw system calls, not glibc's: those broadcast the change to every thread glibc
         // believes the process has (the parent's, copied by clone).
+        if !super::capabilities::drop_bounding_set(p.last_capability) {
+            return fail(S_CAPS);
+        }
         if let Some(groups) = &p.groups
             && libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) != 0
         {

@@ -2,12 +2,14 @@
 //! overlay of the image's root filesystem, limited by a cgroup.
 //!
 //! - [`spawn`]: clone into namespaces, mount, pivot_root, exec.
+//! - [`capabilities`]: what root in a container may do (Docker's set, less MKNOD).
 //! - [`exec`]: another process in a running container's namespaces and cgroup (`exec`).
 //! - [`cgroup`]: limits and usage, cgroup v2 or v1.
 //! - [`user`]: the image's USER resolved in its own /etc/passwd.
 //! - [`ids`]: which ids exist in the daemon's user namespace (a rootless daemon has few).
 //! - [`network`]: the container's network through pasta, its published ports and /etc files.
 
+pub mod capabilities;
 pub mod cgroup;
 pub mod exec;
 pub mod ids;

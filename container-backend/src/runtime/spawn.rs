@@ -81,6 +81,7 @@ const STEPS: &[&str] = &[
     "enter the working directory",
     "connect stdin, stdout and stderr",
     "run the command",
+    "drop capabilities",
 ];
 const S_WAIT: u32 = 0;
 const S_PRIVATE: u32 = 1;
@@ -98,6 +99,7 @@ const S_UID: u32 = 12;
 const S_CWD: u32 = 13;
 const S_STDIO: u32 = 14;
 const S_EXEC: u32 = 15;
+const S_CAPS: u32 = 16;
 
 /// Device nodes bind-mounted from the host into the container's /dev.
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
@@ -145,6 +147,8 @@ struct Prepared {
     uid: u32,
     gid: u32,
     groups: Option<Vec<libc::gid_t>>,
+    /// The kernel's highest capability number, for dropping the ones containers do not get.
+    last_capability: u32,
     stdout: i32,
     stderr: i32,
     // Literals, as C strings.
@@ -245,6 +249,7 @@ impl Prepared {
             uid: spec.uid,
             gid: spec.gid,
             groups: spec.groups.clone(),
+            last_capability: super::capabilities::last_capability(),
             stdout: spec.stdout.as_raw_fd(),
             stderr: spec.stderr.as_raw_fd(),
             s_overlay: cstring("overlay")?,
@@ -430,6 +435,9 @@ unsafe fn child(
         // Raw system calls, not glibc's setgroups/setgid/setuid: those broadcast the change to
         // every thread glibc believes the process has (the parent's, copied by clone), and can
         // wait forever for threads that do not exist in this child.
+        if !super::capabilities::drop_bounding_set(p.last_capability) {
+            return fail(S_CAPS);
+        }
         if let Some(groups) = &p.groups
             && libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) != 0
         {
