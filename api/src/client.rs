@@ -27,6 +27,7 @@ use crate::protocol::{ClientFrame, PROTOCOL_VERSION, ServerFrame};
 use crate::registry_login::RegistryLogin;
 use crate::request::{Reply, Request};
 use crate::vm::{DisplayInfo, VmEdit, VmInfo, VmListing, VmSpec};
+use crate::volume::VolumeInfo;
 
 /// How long the daemon has to answer the handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -291,6 +292,32 @@ impl Client {
                 fds.len()
             ))),
             (other, _) => Err(unexpected(other)),
+        }
+    }
+
+    /// Makes the named volume `name` (or finds it).
+    pub async fn volume_create(&self, name: &str) -> Result<Vec<VolumeInfo>, ClientError> {
+        self.volumes_reply(Request::VolumeCreate {
+            name: name.to_owned(),
+        })
+        .await
+    }
+
+    pub async fn volume_ls(&self) -> Result<Vec<VolumeInfo>, ClientError> {
+        self.volumes_reply(Request::VolumeLs).await
+    }
+
+    pub async fn volume_rm(&self, name: &str) -> Result<(), ClientError> {
+        self.done(Request::VolumeRm {
+            name: name.to_owned(),
+        })
+        .await
+    }
+
+    async fn volumes_reply(&self, request: Request) -> Result<Vec<VolumeInfo>, ClientError> {
+        match self.call(request).await? {
+            Reply::Volumes(volumes) => Ok(volumes),
+            other => Err(unexpected(other)),
         }
     }
 

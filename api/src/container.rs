@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::network::{ContainerNetwork, PortForward};
 use crate::registry_login::RegistryLogin;
 use crate::utilisation::Shares;
+use crate::volume::VolumeMount;
 
 /// What `build` asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +83,9 @@ pub struct RunSpec {
     /// `--rm`: remove the container and its files once it has ended.
     #[serde(default)]
     pub remove: bool,
+    /// `-v`: host paths and named volumes mounted into it.
+    #[serde(default)]
+    pub volumes: Vec<VolumeMount>,
 }
 
 /// What `exec` asks for: a process in a running container.
@@ -187,6 +191,9 @@ pub struct ContainerInfo {
     /// Its published ports.
     #[serde(default)]
     pub ports: Vec<PortForward>,
+    /// What is mounted into it (`-v`).
+    #[serde(default)]
+    pub volumes: Vec<VolumeMount>,
 }
 
 /// Live use of one container, for `stats`.

@@ -4,6 +4,7 @@
 //! - [`protocol`]: the handshake and the frames each side sends.
 //! - [`request`], [`vm`], [`iso`], [`host`], [`container`], [`event`]: typed requests, replies and pushed events.
 //! - [`network`]: the network a container is on and the ports it publishes.
+//! - [`volume`]: what `run -v` mounts, and the named volumes.
 //! - [`error`]: the typed error every failed request answers with, carrying a human message.
 //! - [`validate`] and [`size`]: the checks a request passes before anything is touched, shared so
 //!   the GUI can show the same messages inline before it sends anything.
@@ -37,6 +38,7 @@ pub mod size;
 pub mod utilisation;
 pub mod validate;
 pub mod vm;
+pub mod volume;
 
 pub use client::{Client, ClientError, Events};
 pub use error::{ApiError, ErrorKind};

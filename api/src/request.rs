@@ -11,6 +11,7 @@ use crate::host::HostInfo;
 use crate::iso::IsoInfo;
 use crate::registry_login::RegistryLogin;
 use crate::vm::{DisplayInfo, VmEdit, VmInfo, VmListing, VmSpec};
+use crate::volume::VolumeInfo;
 
 /// A request. Serialised as `{"request": "<name>", "args": {...}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -114,6 +115,15 @@ pub enum Request {
     ExecWait {
         id: u64,
     },
+    /// Make a named volume (nothing happens if it exists, as with Docker).
+    VolumeCreate {
+        name: String,
+    },
+    VolumeLs,
+    /// Remove a named volume and its files; refused while a container mounts it.
+    VolumeRm {
+        name: String,
+    },
     Logs {
         container: String,
         follow: bool,
@@ -214,4 +224,5 @@ pub enum Reply {
     ExecExit {
         code: i32,
     },
+    Volumes(Vec<VolumeInfo>),
 }

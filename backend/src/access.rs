@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::auth::Peer;
 
 const READ: u32 = 4;
+const WRITE: u32 = 2;
 const EXEC: u32 = 1;
 
 /// Whether `peer` has permission `want` (rwx bits, 0..=7) on a file with this metadata, by the
@@ -38,6 +39,24 @@ pub fn readable_file(path: &Path, peer: &Peer, what: &str) -> Result<PathBuf, St
 /// inside are then read under the context's own rules.
 pub fn readable_dir(path: &Path, peer: &Peer, what: &str) -> Result<PathBuf, String> {
     readable(path, peer, what, true)
+}
+
+/// Check that `path` names a file or directory `peer` may read, and write unless `read_only`,
+/// to be mounted into a container (`run -v`); its canonical form. Root in the container may
+/// then change anything under it, as under Docker; the check keeps a peer from reaching what
+/// it could not reach itself.
+pub fn mountable(path: &Path, peer: &Peer, read_only: bool) -> Result<PathBuf, String> {
+    let directory = path.is_dir();
+    let canonical = readable(path, peer, "volume source", directory)?;
+    let meta = std::fs::metadata(&canonical).map_err(|e| format!("{}: {e}", path.display()))?;
+    if !read_only && !permits(&meta, peer, WRITE) {
+        return Err(format!(
+            "the volume source {} is not writable by uid {}; mount it read-only (`:ro`)",
+            path.display(),
+            peer.uid
+        ));
+    }
+    Ok(canonical)
 }
 
 fn readable(path: &Path, peer: &Peer, what: &str, directory: bool) -> Result<PathBuf, String> {
@@ -119,6 +138,33 @@ mod tests {
         );
         let err = readable_file(Path::new("relative/k"), &root, "kernel").unwrap_err();
         assert!(err.contains("not absolute"), "{err}");
+    }
+
+    #[test]
+    fn a_volume_source_must_be_the_peer_s_to_write_unless_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // Root's directory, readable by all: nobody may mount it read-only only.
+        assert!(mountable(&shared, &nobody(), true).is_ok());
+        let err = mountable(&shared, &nobody(), false).unwrap_err();
+        assert!(
+            err.contains("not writable by uid 65534") && err.contains(":ro"),
+            "{err}"
+        );
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(mountable(&shared, &nobody(), true).is_err());
+        // A file works too; a missing path does not.
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"x").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(
+            mountable(&file, &nobody(), true).unwrap(),
+            file.canonicalize().unwrap()
+        );
+        assert!(mountable(&dir.path().join("missing"), &nobody(), true).is_err());
     }
 
     #[test]

@@ -20,6 +20,7 @@ use berth_api::event::Event;
 use berth_api::network::{ContainerNetwork, PortForward, Protocol};
 use berth_api::utilisation::{Resources, Shares, container_allocation, ratio};
 use berth_api::validate;
+use berth_api::volume::{VolumeMount, VolumeSource};
 use container_backend::image::{Image, ImageStore};
 use container_backend::runtime::{self, ContainerConfig, Layout, Limits};
 use nix::sys::signal::Signal;
@@ -63,6 +64,32 @@ struct Record {
     /// `--rm`: removed once it has ended.
     #[serde(default)]
     remove: bool,
+    /// `-v` as asked, and what it resolved to when the container was made.
+    #[serde(default)]
+    volumes: Vec<VolumeMount>,
+    #[serde(default)]
+    mounts: Vec<MountRecord>,
+}
+
+/// A mount of a container, resolved: the host path (a named volume's directory, or the peer's
+/// own path, checked when the container was made) and where it goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountRecord {
+    pub source: PathBuf,
+    /// An absolute path in the container.
+    pub target: String,
+    pub read_only: bool,
+}
+
+impl MountRecord {
+    fn to_runtime(&self) -> runtime::BindMount {
+        runtime::BindMount {
+            source: self.source.clone(),
+            target: self.target.trim_start_matches('/').to_owned(),
+            read_only: self.read_only,
+            optional: false,
+        }
+    }
 }
 
 fn no_network() -> ContainerNetwork {
@@ -257,7 +284,21 @@ impl Engine {
             allocation: self.allocation(r),
             network: r.network,
             ports: r.ports.clone(),
+            volumes: r.volumes.clone(),
         }
+    }
+
+    /// The names of the containers whose definitions mount named volume `name`.
+    pub fn volume_users(&self, name: &str) -> Vec<String> {
+        lock(&self.records)
+            .values()
+            .filter(|r| {
+                r.volumes
+                    .iter()
+                    .any(|v| v.source == VolumeSource::Named(name.to_owned()))
+            })
+            .map(|r| r.name.clone())
+            .collect()
     }
 
     /// U_ct, M_ct, P_ct over the host; an unlimited resource is all of it.
@@ -343,10 +384,12 @@ impl Engine {
         );
     }
 
-    /// `run`: create a container from an image and start it.
+    /// `run`: create a container from an image and start it, with `mounts` (its `-v`, resolved
+    /// by the caller).
     pub fn run(
         self: &Arc<Self>,
         spec: RunSpec,
+        mounts: Vec<MountRecord>,
         images: &ImageStore,
     ) -> Result<ContainerInfo, ApiError> {
         self.layout()?;
@@ -454,6 +497,8 @@ impl Engine {
                 ports,
                 hostname: spec.hostname.clone(),
                 remove: spec.remove,
+                volumes: spec.volumes.clone(),
+                mounts,
             };
             fs::create_dir_all(self.dir(&id)).map_err(internal)?;
             self.persist(&record)?;
@@ -484,6 +529,7 @@ impl Engine {
         let config = ContainerConfig {
             id: record.id.clone(),
             hostname: record.hostname.clone(),
+            mounts: record.mounts.iter().map(MountRecord::to_runtime).collect(),
             log: dir.join("log"),
             dir,
             lower: vec![lower],

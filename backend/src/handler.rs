@@ -199,7 +199,8 @@ impl Daemon {
                 spec.image = self.images.ensure(&spec.image, &logins, &|progress| {
                     self.publish(Event::PullProgress(progress))
                 })?;
-                let info = self.engine.run(*spec, &self.images.store())?;
+                let mounts = self.volumes.resolve(&spec.volumes, peer)?;
+                let info = self.engine.run(*spec, mounts, &self.images.store())?;
                 log(format!(
                     "uid {} started container {} ({})",
                     peer.uid, info.name, info.id
@@ -207,6 +208,16 @@ impl Daemon {
                 Ok(Reply::Container(info))
             }
             Request::Ps { all } => Ok(Reply::Containers(self.engine.list(all))),
+            Request::VolumeCreate { name } => self
+                .volumes
+                .create(&name, &self.engine)
+                .map(|v| Reply::Volumes(vec![v])),
+            Request::VolumeLs => self.volumes.list(&self.engine).map(Reply::Volumes),
+            Request::VolumeRm { name } => {
+                self.volumes.remove(&name, &self.engine)?;
+                log(format!("uid {} removed volume `{name}`", peer.uid));
+                Ok(Reply::Done)
+            }
             Request::ExecWait { id } => self
                 .engine
                 .exec_wait(id)

@@ -8,7 +8,7 @@
 //! - [`auth`]: who may connect; [`access`]: which files a peer may name.
 //! - [`iso`]: `iso inspect` and the bootability check of `vm create --iso`.
 //! - [`containers`]: containers (records, waiter threads, run/stop/rm/stats); [`images`]: the
-//!   image store as served (list, rmi, import, build);
+//!   image store as served (list, rmi, import, build); [`volumes`]: named volumes;
 //! - [`registry`]: VM definitions; [`machines`]: running VMs (one berth-vmm each);
 //!   [`store`]: atomic RON files.
 //! - [`host`]: the host's totals and live samples; [`config`]: paths by mode;
@@ -29,3 +29,4 @@ pub mod registry;
 pub mod rootless;
 pub mod server;
 pub mod store;
+pub mod volumes;

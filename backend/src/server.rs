@@ -23,6 +23,7 @@ use crate::host::{Sampler, totals};
 use crate::images::Images;
 use crate::machines::{Machines, default_vmm_binary};
 use crate::registry::Registry;
+use crate::volumes::Volumes;
 
 /// The version berthd reports in the handshake.
 pub const SERVER_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -59,6 +60,7 @@ pub struct Daemon {
     pub(crate) registry: Arc<Mutex<Registry>>,
     pub(crate) machines: Arc<Machines>,
     pub(crate) images: Images,
+    pub(crate) volumes: Volumes,
     pub(crate) engine: Arc<Engine>,
     pub(crate) events: broadcast::Sender<Event>,
 }
@@ -106,6 +108,7 @@ pub async fn run(config: DaemonConfig) -> Result<(), ServeError> {
         },
     };
     let images = Images::open(&config.state_dir)?;
+    let daemon_state_dir = config.state_dir.clone();
     // A daemon run as root limits containers with the host's cgroups; a rootless one with the
     // subtree delegated to it, if any (else it runs them unlimited and says so).
     let layout = match config.ids {
@@ -135,6 +138,7 @@ pub async fn run(config: DaemonConfig) -> Result<(), ServeError> {
         registry,
         machines,
         images,
+        volumes: Volumes::open(&daemon_state_dir),
         engine,
         events,
     });

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use berth_api::network::{ContainerNetwork, PortForward, VmNetwork};
 use berth_api::size::parse_size;
 use berth_api::vm::{BootSource, DisplayMode};
+use berth_api::volume::VolumeMount;
 use clap::{Args, Parser, Subcommand};
 
 /// Manage Berth virtual machines and containers.
@@ -31,6 +32,9 @@ pub enum Command {
     /// Inspect ISO images.
     #[command(subcommand)]
     Iso(IsoCommand),
+    /// Named volumes: directories kept across containers, mounted with `run -v NAME:/path`.
+    #[command(subcommand)]
+    Volume(VolumeCommand),
     /// Print events pushed by berthd (state changes, samples) as they happen.
     Events {
         /// Stop after this many events.
@@ -158,6 +162,10 @@ pub struct RunArgs {
     /// The container's hostname (default: its short id).
     #[arg(long)]
     pub hostname: Option<String>,
+    /// Mount a host path (absolute, or starting with `.`) or a named volume: SOURCE:TARGET[:ro]
+    /// (several allowed; a named volume is made on first use and kept after the container).
+    #[arg(short, long = "volume", value_name = "SOURCE:TARGET[:ro]", value_parser = volume)]
+    pub volume: Vec<VolumeMount>,
     /// CPUs, fractional: 0.5 is half a CPU.
     #[arg(long)]
     pub cpus: Option<f64>,
@@ -383,6 +391,28 @@ pub fn vm_forward(text: &str) -> Result<PortForward, String> {
 }
 
 /// The daemon resolves paths itself and may have another working directory: send absolute ones.
+/// `-v`, a host path given relative to here (`./src:/src`) made absolute first.
+fn volume(text: &str) -> Result<VolumeMount, String> {
+    let text = if text.starts_with('.') {
+        let (path, rest) = text.split_once(':').unwrap_or((text, ""));
+        format!("{}:{rest}", absolute(Path::new(path)).display())
+    } else {
+        text.to_owned()
+    };
+    text.parse()
+}
+
+/// `volume`'s subcommands.
+#[derive(Subcommand, Debug)]
+pub enum VolumeCommand {
+    /// Make a named volume (nothing changes if it exists).
+    Create { name: String },
+    /// List named volumes and the containers mounting them.
+    Ls,
+    /// Remove a named volume and its files (refused while a container mounts it).
+    Rm { name: String },
+}
+
 pub fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
 }

@@ -130,6 +130,7 @@ async fn run_container(
         user: args.user,
         entrypoint: args.entrypoint,
         hostname: args.hostname,
+        volumes: args.volume,
         // In the foreground berthctl removes it once it has read how it ended; detached, the
         // daemon does when it ends.
         remove: args.rm && args.detach,

@@ -121,6 +121,16 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let info = client.iso_inspect(&args::absolute(&file)).await?;
             out.show(&info, render::show_iso)
         }
+        Command::Volume(command) => match command {
+            args::VolumeCommand::Create { name } => out
+                .show(&client.volume_create(&name).await?, |v| {
+                    v.iter().map(|v| format!("{}\n", v.name)).collect()
+                }),
+            args::VolumeCommand::Ls => {
+                out.show(&client.volume_ls().await?, |v| render::list_volumes(v))
+            }
+            args::VolumeCommand::Rm { name } => Ok(client.volume_rm(&name).await?),
+        },
         Command::Events { count } => {
             client.subscribe().await?;
             let mut seen = 0;

@@ -7,6 +7,7 @@ use berth_api::iso::{IsoInfo, IsoKind};
 use berth_api::network::PortForward;
 use berth_api::size::format_size;
 use berth_api::vm::{BootSource, VmInfo};
+use berth_api::volume::VolumeInfo;
 
 use crate::table::{pairs, percent, table};
 
@@ -115,6 +116,24 @@ pub fn list_images(images: &[ImageInfo]) -> String {
         })
         .collect();
     table(&["IMAGE", "ID", "SIZE", "LAYERS", "CREATED"], &rows)
+}
+
+pub fn list_volumes(volumes: &[VolumeInfo]) -> String {
+    let rows: Vec<Vec<String>> = volumes
+        .iter()
+        .map(|v| {
+            vec![
+                v.name.clone(),
+                if v.used_by.is_empty() {
+                    "-".into()
+                } else {
+                    v.used_by.join(",")
+                },
+                v.path.display().to_string(),
+            ]
+        })
+        .collect();
+    table(&["VOLUME", "USED BY", "PATH"], &rows)
 }
 
 pub fn list_containers(list: &[ContainerInfo]) -> String {
@@ -493,6 +512,7 @@ mod tests {
             allocation: HALF,
             network: ContainerNetwork::Pasta,
             ports: vec!["127.0.0.1:18080:80".parse().unwrap()],
+            volumes: vec![],
         };
         let list = list_containers(std::slice::from_ref(&container));
         let row = list.lines().nth(1).unwrap_or_default();

@@ -89,6 +89,7 @@ fn main() {
         let config = ContainerConfig {
             id: format!("bench{}-{run}", std::process::id()),
             hostname: None,
+            mounts: Vec::new(),
             log: cdir.join("log"),
             dir: cdir,
             lower: vec![rootfs.clone()],

@@ -75,6 +75,7 @@ impl Fixture {
         ContainerConfig {
             id: unique_id(name),
             hostname: None,
+            mounts: Vec::new(),
             log: dir.join("log"),
             dir,
             lower: vec![self.image.clone()],

@@ -39,6 +39,9 @@ fn expectation(request: &Request) -> Expect {
         | Request::ContainerInspect { .. }
         | Request::Exec(_)
         | Request::ExecWait { .. }
+        | Request::VolumeCreate { .. }
+        | Request::VolumeLs
+        | Request::VolumeRm { .. }
         | Request::ContainerStart { .. }
         | Request::ContainerStop { .. }
         | Request::ContainerRestart { .. }
@@ -332,6 +335,25 @@ async fn every_request_round_trips() {
         Err(berth_api::ClientError::Api(e)) => {
             assert_eq!(e.kind, berth_api::ErrorKind::NotFound, "{e:?}")
         }
+        other => panic!("{other:?}"),
+    }
+    // Named volumes: made, listed, removed; a bad name refused.
+    for request in [
+        Request::VolumeCreate { name: "v1".into() },
+        Request::VolumeLs,
+        Request::VolumeRm { name: "v1".into() },
+        Request::VolumeLs,
+    ] {
+        assert!(matches!(expectation(&request), Expect::Answered));
+        match (&request, client.call(request.clone()).await.unwrap()) {
+            (Request::VolumeCreate { .. }, Reply::Volumes(v)) => assert_eq!(v[0].name, "v1"),
+            (Request::VolumeRm { .. }, Reply::Done) => {}
+            (Request::VolumeLs, Reply::Volumes(v)) => assert!(v.len() <= 1),
+            other => panic!("{other:?}"),
+        }
+    }
+    match client.volume_create("../up").await {
+        Err(ClientError::Api(e)) => assert!(e.message.contains("volume name"), "{e}"),
         other => panic!("{other:?}"),
     }
     let wait = Request::ExecWait { id: 12345 };

@@ -666,3 +666,169 @@ fn run_ok(daemon: &Daemon, args: &[&str]) -> String {
     );
     text(&out).0
 }
+
+#[test]
+fn a_desk_user_mounts_host_paths_and_named_volumes() {
+    let Some(user) = TestUser::desk() else { return };
+    let dir = open_tempdir();
+    let Some(tarball) = busybox_tarball(dir.path(), Some(&user)) else {
+        return;
+    };
+    let daemon = Daemon::start_as(&user, dir.path(), &[]);
+    let out = daemon.berthctl(&["import", tarball.to_str().unwrap(), "busybox"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let src = dir.path().join(user.name).join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("main.c"), "int main;\n").unwrap();
+    user.own(&src);
+    user.own(&src.join("main.c"));
+    let bind = format!("{}:/work", src.display());
+
+    // A host directory, read and written; what root in the container writes is the user's.
+    assert_eq!(
+        run(
+            &daemon,
+            &[
+                "--rm",
+                "--network",
+                "none",
+                "-v",
+                &bind,
+                "-w",
+                "/work",
+                "busybox",
+                "sh",
+                "-c",
+                "cat main.c; echo built > out.txt"
+            ]
+        ),
+        "int main;\n"
+    );
+    let out = src.join("out.txt");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "built\n");
+    assert_eq!(std::fs::metadata(&out).unwrap().uid(), user.uid);
+    // Read-only, and a single file at a path the image lacks.
+    let ro = format!("{bind}:ro");
+    assert_eq!(
+        run(
+            &daemon,
+            &[
+                "--rm",
+                "--network",
+                "none",
+                "-v",
+                &ro,
+                "busybox",
+                "sh",
+                "-c",
+                "touch /work/new 2>/dev/null || echo refused"
+            ]
+        ),
+        "refused\n"
+    );
+    let file = format!("{}:/opt/conf/main.c:ro", src.join("main.c").display());
+    assert_eq!(
+        run(
+            &daemon,
+            &[
+                "--rm",
+                "--network",
+                "none",
+                "-v",
+                &file,
+                "busybox",
+                "cat",
+                "/opt/conf/main.c"
+            ]
+        ),
+        "int main;\n"
+    );
+
+    // A named volume outlives its container and is seen by the next; `volume rm` waits until
+    // no container mounts it.
+    run(
+        &daemon,
+        &[
+            "--network",
+            "none",
+            "--name",
+            "writer",
+            "-v",
+            "data:/data",
+            "busybox",
+            "sh",
+            "-c",
+            "echo kept > /data/k",
+        ],
+    );
+    let listed = text(&daemon.berthctl(&["volume", "ls"])).0;
+    assert!(
+        listed.contains("data") && listed.contains("writer"),
+        "{listed}"
+    );
+    let refused = daemon.berthctl(&["volume", "rm", "data"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused).1.contains("mounted by container writer"),
+        "{}",
+        text(&refused).1
+    );
+    assert!(daemon.berthctl(&["rm", "writer"]).status.success());
+    assert_eq!(
+        run(
+            &daemon,
+            &[
+                "--rm",
+                "--network",
+                "none",
+                "-v",
+                "data:/again:ro",
+                "busybox",
+                "cat",
+                "/again/k"
+            ]
+        ),
+        "kept\n"
+    );
+    assert!(daemon.berthctl(&["volume", "rm", "data"]).status.success());
+    assert_eq!(
+        text(&daemon.berthctl(&["volume", "ls"])).0.lines().count(),
+        1
+    );
+
+    // An image whose directory is a symlink out of it: the mount cannot follow it out.
+    let escaped = dir.path().join(user.name).join("escaped");
+    let ctx = dir.path().join(user.name).join("evil");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM busybox\nRUN ln -s {} /data\n", escaped.display()),
+    )
+    .unwrap();
+    user.own(&ctx);
+    user.own(&ctx.join("Dockerfile"));
+    let built = daemon.berthctl(&[
+        "build",
+        "--network",
+        "none",
+        "-t",
+        "evil",
+        ctx.to_str().unwrap(),
+    ]);
+    assert!(built.status.success(), "{}", text(&built).1);
+    let out = daemon.berthctl(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        &format!("{}:/data/inner", src.display()),
+        "evil",
+        "true",
+    ]);
+    assert!(
+        !escaped.exists(),
+        "a mount point was made outside the container"
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out).1);
+}

@@ -727,6 +727,7 @@ impl Builder<'_> {
         let config = ContainerConfig {
             id: format!("build-{}", &key[..12]),
             hostname: None,
+            mounts: Vec::new(),
             dir: build.build_dir.join(format!("run-{}", line.number)),
             lower: vec![stage.rootfs.clone()],
             args,

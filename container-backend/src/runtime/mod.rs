@@ -29,7 +29,7 @@ use nix::unistd::Pid;
 
 pub use cgroup::{Cgroup, Layout, Limits, Usage};
 pub use network::{NetworkError, Pasta};
-pub use spawn::{ProcessSpec, SpawnError};
+pub use spawn::{BindMount, ProcessSpec, SpawnError};
 
 /// The `PATH` a container gets when its image sets none.
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -57,6 +57,8 @@ pub struct ContainerConfig {
     pub network: Option<Vec<PortForward>>,
     /// The hostname asked for; the short id when `None`.
     pub hostname: Option<String>,
+    /// Host files and directories mounted into it (volumes).
+    pub mounts: Vec<BindMount>,
 }
 
 /// Why a container could not be started or handled.
@@ -201,13 +203,21 @@ pub fn start(config: &ContainerConfig, layout: &Layout) -> Result<Container, Run
         }
         other => other.as_ref(),
     };
-    let binds = match network {
+    let mut mounts = match network {
+        // An image that cannot hold a file there (a dangling link) keeps what it has.
         Some(_) => network::etc_files(&config.dir, &hostname)?
             .into_iter()
-            .map(|(file, target)| (file, target.to_owned()))
+            .map(|(file, target)| BindMount {
+                // The daemon's own file; its directory may lie behind a symlink.
+                source: fs::canonicalize(&file).unwrap_or(file),
+                target: target.to_owned(),
+                read_only: false,
+                optional: true,
+            })
             .collect(),
         None => Vec::new(),
     };
+    mounts.extend(config.mounts.iter().cloned());
     let spec = ProcessSpec {
         rootfs,
         lower: config.lower.clone(),
@@ -224,7 +234,7 @@ pub fn start(config: &ContainerConfig, layout: &Layout) -> Result<Container, Run
         gid: user.gid,
         groups,
         hostname: hostname.clone(),
-        binds,
+        mounts,
         stdout,
         stderr,
     };

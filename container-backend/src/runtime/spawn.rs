@@ -35,12 +35,27 @@ pub struct ProcessSpec {
     /// Supplementary groups; `None` leaves the ones the process has (where they cannot be set).
     pub groups: Option<Vec<u32>>,
     pub hostname: String,
-    /// Files bind-mounted over paths of the root filesystem (relative, e.g. `etc/hosts`); a
-    /// path the image cannot hold a file at (a dangling link) is left as it is.
-    pub binds: Vec<(PathBuf, String)>,
+    /// Files and directories of the host mounted into the root filesystem.
+    pub mounts: Vec<BindMount>,
     /// Where the process's stdout and stderr go.
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
+}
+
+/// A file or directory of the host mounted into a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindMount {
+    /// Canonical: a symlink anywhere on it fails the mount (it would mean the path was
+    /// changed after it was checked).
+    pub source: PathBuf,
+    /// Where, relative to the container's root (`etc/hosts`), resolved inside it: its
+    /// symlinks cannot lead out. Missing directories on the way are made, as is the mount
+    /// point (an empty file or directory, as the source is).
+    pub target: String,
+    pub read_only: bool,
+    /// Left out, rather than failing the start, where the image cannot hold the target (a
+    /// path through a file, a dangling link): for the network's /etc files.
+    pub optional: bool,
 }
 
 /// Why a container process could not be started.
@@ -72,7 +87,7 @@ const STEPS: &[&str] = &[
     "mount /sys",
     "mount /dev",
     "populate /dev",
-    "mount the network's files in /etc",
+    "mount the volumes and the network's files",
     "set the hostname",
     "pivot_root into the container",
     "set the user's groups",
@@ -132,9 +147,7 @@ struct Prepared {
     shm_dir: CString,
     device_targets: Vec<(CString, CString)>,
     dev_links: Vec<(CString, CString)>,
-    /// (source, target) files, and the directories the targets are in.
-    binds: Vec<(CString, CString)>,
-    bind_dirs: Vec<CString>,
+    mounts: Vec<PreparedMount>,
     hostname: Vec<u8>,
     cwd: CString,
     /// The working directory and each directory above it, outermost first: made if missing,
@@ -213,17 +226,11 @@ impl Prepared {
                 .iter()
                 .map(|(link, target)| Ok((cpath(&root.join("dev").join(link))?, cstring(*target)?)))
                 .collect::<Result<_, SpawnError>>()?,
-            binds: spec
-                .binds
+            mounts: spec
+                .mounts
                 .iter()
-                .map(|(source, target)| Ok((cpath(source)?, cpath(&root.join(target))?)))
-                .collect::<Result<_, SpawnError>>()?,
-            bind_dirs: spec
-                .binds
-                .iter()
-                .filter_map(|(_, target)| Path::new(target).parent())
-                .map(|dir| cpath(&root.join(dir)))
-                .collect::<Result<_, SpawnError>>()?,
+                .map(PreparedMount::new)
+                .collect::<Result<_, _>>()?,
             hostname: spec.hostname.as_bytes().to_vec(),
             cwd: cstring(spec.cwd.as_str())?,
             cwd_dirs: Path::new(&spec.cwd)
@@ -405,14 +412,20 @@ unsafe fn child(
                 return fail(S_DEVNODES);
             }
         }
-        for dir in &p.bind_dirs {
-            libc::mkdir(dir.as_ptr(), 0o755);
-        }
-        for (source, target) in &p.binds {
-            // A path the image cannot hold a file at is left as it is.
-            if bind_onto_file(source, target) == Bound::MountFailed {
+        if !p.mounts.is_empty() {
+            let root = libc::open(
+                p.rootfs.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            );
+            if root < 0 {
                 return fail(S_BINDS);
             }
+            for mount in &p.mounts {
+                if !bind_mount(root, mount) && !mount.optional {
+                    return fail(S_BINDS);
+                }
+            }
+            libc::close(root);
         }
         if libc::sethostname(p.hostname.as_ptr().cast(), p.hostname.len()) != 0 {
             return fail(S_HOSTNAME);
@@ -521,6 +534,216 @@ unsafe fn bind_onto_file(source: &CString, target: &CString) -> Bound {
         } else {
             Bound::MountFailed
         }
+    }
+}
+
+/// A [`BindMount`] as the child uses it, every path inside the container relative to its
+/// root. The child opens the source itself (a descriptor the parent opened belongs to the
+/// parent's mount namespace, which a bind mount in the child's may not take from), refusing
+/// any symlink on the way: the path was checked, canonical, for whoever asked.
+struct PreparedMount {
+    source: CString,
+    is_dir: bool,
+    /// Each directory on the way to the target, as (its parent, its name).
+    dirs: Vec<(CString, CString)>,
+    target: CString,
+    read_only: bool,
+    /// The source mount's flags a bind mount of it must keep (a user namespace may not clear
+    /// them), for the read-only remount.
+    locked: libc::c_ulong,
+    optional: bool,
+}
+
+impl PreparedMount {
+    fn new(mount: &BindMount) -> Result<PreparedMount, SpawnError> {
+        let meta = std::fs::metadata(&mount.source)
+            .map_err(|e| SpawnError::Invalid(format!("{}: {e}", mount.source.display())))?;
+        let stat = nix::sys::statvfs::statvfs(&mount.source).map_err(|e| SpawnError::Parent {
+            what: "read the mount flags of a volume",
+            source: e.into(),
+        })?;
+        use nix::sys::statvfs::FsFlags;
+        let mut locked = 0;
+        for (flag, ms) in [
+            (FsFlags::ST_NOSUID, libc::MS_NOSUID),
+            (FsFlags::ST_NODEV, libc::MS_NODEV),
+            (FsFlags::ST_NOEXEC, libc::MS_NOEXEC),
+            (FsFlags::ST_NOATIME, libc::MS_NOATIME),
+            (FsFlags::ST_NODIRATIME, libc::MS_NODIRATIME),
+            (FsFlags::ST_RELATIME, libc::MS_RELATIME),
+        ] {
+            if stat.flags().contains(flag) {
+                locked |= ms;
+            }
+        }
+        let parts: Vec<&str> = mount
+            .target
+            .split('/')
+            .filter(|p| !p.is_empty() && *p != ".")
+            .collect();
+        if parts.is_empty() || parts.contains(&"..") {
+            return Err(SpawnError::Invalid(format!(
+                "cannot mount over `/{}`",
+                mount.target
+            )));
+        }
+        let is_dir = meta.is_dir();
+        let made = if is_dir { parts.len() } else { parts.len() - 1 };
+        let dirs = (0..made)
+            .map(|i| {
+                let parent = if i == 0 {
+                    ".".to_owned()
+                } else {
+                    parts[..i].join("/")
+                };
+                Ok((cstring(parent)?, cstring(parts[i])?))
+            })
+            .collect::<Result<_, SpawnError>>()?;
+        Ok(PreparedMount {
+            source: cpath(&mount.source)?,
+            is_dir,
+            dirs,
+            target: cstring(parts.join("/"))?,
+            read_only: mount.read_only,
+            locked,
+            optional: mount.optional,
+        })
+    }
+}
+
+/// `openat2(2)` of `path` under `root` with every symlink resolved inside it (raw system call;
+/// runs in the child).
+///
+/// # Safety
+/// `path` is a valid C string.
+unsafe fn open_in_root(root: i32, path: &CString, flags: i32, mode: u32) -> i32 {
+    let resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    // SAFETY: the caller's promise.
+    unsafe { openat2(root, path, flags, mode, resolve) }
+}
+
+/// `openat2(2)`, a raw system call (it runs in the child).
+///
+/// # Safety
+/// `path` is a valid C string.
+unsafe fn openat2(dir: i32, path: &CString, flags: i32, mode: u32, resolve: u64) -> i32 {
+    // SAFETY: open_how is plain data; an all-zero one is valid before it is filled.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = flags as u64;
+    how.mode = u64::from(mode);
+    how.resolve = resolve;
+    // SAFETY: openat2 reads `how` (its size given) and `path`, both alive for the call.
+    unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir,
+            path.as_ptr(),
+            &how,
+            std::mem::size_of::<libc::open_how>(),
+        ) as i32
+    }
+}
+
+/// `/proc/self/fd/N` in `buf`, NUL-terminated, without allocating (it runs in the child).
+fn fd_path(fd: i32, buf: &mut [u8; 32]) -> *const c_char {
+    const PREFIX: &[u8] = b"/proc/self/fd/";
+    buf[..PREFIX.len()].copy_from_slice(PREFIX);
+    let mut digits = [0u8; 11];
+    let mut n = fd.unsigned_abs();
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for i in 0..len {
+        buf[PREFIX.len() + i] = digits[len - 1 - i];
+    }
+    buf[PREFIX.len() + len] = 0;
+    buf.as_ptr().cast()
+}
+
+/// Mounts `m` in the root filesystem open at `root`: the directories on the way and the mount
+/// point made, all looked up inside the root, the mount made through `/proc/self/fd` so no
+/// path is looked up again. Raw system calls only (it runs in the child).
+///
+/// # Safety
+/// `root` is an open directory; `m`'s strings are valid.
+unsafe fn bind_mount(root: i32, m: &PreparedMount) -> bool {
+    // SAFETY: for the whole body: system calls on descriptors this function opens and closes
+    // and on C strings prepared by the parent or built on the stack.
+    unsafe {
+        for (parent, name) in &m.dirs {
+            let dir = open_in_root(
+                root,
+                parent,
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                0,
+            );
+            if dir < 0 {
+                return false;
+            }
+            libc::mkdirat(dir, name.as_ptr(), 0o755);
+            libc::close(dir);
+        }
+        let point_flags = libc::O_PATH | libc::O_CLOEXEC;
+        let mut target = open_in_root(root, &m.target, point_flags, 0);
+        if target < 0 && !m.is_dir && *libc::__errno_location() == libc::ENOENT {
+            let made = open_in_root(
+                root,
+                &m.target,
+                libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC,
+                0o644,
+            );
+            if made >= 0 {
+                libc::close(made);
+            }
+            target = open_in_root(root, &m.target, point_flags, 0);
+        }
+        if target < 0 {
+            return false;
+        }
+        let source = openat2(
+            libc::AT_FDCWD,
+            &m.source,
+            libc::O_PATH | libc::O_CLOEXEC,
+            0,
+            libc::RESOLVE_NO_SYMLINKS,
+        );
+        if source < 0 {
+            libc::close(target);
+            return false;
+        }
+        let (mut from, mut to) = ([0u8; 32], [0u8; 32]);
+        let mounted = libc::mount(
+            fd_path(source, &mut from),
+            fd_path(target, &mut to),
+            std::ptr::null(),
+            libc::MS_BIND | libc::MS_REC,
+            std::ptr::null(),
+        ) == 0;
+        libc::close(source);
+        libc::close(target);
+        if !mounted || !m.read_only {
+            return mounted;
+        }
+        // Opened again, it is the new mount's root, which the remount must name.
+        let again = open_in_root(root, &m.target, point_flags, 0);
+        if again < 0 {
+            return false;
+        }
+        let remounted = libc::mount(
+            std::ptr::null(),
+            fd_path(again, &mut to),
+            std::ptr::null(),
+            libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | m.locked,
+            std::ptr::null(),
+        ) == 0;
+        libc::close(again);
+        remounted
     }
 }
 

@@ -119,6 +119,7 @@ impl Fixture {
         let config = ContainerConfig {
             id: format!("bt{}-{n}", std::process::id()),
             hostname: None,
+            mounts: Vec::new(),
             dir: root.join("c"),
             lower: vec![lower],
             args,
