@@ -11,7 +11,7 @@ use crate::utilisation::Shares;
 use crate::volume::VolumeMount;
 
 /// What `build` asks for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BuildSpec {
     /// The build context directory.
     pub context: PathBuf,
@@ -29,6 +29,59 @@ pub struct BuildSpec {
     /// The user's registry logins, for the images a FROM or `COPY --from` pulls.
     #[serde(default)]
     pub logins: Vec<RegistryLogin>,
+    /// `--target`: build up to this stage, which becomes the image.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// `--no-cache`: run every step again.
+    #[serde(default)]
+    pub no_cache: bool,
+    /// `--pull`: pull every FROM image from its registry even when the store has it.
+    #[serde(default)]
+    pub pull: bool,
+    /// `--secret id=ID,src=PATH`: files a `RUN --mount=type=secret` sees, never in a layer.
+    #[serde(default)]
+    pub secrets: Vec<BuildSecret>,
+}
+
+/// A build secret: a file of the client's (readable by it) under an id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildSecret {
+    pub id: String,
+    pub path: PathBuf,
+}
+
+impl std::str::FromStr for BuildSecret {
+    type Err = String;
+
+    /// Docker's `id=ID,src=PATH` (`source=` too; the id defaults to the file's name).
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (mut id, mut path) = (None, None);
+        for part in text.split(',') {
+            match part.split_once('=') {
+                Some(("id", v)) => id = Some(v.to_owned()),
+                Some(("src" | "source", v)) => path = Some(PathBuf::from(v)),
+                Some(("type", "file")) => {}
+                _ => {
+                    return Err(format!(
+                        "--secret {text}: the form is id=ID,src=PATH (`{part}` is not part of it)"
+                    ));
+                }
+            }
+        }
+        let path = path.ok_or_else(|| format!("--secret {text}: give the file with src=PATH"))?;
+        let id = match id {
+            Some(id) => id,
+            None => path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .map(str::to_owned)
+                .ok_or_else(|| format!("--secret {text}: give an id"))?,
+        };
+        if id.is_empty() || id.contains(['/', '\0']) {
+            return Err(format!("--secret {text}: `{id}` is not a secret id"));
+        }
+        Ok(BuildSecret { id, path })
+    }
 }
 
 /// What `run` asks for.

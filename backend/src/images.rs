@@ -166,11 +166,24 @@ impl Images {
             network: spec.network,
             pull: Some(&pull),
         };
+        let secrets = spec
+            .secrets
+            .iter()
+            .map(|s| {
+                readable_file(&s.path, peer, &format!("secret `{}`", s.id))
+                    .map(|path| (s.id.clone(), path))
+            })
+            .collect::<Result<_, _>>()
+            .map_err(ApiError::invalid)?;
         let options = BuildOptions {
             context,
             dockerfile,
             tag: spec.tag.clone(),
             build_args: spec.build_args.clone(),
+            target: spec.target.clone(),
+            no_cache: spec.no_cache,
+            pull: spec.pull,
+            secrets,
         };
         let image = builder
             .build(&options, &mut |step| {

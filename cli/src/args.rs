@@ -233,6 +233,19 @@ pub struct BuildArgs {
     /// RUN steps' network: `pasta` (the default) or `none` (a hermetic build).
     #[arg(long, default_value = "pasta")]
     pub network: ContainerNetwork,
+    /// Build up to this stage, which becomes the image.
+    #[arg(long, value_name = "STAGE")]
+    pub target: Option<String>,
+    /// Run every step again, whatever the cache holds.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Pull every FROM image from its registry even when it is here.
+    #[arg(long)]
+    pub pull: bool,
+    /// A file RUN --mount=type=secret,id=ID sees at /run/secrets/ID, never kept in the image:
+    /// id=ID,src=PATH (several allowed).
+    #[arg(long, value_name = "id=ID,src=PATH")]
+    pub secret: Vec<berth_api::container::BuildSecret>,
     pub context: PathBuf,
 }
 

@@ -203,6 +203,10 @@ async fn build(
         file,
         build_args,
         network,
+        target,
+        no_cache,
+        pull,
+        secret,
         context,
     } = args;
     let build_args = build_args
@@ -220,6 +224,16 @@ async fn build(
         build_args,
         network,
         logins: logins()?,
+        target,
+        no_cache,
+        pull,
+        secrets: secret
+            .into_iter()
+            .map(|s| berth_api::container::BuildSecret {
+                path: absolute(&s.path),
+                ..s
+            })
+            .collect(),
     };
     client.subscribe().await?;
     let call = client.build(spec);

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{Fixture, fixture};
+use container_backend::build::builder::BuildOptions;
 use container_backend::image::Image;
 
 /// Every path below `under` in `root`: `kind mode uid:gid` and the content or link target.
@@ -662,5 +663,100 @@ RUN id -G > one-group
     assert_eq!(
         all["home/app/work/one-group"],
         "file 644 1000:1000 \"1000\\n\""
+    );
+}
+
+#[test]
+fn run_mounts_keep_caches_and_secrets_out_of_layers_and_target_no_cache_choose_what_runs() {
+    let Some(f) = fixture() else { return };
+    let secret = f.dir.path().join("token.txt");
+    fs::write(&secret, "s3cret\n").unwrap();
+    let dockerfile = r#"FROM busybox AS base
+RUN --mount=type=cache,target=/cache,id=counter sh -c 'n=$(cat /cache/n 2>/dev/null || echo 0); echo $((n + 1)) > /cache/n; cp /cache/n /seen'
+RUN --mount=type=secret,id=token grep -q s3cret /run/secrets/token && echo used > /secret-used
+FROM base AS other
+RUN echo other > /other
+FROM base
+RUN echo final > /final
+"#;
+    let ctx = f.context("mounts", dockerfile, &[]);
+    let options = |target: Option<&str>, no_cache: bool| BuildOptions {
+        context: ctx.clone(),
+        tag: format!("mounts-{}-{no_cache}", target.unwrap_or("all")),
+        target: target.map(str::to_owned),
+        no_cache,
+        secrets: vec![("token".into(), secret.clone())],
+        ..BuildOptions::default()
+    };
+    let root_of = |image: &Image, name: &str| {
+        let root = f.dir.path().join(format!("mounts-out-{name}"));
+        f.store.unpack(image, &root).unwrap();
+        root
+    };
+
+    // The cache's file and the secret are seen by the steps and kept out of the layers, their
+    // mount points with them (BuildKit removes its mount stubs).
+    let (image, _) = f.build_options(options(None, false));
+    let root = root_of(&image.unwrap(), "first");
+    assert_eq!(fs::read_to_string(root.join("seen")).unwrap(), "1\n");
+    assert_eq!(
+        fs::read_to_string(root.join("secret-used")).unwrap(),
+        "used\n"
+    );
+    assert_eq!(fs::read_to_string(root.join("final")).unwrap(), "final\n");
+    for absent in ["cache", "run/secrets", "other"] {
+        assert!(!root.join(absent).exists(), "{absent} is in the image");
+    }
+
+    // Built again: every step from the cache. With --no-cache every step runs again, and the
+    // cache mount still holds what the first build left.
+    let (_, steps) = f.build_options(options(None, false));
+    assert!(
+        steps
+            .iter()
+            .filter(|s| s.text.starts_with("RUN"))
+            .all(|s| s.cached)
+    );
+    let (image, steps) = f.build_options(options(None, true));
+    assert!(steps.iter().all(|s| !s.cached), "--no-cache used the cache");
+    let root = root_of(&image.unwrap(), "again");
+    assert_eq!(fs::read_to_string(root.join("seen")).unwrap(), "2\n");
+
+    // --target: the named stage is the image; later stages do not run.
+    let (image, steps) = f.build_options(options(Some("other"), false));
+    let root = root_of(&image.unwrap(), "other");
+    assert_eq!(fs::read_to_string(root.join("other")).unwrap(), "other\n");
+    assert!(!root.join("final").exists());
+    assert_eq!(steps.len(), 5, "{steps:?}");
+    let (error, _) = f.build_options(options(Some("nope"), false));
+    assert!(
+        error.unwrap_err().to_string().contains("no stage named"),
+        "an unknown target"
+    );
+
+    // A required secret the build was not given, and a mount type not supported, say so.
+    let ctx = f.context(
+        "mount-errors",
+        "FROM busybox\nRUN --mount=type=secret,id=npmrc,required=true true\n",
+        &[],
+    );
+    let (error, _) = f.build_with(&ctx, "mount-errors", None, &[]);
+    let error = error.unwrap_err().to_string();
+    assert!(
+        error.starts_with("Dockerfile line 2:") && error.contains("--secret id=npmrc"),
+        "{error}"
+    );
+    let ctx = f.context(
+        "mount-bind",
+        "FROM busybox\nRUN --mount=target=/src true\n",
+        &[],
+    );
+    let (error, _) = f.build_with(&ctx, "mount-bind", None, &[]);
+    assert!(
+        error
+            .unwrap_err()
+            .to_string()
+            .contains("type=bind is not supported"),
+        "bind"
     );
 }

@@ -446,7 +446,7 @@ async fn every_request_round_trips() {
         tag: "t".into(),
         build_args: vec![],
         network: Default::default(),
-        logins: vec![],
+        ..Default::default()
     });
     assert!(matches!(expectation(&build), Expect::Answered));
     match client.call(build).await {

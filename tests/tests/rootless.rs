@@ -832,3 +832,86 @@ fn a_desk_user_mounts_host_paths_and_named_volumes() {
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out).1);
 }
+
+#[test]
+fn a_desk_user_builds_with_a_secret_a_cache_and_a_target() {
+    let Some(user) = TestUser::desk() else { return };
+    let dir = open_tempdir();
+    let Some(tarball) = busybox_tarball(dir.path(), Some(&user)) else {
+        return;
+    };
+    let daemon = Daemon::start_as(&user, dir.path(), &[]);
+    let out = daemon.berthctl(&["import", tarball.to_str().unwrap(), "busybox"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let home = dir.path().join(user.name);
+    let ctx = home.join("app");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox AS build\n\
+         RUN --mount=type=cache,target=/cache --mount=type=secret,id=token,required=true \
+         sh -c 'cat /run/secrets/token > /cache/copy; wc -c < /run/secrets/token > /size'\n\
+         FROM build AS test\n\
+         RUN false\n",
+    )
+    .unwrap();
+    let secret = home.join("token");
+    std::fs::write(&secret, "abc\n").unwrap();
+    for path in [&ctx, &ctx.join("Dockerfile"), &secret] {
+        user.own(path);
+    }
+    let secret_arg = format!("id=token,src={}", secret.display());
+    let out = daemon.berthctl(&[
+        "build",
+        "--network",
+        "none",
+        "--target",
+        "build",
+        "--secret",
+        &secret_arg,
+        "-t",
+        "app",
+        ctx.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}\n{}", text(&out).1, daemon.log());
+    assert_eq!(
+        run(
+            &daemon,
+            &["--rm", "--network", "none", "app", "cat", "/size"]
+        ),
+        "4\n"
+    );
+    let out = daemon.berthctl(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "app",
+        "ls",
+        "/run/secrets",
+        "/cache",
+    ]);
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "the secret or the cache is in the image"
+    );
+    // Without the secret the build says what to give.
+    let out = daemon.berthctl(&[
+        "build",
+        "--network",
+        "none",
+        "--no-cache",
+        "--target",
+        "build",
+        "-t",
+        "app2",
+        ctx.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).1.contains("--secret id=token"),
+        "{}",
+        text(&out).1
+    );
+}

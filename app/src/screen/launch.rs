@@ -158,7 +158,7 @@ impl Launch {
             build_args: vec![],
             network: ContainerNetwork::default(),
             // Read when the build is asked for (`update`), not at every look at the form.
-            logins: vec![],
+            ..BuildSpec::default()
         };
         let run = RunSpec {
             image: tag,

@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 use super::context::{Context, clean_relative, resolve_in_root};
 use super::copy::{self, Placement};
 use super::dockerfile::{self, Command, Instruction, Line};
+use super::run_mount::{self, RunMount};
 use super::shell_word::Lexer;
 use crate::image::layer::{apply_layer, hex, tar_directory, tar_overlay_upper};
 use crate::image::oci::{Descriptor, History, ImageConfig, MEDIA_LAYER_GZIP};
@@ -31,13 +32,21 @@ use crate::image::{Image, ImageError, ImageStore, Reference};
 use crate::runtime::{self, ContainerConfig, Layout, Limits};
 
 /// What to build.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
     pub context: PathBuf,
     /// The Dockerfile; `<context>/Dockerfile` when None.
     pub dockerfile: Option<PathBuf>,
     pub tag: String,
     pub build_args: Vec<(String, String)>,
+    /// Build up to this stage (its name), which becomes the image.
+    pub target: Option<String>,
+    /// Look nothing up in the cache (steps are still recorded in it).
+    pub no_cache: bool,
+    /// Pull each FROM image from its registry even when the store has it.
+    pub pull: bool,
+    /// `RUN --mount=type=secret` files: (id, a file the daemon may read).
+    pub secrets: Vec<(String, PathBuf)>,
 }
 
 /// A step reached, for progress reports.
@@ -72,6 +81,26 @@ fn general(message: impl std::fmt::Display) -> BuildError {
     }
 }
 
+/// The lines a `--target` build runs: up to the end of the stage named `target`.
+fn up_to_stage<'l>(lines: &'l [Line], target: &str) -> Result<&'l [Line], BuildError> {
+    let wanted = target.to_ascii_lowercase();
+    let start = lines
+        .iter()
+        .position(
+            |l| matches!(&l.instruction, Instruction::From { alias: Some(a), .. } if *a == wanted),
+        )
+        .ok_or_else(|| {
+            general(format!(
+                "--target {target}: the Dockerfile has no stage named so"
+            ))
+        })?;
+    let end = lines[start + 1..]
+        .iter()
+        .position(|l| matches!(l.instruction, Instruction::From { .. }))
+        .map_or(lines.len(), |i| start + 1 + i);
+    Ok(&lines[..end])
+}
+
 /// The cache index: step key → (layer digest, diff id, size); and the keys of WORKDIR steps
 /// that found their directory there (no layer).
 #[derive(Default, serde::Serialize, serde::Deserialize)]
@@ -79,6 +108,22 @@ struct CacheIndex {
     layers: BTreeMap<String, (String, String, u64)>,
     #[serde(default)]
     unchanged: BTreeSet<String>,
+    /// `--no-cache`: steps are recorded, never looked up.
+    #[serde(skip)]
+    no_lookups: bool,
+}
+
+impl CacheIndex {
+    fn layer(&self, key: &str) -> Option<&(String, String, u64)> {
+        if self.no_lookups {
+            return None;
+        }
+        self.layers.get(key)
+    }
+
+    fn is_unchanged(&self, key: &str) -> bool {
+        !self.no_lookups && self.unchanged.contains(key)
+    }
 }
 
 /// The platform every image is built for, and the predefined ARGs that name it (BuildKit's
@@ -268,6 +313,9 @@ struct Build<'a> {
     /// ARGs before the first FROM, and the platform ARGs.
     global: Args,
     build_dir: &'a Path,
+    /// `--pull`: FROM images are pulled even when the store has them.
+    pull: bool,
+    secrets: &'a [(String, PathBuf)],
 }
 
 impl Builder<'_> {
@@ -334,8 +382,14 @@ impl Builder<'_> {
             supplied: options.build_args.iter().cloned().collect(),
             global,
             build_dir: &build_dir,
+            pull: options.pull,
+            secrets: &options.secrets,
         };
-        let result = self.run_lines(&dockerfile.lines, build, &tag, progress);
+        let lines = match &options.target {
+            Some(target) => up_to_stage(&dockerfile.lines, target)?,
+            None => &dockerfile.lines[..],
+        };
+        let result = self.run_lines(lines, build, &tag, options.no_cache, progress);
         let _ = fs::remove_dir_all(&build_dir);
         if result.is_err() {
             let _ = self.store.collect_garbage();
@@ -348,10 +402,12 @@ impl Builder<'_> {
         lines: &[Line],
         mut build: Build<'_>,
         tag: &Reference,
+        no_cache: bool,
         progress: &mut dyn FnMut(Step),
     ) -> Result<Image, BuildError> {
         let mut stages: Vec<Stage> = Vec::new();
         let mut cache = self.load_cache();
+        cache.no_lookups = no_cache;
         let total = lines.len() as u32;
         for (index, line) in lines.iter().enumerate() {
             let mut cached = false;
@@ -470,7 +526,7 @@ impl Builder<'_> {
             }
         } else {
             let base = self
-                .base_image(image)
+                .base_image(image, build.pull)
                 .map_err(|e| err(format!("FROM {image}: {e}")))?;
             Stage {
                 name: alias.clone(),
@@ -596,7 +652,7 @@ impl Builder<'_> {
                 stage.config.config.working_dir = Some(path.clone());
                 let user = stage.config.config.user.clone().unwrap_or_default();
                 let key = key_of(&[&stage.key, "WORKDIR", &path, &user]);
-                if !cache.layers.contains_key(&key) && !cache.unchanged.contains(&key) {
+                if cache.layer(&key).is_none() && !cache.is_unchanged(&key) {
                     self.materialize(stage).map_err(&err)?;
                     let written = clean_relative(path.trim_start_matches('/')).unwrap_or_default();
                     let rel = resolve_in_root(&stage.rootfs, &written, true).map_err(&err)?;
@@ -605,7 +661,7 @@ impl Builder<'_> {
                         self.save_cache(cache);
                     }
                 }
-                if !cache.unchanged.contains(&key) {
+                if !cache.is_unchanged(&key) {
                     return self.layer_step(stage, key, line, &line.text, cache, |dir, stage| {
                         let written =
                             clean_relative(path.trim_start_matches('/')).unwrap_or_default();
@@ -643,7 +699,13 @@ impl Builder<'_> {
                 dest,
                 chown,
                 chmod,
+                checksum,
             } => {
+                if checksum.is_some() && !sources.iter().any(|s| s.contains("://")) {
+                    return Err(err(
+                        "ADD --checksum is only for http(s) sources, as in BuildKit".into(),
+                    ));
+                }
                 if let Some(url) = sources.iter().find(|s| s.contains("://")) {
                     return Err(err(format!(
                         "ADD {url}: adding from URLs is not supported yet"
@@ -659,8 +721,8 @@ impl Builder<'_> {
                 };
                 return self.copy_step(copy, line, stage, earlier, build, cache);
             }
-            Instruction::Run { command, .. } => {
-                return self.run_step(command, line, stage, build, cache);
+            Instruction::Run { command, flags } => {
+                return self.run_step(command, flags, line, stage, build, cache);
             }
             Instruction::From { .. } => {}
         }
@@ -673,6 +735,7 @@ impl Builder<'_> {
     fn run_step(
         &self,
         command: &Command,
+        flags: &[(String, String)],
         line: &Line,
         stage: &mut Stage,
         build: &Build<'_>,
@@ -727,7 +790,9 @@ impl Builder<'_> {
         let config = ContainerConfig {
             id: format!("build-{}", &key[..12]),
             hostname: None,
-            mounts: Vec::new(),
+            mounts: self
+                .run_mounts(flags, stage, build)
+                .map_err(at(line.number))?,
             dir: build.build_dir.join(format!("run-{}", line.number)),
             lower: vec![stage.rootfs.clone()],
             args,
@@ -767,13 +832,72 @@ impl Builder<'_> {
                     }
                 ));
             }
-            if config.network.is_some() {
-                runtime::network::remove_mount_stubs(&config.upper(), &config.lower);
-            }
+            runtime::remove_mount_stubs(&config);
             let mut bytes = Vec::new();
             tar_overlay_upper(&config.upper(), &mut bytes).map_err(|e| e.to_string())?;
             Ok(bytes)
         })
+    }
+
+    /// A RUN step's `--mount`s as the runtime mounts them: a cache's directory under the
+    /// builder's work directory (made with its owner and mode the first time), a secret's file.
+    fn run_mounts(
+        &self,
+        flags: &[(String, String)],
+        stage: &Stage,
+        build: &Build<'_>,
+    ) -> Result<Vec<runtime::BindMount>, String> {
+        let mut mounts = Vec::new();
+        for (_, text) in flags.iter().filter(|(name, _)| name == "mount") {
+            match run_mount::parse(text)? {
+                RunMount::Cache {
+                    target,
+                    id,
+                    read_only,
+                    uid,
+                    gid,
+                    mode,
+                } => {
+                    let dir = self.work.join("cache-mounts").join(&key_of(&[&id])[..32]);
+                    if !dir.exists() {
+                        let temp = dir.with_extension(format!("new.{}", std::process::id()));
+                        let _ = fs::remove_dir_all(&temp);
+                        fs::create_dir_all(&temp).map_err(|e| format!("cache `{id}`: {e}"))?;
+                        std::os::unix::fs::chown(&temp, Some(uid), Some(gid))
+                            .map_err(|e| format!("cache `{id}`: {e}"))?;
+                        use std::os::unix::fs::PermissionsExt;
+                        fs::set_permissions(&temp, fs::Permissions::from_mode(mode))
+                            .map_err(|e| format!("cache `{id}`: {e}"))?;
+                        fs::rename(&temp, &dir).map_err(|e| format!("cache `{id}`: {e}"))?;
+                    }
+                    mounts.push(runtime::BindMount {
+                        source: fs::canonicalize(&dir).map_err(|e| format!("cache `{id}`: {e}"))?,
+                        target: stage.absolute(&target).trim_start_matches('/').to_owned(),
+                        read_only,
+                        optional: false,
+                    });
+                }
+                RunMount::Secret {
+                    id,
+                    target,
+                    required,
+                } => match build.secrets.iter().find(|(have, _)| *have == id) {
+                    Some((_, path)) => mounts.push(runtime::BindMount {
+                        source: path.clone(),
+                        target: stage.absolute(&target).trim_start_matches('/').to_owned(),
+                        read_only: true,
+                        optional: false,
+                    }),
+                    None if required => {
+                        return Err(format!(
+                            "the secret `{id}` is required: give it with --secret id={id},src=PATH"
+                        ));
+                    }
+                    None => {}
+                },
+            }
+        }
+        Ok(mounts)
     }
 
     /// COPY and ADD: resolve the sources (in the context, or in an earlier stage with
@@ -931,8 +1055,15 @@ impl Builder<'_> {
     }
 
     /// The image a FROM names: in the store under that name or Docker's familiar name for it
-    /// (`docker.io/library/busybox` is `busybox`), else pulled.
-    fn base_image(&self, image: &str) -> Result<Image, String> {
+    /// (`docker.io/library/busybox` is `busybox`), else pulled; with `always_pull`, pulled
+    /// first in any case (`build --pull`).
+    fn base_image(&self, image: &str, always_pull: bool) -> Result<Image, String> {
+        if always_pull {
+            let pull = self
+                .pull
+                .ok_or("--pull: this build cannot reach registries")?;
+            return pull(image).map_err(|e| format!("--pull: pulling it failed: {e}"));
+        }
         let familiar = RemoteImage::parse(image).map(|r| r.local_name().to_string());
         let found = match self.store.resolve(image) {
             Err(ImageError::NotFound(_) | ImageError::BadReference(_)) => match &familiar {
@@ -983,7 +1114,7 @@ impl Builder<'_> {
         make: impl FnOnce(&Path, &Stage) -> Result<Vec<u8>, String>,
     ) -> Result<bool, BuildError> {
         let err = at(line.number);
-        let hit = cache.layers.get(&key).cloned().filter(|(digest, _, _)| {
+        let hit = cache.layer(&key).cloned().filter(|(digest, _, _)| {
             self.store
                 .root()
                 .join("blobs/sha256")

@@ -6,4 +6,5 @@ pub mod context;
 pub mod copy;
 pub mod dockerfile;
 pub mod ignore;
+pub mod run_mount;
 pub mod shell_word;

@@ -117,6 +117,44 @@ impl ContainerConfig {
     }
 }
 
+/// Removes from a finished container's upper directory what was made only to mount on: the
+/// empty files and directories at its mount targets (and the empty directories made on the
+/// way) that the image did not have, as BuildKit removes its mount stubs, so a build step's
+/// layer holds only what the step wrote.
+pub fn remove_mount_stubs(config: &ContainerConfig) {
+    let upper = config.upper();
+    let in_image = |path: &Path| {
+        config
+            .lower
+            .iter()
+            .any(|l| l.join(path).symlink_metadata().is_ok())
+    };
+    let mut targets: Vec<PathBuf> = config
+        .mounts
+        .iter()
+        .map(|m| PathBuf::from(m.target.trim_start_matches('/')))
+        .collect();
+    if config.network.is_some() {
+        targets.extend(network::ETC_FILES.iter().map(|(_, t)| PathBuf::from(t)));
+    }
+    for target in targets {
+        let mut path = target.as_path();
+        while !path.as_os_str().is_empty() && !in_image(path) {
+            let stub = upper.join(path);
+            let removed = match stub.symlink_metadata() {
+                Ok(m) if m.is_file() && m.len() == 0 => fs::remove_file(&stub).is_ok(),
+                // Only when empty: what the step wrote there stays.
+                Ok(m) if m.is_dir() => fs::remove_dir(&stub).is_ok(),
+                _ => false,
+            };
+            if !removed {
+                break;
+            }
+            path = path.parent().unwrap_or(Path::new(""));
+        }
+    }
+}
+
 /// A process's environment with what every container process gets unless it is set: the
 /// default `PATH`, and `HOME` from its user's entry.
 pub(crate) fn complete_env(mut env: Vec<String>, home: &str) -> Vec<String> {

@@ -74,7 +74,7 @@ pub fn host_has_route() -> bool {
 
 /// The files a networked container gets at /etc: (name in its directory, path in the
 /// container).
-const ETC_FILES: [(&str, &str); 3] = [
+pub const ETC_FILES: [(&str, &str); 3] = [
     ("resolv.conf", "etc/resolv.conf"),
     ("hosts", "etc/hosts"),
     ("hostname", "etc/hostname"),
@@ -112,31 +112,6 @@ pub fn etc_files(dir: &Path, hostname: &str) -> Result<Vec<(PathBuf, &'static st
             Ok((path, target))
         })
         .collect()
-}
-
-/// Removes from a container's writable layer `upper` the empty files (and the `etc` directory)
-/// made only to mount the /etc files on, where no layer of `lower` has them: what a RUN step
-/// leaves must not depend on its network (BuildKit removes its mount stubs the same way).
-pub fn remove_mount_stubs(upper: &Path, lower: &[PathBuf]) {
-    let in_image = |path: &str| {
-        lower
-            .iter()
-            .any(|l| l.join(path).symlink_metadata().is_ok())
-    };
-    for (_, target) in ETC_FILES {
-        let stub = upper.join(target);
-        if !in_image(target)
-            && stub
-                .symlink_metadata()
-                .is_ok_and(|m| m.is_file() && m.len() == 0)
-        {
-            let _ = fs::remove_file(&stub);
-        }
-    }
-    if !in_image("etc") {
-        // Only when empty: what the step wrote there stays.
-        let _ = fs::remove_dir(upper.join("etc"));
-    }
 }
 
 /// pasta serving one container, stopped by [`Pasta::detach`].

@@ -77,6 +77,20 @@ impl Fixture {
         dockerfile: Option<&Path>,
         build_args: &[(&str, &str)],
     ) -> (Result<Image, BuildError>, Vec<Step>) {
+        self.build_options(BuildOptions {
+            context: ctx.to_owned(),
+            dockerfile: dockerfile.map(Path::to_path_buf),
+            tag: tag.into(),
+            build_args: build_args
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..BuildOptions::default()
+        })
+    }
+
+    /// A build as `options` describe it.
+    pub fn build_options(&self, options: BuildOptions) -> (Result<Image, BuildError>, Vec<Step>) {
         let work = self.dir.path().join("build-work");
         fs::create_dir_all(&work).unwrap();
         let builder = Builder {
@@ -89,15 +103,6 @@ impl Fixture {
             pull: None,
         };
         let mut steps = Vec::new();
-        let options = BuildOptions {
-            context: ctx.to_owned(),
-            dockerfile: dockerfile.map(Path::to_path_buf),
-            tag: tag.into(),
-            build_args: build_args
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        };
         let result = builder.build(&options, &mut |s| steps.push(s));
         (result, steps)
     }

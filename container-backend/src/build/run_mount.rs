@@ -1,0 +1,214 @@
+//! `RUN --mount=…` as BuildKit reads it: `type=cache` (a directory kept between builds) and
+//! `type=secret` (a file of the client's, never in a layer). The other types (`bind`, `tmpfs`,
+//! `ssh`) are refused by name.
+
+/// One `--mount` of a RUN step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunMount {
+    Cache {
+        /// Where in the container (absolute, or relative to the WORKDIR).
+        target: String,
+        /// Which cache: builds sharing an id share the directory (default: the target).
+        id: String,
+        read_only: bool,
+        /// The owner and mode the directory is made with.
+        uid: u32,
+        gid: u32,
+        mode: u32,
+    },
+    Secret {
+        id: String,
+        /// Default `/run/secrets/<id>`.
+        target: String,
+        /// Fail when the build was given no such secret (else the step runs without it).
+        required: bool,
+    },
+}
+
+/// Parses one `--mount` value: comma-separated `key=value` (or bare `key` for booleans).
+pub fn parse(text: &str) -> Result<RunMount, String> {
+    let bad = |why: String| format!("RUN --mount={text}: {why}");
+    let mut kind = "bind".to_owned();
+    let mut fields: Vec<(String, Option<String>)> = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, value) = match part.split_once('=') {
+            Some((k, v)) => (k.to_ascii_lowercase(), Some(v.to_owned())),
+            None => (part.to_ascii_lowercase(), None),
+        };
+        if key == "type" {
+            kind = value.unwrap_or_default();
+        } else {
+            fields.push((key, value));
+        }
+    }
+    let value = |names: &[&str]| {
+        fields
+            .iter()
+            .rev()
+            .find(|(k, _)| names.contains(&k.as_str()))
+            .and_then(|(_, v)| v.clone())
+    };
+    let boolean = |names: &[&str]| -> Result<bool, String> {
+        match fields
+            .iter()
+            .rev()
+            .find(|(k, _)| names.contains(&k.as_str()))
+        {
+            None => Ok(false),
+            Some((_, None)) => Ok(true),
+            Some((k, Some(v))) => match v.as_str() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                other => Err(bad(format!("{k}={other}: true or false"))),
+            },
+        }
+    };
+    let number = |name: &str, radix: u32, default: u32| -> Result<u32, String> {
+        match value(&[name]) {
+            None => Ok(default),
+            Some(v) => u32::from_str_radix(&v, radix)
+                .map_err(|_| bad(format!("{name}={v} is not a number"))),
+        }
+    };
+    let known = |allowed: &[&str]| -> Result<(), String> {
+        match fields.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
+            Some((k, _)) => Err(bad(format!("`{k}` is not an option of a {kind} mount"))),
+            None => Ok(()),
+        }
+    };
+    match kind.as_str() {
+        "cache" => {
+            known(&[
+                "target",
+                "dst",
+                "destination",
+                "id",
+                "sharing",
+                "readonly",
+                "ro",
+                "uid",
+                "gid",
+                "mode",
+                "from",
+                "source",
+                "src",
+            ])?;
+            if value(&["from", "source", "src"]).is_some() {
+                return Err(bad(
+                    "a cache seeded from a stage or image (from=, source=) is not supported yet"
+                        .into(),
+                ));
+            }
+            let target = value(&["target", "dst", "destination"])
+                .ok_or_else(|| bad("a cache mount needs target=PATH".into()))?;
+            if let Some(sharing) = value(&["sharing"])
+                && !matches!(sharing.as_str(), "shared" | "private" | "locked")
+            {
+                return Err(bad(format!("sharing={sharing}: shared, private or locked")));
+            }
+            Ok(RunMount::Cache {
+                id: value(&["id"]).unwrap_or_else(|| target.clone()),
+                target,
+                read_only: boolean(&["readonly", "ro"])?,
+                uid: number("uid", 10, 0)?,
+                gid: number("gid", 10, 0)?,
+                mode: number("mode", 8, 0o755)?,
+            })
+        }
+        "secret" => {
+            known(&[
+                "id",
+                "target",
+                "dst",
+                "destination",
+                "required",
+                "mode",
+                "uid",
+                "gid",
+                "env",
+            ])?;
+            if value(&["env"]).is_some() {
+                return Err(bad(
+                    "a secret as an environment variable (env=) is not supported yet".into(),
+                ));
+            }
+            let target = value(&["target", "dst", "destination"]);
+            let id = match (value(&["id"]), &target) {
+                (Some(id), _) => id,
+                (None, Some(t)) => t.rsplit('/').next().unwrap_or_default().to_owned(),
+                (None, None) => return Err(bad("a secret mount needs id=ID".into())),
+            };
+            if id.is_empty() {
+                return Err(bad("a secret mount needs id=ID".into()));
+            }
+            Ok(RunMount::Secret {
+                target: target.unwrap_or_else(|| format!("/run/secrets/{id}")),
+                id,
+                required: boolean(&["required"])?,
+            })
+        }
+        other => Err(bad(format!(
+            "type={other} is not supported yet (cache and secret are)"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mounts_are_read_as_buildkit_reads_them() {
+        assert_eq!(
+            parse("type=cache,target=/root/.cache").unwrap(),
+            RunMount::Cache {
+                target: "/root/.cache".into(),
+                id: "/root/.cache".into(),
+                read_only: false,
+                uid: 0,
+                gid: 0,
+                mode: 0o755,
+            }
+        );
+        assert_eq!(
+            parse("type=cache,id=cargo,dst=/usr/local/cargo/registry,uid=1000,mode=0700,ro")
+                .unwrap(),
+            RunMount::Cache {
+                target: "/usr/local/cargo/registry".into(),
+                id: "cargo".into(),
+                read_only: true,
+                uid: 1000,
+                gid: 0,
+                mode: 0o700,
+            }
+        );
+        assert_eq!(
+            parse("type=secret,id=npmrc,target=/root/.npmrc,required=true").unwrap(),
+            RunMount::Secret {
+                id: "npmrc".into(),
+                target: "/root/.npmrc".into(),
+                required: true,
+            }
+        );
+        assert_eq!(
+            parse("type=secret,id=token").unwrap(),
+            RunMount::Secret {
+                id: "token".into(),
+                target: "/run/secrets/token".into(),
+                required: false,
+            }
+        );
+        for (text, says) in [
+            ("target=/src", "type=bind is not supported"),
+            ("type=tmpfs,target=/t", "type=tmpfs"),
+            ("type=cache", "needs target"),
+            ("type=cache,target=/c,sharing=some", "sharing=some"),
+            ("type=cache,target=/c,bogus=1", "`bogus`"),
+            ("type=secret", "needs id"),
+            ("type=cache,target=/c,uid=x", "uid=x"),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(e.contains(says), "{text}: {e}");
+        }
+    }
+}
