@@ -760,3 +760,46 @@ RUN echo final > /final
         "bind"
     );
 }
+
+#[test]
+fn heredocs_run_scripts_and_make_files_as_buildkit_does() {
+    // Berth only: buildah 1.28 has no here-documents; the expectations are the Dockerfile
+    // reference's.
+    let Some(f) = fixture() else { return };
+    let dockerfile = "FROM busybox
+ARG NAME=world
+RUN <<EOF
+echo one > /one
+echo two > /two
+EOF
+RUN cat > /three <<'EOT'
+$NAME stays
+EOT
+RUN cat > /four <<EOT
+$NAME expanded by the shell
+EOT
+COPY <<EOF /greeting
+hello ${NAME} \\$NAME \"quoted\"
+EOF
+COPY <<-EOF <<\"RAW\" /files/
+\ttabbed $NAME
+\tEOF
+raw $NAME
+RAW
+";
+    let case = Case::new(&f, "heredocs", dockerfile, &[]);
+    let (_, root) = case.berth(None, &[]);
+    let read = |p: &str| fs::read_to_string(root.join(p)).unwrap();
+    assert_eq!(read("one"), "one\n");
+    assert_eq!(read("two"), "two\n");
+    assert_eq!(read("three"), "$NAME stays\n");
+    assert_eq!(read("four"), "world expanded by the shell\n");
+    assert_eq!(read("greeting"), "hello world $NAME \"quoted\"\n");
+    assert_eq!(read("files/EOF"), "tabbed world\n");
+    assert_eq!(read("files/RAW"), "raw $NAME\n");
+    let all = listing(&root, "greeting");
+    assert_eq!(
+        all["greeting"].split(' ').take(3).collect::<Vec<_>>(),
+        ["file", "644", "0:0"]
+    );
+}

@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 
 use super::context::{Context, clean_relative, resolve_in_root};
 use super::copy::{self, Placement};
+use super::dockerfile::Heredoc;
 use super::dockerfile::{self, Command, Instruction, Line};
 use super::run_mount::{self, RunMount};
 use super::shell_word::Lexer;
@@ -683,6 +684,7 @@ impl Builder<'_> {
                 from,
                 chown,
                 chmod,
+                heredocs,
             } => {
                 let copy = CopySpec {
                     sources,
@@ -691,6 +693,7 @@ impl Builder<'_> {
                     chown: chown.as_deref(),
                     chmod: chmod.as_deref(),
                     add: false,
+                    heredocs,
                 };
                 return self.copy_step(copy, line, stage, earlier, build, cache);
             }
@@ -700,6 +703,7 @@ impl Builder<'_> {
                 chown,
                 chmod,
                 checksum,
+                heredocs,
             } => {
                 if checksum.is_some() && !sources.iter().any(|s| s.contains("://")) {
                     return Err(err(
@@ -718,6 +722,7 @@ impl Builder<'_> {
                     chown: chown.as_deref(),
                     chmod: chmod.as_deref(),
                     add: true,
+                    heredocs,
                 };
                 return self.copy_step(copy, line, stage, earlier, build, cache);
             }
@@ -932,6 +937,42 @@ impl Builder<'_> {
             .iter()
             .map(|s| word(s, stage))
             .collect::<Result<_, _>>()?;
+        // Here-documents: files of a tree of their own, their bodies expanded unless quoted.
+        let heredoc_tree = if copy.heredocs.is_empty() {
+            None
+        } else {
+            if copy.from.is_some() || written.iter().any(|s| !s.starts_with("<<")) {
+                return Err(err(format!(
+                    "{keyword}: here-documents cannot be mixed with other sources or --from"
+                )));
+            }
+            let dir = build.build_dir.join(format!("heredocs-{}", line.number));
+            fs::create_dir_all(&dir).map_err(|e| err(e.to_string()))?;
+            for heredoc in copy.heredocs {
+                let body = if heredoc.expand {
+                    build
+                        .lexer
+                        .heredoc(&heredoc.body, &stage.lookup())
+                        .map_err(|e| err(e.to_string()))?
+                } else {
+                    heredoc.body.clone()
+                };
+                let file = dir.join(&heredoc.name);
+                fs::write(&file, body).map_err(|e| err(e.to_string()))?;
+                use std::os::unix::fs::PermissionsExt;
+                fs::set_permissions(&file, fs::Permissions::from_mode(0o644))
+                    .map_err(|e| err(e.to_string()))?;
+            }
+            Some(Context::of_tree(&dir))
+        };
+        let written: Vec<String> = match &heredoc_tree {
+            Some(_) => written
+                .iter()
+                .map(|s| s.trim_start_matches("<<").to_owned())
+                .collect(),
+            None => written,
+        };
+        let context = heredoc_tree.as_ref().unwrap_or(build.context);
         let no_match = || format!("{keyword} {}: no source file matches", written.join(" "));
         // From the context: resolved now, their content is in the key. From a stage: its key
         // stands for its files, resolved when the step runs.
@@ -939,12 +980,12 @@ impl Builder<'_> {
             None => {
                 let mut sources = Vec::new();
                 for s in &written {
-                    sources.extend(build.context.resolve(s).map_err(&err)?);
+                    sources.extend(context.resolve(s).map_err(&err)?);
                 }
                 if sources.is_empty() {
                     return Err(err(no_match()));
                 }
-                let digest = build.context.digest(&sources);
+                let digest = context.digest(&sources);
                 (None, sources, digest)
             }
             Some(from) => {
@@ -957,10 +998,9 @@ impl Builder<'_> {
                         let content = other.key.clone();
                         (Some((from, CopyFrom::Stage(other))), Vec::new(), content)
                     }
-                    // Not a stage: an image, as BuildKit takes it (from the store until
-                    // registries can be pulled from).
+                    // Not a stage: an image, as BuildKit takes it (pulled if the store lacks it).
                     None => {
-                        let image = self.store.resolve(&from).map_err(|e| {
+                        let image = self.base_image(&from, build.pull).map_err(|e| {
                             err(format!(
                                 "{keyword} --from={from}: no earlier stage has that name, and {e}"
                             ))
@@ -987,7 +1027,7 @@ impl Builder<'_> {
         self.layer_step(stage, key, line, &line.text, cache, |dir, stage| {
             let owned;
             let (tree, keep_owners, sources) = match from_stage {
-                None => (build.context, false, context_sources),
+                None => (context, false, context_sources),
                 Some((from, source)) => {
                     owned = match source {
                         CopyFrom::Stage(other) => {
@@ -1044,7 +1084,7 @@ impl Builder<'_> {
                 image_root: &stage.rootfs,
                 owner,
                 mode,
-                unpack_archives: copy.add,
+                unpack_archives: copy.add && heredoc_tree.is_none(),
                 keep_owners,
             };
             copy::stage_copy(tree, &sources, &place, dir)?;
@@ -1251,6 +1291,8 @@ struct CopySpec<'a> {
     chmod: Option<&'a str>,
     /// ADD: local tar archives are unpacked.
     add: bool,
+    /// The here-documents the sources written `<<NAME` are.
+    heredocs: &'a [Heredoc],
 }
 
 /// A command in exec form, or wrapped in the stage's SHELL.

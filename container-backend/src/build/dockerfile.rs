@@ -24,6 +24,18 @@ pub enum Command {
     Exec(Vec<String>),
 }
 
+/// A here-document of RUN, COPY or ADD (`<<EOF` … `EOF`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heredoc {
+    /// The delimiter, which COPY and ADD name the file after.
+    pub name: String,
+    /// The lines between the marker and the delimiter, each ending in a newline (`<<-`: their
+    /// leading tabs removed).
+    pub body: String,
+    /// Unquoted delimiter: the builder expands variables in the body (COPY, ADD).
+    pub expand: bool,
+}
+
 /// One instruction with its flags.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Instruction {
@@ -44,6 +56,8 @@ pub enum Instruction {
         from: Option<String>,
         chown: Option<String>,
         chmod: Option<String>,
+        /// The sources written `<<NAME`, by name.
+        heredocs: Vec<Heredoc>,
     },
     Add {
         sources: Vec<String>,
@@ -52,6 +66,7 @@ pub enum Instruction {
         chmod: Option<String>,
         /// Only for an http(s) source, as BuildKit has it.
         checksum: Option<String>,
+        heredocs: Vec<Heredoc>,
     },
     Run {
         command: Command,
@@ -259,12 +274,14 @@ fn check_flags(
     }
 }
 
-/// Parse one instruction (keyword and the rest, continuations already joined).
+/// Parse one instruction (keyword and the rest, continuations already joined; `heredocs`,
+/// the here-documents read after its line).
 fn instruction(
     number: usize,
     keyword: &str,
     rest: &str,
     escape: char,
+    heredocs: Vec<Heredoc>,
 ) -> Result<Instruction, ParseError> {
     let upper = keyword.to_ascii_uppercase();
     // Only these take `--flags`; elsewhere `--x` is an argument (`CMD --verbose`).
@@ -280,9 +297,6 @@ fn instruction(
     let needs_args = !matches!(upper.as_str(), "HEALTHCHECK");
     if rest.is_empty() && needs_args {
         return err(number, format!("{upper} needs arguments"));
-    }
-    if rest.starts_with("<<") && matches!(upper.as_str(), "RUN" | "COPY" | "ADD") {
-        return err(number, "heredocs (<<EOF) are not supported yet");
     }
     let paths = |keyword: &str| -> Result<(Vec<String>, String), ParseError> {
         let mut list = match json_array(rest) {
@@ -354,19 +368,15 @@ fn instruction(
         "WORKDIR" => Instruction::Workdir(rest.to_owned()),
         "USER" => Instruction::User(rest.to_owned()),
         "COPY" => {
-            check_flags(
-                number,
-                "COPY",
-                &flags,
-                &["from", "chown", "chmod", "link"],
-            )?;
+            check_flags(number, "COPY", &flags, &["from", "chown", "chmod", "link"])?;
             let (sources, dest) = paths("COPY")?;
             Instruction::Copy {
-                sources,
+                sources: sources.iter().map(|s| heredoc_source(s)).collect(),
                 dest,
                 from: flag(&flags, "from"),
                 chown: flag(&flags, "chown"),
                 chmod: flag(&flags, "chmod"),
+                heredocs,
             }
         }
         "ADD" => {
@@ -378,19 +388,40 @@ fn instruction(
             )?;
             let (sources, dest) = paths("ADD")?;
             Instruction::Add {
-                sources,
+                sources: sources.iter().map(|s| heredoc_source(s)).collect(),
                 dest,
                 chown: flag(&flags, "chown"),
                 chmod: flag(&flags, "chmod"),
                 checksum: flag(&flags, "checksum"),
+                heredocs,
             }
         }
         "RUN" => {
             check_flags(number, "RUN", &flags, &["mount", "network", "security"])?;
-            Instruction::Run {
-                command: command(rest),
-                flags,
-            }
+            let command = match heredocs.as_slice() {
+                [] => command(rest),
+                // Only a here-document: it is the script the shell runs.
+                [only] if markers(rest).len() == 1 && rest.trim() == markers(rest)[0].0 => {
+                    if only.body.starts_with("#!") {
+                        return err(
+                            number,
+                            "RUN <<EOF with a #! line is not supported yet; give the interpreter the here-document (RUN python3 <<EOF)",
+                        );
+                    }
+                    Command::Shell(only.body.clone())
+                }
+                // A command reading them: the shell reads the here-documents itself.
+                _ => {
+                    let mut script = rest.trim().to_owned();
+                    for heredoc in &heredocs {
+                        script.push('\n');
+                        script.push_str(&heredoc.body);
+                        script.push_str(&heredoc.name);
+                    }
+                    Command::Shell(script)
+                }
+            };
+            Instruction::Run { command, flags }
         }
         "CMD" => Instruction::Cmd(command(rest)),
         "ENTRYPOINT" => Instruction::Entrypoint(command(rest)),
@@ -445,11 +476,64 @@ fn instruction(
             {
                 return err(number, format!("ONBUILD {inner} is not allowed"));
             }
-            Instruction::Onbuild(Box::new(instruction(number, inner, inner_rest, escape)?))
+            Instruction::Onbuild(Box::new(instruction(
+                number,
+                inner,
+                inner_rest,
+                escape,
+                Vec::new(),
+            )?))
         }
         "MAINTAINER" => Instruction::Maintainer(rest.to_owned()),
         _ => return err(number, format!("unknown instruction `{keyword}`")),
     })
+}
+
+/// The here-document markers in `text`: each marker as written (`<<-"EOF"`), its delimiter,
+/// whether it strips tabs (`<<-`), and whether it was quoted (no expansion).
+fn markers(text: &str) -> Vec<(String, String, bool, bool)> {
+    let mut found = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("<<") {
+        let after = &rest[at + 2..];
+        let (strip, after) = match after.strip_prefix('-') {
+            Some(a) => (true, a),
+            None => (false, after),
+        };
+        let quote = after.chars().next().filter(|c| *c == '"' || *c == '\'');
+        let inner = quote.map_or(after, |q| &after[q.len_utf8()..]);
+        let name: String = inner
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let closed = quote.is_none_or(|q| inner[name.len()..].starts_with(q));
+        let valid = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+        if valid && closed {
+            let quote_len = quote.map_or(0, |q| 2 * q.len_utf8());
+            let written_len = 2 + usize::from(strip) + quote_len + name.len();
+            found.push((
+                rest[at..at + written_len].to_owned(),
+                name,
+                strip,
+                quote.is_some(),
+            ));
+            rest = &rest[at + written_len..];
+        } else {
+            rest = &rest[at + 2..];
+        }
+    }
+    found
+}
+
+/// A COPY or ADD source as the builder sees it: a here-document marker becomes `<<NAME`.
+fn heredoc_source(source: &str) -> String {
+    match markers(source).as_slice() {
+        [(written, name, _, _)] if written == source => format!("<<{name}"),
+        _ => source.to_owned(),
+    }
 }
 
 /// A parsed Dockerfile: its instructions, and the escape character its arguments are read with.
@@ -534,10 +618,43 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
         let (keyword, rest) = joined
             .split_once(char::is_whitespace)
             .unwrap_or((&joined, ""));
-        let instruction = instruction(number, keyword, rest, escape)?;
+        // Here-documents: the lines after the instruction up to each delimiter, in order.
+        let mut heredocs = Vec::new();
+        let mut text = joined.clone();
+        if matches!(
+            keyword.to_ascii_uppercase().as_str(),
+            "RUN" | "COPY" | "ADD"
+        ) {
+            for (_, name, strip, quoted) in markers(rest) {
+                let mut body = String::new();
+                loop {
+                    let Some((_, raw)) = lines.next() else {
+                        return err(number, format!("the here-document <<{name} is not closed"));
+                    };
+                    text.push('\n');
+                    text.push_str(raw);
+                    let line = if strip {
+                        raw.trim_start_matches('\t')
+                    } else {
+                        raw
+                    };
+                    if line == name {
+                        break;
+                    }
+                    body.push_str(line);
+                    body.push('\n');
+                }
+                heredocs.push(Heredoc {
+                    name,
+                    body,
+                    expand: !quoted,
+                });
+            }
+        }
+        let instruction = instruction(number, keyword, rest, escape, heredocs)?;
         out.push(Line {
             number,
-            text: joined.clone(),
+            text,
             instruction,
         });
     }
@@ -572,6 +689,47 @@ impl fmt::Display for Command {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn heredocs_are_read_up_to_their_delimiters() {
+        let parsed = parse(
+            "FROM scratch\nRUN <<EOF\necho a\n\necho b\nEOF\nCOPY <<-\"A\" <<B /d/\n\tx $y\n\tA\nz\nB\nCMD x\n",
+        )
+        .unwrap();
+        assert_eq!(parsed.lines.len(), 4);
+        assert_eq!(
+            parsed.lines[1].instruction,
+            Instruction::Run {
+                command: Command::Shell("echo a\n\necho b\n".into()),
+                flags: vec![],
+            }
+        );
+        assert_eq!(parsed.lines[1].text, "RUN <<EOF\necho a\n\necho b\nEOF");
+        match &parsed.lines[2].instruction {
+            Instruction::Copy {
+                sources, heredocs, ..
+            } => {
+                assert_eq!(sources, &["<<A", "<<B"]);
+                assert_eq!(
+                    heredocs,
+                    &[
+                        Heredoc {
+                            name: "A".into(),
+                            body: "x $y\n".into(),
+                            expand: false,
+                        },
+                        Heredoc {
+                            name: "B".into(),
+                            body: "z\n".into(),
+                            expand: true,
+                        },
+                    ]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(parsed.lines[3].number, 12);
+    }
 
     const REALISTIC: &str = r#"# syntax=docker/dockerfile:1
 ARG BASE=busybox
@@ -650,7 +808,8 @@ CMD --verbose
                 dest: "./".into(),
                 from: None,
                 chown: Some("1000:1000".into()),
-                chmod: None
+                chmod: None,
+                heredocs: vec![],
             }
         );
         assert_eq!(lines[5].number, 8);
@@ -703,13 +862,22 @@ CMD --verbose
                 2,
                 "SHELL must be a JSON array",
             ),
-            ("FROM scratch\nRUN <<EOF\necho\nEOF\n", 2, "heredocs"),
+            ("FROM scratch\nRUN <<EOF\necho\n", 2, "<<EOF is not closed"),
+            (
+                "FROM scratch\nRUN <<EOF\n#!/usr/bin/python3\nprint(1)\nEOF\n",
+                2,
+                "#! line is not supported yet",
+            ),
             (
                 "FROM scratch\nCOPY --exclude=*.md . /\n",
                 2,
                 "COPY --exclude is not supported yet",
             ),
-            ("FROM scratch\nCOPY --bogus=1 . /\n", 2, "COPY has no flag --bogus"),
+            (
+                "FROM scratch\nCOPY --bogus=1 . /\n",
+                2,
+                "COPY has no flag --bogus",
+            ),
             ("FROM scratch AS 1bad\n", 1, "not a valid stage name"),
             ("FROM scratch\nCOPY --frm=x a b\n", 2, "no flag --frm"),
             ("FROM scratch\nENV\n", 2, "ENV needs arguments"),

@@ -75,6 +75,32 @@ impl Lexer {
         Ok(self.process(text, vars)?.1)
     }
 
+    /// A here-document's body as BuildKit expands it: variables only; quotes are kept as
+    /// written, and the escape character protects a `$`.
+    pub fn heredoc(&self, text: &str, vars: &dyn Variables) -> Result<String, WordError> {
+        let mut scan = Scan {
+            chars: text.chars().peekable(),
+            escape: self.escape,
+            vars,
+            word: text,
+        };
+        let mut out = String::new();
+        while let Some(&c) = scan.chars.peek() {
+            if c == '$' {
+                out.push_str(&scan.dollar()?);
+                continue;
+            }
+            scan.chars.next();
+            if c == self.escape && scan.chars.peek() == Some(&'$') {
+                scan.chars.next();
+                out.push('$');
+            } else {
+                out.push(c);
+            }
+        }
+        Ok(out)
+    }
+
     fn process(
         &self,
         text: &str,
