@@ -99,12 +99,26 @@ impl Registry {
 
     /// [`Registry::push`] with `USER:PASSWORD`.
     fn push_as(&self, layout: &Path, name: &str, target: &str, format: &str, creds: Option<&str>) {
+        self.push_with(layout, name, target, format, creds, &[]);
+    }
+
+    /// [`Registry::push_as`] with more of skopeo's options (`--dest-compress-format zstd`).
+    fn push_with(
+        &self,
+        layout: &Path,
+        name: &str,
+        target: &str,
+        format: &str,
+        creds: Option<&str>,
+        options: &[&str],
+    ) {
         let mut command = Command::new("skopeo");
         if let Some(creds) = creds {
             command.args(["copy", "--dest-creds", creds]);
         } else {
             command.arg("copy");
         }
+        command.args(options);
         let out = command
             .args(["--dest-tls-verify=false", "--format", format])
             .arg(format!("oci:{}:{name}", layout.display()))
@@ -251,6 +265,35 @@ fn a_desk_user_pulls_runs_and_builds_from_a_registry_and_a_corrupt_blob_changes_
     registry.push(&layout, "busybox:latest", "tools/busybox:1", "oci");
     registry.push(&layout, "busybox:latest", "tools/busybox:v2s2", "v2s2");
     registry.push(&layout, "other:latest", "tools/other:1", "oci");
+    // A layer of its own compressed with zstd (skopeo reuses the gzip blob the registry has
+    // for the busybox layer under it: a mixed image).
+    let zstd_dir = source_dir.join("zstd");
+    std::fs::create_dir_all(&zstd_dir).unwrap();
+    std::fs::write(
+        zstd_dir.join("Dockerfile"),
+        "FROM busybox\nRUN echo zstd layer > /z\n",
+    )
+    .unwrap();
+    ok(
+        &source,
+        &[
+            "build",
+            "--network",
+            "none",
+            "-t",
+            "zimage",
+            zstd_dir.to_str().unwrap(),
+        ],
+    );
+    let zstd = ["--dest-compress", "--dest-compress-format", "zstd"];
+    registry.push_with(
+        &layout,
+        "zimage:latest",
+        "tools/zimage:1",
+        "oci",
+        None,
+        &zstd,
+    );
 
     let daemon = Daemon::start_as(&user, dir.path(), &[]);
     let reference = format!("{}/tools/busybox:1", registry.address);
@@ -288,6 +331,23 @@ fn a_desk_user_pulls_runs_and_builds_from_a_registry_and_a_corrupt_blob_changes_
             &["run", "--network", "none", &v2, "cat", "/home/dev/notes"]
         ),
         "mine\n"
+    );
+
+    // A zstd-compressed layer (skopeo wrote it so) unpacks as a gzip one does.
+    let (_, manifest) = registry.inspect("tools/zimage:1");
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(
+        layers.last().unwrap()["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+zstd",
+        "{manifest}"
+    );
+    let zstd_image = format!("{}/tools/zimage:1", registry.address);
+    assert_eq!(
+        ok(
+            &daemon,
+            &["run", "--rm", "--network", "none", &zstd_image, "cat", "/z"]
+        ),
+        "zstd layer\n"
     );
 
     // A FROM pulls too, and a build on the pulled image runs.

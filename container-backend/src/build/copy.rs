@@ -20,7 +20,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::context::{Context, Source, clean_relative, resolve_in_root};
-use crate::image::layer::{apply_layer, maybe_gunzip};
+use crate::image::layer::{apply_layer, decompressed};
 
 /// Where and how copied files land.
 #[derive(Clone, Copy)]
@@ -63,7 +63,7 @@ pub fn stage_copy(
             writer.dirs(&target, new_owner)?;
             let dest = layer_dir.join(&target);
             let file = fs::File::open(&full).map_err(|e| e.to_string())?;
-            apply_layer(maybe_gunzip(file).map_err(|e| e.to_string())?, &dest)
+            apply_layer(decompressed(file).map_err(|e| e.to_string())?, &dest)
                 .map_err(|e| format!("{}: {e}", source.path.display()))?;
             continue;
         }
@@ -220,7 +220,7 @@ fn is_archive(path: &Path) -> bool {
     let Ok(file) = fs::File::open(path) else {
         return false;
     };
-    let Ok(mut reader) = maybe_gunzip(file) else {
+    let Ok(mut reader) = decompressed(file) else {
         return false;
     };
     let mut header = [0u8; 512];

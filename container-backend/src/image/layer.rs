@@ -88,13 +88,15 @@ pub fn digest_of(bytes: &[u8]) -> String {
     format!("sha256:{}", hex(&Sha256::digest(bytes)))
 }
 
-/// Wrap `reader` in a gzip decoder when its first bytes are the gzip magic, so plain and
+/// `reader` decompressed as its first bytes say (the gzip or zstd magic), so plain and
 /// compressed tars are read alike.
-pub fn maybe_gunzip<'a, R: Read + 'a>(reader: R) -> io::Result<Box<dyn Read + 'a>> {
+pub fn decompressed<'a, R: Read + 'a>(reader: R) -> io::Result<Box<dyn Read + 'a>> {
     let mut buffered = BufReader::new(reader);
-    let gz = buffered.fill_buf()?.starts_with(&[0x1f, 0x8b]);
-    Ok(if gz {
+    let head = buffered.fill_buf()?;
+    Ok(if head.starts_with(&[0x1f, 0x8b]) {
         Box::new(flate2::read::GzDecoder::new(buffered))
+    } else if head.starts_with(&super::zstd::MAGIC) {
+        Box::new(super::zstd::ZstdReader::new(buffered))
     } else {
         Box::new(buffered)
     })

@@ -661,12 +661,14 @@ fn parse_challenge(text: &str) -> Option<(String, HashMap<String, String>)> {
     Some((scheme.to_ascii_lowercase(), params))
 }
 
-/// Layers Berth unpacks: tar, gzip tar (OCI and Docker names), and foreign layers are refused.
+/// Layers Berth unpacks: tar, gzip and zstd tars (OCI and Docker names); foreign layers are
+/// refused.
 fn is_supported_layer(media_type: &str) -> bool {
     matches!(
         media_type,
         "application/vnd.oci.image.layer.v1.tar"
             | "application/vnd.oci.image.layer.v1.tar+gzip"
+            | "application/vnd.oci.image.layer.v1.tar+zstd"
             | "application/vnd.docker.image.rootfs.diff.tar.gzip"
             | "application/vnd.docker.image.rootfs.diff.tar"
     )

@@ -8,7 +8,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::layer::{HashingReader, HashingWriter, apply_layer, digest_of, maybe_gunzip};
+use super::layer::{HashingReader, HashingWriter, apply_layer, decompressed, digest_of};
 use super::oci::{
     self, Descriptor, History, ImageConfig, Index, MEDIA_CONFIG, MEDIA_LAYER_GZIP, MEDIA_MANIFEST,
     Manifest, REF_NAME, RootFs,
@@ -367,7 +367,7 @@ impl ImageStore {
     /// digest of the uncompressed tar) is returned beside its descriptor.
     pub fn put_layer(&self, tar_stream: impl Read) -> Result<(Descriptor, String), ImageError> {
         let mut plain =
-            HashingReader::new(maybe_gunzip(tar_stream).map_err(io_err("read", &self.root))?);
+            HashingReader::new(decompressed(tar_stream).map_err(io_err("read", &self.root))?);
         let temp = self.temp_path();
         let file = File::create_new(&temp).map_err(io_err("create", &temp))?;
         let mut gz =
@@ -425,7 +425,7 @@ impl ImageStore {
             message,
         };
         let file = File::open(path).map_err(|e| bad(e.to_string()))?;
-        let mut archive = tar::Archive::new(maybe_gunzip(file).map_err(|e| bad(e.to_string()))?);
+        let mut archive = tar::Archive::new(decompressed(file).map_err(|e| bad(e.to_string()))?);
         let mut is_layout = false;
         for entry in archive
             .entries()
@@ -456,7 +456,7 @@ impl ImageStore {
         let file = File::open(path).map_err(|e| bad(e.to_string()))?;
         // Check it is a tar before storing anything: walk the entries once.
         let mut entries = 0usize;
-        let mut archive = tar::Archive::new(maybe_gunzip(&file).map_err(|e| bad(e.to_string()))?);
+        let mut archive = tar::Archive::new(decompressed(&file).map_err(|e| bad(e.to_string()))?);
         for entry in archive
             .entries()
             .map_err(|e| bad(format!("not a tar archive ({e})")))?
@@ -500,7 +500,7 @@ impl ImageStore {
             message,
         };
         let file = File::open(path).map_err(|e| bad(e.to_string()))?;
-        let mut archive = tar::Archive::new(maybe_gunzip(file).map_err(|e| bad(e.to_string()))?);
+        let mut archive = tar::Archive::new(decompressed(file).map_err(|e| bad(e.to_string()))?);
         let mut index: Option<Index> = None;
         let mut docker_manifest = false;
         for entry in archive
@@ -596,7 +596,7 @@ impl ImageStore {
         fs::create_dir_all(dest).map_err(io_err("create", dest))?;
         for (i, layer) in layers.iter().enumerate() {
             let blob = self.open_blob(&layer.digest)?;
-            let mut plain = HashingReader::new(maybe_gunzip(blob).map_err(io_err("read", dest))?);
+            let mut plain = HashingReader::new(decompressed(blob).map_err(io_err("read", dest))?);
             apply_layer(&mut plain, dest)?;
             // Read the tar's end padding too, so the digest covers the whole stream.
             io::copy(&mut plain, &mut io::sink()).map_err(io_err("read", dest))?;
