@@ -803,3 +803,44 @@ RAW
         ["file", "644", "0:0"]
     );
 }
+
+#[test]
+fn onbuild_triggers_run_in_the_child_build_and_are_not_handed_on() {
+    // Berth only: buildah 1.28 keeps ONBUILD only in Docker-format images; the expectations
+    // are the Dockerfile reference's.
+    let Some(f) = fixture() else { return };
+    let base = Case::new(
+        &f,
+        "onbase",
+        "FROM busybox\nONBUILD COPY marker.txt /from-child\nONBUILD RUN echo triggered > /triggered\n",
+        &[],
+    );
+    let (image, root) = base.berth(None, &[]);
+    assert_eq!(
+        image.config.config.on_build,
+        ["COPY marker.txt /from-child", "RUN echo triggered > /triggered"]
+    );
+    assert!(!root.join("triggered").exists(), "a trigger ran in its own build");
+
+    let child = Case::new(
+        &f,
+        "onchild",
+        "FROM onbase\nRUN cat /from-child > /seen\n",
+        &[("marker.txt", "from the child's context\n")],
+    );
+    let (image, root) = child.berth(None, &[]);
+    assert!(image.config.config.on_build.is_empty(), "triggers handed on");
+    assert_eq!(fs::read_to_string(root.join("triggered")).unwrap(), "triggered\n");
+    assert_eq!(
+        fs::read_to_string(root.join("seen")).unwrap(),
+        "from the child's context\n"
+    );
+
+    // A trigger that fails names the FROM line and the trigger.
+    let broken = Case::new(&f, "onbroken", "FROM onbase\n", &[]);
+    let error = broken.berth_error();
+    assert!(
+        error.starts_with("Dockerfile line 1:") && error.contains("marker.txt"),
+        "{error}"
+    );
+}

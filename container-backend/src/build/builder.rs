@@ -452,7 +452,27 @@ impl Builder<'_> {
                             )));
                         }
                     }
-                    let stage = self.from(&image, alias, stages.as_slice(), &build, line)?;
+                    let mut stage = self.from(&image, alias, stages.as_slice(), &build, line)?;
+                    // The base's ONBUILD triggers run first, in this build's context; they are
+                    // not handed on to images built from this one.
+                    for trigger in std::mem::take(&mut stage.config.config.on_build) {
+                        let instruction =
+                            dockerfile::parse_trigger(&trigger, build.lexer.escape, line.number)
+                                .map_err(|e| err(format!("ONBUILD {trigger}: {}", e.message)))?;
+                        let trigger_line = Line {
+                            number: line.number,
+                            text: trigger.clone(),
+                            instruction: instruction.clone(),
+                        };
+                        self.step(
+                            &instruction,
+                            &trigger_line,
+                            &mut stage,
+                            &mut stages,
+                            &build,
+                            &mut cache,
+                        )?;
+                    }
                     stages.push(stage);
                 }
                 instruction => {
@@ -647,7 +667,17 @@ impl Builder<'_> {
                 stage.config.config.healthcheck = Some(healthcheck(check.as_ref()).map_err(&err)?);
             }
             Instruction::Maintainer(_) => {}
-            Instruction::Onbuild(_) => return Err(err("ONBUILD is not supported yet".into())),
+            Instruction::Onbuild(_) => {
+                // Kept as written after the keyword, for the builds FROM this image.
+                let trigger = line
+                    .text
+                    .trim_start()
+                    .get("ONBUILD".len()..)
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned();
+                stage.config.config.on_build.push(trigger);
+            }
             Instruction::Workdir(dir) => {
                 let path = stage.absolute(&word(dir, stage)?);
                 stage.config.config.working_dir = Some(path.clone());

@@ -536,6 +536,20 @@ fn heredoc_source(source: &str) -> String {
     }
 }
 
+/// An ONBUILD trigger as an image keeps it (`RUN make`), parsed as the instruction it is; its
+/// errors name `number`, the FROM line that ran it.
+pub fn parse_trigger(text: &str, escape: char, number: usize) -> Result<Instruction, ParseError> {
+    let text = text.trim();
+    let (keyword, rest) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
+    if ["ONBUILD", "FROM", "MAINTAINER"]
+        .iter()
+        .any(|k| keyword.eq_ignore_ascii_case(k))
+    {
+        return err(number, format!("the base image's ONBUILD {keyword} is not allowed"));
+    }
+    instruction(number, keyword, rest, escape, Vec::new())
+}
+
 /// A parsed Dockerfile: its instructions, and the escape character its arguments are read with.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dockerfile {

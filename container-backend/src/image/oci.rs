@@ -104,6 +104,9 @@ pub struct RunConfig {
     /// "Interval": ns, "Timeout": ns, "StartPeriod": ns, "StartInterval": ns, "Retries": n}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<serde_json::Value>,
+    /// ONBUILD triggers: instructions a build FROM this image runs first (Docker's key).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_build: Vec<String>,
 }
 
 /// The layers' uncompressed digests, bottom first.
