@@ -139,6 +139,72 @@ pub struct RunSpec {
     /// `-v`: host paths and named volumes mounted into it.
     #[serde(default)]
     pub volumes: Vec<VolumeMount>,
+    /// `--restart`: what berthd does when it ends, and when berthd starts.
+    #[serde(default)]
+    pub restart: RestartPolicy,
+}
+
+/// `--restart`, Docker's policies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "policy")]
+pub enum RestartPolicy {
+    /// Never restarted.
+    #[default]
+    No,
+    /// Restarted when it exits with a code other than 0, at most `max_retries` times if
+    /// given; and when berthd starts, if it was running when berthd went away.
+    OnFailure { max_retries: Option<u32> },
+    /// Restarted whenever it ends but for `stop`; stopped ones too when berthd starts.
+    Always,
+    /// As `Always`, but one that was stopped stays stopped when berthd starts.
+    UnlessStopped,
+}
+
+impl std::str::FromStr for RestartPolicy {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (name, count) = match text.split_once(':') {
+            Some((name, count)) => (name, Some(count)),
+            None => (text, None),
+        };
+        let policy = match name {
+            "no" => RestartPolicy::No,
+            "always" => RestartPolicy::Always,
+            "unless-stopped" => RestartPolicy::UnlessStopped,
+            "on-failure" => RestartPolicy::OnFailure {
+                max_retries: count
+                    .map(|c| {
+                        c.parse()
+                            .map_err(|_| format!("--restart {text}: `{c}` is not a count"))
+                    })
+                    .transpose()?,
+            },
+            _ => {
+                return Err(format!(
+                    "--restart {text}: no, on-failure[:N], always or unless-stopped"
+                ));
+            }
+        };
+        if count.is_some() && !matches!(policy, RestartPolicy::OnFailure { .. }) {
+            return Err(format!("--restart {text}: only on-failure takes a count"));
+        }
+        Ok(policy)
+    }
+}
+
+impl std::fmt::Display for RestartPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RestartPolicy::No => f.write_str("no"),
+            RestartPolicy::OnFailure { max_retries: None } => f.write_str("on-failure"),
+            RestartPolicy::OnFailure {
+                max_retries: Some(n),
+            } => write!(f, "on-failure:{n}"),
+            RestartPolicy::Always => f.write_str("always"),
+            RestartPolicy::UnlessStopped => f.write_str("unless-stopped"),
+        }
+    }
 }
 
 /// What `exec` asks for: a process in a running container.
@@ -247,6 +313,11 @@ pub struct ContainerInfo {
     /// What is mounted into it (`-v`).
     #[serde(default)]
     pub volumes: Vec<VolumeMount>,
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    /// How many times berthd has restarted it by its policy.
+    #[serde(default)]
+    pub restart_count: u32,
 }
 
 /// Live use of one container, for `stats`.
@@ -305,4 +376,36 @@ pub struct ImageInfo {
     /// RFC 3339 creation time, when the image records one.
     #[serde(default)]
     pub created: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn restart_policies_and_secrets_are_read_as_docker_writes_them() {
+        for text in [
+            "no",
+            "always",
+            "unless-stopped",
+            "on-failure",
+            "on-failure:3",
+        ] {
+            let policy: RestartPolicy = text.parse().unwrap();
+            assert_eq!(policy.to_string(), text);
+        }
+        assert!("always:2".parse::<RestartPolicy>().is_err());
+        assert!("on-failure:x".parse::<RestartPolicy>().is_err());
+        assert!("sometimes".parse::<RestartPolicy>().is_err());
+        let secret: BuildSecret = "id=npm,src=/home/me/.npmrc".parse().unwrap();
+        assert_eq!(
+            (secret.id.as_str(), secret.path.as_path()),
+            ("npm", Path::new("/home/me/.npmrc"))
+        );
+        let secret: BuildSecret = "src=/run/token".parse().unwrap();
+        assert_eq!(secret.id, "token");
+        assert!("id=x".parse::<BuildSecret>().is_err());
+        assert!("id=x,src=/a,env=Y".parse::<BuildSecret>().is_err());
+    }
 }

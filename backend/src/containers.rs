@@ -13,7 +13,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use berth_api::container::{
-    ContainerInfo, ContainerLimits, ContainerState, ContainerStats, ExecInfo, ExecSpec, RunSpec,
+    ContainerInfo, ContainerLimits, ContainerState, ContainerStats, ExecInfo, ExecSpec,
+    RestartPolicy, RunSpec,
 };
 use berth_api::error::{ApiError, ErrorKind};
 use berth_api::event::Event;
@@ -69,6 +70,13 @@ struct Record {
     volumes: Vec<VolumeMount>,
     #[serde(default)]
     mounts: Vec<MountRecord>,
+    #[serde(default)]
+    restart: RestartPolicy,
+    #[serde(default)]
+    restart_count: u32,
+    /// `stop` was asked for: no policy restarts it until it is started again.
+    #[serde(default)]
+    stopped_by_user: bool,
 }
 
 /// A mount of a container, resolved: the host path (a named volume's directory, or the peer's
@@ -106,6 +114,8 @@ struct ExecWaiter {
 /// A running container and the flag its waiter sets when it ends.
 struct Running {
     container: runtime::Container,
+    /// When it started: a container that ran a while is restarted without delay.
+    started: Instant,
     ended: Mutex<bool>,
     changed: Condvar,
 }
@@ -229,12 +239,14 @@ impl Engine {
                 _ => None,
             })
             .collect();
+        let mut gone = Vec::new();
         for (id, hostname, pid) in was_running {
             let container =
                 runtime::Container::adopt(&id, hostname.as_deref(), pid, layout, &self.dir(&id));
             if container.is_running() {
                 let running = Arc::new(Running {
                     container,
+                    started: Instant::now(),
                     ended: Mutex::new(false),
                     changed: Condvar::new(),
                 });
@@ -249,6 +261,29 @@ impl Engine {
                         exit_code: None,
                         oom_killed: false,
                     },
+                );
+                gone.push(id);
+            }
+        }
+        // Restart policies at the daemon's start: `always` every container not running,
+        // `unless-stopped` those not stopped by the user, `on-failure` those that were running
+        // when the daemon went away (how they ended is unknown).
+        let to_start: Vec<String> = lock(&self.records)
+            .values()
+            .filter(|r| !r.state.is_running())
+            .filter(|r| match r.restart {
+                RestartPolicy::No => false,
+                RestartPolicy::Always => true,
+                RestartPolicy::UnlessStopped => !r.stopped_by_user,
+                RestartPolicy::OnFailure { .. } => gone.contains(&r.id) && !r.stopped_by_user,
+            })
+            .map(|r| r.id.clone())
+            .collect();
+        for id in to_start {
+            if let Err(e) = self.start(&id) {
+                eprintln!(
+                    "berthd: cannot restart container {id} by its policy: {}",
+                    e.message
                 );
             }
         }
@@ -285,6 +320,8 @@ impl Engine {
             network: r.network,
             ports: r.ports.clone(),
             volumes: r.volumes.clone(),
+            restart: r.restart,
+            restart_count: r.restart_count,
         }
     }
 
@@ -425,6 +462,11 @@ impl Engine {
         if let Some(dir) = &spec.workdir {
             validate::workdir(dir).map_err(ApiError::invalid)?;
         }
+        if spec.remove && spec.restart != RestartPolicy::No {
+            return Err(ApiError::invalid(
+                "--rm and --restart conflict: a container removed when it ends cannot be restarted",
+            ));
+        }
         if let Some(hostname) = &spec.hostname {
             validate::hostname(hostname).map_err(ApiError::invalid)?;
         }
@@ -499,6 +541,9 @@ impl Engine {
                 remove: spec.remove,
                 volumes: spec.volumes.clone(),
                 mounts,
+                restart: spec.restart,
+                restart_count: 0,
+                stopped_by_user: false,
             };
             fs::create_dir_all(self.dir(&id)).map_err(internal)?;
             self.persist(&record)?;
@@ -563,6 +608,7 @@ impl Engine {
         let pid = container.pid;
         let running = Arc::new(Running {
             container,
+            started: Instant::now(),
             ended: Mutex::new(false),
             changed: Condvar::new(),
         });
@@ -584,7 +630,7 @@ impl Engine {
         Ok(())
     }
 
-    fn watch_adopted(&self, id: &str, running: &Running) {
+    fn watch_adopted(self: &Arc<Self>, id: &str, running: &Running) {
         let proc_dir = PathBuf::from(format!("/proc/{}", running.container.pid));
         while proc_dir.exists() {
             std::thread::sleep(Duration::from_millis(200));
@@ -601,7 +647,11 @@ impl Engine {
         );
     }
 
-    fn ended(&self, id: &str, running: &Running, state: ContainerState) {
+    fn ended(self: &Arc<Self>, id: &str, running: &Running, state: ContainerState) {
+        let exit_code = match &state {
+            ContainerState::Stopped { exit_code, .. } => *exit_code,
+            _ => None,
+        };
         self.set_state(id, state);
         lock(&self.running).remove(id);
         // `--rm`: gone with its files once its end is told (the state event above).
@@ -617,6 +667,42 @@ impl Engine {
         }
         *lock(&running.ended) = true;
         running.changed.notify_all();
+        let delay = lock(&self.records)
+            .get(id)
+            .and_then(|r| restart_delay(r, exit_code, running.started.elapsed()));
+        if let Some(delay) = delay {
+            let engine = Arc::clone(self);
+            let id = id.to_owned();
+            std::thread::spawn(move || {
+                std::thread::sleep(delay);
+                engine.restart_by_policy(&id);
+            });
+        }
+    }
+
+    /// Starts container `id` again because its policy says so, unless it was removed,
+    /// started or stopped by the user meanwhile.
+    fn restart_by_policy(self: &Arc<Self>, id: &str) {
+        let record = {
+            let mut records = lock(&self.records);
+            let Some(record) = records.get_mut(id) else {
+                return;
+            };
+            if record.stopped_by_user || record.state.is_running() {
+                return;
+            }
+            record.restart_count += 1;
+            if let Err(e) = self.persist(record) {
+                eprintln!("berthd: cannot save container {id}: {e}");
+            }
+            record.clone()
+        };
+        if let Err(e) = self.start_record(&record) {
+            eprintln!(
+                "berthd: cannot restart container {} by its policy: {}",
+                record.name, e.message
+            );
+        }
     }
 
     /// `start`: start a stopped container again, on its own writable layer.
@@ -628,13 +714,27 @@ impl Engine {
                 format!("container `{}` is running already", record.name),
             ));
         }
+        self.set_stopped_by_user(&record.id, false);
         self.start_record(&record)?;
         Ok(self.info(&self.find(&record.id)?))
+    }
+
+    fn set_stopped_by_user(&self, id: &str, stopped: bool) {
+        let mut records = lock(&self.records);
+        if let Some(record) = records.get_mut(id)
+            && record.stopped_by_user != stopped
+        {
+            record.stopped_by_user = stopped;
+            if let Err(e) = self.persist(record) {
+                eprintln!("berthd: cannot save container {id}: {e}");
+            }
+        }
     }
 
     /// `stop`: the image's stop signal (SIGTERM by default), then SIGKILL after the grace time.
     pub fn stop(&self, key: &str, grace: Option<Duration>) -> Result<ContainerInfo, ApiError> {
         let record = self.find(key)?;
+        self.set_stopped_by_user(&record.id, true);
         let running = lock(&self.running).get(&record.id).cloned();
         if let Some(running) = running {
             let signal = record
@@ -843,6 +943,30 @@ impl Engine {
             })
             .collect())
     }
+}
+
+/// How long to wait before restarting a container that ended (`exit_code`, after running
+/// `ran`) by its policy, or None: Docker's delays, 100 ms doubling with each restart up to a
+/// minute, back to 100 ms once it ran ten seconds.
+fn restart_delay(record: &Record, exit_code: Option<i32>, ran: Duration) -> Option<Duration> {
+    if record.stopped_by_user || record.remove {
+        return None;
+    }
+    let wanted = match record.restart {
+        RestartPolicy::No => false,
+        RestartPolicy::Always | RestartPolicy::UnlessStopped => true,
+        RestartPolicy::OnFailure { max_retries } => {
+            exit_code != Some(0) && max_retries.is_none_or(|max| record.restart_count < max)
+        }
+    };
+    if !wanted {
+        return None;
+    }
+    if ran >= Duration::from_secs(10) {
+        return Some(Duration::from_millis(100));
+    }
+    let doublings = record.restart_count.min(10);
+    Some(Duration::from_millis(100 << doublings).min(Duration::from_secs(60)))
 }
 
 /// `base` with each of `over`'s `NAME=VALUE`s replacing the variable of that name.

@@ -140,6 +140,10 @@ pub struct RunArgs {
     /// Remove the container and its files once it has ended.
     #[arg(long)]
     pub rm: bool,
+    /// Restart it when it ends: no, on-failure[:N] (non-zero exits, at most N times), always
+    /// (but for `stop`), unless-stopped; berthd applies it when it starts again too.
+    #[arg(long, default_value = "no", value_name = "POLICY")]
+    pub restart: berth_api::container::RestartPolicy,
     #[arg(long)]
     pub name: Option<String>,
     /// Set an environment variable: NAME=VALUE, or NAME for the value it has here (several

@@ -102,6 +102,14 @@ async fn run_container(
     args: RunArgs,
 ) -> Result<(), Failure> {
     let id = |info: &berth_api::container::ContainerInfo| format!("{}\n", info.id);
+    if args.rm && args.restart != berth_api::container::RestartPolicy::No {
+        // Said here too: in the foreground berthctl removes it itself, so berthd never sees
+        // the two together.
+        return Err(Failure::Failed(
+            "--rm and --restart conflict: a container removed when it ends cannot be restarted"
+                .into(),
+        ));
+    }
     let mut env = Vec::new();
     for file in &args.env_file {
         let text = std::fs::read_to_string(file)
@@ -131,6 +139,7 @@ async fn run_container(
         entrypoint: args.entrypoint,
         hostname: args.hostname,
         volumes: args.volume,
+        restart: args.restart,
         // In the foreground berthctl removes it once it has read how it ended; detached, the
         // daemon does when it ends.
         remove: args.rm && args.detach,

@@ -513,6 +513,8 @@ mod tests {
             network: ContainerNetwork::Pasta,
             ports: vec!["127.0.0.1:18080:80".parse().unwrap()],
             volumes: vec![],
+            restart: Default::default(),
+            restart_count: 0,
         };
         let list = list_containers(std::slice::from_ref(&container));
         let row = list.lines().nth(1).unwrap_or_default();

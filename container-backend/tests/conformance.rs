@@ -818,9 +818,15 @@ fn onbuild_triggers_run_in_the_child_build_and_are_not_handed_on() {
     let (image, root) = base.berth(None, &[]);
     assert_eq!(
         image.config.config.on_build,
-        ["COPY marker.txt /from-child", "RUN echo triggered > /triggered"]
+        [
+            "COPY marker.txt /from-child",
+            "RUN echo triggered > /triggered"
+        ]
     );
-    assert!(!root.join("triggered").exists(), "a trigger ran in its own build");
+    assert!(
+        !root.join("triggered").exists(),
+        "a trigger ran in its own build"
+    );
 
     let child = Case::new(
         &f,
@@ -829,8 +835,14 @@ fn onbuild_triggers_run_in_the_child_build_and_are_not_handed_on() {
         &[("marker.txt", "from the child's context\n")],
     );
     let (image, root) = child.berth(None, &[]);
-    assert!(image.config.config.on_build.is_empty(), "triggers handed on");
-    assert_eq!(fs::read_to_string(root.join("triggered")).unwrap(), "triggered\n");
+    assert!(
+        image.config.config.on_build.is_empty(),
+        "triggers handed on"
+    );
+    assert_eq!(
+        fs::read_to_string(root.join("triggered")).unwrap(),
+        "triggered\n"
+    );
     assert_eq!(
         fs::read_to_string(root.join("seen")).unwrap(),
         "from the child's context\n"

@@ -915,3 +915,145 @@ fn a_desk_user_builds_with_a_secret_a_cache_and_a_target() {
         text(&out).1
     );
 }
+
+/// `inspect` of a container as JSON.
+fn inspect(daemon: &Daemon, name: &str) -> serde_json::Value {
+    let out = daemon.berthctl(&["inspect", name]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Waits until `ready` holds for container `name`'s inspect JSON.
+fn wait_for(daemon: &Daemon, name: &str, what: &str, ready: impl Fn(&serde_json::Value) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let info = inspect(daemon, name);
+        if ready(&info) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}: {what}: {info}\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_desk_user_s_containers_restart_by_their_policy_and_when_the_daemon_starts() {
+    let Some(user) = TestUser::desk() else { return };
+    let dir = open_tempdir();
+    let Some(tarball) = busybox_tarball(dir.path(), Some(&user)) else {
+        return;
+    };
+    let mut daemon = Daemon::start_as(&user, dir.path(), &[]);
+    let out = daemon.berthctl(&["import", tarball.to_str().unwrap(), "busybox"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let running = |i: &serde_json::Value| i["state"].get("running").is_some();
+
+    // on-failure:2 runs it three times, then it stays ended with its code.
+    let out = daemon.berthctl(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--restart",
+        "on-failure:2",
+        "--name",
+        "flaky",
+        "busybox",
+        "sh",
+        "-c",
+        "echo run; exit 3",
+    ]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    wait_for(&daemon, "flaky", "restarted twice", |i| {
+        i["restart_count"] == 2 && i["state"]["stopped"]["exit_code"] == 3
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        inspect(&daemon, "flaky")["restart_count"],
+        2,
+        "a third restart"
+    );
+    assert_eq!(
+        text(&daemon.berthctl(&["logs", "flaky"])).0,
+        "run\nrun\nrun\n"
+    );
+
+    // always: restarted when it ends by itself, not after `stop`.
+    let out = daemon.berthctl(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--restart",
+        "always",
+        "--name",
+        "svc",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 0.2",
+    ]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    wait_for(&daemon, "svc", "restarted", |i| {
+        i["restart_count"].as_u64() >= Some(1)
+    });
+    assert!(
+        daemon
+            .berthctl(&["stop", "-t", "0", "svc"])
+            .status
+            .success()
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(!running(&inspect(&daemon, "svc")), "restarted after stop");
+
+    // unless-stopped, stopped by the user; and --rm cannot go with a policy.
+    let out = daemon.berthctl(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--restart",
+        "unless-stopped",
+        "--name",
+        "keep",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert!(
+        daemon
+            .berthctl(&["stop", "-t", "0", "keep"])
+            .status
+            .success()
+    );
+    let out = daemon.berthctl(&["run", "--rm", "--restart", "always", "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).1.contains("--rm and --restart conflict"),
+        "{}",
+        text(&out).1
+    );
+
+    // The daemon starts again: `always` runs again though it was stopped, as Docker's;
+    // `unless-stopped` stays stopped.
+    daemon.signal_and_wait(nix::sys::signal::Signal::SIGTERM);
+    let daemon = Daemon::start_as(&user, dir.path(), &[]);
+    wait_for(&daemon, "svc", "started with the daemon", |i| {
+        running(i) || i["restart_count"].as_u64() >= Some(2)
+    });
+    assert!(
+        !running(&inspect(&daemon, "keep")),
+        "unless-stopped was started"
+    );
+    assert!(
+        daemon
+            .berthctl(&["stop", "-t", "0", "svc"])
+            .status
+            .success()
+    );
+}

@@ -545,7 +545,10 @@ pub fn parse_trigger(text: &str, escape: char, number: usize) -> Result<Instruct
         .iter()
         .any(|k| keyword.eq_ignore_ascii_case(k))
     {
-        return err(number, format!("the base image's ONBUILD {keyword} is not allowed"));
+        return err(
+            number,
+            format!("the base image's ONBUILD {keyword} is not allowed"),
+        );
     }
     instruction(number, keyword, rest, escape, Vec::new())
 }
