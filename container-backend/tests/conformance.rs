@@ -856,3 +856,103 @@ fn onbuild_triggers_run_in_the_child_build_and_are_not_handed_on() {
         "{error}"
     );
 }
+
+/// `python3 -m http.server` serving `dir` on loopback, killed when dropped.
+struct FileServer(std::process::Child, u16);
+
+impl FileServer {
+    fn start(dir: &Path) -> FileServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                &port.to_string(),
+            ])
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "no file server");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        FileServer(child, port)
+    }
+}
+
+impl Drop for FileServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn add_from_a_url_downloads_checks_and_keeps_the_file_unpacked_with_mode_600() {
+    // Berth only: the expectations are the Dockerfile reference's (mode 600, not unpacked,
+    // --checksum).
+    let Some(f) = fixture() else { return };
+    let served = f.dir.path().join("served");
+    fs::create_dir_all(&served).unwrap();
+    fs::write(served.join("tool.sh"), "echo tool\n").unwrap();
+    // An archive: ADD unpacks local ones, never downloaded ones.
+    let status = Command::new("tar")
+        .args(["-czf", "pack.tar.gz", "tool.sh"])
+        .current_dir(&served)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let server = FileServer::start(&served);
+    let base = format!("http://127.0.0.1:{}", server.1);
+    let digest =
+        container_backend::image::layer::digest_of(&fs::read(served.join("tool.sh")).unwrap());
+    let dockerfile = format!(
+        "FROM busybox\n\
+         ADD {base}/tool.sh /opt/\n\
+         ADD --checksum={digest} {base}/tool.sh /bin/tool\n\
+         ADD {base}/pack.tar.gz /packs/\n"
+    );
+    let case = Case::new(&f, "addurl", &dockerfile, &[]);
+    let (_, root) = case.berth(None, &[]);
+    let all = listing(&root, "opt");
+    assert_eq!(all["opt/tool.sh"], "file 600 0:0 \"echo tool\\n\"");
+    let all = listing(&root, "bin/tool");
+    assert_eq!(all["bin/tool"], "file 600 0:0 \"echo tool\\n\"");
+    assert!(
+        root.join("packs/pack.tar.gz").is_file(),
+        "a download was unpacked"
+    );
+
+    // A wrong checksum, a missing file: errors naming the line and what was wrong.
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let case = Case::new(
+        &f,
+        "addurl-wrong",
+        &format!("FROM busybox\nADD --checksum={wrong} {base}/tool.sh /x\n"),
+        &[],
+    );
+    let error = case.berth_error();
+    assert!(
+        error.starts_with("Dockerfile line 2:")
+            && error.contains(&digest)
+            && error.contains(&wrong),
+        "{error}"
+    );
+    let case = Case::new(
+        &f,
+        "addurl-404",
+        &format!("FROM busybox\nADD {base}/missing /x\n"),
+        &[],
+    );
+    let error = case.berth_error();
+    assert!(error.contains("404"), "{error}");
+}

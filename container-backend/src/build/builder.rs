@@ -23,6 +23,7 @@ use super::context::{Context, clean_relative, resolve_in_root};
 use super::copy::{self, Placement};
 use super::dockerfile::Heredoc;
 use super::dockerfile::{self, Command, Instruction, Line};
+use super::fetch;
 use super::run_mount::{self, RunMount};
 use super::shell_word::Lexer;
 use crate::image::layer::{apply_layer, hex, tar_directory, tar_overlay_upper};
@@ -724,6 +725,7 @@ impl Builder<'_> {
                     chmod: chmod.as_deref(),
                     add: false,
                     heredocs,
+                    fetched: None,
                 };
                 return self.copy_step(copy, line, stage, earlier, build, cache);
             }
@@ -740,19 +742,39 @@ impl Builder<'_> {
                         "ADD --checksum is only for http(s) sources, as in BuildKit".into(),
                     ));
                 }
-                if let Some(url) = sources.iter().find(|s| s.contains("://")) {
-                    return Err(err(format!(
-                        "ADD {url}: adding from URLs is not supported yet"
-                    )));
+                let urls: Vec<String> = sources
+                    .iter()
+                    .filter(|s| s.contains("://"))
+                    .map(|s| word(s, stage))
+                    .collect::<Result<_, _>>()?;
+                if !urls.is_empty() && urls.len() != sources.len() {
+                    return Err(err(
+                        "ADD: URLs cannot be mixed with files of the context in one ADD".into(),
+                    ));
                 }
+                let checksum = checksum.as_deref().map(|c| word(c, stage)).transpose()?;
+                let fetched_dir = build.build_dir.join(format!("fetched-{}", line.number));
+                let names = if urls.is_empty() {
+                    Vec::new()
+                } else {
+                    if urls.len() > 1 && checksum.is_some() {
+                        return Err(err("ADD --checksum takes one URL".into()));
+                    }
+                    fs::create_dir_all(&fetched_dir).map_err(|e| err(e.to_string()))?;
+                    urls.iter()
+                        .map(|url| fetch::download(url, &fetched_dir, checksum.as_deref()))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| err(e.to_string()))?
+                };
                 let copy = CopySpec {
-                    sources,
+                    sources: if names.is_empty() { sources } else { &names },
                     dest,
                     from: None,
                     chown: chown.as_deref(),
                     chmod: chmod.as_deref(),
                     add: true,
                     heredocs,
+                    fetched: (!names.is_empty()).then_some(fetched_dir.as_path()),
                 };
                 return self.copy_step(copy, line, stage, earlier, build, cache);
             }
@@ -959,6 +981,7 @@ impl Builder<'_> {
         let dest = word(copy.dest, stage)?;
         let chown = copy.chown.map(|c| word(c, stage)).transpose()?;
         let mode = match copy.chmod {
+            None if copy.fetched.is_some() => Some(0o600),
             None => None,
             Some(m) => Some(chmod_mode(&word(m, stage)?).map_err(&err)?),
         };
@@ -968,7 +991,9 @@ impl Builder<'_> {
             .map(|s| word(s, stage))
             .collect::<Result<_, _>>()?;
         // Here-documents: files of a tree of their own, their bodies expanded unless quoted.
-        let heredoc_tree = if copy.heredocs.is_empty() {
+        let heredoc_tree = if let Some(dir) = copy.fetched {
+            Some(Context::of_tree(dir))
+        } else if copy.heredocs.is_empty() {
             None
         } else {
             if copy.from.is_some() || written.iter().any(|s| !s.starts_with("<<")) {
@@ -996,11 +1021,11 @@ impl Builder<'_> {
             Some(Context::of_tree(&dir))
         };
         let written: Vec<String> = match &heredoc_tree {
-            Some(_) => written
+            Some(_) if copy.fetched.is_none() => written
                 .iter()
                 .map(|s| s.trim_start_matches("<<").to_owned())
                 .collect(),
-            None => written,
+            _ => written,
         };
         let context = heredoc_tree.as_ref().unwrap_or(build.context);
         let no_match = || format!("{keyword} {}: no source file matches", written.join(" "));
@@ -1114,6 +1139,7 @@ impl Builder<'_> {
                 image_root: &stage.rootfs,
                 owner,
                 mode,
+                // Neither here-documents nor downloads are unpacked, as in BuildKit.
                 unpack_archives: copy.add && heredoc_tree.is_none(),
                 keep_owners,
             };
@@ -1323,6 +1349,9 @@ struct CopySpec<'a> {
     add: bool,
     /// The here-documents the sources written `<<NAME` are.
     heredocs: &'a [Heredoc],
+    /// ADD's downloads: the directory they were fetched into, the sources their names there;
+    /// they get mode 0600 unless `--chmod` says otherwise, as BuildKit gives them.
+    fetched: Option<&'a Path>,
 }
 
 /// A command in exec form, or wrapped in the stage's SHELL.

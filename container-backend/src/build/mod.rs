@@ -5,6 +5,7 @@ pub mod builder;
 pub mod context;
 pub mod copy;
 pub mod dockerfile;
+pub mod fetch;
 pub mod ignore;
 pub mod run_mount;
 pub mod shell_word;
