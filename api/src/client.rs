@@ -16,7 +16,7 @@ use tokio::net::unix::OwnedWriteHalf;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::container::{BuildSpec, ContainerInfo, ContainerStats, ImageInfo, RunSpec};
-use crate::container::{ExecInfo, ExecSpec};
+use crate::container::{ExecInfo, ExecSpec, ImageDetail};
 use crate::error::{ApiError, ErrorKind};
 use crate::event::Event;
 use crate::fdpass::FdFrameReader;
@@ -292,6 +292,19 @@ impl Client {
                 fds.len()
             ))),
             (other, _) => Err(unexpected(other)),
+        }
+    }
+
+    /// An image in full: its manifest and config.
+    pub async fn image_inspect(&self, image: &str) -> Result<ImageDetail, ClientError> {
+        match self
+            .call(Request::ImageInspect {
+                image: image.to_owned(),
+            })
+            .await?
+        {
+            Reply::Image(detail) => Ok(*detail),
+            other => Err(unexpected(other)),
         }
     }
 

@@ -363,6 +363,18 @@ pub struct PullProgress {
     pub present: bool,
 }
 
+/// An image in the store in full, for `inspect`: its manifest and its OCI config as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageDetail {
+    pub reference: String,
+    /// The config digest, as Docker shows image ids.
+    pub id: String,
+    /// The manifest's digest: the image's digest in a registry it is pushed to.
+    pub manifest_digest: String,
+    pub manifest: serde_json::Value,
+    pub config: serde_json::Value,
+}
+
 /// An image in the store, as `images` lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageInfo {

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::container::{
-    BuildSpec, ContainerInfo, ContainerStats, ExecInfo, ExecSpec, ImageInfo, RunSpec,
+    BuildSpec, ContainerInfo, ContainerStats, ExecInfo, ExecSpec, ImageDetail, ImageInfo,
+    RunSpec,
 };
 use crate::host::HostInfo;
 use crate::iso::IsoInfo;
@@ -177,6 +178,10 @@ pub enum Request {
     /// Check a login with its registry, as `docker login` does before keeping it (the client
     /// keeps it, in the user's files).
     Login(RegistryLogin),
+    /// An image in full (`inspect`).
+    ImageInspect {
+        image: String,
+    },
     /// Give an image another name.
     Tag {
         image: String,
@@ -225,4 +230,5 @@ pub enum Reply {
         code: i32,
     },
     Volumes(Vec<VolumeInfo>),
+    Image(Box<ImageDetail>),
 }

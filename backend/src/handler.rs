@@ -175,6 +175,10 @@ impl Daemon {
                 ));
                 Ok(Reply::Done)
             }
+            Request::ImageInspect { image } => self
+                .images
+                .inspect(&image)
+                .map(|d| Reply::Image(Box::new(d))),
             Request::Tag { image, name } => self
                 .images
                 .tag(&image, &name)

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use berth_api::container::{BuildProgress, BuildSpec, ImageInfo, PullProgress};
+use berth_api::container::{BuildProgress, BuildSpec, ImageDetail, ImageInfo, PullProgress};
 use berth_api::error::{ApiError, ErrorKind};
 use berth_api::registry_login::{RegistryLogin, normalise_scope};
 use container_backend::build::builder::{BuildOptions, Builder};
@@ -96,6 +96,22 @@ impl Images {
         info.reference = target.to_string();
         info.id = digest;
         Ok(info)
+    }
+
+    /// `image` in full, found as `run` finds it.
+    pub fn inspect(&self, image: &str) -> Result<ImageDetail, ApiError> {
+        let store = self.store();
+        let found = local_image(&store, image).map_err(image_error)?;
+        let json = |value: serde_json::Result<serde_json::Value>| {
+            value.map_err(|e| ApiError::internal(format!("image `{image}`: {e}")))
+        };
+        Ok(ImageDetail {
+            reference: found.reference.to_string(),
+            id: found.id().to_owned(),
+            manifest_digest: found.manifest_digest.clone(),
+            manifest: json(serde_json::to_value(&found.manifest))?,
+            config: json(serde_json::to_value(&found.config))?,
+        })
     }
 
     /// Names `image` `name` too, as `docker tag` does.

@@ -69,8 +69,14 @@ pub enum ContainerCommand {
     },
     /// A container's published ports.
     Port { container: String },
-    /// A container as JSON: its state, limits, network and ports.
-    Inspect { container: String },
+    /// A container (its state, limits, network, ports, volumes) or else an image (its
+    /// manifest and config) as JSON, as `docker inspect` finds either.
+    Inspect {
+        /// Only an image.
+        #[arg(long)]
+        image: bool,
+        name: String,
+    },
     /// Start a stopped container.
     Start { container: String },
     /// Stop a container: its stop signal, then SIGKILL after the grace period.

@@ -3,7 +3,8 @@
 
 use std::io::Write;
 
-use berth_api::client::Client;
+use berth_api::client::{Client, ClientError};
+use berth_api::error::ErrorKind;
 use berth_api::container::{BuildSpec, ContainerState, RunSpec};
 use berth_api::event::Event;
 
@@ -35,10 +36,29 @@ pub async fn run(
             let info = client.container_inspect(&container).await?;
             out.show(&info.ports, |p| render::ports(p))
         }
-        Command::Inspect { container } => {
-            let info = client.container_inspect(&container).await?;
-            let json =
-                serde_json::to_string_pretty(&info).map_err(|e| Failure::Failed(e.to_string()))?;
+        Command::Inspect { image, name } => {
+            let container = if image {
+                None
+            } else {
+                match client.container_inspect(&name).await {
+                    Ok(info) => Some(info),
+                    Err(ClientError::Api(e)) if e.kind == ErrorKind::NotFound => None,
+                    Err(e) => return Err(e.into()),
+                }
+            };
+            let json = match container {
+                Some(info) => serde_json::to_string_pretty(&info),
+                None => match client.image_inspect(&name).await {
+                    Ok(detail) => serde_json::to_string_pretty(&detail),
+                    Err(ClientError::Api(e)) if e.kind == ErrorKind::NotFound && !image => {
+                        return Err(Failure::Failed(format!(
+                            "there is no container or image `{name}`"
+                        )));
+                    }
+                    Err(e) => return Err(e.into()),
+                },
+            }
+            .map_err(|e| Failure::Failed(e.to_string()))?;
             println!("{json}");
             Ok(())
         }

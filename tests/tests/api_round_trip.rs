@@ -32,6 +32,7 @@ fn expectation(request: &Request) -> Expect {
         | Request::Pull { .. }
         | Request::Push { .. }
         | Request::Login(_)
+        | Request::ImageInspect { .. }
         | Request::Tag { .. }
         | Request::Run(_)
         | Request::Ps { .. }
@@ -374,6 +375,18 @@ async fn every_request_round_trips() {
     match client.call(login).await {
         Err(berth_api::ClientError::Api(e)) => {
             assert!(e.message.contains("127.0.0.1:1/v2/"), "{e:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let inspect = Request::ImageInspect {
+        image: "base:1".into(),
+    };
+    assert!(matches!(expectation(&inspect), Expect::Answered));
+    match client.call(inspect).await.unwrap() {
+        Reply::Image(detail) => {
+            assert_eq!(detail.reference, "base:1");
+            assert_eq!(detail.manifest["config"]["digest"], detail.id.as_str());
+            assert_eq!(detail.config["os"], "linux");
         }
         other => panic!("{other:?}"),
     }
