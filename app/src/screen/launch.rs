@@ -5,12 +5,15 @@
 
 use std::path::{Path, PathBuf};
 
-use berth_api::container::{BuildSpec, RunSpec};
+use berth_api::container::{BuildSpec, RestartPolicy, RunSpec};
+use berth_api::volume::VolumeMount;
 use berth_api::network::{ContainerNetwork, PortForward};
 use berth_api::size::{format_size, parse_size};
 use berth_api::utilisation::{Resources, container_allocation};
 use iced::Element;
-use iced::widget::{button, checkbox, column, container, row, scrollable, text, text_input};
+use iced::widget::{
+    button, checkbox, column, container, pick_list, row, scrollable, text, text_input,
+};
 
 use crate::theme::danger;
 use crate::widget::form::field;
@@ -27,6 +30,9 @@ pub enum Message {
     Ports(String),
     /// Publish the ports the Dockerfile EXPOSEs (`-P`).
     PublishExposed(bool),
+    Env(String),
+    Volumes(String),
+    Restart(RestartPolicy),
     Launch,
     Cancel,
 }
@@ -37,6 +43,14 @@ pub enum Event {
     Launch(Box<(BuildSpec, RunSpec)>),
     Cancel,
 }
+
+/// The restart policies the form offers (`on-failure` without a limit).
+const RESTART_CHOICES: [RestartPolicy; 4] = [
+    RestartPolicy::No,
+    RestartPolicy::OnFailure { max_retries: None },
+    RestartPolicy::Always,
+    RestartPolicy::UnlessStopped,
+];
 
 /// One line of the build's progress.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +72,11 @@ pub struct Launch {
     /// Publish every EXPOSEd port on a free host port, so the app is reachable after one
     /// click; on unless the user turns it off.
     pub publish_exposed: bool,
+    /// `NAME=VALUE`s separated by spaces (`-e`).
+    pub env: String,
+    /// `SOURCE:TARGET[:ro]`s separated by spaces (`-v`): absolute host paths or volume names.
+    pub volumes: String,
+    pub restart: RestartPolicy,
     host: Resources,
     pub steps: Vec<StepLine>,
     pub busy: bool,
@@ -96,6 +115,9 @@ impl Launch {
             memory: String::new(),
             ports: String::new(),
             publish_exposed: true,
+            env: String::new(),
+            volumes: String::new(),
+            restart: RestartPolicy::No,
             host,
             steps: Vec::new(),
             busy: false,
@@ -148,6 +170,15 @@ impl Launch {
             .collect::<Result<Vec<_>, _>>()?;
         berth_api::validate::ports(ContainerNetwork::default(), &ports)
             .map_err(|e| format!("ports: {e}"))?;
+        let env: Vec<String> = self.env.split_whitespace().map(str::to_owned).collect();
+        for var in &env {
+            berth_api::validate::env_var(var).map_err(|e| format!("environment: {e}"))?;
+        }
+        let volumes = self
+            .volumes
+            .split_whitespace()
+            .map(|v| v.parse::<VolumeMount>().map_err(|e| format!("volumes: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
         let dockerfile = Some(self.dockerfile.trim())
             .filter(|d| !d.is_empty())
             .map(PathBuf::from);
@@ -171,6 +202,9 @@ impl Launch {
             network: ContainerNetwork::default(),
             ports,
             publish_all: self.publish_exposed,
+            env,
+            volumes,
+            restart: self.restart,
             // The image is the one just built: nothing to pull.
             ..RunSpec::default()
         };
@@ -187,6 +221,9 @@ impl Launch {
             Message::Memory(v) => self.memory = v,
             Message::Ports(v) => self.ports = v,
             Message::PublishExposed(v) => self.publish_exposed = v,
+            Message::Env(v) => self.env = v,
+            Message::Volumes(v) => self.volumes = v,
+            Message::Restart(v) => self.restart = v,
             Message::Cancel => return Some(Event::Cancel),
             Message::Launch => {
                 let (mut build, run) = self.requests().ok()?;
@@ -279,6 +316,24 @@ impl Launch {
             checkbox(self.publish_exposed)
                 .label("Also publish the ports the Dockerfile EXPOSEs (on free host ports)")
                 .on_toggle(Message::PublishExposed),
+            field(
+                "Environment",
+                text_input("none, e.g. MODE=dev PORT=8080", &self.env)
+                    .id("env")
+                    .on_input(Message::Env)
+                    .on_submit(Message::Launch)
+            ),
+            field(
+                "Volumes",
+                text_input("none, e.g. /home/me/data:/data cache:/cache", &self.volumes)
+                    .id("volumes")
+                    .on_input(Message::Volumes)
+                    .on_submit(Message::Launch)
+            ),
+            field(
+                "Restart",
+                pick_list(RESTART_CHOICES, Some(self.restart), Message::Restart)
+            ),
         ]
         .spacing(8);
         if let Err(problem) = self.requests() {
@@ -400,6 +455,23 @@ mod tests {
         assert!(
             matches!(launch.update(Message::Launch), Some(Event::Launch(l)) if l.1.cpus == Some(0.5) && l.1.memory == Some(256 << 20))
         );
+        launch.update(Message::Env("MODE=dev bad".into()));
+        assert!(launch.requests().unwrap_err().starts_with("environment:"));
+        launch.update(Message::Env("MODE=dev PORT=8080".into()));
+        launch.update(Message::Volumes("relative:/x:zz".into()));
+        assert!(launch.requests().unwrap_err().starts_with("volumes:"));
+        launch.update(Message::Volumes("/home/me/data:/data cache:/cache:ro".into()));
+        launch.update(Message::Restart(RestartPolicy::UnlessStopped));
+        let run = launch.requests().unwrap().1;
+        assert_eq!(run.env, ["MODE=dev", "PORT=8080"]);
+        assert_eq!(
+            run.volumes,
+            [
+                "/home/me/data:/data".parse().unwrap(),
+                "cache:/cache:ro".parse().unwrap()
+            ]
+        );
+        assert_eq!(run.restart, RestartPolicy::UnlessStopped);
         launch.step("FROM busybox".into(), false);
         launch.failed("Dockerfile line 3: RUN exited with code 1".into());
         let mut ui = simulator(launch.view());
