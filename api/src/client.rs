@@ -295,6 +295,28 @@ impl Client {
         }
     }
 
+    /// `images` as one archive: the read end of the pipe it comes through.
+    pub async fn save(&self, images: &[String]) -> Result<OwnedFd, ClientError> {
+        match self
+            .call_with_fds(Request::Save {
+                images: images.to_vec(),
+            })
+            .await?
+        {
+            (Reply::Done, fds) if fds.len() == 1 => fds.into_iter().next().ok_or_else(no_fds),
+            (Reply::Done, _) => Err(no_fds()),
+            (other, _) => Err(unexpected(other)),
+        }
+    }
+
+    /// Loads the image archive at `path` (absolute, readable by this user); the images in it.
+    pub async fn load(&self, path: &Path) -> Result<Vec<ImageInfo>, ClientError> {
+        self.images_reply(Request::Load {
+            path: path.to_owned(),
+        })
+        .await
+    }
+
     /// An image in full: its manifest and config.
     pub async fn image_inspect(&self, image: &str) -> Result<ImageDetail, ClientError> {
         match self

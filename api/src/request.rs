@@ -5,8 +5,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::container::{
-    BuildSpec, ContainerInfo, ContainerStats, ExecInfo, ExecSpec, ImageDetail, ImageInfo,
-    RunSpec,
+    BuildSpec, ContainerInfo, ContainerStats, ExecInfo, ExecSpec, ImageDetail, ImageInfo, RunSpec,
 };
 use crate::host::HostInfo;
 use crate::iso::IsoInfo;
@@ -178,6 +177,17 @@ pub enum Request {
     /// Check a login with its registry, as `docker login` does before keeping it (the client
     /// keeps it, in the user's files).
     Login(RegistryLogin),
+    /// Images as one archive (an OCI layout with Docker's manifest.json: loadable as
+    /// oci-archive and docker-archive): answered with `Done` and, on the answer's frame, the
+    /// read end of a pipe the archive comes through.
+    Save {
+        images: Vec<String>,
+    },
+    /// Load the image archive at `path` (readable by the requester): an OCI archive or a
+    /// docker-archive, its images under the names it gives them.
+    Load {
+        path: PathBuf,
+    },
     /// An image in full (`inspect`).
     ImageInspect {
         image: String,

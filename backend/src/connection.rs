@@ -145,7 +145,8 @@ pub async fn serve_connection(daemon: Arc<Daemon>, stream: UnixStream) {
             }
             Ok(ClientFrame::Request {
                 id,
-                request: request @ (Request::VmDisplay { .. } | Request::Exec(_)),
+                request:
+                    request @ (Request::VmDisplay { .. } | Request::Exec(_) | Request::Save { .. }),
             }) => {
                 // Answered with descriptors on the answer's frame.
                 let (daemon, peer, out, fd_out) = (

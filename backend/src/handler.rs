@@ -30,6 +30,11 @@ impl Daemon {
                 let (info, fd) = self.machines.display(&name)?;
                 Ok((Reply::Display(info), vec![fd]))
             }
+            Request::Save { images } => {
+                let pipe = self.images.save(&images)?;
+                log(format!("uid {} saved {}", peer.uid, images.join(", ")));
+                Ok((Reply::Done, vec![pipe]))
+            }
             Request::Exec(spec) => {
                 let (info, fds) = self.engine.exec(spec)?;
                 log(format!(
@@ -131,9 +136,9 @@ impl Daemon {
                 buttons,
             } => self.machines.pointer(&name, x, y, buttons).map(done),
             Request::VmWheel { name, clicks } => self.machines.wheel(&name, clicks).map(done),
-            Request::VmDisplay { .. } | Request::Exec(_) => Err(ApiError::internal(
-                "this request is answered with descriptors (handle_with_fds)",
-            )),
+            Request::VmDisplay { .. } | Request::Exec(_) | Request::Save { .. } => Err(
+                ApiError::internal("this request is answered with descriptors (handle_with_fds)"),
+            ),
             Request::VmLog { name, lines } => {
                 let (_, dir, _) = lock(&self.registry).definition(&name)?;
                 Ok(Reply::Lines(serial_log(&dir, lines)?))
@@ -174,6 +179,19 @@ impl Daemon {
                     peer.uid, login.scope, login.username
                 ));
                 Ok(Reply::Done)
+            }
+            Request::Load { path } => {
+                let images = self.images.load(&path, peer)?;
+                log(format!(
+                    "uid {} loaded {}",
+                    peer.uid,
+                    images
+                        .iter()
+                        .map(|i| i.reference.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+                Ok(Reply::Images(images))
             }
             Request::ImageInspect { image } => self
                 .images

@@ -1,12 +1,14 @@
 //! The image store as berthd serves it: list, remove, import, and Dockerfile builds.
 
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use berth_api::container::{BuildProgress, BuildSpec, ImageDetail, ImageInfo, PullProgress};
 use berth_api::error::{ApiError, ErrorKind};
 use berth_api::registry_login::{RegistryLogin, normalise_scope};
 use container_backend::build::builder::{BuildOptions, Builder};
+use container_backend::image::archive;
 use container_backend::image::remote::{self, PullEvent, RemoteError, RemoteImage};
 use container_backend::image::{Image, ImageError, ImageStore, Reference};
 use container_backend::runtime::Layout;
@@ -17,7 +19,8 @@ use crate::containers::Engine;
 
 /// The daemon's images.
 pub struct Images {
-    store: Mutex<ImageStore>,
+    /// Shared with the threads writing `save`'s archives.
+    store: Arc<Mutex<ImageStore>>,
     /// Where builds keep their step containers.
     build_dir: PathBuf,
 }
@@ -26,7 +29,7 @@ impl Images {
     /// The store under `state_dir`.
     pub fn open(state_dir: &Path) -> Result<Images, ImageError> {
         Ok(Images {
-            store: Mutex::new(ImageStore::open(&state_dir.join("images"))?),
+            store: Arc::new(Mutex::new(ImageStore::open(&state_dir.join("images"))?)),
             build_dir: state_dir.join("build"),
         })
     }
@@ -96,6 +99,41 @@ impl Images {
         info.reference = target.to_string();
         info.id = digest;
         Ok(info)
+    }
+
+    /// `save`: the named images as one archive, written by a thread of its own into a pipe
+    /// whose read end is the answer. The store stays locked while it is written (it is read
+    /// as fast as the client takes it); a failure ends the archive early, which its reader
+    /// sees as a cut tar, and is logged.
+    pub fn save(&self, names: &[String]) -> Result<OwnedFd, ApiError> {
+        if names.is_empty() {
+            return Err(ApiError::invalid("save needs at least one image"));
+        }
+        let images = {
+            let store = self.store();
+            names
+                .iter()
+                .map(|n| local_image(&store, n).map_err(image_error))
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| ApiError::internal(format!("cannot make a pipe: {e}")))?;
+        let store = Arc::clone(&self.store);
+        std::thread::spawn(move || {
+            let store = store.lock().unwrap_or_else(PoisonError::into_inner);
+            let out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::from(write));
+            if let Err(e) = archive::save(&store, &images, out) {
+                eprintln!("berthd: save stopped: {e}");
+            }
+        });
+        Ok(read)
+    }
+
+    /// `load`: the archive at `path` (readable by `peer`).
+    pub fn load(&self, path: &Path, peer: &Peer) -> Result<Vec<ImageInfo>, ApiError> {
+        let path = readable_file(path, peer, "image archive").map_err(ApiError::invalid)?;
+        let images = self.store().load(&path).map_err(image_error)?;
+        Ok(images.iter().map(image_info).collect())
     }
 
     /// `image` in full, found as `run` finds it.

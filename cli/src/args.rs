@@ -135,6 +135,20 @@ pub enum ContainerCommand {
     },
     /// Import a root filesystem tarball or an OCI archive as an image.
     Import { file: PathBuf, name: String },
+    /// Write images as one archive (an OCI layout with Docker's manifest.json, loadable as
+    /// oci-archive and docker-archive by podman, skopeo and docker) to FILE or stdout.
+    Save {
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Load images from an archive (oci-archive or docker-archive) in FILE or on stdin, under
+    /// the names it gives them.
+    Load {
+        #[arg(short, long, value_name = "FILE")]
+        input: Option<PathBuf>,
+    },
 }
 
 /// `run`'s arguments, Docker's names for them.

@@ -2,10 +2,11 @@
 //! berthd, and what it prints.
 
 use std::io::Write;
+use std::path::Path;
 
 use berth_api::client::{Client, ClientError};
-use berth_api::error::ErrorKind;
 use berth_api::container::{BuildSpec, ContainerState, RunSpec};
+use berth_api::error::ErrorKind;
 use berth_api::event::Event;
 
 use crate::args::{BuildArgs, ContainerCommand as Command, RunArgs, absolute};
@@ -106,6 +107,25 @@ pub async fn run(
             .await
         }
         Command::Logout { registry, all } => login::logout(registry.as_deref(), all),
+        Command::Save { output, images } => save(client, output.as_deref(), &images).await,
+        Command::Load { input } => {
+            let loaded = match input {
+                Some(path) => client.load(&absolute(&path)).await?,
+                None => {
+                    // berthd reads a file: stdin is spooled into one of ours first.
+                    let spool = spool_stdin()?;
+                    let loaded = client.load(spool.path()).await;
+                    drop(spool);
+                    loaded?
+                }
+            };
+            out.show(&loaded, |images| {
+                images
+                    .iter()
+                    .map(|i| format!("Loaded image: {}\n", i.reference))
+                    .collect()
+            })
+        }
         Command::Import { file, name } => out
             .show(&client.import(&absolute(&file), &name).await?, |i| {
                 render::list_images(i)
@@ -218,6 +238,69 @@ fn env_file_vars(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Vec<Str
         .filter(|line| !line.is_empty() && !line.starts_with('#'))
         .filter_map(|line| env_var(line, &lookup))
         .collect()
+}
+
+/// `save`: copies the archive berthd writes into a pipe to FILE, or to stdout when that is
+/// not a terminal.
+async fn save(client: &Client, output: Option<&Path>, images: &[String]) -> Result<(), Failure> {
+    use std::io::IsTerminal;
+    if output.is_none() && std::io::stdout().is_terminal() {
+        return Err(Failure::Failed(
+            "the archive would go to the terminal: give -o FILE or redirect stdout".into(),
+        ));
+    }
+    let pipe = client.save(images).await?;
+    let output = output.map(Path::to_path_buf);
+    tokio::task::spawn_blocking(move || -> Result<u64, String> {
+        let mut from = std::fs::File::from(pipe);
+        match &output {
+            Some(path) => {
+                let mut file =
+                    std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+                std::io::copy(&mut from, &mut file).map_err(|e| e.to_string())
+            }
+            None => {
+                std::io::copy(&mut from, &mut std::io::stdout().lock()).map_err(|e| e.to_string())
+            }
+        }
+    })
+    .await
+    .map_err(|e| Failure::Failed(e.to_string()))?
+    .map_err(Failure::Failed)?;
+    Ok(())
+}
+
+/// A private file holding what came on stdin, removed when dropped.
+struct Spool(std::path::PathBuf);
+
+impl Spool {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn spool_stdin() -> Result<Spool, Failure> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = std::env::var_os("XDG_RUNTIME_DIR")
+        .filter(|d| !d.is_empty())
+        .map_or_else(std::env::temp_dir, std::path::PathBuf::from);
+    let path = dir.join(format!("berthctl-load-{}.tar", std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| Failure::Failed(format!("{}: {e}", path.display())))?;
+    let spool = Spool(path);
+    std::io::copy(&mut std::io::stdin().lock(), &mut file)
+        .map_err(|e| Failure::Failed(format!("reading stdin: {e}")))?;
+    Ok(spool)
 }
 
 /// `build`: subscribes first, so every step of this build is printed as it starts.

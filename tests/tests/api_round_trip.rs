@@ -33,6 +33,8 @@ fn expectation(request: &Request) -> Expect {
         | Request::Push { .. }
         | Request::Login(_)
         | Request::ImageInspect { .. }
+        | Request::Save { .. }
+        | Request::Load { .. }
         | Request::Tag { .. }
         | Request::Run(_)
         | Request::Ps { .. }
@@ -376,6 +378,32 @@ async fn every_request_round_trips() {
         Err(berth_api::ClientError::Api(e)) => {
             assert!(e.message.contains("127.0.0.1:1/v2/"), "{e:?}")
         }
+        other => panic!("{other:?}"),
+    }
+    // save answers with a pipe carrying a tar; load refuses what is not an archive.
+    let pipe = client.save(&["base:1".to_owned()]).await.unwrap();
+    let archive = tokio::task::spawn_blocking(move || {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::fs::File::from(pipe), &mut bytes).unwrap();
+        bytes
+    })
+    .await
+    .unwrap();
+    let names: Vec<String> = tar::Archive::new(&archive[..])
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert!(
+        names.contains(&"index.json".to_owned()) && names.contains(&"manifest.json".to_owned()),
+        "{names:?}"
+    );
+    let load = Request::Load {
+        path: kernel.clone(),
+    };
+    assert!(matches!(expectation(&load), Expect::Answered));
+    match client.call(load).await {
+        Err(ClientError::Api(e)) => assert!(e.message.contains("not"), "{e}"),
         other => panic!("{other:?}"),
     }
     let inspect = Request::ImageInspect {

@@ -577,3 +577,157 @@ fn a_desk_user_logs_in_to_a_private_registry_as_podman_and_skopeo_do() {
     let (pulled, _, stderr) = berthctl_logged(&daemon, &theirs, &["pull", &image], "");
     assert!(pulled, "with skopeo's file: {stderr}");
 }
+
+#[test]
+fn a_desk_user_saves_and_loads_archives_skopeo_reads_and_writes() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: the archive test makes its users as root");
+        return;
+    }
+    let Some(user) = TestUser::desk() else { return };
+    assert!(on_path("skopeo"), "scripts/test installs skopeo");
+    let dir = open_tempdir();
+    let Some(tarball) = busybox_tarball(dir.path(), Some(&user)) else {
+        return;
+    };
+    let first = dir.path().join("first");
+    std::fs::create_dir_all(&first).unwrap();
+    let daemon = Daemon::start_as(&user, &first, &[]);
+    ok(&daemon, &["import", tarball.to_str().unwrap(), "busybox"]);
+    let home = first.join(user.name);
+    let ctx = home.join("app");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN echo saved > /app\n",
+    )
+    .unwrap();
+    user.own(&ctx);
+    user.own(&ctx.join("Dockerfile"));
+    ok(
+        &daemon,
+        &[
+            "build",
+            "--network",
+            "none",
+            "-t",
+            "app",
+            ctx.to_str().unwrap(),
+        ],
+    );
+
+    // One archive, read by skopeo as a docker-archive and as an oci-archive.
+    let archive = home.join("images.tar");
+    ok(
+        &daemon,
+        &["save", "-o", archive.to_str().unwrap(), "busybox", "app"],
+    );
+    for image in [
+        format!("docker-archive:{}:app:latest", archive.display()),
+        format!("oci-archive:{}:busybox:latest", archive.display()),
+    ] {
+        let out = Command::new("skopeo")
+            .args(["inspect", &image])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "skopeo inspect {image}: {}",
+            text(&out).1
+        );
+    }
+
+    // Loaded by another daemon of the user's, the images run.
+    let second = dir.path().join("second");
+    std::fs::create_dir_all(&second).unwrap();
+    let other = Daemon::start_as(&user, &second, &[]);
+    let loaded = ok(&other, &["load", "-i", archive.to_str().unwrap()]);
+    assert_eq!(
+        loaded,
+        "Loaded image: busybox:latest\nLoaded image: app:latest\n"
+    );
+    assert_eq!(
+        ok(
+            &other,
+            &["run", "--rm", "--network", "none", "app", "cat", "/app"]
+        ),
+        "saved\n"
+    );
+
+    // A classic docker-archive skopeo writes (plain layers, RepoTags fully qualified), on stdin.
+    let classic = home.join("classic.tar");
+    let layout = daemon.state_dir.join("images");
+    let out = Command::new("skopeo")
+        .arg("copy")
+        .arg(format!("oci:{}:app:latest", layout.display()))
+        .arg(format!("docker-archive:{}:team/app:7", classic.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "skopeo copy: {}", text(&out).1);
+    user.own(&classic);
+    let out = other.berthctl_with(&["load"], &[], &std::fs::read(&classic).unwrap());
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert_eq!(text(&out).0, "Loaded image: team/app:7\n");
+    assert_eq!(
+        ok(
+            &other,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "team/app:7",
+                "cat",
+                "/app"
+            ]
+        ),
+        "saved\n"
+    );
+
+    // Not an archive, and an archive whose layer is not what its config says: refused, and
+    // nothing is named.
+    let out = other.berthctl(&["load", "-i", tarball.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).1.contains("not an image archive"),
+        "{}",
+        text(&out).1
+    );
+    let unpacked = home.join("tampered");
+    std::fs::create_dir_all(&unpacked).unwrap();
+    let run = |args: &[&str], cwd: &Path| {
+        let out = Command::new("tar")
+            .args(args)
+            .current_dir(cwd)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "tar {args:?}: {}", text(&out).1);
+    };
+    run(&["-xf", classic.to_str().unwrap()], &unpacked);
+    let layer = std::fs::read_dir(&unpacked)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.is_dir())
+        .map(|d| d.join("layer.tar"))
+        .filter(|l| l.exists())
+        .or_else(|| {
+            std::fs::read_dir(&unpacked)
+                .unwrap()
+                .flatten()
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|e| e == "tar"))
+        })
+        .unwrap();
+    std::fs::write(unpacked.join("extra"), "not in the image\n").unwrap();
+    run(&["-rf", layer.to_str().unwrap(), "extra"], &unpacked);
+    std::fs::remove_file(unpacked.join("extra")).unwrap();
+    let tampered = home.join("tampered.tar");
+    run(&["-cf", tampered.to_str().unwrap(), "."], &unpacked);
+    user.own(&tampered);
+    let before = text(&other.berthctl(&["images"])).0;
+    let out = other.berthctl(&["load", "-i", tampered.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out).0);
+    assert!(text(&out).1.contains("not the sha256:"), "{}", text(&out).1);
+    assert_eq!(text(&other.berthctl(&["images"])).0, before);
+}

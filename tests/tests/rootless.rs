@@ -470,10 +470,19 @@ fn a_desk_user_runs_with_the_flags_docker_users_type() {
     let image: serde_json::Value =
         serde_json::from_str(&text(&daemon.berthctl(&["inspect", "entry"])).0).unwrap();
     assert_eq!(image["config"]["config"]["Entrypoint"][1], "entry");
-    assert!(image["manifest_digest"].as_str().unwrap().starts_with("sha256:"));
+    assert!(
+        image["manifest_digest"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
     let out = daemon.berthctl(&["inspect", "nothing-of-that-name"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).1.contains("no container or image"), "{}", text(&out).1);
+    assert!(
+        text(&out).1.contains("no container or image"),
+        "{}",
+        text(&out).1
+    );
 
     // Bad values are refused before anything starts.
     for (flag, value, says) in [

@@ -188,7 +188,10 @@ fn launch_a_dockerfile(user: Option<berth_e2e::user::TestUser>, display: u32) {
         &["type", "--delay", "10", &format!("127.0.0.1:{port}:80")],
     );
     xdotool(&display, &["mousemove", "500", "476", "click", "1"]); // the Environment field
-    xdotool(&display, &["type", "--delay", "10", "GREETING=from-the-form"]);
+    xdotool(
+        &display,
+        &["type", "--delay", "10", "GREETING=from-the-form"],
+    );
     std::thread::sleep(Duration::from_millis(300));
     xdotool(&display, &["key", "Return"]); // Enter in the form launches
 
@@ -208,8 +211,7 @@ fn launch_a_dockerfile(user: Option<berth_e2e::user::TestUser>, display: u32) {
         .unwrap()
         .to_owned();
     wait_for("its output", Duration::from_secs(10), || {
-        text(&daemon.berthctl(&["logs", &id])).0
-            == "hello from the window\nfrom-the-form\n"
+        text(&daemon.berthctl(&["logs", &id])).0 == "hello from the window\nfrom-the-form\n"
     });
     // The port typed in the form is published.
     assert_eq!(

@@ -6,10 +6,10 @@
 use std::path::{Path, PathBuf};
 
 use berth_api::container::{BuildSpec, RestartPolicy, RunSpec};
-use berth_api::volume::VolumeMount;
 use berth_api::network::{ContainerNetwork, PortForward};
 use berth_api::size::{format_size, parse_size};
 use berth_api::utilisation::{Resources, container_allocation};
+use berth_api::volume::VolumeMount;
 use iced::Element;
 use iced::widget::{
     button, checkbox, column, container, pick_list, row, scrollable, text, text_input,
@@ -177,7 +177,10 @@ impl Launch {
         let volumes = self
             .volumes
             .split_whitespace()
-            .map(|v| v.parse::<VolumeMount>().map_err(|e| format!("volumes: {e}")))
+            .map(|v| {
+                v.parse::<VolumeMount>()
+                    .map_err(|e| format!("volumes: {e}"))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let dockerfile = Some(self.dockerfile.trim())
             .filter(|d| !d.is_empty())
@@ -460,7 +463,9 @@ mod tests {
         launch.update(Message::Env("MODE=dev PORT=8080".into()));
         launch.update(Message::Volumes("relative:/x:zz".into()));
         assert!(launch.requests().unwrap_err().starts_with("volumes:"));
-        launch.update(Message::Volumes("/home/me/data:/data cache:/cache:ro".into()));
+        launch.update(Message::Volumes(
+            "/home/me/data:/data cache:/cache:ro".into(),
+        ));
         launch.update(Message::Restart(RestartPolicy::UnlessStopped));
         let run = launch.requests().unwrap().1;
         assert_eq!(run.env, ["MODE=dev", "PORT=8080"]);

@@ -1,6 +1,7 @@
 //! Images: an OCI image layout on disk, references, layers with whiteouts (gzip, zstd or
 //! plain), and pulls from registries.
 
+pub mod archive;
 pub mod layer;
 pub mod oci;
 pub mod reference;

@@ -446,6 +446,35 @@ impl ImageStore {
         }
     }
 
+    /// Load an image archive (`berthctl load`): an OCI archive or a docker-archive, its images
+    /// under the names it gives them.
+    pub fn load(&self, path: &Path) -> Result<Vec<Image>, ImageError> {
+        let bad = |message: String| ImageError::BadImport {
+            path: path.to_owned(),
+            message,
+        };
+        let file = File::open(path).map_err(|e| bad(e.to_string()))?;
+        let mut archive = tar::Archive::new(decompressed(file).map_err(|e| bad(e.to_string()))?);
+        let (mut layout, mut docker) = (false, false);
+        for entry in archive
+            .entries()
+            .map_err(|e| bad(format!("not a tar archive ({e})")))?
+        {
+            let entry = entry.map_err(|e| bad(format!("not a valid tar archive ({e})")))?;
+            let entry_path = entry.path().map_err(|e| bad(e.to_string()))?;
+            let entry_path = entry_path.strip_prefix("./").unwrap_or(&entry_path);
+            layout |= entry_path == Path::new("oci-layout");
+            docker |= entry_path == Path::new("manifest.json");
+        }
+        match (layout, docker) {
+            (true, _) => self.import_oci_archive(path, None),
+            (false, true) => super::archive::load_docker_archive(self, path),
+            (false, false) => Err(bad(
+                "not an image archive (an OCI archive or a docker-archive); a root filesystem is imported with `berthctl import`".into(),
+            )),
+        }
+    }
+
     /// Import a root filesystem tarball (plain or gzip) as a one-layer image named `name`.
     pub fn import_rootfs(&self, path: &Path, name: &str) -> Result<Image, ImageError> {
         let reference = Reference::parse(name).map_err(ImageError::BadReference)?;
@@ -533,8 +562,11 @@ impl ImageStore {
             }
         }
         let Some(index) = index else {
+            if docker_manifest && name.is_none() {
+                return super::archive::load_docker_archive(self, path);
+            }
             return Err(bad(if docker_manifest {
-                "this is a docker-save archive; save it as an OCI archive (podman save --format oci-archive)".into()
+                "a docker-archive keeps its images' names: load it (berthctl load) rather than import it".into()
             } else {
                 "no index.json: not an OCI archive".into()
             }));
