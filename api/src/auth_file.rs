@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+use crate::credential_helper;
 use crate::registry_login::{RegistryLogin, normalise_scope};
 
 /// Where the user's tools keep logins, from the environment.
@@ -27,6 +28,8 @@ pub struct AuthFiles {
     pub config_home: Option<PathBuf>,
     pub docker_config: Option<PathBuf>,
     pub home: Option<PathBuf>,
+    /// `$PATH`, where credential helpers are found.
+    pub path: Option<std::ffi::OsString>,
 }
 
 /// Why a file of logins could not be used.
@@ -54,6 +57,7 @@ impl AuthFiles {
             config_home: var("XDG_CONFIG_HOME"),
             docker_config: var("DOCKER_CONFIG"),
             home: var("HOME"),
+            path: std::env::var_os("PATH"),
         }
     }
 
@@ -100,7 +104,7 @@ impl AuthFiles {
     pub fn logins(&self) -> Result<Vec<RegistryLogin>, AuthFileError> {
         let mut logins: Vec<RegistryLogin> = Vec::new();
         for path in self.read_order() {
-            for login in read_file(&path)? {
+            for login in read_file(&path, self.path.as_ref())? {
                 if !logins.iter().any(|l| l.scope == login.scope) {
                     logins.push(login);
                 }
@@ -148,8 +152,11 @@ impl AuthFiles {
     }
 }
 
-/// The logins of one file, keyed as written there.
-fn read_file(path: &Path) -> Result<Vec<RegistryLogin>, AuthFileError> {
+/// The logins of one file: its credential helpers' first, then its `auths`.
+fn read_file(
+    path: &Path,
+    search: Option<&std::ffi::OsString>,
+) -> Result<Vec<RegistryLogin>, AuthFileError> {
     let malformed = |message: String| AuthFileError::Malformed {
         path: path.to_owned(),
         message,
@@ -157,13 +164,13 @@ fn read_file(path: &Path) -> Result<Vec<RegistryLogin>, AuthFileError> {
     let Some(document) = read_document(path)? else {
         return Ok(Vec::new());
     };
+    let mut logins = helper_logins(&document, search).map_err(malformed)?;
     let Some(auths) = document.get("auths") else {
-        return Ok(Vec::new());
+        return Ok(logins);
     };
     let auths = auths
         .as_object()
         .ok_or_else(|| malformed("`auths` is not an object".into()))?;
-    let mut logins = Vec::new();
     for (key, entry) in auths {
         // An entry without `auth` (Docker keeps one per registry a helper holds) has nothing.
         let Some(encoded) = entry.get("auth").and_then(|a| a.as_str()) else {
@@ -186,6 +193,45 @@ fn read_file(path: &Path) -> Result<Vec<RegistryLogin>, AuthFileError> {
             username: username.to_owned(),
             password: password.to_owned(),
         });
+    }
+    Ok(logins)
+}
+
+/// What a Docker config's credential helpers hold: `credHelpers`' registries, each from its
+/// own helper, then every server the `credsStore` helper lists.
+fn helper_logins(
+    document: &serde_json::Value,
+    search: Option<&std::ffi::OsString>,
+) -> Result<Vec<RegistryLogin>, String> {
+    let mut asks: Vec<(String, String)> = Vec::new();
+    if let Some(helpers) = document.get("credHelpers").and_then(|h| h.as_object()) {
+        for (server, helper) in helpers {
+            let helper = helper
+                .as_str()
+                .ok_or_else(|| format!("credHelpers.{server} is not a helper's name"))?;
+            asks.push((helper.to_owned(), server.clone()));
+        }
+    }
+    if let Some(store) = document.get("credsStore").and_then(|s| s.as_str())
+        && !store.is_empty()
+    {
+        for server in credential_helper::list(store, search)? {
+            asks.push((store.to_owned(), server));
+        }
+    }
+    let mut logins: Vec<RegistryLogin> = Vec::new();
+    for (helper, server) in asks {
+        let scope = normalise_scope(&server)?;
+        if logins.iter().any(|l| l.scope == scope) {
+            continue;
+        }
+        if let Some((username, password)) = credential_helper::get(&helper, &server, search)? {
+            logins.push(RegistryLogin {
+                scope,
+                username,
+                password,
+            });
+        }
     }
     Ok(logins)
 }
@@ -277,6 +323,7 @@ mod tests {
             config_home: None,
             docker_config: None,
             home: Some(dir.join("home")),
+            path: None,
         }
     }
 
@@ -353,6 +400,69 @@ mod tests {
             serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         assert_eq!(document["credHelpers"]["gcr.io"], "gcloud");
         assert_eq!(document["auths"]["quay.io"]["auth"], "dTpw");
+    }
+
+    #[test]
+    fn credential_helpers_are_asked_before_the_file_s_own_logins() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        // A store holding Docker Hub, and a helper of quay.io's own, as Docker's protocol has
+        // them; a server the store lacks says so as the real helpers do.
+        let helper = |name: &str, script: &str| {
+            let path = bin.join(format!("docker-credential-{name}"));
+            std::fs::write(&path, format!("#!/bin/sh\n{script}")).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        helper(
+            "store",
+            r#"read server
+case "$1:$server" in
+  list:*) echo '{"https://index.docker.io/v1/":"hub","gone.example":"x"}' ;;
+  get:https://index.docker.io/v1/) echo '{"ServerURL":"'$server'","Username":"hub","Secret":"from-store"}' ;;
+  *) echo "credentials not found in native keychain"; exit 1 ;;
+esac
+"#,
+        );
+        helper(
+            "quay",
+            r#"read server; echo '{"ServerURL":"quay.io","Username":"robot","Secret":"tok"}'"#,
+        );
+        let config = dir.path().join("config.json");
+        std::fs::write(
+            &config,
+            r#"{"credsStore": "store", "credHelpers": {"quay.io": "quay"},
+                "auths": {"https://index.docker.io/v1/": {"auth": "aHViOmZyb20tZmlsZQ=="}}}"#,
+        )
+        .unwrap();
+        let files = AuthFiles {
+            explicit: Some(config),
+            path: Some(bin.into_os_string()),
+            ..AuthFiles::default()
+        };
+        let logins = files.logins().unwrap();
+        let of = |scope: &str| {
+            logins
+                .iter()
+                .find(|l| l.scope == scope)
+                .map(|l| (l.username.as_str(), l.password.as_str()))
+        };
+        assert_eq!(of("quay.io"), Some(("robot", "tok")));
+        assert_eq!(
+            of("docker.io"),
+            Some(("hub", "from-store")),
+            "the store wins"
+        );
+        assert_eq!(of("gone.example"), None);
+        // Helpers that are not there hold nothing; the file's own logins still count.
+        let files = AuthFiles {
+            path: Some(dir.path().join("nowhere").into_os_string()),
+            ..files
+        };
+        let logins = files.logins().unwrap();
+        assert_eq!(logins.len(), 1);
+        assert_eq!(logins[0].password, "from-file");
     }
 
     #[test]

@@ -517,6 +517,20 @@ impl Client {
     }
 
     /// Starts a container; answered once it runs.
+    /// `run -t`: the container and the master of its terminal.
+    pub async fn run_with_terminal(
+        &self,
+        spec: RunSpec,
+    ) -> Result<(ContainerInfo, OwnedFd), ClientError> {
+        match self.call_with_fds(Request::Run(Box::new(spec))).await? {
+            (Reply::Container(info), fds) if fds.len() == 1 => {
+                Ok((info, fds.into_iter().next().ok_or_else(no_fds)?))
+            }
+            (Reply::Container(_), _) => Err(no_fds()),
+            (other, _) => Err(unexpected(other)),
+        }
+    }
+
     pub async fn run(&self, spec: RunSpec) -> Result<ContainerInfo, ClientError> {
         self.container_reply(Request::Run(Box::new(spec))).await
     }

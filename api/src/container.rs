@@ -142,6 +142,10 @@ pub struct RunSpec {
     /// `--restart`: what berthd does when it ends, and when berthd starts.
     #[serde(default)]
     pub restart: RestartPolicy,
+    /// `-t`: on a terminal, whose master comes with the answer (SCM_RIGHTS); its output goes
+    /// there, not to the log.
+    #[serde(default)]
+    pub tty: bool,
 }
 
 /// `--restart`, Docker's policies.

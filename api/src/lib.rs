@@ -10,8 +10,8 @@
 //!   the GUI can show the same messages inline before it sends anything.
 //! - [`utilisation`]: the allocation and live-use formulas behind every gauge.
 //! - [`input`]: keys, pointer and wheel as the guest's evdev events, the one input contract.
-//! - [`registry_login`], [`auth_file`]: a user's registry logins and the files their tools keep
-//!   them in, read by clients and sent with the requests that may reach a registry.
+//! - [`registry_login`], [`auth_file`], [`credential_helper`]: a user's registry logins and the
+//!   files and helpers their tools keep them in, read by clients and sent with the requests that may reach a registry.
 //! - [`client`]: the async client the GUI and berthctl share; [`paths`]: where daemons listen.
 //!
 //! This crate has no UI and no daemon logic: both sides depend on it, never on each other.
@@ -19,6 +19,7 @@
 pub mod auth_file;
 pub mod client;
 pub mod container;
+pub mod credential_helper;
 pub mod error;
 pub mod event;
 pub mod fdpass;

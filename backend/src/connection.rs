@@ -146,7 +146,10 @@ pub async fn serve_connection(daemon: Arc<Daemon>, stream: UnixStream) {
             Ok(ClientFrame::Request {
                 id,
                 request:
-                    request @ (Request::VmDisplay { .. } | Request::Exec(_) | Request::Save { .. }),
+                    request @ (Request::VmDisplay { .. }
+                    | Request::Exec(_)
+                    | Request::Save { .. }
+                    | Request::Run(_)),
             }) => {
                 // Answered with descriptors on the answer's frame.
                 let (daemon, peer, out, fd_out) = (
@@ -170,7 +173,12 @@ pub async fn serve_connection(daemon: Arc<Daemon>, stream: UnixStream) {
                                 id,
                                 result: Ok(reply),
                             };
-                            let _ = fd_out.send((frame, fds)).await;
+                            // `run` without a terminal has none to send.
+                            if fds.is_empty() {
+                                let _ = out.send(frame).await;
+                            } else {
+                                let _ = fd_out.send((frame, fds)).await;
+                            }
                         }
                         Err(error) => {
                             let frame = ServerFrame::Response {

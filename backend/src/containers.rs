@@ -422,13 +422,14 @@ impl Engine {
     }
 
     /// `run`: create a container from an image and start it, with `mounts` (its `-v`, resolved
-    /// by the caller).
+    /// by the caller); with `spec.tty`, on a terminal whose master is answered too (the
+    /// container's output then goes to whoever holds it, not to its log).
     pub fn run(
         self: &Arc<Self>,
         spec: RunSpec,
         mounts: Vec<MountRecord>,
         images: &ImageStore,
-    ) -> Result<ContainerInfo, ApiError> {
+    ) -> Result<(ContainerInfo, Option<OwnedFd>), ApiError> {
         self.layout()?;
         if let Some(name) = &spec.name {
             validate::name("container", name).map_err(ApiError::invalid)?;
@@ -550,16 +551,24 @@ impl Engine {
             records.insert(id.clone(), record.clone());
             record
         };
-        if let Err(e) = self.start_record(&record) {
-            // A container that never ran is not kept: nothing is left half-made.
-            lock(&self.records).remove(&id);
-            let _ = fs::remove_dir_all(self.dir(&id));
-            return Err(e);
-        }
-        Ok(self.info(&self.find(&id)?))
+        let master = match self.start_record(&record, spec.tty) {
+            Ok(master) => master,
+            Err(e) => {
+                // A container that never ran is not kept: nothing is left half-made.
+                lock(&self.records).remove(&id);
+                let _ = fs::remove_dir_all(self.dir(&id));
+                return Err(e);
+            }
+        };
+        Ok((self.info(&self.find(&id)?), master))
     }
 
-    fn start_record(self: &Arc<Self>, record: &Record) -> Result<(), ApiError> {
+    /// Starts `record`'s container; with `terminal`, on a terminal whose master is answered.
+    fn start_record(
+        self: &Arc<Self>,
+        record: &Record,
+        terminal: bool,
+    ) -> Result<Option<OwnedFd>, ApiError> {
         let layout = self.layout()?;
         let lower = self
             .rootfs_cache
@@ -575,6 +584,7 @@ impl Engine {
             id: record.id.clone(),
             hostname: record.hostname.clone(),
             mounts: record.mounts.iter().map(MountRecord::to_runtime).collect(),
+            terminal,
             log: dir.join("log"),
             dir,
             lower: vec![lower],
@@ -592,7 +602,7 @@ impl Engine {
                 ContainerNetwork::None => None,
             },
         };
-        let container = match runtime::start(&config, layout) {
+        let mut container = match runtime::start(&config, layout) {
             Ok(container) => container,
             Err(e) => {
                 self.set_state(
@@ -606,6 +616,7 @@ impl Engine {
             }
         };
         let pid = container.pid;
+        let master = container.terminal.take();
         let running = Arc::new(Running {
             container,
             started: Instant::now(),
@@ -627,7 +638,7 @@ impl Engine {
                 },
             );
         });
-        Ok(())
+        Ok(master)
     }
 
     fn watch_adopted(self: &Arc<Self>, id: &str, running: &Running) {
@@ -697,7 +708,7 @@ impl Engine {
             }
             record.clone()
         };
-        if let Err(e) = self.start_record(&record) {
+        if let Err(e) = self.start_record(&record, false) {
             eprintln!(
                 "berthd: cannot restart container {} by its policy: {}",
                 record.name, e.message
@@ -715,7 +726,7 @@ impl Engine {
             ));
         }
         self.set_stopped_by_user(&record.id, false);
-        self.start_record(&record)?;
+        self.start_record(&record, false)?;
         Ok(self.info(&self.find(&record.id)?))
     }
 

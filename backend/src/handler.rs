@@ -30,6 +30,9 @@ impl Daemon {
                 let (info, fd) = self.machines.display(&name)?;
                 Ok((Reply::Display(info), vec![fd]))
             }
+            Request::Run(spec) => self
+                .run(peer, *spec)
+                .map(|(info, master)| (Reply::Container(info), master.into_iter().collect())),
             Request::Save { images } => {
                 let pipe = self.images.save(&images)?;
                 log(format!("uid {} saved {}", peer.uid, images.join(", ")));
@@ -213,22 +216,9 @@ impl Daemon {
                 log(format!("uid {} built image {}", peer.uid, image.reference));
                 Ok(Reply::Images(vec![image]))
             }
-            Request::Run(mut spec) => {
-                // An image not in the store is pulled first, as `docker run` does; one it has
-                // under Docker's familiar name (`docker.io/library/busybox` is `busybox`) runs
-                // as that.
-                let logins = std::mem::take(&mut spec.logins);
-                spec.image = self.images.ensure(&spec.image, &logins, &|progress| {
-                    self.publish(Event::PullProgress(progress))
-                })?;
-                let mounts = self.volumes.resolve(&spec.volumes, peer)?;
-                let info = self.engine.run(*spec, mounts, &self.images.store())?;
-                log(format!(
-                    "uid {} started container {} ({})",
-                    peer.uid, info.name, info.id
-                ));
-                Ok(Reply::Container(info))
-            }
+            Request::Run(spec) => self
+                .run(peer, *spec)
+                .map(|(info, _)| Reply::Container(info)),
             Request::Ps { all } => Ok(Reply::Containers(self.engine.list(all))),
             Request::VolumeCreate { name } => self
                 .volumes
@@ -268,6 +258,28 @@ impl Daemon {
                 self.engine.stats(container.as_deref()).map(Reply::Stats)
             }
         }
+    }
+
+    /// `run`: pulls what the store lacks, resolves the volumes, starts the container; the
+    /// master of its terminal with `-t`.
+    fn run(
+        &self,
+        peer: &Peer,
+        mut spec: berth_api::container::RunSpec,
+    ) -> Result<(berth_api::container::ContainerInfo, Option<OwnedFd>), ApiError> {
+        // An image not in the store is pulled first, as `docker run` does; one it has under
+        // Docker's familiar name (`docker.io/library/busybox` is `busybox`) runs as that.
+        let logins = std::mem::take(&mut spec.logins);
+        spec.image = self.images.ensure(&spec.image, &logins, &|progress| {
+            self.publish(Event::PullProgress(progress))
+        })?;
+        let mounts = self.volumes.resolve(&spec.volumes, peer)?;
+        let (info, master) = self.engine.run(spec, mounts, &self.images.store())?;
+        log(format!(
+            "uid {} started container {} ({})",
+            peer.uid, info.name, info.id
+        ));
+        Ok((info, master))
     }
 
     /// VM `name` as it is now.

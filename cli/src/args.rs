@@ -157,6 +157,12 @@ pub struct RunArgs {
     /// Return once it has started.
     #[arg(short, long)]
     pub detach: bool,
+    /// Give the container a terminal (its output goes there, not to its log).
+    #[arg(short, long)]
+    pub tty: bool,
+    /// With -t: pass our stdin to it (ours goes raw: Ctrl+C reaches it).
+    #[arg(short, long)]
+    pub interactive: bool,
     /// Remove the container and its files once it has ended.
     #[arg(long)]
     pub rm: bool,

@@ -180,21 +180,49 @@ async fn run_container(
         hostname: args.hostname,
         volumes: args.volume,
         restart: args.restart,
+        tty: args.tty,
         // In the foreground berthctl removes it once it has read how it ended; detached, the
         // daemon does when it ends.
         remove: args.rm && args.detach,
     };
-    let info = client.run(spec).await?;
-    if args.detach {
-        return out.show(&info, id);
-    }
-    follow_logs(client, events, &info.id).await?;
-    let state = client
-        .ps(true)
-        .await?
-        .into_iter()
-        .find(|c| c.id == info.id)
-        .map(|c| c.state);
+    let info = if args.tty {
+        if args.detach {
+            return Err(Failure::Failed(
+                "-t with -d: nothing would hold the terminal (there is no attach yet)".into(),
+            ));
+        }
+        let (info, master) = client.run_with_terminal(spec).await?;
+        crate::terminal::attach(master, args.interactive).await?;
+        info
+    } else {
+        if args.interactive {
+            return Err(Failure::Failed(
+                "-i needs -t: a container's stdin is a terminal or nothing yet".into(),
+            ));
+        }
+        let info = client.run(spec).await?;
+        if args.detach {
+            return out.show(&info, id);
+        }
+        follow_logs(client, events, &info.id).await?;
+        info
+    };
+    // Its terminal or its log has ended: it is ending; its state says how.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let state = loop {
+        let state = client
+            .ps(true)
+            .await?
+            .into_iter()
+            .find(|c| c.id == info.id)
+            .map(|c| c.state);
+        if !state.as_ref().is_some_and(ContainerState::is_running)
+            || std::time::Instant::now() > deadline
+        {
+            break state;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     if args.rm {
         client.container_rm(&info.id, true).await?;
     }

@@ -100,6 +100,7 @@ pub fn logout(registry: Option<&str>, all: bool) -> Result<(), Failure> {
     let elsewhere = files.read_order().into_iter().find(|path| {
         AuthFiles {
             explicit: Some(path.clone()),
+            path: files.path.clone(),
             ..AuthFiles::default()
         }
         .logins()

@@ -15,6 +15,7 @@ mod render;
 mod screenshot;
 mod serial;
 mod table;
+mod terminal;
 mod vm;
 
 use std::process::ExitCode;

@@ -257,7 +257,12 @@ fn oci_archives_import_with_their_layers() {
     let docker_tar = work.path().join("docker.tar");
     tar_file(&docker, &docker_tar);
     let store2 = ImageStore::open(&work.path().join("images2")).unwrap();
-    // Without oci-layout it is taken as a rootfs; as an OCI archive it is refused clearly.
-    let err = store2.import_oci_archive(&docker_tar, None).unwrap_err();
-    assert!(err.to_string().contains("docker-save archive"), "{err}");
+    // Without oci-layout `import` takes it as a rootfs; renamed as an OCI archive it is refused
+    // clearly; loaded, one without images says so.
+    let err = store2
+        .import_oci_archive(&docker_tar, Some("x:1"))
+        .unwrap_err();
+    assert!(err.to_string().contains("load it"), "{err}");
+    let err = store2.load(&docker_tar).unwrap_err();
+    assert!(err.to_string().contains("holds no image"), "{err}");
 }

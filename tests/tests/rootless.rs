@@ -1075,3 +1075,99 @@ fn a_desk_user_s_containers_restart_by_their_policy_and_when_the_daemon_starts()
             .success()
     );
 }
+
+#[test]
+fn a_desk_user_runs_a_shell_in_a_new_container_on_a_terminal() {
+    let Some(user) = TestUser::desk() else { return };
+    let dir = open_tempdir();
+    let Some(tarball) = busybox_tarball(dir.path(), Some(&user)) else {
+        return;
+    };
+    let daemon = Daemon::start_as(&user, dir.path(), &[]);
+    let out = daemon.berthctl(&["import", tarball.to_str().unwrap(), "busybox"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+
+    // `run -it --rm … sh` as a terminal would: the prompt, our size, Ctrl+C for the program
+    // in the foreground, the shell's exit code ours, and the container gone after.
+    let pty = nix::pty::openpty(
+        Some(&nix::pty::Winsize {
+            ws_row: 40,
+            ws_col: 120,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        }),
+        None,
+    )
+    .unwrap();
+    let slave = std::fs::File::from(pty.slave);
+    let mut child = user
+        .command(berth_e2e::binary("berthctl"))
+        .arg("--socket")
+        .arg(&daemon.socket)
+        .args([
+            "run",
+            "-it",
+            "--rm",
+            "--network",
+            "none",
+            "--name",
+            "tty",
+            "busybox",
+            "sh",
+        ])
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave)
+        .spawn()
+        .unwrap();
+    let mut master = std::fs::File::from(pty.master);
+    let mut seen = Vec::new();
+    let wait = Duration::from_secs(10);
+    assert!(
+        read_until(&master, &mut seen, "# ", wait),
+        "no prompt: {}",
+        String::from_utf8_lossy(&seen)
+    );
+    use std::io::Write;
+    master
+        .write_all(b"echo $((6*7)); busybox stty size; busybox tty\r")
+        .unwrap();
+    assert!(
+        read_until(&master, &mut seen, "/dev/pts/", wait),
+        "{}",
+        String::from_utf8_lossy(&seen)
+    );
+    let shown = String::from_utf8_lossy(&seen).into_owned();
+    assert!(
+        shown.contains("42\r\n") && shown.contains("40 120\r\n"),
+        "{shown}"
+    );
+    master.write_all(b"sleep 100; echo after\r").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    seen.clear();
+    master.write_all(b"\x03").unwrap();
+    assert!(
+        read_until(&master, &mut seen, "# ", Duration::from_secs(5)),
+        "Ctrl+C did not interrupt sleep: {}",
+        String::from_utf8_lossy(&seen)
+    );
+    master.write_all(b"exit 7\r").unwrap();
+    let deadline = Instant::now() + wait;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "berthctl run -it did not end");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(7));
+    assert!(
+        !text(&daemon.berthctl(&["ps", "-a"])).0.contains("tty"),
+        "--rm left it"
+    );
+    // -i alone and -t with -d are refused with the reason.
+    for args in [["run", "-i", "busybox"], ["run", "-td", "busybox"]] {
+        let out = daemon.berthctl(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+    }
+}

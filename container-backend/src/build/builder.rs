@@ -850,6 +850,7 @@ impl Builder<'_> {
             mounts: self
                 .run_mounts(flags, stage, build)
                 .map_err(at(line.number))?,
+            terminal: false,
             dir: build.build_dir.join(format!("run-{}", line.number)),
             lower: vec![stage.rootfs.clone()],
             args,

@@ -170,6 +170,9 @@ pub fn load_docker_archive(store: &ImageStore, path: &Path) -> Result<Vec<Image>
         .ok_or_else(|| bad("no manifest.json: not a docker-archive".into()))?;
     let entries: Vec<DockerEntry> =
         serde_json::from_slice(manifest).map_err(|e| bad(format!("manifest.json: {e}")))?;
+    if entries.is_empty() {
+        return Err(bad("its manifest.json holds no image".into()));
+    }
     let mut loaded = Vec::new();
     for entry in entries {
         let config_bytes = small

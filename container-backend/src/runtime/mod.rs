@@ -18,7 +18,7 @@ pub mod spawn;
 pub mod user;
 
 use std::fs::{self, OpenOptions};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -59,6 +59,8 @@ pub struct ContainerConfig {
     pub hostname: Option<String>,
     /// Host files and directories mounted into it (volumes).
     pub mounts: Vec<BindMount>,
+    /// On a terminal (`run -t`): its output goes there, not to the log.
+    pub terminal: bool,
 }
 
 /// Why a container could not be started or handled.
@@ -106,6 +108,8 @@ pub struct Container {
     /// Its hostname, which its first process also has as `HOSTNAME` (how it is recognised
     /// without a cgroup).
     pub hostname: String,
+    /// The master of its terminal, for whoever takes it (`run -t`).
+    pub terminal: Option<OwnedFd>,
 }
 
 impl ContainerConfig {
@@ -256,6 +260,23 @@ pub fn start(config: &ContainerConfig, layout: &Layout) -> Result<Container, Run
         None => Vec::new(),
     };
     mounts.extend(config.mounts.iter().cloned());
+    // A terminal's master comes back from the child over a socket pair.
+    let (our_terminal, child_terminal) = if config.terminal {
+        let (ours, theirs) = nix::sys::socket::socketpair(
+            nix::sys::socket::AddressFamily::Unix,
+            nix::sys::socket::SockType::Stream,
+            None,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|e| RuntimeError::Io {
+            what: "make a socket for the terminal",
+            path: config.dir.clone(),
+            source: e.into(),
+        })?;
+        (Some(ours), Some(theirs))
+    } else {
+        (None, None)
+    };
     let spec = ProcessSpec {
         rootfs,
         lower: config.lower.clone(),
@@ -275,6 +296,7 @@ pub fn start(config: &ContainerConfig, layout: &Layout) -> Result<Container, Run
         mounts,
         stdout,
         stderr,
+        terminal: child_terminal,
     };
     let cgroup = Cgroup::create(layout, &config.id, &config.limits)?;
     let command = config.args.first().cloned().unwrap_or_default();
@@ -301,13 +323,36 @@ pub fn start(config: &ContainerConfig, layout: &Layout) -> Result<Container, Run
         Ok(())
     });
     match spawned {
-        Ok(pid) => Ok(Container {
-            id: config.id.clone(),
-            pid,
-            cgroup,
-            network: pasta,
-            hostname,
-        }),
+        Ok(pid) => {
+            // The child sent the master before it exec'd: it is waiting in the socket.
+            let terminal = match &our_terminal {
+                Some(socket) => {
+                    let mut byte = [0u8; 1];
+                    let (_, mut fds) =
+                        berth_api::fdpass::recv_with_fds(socket.as_raw_fd(), &mut byte).map_err(
+                            |source| RuntimeError::Io {
+                                what: "receive the container's terminal",
+                                path: config.dir.clone(),
+                                source,
+                            },
+                        )?;
+                    Some(fds.pop().ok_or_else(|| RuntimeError::Io {
+                        what: "receive the container's terminal",
+                        path: config.dir.clone(),
+                        source: std::io::Error::other("no terminal came"),
+                    })?)
+                }
+                None => None,
+            };
+            Ok(Container {
+                id: config.id.clone(),
+                pid,
+                cgroup,
+                network: pasta,
+                hostname,
+                terminal,
+            })
+        }
         Err(source) => {
             if let Some(pasta) = pasta {
                 pasta.detach();
@@ -338,6 +383,7 @@ impl Container {
             cgroup: Cgroup::existing(layout, id),
             network: Pasta::existing(dir),
             hostname: hostname_of(id, hostname),
+            terminal: None,
         }
     }
 

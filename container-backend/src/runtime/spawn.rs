@@ -37,9 +37,13 @@ pub struct ProcessSpec {
     pub hostname: String,
     /// Files and directories of the host mounted into the root filesystem.
     pub mounts: Vec<BindMount>,
-    /// Where the process's stdout and stderr go.
+    /// Where the process's stdout and stderr go (unless it has a terminal).
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
+    /// A terminal for the process (`run -t`): the child opens one in the container's own
+    /// devpts, makes it its controlling terminal and stdin, stdout and stderr, and sends its
+    /// master back over this socket (SCM_RIGHTS).
+    pub terminal: Option<OwnedFd>,
 }
 
 /// A file or directory of the host mounted into a container.
@@ -97,6 +101,7 @@ const STEPS: &[&str] = &[
     "connect stdin, stdout and stderr",
     "run the command",
     "drop capabilities",
+    "open the container's terminal",
 ];
 const S_WAIT: u32 = 0;
 const S_PRIVATE: u32 = 1;
@@ -115,6 +120,7 @@ const S_CWD: u32 = 13;
 const S_STDIO: u32 = 14;
 const S_EXEC: u32 = 15;
 const S_CAPS: u32 = 16;
+const S_TERMINAL: u32 = 17;
 
 /// Device nodes bind-mounted from the host into the container's /dev.
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
@@ -164,6 +170,9 @@ struct Prepared {
     last_capability: u32,
     stdout: i32,
     stderr: i32,
+    /// The socket the terminal's master goes back on; -1: no terminal.
+    terminal: i32,
+    ptmx: CString,
     // Literals, as C strings.
     s_overlay: CString,
     s_proc: CString,
@@ -259,6 +268,8 @@ impl Prepared {
             last_capability: super::capabilities::last_capability(),
             stdout: spec.stdout.as_raw_fd(),
             stderr: spec.stderr.as_raw_fd(),
+            terminal: spec.terminal.as_ref().map_or(-1, AsRawFd::as_raw_fd),
+            ptmx: cstring("/dev/pts/ptmx")?,
             s_overlay: cstring("overlay")?,
             s_proc: cstring("proc")?,
             s_sysfs: cstring("sysfs")?,
@@ -448,6 +459,10 @@ unsafe fn child(
         // Raw system calls, not glibc's setgroups/setgid/setuid: those broadcast the change to
         // every thread glibc believes the process has (the parent's, copied by clone), and can
         // wait forever for threads that do not exist in this child.
+        // The terminal, while the process may still give it to its user.
+        if p.terminal >= 0 && !open_terminal(p) {
+            return fail(S_TERMINAL);
+        }
         if !super::capabilities::drop_bounding_set(p.last_capability) {
             return fail(S_CAPS);
         }
@@ -465,13 +480,15 @@ unsafe fn child(
         if libc::chdir(p.cwd.as_ptr()) != 0 {
             return fail(S_CWD);
         }
-        let stdin = libc::open(p.dev_null.as_ptr(), libc::O_RDONLY);
-        if stdin < 0
-            || libc::dup2(stdin, 0) < 0
-            || libc::dup2(p.stdout, 1) < 0
-            || libc::dup2(p.stderr, 2) < 0
-        {
-            return fail(S_STDIO);
+        if p.terminal < 0 {
+            let stdin = libc::open(p.dev_null.as_ptr(), libc::O_RDONLY);
+            if stdin < 0
+                || libc::dup2(stdin, 0) < 0
+                || libc::dup2(p.stdout, 1) < 0
+                || libc::dup2(p.stderr, 2) < 0
+            {
+                return fail(S_STDIO);
+            }
         }
         // Like execvp: try each candidate; report the most telling error (a candidate that
         // exists but cannot run says more than the ones that do not exist).
@@ -744,6 +761,68 @@ unsafe fn bind_mount(root: i32, m: &PreparedMount) -> bool {
         ) == 0;
         libc::close(again);
         remounted
+    }
+}
+
+/// Opens a terminal in the container's devpts (its root is `/` by now), gives its end to the
+/// process's user, sends the master back over `p.terminal`, and makes the end the process's
+/// controlling terminal and its stdin, stdout and stderr. Raw system calls only.
+///
+/// # Safety
+/// In the child after pivot_root, with `p`'s strings valid.
+unsafe fn open_terminal(p: &Prepared) -> bool {
+    // SAFETY: for the whole body: system calls on descriptors this function opens and on
+    // buffers on its stack (the message carrying the master).
+    unsafe {
+        let master = libc::open(
+            p.ptmx.as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        );
+        if master < 0 {
+            return false;
+        }
+        let unlock: libc::c_int = 0;
+        if libc::ioctl(master, libc::TIOCSPTLCK, &unlock) != 0 {
+            return false;
+        }
+        let end = libc::ioctl(
+            master,
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        );
+        if end < 0 || libc::fchown(end, p.uid, p.gid) != 0 {
+            return false;
+        }
+        // One byte with the master as SCM_RIGHTS.
+        let byte = [0u8; 1];
+        let mut iov = libc::iovec {
+            iov_base: byte.as_ptr() as *mut libc::c_void,
+            iov_len: 1,
+        };
+        let mut space = [0u64; 4];
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = space.as_mut_ptr().cast();
+        msg.msg_controllen = libc::CMSG_SPACE(size_of::<i32>() as u32) as _;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<i32>() as u32) as _;
+        std::ptr::copy_nonoverlapping(
+            (&raw const master).cast::<u8>(),
+            libc::CMSG_DATA(cmsg),
+            size_of::<i32>(),
+        );
+        if libc::sendmsg(p.terminal, &msg, libc::MSG_NOSIGNAL) != 1 {
+            return false;
+        }
+        libc::close(master);
+        libc::setsid() >= 0
+            && libc::ioctl(end, libc::TIOCSCTTY, 0) == 0
+            && libc::dup2(end, 0) >= 0
+            && libc::dup2(end, 1) >= 0
+            && libc::dup2(end, 2) >= 0
     }
 }
 
