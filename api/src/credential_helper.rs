@@ -32,7 +32,11 @@ fn run(
         // A config copied from another machine names a helper this one lacks (Docker
         // Desktop's `desktop`): it holds nothing here, and the other logins still count.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot run {program} (named by your Docker config): {e}")),
+        Err(e) => {
+            return Err(format!(
+                "cannot run {program} (named by your Docker config): {e}"
+            ));
+        }
     };
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(input.as_bytes());

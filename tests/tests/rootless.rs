@@ -326,14 +326,9 @@ fn a_delegated_cgroup_limits_a_users_containers() {
 
 #[test]
 fn a_desk_user_runs_with_the_flags_docker_users_type() {
-    let Some(user) = TestUser::desk() else { return };
-    let dir = open_tempdir();
-    let Some(tarball) = busybox_tarball(dir.path(), Some(&user)) else {
+    let Some((user, dir, daemon)) = desk_daemon_with_busybox() else {
         return;
     };
-    let daemon = Daemon::start_as(&user, dir.path(), &[]);
-    let out = daemon.berthctl(&["import", tarball.to_str().unwrap(), "busybox"]);
-    assert!(out.status.success(), "{}", text(&out).1);
 
     // -e over the image's environment, --env-file's lines (comments, values verbatim), -w made
     // when missing, -u by name, --hostname.
@@ -525,14 +520,9 @@ fn read_until(master: &std::fs::File, seen: &mut Vec<u8>, wanted: &str, within: 
 
 #[test]
 fn a_desk_user_execs_into_a_running_container_with_pipes_and_a_terminal() {
-    let Some(user) = TestUser::desk() else { return };
-    let dir = open_tempdir();
-    let Some(tarball) = busybox_tarball(dir.path(), Some(&user)) else {
+    let Some((user, _dir, daemon)) = desk_daemon_with_busybox() else {
         return;
     };
-    let daemon = Daemon::start_as(&user, dir.path(), &[]);
-    let out = daemon.berthctl(&["import", tarball.to_str().unwrap(), "busybox"]);
-    assert!(out.status.success(), "{}", text(&out).1);
     let out = daemon.berthctl(&[
         "run",
         "-d",
@@ -599,10 +589,36 @@ fn a_desk_user_execs_into_a_running_container_with_pipes_and_a_terminal() {
 
     // -it: a terminal of the container's own (/dev/pts/N inside), our size, keys as typed:
     // Ctrl+C interrupts the foreground program, not berthctl; the shell's exit code is ours.
+    let status = shell_on_a_terminal(&daemon, &user, &["exec", "-it", "svc", "sh"], (33, 101), 5);
+    assert_eq!(status.code(), Some(5));
+
+    assert!(
+        daemon
+            .berthctl(&["stop", "-t", "0", "svc"])
+            .status
+            .success()
+    );
+    let out = daemon.berthctl(&["exec", "svc", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).1.contains("is not running"), "{}", text(&out).1);
+}
+
+/// Runs `berthctl ARGS` (a shell in a container) on a terminal of `rows`x`cols` as a person
+/// would: waits for the prompt, has the shell print `$((6*7))`, the terminal's size and name
+/// (one of the container's own devpts), interrupts a `sleep` with Ctrl+C and gets the prompt
+/// back, then `exit CODE`; returns berthctl's exit status.
+fn shell_on_a_terminal(
+    daemon: &Daemon,
+    user: &TestUser,
+    args: &[&str],
+    (rows, cols): (u16, u16),
+    code: i32,
+) -> std::process::ExitStatus {
+    use std::io::Write;
     let pty = nix::pty::openpty(
         Some(&nix::pty::Winsize {
-            ws_row: 33,
-            ws_col: 101,
+            ws_row: rows,
+            ws_col: cols,
             ws_xpixel: 0,
             ws_ypixel: 0,
         }),
@@ -614,7 +630,7 @@ fn a_desk_user_execs_into_a_running_container_with_pipes_and_a_terminal() {
         .command(berth_e2e::binary("berthctl"))
         .arg("--socket")
         .arg(&daemon.socket)
-        .args(["exec", "-it", "svc", "sh"])
+        .args(args)
         .stdin(slave.try_clone().unwrap())
         .stdout(slave.try_clone().unwrap())
         .stderr(slave)
@@ -628,7 +644,6 @@ fn a_desk_user_execs_into_a_running_container_with_pipes_and_a_terminal() {
         "no prompt: {}",
         String::from_utf8_lossy(&seen)
     );
-    use std::io::Write;
     master
         .write_all(b"echo $((6*7)); busybox stty size; busybox tty\r")
         .unwrap();
@@ -639,7 +654,7 @@ fn a_desk_user_execs_into_a_running_container_with_pipes_and_a_terminal() {
     );
     let shown = String::from_utf8_lossy(&seen).into_owned();
     assert!(
-        shown.contains("42\r\n") && shown.contains("33 101\r\n"),
+        shown.contains("42\r\n") && shown.contains(&format!("{rows} {cols}\r\n")),
         "{shown}"
     );
     master.write_all(b"sleep 100; echo after\r").unwrap();
@@ -651,26 +666,29 @@ fn a_desk_user_execs_into_a_running_container_with_pipes_and_a_terminal() {
         "Ctrl+C did not interrupt sleep: {}",
         String::from_utf8_lossy(&seen)
     );
-    master.write_all(b"exit 5\r").unwrap();
+    master
+        .write_all(format!("exit {code}\r").as_bytes())
+        .unwrap();
     let deadline = Instant::now() + wait;
-    let status = loop {
+    loop {
         if let Some(status) = child.try_wait().unwrap() {
-            break status;
+            return status;
         }
-        assert!(Instant::now() < deadline, "berthctl exec -it did not end");
+        assert!(Instant::now() < deadline, "berthctl {args:?} did not end");
         std::thread::sleep(Duration::from_millis(50));
-    };
-    assert_eq!(status.code(), Some(5));
+    }
+}
 
-    assert!(
-        daemon
-            .berthctl(&["stop", "-t", "0", "svc"])
-            .status
-            .success()
-    );
-    let out = daemon.berthctl(&["exec", "svc", "true"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).1.contains("is not running"), "{}", text(&out).1);
+/// The desk user's own berthd in a directory of its own, with busybox imported; None (with a
+/// note) where this machine cannot run containers as that user.
+fn desk_daemon_with_busybox() -> Option<(TestUser, tempfile::TempDir, Daemon)> {
+    let user = TestUser::desk()?;
+    let dir = open_tempdir();
+    let tarball = busybox_tarball(dir.path(), Some(&user))?;
+    let daemon = Daemon::start_as(&user, dir.path(), &[]);
+    let out = daemon.berthctl(&["import", tarball.to_str().unwrap(), "busybox"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    Some((user, dir, daemon))
 }
 
 /// stdout of a berthctl command that must succeed.
@@ -687,14 +705,9 @@ fn run_ok(daemon: &Daemon, args: &[&str]) -> String {
 
 #[test]
 fn a_desk_user_mounts_host_paths_and_named_volumes() {
-    let Some(user) = TestUser::desk() else { return };
-    let dir = open_tempdir();
-    let Some(tarball) = busybox_tarball(dir.path(), Some(&user)) else {
+    let Some((user, dir, daemon)) = desk_daemon_with_busybox() else {
         return;
     };
-    let daemon = Daemon::start_as(&user, dir.path(), &[]);
-    let out = daemon.berthctl(&["import", tarball.to_str().unwrap(), "busybox"]);
-    assert!(out.status.success(), "{}", text(&out).1);
     let src = dir.path().join(user.name).join("src");
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("main.c"), "int main;\n").unwrap();
@@ -853,14 +866,9 @@ fn a_desk_user_mounts_host_paths_and_named_volumes() {
 
 #[test]
 fn a_desk_user_builds_with_a_secret_a_cache_and_a_target() {
-    let Some(user) = TestUser::desk() else { return };
-    let dir = open_tempdir();
-    let Some(tarball) = busybox_tarball(dir.path(), Some(&user)) else {
+    let Some((user, dir, daemon)) = desk_daemon_with_busybox() else {
         return;
     };
-    let daemon = Daemon::start_as(&user, dir.path(), &[]);
-    let out = daemon.berthctl(&["import", tarball.to_str().unwrap(), "busybox"]);
-    assert!(out.status.success(), "{}", text(&out).1);
     let home = dir.path().join(user.name);
     let ctx = home.join("app");
     std::fs::create_dir_all(&ctx).unwrap();
@@ -960,14 +968,9 @@ fn wait_for(daemon: &Daemon, name: &str, what: &str, ready: impl Fn(&serde_json:
 
 #[test]
 fn a_desk_user_s_containers_restart_by_their_policy_and_when_the_daemon_starts() {
-    let Some(user) = TestUser::desk() else { return };
-    let dir = open_tempdir();
-    let Some(tarball) = busybox_tarball(dir.path(), Some(&user)) else {
+    let Some((user, dir, mut daemon)) = desk_daemon_with_busybox() else {
         return;
     };
-    let mut daemon = Daemon::start_as(&user, dir.path(), &[]);
-    let out = daemon.berthctl(&["import", tarball.to_str().unwrap(), "busybox"]);
-    assert!(out.status.success(), "{}", text(&out).1);
     let running = |i: &serde_json::Value| i["state"].get("running").is_some();
 
     // on-failure:2 runs it three times, then it stays ended with its code.
@@ -1078,88 +1081,24 @@ fn a_desk_user_s_containers_restart_by_their_policy_and_when_the_daemon_starts()
 
 #[test]
 fn a_desk_user_runs_a_shell_in_a_new_container_on_a_terminal() {
-    let Some(user) = TestUser::desk() else { return };
-    let dir = open_tempdir();
-    let Some(tarball) = busybox_tarball(dir.path(), Some(&user)) else {
+    let Some((user, _dir, daemon)) = desk_daemon_with_busybox() else {
         return;
     };
-    let daemon = Daemon::start_as(&user, dir.path(), &[]);
-    let out = daemon.berthctl(&["import", tarball.to_str().unwrap(), "busybox"]);
-    assert!(out.status.success(), "{}", text(&out).1);
 
     // `run -it --rm … sh` as a terminal would: the prompt, our size, Ctrl+C for the program
     // in the foreground, the shell's exit code ours, and the container gone after.
-    let pty = nix::pty::openpty(
-        Some(&nix::pty::Winsize {
-            ws_row: 40,
-            ws_col: 120,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        }),
-        None,
-    )
-    .unwrap();
-    let slave = std::fs::File::from(pty.slave);
-    let mut child = user
-        .command(berth_e2e::binary("berthctl"))
-        .arg("--socket")
-        .arg(&daemon.socket)
-        .args([
-            "run",
-            "-it",
-            "--rm",
-            "--network",
-            "none",
-            "--name",
-            "tty",
-            "busybox",
-            "sh",
-        ])
-        .stdin(slave.try_clone().unwrap())
-        .stdout(slave.try_clone().unwrap())
-        .stderr(slave)
-        .spawn()
-        .unwrap();
-    let mut master = std::fs::File::from(pty.master);
-    let mut seen = Vec::new();
-    let wait = Duration::from_secs(10);
-    assert!(
-        read_until(&master, &mut seen, "# ", wait),
-        "no prompt: {}",
-        String::from_utf8_lossy(&seen)
-    );
-    use std::io::Write;
-    master
-        .write_all(b"echo $((6*7)); busybox stty size; busybox tty\r")
-        .unwrap();
-    assert!(
-        read_until(&master, &mut seen, "/dev/pts/", wait),
-        "{}",
-        String::from_utf8_lossy(&seen)
-    );
-    let shown = String::from_utf8_lossy(&seen).into_owned();
-    assert!(
-        shown.contains("42\r\n") && shown.contains("40 120\r\n"),
-        "{shown}"
-    );
-    master.write_all(b"sleep 100; echo after\r").unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    seen.clear();
-    master.write_all(b"\x03").unwrap();
-    assert!(
-        read_until(&master, &mut seen, "# ", Duration::from_secs(5)),
-        "Ctrl+C did not interrupt sleep: {}",
-        String::from_utf8_lossy(&seen)
-    );
-    master.write_all(b"exit 7\r").unwrap();
-    let deadline = Instant::now() + wait;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "berthctl run -it did not end");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let args = [
+        "run",
+        "-it",
+        "--rm",
+        "--network",
+        "none",
+        "--name",
+        "tty",
+        "busybox",
+        "sh",
+    ];
+    let status = shell_on_a_terminal(&daemon, &user, &args, (40, 120), 7);
     assert_eq!(status.code(), Some(7));
     assert!(
         !text(&daemon.berthctl(&["ps", "-a"])).0.contains("tty"),

@@ -420,26 +420,7 @@ impl ImageStore {
     /// Import a file as an image: an OCI archive (recognised by its `oci-layout` and
     /// `index.json`) keeps its layers and config; any other tar is taken as a root filesystem.
     pub fn import(&self, path: &Path, name: &str) -> Result<Vec<Image>, ImageError> {
-        let bad = |message: String| ImageError::BadImport {
-            path: path.to_owned(),
-            message,
-        };
-        let file = File::open(path).map_err(|e| bad(e.to_string()))?;
-        let mut archive = tar::Archive::new(decompressed(file).map_err(|e| bad(e.to_string()))?);
-        let mut is_layout = false;
-        for entry in archive
-            .entries()
-            .map_err(|e| bad(format!("not a tar archive ({e})")))?
-        {
-            let entry = entry.map_err(|e| bad(format!("not a valid tar archive ({e})")))?;
-            let entry_path = entry.path().map_err(|e| bad(e.to_string()))?;
-            let entry_path = entry_path.strip_prefix("./").unwrap_or(&entry_path);
-            if entry_path == Path::new("oci-layout") {
-                is_layout = true;
-                break;
-            }
-        }
-        if is_layout {
+        if archive_kind(path)?.layout {
             self.import_oci_archive(path, Some(name))
         } else {
             Ok(vec![self.import_rootfs(path, name)?])
@@ -449,29 +430,16 @@ impl ImageStore {
     /// Load an image archive (`berthctl load`): an OCI archive or a docker-archive, its images
     /// under the names it gives them.
     pub fn load(&self, path: &Path) -> Result<Vec<Image>, ImageError> {
-        let bad = |message: String| ImageError::BadImport {
-            path: path.to_owned(),
-            message,
-        };
-        let file = File::open(path).map_err(|e| bad(e.to_string()))?;
-        let mut archive = tar::Archive::new(decompressed(file).map_err(|e| bad(e.to_string()))?);
-        let (mut layout, mut docker) = (false, false);
-        for entry in archive
-            .entries()
-            .map_err(|e| bad(format!("not a tar archive ({e})")))?
-        {
-            let entry = entry.map_err(|e| bad(format!("not a valid tar archive ({e})")))?;
-            let entry_path = entry.path().map_err(|e| bad(e.to_string()))?;
-            let entry_path = entry_path.strip_prefix("./").unwrap_or(&entry_path);
-            layout |= entry_path == Path::new("oci-layout");
-            docker |= entry_path == Path::new("manifest.json");
-        }
-        match (layout, docker) {
-            (true, _) => self.import_oci_archive(path, None),
-            (false, true) => super::archive::load_docker_archive(self, path),
-            (false, false) => Err(bad(
-                "not an image archive (an OCI archive or a docker-archive); a root filesystem is imported with `berthctl import`".into(),
-            )),
+        let kind = archive_kind(path)?;
+        if kind.layout {
+            self.import_oci_archive(path, None)
+        } else if kind.docker {
+            super::archive::load_docker_archive(self, path)
+        } else {
+            Err(ImageError::BadImport {
+                path: path.to_owned(),
+                message: "not an image archive (an OCI archive or a docker-archive); a root filesystem is imported with `berthctl import`".into(),
+            })
         }
     }
 
@@ -647,6 +615,37 @@ impl ImageStore {
 }
 
 /// The current time as RFC 3339 in UTC, e.g. `2026-11-22T12:00:00Z`.
+/// What an archive holds at its top: an OCI layout's `oci-layout`, Docker's `manifest.json`.
+struct ArchiveKind {
+    layout: bool,
+    docker: bool,
+}
+
+/// Reads the archive at `path` once for the files that say what it is.
+fn archive_kind(path: &Path) -> Result<ArchiveKind, ImageError> {
+    let bad = |message: String| ImageError::BadImport {
+        path: path.to_owned(),
+        message,
+    };
+    let file = File::open(path).map_err(|e| bad(e.to_string()))?;
+    let mut archive = tar::Archive::new(decompressed(file).map_err(|e| bad(e.to_string()))?);
+    let mut kind = ArchiveKind {
+        layout: false,
+        docker: false,
+    };
+    for entry in archive
+        .entries()
+        .map_err(|e| bad(format!("not a tar archive ({e})")))?
+    {
+        let entry = entry.map_err(|e| bad(format!("not a valid tar archive ({e})")))?;
+        let entry_path = entry.path().map_err(|e| bad(e.to_string()))?;
+        let entry_path = entry_path.strip_prefix("./").unwrap_or(&entry_path);
+        kind.layout |= entry_path == Path::new("oci-layout");
+        kind.docker |= entry_path == Path::new("manifest.json");
+    }
+    Ok(kind)
+}
+
 pub fn now_rfc3339() -> String {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)

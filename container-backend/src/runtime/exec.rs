@@ -16,8 +16,11 @@ use nix::sched::CloneFlags;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 
-use super::spawn::{SpawnError, candidates, clone_and_start, cstring, pipe, pointers};
-use super::{Container, RuntimeError, complete_env, ids, user};
+use super::spawn::{
+    SpawnError, User, UserSteps, become_user, candidates, clone_and_start, cstring, exec_first,
+    pipe, pointers,
+};
+use super::{Container, RuntimeError, complete_env, user};
 
 /// What to run in a container.
 #[derive(Debug, Clone)]
@@ -102,13 +105,7 @@ pub fn exec(container: &Container, config: &ExecConfig) -> Result<ExecProcess, R
     };
     // The user as the container's own files name it now (a user added inside counts).
     let user = user::resolve(&config.user, &proc_dir.join("root")).map_err(RuntimeError::User)?;
-    let groups = ids::setgroups_allowed().then(|| {
-        user.groups
-            .iter()
-            .copied()
-            .filter(|g| ids::gid_mapped(*g))
-            .collect()
-    });
+    let groups = user.settable_groups();
     let mut env = complete_env(config.env.clone(), &user.home);
     if config.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
         env.push("TERM=xterm".into());
@@ -318,42 +315,24 @@ unsafe fn child(
                 return fail(S_STDIO);
             }
         }
-        // Raw system calls, not glibc's: those broadcast the change to every thread glibc
-        // believes the process has (the parent's, copied by clone).
-        if !super::capabilities::drop_bounding_set(p.last_capability) {
-            return fail(S_CAPS);
+        let steps = UserSteps {
+            caps: S_CAPS,
+            groups: S_GROUPS,
+            gid: S_GID,
+            uid: S_UID,
+            cwd: S_CWD,
+        };
+        let user = User {
+            last_capability: p.last_capability,
+            groups: p.groups.as_deref(),
+            uid: p.uid,
+            gid: p.gid,
+            cwd: &p.cwd,
+        };
+        if let Err(step) = become_user(&user, &steps) {
+            return fail(step);
         }
-        if let Some(groups) = &p.groups
-            && libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) != 0
-        {
-            return fail(S_GROUPS);
-        }
-        if libc::syscall(libc::SYS_setresgid, p.gid, p.gid, p.gid) != 0 {
-            return fail(S_GID);
-        }
-        if libc::syscall(libc::SYS_setresuid, p.uid, p.uid, p.uid) != 0 {
-            return fail(S_UID);
-        }
-        if libc::chdir(p.cwd.as_ptr()) != 0 {
-            return fail(S_CWD);
-        }
-        // Nothing but 0, 1 and 2 reaches the program: whatever the daemon inherited or opened
-        // without close-on-exec is closed at exec (the report pipe stays usable until then).
-        libc::syscall(
-            libc::SYS_close_range,
-            3u32,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        );
-        let mut telling = libc::ENOENT;
-        for candidate in &p.candidates {
-            libc::execve(candidate.as_ptr(), argv.as_ptr(), envp.as_ptr());
-            let errno = *libc::__errno_location();
-            if errno != libc::ENOENT && errno != libc::ENOTDIR {
-                telling = errno;
-            }
-        }
-        *libc::__errno_location() = telling;
+        exec_first(&p.candidates, argv, envp);
         fail(S_EXEC)
     }
 }

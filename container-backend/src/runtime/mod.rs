@@ -209,13 +209,7 @@ pub fn start(config: &ContainerConfig, layout: &Layout) -> Result<Container, Run
     }
     // Where supplementary groups cannot be set (a rootless daemon with one id), the process
     // keeps the ones it has.
-    let groups = ids::setgroups_allowed().then(|| {
-        user.groups
-            .iter()
-            .copied()
-            .filter(|g| ids::gid_mapped(*g))
-            .collect()
-    });
+    let groups = user.settable_groups();
     let mut env = complete_env(config.env.clone(), &user.home);
     let hostname = hostname_of(&config.id, config.hostname.as_deref());
     env.push(format!("HOSTNAME={hostname}"));

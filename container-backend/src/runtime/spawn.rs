@@ -456,29 +456,26 @@ unsafe fn child(
         for dir in &p.cwd_dirs {
             libc::mkdir(dir.as_ptr(), 0o755);
         }
-        // Raw system calls, not glibc's setgroups/setgid/setuid: those broadcast the change to
-        // every thread glibc believes the process has (the parent's, copied by clone), and can
-        // wait forever for threads that do not exist in this child.
         // The terminal, while the process may still give it to its user.
         if p.terminal >= 0 && !open_terminal(p) {
             return fail(S_TERMINAL);
         }
-        if !super::capabilities::drop_bounding_set(p.last_capability) {
-            return fail(S_CAPS);
-        }
-        if let Some(groups) = &p.groups
-            && libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) != 0
-        {
-            return fail(S_GROUPS);
-        }
-        if libc::syscall(libc::SYS_setresgid, p.gid, p.gid, p.gid) != 0 {
-            return fail(S_GID);
-        }
-        if libc::syscall(libc::SYS_setresuid, p.uid, p.uid, p.uid) != 0 {
-            return fail(S_UID);
-        }
-        if libc::chdir(p.cwd.as_ptr()) != 0 {
-            return fail(S_CWD);
+        let steps = UserSteps {
+            caps: S_CAPS,
+            groups: S_GROUPS,
+            gid: S_GID,
+            uid: S_UID,
+            cwd: S_CWD,
+        };
+        let user = User {
+            last_capability: p.last_capability,
+            groups: p.groups.as_deref(),
+            uid: p.uid,
+            gid: p.gid,
+            cwd: &p.cwd,
+        };
+        if let Err(step) = become_user(&user, &steps) {
+            return fail(step);
         }
         if p.terminal < 0 {
             let stdin = libc::open(p.dev_null.as_ptr(), libc::O_RDONLY);
@@ -490,10 +487,76 @@ unsafe fn child(
                 return fail(S_STDIO);
             }
         }
-        // Like execvp: try each candidate; report the most telling error (a candidate that
-        // exists but cannot run says more than the ones that do not exist).
-        // Nothing but 0, 1 and 2 reaches the program: whatever the daemon inherited or opened
-        // without close-on-exec is closed at exec (the report pipe stays usable until then).
+        exec_first(&p.candidates, argv, envp);
+        fail(S_EXEC)
+    }
+}
+
+/// Who a process becomes before it execs (a container's first process, an exec'd one).
+pub(super) struct User<'a> {
+    pub last_capability: u32,
+    /// `None`: the ones it has (where they cannot be set).
+    pub groups: Option<&'a [libc::gid_t]>,
+    pub uid: u32,
+    pub gid: u32,
+    pub cwd: &'a CString,
+}
+
+/// The caller's numbers of [`become_user`]'s steps, for its report.
+pub(super) struct UserSteps {
+    pub caps: u32,
+    pub groups: u32,
+    pub gid: u32,
+    pub uid: u32,
+    pub cwd: u32,
+}
+
+/// Drops the capabilities containers do not get, takes the user's groups and ids, enters the
+/// working directory; the step that failed. Raw system calls, not glibc's: those broadcast the
+/// change to every thread glibc believes the process has (the parent's, copied by clone), and
+/// can wait forever for threads that do not exist in this child.
+///
+/// # Safety
+/// In a child between clone and exec.
+pub(super) unsafe fn become_user(user: &User<'_>, steps: &UserSteps) -> Result<(), u32> {
+    // SAFETY: system calls on integers and on the slices and C string the caller keeps alive.
+    unsafe {
+        if !super::capabilities::drop_bounding_set(user.last_capability) {
+            return Err(steps.caps);
+        }
+        if let Some(groups) = user.groups
+            && libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) != 0
+        {
+            return Err(steps.groups);
+        }
+        if libc::syscall(libc::SYS_setresgid, user.gid, user.gid, user.gid) != 0 {
+            return Err(steps.gid);
+        }
+        if libc::syscall(libc::SYS_setresuid, user.uid, user.uid, user.uid) != 0 {
+            return Err(steps.uid);
+        }
+        if libc::chdir(user.cwd.as_ptr()) != 0 {
+            return Err(steps.cwd);
+        }
+    }
+    Ok(())
+}
+
+/// Execs the first of `candidates` that runs, as execvp does; returns only when none did, with
+/// errno the most telling failure (a candidate that exists but cannot run says more than the
+/// ones that do not exist). Nothing but 0, 1 and 2 reaches the program: whatever the daemon
+/// inherited or opened without close-on-exec is closed at exec (a report pipe stays usable
+/// until then).
+///
+/// # Safety
+/// In a child between clone and exec; `argv` and `envp` null-terminated arrays of C strings.
+pub(super) unsafe fn exec_first(
+    candidates: &[CString],
+    argv: &[*const c_char],
+    envp: &[*const c_char],
+) {
+    // SAFETY: close_range marks descriptors; execve reads the caller's arrays.
+    unsafe {
         libc::syscall(
             libc::SYS_close_range,
             3u32,
@@ -501,7 +564,7 @@ unsafe fn child(
             libc::CLOSE_RANGE_CLOEXEC,
         );
         let mut telling = libc::ENOENT;
-        for candidate in &p.candidates {
+        for candidate in candidates {
             libc::execve(candidate.as_ptr(), argv.as_ptr(), envp.as_ptr());
             let errno = *libc::__errno_location();
             if errno != libc::ENOENT && errno != libc::ENOTDIR {
@@ -509,7 +572,6 @@ unsafe fn child(
             }
         }
         *libc::__errno_location() = telling;
-        fail(S_EXEC)
     }
 }
 

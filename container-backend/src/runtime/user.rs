@@ -16,6 +16,21 @@ pub struct User {
 
 /// A file of the container's, its symlinks resolved inside `root` (a container's
 /// `/etc/passwd -> /host/file` names its own file, never the daemon's).
+impl User {
+    /// The supplementary groups the process can be given: those the daemon's user namespace
+    /// maps; `None` where groups cannot be set at all (a rootless daemon with one id), so the
+    /// process keeps the ones it has.
+    pub fn settable_groups(&self) -> Option<Vec<u32>> {
+        super::ids::setgroups_allowed().then(|| {
+            self.groups
+                .iter()
+                .copied()
+                .filter(|g| super::ids::gid_mapped(*g))
+                .collect()
+        })
+    }
+}
+
 fn read(root: &Path, file: &str) -> String {
     crate::build::context::resolve_in_root(root, Path::new(file), true)
         .and_then(|inside| std::fs::read_to_string(root.join(inside)).map_err(|e| e.to_string()))
