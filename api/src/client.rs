@@ -16,7 +16,7 @@ use tokio::net::unix::OwnedWriteHalf;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::container::{BuildSpec, ContainerInfo, ContainerStats, ImageInfo, RunSpec};
-use crate::container::{ExecInfo, ExecSpec, ImageDetail};
+use crate::container::{ExecInfo, ExecSpec, ImageDetail, Pruned, UsageLine};
 use crate::error::{ApiError, ErrorKind};
 use crate::event::Event;
 use crate::fdpass::FdFrameReader;
@@ -315,6 +315,22 @@ impl Client {
             path: path.to_owned(),
         })
         .await
+    }
+
+    /// `system df`.
+    pub async fn system_df(&self) -> Result<Vec<UsageLine>, ClientError> {
+        match self.call(Request::SystemDf).await? {
+            Reply::DiskUsage(lines) => Ok(lines),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// `system prune`.
+    pub async fn system_prune(&self, all: bool, volumes: bool) -> Result<Pruned, ClientError> {
+        match self.call(Request::SystemPrune { all, volumes }).await? {
+            Reply::Pruned(pruned) => Ok(pruned),
+            other => Err(unexpected(other)),
+        }
     }
 
     /// An image in full: its manifest and config.

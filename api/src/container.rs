@@ -367,6 +367,30 @@ pub struct PullProgress {
     pub present: bool,
 }
 
+/// One line of `system df`: what berthd keeps of one kind, and what `system prune` could free.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageLine {
+    /// `images`, `containers`, `volumes` or `build cache`.
+    pub kind: String,
+    pub total: u32,
+    /// In use: images a container runs on, running containers, mounted volumes.
+    pub active: u32,
+    /// Bytes on disk (blobs shared between images counted once).
+    pub size: u64,
+    /// Bytes `system prune -a --volumes` would free.
+    pub reclaimable: u64,
+}
+
+/// What `system prune` removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pruned {
+    pub containers: Vec<String>,
+    pub images: Vec<String>,
+    pub volumes: Vec<String>,
+    /// Bytes freed.
+    pub reclaimed: u64,
+}
+
 /// An image in the store in full, for `inspect`: its manifest and its OCI config as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageDetail {

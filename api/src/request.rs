@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::container::{
-    BuildSpec, ContainerInfo, ContainerStats, ExecInfo, ExecSpec, ImageDetail, ImageInfo, RunSpec,
+    BuildSpec, ContainerInfo, ContainerStats, ExecInfo, ExecSpec, ImageDetail, ImageInfo, Pruned,
+    RunSpec, UsageLine,
 };
 use crate::host::HostInfo;
 use crate::iso::IsoInfo;
@@ -188,6 +189,14 @@ pub enum Request {
     Load {
         path: PathBuf,
     },
+    /// What images, containers, volumes and the build cache take on disk.
+    SystemDf,
+    /// Remove stopped containers, the build cache and blobs no image uses; with `all`, images
+    /// no container uses; with `volumes`, volumes no container mounts.
+    SystemPrune {
+        all: bool,
+        volumes: bool,
+    },
     /// An image in full (`inspect`).
     ImageInspect {
         image: String,
@@ -241,4 +250,6 @@ pub enum Reply {
     },
     Volumes(Vec<VolumeInfo>),
     Image(Box<ImageDetail>),
+    DiskUsage(Vec<UsageLine>),
+    Pruned(Pruned),
 }

@@ -3,7 +3,7 @@
 //! running container, and the requests `run`, `ps`, `logs`, `start`, `stop`, `restart`, `rm`
 //! and `stats`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::io::Read;
 use std::os::fd::OwnedFd;
@@ -167,7 +167,7 @@ fn signal_named(name: &str) -> Signal {
 }
 
 /// Bytes of disk the files under `dir` occupy (allocated blocks, as `du`).
-fn disk_usage(dir: &Path) -> u64 {
+pub fn disk_usage(dir: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
     let mut total = 0;
     let mut stack = vec![dir.to_path_buf()];
@@ -411,6 +411,48 @@ impl Engine {
             .values()
             .find(|r| r.image_digest == manifest_digest)
             .map(|r| r.name.clone())
+    }
+
+    /// Each container: whether it runs, and the bytes of its own layer.
+    pub fn disk_usage(&self) -> Vec<(bool, u64)> {
+        let records: Vec<Record> = lock(&self.records).values().cloned().collect();
+        records
+            .iter()
+            .map(|r| {
+                (
+                    r.state.is_running(),
+                    disk_usage(&self.dir(&r.id).join("upper")),
+                )
+            })
+            .collect()
+    }
+
+    /// `system prune`: removes every container that is not running; their names.
+    pub fn remove_stopped(&self) -> Vec<String> {
+        let stopped: Vec<(String, String)> = lock(&self.records)
+            .values()
+            .filter(|r| !r.state.is_running())
+            .map(|r| (r.id.clone(), r.name.clone()))
+            .collect();
+        stopped
+            .into_iter()
+            .filter(|(id, _)| self.remove(id, false).is_ok())
+            .map(|(_, name)| name)
+            .collect()
+    }
+
+    /// Drops the unpacked roots of images whose manifest digest is not in `live`.
+    pub fn forget_images_except(&self, live: &HashSet<String>) {
+        for entry in fs::read_dir(&self.rootfs_cache)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !live.contains(&format!("sha256:{name}")) && !name.starts_with('.') {
+                self.forget_image(&name);
+            }
+        }
     }
 
     /// Drop the unpacked root filesystem of a removed image.

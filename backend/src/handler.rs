@@ -196,6 +196,15 @@ impl Daemon {
                 ));
                 Ok(Reply::Images(images))
             }
+            Request::SystemDf => self.system_df().map(Reply::DiskUsage),
+            Request::SystemPrune { all, volumes } => {
+                let pruned = self.system_prune(all, volumes)?;
+                log(format!(
+                    "uid {} pruned {} bytes: containers {:?}, images {:?}, volumes {:?}",
+                    peer.uid, pruned.reclaimed, pruned.containers, pruned.images, pruned.volumes
+                ));
+                Ok(Reply::Pruned(pruned))
+            }
             Request::ImageInspect { image } => self
                 .images
                 .inspect(&image)

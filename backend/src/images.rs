@@ -34,6 +34,11 @@ impl Images {
         })
     }
 
+    /// Where builds keep their step containers, cache index and cache mounts.
+    pub fn build_dir(&self) -> &Path {
+        &self.build_dir
+    }
+
     /// The store, for whoever reads images (a container being started).
     pub fn store(&self) -> MutexGuard<'_, ImageStore> {
         // Every write to the store is atomic on disk; a panicked holder left nothing half-done.

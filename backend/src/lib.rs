@@ -9,6 +9,7 @@
 //! - [`iso`]: `iso inspect` and the bootability check of `vm create --iso`.
 //! - [`containers`]: containers (records, waiter threads, run/stop/rm/stats); [`images`]: the
 //!   image store as served (list, rmi, import, build); [`volumes`]: named volumes;
+//!   [`system`]: `system df` and `system prune`;
 //! - [`registry`]: VM definitions; [`machines`]: running VMs (one berth-vmm each);
 //!   [`store`]: atomic RON files.
 //! - [`host`]: the host's totals and live samples; [`config`]: paths by mode;
@@ -29,4 +30,5 @@ pub mod registry;
 pub mod rootless;
 pub mod server;
 pub mod store;
+pub mod system;
 pub mod volumes;

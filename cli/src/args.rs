@@ -35,6 +35,9 @@ pub enum Command {
     /// Named volumes: directories kept across containers, mounted with `run -v NAME:/path`.
     #[command(subcommand)]
     Volume(VolumeCommand),
+    /// Disk use of images, containers, volumes and the build cache, and removing what is unused.
+    #[command(subcommand)]
+    System(SystemCommand),
     /// Print events pushed by berthd (state changes, samples) as they happen.
     Events {
         /// Stop after this many events.
@@ -443,6 +446,25 @@ fn volume(text: &str) -> Result<VolumeMount, String> {
         text.to_owned()
     };
     text.parse()
+}
+
+/// `system`'s subcommands.
+#[derive(Subcommand, Debug)]
+pub enum SystemCommand {
+    /// What images, containers, volumes and the build cache take, and what a prune frees.
+    Df,
+    /// Remove stopped containers, the build cache and blobs no image uses.
+    Prune {
+        /// Also every image no container uses.
+        #[arg(short, long)]
+        all: bool,
+        /// Also every volume no container mounts.
+        #[arg(long)]
+        volumes: bool,
+        /// Do not ask first.
+        #[arg(short, long)]
+        force: bool,
+    },
 }
 
 /// `volume`'s subcommands.

@@ -108,6 +108,33 @@ impl Output {
     }
 }
 
+/// Asks on the terminal before `system prune`, as Docker does; without one, `-f` is needed.
+fn confirm_prune(all: bool, volumes: bool) -> Result<bool, Failure> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::Failed(
+            "system prune removes things: give -f (there is no terminal to ask on)".into(),
+        ));
+    }
+    let mut what = vec!["stopped containers", "the build cache"];
+    what.push(if all {
+        "images no container uses"
+    } else {
+        "blobs no image uses"
+    });
+    if volumes {
+        what.push("volumes no container mounts");
+    }
+    eprint!("This removes {}. Go on? [y/N] ", what.join(", "));
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| Failure::Failed(e.to_string()))?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
 async fn run(cli: Cli) -> Result<(), Failure> {
     // Logging out edits the user's own file; no daemon is needed for it.
     if let Command::Container(args::ContainerCommand::Logout { registry, all }) = &cli.command {
@@ -132,6 +159,20 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             args::VolumeCommand::Rm { name } => Ok(client.volume_rm(&name).await?),
         },
+        Command::System(args::SystemCommand::Df) => out.show(&client.system_df().await?, |lines| {
+            render::disk_usage(lines)
+        }),
+        Command::System(args::SystemCommand::Prune {
+            all,
+            volumes,
+            force,
+        }) => {
+            if !force && !confirm_prune(all, volumes)? {
+                return Err(Failure::Failed("nothing removed".into()));
+            }
+            let pruned = client.system_prune(all, volumes).await?;
+            out.show(&pruned, render::pruned)
+        }
         Command::Events { count } => {
             client.subscribe().await?;
             let mut seen = 0;

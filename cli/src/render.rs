@@ -2,6 +2,7 @@
 //! (`--json` prints the answers themselves).
 
 use berth_api::container::{ContainerInfo, ContainerStats, ImageInfo};
+use berth_api::container::{Pruned, UsageLine};
 use berth_api::host::{Availability, HostInfo};
 use berth_api::iso::{IsoInfo, IsoKind};
 use berth_api::network::PortForward;
@@ -116,6 +117,37 @@ pub fn list_images(images: &[ImageInfo]) -> String {
         })
         .collect();
     table(&["IMAGE", "ID", "SIZE", "LAYERS", "CREATED"], &rows)
+}
+
+pub fn disk_usage(lines: &[UsageLine]) -> String {
+    let rows: Vec<Vec<String>> = lines
+        .iter()
+        .map(|l| {
+            vec![
+                l.kind.clone(),
+                l.total.to_string(),
+                l.active.to_string(),
+                format_size(l.size),
+                format_size(l.reclaimable),
+            ]
+        })
+        .collect();
+    table(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], &rows)
+}
+
+pub fn pruned(pruned: &Pruned) -> String {
+    let mut out = String::new();
+    for (what, names) in [
+        ("container", &pruned.containers),
+        ("image", &pruned.images),
+        ("volume", &pruned.volumes),
+    ] {
+        for name in names {
+            out.push_str(&format!("removed {what} {name}\n"));
+        }
+    }
+    out.push_str(&format!("reclaimed {}\n", format_size(pruned.reclaimed)));
+    out
 }
 
 pub fn list_volumes(volumes: &[VolumeInfo]) -> String {

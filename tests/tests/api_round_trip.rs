@@ -35,6 +35,8 @@ fn expectation(request: &Request) -> Expect {
         | Request::ImageInspect { .. }
         | Request::Save { .. }
         | Request::Load { .. }
+        | Request::SystemDf
+        | Request::SystemPrune { .. }
         | Request::Tag { .. }
         | Request::Run(_)
         | Request::Ps { .. }
@@ -404,6 +406,25 @@ async fn every_request_round_trips() {
     assert!(matches!(expectation(&load), Expect::Answered));
     match client.call(load).await {
         Err(ClientError::Api(e)) => assert!(e.message.contains("not"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    // Disk use: one line a kind; a prune without `all` keeps every named image.
+    assert!(matches!(expectation(&Request::SystemDf), Expect::Answered));
+    let kinds: Vec<String> = client
+        .system_df()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.kind)
+        .collect();
+    assert_eq!(kinds, ["images", "containers", "volumes", "build cache"]);
+    let prune = Request::SystemPrune {
+        all: false,
+        volumes: false,
+    };
+    assert!(matches!(expectation(&prune), Expect::Answered));
+    match client.call(prune).await.unwrap() {
+        Reply::Pruned(p) => assert!(p.images.is_empty(), "{p:?}"),
         other => panic!("{other:?}"),
     }
     let inspect = Request::ImageInspect {

@@ -1110,3 +1110,107 @@ fn a_desk_user_runs_a_shell_in_a_new_container_on_a_terminal() {
         assert_eq!(out.status.code(), Some(1), "{args:?}");
     }
 }
+
+#[test]
+fn a_desk_user_sees_what_berth_takes_on_disk_and_prunes_what_is_unused() {
+    let Some((user, dir, daemon)) = desk_daemon_with_busybox() else {
+        return;
+    };
+    let ctx = dir.path().join(user.name).join("cached");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN --mount=type=cache,target=/c dd if=/dev/zero of=/c/blob bs=1k count=64 2>/dev/null; echo built > /b\n",
+    )
+    .unwrap();
+    user.own(&ctx);
+    user.own(&ctx.join("Dockerfile"));
+    let ok = |args: &[&str]| run_ok(&daemon, args);
+    ok(&[
+        "build",
+        "--network",
+        "none",
+        "-t",
+        "spare",
+        ctx.to_str().unwrap(),
+    ]);
+    ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "up",
+        "-v",
+        "kept:/k",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+    ok(&[
+        "run",
+        "--network",
+        "none",
+        "--name",
+        "done",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /file",
+    ]);
+    ok(&["volume", "create", "loose"]);
+
+    let df = |daemon: &Daemon| -> serde_json::Value {
+        serde_json::from_str(&run_ok(daemon, &["--json", "system", "df"])).unwrap()
+    };
+    let line = |df: &serde_json::Value, kind: &str| {
+        df.as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["kind"] == kind)
+            .unwrap()
+            .clone()
+    };
+    let before = df(&daemon);
+    let images = line(&before, "images");
+    assert_eq!(
+        (images["total"].as_u64(), images["active"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert!(images["reclaimable"].as_u64() > Some(0), "{before}");
+    let containers = line(&before, "containers");
+    assert_eq!(
+        (containers["total"].as_u64(), containers["active"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let volumes = line(&before, "volumes");
+    assert_eq!(
+        (volumes["total"].as_u64(), volumes["active"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert!(
+        line(&before, "build cache")["size"].as_u64() >= Some(64 * 1024),
+        "{before}"
+    );
+    let table = ok(&["system", "df"]);
+    assert!(table.starts_with("TYPE"), "{table}");
+
+    // Without a terminal, prune wants -f.
+    assert_eq!(daemon.berthctl(&["system", "prune"]).status.code(), Some(1));
+    let pruned: serde_json::Value =
+        serde_json::from_str(&ok(&["--json", "system", "prune", "-a", "--volumes", "-f"])).unwrap();
+    assert_eq!(pruned["containers"], serde_json::json!(["done"]));
+    assert_eq!(pruned["images"], serde_json::json!(["spare:latest"]));
+    assert_eq!(pruned["volumes"], serde_json::json!(["loose"]));
+    assert!(pruned["reclaimed"].as_u64() > Some(64 * 1024), "{pruned}");
+    let after = df(&daemon);
+    for kind in ["images", "containers", "volumes", "build cache"] {
+        assert_eq!(line(&after, kind)["reclaimable"], 0, "{kind}: {after}");
+    }
+    // What is in use is untouched: the running container, its image and its volume.
+    assert!(ok(&["ps"]).contains("up"));
+    assert_eq!(
+        ok(&["exec", "up", "sh", "-c", "echo still > /k/f; cat /k/f"]),
+        "still\n"
+    );
+}
