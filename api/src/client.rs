@@ -317,6 +317,33 @@ impl Client {
         .await
     }
 
+    /// A container's filesystem as one tar: the read end of the pipe it comes through.
+    pub async fn export(&self, container: &str) -> Result<OwnedFd, ClientError> {
+        match self
+            .call_with_fds(Request::Export {
+                container: container.to_owned(),
+            })
+            .await?
+        {
+            (Reply::Done, fds) if fds.len() == 1 => fds.into_iter().next().ok_or_else(no_fds),
+            (Reply::Done, _) => Err(no_fds()),
+            (other, _) => Err(unexpected(other)),
+        }
+    }
+
+    /// A new image of a container's image with its changes on top.
+    pub async fn commit(
+        &self,
+        container: &str,
+        image: &str,
+    ) -> Result<Vec<ImageInfo>, ClientError> {
+        self.images_reply(Request::Commit {
+            container: container.to_owned(),
+            image: image.to_owned(),
+        })
+        .await
+    }
+
     /// `system df`.
     pub async fn system_df(&self) -> Result<Vec<UsageLine>, ClientError> {
         match self.call(Request::SystemDf).await? {

@@ -189,6 +189,16 @@ pub enum Request {
     Load {
         path: PathBuf,
     },
+    /// A container's filesystem as one tar: answered with `Done` and, on the answer's frame,
+    /// the read end of a pipe the tar comes through.
+    Export {
+        container: String,
+    },
+    /// A new image `image` of a container's image with its changes as a layer on top.
+    Commit {
+        container: String,
+        image: String,
+    },
     /// What images, containers, volumes and the build cache take on disk.
     SystemDf,
     /// Remove stopped containers, the build cache and blobs no image uses; with `all`, images

@@ -149,6 +149,7 @@ pub async fn serve_connection(daemon: Arc<Daemon>, stream: UnixStream) {
                     request @ (Request::VmDisplay { .. }
                     | Request::Exec(_)
                     | Request::Save { .. }
+                    | Request::Export { .. }
                     | Request::Run(_)),
             }) => {
                 // Answered with descriptors on the answer's frame.

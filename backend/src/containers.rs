@@ -427,6 +427,42 @@ impl Engine {
             .collect()
     }
 
+    /// A container's filesystem as it is made: its image's manifest digest and unpacked root,
+    /// and its own layer (overlayfs' upper directory).
+    pub fn layers_of(&self, key: &str) -> Result<(String, PathBuf, PathBuf), ApiError> {
+        let record = self.find(key)?;
+        let lower = self
+            .rootfs_cache
+            .join(record.image_digest.trim_start_matches("sha256:"));
+        if !lower.exists() {
+            return Err(ApiError::new(
+                ErrorKind::Conflict,
+                format!("the image of container `{}` is gone", record.name),
+            ));
+        }
+        Ok((
+            record.image_digest,
+            lower,
+            self.dir(&record.id).join("upper"),
+        ))
+    }
+
+    /// `export`: the container's filesystem as one tar (its image's root with its own layer
+    /// over it), written by a thread of its own into a pipe whose read end is the answer.
+    pub fn export(&self, key: &str) -> Result<OwnedFd, ApiError> {
+        let (_, lower, upper) = self.layers_of(key)?;
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| internal(format!("cannot make a pipe: {e}")))?;
+        let key = key.to_owned();
+        std::thread::spawn(move || {
+            let out = std::io::BufWriter::with_capacity(1 << 20, fs::File::from(write));
+            if let Err(e) = container_backend::image::layer::tar_merged(&lower, &upper, out) {
+                eprintln!("berthd: export of {key} stopped: {e}");
+            }
+        });
+        Ok(read)
+    }
+
     /// `system prune`: removes every container that is not running; their names.
     pub fn remove_stopped(&self) -> Vec<String> {
         let stopped: Vec<(String, String)> = lock(&self.records)

@@ -33,6 +33,11 @@ impl Daemon {
             Request::Run(spec) => self
                 .run(peer, *spec)
                 .map(|(info, master)| (Reply::Container(info), master.into_iter().collect())),
+            Request::Export { container } => {
+                let pipe = self.engine.export(&container)?;
+                log(format!("uid {} exported container {container}", peer.uid));
+                Ok((Reply::Done, vec![pipe]))
+            }
             Request::Save { images } => {
                 let pipe = self.images.save(&images)?;
                 log(format!("uid {} saved {}", peer.uid, images.join(", ")));
@@ -139,9 +144,12 @@ impl Daemon {
                 buttons,
             } => self.machines.pointer(&name, x, y, buttons).map(done),
             Request::VmWheel { name, clicks } => self.machines.wheel(&name, clicks).map(done),
-            Request::VmDisplay { .. } | Request::Exec(_) | Request::Save { .. } => Err(
-                ApiError::internal("this request is answered with descriptors (handle_with_fds)"),
-            ),
+            Request::VmDisplay { .. }
+            | Request::Exec(_)
+            | Request::Save { .. }
+            | Request::Export { .. } => Err(ApiError::internal(
+                "this request is answered with descriptors (handle_with_fds)",
+            )),
             Request::VmLog { name, lines } => {
                 let (_, dir, _) = lock(&self.registry).definition(&name)?;
                 Ok(Reply::Lines(serial_log(&dir, lines)?))
@@ -195,6 +203,14 @@ impl Daemon {
                         .join(", ")
                 ));
                 Ok(Reply::Images(images))
+            }
+            Request::Commit { container, image } => {
+                let info = self.images.commit(&self.engine, &container, &image)?;
+                log(format!(
+                    "uid {} committed container {container} as {}",
+                    peer.uid, info.reference
+                ));
+                Ok(Reply::Images(vec![info]))
             }
             Request::SystemDf => self.system_df().map(Reply::DiskUsage),
             Request::SystemPrune { all, volumes } => {

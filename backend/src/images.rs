@@ -134,6 +134,49 @@ impl Images {
         Ok(read)
     }
 
+    /// `commit`: a new image `name` of the container's image with the container's own layer on
+    /// top (its changes, overlay's whiteouts as OCI's), the image's config kept.
+    pub fn commit(
+        &self,
+        engine: &Engine,
+        container: &str,
+        name: &str,
+    ) -> Result<ImageInfo, ApiError> {
+        let (image_digest, _, upper) = engine.layers_of(container)?;
+        let reference = Reference::parse(name).map_err(ApiError::invalid)?;
+        let store = self.store();
+        let base = store
+            .list()
+            .map_err(image_error)?
+            .into_iter()
+            .find(|i| i.manifest_digest == image_digest)
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorKind::Conflict,
+                    format!("the image of container `{container}` is no longer in the store"),
+                )
+            })?;
+        let mut bytes = Vec::new();
+        container_backend::image::layer::tar_overlay_upper(&upper, &mut bytes)
+            .map_err(|e| ApiError::internal(format!("cannot read container `{container}`: {e}")))?;
+        let (layer, diff_id) = store.put_layer(&bytes[..]).map_err(image_error)?;
+        let mut config = base.config.clone();
+        config.rootfs.diff_ids.push(diff_id);
+        let now = container_backend::image::store::now_rfc3339();
+        config.history.push(container_backend::image::oci::History {
+            created: Some(now.clone()),
+            created_by: Some(format!("berthctl commit {container}")),
+            empty_layer: false,
+        });
+        config.created = Some(now);
+        let mut layers = base.manifest.layers.clone();
+        layers.push(layer);
+        let image = store
+            .commit(&reference, &config, layers)
+            .map_err(image_error)?;
+        Ok(image_info(&image))
+    }
+
     /// `load`: the archive at `path` (readable by `peer`).
     pub fn load(&self, path: &Path, peer: &Peer) -> Result<Vec<ImageInfo>, ApiError> {
         let path = readable_file(path, peer, "image archive").map_err(ApiError::invalid)?;

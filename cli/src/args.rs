@@ -146,6 +146,14 @@ pub enum ContainerCommand {
         #[arg(required = true)]
         images: Vec<String>,
     },
+    /// A container's filesystem as one tar, to FILE or stdout.
+    Export {
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        container: String,
+    },
+    /// Make an image of a container: its image with the container's changes on top.
+    Commit { container: String, image: String },
     /// Load images from an archive (oci-archive or docker-archive) in FILE or on stdin, under
     /// the names it gives them.
     Load {

@@ -107,7 +107,22 @@ pub async fn run(
             .await
         }
         Command::Logout { registry, all } => login::logout(registry.as_deref(), all),
-        Command::Save { output, images } => save(client, output.as_deref(), &images).await,
+        Command::Save { output, images } => {
+            let pipe = client.save(&images).await?;
+            copy_out(pipe, output.as_deref()).await
+        }
+        Command::Export { output, container } => {
+            let pipe = client.export(&container).await?;
+            copy_out(pipe, output.as_deref()).await
+        }
+        Command::Commit { container, image } => {
+            out.show(&client.commit(&container, &image).await?, |images| {
+                images
+                    .iter()
+                    .map(|i| format!("committed {} {}\n", i.reference, i.id))
+                    .collect()
+            })
+        }
         Command::Load { input } => {
             let loaded = match input {
                 Some(path) => client.load(&absolute(&path)).await?,
@@ -268,16 +283,15 @@ fn env_file_vars(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Vec<Str
         .collect()
 }
 
-/// `save`: copies the archive berthd writes into a pipe to FILE, or to stdout when that is
-/// not a terminal.
-async fn save(client: &Client, output: Option<&Path>, images: &[String]) -> Result<(), Failure> {
+/// `save` and `export`: copies the tar berthd writes into a pipe to FILE, or to stdout when
+/// that is not a terminal.
+async fn copy_out(pipe: std::os::fd::OwnedFd, output: Option<&Path>) -> Result<(), Failure> {
     use std::io::IsTerminal;
     if output.is_none() && std::io::stdout().is_terminal() {
         return Err(Failure::Failed(
             "the archive would go to the terminal: give -o FILE or redirect stdout".into(),
         ));
     }
-    let pipe = client.save(images).await?;
     let output = output.map(Path::to_path_buf);
     tokio::task::spawn_blocking(move || -> Result<u64, String> {
         let mut from = std::fs::File::from(pipe);

@@ -37,6 +37,8 @@ fn expectation(request: &Request) -> Expect {
         | Request::Load { .. }
         | Request::SystemDf
         | Request::SystemPrune { .. }
+        | Request::Export { .. }
+        | Request::Commit { .. }
         | Request::Tag { .. }
         | Request::Run(_)
         | Request::Ps { .. }
@@ -360,6 +362,24 @@ async fn every_request_round_trips() {
     match client.volume_create("../up").await {
         Err(ClientError::Api(e)) => assert!(e.message.contains("volume name"), "{e}"),
         other => panic!("{other:?}"),
+    }
+    // Export and commit of a container that does not exist.
+    for request in [
+        Request::Export {
+            container: "nobody".into(),
+        },
+        Request::Commit {
+            container: "nobody".into(),
+            image: "x:1".into(),
+        },
+    ] {
+        assert!(matches!(expectation(&request), Expect::Answered));
+        match client.call_with_fds(request).await {
+            Err(berth_api::ClientError::Api(e)) => {
+                assert_eq!(e.kind, berth_api::ErrorKind::NotFound, "{e:?}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
     let wait = Request::ExecWait { id: 12345 };
     assert!(matches!(expectation(&wait), Expect::Answered));

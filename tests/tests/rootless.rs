@@ -1214,3 +1214,73 @@ fn a_desk_user_sees_what_berth_takes_on_disk_and_prunes_what_is_unused() {
         "still\n"
     );
 }
+
+#[test]
+fn a_desk_user_exports_a_container_and_commits_it_as_an_image() {
+    let Some((user, dir, daemon)) = desk_daemon_with_busybox() else {
+        return;
+    };
+    let ok = |args: &[&str]| run_ok(&daemon, args);
+    ok(&[
+        "run",
+        "--network",
+        "none",
+        "--name",
+        "changed",
+        "busybox",
+        "sh",
+        "-c",
+        "echo made > /made; rm /home/dev/notes",
+    ]);
+
+    // export: the image's files with the container's changes, the removed one gone.
+    let tar = dir.path().join(user.name).join("changed.tar");
+    ok(&["export", "-o", tar.to_str().unwrap(), "changed"]);
+    let mut names = Vec::new();
+    let mut made = String::new();
+    let file = std::fs::File::open(&tar).unwrap();
+    for entry in tar::Archive::new(file).entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().display().to_string();
+        if name == "made" {
+            std::io::Read::read_to_string(&mut entry, &mut made).unwrap();
+        }
+        names.push(name);
+    }
+    assert!(names.contains(&"bin/busybox".to_owned()), "{names:?}");
+    assert!(names.contains(&"home/dev".to_owned()), "{names:?}");
+    assert!(
+        !names.contains(&"home/dev/notes".to_owned()),
+        "a removed file was exported"
+    );
+    assert_eq!(made, "made\n");
+
+    // commit: the changes as a layer on the image; the new image runs with them.
+    let committed = ok(&["commit", "changed", "snap:1"]);
+    assert!(
+        committed.starts_with("committed snap:1 sha256:"),
+        "{committed}"
+    );
+    assert_eq!(
+        ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "snap:1",
+            "sh",
+            "-c",
+            "cat /made; ls /home/dev/notes 2>/dev/null || echo gone"
+        ]),
+        "made\ngone\n"
+    );
+    let history: serde_json::Value =
+        serde_json::from_str(&ok(&["inspect", "--image", "snap:1"])).unwrap();
+    let last = history["config"]["history"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["created_by"], "berthctl commit changed");
+}

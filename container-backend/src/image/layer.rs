@@ -344,9 +344,126 @@ pub fn tar_overlay_upper(dir: &Path, out: impl Write) -> io::Result<()> {
     builder.into_inner()?.flush()
 }
 
+/// Write the filesystem a container sees as one tar (`export`): `lower`, the image's root,
+/// with overlayfs' upper directory `upper` over it, merged as overlayfs merges them (a whiteout
+/// hides what is below it, an opaque directory replaces the one below).
+pub fn tar_merged(lower: &Path, upper: &Path, out: impl Write) -> io::Result<()> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut builder = tar::Builder::new(out);
+    builder.follow_symlinks(false);
+    builder.mode(tar::HeaderMode::Complete);
+    let names = |dir: &Path| -> io::Result<Vec<std::ffi::OsString>> {
+        match fs::read_dir(dir) {
+            Ok(entries) => entries.map(|e| e.map(|e| e.file_name())).collect(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    };
+    // (a directory, relative; whether the lower side still shows through it)
+    let mut stack = vec![(PathBuf::new(), true)];
+    while let Some((rel, with_lower)) = stack.pop() {
+        let mut all = names(&upper.join(&rel))?;
+        if with_lower {
+            all.extend(names(&lower.join(&rel))?);
+        }
+        all.sort();
+        all.dedup();
+        for name in all.into_iter().rev() {
+            let child = rel.join(&name);
+            let (up, low) = (upper.join(&child), lower.join(&child));
+            let (path, meta, shows_lower) = match fs::symlink_metadata(&up) {
+                Ok(meta) if meta.file_type().is_char_device() && meta.rdev() == 0 => continue,
+                Ok(meta) => {
+                    let below = with_lower
+                        && meta.is_dir()
+                        && !overlay_opaque(&up)
+                        && fs::symlink_metadata(&low).is_ok_and(|m| m.is_dir());
+                    (up, meta, below)
+                }
+                Err(_) if with_lower => match fs::symlink_metadata(&low) {
+                    Ok(meta) => (low, meta, true),
+                    Err(_) => continue,
+                },
+                Err(_) => continue,
+            };
+            builder.append_path_with_name(&path, &child)?;
+            if meta.is_dir() {
+                stack.push((child, shows_lower));
+            }
+        }
+    }
+    builder.into_inner()?.flush()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn a_merged_tree_is_what_overlayfs_shows() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let (lower, upper) = (dir.path().join("lower"), dir.path().join("upper"));
+        for d in ["etc", "gone", "replaced/old", "kept"] {
+            fs::create_dir_all(lower.join(d)).unwrap();
+        }
+        fs::write(lower.join("etc/os"), "image\n").unwrap();
+        fs::write(lower.join("etc/changed"), "before\n").unwrap();
+        fs::write(lower.join("kept/file"), "k\n").unwrap();
+        fs::write(lower.join("replaced/old/file"), "o\n").unwrap();
+        symlink("etc/os", lower.join("link")).unwrap();
+        fs::create_dir_all(upper.join("etc")).unwrap();
+        fs::create_dir_all(upper.join("replaced/new")).unwrap();
+        fs::write(upper.join("etc/changed"), "after\n").unwrap();
+        fs::write(upper.join("added"), "new\n").unwrap();
+        // overlayfs' whiteout: a character device 0:0 (made with mknod, as root).
+        let whiteout = std::ffi::CString::new(upper.join("gone").to_str().unwrap()).unwrap();
+        // SAFETY: mknod on a NUL-terminated path.
+        if unsafe { libc::mknod(whiteout.as_ptr(), libc::S_IFCHR | 0o600, 0) } != 0 {
+            eprintln!("skipped: making a whiteout needs root");
+            return;
+        }
+        let opaque = std::ffi::CString::new(upper.join("replaced").to_str().unwrap()).unwrap();
+        // SAFETY: setxattr of a NUL-terminated name and a one-byte value.
+        unsafe {
+            libc::setxattr(
+                opaque.as_ptr(),
+                c"trusted.overlay.opaque".as_ptr(),
+                b"y".as_ptr().cast(),
+                1,
+                0,
+            );
+        }
+        let mut bytes = Vec::new();
+        tar_merged(&lower, &upper, &mut bytes).unwrap();
+        let mut seen = BTreeMap::new();
+        for entry in tar::Archive::new(&bytes[..]).entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let path = entry.path().unwrap().display().to_string();
+            let mut text = String::new();
+            let _ = io::Read::read_to_string(&mut entry, &mut text);
+            seen.insert(path, text);
+        }
+        let paths: Vec<&str> = seen.keys().map(String::as_str).collect();
+        assert_eq!(
+            paths,
+            [
+                "added",
+                "etc",
+                "etc/changed",
+                "etc/os",
+                "kept",
+                "kept/file",
+                "link",
+                "replaced",
+                "replaced/new"
+            ]
+        );
+        assert_eq!(seen["etc/changed"], "after\n");
+        assert_eq!(seen["etc/os"], "image\n");
+    }
 
     /// A header with the owner and time fields set, as real tars have them.
     fn header() -> tar::Header {
