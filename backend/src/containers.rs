@@ -427,10 +427,8 @@ impl Engine {
             .collect()
     }
 
-    /// A container's filesystem as it is made: its image's manifest digest and unpacked root,
-    /// and its own layer (overlayfs' upper directory).
-    pub fn layers_of(&self, key: &str) -> Result<(String, PathBuf, PathBuf), ApiError> {
-        let record = self.find(key)?;
+    /// The unpacked root of `record`'s image, which its container runs on.
+    fn image_root(&self, record: &Record) -> Result<PathBuf, ApiError> {
         let lower = self
             .rootfs_cache
             .join(record.image_digest.trim_start_matches("sha256:"));
@@ -440,6 +438,14 @@ impl Engine {
                 format!("the image of container `{}` is gone", record.name),
             ));
         }
+        Ok(lower)
+    }
+
+    /// A container's filesystem as it is made: its image's manifest digest and unpacked root,
+    /// and its own layer (overlayfs' upper directory).
+    pub fn layers_of(&self, key: &str) -> Result<(String, PathBuf, PathBuf), ApiError> {
+        let record = self.find(key)?;
+        let lower = self.image_root(&record)?;
         Ok((
             record.image_digest,
             lower,
@@ -648,15 +654,7 @@ impl Engine {
         terminal: bool,
     ) -> Result<Option<OwnedFd>, ApiError> {
         let layout = self.layout()?;
-        let lower = self
-            .rootfs_cache
-            .join(record.image_digest.trim_start_matches("sha256:"));
-        if !lower.exists() {
-            return Err(ApiError::new(
-                ErrorKind::Conflict,
-                format!("the image of container `{}` is gone", record.name),
-            ));
-        }
+        let lower = self.image_root(record)?;
         let dir = self.dir(&record.id);
         let config = ContainerConfig {
             id: record.id.clone(),

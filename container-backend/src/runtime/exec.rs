@@ -18,7 +18,7 @@ use nix::unistd::Pid;
 
 use super::spawn::{
     SpawnError, User, UserSteps, become_user, candidates, clone_and_start, cstring, exec_first,
-    pipe, pointers,
+    pipe, pointers, report_failure,
 };
 use super::{Container, RuntimeError, complete_env, user};
 
@@ -57,7 +57,6 @@ const STEPS: &[&str] = &[
     "run the command",
     "drop capabilities",
 ];
-const S_WAIT: u32 = 0;
 const S_SETNS: u32 = 1;
 const S_SESSION: u32 = 2;
 const S_STDIO: u32 = 3;
@@ -182,7 +181,7 @@ pub fn exec(container: &Container, config: &ExecConfig) -> Result<ExecProcess, R
                     "clone the process",
                     // SAFETY: this runs in the cloned child, where `prepared`, `argv` and
                     // `envp` are the child's own copies of the parent's prepared data.
-                    |go, report| unsafe { child(&prepared, &argv, &envp, go, report) },
+                    |report| unsafe { child(&prepared, &argv, &envp, report) },
                     |pid| {
                         container.cgroup.add(pid).map_err(|e| SpawnError::Parent {
                             what: "put the process into the container's cgroup",
@@ -285,23 +284,13 @@ unsafe fn child(
     p: &Prepared,
     argv: &[*const c_char],
     envp: &[*const c_char],
-    go: i32,
     report: i32,
 ) -> isize {
     // SAFETY: for the whole body: every call below is a plain system call on descriptors and
     // pointers into `p`, `argv` and `envp` (NUL-terminated C strings and null-terminated
     // arrays) prepared by the parent and copied into this process by clone.
     unsafe {
-        let fail = |step: u32| -> isize {
-            let errno = *libc::__errno_location();
-            let message: [i32; 2] = [step as i32, errno];
-            libc::write(report, message.as_ptr().cast(), 8);
-            libc::_exit(127);
-        };
-        let mut byte = 0u8;
-        if libc::read(go, (&mut byte as *mut u8).cast(), 1) != 1 {
-            return fail(S_WAIT);
-        }
+        let fail = |step: u32| -> isize { report_failure(report, step) };
         for ns in &p.namespaces {
             if libc::setns(ns.as_raw_fd(), 0) != 0 {
                 return fail(S_SETNS);

@@ -103,7 +103,6 @@ const STEPS: &[&str] = &[
     "drop capabilities",
     "open the container's terminal",
 ];
-const S_WAIT: u32 = 0;
 const S_PRIVATE: u32 = 1;
 const S_OVERLAY: u32 = 2;
 const S_PROC: u32 = 3;
@@ -319,23 +318,13 @@ unsafe fn child(
     p: &Prepared,
     argv: &[*const c_char],
     envp: &[*const c_char],
-    go: i32,
     report: i32,
 ) -> isize {
     // SAFETY: for the whole body: every call below is a plain system call on pointers into
     // `p`, `argv` and `envp`, which are NUL-terminated C strings and null-terminated arrays
     // prepared by the parent and copied into this process by clone.
     unsafe {
-        let fail = |step: u32| -> isize {
-            let errno = *libc::__errno_location();
-            let message: [i32; 2] = [step as i32, errno];
-            libc::write(report, message.as_ptr().cast(), 8);
-            libc::_exit(127);
-        };
-        let mut byte = 0u8;
-        if libc::read(go, (&mut byte as *mut u8).cast(), 1) != 1 {
-            return fail(S_WAIT);
-        }
+        let fail = |step: u32| -> isize { report_failure(report, step) };
         let null = std::ptr::null::<c_char>();
         if libc::mount(
             null,
@@ -489,6 +478,20 @@ unsafe fn child(
         }
         exec_first(&p.candidates, argv, envp);
         fail(S_EXEC)
+    }
+}
+
+/// Reports a failed step on `report` (`[step, errno]` as two i32s) and ends the child.
+///
+/// # Safety
+/// In a child between clone and exec.
+pub(super) unsafe fn report_failure(report: i32, step: u32) -> ! {
+    // SAFETY: reads errno, writes eight bytes of a local array, exits.
+    unsafe {
+        let errno = *libc::__errno_location();
+        let message: [i32; 2] = [step as i32, errno];
+        libc::write(report, message.as_ptr().cast(), 8);
+        libc::_exit(127)
     }
 }
 
@@ -936,15 +939,15 @@ pub fn spawn(
         "clone the container process",
         // SAFETY: this runs in the cloned child, where `prepared`, `argv` and `envp` are the
         // child's own copies of the parent's prepared data.
-        |go, report| unsafe { child(&prepared, &argv, &envp, go, report) },
+        |report| unsafe { child(&prepared, &argv, &envp, report) },
         before_start,
     )
 }
 
-/// Clones a child (in new namespaces as `flags` say) that runs `child` with the read end of a
-/// pipe to wait on and the write end of one to report a failed step on (`[step, errno]` as two
-/// i32s, `steps` naming them); lets `before_start` act on its pid, then lets it go, and answers
-/// once it has exec'd (the close-on-exec report pipe closed unwritten) or with its report.
+/// Clones a child (in new namespaces as `flags` say) that waits until `before_start` has acted
+/// on its pid, then runs `child` with the write end of a pipe to report a failed step on
+/// ([`report_failure`], `steps` naming the steps, step 0 the wait); answers once it has exec'd
+/// (the close-on-exec report pipe closed unwritten) or with its report.
 ///
 /// `child` must make only raw system calls before exec or `_exit`: the parent is
 /// multi-threaded.
@@ -952,14 +955,22 @@ pub(super) fn clone_and_start(
     flags: CloneFlags,
     steps: &'static [&'static str],
     what: &'static str,
-    child: impl Fn(i32, i32) -> isize,
+    child: impl Fn(i32) -> isize,
     before_start: impl FnOnce(i32) -> Result<(), SpawnError>,
 ) -> Result<i32, SpawnError> {
     let (go_read, go_write) = pipe()?;
     let (report_read, report_write) = pipe()?;
     let mut stack = vec![0u8; 256 * 1024];
     let (go_fd, report_fd) = (go_read.as_raw_fd(), report_write.as_raw_fd());
-    let callback = Box::new(|| child(go_fd, report_fd));
+    let callback = Box::new(|| {
+        let mut byte = 0u8;
+        // SAFETY: a read of one byte into a local, in the child before anything else.
+        if unsafe { libc::read(go_fd, (&mut byte as *mut u8).cast(), 1) } != 1 {
+            // SAFETY: in the child; step 0 is "wait for the parent" in every table.
+            unsafe { report_failure(report_fd, 0) };
+        }
+        child(report_fd)
+    });
     // SAFETY: the child gets its own copy of memory (no CLONE_VM) and a dedicated stack; the
     // callback makes only raw system calls before exec or _exit (the caller's promise).
     let pid = unsafe { nix::sched::clone(callback, &mut stack, flags, Some(libc::SIGCHLD)) }
