@@ -677,11 +677,13 @@ impl Client {
     pub async fn pull(
         &self,
         image: &str,
+        platform: Option<&str>,
         logins: Vec<RegistryLogin>,
     ) -> Result<Vec<ImageInfo>, ClientError> {
         self.images_reply(Request::Pull {
             image: image.to_owned(),
             logins,
+            platform: platform.map(str::to_owned),
         })
         .await
     }

@@ -166,6 +166,9 @@ pub enum Request {
         /// The user's registry logins (see [`crate::registry_login`]).
         #[serde(default)]
         logins: Vec<RegistryLogin>,
+        /// `OS/ARCH[/VARIANT]` of an index to take; linux/amd64 when absent.
+        #[serde(default)]
+        platform: Option<String>,
     },
     /// Push an image to a registry: to `destination` (`REGISTRY/NAME[:TAG]`), or to the
     /// registry its own name starts with.

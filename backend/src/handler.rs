@@ -164,10 +164,16 @@ impl Daemon {
             Request::Import { path, name } => {
                 self.images.import(&path, &name, peer).map(Reply::Images)
             }
-            Request::Pull { image, logins } => {
-                let info = self.images.pull(&image, &logins, &|progress| {
-                    self.publish(Event::PullProgress(progress))
-                })?;
+            Request::Pull {
+                image,
+                logins,
+                platform,
+            } => {
+                let info = self
+                    .images
+                    .pull(&image, platform.as_deref(), &logins, &|progress| {
+                        self.publish(Event::PullProgress(progress))
+                    })?;
                 log(format!("uid {} pulled image {}", peer.uid, info.reference));
                 Ok(Reply::Images(vec![info]))
             }

@@ -9,7 +9,7 @@ use berth_api::error::{ApiError, ErrorKind};
 use berth_api::registry_login::{RegistryLogin, normalise_scope};
 use container_backend::build::builder::{BuildOptions, Builder};
 use container_backend::image::archive;
-use container_backend::image::remote::{self, PullEvent, RemoteError, RemoteImage};
+use container_backend::image::remote::{self, PullEvent, RemoteError, RemoteImage, WantedPlatform};
 use container_backend::image::{Image, ImageError, ImageStore, Reference};
 use container_backend::runtime::Layout;
 
@@ -79,11 +79,17 @@ impl Images {
     pub fn pull(
         &self,
         image: &str,
+        platform: Option<&str>,
         logins: &[RegistryLogin],
         progress: &(dyn Fn(PullProgress) + Send + Sync),
     ) -> Result<ImageInfo, ApiError> {
+        let platform = platform
+            .map(WantedPlatform::parse)
+            .transpose()
+            .map_err(ApiError::invalid)?
+            .unwrap_or_default();
         let store = self.store();
-        pull_into(&store, image, logins, progress).map(|i| image_info(&i))
+        pull_platform(&store, image, &platform, logins, progress).map(|i| image_info(&i))
     }
 
     /// Pushes `image` to `destination`, or to the registry its name starts with. The answer is
@@ -331,10 +337,22 @@ fn runtime() -> Result<tokio::runtime::Handle, ApiError> {
         .map_err(|e| ApiError::internal(format!("no runtime to reach a registry on: {e}")))
 }
 
-/// Pulls `image` into `store` on the calling (blocking) thread of the daemon's runtime.
+/// Pulls `image` (linux/amd64) into `store` on the calling (blocking) thread of the daemon's
+/// runtime.
 fn pull_into(
     store: &ImageStore,
     image: &str,
+    logins: &[RegistryLogin],
+    progress: &(dyn Fn(PullProgress) + Send + Sync),
+) -> Result<Image, ApiError> {
+    pull_platform(store, image, &WantedPlatform::default(), logins, progress)
+}
+
+/// [`pull_into`] for `platform`.
+fn pull_platform(
+    store: &ImageStore,
+    image: &str,
+    platform: &WantedPlatform,
     logins: &[RegistryLogin],
     progress: &(dyn Fn(PullProgress) + Send + Sync),
 ) -> Result<Image, ApiError> {
@@ -360,7 +378,7 @@ fn pull_into(
         })
     };
     runtime()?
-        .block_on(remote::pull(store, &remote, logins, &report))
+        .block_on(remote::pull(store, &remote, platform, logins, &report))
         .map_err(remote_error)
 }
 

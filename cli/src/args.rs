@@ -106,7 +106,12 @@ pub enum ContainerCommand {
     Rmi { image: String },
     /// Pull an image from a registry: `[REGISTRY/]NAME[:TAG|@DIGEST]` (`busybox` is Docker
     /// Hub's `docker.io/library/busybox:latest`; a registry on localhost is spoken to over HTTP).
-    Pull { image: String },
+    Pull {
+        /// OS/ARCH[/VARIANT] to take from a multi-platform image (default linux/amd64).
+        #[arg(long, value_name = "OS/ARCH")]
+        platform: Option<String>,
+        image: String,
+    },
     /// Push an image to a registry: to DESTINATION (`REGISTRY/NAME[:TAG]`), or to the
     /// registry IMAGE's own name starts with.
     Push {

@@ -76,7 +76,9 @@ pub async fn run(
         }),
         Command::Images => out.show(&client.images().await?, |i| render::list_images(i)),
         Command::Rmi { image } => Ok(client.rmi(&image).await?),
-        Command::Pull { image } => pull(client, events, out, &image).await,
+        Command::Pull { platform, image } => {
+            pull(client, events, out, &image, platform.as_deref()).await
+        }
         Command::Push { image, destination } => {
             let pushed = client
                 .push(&image, destination.as_deref(), logins()?)
@@ -421,9 +423,10 @@ async fn pull(
     events: &mut berth_api::Events,
     out: &Output,
     image: &str,
+    platform: Option<&str>,
 ) -> Result<(), Failure> {
     client.subscribe().await?;
-    let call = client.pull(image, logins()?);
+    let call = client.pull(image, platform, logins()?);
     tokio::pin!(call);
     let started = std::time::Instant::now();
     let mut shown: std::collections::HashMap<String, std::time::Instant> = Default::default();

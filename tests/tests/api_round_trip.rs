@@ -311,6 +311,7 @@ async fn every_request_round_trips() {
     let pull = Request::Pull {
         image: "127.0.0.1:1/nothing:1".into(),
         logins: vec![],
+        platform: None,
     };
     assert!(matches!(expectation(&pull), Expect::Answered));
     match client.call(pull).await {

@@ -57,6 +57,18 @@ async fn screen_events_until(
     {
         panic!("VM {name} never printed {needle:?}; its console so far:\n{seen}");
     }
+    // The display's notices travel apart from the serial line (a thread of their own, merged
+    // over a short interval): what the guest drew before it printed may still be on its way.
+    while let Ok(Some(event)) =
+        tokio::time::timeout(Duration::from_millis(300), events.next()).await
+    {
+        if matches!(
+            event,
+            Event::DisplayMode { .. } | Event::DisplayUpdate { .. }
+        ) {
+            screen.push(event);
+        }
+    }
     screen
 }
 

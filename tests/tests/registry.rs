@@ -179,6 +179,74 @@ fn ok(daemon: &Daemon, args: &[&str]) -> String {
     stdout
 }
 
+/// An OCI layout at `out` holding one image index named `multi`: image `name` of the layout
+/// at `from` for linux/amd64, and the same layers under a config that says linux/arm64.
+fn multi_platform_layout(from: &Path, name: &str, out: &Path) -> PathBuf {
+    use container_backend::image::layer::digest_of;
+    let blobs = out.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let read_blob = |digest: &str| {
+        std::fs::read(
+            from.join("blobs/sha256")
+                .join(digest.trim_start_matches("sha256:")),
+        )
+        .unwrap()
+    };
+    let put = |bytes: &[u8]| -> (String, usize) {
+        let digest = digest_of(bytes);
+        std::fs::write(blobs.join(digest.trim_start_matches("sha256:")), bytes).unwrap();
+        (digest, bytes.len())
+    };
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(from.join("index.json")).unwrap()).unwrap();
+    let entry = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == name)
+        .unwrap()
+        .clone();
+    let amd_manifest_bytes = read_blob(entry["digest"].as_str().unwrap());
+    let amd_manifest: serde_json::Value = serde_json::from_slice(&amd_manifest_bytes).unwrap();
+    for layer in amd_manifest["layers"].as_array().unwrap() {
+        put(&read_blob(layer["digest"].as_str().unwrap()));
+    }
+    let amd_config_bytes = read_blob(amd_manifest["config"]["digest"].as_str().unwrap());
+    put(&amd_config_bytes);
+    let (amd, amd_size) = put(&amd_manifest_bytes);
+    let mut arm_config: serde_json::Value = serde_json::from_slice(&amd_config_bytes).unwrap();
+    arm_config["architecture"] = "arm64".into();
+    let (config_digest, config_size) = put(&serde_json::to_vec(&arm_config).unwrap());
+    let mut arm_manifest = amd_manifest.clone();
+    arm_manifest["config"]["digest"] = config_digest.into();
+    arm_manifest["config"]["size"] = config_size.into();
+    let (arm, arm_size) = put(&serde_json::to_vec(&arm_manifest).unwrap());
+    let manifest_type = "application/vnd.oci.image.manifest.v1+json";
+    let image_index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": manifest_type, "digest": amd, "size": amd_size,
+             "platform": {"architecture": "amd64", "os": "linux"}},
+            {"mediaType": manifest_type, "digest": arm, "size": arm_size,
+             "platform": {"architecture": "arm64", "os": "linux", "variant": "v8"}},
+        ],
+    });
+    let (index_digest, index_size) = put(&serde_json::to_vec(&image_index).unwrap());
+    let top = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": index_digest,
+            "size": index_size,
+            "annotations": {"org.opencontainers.image.ref.name": "multi"},
+        }],
+    });
+    std::fs::write(out.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
+    std::fs::write(out.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    out.to_owned()
+}
+
 /// `berthctl` as the daemon's user, its registry logins in the file `auth`.
 fn berthctl_logged(
     daemon: &Daemon,
@@ -295,7 +363,39 @@ fn a_desk_user_pulls_runs_and_builds_from_a_registry_and_a_corrupt_blob_changes_
         &zstd,
     );
 
+    // A multi-platform image: an index of busybox for amd64 and a copy whose config says
+    // arm64, put in by skopeo (`--all`) from an OCI layout the test writes.
+    let multi = multi_platform_layout(&layout, "busybox:latest", &dir.path().join("multi"));
+    let out = Command::new("skopeo")
+        .args(["copy", "--all", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:multi", multi.display()))
+        .arg(format!("docker://{}/tools/multi:1", registry.address))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "skopeo copy --all: {}", text(&out).1);
+
     let daemon = Daemon::start_as(&user, dir.path(), &[]);
+    // The index gives the host's platform by default, another with --platform, and says so
+    // when it has none of what is asked.
+    let multi_ref = format!("{}/tools/multi:1", registry.address);
+    let arch = |daemon: &Daemon| -> serde_json::Value {
+        let detail: serde_json::Value =
+            serde_json::from_str(&ok(daemon, &["inspect", "--image", &multi_ref])).unwrap();
+        detail["config"]["architecture"].clone()
+    };
+    ok(&daemon, &["pull", &multi_ref]);
+    assert_eq!(arch(&daemon), "amd64");
+    ok(&daemon, &["pull", "--platform", "linux/arm64", &multi_ref]);
+    assert_eq!(arch(&daemon), "arm64");
+    let out = daemon.berthctl(&["pull", "--platform", "linux/s390x", &multi_ref]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).1.contains("no linux/s390x image"),
+        "{}",
+        text(&out).1
+    );
+    ok(&daemon, &["rmi", &multi_ref]);
+
     let reference = format!("{}/tools/busybox:1", registry.address);
     let out = daemon.berthctl(&["pull", &reference]);
     let (stdout, stderr) = text(&out);

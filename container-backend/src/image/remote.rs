@@ -254,6 +254,65 @@ struct IndexEntry {
 struct Platform {
     architecture: String,
     os: String,
+    #[serde(default)]
+    variant: Option<String>,
+}
+
+/// The platform a pull asks for (`--platform os/arch[/variant]`); the host's, linux/amd64, by
+/// default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WantedPlatform {
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+}
+
+impl Default for WantedPlatform {
+    fn default() -> Self {
+        WantedPlatform {
+            os: "linux".into(),
+            architecture: "amd64".into(),
+            variant: None,
+        }
+    }
+}
+
+impl WantedPlatform {
+    pub fn parse(text: &str) -> Result<WantedPlatform, String> {
+        let parts: Vec<&str> = text.split('/').collect();
+        let ok = |p: &&str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric());
+        match parts.as_slice() {
+            [os, arch] if ok(os) && ok(arch) => Ok(WantedPlatform {
+                os: (*os).to_owned(),
+                architecture: (*arch).to_owned(),
+                variant: None,
+            }),
+            [os, arch, variant] if ok(os) && ok(arch) && ok(variant) => Ok(WantedPlatform {
+                os: (*os).to_owned(),
+                architecture: (*arch).to_owned(),
+                variant: Some((*variant).to_owned()),
+            }),
+            _ => Err(format!(
+                "--platform {text}: the form is OS/ARCH[/VARIANT], e.g. linux/arm64"
+            )),
+        }
+    }
+
+    fn matches(&self, platform: &Platform) -> bool {
+        platform.os == self.os
+            && platform.architecture == self.architecture
+            && (self.variant.is_none() || platform.variant == self.variant)
+    }
+}
+
+impl fmt::Display for WantedPlatform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(variant) = &self.variant {
+            write!(f, "/{variant}")?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -314,6 +373,7 @@ fn sha256_of(bytes: &[u8]) -> String {
 pub async fn pull(
     store: &ImageStore,
     image: &RemoteImage,
+    platform: &WantedPlatform,
     logins: &[RegistryLogin],
     progress: &(dyn Fn(PullEvent) + Send + Sync),
 ) -> Result<Image, RemoteError> {
@@ -359,16 +419,12 @@ pub async fn pull(
         let entry = index
             .manifests
             .iter()
-            .find(|m| {
-                m.platform
-                    .as_ref()
-                    .is_some_and(|p| p.os == "linux" && p.architecture == "amd64")
-            })
-            .ok_or_else(|| unsupported("it has no linux/amd64 image".into()))?;
+            .find(|m| m.platform.as_ref().is_some_and(|p| platform.matches(p)))
+            .ok_or_else(|| unsupported(format!("it has no {platform} image")))?;
         let (chosen, _) = client
             .pull_manifest_raw(&image.reference(Some(&entry.digest)), &auth, ACCEPTED)
             .await
-            .map_err(|e| failed(format!("cannot get its linux/amd64 manifest: {e}")))?;
+            .map_err(|e| failed(format!("cannot get its {platform} manifest: {e}")))?;
         bytes = chosen.to_vec();
         digest = sha256_of(&bytes);
         if digest != entry.digest {
