@@ -63,6 +63,14 @@ const S_STDIO: u32 = 3;
 const S_GROUPS: u32 = 4;
 const S_GID: u32 = 5;
 const S_UID: u32 = 6;
+/// [`become_user`]'s steps as this table numbers them.
+const USER_STEPS: UserSteps = UserSteps {
+    caps: S_CAPS,
+    groups: S_GROUPS,
+    gid: S_GID,
+    uid: S_UID,
+    cwd: S_CWD,
+};
 const S_CWD: u32 = 7;
 const S_EXEC: u32 = 8;
 const S_CAPS: u32 = 9;
@@ -85,6 +93,19 @@ struct Prepared {
     candidates: Vec<CString>,
     argv: Vec<CString>,
     envp: Vec<CString>,
+}
+
+impl Prepared {
+    /// Who the child becomes, as [`become_user`] takes it.
+    fn user(&self) -> User<'_> {
+        User {
+            last_capability: self.last_capability,
+            groups: self.groups.as_deref(),
+            uid: self.uid,
+            gid: self.gid,
+            cwd: &self.cwd,
+        }
+    }
 }
 
 /// Starts `config` in `container`. Returns once the command runs, or with the step that failed
@@ -304,21 +325,7 @@ unsafe fn child(
                 return fail(S_STDIO);
             }
         }
-        let steps = UserSteps {
-            caps: S_CAPS,
-            groups: S_GROUPS,
-            gid: S_GID,
-            uid: S_UID,
-            cwd: S_CWD,
-        };
-        let user = User {
-            last_capability: p.last_capability,
-            groups: p.groups.as_deref(),
-            uid: p.uid,
-            gid: p.gid,
-            cwd: &p.cwd,
-        };
-        if let Err(step) = become_user(&user, &steps) {
+        if let Err(step) = become_user(&p.user(), &USER_STEPS) {
             return fail(step);
         }
         exec_first(&p.candidates, argv, envp);

@@ -115,6 +115,14 @@ const S_PIVOT: u32 = 9;
 const S_GROUPS: u32 = 10;
 const S_GID: u32 = 11;
 const S_UID: u32 = 12;
+/// [`become_user`]'s steps as this table numbers them.
+const USER_STEPS: UserSteps = UserSteps {
+    caps: S_CAPS,
+    groups: S_GROUPS,
+    gid: S_GID,
+    uid: S_UID,
+    cwd: S_CWD,
+};
 const S_CWD: u32 = 13;
 const S_STDIO: u32 = 14;
 const S_EXEC: u32 = 15;
@@ -186,6 +194,17 @@ struct Prepared {
 }
 
 impl Prepared {
+    /// Who the child becomes, as [`become_user`] takes it.
+    fn user(&self) -> User<'_> {
+        User {
+            last_capability: self.last_capability,
+            groups: self.groups.as_deref(),
+            uid: self.uid,
+            gid: self.gid,
+            cwd: &self.cwd,
+        }
+    }
+
     fn new(spec: &ProcessSpec) -> Result<Prepared, SpawnError> {
         if spec.args.is_empty() {
             return Err(SpawnError::Invalid("no command to run".into()));
@@ -449,21 +468,7 @@ unsafe fn child(
         if p.terminal >= 0 && !open_terminal(p) {
             return fail(S_TERMINAL);
         }
-        let steps = UserSteps {
-            caps: S_CAPS,
-            groups: S_GROUPS,
-            gid: S_GID,
-            uid: S_UID,
-            cwd: S_CWD,
-        };
-        let user = User {
-            last_capability: p.last_capability,
-            groups: p.groups.as_deref(),
-            uid: p.uid,
-            gid: p.gid,
-            cwd: &p.cwd,
-        };
-        if let Err(step) = become_user(&user, &steps) {
+        if let Err(step) = become_user(&p.user(), &USER_STEPS) {
             return fail(step);
         }
         if p.terminal < 0 {
