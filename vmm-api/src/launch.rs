@@ -9,8 +9,8 @@ use berth_api::size::parse_size;
 use berth_api::vm::DisplayMode;
 
 /// The usage line berth-vmm prints.
-pub const USAGE: &str = "usage: berth-vmm --kernel BZIMAGE [--initrd FILE] [--cmdline TEXT] \
-[--memory SIZE (e.g. 512M, 2G)] [--cpus N] [--serial-log FILE] [--disk FILE [--read-only]]... \
+pub const USAGE: &str = "usage: berth-vmm {--kernel BZIMAGE [--initrd FILE] [--cmdline TEXT] | \
+--firmware FILE [--boot-disk N]} [--memory SIZE (e.g. 512M, 2G)] [--cpus N] [--serial-log FILE] [--disk FILE [--read-only]]... \
 [--display WIDTHxHEIGHT] [--control-fd N] [--events-fd N] [--net-fd N --mac MAC] \
 [--sandbox [--sandbox-ids UID:GID]]";
 
@@ -60,13 +60,34 @@ pub struct NetworkCard {
     pub mac: MacAddress,
 }
 
+/// What the VM starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BootImage {
+    /// A kernel entered directly.
+    Kernel {
+        /// A bzImage, or a Berth flat image (test guests).
+        kernel: PathBuf,
+        initrd: Option<PathBuf>,
+        cmdline: String,
+    },
+    /// A firmware image (SeaBIOS's `bios-microvm.bin`) that boots from the disks.
+    Firmware {
+        firmware: PathBuf,
+        /// The index in [`LaunchOptions::disks`] of the disk booted first; `None`: the
+        /// firmware's own order (the first bootable disk).
+        boot_disk: Option<usize>,
+    },
+}
+
+/// Where Debian's `seabios` package puts SeaBIOS's microvm build, the firmware berthd boots
+/// disks with. (The file of the same name under /usr/share/qemu is qboot, which boots no
+/// disk.)
+pub const SEABIOS_MICROVM: &str = "/usr/share/seabios/bios-microvm.bin";
+
 /// Everything berth-vmm is started with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LaunchOptions {
-    /// A bzImage, or a Berth flat image (test guests).
-    pub kernel: PathBuf,
-    pub initrd: Option<PathBuf>,
-    pub cmdline: String,
+    pub boot: BootImage,
     /// Guest memory in bytes.
     pub memory: u64,
     pub cpus: u32,
@@ -88,10 +109,17 @@ pub struct LaunchOptions {
 impl LaunchOptions {
     /// Options for booting `kernel`, everything else as berth-vmm's defaults.
     pub fn new(kernel: PathBuf) -> LaunchOptions {
-        LaunchOptions {
+        Self::booting(BootImage::Kernel {
             kernel,
             initrd: None,
             cmdline: DEFAULT_CMDLINE.into(),
+        })
+    }
+
+    /// Options for starting `boot`, everything else as berth-vmm's defaults.
+    pub fn booting(boot: BootImage) -> LaunchOptions {
+        LaunchOptions {
+            boot,
             memory: DEFAULT_MEMORY,
             cpus: 1,
             serial_log: None,
@@ -106,13 +134,30 @@ impl LaunchOptions {
 
     /// The arguments that give berth-vmm these options.
     pub fn to_args(&self) -> Vec<OsString> {
-        let mut args: Vec<OsString> = vec!["--kernel".into(), self.kernel.clone().into()];
-        if let Some(initrd) = &self.initrd {
-            args.extend(["--initrd".into(), initrd.clone().into()]);
+        let mut args: Vec<OsString> = Vec::new();
+        match &self.boot {
+            BootImage::Kernel {
+                kernel,
+                initrd,
+                cmdline,
+            } => {
+                args.extend(["--kernel".into(), kernel.clone().into()]);
+                if let Some(initrd) = initrd {
+                    args.extend(["--initrd".into(), initrd.clone().into()]);
+                }
+                args.extend(["--cmdline".into(), cmdline.clone().into()]);
+            }
+            BootImage::Firmware {
+                firmware,
+                boot_disk,
+            } => {
+                args.extend(["--firmware".into(), firmware.clone().into()]);
+                if let Some(index) = boot_disk {
+                    args.extend(["--boot-disk".into(), index.to_string().into()]);
+                }
+            }
         }
         args.extend([
-            "--cmdline".into(),
-            self.cmdline.clone().into(),
             "--memory".into(),
             self.memory.to_string().into(),
             "--cpus".into(),
@@ -157,7 +202,8 @@ impl LaunchOptions {
     /// the usage for `--help`, else what is wrong.
     pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<LaunchOptions, String> {
         let mut args = args.into_iter();
-        let mut kernel = None;
+        let (mut kernel, mut initrd, mut cmdline) = (None, None, None);
+        let (mut firmware, mut boot_disk) = (None, None);
         let mut options = LaunchOptions::new(PathBuf::new());
         let (mut net_fd, mut mac) = (None, None);
         while let Some(flag) = args.next() {
@@ -168,8 +214,10 @@ impl LaunchOptions {
             };
             match flag.as_str() {
                 "--kernel" => kernel = Some(PathBuf::from(value()?)),
-                "--initrd" => options.initrd = Some(PathBuf::from(value()?)),
-                "--cmdline" => options.cmdline = text(&flag, &value()?)?,
+                "--initrd" => initrd = Some(PathBuf::from(value()?)),
+                "--cmdline" => cmdline = Some(text(&flag, &value()?)?),
+                "--firmware" => firmware = Some(PathBuf::from(value()?)),
+                "--boot-disk" => boot_disk = Some(number(&flag, &value()?)?),
                 "--memory" => options.memory = parse_size(&text(&flag, &value()?)?)?,
                 "--cpus" => options.cpus = number(&flag, &value()?)?,
                 "--serial-log" => options.serial_log = Some(PathBuf::from(value()?)),
@@ -209,7 +257,32 @@ impl LaunchOptions {
                 other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
             }
         }
-        options.kernel = kernel.ok_or_else(|| format!("--kernel is required\n{USAGE}"))?;
+        options.boot = match (kernel, firmware) {
+            (Some(kernel), None) if boot_disk.is_none() => BootImage::Kernel {
+                kernel,
+                initrd,
+                cmdline: cmdline.unwrap_or_else(|| DEFAULT_CMDLINE.into()),
+            },
+            (None, Some(firmware)) if initrd.is_none() && cmdline.is_none() => {
+                if boot_disk.is_some_and(|i| i >= options.disks.len()) {
+                    return Err(format!("--boot-disk names no --disk\n{USAGE}"));
+                }
+                BootImage::Firmware {
+                    firmware,
+                    boot_disk,
+                }
+            }
+            (None, None) => return Err(format!("--kernel or --firmware is required\n{USAGE}")),
+            (Some(_), Some(_)) => {
+                return Err(format!(
+                    "--kernel and --firmware exclude each other\n{USAGE}"
+                ));
+            }
+            (Some(_), None) => return Err(format!("--boot-disk goes with --firmware\n{USAGE}")),
+            (None, Some(_)) => {
+                return Err(format!("--initrd and --cmdline go with --kernel\n{USAGE}"));
+            }
+        };
         options.network = match (net_fd, mac) {
             (Some(fd), Some(mac)) => Some(NetworkCard { fd, mac }),
             (None, None) => None,
@@ -243,9 +316,11 @@ mod tests {
 
     #[test]
     fn options_go_there_and_back() {
-        let mut options = LaunchOptions::new("/vms/a/kernel".into());
-        options.initrd = Some("/vms/a/initrd".into());
-        options.cmdline = "console=ttyS0 quiet".into();
+        let mut options = LaunchOptions::booting(BootImage::Kernel {
+            kernel: "/vms/a/kernel".into(),
+            initrd: Some("/vms/a/initrd".into()),
+            cmdline: "console=ttyS0 quiet".into(),
+        });
         options.memory = 2 << 30;
         options.cpus = 2;
         options.serial_log = Some("/vms/a/serial.log".into());
@@ -278,6 +353,11 @@ mod tests {
         assert_eq!(LaunchOptions::parse(options.to_args()), Ok(options.clone()));
         let plain = LaunchOptions::new("k".into());
         assert_eq!(LaunchOptions::parse(plain.to_args()), Ok(plain));
+        options.boot = BootImage::Firmware {
+            firmware: SEABIOS_MICROVM.into(),
+            boot_disk: Some(1),
+        };
+        assert_eq!(LaunchOptions::parse(options.to_args()), Ok(options.clone()));
     }
 
     #[test]
@@ -292,10 +372,25 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(options.memory, 512 << 20);
-        assert_eq!(options.cmdline, DEFAULT_CMDLINE);
+        assert!(
+            matches!(options.boot, BootImage::Kernel { cmdline, .. } if cmdline == DEFAULT_CMDLINE)
+        );
         assert_eq!(options.display.map(|d| (d.width, d.height)), Some((64, 48)));
         for (bad, says) in [
-            (&["--memory", "1G"][..], "--kernel is required"),
+            (
+                &["--memory", "1G"][..],
+                "--kernel or --firmware is required",
+            ),
+            (&["--kernel", "k", "--firmware", "f"], "exclude each other"),
+            (
+                &["--firmware", "f", "--cmdline", "quiet"],
+                "go with --kernel",
+            ),
+            (
+                &["--kernel", "k", "--boot-disk", "0"],
+                "goes with --firmware",
+            ),
+            (&["--firmware", "f", "--boot-disk", "0"], "names no --disk"),
             (&["--kernel", "k", "--read-only"], "must follow a --disk"),
             (&["--kernel", "k", "--cpus", "two"], "bad --cpus"),
             (&["--kernel", "k", "--display", "4096x10"], "--display"),

@@ -113,43 +113,239 @@ fn align16(addr: u64) -> u64 {
     (addr + 15) & !15
 }
 
-/// Builds all tables for `config`.
+/// Builds all tables for `config`, at their addresses in the BIOS area (a boot without
+/// firmware).
 pub fn build_tables(config: &AcpiConfig) -> Result<AcpiTables, AcpiError> {
-    if config.vcpus > 255 {
-        return Err(AcpiError::TooManyVcpus(config.vcpus));
-    }
-    let dsdt = build_dsdt(&config.virtio_devices, config.power_button_gsi);
-    let madt = build_madt(config.vcpus);
-
-    // RSDP, XSDT (two entries), FADT, MADT, DSDT, each 16-byte aligned.
-    let xsdt_addr = align16(ACPI_TABLES_START + Rsdp::len() as u64);
-    let xsdt_len = 36 + 2 * 8;
-    let fadt_addr = align16(xsdt_addr + xsdt_len);
-    let madt_addr = align16(fadt_addr + acpi_tables::fadt::FADT::len() as u64);
-    let dsdt_addr = align16(madt_addr + madt.len() as u64);
-    let end = dsdt_addr + dsdt.len() as u64;
+    let tables_start = align16(ACPI_TABLES_START + Rsdp::len() as u64);
+    let tables = build_from(config, tables_start)?;
+    let end = tables.end();
     if end > ACPI_TABLES_END {
         return Err(AcpiError::TooLarge {
             needed: end - ACPI_TABLES_START,
             available: ACPI_TABLES_END - ACPI_TABLES_START,
         });
     }
+    let rsdp = to_bytes(&Rsdp::new(OEM_ID, tables.xsdt_addr()));
+    let mut all = vec![(ACPI_TABLES_START, rsdp)];
+    all.extend(tables.tables);
+    Ok(AcpiTables { tables: all })
+}
+
+/// The tables from `start` on: XSDT (two entries), FADT, MADT, DSDT, each 16-byte aligned.
+fn build_from(config: &AcpiConfig, start: u64) -> Result<AcpiTables, AcpiError> {
+    if config.vcpus > 255 {
+        return Err(AcpiError::TooManyVcpus(config.vcpus));
+    }
+    let dsdt = build_dsdt(&config.virtio_devices, config.power_button_gsi);
+    let madt = build_madt(config.vcpus);
+
+    let xsdt_addr = align16(start);
+    let xsdt_len = 36 + 2 * 8;
+    let fadt_addr = align16(xsdt_addr + xsdt_len);
+    let madt_addr = align16(fadt_addr + acpi_tables::fadt::FADT::len() as u64);
+    let dsdt_addr = align16(madt_addr + madt.len() as u64);
 
     let fadt = build_fadt(dsdt_addr);
     let mut xsdt = XSDT::new(OEM_ID, OEM_TABLE_ID, OEM_REVISION);
     xsdt.add_entry(fadt_addr);
     xsdt.add_entry(madt_addr);
-    let rsdp = Rsdp::new(OEM_ID, xsdt_addr);
 
     Ok(AcpiTables {
         tables: vec![
-            (ACPI_TABLES_START, to_bytes(&rsdp)),
             (xsdt_addr, to_bytes(&xsdt)),
             (fadt_addr, fadt),
             (madt_addr, madt.as_slice().to_vec()),
             (dsdt_addr, dsdt.as_slice().to_vec()),
         ],
     })
+}
+
+impl AcpiTables {
+    /// The XSDT's address (the RSDP names it).
+    fn xsdt_addr(&self) -> u64 {
+        self.tables
+            .iter()
+            .find(|(_, t)| t.starts_with(b"XSDT"))
+            .map_or(0, |(addr, _)| *addr)
+    }
+
+    /// First address past the last table.
+    fn end(&self) -> u64 {
+        self.tables
+            .iter()
+            .map(|(addr, t)| addr + t.len() as u64)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// The fw_cfg file firmware reads the tables from.
+pub const FW_CFG_TABLES_FILE: &str = "etc/acpi/tables";
+/// The fw_cfg file holding the RSDP.
+pub const FW_CFG_RSDP_FILE: &str = "etc/acpi/rsdp";
+/// The fw_cfg file of commands that place and link the two (QEMU's BIOS linker/loader).
+pub const FW_CFG_LOADER_FILE: &str = "etc/table-loader";
+
+/// The tables for a firmware boot, as QEMU hands them to SeaBIOS: `tables` holds the XSDT,
+/// FADT, MADT and DSDT with every pointer between them an offset into `tables`; the firmware
+/// allocates both files, adds the addresses it chose to those pointers and fixes the checksums,
+/// as `loader`'s commands say. Where the firmware puts them is its business: the RSDP in its
+/// F segment, where a booted kernel scans for it.
+#[derive(Debug, Clone)]
+pub struct FirmwareTables {
+    /// [`FW_CFG_RSDP_FILE`].
+    pub rsdp: Vec<u8>,
+    /// [`FW_CFG_TABLES_FILE`].
+    pub tables: Vec<u8>,
+    /// [`FW_CFG_LOADER_FILE`].
+    pub loader: Vec<u8>,
+}
+
+/// The loader's commands (SeaBIOS `romfile_loader.h`): 128 bytes each, little-endian, file
+/// names in 56 NUL-padded bytes.
+mod loader {
+    pub const ENTRY_LEN: usize = 128;
+    pub const FILE_NAME_LEN: usize = 56;
+    pub const ALLOCATE: u32 = 1;
+    pub const ADD_POINTER: u32 = 2;
+    pub const ADD_CHECKSUM: u32 = 3;
+    /// ALLOCATE's zones: anywhere in high memory, or the F segment (0xF0000-0xFFFFF).
+    pub const ZONE_HIGH: u8 = 1;
+    pub const ZONE_FSEG: u8 = 2;
+
+    pub fn name(out: &mut Vec<u8>, file: &str) {
+        let mut padded = [0u8; FILE_NAME_LEN];
+        padded[..file.len()].copy_from_slice(file.as_bytes());
+        out.extend_from_slice(&padded);
+    }
+
+    pub fn finish(out: &mut Vec<u8>, start: usize) {
+        out.resize(start + ENTRY_LEN, 0);
+    }
+}
+
+/// Offsets of the pointers the loader patches.
+const FADT_DSDT_OFFSET: u32 = 40;
+const FADT_X_DSDT_OFFSET: u32 = 140;
+const XSDT_ENTRIES_OFFSET: u32 = 36;
+const RSDP_XSDT_OFFSET: u32 = 24;
+/// Where a table's checksum byte is, and the RSDP's two (first 20 bytes, all 36).
+const TABLE_CHECKSUM_OFFSET: u32 = 9;
+const RSDP_CHECKSUM_OFFSET: u32 = 8;
+const RSDP_V1_LEN: u32 = 20;
+const RSDP_EXTENDED_CHECKSUM_OFFSET: u32 = 32;
+
+/// Builds the tables of `config` for a firmware boot (see [`FirmwareTables`]).
+pub fn build_firmware_tables(config: &AcpiConfig) -> Result<FirmwareTables, AcpiError> {
+    let laid_out = build_from(config, 0)?;
+    let mut tables = vec![0u8; laid_out.end() as usize];
+    for (offset, bytes) in &laid_out.tables {
+        let at = *offset as usize;
+        tables[at..at + bytes.len()].copy_from_slice(bytes);
+    }
+    let rsdp = to_bytes(&Rsdp::new(OEM_ID, laid_out.xsdt_addr()));
+    let offset_of = |signature: &[u8; 4]| {
+        laid_out
+            .tables
+            .iter()
+            .find(|(_, t)| t.starts_with(signature))
+            .map_or((0, 0), |(addr, t)| (*addr as u32, t.len() as u32))
+    };
+    let (xsdt, xsdt_len) = offset_of(b"XSDT");
+    let (fadt, fadt_len) = offset_of(b"FACP");
+
+    let mut commands = Vec::new();
+    allocate(&mut commands, FW_CFG_RSDP_FILE, 16, loader::ZONE_FSEG);
+    allocate(&mut commands, FW_CFG_TABLES_FILE, 64, loader::ZONE_HIGH);
+    let tables_file = FW_CFG_TABLES_FILE;
+    add_pointer(
+        &mut commands,
+        tables_file,
+        tables_file,
+        fadt + FADT_DSDT_OFFSET,
+        4,
+    );
+    add_pointer(
+        &mut commands,
+        tables_file,
+        tables_file,
+        fadt + FADT_X_DSDT_OFFSET,
+        8,
+    );
+    add_checksum(
+        &mut commands,
+        tables_file,
+        fadt + TABLE_CHECKSUM_OFFSET,
+        fadt,
+        fadt_len,
+    );
+    for entry in 0..(xsdt_len - XSDT_ENTRIES_OFFSET) / 8 {
+        let at = xsdt + XSDT_ENTRIES_OFFSET + entry * 8;
+        add_pointer(&mut commands, tables_file, tables_file, at, 8);
+    }
+    add_checksum(
+        &mut commands,
+        tables_file,
+        xsdt + TABLE_CHECKSUM_OFFSET,
+        xsdt,
+        xsdt_len,
+    );
+    add_pointer(
+        &mut commands,
+        FW_CFG_RSDP_FILE,
+        tables_file,
+        RSDP_XSDT_OFFSET,
+        8,
+    );
+    add_checksum(
+        &mut commands,
+        FW_CFG_RSDP_FILE,
+        RSDP_CHECKSUM_OFFSET,
+        0,
+        RSDP_V1_LEN,
+    );
+    let rsdp_len = rsdp.len() as u32;
+    add_checksum(
+        &mut commands,
+        FW_CFG_RSDP_FILE,
+        RSDP_EXTENDED_CHECKSUM_OFFSET,
+        0,
+        rsdp_len,
+    );
+    Ok(FirmwareTables {
+        rsdp,
+        tables,
+        loader: commands,
+    })
+}
+
+fn allocate(out: &mut Vec<u8>, file: &str, align: u32, zone: u8) {
+    let start = out.len();
+    out.extend_from_slice(&loader::ALLOCATE.to_le_bytes());
+    loader::name(out, file);
+    out.extend_from_slice(&align.to_le_bytes());
+    out.push(zone);
+    loader::finish(out, start);
+}
+
+fn add_pointer(out: &mut Vec<u8>, dest: &str, src: &str, offset: u32, size: u8) {
+    let start = out.len();
+    out.extend_from_slice(&loader::ADD_POINTER.to_le_bytes());
+    loader::name(out, dest);
+    loader::name(out, src);
+    out.extend_from_slice(&offset.to_le_bytes());
+    out.push(size);
+    loader::finish(out, start);
+}
+
+fn add_checksum(out: &mut Vec<u8>, file: &str, offset: u32, start_at: u32, len: u32) {
+    let start = out.len();
+    out.extend_from_slice(&loader::ADD_CHECKSUM.to_le_bytes());
+    loader::name(out, file);
+    out.extend_from_slice(&offset.to_le_bytes());
+    out.extend_from_slice(&start_at.to_le_bytes());
+    out.extend_from_slice(&len.to_le_bytes());
+    loader::finish(out, start);
 }
 
 fn io_register(port: u16) -> GAS {
@@ -182,7 +378,15 @@ fn build_fadt(dsdt_addr: u64) -> Vec<u8> {
     // bus for guests that try it anyway.
     fadt.iapc_boot_arch = (0b1_0100u16).into();
     fadt.hypervisor_vendor_identity = u64::from_le_bytes(*b"BERTHVMM").into();
-    to_bytes(&fadt.finalize())
+    let mut bytes = to_bytes(&fadt.finalize());
+    // The 32-bit DSDT pointer too, as QEMU writes both: SeaBIOS finds the DSDT only there.
+    // Tables live below 4 GiB, so the two agree.
+    let dsdt32 = u32::try_from(dsdt_addr).unwrap_or(0);
+    let at = FADT_DSDT_OFFSET as usize;
+    bytes[at..at + 4].copy_from_slice(&dsdt32.to_le_bytes());
+    let sum = bytes.iter().fold(0u8, |a, b| a.wrapping_add(*b));
+    bytes[TABLE_CHECKSUM_OFFSET as usize] = bytes[TABLE_CHECKSUM_OFFSET as usize].wrapping_sub(sum);
+    bytes
 }
 
 /// The MADT: one enabled local APIC per vCPU, the IOAPIC, IRQ 0 routed to GSI 2 (the PIT's pin
@@ -497,5 +701,103 @@ mod tests {
             dsdt,
             &[0x89, 0x06, 0x00, 0x03, 0x01, 0x05, 0, 0, 0]
         ));
+    }
+
+    /// Runs the loader's commands as SeaBIOS does, with the files placed at `rsdp_at` and
+    /// `tables_at`; returns the patched files.
+    fn run_loader(t: &FirmwareTables, rsdp_at: u64, tables_at: u64) -> (Vec<u8>, Vec<u8>) {
+        let (mut rsdp, mut tables) = (t.rsdp.clone(), t.tables.clone());
+        let name = |raw: &[u8]| {
+            let end = raw.iter().position(|b| *b == 0).unwrap();
+            String::from_utf8(raw[..end].to_vec()).unwrap()
+        };
+        let word = |raw: &[u8]| u32::from_le_bytes(raw[..4].try_into().unwrap());
+        assert_eq!(t.loader.len() % 128, 0);
+        for entry in t.loader.chunks(128) {
+            match word(entry) {
+                1 => {
+                    let file = name(&entry[4..60]);
+                    let zone = entry[64];
+                    match file.as_str() {
+                        FW_CFG_RSDP_FILE => assert_eq!(zone, 2, "the RSDP goes in the F segment"),
+                        FW_CFG_TABLES_FILE => assert_eq!(zone, 1),
+                        other => panic!("allocates {other}"),
+                    }
+                }
+                2 => {
+                    let (dest, src) = (name(&entry[4..60]), name(&entry[60..116]));
+                    assert_eq!(src, FW_CFG_TABLES_FILE);
+                    let offset = word(&entry[116..]) as usize;
+                    let size = entry[120] as usize;
+                    let file = if dest == FW_CFG_RSDP_FILE {
+                        &mut rsdp
+                    } else {
+                        &mut tables
+                    };
+                    let mut value = [0u8; 8];
+                    value[..size].copy_from_slice(&file[offset..offset + size]);
+                    let patched = u64::from_le_bytes(value) + tables_at;
+                    file[offset..offset + size].copy_from_slice(&patched.to_le_bytes()[..size]);
+                }
+                3 => {
+                    let file_name = name(&entry[4..60]);
+                    let file = if file_name == FW_CFG_RSDP_FILE {
+                        &mut rsdp
+                    } else {
+                        &mut tables
+                    };
+                    let (at, start, len) = (
+                        word(&entry[60..]) as usize,
+                        word(&entry[64..]) as usize,
+                        word(&entry[68..]) as usize,
+                    );
+                    let s = sum(&file[start..start + len]);
+                    file[at] = file[at].wrapping_sub(s);
+                }
+                other => panic!("command {other}"),
+            }
+        }
+        let _ = rsdp_at;
+        (rsdp, tables)
+    }
+
+    #[test]
+    fn firmware_tables_link_and_checksum_wherever_the_firmware_puts_them() {
+        let config = AcpiConfig {
+            vcpus: 2,
+            virtio_devices: vec![VirtioMmioDevice {
+                base: 0xd000_0000,
+                len: 0x1000,
+                irq: 16,
+            }],
+            power_button_gsi: Some(23),
+        };
+        let t = build_firmware_tables(&config).unwrap();
+        let tables_at = 0x7ff_0000;
+        let (rsdp, tables) = run_loader(&t, 0xf_5a00, tables_at);
+        assert_eq!(sum(&rsdp[..20]), 0, "RSDP v1 checksum");
+        assert_eq!(sum(&rsdp), 0, "RSDP extended checksum");
+        let at = |addr: u64| -> &[u8] {
+            let offset = (addr - tables_at) as usize;
+            let len = u32::from_le_bytes(tables[offset + 4..offset + 8].try_into().unwrap());
+            &tables[offset..offset + len as usize]
+        };
+        let xsdt = at(u64::from_le_bytes(rsdp[24..32].try_into().unwrap()));
+        assert_eq!(&xsdt[..4], b"XSDT");
+        assert_eq!(sum(xsdt), 0);
+        let fadt = at(u64::from_le_bytes(xsdt[36..44].try_into().unwrap()));
+        assert_eq!(&fadt[..4], b"FACP");
+        assert_eq!(sum(fadt), 0);
+        assert_eq!(
+            &at(u64::from_le_bytes(xsdt[44..52].try_into().unwrap()))[..4],
+            b"APIC"
+        );
+        let dsdt32 = u32::from_le_bytes(fadt[40..44].try_into().unwrap());
+        let dsdt64 = u64::from_le_bytes(fadt[140..148].try_into().unwrap());
+        assert_eq!(u64::from(dsdt32), dsdt64);
+        let dsdt = at(dsdt64);
+        assert_eq!(&dsdt[..4], b"DSDT");
+        assert_eq!(sum(dsdt), 0);
+        assert!(contains(dsdt, b"LNRO0005"));
     }
 }

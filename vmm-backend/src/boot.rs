@@ -8,6 +8,7 @@
 
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
+use crate::firmware::{self, FirmwareBoot, FirmwareError, PreparedFirmware};
 use crate::linux::{self, LinuxBoot, LinuxBootError};
 use crate::long_mode::IDENTITY_MAP_GIB;
 
@@ -38,6 +39,9 @@ pub enum BootSource {
     /// A Linux bzImage entered through the 64-bit boot protocol on vCPU 0 only; the other vCPUs
     /// wait for INIT/SIPI from the guest. See [`crate::linux`].
     Linux(LinuxBoot),
+    /// Firmware (SeaBIOS) started from the vCPUs' reset state, which boots from the disks. See
+    /// [`crate::firmware`].
+    Firmware(FirmwareBoot),
 }
 
 /// Errors while placing a boot source in guest RAM.
@@ -90,6 +94,8 @@ pub enum BootError {
     WriteMemory(#[from] vm_memory::GuestMemoryError),
     /// {0}
     Linux(#[from] LinuxBootError),
+    /// {0}
+    Firmware(#[from] FirmwareError),
 }
 
 /// The first bytes of a Berth flat image file: what `berth-vmm --kernel` takes besides a bzImage.
@@ -129,14 +135,25 @@ pub fn parse_flat_image_file(file: &[u8]) -> Option<BootSource> {
     })
 }
 
-/// Where each vCPU starts once the boot source is in memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EntryState {
-    /// First instruction.
-    pub rip: u64,
-    /// For a Linux boot: the zero page (RSI of the boot vCPU); the other vCPUs are left waiting
-    /// for INIT/SIPI.
-    pub linux_zero_page: Option<u64>,
+/// How the vCPUs start once the boot source is in memory.
+#[derive(Debug)]
+pub enum Entry {
+    /// Every vCPU enters 64-bit mode at `rip`.
+    Flat {
+        /// First instruction.
+        rip: u64,
+    },
+    /// The boot vCPU enters 64-bit mode at `rip` with RSI = the zero page; the others wait for
+    /// INIT/SIPI.
+    Linux {
+        /// First instruction.
+        rip: u64,
+        /// The zero page's address.
+        zero_page: u64,
+    },
+    /// The vCPUs stay in their reset state; the firmware's image and its fw_cfg device are to
+    /// be put on the VM.
+    Firmware(PreparedFirmware),
 }
 
 /// The initial stack pointer of vCPU `index`.
@@ -145,11 +162,7 @@ pub fn boot_stack_pointer(index: u32) -> u64 {
 }
 
 /// Checks `source` against guest RAM and copies it in. Nothing is written if a check fails.
-pub fn load(
-    mem: &GuestMemoryMmap,
-    source: &BootSource,
-    vcpus: u32,
-) -> Result<EntryState, BootError> {
+pub fn load(mem: &GuestMemoryMmap, source: &BootSource, vcpus: u32) -> Result<Entry, BootError> {
     match source {
         BootSource::Flat {
             image,
@@ -158,18 +171,16 @@ pub fn load(
         } => {
             check_flat(mem, image, *load_addr, *entry, vcpus)?;
             mem.write_slice(image, GuestAddress(*load_addr))?;
-            Ok(EntryState {
-                rip: *entry,
-                linux_zero_page: None,
-            })
+            Ok(Entry::Flat { rip: *entry })
         }
         BootSource::Linux(boot) => {
             let entry = linux::load(mem, boot, vcpus)?;
-            Ok(EntryState {
+            Ok(Entry::Linux {
                 rip: entry.rip,
-                linux_zero_page: Some(entry.zero_page),
+                zero_page: entry.zero_page,
             })
         }
+        BootSource::Firmware(boot) => Ok(Entry::Firmware(firmware::prepare(mem, boot, vcpus)?)),
     }
 }
 
@@ -244,7 +255,7 @@ mod tests {
     fn flat_image_lands_at_its_load_address() {
         let mem = create_guest_memory(4 << 20).unwrap();
         let entry = load(&mem, &flat(vec![0xf4, 0x90], 0x20_0000, 0x20_0001), 1).unwrap();
-        assert_eq!(entry.rip, 0x20_0001);
+        assert!(matches!(entry, Entry::Flat { rip: 0x20_0001 }));
         let mut buf = [0u8; 2];
         mem.read_slice(&mut buf, GuestAddress(0x20_0000)).unwrap();
         assert_eq!(buf, [0xf4, 0x90]);

@@ -25,9 +25,12 @@
 //! - [`long_mode`]: GDT and identity page tables for entering guests in 64-bit mode;
 //! - [`boot`]: boot sources and the low-memory layout they share;
 //! - [`linux`]: bzImage boot (64-bit boot protocol, zero page, e820, initramfs);
-//! - [`acpi`]: RSDP, XSDT, FADT (hardware-reduced), MADT and DSDT for Linux guests;
+//! - [`acpi`]: RSDP, XSDT, FADT (hardware-reduced), MADT and DSDT for Linux guests, placed
+//!   by the VMM or (for firmware) by the firmware through loader commands;
+//! - [`firmware`]: booting through SeaBIOS: its image below 4 GiB, the fw_cfg it reads;
 //! - [`bus`]: the `BusDevice` contract and the port-I/O / MMIO address maps;
 //! - [`devices::legacy`]: COM1, the i8042 (reset), the CMOS RTC and the ACPI sleep/reset registers;
+//! - [`devices::fw_cfg`], [`devices::debug_port`]: what firmware reads the machine from and logs to;
 //! - [`virtio`]: the transport-agnostic device contract, the virtio-mmio v2 transport,
 //!   virtio-blk and virtio-rng.
 //! - [`sandbox`]: the mount namespace, privileges and per-thread seccomp filters berth-vmm
@@ -42,6 +45,7 @@ pub mod acpi;
 pub mod boot;
 pub mod bus;
 pub mod devices;
+pub mod firmware;
 pub mod kvm;
 pub mod linux;
 pub mod long_mode;

@@ -7,20 +7,25 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use kvm_bindings::{
-    KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY, kvm_pit_config, kvm_userspace_memory_region,
+    KVM_MAX_CPUID_ENTRIES, KVM_MEM_READONLY, KVM_PIT_SPEAKER_DUMMY, kvm_pit_config,
+    kvm_userspace_memory_region,
 };
 use kvm_ioctls::{Kvm, VmFd};
-use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+use vm_memory::{
+    Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion, GuestRegionMmap,
+    MemoryRegionAddress, MmapRegion,
+};
 use vmm_sys_util::eventfd::EventFd;
 use vmm_sys_util::signal::Killable;
 
-use crate::boot::{self, BootError, BootSource};
+use crate::boot::{self, BootError, BootSource, Entry};
 use crate::bus::{Bus, BusError, SharedDevice};
+use crate::devices::fw_cfg::{FW_CFG_PORT, FW_CFG_PORT_LEN};
 use crate::kvm::{KvmError, open_kvm};
 use crate::long_mode;
 use crate::memory::{MemoryError, create_anonymous_guest_memory, create_guest_memory};
@@ -113,6 +118,8 @@ pub enum VmError {
     EventFd(#[source] std::io::Error),
     /// the VM has nothing to run: load a boot source first
     NotLoaded,
+    /// cannot map the firmware image: {0}
+    Rom(String),
     /// installing the vCPU kick signal handler failed: {0}
     KickHandler(#[source] vmm_sys_util::errno::Error),
 }
@@ -190,6 +197,8 @@ pub struct Vm {
     vcpus: Vec<Vcpu>,
     fd: VmFd,
     memory: GuestMemoryMmap,
+    /// A firmware's read-only image, when one is mapped (a slot of its own).
+    rom: Option<GuestRegionMmap>,
     pio_bus: Bus,
     mmio_bus: Bus,
     events: (Sender<RunEvent>, Receiver<RunEvent>),
@@ -277,6 +286,7 @@ impl Vm {
             vcpus,
             fd,
             memory,
+            rom: None,
             pio_bus: Bus::new(),
             mmio_bus: Bus::new(),
             events: channel(),
@@ -341,33 +351,71 @@ impl Vm {
     /// Places `source` in guest RAM and sets every vCPU up to start it.
     pub fn load(&mut self, source: &BootSource) -> Result<(), VmError> {
         let vcpus = self.vcpu_count();
-        let entry = boot::load(&self.memory, source, vcpus)?;
-        long_mode::write_boot_tables(&self.memory).map_err(BootError::WriteMemory)?;
-        if let Some(zero_page) = entry.linux_zero_page {
-            // The 64-bit boot protocol: the boot vCPU enters with RSI = zero page; Linux brings
-            // the others up with INIT/SIPI through the in-kernel LAPICs.
-            for vcpu in &self.vcpus {
-                vcpu.set_lapic_lint_modes()?;
-            }
-            if let Some(bsp) = self.vcpus.first() {
-                bsp.enter_long_mode(entry.rip, 0, 0, zero_page)?;
-                bsp.set_boot_msrs()?;
-            }
-        } else {
-            for vcpu in &self.vcpus {
-                let index = vcpu.index();
-                vcpu.enter_long_mode(
-                    entry.rip,
-                    boot::boot_stack_pointer(index),
-                    u64::from(index),
-                    u64::from(vcpus),
-                )?;
-                if index != 0 {
-                    vcpu.make_runnable()?;
+        match boot::load(&self.memory, source, vcpus)? {
+            Entry::Linux { rip, zero_page } => {
+                long_mode::write_boot_tables(&self.memory).map_err(BootError::WriteMemory)?;
+                // The 64-bit boot protocol: the boot vCPU enters with RSI = zero page; Linux
+                // brings the others up with INIT/SIPI through the in-kernel LAPICs.
+                for vcpu in &self.vcpus {
+                    vcpu.set_lapic_lint_modes()?;
                 }
+                if let Some(bsp) = self.vcpus.first() {
+                    bsp.enter_long_mode(rip, 0, 0, zero_page)?;
+                    bsp.set_boot_msrs()?;
+                }
+            }
+            Entry::Flat { rip } => {
+                long_mode::write_boot_tables(&self.memory).map_err(BootError::WriteMemory)?;
+                for vcpu in &self.vcpus {
+                    let index = vcpu.index();
+                    vcpu.enter_long_mode(
+                        rip,
+                        boot::boot_stack_pointer(index),
+                        u64::from(index),
+                        u64::from(vcpus),
+                    )?;
+                    if index != 0 {
+                        vcpu.make_runnable()?;
+                    }
+                }
+            }
+            // The vCPUs keep the reset state KVM made them in: the boot vCPU fetches from
+            // 0xFFFFFFF0, in the image; the others wait for the firmware's INIT/SIPI.
+            Entry::Firmware(prepared) => {
+                self.add_rom(prepared.rom_base, &prepared.image)?;
+                self.add_pio_device(
+                    FW_CFG_PORT,
+                    FW_CFG_PORT_LEN,
+                    Arc::new(Mutex::new(prepared.fw_cfg)),
+                )?;
             }
         }
         self.loaded = true;
+        Ok(())
+    }
+
+    /// Maps `image` read-only at guest address `base` (a firmware's ROM): the guest's writes
+    /// there reach the MMIO bus, where nothing claims them.
+    fn add_rom(&mut self, base: u64, image: &[u8]) -> Result<(), VmError> {
+        let rom = MmapRegion::new(image.len()).map_err(|e| VmError::Rom(e.to_string()))?;
+        let rom = GuestRegionMmap::new(rom, GuestAddress(base))
+            .ok_or_else(|| VmError::Rom(format!("{base:#x} + {:#x} wraps", image.len())))?;
+        rom.write_slice(image, MemoryRegionAddress(0))
+            .map_err(|e| VmError::Rom(e.to_string()))?;
+        let slot = self.memory.num_regions() as u32;
+        let region = kvm_userspace_memory_region {
+            slot,
+            flags: KVM_MEM_READONLY,
+            guest_phys_addr: base,
+            memory_size: image.len() as u64,
+            userspace_addr: rom.as_ptr() as u64,
+        };
+        // SAFETY: the host range is a live mapping owned by `rom`, which the Vm keeps until
+        // after the VM fd (and so the slot) is dropped; the slot number follows RAM's and the
+        // range lies in the MMIO hole, clear of RAM.
+        unsafe { self.fd.set_user_memory_region(region) }
+            .map_err(|source| VmError::SetMemoryRegion { slot, source })?;
+        self.rom = Some(rom);
         Ok(())
     }
 

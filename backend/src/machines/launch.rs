@@ -5,7 +5,9 @@ use std::path::Path;
 
 use berth_api::error::ApiError;
 use berth_api::vm::{BootSource, VmConfig};
-use berth_vmm_api::launch::{CONTROL_FD, Disk, EVENTS_FD, LaunchOptions};
+use berth_vmm_api::launch::{
+    BootImage, CONTROL_FD, DEFAULT_CMDLINE, Disk, EVENTS_FD, LaunchOptions,
+};
 
 /// The serial log's file name in the VM's directory.
 pub const SERIAL_LOG: &str = "serial.log";
@@ -80,12 +82,16 @@ pub fn launch_options(config: &VmConfig, dir: &Path) -> Result<LaunchOptions, Ap
         // `check_boot` refused it already.
         None => return Err(nothing_to_boot(name)),
     };
-    let mut options = LaunchOptions::new(kernel);
-    options.initrd = initrd;
-    // An empty command line leaves berth-vmm's default (the serial console).
-    if !cmdline.is_empty() {
-        options.cmdline = cmdline;
-    }
+    let mut options = LaunchOptions::booting(BootImage::Kernel {
+        kernel,
+        initrd,
+        // An empty command line leaves berth-vmm's default (the serial console).
+        cmdline: if cmdline.is_empty() {
+            DEFAULT_CMDLINE.into()
+        } else {
+            cmdline
+        },
+    });
     options.memory = config.memory;
     options.cpus = config.cpus;
     options.serial_log = Some(dir.join(SERIAL_LOG));

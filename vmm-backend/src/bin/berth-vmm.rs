@@ -15,10 +15,12 @@ use berth_api::input::InputDevice;
 use berth_display::gpu::GpuConfig;
 use berth_display::notice::{Notice, Pending};
 use berth_vmm_api::channel::ControlServer;
-use berth_vmm_api::launch::NetworkCard;
+use berth_vmm_api::launch::{BootImage, NetworkCard};
 use berth_vmm_api::{Command, ControlError, LaunchOptions, Reply, VmmExit};
+use vmm_backend::devices::debug_port::{DEBUG_PORT, DEBUG_PORT_LEN, DebugPort};
 use vmm_backend::devices::legacy::LegacyDevices;
 use vmm_backend::devices::power_button::{POWER_BUTTON_GSI, PowerButton};
+use vmm_backend::firmware::FirmwareBoot;
 use vmm_backend::linux::LinuxBoot;
 use vmm_backend::sandbox::seccomp::{self, Enforcement, ThreadRole};
 use vmm_backend::sandbox::{self, Exposed};
@@ -63,30 +65,48 @@ impl Write for Console {
     }
 }
 
-/// A Berth flat image (test guests) or else a bzImage, by the file's first bytes.
+/// For a kernel: a Berth flat image (test guests) or else a bzImage, by the file's first
+/// bytes. For a firmware: what it boots is found later, once the devices are placed.
 fn boot_source(options: &LaunchOptions) -> Result<BootSource, String> {
+    let (kernel, initrd, cmdline) = match &options.boot {
+        BootImage::Kernel {
+            kernel,
+            initrd,
+            cmdline,
+        } => (kernel, initrd, cmdline),
+        BootImage::Firmware { firmware, .. } => {
+            return Ok(BootSource::Firmware(FirmwareBoot {
+                firmware: firmware.clone(),
+                // Filled in by `run` once the devices are placed.
+                virtio_devices: Vec::new(),
+                power_button_gsi: None,
+                boot_device: None,
+            }));
+        }
+    };
     let mut head = [0u8; 8];
-    let mut file = std::fs::File::open(&options.kernel)
-        .map_err(|e| format!("cannot open {}: {e}", options.kernel.display()))?;
+    let mut file = std::fs::File::open(kernel)
+        .map_err(|e| format!("cannot open {}: {e}", kernel.display()))?;
     let flat = file.read_exact(&mut head).is_ok() && &head == vmm_backend::boot::FLAT_IMAGE_MAGIC;
     if flat {
-        let bytes = std::fs::read(&options.kernel)
-            .map_err(|e| format!("cannot read {}: {e}", options.kernel.display()))?;
+        let bytes =
+            std::fs::read(kernel).map_err(|e| format!("cannot read {}: {e}", kernel.display()))?;
         return vmm_backend::boot::parse_flat_image_file(&bytes)
-            .ok_or_else(|| format!("{} is a truncated flat image", options.kernel.display()));
+            .ok_or_else(|| format!("{} is a truncated flat image", kernel.display()));
     }
     Ok(BootSource::Linux(LinuxBoot {
-        kernel: options.kernel.clone(),
-        initrd: options.initrd.clone(),
-        cmdline: options.cmdline.clone(),
+        kernel: kernel.clone(),
+        initrd: initrd.clone(),
+        cmdline: cmdline.clone(),
         // Filled in by `run` once the devices are placed.
         virtio_devices: Vec::new(),
         power_button_gsi: None,
     }))
 }
 
-/// What the sandbox's mount namespace holds: /dev/kvm, the kernel and initramfs, the disks
-/// (writable unless read-only). The serial log is opened before it is entered.
+/// What the sandbox's mount namespace holds: /dev/kvm, the kernel and initramfs or the
+/// firmware, the disks (writable unless read-only). The serial log is opened before it is
+/// entered.
 fn exposed(options: &LaunchOptions) -> Vec<Exposed> {
     let read = |path: &std::path::Path| Exposed {
         path: path.to_owned(),
@@ -96,13 +116,29 @@ fn exposed(options: &LaunchOptions) -> Vec<Exposed> {
         path: berth_vmm_api::kvm::KVM_DEVICE.into(),
         writable: true,
     }];
-    files.push(read(&options.kernel));
-    files.extend(options.initrd.as_deref().map(read));
+    match &options.boot {
+        BootImage::Kernel { kernel, initrd, .. } => {
+            files.push(read(kernel));
+            files.extend(initrd.as_deref().map(read));
+        }
+        BootImage::Firmware { firmware, .. } => files.push(read(firmware)),
+    }
     files.extend(options.disks.iter().map(|disk| Exposed {
         path: disk.path.clone(),
         writable: !disk.read_only,
     }));
     files
+}
+
+/// The firmware's debug console, when `BERTH_VMM_FIRMWARE_LOG` names a file for it (SeaBIOS's
+/// log of what it found and tried: for understanding a firmware boot that goes wrong).
+fn firmware_log() -> Result<Option<std::fs::File>, String> {
+    match std::env::var_os("BERTH_VMM_FIRMWARE_LOG") {
+        Some(path) => std::fs::File::create(&path)
+            .map(Some)
+            .map_err(|e| format!("cannot create {}: {e}", path.to_string_lossy())),
+        None => Ok(None),
+    }
 }
 
 /// Installs each thread's seccomp filter as it starts (and, in a test build asked to, makes
@@ -129,6 +165,10 @@ fn run(options: LaunchOptions) -> Result<VmExitReason, String> {
                 .map_err(|e| format!("cannot create {}: {e}", path.display()))?,
         ),
         None => None,
+    };
+    let firmware_log = match options.boot {
+        BootImage::Firmware { .. } => firmware_log()?,
+        BootImage::Kernel { .. } => None,
     };
     // The sandbox's first part, while this is the only thread: from here on the VM's own
     // files are all the process can see.
@@ -162,19 +202,7 @@ fn run(options: LaunchOptions) -> Result<VmExitReason, String> {
         .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
     let source = match boot_source(&options)? {
         BootSource::Linux(mut linux) => {
-            for (index, disk) in options.disks.iter().enumerate() {
-                let block = Block::open(&disk.path, disk.read_only, &format!("berth-disk{index}"))
-                    .map_err(|e| format!("cannot attach {}: {e}", disk.path.display()))?;
-                virtio
-                    .attach(&mut vm, Box::new(block))
-                    .map_err(|e| e.to_string())?;
-            }
-            virtio
-                .attach(&mut vm, Box::new(Rng::new()))
-                .map_err(|e| e.to_string())?;
-            if let Some(card) = options.network {
-                attach_network(&mut vm, &mut virtio, card)?;
-            }
+            attach_devices(&mut vm, &mut virtio, &options)?;
             if let Some(mode) = options.display.map(|d| (d.width, d.height)) {
                 let (devices, notify) = attach_display(&mut vm, &mut virtio, mode, notices)?;
                 (display, notifier) = (Some(devices), notify);
@@ -182,6 +210,32 @@ fn run(options: LaunchOptions) -> Result<VmExitReason, String> {
             linux.virtio_devices = virtio.acpi_devices();
             linux.power_button_gsi = Some(POWER_BUTTON_GSI);
             BootSource::Linux(linux)
+        }
+        BootSource::Firmware(mut firmware) => {
+            attach_devices(&mut vm, &mut virtio, &options)?;
+            if let Some(mode) = options.display.map(|d| (d.width, d.height)) {
+                let (devices, notify) = attach_display(&mut vm, &mut virtio, mode, notices)?;
+                (display, notifier) = (Some(devices), notify);
+            }
+            firmware.virtio_devices = virtio.acpi_devices();
+            firmware.power_button_gsi = Some(POWER_BUTTON_GSI);
+            // The disks are the first devices, in their order.
+            if let BootImage::Firmware {
+                boot_disk: Some(index),
+                ..
+            } = options.boot
+            {
+                firmware.boot_device = firmware.virtio_devices.get(index).map(|d| d.base);
+            }
+            if let Some(log) = firmware_log {
+                vm.add_pio_device(
+                    DEBUG_PORT,
+                    DEBUG_PORT_LEN,
+                    Arc::new(Mutex::new(DebugPort::new(Box::new(log)))),
+                )
+                .map_err(|e| e.to_string())?;
+            }
+            BootSource::Firmware(firmware)
         }
         // A flat test guest has no ACPI to find virtio devices in (and its own use of the MMIO
         // hole): it gets only the display devices, when asked, then the network card, at the
@@ -269,6 +323,29 @@ fn run(options: LaunchOptions) -> Result<VmExitReason, String> {
     }
 
     vm.run().map_err(|e| e.to_string())
+}
+
+/// Attaches the disks (`/dev/vda`... in their order, at the first device addresses), the rng
+/// and the network card, for a guest that finds them in the DSDT.
+fn attach_devices(
+    vm: &mut Vm,
+    virtio: &mut VirtioMmioDevices,
+    options: &LaunchOptions,
+) -> Result<(), String> {
+    for (index, disk) in options.disks.iter().enumerate() {
+        let block = Block::open(&disk.path, disk.read_only, &format!("berth-disk{index}"))
+            .map_err(|e| format!("cannot attach {}: {e}", disk.path.display()))?;
+        virtio
+            .attach(vm, Box::new(block))
+            .map_err(|e| e.to_string())?;
+    }
+    virtio
+        .attach(vm, Box::new(Rng::new()))
+        .map_err(|e| e.to_string())?;
+    if let Some(card) = options.network {
+        attach_network(vm, virtio, card)?;
+    }
+    Ok(())
 }
 
 /// Attaches the virtio-net card whose peer is the inherited socket `card.fd`, woken when the

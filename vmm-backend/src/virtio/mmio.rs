@@ -216,31 +216,32 @@ impl MmioTransport {
             self.status |= FAILED;
             return;
         }
-        // The driver sets one more bit at a time and never clears one (§3.1.1); anything else
-        // is ignored and the driver reads back the status it did not get.
+        // The driver never clears a bit (§3.1.1), and each bit needs the one before it:
+        // DRIVER needs ACKNOWLEDGE, FEATURES_OK needs DRIVER, DRIVER_OK needs FEATURES_OK.
+        // Several may come in one write, as QEMU allows: SeaBIOS writes its features first and
+        // then ACKNOWLEDGE | DRIVER | FEATURES_OK at once. Anything else is ignored and the
+        // driver reads back the status it did not get.
         let old = self.status & !NEEDS_RESET;
-        let new = value & !NEEDS_RESET;
-        let next = match (old, new) {
-            (0, ACKNOWLEDGE) => new,
-            (ACKNOWLEDGE, v) if v == ACKNOWLEDGE | DRIVER => new,
-            // FEATURES_OK is refused (left clear) unless the accepted features are a subset of
-            // the offered ones and include VIRTIO_F_VERSION_1.
-            (o, v) if o == ACKNOWLEDGE | DRIVER && v == o | FEATURES_OK => {
-                if !self.features_acceptable() {
-                    return;
-                }
-                new
-            }
-            (o, v) if o == ACKNOWLEDGE | DRIVER | FEATURES_OK && v == o | DRIVER_OK => {
-                self.status = (self.status & NEEDS_RESET) | new;
-                if self.activate().is_err() {
-                    self.set_needs_reset();
-                }
-                return;
-            }
-            _ => return,
-        };
-        self.status = (self.status & NEEDS_RESET) | next;
+        let mut new = value & !NEEDS_RESET & (ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK);
+        let ordered = [
+            (DRIVER, ACKNOWLEDGE),
+            (FEATURES_OK, DRIVER),
+            (DRIVER_OK, FEATURES_OK),
+        ]
+        .iter()
+        .all(|&(bit, needs)| new & bit == 0 || new & needs != 0);
+        if new & old != old || new == old || !ordered {
+            return;
+        }
+        // FEATURES_OK is refused (left clear, and DRIVER_OK with it) unless the accepted
+        // features are a subset of the offered ones and include VIRTIO_F_VERSION_1.
+        if new & FEATURES_OK != 0 && old & FEATURES_OK == 0 && !self.features_acceptable() {
+            new &= !(FEATURES_OK | DRIVER_OK);
+        }
+        self.status = (self.status & NEEDS_RESET) | new;
+        if new & DRIVER_OK != 0 && old & DRIVER_OK == 0 && self.activate().is_err() {
+            self.set_needs_reset();
+        }
     }
 
     fn features_acceptable(&self) -> bool {
@@ -316,14 +317,13 @@ impl MmioTransport {
     fn write_register(&mut self, offset: u64, value: u32) {
         match offset {
             0x014 => self.device_features_sel = value,
-            // Features are negotiable only between DRIVER and FEATURES_OK.
-            0x020 if self.status & (DRIVER | FEATURES_OK) == DRIVER => {
-                match self.driver_features_sel {
-                    0 => set_low(&mut self.driver_features, value),
-                    1 => set_high(&mut self.driver_features, value),
-                    _ => {}
-                }
-            }
+            // Features are negotiable until FEATURES_OK (QEMU takes them before DRIVER too,
+            // which SeaBIOS relies on).
+            0x020 if self.status & FEATURES_OK == 0 => match self.driver_features_sel {
+                0 => set_low(&mut self.driver_features, value),
+                1 => set_high(&mut self.driver_features, value),
+                _ => {}
+            },
             0x024 => self.driver_features_sel = value,
             0x030 => self.queue_sel = value,
             0x038 => {
@@ -469,16 +469,35 @@ mod tests {
     #[test]
     fn status_steps_must_come_in_order() {
         let mut d = rng_driver();
-        d.write(0x70, S_ACK | S_DRIVER);
+        d.write(0x70, S_DRIVER);
         assert_eq!(d.status(), 0, "DRIVER before ACKNOWLEDGE is ignored");
         d.write(0x70, S_ACK);
-        d.write(0x70, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
-        assert_eq!(d.status(), S_ACK, "skipping steps is ignored");
-        d.write(0x70, S_ACK | S_DRIVER);
         d.write(0x70, S_ACK | S_DRIVER | S_DRIVER_OK);
-        assert_eq!(d.status(), S_ACK | S_DRIVER, "DRIVER_OK needs FEATURES_OK");
+        assert_eq!(d.status(), S_ACK, "DRIVER_OK needs FEATURES_OK");
+        d.write(0x70, S_ACK | S_DRIVER);
+        d.write(0x70, S_DRIVER);
+        assert_eq!(d.status(), S_ACK | S_DRIVER, "a bit is never cleared");
+        d.write(0x70, S_ACK | S_DRIVER | S_FEATURES_OK);
+        assert_eq!(
+            d.status(),
+            S_ACK | S_DRIVER,
+            "FEATURES_OK without VERSION_1 is refused"
+        );
         d.write(0x70, 0x80);
         assert_eq!(d.status() & 0x80, 0x80, "FAILED can always be set");
+    }
+
+    #[test]
+    fn features_first_then_several_status_bits_at_once_as_seabios_does() {
+        let mut d = rng_driver();
+        d.write(0x70, 0);
+        d.write(0x24, 1);
+        d.write(0x20, (VIRTIO_F_VERSION_1 >> 32) as u32);
+        d.write(0x70, S_ACK | S_DRIVER | S_FEATURES_OK);
+        assert_eq!(d.status(), S_ACK | S_DRIVER | S_FEATURES_OK);
+        d.setup_queue(0, QUEUE_SIZE);
+        d.write(0x70, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
+        assert_eq!(d.status(), S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
     }
 
     #[test]

@@ -1,0 +1,288 @@
+//! Booting through firmware: SeaBIOS's microvm build (Debian's `seabios` package,
+//! `/usr/share/seabios/bios-microvm.bin`) starts the VM as a PC's BIOS would and boots what is
+//! on its disks (GRUB, ISOLINUX, any MBR boot loader), which is how an installed system starts.
+//!
+//! What the firmware needs from the VMM, as QEMU's microvm gives it:
+//! - its image at the top of the 32-bit address space (read-only, where the vCPU's reset state
+//!   fetches its first instruction, 16 bytes below 4 GiB) and its last 128 KiB copied below
+//!   1 MiB, where its far jump lands and where it runs from (writable RAM, as microvm's
+//!   `isapc_ram_fw`);
+//! - the vCPUs left in their reset state (real mode, CS base 0xFFFF0000, IP 0xFFF0);
+//! - fw_cfg ([`crate::devices::fw_cfg`]) with the RAM map (`etc/e820`), the vCPU count, the
+//!   ACPI tables to place and link ([`crate::acpi::build_firmware_tables`]; the firmware finds
+//!   the virtio-mmio disks in their DSDT), the serial console it talks through when there is no
+//!   VGA (`etc/sercon-port`), and which disk to boot first (`bootorder`).
+//!
+//! The image's bytes are checked only for size: it is the user's chosen firmware.
+
+use std::path::{Path, PathBuf};
+
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+
+use crate::acpi::{self, AcpiConfig, AcpiError, VirtioMmioDevice};
+use crate::devices::fw_cfg::{self, FwCfg, FwCfgError};
+use crate::devices::legacy::serial::COM1_PORT;
+
+/// Where the firmware image ends: the 4 GiB boundary, so the reset vector (16 bytes below)
+/// is in it.
+pub const FIRMWARE_TOP: u64 = 1 << 32;
+/// How much of the image's end is also copied below 1 MiB (0xE0000-0xFFFFF).
+pub const LOW_COPY_LEN: u64 = 128 << 10;
+/// Where a firmware may be at most this large: it must stay clear of the IOAPIC and LAPIC
+/// windows (0xFEC00000-0xFEEFFFFF) below its top.
+pub const FIRMWARE_MAX_LEN: u64 = 16 << 20;
+/// The granule firmware images come in (QEMU refuses other sizes too).
+const FIRMWARE_GRANULE: u64 = 64 << 10;
+
+/// The pages KVM takes for itself below the firmware, which the RAM map must mark reserved:
+/// the identity-mapped page table KVM keeps for real mode on Intel (`0xFFFBC000`) and its
+/// three TSS pages ([`crate::vm::KVM_TSS_ADDR`]).
+const KVM_RESERVED: (u64, u64) = (0xfffb_c000, 4 << 12);
+
+/// e820 entry types.
+const E820_RAM: u32 = 1;
+const E820_RESERVED: u32 = 2;
+
+/// What [`crate::BootSource::Firmware`] boots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirmwareBoot {
+    /// The firmware image (SeaBIOS's `bios-microvm.bin`).
+    pub firmware: PathBuf,
+    /// The virtio-mmio devices, for the DSDT; filled in once the devices are placed.
+    pub virtio_devices: Vec<VirtioMmioDevice>,
+    /// The power button's GSI, for the DSDT.
+    pub power_button_gsi: Option<u32>,
+    /// The base address of the virtio-mmio disk to boot first; `None` leaves the firmware's
+    /// own order (the disks in the order they were found).
+    pub boot_device: Option<u32>,
+}
+
+/// Errors while preparing a firmware boot.
+#[derive(Debug, thiserror::Error, displaydoc::Display)]
+pub enum FirmwareError {
+    /// cannot read the firmware {path}: {source}
+    Read {
+        /// The image's path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// the firmware {path} is {len} bytes: a firmware image is a multiple of 64 KiB, at most 16 MiB
+    BadSize {
+        /// The image's path.
+        path: PathBuf,
+        /// Its size.
+        len: u64,
+    },
+    /// the firmware's ACPI tables: {0}
+    Acpi(#[from] AcpiError),
+    /// the firmware configuration: {0}
+    FwCfg(#[from] FwCfgError),
+    /// writing the firmware into guest RAM failed: {0}
+    WriteMemory(#[from] vm_memory::GuestMemoryError),
+}
+
+/// A firmware boot ready to start: the image for the read-only slot below 4 GiB, and the fw_cfg
+/// device describing the machine.
+#[derive(Debug)]
+pub struct PreparedFirmware {
+    /// Where the image's read-only mapping starts (`FIRMWARE_TOP - image.len()`).
+    pub rom_base: u64,
+    /// The image.
+    pub image: Vec<u8>,
+    /// The machine's description, for the port-I/O bus at [`fw_cfg::FW_CFG_PORT`].
+    pub fw_cfg: FwCfg,
+}
+
+/// Reads the image, copies its end below 1 MiB, and describes the machine for it.
+pub fn prepare(
+    memory: &GuestMemoryMmap,
+    boot: &FirmwareBoot,
+    vcpus: u32,
+) -> Result<PreparedFirmware, FirmwareError> {
+    let image = read_image(&boot.firmware)?;
+    let len = image.len() as u64;
+    let low = LOW_COPY_LEN.min(len);
+    let tail = &image[(len - low) as usize..];
+    memory.write_slice(tail, GuestAddress(0x10_0000 - low))?;
+
+    let mut device = FwCfg::new(memory.clone());
+    let cpus = u16::try_from(vcpus)
+        .unwrap_or(u16::MAX)
+        .to_le_bytes()
+        .to_vec();
+    device.set_item(fw_cfg::key::NB_CPUS, cpus.clone())?;
+    device.set_item(fw_cfg::key::MAX_CPUS, cpus)?;
+    device.set_item(fw_cfg::key::NOGRAPHIC, 0u16.to_le_bytes().to_vec())?;
+    device.set_item(fw_cfg::key::BOOT_MENU, 0u16.to_le_bytes().to_vec())?;
+    device.add_file("etc/e820", e820(memory))?;
+    let tables = acpi::build_firmware_tables(&AcpiConfig {
+        vcpus,
+        virtio_devices: boot.virtio_devices.clone(),
+        power_button_gsi: boot.power_button_gsi,
+    })?;
+    device.add_file(acpi::FW_CFG_RSDP_FILE, tables.rsdp)?;
+    device.add_file(acpi::FW_CFG_TABLES_FILE, tables.tables)?;
+    device.add_file(acpi::FW_CFG_LOADER_FILE, tables.loader)?;
+    // There is no VGA the firmware can drive (the display is virtio-gpu): its screen, and the
+    // boot loaders' menus, go to COM1, Berth's serial console.
+    device.add_file("etc/sercon-port", COM1_PORT.to_le_bytes().to_vec())?;
+    // With nothing bootable the firmware says so and waits, rather than resetting every
+    // minute (a reset would start the VM again and again).
+    device.add_file("etc/boot-fail-wait", u32::MAX.to_le_bytes().to_vec())?;
+    if let Some(base) = boot.boot_device {
+        device.add_file("bootorder", boot_order(base).into_bytes())?;
+    }
+    Ok(PreparedFirmware {
+        rom_base: FIRMWARE_TOP - len,
+        image,
+        fw_cfg: device,
+    })
+}
+
+fn read_image(path: &Path) -> Result<Vec<u8>, FirmwareError> {
+    let read = |source| FirmwareError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let len = std::fs::metadata(path).map_err(read)?.len();
+    if len == 0 || len % FIRMWARE_GRANULE != 0 || len > FIRMWARE_MAX_LEN {
+        return Err(FirmwareError::BadSize {
+            path: path.to_owned(),
+            len,
+        });
+    }
+    std::fs::read(path).map_err(read)
+}
+
+/// The RAM map: every RAM region, and the pages KVM keeps below the firmware. (The firmware
+/// reserves its own areas, low and high, itself.)
+fn e820(memory: &GuestMemoryMmap) -> Vec<u8> {
+    let mut entries: Vec<(u64, u64, u32)> = memory
+        .iter()
+        .map(|region| (region.start_addr().0, region.len(), E820_RAM))
+        .collect();
+    entries.push((KVM_RESERVED.0, KVM_RESERVED.1, E820_RESERVED));
+    let mut bytes = Vec::with_capacity(entries.len() * 20);
+    for (addr, len, kind) in entries {
+        bytes.extend_from_slice(&addr.to_le_bytes());
+        bytes.extend_from_slice(&len.to_le_bytes());
+        bytes.extend_from_slice(&kind.to_le_bytes());
+    }
+    bytes
+}
+
+/// SeaBIOS's boot order line for the virtio-mmio device at `base` (its
+/// `bootprio_find_mmio_device` matches `/virtio-mmio@<16 hex digits>/` and anything after).
+fn boot_order(base: u32) -> String {
+    format!("/virtio-mmio@{:016x}/disk@0\n", base)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::BusDevice;
+    use crate::memory::create_guest_memory;
+
+    fn firmware_file(dir: &Path, len: usize) -> PathBuf {
+        let path = dir.join("bios.bin");
+        let mut image = vec![0u8; len];
+        // Marks the first and last bytes so the copies can be told apart.
+        image[0] = 0xaa;
+        image[len - 1] = 0x55;
+        std::fs::write(&path, image).unwrap();
+        path
+    }
+
+    fn boot(firmware: PathBuf, boot_device: Option<u32>) -> FirmwareBoot {
+        FirmwareBoot {
+            firmware,
+            virtio_devices: vec![VirtioMmioDevice {
+                base: 0xd000_0000,
+                len: 0x1000,
+                irq: 16,
+            }],
+            power_button_gsi: None,
+            boot_device,
+        }
+    }
+
+    /// Reads fw_cfg file `name` through the ports, as firmware without DMA would.
+    fn read_file(device: &mut FwCfg, name: &str) -> Option<Vec<u8>> {
+        let read = |device: &mut FwCfg, key: u16, len: usize| {
+            device.write(0, &key.to_le_bytes());
+            let mut out = vec![0u8; len];
+            device.read(1, &mut out);
+            out
+        };
+        let count = u32::from_be_bytes(read(device, fw_cfg::key::FILE_DIR, 4).try_into().ok()?);
+        let dir = read(device, fw_cfg::key::FILE_DIR, 4 + 64 * count as usize);
+        dir[4..].chunks(64).find_map(|entry| {
+            let end = entry[8..].iter().position(|b| *b == 0)?;
+            (&entry[8..8 + end] == name.as_bytes()).then(|| {
+                let size = u32::from_be_bytes(entry[..4].try_into().unwrap()) as usize;
+                let key = u16::from_be_bytes(entry[4..6].try_into().unwrap());
+                read(device, key, size)
+            })
+        })
+    }
+
+    #[test]
+    fn image_goes_below_4_gib_and_its_end_below_1_mib() {
+        let dir = tempfile::tempdir().unwrap();
+        let memory = create_guest_memory(16 << 20).unwrap();
+        let prepared = prepare(
+            &memory,
+            &boot(firmware_file(dir.path(), 256 << 10), None),
+            1,
+        )
+        .unwrap();
+        assert_eq!(prepared.rom_base, 0xfffc_0000);
+        assert_eq!(prepared.image.len(), 256 << 10);
+        let mut last = [0u8; 1];
+        memory
+            .read_slice(&mut last, GuestAddress(0xf_ffff))
+            .unwrap();
+        assert_eq!(last, [0x55]);
+    }
+
+    #[test]
+    fn firmware_sizes_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let memory = create_guest_memory(16 << 20).unwrap();
+        let odd = firmware_file(dir.path(), 1000);
+        let err = prepare(&memory, &boot(odd, None), 1).unwrap_err();
+        assert!(
+            matches!(err, FirmwareError::BadSize { len: 1000, .. }),
+            "{err}"
+        );
+        let missing = dir.path().join("nothing");
+        assert!(matches!(
+            prepare(&memory, &boot(missing, None), 1),
+            Err(FirmwareError::Read { .. })
+        ));
+    }
+
+    #[test]
+    fn fw_cfg_describes_ram_console_and_boot_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let memory = create_guest_memory(16 << 20).unwrap();
+        let firmware = firmware_file(dir.path(), 128 << 10);
+        let mut prepared = prepare(&memory, &boot(firmware, Some(0xd000_0000)), 2).unwrap();
+        let device = &mut prepared.fw_cfg;
+        let e820 = read_file(device, "etc/e820").unwrap();
+        assert_eq!(e820.len(), 40);
+        assert_eq!(&e820[..8], &0u64.to_le_bytes());
+        assert_eq!(&e820[8..16], &(16u64 << 20).to_le_bytes());
+        assert_eq!(&e820[16..20], &E820_RAM.to_le_bytes());
+        assert_eq!(&e820[36..40], &E820_RESERVED.to_le_bytes());
+        assert_eq!(read_file(device, "etc/sercon-port").unwrap(), [0xf8, 0x03]);
+        assert_eq!(
+            read_file(device, "bootorder").unwrap(),
+            b"/virtio-mmio@00000000d0000000/disk@0\n"
+        );
+        for name in ["etc/acpi/rsdp", "etc/acpi/tables", "etc/table-loader"] {
+            assert!(read_file(device, name).is_some(), "{name}");
+        }
+    }
+}
