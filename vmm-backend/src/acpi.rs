@@ -23,8 +23,9 @@ use crate::devices::legacy::serial::{COM1_IRQ, COM1_PORT};
 /// Guest-physical address of the RSDP, the first of the tables (16-byte aligned, inside the
 /// 0xE0000-0xFFFFF range Linux scans).
 pub const ACPI_TABLES_START: u64 = 0xE_0000;
-/// End (exclusive) of the area the tables may use.
-pub const ACPI_TABLES_END: u64 = 0x10_0000;
+/// End (exclusive) of the area the tables may use: up to the reset vector's 16 bytes
+/// ([`crate::linux::RESET_VECTOR`]).
+pub const ACPI_TABLES_END: u64 = 0xF_FFF0;
 /// Guest-physical address of the local APICs (architectural default).
 pub const LAPIC_ADDR: u32 = 0xFEE0_0000;
 /// Guest-physical address of KVM's in-kernel IOAPIC.

@@ -225,6 +225,19 @@ fn low_ram_end(mem: &GuestMemoryMmap) -> u64 {
         .unwrap_or(0)
 }
 
+/// Where a PC's BIOS has its reset vector (F000:FFF0), which Linux jumps to in real mode when it
+/// reboots "through the BIOS".
+pub const RESET_VECTOR: u64 = 0xF_FFF0;
+
+/// What a boot without firmware puts at [`RESET_VECTOR`]: `mov al, 0xfe; out 0x64, al; hlt`,
+/// the i8042's reset pulse, which ends the VM with a reset as a BIOS's restart would.
+///
+/// Why: on a hardware-reduced ACPI machine without EFI, Linux's default reboot is `BOOT_EFI`
+/// (`efi_reboot_required`), which falls back to `BOOT_BIOS` before anything else: a jump to
+/// the reset vector. With nothing there the guest ran through zeroed memory for ever instead
+/// of rebooting (`reboot=a` or `reboot=k` worked; the default did not).
+const RESET_VECTOR_STUB: [u8; 5] = [0xb0, 0xfe, 0xe6, 0x64, 0xf4];
+
 /// Checks the command line against `max` (the kernel's own limit or [`CMDLINE_MAX`]).
 pub fn check_cmdline(cmdline: &str, max: usize) -> Result<(), LinuxBootError> {
     if cmdline.len() > max {
@@ -341,6 +354,7 @@ pub fn load(
         power_button_gsi: boot.power_button_gsi,
     })?;
     tables.write(mem)?;
+    mem.write_slice(&RESET_VECTOR_STUB, GuestAddress(RESET_VECTOR))?;
 
     hdr.type_of_loader = LOADER_TYPE_UNDEFINED;
     hdr.cmd_line_ptr = CMDLINE_ADDR as u32;
@@ -422,6 +436,11 @@ mod tests {
         let entry = load(&mem, &boot(kernel, Some(initrd), "console=ttyS0 quiet"), 2).unwrap();
         assert_eq!(entry.rip, KERNEL_LOAD_ADDR + 0x200);
         assert_eq!(entry.zero_page, ZERO_PAGE_ADDR);
+        // A reboot through the BIOS's reset vector reaches the i8042's reset pulse.
+        let mut stub = [0u8; 5];
+        mem.read_slice(&mut stub, GuestAddress(RESET_VECTOR))
+            .unwrap();
+        assert_eq!(stub, RESET_VECTOR_STUB);
 
         let params: boot_params = mem.read_obj(GuestAddress(ZERO_PAGE_ADDR)).unwrap();
         let hdr = params.hdr;
