@@ -29,6 +29,60 @@ pub enum BootSource {
     },
 }
 
+/// Where a VM starts from (`vm edit --boot`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BootFrom {
+    /// Its kernel, entered directly: the kernel files, or the boot entry Berth reads from its
+    /// ISO (an installer starts in seconds this way).
+    #[default]
+    Kernel,
+    /// Its ISO through the firmware, as a PC boots a USB stick: for images whose boot menu
+    /// Berth cannot read (the image must be isohybrid: bootable from a disk).
+    Iso,
+    /// Its disk through the firmware: the system installed on it.
+    Disk,
+}
+
+impl BootFrom {
+    /// The word `vm edit --boot` takes and `vm show` prints.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BootFrom::Kernel => "kernel",
+            BootFrom::Iso => "iso",
+            BootFrom::Disk => "disk",
+        }
+    }
+}
+
+impl BootFrom {
+    /// What a VM starting from here starts, for people (`vm show`, the window).
+    pub fn describe(self) -> &'static str {
+        match self {
+            BootFrom::Kernel => "its kernel (direct boot)",
+            BootFrom::Iso => "its ISO (firmware)",
+            BootFrom::Disk => "its disk (firmware)",
+        }
+    }
+}
+
+impl std::fmt::Display for BootFrom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for BootFrom {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        [BootFrom::Kernel, BootFrom::Iso, BootFrom::Disk]
+            .into_iter()
+            .find(|b| b.as_str() == text)
+            .ok_or_else(|| format!("boot from {text:?}? Use kernel, iso or disk"))
+    }
+}
+
 /// What `vm create` asks for.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VmSpec {
@@ -40,6 +94,9 @@ pub struct VmSpec {
     pub disk: u64,
     #[serde(default)]
     pub boot: Option<BootSource>,
+    /// Where it starts from; by default its kernel or ISO when it has one, else its disk.
+    #[serde(default)]
+    pub boot_from: Option<BootFrom>,
     /// Allow CPUs, memory or disk beyond the host's totals.
     #[serde(default)]
     pub overcommit: bool,
@@ -69,6 +126,9 @@ pub struct VmConfig {
     pub disk: Option<DiskConfig>,
     #[serde(default)]
     pub boot: Option<BootSource>,
+    /// Where it starts from (definitions from before firmware boots start from their kernel).
+    #[serde(default)]
+    pub boot_from: BootFrom,
     /// Seconds since the Unix epoch when the VM was created.
     #[serde(default)]
     pub created: u64,
@@ -177,6 +237,12 @@ pub struct VmEdit {
     pub cmdline: Option<String>,
     #[serde(default)]
     pub iso: Option<PathBuf>,
+    /// Where it starts from next.
+    #[serde(default)]
+    pub boot_from: Option<BootFrom>,
+    /// Detach the ISO (`vm eject`); a VM that started from it starts from its disk next.
+    #[serde(default)]
+    pub eject: bool,
     /// A new display resolution, used from the next start.
     #[serde(default)]
     pub display: Option<DisplayMode>,

@@ -35,6 +35,23 @@ pub fn check_bootable(path: &Path, entry: Option<u32>) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Refuse an ISO the firmware cannot boot from a disk: one without an MBR (a pure El Torito
+/// image, which needs a CD drive; Berth has none yet). Debian's and most distributions' ISOs
+/// are isohybrid: an MBR in front of the ISO 9660 filesystem.
+pub fn check_disk_bootable(path: &Path) -> Result<(), ApiError> {
+    match crate::machines::launch::has_boot_signature(path) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(ApiError::invalid(format!(
+            "{} cannot boot from a disk: it has no MBR (it is not isohybrid, and Berth has no CD drive for a pure El Torito image yet)",
+            path.display()
+        ))),
+        Err(e) => Err(ApiError::invalid(format!(
+            "cannot read {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

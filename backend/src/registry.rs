@@ -14,7 +14,7 @@ use berth_api::network::{MacAddress, VmNetworkConfig};
 use berth_api::utilisation::{Resources, vm_allocation};
 use berth_api::validate;
 use berth_api::vm::{
-    BootSource, DefinitionProblem, DiskConfig, VmConfig, VmEdit, VmInfo, VmSpec, VmState,
+    BootFrom, BootSource, DefinitionProblem, DiskConfig, VmConfig, VmEdit, VmInfo, VmSpec, VmState,
 };
 
 use crate::access::readable_file;
@@ -173,6 +173,17 @@ impl Registry {
         }
     }
 
+    /// Where VM `name` starts from next, saved (the supervisor's change after an install).
+    pub fn set_boot_from(&mut self, name: &str, from: BootFrom) -> Result<VmConfig, ApiError> {
+        let mut config = self.record(name)?.config.clone();
+        config.boot_from = from;
+        store::write_ron(&self.dir(name).join(DEFINITION), &config).map_err(internal)?;
+        if let Some(record) = self.vms.get_mut(name) {
+            record.config = config.clone();
+        }
+        Ok(config)
+    }
+
     pub fn show(&self, name: &str, host: &Resources) -> Result<VmInfo, ApiError> {
         Ok(self.info(self.record(name)?, host))
     }
@@ -193,7 +204,16 @@ impl Registry {
         };
         validate::vm_resources(&resources, host, spec.overcommit).map_err(ApiError::invalid)?;
         validate::vm_forwards(spec.network, &spec.forwards).map_err(ApiError::invalid)?;
-        let boot = spec.boot.map(|b| checked_boot(b, peer)).transpose()?;
+        // By default a VM starts from what it was given to boot, else from its disk.
+        let boot_from = spec.boot_from.unwrap_or(match (&spec.boot, spec.disk) {
+            (None, 1..) => BootFrom::Disk,
+            _ => BootFrom::Kernel,
+        });
+        let boot = spec
+            .boot
+            .map(|b| checked_boot(b, boot_from, peer))
+            .transpose()?;
+        check_boot_from(boot_from, boot.as_ref(), spec.disk > 0)?;
         let dir = self.dir(&spec.name);
         if self.vms.contains_key(&spec.name) || dir.exists() {
             return match self.vms.contains_key(&spec.name) {
@@ -219,6 +239,7 @@ impl Registry {
                 size: spec.disk,
             }),
             boot,
+            boot_from,
             created: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
@@ -309,9 +330,37 @@ impl Registry {
         }
         validate::vm_resources(&config.resources(), host, edit.overcommit)
             .map_err(ApiError::invalid)?;
-        config.boot = edited_boot(config.boot.take(), &edit)?
-            .map(|b| checked_boot(b, peer))
+        let media_changed = edit.iso.is_some() || edit.kernel.is_some();
+        if edit.eject {
+            if media_changed {
+                return Err(ApiError::invalid("eject the ISO or attach one, not both"));
+            }
+            let Some(BootSource::Iso { .. }) = config.boot else {
+                return Err(ApiError::invalid(format!(
+                    "VM `{name}` has no ISO to eject"
+                )));
+            };
+            config.boot = None;
+            // What started from the ISO starts from the disk the guest was installed on.
+            if config.disk.is_some() {
+                config.boot_from = BootFrom::Disk;
+            }
+        }
+        let boot = edited_boot(config.boot.take(), &edit)?;
+        config.boot_from = match edit.boot_from {
+            Some(from) => from,
+            // New boot media are what the user wants to start next.
+            None if media_changed => BootFrom::Kernel,
+            None => config.boot_from,
+        };
+        config.boot = boot
+            .map(|b| checked_boot(b, config.boot_from, peer))
             .transpose()?;
+        check_boot_from(
+            config.boot_from,
+            config.boot.as_ref(),
+            config.disk.is_some(),
+        )?;
 
         let dir = self.dir(name);
         if let (Some(size), Some(disk)) = (grow_disk, &config.disk) {
@@ -391,8 +440,22 @@ fn edited_boot(current: Option<BootSource>, edit: &VmEdit) -> Result<Option<Boot
     }))
 }
 
+/// Refuses starting from what the VM does not have. (A VM with nothing at all to boot may
+/// exist; `vm start` says what to give it.)
+fn check_boot_from(from: BootFrom, boot: Option<&BootSource>, disk: bool) -> Result<(), ApiError> {
+    match from {
+        BootFrom::Iso if !matches!(boot, Some(BootSource::Iso { .. })) => Err(ApiError::invalid(
+            "--boot iso needs an ISO: attach one with --iso",
+        )),
+        BootFrom::Disk if !disk => Err(ApiError::invalid(
+            "--boot disk needs a disk: give the VM one with --disk SIZE",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Check a boot source's files on behalf of the peer and make its paths canonical.
-fn checked_boot(boot: BootSource, peer: &Peer) -> Result<BootSource, ApiError> {
+fn checked_boot(boot: BootSource, from: BootFrom, peer: &Peer) -> Result<BootSource, ApiError> {
     let check = |p: &Path, what| readable_file(p, peer, what).map_err(ApiError::invalid);
     Ok(match boot {
         BootSource::Kernel {
@@ -409,8 +472,15 @@ fn checked_boot(boot: BootSource, peer: &Peer) -> Result<BootSource, ApiError> {
         }
         BootSource::Iso { iso, entry } => {
             let iso = check(&iso, "ISO image")?;
-            // Refused now rather than at start: an ISO without Linux never boots here.
-            crate::iso::check_bootable(&iso, entry)?;
+            // Refused now rather than at start: an ISO that cannot start the way asked.
+            match from {
+                // Berth reads its boot entry: it must hold a Linux kernel.
+                BootFrom::Kernel => crate::iso::check_bootable(&iso, entry)?,
+                // The firmware boots it as a disk.
+                BootFrom::Iso => crate::iso::check_disk_bootable(&iso)?,
+                // Only attached.
+                BootFrom::Disk => {}
+            }
             BootSource::Iso { iso, entry }
         }
     })

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use berth_api::network::{ContainerNetwork, PortForward, VmNetwork};
 use berth_api::size::parse_size;
-use berth_api::vm::{BootSource, DisplayMode};
+use berth_api::vm::{BootFrom, BootSource, DisplayMode};
 use berth_api::volume::VolumeMount;
 use clap::{Args, Parser, Subcommand};
 
@@ -349,6 +349,8 @@ pub enum VmCommand {
         #[arg(long)]
         overcommit: bool,
     },
+    /// Detach a VM's ISO; a VM that started from it starts from its disk next.
+    Eject { name: String },
     /// Delete a VM, its definition and its disk.
     Delete { name: String },
     /// Start a VM.
@@ -438,6 +440,11 @@ pub struct Boot {
     /// Which boot entry of the ISO (default: its default entry).
     #[arg(long, requires = "iso")]
     pub entry: Option<u32>,
+    /// Where the VM starts from: `kernel` (its kernel, or the boot entry Berth reads from its
+    /// ISO: fast), `iso` (its ISO through the firmware, for images whose menu Berth cannot
+    /// read) or `disk` (its disk through the firmware: an installed system).
+    #[arg(long = "boot", value_name = "FROM")]
+    pub boot_from: Option<BootFrom>,
 }
 
 pub fn size(text: &str) -> Result<u64, String> {

@@ -7,7 +7,7 @@ use berth_api::host::{Availability, HostInfo};
 use berth_api::iso::{IsoInfo, IsoKind};
 use berth_api::network::PortForward;
 use berth_api::size::format_size;
-use berth_api::vm::{BootSource, VmInfo};
+use berth_api::vm::{BootFrom, BootSource, VmInfo};
 use berth_api::volume::VolumeInfo;
 
 use crate::table::{pairs, percent, table};
@@ -288,11 +288,13 @@ pub fn show_vm(vm: &VmInfo) -> String {
             rows.push(("ISO", iso.display().to_string()));
             rows.push(("Entry", entry.map_or("default".into(), |e| e.to_string())));
         }
-        None => rows.push((
+        None if c.boot_from == BootFrom::Kernel => rows.push((
             "Boot",
             "nothing to boot yet (set --kernel or --iso with vm edit)".into(),
         )),
+        None => {}
     }
+    rows.push(("Starts from", c.boot_from.describe().into()));
     rows.push(("Display", c.display.to_string()));
     rows.push(("Directory", vm.dir.display().to_string()));
     pairs(&rows)
@@ -411,6 +413,7 @@ mod tests {
                     initrd: None,
                     cmdline: "console=ttyS0".into(),
                 }),
+                boot_from: BootFrom::Kernel,
                 created: 0,
                 display: DisplayMode::default(),
                 network: VmNetworkConfig {
@@ -513,17 +516,21 @@ mod tests {
             Some("web   running  2     8 GiB   50 GiB  50%   50%   50%")
         );
         let shown = show_vm(&vm());
-        assert!(shown.contains("CPUs       2  (U_vm 50%)"), "{shown}");
+        assert!(shown.contains("CPUs         2  (U_vm 50%)"), "{shown}");
         assert!(
             shown.contains(
-                "Disk       50 GiB sparse raw, /var/lib/berth/vms/web/disk.raw  (P_vm 50%)"
+                "Disk         50 GiB sparse raw, /var/lib/berth/vms/web/disk.raw  (P_vm 50%)"
             ),
             "{shown}"
         );
-        assert!(shown.contains("Cmdline    console=ttyS0"), "{shown}");
-        assert!(shown.contains("Display    1280x800"), "{shown}");
+        assert!(shown.contains("Cmdline      console=ttyS0"), "{shown}");
+        assert!(shown.contains("Display      1280x800"), "{shown}");
         assert!(
-            shown.contains("Network    nat, 52:54:00:01:02:03; forwards tcp:127.0.0.1:2222:22\n"),
+            shown.contains("Starts from  its kernel (direct boot)\n"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("Network      nat, 52:54:00:01:02:03; forwards tcp:127.0.0.1:2222:22\n"),
             "{shown}"
         );
     }

@@ -39,6 +39,7 @@ pub async fn run(
                 memory,
                 disk,
                 boot: boot.source().map_err(Failure::Failed)?,
+                boot_from: boot.boot_from,
                 overcommit,
                 network,
                 forwards,
@@ -88,6 +89,8 @@ pub async fn run(
                 initrd: boot.initrd.as_deref().map(absolute),
                 cmdline: boot.cmdline,
                 iso: boot.iso.as_deref().map(absolute),
+                boot_from: boot.boot_from,
+                eject: false,
                 display,
                 network,
                 forwards: match (no_forwards, forwards.is_empty()) {
@@ -96,6 +99,13 @@ pub async fn run(
                     (false, false) => Some(forwards),
                 },
                 overcommit,
+            };
+            out.show(&client.vm_edit(&name, edit).await?, render::show_vm)
+        }
+        VmCommand::Eject { name } => {
+            let edit = VmEdit {
+                eject: true,
+                ..VmEdit::default()
             };
             out.show(&client.vm_edit(&name, edit).await?, render::show_vm)
         }

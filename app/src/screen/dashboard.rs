@@ -5,7 +5,7 @@ use berth_api::Request;
 use berth_api::container::{ContainerInfo, ContainerState};
 use berth_api::host::Availability;
 use berth_api::size::format_size;
-use berth_api::vm::{BootSource, VmInfo, VmState};
+use berth_api::vm::{BootFrom, BootSource, VmEdit, VmInfo, VmState};
 use iced::widget::{button, column, container, row, rule, scrollable, space, text};
 use iced::{Alignment, Color, Element, Length, Theme};
 
@@ -43,6 +43,8 @@ pub enum Message {
     ConsoleResized(iced::Size),
     /// Open the selected VM's display in its own window (berth-console).
     Detach,
+    /// Detach the selected VM's ISO, so it starts from the disk installed from it.
+    EjectIso,
 }
 
 /// What the dashboard asks of the application.
@@ -135,6 +137,16 @@ impl Dashboard {
                     format!("remove container {name}"),
                 )
             }
+            (Message::EjectIso, Selection::Vm(name)) => request(
+                Request::VmEdit {
+                    name: name.clone(),
+                    edit: VmEdit {
+                        eject: true,
+                        ..VmEdit::default()
+                    },
+                },
+                format!("eject VM {name}'s ISO"),
+            ),
             (Message::Start, Selection::Vm(name)) => request(
                 Request::VmStart { name: name.clone() },
                 format!("start VM {name}"),
@@ -317,7 +329,7 @@ impl Dashboard {
                     let stopped = matches!(state, Some(VmState::Stopped | VmState::Crashed { .. }));
                     let running = matches!(state, Some(VmState::Running));
                     let paused = matches!(state, Some(VmState::Paused));
-                    row![
+                    let mut bar = row![
                         action("Start", stopped.then_some(Message::Start)),
                         action("Stop", (running || paused).then_some(Message::Stop)),
                         action("Pause", running.then_some(Message::Pause)),
@@ -327,9 +339,20 @@ impl Dashboard {
                             (running || paused).then_some(Message::Detach)
                         ),
                         action("Delete", stopped.then_some(Message::Delete)),
-                    ]
-                    .spacing(8)
-                    .into()
+                    ];
+                    // Once an installer has run (the guest powered off), the ISO can go: what
+                    // VirtualBox and GNOME Boxes offer at that point.
+                    let installed_from_iso = snapshot.vm(name).is_some_and(|vm| {
+                        matches!(vm.config.boot, Some(BootSource::Iso { .. }))
+                            && vm.config.disk.is_some()
+                    });
+                    if stopped && installed_from_iso {
+                        bar = bar.push(action(
+                            "Eject the ISO and boot from disk",
+                            Some(Message::EjectIso),
+                        ));
+                    }
+                    bar.spacing(8).into()
                 }
                 Selection::Container(id) => {
                     let running = snapshot.container(id).is_some_and(|c| c.state.is_running());
@@ -502,6 +525,7 @@ fn vm_details<'a>(
                 .unwrap_or_default()
         ),
         Some(BootSource::Iso { iso, .. }) => format!("ISO {}", iso.display()),
+        None if c.boot_from == BootFrom::Disk => "the system on its disk".into(),
         None => "nothing to boot yet".into(),
     };
     let disk = c.disk.as_ref().map_or(0, |d| d.size);
@@ -509,6 +533,7 @@ fn vm_details<'a>(
         heading(format!("VM {}", c.name)),
         text(format!("State: {}", vm.state)),
         text(format!("Boots: {boot}")).size(14),
+        text(format!("Starts from: {}", c.boot_from.describe())).size(14),
         text(format!("Network: {}", c.network.describe(&c.name))).size(14),
         // The guest's screen first, as in VirtualBox and GNOME Boxes: what a user came to see.
         console_section(console),
@@ -648,6 +673,7 @@ mod tests {
                 memory: 1 << 30,
                 disk: None,
                 boot: None,
+                boot_from: Default::default(),
                 created: 0,
                 display: Default::default(),
                 network: Default::default(),
@@ -660,6 +686,27 @@ mod tests {
             vms: vec![vm],
             ..Snapshot::default()
         }
+    }
+
+    #[test]
+    fn eject_asks_to_detach_the_iso() {
+        let snapshot = snapshot_with_vm();
+        let mut d = Dashboard::default();
+        d.update(Message::Select(Selection::Vm("web".into())), &snapshot);
+        let Some(Event::Request(Request::VmEdit { name, edit }, _)) =
+            d.update(Message::EjectIso, &snapshot)
+        else {
+            panic!("no request");
+        };
+        assert_eq!(name, "web");
+        assert!(edit.eject);
+        assert_eq!(
+            edit,
+            VmEdit {
+                eject: true,
+                ..VmEdit::default()
+            }
+        );
     }
 
     #[test]

@@ -156,7 +156,8 @@ impl Wizard {
     pub fn new(host: Resources, allocated: Vec<Resources>) -> Wizard {
         Wizard {
             name: String::new(),
-            boot: Boot::Kernel,
+            // An ISO is what most users come with (an installer, a live system).
+            boot: Boot::Iso,
             kernel: String::new(),
             initrd: String::new(),
             cmdline: "console=ttyS0".into(),
@@ -331,6 +332,7 @@ impl Wizard {
             memory: r.memory,
             disk: r.disk,
             boot,
+            boot_from: None,
             overcommit: self.overcommit,
             network,
             forwards,
@@ -447,8 +449,8 @@ impl Wizard {
         };
         let mut boot = column![
             row![
-                radio("Linux kernel", Boot::Kernel, Some(self.boot), Message::Boot),
                 radio("ISO image", Boot::Iso, Some(self.boot), Message::Boot),
+                radio("Linux kernel", Boot::Kernel, Some(self.boot), Message::Boot),
                 radio("Nothing yet", Boot::Nothing, Some(self.boot), Message::Boot),
             ]
             .spacing(20)
@@ -634,6 +636,8 @@ mod tests {
     #[test]
     fn invalid_input_is_refused_with_its_message() {
         let mut wizard = Wizard::new(HOST, vec![]);
+        assert_eq!(wizard.boot, Boot::Iso, "the wizard opens on an ISO image");
+        wizard.update(Message::Boot(Boot::Kernel));
         interact(&mut wizard, |ui| {
             ui.click(iced::widget::Id::new("name")).unwrap();
             ui.typewrite("bad name!");
@@ -655,6 +659,7 @@ mod tests {
     #[test]
     fn valid_input_sends_the_create_request() {
         let mut wizard = Wizard::new(HOST, vec![]);
+        wizard.update(Message::Boot(Boot::Kernel));
         interact(&mut wizard, |ui| {
             ui.click(iced::widget::Id::new("name")).unwrap();
             ui.typewrite("web-1");

@@ -4,9 +4,9 @@
 use std::path::Path;
 
 use berth_api::error::ApiError;
-use berth_api::vm::{BootSource, VmConfig};
+use berth_api::vm::{BootFrom, BootSource, VmConfig};
 use berth_vmm_api::launch::{
-    BootImage, CONTROL_FD, DEFAULT_CMDLINE, Disk, EVENTS_FD, LaunchOptions,
+    BootImage, CONTROL_FD, DEFAULT_CMDLINE, Disk, EVENTS_FD, LaunchOptions, SEABIOS_MICROVM,
 };
 
 /// The serial log's file name in the VM's directory.
@@ -17,16 +17,34 @@ const ISO_BOOT_DIR: &str = "iso-boot";
 
 /// Checks, cheaply, that `config` has something to boot and that its files are still there:
 /// what `vm start` refuses before the VM's state changes.
-pub fn check_boot(config: &VmConfig) -> Result<(), ApiError> {
+pub fn check_boot(config: &VmConfig, dir: &Path) -> Result<(), ApiError> {
     let name = &config.name;
-    let files: Vec<(&str, &Path)> = match &config.boot {
-        None => return Err(nothing_to_boot(name)),
-        Some(BootSource::Kernel { kernel, initrd, .. }) => {
+    let files: Vec<(&str, &Path)> = match (config.boot_from, &config.boot) {
+        (BootFrom::Kernel, None) => return Err(nothing_to_boot(name)),
+        (BootFrom::Kernel, Some(BootSource::Kernel { kernel, initrd, .. })) => {
             std::iter::once(("kernel", kernel.as_path()))
                 .chain(initrd.as_deref().map(|i| ("initramfs", i)))
                 .collect()
         }
-        Some(BootSource::Iso { iso, .. }) => vec![("ISO image", iso.as_path())],
+        (BootFrom::Kernel | BootFrom::Iso, Some(BootSource::Iso { iso, .. })) => {
+            vec![("ISO image", iso.as_path())]
+        }
+        (BootFrom::Iso, _) => {
+            return Err(ApiError::invalid(format!(
+                "VM `{name}` starts from its ISO but has none: attach one (`berthctl vm edit {name} --iso FILE`) or start it from its disk (`--boot disk`)"
+            )));
+        }
+        (BootFrom::Disk, _) if config.disk.is_none() => {
+            return Err(ApiError::invalid(format!(
+                "VM `{name}` starts from its disk but has none"
+            )));
+        }
+        (BootFrom::Disk, _) => {
+            if let Some(disk) = disk_path(config, dir) {
+                check_disk_boots(name, &disk)?;
+            }
+            Vec::new()
+        }
     };
     for (what, file) in files {
         if !file.is_file() {
@@ -36,7 +54,73 @@ pub fn check_boot(config: &VmConfig) -> Result<(), ApiError> {
             )));
         }
     }
+    if config.boot_from != BootFrom::Kernel && !Path::new(SEABIOS_MICROVM).is_file() {
+        return Err(ApiError::new(
+            berth_api::error::ErrorKind::Unsupported,
+            format!(
+                "cannot start VM `{name}` from its {}: that needs the firmware {SEABIOS_MICROVM} (Debian's `seabios` package)",
+                config.boot_from
+            ),
+        ));
+    }
     Ok(())
+}
+
+/// Refuses, with what to do, a disk the firmware would find nothing on: no boot sector (nothing
+/// installed yet), or only a UEFI system's (a GPT's protective MBR, whose boot code is empty).
+fn check_disk_boots(name: &str, disk: &Path) -> Result<(), ApiError> {
+    use std::io::Read;
+    let mut sector = [0u8; 512];
+    let read = std::fs::File::open(disk).and_then(|mut f| f.read_exact(&mut sector));
+    if let Err(e) = read {
+        // A disk shorter than a sector has nothing on it either.
+        if e.kind() != std::io::ErrorKind::UnexpectedEof {
+            return Err(ApiError::internal(format!(
+                "cannot read {}: {e}",
+                disk.display()
+            )));
+        }
+    }
+    if sector[510..] != [0x55, 0xaa] {
+        return Err(ApiError::invalid(format!(
+            "VM `{name}` has nothing on its disk to boot: install an OS on it from an ISO (`berthctl vm edit {name} --iso FILE`), or boot a kernel (`--kernel FILE`)"
+        )));
+    }
+    // The first partition entry's type at byte 450: 0xEE marks a GPT disk's protective MBR.
+    let boot_code_empty = sector[..440].iter().all(|b| *b == 0);
+    if sector[450] == 0xee && boot_code_empty {
+        return Err(ApiError::new(
+            berth_api::error::ErrorKind::Unsupported,
+            format!(
+                "VM `{name}`'s disk holds a system that boots only with UEFI firmware, which Berth does not have yet (its firmware is a PC BIOS)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The VM's own disk file, when it has one (`dir` is the VM's directory).
+pub fn disk_path(config: &VmConfig, dir: &Path) -> Option<std::path::PathBuf> {
+    config.disk.as_ref().map(|disk| {
+        if disk.file.is_absolute() {
+            disk.file.clone()
+        } else {
+            dir.join(&disk.file)
+        }
+    })
+}
+
+/// Whether the file at `path` starts with a boot sector (the MBR signature 0x55 0xAA at bytes
+/// 510-511): an installed disk, or an isohybrid ISO.
+pub fn has_boot_signature(path: &Path) -> std::io::Result<bool> {
+    use std::io::Read;
+    let mut sector = [0u8; 512];
+    let mut file = std::fs::File::open(path)?;
+    match file.read_exact(&mut sector) {
+        Ok(()) => Ok(sector[510..] == [0x55, 0xaa]),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 fn nothing_to_boot(name: &str) -> ApiError {
@@ -48,16 +132,31 @@ fn nothing_to_boot(name: &str) -> ApiError {
 /// berth-vmm's options for `config`, whose directory is `dir`. For an ISO, extracts the boot
 /// entry's kernel and initramfs first.
 pub fn launch_options(config: &VmConfig, dir: &Path) -> Result<LaunchOptions, ApiError> {
-    check_boot(config)?;
+    check_boot(config, dir)?;
     let name = &config.name;
-    let mut read_only = None;
-    let (kernel, initrd, cmdline) = match &config.boot {
-        Some(BootSource::Kernel {
-            kernel,
-            initrd,
-            cmdline,
-        }) => (kernel.clone(), initrd.clone(), cmdline.clone()),
-        Some(BootSource::Iso { iso, entry }) => {
+    let iso = match &config.boot {
+        Some(BootSource::Iso { iso, .. }) => Some(iso.clone()),
+        _ => None,
+    };
+    let boot = match (config.boot_from, &config.boot) {
+        (
+            BootFrom::Kernel,
+            Some(BootSource::Kernel {
+                kernel,
+                initrd,
+                cmdline,
+            }),
+        ) => BootImage::Kernel {
+            kernel: kernel.clone(),
+            initrd: initrd.clone(),
+            // An empty command line leaves berth-vmm's default (the serial console).
+            cmdline: if cmdline.is_empty() {
+                DEFAULT_CMDLINE.into()
+            } else {
+                cmdline.clone()
+            },
+        },
+        (BootFrom::Kernel, Some(BootSource::Iso { iso, entry })) => {
             let dest = dir.join(ISO_BOOT_DIR);
             std::fs::create_dir_all(&dest).map_err(|e| {
                 ApiError::internal(format!("cannot create {}: {e}", dest.display()))
@@ -68,30 +167,29 @@ pub fn launch_options(config: &VmConfig, dir: &Path) -> Result<LaunchOptions, Ap
                     iso.display()
                 ))
             })?;
-            read_only = Some(iso.clone());
             // Berth's console is the serial port: the guest is told so before the entry's own
             // words (a later console= of the entry's would win, as the user asked for it).
-            (
-                boot.kernel,
-                boot.initrd,
-                format!("console=ttyS0 panic=-1 {}", boot.cmdline)
+            BootImage::Kernel {
+                kernel: boot.kernel,
+                initrd: boot.initrd,
+                cmdline: format!("console=ttyS0 panic=-1 {}", boot.cmdline)
                     .trim()
                     .to_owned(),
-            )
+            }
         }
-        // `check_boot` refused it already.
-        None => return Err(nothing_to_boot(name)),
-    };
-    let mut options = LaunchOptions::booting(BootImage::Kernel {
-        kernel,
-        initrd,
-        // An empty command line leaves berth-vmm's default (the serial console).
-        cmdline: if cmdline.is_empty() {
-            DEFAULT_CMDLINE.into()
-        } else {
-            cmdline
+        // The disks come in the order below: the VM's own, then the ISO.
+        (BootFrom::Disk, _) => BootImage::Firmware {
+            firmware: SEABIOS_MICROVM.into(),
+            boot_disk: Some(0),
         },
-    });
+        (BootFrom::Iso, _) => BootImage::Firmware {
+            firmware: SEABIOS_MICROVM.into(),
+            boot_disk: Some(usize::from(config.disk.is_some())),
+        },
+        // `check_boot` refused it already.
+        (BootFrom::Kernel, None) => return Err(nothing_to_boot(name)),
+    };
+    let mut options = LaunchOptions::booting(boot);
     options.memory = config.memory;
     options.cpus = config.cpus;
     options.serial_log = Some(dir.join(SERIAL_LOG));
@@ -100,22 +198,137 @@ pub fn launch_options(config: &VmConfig, dir: &Path) -> Result<LaunchOptions, Ap
     options.display = Some(config.display);
     // The VM's own disk first (the guest's /dev/vda, where an installer puts the system), then
     // the ISO, read-only.
-    if let Some(disk) = &config.disk {
-        let path = if disk.file.is_absolute() {
-            disk.file.clone()
-        } else {
-            dir.join(&disk.file)
-        };
+    if let Some(path) = disk_path(config, dir) {
         options.disks.push(Disk {
             path,
             read_only: false,
         });
     }
-    if let Some(iso) = read_only {
+    if let Some(iso) = iso {
         options.disks.push(Disk {
             path: iso,
             read_only: true,
         });
     }
     Ok(options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_api::network::VmNetworkConfig;
+    use berth_api::vm::DiskConfig;
+
+    fn config(boot: Option<BootSource>, boot_from: BootFrom, disk: bool) -> VmConfig {
+        VmConfig {
+            name: "vm".into(),
+            cpus: 1,
+            memory: 256 << 20,
+            disk: disk.then(|| DiskConfig {
+                file: "disk.raw".into(),
+                size: 1 << 20,
+            }),
+            boot,
+            boot_from,
+            created: 0,
+            display: Default::default(),
+            network: VmNetworkConfig::default(),
+        }
+    }
+
+    /// A disk file whose first sector is `sector`.
+    fn disk(dir: &Path, sector: &[u8; 512]) {
+        let mut bytes = sector.to_vec();
+        bytes.resize(1 << 20, 0);
+        std::fs::write(dir.join("disk.raw"), bytes).unwrap();
+    }
+
+    fn mbr(boot_code: u8, first_type: u8) -> [u8; 512] {
+        let mut sector = [0u8; 512];
+        sector[..440].fill(boot_code);
+        sector[450] = first_type;
+        sector[510] = 0x55;
+        sector[511] = 0xaa;
+        sector
+    }
+
+    #[test]
+    fn a_disk_boot_needs_a_boot_loader_on_the_disk() {
+        if !Path::new(SEABIOS_MICROVM).is_file() {
+            eprintln!("skipped: no {SEABIOS_MICROVM} (Debian's seabios package)");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let vm = config(None, BootFrom::Disk, true);
+        disk(dir.path(), &[0; 512]);
+        let err = check_boot(&vm, dir.path()).unwrap_err();
+        assert!(
+            err.message.contains("nothing on its disk to boot"),
+            "{err:?}"
+        );
+        // A GPT disk with only a UEFI system: a protective MBR with no boot code.
+        disk(dir.path(), &mbr(0, 0xee));
+        let err = check_boot(&vm, dir.path()).unwrap_err();
+        assert!(err.message.contains("UEFI"), "{err:?}");
+        // GRUB for BIOS in the MBR (of an MBR disk, or of a GPT disk with a BIOS boot partition).
+        disk(dir.path(), &mbr(0xeb, 0x83));
+        check_boot(&vm, dir.path()).unwrap();
+        disk(dir.path(), &mbr(0xeb, 0xee));
+        check_boot(&vm, dir.path()).unwrap();
+        assert!(has_boot_signature(&dir.path().join("disk.raw")).unwrap());
+    }
+
+    #[test]
+    fn firmware_boots_order_the_disks_and_name_the_one_to_boot() {
+        if !Path::new(SEABIOS_MICROVM).is_file() {
+            eprintln!("skipped: no {SEABIOS_MICROVM} (Debian's seabios package)");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        disk(dir.path(), &mbr(0xeb, 0x83));
+        let iso = dir.path().join("os.iso");
+        std::fs::write(&iso, [0u8; 4096]).unwrap();
+        let media = Some(BootSource::Iso {
+            iso: iso.clone(),
+            entry: None,
+        });
+        let from_disk =
+            launch_options(&config(media.clone(), BootFrom::Disk, true), dir.path()).unwrap();
+        assert_eq!(
+            from_disk.boot,
+            BootImage::Firmware {
+                firmware: SEABIOS_MICROVM.into(),
+                boot_disk: Some(0)
+            }
+        );
+        // The VM's disk first (the guest's /dev/vda), the ISO after it, read-only.
+        let disks: Vec<_> = from_disk
+            .disks
+            .iter()
+            .map(|d| (d.path.clone(), d.read_only))
+            .collect();
+        assert_eq!(
+            disks,
+            [(dir.path().join("disk.raw"), false), (iso.clone(), true)]
+        );
+        let from_iso =
+            launch_options(&config(media.clone(), BootFrom::Iso, true), dir.path()).unwrap();
+        assert!(matches!(
+            from_iso.boot,
+            BootImage::Firmware {
+                boot_disk: Some(1),
+                ..
+            }
+        ));
+        let diskless = launch_options(&config(media, BootFrom::Iso, false), dir.path()).unwrap();
+        assert!(matches!(
+            diskless.boot,
+            BootImage::Firmware {
+                boot_disk: Some(0),
+                ..
+            }
+        ));
+        let err = check_boot(&config(None, BootFrom::Iso, true), dir.path()).unwrap_err();
+        assert!(err.message.contains("has none"), "{err:?}");
+    }
 }

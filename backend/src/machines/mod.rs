@@ -17,7 +17,7 @@
 //! [`input`] turns the API's keys, text, pointer and wheel into the guest's input events.
 
 mod input;
-mod launch;
+pub(crate) mod launch;
 mod network;
 mod sandbox;
 
@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use berth_api::error::{ApiError, ErrorKind};
 use berth_api::event::Event;
-use berth_api::vm::{DisplayInfo, VmConfig, VmState};
+use berth_api::vm::{BootFrom, BootSource, DisplayInfo, VmConfig, VmState};
 use berth_display::notice::Notice;
 use berth_vmm_api::channel::ControlClient;
 use berth_vmm_api::launch::{CONTROL_FD, EVENTS_FD, NET_FD};
@@ -232,7 +232,7 @@ impl Machines {
                 return Err(conflict(format!("VM `{name}` is {state} already")));
             }
             // Checked before the state changes, so a VM that cannot boot stays as it was.
-            launch::check_boot(&config)?;
+            launch::check_boot(&config, &dir)?;
             registry.set_state(name, VmState::Starting);
             (config, dir)
         };
@@ -509,7 +509,8 @@ impl Machines {
             Some(state) => state,
             None => {
                 log(format!("VM `{name}` reset by its guest: starting it again"));
-                match self.spawn(config, dir) {
+                let config = self.after_install(config, dir);
+                match self.spawn(&config, dir) {
                     Ok(()) => return finish(),
                     Err(e) => VmState::Crashed {
                         reason: format!("the guest rebooted and the VM could not start again: {e}"),
@@ -520,6 +521,33 @@ impl Machines {
         log(format!("VM `{name}` is {state}"));
         self.publish(name, state);
         finish();
+    }
+
+    /// The definition a VM restarts with after its guest reset: an installer started from the
+    /// VM's ISO that reboots, having put a boot loader on the VM's disk, is done, and the VM
+    /// starts from that disk from now on (GNOME Boxes does the same; the ISO stays attached
+    /// until ejected). Otherwise, and if the change cannot be saved, it is unchanged.
+    fn after_install(&self, config: &VmConfig, dir: &Path) -> VmConfig {
+        let installed = config.boot_from == BootFrom::Kernel
+            && matches!(config.boot, Some(BootSource::Iso { .. }))
+            && launch::disk_path(config, dir)
+                .is_some_and(|disk| launch::has_boot_signature(&disk).unwrap_or(false));
+        if !installed {
+            return config.clone();
+        }
+        match lock(&self.registry).set_boot_from(&config.name, BootFrom::Disk) {
+            Ok(config) => {
+                log(format!(
+                    "VM `{}`: its installer rebooted and its disk is bootable: it starts from its disk from now on",
+                    config.name
+                ));
+                config
+            }
+            Err(e) => {
+                log(format!("VM `{}`: {}", config.name, e.message));
+                config.clone()
+            }
+        }
     }
 
     /// Asks the guest to power off and waits up to `timeout`, then ends it; with `force`, ends
