@@ -81,13 +81,13 @@ fn create_list_show_edit_delete_in_tables_and_json() {
     assert_eq!(json["vm_count"], 2);
     assert!(json["allocation"]["cpu"].as_f64().unwrap() > 1.0);
 
-    // A VM with nothing to boot is refused with what to do, exit code 1.
+    // A VM with nothing to boot (a disk, empty) is refused with what to do, exit code 1.
     let out = daemon.berthctl(&["vm", "start", "web"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out)
             .1
-            .contains("VM `web` has nothing to boot: give it a kernel"),
+            .contains("VM `web` has nothing on its disk to boot: install an OS on it from an ISO"),
         "{}",
         text(&out).1
     );
