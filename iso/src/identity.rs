@@ -159,6 +159,11 @@ pub fn identify<S: Source>(
         || under("/install/")
         || under("/images/pxeboot/")
         || cmdlines.contains("inst.stage2")
+        // Debian's netboot image keeps its installer at /linux and /initrd.gz; its menu (and
+        // most installers') says "Install", "Graphical install", "Expert install".
+        || entries
+            .iter()
+            .any(|e| e.title.to_ascii_lowercase().contains("install"))
     {
         IsoKind::Installer
     } else {
@@ -175,7 +180,7 @@ pub fn identify<S: Source>(
 
 /// Why an image with no Linux boot entry cannot be booted, in words a user can act on.
 pub fn why_unbootable<S: Source>(iso: &Iso<S>, boot_images: &[BootImage]) -> String {
-    const FIRMWARE: &str = "berth boots Linux kernels directly and has no BIOS or UEFI firmware";
+    const FIRMWARE: &str = "Berth starts Linux kernels directly, and other images through its firmware (a PC BIOS) only when they can start from a disk (isohybrid images: `--boot iso`); it has no UEFI firmware and no CD drive yet";
     let any = |paths: &[&str]| paths.iter().any(|p| exists(iso, p));
     if any(&[
         "/sources/install.wim",

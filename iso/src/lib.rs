@@ -1,9 +1,10 @@
 //! berth-iso reads ISO 9660 images — Rock Ridge and Joliet names, El Torito boot records —
 //! without mounting them and without external tools, and finds how the Linux on them boots.
 //!
-//! Berth has no BIOS or UEFI: it boots an ISO by loading the kernel and initramfs named by the
-//! image's own boot menus (isolinux/syslinux, GRUB, or a known distro layout) and attaching the
-//! image read-only.
+//! Berth boots an ISO fastest by loading the kernel and initramfs named by the image's own boot
+//! menus (isolinux/syslinux, GRUB, or a known distro layout) and attaching the image read-only;
+//! what it cannot read that way may still start through the VM's firmware (an isohybrid image,
+//! booted as a disk: `BootFrom::Iso`).
 //!
 //! - [`inspect`]: what an image is and its boot entries, as the API's [`IsoInfo`].
 //! - [`bootable`]: the check `vm create --iso` makes: the entry exists and boots Linux.

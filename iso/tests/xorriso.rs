@@ -231,6 +231,48 @@ fn fedora_layout_found_without_a_config_and_plain_names() {
     assert!(std::fs::read(&boot.kernel).unwrap() == fake_kernel(7));
 }
 
+/// Debian's netboot image (`mini.iso`): the installer's kernel and initramfs at the top, no
+/// `.disk/info`, a menu that says "Install".
+#[test]
+fn netboot_installer_is_an_installer() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("netboot");
+    write(
+        &tree,
+        "isolinux.bin",
+        &std::fs::read("/usr/lib/ISOLINUX/isolinux.bin").unwrap(),
+    );
+    write(
+        &tree,
+        "isolinux.cfg",
+        b"default install\nlabel install\n\tmenu label ^Install\n\tkernel linux\n\tappend vga=788 initrd=initrd.gz --- quiet\nlabel expert\n\tmenu label E^xpert install\n\tkernel linux\n\tappend priority=low vga=788 initrd=initrd.gz ---\n",
+    );
+    write(&tree, "linux", &fake_kernel(9));
+    write(&tree, "initrd.gz", &blob(20_000, 4));
+    let iso = dir.path().join("mini.iso");
+    xorriso(
+        &tree,
+        &iso,
+        &[
+            "-V",
+            "ISOIMAGE",
+            "-R",
+            "-b",
+            "isolinux.bin",
+            "-c",
+            "boot.cat",
+            "-no-emul-boot",
+            "-boot-load-size",
+            "4",
+            "-boot-info-table",
+        ],
+    );
+    let info = inspect(&iso).unwrap();
+    assert_eq!(info.entries.len(), 2, "{:?}", info.warnings);
+    assert_eq!(info.entries[0].kernel, "/linux");
+    assert_eq!(info.kind, IsoKind::Installer);
+}
+
 #[test]
 fn images_without_linux_say_why() {
     let dir = tempfile::tempdir().unwrap();

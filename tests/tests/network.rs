@@ -345,7 +345,11 @@ fn a_vm_is_on_the_network(daemon: &Daemon, dir: &Path, owner: Option<&TestUser>)
         "--no-forwards",
     ]);
     assert!(out.status.success(), "{}", text(&out).1);
-    assert!(text(&out).0.contains("Network      none"), "{}", text(&out).0);
+    assert!(
+        text(&out).0.contains("Network      none"),
+        "{}",
+        text(&out).0
+    );
     let out = daemon.berthctl(&["vm", "start", "netprobe"]);
     assert!(out.status.success(), "{}\n{}", text(&out).1, daemon.log());
     common::serial_log_shows(daemon, "netprobe", "BERTH-PROBE: net init failed at step 1");

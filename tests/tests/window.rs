@@ -1,7 +1,8 @@
 //! The Berth window under Xvfb, as a user sees it: it connects to berthd, shows an
 //! overcommitted host with a red ΣU_vm gauge, and follows the daemon live when the VM that
 //! overcommits it is deleted; it launches a Dockerfile; it shows a running VM's screen and
-//! follows it when the guest draws something else, and detaches it into berth-console.
+//! follows it when the guest draws something else, and detaches it into berth-console; it
+//! ejects an installed VM's ISO.
 
 #![allow(clippy::unwrap_used)] // a panic in a test is a failed assertion
 
@@ -402,5 +403,63 @@ fn console_follows_the_guest(drawn: Drawn, display: u32) {
         "the detached console to close",
         Duration::from_secs(30),
         || xdotool(&display, &["search", "--name", "^screen .* Berth console$"]).is_empty(),
+    );
+}
+
+/// After an install (a stopped VM with its ISO and a disk), the window offers "Eject the ISO
+/// and boot from disk", and pressing it detaches the ISO and makes the VM start from its disk.
+#[test]
+fn the_window_ejects_the_iso_after_an_install() {
+    let Some((display, _xvfb)) = virtual_display(6) else {
+        return;
+    };
+    let dir = open_tempdir();
+    let daemon = Daemon::start(dir.path(), &[]);
+    let iso = dir.path().join("installer.iso");
+    std::fs::write(&iso, [0u8; 4096]).unwrap();
+    // What the VM looks like after its installer ran: its ISO still attached, starting from
+    // its disk (the ISO is any file here: the VM is not started).
+    let out = daemon.berthctl(&[
+        "vm",
+        "create",
+        "installed",
+        "--cpus",
+        "1",
+        "--memory",
+        "256M",
+        "--disk",
+        "64M",
+        "--iso",
+        iso.to_str().unwrap(),
+        "--boot",
+        "disk",
+    ]);
+    assert!(out.status.success(), "{}", text(&out).1);
+
+    let _window = start_window(&display, &daemon);
+    let mut window = String::new();
+    wait_for("the window", Duration::from_secs(180), || {
+        window = xdotool(&display, &["search", "--name", "^Berth$"])
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        !window.is_empty()
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    xdotool(&display, &["windowfocus", &window]);
+    xdotool(&display, &["mousemove", "60", "136", "click", "1"]); // the VM in the sidebar
+    std::thread::sleep(Duration::from_millis(500));
+    // The toolbar's last button, after Start, Stop, Pause, Resume, Detach console and Delete.
+    xdotool(&display, &["mousemove", "932", "75", "click", "1"]);
+    wait_for("the ISO to be ejected", Duration::from_secs(15), || {
+        !text(&daemon.berthctl(&["vm", "show", "installed"]))
+            .0
+            .contains(iso.to_str().unwrap())
+    });
+    let (shown, _) = text(&daemon.berthctl(&["vm", "show", "installed"]));
+    assert!(
+        shown.contains("Starts from  its disk (firmware)"),
+        "{shown}"
     );
 }
