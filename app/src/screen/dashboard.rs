@@ -532,8 +532,12 @@ fn vm_details<'a>(
     column![
         heading(format!("VM {}", c.name)),
         text(format!("State: {}", vm.state)),
-        text(format!("Boots: {boot}")).size(14),
-        text(format!("Starts from: {}", c.boot_from.describe())).size(14),
+        // One line, so the console below keeps its room.
+        text(format!(
+            "Boots: {boot} · starts from {}",
+            c.boot_from.describe()
+        ))
+        .size(14),
         text(format!("Network: {}", c.network.describe(&c.name))).size(14),
         // The guest's screen first, as in VirtualBox and GNOME Boxes: what a user came to see.
         console_section(console),
