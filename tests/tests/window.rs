@@ -48,6 +48,22 @@ fn start_window_with(display: &str, daemon: &Daemon, env: &[(&str, &str)]) -> Ki
     )
 }
 
+/// Waits for Berth's window on `display` to be mapped and drawn; its X11 id.
+fn berth_window(display: &str) -> String {
+    let mut window = String::new();
+    wait_for("the window", Duration::from_secs(180), || {
+        window = xdotool(display, &["search", "--name", "^Berth$"])
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        !window.is_empty()
+    });
+    // Its first frames.
+    std::thread::sleep(Duration::from_secs(2));
+    window
+}
+
 /// The child windows of X11 window `id` as `xwininfo` lists them ("WxH+X+Y" each).
 fn child_windows(display: &str, id: &str) -> Vec<String> {
     let out = Command::new("xwininfo")
@@ -163,16 +179,7 @@ fn launch_a_dockerfile(user: Option<berth_e2e::user::TestUser>, display: u32) {
     }
 
     let _window = start_window(&display, &daemon);
-    let mut window = String::new();
-    wait_for("the window", Duration::from_secs(180), || {
-        window = xdotool(&display, &["search", "--name", "^Berth$"])
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        !window.is_empty()
-    });
-    std::thread::sleep(Duration::from_secs(2));
+    let window = berth_window(&display);
     // With no window manager, keyboard focus must be given explicitly.
     xdotool(&display, &["windowfocus", &window]);
     xdotool(&display, &["mousemove", "376", "25", "click", "1"]); // Launch Dockerfile
@@ -294,12 +301,7 @@ fn console_follows_the_guest(drawn: Drawn, display: u32) {
         Drawn::Renderer => start_window_with(&display, &daemon, &[("BERTH_CONSOLE_SURFACE", "0")]),
         Drawn::RemoteDisplay => start_window_with(&display, &daemon, &[("DISPLAY", &tcp)]),
     };
-    wait_for("the window", Duration::from_secs(180), || {
-        !xdotool(&display, &["search", "--name", "^Berth$"]).is_empty()
-    });
-    let berth = xdotool(&display, &["search", "--name", "^Berth$"]);
-    let berth = berth.split_whitespace().next().unwrap().to_owned();
-    std::thread::sleep(Duration::from_secs(2));
+    let berth = berth_window(&display);
     xdotool(&display, &["mousemove", "65", "136", "click", "1"]); // the VM in the sidebar
     let mut shot = Vec::new();
     // Scaled by the window to the console's area: more olive than the guest's whole 64x48
@@ -437,16 +439,7 @@ fn the_window_ejects_the_iso_after_an_install() {
     assert!(out.status.success(), "{}", text(&out).1);
 
     let _window = start_window(&display, &daemon);
-    let mut window = String::new();
-    wait_for("the window", Duration::from_secs(180), || {
-        window = xdotool(&display, &["search", "--name", "^Berth$"])
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        !window.is_empty()
-    });
-    std::thread::sleep(Duration::from_secs(2));
+    let window = berth_window(&display);
     xdotool(&display, &["windowfocus", &window]);
     xdotool(&display, &["mousemove", "60", "136", "click", "1"]); // the VM in the sidebar
     std::thread::sleep(Duration::from_millis(500));

@@ -236,6 +236,15 @@ mod tests {
         }
     }
 
+    /// The firmware boots need Debian's seabios package; without it the test says it skipped.
+    fn no_seabios() -> bool {
+        let missing = !Path::new(SEABIOS_MICROVM).is_file();
+        if missing {
+            eprintln!("skipped: no {SEABIOS_MICROVM} (Debian's seabios package)");
+        }
+        missing
+    }
+
     /// A disk file whose first sector is `sector`.
     fn disk(dir: &Path, sector: &[u8; 512]) {
         let mut bytes = sector.to_vec();
@@ -254,8 +263,7 @@ mod tests {
 
     #[test]
     fn a_disk_boot_needs_a_boot_loader_on_the_disk() {
-        if !Path::new(SEABIOS_MICROVM).is_file() {
-            eprintln!("skipped: no {SEABIOS_MICROVM} (Debian's seabios package)");
+        if no_seabios() {
             return;
         }
         let dir = tempfile::tempdir().unwrap();
@@ -280,8 +288,7 @@ mod tests {
 
     #[test]
     fn firmware_boots_order_the_disks_and_name_the_one_to_boot() {
-        if !Path::new(SEABIOS_MICROVM).is_file() {
-            eprintln!("skipped: no {SEABIOS_MICROVM} (Debian's seabios package)");
+        if no_seabios() {
             return;
         }
         let dir = tempfile::tempdir().unwrap();

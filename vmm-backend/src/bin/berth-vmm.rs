@@ -201,41 +201,43 @@ fn run(options: LaunchOptions) -> Result<VmExitReason, String> {
         .events_fd
         .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
     let source = match boot_source(&options)? {
-        BootSource::Linux(mut linux) => {
+        // A Linux kernel or the firmware finds the devices in the DSDT: the disks first, in
+        // their order, then the rng, the network card and the display devices.
+        source @ (BootSource::Linux(_) | BootSource::Firmware(_)) => {
             attach_devices(&mut vm, &mut virtio, &options)?;
             if let Some(mode) = options.display.map(|d| (d.width, d.height)) {
                 let (devices, notify) = attach_display(&mut vm, &mut virtio, mode, notices)?;
                 (display, notifier) = (Some(devices), notify);
             }
-            linux.virtio_devices = virtio.acpi_devices();
-            linux.power_button_gsi = Some(POWER_BUTTON_GSI);
-            BootSource::Linux(linux)
-        }
-        BootSource::Firmware(mut firmware) => {
-            attach_devices(&mut vm, &mut virtio, &options)?;
-            if let Some(mode) = options.display.map(|d| (d.width, d.height)) {
-                let (devices, notify) = attach_display(&mut vm, &mut virtio, mode, notices)?;
-                (display, notifier) = (Some(devices), notify);
+            let described = virtio.acpi_devices();
+            match source {
+                BootSource::Linux(mut linux) => {
+                    linux.virtio_devices = described;
+                    linux.power_button_gsi = Some(POWER_BUTTON_GSI);
+                    BootSource::Linux(linux)
+                }
+                BootSource::Firmware(mut firmware) => {
+                    if let BootImage::Firmware {
+                        boot_disk: Some(index),
+                        ..
+                    } = options.boot
+                    {
+                        firmware.boot_device = described.get(index).map(|d| d.base);
+                    }
+                    firmware.virtio_devices = described;
+                    firmware.power_button_gsi = Some(POWER_BUTTON_GSI);
+                    if let Some(log) = firmware_log {
+                        vm.add_pio_device(
+                            DEBUG_PORT,
+                            DEBUG_PORT_LEN,
+                            Arc::new(Mutex::new(DebugPort::new(Box::new(log)))),
+                        )
+                        .map_err(|e| e.to_string())?;
+                    }
+                    BootSource::Firmware(firmware)
+                }
+                flat => flat,
             }
-            firmware.virtio_devices = virtio.acpi_devices();
-            firmware.power_button_gsi = Some(POWER_BUTTON_GSI);
-            // The disks are the first devices, in their order.
-            if let BootImage::Firmware {
-                boot_disk: Some(index),
-                ..
-            } = options.boot
-            {
-                firmware.boot_device = firmware.virtio_devices.get(index).map(|d| d.base);
-            }
-            if let Some(log) = firmware_log {
-                vm.add_pio_device(
-                    DEBUG_PORT,
-                    DEBUG_PORT_LEN,
-                    Arc::new(Mutex::new(DebugPort::new(Box::new(log)))),
-                )
-                .map_err(|e| e.to_string())?;
-            }
-            BootSource::Firmware(firmware)
         }
         // A flat test guest has no ACPI to find virtio devices in (and its own use of the MMIO
         // hole): it gets only the display devices, when asked, then the network card, at the
