@@ -69,18 +69,10 @@ pub fn check_boot(config: &VmConfig, dir: &Path) -> Result<(), ApiError> {
 /// Refuses, with what to do, a disk the firmware would find nothing on: no boot sector (nothing
 /// installed yet), or only a UEFI system's (a GPT's protective MBR, whose boot code is empty).
 fn check_disk_boots(name: &str, disk: &Path) -> Result<(), ApiError> {
-    use std::io::Read;
-    let mut sector = [0u8; 512];
-    let read = std::fs::File::open(disk).and_then(|mut f| f.read_exact(&mut sector));
-    if let Err(e) = read {
+    let sector = first_sector(disk)
+        .map_err(|e| ApiError::internal(format!("cannot read {}: {e}", disk.display())))?
         // A disk shorter than a sector has nothing on it either.
-        if e.kind() != std::io::ErrorKind::UnexpectedEof {
-            return Err(ApiError::internal(format!(
-                "cannot read {}: {e}",
-                disk.display()
-            )));
-        }
-    }
+        .unwrap_or([0; 512]);
     if sector[510..] != [0x55, 0xaa] {
         return Err(ApiError::invalid(format!(
             "VM `{name}` has nothing on its disk to boot: install an OS on it from an ISO (`berthctl vm edit {name} --iso FILE`), or boot a kernel (`--kernel FILE`)"
@@ -113,12 +105,16 @@ pub fn disk_path(config: &VmConfig, dir: &Path) -> Option<std::path::PathBuf> {
 /// Whether the file at `path` starts with a boot sector (the MBR signature 0x55 0xAA at bytes
 /// 510-511): an installed disk, or an isohybrid ISO.
 pub fn has_boot_signature(path: &Path) -> std::io::Result<bool> {
+    Ok(first_sector(path)?.is_some_and(|sector| sector[510..] == [0x55, 0xaa]))
+}
+
+/// The first 512 bytes of the file at `path`; `None` when it is shorter.
+fn first_sector(path: &Path) -> std::io::Result<Option<[u8; 512]>> {
     use std::io::Read;
     let mut sector = [0u8; 512];
-    let mut file = std::fs::File::open(path)?;
-    match file.read_exact(&mut sector) {
-        Ok(()) => Ok(sector[510..] == [0x55, 0xaa]),
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+    match std::fs::File::open(path)?.read_exact(&mut sector) {
+        Ok(()) => Ok(Some(sector)),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
         Err(e) => Err(e),
     }
 }

@@ -85,27 +85,10 @@ struct Prepared {
     /// The descriptors that become 0, 1 and 2.
     stdio: [i32; 3],
     tty: bool,
-    uid: u32,
-    gid: u32,
-    groups: Option<Vec<libc::gid_t>>,
-    last_capability: u32,
-    cwd: CString,
+    user: User,
     candidates: Vec<CString>,
     argv: Vec<CString>,
     envp: Vec<CString>,
-}
-
-impl Prepared {
-    /// Who the child becomes, as [`become_user`] takes it.
-    fn user(&self) -> User<'_> {
-        User {
-            last_capability: self.last_capability,
-            groups: self.groups.as_deref(),
-            uid: self.uid,
-            gid: self.gid,
-            cwd: &self.cwd,
-        }
-    }
 }
 
 /// Starts `config` in `container`. Returns once the command runs, or with the step that failed
@@ -160,16 +143,18 @@ pub fn exec(container: &Container, config: &ExecConfig) -> Result<ExecProcess, R
         namespaces,
         stdio: [stdio_fd(0), stdio_fd(1), stdio_fd(2)],
         tty: config.tty,
-        uid: user.uid,
-        gid: user.gid,
-        groups,
-        last_capability: super::capabilities::last_capability(),
-        cwd: cstring(if config.cwd.is_empty() {
-            "/"
-        } else {
-            config.cwd.as_str()
-        })
-        .map_err(spawn_error)?,
+        user: User {
+            uid: user.uid,
+            gid: user.gid,
+            groups,
+            last_capability: super::capabilities::last_capability(),
+            cwd: cstring(if config.cwd.is_empty() {
+                "/"
+            } else {
+                config.cwd.as_str()
+            })
+            .map_err(spawn_error)?,
+        },
         candidates: candidates(&command, &env).map_err(spawn_error)?,
         argv: config
             .args
@@ -325,7 +310,7 @@ unsafe fn child(
                 return fail(S_STDIO);
             }
         }
-        if let Err(step) = become_user(&p.user(), &USER_STEPS) {
+        if let Err(step) = become_user(&p.user, &USER_STEPS) {
             return fail(step);
         }
         exec_first(&p.candidates, argv, envp);

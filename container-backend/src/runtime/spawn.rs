@@ -162,7 +162,6 @@ struct Prepared {
     dev_links: Vec<(CString, CString)>,
     mounts: Vec<PreparedMount>,
     hostname: Vec<u8>,
-    cwd: CString,
     /// The working directory and each directory above it, outermost first: made if missing,
     /// as runc makes a container's cwd.
     cwd_dirs: Vec<CString>,
@@ -170,11 +169,7 @@ struct Prepared {
     candidates: Vec<CString>,
     argv: Vec<CString>,
     envp: Vec<CString>,
-    uid: u32,
-    gid: u32,
-    groups: Option<Vec<libc::gid_t>>,
-    /// The kernel's highest capability number, for dropping the ones containers do not get.
-    last_capability: u32,
+    user: User,
     stdout: i32,
     stderr: i32,
     /// The socket the terminal's master goes back on; -1: no terminal.
@@ -194,17 +189,6 @@ struct Prepared {
 }
 
 impl Prepared {
-    /// Who the child becomes, as [`become_user`] takes it.
-    fn user(&self) -> User<'_> {
-        User {
-            last_capability: self.last_capability,
-            groups: self.groups.as_deref(),
-            uid: self.uid,
-            gid: self.gid,
-            cwd: &self.cwd,
-        }
-    }
-
     fn new(spec: &ProcessSpec) -> Result<Prepared, SpawnError> {
         if spec.args.is_empty() {
             return Err(SpawnError::Invalid("no command to run".into()));
@@ -259,7 +243,6 @@ impl Prepared {
                 .map(PreparedMount::new)
                 .collect::<Result<_, _>>()?,
             hostname: spec.hostname.as_bytes().to_vec(),
-            cwd: cstring(spec.cwd.as_str())?,
             cwd_dirs: Path::new(&spec.cwd)
                 .ancestors()
                 .filter(|dir| dir.parent().is_some())
@@ -280,10 +263,13 @@ impl Prepared {
                 .iter()
                 .map(|e| cstring(e.as_str()))
                 .collect::<Result<_, _>>()?,
-            uid: spec.uid,
-            gid: spec.gid,
-            groups: spec.groups.clone(),
-            last_capability: super::capabilities::last_capability(),
+            user: User {
+                uid: spec.uid,
+                gid: spec.gid,
+                groups: spec.groups.clone(),
+                last_capability: super::capabilities::last_capability(),
+                cwd: cstring(spec.cwd.as_str())?,
+            },
             stdout: spec.stdout.as_raw_fd(),
             stderr: spec.stderr.as_raw_fd(),
             terminal: spec.terminal.as_ref().map_or(-1, AsRawFd::as_raw_fd),
@@ -468,7 +454,7 @@ unsafe fn child(
         if p.terminal >= 0 && !open_terminal(p) {
             return fail(S_TERMINAL);
         }
-        if let Err(step) = become_user(&p.user(), &USER_STEPS) {
+        if let Err(step) = become_user(&p.user, &USER_STEPS) {
             return fail(step);
         }
         if p.terminal < 0 {
@@ -500,14 +486,16 @@ pub(super) unsafe fn report_failure(report: i32, step: u32) -> ! {
     }
 }
 
-/// Who a process becomes before it execs (a container's first process, an exec'd one).
-pub(super) struct User<'a> {
+/// Who a process becomes before it execs (a container's first process, an exec'd one),
+/// prepared before the clone.
+pub(super) struct User {
+    /// The kernel's highest capability number, for dropping the ones containers do not get.
     pub last_capability: u32,
     /// `None`: the ones it has (where they cannot be set).
-    pub groups: Option<&'a [libc::gid_t]>,
+    pub groups: Option<Vec<libc::gid_t>>,
     pub uid: u32,
     pub gid: u32,
-    pub cwd: &'a CString,
+    pub cwd: CString,
 }
 
 /// The caller's numbers of [`become_user`]'s steps, for its report.
@@ -526,13 +514,13 @@ pub(super) struct UserSteps {
 ///
 /// # Safety
 /// In a child between clone and exec.
-pub(super) unsafe fn become_user(user: &User<'_>, steps: &UserSteps) -> Result<(), u32> {
+pub(super) unsafe fn become_user(user: &User, steps: &UserSteps) -> Result<(), u32> {
     // SAFETY: system calls on integers and on the slices and C string the caller keeps alive.
     unsafe {
         if !super::capabilities::drop_bounding_set(user.last_capability) {
             return Err(steps.caps);
         }
-        if let Some(groups) = user.groups
+        if let Some(groups) = &user.groups
             && libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) != 0
         {
             return Err(steps.groups);
@@ -860,7 +848,7 @@ unsafe fn open_terminal(p: &Prepared) -> bool {
             libc::TIOCGPTPEER,
             libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
         );
-        if end < 0 || libc::fchown(end, p.uid, p.gid) != 0 {
+        if end < 0 || libc::fchown(end, p.user.uid, p.user.gid) != 0 {
             return false;
         }
         // One byte with the master as SCM_RIGHTS.
