@@ -13,9 +13,11 @@
 //! - [`registry`]: VM definitions; [`machines`]: running VMs (one berth-vmm each);
 //!   [`store`]: atomic RON files.
 //! - [`host`]: the host's totals and live samples; [`config`]: paths by mode;
+//!   [`activation`]: a listening socket handed over by systemd;
 //!   [`rootless`]: a normal user's daemon in a user namespace of its own.
 
 pub mod access;
+pub mod activation;
 pub mod auth;
 pub mod config;
 pub mod connection;

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use berthd::activation::Activated;
 use berthd::config::DaemonConfig;
 use clap::Parser;
 
@@ -25,7 +26,15 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
-    match run(Args::parse()) {
+    // SAFETY: first thing in main: no other thread exists yet.
+    let inherited = match unsafe { berthd::activation::take_inherited() } {
+        Ok(inherited) => inherited,
+        Err(e) => {
+            eprintln!("berthd: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match run(Args::parse(), inherited) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // Each error's message already says what failed and why: print it once, not as
@@ -36,7 +45,7 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
+fn run(args: Args, inherited: Option<Activated>) -> anyhow::Result<()> {
     let mut config = if args.user {
         DaemonConfig::user()
     } else {
@@ -47,7 +56,13 @@ fn run(args: Args) -> anyhow::Result<()> {
             "the system daemon needs root; run `sudo berthd`, or `berthd --user` for a daemon of your own"
         );
     }
-    if let Some(socket) = args.socket {
+    // Where clients connect: a handed-over socket's own path (for the log and `host`), else
+    // --socket, else the mode's usual place.
+    if let Some(socket) = inherited
+        .as_ref()
+        .and_then(|a| a.path.clone())
+        .or(args.socket)
+    {
         config.socket = socket;
         config.private_socket_dir = false;
     }
@@ -65,6 +80,6 @@ fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
-    runtime.block_on(berthd::server::run(config))?;
+    runtime.block_on(berthd::server::run(config, inherited.map(|a| a.listener)))?;
     Ok(())
 }

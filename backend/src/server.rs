@@ -75,8 +75,13 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Start serving with `config` until SIGTERM or SIGINT.
-pub async fn run(config: DaemonConfig) -> Result<(), ServeError> {
+/// Start serving with `config` until SIGTERM or SIGINT, on `inherited` when a launcher handed
+/// over the listening socket (socket activation), else on a socket of its own at
+/// `config.socket`.
+pub async fn run(
+    config: DaemonConfig,
+    inherited: Option<std::os::unix::net::UnixListener>,
+) -> Result<(), ServeError> {
     let io = |what, path: &PathBuf| {
         let path = path.clone();
         move |source| ServeError::Io { what, path, source }
@@ -92,7 +97,13 @@ pub async fn run(config: DaemonConfig) -> Result<(), ServeError> {
     let _state_lock = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock)
         .map_err(|_| ServeError::StateDirBusy(config.state_dir.clone()))?;
 
-    let listener = bind(&config)?;
+    // A handed-over socket belongs to its launcher (systemd keeps listening on it while
+    // berthd is stopped): berthd neither replaces nor removes its file.
+    let owns_socket = inherited.is_none();
+    let listener = match inherited {
+        Some(listener) => adopt(listener, &config.socket)?,
+        None => bind(&config)?,
+    };
     let registry = Registry::load(&config.state_dir.join("vms"))?;
     for problem in registry.problems() {
         log(format!(
@@ -185,8 +196,24 @@ pub async fn run(config: DaemonConfig) -> Result<(), ServeError> {
     // now rather than leave each to notice its closed channel.
     let machines = Arc::clone(&daemon.machines);
     let _ = tokio::task::spawn_blocking(move || machines.kill_all()).await;
-    let _ = std::fs::remove_file(&daemon.config.socket);
+    if owns_socket {
+        let _ = std::fs::remove_file(&daemon.config.socket);
+    }
     Ok(())
+}
+
+/// Serve on a socket a launcher is listening on.
+fn adopt(
+    listener: std::os::unix::net::UnixListener,
+    socket: &std::path::Path,
+) -> Result<UnixListener, ServeError> {
+    let io = |source| ServeError::Io {
+        what: "serve the handed-over socket",
+        path: socket.to_owned(),
+        source,
+    };
+    listener.set_nonblocking(true).map_err(io)?;
+    UnixListener::from_std(listener).map_err(io)
 }
 
 /// Bind the socket: refuse if a daemon answers there, replace a stale socket file otherwise.
