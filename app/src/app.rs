@@ -13,6 +13,7 @@ use iced::{Element, Length, Subscription, Task};
 
 use crate::connection;
 use crate::data::{HostHistory, Snapshot};
+use crate::screen::about;
 use crate::screen::console::{self, Console};
 use crate::screen::dashboard::{self, Dashboard};
 use crate::screen::launch::{self, Launch};
@@ -48,6 +49,30 @@ pub enum Message {
     Frame,
     /// A keyboard shortcut was pressed (the console does not have the keyboard).
     Shortcut(Shortcut),
+    OpenAbout,
+    About(about::Message),
+}
+
+/// What the window shows first (`berth --new-vm`, `--launch-dockerfile`: the desktop entry's
+/// actions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Opening {
+    #[default]
+    Dashboard,
+    NewVm,
+    LaunchDockerfile,
+}
+
+impl From<&berth::args::Args> for Opening {
+    fn from(args: &berth::args::Args) -> Opening {
+        if args.new_vm {
+            Opening::NewVm
+        } else if args.launch_dockerfile {
+            Opening::LaunchDockerfile
+        } else {
+            Opening::Dashboard
+        }
+    }
 }
 
 /// Why Launch Dockerfile did not end with a running container.
@@ -112,10 +137,14 @@ pub struct Berth {
     pub error: Option<String>,
     /// `BERTH_FIRST_FRAME` is set and the first frame has not been drawn yet.
     first_frame_pending: bool,
+    /// The form to open once the daemon has answered (it fills in the host's totals).
+    opening: Opening,
+    /// The About dialog is open.
+    pub about: bool,
 }
 
 impl Berth {
-    pub fn new() -> (Berth, Task<Message>) {
+    pub fn new(opening: Opening) -> (Berth, Task<Message>) {
         let berth = Berth {
             client: None,
             status: Status::Connecting,
@@ -128,12 +157,23 @@ impl Berth {
             building: None,
             error: None,
             first_frame_pending: std::env::var_os(FIRST_FRAME_ENV).is_some(),
+            opening,
+            about: false,
         };
         (berth, Task::none())
     }
 
+    /// The window's title names the open form, as desktop applications' dialogs do.
     pub fn title(&self) -> String {
-        "Berth".into()
+        if self.about {
+            "About Berth".into()
+        } else if self.wizard.is_some() {
+            "New VM - Berth".into()
+        } else if self.launch.is_some() {
+            "Launch Dockerfile - Berth".into()
+        } else {
+            "Berth".into()
+        }
     }
 
     pub fn update(&mut self, message: Message) -> Task<Message> {
@@ -163,10 +203,22 @@ impl Berth {
             Message::Shortcut(Shortcut::NewVm) => self.handle(Message::NewVm),
             Message::Shortcut(Shortcut::LaunchDockerfile) => self.handle(Message::OpenLaunch),
             Message::Shortcut(Shortcut::Close) => match (&self.wizard, &self.launch) {
+                _ if self.about => self.handle(Message::About(about::Message::Close)),
                 (Some(_), _) => self.handle(Message::Wizard(wizard::Message::Cancel)),
                 (None, Some(_)) => self.handle(Message::Launch(launch::Message::Cancel)),
                 (None, None) => Task::none(),
             },
+            Message::OpenAbout => {
+                self.about = true;
+                Task::none()
+            }
+            Message::About(message) => {
+                match about::update(message) {
+                    Some(about::Event::Close) => self.about = false,
+                    None => {}
+                }
+                Task::none()
+            }
             Message::Console(message) => {
                 let (task, event) = self.console.update(message, self.client.as_ref());
                 if let Some(console::Event::Failed(why)) = event {
@@ -190,7 +242,11 @@ impl Berth {
             Message::Connection(connection::Event::Pushed(event)) => self.pushed(*event),
             Message::Refreshed(Ok(snapshot)) => {
                 self.snapshot = snapshot;
-                Task::none()
+                match std::mem::take(&mut self.opening) {
+                    Opening::Dashboard => Task::none(),
+                    Opening::NewVm => self.handle(Message::NewVm),
+                    Opening::LaunchDockerfile => self.handle(Message::OpenLaunch),
+                }
             }
             Message::Refreshed(Err(e)) => {
                 self.error = Some(e.to_string());
@@ -515,10 +571,12 @@ impl Berth {
         let launch = iced::widget::button(text("Launch Dockerfile (Ctrl+L)"))
             .style(iced::widget::button::primary)
             .on_press(Message::OpenLaunch);
+        let about = iced::widget::button(text("About")).on_press(Message::OpenAbout);
         let header = row![
             text("Berth").size(20),
             new_vm,
             launch,
+            about,
             text(status)
                 .size(13)
                 .width(Length::Fill)
@@ -536,6 +594,9 @@ impl Berth {
             page = page.push(banner(error));
         }
         match (&self.wizard, &self.launch) {
+            _ if self.about => page
+                .push(about::view(&self.daemon(), crate::icon::about_picture()).map(Message::About))
+                .into(),
             (Some(wizard), _) => page
                 .push(iced::widget::scrollable(wizard.view().map(Message::Wizard)))
                 .into(),
@@ -549,6 +610,23 @@ impl Berth {
                         .map(Message::Dashboard),
                 )
                 .into(),
+        }
+    }
+}
+
+impl Berth {
+    /// What the About dialog says of the daemon.
+    fn daemon(&self) -> about::Daemon {
+        let (socket, started) = match &self.status {
+            Status::Connected { socket, started } => (Some(socket.clone()), *started),
+            _ => (None, false),
+        };
+        let host = self.snapshot.host.as_ref().filter(|_| socket.is_some());
+        about::Daemon {
+            socket,
+            started,
+            mode: host.map(|h| h.mode),
+            version: host.map(|h| h.server_version.clone()),
         }
     }
 }
@@ -611,7 +689,7 @@ mod tests {
             Some(Shortcut::Close)
         );
 
-        let (mut berth, _) = Berth::new();
+        let (mut berth, _) = Berth::new(Opening::Dashboard);
         let _ = berth.update(Message::Shortcut(Shortcut::NewVm));
         assert!(berth.wizard.is_some());
         let _ = berth.update(Message::Shortcut(Shortcut::LaunchDockerfile));

@@ -4,10 +4,15 @@
 mod app;
 mod connection;
 mod data;
+mod icon;
 mod screen;
 mod surface;
 mod theme;
 mod widget;
+
+use berth::args::Args;
+use berth::identity::APP_ID;
+use clap::Parser;
 
 /// Without a GPU (no DRM render node), iced's wgpu renderer runs on Mesa's software
 /// rasteriser, which here costs 3.5 % of a core to idle and shows a tenth of the console's
@@ -27,10 +32,26 @@ fn prefer_tiny_skia_without_a_gpu() {
 }
 
 fn main() -> iced::Result {
+    let args = Args::parse();
     prefer_tiny_skia_without_a_gpu();
-    iced::application(app::Berth::new, app::Berth::update, app::Berth::view)
-        .title(app::Berth::title)
-        .subscription(app::Berth::subscription)
-        .window_size((1100.0, 720.0))
-        .run()
+    let opening = app::Opening::from(&args);
+    iced::application(
+        move || app::Berth::new(opening),
+        app::Berth::update,
+        app::Berth::view,
+    )
+    .title(app::Berth::title)
+    .subscription(app::Berth::subscription)
+    .window(iced::window::Settings {
+        size: iced::Size::new(1100.0, 720.0),
+        icon: icon::window_icon(),
+        // The desktop matches the window to `assets/dev.berth.Berth.desktop` by this (X11
+        // WM_CLASS, Wayland app_id): its name and icon in the dock and the task switcher.
+        platform_specific: iced::window::settings::PlatformSpecific {
+            application_id: APP_ID.into(),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .run()
 }

@@ -13,11 +13,12 @@
 //! - [`registry`]: VM definitions; [`machines`]: running VMs (one berth-vmm each);
 //!   [`store`]: atomic RON files.
 //! - [`host`]: the host's totals and live samples; [`config`]: paths by mode;
-//!   [`activation`]: a listening socket handed over by systemd;
+//!   [`activation`]: a listening socket handed over by systemd; [`args`]: the command line;
 //!   [`rootless`]: a normal user's daemon in a user namespace of its own.
 
 pub mod access;
 pub mod activation;
+pub mod args;
 pub mod auth;
 pub mod config;
 pub mod connection;

@@ -1,29 +1,10 @@
 //! berthd: the Berth daemon. `berthd` serves the whole machine (root); `berthd --user` serves
 //! the user who starts it.
 
-use std::path::PathBuf;
-
 use berthd::activation::Activated;
+use berthd::args::Args;
 use berthd::config::DaemonConfig;
 use clap::Parser;
-
-/// The Berth daemon: runs VMs and containers and serves the berth API to berth and berthctl.
-#[derive(Parser, Debug)]
-#[command(version, about)]
-struct Args {
-    /// Serve only the user who runs it, with socket and state under that user's XDG dirs.
-    #[arg(long)]
-    user: bool,
-    /// Listen on this socket instead of the mode's usual one.
-    #[arg(long, value_name = "PATH")]
-    socket: Option<PathBuf>,
-    /// Keep state here instead of the mode's usual place.
-    #[arg(long, value_name = "DIR")]
-    state_dir: Option<PathBuf>,
-    /// In system mode, admit members of this group besides root.
-    #[arg(long, value_name = "NAME", default_value = "berth")]
-    group: String,
-}
 
 fn main() -> std::process::ExitCode {
     // SAFETY: first thing in main: no other thread exists yet.

@@ -9,9 +9,9 @@ use berth_api::container::{BuildSpec, ContainerState, RunSpec};
 use berth_api::error::ErrorKind;
 use berth_api::event::Event;
 
-use crate::args::{BuildArgs, ContainerCommand as Command, RunArgs, absolute};
 use crate::login::{self, logins};
 use crate::{Failure, Output, render};
+use berthctl::args::{BuildArgs, ContainerCommand as Command, RunArgs, absolute};
 
 pub async fn run(
     client: &Client,

@@ -12,8 +12,8 @@ use berth_api::client::Client;
 use berth_api::container::ExecSpec;
 
 use crate::Failure;
-use crate::args::ExecArgs;
 use crate::terminal;
+use berthctl::args::ExecArgs;
 
 pub async fn exec(client: &Client, args: ExecArgs) -> Result<(), Failure> {
     let env = args

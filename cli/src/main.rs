@@ -7,7 +7,6 @@
 //! - [`args`]: the command line; [`vm`] and [`container`]: what each subcommand asks berthd;
 //! - [`render`] and [`table`]: what is printed; [`serial`]: `vm serial`; [`screenshot`].
 
-mod args;
 mod container;
 mod exec;
 mod login;
@@ -24,7 +23,7 @@ use berth_api::client::{Client, ClientError};
 use clap::Parser;
 use serde::Serialize;
 
-use args::{Cli, Command};
+use berthctl::args::{self, Cli, Command};
 
 /// Why berthctl stopped, with its exit code.
 pub enum Failure {

@@ -6,8 +6,8 @@ use berth_api::client::Client;
 use berth_api::iso::Suggested;
 use berth_api::vm::{VmEdit, VmSpec};
 
-use crate::args::{VmCommand, absolute};
 use crate::{Failure, Output, render, screenshot, serial};
+use berthctl::args::{VmCommand, absolute};
 
 pub async fn run(
     client: &Client,
@@ -156,7 +156,7 @@ async fn iso_suggestion(client: &Client, iso: &Path) -> Result<Suggested, Failur
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::args::Resources;
+    use berthctl::args::Resources;
 
     #[test]
     fn left_out_resources_come_from_the_suggestion_else_the_defaults() {

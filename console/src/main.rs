@@ -9,7 +9,6 @@
 
 use std::collections::BTreeSet;
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,6 +17,7 @@ use anyhow::{Context, anyhow};
 use berth_api::input::tablet_position;
 use berth_api::vm::VmState;
 use berth_api::{Client, ClientError, Event, Events, Request};
+use berth_console::args::Args;
 use berth_console::display::{GuestDisplay, Refresh, blit};
 use berth_console::keys;
 use berth_console::pointer::{TYPICAL_MONITOR, Wheel, button_bit, window_size};
@@ -35,17 +35,6 @@ use winit::window::{Window, WindowId};
 /// Exit codes, as berthctl's: 1 the VM cannot be shown, 3 no daemon (or it went away).
 const EXIT_FAILED: u8 = 1;
 const EXIT_NO_DAEMON: u8 = 3;
-
-/// The detached console window of a running VM.
-#[derive(Parser, Debug)]
-#[command(name = "berth-console", version)]
-struct Args {
-    /// The VM whose display to show.
-    name: String,
-    /// The berthd socket; default: $BERTH_SOCKET, else the system daemon, else your user daemon.
-    #[arg(long)]
-    socket: Option<PathBuf>,
-}
 
 /// What the tokio side tells the window.
 #[derive(Debug)]

@@ -2,7 +2,8 @@
 //! overcommitted host with a red ΣU_vm gauge, and follows the daemon live when the VM that
 //! overcommits it is deleted; it launches a Dockerfile; it shows a running VM's screen and
 //! follows it when the guest draws something else, and detaches it into berth-console; it
-//! ejects an installed VM's ISO.
+//! ejects an installed VM's ISO; it tells the desktop its application id and icon, opens on a
+//! desktop entry's action, and shows About.
 
 #![allow(clippy::unwrap_used)] // a panic in a test is a failed assertion
 
@@ -31,6 +32,15 @@ fn start_window(display: &str, daemon: &Daemon) -> Killed {
 }
 
 fn start_window_with(display: &str, daemon: &Daemon, env: &[(&str, &str)]) -> Killed {
+    start_window_with_args(display, daemon, env, &[])
+}
+
+fn start_window_with_args(
+    display: &str,
+    daemon: &Daemon,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> Killed {
     // The window runs as the user its daemon runs as (a desk user's window and berthd --user).
     let mut command = match &daemon.user {
         Some(user) => user.command(binary("berth")),
@@ -38,6 +48,7 @@ fn start_window_with(display: &str, daemon: &Daemon, env: &[(&str, &str)]) -> Ki
     };
     Killed(
         command
+            .args(args)
             .env("DISPLAY", display)
             .env("BERTH_SOCKET", &daemon.socket)
             .envs(env.iter().copied())
@@ -455,4 +466,90 @@ fn the_window_ejects_the_iso_after_an_install() {
         shown.contains("Starts from  its disk (firmware)"),
         "{shown}"
     );
+}
+
+/// The window's title, as the desktop shows it (`_NET_WM_NAME`).
+fn window_title(display: &str, window: &str) -> String {
+    let out = Command::new("xprop")
+        .args(["-display", display, "-id", window, "_NET_WM_NAME"])
+        .output()
+        .expect("xprop (x11-utils)");
+    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    line.split_once(" = ")
+        .map(|(_, v)| v.trim().trim_matches('"').to_owned())
+        .unwrap_or(line)
+}
+
+#[test]
+fn the_window_gives_the_desktop_its_id_and_icon_and_opens_on_a_desktop_action() {
+    let Some((display, _xvfb)) = virtual_display(7) else {
+        return;
+    };
+    let dir = open_tempdir();
+    // As the desk user, with their own daemon, when the machine has that user.
+    let daemon = match berth_e2e::user::TestUser::desk() {
+        Some(user) => Daemon::start_as(&user, dir.path(), &[]),
+        None => Daemon::start(dir.path(), &[]),
+    };
+    // The desktop entry's "New Virtual Machine" action.
+    let desktop = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/dev.berth.Berth.desktop"),
+    )
+    .unwrap();
+    assert!(desktop.contains("Exec=berth --new-vm\n"), "{desktop}");
+    let _window = start_window_with_args(&display, &daemon, &[], &["--new-vm"]);
+    let mut window = String::new();
+    wait_for("the window", Duration::from_secs(180), || {
+        window = xdotool(&display, &["search", "--class", "dev.berth.Berth"])
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        !window.is_empty()
+    });
+    wait_for("the New VM wizard", Duration::from_secs(30), || {
+        window_title(&display, &window) == "New VM - Berth"
+    });
+
+    // The desktop matches the window to its entry by WM_CLASS, and shows its icon.
+    let wm_class = desktop
+        .lines()
+        .find_map(|l| l.strip_prefix("StartupWMClass="))
+        .unwrap();
+    let out = Command::new("xprop")
+        .args([
+            "-display",
+            &display,
+            "-id",
+            &window,
+            "WM_CLASS",
+            "_NET_WM_ICON",
+        ])
+        .output()
+        .unwrap();
+    let props = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        props.contains(&format!(
+            "WM_CLASS(STRING) = \"{wm_class}\", \"{wm_class}\""
+        )),
+        "{props}"
+    );
+    assert!(props.contains("Icon (64 x 64)"), "{props}");
+
+    // Escape closes the wizard; About shows the icon and the daemon.
+    xdotool(&display, &["windowfocus", &window]);
+    xdotool(&display, &["key", "Escape"]);
+    wait_for("the dashboard", Duration::from_secs(10), || {
+        window_title(&display, &window) == "Berth"
+    });
+    // The monitor's screen of the icon, a green the window uses nowhere else.
+    const ICON_SCREEN: [u8; 3] = [0x8f, 0xf0, 0xa4];
+    assert_eq!(pixels_near(&screenshot(&display).2, ICON_SCREEN), 0);
+    xdotool(&display, &["mousemove", "546", "25", "click", "1"]); // About, in the header
+    wait_for("About", Duration::from_secs(10), || {
+        window_title(&display, &window) == "About Berth"
+    });
+    wait_for("the icon in About", Duration::from_secs(10), || {
+        pixels_near(&screenshot(&display).2, ICON_SCREEN) > 50
+    });
 }

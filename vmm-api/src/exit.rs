@@ -28,17 +28,20 @@ impl VmmExit {
         }
     }
 
+    /// Every way berth-vmm ends.
+    pub const ALL: [VmmExit; 5] = [
+        VmmExit::PowerOff,
+        VmmExit::Error,
+        VmmExit::Reset,
+        VmmExit::Crash,
+        VmmExit::Stopped,
+    ];
+
     /// The exit an exit code means; `None` for a code berth-vmm never uses.
     pub fn from_code(code: i32) -> Option<VmmExit> {
-        [
-            VmmExit::PowerOff,
-            VmmExit::Error,
-            VmmExit::Reset,
-            VmmExit::Crash,
-            VmmExit::Stopped,
-        ]
-        .into_iter()
-        .find(|exit| i32::from(exit.code()) == code)
+        Self::ALL
+            .into_iter()
+            .find(|exit| i32::from(exit.code()) == code)
     }
 }
 

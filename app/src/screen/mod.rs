@@ -1,5 +1,6 @@
 //! One module per screen; each `update` returns an optional event for its parent.
 
+pub mod about;
 pub mod console;
 pub mod dashboard;
 pub mod launch;
