@@ -14,6 +14,30 @@ pub const USAGE: &str = "usage: berth-vmm {--kernel BZIMAGE [--initrd FILE] [--c
 [--display WIDTHxHEIGHT] [--control-fd N] [--events-fd N] [--net-fd N --mac MAC] \
 [--sandbox [--sandbox-ids UID:GID]]";
 
+/// Why berth-vmm's arguments gave no options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    /// `-h` or `--help`: the usage goes to stdout and berth-vmm ends successfully.
+    Help,
+    /// What is wrong with the arguments.
+    Invalid(String),
+}
+
+impl From<String> for ParseError {
+    fn from(message: String) -> ParseError {
+        ParseError::Invalid(message)
+    }
+}
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ParseError::Help => f.write_str(USAGE),
+            ParseError::Invalid(message) => f.write_str(message),
+        }
+    }
+}
+
 /// The kernel command line when none is given.
 pub const DEFAULT_CMDLINE: &str = "console=ttyS0 panic=-1";
 /// Guest memory when none is given.
@@ -200,7 +224,7 @@ impl LaunchOptions {
 
     /// Parses berth-vmm's arguments (without the program name). `Err` carries what to print:
     /// the usage for `--help`, else what is wrong.
-    pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<LaunchOptions, String> {
+    pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<LaunchOptions, ParseError> {
         let mut args = args.into_iter();
         let (mut kernel, mut initrd, mut cmdline) = (None, None, None);
         let (mut firmware, mut boot_disk) = (None, None);
@@ -227,7 +251,11 @@ impl LaunchOptions {
                 }),
                 "--read-only" => match options.disks.last_mut() {
                     Some(disk) => disk.read_only = true,
-                    None => return Err("--read-only must follow a --disk".into()),
+                    None => {
+                        return Err(ParseError::Invalid(
+                            "--read-only must follow a --disk".into(),
+                        ));
+                    }
                 },
                 "--display" => {
                     let mode = text(&flag, &value()?)?;
@@ -253,8 +281,12 @@ impl LaunchOptions {
                     );
                     options.sandbox = Some(Sandbox { ids: Some(ids) });
                 }
-                "-h" | "--help" => return Err(USAGE.into()),
-                other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+                "-h" | "--help" => return Err(ParseError::Help),
+                other => {
+                    return Err(ParseError::Invalid(format!(
+                        "unknown argument {other:?}\n{USAGE}"
+                    )));
+                }
             }
         }
         options.boot = match (kernel, firmware) {
@@ -265,28 +297,44 @@ impl LaunchOptions {
             },
             (None, Some(firmware)) if initrd.is_none() && cmdline.is_none() => {
                 if boot_disk.is_some_and(|i| i >= options.disks.len()) {
-                    return Err(format!("--boot-disk names no --disk\n{USAGE}"));
+                    return Err(ParseError::Invalid(format!(
+                        "--boot-disk names no --disk\n{USAGE}"
+                    )));
                 }
                 BootImage::Firmware {
                     firmware,
                     boot_disk,
                 }
             }
-            (None, None) => return Err(format!("--kernel or --firmware is required\n{USAGE}")),
-            (Some(_), Some(_)) => {
-                return Err(format!(
-                    "--kernel and --firmware exclude each other\n{USAGE}"
-                ));
+            (None, None) => {
+                return Err(ParseError::Invalid(format!(
+                    "--kernel or --firmware is required\n{USAGE}"
+                )));
             }
-            (Some(_), None) => return Err(format!("--boot-disk goes with --firmware\n{USAGE}")),
+            (Some(_), Some(_)) => {
+                return Err(ParseError::Invalid(format!(
+                    "--kernel and --firmware exclude each other\n{USAGE}"
+                )));
+            }
+            (Some(_), None) => {
+                return Err(ParseError::Invalid(format!(
+                    "--boot-disk goes with --firmware\n{USAGE}"
+                )));
+            }
             (None, Some(_)) => {
-                return Err(format!("--initrd and --cmdline go with --kernel\n{USAGE}"));
+                return Err(ParseError::Invalid(format!(
+                    "--initrd and --cmdline go with --kernel\n{USAGE}"
+                )));
             }
         };
         options.network = match (net_fd, mac) {
             (Some(fd), Some(mac)) => Some(NetworkCard { fd, mac }),
             (None, None) => None,
-            _ => return Err(format!("--net-fd and --mac go together\n{USAGE}")),
+            _ => {
+                return Err(ParseError::Invalid(format!(
+                    "--net-fd and --mac go together\n{USAGE}"
+                )));
+            }
         };
         Ok(options)
     }
@@ -402,10 +450,13 @@ mod tests {
                 "multicast",
             ),
             (&["--kernel"], "needs a value"),
-            (&["--help"], "usage:"),
         ] {
             let error = LaunchOptions::parse(args(bad)).unwrap_err();
-            assert!(error.contains(says), "{bad:?}: {error}");
+            assert!(matches!(error, ParseError::Invalid(_)), "{bad:?}");
+            assert!(error.to_string().contains(says), "{bad:?}: {error}");
         }
+        let help = LaunchOptions::parse(args(&["--kernel", "k", "--help"])).unwrap_err();
+        assert_eq!(help, ParseError::Help);
+        assert!(help.to_string().starts_with("usage: berth-vmm"));
     }
 }

@@ -132,6 +132,24 @@ mod tests {
         );
     }
 
+    /// The `ListenStream=` of a socket unit.
+    fn listens_on(unit: &str) -> Option<&str> {
+        unit.lines().find_map(|l| l.strip_prefix("ListenStream="))
+    }
+
+    #[test]
+    fn the_socket_units_listen_where_clients_look() {
+        use berth_api::paths::{SYSTEM_SOCKET, USER_SOCKET_IN_RUNTIME_DIR};
+        let system = include_str!("../../systemd/system/berthd.socket");
+        assert_eq!(listens_on(system), Some(SYSTEM_SOCKET));
+        // systemd's %t is the user's runtime dir, $XDG_RUNTIME_DIR.
+        let user = include_str!("../../systemd/user/berthd.socket");
+        assert_eq!(
+            listens_on(user),
+            Some(format!("%t/{USER_SOCKET_IN_RUNTIME_DIR}").as_str())
+        );
+    }
+
     #[test]
     fn every_command_line_is_a_valid_clap_command() {
         for command in commands() {

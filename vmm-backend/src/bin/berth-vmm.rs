@@ -15,7 +15,7 @@ use berth_api::input::InputDevice;
 use berth_display::gpu::GpuConfig;
 use berth_display::notice::{Notice, Pending};
 use berth_vmm_api::channel::ControlServer;
-use berth_vmm_api::launch::{BootImage, NetworkCard};
+use berth_vmm_api::launch::{BootImage, NetworkCard, ParseError, USAGE};
 use berth_vmm_api::{Command, ControlError, LaunchOptions, Reply, VmmExit};
 use vmm_backend::devices::debug_port::{DEBUG_PORT, DEBUG_PORT_LEN, DebugPort};
 use vmm_backend::devices::legacy::LegacyDevices;
@@ -621,7 +621,11 @@ fn main() -> ExitCode {
     }
     let options = match LaunchOptions::parse(std::env::args_os().skip(1)) {
         Ok(options) => options,
-        Err(message) => {
+        Err(ParseError::Help) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(ParseError::Invalid(message)) => {
             eprintln!("berth-vmm: {message}");
             return ExitCode::from(VmmExit::Error.code());
         }
