@@ -101,6 +101,8 @@ pub enum Shortcut {
     LaunchDockerfile,
     /// Escape: the open form (New VM, Launch Dockerfile) is cancelled.
     Close,
+    /// Ctrl+F: the sidebar's filter field takes the keyboard.
+    Filter,
 }
 
 /// The shortcut `key` with `modifiers` is, if any.
@@ -115,6 +117,7 @@ pub fn shortcut(
         Key::Character(c) if modifiers.command() && c.as_str() == "l" => {
             Some(Shortcut::LaunchDockerfile)
         }
+        Key::Character(c) if modifiers.command() && c.as_str() == "f" => Some(Shortcut::Filter),
         Key::Named(Named::Escape) if modifiers.is_empty() => Some(Shortcut::Close),
         _ => None,
     }
@@ -208,6 +211,13 @@ impl Berth {
                 (None, Some(_)) => self.handle(Message::Launch(launch::Message::Cancel)),
                 (None, None) => Task::none(),
             },
+            Message::Shortcut(Shortcut::Filter) => {
+                // The forms cover the sidebar: back to it first.
+                self.wizard = None;
+                self.launch = None;
+                self.about = false;
+                iced_runtime::widget::operation::focus(dashboard::FILTER_FIELD)
+            }
             Message::OpenAbout => {
                 self.about = true;
                 Task::none()

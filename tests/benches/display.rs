@@ -249,7 +249,7 @@ fn measure_window(
     if click {
         // The first VM in the sidebar (the one running), as a user selects it.
         std::thread::sleep(Duration::from_secs(2));
-        xdotool(display, &["mousemove", "65", "136", "click", "1"]);
+        xdotool(display, &["mousemove", "65", "188", "click", "1"]);
     }
     while rates.lock().unwrap().is_empty() {
         assert!(

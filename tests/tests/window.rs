@@ -313,7 +313,7 @@ fn console_follows_the_guest(drawn: Drawn, display: u32) {
         Drawn::RemoteDisplay => start_window_with(&display, &daemon, &[("DISPLAY", &tcp)]),
     };
     let berth = berth_window(&display);
-    xdotool(&display, &["mousemove", "65", "136", "click", "1"]); // the VM in the sidebar
+    xdotool(&display, &["mousemove", "65", "188", "click", "1"]); // the VM in the sidebar
     let mut shot = Vec::new();
     // Scaled by the window to the console's area: more olive than the guest's whole 64x48
     // screen has pixels (the picture is drawn at its own size until it is scaled).
@@ -452,7 +452,7 @@ fn the_window_ejects_the_iso_after_an_install() {
     let _window = start_window(&display, &daemon);
     let window = berth_window(&display);
     xdotool(&display, &["windowfocus", &window]);
-    xdotool(&display, &["mousemove", "60", "136", "click", "1"]); // the VM in the sidebar
+    xdotool(&display, &["mousemove", "60", "188", "click", "1"]); // the VM in the sidebar
     std::thread::sleep(Duration::from_millis(500));
     // The toolbar's last button, after Start, Stop, Pause, Resume, Detach console and Delete.
     xdotool(&display, &["mousemove", "932", "75", "click", "1"]);
@@ -552,4 +552,120 @@ fn the_window_gives_the_desktop_its_id_and_icon_and_opens_on_a_desktop_action() 
     wait_for("the icon in About", Duration::from_secs(10), || {
         pixels_near(&screenshot(&display).2, ICON_SCREEN) > 50
     });
+}
+
+/// The processes whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(needle) {
+                found.push(cmdline);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_desk_users_window_uses_the_socket_activated_user_daemon() {
+    let Some(user) = berth_e2e::user::TestUser::desk() else {
+        return;
+    };
+    if !berth_e2e::on_path("systemd-socket-activate") {
+        eprintln!("skipped: no systemd-socket-activate (package systemd)");
+        return;
+    }
+    let Some((display, _xvfb)) = virtual_display(8) else {
+        return;
+    };
+    // The user's runtime dir, with the socket where the packaged user unit puts it
+    // (%t/berth/berthd.sock), a launcher listening there as systemd's socket does.
+    let dir = open_tempdir();
+    let home = dir.path().join(user.name);
+    let runtime = home.join("run");
+    let socket = runtime.join(berth_api::paths::USER_SOCKET_IN_RUNTIME_DIR);
+    std::fs::create_dir_all(socket.parent().unwrap()).unwrap();
+    for owned in [&home, &runtime, &socket.parent().unwrap().to_owned()] {
+        user.own(owned);
+        std::fs::set_permissions(owned, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .unwrap();
+    }
+    let state = home.join("state");
+    let _launcher = Killed(
+        user.command("systemd-socket-activate")
+            .arg("--listen")
+            .arg(&socket)
+            .arg(binary("berthd"))
+            .args(["--user", "--state-dir", state.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("the launcher", Duration::from_secs(10), || socket.exists());
+
+    // The window as the user logs in: a runtime dir, no BERTH_SOCKET.
+    let _window = Killed(
+        user.command(binary("berth"))
+            .env("DISPLAY", &display)
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .env_remove("BERTH_SOCKET")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Its connection starts the activated daemon (which makes its state dir)...
+    wait_for(
+        "the socket-activated daemon",
+        Duration::from_secs(60),
+        || state.join("berthd.lock").exists(),
+    );
+    berth_window(&display);
+    // ... and it starts none of its own (that one would be `berthd --user --socket <this>`).
+    let own = processes_mentioning(&format!("--socket {}", socket.display()));
+    assert!(own.is_empty(), "the window started its own daemon: {own:?}");
+}
+
+#[test]
+fn the_sidebar_lists_in_natural_order_and_filters_on_ctrl_f() {
+    let Some((display, _xvfb)) = virtual_display(9) else {
+        return;
+    };
+    let dir = open_tempdir();
+    let daemon = match berth_e2e::user::TestUser::desk() {
+        Some(user) => Daemon::start_as(&user, dir.path(), &[]),
+        None => Daemon::start(dir.path(), &[]),
+    };
+    for name in ["vm10", "db1", "vm2"] {
+        let out = daemon.berthctl(&["vm", "create", name, "--cpus", "1", "--memory", "128M"]);
+        assert!(out.status.success(), "{}", text(&out).1);
+    }
+    let _window = start_window(&display, &daemon);
+    let window = berth_window(&display);
+    xdotool(&display, &["windowfocus", &window]);
+    // Filtered to "vm", the first VM listed is vm2: natural order puts it before vm10 (by
+    // bytes it would come after), and db1, first by either order, is hidden.
+    xdotool(&display, &["key", "ctrl+f"]);
+    xdotool(&display, &["type", "vm"]);
+    std::thread::sleep(Duration::from_millis(500));
+    xdotool(&display, &["mousemove", "65", "188", "click", "1"]); // the first VM listed
+    std::thread::sleep(Duration::from_millis(500));
+    xdotool(&display, &["mousemove", "748", "75", "click", "1"]); // Delete
+    std::thread::sleep(Duration::from_millis(500));
+    xdotool(&display, &["mousemove", "535", "75", "click", "1"]); // Delete, confirmed
+    wait_for("a VM to be deleted", Duration::from_secs(15), || {
+        text(&daemon.berthctl(&["vm", "list"])).0.lines().count() < 4
+    });
+    let (listed, _) = text(&daemon.berthctl(&["vm", "list"]));
+    assert!(
+        !listed.contains("vm2 "),
+        "vm2 should be the one deleted:\n{listed}"
+    );
+    assert!(
+        listed.contains("vm10") && listed.contains("db1"),
+        "{listed}"
+    );
 }

@@ -6,10 +6,13 @@ use berth_api::container::{ContainerInfo, ContainerState};
 use berth_api::host::Availability;
 use berth_api::size::format_size;
 use berth_api::vm::{BootFrom, BootSource, VmEdit, VmInfo, VmState};
-use iced::widget::{button, column, container, row, rule, scrollable, space, text};
+use iced::widget::{
+    button, checkbox, column, container, row, rule, scrollable, space, text, text_input,
+};
 use iced::{Alignment, Color, Element, Length, Theme};
 
 use crate::data::console::Pointer;
+use crate::data::sidebar::{Filter, count, listed};
 use crate::data::{HostHistory, Snapshot};
 use crate::screen::console::ConsoleView;
 use crate::widget::console::{Shown, console};
@@ -45,7 +48,14 @@ pub enum Message {
     Detach,
     /// Detach the selected VM's ISO, so it starts from the disk installed from it.
     EjectIso,
+    /// The sidebar's filter field was edited.
+    FilterText(String),
+    /// The sidebar shows only running VMs and containers, or all.
+    RunningOnly(bool),
 }
+
+/// The sidebar's filter field (Ctrl+F focuses it).
+pub const FILTER_FIELD: &str = "sidebar-filter";
 
 /// What the dashboard asks of the application.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,6 +78,8 @@ pub struct Dashboard {
     /// The selected container's output or VM's serial console, as last fetched and (for a VM)
     /// followed since.
     pub logs: Vec<String>,
+    /// What the sidebar lists.
+    pub filter: Filter,
 }
 
 /// How many lines of a VM's serial console the details pane keeps.
@@ -98,6 +110,14 @@ impl Dashboard {
             (Message::Select(selection), _) => {
                 self.selection = selection;
                 self.confirming_delete = false;
+                None
+            }
+            (Message::FilterText(text), _) => {
+                self.filter.text = text;
+                None
+            }
+            (Message::RunningOnly(running_only), _) => {
+                self.filter.running_only = running_only;
                 None
             }
             (Message::Delete, Selection::Vm(_) | Selection::Container(_)) => {
@@ -255,14 +275,48 @@ impl Dashboard {
                 })
                 .on_press(Message::Select(selection))
         };
-        let mut list = column![item("Host".into(), None, Selection::Host)].spacing(4);
+        let filtered = self.filter.is_active();
+        let search = text_input("Filter (Ctrl+F)", &self.filter.text)
+            .id(FILTER_FIELD)
+            .on_input(Message::FilterText)
+            .size(13);
+        let running_only = checkbox(self.filter.running_only)
+            .label("Running only")
+            .on_toggle(Message::RunningOnly)
+            .size(14)
+            .text_size(13);
+        let heading = |title: &'static str, counted: String| {
+            row![
+                text(title).size(13).width(Length::Fill),
+                text(counted).size(11)
+            ]
+            .align_y(Alignment::Center)
+        };
+        let mut list = column![
+            search,
+            running_only,
+            item("Host".into(), None, Selection::Host)
+        ]
+        .spacing(4);
+
+        let vm_running = |vm: &VmInfo| matches!(vm.state, VmState::Running | VmState::Paused);
+        let vms = listed(
+            &snapshot.vms,
+            |vm| &vm.config.name,
+            vm_running,
+            &self.filter,
+        );
+        let running = snapshot.vms.iter().filter(|vm| vm_running(vm)).count();
         list = list
-            .push(text("Virtual machines").size(13))
+            .push(heading(
+                "Virtual machines",
+                count(vms.len(), running, snapshot.vms.len(), filtered),
+            ))
             .push(rule::horizontal(1));
-        if snapshot.vms.is_empty() {
-            list = list.push(text("none yet").size(13));
+        if vms.is_empty() {
+            list = list.push(text(if filtered { "none match" } else { "none yet" }).size(13));
         }
-        for vm in &snapshot.vms {
+        for vm in vms {
             let badge = (vm.state.to_string(), Badge::Vm(vm.state.clone()));
             list = list.push(item(
                 vm.config.name.clone(),
@@ -270,14 +324,26 @@ impl Dashboard {
                 Selection::Vm(vm.config.name.clone()),
             ));
         }
+
+        let ct_running = |c: &ContainerInfo| matches!(c.state, ContainerState::Running { .. });
+        let containers = listed(&snapshot.containers, |c| &c.name, ct_running, &self.filter);
+        let running = snapshot.containers.iter().filter(|c| ct_running(c)).count();
         list = list
             .push(space::vertical().height(8))
-            .push(text("Containers").size(13))
+            .push(heading(
+                "Containers",
+                count(
+                    containers.len(),
+                    running,
+                    snapshot.containers.len(),
+                    filtered,
+                ),
+            ))
             .push(rule::horizontal(1));
-        if snapshot.containers.is_empty() {
-            list = list.push(text("none yet").size(13));
+        if containers.is_empty() {
+            list = list.push(text(if filtered { "none match" } else { "none yet" }).size(13));
         }
-        for c in &snapshot.containers {
+        for c in containers {
             let badge = (short_state(&c.state), Badge::Container(c.state.clone()));
             list = list.push(item(
                 c.name.clone(),
