@@ -167,6 +167,18 @@ pub fn vm_forwards(network: VmNetwork, forwards: &[PortForward]) -> Result<(), S
     )
 }
 
+/// A VM's port forwards as a form's field has them, `[tcp:|udp:][IP:]HOST:GUEST` separated by
+/// spaces or commas, parsed and checked as berthd checks them (the wizard, the VM's details).
+pub fn parse_vm_forwards(network: VmNetwork, text: &str) -> Result<Vec<PortForward>, String> {
+    let forwards = text
+        .split([' ', ','])
+        .filter(|f| !f.is_empty())
+        .map(PortForward::parse_vm_forward)
+        .collect::<Result<Vec<_>, _>>()?;
+    vm_forwards(network, &forwards)?;
+    Ok(forwards)
+}
+
 /// Forwards are refused with `offline` when there is no network, and when a host port and
 /// protocol come twice (`done`: what the user's word for it is).
 fn forwards_of(

@@ -669,3 +669,43 @@ fn the_sidebar_lists_in_natural_order_and_filters_on_ctrl_f() {
         "{listed}"
     );
 }
+
+#[test]
+fn a_stopped_vms_port_forwards_are_edited_in_its_details() {
+    let Some((display, _xvfb)) = virtual_display(10) else {
+        return;
+    };
+    let dir = open_tempdir();
+    let daemon = match berth_e2e::user::TestUser::desk() {
+        Some(user) => Daemon::start_as(&user, dir.path(), &[]),
+        None => Daemon::start(dir.path(), &[]),
+    };
+    let out = daemon.berthctl(&["vm", "create", "web", "--cpus", "1", "--memory", "128M"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let _window = start_window(&display, &daemon);
+    let window = berth_window(&display);
+    xdotool(&display, &["windowfocus", &window]);
+    xdotool(&display, &["mousemove", "65", "188", "click", "1"]); // the VM
+    std::thread::sleep(Duration::from_millis(500));
+    xdotool(&display, &["mousemove", "700", "222", "click", "1"]); // the forwards field
+    // A bad forward is not applied, Enter or not.
+    xdotool(&display, &["type", "tcp:2222:22 bad"]);
+    xdotool(&display, &["key", "Return"]);
+    std::thread::sleep(Duration::from_secs(1));
+    let forwards = || {
+        let out = daemon.berthctl(&["--json", "vm", "show", "web"]);
+        let vm: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        vm["config"]["network"]["forwards"].clone()
+    };
+    assert_eq!(forwards(), serde_json::json!([]));
+    // Corrected, Apply gives them to the VM.
+    for _ in 0.." bad".len() {
+        xdotool(&display, &["key", "BackSpace"]);
+    }
+    xdotool(&display, &["mousemove", "1053", "222", "click", "1"]); // Apply
+    wait_for("the forward to be kept", Duration::from_secs(15), || {
+        forwards().as_array().is_some_and(|f| f.len() == 1)
+    });
+    let shown = text(&daemon.berthctl(&["vm", "show", "web"])).0;
+    assert!(shown.contains("2222"), "{shown}");
+}

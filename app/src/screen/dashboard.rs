@@ -4,7 +4,9 @@
 use berth_api::Request;
 use berth_api::container::{ContainerInfo, ContainerState};
 use berth_api::host::Availability;
+use berth_api::network::VmNetwork;
 use berth_api::size::format_size;
+use berth_api::validate;
 use berth_api::vm::{BootFrom, BootSource, VmEdit, VmInfo, VmState};
 use iced::widget::{
     button, checkbox, column, container, row, rule, scrollable, space, text, text_input,
@@ -52,6 +54,10 @@ pub enum Message {
     FilterText(String),
     /// The sidebar shows only running VMs and containers, or all.
     RunningOnly(bool),
+    /// The selected VM's forwards field was edited.
+    Forwards(String),
+    /// Give the selected VM the forwards its field has.
+    ApplyForwards,
 }
 
 /// The sidebar's filter field (Ctrl+F focuses it).
@@ -80,6 +86,8 @@ pub struct Dashboard {
     pub logs: Vec<String>,
     /// What the sidebar lists.
     pub filter: Filter,
+    /// The selected VM's forwards as being edited (until applied or another selection).
+    pub forwards: Option<String>,
 }
 
 /// How many lines of a VM's serial console the details pane keeps.
@@ -110,7 +118,29 @@ impl Dashboard {
             (Message::Select(selection), _) => {
                 self.selection = selection;
                 self.confirming_delete = false;
+                self.forwards = None;
                 None
+            }
+            (Message::Forwards(text), Selection::Vm(_)) => {
+                self.forwards = Some(text);
+                None
+            }
+            (Message::ApplyForwards, Selection::Vm(name)) => {
+                let vm = snapshot.vm(name)?;
+                let text = self.forwards.as_deref()?;
+                let forwards = validate::parse_vm_forwards(vm.config.network.mode, text).ok()?;
+                let name = name.clone();
+                self.forwards = None;
+                request(
+                    Request::VmEdit {
+                        name: name.clone(),
+                        edit: VmEdit {
+                            forwards: Some(forwards),
+                            ..VmEdit::default()
+                        },
+                    },
+                    format!("change VM {name}'s port forwards"),
+                )
             }
             (Message::FilterText(text), _) => {
                 self.filter.text = text;
@@ -219,7 +249,7 @@ impl Dashboard {
         let details = match &self.selection {
             Selection::Host => host_details(snapshot, history),
             Selection::Vm(name) => match snapshot.vm(name) {
-                Some(vm) => vm_details(vm, &self.logs, console),
+                Some(vm) => vm_details(vm, &self.logs, console, self.forwards.as_deref()),
                 None => text(format!("VM {name} is gone.")).into(),
             },
             Selection::Container(id) => match snapshot.container(id) {
@@ -575,6 +605,7 @@ fn vm_details<'a>(
     vm: &'a VmInfo,
     serial: &'a [String],
     console: &'a ConsoleView,
+    forwards: Option<&'a str>,
 ) -> Element<'a, Message> {
     let c = &vm.config;
     let boot = match &c.boot {
@@ -604,7 +635,7 @@ fn vm_details<'a>(
             c.boot_from.describe()
         ))
         .size(14),
-        text(format!("Network: {}", c.network.describe(&c.name))).size(14),
+        vm_network_line(vm, forwards),
         // The guest's screen first, as in VirtualBox and GNOME Boxes: what a user came to see.
         console_section(console),
         section("Allocation (share of the host)"),
@@ -625,6 +656,61 @@ fn vm_details<'a>(
     ]
     .spacing(8)
     .into()
+}
+
+/// The VM's network on one line (so the console below keeps its room), with its port forwards
+/// in a field editable while it is stopped (they are passt's, set at start): the field, Apply,
+/// and below, what is wrong with what was typed.
+fn vm_network_line<'a>(vm: &'a VmInfo, draft: Option<&'a str>) -> Element<'a, Message> {
+    let c = &vm.config;
+    if c.network.mode == VmNetwork::None {
+        return text(format!("Network: {}", c.network.describe(&c.name)))
+            .size(14)
+            .into();
+    }
+    let current: Vec<String> = c.network.forwards.iter().map(|f| f.vm_forward()).collect();
+    let current = current.join(" ");
+    let value = draft.unwrap_or(&current);
+    let editable = !vm.state.is_active();
+    let checked = draft.map(|d| validate::parse_vm_forwards(c.network.mode, d));
+    let mut field = text_input(
+        if editable {
+            "none, e.g. tcp:2222:22"
+        } else {
+            "none (stop the VM to add some)"
+        },
+        value,
+    )
+    .size(14);
+    if editable {
+        field = field
+            .on_input(Message::Forwards)
+            .on_submit(Message::ApplyForwards);
+    }
+    let apply = button(text("Apply").size(14))
+        .style(button::secondary)
+        .on_press_maybe(
+            (editable && matches!(checked, Some(Ok(_))) && draft != Some(current.as_str()))
+                .then_some(Message::ApplyForwards),
+        );
+    let line = row![
+        text(format!(
+            "Network: nat, {} · forwards",
+            c.network.mac_of(&c.name)
+        ))
+        .size(14),
+        field,
+        apply
+    ]
+    .spacing(8)
+    .align_y(Alignment::Center);
+    // Always a column with the line first, so the field keeps the keyboard when an error
+    // appears under it (iced keeps a widget's state by its place in the tree).
+    let mut lines = column![line].spacing(4);
+    if let Some(Err(why)) = checked {
+        lines = lines.push(text(why).size(13).style(crate::theme::danger));
+    }
+    lines.into()
 }
 
 /// The VM's display, as its console shows it.
@@ -777,6 +863,42 @@ mod tests {
                 ..VmEdit::default()
             }
         );
+    }
+
+    #[test]
+    fn apply_sends_the_forwards_typed_and_only_valid_ones() {
+        let mut snapshot = snapshot_with_vm();
+        snapshot.vms[0].config.network.mode = VmNetwork::Nat;
+        let mut d = Dashboard::default();
+        d.update(Message::Select(Selection::Vm("web".into())), &snapshot);
+        d.update(Message::Forwards("tcp:2222:22 nonsense".into()), &snapshot);
+        assert_eq!(d.update(Message::ApplyForwards, &snapshot), None);
+        d.update(
+            Message::Forwards("tcp:2222:22, udp:5353:53".into()),
+            &snapshot,
+        );
+        let Some(Event::Request(Request::VmEdit { name, edit }, _)) =
+            d.update(Message::ApplyForwards, &snapshot)
+        else {
+            panic!("no request");
+        };
+        assert_eq!(name, "web");
+        let forwards: Vec<String> = edit
+            .forwards
+            .unwrap()
+            .iter()
+            .map(|f| f.vm_forward())
+            .collect();
+        assert_eq!(forwards.len(), 2, "{forwards:?}");
+        assert!(
+            forwards[0].contains("2222") && forwards[1].starts_with("udp:"),
+            "{forwards:?}"
+        );
+        assert_eq!(d.forwards, None, "the field shows the VM's forwards again");
+        // Another selection drops what was typed.
+        d.update(Message::Forwards("tcp:1:1".into()), &snapshot);
+        d.update(Message::Select(Selection::Host), &snapshot);
+        assert_eq!(d.forwards, None);
     }
 
     #[test]

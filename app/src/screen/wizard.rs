@@ -291,13 +291,7 @@ impl Wizard {
         } else {
             VmNetwork::None
         };
-        let forwards = self
-            .forwards
-            .split([' ', ','])
-            .filter(|f| !f.is_empty())
-            .map(PortForward::parse_vm_forward)
-            .collect::<Result<Vec<_>, _>>()?;
-        validate::vm_forwards(network, &forwards)?;
+        let forwards = validate::parse_vm_forwards(network, &self.forwards)?;
         Ok((network, forwards))
     }
 
