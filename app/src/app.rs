@@ -166,7 +166,8 @@ impl Berth {
         (berth, Task::none())
     }
 
-    /// The window's title names the open form, as desktop applications' dialogs do.
+    /// The window's title names the open form, as desktop applications' dialogs do, and says
+    /// when the guest has the keyboard.
     pub fn title(&self) -> String {
         if self.about {
             "About Berth".into()
@@ -174,6 +175,11 @@ impl Berth {
             "New VM - Berth".into()
         } else if self.launch.is_some() {
             "Launch Dockerfile - Berth".into()
+        } else if let (true, dashboard::Selection::Vm(name)) =
+            (self.console.has_keyboard(), &self.dashboard.selection)
+        {
+            // Whether the guest has the keyboard, always in sight (VirtualBox's host key).
+            format!("{name} - Berth (keyboard in the guest: Right Ctrl releases it)")
         } else {
             "Berth".into()
         }

@@ -351,6 +351,15 @@ fn console_follows_the_guest(drawn: Drawn, display: u32) {
             && log.contains("BERTH-PROBE: input event used 8 0001 001e 00000000")
             && log.contains("BERTH-PROBE: ready for input")
     });
+    // The title says the guest has the keyboard, and Right Ctrl gives it back.
+    assert_eq!(
+        window_title(&display, &berth),
+        "screen - Berth (keyboard in the guest: Right Ctrl releases it)"
+    );
+    xdotool(&display, &["key", "Control_R"]);
+    wait_for("the keyboard back", Duration::from_secs(10), || {
+        window_title(&display, &berth) == "Berth"
+    });
 
     // The guest inverts its screen: the window shows the new colours and not the old.
     let mut console = Command::new(binary("berthctl"))
