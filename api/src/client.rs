@@ -528,6 +528,21 @@ impl Client {
         .await
     }
 
+    /// Tells the guest its display's preferred size.
+    pub async fn vm_display_size(
+        &self,
+        name: &str,
+        width: u32,
+        height: u32,
+    ) -> Result<(), ClientError> {
+        self.done(Request::VmDisplaySize {
+            name: name.to_owned(),
+            width,
+            height,
+        })
+        .await
+    }
+
     /// The tablet at `x`,`y` (0..=`input::TABLET_MAX`) with `buttons` held.
     pub async fn vm_pointer(
         &self,

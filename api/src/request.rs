@@ -93,6 +93,13 @@ pub enum Request {
         y: u32,
         buttons: u8,
     },
+    /// Tells the running guest its display's preferred size (the window's, for a guest that
+    /// follows it): a desktop guest resizes its screen to it, as under SPICE or GNOME Boxes.
+    VmDisplaySize {
+        name: String,
+        width: u32,
+        height: u32,
+    },
     /// Turns the wheel by `clicks` (positive: away from the user).
     VmWheel {
         name: String,

@@ -144,6 +144,11 @@ impl Daemon {
                 buttons,
             } => self.machines.pointer(&name, x, y, buttons).map(done),
             Request::VmWheel { name, clicks } => self.machines.wheel(&name, clicks).map(done),
+            Request::VmDisplaySize {
+                name,
+                width,
+                height,
+            } => self.machines.display_size(&name, width, height).map(done),
             Request::VmDisplay { .. }
             | Request::Exec(_)
             | Request::Save { .. }

@@ -384,6 +384,13 @@ pub enum VmCommand {
     Type { name: String, text: String },
     /// Press a key combination, e.g. ctrl+alt+f2.
     Key { name: String, keys: String },
+    /// Tell the running guest its display's preferred size, e.g. 1920x1080: a desktop guest
+    /// resizes its screen to it (as it follows a window under GNOME Boxes).
+    DisplaySize {
+        name: String,
+        #[arg(value_name = "WIDTHxHEIGHT")]
+        size: DisplayMode,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -137,6 +137,9 @@ pub async fn run(
         }
         VmCommand::Type { name, text } => Ok(client.vm_type(&name, &text).await?),
         VmCommand::Key { name, keys } => Ok(client.vm_key(&name, &keys).await?),
+        VmCommand::DisplaySize { name, size } => Ok(client
+            .vm_display_size(&name, size.width, size.height)
+            .await?),
     }
 }
 

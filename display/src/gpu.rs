@@ -785,7 +785,8 @@ impl Gpu {
     }
 }
 
-fn check_mode(width: u32, height: u32) -> Result<(), Error> {
+/// Whether a display can have this mode (neither side 0 nor above [`MAX_DIMENSION`]).
+pub fn check_mode(width: u32, height: u32) -> Result<(), Error> {
     if width == 0 || height == 0 || width > MAX_DIMENSION || height > MAX_DIMENSION {
         return Err(Error::BadMode { width, height });
     }

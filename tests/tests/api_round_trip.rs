@@ -67,6 +67,7 @@ fn expectation(request: &Request) -> Expect {
         | Request::VmDisplay { .. }
         | Request::VmPointer { .. }
         | Request::VmKeyEvent { .. }
+        | Request::VmDisplaySize { .. }
         | Request::VmWheel { .. } => Expect::Answered,
     }
 }
@@ -249,6 +250,11 @@ async fn every_request_round_trips() {
             name: name(),
             code: 30,
             pressed: true,
+        },
+        Request::VmDisplaySize {
+            name: name(),
+            width: 1024,
+            height: 768,
         },
     ] {
         let title = request.title();

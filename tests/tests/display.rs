@@ -1,7 +1,8 @@
 //! A VM's screen and keyboard through a real berthd: the probe guest (vmm-backend/probe, in
 //! Berth's flat image format, on this machine's /dev/kvm) draws its virtio-gpu pattern and
 //! `berthctl vm screenshot` saves it as a PNG, pixel for pixel; `vm key` and `vm type` reach
-//! the probe's virtio-input driver, which reports each event on serial.
+//! the probe's virtio-input driver, which reports each event on serial; `vm display-size`
+//! tells the guest a new preferred size, which it switches its screen to.
 #![allow(clippy::unwrap_used)] // a panic in a test is a failed assertion
 
 mod common;
@@ -193,6 +194,77 @@ async fn screenshot_of_the_probe_matches_its_pattern_pixel_for_pixel() {
     assert!(typed.status.success(), "{}", text(&typed).1);
 
     let stop = daemon.berthctl(&["vm", "stop", "screen", "--force"]);
+    assert!(stop.status.success(), "{}", text(&stop).1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guest_follows_a_new_preferred_display_size() {
+    if !kvm_available("the_guest_follows_a_new_preferred_display_size") {
+        return;
+    }
+    let dir = open_tempdir();
+    let screen = probe_file(dir.path(), ProbeFinish::Display);
+    let daemon = Daemon::start(dir.path(), &[]);
+    let (client, mut events) = daemon.client().await;
+    client.subscribe().await.unwrap();
+    create(&client, "follow", &screen).await;
+    let started = daemon.berthctl(&["vm", "start", "follow"]);
+    assert!(started.status.success(), "{}", text(&started).1);
+    let mut seen = String::new();
+    screen_events_until(
+        &mut events,
+        &mut seen,
+        "follow",
+        "BERTH-PROBE: ready for input",
+    )
+    .await;
+
+    // The window would send its size: the guest is told (a configuration change of its
+    // virtio-gpu), reads the new size and shows a screen of it.
+    let resized = daemon.berthctl(&["vm", "display-size", "follow", "800x600"]);
+    assert!(resized.status.success(), "{}", text(&resized).1);
+    let changed = screen_events_until(
+        &mut events,
+        &mut seen,
+        "follow",
+        "BERTH-PROBE: display size followed",
+    )
+    .await;
+    assert!(
+        seen.contains("BERTH-PROBE: gpu display changed to 800x600"),
+        "{seen}"
+    );
+    assert!(
+        changed.contains(&Event::DisplayMode {
+            name: "follow".into(),
+            width: 800,
+            height: 600
+        }),
+        "{changed:?}\n{seen}"
+    );
+    let png_path = dir.path().join("follow.png");
+    let shot = daemon.berthctl(&["vm", "screenshot", "follow", png_path.to_str().unwrap()]);
+    assert!(shot.status.success(), "{}", text(&shot).1);
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(&png_path).unwrap(),
+    ));
+    let mut reader = decoder.read_info().unwrap();
+    let mut pixels = vec![0u8; reader.output_buffer_size().unwrap()];
+    let frame = reader.next_frame(&mut pixels).unwrap();
+    assert_eq!((frame.width, frame.height), (800, 600));
+    // The pattern in its corner.
+    let at = |x: u32, y: u32| {
+        let i = ((y * 800 + x) * 4) as usize;
+        pixels[i..i + 4].to_vec()
+    };
+    assert_eq!(at(10, 20), pattern_rgba(10, 20));
+
+    // A size no display has is refused, and the guest keeps its screen.
+    let bad = daemon.berthctl(&["vm", "display-size", "follow", "9000x600"]);
+    assert!(!bad.status.success());
+    let why = text(&bad).1;
+    assert!(why.contains("9000x600"), "{why}");
+    let stop = daemon.berthctl(&["vm", "stop", "follow", "--force"]);
     assert!(stop.status.success(), "{}", text(&stop).1);
 }
 

@@ -6,6 +6,7 @@
 //! ready                               berth-vmm, once: the guest is loaded and about to run
 //! kill | stop | pause | resume        ok
 //! display                             ok WIDTH HEIGHT   (+ the framebuffer memfd, SCM_RIGHTS)
+//! display-size WIDTH HEIGHT           ok                (the guest is told its new preferred size)
 //! input keyboard|tablet T C V[;T C V] ok                (all events queued, or none)
 //! (any)                               error KIND [DETAILS]
 //! ```
@@ -35,6 +36,9 @@ pub enum Command {
     Resume,
     /// The display's mode, with the framebuffer memfd attached to the reply.
     Display,
+    /// Tell the guest its display's preferred size changed (a desktop guest then resizes its
+    /// screen to it, as under SPICE or GNOME Boxes).
+    DisplaySize { width: u32, height: u32 },
     /// Queue these events for the guest's `device`, all or none (a SYN_REPORT is added after
     /// the last unless it is one).
     Input {
@@ -85,6 +89,7 @@ impl Command {
             Command::Pause => "pause".into(),
             Command::Resume => "resume".into(),
             Command::Display => "display".into(),
+            Command::DisplaySize { width, height } => format!("display-size {width} {height}"),
             Command::Input { device, events } => {
                 let events: Vec<String> = events
                     .iter()
@@ -105,6 +110,21 @@ impl Command {
             ("pause", "") => Command::Pause,
             ("resume", "") => Command::Resume,
             ("display", "") => Command::Display,
+            ("display-size", args) => {
+                let numbers: Vec<u32> = args
+                    .split_whitespace()
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| {
+                        ControlError::BadCommand("usage: display-size WIDTH HEIGHT".into())
+                    })?;
+                let [width, height] = numbers[..] else {
+                    return Err(ControlError::BadCommand(
+                        "usage: display-size WIDTH HEIGHT".into(),
+                    ));
+                };
+                Command::DisplaySize { width, height }
+            }
             ("input", args) => decode_input(args)?,
             _ => {
                 return Err(ControlError::BadCommand(format!(
@@ -233,6 +253,10 @@ mod tests {
             Command::Pause,
             Command::Resume,
             Command::Display,
+            Command::DisplaySize {
+                width: 1920,
+                height: 1080,
+            },
             Command::Input {
                 device: InputDevice::Tablet,
                 events: vec![

@@ -42,9 +42,12 @@ static void send(struct virtq *q, const char *what, u32 len, u32 resp_len)
 static struct virtq q;
 static int ready;
 static u32 mode_width, mode_height;
+/* The device's registers (its configuration space at 0x100: events_read, events_clear). */
+static u64 gpu_base;
 
 void gpu_draw(u64 base, u64 rings)
 {
+    gpu_base = base;
     int err = virtio_init(&q, base, 16, rings);
     if (err) {
         serial_puts("BERTH-PROBE: gpu init failed at step ");
@@ -104,8 +107,9 @@ void gpu_invert(void)
 }
 
 /* The resource of the display's whole mode (gpu_show_mode, gpu_animate): its backing at 16 MiB
- * (a 4095x4095 frame fits below 80 MiB). */
-#define MODE_RESOURCE 2
+ * (a 4095x4095 frame fits below 80 MiB). A new one for each mode the host asks for. */
+static u32 mode_resource = 2;
+#define MODE_RESOURCE mode_resource
 #define MODE_PIXELS 0x1000000UL
 
 /* Creates the whole-mode resource and points the scanout at it: a mode change for the host. */
@@ -136,6 +140,30 @@ void gpu_show_mode(void)
     send(&q, "transfer", request(0x0105, transfer, 8), 24);
     u32 flush[6] = {0, 0, w, h, MODE_RESOURCE, 0};
     send(&q, "flush", request(0x0104, flush, 6), 24);
+}
+
+int gpu_display_changed(void)
+{
+    if (!ready)
+        return 0;
+    volatile u32 *config = (volatile u32 *)(gpu_base + 0x100);
+    u32 events = config[0];
+    if (!(events & 1))
+        return 0;
+    config[1] = events; /* events_clear */
+    send(&q, "display-info", request(0x0100, (const u32 *)0, 0), 24 + 16 * 24);
+    volatile u32 *info = (volatile u32 *)RESP;
+    mode_width = info[8];
+    mode_height = info[9];
+    serial_puts("BERTH-PROBE: gpu display changed to ");
+    serial_put_dec(mode_width);
+    serial_putc('x');
+    serial_put_dec(mode_height);
+    serial_putc('\n');
+    mode_resource++;
+    gpu_show_mode();
+    serial_puts("BERTH-PROBE: display size followed\n");
+    return 1;
 }
 
 #ifdef PROBE_GPU_ANIMATE

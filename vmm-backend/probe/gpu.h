@@ -15,6 +15,12 @@ void gpu_invert(void);
  * pattern in its top-left 64x48 corner. */
 void gpu_show_mode(void);
 
+/* When the host changed the display's preferred size (events_read has
+ * VIRTIO_GPU_EVENT_DISPLAY): clears the event, reads the new size and shows a resource of it
+ * (the pattern in its corner), printing "gpu display changed to WxH" before and "display size
+ * followed" after; returns 1. Else 0. */
+int gpu_display_changed(void);
+
 /* With PROBE_GPU_ANIMATE: shows a resource of the display's whole mode and redraws a part of it
  * 60 times a second (LAPIC timer), transferring and flushing the whole frame, forever. */
 void gpu_animate(void);

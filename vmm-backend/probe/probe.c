@@ -189,7 +189,8 @@ static int is_poweroff(const char *line, int len)
 
 /* A console a test can talk to: each line typed is echoed back, "poweroff" ends the VM, and
  * with PROBE_GPU "invert" inverts the colours on the screen and "big" switches it to the
- * display's whole mode (the pattern in its corner). Polls
+ * display's whole mode (the pattern in its corner), as a new preferred size from the host does
+ * by itself. Polls
  * COM1 (no interrupts are set up), so it keeps one host CPU busy while it waits. */
 static void interact(void)
 {
@@ -199,6 +200,12 @@ static void interact(void)
     for (;;) {
         int c = serial_getc_nowait();
         if (c < 0) {
+#ifdef PROBE_GPU
+            /* A display size the host prefers now (a register read: not on every turn). */
+            static u32 turns;
+            if (++turns % 1024 == 0)
+                gpu_display_changed();
+#endif
             cpu_relax();
             continue;
         }

@@ -651,6 +651,22 @@ impl Machines {
         ))
     }
 
+    /// Tells VM `name`'s guest its display's preferred size (berth-vmm's `display-size`).
+    pub fn display_size(&self, name: &str, width: u32, height: u32) -> Result<(), ApiError> {
+        let machine = self.machine(name)?;
+        lock(&machine.control)
+            .call(&VmmCommand::DisplaySize { width, height }, REPLY_TIMEOUT)
+            .map(drop)
+            .map_err(|why| match why {
+                berth_vmm_api::channel::ChannelError::Refused(
+                    berth_vmm_api::ControlError::Failed(why),
+                ) => ApiError::invalid(format!(
+                    "VM `{name}`'s display cannot be {width}x{height}: {why}"
+                )),
+                why => conflict(format!("cannot resize VM `{name}`'s display: {why}")),
+            })
+    }
+
     /// Ends every VM (the daemon is stopping).
     pub fn kill_all(&self) {
         let machines: Vec<_> = lock(&self.running).values().cloned().collect();

@@ -25,7 +25,7 @@ use vmm_backend::linux::LinuxBoot;
 use vmm_backend::sandbox::seccomp::{self, Enforcement, ThreadRole};
 use vmm_backend::sandbox::{self, Exposed};
 use vmm_backend::virtio::block::Block;
-use vmm_backend::virtio::gpu::VirtioGpu;
+use vmm_backend::virtio::gpu::{PreferredSize, VirtioGpu};
 use vmm_backend::virtio::input::{self, Input, InputHandle};
 use vmm_backend::virtio::mmio_device::VirtioMmioDevices;
 use vmm_backend::virtio::net::Net;
@@ -377,6 +377,8 @@ struct DisplayDevices {
     /// A duplicate of the framebuffer memfd, passed to berthd on `display`.
     framebuffer: OwnedFd,
     mode: (u32, u32),
+    /// The preferred size the guest is told (`display-size`).
+    preferred: PreferredSize,
     keyboard: InputHandle,
     tablet: InputHandle,
 }
@@ -422,9 +424,17 @@ fn attach_display(
         .fd()
         .try_clone_to_owned()
         .map_err(|e| format!("cannot share the framebuffer: {e}"))?;
+    let preferred = gpu
+        .preferred_size()
+        .map_err(|e| format!("cannot watch the display's size: {e}"))?;
+    let wake = preferred
+        .wake_fd()
+        .try_clone()
+        .map_err(|e| format!("cannot watch the display's size: {e}"))?;
     virtio
         .attach(vm, Box::new(gpu))
         .map_err(|e| e.to_string())?;
+    virtio.wake_on(wake, 0).map_err(|e| e.to_string())?;
     let mut handles = Vec::new();
     for (device, serial) in [
         (InputDevice::Keyboard, "berth-keyboard"),
@@ -449,6 +459,7 @@ fn attach_display(
         DisplayDevices {
             framebuffer,
             mode,
+            preferred,
             keyboard,
             tablet,
         },
@@ -587,6 +598,11 @@ fn carry_out(
                 other => ControlError::Failed(other.to_string()),
             })?;
         }
+        Command::DisplaySize { width, height } => display
+            .ok_or(ControlError::NoDisplay)?
+            .preferred
+            .set(width, height)
+            .map_err(|e| ControlError::Failed(e.to_string()))?,
         Command::Display => return Err(ControlError::BadCommand("display carries an fd".into())),
     }
     Ok(Reply::Done)

@@ -1,10 +1,11 @@
 //! virtio-gpu (virtio 1.2 §5.7) on the [`VirtioDevice`] contract: a thin adaptor over
 //! [`berth_display::gpu::Gpu`], which owns the 2D command processor and the shared framebuffer.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
-use berth_display::gpu::{EventSink, Gpu, GpuConfig};
+use berth_display::gpu::{EventSink, Gpu, GpuConfig, check_mode};
 use virtio_queue::{Queue, QueueT};
+use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 
 use super::{
     Activation, DeviceError, GuestMemory, InterruptSink, VIRTIO_F_VERSION_1, VirtioDevice,
@@ -27,6 +28,37 @@ struct Active {
 pub struct VirtioGpu {
     gpu: Gpu,
     active: Option<Active>,
+    /// The preferred size the host asked for last, not yet told to the driver.
+    preferred: Arc<Mutex<Option<(u32, u32)>>>,
+}
+
+/// The host's side of the display's preferred size (the window's size, for a guest that
+/// follows it): set from any thread, told to the driver by the device's thread, which the
+/// wake-up eventfd brings to the control queue (as virtio-input's events are delivered).
+#[derive(Clone)]
+pub struct PreferredSize {
+    preferred: Arc<Mutex<Option<(u32, u32)>>>,
+    wake: Arc<EventFd>,
+}
+
+impl PreferredSize {
+    /// Asks for `width`x`height`; the driver is told with a configuration change interrupt
+    /// and reads the new size with GET_DISPLAY_INFO (and EDID).
+    pub fn set(&self, width: u32, height: u32) -> Result<(), Error> {
+        check_mode(width, height)?;
+        *self
+            .preferred
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some((width, height));
+        // A failed wake-up only delays the change to the guest's next command.
+        let _ = self.wake.write(1);
+        Ok(())
+    }
+
+    /// The eventfd the device thread must watch (queue 0).
+    pub fn wake_fd(&self) -> &EventFd {
+        &self.wake
+    }
 }
 
 impl VirtioGpu {
@@ -35,6 +67,15 @@ impl VirtioGpu {
         Ok(VirtioGpu {
             gpu: Gpu::new(config)?,
             active: None,
+            preferred: Arc::default(),
+        })
+    }
+
+    /// The host's side of the display's preferred size, with a wake-up eventfd of its own.
+    pub fn preferred_size(&self) -> std::io::Result<PreferredSize> {
+        Ok(PreferredSize {
+            preferred: Arc::clone(&self.preferred),
+            wake: Arc::new(EventFd::new(EFD_NONBLOCK)?),
         })
     }
 
@@ -98,6 +139,15 @@ impl VirtioDevice for VirtioGpu {
     }
 
     fn process_queue(&mut self, index: usize) -> Result<(), DeviceError> {
+        let asked = self
+            .preferred
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some((width, height)) = asked {
+            // Checked when asked for, so it cannot fail here.
+            let _ = self.set_mode(width, height);
+        }
         let active = self
             .active
             .as_mut()
@@ -283,5 +333,39 @@ mod tests {
         assert!(gpu.process_queue(2).is_err());
         gpu.reset();
         assert!(gpu.process_queue(0).is_err(), "no queues after reset");
+    }
+
+    #[test]
+    fn a_preferred_size_from_another_thread_reaches_the_driver_on_the_next_processing() {
+        let irq = Arc::new(CountingSink::default());
+        let mut gpu = small();
+        gpu.activate(Activation {
+            mem: guest_memory(),
+            interrupt: irq.clone(),
+            queues: (0..2).map(|_| Queue::new(16).expect("queue")).collect(),
+            acked_features: VIRTIO_F_VERSION_1,
+        })
+        .expect("activate");
+        let preferred = gpu.preferred_size().expect("eventfd");
+        assert!(preferred.set(0, 600).is_err(), "a size no display has");
+        let from = preferred.clone();
+        std::thread::spawn(move || from.set(800, 600))
+            .join()
+            .expect("thread")
+            .expect("a size");
+        assert_eq!(preferred.wake_fd().read().expect("woken"), 1);
+        assert_eq!(
+            irq.config.load(Ordering::SeqCst),
+            0,
+            "not before the device runs"
+        );
+        gpu.process_queue(0).expect("not ready is fine");
+        assert_eq!(irq.config.load(Ordering::SeqCst), 1);
+        let mut c = [0u8; 4];
+        gpu.read_config(0, &mut c);
+        assert_eq!(u32::from_le_bytes(c), 1, "VIRTIO_GPU_EVENT_DISPLAY");
+        // Asked once, told once.
+        gpu.process_queue(0).expect("again");
+        assert_eq!(irq.config.load(Ordering::SeqCst), 1);
     }
 }
