@@ -197,19 +197,31 @@ async fn screenshot_of_the_probe_matches_its_pattern_pixel_for_pixel() {
     assert!(stop.status.success(), "{}", text(&stop).1);
 }
 
+/// A root berthd in `dir` running the probe variant `finish` as VM `name`, its events
+/// subscribed to.
+async fn running_probe(
+    dir: &std::path::Path,
+    finish: ProbeFinish,
+    name: &str,
+) -> (Daemon, berth_api::Client, Events) {
+    let image = probe_file(dir, finish);
+    let daemon = Daemon::start(dir, &[]);
+    let (client, events) = daemon.client().await;
+    client.subscribe().await.unwrap();
+    create(&client, name, &image).await;
+    let started = daemon.berthctl(&["vm", "start", name]);
+    assert!(started.status.success(), "{}", text(&started).1);
+    (daemon, client, events)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_guest_follows_a_new_preferred_display_size() {
     if !kvm_available("the_guest_follows_a_new_preferred_display_size") {
         return;
     }
     let dir = open_tempdir();
-    let screen = probe_file(dir.path(), ProbeFinish::Display);
-    let daemon = Daemon::start(dir.path(), &[]);
-    let (client, mut events) = daemon.client().await;
-    client.subscribe().await.unwrap();
-    create(&client, "follow", &screen).await;
-    let started = daemon.berthctl(&["vm", "start", "follow"]);
-    assert!(started.status.success(), "{}", text(&started).1);
+    let (daemon, _client, mut events) =
+        running_probe(dir.path(), ProbeFinish::Display, "follow").await;
     let mut seen = String::new();
     screen_events_until(
         &mut events,
@@ -274,13 +286,7 @@ async fn vm_key_and_vm_type_reach_the_guest_keyboard() {
         return;
     }
     let dir = open_tempdir();
-    let keys = probe_file(dir.path(), ProbeFinish::Keys);
-    let daemon = Daemon::start(dir.path(), &[]);
-    let (client, mut events) = daemon.client().await;
-    client.subscribe().await.unwrap();
-    create(&client, "keys", &keys).await;
-    let started = daemon.berthctl(&["vm", "start", "keys"]);
-    assert!(started.status.success(), "{}", text(&started).1);
+    let (daemon, _client, mut events) = running_probe(dir.path(), ProbeFinish::Keys, "keys").await;
     let mut seen = String::new();
     // Once the name is read, the driver is up: events sent now are not dropped by a reset.
     serial_shows(

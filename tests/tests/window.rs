@@ -477,6 +477,15 @@ fn the_window_ejects_the_iso_after_an_install() {
     );
 }
 
+/// A daemon of the desk user's own (`berthd --user`), when the machine has that user (the
+/// window then runs as that user too); else root's.
+fn desk_daemon(dir: &Path) -> Daemon {
+    match berth_e2e::user::TestUser::desk() {
+        Some(user) => Daemon::start_as(&user, dir, &[]),
+        None => Daemon::start(dir, &[]),
+    }
+}
+
 /// The window's title, as the desktop shows it (`_NET_WM_NAME`).
 fn window_title(display: &str, window: &str) -> String {
     let out = Command::new("xprop")
@@ -495,11 +504,7 @@ fn the_window_gives_the_desktop_its_id_and_icon_and_opens_on_a_desktop_action() 
         return;
     };
     let dir = open_tempdir();
-    // As the desk user, with their own daemon, when the machine has that user.
-    let daemon = match berth_e2e::user::TestUser::desk() {
-        Some(user) => Daemon::start_as(&user, dir.path(), &[]),
-        None => Daemon::start(dir.path(), &[]),
-    };
+    let daemon = desk_daemon(dir.path());
     // The desktop entry's "New Virtual Machine" action.
     let desktop = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/dev.berth.Berth.desktop"),
@@ -644,10 +649,7 @@ fn the_sidebar_lists_in_natural_order_and_filters_on_ctrl_f() {
         return;
     };
     let dir = open_tempdir();
-    let daemon = match berth_e2e::user::TestUser::desk() {
-        Some(user) => Daemon::start_as(&user, dir.path(), &[]),
-        None => Daemon::start(dir.path(), &[]),
-    };
+    let daemon = desk_daemon(dir.path());
     for name in ["vm10", "db1", "vm2"] {
         let out = daemon.berthctl(&["vm", "create", name, "--cpus", "1", "--memory", "128M"]);
         assert!(out.status.success(), "{}", text(&out).1);
@@ -685,10 +687,7 @@ fn a_stopped_vms_port_forwards_are_edited_in_its_details() {
         return;
     };
     let dir = open_tempdir();
-    let daemon = match berth_e2e::user::TestUser::desk() {
-        Some(user) => Daemon::start_as(&user, dir.path(), &[]),
-        None => Daemon::start(dir.path(), &[]),
-    };
+    let daemon = desk_daemon(dir.path());
     let out = daemon.berthctl(&["vm", "create", "web", "--cpus", "1", "--memory", "128M"]);
     assert!(out.status.success(), "{}", text(&out).1);
     let _window = start_window(&display, &daemon);
