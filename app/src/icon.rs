@@ -44,14 +44,20 @@ pub fn window_icon() -> Option<iced::window::Icon> {
     iced::window::icon::from_rgba(icon.pixels, icon.width, icon.height).ok()
 }
 
-/// The About dialog's picture.
+/// The About dialog's picture, decoded once: the view asks for it at every redraw, and one
+/// handle (one id) is uploaded to the renderer once.
 pub fn about_picture() -> Option<image::Handle> {
-    let icon = decode(PNG_128)?;
-    Some(image::Handle::from_rgba(
-        icon.width,
-        icon.height,
-        icon.pixels,
-    ))
+    static PICTURE: std::sync::OnceLock<Option<image::Handle>> = std::sync::OnceLock::new();
+    PICTURE
+        .get_or_init(|| {
+            let icon = decode(PNG_128)?;
+            Some(image::Handle::from_rgba(
+                icon.width,
+                icon.height,
+                icon.pixels,
+            ))
+        })
+        .clone()
 }
 
 #[cfg(test)]

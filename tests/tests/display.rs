@@ -12,7 +12,7 @@ use std::time::Duration;
 use berth_api::{Event, Events, Request};
 use berth_e2e::{Daemon, open_tempdir, text};
 use common::probe::{KEYS_EVENTS, ProbeFinish};
-use common::{create, kvm_available, probe_file, serial_shows};
+use common::{create, create_probe_vm, kvm_available, probe_file, serial_log_shows, serial_shows};
 
 /// `gpu_pattern` in probe/gpu.h as RGBA: the guest's B8G8R8X8 words are
 /// `x*4 | y*5 << 8 | ((x+y)*3 & 0xff) << 16`.
@@ -276,6 +276,46 @@ async fn the_guest_follows_a_new_preferred_display_size() {
     assert!(!bad.status.success());
     let why = text(&bad).1;
     assert!(why.contains("9000x600"), "{why}");
+    let stop = daemon.berthctl(&["vm", "stop", "follow", "--force"]);
+    assert!(stop.status.success(), "{}", text(&stop).1);
+}
+
+#[test]
+fn a_desk_users_guest_follows_a_new_preferred_display_size() {
+    let Some(user) = berth_e2e::user::TestUser::desk() else {
+        return;
+    };
+    if !kvm_available("a_desk_users_guest_follows_a_new_preferred_display_size") {
+        return;
+    }
+    let dir = open_tempdir();
+    let daemon = Daemon::start_as(&user, dir.path(), &[]);
+    let out = create_probe_vm(
+        &daemon,
+        dir.path(),
+        "follow",
+        ProbeFinish::Display,
+        Some(&user),
+    );
+    assert!(out.status.success(), "{}", text(&out).1);
+    let out = daemon.berthctl(&["vm", "start", "follow"]);
+    assert!(out.status.success(), "{}\n{}", text(&out).1, daemon.log());
+    serial_log_shows(&daemon, "follow", "BERTH-PROBE: ready for input");
+
+    let resized = daemon.berthctl(&["vm", "display-size", "follow", "1024x768"]);
+    assert!(resized.status.success(), "{}", text(&resized).1);
+    serial_log_shows(
+        &daemon,
+        "follow",
+        "BERTH-PROBE: gpu display changed to 1024x768",
+    );
+    serial_log_shows(&daemon, "follow", "BERTH-PROBE: display size followed");
+    // The screenshot, as the user takes it into a file of their own, has the new size.
+    let png_path = dir.path().join(user.name).join("follow.png");
+    let shot = daemon.berthctl(&["vm", "screenshot", "follow", png_path.to_str().unwrap()]);
+    let (out, err) = text(&shot);
+    assert!(shot.status.success(), "{out}{err}");
+    assert!(out.contains("1024x768"), "{out}");
     let stop = daemon.berthctl(&["vm", "stop", "follow", "--force"]);
     assert!(stop.status.success(), "{}", text(&stop).1);
 }

@@ -61,13 +61,6 @@ pub struct Filter {
 }
 
 impl Filter {
-    pub fn shows(&self, name: &str, running: bool) -> bool {
-        (running || !self.running_only)
-            && name
-                .to_lowercase()
-                .contains(&self.text.trim().to_lowercase())
-    }
-
     pub fn is_active(&self) -> bool {
         self.running_only || !self.text.trim().is_empty()
     }
@@ -91,9 +84,13 @@ pub fn listed<'a, T>(
     running: impl Fn(&T) -> bool,
     filter: &Filter,
 ) -> Vec<&'a T> {
+    let needle = filter.text.trim().to_lowercase();
     let mut shown: Vec<&T> = items
         .iter()
-        .filter(|item| filter.shows(name_of(item), running(item)))
+        .filter(|item| {
+            (!filter.running_only || running(item))
+                && name_of(item).to_lowercase().contains(&needle)
+        })
         .collect();
     shown.sort_by(|a, b| natural_cmp(name_of(a), name_of(b)));
     shown

@@ -1,7 +1,8 @@
 //! virtio-gpu (virtio 1.2 §5.7) on the [`VirtioDevice`] contract: a thin adaptor over
 //! [`berth_display::gpu::Gpu`], which owns the 2D command processor and the shared framebuffer.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 
 use berth_display::gpu::{EventSink, Gpu, GpuConfig, check_mode};
 use virtio_queue::{Queue, QueueT};
@@ -29,7 +30,29 @@ pub struct VirtioGpu {
     gpu: Gpu,
     active: Option<Active>,
     /// The preferred size the host asked for last, not yet told to the driver.
-    preferred: Arc<Mutex<Option<(u32, u32)>>>,
+    preferred: Arc<PendingSize>,
+}
+
+/// A size waiting for the device thread: width in the high half, height in the low; 0 when
+/// none waits (no display has a side of 0). Atomic, because the device thread looks at it on
+/// every notification of the control queue.
+#[derive(Default)]
+struct PendingSize(AtomicU64);
+
+impl PendingSize {
+    fn put(&self, width: u32, height: u32) {
+        self.0.store(
+            (u64::from(width) << 32) | u64::from(height),
+            AtomicOrdering::Release,
+        );
+    }
+
+    fn take(&self) -> Option<(u32, u32)> {
+        match self.0.swap(0, AtomicOrdering::Acquire) {
+            0 => None,
+            both => Some(((both >> 32) as u32, both as u32)),
+        }
+    }
 }
 
 /// The host's side of the display's preferred size (the window's size, for a guest that
@@ -37,7 +60,7 @@ pub struct VirtioGpu {
 /// wake-up eventfd brings to the control queue (as virtio-input's events are delivered).
 #[derive(Clone)]
 pub struct PreferredSize {
-    preferred: Arc<Mutex<Option<(u32, u32)>>>,
+    preferred: Arc<PendingSize>,
     wake: Arc<EventFd>,
 }
 
@@ -46,10 +69,7 @@ impl PreferredSize {
     /// and reads the new size with GET_DISPLAY_INFO (and EDID).
     pub fn set(&self, width: u32, height: u32) -> Result<(), Error> {
         check_mode(width, height)?;
-        *self
-            .preferred
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some((width, height));
+        self.preferred.put(width, height);
         // A failed wake-up only delays the change to the guest's next command.
         let _ = self.wake.write(1);
         Ok(())
@@ -139,12 +159,7 @@ impl VirtioDevice for VirtioGpu {
     }
 
     fn process_queue(&mut self, index: usize) -> Result<(), DeviceError> {
-        let asked = self
-            .preferred
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some((width, height)) = asked {
+        if let Some((width, height)) = self.preferred.take() {
             // Checked when asked for, so it cannot fail here.
             let _ = self.set_mode(width, height);
         }
