@@ -12,6 +12,7 @@
 //! - [`input`]: keys, pointer and wheel as the guest's evdev events, the one input contract.
 //! - [`registry_login`], [`auth_file`], [`credential_helper`]: a user's registry logins and the
 //!   files and helpers their tools keep them in, read by clients and sent with the requests that may reach a registry.
+//! - [`time`]: wall-clock times as Berth writes them.
 //! - [`client`]: the async client the GUI and berthctl share; [`paths`]: where daemons listen.
 //!
 //! This crate has no UI and no daemon logic: both sides depend on it, never on each other.
@@ -36,6 +37,7 @@ pub mod protocol;
 pub mod registry_login;
 pub mod request;
 pub mod size;
+pub mod time;
 pub mod utilisation;
 pub mod validate;
 pub mod vm;

@@ -168,7 +168,7 @@ impl Images {
         let (layer, diff_id) = store.put_layer(&bytes[..]).map_err(image_error)?;
         let mut config = base.config.clone();
         config.rootfs.diff_ids.push(diff_id);
-        let now = container_backend::image::store::now_rfc3339();
+        let now = berth_api::time::now_rfc3339();
         config.history.push(container_backend::image::oci::History {
             created: Some(now.clone()),
             created_by: Some(format!("berthctl commit {container}")),

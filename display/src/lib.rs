@@ -3,7 +3,7 @@
 //!
 //! `vmm-backend` puts [`gpu::Gpu`] on a virtio transport; the window and `berth-console` map the
 //! framebuffer's memfd with [`framebuffer::FramebufferReader`]; the window scales frames to its
-//! pane with [`resample`]. [`shm`] makes and maps the shared memory all of these use.
+//! pane with [`resample`]; [`screenshot`] writes a frame as a PNG. [`shm`] makes and maps the shared memory all of these use.
 
 pub mod framebuffer;
 /// The fuzz target's entry point (`fuzz/`), with the `fuzzing` feature.
@@ -12,6 +12,7 @@ pub mod fuzzing;
 pub mod gpu;
 pub mod notice;
 pub mod resample;
+pub mod screenshot;
 pub mod shm;
 /// A virtqueue driver for tests and benchmarks (the guest side, in process), with the
 /// `testing` feature; not for the VMM.

@@ -29,9 +29,9 @@ use super::shell_word::Lexer;
 use crate::image::layer::{apply_layer, hex, tar_directory, tar_overlay_upper};
 use crate::image::oci::{Descriptor, History, ImageConfig, MEDIA_LAYER_GZIP};
 use crate::image::remote::RemoteImage;
-use crate::image::store::now_rfc3339;
 use crate::image::{Image, ImageError, ImageStore, Reference};
 use crate::runtime::{self, ContainerConfig, Layout, Limits};
+use berth_api::time::now_rfc3339;
 
 /// What to build.
 #[derive(Debug, Clone, Default)]

@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::layer::{HashingReader, HashingWriter, apply_layer, decompressed, digest_of};
 use super::oci::{
@@ -467,7 +466,7 @@ impl ImageStore {
         let file = File::open(path).map_err(|e| bad(e.to_string()))?;
         let (layer, diff_id) = self.put_layer(file)?;
         let config = ImageConfig {
-            created: Some(now_rfc3339()),
+            created: Some(berth_api::time::now_rfc3339()),
             architecture: "amd64".into(),
             os: "linux".into(),
             rootfs: RootFs {
@@ -475,7 +474,7 @@ impl ImageStore {
                 diff_ids: vec![diff_id],
             },
             history: vec![History {
-                created: Some(now_rfc3339()),
+                created: Some(berth_api::time::now_rfc3339()),
                 created_by: Some(format!("berthctl import {}", path.display())),
                 empty_layer: false,
             }],
@@ -644,27 +643,4 @@ fn archive_kind(path: &Path) -> Result<ArchiveKind, ImageError> {
         kind.docker |= entry_path == Path::new("manifest.json");
     }
     Ok(kind)
-}
-
-pub fn now_rfc3339() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Days since 1970-01-01 to a civil date (proleptic Gregorian), after H. Hinnant's algorithm.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
