@@ -178,7 +178,21 @@ pub fn tablet_position(
         return None;
     }
     let scale = (aw / pw).min(ah / ph);
-    let (w, h) = (pw * scale, ph * scale);
+    tablet_position_shown(at, area, (pw * scale, ph * scale))
+}
+
+/// Where `at` falls on the guest's tablet when the display is drawn `shown` large, centred in
+/// an `area` (all in the same units); `None` over the bars around it or outside.
+pub fn tablet_position_shown(
+    at: (f64, f64),
+    area: (f64, f64),
+    shown: (f64, f64),
+) -> Option<(u32, u32)> {
+    let (aw, ah) = area;
+    let (w, h) = shown;
+    if w <= 0.0 || h <= 0.0 {
+        return None;
+    }
     let (left, top) = ((aw - w) / 2.0, (ah - h) / 2.0);
     let (fx, fy) = ((at.0 - left) / w, (at.1 - top) / h);
     if !(0.0..=1.0).contains(&fx) || !(0.0..=1.0).contains(&fy) {
@@ -271,5 +285,22 @@ mod tests {
             None,
             "no area"
         );
+    }
+
+    #[test]
+    fn the_pointer_maps_onto_a_picture_shown_at_its_own_size() {
+        // 640x480 at 1:1 in 1000x700: bars of 180 left and right, 110 above and below.
+        let area = (1000.0, 700.0);
+        let shown = (640.0, 480.0);
+        assert_eq!(
+            tablet_position_shown((180.0, 110.0), area, shown),
+            Some((0, 0))
+        );
+        assert_eq!(
+            tablet_position_shown((820.0, 590.0), area, shown),
+            Some((32767, 32767))
+        );
+        assert_eq!(tablet_position_shown((179.0, 300.0), area, shown), None);
+        assert_eq!(tablet_position_shown((5.0, 5.0), area, (0.0, 0.0)), None);
     }
 }

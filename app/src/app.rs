@@ -12,11 +12,13 @@ use iced::widget::{column, container, row, text};
 use iced::{Element, Length, Subscription, Task};
 
 use crate::connection;
+use crate::data::console::Sizing;
 use crate::data::{HostHistory, Snapshot};
 use crate::screen::about;
 use crate::screen::console::{self, Console};
 use crate::screen::dashboard::{self, Dashboard};
 use crate::screen::launch::{self, Launch};
+use crate::screen::vm_view::{self, VmView};
 use crate::screen::wizard::{self, Wizard};
 
 /// Where the connection to berthd stands.
@@ -51,6 +53,9 @@ pub enum Message {
     Shortcut(Shortcut),
     OpenAbout,
     About(about::Message),
+    VmView(vm_view::Message),
+    /// A screenshot was saved here, or why not.
+    ScreenshotSaved(Result<std::path::PathBuf, String>),
 }
 
 /// What the window shows first (`berth --new-vm`, `--launch-dockerfile`: the desktop entry's
@@ -103,6 +108,8 @@ pub enum Shortcut {
     Close,
     /// Ctrl+F: the sidebar's filter field takes the keyboard.
     Filter,
+    /// F11: the VM view goes full screen, or back in its frame.
+    FullScreen,
 }
 
 /// The shortcut `key` with `modifiers` is, if any.
@@ -119,6 +126,7 @@ pub fn shortcut(
         }
         Key::Character(c) if modifiers.command() && c.as_str() == "f" => Some(Shortcut::Filter),
         Key::Named(Named::Escape) if modifiers.is_empty() => Some(Shortcut::Close),
+        Key::Named(Named::F11) if modifiers.is_empty() => Some(Shortcut::FullScreen),
         _ => None,
     }
 }
@@ -144,6 +152,10 @@ pub struct Berth {
     opening: Opening,
     /// The About dialog is open.
     pub about: bool,
+    /// A running VM's display fills the window, while it does.
+    pub vm_view: Option<VmView>,
+    /// What the last action did, when it says something (a screenshot's file), until the next.
+    pub notice: Option<String>,
 }
 
 impl Berth {
@@ -162,6 +174,8 @@ impl Berth {
             first_frame_pending: std::env::var_os(FIRST_FRAME_ENV).is_some(),
             opening,
             about: false,
+            vm_view: None,
+            notice: None,
         };
         (berth, Task::none())
     }
@@ -175,11 +189,15 @@ impl Berth {
             "New VM - Berth".into()
         } else if self.launch.is_some() {
             "Launch Dockerfile - Berth".into()
-        } else if let (true, dashboard::Selection::Vm(name)) =
-            (self.console.has_keyboard(), &self.dashboard.selection)
-        {
-            // Whether the guest has the keyboard, always in sight (VirtualBox's host key).
-            format!("{name} - Berth (keyboard in the guest: Right Ctrl releases it)")
+        } else if let Some(name) = self.console_vm() {
+            if self.console.has_keyboard() {
+                // Whether the guest has the keyboard, always in sight (VirtualBox's host key).
+                format!("{name} - Berth (keyboard in the guest: Right Ctrl releases it)")
+            } else if self.vm_view.is_some() {
+                format!("{name} - Berth")
+            } else {
+                "Berth".into()
+            }
         } else {
             "Berth".into()
         }
@@ -187,18 +205,64 @@ impl Berth {
 
     pub fn update(&mut self, message: Message) -> Task<Message> {
         let task = self.handle(message);
-        // The selected VM's console opens when it runs and closes when it stops or another
-        // selection is made, whatever message brought that about.
-        let shown = match &self.dashboard.selection {
-            dashboard::Selection::Vm(name) => self
+        // The VM view closes when its VM stops (once the daemon has said so).
+        let leave = match &self.vm_view {
+            Some(view) if self.snapshot.host.is_some() => !self
                 .snapshot
-                .vm(name)
-                .filter(|vm| matches!(vm.state, VmState::Running | VmState::Paused))
-                .map(|vm| vm.config.name.clone()),
-            _ => None,
+                .vm(&view.vm)
+                .is_some_and(|vm| vm.state.is_active()),
+            _ => false,
         };
+        let left = if leave {
+            self.close_vm_view()
+        } else {
+            Task::none()
+        };
+        // The console of the VM viewed, or else of the selected VM, opens when it runs and
+        // closes when it stops or another selection is made, whatever message brought that
+        // about.
+        let shown = self
+            .console_vm()
+            .and_then(|name| self.snapshot.vm(name))
+            .filter(|vm| matches!(vm.state, VmState::Running | VmState::Paused))
+            .map(|vm| vm.config.name.clone());
         let console = self.console.show(shown, self.client.as_ref());
-        Task::batch([task, console.map(Message::Console)])
+        Task::batch([task, left, console.map(Message::Console)])
+    }
+
+    /// The VM whose display the console shows: the VM view's, else the selected VM's.
+    fn console_vm(&self) -> Option<&str> {
+        match (&self.vm_view, &self.dashboard.selection) {
+            (Some(view), _) => Some(&view.vm),
+            (None, dashboard::Selection::Vm(name)) => Some(name),
+            _ => None,
+        }
+    }
+
+    /// Shows VM `name`'s display in the whole window.
+    fn open_vm_view(&mut self, name: String) -> Task<Message> {
+        self.dashboard.selection = dashboard::Selection::Vm(name.clone());
+        let view = VmView::new(name);
+        let task = self.console.set_sizing(view.sizing(), view.follows);
+        self.vm_view = Some(view);
+        task.map(Message::Console)
+    }
+
+    /// Back to the sidebar and details (and out of full screen): the display is a preview
+    /// there again, and the guest keeps the size it has.
+    fn close_vm_view(&mut self) -> Task<Message> {
+        let Some(view) = self.vm_view.take() else {
+            return Task::none();
+        };
+        let sizing = self
+            .console
+            .set_sizing(Sizing::Preview, false)
+            .map(Message::Console);
+        if view.full_screen {
+            Task::batch([sizing, full_screen(false)])
+        } else {
+            sizing
+        }
     }
 
     fn handle(&mut self, message: Message) -> Task<Message> {
@@ -211,6 +275,19 @@ impl Berth {
             }
             Message::Shortcut(Shortcut::NewVm) => self.handle(Message::NewVm),
             Message::Shortcut(Shortcut::LaunchDockerfile) => self.handle(Message::OpenLaunch),
+            Message::Shortcut(Shortcut::FullScreen) => match &self.vm_view {
+                Some(view) => {
+                    let on = !view.full_screen;
+                    self.handle(Message::VmView(vm_view::Message::FullScreen(on)))
+                }
+                None => Task::none(),
+            },
+            // Escape leaves full screen, as in browsers and video players.
+            Message::Shortcut(Shortcut::Close)
+                if self.vm_view.as_ref().is_some_and(|v| v.full_screen) =>
+            {
+                self.handle(Message::VmView(vm_view::Message::FullScreen(false)))
+            }
             Message::Shortcut(Shortcut::Close) => match (&self.wizard, &self.launch) {
                 _ if self.about => self.handle(Message::About(about::Message::Close)),
                 (Some(_), _) => self.handle(Message::Wizard(wizard::Message::Cancel)),
@@ -218,11 +295,62 @@ impl Berth {
                 (None, None) => Task::none(),
             },
             Message::Shortcut(Shortcut::Filter) => {
-                // The forms cover the sidebar: back to it first.
+                // The forms and the VM view cover the sidebar: back to it first.
                 self.wizard = None;
                 self.launch = None;
                 self.about = false;
-                iced_runtime::widget::operation::focus(dashboard::FILTER_FIELD)
+                let left = self.close_vm_view();
+                Task::batch([
+                    left,
+                    iced_runtime::widget::operation::focus(dashboard::FILTER_FIELD),
+                ])
+            }
+            Message::VmView(message) => {
+                let Some(view) = self.vm_view.as_mut() else {
+                    return Task::none();
+                };
+                match view.update(message) {
+                    Some(vm_view::Event::Back) => self.close_vm_view(),
+                    Some(vm_view::Event::Request(request, what)) => {
+                        self.error = None;
+                        self.notice = None;
+                        self.perform(request, what)
+                    }
+                    Some(vm_view::Event::Screenshot(name)) => {
+                        self.notice = None;
+                        let Some(client) = self.client.clone() else {
+                            return Task::none();
+                        };
+                        Task::perform(save_screenshot(client, name), Message::ScreenshotSaved)
+                    }
+                    Some(vm_view::Event::Detach(name)) => self
+                        .console
+                        .detach(name, self.client.as_ref())
+                        .map(Message::Console),
+                    Some(vm_view::Event::Sizing(sizing, follows)) => self
+                        .console
+                        .set_sizing(sizing, follows)
+                        .map(Message::Console),
+                    Some(vm_view::Event::FullScreen(on)) => full_screen(on),
+                    Some(vm_view::Event::Console(pointer)) => {
+                        self.handle(Message::Console(console::Message::Pointer(pointer)))
+                    }
+                    Some(vm_view::Event::Resized(size)) => {
+                        self.handle(Message::Console(console::Message::Resized(size)))
+                    }
+                    None => Task::none(),
+                }
+            }
+            Message::ScreenshotSaved(Ok(path)) => {
+                // The file's name first: the folder may be long, and the line is cut.
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
+                let folder = path.parent().unwrap_or(&path).display();
+                self.notice = Some(format!("Screenshot \"{name}\" saved in {folder}"));
+                Task::none()
+            }
+            Message::ScreenshotSaved(Err(why)) => {
+                self.error = Some(why);
+                Task::none()
             }
             Message::OpenAbout => {
                 self.about = true;
@@ -385,6 +513,7 @@ impl Berth {
                         .console
                         .detach(name, self.client.as_ref())
                         .map(Message::Console),
+                    Some(dashboard::Event::ShowScreen(name)) => self.open_vm_view(name),
                     None if self.dashboard.selection != before => {
                         self.dashboard.logs.clear();
                         self.logs_of_selection()
@@ -609,6 +738,21 @@ impl Berth {
         if let Some(error) = &self.error {
             page = page.push(banner(error));
         }
+        if let Some(notice) = &self.notice {
+            page = page.push(banner(notice));
+        }
+        if let Some(view) = &self.vm_view {
+            // The display takes the window: the header, sidebar and details give way to the
+            // view's own toolbar, which also says what failed.
+            let said = match (&self.error, &self.notice) {
+                (Some(error), _) => Some(vm_view::Said::Failed(error)),
+                (None, Some(notice)) => Some(vm_view::Said::Done(notice)),
+                (None, None) => None,
+            };
+            return view
+                .view(self.snapshot.vm(&view.vm), self.console.view(), said)
+                .map(Message::VmView);
+        }
         match (&self.wizard, &self.launch) {
             _ if self.about => page
                 .push(about::view(&self.daemon(), crate::icon::about_picture()).map(Message::About))
@@ -645,6 +789,39 @@ impl Berth {
             version: host.map(|h| h.server_version.clone()),
         }
     }
+}
+
+/// The window full screen (`on`), or back in its frame.
+fn full_screen(on: bool) -> Task<Message> {
+    let mode = if on {
+        iced::window::Mode::Fullscreen
+    } else {
+        iced::window::Mode::Windowed
+    };
+    iced::window::latest().and_then(move |id| iced::window::set_mode(id, mode))
+}
+
+/// Saves VM `name`'s display as a PNG in the user's pictures folder; where.
+async fn save_screenshot(client: Arc<Client>, name: String) -> Result<std::path::PathBuf, String> {
+    let failed = |e: String| format!("cannot take a screenshot of {name}: {e}");
+    let (_, fd) = client
+        .vm_display(&name)
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    let file = crate::data::pictures::pictures_dir().join(format!(
+        "{name} {}.png",
+        berth_api::time::now_for_file_name()
+    ));
+    let written = file.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut reader =
+            berth_display::framebuffer::FramebufferReader::open(fd).map_err(|e| e.to_string())?;
+        berth_display::screenshot::write_png(&mut reader, &written).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| failed(e.to_string()))?
+    .map_err(failed)?;
+    Ok(file)
 }
 
 fn banner<'a>(message: &str) -> Element<'a, Message> {
@@ -718,5 +895,30 @@ mod tests {
         let _ = berth.update(Message::Shortcut(Shortcut::NewVm));
         let _ = berth.update(Message::Shortcut(Shortcut::Close));
         assert!(berth.wizard.is_none());
+    }
+
+    #[test]
+    fn the_vm_view_goes_full_screen_on_f11_and_escape_leaves_it() {
+        assert_eq!(
+            shortcut(&Key::Named(Named::F11), Modifiers::empty()),
+            Some(Shortcut::FullScreen)
+        );
+        let (mut berth, _) = Berth::new(Opening::Dashboard);
+        let _ = berth.update(Message::Shortcut(Shortcut::FullScreen));
+        assert!(berth.vm_view.is_none(), "no VM view: F11 does nothing");
+        berth.dashboard.selection = dashboard::Selection::Vm("web".into());
+        let _ = berth.update(Message::Dashboard(dashboard::Message::ShowScreen));
+        assert_eq!(berth.vm_view.as_ref().map(|v| v.vm.as_str()), Some("web"));
+        assert_eq!(berth.title(), "web - Berth");
+        let full = |berth: &Berth| berth.vm_view.as_ref().map(|v| v.full_screen);
+        let _ = berth.update(Message::Shortcut(Shortcut::FullScreen));
+        assert_eq!(full(&berth), Some(true));
+        let _ = berth.update(Message::Shortcut(Shortcut::Close));
+        assert_eq!(full(&berth), Some(false), "Escape leaves full screen");
+        let _ = berth.update(Message::Shortcut(Shortcut::Close));
+        assert_eq!(full(&berth), Some(false), "and keeps the VM view");
+        let _ = berth.update(Message::VmView(vm_view::Message::Back));
+        assert!(berth.vm_view.is_none());
+        assert_eq!(berth.title(), "Berth");
     }
 }

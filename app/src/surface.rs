@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use berth_display::framebuffer::FramebufferReader;
 use berth_display::gpu::Format;
-use berth_display::resample::{self, Order};
+use berth_display::resample::{self, Order, Scaling};
 use x11rb::connection::{Connection, RequestConnection};
 use x11rb::protocol::Event;
 use x11rb::protocol::shape::{self, ConnectionExt as _};
@@ -77,14 +77,16 @@ impl Rect {
 }
 
 /// Where the console's picture area is in the window, and the part of the window it can be
-/// seen through (the scrolled pane it is in), in physical pixels.
+/// seen through (the scrolled pane it is in), in physical pixels; how the picture is scaled into
+/// the area.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Placement {
     pub area: Rect,
     pub clip: Rect,
+    pub scaling: Scaling,
 }
 
-/// Where a `display`-sized picture goes for a placement: scaled to fit the area with its aspect
+/// Where a `display`-sized picture goes for a placement: scaled into the area with its aspect
 /// kept, centred, and the part of it that can be seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Layout {
@@ -103,7 +105,7 @@ impl Layout {
         if display.0 == 0 || display.1 == 0 || area.width == 0 || area.height == 0 {
             return None;
         }
-        let picture = resample::fit(display, (area.width, area.height));
+        let picture = placement.scaling.size(display, (area.width, area.height));
         let whole = Rect {
             x: area.x + ((area.width - picture.0) / 2) as i32,
             y: area.y + ((area.height - picture.1) / 2) as i32,
@@ -162,6 +164,7 @@ pub fn placement(
     viewport: iced::Rectangle,
     clip: Option<iced::Rectangle>,
     scale: f32,
+    scaling: Scaling,
 ) -> Placement {
     let clip = clip.unwrap_or(viewport);
     let (dx, dy) = (viewport.x - clip.x, viewport.y - clip.y);
@@ -182,6 +185,7 @@ pub fn placement(
             ..area
         }),
         clip: physical(clip),
+        scaling,
     }
 }
 
@@ -197,16 +201,17 @@ impl SurfaceHandle {
         }
     }
 
-    /// The scrolled pane the console is in is at `bounds` in the window.
-    pub fn set_clip(&self, bounds: iced::Rectangle) {
+    /// The scrolled pane the console is in is at `bounds` in the window (none: the console is
+    /// not in one).
+    pub fn set_clip(&self, bounds: Option<iced::Rectangle>) {
         if let Some(mut shared) = self.shared() {
-            shared.clip = Some(bounds);
+            shared.clip = bounds;
         }
     }
 
     /// The console's picture area was drawn at `area` within `viewport` (both as the widget
-    /// got them): the picture goes there.
-    pub fn place(&self, area: iced::Rectangle, viewport: iced::Rectangle) {
+    /// got them): the picture goes there, scaled into it by `scaling`.
+    pub fn place(&self, area: iced::Rectangle, viewport: iced::Rectangle, scaling: Scaling) {
         let Some(mut shared) = self.shared() else {
             return;
         };
@@ -215,7 +220,7 @@ impl SurfaceHandle {
         let Some(scale) = shared.scale else {
             return;
         };
-        let placement = placement(area, viewport, shared.clip, scale);
+        let placement = placement(area, viewport, shared.clip, scale, scaling);
         if shared.last != Some(placement) {
             shared.last = Some(placement);
             // A surface whose thread ended has nothing to show: the send may fail.
@@ -685,18 +690,19 @@ mod tests {
             iced::Size::new(813.0, 416.0),
         );
         assert_eq!(
-            placement(area, viewport, Some(pane), 1.0),
+            placement(area, viewport, Some(pane), 1.0, Scaling::Fill),
             Placement {
                 area: rect(269, 120, 813, 416),
                 clip: rect(251, 100, 849, 600),
+                scaling: Scaling::Fill,
             }
         );
         assert_eq!(
-            placement(area, viewport, Some(pane), 2.0).area,
+            placement(area, viewport, Some(pane), 2.0, Scaling::Fill).area,
             rect(538, 240, 1626, 832)
         );
         assert_eq!(
-            placement(area, pane, None, 1.0).area,
+            placement(area, pane, None, 1.0, Scaling::Fill).area,
             rect(269, 180, 813, 416),
             "not scrolled"
         );
@@ -708,6 +714,7 @@ mod tests {
         let placement = Placement {
             area: rect(300, 100, 813, 416),
             clip: rect(250, 50, 900, 700),
+            scaling: Scaling::Fill,
         };
         let layout = Layout::of((1280, 800), &placement).unwrap();
         assert_eq!(layout.picture, (665, 416));
@@ -716,11 +723,26 @@ mod tests {
     }
 
     #[test]
+    fn the_vm_view_shows_a_display_that_fits_at_its_own_size() {
+        let placement = Placement {
+            area: rect(0, 40, 1100, 680),
+            clip: rect(0, 40, 1100, 680),
+            scaling: Scaling::Shrink,
+        };
+        let layout = Layout::of((640, 480), &placement).unwrap();
+        assert_eq!(layout.picture, (640, 480));
+        assert_eq!(layout.window, rect(230, 40 + 100, 640, 480));
+        let layout = Layout::of((1280, 800), &placement).unwrap();
+        assert_eq!(layout.picture, (1088, 680), "too large: scaled down");
+    }
+
+    #[test]
     fn only_the_visible_part_is_shown() {
         // Scrolled up by 150 pixels: the top of the picture is under the toolbar.
         let placement = Placement {
             area: rect(0, -50, 640, 400),
             clip: rect(0, 100, 1000, 600),
+            scaling: Scaling::Fill,
         };
         let layout = Layout::of((640, 400), &placement).unwrap();
         assert_eq!(layout.window, rect(0, 100, 640, 250));
@@ -732,6 +754,7 @@ mod tests {
         let placement = Placement {
             area: rect(0, 800, 640, 400),
             clip: rect(0, 0, 1000, 700),
+            scaling: Scaling::Fill,
         };
         assert_eq!(Layout::of((640, 400), &placement), None, "scrolled away");
         let visible = Placement {

@@ -26,6 +26,28 @@ pub fn fit(display: (u32, u32), area: (u32, u32)) -> (u32, u32) {
     (w.max(1), h.max(1))
 }
 
+/// How a display is sized into the area it is shown in (aspect always kept, centred).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scaling {
+    /// Scaled to fill the area, up or down ([`fit`]): a preview, whatever the display's size.
+    #[default]
+    Fill,
+    /// At its own size, pixel for pixel, when it fits; scaled down to fit when it does not
+    /// (the screen view, as VirtualBox and virt-viewer show a guest).
+    Shrink,
+}
+
+impl Scaling {
+    /// The size, in pixels, a `display` is drawn at in `area` (`display` itself when either is
+    /// empty).
+    pub fn size(self, display: (u32, u32), area: (u32, u32)) -> (u32, u32) {
+        match self {
+            Scaling::Shrink if display.0 <= area.0 && display.1 <= area.1 => display,
+            Scaling::Fill | Scaling::Shrink => fit(display, area),
+        }
+    }
+}
+
 /// Where destination pixels sample the source along one axis: for each, the two neighbours
 /// and the weight of the second, out of 256.
 fn taps(from: u32, to: u32) -> Vec<(usize, usize, u32)> {
@@ -250,6 +272,18 @@ fn mix_rows(top: &[u8], bottom: &[u8], w: u32, out: &mut [u8]) {
 
 #[cfg(test)]
 mod tests {
+    use super::Scaling;
+
+    #[test]
+    fn shrink_keeps_a_display_that_fits_at_its_own_size_and_fill_scales_it_up() {
+        assert_eq!(Scaling::Shrink.size((640, 480), (1000, 700)), (640, 480));
+        assert_eq!(Scaling::Fill.size((640, 480), (1000, 700)), (933, 700));
+        assert_eq!(Scaling::Shrink.size((640, 480), (640, 480)), (640, 480));
+        // Too large on one side: scaled down, aspect kept.
+        assert_eq!(Scaling::Shrink.size((1280, 800), (1000, 800)), (1000, 625));
+        assert_eq!(Scaling::Shrink.size((0, 0), (100, 100)), (0, 0));
+    }
+
     use super::*;
     use crate::framebuffer::{FramebufferReader, FramebufferWriter, Rect};
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use berth_display::framebuffer::FramebufferReader;
 use berth_display::gpu::Format;
-use berth_display::resample;
+use berth_display::resample::{self, Scaling};
 use iced::keyboard::key::Code;
 
 use crate::connection::RoutedUpdates;
@@ -20,6 +20,29 @@ use crate::surface::{Surface, SurfaceHandle};
 /// millisecond, and at 16.6 ms that made every tenth frame of a 60 Hz guest miss its turn
 /// (54-55 shown a second).
 pub const FRAME_INTERVAL: Duration = Duration::from_millis(15);
+
+/// How the console sizes the guest's display in its area.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sizing {
+    /// Scaled to the area, up or down: the preview in the details pane.
+    #[default]
+    Preview,
+    /// Pixel for pixel when it fits the area, scaled down when it does not: the VM view.
+    Fit,
+    /// Pixel for pixel always, the area scrolled: the VM view at "actual size".
+    Actual,
+}
+
+impl Sizing {
+    /// How the picture is scaled to the area it is given (at actual size, the area is the
+    /// display's own size or larger).
+    pub fn scaling(self) -> Scaling {
+        match self {
+            Sizing::Preview => Scaling::Fill,
+            Sizing::Fit | Sizing::Actual => Scaling::Shrink,
+        }
+    }
+}
 
 /// What a poll of the console found.
 #[derive(Debug)]
@@ -69,12 +92,16 @@ impl Feed {
         self.last != Some(self.reader.frame())
     }
 
-    /// The frame published since the last call, if any, scaled to fit `area` (pixels) with its
-    /// aspect kept, or at its own size without one; `Ok(None)` while nothing changed (a static
+    /// The frame published since the last call, if any, scaled into `area` (pixels) by
+    /// `scaling` with its aspect kept, or at its own size without one; `Ok(None)` while nothing changed (a static
     /// display costs one atomic load a poll). Scaled straight out of the shared memory: no copy
     /// of the whole frame. A picture the guest redrew while it was scaled is still handed out,
     /// and the newer frame comes at the next poll.
-    pub fn poll(&mut self, area: Option<(u32, u32)>) -> Result<Option<Picture>, String> {
+    pub fn poll(
+        &mut self,
+        area: Option<(u32, u32)>,
+        scaling: Scaling,
+    ) -> Result<Option<Picture>, String> {
         if self.last == Some(self.reader.frame()) {
             return Ok(None);
         }
@@ -92,7 +119,7 @@ impl Feed {
                         view.format()
                     )
                 })?;
-                let (width, height) = area.map_or(display, |area| resample::fit(display, area));
+                let (width, height) = area.map_or(display, |area| scaling.size(display, area));
                 Ok(Some(Picture {
                     frame: 0,
                     width,
@@ -150,10 +177,13 @@ pub struct Session {
     pub size: (u32, u32),
     /// The console's area in pixels (known once it has been laid out), pictures are scaled to.
     area: Option<(u32, u32)>,
-    /// The shown picture was scaled to the current area (the renderer need not scale it).
+    /// How pictures are sized into the area.
+    sizing: Sizing,
+    /// The shown picture was sized for the current area and sizing (the renderer need not
+    /// scale it).
     pub fitted: bool,
-    /// The area the picture being allocated was scaled to.
-    allocating_for: Option<(u32, u32)>,
+    /// The area and sizing the picture being allocated was made for.
+    allocating_for: Option<(Option<(u32, u32)>, Sizing)>,
     /// The tablet position and buttons last sent.
     position: (u32, u32),
     buttons: u8,
@@ -176,6 +206,7 @@ impl Session {
             focused: false,
             size: (0, 0),
             area: None,
+            sizing: Sizing::default(),
             fitted: false,
             allocating_for: None,
             position: (0, 0),
@@ -232,15 +263,31 @@ impl Session {
             self.waiting = true;
             return Ok(Polled::Later(due - now));
         }
-        match self.feed.poll(self.area)? {
+        match self.feed.poll(self.picture_area(), self.sizing.scaling())? {
             Some(picture) => {
                 self.allocating = true;
-                self.allocating_for = self.area;
+                self.allocating_for = Some((self.area, self.sizing));
                 self.last_read = Some(now);
                 self.size = picture.display;
                 Ok(Polled::Picture(picture))
             }
             None => Ok(Polled::Nothing),
+        }
+    }
+
+    /// The area pictures are sized into: none at actual size (the display's own size).
+    fn picture_area(&self) -> Option<(u32, u32)> {
+        match self.sizing {
+            Sizing::Actual => None,
+            Sizing::Preview | Sizing::Fit => self.area,
+        }
+    }
+
+    /// Pictures are sized by `sizing` from now on (the current frame again, if it changed).
+    pub fn set_sizing(&mut self, sizing: Sizing) {
+        if self.sizing != sizing {
+            self.sizing = sizing;
+            self.feed.again();
         }
     }
 
@@ -290,7 +337,7 @@ impl Session {
         self.allocating = false;
         if let Some(allocation) = allocation {
             self.shown = Some(allocation);
-            self.fitted = self.allocating_for.is_some() && self.allocating_for == self.area;
+            self.fitted = self.allocating_for == Some((self.area, self.sizing));
             if let Some(rate) = self.rate.as_mut()
                 && let Some(fps) = rate.shown(Instant::now())
             {
@@ -450,7 +497,10 @@ mod tests {
                 8,
             )
             .unwrap();
-        let picture = feed.poll(None).unwrap().expect("a new frame");
+        let picture = feed
+            .poll(None, Scaling::Fill)
+            .unwrap()
+            .expect("a new frame");
         assert_eq!((picture.width, picture.height), (2, 1));
         assert_eq!(
             picture.rgba,
@@ -458,7 +508,7 @@ mod tests {
             "red and blue swapped into place, opaque"
         );
         assert_eq!(
-            feed.poll(None).unwrap(),
+            feed.poll(None, Scaling::Fill).unwrap(),
             None,
             "an unchanged display is not sent again"
         );
@@ -475,7 +525,7 @@ mod tests {
                 8,
             )
             .unwrap();
-        let next = feed.poll(None).unwrap().expect("the update");
+        let next = feed.poll(None, Scaling::Fill).unwrap().expect("the update");
         assert_eq!(&next.rgba[4..], [0x00, 0xff, 0x00, 0xff]);
         assert!(next.frame > picture.frame);
     }
@@ -516,6 +566,37 @@ mod tests {
         assert!(
             matches!(session.poll(later + FRAME_INTERVAL), Ok(Polled::Nothing)),
             "the same area again changes nothing"
+        );
+    }
+
+    #[test]
+    fn the_vm_view_shows_a_display_that_fits_pixel_for_pixel() {
+        let mut writer = FramebufferWriter::new(64, 40, Format::B8G8R8X8 as u32).unwrap();
+        let fd = writer.fd().try_clone_to_owned().unwrap();
+        let mut session = Session::new("vm".into(), fd).unwrap();
+        writer
+            .update(Rect::new(0, 0, 64, 40), &[0x40; 64 * 40 * 4], 64 * 4)
+            .unwrap();
+        let mut at = Instant::now();
+        let mut next = |session: &mut Session| {
+            at += FRAME_INTERVAL;
+            let Ok(Polled::Picture(picture)) = session.poll(at) else {
+                panic!("a picture");
+            };
+            session.allocated(None);
+            (picture.width, picture.height)
+        };
+        session.resized((200, 100));
+        assert_eq!(next(&mut session), (160, 100), "the preview fills the area");
+        session.set_sizing(Sizing::Fit);
+        assert_eq!(next(&mut session), (64, 40), "fits: its own size");
+        session.resized((32, 40));
+        assert_eq!(next(&mut session), (32, 20), "too large: scaled down");
+        session.set_sizing(Sizing::Actual);
+        assert_eq!(
+            next(&mut session),
+            (64, 40),
+            "actual size, whatever the area"
         );
     }
 

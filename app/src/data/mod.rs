@@ -3,6 +3,7 @@
 //! a display.
 
 pub mod console;
+pub mod pictures;
 pub mod sidebar;
 
 use std::collections::VecDeque;

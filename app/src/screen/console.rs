@@ -13,7 +13,7 @@ use berth_api::client::{Client, ClientError};
 use iced::Task;
 use iced::keyboard::key::Code;
 
-use crate::data::console::{HOST_KEY, Pointer, Polled, Session, Tablet, evdev_code};
+use crate::data::console::{HOST_KEY, Pointer, Polled, Session, Sizing, Tablet, evdev_code};
 use crate::surface::SurfaceHandle;
 
 /// A file descriptor carried in a message (messages are cloned; the fd is shared, not copied).
@@ -42,7 +42,19 @@ pub enum Message {
     Input(Result<(), ClientError>),
     /// A detached console window closed, or why it failed.
     Detached(Result<(), String>),
+    /// The area has kept its size for a while since resize `.1` of VM `.0`: the guest is told.
+    Settled(String, u64),
+    /// The guest was told its preferred size, or why not.
+    SizeTold(Result<(), ClientError>),
 }
+
+/// How long the console's area must keep its size before the guest is told it: a window being
+/// dragged larger sends one size, not one per step (each is a mode change in the guest).
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// The smallest preferred size the guest is told: in a smaller window it keeps a usable
+/// screen, shown scaled down (a desktop guest below 640x480 cannot show its own dialogs).
+const SMALLEST_FOLLOWED: (u32, u32) = (640, 480);
 
 /// What the console asks of the application.
 #[derive(Debug, Clone)]
@@ -58,14 +70,17 @@ pub enum ConsoleView {
     #[default]
     None,
     /// The VM's display: the picture, the guest's display size, whether the picture was
-    /// scaled to the console's area, whether the console has the keyboard, and the console
-    /// surface that draws it instead of the renderer, if one does.
+    /// sized for the console's area, whether the console has the keyboard, the console
+    /// surface that draws it instead of the renderer, if one does, how it is sized and the
+    /// window's scale factor.
     Shown {
         picture: Option<iced_runtime::image::Allocation>,
         display: (u32, u32),
         fitted: bool,
         focused: bool,
         surface: Option<SurfaceHandle>,
+        sizing: Sizing,
+        scale: f32,
     },
     /// Why there is no display to show.
     Unavailable(String),
@@ -95,6 +110,14 @@ pub struct Console {
     /// The window's X11 window, which console surfaces are made in: not asked yet, or none
     /// (not on X11, surfaces turned off, or one could not be made there).
     x11_parent: Option<Option<u32>>,
+    /// How the display is sized in the area.
+    sizing: Sizing,
+    /// The guest's display follows the area's size (the VM view with its setting on).
+    follows: bool,
+    /// The preferred size last told to the shown VM's guest, and the count of area changes
+    /// (only the last one, once settled, is told).
+    told: Option<(u32, u32)>,
+    resizes: u64,
 }
 
 impl Default for Console {
@@ -106,6 +129,10 @@ impl Default for Console {
             area: None,
             scale_factor: 1.0,
             x11_parent: (!surfaces_wanted()).then_some(None),
+            sizing: Sizing::default(),
+            follows: false,
+            told: None,
+            resizes: 0,
         }
     }
 }
@@ -114,6 +141,22 @@ impl Console {
     /// What the details pane shows.
     pub fn view(&self) -> &ConsoleView {
         &self.view
+    }
+
+    /// How the display is sized, and whether the guest follows the area's size (told once the
+    /// area has settled, and again whenever it changes).
+    pub fn set_sizing(&mut self, sizing: Sizing, follows: bool) -> Task<Message> {
+        self.sizing = sizing;
+        if let Some(session) = self.session.as_mut() {
+            session.set_sizing(sizing);
+        }
+        if follows != self.follows {
+            self.follows = follows;
+            self.told = None;
+        }
+        let task = Task::batch([self.poll(), self.follow()]);
+        self.refresh_view();
+        task
     }
 
     /// Whether the console has the keyboard (every key then goes to the guest).
@@ -126,6 +169,7 @@ impl Console {
     pub fn show(&mut self, vm: Option<String>, client: Option<&Arc<Client>>) -> Task<Message> {
         if self.session.as_ref().map(|s| &s.vm) != vm.as_ref() {
             self.session = None;
+            self.told = None;
         }
         if self.asked != vm {
             self.asked = None;
@@ -226,7 +270,7 @@ impl Console {
                 let scale = iced::window::latest()
                     .and_then(iced::window::scale_factor)
                     .map(Message::ScaleFactor);
-                Task::batch([self.fit(), scale])
+                Task::batch([self.fit(), scale, self.follow()])
             }
             Message::ScaleFactor(scale) => {
                 if !scale.is_finite() || scale <= 0.0 {
@@ -237,7 +281,7 @@ impl Console {
                 }
                 if scale != self.scale_factor {
                     self.scale_factor = scale;
-                    self.fit()
+                    Task::batch([self.fit(), self.follow()])
                 } else {
                     Task::none()
                 }
@@ -253,6 +297,15 @@ impl Console {
             }
             Message::Detached(Err(e)) => {
                 event = Some(Event::Failed(e));
+                Task::none()
+            }
+            Message::Settled(vm, resize) => self.tell_size(&vm, resize, client),
+            Message::SizeTold(Ok(())) => Task::none(),
+            Message::SizeTold(Err(e)) => {
+                self.told = None;
+                event = Some(Event::Failed(format!(
+                    "cannot tell the guest the window's size: {e}"
+                )));
                 Task::none()
             }
         };
@@ -273,9 +326,10 @@ impl Console {
                 if let Some(area) = self.pixels() {
                     session.resized(area);
                 }
+                session.set_sizing(self.sizing);
                 self.session = Some(session);
                 // What the guest drew before the display was opened.
-                Task::batch([self.poll(), self.use_surface()])
+                Task::batch([self.poll(), self.use_surface(), self.follow()])
             }
             Err(why) => {
                 self.view = ConsoleView::Unavailable(why);
@@ -314,6 +368,47 @@ impl Console {
         let size = self.area?;
         let pixels = |logical: f32| (logical * self.scale_factor).floor().max(0.0) as u32;
         Some((pixels(size.width), pixels(size.height)))
+    }
+
+    /// When the guest follows the area: waits for its size to settle ([`SETTLE`]), then tells
+    /// the guest (unless it was told that size already).
+    fn follow(&mut self) -> Task<Message> {
+        let (true, Some(session), Some(_)) = (self.follows, self.session.as_ref(), self.pixels())
+        else {
+            return Task::none();
+        };
+        self.resizes += 1;
+        let (vm, resize) = (session.vm.clone(), self.resizes);
+        Task::perform(tokio::time::sleep(SETTLE), move |()| {
+            Message::Settled(vm.clone(), resize)
+        })
+    }
+
+    /// Tells VM `vm`'s guest the area's size in pixels as its preferred display size, if the
+    /// area has not changed since resize `resize` and the guest was not told that size yet.
+    fn tell_size(&mut self, vm: &str, resize: u64, client: Option<&Arc<Client>>) -> Task<Message> {
+        let shown = self.session.as_ref().is_some_and(|s| s.vm == vm);
+        let (true, true, Some(area), Some(client)) = (
+            self.follows && shown,
+            resize == self.resizes,
+            self.pixels(),
+            client,
+        ) else {
+            return Task::none();
+        };
+        let size = (
+            area.0.max(SMALLEST_FOLLOWED.0),
+            area.1.max(SMALLEST_FOLLOWED.1),
+        );
+        if self.told == Some(size) || berth_display::gpu::check_mode(size.0, size.1).is_err() {
+            return Task::none();
+        }
+        self.told = Some(size);
+        let (client, vm) = (Arc::clone(client), vm.to_owned());
+        Task::perform(
+            async move { client.vm_display_size(&vm, size.0, size.1).await },
+            Message::SizeTold,
+        )
     }
 
     /// Scales the next picture to the current area (the same frame again if the area changed).
@@ -422,6 +517,8 @@ impl Console {
                 fitted: session.fitted,
                 focused: session.focused,
                 surface: session.surface(),
+                sizing: self.sizing,
+                scale: self.scale_factor,
             },
             None => match std::mem::take(&mut self.view) {
                 ConsoleView::Unavailable(why) => ConsoleView::Unavailable(why),

@@ -48,6 +48,8 @@ pub enum Message {
     ConsoleResized(iced::Size),
     /// Open the selected VM's display in its own window (berth-console).
     Detach,
+    /// Show the selected VM's display in the whole window (the VM view).
+    ShowScreen,
     /// Detach the selected VM's ISO, so it starts from the disk installed from it.
     EjectIso,
     /// The sidebar's filter field was edited.
@@ -74,6 +76,8 @@ pub enum Event {
     ConsoleResized(iced::Size),
     /// Open VM `.0`'s display in a window of its own.
     Detach(String),
+    /// Show VM `.0`'s display in the whole window.
+    ShowScreen(String),
 }
 
 #[derive(Debug, Default)]
@@ -157,6 +161,7 @@ impl Dashboard {
             (Message::Console(pointer), Selection::Vm(_)) => Some(Event::Console(pointer)),
             (Message::ConsoleResized(size), _) => Some(Event::ConsoleResized(size)),
             (Message::Detach, Selection::Vm(name)) => Some(Event::Detach(name.clone())),
+            (Message::ShowScreen, Selection::Vm(name)) => Some(Event::ShowScreen(name.clone())),
             (Message::CancelDelete, _) => {
                 self.confirming_delete = false;
                 None
@@ -448,6 +453,12 @@ impl Dashboard {
                             Some(Message::EjectIso),
                         ));
                     }
+                    // The display in the whole window: what a user of a running VM came for.
+                    bar = bar.push(
+                        button(text("Show screen"))
+                            .style(button::primary)
+                            .on_press_maybe((running || paused).then_some(Message::ShowScreen)),
+                    );
                     bar.spacing(8).into()
                 }
                 Selection::Container(id) => {
@@ -724,6 +735,8 @@ fn console_section(view: &ConsoleView) -> Element<'_, Message> {
             fitted,
             focused,
             surface,
+            sizing,
+            scale,
         } => column![
             section(if *focused {
                 "Screen — has the keyboard; Right Ctrl releases it"
@@ -743,6 +756,8 @@ fn console_section(view: &ConsoleView) -> Element<'_, Message> {
                     }),
                 },
                 *focused,
+                *sizing,
+                *scale,
                 Message::Console,
                 Message::ConsoleResized,
             ))

@@ -4,4 +4,5 @@ pub mod about;
 pub mod console;
 pub mod dashboard;
 pub mod launch;
+pub mod vm_view;
 pub mod wizard;

@@ -3,6 +3,7 @@
 //! ([`SurfaceHandle::place`]). When it leaves the window's tree (another screen of the window, another VM)
 //! the surface is hidden with it.
 
+use berth_display::resample::Scaling;
 use iced::advanced::layout::{self, Layout};
 use iced::advanced::renderer;
 use iced::advanced::widget::{self, Tree, Widget, tree};
@@ -11,13 +12,18 @@ use iced::{Element, Event, Length, Rectangle, Size, mouse, window};
 
 use crate::surface::SurfaceHandle;
 
-/// The area the surface behind `handle` shows the picture in, filling the space it is given.
-pub fn surface_area<'a, Message: 'a>(handle: SurfaceHandle) -> Element<'a, Message> {
-    Element::new(SurfaceArea { handle })
+/// The area the surface behind `handle` shows the picture in, filling the space it is given;
+/// the picture is scaled into it by `scaling`.
+pub fn surface_area<'a, Message: 'a>(
+    handle: SurfaceHandle,
+    scaling: Scaling,
+) -> Element<'a, Message> {
+    Element::new(SurfaceArea { handle, scaling })
 }
 
 struct SurfaceArea {
     handle: SurfaceHandle,
+    scaling: Scaling,
 }
 
 /// The surface the area placed last; hidden when the state goes (the area left the tree).
@@ -73,7 +79,7 @@ impl<Message, Theme, Renderer: renderer::Renderer> Widget<Message, Theme, Render
         viewport: &Rectangle,
     ) {
         if let Event::Window(window::Event::RedrawRequested(_)) = event {
-            self.handle.place(layout.bounds(), *viewport);
+            self.handle.place(layout.bounds(), *viewport, self.scaling);
         }
     }
 

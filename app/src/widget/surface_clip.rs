@@ -16,9 +16,39 @@ pub fn surface_clip<'a, Message: 'a>(
     content: impl Into<Element<'a, Message>>,
     handle: Option<SurfaceHandle>,
 ) -> Element<'a, Message> {
-    let content = content.into();
+    clipped(content.into(), handle, Some(Size::ZERO))
+}
+
+/// [`surface_clip`] for a pane whose scrollbars float over its content: the surface keeps
+/// `bars` (the right and bottom strips, logical pixels) clear, so they can be seen and used.
+pub fn surface_clip_with_bars<'a, Message: 'a>(
+    content: impl Into<Element<'a, Message>>,
+    handle: Option<SurfaceHandle>,
+    bars: Size,
+) -> Element<'a, Message> {
+    clipped(content.into(), handle, Some(bars))
+}
+
+/// `content`, not scrolled, telling the surface behind `handle`, if any, that no pane clips
+/// it (only the window does): where a scrolled pane held it before, that pane is gone.
+pub fn surface_unscrolled<'a, Message: 'a>(
+    content: impl Into<Element<'a, Message>>,
+    handle: Option<SurfaceHandle>,
+) -> Element<'a, Message> {
+    clipped(content.into(), handle, None)
+}
+
+fn clipped<'a, Message: 'a>(
+    content: Element<'a, Message>,
+    handle: Option<SurfaceHandle>,
+    bars: Option<Size>,
+) -> Element<'a, Message> {
     match handle {
-        Some(handle) => Element::new(SurfaceClip { content, handle }),
+        Some(handle) => Element::new(SurfaceClip {
+            content,
+            handle,
+            bars,
+        }),
         None => content,
     }
 }
@@ -26,6 +56,9 @@ pub fn surface_clip<'a, Message: 'a>(
 struct SurfaceClip<'a, Message> {
     content: Element<'a, Message>,
     handle: SurfaceHandle,
+    /// The content is a scrolled pane, with strips this wide (right) and high (bottom) kept
+    /// for its scrollbars; none: it is not scrolled, it is where it is laid out.
+    bars: Option<Size>,
 }
 
 impl<Message> Widget<Message, iced::Theme, iced::Renderer> for SurfaceClip<'_, Message> {
@@ -68,7 +101,14 @@ impl<Message> Widget<Message, iced::Theme, iced::Renderer> for SurfaceClip<'_, M
         viewport: &Rectangle,
     ) {
         if let Event::Window(window::Event::RedrawRequested(_)) = event {
-            self.handle.set_clip(layout.bounds());
+            self.handle.set_clip(self.bars.map(|bars| {
+                let pane = layout.bounds();
+                Rectangle {
+                    width: (pane.width - bars.width).max(0.0),
+                    height: (pane.height - bars.height).max(0.0),
+                    ..pane
+                }
+            }));
         }
         self.content.as_widget_mut().update(
             &mut tree.children[0],
