@@ -3,6 +3,7 @@
 //! console prints.
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod window;
 pub mod xvfb;
 
 #[path = "../../../vmm-backend/tests/common/probe.rs"]
