@@ -189,6 +189,17 @@ async fn measure_event_delay(events: &mut Events, name: &str, reader: Framebuffe
     );
 }
 
+/// What a window is asked to show before it is measured.
+#[derive(Clone, Copy, PartialEq)]
+enum Shows {
+    /// As it opens (berth-console).
+    AsOpened,
+    /// The running VM selected in the sidebar: its display in the details pane's console.
+    Details,
+    /// The VM view, the window grown so a `display`-sized guest is shown pixel for pixel.
+    VmView((u32, u32)),
+}
+
 /// Runs a window (`command`, which prints `... N frames/s ...` lines on stderr once a second)
 /// for `WINDOW` once it shows frames; its mean frames a second and CPU.
 fn measure_window(
@@ -196,7 +207,7 @@ fn measure_window(
     mut command: Command,
     (display, xvfb): (&str, u32),
     title: &str,
-    click: bool,
+    shows: Shows,
     published: f64,
 ) {
     let mut child = Killed(
@@ -246,10 +257,21 @@ fn measure_window(
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    if click {
+    if shows != Shows::AsOpened {
         // The first VM in the sidebar (the one running), as a user selects it.
         std::thread::sleep(Duration::from_secs(2));
         xdotool(display, &["mousemove", "65", "188", "click", "1"]);
+    }
+    if let Shows::VmView((width, height)) = shows {
+        // Show screen (the toolbar's last button), then room for the guest's whole display
+        // under the VM view's toolbar, so it is drawn pixel for pixel.
+        std::thread::sleep(Duration::from_secs(1));
+        xdotool(display, &["mousemove", "853", "75", "click", "1"]);
+        std::thread::sleep(Duration::from_secs(1));
+        let window = xdotool(display, &["search", "--name", title]);
+        let window = window.lines().next().unwrap_or_default().to_owned();
+        let (w, h) = ((width + 4).to_string(), (height + 80).to_string());
+        xdotool(display, &["windowsize", &window, &w, &h]);
     }
     while rates.lock().unwrap().is_empty() {
         assert!(
@@ -350,7 +372,25 @@ async fn main() {
                     berth,
                     x,
                     "^Berth$",
-                    true,
+                    Shows::Details,
+                    published,
+                );
+            }
+            // The VM view at 1:1, on the surface and on tiny-skia.
+            for (what, surface) in [
+                ("console surface", "1"),
+                ("tiny-skia renderer, no surface", "0"),
+            ] {
+                let mut berth = Command::new(binary("berth"));
+                berth.env("BERTH_SOCKET", &daemon.socket);
+                berth.env("ICED_BACKEND", "tiny-skia");
+                berth.env("BERTH_CONSOLE_SURFACE", surface);
+                measure_window(
+                    &format!("Berth VM view at 1:1, {what}"),
+                    berth,
+                    x,
+                    "Berth",
+                    Shows::VmView((width, height)),
                     published,
                 );
             }
@@ -362,7 +402,7 @@ async fn main() {
                     command,
                     x,
                     &format!("^{name} "),
-                    false,
+                    Shows::AsOpened,
                     published,
                 );
             }
