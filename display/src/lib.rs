@@ -11,6 +11,7 @@ pub mod framebuffer;
 pub mod fuzzing;
 pub mod gpu;
 pub mod notice;
+pub mod rate;
 pub mod resample;
 pub mod screenshot;
 pub mod shm;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use berth_display::framebuffer::FramebufferReader;
 use berth_display::gpu::Format;
+use berth_display::rate::FrameRate;
 use berth_display::resample::{self, Scaling};
 use iced::keyboard::key::Code;
 
@@ -351,34 +352,6 @@ impl Session {
     }
 }
 
-/// Frames shown a second, reported once a second (only when `BERTH_CONSOLE_FPS` is set).
-#[derive(Debug)]
-pub struct FrameRate {
-    since: Instant,
-    frames: u32,
-}
-
-impl FrameRate {
-    pub fn new(now: Instant) -> FrameRate {
-        FrameRate {
-            since: now,
-            frames: 0,
-        }
-    }
-
-    /// Counts a frame shown at `now`; the rate over the last second or more, once it has passed.
-    pub fn shown(&mut self, now: Instant) -> Option<f64> {
-        self.frames += 1;
-        let elapsed = now.saturating_duration_since(self.since).as_secs_f64();
-        if elapsed < 1.0 {
-            return None;
-        }
-        let fps = f64::from(self.frames) / elapsed;
-        *self = FrameRate::new(now);
-        Some(fps)
-    }
-}
-
 /// What the guest's tablet is told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tablet {
@@ -464,19 +437,6 @@ mod tests {
             picture.rgba[0], 3,
             "the newest frame, not the one that came early"
         );
-    }
-
-    #[test]
-    fn the_frame_rate_is_reported_once_a_second() {
-        let start = Instant::now();
-        let mut rate = FrameRate::new(start);
-        let at = |ms| start + Duration::from_millis(ms);
-        for i in 1..60 {
-            assert_eq!(rate.shown(at(i * 16)), None);
-        }
-        // The 60th frame, 1.2 s in: 50 frames a second.
-        assert_eq!(rate.shown(at(1200)), Some(50.0));
-        assert_eq!(rate.shown(at(1300)), None, "counting starts again");
     }
 
     #[test]

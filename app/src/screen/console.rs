@@ -128,7 +128,7 @@ impl Default for Console {
             view: ConsoleView::None,
             area: None,
             scale_factor: 1.0,
-            x11_parent: (!surfaces_wanted()).then_some(None),
+            x11_parent: (!berth_surface::wanted()).then_some(None),
             sizing: Sizing::default(),
             follows: false,
             told: None,
@@ -528,20 +528,9 @@ impl Console {
     }
 }
 
-/// `BERTH_CONSOLE_SURFACE=0` has the renderer draw the console even on X11 (to compare the
-/// two, and to test the renderer's path).
-fn surfaces_wanted() -> bool {
-    std::env::var_os("BERTH_CONSOLE_SURFACE").is_none_or(|v| v != "0")
-}
-
 /// The X11 window id of an iced window, when it is on X11.
 fn x11_window(window: &dyn iced::window::Window) -> Option<u32> {
-    use iced::window::raw_window_handle::RawWindowHandle;
-    match window.window_handle().ok()?.as_raw() {
-        RawWindowHandle::Xlib(handle) => u32::try_from(handle.window).ok(),
-        RawWindowHandle::Xcb(handle) => Some(handle.window.get()),
-        _ => None,
-    }
+    berth_surface::x11_window(window.window_handle().ok()?.as_raw())
 }
 
 /// Where the window finds berth-console: `$BERTH_CONSOLE`, else next to its own executable,
