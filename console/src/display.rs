@@ -72,6 +72,11 @@ impl GuestDisplay {
         })
     }
 
+    /// The framebuffer's memfd (for a console surface, which maps it for itself).
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.reader.fd()
+    }
+
     /// The guest's current mode (0x0: none), read without copying pixels.
     pub fn geometry(&self) -> Result<(u32, u32), DisplayError> {
         let (width, height, _, _) = self.reader.geometry()?;

@@ -1,6 +1,11 @@
 //! `berth-console NAME`: the detached, full-size console window of a running VM. It maps the
-//! VM's framebuffer (handed over by berthd with SCM_RIGHTS), draws it with `pixels` on a winit
-//! window, and sends the keyboard, pointer and wheel to the guest's virtio-input devices.
+//! VM's framebuffer (handed over by berthd with SCM_RIGHTS), draws it on a winit window, and
+//! sends the keyboard, pointer and wheel to the guest's virtio-input devices.
+//!
+//! On X11 a console surface draws the display (`berth_surface`: MIT-SHM from a thread of its
+//! own, as in the main window), because without a GPU `pixels` (wgpu on llvmpipe) showed a
+//! 1280x800 guest at 22 frames a second and a 1080p one at 10 (README, performance); elsewhere,
+//! when the X server refuses the surface, or with `BERTH_CONSOLE_SURFACE=0`, `pixels` draws it.
 //!
 //! It draws only when berthd says a frame was published (`DisplayUpdate` / `DisplayMode`, passed
 //! from a tokio thread to the window's event loop as user events): a still display costs no CPU.
@@ -22,6 +27,8 @@ use berth_console::display::{GuestDisplay, Refresh, blit};
 use berth_console::keys;
 use berth_console::pointer::{TYPICAL_MONITOR, Wheel, button_bit, window_size};
 use berth_display::framebuffer::Rect;
+use berth_display::resample::Scaling;
+use berth_surface::{Options, Placement, Surface};
 use clap::Parser;
 use pixels::{Pixels, PixelsBuilder, ScalingMode, SurfaceTexture};
 use tokio::sync::mpsc;
@@ -30,6 +37,7 @@ use winit::dpi::PhysicalSize;
 use winit::event::{ElementState, WindowEvent};
 use winit::event_loop::{ActiveEventLoop, ControlFlow, EventLoop, EventLoopProxy};
 use winit::keyboard::PhysicalKey;
+use winit::raw_window_handle::HasWindowHandle;
 use winit::window::{Window, WindowId};
 
 /// Exit codes, as berthctl's: 1 the VM cannot be shown, 3 no daemon (or it went away).
@@ -124,6 +132,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
         display,
         input,
         window: None,
+        surface: None,
         pixels: None,
         picture: (0, 0),
         cursor: None,
@@ -244,8 +253,10 @@ struct Console {
     display: GuestDisplay,
     input: mpsc::UnboundedSender<Request>,
     window: Option<Arc<Window>>,
+    /// The console surface drawing the display (X11), if one does; else `pixels` does.
+    surface: Option<Surface>,
     pixels: Option<Pixels<'static>>,
-    /// The size of pixels' buffer: the guest's mode.
+    /// The guest's mode as last shown (the size of pixels' buffer).
     picture: (u32, u32),
     /// The tablet position last sent, while the pointer is over the picture.
     cursor: Option<(u32, u32)>,
@@ -325,14 +336,92 @@ impl Console {
                 .create_window(attributes)
                 .context("cannot open the window")?,
         );
-        let size = window.inner_size();
         let picture = if guest.0 == 0 || guest.1 == 0 {
             (w, h)
         } else {
             guest
         };
+        self.picture = picture;
+        self.window = Some(Arc::clone(&window));
+        match self.open_surface(&window) {
+            Ok(surface) => {
+                eprintln!("berth-console: drawing with a console surface (X11, MIT-SHM)");
+                self.surface = Some(surface);
+                self.place_surface();
+                Ok(())
+            }
+            Err(why) => {
+                eprintln!("berth-console: no console surface ({why}): pixels draws");
+                self.use_pixels(&window)
+            }
+        }
+    }
+
+    /// A console surface showing the display in `window`, or why there is none.
+    fn open_surface(&self, window: &Window) -> Result<Surface, String> {
+        if !berth_surface::wanted() {
+            return Err("BERTH_CONSOLE_SURFACE=0".into());
+        }
+        let handle = window.window_handle().map_err(|e| e.to_string())?;
+        let parent = berth_surface::x11_window(handle.as_raw()).ok_or("not on X11")?;
+        let fd = self
+            .display
+            .fd()
+            .try_clone_to_owned()
+            .map_err(|e| e.to_string())?;
+        let options = Options {
+            label: "berth-console",
+            started: (!self.shown).then_some(self.started),
+            black_host: true,
+        };
+        Surface::open(parent, fd, options)
+    }
+
+    /// Has the surface fill the window (the picture scaled to it, aspect kept).
+    fn place_surface(&self) {
+        let (Some(surface), Some(window)) = (&self.surface, &self.window) else {
+            return;
+        };
+        let size = window.inner_size();
+        let whole = berth_surface::Rect {
+            x: 0,
+            y: 0,
+            width: size.width,
+            height: size.height,
+        };
+        surface.handle().place(Some(Placement {
+            area: whole,
+            clip: whole,
+            scaling: Scaling::Fill,
+        }));
+    }
+
+    /// The guest changed mode: the window follows when it can (as `draw` has it follow).
+    fn follow_mode(&mut self) {
+        let Ok(mode) = self.display.geometry() else {
+            return;
+        };
+        if mode.0 == 0 || mode.1 == 0 || mode == self.picture {
+            return;
+        }
+        self.picture = mode;
+        if let Some(window) = &self.window {
+            let monitor = window
+                .current_monitor()
+                .map(|m| (m.size().width, m.size().height))
+                .filter(|&(w, h)| w > 0 && h > 0)
+                .unwrap_or(TYPICAL_MONITOR);
+            let (w, h) = window_size(mode, monitor);
+            let _ = window.request_inner_size(PhysicalSize::new(w, h));
+        }
+    }
+
+    /// Draws with `pixels` from now on (no surface, or it failed).
+    fn use_pixels(&mut self, window: &Arc<Window>) -> anyhow::Result<()> {
+        let size = window.inner_size();
+        let picture = self.picture;
         let surface =
-            SurfaceTexture::new(size.width.max(1), size.height.max(1), Arc::clone(&window));
+            SurfaceTexture::new(size.width.max(1), size.height.max(1), Arc::clone(window));
         let mut pixels = PixelsBuilder::new(picture.0, picture.1, surface)
             .clear_color(pixels::wgpu::Color::BLACK)
             .build()
@@ -343,9 +432,10 @@ impl Console {
             "berth-console: drawing with {} ({:?})",
             info.name, info.backend
         );
-        self.picture = picture;
         self.pixels = Some(pixels);
-        self.window = Some(window);
+        // The whole frame, at once.
+        self.display.invalidate();
+        window.request_redraw();
         Ok(())
     }
 
@@ -435,11 +525,58 @@ impl ApplicationHandler<Notice> for Console {
     }
 
     fn user_event(&mut self, event_loop: &ActiveEventLoop, notice: Notice) {
+        if let Some(why) = self.surface.as_ref().and_then(Surface::failure) {
+            // The surface's thread reported why it stopped: pixels draws from now on.
+            eprintln!("berth-console: pixels draws from now on ({why})");
+            self.surface = None;
+            if let Some(window) = self.window.clone()
+                && let Err(e) = self.use_pixels(&window)
+            {
+                return self.fail(event_loop, format!("{e:#}"));
+            }
+        }
         match notice {
+            Notice::Damage(_) if self.surface.is_some() => {
+                if let Some(surface) = &self.surface {
+                    surface.handle().wake();
+                }
+                return;
+            }
+            Notice::Whole if self.surface.is_some() => {
+                self.follow_mode();
+                if let Some(surface) = &self.surface {
+                    surface.handle().wake();
+                }
+                return;
+            }
             Notice::Damage(rect) => self.display.damage(rect),
             Notice::Whole => self.display.invalidate(),
             Notice::Framebuffer(fd) => match GuestDisplay::open(fd) {
-                Ok(display) => self.display = display,
+                Ok(display) => {
+                    self.display = display;
+                    if self.surface.is_some() {
+                        // The old surface maps the old framebuffer: a new one for the new.
+                        self.surface = None;
+                        let opened = self.window.clone().map(|w| self.open_surface(&w));
+                        match opened {
+                            Some(Ok(surface)) => {
+                                self.surface = Some(surface);
+                                self.place_surface();
+                                self.follow_mode();
+                            }
+                            Some(Err(why)) => {
+                                eprintln!("berth-console: pixels draws from now on ({why})");
+                                if let Some(window) = self.window.clone()
+                                    && let Err(e) = self.use_pixels(&window)
+                                {
+                                    return self.fail(event_loop, format!("{e:#}"));
+                                }
+                            }
+                            None => {}
+                        }
+                        return;
+                    }
+                }
                 Err(e) => return self.fail(event_loop, e),
             },
             Notice::Ended(state) => {
@@ -464,6 +601,7 @@ impl ApplicationHandler<Notice> for Console {
     fn window_event(&mut self, event_loop: &ActiveEventLoop, _: WindowId, event: WindowEvent) {
         match event {
             WindowEvent::CloseRequested => self.quit(event_loop, 0),
+            WindowEvent::Resized(_) if self.surface.is_some() => self.place_surface(),
             WindowEvent::Resized(size) => {
                 if let Some(pixels) = self.pixels.as_mut()
                     && size.width > 0

@@ -1,7 +1,8 @@
 //! `berth-console`, the detached console window, under Xvfb: it refuses VMs it cannot show
 //! before opening anything; it shows a running VM's screen, follows it when the guest draws
 //! something else, sends the keys typed in it to the guest's keyboard, uses no CPU while the
-//! screen is still, and ends when the VM stops.
+//! screen is still, and ends when the VM stops; drawn by a console surface (X11, MIT-SHM) and
+//! by `pixels` alike.
 
 #![allow(clippy::unwrap_used)] // a panic in a test is a failed assertion
 
@@ -117,10 +118,22 @@ fn cpu_ticks(pid: u32) -> u64 {
 
 #[test]
 fn the_console_window_shows_the_guest_follows_it_and_types_into_it() {
-    if !common::kvm_available("the_console_window_shows_the_guest_follows_it_and_types_into_it") {
+    console_journey(true, 3);
+}
+
+/// The same drawn by `pixels` (wgpu), as on Wayland or a remote X display.
+#[test]
+fn drawn_by_pixels_the_console_window_shows_the_guest_the_same() {
+    console_journey(false, 6);
+}
+
+/// The console window's whole journey on a display of its own (`display`): drawn by a console
+/// surface (`surface`) or by `pixels`.
+fn console_journey(surface: bool, display: u32) {
+    if !common::kvm_available("console_journey") {
         return;
     }
-    let Some((display, _xvfb)) = virtual_display(3) else {
+    let Some((display, _xvfb)) = virtual_display(display) else {
         return;
     };
     let dir = open_tempdir();
@@ -138,6 +151,7 @@ fn the_console_window_shows_the_guest_follows_it_and_types_into_it() {
         .arg("screen")
         .env("DISPLAY", &display)
         .env("BERTH_SOCKET", &daemon.socket)
+        .env("BERTH_CONSOLE_SURFACE", if surface { "1" } else { "0" })
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&stderr_path).unwrap())
@@ -192,6 +206,12 @@ fn the_console_window_shows_the_guest_follows_it_and_types_into_it() {
         stderr()
     );
     assert!(idle < 5.0, "{idle} % of a core with a still screen");
+    assert_eq!(
+        stderr().contains("berth-console: drawing with a console surface"),
+        surface,
+        "{}",
+        stderr()
+    );
     assert!(
         stderr().contains("berth-console: drawing with "),
         "{}",
