@@ -394,11 +394,18 @@ async fn main() {
                     published,
                 );
             }
-            if let Some(console) = &console {
+            for (what, surface) in [
+                ("console surface (X11 MIT-SHM)", "1"),
+                ("pixels (wgpu; GL on llvmpipe here)", "0"),
+            ] {
+                let Some(console) = &console else { break };
                 let mut command = Command::new(console);
-                command.arg(&name).env("BERTH_SOCKET", &daemon.socket);
+                command
+                    .arg(&name)
+                    .env("BERTH_SOCKET", &daemon.socket)
+                    .env("BERTH_CONSOLE_SURFACE", surface);
                 measure_window(
-                    "berth-console (pixels)",
+                    &format!("berth-console, {what}"),
                     command,
                     x,
                     &format!("^{name} "),
