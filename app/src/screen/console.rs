@@ -212,6 +212,10 @@ impl Console {
         let Some(session) = self.session.as_mut() else {
             return Task::none();
         };
+        if self.x11_parent.is_none() {
+            // Whether a surface will draw is not known yet: nothing for the renderer until it is.
+            return Task::none();
+        }
         let task = match session.poll(std::time::Instant::now()) {
             Ok(Polled::Later(wait)) => {
                 let vm = session.vm.clone();
@@ -288,7 +292,10 @@ impl Console {
             }
             Message::ParentWindow(window) => {
                 self.x11_parent = Some(window);
-                self.use_surface()
+                // The surface first: a picture the renderer drew before it, where the layout
+                // later moves, can stay on screen (tiny-skia's damage tracking leaves it).
+                let surface = self.use_surface();
+                Task::batch([surface, self.poll()])
             }
             Message::Input(Ok(())) | Message::Detached(Ok(())) => Task::none(),
             Message::Input(Err(e)) => {
@@ -329,7 +336,9 @@ impl Console {
                 session.set_sizing(self.sizing);
                 self.session = Some(session);
                 // What the guest drew before the display was opened.
-                Task::batch([self.poll(), self.use_surface(), self.follow()])
+                // The surface first, so the renderer never draws a picture it then covers.
+                let surface = self.use_surface();
+                Task::batch([surface, self.poll(), self.follow()])
             }
             Err(why) => {
                 self.view = ConsoleView::Unavailable(why);
