@@ -747,17 +747,159 @@ RUN echo final > /final
         "{error}"
     );
     let ctx = f.context(
-        "mount-bind",
-        "FROM busybox\nRUN --mount=target=/src true\n",
+        "mount-tmpfs",
+        "FROM busybox\nRUN --mount=type=tmpfs,target=/scratch true\n",
         &[],
     );
-    let (error, _) = f.build_with(&ctx, "mount-bind", None, &[]);
+    let (error, _) = f.build_with(&ctx, "mount-tmpfs", None, &[]);
     assert!(
         error
             .unwrap_err()
             .to_string()
-            .contains("type=bind is not supported"),
-        "bind"
+            .contains("type=tmpfs is not supported"),
+        "tmpfs"
+    );
+}
+
+#[test]
+fn bind_mounts_show_the_context_a_stage_or_an_image_to_a_step_as_buildah_does() {
+    let Some(f) = fixture() else { return };
+    let b = Buildah::new(&f);
+    let dockerfile = r#"FROM busybox AS build
+RUN mkdir -p /out && echo built > /out/artifact
+FROM busybox
+WORKDIR /work
+RUN --mount=type=bind,source=req.txt,target=/tmp/req.txt cp /tmp/req.txt /got-req
+RUN --mount=target=/ctx sh -c 'ls -a /ctx | sort > /ctx-listing; if touch /ctx/new 2>/dev/null; then echo writable; else echo read-only; fi > /ctx-ro'
+RUN --mount=type=bind,target=/rw,rw sh -c 'echo scribble > /rw/req.txt && cat /rw/req.txt > /rw-seen && ls /rw > /rw-listing'
+RUN --mount=type=bind,from=build,source=/out,target=/art cp /art/artifact /from-stage
+RUN --mount=type=bind,from=busybox,source=/etc/passwd,target=/pw head -n 1 /pw > /from-image
+RUN --mount=type=bind,source=sub,target=sub cat sub/inner > /relative
+"#;
+    let case = Case::new(
+        &f,
+        "bind",
+        dockerfile,
+        &[
+            ("req.txt", "requests==2\n"),
+            ("sub/inner", "inner\n"),
+            ("secret.key", "not for the build\n"),
+            (".dockerignore", "secret.key\n"),
+        ],
+    );
+    let (_, root) = case.berth(None, &[]);
+    let all = listing(&root, "");
+    assert_eq!(all["got-req"], "file 644 0:0 \"requests==2\\n\"", "{all:?}");
+    let listed = fs::read_to_string(root.join("ctx-listing")).unwrap();
+    assert!(
+        listed.contains("req.txt") && listed.contains("sub"),
+        "{listed}"
+    );
+    assert!(
+        !listed.contains("secret.key"),
+        "an ignored file is mounted: {listed}"
+    );
+    assert_eq!(
+        fs::read_to_string(root.join("ctx-ro")).unwrap(),
+        "read-only\n"
+    );
+    assert_eq!(
+        fs::read_to_string(root.join("rw-seen")).unwrap(),
+        "scribble\n"
+    );
+    assert_eq!(
+        fs::read_to_string(case.ctx.join("req.txt")).unwrap(),
+        "requests==2\n",
+        "a writable mount's writes stay out of the context"
+    );
+    assert_eq!(
+        fs::read_to_string(root.join("from-stage")).unwrap(),
+        "built\n"
+    );
+    assert!(
+        fs::read_to_string(root.join("from-image"))
+            .unwrap()
+            .starts_with("root:")
+    );
+    assert_eq!(
+        fs::read_to_string(root.join("relative")).unwrap(),
+        "inner\n"
+    );
+    for absent in ["ctx", "rw", "art", "pw", "work/sub", "tmp/req.txt"] {
+        assert!(
+            !root.join(absent).exists(),
+            "{absent}: a mount point left in the image"
+        );
+    }
+
+    // Built again: every step from the cache; a changed file a step mounts runs it again.
+    let (_, steps) = f.build(&case.ctx, "bind");
+    assert!(
+        steps
+            .iter()
+            .filter(|s| s.text.starts_with("RUN"))
+            .all(|s| s.cached),
+        "{steps:?}"
+    );
+    fs::write(case.ctx.join("req.txt"), "requests==3\n").unwrap();
+    let (image, steps) = f.build(&case.ctx, "bind");
+    let ran: Vec<&str> = steps
+        .iter()
+        .filter(|s| !s.cached && s.text.starts_with("RUN"))
+        .map(|s| s.text.as_str())
+        .collect();
+    assert!(
+        ran.first().is_some_and(|t| t.contains("source=req.txt")),
+        "the step mounting req.txt runs again: {ran:?}"
+    );
+    let root = f.dir.path().join("berth-out-bind-again");
+    f.store.unpack(&image.unwrap(), &root).unwrap();
+    assert_eq!(
+        fs::read_to_string(root.join("got-req")).unwrap(),
+        "requests==3\n"
+    );
+
+    // The same files from buildah (1.28 wants an absolute target, where BuildKit takes one
+    // relative to the WORKDIR: its Dockerfile, outside the context, says /work/sub). Last:
+    // buildah's `rw` mount writes through to the context (BuildKit's, and Berth's, do not).
+    let theirs_dockerfile = f.dir.path().join("bind-buildah.Dockerfile");
+    fs::write(
+        &theirs_dockerfile,
+        dockerfile.replace("target=sub cat", "target=/work/sub cat"),
+    )
+    .unwrap();
+    let theirs = b
+        .build(&case.ctx, Some(&theirs_dockerfile), &[], "bind")
+        .unwrap();
+    // buildah 1.28 mounts the context's directory as it is on disk, the ignored file with
+    // it; BuildKit mounts what it was sent, which .dockerignore left out: Berth does so.
+    for listing_file in ["ctx-listing", "rw-listing"] {
+        let ours = fs::read_to_string(root.join(listing_file)).unwrap();
+        let theirs = fs::read_to_string(theirs.join(listing_file)).unwrap();
+        assert_eq!(ours, theirs.replace("secret.key\n", ""), "{listing_file}");
+    }
+    for under in [
+        "got-req",
+        "ctx-ro",
+        "rw-seen",
+        "from-stage",
+        "from-image",
+        "relative",
+    ] {
+        assert_eq!(listing(&root, under), listing(&theirs, under), "{under}");
+    }
+
+    // What cannot be mounted says so, naming the line.
+    let missing = Case::new(
+        &f,
+        "bind-missing",
+        "FROM busybox\nRUN --mount=source=nope,target=/n true\n",
+        &[],
+    );
+    let error = missing.berth_error();
+    assert!(
+        error.starts_with("Dockerfile line 2:") && error.contains("nope"),
+        "{error}"
     );
 }
 

@@ -865,7 +865,7 @@ fn a_desk_user_mounts_host_paths_and_named_volumes() {
 }
 
 #[test]
-fn a_desk_user_builds_with_a_secret_a_cache_and_a_target() {
+fn a_desk_user_builds_with_a_secret_a_cache_bind_mounts_and_a_target() {
     let Some((user, dir, daemon)) = desk_daemon_with_busybox() else {
         return;
     };
@@ -877,13 +877,16 @@ fn a_desk_user_builds_with_a_secret_a_cache_and_a_target() {
         "FROM busybox AS build\n\
          RUN --mount=type=cache,target=/cache --mount=type=secret,id=token,required=true \
          sh -c 'cat /run/secrets/token > /cache/copy; wc -c < /run/secrets/token > /size'\n\
+         RUN --mount=type=bind,source=req.txt,target=/req --mount=type=bind,target=/ctx,rw \
+         sh -c 'cp /req /got-req; echo scribble > /ctx/req.txt'\n\
          FROM build AS test\n\
          RUN false\n",
     )
     .unwrap();
+    std::fs::write(ctx.join("req.txt"), "requests==2\n").unwrap();
     let secret = home.join("token");
     std::fs::write(&secret, "abc\n").unwrap();
-    for path in [&ctx, &ctx.join("Dockerfile"), &secret] {
+    for path in [&ctx, &ctx.join("Dockerfile"), &ctx.join("req.txt"), &secret] {
         user.own(path);
     }
     let secret_arg = format!("id=token,src={}", secret.display());
@@ -906,6 +909,18 @@ fn a_desk_user_builds_with_a_secret_a_cache_and_a_target() {
             &["--rm", "--network", "none", "app", "cat", "/size"]
         ),
         "4\n"
+    );
+    // The context's file was mounted, and the writable mount's write stayed in the build.
+    assert_eq!(
+        run(
+            &daemon,
+            &["--rm", "--network", "none", "app", "cat", "/got-req"]
+        ),
+        "requests==2\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ctx.join("req.txt")).unwrap(),
+        "requests==2\n"
     );
     let out = daemon.berthctl(&[
         "run",

@@ -203,6 +203,35 @@ struct Stage {
     args: Args,
 }
 
+/// A RUN step's bind mount as planned before its key: whose tree, what in it, where in the
+/// container (relative to its root), and what stands for its content.
+struct BindPlan {
+    tree: BindTree,
+    source: String,
+    target: String,
+    read_write: bool,
+    content: String,
+}
+
+/// Where a bind mount's source is.
+enum BindTree {
+    /// The build context (as its ignore rules leave it).
+    Context,
+    /// An earlier stage, by its index.
+    Stage(usize),
+    /// An image's filesystem, unpacked in the build directory.
+    Image(Box<Image>),
+}
+
+/// A bind mount's source as the tree resolves it: its root when none was given.
+fn bind_source(source: &str) -> &str {
+    if source.trim_matches('/').is_empty() {
+        "."
+    } else {
+        source
+    }
+}
+
 impl Stage {
     fn env_value(&self, name: &str) -> Option<String> {
         let env = self.config.config.env.as_deref().unwrap_or_default();
@@ -779,7 +808,7 @@ impl Builder<'_> {
                 return self.copy_step(copy, line, stage, earlier, build, cache);
             }
             Instruction::Run { command, flags } => {
-                return self.run_step(command, flags, line, stage, build, cache);
+                return self.run_step(command, flags, line, stage, earlier, build, cache);
             }
             Instruction::From { .. } => {}
         }
@@ -789,12 +818,14 @@ impl Builder<'_> {
     }
 
     /// RUN: the command in a container on the stage's root; what it changes is the layer.
+    #[allow(clippy::too_many_arguments)]
     fn run_step(
         &self,
         command: &Command,
         flags: &[(String, String)],
         line: &Line,
         stage: &mut Stage,
+        earlier: &mut [Stage],
         build: &Build<'_>,
         cache: &mut CacheIndex,
     ) -> Result<bool, BuildError> {
@@ -835,6 +866,10 @@ impl Builder<'_> {
                 args.join(" ")
             )
         };
+        let binds = self
+            .bind_plans(flags, stage, earlier, build)
+            .map_err(at(line.number))?;
+        let bound: Vec<&str> = binds.iter().map(|b| b.content.as_str()).collect();
         let key = key_of(&[
             &stage.key,
             &line.text,
@@ -843,6 +878,8 @@ impl Builder<'_> {
             stage.config.config.user.as_deref().unwrap_or(""),
             // A step that needs the network has another result without it.
             self.network.name(),
+            // What its bind mounts hold: a changed file in the context runs it again.
+            &bound.join("\n"),
         ]);
         let config = ContainerConfig {
             id: format!("build-{}", &key[..12]),
@@ -868,6 +905,13 @@ impl Builder<'_> {
         let layout = self.layout;
         self.layer_step(stage, key, line, &created_by, cache, |_, _| {
             let _ = fs::create_dir_all(&config.dir);
+            let mut config = config;
+            for (n, bind) in binds.into_iter().enumerate() {
+                let scratch = build.build_dir.join(format!("bind-{}-{n}", line.number));
+                config
+                    .mounts
+                    .push(self.bind_mount(bind, earlier, build, &scratch)?);
+            }
             let container = runtime::start(&config, layout).map_err(|e| e.to_string())?;
             let exit = container.wait();
             if exit.code != 0 {
@@ -894,6 +938,146 @@ impl Builder<'_> {
             let mut bytes = Vec::new();
             tar_overlay_upper(&config.upper(), &mut bytes).map_err(|e| e.to_string())?;
             Ok(bytes)
+        })
+    }
+
+    /// A RUN step's bind mounts, resolved (a source the tree lacks fails the step before it
+    /// runs) and each with what stands for its content in the step's key.
+    fn bind_plans(
+        &self,
+        flags: &[(String, String)],
+        stage: &Stage,
+        earlier: &[Stage],
+        build: &Build<'_>,
+    ) -> Result<Vec<BindPlan>, String> {
+        let mut plans = Vec::new();
+        for (_, text) in flags.iter().filter(|(name, _)| name == "mount") {
+            let RunMount::Bind {
+                target,
+                source,
+                from,
+                read_write,
+            } = run_mount::parse(text)?
+            else {
+                continue;
+            };
+            let bad = |why: String| format!("RUN --mount={text}: {why}");
+            if super::context::has_wildcard(&source) {
+                return Err(bad(
+                    "a bind mount's source is one path, not a pattern".into()
+                ));
+            }
+            let (tree, content) = match from {
+                None => {
+                    let sources = build.context.resolve(bind_source(&source)).map_err(&bad)?;
+                    (BindTree::Context, build.context.digest(&sources))
+                }
+                Some(from) => {
+                    let from = build
+                        .lexer
+                        .word(&from, &stage.lookup())
+                        .map_err(|e| bad(e.to_string()))?;
+                    let position = earlier.iter().enumerate().position(|(i, s)| {
+                        s.name.as_deref() == Some(&from.to_ascii_lowercase())
+                            || from == i.to_string()
+                    });
+                    match position {
+                        // The stage's key stands for its files, resolved when the step runs.
+                        Some(i) => (BindTree::Stage(i), format!("{}:{source}", earlier[i].key)),
+                        // Not a stage: an image, as BuildKit takes it.
+                        None => {
+                            let image = self.base_image(&from, build.pull).map_err(|e| {
+                                bad(format!("no earlier stage is named `{from}`, and {e}"))
+                            })?;
+                            let content = format!("{}:{source}", image.manifest_digest);
+                            (BindTree::Image(Box::new(image)), content)
+                        }
+                    }
+                }
+            };
+            plans.push(BindPlan {
+                tree,
+                source,
+                target: stage.absolute(&target).trim_start_matches('/').to_owned(),
+                read_write,
+                content,
+            });
+        }
+        Ok(plans)
+    }
+
+    /// A bind mount as the runtime mounts it, when the step runs: the path itself, read-only;
+    /// or a copy of it in `scratch` (thrown away with the build directory) when writes are
+    /// allowed, or when the context's ignore rules leave out some of what is on disk there.
+    fn bind_mount(
+        &self,
+        bind: BindPlan,
+        earlier: &mut [Stage],
+        build: &Build<'_>,
+        scratch: &Path,
+    ) -> Result<runtime::BindMount, String> {
+        let from_tree;
+        let tree = match bind.tree {
+            BindTree::Context => build.context,
+            BindTree::Stage(i) => {
+                let other = earlier.get_mut(i).ok_or_else(|| format!("no stage {i}"))?;
+                self.materialize(other)?;
+                from_tree = Context::of_tree(&other.rootfs);
+                &from_tree
+            }
+            BindTree::Image(image) => {
+                let digest = image.manifest_digest.trim_start_matches("sha256:");
+                let root = build
+                    .build_dir
+                    .join(format!("from-{}", &digest[..digest.len().min(16)]));
+                if !root.exists() {
+                    self.store
+                        .unpack(&image, &root)
+                        .map_err(|e| e.to_string())?;
+                }
+                from_tree = Context::of_tree(&root);
+                &from_tree
+            }
+        };
+        let mut sources = tree.resolve(bind_source(&bind.source))?;
+        let (Some(source), true) = (sources.pop(), sources.is_empty()) else {
+            return Err(format!("`{}`: one path to mount", bind.source));
+        };
+        let full = tree.root().join(&source.path);
+        let copied = bind.read_write || (std::ptr::eq(tree, build.context) && tree.filters());
+        let path = if copied {
+            let _ = fs::remove_dir_all(scratch);
+            fs::create_dir_all(scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
+            let is_dir = fs::metadata(&full).is_ok_and(|m| m.is_dir());
+            let name = source.name.to_string_lossy().into_owned();
+            let target = if is_dir {
+                "/".to_owned()
+            } else {
+                format!("/{name}")
+            };
+            let place = Placement {
+                target: &target,
+                into_dir: is_dir,
+                image_root: scratch,
+                owner: None,
+                mode: None,
+                unpack_archives: false,
+                keep_owners: !std::ptr::eq(tree, build.context),
+            };
+            copy::stage_copy(tree, std::slice::from_ref(&source), &place, scratch)?;
+            if is_dir {
+                scratch.to_path_buf()
+            } else {
+                scratch.join(name)
+            }
+        } else {
+            full
+        };
+        Ok(runtime::BindMount {
+            source: fs::canonicalize(&path).map_err(|e| format!("{}: {e}", path.display()))?,
+            target: bind.target,
+            read_only: !bind.read_write,
+            optional: false,
         })
     }
 
@@ -953,6 +1137,8 @@ impl Builder<'_> {
                     }
                     None => {}
                 },
+                // Mounted when the step runs (`bind_mount`).
+                RunMount::Bind { .. } => {}
             }
         }
         Ok(mounts)

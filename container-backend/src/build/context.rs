@@ -192,6 +192,12 @@ impl Context {
         &self.root
     }
 
+    /// Whether ignore rules leave anything out (then the directory on disk is not what a build
+    /// sees of it).
+    pub fn filters(&self) -> bool {
+        !self.ignore.is_empty()
+    }
+
     /// Whether `.dockerignore` excludes this path (relative to the context). The context's
     /// root itself is never excluded.
     pub fn ignored(&self, rel: &Path) -> bool {

@@ -1,10 +1,22 @@
-//! `RUN --mount=…` as BuildKit reads it: `type=cache` (a directory kept between builds) and
-//! `type=secret` (a file of the client's, never in a layer). The other types (`bind`, `tmpfs`,
-//! `ssh`) are refused by name.
+//! `RUN --mount=…` as BuildKit reads it: `type=bind` (a file or directory of the context, of an
+//! earlier stage or of an image, read-only unless `rw`, whose writes are thrown away),
+//! `type=cache` (a directory kept between builds) and `type=secret` (a file of the client's,
+//! never in a layer). The other types (`tmpfs`, `ssh`) are refused by name.
 
 /// One `--mount` of a RUN step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunMount {
+    Bind {
+        /// Where in the container (absolute, or relative to the WORKDIR).
+        target: String,
+        /// What is mounted: a path in the context or in `from` (empty: its root).
+        source: String,
+        /// An earlier stage (its name or index) or an image; none: the build context.
+        from: Option<String>,
+        /// Writes allowed, on a copy thrown away after the step (BuildKit's `rw`); read-only
+        /// by default.
+        read_write: bool,
+    },
     Cache {
         /// Where in the container (absolute, or relative to the WORKDIR).
         target: String,
@@ -77,6 +89,32 @@ pub fn parse(text: &str) -> Result<RunMount, String> {
         }
     };
     match kind.as_str() {
+        "bind" => {
+            known(&[
+                "target",
+                "dst",
+                "destination",
+                "source",
+                "src",
+                "from",
+                "readonly",
+                "ro",
+                "rw",
+                "readwrite",
+            ])?;
+            let target = value(&["target", "dst", "destination"])
+                .ok_or_else(|| bad("a bind mount needs target=PATH".into()))?;
+            let read_write = boolean(&["rw", "readwrite"])?;
+            if read_write && boolean(&["readonly", "ro"])? {
+                return Err(bad("rw and readonly together".into()));
+            }
+            Ok(RunMount::Bind {
+                target,
+                source: value(&["source", "src"]).unwrap_or_default(),
+                from: value(&["from"]),
+                read_write,
+            })
+        }
         "cache" => {
             known(&[
                 "target",
@@ -148,7 +186,7 @@ pub fn parse(text: &str) -> Result<RunMount, String> {
             })
         }
         other => Err(bad(format!(
-            "type={other} is not supported yet (cache and secret are)"
+            "type={other} is not supported yet (bind, cache and secret are)"
         ))),
     }
 }
@@ -198,9 +236,30 @@ mod tests {
                 required: false,
             }
         );
+        // The default type is bind, read-only, from the context's root.
+        assert_eq!(
+            parse("target=/src").unwrap(),
+            RunMount::Bind {
+                target: "/src".into(),
+                source: String::new(),
+                from: None,
+                read_write: false,
+            }
+        );
+        assert_eq!(
+            parse("type=bind,from=build,source=/out/app,dst=/app,rw").unwrap(),
+            RunMount::Bind {
+                target: "/app".into(),
+                source: "/out/app".into(),
+                from: Some("build".into()),
+                read_write: true,
+            }
+        );
         for (text, says) in [
-            ("target=/src", "type=bind is not supported"),
-            ("type=tmpfs,target=/t", "type=tmpfs"),
+            ("type=bind,source=x", "needs target"),
+            ("type=bind,target=/x,rw,ro", "rw and readonly"),
+            ("type=bind,target=/x,id=1", "`id`"),
+            ("type=tmpfs,target=/t", "type=tmpfs is not supported"),
             ("type=cache", "needs target"),
             ("type=cache,target=/c,sharing=some", "sharing=some"),
             ("type=cache,target=/c,bogus=1", "`bogus`"),
