@@ -660,6 +660,7 @@ impl Engine {
             id: record.id.clone(),
             hostname: record.hostname.clone(),
             mounts: record.mounts.iter().map(MountRecord::to_runtime).collect(),
+            tmpfs: Vec::new(),
             terminal,
             log: dir.join("log"),
             dir,

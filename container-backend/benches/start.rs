@@ -90,6 +90,7 @@ fn main() {
             id: format!("bench{}-{run}", std::process::id()),
             hostname: None,
             mounts: Vec::new(),
+            tmpfs: Vec::new(),
             terminal: false,
             log: cdir.join("log"),
             dir: cdir,

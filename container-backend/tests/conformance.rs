@@ -747,18 +747,63 @@ RUN echo final > /final
         "{error}"
     );
     let ctx = f.context(
-        "mount-tmpfs",
-        "FROM busybox\nRUN --mount=type=tmpfs,target=/scratch true\n",
+        "mount-ssh",
+        "FROM busybox\nRUN --mount=type=ssh true\n",
         &[],
     );
-    let (error, _) = f.build_with(&ctx, "mount-tmpfs", None, &[]);
+    let (error, _) = f.build_with(&ctx, "mount-ssh", None, &[]);
     assert!(
         error
             .unwrap_err()
             .to_string()
-            .contains("type=tmpfs is not supported"),
-        "tmpfs"
+            .contains("type=ssh is not supported"),
+        "ssh"
     );
+}
+
+#[test]
+fn a_tmpfs_mount_is_an_empty_memory_filesystem_of_its_size_and_gone_after_the_step() {
+    let Some(f) = fixture() else { return };
+    let b = Buildah::new(&f);
+    let case = Case::new(
+        &f,
+        "tmpfs",
+        r#"FROM busybox
+WORKDIR /work
+RUN --mount=type=tmpfs,target=/scratch,size=1m sh -c 'grep " /scratch " /proc/mounts | cut -d" " -f3 > /scratch-fs; ls -A /scratch > /scratch-before; echo x > /scratch/file; if dd if=/dev/zero of=/scratch/big bs=1k count=2048 2>/dev/null; then echo fits; else echo full; fi > /scratch-size'
+RUN --mount=type=tmpfs,target=tmp sh -c 'echo y > tmp/y && cat tmp/y > /relative'
+RUN if [ -e /scratch ]; then echo left; else echo gone; fi > /after
+"#,
+        &[],
+    );
+    let (_, root) = case.berth(None, &[]);
+    let read = |name: &str| fs::read_to_string(root.join(name)).unwrap();
+    assert_eq!(read("scratch-fs"), "tmpfs\n");
+    assert_eq!(read("scratch-before"), "", "empty at the start");
+    assert_eq!(read("scratch-size"), "full\n", "2 MiB in a 1 MiB tmpfs");
+    assert_eq!(read("relative"), "y\n");
+    assert_eq!(
+        read("after"),
+        "gone\n",
+        "the mount point is not in the layer"
+    );
+    assert!(!root.join("work/tmp").exists());
+    // buildah 1.28 wants an absolute target and names the size `tmpfs-size` (podman's word
+    // for BuildKit's `size`): its Dockerfile, outside the context, says so.
+    let theirs_dockerfile = f.dir.path().join("tmpfs-buildah.Dockerfile");
+    let ours = fs::read_to_string(case.ctx.join("Dockerfile")).unwrap();
+    fs::write(
+        &theirs_dockerfile,
+        ours.replace("target=tmp ", "target=/work/tmp ")
+            .replace(",size=1m", ",tmpfs-size=1m"),
+    )
+    .unwrap();
+    let theirs = b
+        .build(&case.ctx, Some(&theirs_dockerfile), &[], "tmpfs")
+        .unwrap();
+    for under in ["scratch-fs", "scratch-before", "scratch-size", "after"] {
+        assert_eq!(listing(&root, under), listing(&theirs, under), "{under}");
+    }
 }
 
 #[test]

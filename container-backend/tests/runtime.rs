@@ -76,6 +76,7 @@ impl Fixture {
             id: unique_id(name),
             hostname: None,
             mounts: Vec::new(),
+            tmpfs: Vec::new(),
             terminal: false,
             log: dir.join("log"),
             dir,

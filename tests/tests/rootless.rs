@@ -865,7 +865,7 @@ fn a_desk_user_mounts_host_paths_and_named_volumes() {
 }
 
 #[test]
-fn a_desk_user_builds_with_a_secret_a_cache_bind_mounts_and_a_target() {
+fn a_desk_user_builds_with_a_secret_a_cache_bind_and_tmpfs_mounts_and_a_target() {
     let Some((user, dir, daemon)) = desk_daemon_with_busybox() else {
         return;
     };
@@ -878,7 +878,8 @@ fn a_desk_user_builds_with_a_secret_a_cache_bind_mounts_and_a_target() {
          RUN --mount=type=cache,target=/cache --mount=type=secret,id=token,required=true \
          sh -c 'cat /run/secrets/token > /cache/copy; wc -c < /run/secrets/token > /size'\n\
          RUN --mount=type=bind,source=req.txt,target=/req --mount=type=bind,target=/ctx,rw \
-         sh -c 'cp /req /got-req; echo scribble > /ctx/req.txt'\n\
+         --mount=type=tmpfs,target=/scratch,size=1m \
+         sh -c 'cp /req /got-req; echo scribble > /ctx/req.txt; grep \" /scratch \" /proc/mounts | cut -d\" \" -f3 > /got-tmpfs'\n\
          FROM build AS test\n\
          RUN false\n",
     )
@@ -921,6 +922,14 @@ fn a_desk_user_builds_with_a_secret_a_cache_bind_mounts_and_a_target() {
     assert_eq!(
         std::fs::read_to_string(ctx.join("req.txt")).unwrap(),
         "requests==2\n"
+    );
+    assert_eq!(
+        run(
+            &daemon,
+            &["--rm", "--network", "none", "app", "cat", "/got-tmpfs"]
+        ),
+        "tmpfs\n",
+        "a tmpfs in the desk user's build"
     );
     let out = daemon.berthctl(&[
         "run",

@@ -223,6 +223,23 @@ enum BindTree {
     Image(Box<Image>),
 }
 
+/// A RUN step's `--mount=type=tmpfs`s as the runtime mounts them.
+fn tmpfs_mounts(
+    flags: &[(String, String)],
+    stage: &Stage,
+) -> Result<Vec<runtime::TmpfsMount>, String> {
+    let mut mounts = Vec::new();
+    for (_, text) in flags.iter().filter(|(name, _)| name == "mount") {
+        if let RunMount::Tmpfs { target, size } = run_mount::parse(text)? {
+            mounts.push(runtime::TmpfsMount {
+                target: stage.absolute(&target).trim_start_matches('/').to_owned(),
+                size,
+            });
+        }
+    }
+    Ok(mounts)
+}
+
 /// A bind mount's source as the tree resolves it: its root when none was given.
 fn bind_source(source: &str) -> &str {
     if source.trim_matches('/').is_empty() {
@@ -887,6 +904,7 @@ impl Builder<'_> {
             mounts: self
                 .run_mounts(flags, stage, build)
                 .map_err(at(line.number))?,
+            tmpfs: tmpfs_mounts(flags, stage).map_err(at(line.number))?,
             terminal: false,
             dir: build.build_dir.join(format!("run-{}", line.number)),
             lower: vec![stage.rootfs.clone()],
@@ -1137,8 +1155,8 @@ impl Builder<'_> {
                     }
                     None => {}
                 },
-                // Mounted when the step runs (`bind_mount`).
-                RunMount::Bind { .. } => {}
+                // Mounted when the step runs (`bind_mount`), or not a bind mount (`tmpfs_mounts`).
+                RunMount::Bind { .. } | RunMount::Tmpfs { .. } => {}
             }
         }
         Ok(mounts)

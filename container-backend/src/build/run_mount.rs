@@ -1,7 +1,8 @@
 //! `RUN --mount=…` as BuildKit reads it: `type=bind` (a file or directory of the context, of an
 //! earlier stage or of an image, read-only unless `rw`, whose writes are thrown away),
-//! `type=cache` (a directory kept between builds) and `type=secret` (a file of the client's,
-//! never in a layer). The other types (`tmpfs`, `ssh`) are refused by name.
+//! `type=cache` (a directory kept between builds), `type=tmpfs` (an empty memory filesystem
+//! for the step) and `type=secret` (a file of the client's, never in a layer). `ssh` is
+//! refused by name.
 
 /// One `--mount` of a RUN step.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +28,12 @@ pub enum RunMount {
         uid: u32,
         gid: u32,
         mode: u32,
+    },
+    Tmpfs {
+        /// Where in the container (absolute, or relative to the WORKDIR).
+        target: String,
+        /// Its size limit in bytes (`size=`, e.g. `64m`); none: the kernel's default.
+        size: Option<u64>,
     },
     Secret {
         id: String,
@@ -115,6 +122,15 @@ pub fn parse(text: &str) -> Result<RunMount, String> {
                 read_write,
             })
         }
+        "tmpfs" => {
+            known(&["target", "dst", "destination", "size"])?;
+            let target = value(&["target", "dst", "destination"])
+                .ok_or_else(|| bad("a tmpfs mount needs target=PATH".into()))?;
+            let size = value(&["size"])
+                .map(|v| berth_api::size::parse_size(&v).map_err(|e| bad(format!("size: {e}"))))
+                .transpose()?;
+            Ok(RunMount::Tmpfs { target, size })
+        }
         "cache" => {
             known(&[
                 "target",
@@ -186,7 +202,7 @@ pub fn parse(text: &str) -> Result<RunMount, String> {
             })
         }
         other => Err(bad(format!(
-            "type={other} is not supported yet (bind, cache and secret are)"
+            "type={other} is not supported yet (bind, cache, tmpfs and secret are)"
         ))),
     }
 }
@@ -236,6 +252,13 @@ mod tests {
                 required: false,
             }
         );
+        assert_eq!(
+            parse("type=tmpfs,target=/scratch,size=64m").unwrap(),
+            RunMount::Tmpfs {
+                target: "/scratch".into(),
+                size: Some(64 << 20),
+            }
+        );
         // The default type is bind, read-only, from the context's root.
         assert_eq!(
             parse("target=/src").unwrap(),
@@ -259,7 +282,9 @@ mod tests {
             ("type=bind,source=x", "needs target"),
             ("type=bind,target=/x,rw,ro", "rw and readonly"),
             ("type=bind,target=/x,id=1", "`id`"),
-            ("type=tmpfs,target=/t", "type=tmpfs is not supported"),
+            ("type=ssh", "type=ssh is not supported"),
+            ("type=tmpfs", "needs target"),
+            ("type=tmpfs,target=/t,size=lots", "size"),
             ("type=cache", "needs target"),
             ("type=cache,target=/c,sharing=some", "sharing=some"),
             ("type=cache,target=/c,bogus=1", "`bogus`"),

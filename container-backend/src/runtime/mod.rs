@@ -29,7 +29,7 @@ use nix::unistd::Pid;
 
 pub use cgroup::{Cgroup, Layout, Limits, Usage};
 pub use network::{NetworkError, Pasta};
-pub use spawn::{BindMount, ProcessSpec, SpawnError};
+pub use spawn::{BindMount, ProcessSpec, SpawnError, TmpfsMount};
 
 /// The `PATH` a container gets when its image sets none.
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -59,6 +59,8 @@ pub struct ContainerConfig {
     pub hostname: Option<String>,
     /// Host files and directories mounted into it (volumes).
     pub mounts: Vec<BindMount>,
+    /// Memory filesystems mounted into it (a build step's scratch space).
+    pub tmpfs: Vec<TmpfsMount>,
     /// On a terminal (`run -t`): its output goes there, not to the log.
     pub terminal: bool,
 }
@@ -136,7 +138,9 @@ pub fn remove_mount_stubs(config: &ContainerConfig) {
     let mut targets: Vec<PathBuf> = config
         .mounts
         .iter()
-        .map(|m| PathBuf::from(m.target.trim_start_matches('/')))
+        .map(|m| m.target.as_str())
+        .chain(config.tmpfs.iter().map(|m| m.target.as_str()))
+        .map(|t| PathBuf::from(t.trim_start_matches('/')))
         .collect();
     if config.network.is_some() {
         targets.extend(network::ETC_FILES.iter().map(|(_, t)| PathBuf::from(t)));
@@ -288,6 +292,7 @@ pub fn start(config: &ContainerConfig, layout: &Layout) -> Result<Container, Run
         groups,
         hostname: hostname.clone(),
         mounts,
+        tmpfs: config.tmpfs.clone(),
         stdout,
         stderr,
         terminal: child_terminal,

@@ -37,6 +37,8 @@ pub struct ProcessSpec {
     pub hostname: String,
     /// Files and directories of the host mounted into the root filesystem.
     pub mounts: Vec<BindMount>,
+    /// Memory filesystems mounted into it, after the bind mounts.
+    pub tmpfs: Vec<TmpfsMount>,
     /// Where the process's stdout and stderr go (unless it has a terminal).
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
@@ -60,6 +62,17 @@ pub struct BindMount {
     /// Left out, rather than failing the start, where the image cannot hold the target (a
     /// path through a file, a dangling link): for the network's /etc files.
     pub optional: bool,
+}
+
+/// A memory filesystem mounted into a container (`RUN --mount=type=tmpfs`): empty at the start,
+/// gone with the container, never in its writable layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TmpfsMount {
+    /// Where, relative to the container's root, resolved inside it as a bind mount's target
+    /// is; missing directories on the way are made, the mount point too.
+    pub target: String,
+    /// Its size limit in bytes; none: the kernel's default (half the RAM).
+    pub size: Option<u64>,
 }
 
 /// Why a container process could not be started.
@@ -161,6 +174,7 @@ struct Prepared {
     device_targets: Vec<(CString, CString)>,
     dev_links: Vec<(CString, CString)>,
     mounts: Vec<PreparedMount>,
+    tmpfs: Vec<PreparedTmpfs>,
     hostname: Vec<u8>,
     /// The working directory and each directory above it, outermost first: made if missing,
     /// as runc makes a container's cwd.
@@ -241,6 +255,11 @@ impl Prepared {
                 .mounts
                 .iter()
                 .map(PreparedMount::new)
+                .collect::<Result<_, _>>()?,
+            tmpfs: spec
+                .tmpfs
+                .iter()
+                .map(PreparedTmpfs::new)
                 .collect::<Result<_, _>>()?,
             hostname: spec.hostname.as_bytes().to_vec(),
             cwd_dirs: Path::new(&spec.cwd)
@@ -417,7 +436,7 @@ unsafe fn child(
                 return fail(S_DEVNODES);
             }
         }
-        if !p.mounts.is_empty() {
+        if !p.mounts.is_empty() || !p.tmpfs.is_empty() {
             let root = libc::open(
                 p.rootfs.as_ptr(),
                 libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
@@ -427,6 +446,11 @@ unsafe fn child(
             }
             for mount in &p.mounts {
                 if !bind_mount(root, mount) && !mount.optional {
+                    return fail(S_BINDS);
+                }
+            }
+            for mount in &p.tmpfs {
+                if !tmpfs_mount(root, mount, &p.s_tmpfs) {
                     return fail(S_BINDS);
                 }
             }
@@ -651,38 +675,115 @@ impl PreparedMount {
                 locked |= ms;
             }
         }
-        let parts: Vec<&str> = mount
-            .target
-            .split('/')
-            .filter(|p| !p.is_empty() && *p != ".")
-            .collect();
-        if parts.is_empty() || parts.contains(&"..") {
-            return Err(SpawnError::Invalid(format!(
-                "cannot mount over `/{}`",
-                mount.target
-            )));
-        }
         let is_dir = meta.is_dir();
-        let made = if is_dir { parts.len() } else { parts.len() - 1 };
-        let dirs = (0..made)
-            .map(|i| {
-                let parent = if i == 0 {
-                    ".".to_owned()
-                } else {
-                    parts[..i].join("/")
-                };
-                Ok((cstring(parent)?, cstring(parts[i])?))
-            })
-            .collect::<Result<_, SpawnError>>()?;
+        let (dirs, target) = mount_point(&mount.target, is_dir)?;
         Ok(PreparedMount {
             source: cpath(&mount.source)?,
             is_dir,
             dirs,
-            target: cstring(parts.join("/"))?,
+            target,
             read_only: mount.read_only,
             locked,
             optional: mount.optional,
         })
+    }
+}
+
+/// The directories to make on the way to a mount point at `target` (relative to the root), as
+/// (parent, name), the point itself among them when it is a directory; and the point's path.
+#[allow(clippy::type_complexity)]
+fn mount_point(
+    target: &str,
+    is_dir: bool,
+) -> Result<(Vec<(CString, CString)>, CString), SpawnError> {
+    let parts: Vec<&str> = target
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    if parts.is_empty() || parts.contains(&"..") {
+        return Err(SpawnError::Invalid(format!(
+            "cannot mount over `/{target}`"
+        )));
+    }
+    let made = if is_dir { parts.len() } else { parts.len() - 1 };
+    let dirs = (0..made)
+        .map(|i| {
+            let parent = if i == 0 {
+                ".".to_owned()
+            } else {
+                parts[..i].join("/")
+            };
+            Ok((cstring(parent)?, cstring(parts[i])?))
+        })
+        .collect::<Result<_, SpawnError>>()?;
+    Ok((dirs, cstring(parts.join("/"))?))
+}
+
+/// A [`TmpfsMount`] as the child uses it.
+struct PreparedTmpfs {
+    dirs: Vec<(CString, CString)>,
+    target: CString,
+    /// tmpfs's options: `mode=755` and the size, if any.
+    data: CString,
+}
+
+impl PreparedTmpfs {
+    fn new(mount: &TmpfsMount) -> Result<PreparedTmpfs, SpawnError> {
+        let (dirs, target) = mount_point(&mount.target, true)?;
+        let data = match mount.size {
+            Some(size) => format!("mode=755,size={size}"),
+            None => "mode=755".to_owned(),
+        };
+        Ok(PreparedTmpfs {
+            dirs,
+            target,
+            data: cstring(data)?,
+        })
+    }
+}
+
+/// Mounts a tmpfs at `m`'s target in the root filesystem open at `root`, the directories on the
+/// way made, all looked up inside the root, the mount made through `/proc/self/fd`. Raw system
+/// calls only (it runs in the child).
+///
+/// # Safety
+/// `root` is an open directory; `m`'s strings and `tmpfs` are valid.
+unsafe fn tmpfs_mount(root: i32, m: &PreparedTmpfs, tmpfs: &CString) -> bool {
+    // SAFETY: for the whole body: system calls on descriptors this function opens and closes
+    // and on C strings prepared by the parent or built on the stack.
+    unsafe {
+        for (parent, name) in &m.dirs {
+            let dir = open_in_root(
+                root,
+                parent,
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                0,
+            );
+            if dir < 0 {
+                return false;
+            }
+            libc::mkdirat(dir, name.as_ptr(), 0o755);
+            libc::close(dir);
+        }
+        let target = open_in_root(
+            root,
+            &m.target,
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            0,
+        );
+        if target < 0 {
+            return false;
+        }
+        let mut to = [0u8; 32];
+        let mounted = libc::mount(
+            tmpfs.as_ptr(),
+            fd_path(target, &mut to),
+            tmpfs.as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            m.data.as_ptr().cast(),
+        ) == 0;
+        libc::close(target);
+        mounted
     }
 }
 

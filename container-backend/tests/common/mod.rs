@@ -125,6 +125,7 @@ impl Fixture {
             id: format!("bt{}-{n}", std::process::id()),
             hostname: None,
             mounts: Vec::new(),
+            tmpfs: Vec::new(),
             terminal: false,
             dir: root.join("c"),
             lower: vec![lower],
