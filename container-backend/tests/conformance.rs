@@ -973,6 +973,10 @@ COPY <<-EOF <<\"RAW\" /files/
 \tEOF
 raw $NAME
 RAW
+RUN <<SCRIPT
+#!/bin/sh -e
+echo \"ran as $0 with $NAME\" > /shebang
+SCRIPT
 ";
     let case = Case::new(&f, "heredocs", dockerfile, &[]);
     let (_, root) = case.berth(None, &[]);
@@ -984,6 +988,10 @@ RAW
     assert_eq!(read("greeting"), "hello world $NAME \"quoted\"\n");
     assert_eq!(read("files/EOF"), "tabbed world\n");
     assert_eq!(read("files/RAW"), "raw $NAME\n");
+    // A here-document with a #! line is a file its interpreter runs (at /dev/pipes, as
+    // BuildKit puts it), nowhere in the image.
+    assert_eq!(read("shebang"), "ran as /dev/pipes/SCRIPT with world\n");
+    assert!(!root.join("dev/pipes").exists());
     let all = listing(&root, "greeting");
     assert_eq!(
         all["greeting"].split(' ').take(3).collect::<Vec<_>>(),

@@ -223,6 +223,33 @@ enum BindTree {
     Image(Box<Image>),
 }
 
+/// What a RUN runs: its command, its flags, and its here-document run as a file, if any.
+struct RunSpec<'a> {
+    command: &'a Command,
+    flags: &'a [(String, String)],
+    script: Option<&'a Heredoc>,
+}
+
+/// A RUN here-document that starts with `#!`, written to a file of mode 755 in `dir` and
+/// mounted read-only at `/dev/pipes/NAME`, as BuildKit mounts it (its body as written: the
+/// interpreter, not the builder, reads it).
+fn pipe_script(script: &Heredoc, dir: &Path) -> Result<runtime::BindMount, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let failed = |e: std::io::Error| format!("the here-document {}: {e}", script.name);
+    fs::create_dir_all(dir).map_err(failed)?;
+    let file = dir.join(&script.name);
+    fs::write(&file, &script.body).map_err(failed)?;
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o755)).map_err(failed)?;
+    Ok(runtime::BindMount {
+        source: fs::canonicalize(&file).map_err(failed)?,
+        target: format!("{}/{}", dockerfile::PIPES, script.name)
+            .trim_start_matches('/')
+            .to_owned(),
+        read_only: true,
+        optional: false,
+    })
+}
+
 /// A RUN step's `--mount=type=tmpfs`s as the runtime mounts them.
 fn tmpfs_mounts(
     flags: &[(String, String)],
@@ -824,8 +851,17 @@ impl Builder<'_> {
                 };
                 return self.copy_step(copy, line, stage, earlier, build, cache);
             }
-            Instruction::Run { command, flags } => {
-                return self.run_step(command, flags, line, stage, earlier, build, cache);
+            Instruction::Run {
+                command,
+                flags,
+                script,
+            } => {
+                let run = RunSpec {
+                    command,
+                    flags,
+                    script: script.as_ref(),
+                };
+                return self.run_step(run, line, stage, earlier, build, cache);
             }
             Instruction::From { .. } => {}
         }
@@ -835,17 +871,20 @@ impl Builder<'_> {
     }
 
     /// RUN: the command in a container on the stage's root; what it changes is the layer.
-    #[allow(clippy::too_many_arguments)]
     fn run_step(
         &self,
-        command: &Command,
-        flags: &[(String, String)],
+        run: RunSpec<'_>,
         line: &Line,
         stage: &mut Stage,
         earlier: &mut [Stage],
         build: &Build<'_>,
         cache: &mut CacheIndex,
     ) -> Result<bool, BuildError> {
+        let RunSpec {
+            command,
+            flags,
+            script,
+        } = run;
         let args = argv(command, &stage.shell);
         let mut env = stage.config.config.env.clone().unwrap_or_default();
         let declared: Vec<(String, String)> = stage
@@ -898,12 +937,22 @@ impl Builder<'_> {
             // What its bind mounts hold: a changed file in the context runs it again.
             &bound.join("\n"),
         ]);
+        let mut mounts = self
+            .run_mounts(flags, stage, build)
+            .map_err(at(line.number))?;
+        if let Some(script) = script {
+            mounts.push(
+                pipe_script(
+                    script,
+                    &build.build_dir.join(format!("pipes-{}", line.number)),
+                )
+                .map_err(at(line.number))?,
+            );
+        }
         let config = ContainerConfig {
             id: format!("build-{}", &key[..12]),
             hostname: None,
-            mounts: self
-                .run_mounts(flags, stage, build)
-                .map_err(at(line.number))?,
+            mounts,
             tmpfs: tmpfs_mounts(flags, stage).map_err(at(line.number))?,
             terminal: false,
             dir: build.build_dir.join(format!("run-{}", line.number)),

@@ -24,6 +24,10 @@ pub enum Command {
     Exec(Vec<String>),
 }
 
+/// Where a RUN here-document that starts with `#!` is put, as a file, to be run (BuildKit's
+/// place for it).
+pub const PIPES: &str = "/dev/pipes";
+
 /// A here-document of RUN, COPY or ADD (`<<EOF` … `EOF`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Heredoc {
@@ -71,6 +75,9 @@ pub enum Instruction {
     Run {
         command: Command,
         flags: Vec<(String, String)>,
+        /// A here-document that starts with `#!`, run as a file: BuildKit mounts it read-only,
+        /// mode 755, at `/dev/pipes/NAME`, which is then the command.
+        script: Option<Heredoc>,
     },
     Cmd(Command),
     Entrypoint(Command),
@@ -403,10 +410,21 @@ fn instruction(
                 // Only a here-document: it is the script the shell runs.
                 [only] if markers(rest).len() == 1 && rest.trim() == markers(rest)[0].0 => {
                     if only.body.starts_with("#!") {
-                        return err(
-                            number,
-                            "RUN <<EOF with a #! line is not supported yet; give the interpreter the here-document (RUN python3 <<EOF)",
-                        );
+                        if only.name.contains('/') || only.name.starts_with('.') {
+                            return err(
+                                number,
+                                format!(
+                                    "a here-document run as a file cannot be named `{}`",
+                                    only.name
+                                ),
+                            );
+                        }
+                        let command = Command::Exec(vec![format!("{PIPES}/{}", only.name)]);
+                        return Ok(Instruction::Run {
+                            command,
+                            flags,
+                            script: Some(only.clone()),
+                        });
                     }
                     Command::Shell(only.body.clone())
                 }
@@ -421,7 +439,11 @@ fn instruction(
                     Command::Shell(script)
                 }
             };
-            Instruction::Run { command, flags }
+            Instruction::Run {
+                command,
+                flags,
+                script: None,
+            }
         }
         "CMD" => Instruction::Cmd(command(rest)),
         "ENTRYPOINT" => Instruction::Entrypoint(command(rest)),
@@ -719,9 +741,24 @@ mod tests {
             Instruction::Run {
                 command: Command::Shell("echo a\n\necho b\n".into()),
                 flags: vec![],
+                script: None,
             }
         );
         assert_eq!(parsed.lines[1].text, "RUN <<EOF\necho a\n\necho b\nEOF");
+        // With a #! line, the here-document is a file run by itself.
+        let shebang = parse("FROM scratch\nRUN <<PY\n#!/usr/bin/python3\nprint(1)\nPY\n").unwrap();
+        assert_eq!(
+            shebang.lines[1].instruction,
+            Instruction::Run {
+                command: Command::Exec(vec!["/dev/pipes/PY".into()]),
+                flags: vec![],
+                script: Some(Heredoc {
+                    name: "PY".into(),
+                    body: "#!/usr/bin/python3\nprint(1)\n".into(),
+                    expand: true,
+                }),
+            }
+        );
         match &parsed.lines[2].instruction {
             Instruction::Copy {
                 sources, heredocs, ..
@@ -881,11 +918,6 @@ CMD --verbose
             ),
             ("FROM scratch\nRUN <<EOF\necho\n", 2, "<<EOF is not closed"),
             (
-                "FROM scratch\nRUN <<EOF\n#!/usr/bin/python3\nprint(1)\nEOF\n",
-                2,
-                "#! line is not supported yet",
-            ),
-            (
                 "FROM scratch\nCOPY --exclude=*.md . /\n",
                 2,
                 "COPY --exclude is not supported yet",
@@ -926,7 +958,8 @@ CMD --verbose
             lines[1].instruction,
             Instruction::Run {
                 command: Command::Shell("dir c:\\  /w".into()),
-                flags: vec![]
+                flags: vec![],
+                script: None,
             }
         );
     }
