@@ -571,7 +571,7 @@ impl Client {
 
     /// Builds an image; progress comes as `BuildProgress` events to a subscribed client.
     pub async fn build(&self, spec: BuildSpec) -> Result<Vec<ImageInfo>, ClientError> {
-        self.images_reply(Request::Build(spec)).await
+        self.images_reply(Request::Build(Box::new(spec))).await
     }
 
     /// Starts a container; answered once it runs.

@@ -41,6 +41,48 @@ pub struct BuildSpec {
     /// `--secret id=ID,src=PATH`: files a `RUN --mount=type=secret` sees, never in a layer.
     #[serde(default)]
     pub secrets: Vec<BuildSecret>,
+    /// `--ssh ID=SOCKET`: SSH agents a `RUN --mount=type=ssh` reaches, their keys never in
+    /// the build.
+    #[serde(default)]
+    pub ssh: Vec<BuildSsh>,
+}
+
+/// An SSH agent for a build: the client's agent socket (it may connect to it) under an id
+/// (`default` unless named).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildSsh {
+    pub id: String,
+    pub socket: PathBuf,
+}
+
+impl BuildSsh {
+    /// Docker's `--ssh default|ID[=SOCKET]`: without a socket, the agent `SSH_AUTH_SOCK`
+    /// names (`agent`, the client's own). Key files in place of an agent are not taken.
+    pub fn parse(text: &str, agent: Option<&std::ffi::OsStr>) -> Result<BuildSsh, String> {
+        let (id, socket) = match text.split_once('=') {
+            Some((id, socket)) => (id, PathBuf::from(socket)),
+            None => match agent {
+                Some(agent) if !agent.is_empty() => (text, PathBuf::from(agent)),
+                _ => {
+                    return Err(format!(
+                        "--ssh {text}: SSH_AUTH_SOCK is not set: start an agent (eval $(ssh-agent); ssh-add) or give its socket, --ssh {text}=PATH"
+                    ));
+                }
+            },
+        };
+        if id.is_empty() || id.contains(['/', ',', '\0']) {
+            return Err(format!("--ssh {text}: `{id}` is not an ssh id"));
+        }
+        if socket.as_os_str().to_string_lossy().contains(',') {
+            return Err(format!(
+                "--ssh {text}: only an agent's socket is taken, not key files"
+            ));
+        }
+        Ok(BuildSsh {
+            id: id.to_owned(),
+            socket,
+        })
+    }
 }
 
 /// A build secret: a file of the client's (readable by it) under an id.
@@ -422,6 +464,29 @@ pub struct ImageInfo {
 mod tests {
     use super::*;
     use std::path::Path;
+
+    #[test]
+    fn ssh_agents_are_read_as_docker_takes_them() {
+        let agent = std::ffi::OsStr::new("/run/user/1000/agent.sock");
+        assert_eq!(
+            BuildSsh::parse("default", Some(agent)).unwrap(),
+            BuildSsh {
+                id: "default".into(),
+                socket: agent.into()
+            }
+        );
+        assert_eq!(
+            BuildSsh::parse("work=/tmp/a.sock", None).unwrap(),
+            BuildSsh {
+                id: "work".into(),
+                socket: "/tmp/a.sock".into()
+            }
+        );
+        let e = BuildSsh::parse("default", None).unwrap_err();
+        assert!(e.contains("SSH_AUTH_SOCK is not set"), "{e}");
+        let e = BuildSsh::parse("k=/a/id_rsa,/b/id_ed25519", None).unwrap_err();
+        assert!(e.contains("not key files"), "{e}");
+    }
 
     #[test]
     fn restart_policies_and_secrets_are_read_as_docker_writes_them() {

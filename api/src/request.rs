@@ -110,7 +110,8 @@ pub enum Request {
         path: PathBuf,
     },
 
-    Build(BuildSpec),
+    /// Boxed, as Run: one of the largest requests, and frames are moved around whole.
+    Build(Box<BuildSpec>),
     /// Boxed: the largest request by far, and frames are moved around whole.
     Run(Box<RunSpec>),
     Ps {

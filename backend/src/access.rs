@@ -32,13 +32,19 @@ fn permits(meta: &std::fs::Metadata, peer: &Peer, want: u32) -> bool {
 /// canonical form (so later use cannot be redirected by a changed symlink in a relative path).
 /// `what` names the file in messages, e.g. "kernel".
 pub fn readable_file(path: &Path, peer: &Peer, what: &str) -> Result<PathBuf, String> {
-    readable(path, peer, what, false)
+    reachable(path, peer, what, Kind::File)
+}
+
+/// Check that `path` names a Unix socket `peer` may connect to (an SSH agent for a build:
+/// connecting needs write permission on the socket); its canonical form.
+pub fn connectable_socket(path: &Path, peer: &Peer, what: &str) -> Result<PathBuf, String> {
+    reachable(path, peer, what, Kind::Socket)
 }
 
 /// Check that `path` names a directory `peer` may read and enter (a build context): the files
 /// inside are then read under the context's own rules.
 pub fn readable_dir(path: &Path, peer: &Peer, what: &str) -> Result<PathBuf, String> {
-    readable(path, peer, what, true)
+    reachable(path, peer, what, Kind::Directory)
 }
 
 /// Check that `path` names a file or directory `peer` may read, and write unless `read_only`,
@@ -46,8 +52,12 @@ pub fn readable_dir(path: &Path, peer: &Peer, what: &str) -> Result<PathBuf, Str
 /// then change anything under it, as under Docker; the check keeps a peer from reaching what
 /// it could not reach itself.
 pub fn mountable(path: &Path, peer: &Peer, read_only: bool) -> Result<PathBuf, String> {
-    let directory = path.is_dir();
-    let canonical = readable(path, peer, "volume source", directory)?;
+    let kind = if path.is_dir() {
+        Kind::Directory
+    } else {
+        Kind::File
+    };
+    let canonical = reachable(path, peer, "volume source", kind)?;
     let meta = std::fs::metadata(&canonical).map_err(|e| format!("{}: {e}", path.display()))?;
     if !read_only && !permits(&meta, peer, WRITE) {
         return Err(format!(
@@ -59,7 +69,20 @@ pub fn mountable(path: &Path, peer: &Peer, read_only: bool) -> Result<PathBuf, S
     Ok(canonical)
 }
 
-fn readable(path: &Path, peer: &Peer, what: &str, directory: bool) -> Result<PathBuf, String> {
+/// What a checked path must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A regular file, read.
+    File,
+    /// A directory, read and entered.
+    Directory,
+    /// A Unix socket, connected to.
+    Socket,
+}
+
+fn reachable(path: &Path, peer: &Peer, what: &str, kind: Kind) -> Result<PathBuf, String> {
+    use std::os::unix::fs::FileTypeExt;
+    let directory = kind == Kind::Directory;
     let shown = path.display();
     if !path.is_absolute() {
         return Err(format!("the {what} path {shown} is not absolute"));
@@ -71,8 +94,11 @@ fn readable(path: &Path, peer: &Peer, what: &str, directory: bool) -> Result<Pat
     if directory && !meta.is_dir() {
         return Err(format!("the {what} {shown} is not a directory"));
     }
-    if !directory && !meta.is_file() {
+    if kind == Kind::File && !meta.is_file() {
         return Err(format!("the {what} {shown} is not a regular file"));
+    }
+    if kind == Kind::Socket && !meta.file_type().is_socket() {
+        return Err(format!("the {what} {shown} is not a socket"));
     }
     // Every directory on the way (and a directory itself) must be searchable by the peer, as
     // the kernel would check.
@@ -86,7 +112,13 @@ fn readable(path: &Path, peer: &Peer, what: &str, directory: bool) -> Result<Pat
             ));
         }
     }
-    if !permits(&meta, peer, READ) {
+    if kind == Kind::Socket && !permits(&meta, peer, WRITE) {
+        return Err(format!(
+            "the {what} {shown} is not open to uid {}",
+            peer.uid
+        ));
+    }
+    if kind != Kind::Socket && !permits(&meta, peer, READ) {
         return Err(format!(
             "the {what} {shown} is not readable by uid {}",
             peer.uid
@@ -108,6 +140,26 @@ mod tests {
             groups: vec![65534],
             user_name: None,
         }
+    }
+
+    #[test]
+    fn an_agent_socket_is_one_the_peer_may_connect_to() {
+        use std::os::unix::net::UnixListener;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let socket = dir.path().join("agent.sock");
+        let _listener = UnixListener::bind(&socket).unwrap();
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let root = Peer::from_credentials(0, 0, None);
+        assert!(connectable_socket(&socket, &root, "ssh agent `default`").is_ok());
+        let err = connectable_socket(&socket, &nobody(), "ssh agent `default`").unwrap_err();
+        assert!(err.contains("not open to uid 65534"), "{err}");
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(connectable_socket(&socket, &nobody(), "ssh agent").is_ok());
+        let file = dir.path().join("id_ed25519");
+        std::fs::write(&file, b"key").unwrap();
+        let err = connectable_socket(&file, &root, "ssh agent `default`").unwrap_err();
+        assert!(err.contains("is not a socket"), "{err}");
     }
 
     #[test]

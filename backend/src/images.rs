@@ -13,7 +13,7 @@ use container_backend::image::remote::{self, PullEvent, RemoteError, RemoteImage
 use container_backend::image::{Image, ImageError, ImageStore, Reference};
 use container_backend::runtime::Layout;
 
-use crate::access::{readable_dir, readable_file};
+use crate::access::{connectable_socket, readable_dir, readable_file};
 use crate::auth::Peer;
 use crate::containers::Engine;
 
@@ -283,6 +283,15 @@ impl Images {
             })
             .collect::<Result<_, _>>()
             .map_err(ApiError::invalid)?;
+        let ssh = spec
+            .ssh
+            .iter()
+            .map(|a| {
+                connectable_socket(&a.socket, peer, &format!("ssh agent `{}`", a.id))
+                    .map(|socket| (a.id.clone(), socket))
+            })
+            .collect::<Result<_, _>>()
+            .map_err(ApiError::invalid)?;
         let options = BuildOptions {
             context,
             dockerfile,
@@ -292,6 +301,7 @@ impl Images {
             no_cache: spec.no_cache,
             pull: spec.pull,
             secrets,
+            ssh,
         };
         let image = builder
             .build(&options, &mut |step| {

@@ -292,6 +292,10 @@ pub struct BuildArgs {
     /// id=ID,src=PATH (several allowed).
     #[arg(long, value_name = "id=ID,src=PATH")]
     pub secret: Vec<berth_api::container::BuildSecret>,
+    /// An SSH agent RUN --mount=type=ssh reaches: `default` (the agent SSH_AUTH_SOCK names),
+    /// ID (the same under another id) or ID=SOCKET (several allowed).
+    #[arg(long, value_name = "default|ID[=SOCKET]")]
+    pub ssh: Vec<String>,
     pub context: PathBuf,
 }
 

@@ -363,8 +363,22 @@ async fn build(
         no_cache,
         pull,
         secret,
+        ssh,
         context,
     } = args;
+    // `default` and a bare id are this client's own agent, as Docker takes them.
+    let agent = std::env::var_os("SSH_AUTH_SOCK");
+    let ssh = ssh
+        .iter()
+        .map(|s| {
+            berth_api::container::BuildSsh::parse(s, agent.as_deref())
+                .map(|a| berth_api::container::BuildSsh {
+                    socket: absolute(&a.socket),
+                    ..a
+                })
+                .map_err(Failure::Failed)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let build_args = build_args
         .iter()
         .map(|a| {
@@ -390,6 +404,7 @@ async fn build(
                 ..s
             })
             .collect(),
+        ssh,
     };
     client.subscribe().await?;
     let call = client.build(spec);

@@ -748,16 +748,14 @@ RUN echo final > /final
     );
     let ctx = f.context(
         "mount-ssh",
-        "FROM busybox\nRUN --mount=type=ssh true\n",
+        "FROM busybox\nRUN --mount=type=ssh,required=true true\n",
         &[],
     );
     let (error, _) = f.build_with(&ctx, "mount-ssh", None, &[]);
+    let error = error.unwrap_err().to_string();
     assert!(
-        error
-            .unwrap_err()
-            .to_string()
-            .contains("type=ssh is not supported"),
-        "ssh"
+        error.starts_with("Dockerfile line 2:") && error.contains("--ssh default"),
+        "{error}"
     );
 }
 

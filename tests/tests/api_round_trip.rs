@@ -529,14 +529,14 @@ async fn every_request_round_trips() {
 
     // A build whose Dockerfile is broken answers with the line, before touching the store.
     std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\nFROB it\n").unwrap();
-    let build = Request::Build(BuildSpec {
+    let build = Request::Build(Box::new(BuildSpec {
         context: dir.path().into(),
         dockerfile: None,
         tag: "t".into(),
         build_args: vec![],
         network: Default::default(),
         ..Default::default()
-    });
+    }));
     assert!(matches!(expectation(&build), Expect::Answered));
     match client.call(build).await {
         Err(ClientError::Api(e)) => assert!(

@@ -1308,3 +1308,155 @@ fn a_desk_user_exports_a_container_and_commits_it_as_an_image() {
         .clone();
     assert_eq!(last["created_by"], "berthctl commit changed");
 }
+
+/// A client of the SSH agent protocol, built static for the busybox image: asks the agent
+/// `SSH_AUTH_SOCK` names for its identities (SSH_AGENTC_REQUEST_IDENTITIES) and prints how
+/// many it has.
+const AGENT_CLIENT: &str = r#"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+int main(void) {
+    const char *path = getenv("SSH_AUTH_SOCK");
+    if (!path) { puts("no SSH_AUTH_SOCK"); return 1; }
+    int s = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    strncpy(a.sun_path, path, sizeof a.sun_path - 1);
+    if (connect(s, (struct sockaddr *)&a, sizeof a) != 0) { perror("connect"); return 1; }
+    unsigned char request[5] = { 0, 0, 0, 1, 11 };
+    if (write(s, request, 5) != 5) { perror("write"); return 1; }
+    unsigned char h[9];
+    size_t got = 0;
+    while (got < 9) {
+        ssize_t n = read(s, h + got, 9 - got);
+        if (n <= 0) { puts("short answer"); return 1; }
+        got += (size_t)n;
+    }
+    if (h[4] != 12) { printf("answer type %d\n", h[4]); return 1; }
+    printf("%u identities\n", (unsigned)h[5] << 24 | h[6] << 16 | h[7] << 8 | h[8]);
+    return 0;
+}
+"#;
+
+#[test]
+fn a_desk_users_build_reaches_their_ssh_agent_and_keeps_no_key() {
+    let Some((user, dir, daemon)) = desk_daemon_with_busybox() else {
+        return;
+    };
+    let home = dir.path().join(user.name);
+    let ctx = home.join("ssh-app");
+    std::fs::create_dir_all(&ctx).unwrap();
+    // The agent client, static (the image has no libc).
+    std::fs::write(home.join("agent-ids.c"), AGENT_CLIENT).unwrap();
+    let cc = std::process::Command::new("gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(ctx.join("agent-ids"))
+        .arg(home.join("agent-ids.c"))
+        .output()
+        .expect("gcc");
+    assert!(cc.status.success(), "{}", text(&cc).1);
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\n\
+         COPY agent-ids /agent-ids\n\
+         RUN --mount=type=ssh /agent-ids > /identities\n\
+         RUN /agent-ids > /without 2>&1 || echo none > /without\n",
+    )
+    .unwrap();
+    for path in [&ctx, &ctx.join("Dockerfile"), &ctx.join("agent-ids")] {
+        user.own(path);
+    }
+    // The user's own agent, holding one key.
+    let agent_dir = home.join("agent");
+    std::fs::create_dir_all(&agent_dir).unwrap();
+    user.own(&agent_dir);
+    let socket = agent_dir.join("agent.sock");
+    let _agent = common::xvfb::Killed(
+        user.command("ssh-agent")
+            .args(["-D", "-a"])
+            .arg(&socket)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("ssh-agent (openssh-client)"),
+    );
+    let key = agent_dir.join("key");
+    let keygen = user
+        .command("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(keygen.status.success(), "{}", text(&keygen).1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !socket.exists() {
+        assert!(Instant::now() < deadline, "no agent socket");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let added = user
+        .command("ssh-add")
+        .arg(&key)
+        .env("SSH_AUTH_SOCK", &socket)
+        .output()
+        .unwrap();
+    assert!(added.status.success(), "{}", text(&added).1);
+
+    let agent = format!("default={}", socket.display());
+    let out = daemon.berthctl(&[
+        "build",
+        "--network",
+        "none",
+        "--ssh",
+        &agent,
+        "-t",
+        "ssh-app",
+        ctx.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}\n{}", text(&out).1, daemon.log());
+    let shown = |file: &str| {
+        run(
+            &daemon,
+            &["--rm", "--network", "none", "ssh-app", "cat", file],
+        )
+    };
+    assert_eq!(shown("/identities"), "1 identities\n", "the agent, reached");
+    assert_eq!(shown("/without"), "none\n", "no agent without the mount");
+    // Neither the socket nor the variable is in the image.
+    let config = run_ok(&daemon, &["inspect", "ssh-app"]);
+    assert!(!config.contains("SSH_AUTH_SOCK"), "{config}");
+    let out = daemon.berthctl(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "ssh-app",
+        "ls",
+        "/run/buildkit",
+    ]);
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "the socket's mount point is in the image"
+    );
+
+    // What is not an agent's socket is refused, naming it (whose sockets a peer may reach is
+    // access.rs's unit test: this daemon is the user's own).
+    let out = daemon.berthctl(&[
+        "build",
+        "--network",
+        "none",
+        "--ssh",
+        "default=/etc/hostname",
+        "-t",
+        "ssh-app2",
+        ctx.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out).1);
+    let said = text(&out).1;
+    assert!(
+        said.contains("ssh agent `default`") && said.contains("not a socket"),
+        "{said}"
+    );
+}

@@ -49,6 +49,8 @@ pub struct BuildOptions {
     pub pull: bool,
     /// `RUN --mount=type=secret` files: (id, a file the daemon may read).
     pub secrets: Vec<(String, PathBuf)>,
+    /// `--ssh`: SSH agents' sockets by id, for `RUN --mount=type=ssh`.
+    pub ssh: Vec<(String, PathBuf)>,
 }
 
 /// A step reached, for progress reports.
@@ -250,6 +252,16 @@ fn pipe_script(script: &Heredoc, dir: &Path) -> Result<runtime::BindMount, Strin
     })
 }
 
+/// Where a RUN step's first `--mount=type=ssh` puts its agent's socket, if it has one.
+fn first_ssh_target(flags: &[(String, String)], stage: &Stage) -> Result<Option<String>, String> {
+    for (_, text) in flags.iter().filter(|(name, _)| name == "mount") {
+        if let RunMount::Ssh { target, .. } = run_mount::parse(text)? {
+            return Ok(Some(stage.absolute(&target)));
+        }
+    }
+    Ok(None)
+}
+
 /// A RUN step's `--mount=type=tmpfs`s as the runtime mounts them.
 fn tmpfs_mounts(
     flags: &[(String, String)],
@@ -391,6 +403,7 @@ struct Build<'a> {
     /// `--pull`: FROM images are pulled even when the store has them.
     pull: bool,
     secrets: &'a [(String, PathBuf)],
+    ssh: &'a [(String, PathBuf)],
 }
 
 impl Builder<'_> {
@@ -459,6 +472,7 @@ impl Builder<'_> {
             build_dir: &build_dir,
             pull: options.pull,
             secrets: &options.secrets,
+            ssh: &options.ssh,
         };
         let lines = match &options.target {
             Some(target) => up_to_stage(&dockerfile.lines, target)?,
@@ -922,6 +936,13 @@ impl Builder<'_> {
                 args.join(" ")
             )
         };
+        // An SSH mount's socket is the step's agent, unless its environment names another
+        // (as BuildKit sets it).
+        if let Some(agent) = first_ssh_target(flags, stage).map_err(at(line.number))?
+            && !env.iter().any(|e| e.starts_with("SSH_AUTH_SOCK="))
+        {
+            env.push(format!("SSH_AUTH_SOCK={agent}"));
+        }
         let binds = self
             .bind_plans(flags, stage, earlier, build)
             .map_err(at(line.number))?;
@@ -1200,6 +1221,24 @@ impl Builder<'_> {
                     None if required => {
                         return Err(format!(
                             "the secret `{id}` is required: give it with --secret id={id},src=PATH"
+                        ));
+                    }
+                    None => {}
+                },
+                RunMount::Ssh {
+                    id,
+                    target,
+                    required,
+                } => match build.ssh.iter().find(|(have, _)| *have == id) {
+                    Some((_, socket)) => mounts.push(runtime::BindMount {
+                        source: socket.clone(),
+                        target: stage.absolute(&target).trim_start_matches('/').to_owned(),
+                        read_only: false,
+                        optional: false,
+                    }),
+                    None if required => {
+                        return Err(format!(
+                            "the ssh agent `{id}` is required: give it with --ssh {id}[=SOCKET]"
                         ));
                     }
                     None => {}

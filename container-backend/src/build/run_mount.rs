@@ -1,8 +1,8 @@
 //! `RUN --mount=…` as BuildKit reads it: `type=bind` (a file or directory of the context, of an
 //! earlier stage or of an image, read-only unless `rw`, whose writes are thrown away),
 //! `type=cache` (a directory kept between builds), `type=tmpfs` (an empty memory filesystem
-//! for the step) and `type=secret` (a file of the client's, never in a layer). `ssh` is
-//! refused by name.
+//! for the step), `type=secret` (a file of the client's, never in a layer) and `type=ssh` (the
+//! client's SSH agent's socket, its keys never in the build).
 
 /// One `--mount` of a RUN step.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +34,14 @@ pub enum RunMount {
         target: String,
         /// Its size limit in bytes (`size=`, e.g. `64m`); none: the kernel's default.
         size: Option<u64>,
+    },
+    Ssh {
+        /// Which agent of the build's (`--ssh ID`); `default` unless named.
+        id: String,
+        /// Where its socket goes; default `/run/buildkit/ssh_agent.0`.
+        target: String,
+        /// Fail when the build was given no such agent (else the step runs without it).
+        required: bool,
     },
     Secret {
         id: String,
@@ -122,6 +130,34 @@ pub fn parse(text: &str) -> Result<RunMount, String> {
                 read_write,
             })
         }
+        "ssh" => {
+            known(&[
+                "id",
+                "target",
+                "dst",
+                "destination",
+                "required",
+                "mode",
+                "uid",
+                "gid",
+            ])?;
+            // BuildKit's defaults (root's, 0600) are what a mounted socket has; others would
+            // need a socket of their own relaying to the agent.
+            if value(&["uid", "gid"]).is_some_and(|v| v != "0")
+                || value(&["mode"]).is_some_and(|v| v != "0600" && v != "600")
+            {
+                return Err(bad(
+                    "an ssh socket for another owner or mode (uid=, gid=, mode=) is not supported yet"
+                        .into(),
+                ));
+            }
+            Ok(RunMount::Ssh {
+                id: value(&["id"]).unwrap_or_else(|| "default".into()),
+                target: value(&["target", "dst", "destination"])
+                    .unwrap_or_else(|| "/run/buildkit/ssh_agent.0".into()),
+                required: boolean(&["required"])?,
+            })
+        }
         "tmpfs" => {
             known(&["target", "dst", "destination", "size"])?;
             let target = value(&["target", "dst", "destination"])
@@ -202,7 +238,7 @@ pub fn parse(text: &str) -> Result<RunMount, String> {
             })
         }
         other => Err(bad(format!(
-            "type={other} is not supported yet (bind, cache, tmpfs and secret are)"
+            "type={other} is not supported: bind, cache, tmpfs, secret or ssh"
         ))),
     }
 }
@@ -253,6 +289,14 @@ mod tests {
             }
         );
         assert_eq!(
+            parse("type=ssh").unwrap(),
+            RunMount::Ssh {
+                id: "default".into(),
+                target: "/run/buildkit/ssh_agent.0".into(),
+                required: false,
+            }
+        );
+        assert_eq!(
             parse("type=tmpfs,target=/scratch,size=64m").unwrap(),
             RunMount::Tmpfs {
                 target: "/scratch".into(),
@@ -282,7 +326,8 @@ mod tests {
             ("type=bind,source=x", "needs target"),
             ("type=bind,target=/x,rw,ro", "rw and readonly"),
             ("type=bind,target=/x,id=1", "`id`"),
-            ("type=ssh", "type=ssh is not supported"),
+            ("type=npipe,target=/p", "type=npipe is not supported"),
+            ("type=ssh,uid=1000", "uid="),
             ("type=tmpfs", "needs target"),
             ("type=tmpfs,target=/t,size=lots", "size"),
             ("type=cache", "needs target"),
