@@ -162,15 +162,6 @@ impl Surface {
 mod tests {
     use super::*;
 
-    fn rect(x: i32, y: i32, width: u32, height: u32) -> Rect {
-        Rect {
-            x,
-            y,
-            width,
-            height,
-        }
-    }
-
     #[test]
     fn a_scrolled_area_is_placed_where_it_is_seen() {
         use iced::Rectangle;
@@ -188,18 +179,18 @@ mod tests {
         assert_eq!(
             placement(area, viewport, Some(pane), 1.0, Scaling::Fill),
             Placement {
-                area: rect(269, 120, 813, 416),
-                clip: rect(251, 100, 849, 600),
+                area: Rect::new(269, 120, 813, 416),
+                clip: Rect::new(251, 100, 849, 600),
                 scaling: Scaling::Fill,
             }
         );
         assert_eq!(
             placement(area, viewport, Some(pane), 2.0, Scaling::Fill).area,
-            rect(538, 240, 1626, 832)
+            Rect::new(538, 240, 1626, 832)
         );
         assert_eq!(
             placement(area, pane, None, 1.0, Scaling::Fill).area,
-            rect(269, 180, 813, 416),
+            Rect::new(269, 180, 813, 416),
             "not scrolled"
         );
     }

@@ -13,6 +13,15 @@ pub struct Rect {
 }
 
 impl Rect {
+    pub const fn new(x: i32, y: i32, width: u32, height: u32) -> Rect {
+        Rect {
+            x,
+            y,
+            width,
+            height,
+        }
+    }
+
     pub fn intersection(&self, other: &Rect) -> Option<Rect> {
         let left = self.x.max(other.x);
         let top = self.y.max(other.y);
@@ -77,39 +86,30 @@ impl Layout {
 mod tests {
     use super::*;
 
-    fn rect(x: i32, y: i32, width: u32, height: u32) -> Rect {
-        Rect {
-            x,
-            y,
-            width,
-            height,
-        }
-    }
-
     #[test]
     fn the_picture_is_centred_in_its_area() {
         // A 16:10 display in a wide area: bars left and right.
         let placement = Placement {
-            area: rect(300, 100, 813, 416),
-            clip: rect(250, 50, 900, 700),
+            area: Rect::new(300, 100, 813, 416),
+            clip: Rect::new(250, 50, 900, 700),
             scaling: Scaling::Fill,
         };
         let layout = Layout::of((1280, 800), &placement).unwrap();
         assert_eq!(layout.picture, (665, 416));
-        assert_eq!(layout.window, rect(300 + 74, 100, 665, 416));
+        assert_eq!(layout.window, Rect::new(300 + 74, 100, 665, 416));
         assert_eq!(layout.offset, (0, 0));
     }
 
     #[test]
     fn the_vm_view_shows_a_display_that_fits_at_its_own_size() {
         let placement = Placement {
-            area: rect(0, 40, 1100, 680),
-            clip: rect(0, 40, 1100, 680),
+            area: Rect::new(0, 40, 1100, 680),
+            clip: Rect::new(0, 40, 1100, 680),
             scaling: Scaling::Shrink,
         };
         let layout = Layout::of((640, 480), &placement).unwrap();
         assert_eq!(layout.picture, (640, 480));
-        assert_eq!(layout.window, rect(230, 40 + 100, 640, 480));
+        assert_eq!(layout.window, Rect::new(230, 40 + 100, 640, 480));
         let layout = Layout::of((1280, 800), &placement).unwrap();
         assert_eq!(layout.picture, (1088, 680), "too large: scaled down");
     }
@@ -118,30 +118,30 @@ mod tests {
     fn only_the_visible_part_is_shown() {
         // Scrolled up by 150 pixels: the top of the picture is under the toolbar.
         let placement = Placement {
-            area: rect(0, -50, 640, 400),
-            clip: rect(0, 100, 1000, 600),
+            area: Rect::new(0, -50, 640, 400),
+            clip: Rect::new(0, 100, 1000, 600),
             scaling: Scaling::Fill,
         };
         let layout = Layout::of((640, 400), &placement).unwrap();
-        assert_eq!(layout.window, rect(0, 100, 640, 250));
+        assert_eq!(layout.window, Rect::new(0, 100, 640, 250));
         assert_eq!(layout.offset, (0, 150));
     }
 
     #[test]
     fn nothing_shows_out_of_view_or_without_a_display() {
         let placement = Placement {
-            area: rect(0, 800, 640, 400),
-            clip: rect(0, 0, 1000, 700),
+            area: Rect::new(0, 800, 640, 400),
+            clip: Rect::new(0, 0, 1000, 700),
             scaling: Scaling::Fill,
         };
         assert_eq!(Layout::of((640, 400), &placement), None, "scrolled away");
         let visible = Placement {
-            area: rect(0, 0, 640, 400),
+            area: Rect::new(0, 0, 640, 400),
             ..placement
         };
         assert_eq!(Layout::of((0, 0), &visible), None, "no mode set yet");
         let empty = Placement {
-            area: rect(0, 0, 0, 400),
+            area: Rect::new(0, 0, 0, 400),
             ..placement
         };
         assert_eq!(Layout::of((640, 400), &empty), None);

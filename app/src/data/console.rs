@@ -490,14 +490,20 @@ mod tests {
         assert!(next.frame > picture.frame);
     }
 
-    #[test]
-    fn pictures_fit_the_area_and_a_new_area_shows_the_frame_again() {
+    /// A session of a 64x40 display the guest has drawn once (the writer keeps it alive).
+    fn session_with_a_frame() -> (FramebufferWriter, Session) {
         let mut writer = FramebufferWriter::new(64, 40, Format::B8G8R8X8 as u32).unwrap();
         let fd = writer.fd().try_clone_to_owned().unwrap();
-        let mut session = Session::new("vm".into(), fd).unwrap();
+        let session = Session::new("vm".into(), fd).unwrap();
         writer
             .update(Rect::new(0, 0, 64, 40), &[0x40; 64 * 40 * 4], 64 * 4)
             .unwrap();
+        (writer, session)
+    }
+
+    #[test]
+    fn pictures_fit_the_area_and_a_new_area_shows_the_frame_again() {
+        let (_writer, mut session) = session_with_a_frame();
         let start = Instant::now();
         let Ok(Polled::Picture(first)) = session.poll(start) else {
             panic!("the first frame");
@@ -531,12 +537,7 @@ mod tests {
 
     #[test]
     fn the_vm_view_shows_a_display_that_fits_pixel_for_pixel() {
-        let mut writer = FramebufferWriter::new(64, 40, Format::B8G8R8X8 as u32).unwrap();
-        let fd = writer.fd().try_clone_to_owned().unwrap();
-        let mut session = Session::new("vm".into(), fd).unwrap();
-        writer
-            .update(Rect::new(0, 0, 64, 40), &[0x40; 64 * 40 * 4], 64 * 4)
-            .unwrap();
+        let (_writer, mut session) = session_with_a_frame();
         let mut at = Instant::now();
         let mut next = |session: &mut Session| {
             at += FRAME_INTERVAL;

@@ -15,6 +15,7 @@ use iced::keyboard::key::Code;
 
 use crate::data::console::{HOST_KEY, Pointer, Polled, Session, Sizing, Tablet, evdev_code};
 use crate::surface::SurfaceHandle;
+use crate::widget::console::{Shown, console};
 
 /// A file descriptor carried in a message (messages are cloned; the fd is shared, not copied).
 #[derive(Debug, Clone)]
@@ -87,6 +88,39 @@ pub enum ConsoleView {
 }
 
 impl ConsoleView {
+    /// The console widget showing the display (nothing when there is none to show);
+    /// `on_pointer` for what the mouse does over it, `on_resize` for its area's size.
+    pub fn widget<'a, M: Clone + 'a>(
+        &'a self,
+        on_pointer: impl Fn(crate::data::console::Pointer) -> M + Clone + 'a,
+        on_resize: impl Fn(iced::Size) -> M + 'a,
+    ) -> iced::Element<'a, M> {
+        let ConsoleView::Shown {
+            picture,
+            display,
+            fitted,
+            focused,
+            surface,
+            sizing,
+            scale,
+        } = self
+        else {
+            return iced::widget::space::vertical().height(0).into();
+        };
+        let shown = match surface {
+            Some(handle) => Some(Shown::Surface {
+                handle: handle.clone(),
+                display: *display,
+            }),
+            None => picture.as_ref().map(|picture| Shown::Picture {
+                picture,
+                display: *display,
+                fitted: *fitted,
+            }),
+        };
+        console(shown, *focused, *sizing, *scale, on_pointer, on_resize)
+    }
+
     /// The console surface drawing the display, if one does.
     pub fn surface(&self) -> Option<SurfaceHandle> {
         match self {

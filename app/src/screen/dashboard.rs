@@ -17,7 +17,6 @@ use crate::data::console::Pointer;
 use crate::data::sidebar::{Filter, count, listed};
 use crate::data::{HostHistory, Snapshot};
 use crate::screen::console::ConsoleView;
-use crate::widget::console::{Shown, console};
 use crate::widget::gauge::gauge;
 use crate::widget::sparkline::sparkline;
 use crate::widget::surface_clip::surface_clip;
@@ -729,39 +728,13 @@ fn console_section(view: &ConsoleView) -> Element<'_, Message> {
     match view {
         ConsoleView::None => space::vertical().height(0).into(),
         ConsoleView::Unavailable(why) => text(format!("No screen: {why}")).size(13).into(),
-        ConsoleView::Shown {
-            picture,
-            display,
-            fitted,
-            focused,
-            surface,
-            sizing,
-            scale,
-        } => column![
+        ConsoleView::Shown { focused, .. } => column![
             section(if *focused {
                 "Screen — has the keyboard; Right Ctrl releases it"
             } else {
                 "Screen — click it to type into the guest"
             }),
-            container(console(
-                match surface {
-                    Some(handle) => Some(Shown::Surface {
-                        handle: handle.clone(),
-                        display: *display,
-                    }),
-                    None => picture.as_ref().map(|picture| Shown::Picture {
-                        picture,
-                        display: *display,
-                        fitted: *fitted,
-                    }),
-                },
-                *focused,
-                *sizing,
-                *scale,
-                Message::Console,
-                Message::ConsoleResized,
-            ))
-            .height(420),
+            container(view.widget(Message::Console, Message::ConsoleResized)).height(420),
         ]
         .spacing(6)
         .into(),

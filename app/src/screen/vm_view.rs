@@ -12,7 +12,6 @@ use iced::{Alignment, Element, Length, Theme};
 
 use crate::data::console::{Pointer, Sizing};
 use crate::screen::console::ConsoleView;
-use crate::widget::console::{Shown, console};
 use crate::widget::surface_clip::surface_unscrolled;
 
 /// The keys Ctrl+Alt+Del is, as `vm key` names them.
@@ -211,34 +210,9 @@ impl VmView {
             .width(Length::Fill)
             .style(container::bordered_box);
         let display: Element<'a, Message> = match shown {
-            ConsoleView::Shown {
-                picture,
-                display,
-                fitted,
-                focused,
-                surface,
-                sizing,
-                scale,
-            } => surface_unscrolled(
-                console(
-                    match surface {
-                        Some(handle) => Some(Shown::Surface {
-                            handle: handle.clone(),
-                            display: *display,
-                        }),
-                        None => picture.as_ref().map(|picture| Shown::Picture {
-                            picture,
-                            display: *display,
-                            fitted: *fitted,
-                        }),
-                    },
-                    *focused,
-                    *sizing,
-                    *scale,
-                    Message::Console,
-                    Message::Resized,
-                ),
-                surface.clone(),
+            ConsoleView::Shown { .. } => surface_unscrolled(
+                shown.widget(Message::Console, Message::Resized),
+                shown.surface(),
             ),
             ConsoleView::Unavailable(why) => container(text(format!("No screen: {why}")))
                 .center(Length::Fill)

@@ -1114,15 +1114,7 @@ impl Builder<'_> {
                 &from_tree
             }
             BindTree::Image(image) => {
-                let digest = image.manifest_digest.trim_start_matches("sha256:");
-                let root = build
-                    .build_dir
-                    .join(format!("from-{}", &digest[..digest.len().min(16)]));
-                if !root.exists() {
-                    self.store
-                        .unpack(&image, &root)
-                        .map_err(|e| e.to_string())?;
-                }
+                let root = self.unpacked(&image, build)?;
                 from_tree = Context::of_tree(&root);
                 &from_tree
             }
@@ -1177,6 +1169,23 @@ impl Builder<'_> {
         stage: &Stage,
         build: &Build<'_>,
     ) -> Result<Vec<runtime::BindMount>, String> {
+        // What the build was given under an id (a secret's file, an agent's socket), mounted;
+        // nothing when it was not given, unless it is `required` (`missing` says what to give).
+        let given = |list: &[(String, PathBuf)],
+                     (id, target, required): (&str, &str, bool),
+                     read_only: bool,
+                     missing: &dyn Fn() -> String| {
+            match list.iter().find(|(have, _)| have == id) {
+                Some((_, path)) => Ok(Some(runtime::BindMount {
+                    source: path.clone(),
+                    target: stage.absolute(target).trim_start_matches('/').to_owned(),
+                    read_only,
+                    optional: false,
+                })),
+                None if required => Err(missing()),
+                None => Ok(None),
+            }
+        };
         let mut mounts = Vec::new();
         for (_, text) in flags.iter().filter(|(name, _)| name == "mount") {
             match run_mount::parse(text)? {
@@ -1211,38 +1220,23 @@ impl Builder<'_> {
                     id,
                     target,
                     required,
-                } => match build.secrets.iter().find(|(have, _)| *have == id) {
-                    Some((_, path)) => mounts.push(runtime::BindMount {
-                        source: path.clone(),
-                        target: stage.absolute(&target).trim_start_matches('/').to_owned(),
-                        read_only: true,
-                        optional: false,
-                    }),
-                    None if required => {
-                        return Err(format!(
+                } => mounts.extend(given(
+                    build.secrets,
+                    (&id, &target, required),
+                    true,
+                    &|| {
+                        format!(
                             "the secret `{id}` is required: give it with --secret id={id},src=PATH"
-                        ));
-                    }
-                    None => {}
-                },
+                        )
+                    },
+                )?),
                 RunMount::Ssh {
                     id,
                     target,
                     required,
-                } => match build.ssh.iter().find(|(have, _)| *have == id) {
-                    Some((_, socket)) => mounts.push(runtime::BindMount {
-                        source: socket.clone(),
-                        target: stage.absolute(&target).trim_start_matches('/').to_owned(),
-                        read_only: false,
-                        optional: false,
-                    }),
-                    None if required => {
-                        return Err(format!(
-                            "the ssh agent `{id}` is required: give it with --ssh {id}[=SOCKET]"
-                        ));
-                    }
-                    None => {}
-                },
+                } => mounts.extend(given(build.ssh, (&id, &target, required), false, &|| {
+                    format!("the ssh agent `{id}` is required: give it with --ssh {id}[=SOCKET]")
+                })?),
                 // Mounted when the step runs (`bind_mount`), or not a bind mount (`tmpfs_mounts`).
                 RunMount::Bind { .. } | RunMount::Tmpfs { .. } => {}
             }
@@ -1383,15 +1377,9 @@ impl Builder<'_> {
                             Context::of_tree(&other.rootfs)
                         }
                         CopyFrom::Image(image) => {
-                            let digest = image.manifest_digest.trim_start_matches("sha256:");
-                            let root = build
-                                .build_dir
-                                .join(format!("from-{}", &digest[..digest.len().min(16)]));
-                            if !root.exists() {
-                                self.store
-                                    .unpack(&image, &root)
-                                    .map_err(|e| format!("{keyword} --from={from}: {e}"))?;
-                            }
+                            let root = self
+                                .unpacked(&image, build)
+                                .map_err(|e| format!("{keyword} --from={from}: {e}"))?;
                             Context::of_tree(&root)
                         }
                     };
@@ -1441,6 +1429,19 @@ impl Builder<'_> {
             tar_directory(dir, &mut bytes).map_err(|e| e.to_string())?;
             Ok(bytes)
         })
+    }
+
+    /// `image`'s filesystem, unpacked in the build directory (once a build), for a step that
+    /// copies from it or mounts it.
+    fn unpacked(&self, image: &Image, build: &Build<'_>) -> Result<PathBuf, String> {
+        let digest = image.manifest_digest.trim_start_matches("sha256:");
+        let root = build
+            .build_dir
+            .join(format!("from-{}", &digest[..digest.len().min(16)]));
+        if !root.exists() {
+            self.store.unpack(image, &root).map_err(|e| e.to_string())?;
+        }
+        Ok(root)
     }
 
     /// The image a FROM names: in the store under that name or Docker's familiar name for it

@@ -52,6 +52,15 @@ pub enum RunMount {
     },
 }
 
+/// The names a mount's target goes by.
+const TARGET: &[&str] = &["target", "dst", "destination"];
+/// The options that give a mounted file its owner and mode.
+const OWNED: &[&str] = &["mode", "uid", "gid"];
+/// The names of what is mounted and where it is taken from.
+const SOURCE: &[&str] = &["from", "source", "src"];
+/// The names of a read-only flag.
+const READ_ONLY: &[&str] = &["readonly", "ro"];
+
 /// Parses one `--mount` value: comma-separated `key=value` (or bare `key` for booleans).
 pub fn parse(text: &str) -> Result<RunMount, String> {
     let bad = |why: String| format!("RUN --mount={text}: {why}");
@@ -105,22 +114,11 @@ pub fn parse(text: &str) -> Result<RunMount, String> {
     };
     match kind.as_str() {
         "bind" => {
-            known(&[
-                "target",
-                "dst",
-                "destination",
-                "source",
-                "src",
-                "from",
-                "readonly",
-                "ro",
-                "rw",
-                "readwrite",
-            ])?;
-            let target = value(&["target", "dst", "destination"])
-                .ok_or_else(|| bad("a bind mount needs target=PATH".into()))?;
+            known(&[TARGET, SOURCE, READ_ONLY, &["rw", "readwrite"]].concat())?;
+            let target =
+                value(TARGET).ok_or_else(|| bad("a bind mount needs target=PATH".into()))?;
             let read_write = boolean(&["rw", "readwrite"])?;
-            if read_write && boolean(&["readonly", "ro"])? {
+            if read_write && boolean(READ_ONLY)? {
                 return Err(bad("rw and readonly together".into()));
             }
             Ok(RunMount::Bind {
@@ -131,16 +129,7 @@ pub fn parse(text: &str) -> Result<RunMount, String> {
             })
         }
         "ssh" => {
-            known(&[
-                "id",
-                "target",
-                "dst",
-                "destination",
-                "required",
-                "mode",
-                "uid",
-                "gid",
-            ])?;
+            known(&[OWNED, &["id", "required"], TARGET].concat())?;
             // BuildKit's defaults (root's, 0600) are what a mounted socket has; others would
             // need a socket of their own relaying to the agent.
             if value(&["uid", "gid"]).is_some_and(|v| v != "0")
@@ -153,44 +142,29 @@ pub fn parse(text: &str) -> Result<RunMount, String> {
             }
             Ok(RunMount::Ssh {
                 id: value(&["id"]).unwrap_or_else(|| "default".into()),
-                target: value(&["target", "dst", "destination"])
-                    .unwrap_or_else(|| "/run/buildkit/ssh_agent.0".into()),
+                target: value(TARGET).unwrap_or_else(|| "/run/buildkit/ssh_agent.0".into()),
                 required: boolean(&["required"])?,
             })
         }
         "tmpfs" => {
-            known(&["target", "dst", "destination", "size"])?;
-            let target = value(&["target", "dst", "destination"])
-                .ok_or_else(|| bad("a tmpfs mount needs target=PATH".into()))?;
+            known(&[TARGET, &["size"]].concat())?;
+            let target =
+                value(TARGET).ok_or_else(|| bad("a tmpfs mount needs target=PATH".into()))?;
             let size = value(&["size"])
                 .map(|v| berth_api::size::parse_size(&v).map_err(|e| bad(format!("size: {e}"))))
                 .transpose()?;
             Ok(RunMount::Tmpfs { target, size })
         }
         "cache" => {
-            known(&[
-                "target",
-                "dst",
-                "destination",
-                "id",
-                "sharing",
-                "readonly",
-                "ro",
-                "uid",
-                "gid",
-                "mode",
-                "from",
-                "source",
-                "src",
-            ])?;
-            if value(&["from", "source", "src"]).is_some() {
+            known(&[TARGET, SOURCE, READ_ONLY, OWNED, &["id", "sharing"]].concat())?;
+            if value(SOURCE).is_some() {
                 return Err(bad(
                     "a cache seeded from a stage or image (from=, source=) is not supported yet"
                         .into(),
                 ));
             }
-            let target = value(&["target", "dst", "destination"])
-                .ok_or_else(|| bad("a cache mount needs target=PATH".into()))?;
+            let target =
+                value(TARGET).ok_or_else(|| bad("a cache mount needs target=PATH".into()))?;
             if let Some(sharing) = value(&["sharing"])
                 && !matches!(sharing.as_str(), "shared" | "private" | "locked")
             {
@@ -199,30 +173,20 @@ pub fn parse(text: &str) -> Result<RunMount, String> {
             Ok(RunMount::Cache {
                 id: value(&["id"]).unwrap_or_else(|| target.clone()),
                 target,
-                read_only: boolean(&["readonly", "ro"])?,
+                read_only: boolean(READ_ONLY)?,
                 uid: number("uid", 10, 0)?,
                 gid: number("gid", 10, 0)?,
                 mode: number("mode", 8, 0o755)?,
             })
         }
         "secret" => {
-            known(&[
-                "id",
-                "target",
-                "dst",
-                "destination",
-                "required",
-                "mode",
-                "uid",
-                "gid",
-                "env",
-            ])?;
+            known(&[OWNED, &["id", "required", "env"], TARGET].concat())?;
             if value(&["env"]).is_some() {
                 return Err(bad(
                     "a secret as an environment variable (env=) is not supported yet".into(),
                 ));
             }
-            let target = value(&["target", "dst", "destination"]);
+            let target = value(TARGET);
             let id = match (value(&["id"]), &target) {
                 (Some(id), _) => id,
                 (None, Some(t)) => t.rsplit('/').next().unwrap_or_default().to_owned(),

@@ -742,17 +742,16 @@ impl PreparedTmpfs {
     }
 }
 
-/// Mounts a tmpfs at `m`'s target in the root filesystem open at `root`, the directories on the
-/// way made, all looked up inside the root, the mount made through `/proc/self/fd`. Raw system
-/// calls only (it runs in the child).
+/// Makes each directory of `dirs` ((parent, name), looked up inside the root open at `root`)
+/// that is missing; false when a parent cannot be opened. Raw system calls only (it runs in
+/// the child).
 ///
 /// # Safety
-/// `root` is an open directory; `m`'s strings and `tmpfs` are valid.
-unsafe fn tmpfs_mount(root: i32, m: &PreparedTmpfs, tmpfs: &CString) -> bool {
-    // SAFETY: for the whole body: system calls on descriptors this function opens and closes
-    // and on C strings prepared by the parent or built on the stack.
+/// `root` is an open directory; the strings are valid.
+unsafe fn make_dirs(root: i32, dirs: &[(CString, CString)]) -> bool {
+    // SAFETY: system calls on a descriptor opened and closed here and on prepared C strings.
     unsafe {
-        for (parent, name) in &m.dirs {
+        for (parent, name) in dirs {
             let dir = open_in_root(
                 root,
                 parent,
@@ -764,6 +763,23 @@ unsafe fn tmpfs_mount(root: i32, m: &PreparedTmpfs, tmpfs: &CString) -> bool {
             }
             libc::mkdirat(dir, name.as_ptr(), 0o755);
             libc::close(dir);
+        }
+        true
+    }
+}
+
+/// Mounts a tmpfs at `m`'s target in the root filesystem open at `root`, the directories on the
+/// way made, all looked up inside the root, the mount made through `/proc/self/fd`. Raw system
+/// calls only (it runs in the child).
+///
+/// # Safety
+/// `root` is an open directory; `m`'s strings and `tmpfs` are valid.
+unsafe fn tmpfs_mount(root: i32, m: &PreparedTmpfs, tmpfs: &CString) -> bool {
+    // SAFETY: for the whole body: system calls on descriptors this function opens and closes
+    // and on C strings prepared by the parent or built on the stack.
+    unsafe {
+        if !make_dirs(root, &m.dirs) {
+            return false;
         }
         let target = open_in_root(
             root,
@@ -852,18 +868,8 @@ unsafe fn bind_mount(root: i32, m: &PreparedMount) -> bool {
     // SAFETY: for the whole body: system calls on descriptors this function opens and closes
     // and on C strings prepared by the parent or built on the stack.
     unsafe {
-        for (parent, name) in &m.dirs {
-            let dir = open_in_root(
-                root,
-                parent,
-                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-                0,
-            );
-            if dir < 0 {
-                return false;
-            }
-            libc::mkdirat(dir, name.as_ptr(), 0o755);
-            libc::close(dir);
+        if !make_dirs(root, &m.dirs) {
+            return false;
         }
         let point_flags = libc::O_PATH | libc::O_CLOEXEC;
         let mut target = open_in_root(root, &m.target, point_flags, 0);
