@@ -233,6 +233,8 @@ fn console_follows_the_guest(drawn: Drawn, display: u32) {
         "screen",
         common::probe::ProbeFinish::DisplayKeys,
     );
+    let out = daemon.berthctl(&["vm", "create", "installer", "--disk", "1G"]);
+    assert!(out.status.success(), "{}", text(&out).1);
     // Drawn, and the keyboard's driver is up (keys sent now are not lost to its reset).
     wait_for("the guest to draw", Duration::from_secs(30), || {
         text(&daemon.berthctl(&["vm", "log", "screen"]))
@@ -253,7 +255,11 @@ fn console_follows_the_guest(drawn: Drawn, display: u32) {
         Drawn::RemoteDisplay => start_window_with(&display, &daemon, &[("DISPLAY", &tcp)]),
     };
     let berth = berth_window(&display);
-    xdotool(&display, &["mousemove", "65", "188", "click", "1"]); // the VM in the sidebar
+    // A stopped VM first (listed above it), then the running one, as a user looks around:
+    // the details pane's layout changes under the console as it opens.
+    xdotool(&display, &["mousemove", "65", "188", "click", "1"]);
+    std::thread::sleep(Duration::from_millis(500));
+    xdotool(&display, &["mousemove", "65", "223", "click", "1"]); // the running VM
     let mut shot = Vec::new();
     // Scaled by the window to the console's area: more olive than the guest's whole 64x48
     // screen has pixels (the picture is drawn at its own size until it is scaled).
@@ -273,6 +279,17 @@ fn console_follows_the_guest(drawn: Drawn, display: u32) {
             let children = child_windows(&display, &berth);
             children.len() == 1 && children[0].starts_with("554x416+")
         });
+        // Nothing of the picture above the surface: a first picture the renderer drew where
+        // the layout later moved once stayed there, over the console's frame.
+        let child = child_windows(&display, &berth).remove(0);
+        let top: usize = child.rsplit('+').next().unwrap().parse().unwrap();
+        let (width, _, shot) = screenshot(&display);
+        let above = &shot[(top - 12) * width * 3..top * width * 3];
+        assert_eq!(
+            pixels_near(above, VIOLET) + pixels_near(above, OLIVE),
+            0,
+            "the picture shows above the console"
+        );
     } else {
         let children = child_windows(&display, &berth);
         assert!(children.is_empty(), "{children:?}");
