@@ -580,6 +580,11 @@ impl Client {
         &self,
         spec: RunSpec,
     ) -> Result<(ContainerInfo, OwnedFd), ClientError> {
+        self.run_with_fd(spec).await
+    }
+
+    /// `run` answered with one descriptor (a terminal's master, a stdin pipe's write end).
+    async fn run_with_fd(&self, spec: RunSpec) -> Result<(ContainerInfo, OwnedFd), ClientError> {
         match self.call_with_fds(Request::Run(Box::new(spec))).await? {
             (Reply::Container(info), fds) if fds.len() == 1 => {
                 Ok((info, fds.into_iter().next().ok_or_else(no_fds)?))
@@ -587,6 +592,14 @@ impl Client {
             (Reply::Container(_), _) => Err(no_fds()),
             (other, _) => Err(unexpected(other)),
         }
+    }
+
+    /// `run -i` without `-t`: the container and the write end of its stdin's pipe.
+    pub async fn run_with_stdin(
+        &self,
+        spec: RunSpec,
+    ) -> Result<(ContainerInfo, OwnedFd), ClientError> {
+        self.run_with_fd(spec).await
     }
 
     pub async fn run(&self, spec: RunSpec) -> Result<ContainerInfo, ClientError> {

@@ -184,6 +184,10 @@ pub struct RunSpec {
     /// `--restart`: what berthd does when it ends, and when berthd starts.
     #[serde(default)]
     pub restart: RestartPolicy,
+    /// `-i` without `-t`: its stdin is a pipe whose write end comes with the answer
+    /// (SCM_RIGHTS), its output goes to its log as without `-i`.
+    #[serde(default)]
+    pub interactive: bool,
     /// `-t`: on a terminal, whose master comes with the answer (SCM_RIGHTS); its output goes
     /// there, not to the log.
     #[serde(default)]

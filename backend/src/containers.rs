@@ -507,7 +507,8 @@ impl Engine {
 
     /// `run`: create a container from an image and start it, with `mounts` (its `-v`, resolved
     /// by the caller); with `spec.tty`, on a terminal whose master is answered too (the
-    /// container's output then goes to whoever holds it, not to its log).
+    /// container's output then goes to whoever holds it, not to its log); with
+    /// `spec.interactive` alone, its stdin is a pipe whose write end is answered.
     pub fn run(
         self: &Arc<Self>,
         spec: RunSpec,
@@ -635,7 +636,14 @@ impl Engine {
             records.insert(id.clone(), record.clone());
             record
         };
-        let master = match self.start_record(&record, spec.tty) {
+        let stdio = if spec.tty {
+            Stdio::Terminal
+        } else if spec.interactive {
+            Stdio::Stdin
+        } else {
+            Stdio::Log
+        };
+        let master = match self.start_record(&record, stdio) {
             Ok(master) => master,
             Err(e) => {
                 // A container that never ran is not kept: nothing is left half-made.
@@ -647,11 +655,12 @@ impl Engine {
         Ok((self.info(&self.find(&id)?), master))
     }
 
-    /// Starts `record`'s container; with `terminal`, on a terminal whose master is answered.
+    /// Starts `record`'s container; on a terminal whose master is answered, or with a stdin
+    /// pipe whose write end is, as `stdio` says.
     fn start_record(
         self: &Arc<Self>,
         record: &Record,
-        terminal: bool,
+        stdio: Stdio,
     ) -> Result<Option<OwnedFd>, ApiError> {
         let layout = self.layout()?;
         let lower = self.image_root(record)?;
@@ -661,7 +670,8 @@ impl Engine {
             hostname: record.hostname.clone(),
             mounts: record.mounts.iter().map(MountRecord::to_runtime).collect(),
             tmpfs: Vec::new(),
-            terminal,
+            terminal: stdio == Stdio::Terminal,
+            stdin: stdio == Stdio::Stdin,
             log: dir.join("log"),
             dir,
             lower: vec![lower],
@@ -693,7 +703,7 @@ impl Engine {
             }
         };
         let pid = container.pid;
-        let master = container.terminal.take();
+        let master = container.terminal.take().or(container.stdin.take());
         let running = Arc::new(Running {
             container,
             started: Instant::now(),
@@ -785,7 +795,7 @@ impl Engine {
             }
             record.clone()
         };
-        if let Err(e) = self.start_record(&record, false) {
+        if let Err(e) = self.start_record(&record, Stdio::Log) {
             eprintln!(
                 "berthd: cannot restart container {} by its policy: {}",
                 record.name, e.message
@@ -803,7 +813,7 @@ impl Engine {
             ));
         }
         self.set_stopped_by_user(&record.id, false);
-        self.start_record(&record, false)?;
+        self.start_record(&record, Stdio::Log)?;
         Ok(self.info(&self.find(&record.id)?))
     }
 
@@ -1123,6 +1133,17 @@ fn publish_exposed<'a>(
         });
     }
     Ok(forwards)
+}
+
+/// What a started container's standard streams are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stdio {
+    /// stdin `/dev/null`, output to its log.
+    Log,
+    /// A terminal (`run -t`), its master answered.
+    Terminal,
+    /// stdin a pipe whose write end is answered (`run -i`), output to its log.
+    Stdin,
 }
 
 #[cfg(test)]

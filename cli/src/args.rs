@@ -176,7 +176,8 @@ pub struct RunArgs {
     /// Give the container a terminal (its output goes there, not to its log).
     #[arg(short, long)]
     pub tty: bool,
-    /// With -t: pass our stdin to it (ours goes raw: Ctrl+C reaches it).
+    /// Pass our stdin to it: with -t on its terminal (ours goes raw: Ctrl+C reaches it),
+    /// without, through a pipe it reads to our end of input.
     #[arg(short, long)]
     pub interactive: bool,
     /// Remove the container and its files once it has ended.

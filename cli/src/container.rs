@@ -198,6 +198,7 @@ async fn run_container(
         volumes: args.volume,
         restart: args.restart,
         tty: args.tty,
+        interactive: args.interactive && !args.tty,
         // In the foreground berthctl removes it once it has read how it ended; detached, the
         // daemon does when it ends.
         remove: args.rm && args.detach,
@@ -211,12 +212,22 @@ async fn run_container(
         let (info, master) = client.run_with_terminal(spec).await?;
         crate::terminal::attach(master, args.interactive).await?;
         info
-    } else {
-        if args.interactive {
+    } else if args.interactive {
+        if args.detach {
             return Err(Failure::Failed(
-                "-i needs -t: a container's stdin is a terminal or nothing yet".into(),
+                "-i with -d: nothing would feed its stdin (there is no attach yet)".into(),
             ));
         }
+        let (info, stdin) = client.run_with_stdin(spec).await?;
+        // Our stdin into its pipe until it ends (the container then reads EOF), while its
+        // output is followed from its log.
+        std::thread::spawn(move || {
+            let mut pipe = std::fs::File::from(stdin);
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut pipe);
+        });
+        follow_logs(client, events, &info.id).await?;
+        info
+    } else {
         let info = client.run(spec).await?;
         if args.detach {
             return out.show(&info, id);

@@ -92,6 +92,7 @@ fn main() {
             mounts: Vec::new(),
             tmpfs: Vec::new(),
             terminal: false,
+            stdin: false,
             log: cdir.join("log"),
             dir: cdir,
             lower: vec![rootfs.clone()],

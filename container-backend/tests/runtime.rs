@@ -78,6 +78,7 @@ impl Fixture {
             mounts: Vec::new(),
             tmpfs: Vec::new(),
             terminal: false,
+            stdin: false,
             log: dir.join("log"),
             dir,
             lower: vec![self.image.clone()],

@@ -81,6 +81,40 @@ fn run_in_the_foreground_prints_output_and_passes_the_exit_code() {
         text(&out).1
     );
     assert_eq!(ps(&daemon).as_array().unwrap().len(), before);
+
+    // `-i` without `-t`: our stdin through a pipe, to its end (`printf … | docker run -i`).
+    let out = daemon.berthctl_with(
+        &[
+            "run",
+            "-i",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "while read line; do echo \"got $line\"; done",
+        ],
+        &[],
+        b"hello\nfrom a pipe\n",
+    );
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert_eq!(text(&out).0, "got hello\ngot from a pipe\n");
+    let out = daemon.berthctl_with(
+        &[
+            "run",
+            "-i",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "read line; exit ${#line}",
+        ],
+        &[],
+        b"four",
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out).1);
+    let out = daemon.berthctl(&["run", "-i", "-d", "busybox", "cat"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).1.contains("-i with -d"), "{}", text(&out).1);
 }
 
 #[test]

@@ -1342,6 +1342,30 @@ int main(void) {
 "#;
 
 #[test]
+fn a_desk_user_pipes_into_a_container() {
+    let Some((_user, _dir, daemon)) = desk_daemon_with_busybox() else {
+        return;
+    };
+    let out = daemon.berthctl_with(
+        &[
+            "run",
+            "-i",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "n=0; while read line; do n=$((n + 1)); done; echo $n",
+        ],
+        &[],
+        b"one\ntwo\nthree\n",
+    );
+    assert!(out.status.success(), "{}\n{}", text(&out).1, daemon.log());
+    assert_eq!(text(&out).0.trim(), "3");
+}
+
+#[test]
 fn a_desk_users_build_reaches_their_ssh_agent_and_keeps_no_key() {
     let Some((user, dir, daemon)) = desk_daemon_with_busybox() else {
         return;

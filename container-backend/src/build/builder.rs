@@ -226,7 +226,7 @@ enum BindTree {
 }
 
 /// What a RUN runs: its command, its flags, and its here-document run as a file, if any.
-struct RunSpec<'a> {
+struct RunStep<'a> {
     command: &'a Command,
     flags: &'a [(String, String)],
     script: Option<&'a Heredoc>,
@@ -870,7 +870,7 @@ impl Builder<'_> {
                 flags,
                 script,
             } => {
-                let run = RunSpec {
+                let run = RunStep {
                     command,
                     flags,
                     script: script.as_ref(),
@@ -887,14 +887,14 @@ impl Builder<'_> {
     /// RUN: the command in a container on the stage's root; what it changes is the layer.
     fn run_step(
         &self,
-        run: RunSpec<'_>,
+        run: RunStep<'_>,
         line: &Line,
         stage: &mut Stage,
         earlier: &mut [Stage],
         build: &Build<'_>,
         cache: &mut CacheIndex,
     ) -> Result<bool, BuildError> {
-        let RunSpec {
+        let RunStep {
             command,
             flags,
             script,
@@ -976,6 +976,7 @@ impl Builder<'_> {
             mounts,
             tmpfs: tmpfs_mounts(flags, stage).map_err(at(line.number))?,
             terminal: false,
+            stdin: false,
             dir: build.build_dir.join(format!("run-{}", line.number)),
             lower: vec![stage.rootfs.clone()],
             args,

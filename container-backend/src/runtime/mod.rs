@@ -63,6 +63,8 @@ pub struct ContainerConfig {
     pub tmpfs: Vec<TmpfsMount>,
     /// On a terminal (`run -t`): its output goes there, not to the log.
     pub terminal: bool,
+    /// Without a terminal, its stdin is a pipe whose write end is handed out (`run -i`).
+    pub stdin: bool,
 }
 
 /// Why a container could not be started or handled.
@@ -112,6 +114,8 @@ pub struct Container {
     pub hostname: String,
     /// The master of its terminal, for whoever takes it (`run -t`).
     pub terminal: Option<OwnedFd>,
+    /// The write end of its stdin's pipe, for whoever feeds it (`run -i`).
+    pub stdin: Option<OwnedFd>,
 }
 
 impl ContainerConfig {
@@ -275,6 +279,18 @@ pub fn start(config: &ContainerConfig, layout: &Layout) -> Result<Container, Run
     } else {
         (None, None)
     };
+    // `run -i` without a terminal: the process reads a pipe; its write end is handed out.
+    let (stdin_read, stdin_write) = if config.stdin && !config.terminal {
+        let (read, write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| RuntimeError::Io {
+                what: "make a pipe for stdin",
+                path: config.dir.clone(),
+                source: e.into(),
+            })?;
+        (Some(read), Some(write))
+    } else {
+        (None, None)
+    };
     let spec = ProcessSpec {
         rootfs,
         lower: config.lower.clone(),
@@ -295,6 +311,7 @@ pub fn start(config: &ContainerConfig, layout: &Layout) -> Result<Container, Run
         tmpfs: config.tmpfs.clone(),
         stdout,
         stderr,
+        stdin: stdin_read,
         terminal: child_terminal,
     };
     let cgroup = Cgroup::create(layout, &config.id, &config.limits)?;
@@ -350,6 +367,7 @@ pub fn start(config: &ContainerConfig, layout: &Layout) -> Result<Container, Run
                 network: pasta,
                 hostname,
                 terminal,
+                stdin: stdin_write,
             })
         }
         Err(source) => {
@@ -383,6 +401,7 @@ impl Container {
             network: Pasta::existing(dir),
             hostname: hostname_of(id, hostname),
             terminal: None,
+            stdin: None,
         }
     }
 

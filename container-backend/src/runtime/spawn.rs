@@ -42,6 +42,9 @@ pub struct ProcessSpec {
     /// Where the process's stdout and stderr go (unless it has a terminal).
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
+    /// Where the process reads its stdin from (unless it has a terminal); `/dev/null` when
+    /// none (`run -i` gives a pipe's read end).
+    pub stdin: Option<OwnedFd>,
     /// A terminal for the process (`run -t`): the child opens one in the container's own
     /// devpts, makes it its controlling terminal and stdin, stdout and stderr, and sends its
     /// master back over this socket (SCM_RIGHTS).
@@ -188,6 +191,8 @@ struct Prepared {
     stderr: i32,
     /// The socket the terminal's master goes back on; -1: no terminal.
     terminal: i32,
+    /// The stdin pipe's read end; -1: /dev/null.
+    stdin: i32,
     ptmx: CString,
     // Literals, as C strings.
     s_overlay: CString,
@@ -292,6 +297,7 @@ impl Prepared {
             stdout: spec.stdout.as_raw_fd(),
             stderr: spec.stderr.as_raw_fd(),
             terminal: spec.terminal.as_ref().map_or(-1, AsRawFd::as_raw_fd),
+            stdin: spec.stdin.as_ref().map_or(-1, AsRawFd::as_raw_fd),
             ptmx: cstring("/dev/pts/ptmx")?,
             s_overlay: cstring("overlay")?,
             s_proc: cstring("proc")?,
@@ -482,7 +488,11 @@ unsafe fn child(
             return fail(step);
         }
         if p.terminal < 0 {
-            let stdin = libc::open(p.dev_null.as_ptr(), libc::O_RDONLY);
+            let stdin = if p.stdin >= 0 {
+                p.stdin
+            } else {
+                libc::open(p.dev_null.as_ptr(), libc::O_RDONLY)
+            };
             if stdin < 0
                 || libc::dup2(stdin, 0) < 0
                 || libc::dup2(p.stdout, 1) < 0

@@ -127,6 +127,7 @@ impl Fixture {
             mounts: Vec::new(),
             tmpfs: Vec::new(),
             terminal: false,
+            stdin: false,
             dir: root.join("c"),
             lower: vec![lower],
             args,
