@@ -87,6 +87,10 @@ pub struct MountRecord {
     /// An absolute path in the container.
     pub target: String,
     pub read_only: bool,
+    /// A named volume: filled with what the image has at the target while it is empty, as
+    /// Docker fills one (a host path never is).
+    #[serde(default)]
+    pub fill_from_image: bool,
 }
 
 impl MountRecord {
@@ -587,7 +591,15 @@ impl Engine {
             .name
             .clone()
             .unwrap_or_else(|| format!("{}-{}", image.reference.name.replace('/', "-"), &id[..4]));
-        self.rootfs_of(images, &image)?;
+        let root = self.rootfs_of(images, &image)?;
+        for mount in mounts.iter().filter(|m| m.fill_from_image) {
+            crate::volumes::fill_from_image(&mount.source, &root, &mount.target).map_err(|e| {
+                ApiError::internal(format!(
+                    "cannot fill the volume at {} from the image: {e}",
+                    mount.target
+                ))
+            })?;
+        }
         let record = {
             let mut records = lock(&self.records);
             if records.values().any(|r| r.name == name) {

@@ -12,6 +12,49 @@ use crate::access::mountable;
 use crate::auth::Peer;
 use crate::containers::{Engine, MountRecord};
 
+/// Docker's copy-up: an empty named volume mounted where the image has a directory gets that
+/// directory's files (owners, modes and links kept) and its owner and mode, before the
+/// container first starts; a volume with anything in it is left as it is. Whether it was
+/// filled.
+pub fn fill_from_image(data: &Path, image_root: &Path, target: &str) -> Result<bool, String> {
+    use container_backend::build::context::Context;
+    use container_backend::build::copy::{Placement, stage_copy};
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let empty = std::fs::read_dir(data)
+        .map_err(|e| format!("{}: {e}", data.display()))?
+        .next()
+        .is_none();
+    if !empty {
+        return Ok(false);
+    }
+    let tree = Context::of_tree(image_root);
+    // Nothing there in the image (or not a directory): the volume stays empty.
+    let Ok(sources) = tree.resolve(target) else {
+        return Ok(false);
+    };
+    let Some(dir) = sources.first().map(|s| image_root.join(&s.path)) else {
+        return Ok(false);
+    };
+    let Some(meta) = std::fs::metadata(&dir).ok().filter(|m| m.is_dir()) else {
+        return Ok(false);
+    };
+    let place = Placement {
+        target: "/",
+        into_dir: true,
+        image_root: data,
+        owner: None,
+        mode: None,
+        unpack_archives: false,
+        keep_owners: true,
+    };
+    stage_copy(&tree, &sources, &place, data)?;
+    std::os::unix::fs::chown(data, Some(meta.uid()), Some(meta.gid()))
+        .map_err(|e| format!("{}: {e}", data.display()))?;
+    std::fs::set_permissions(data, std::fs::Permissions::from_mode(meta.mode() & 0o7777))
+        .map_err(|e| format!("{}: {e}", data.display()))?;
+    Ok(true)
+}
+
 pub struct Volumes {
     root: PathBuf,
 }
@@ -56,15 +99,19 @@ impl Volumes {
                     mount.target
                 )));
             }
-            let source = match &mount.source {
-                VolumeSource::Host(path) => mountable(path, peer, mount.read_only)
-                    .map_err(|e| ApiError::invalid(format!("-v {mount}: {e}")))?,
-                VolumeSource::Named(name) => self.ensure(name)?,
+            let (source, named) = match &mount.source {
+                VolumeSource::Host(path) => (
+                    mountable(path, peer, mount.read_only)
+                        .map_err(|e| ApiError::invalid(format!("-v {mount}: {e}")))?,
+                    false,
+                ),
+                VolumeSource::Named(name) => (self.ensure(name)?, true),
             };
             resolved.push(MountRecord {
                 source,
                 target: mount.target.clone(),
                 read_only: mount.read_only,
+                fill_from_image: named,
             });
         }
         Ok(resolved)
@@ -126,5 +173,41 @@ impl Volumes {
             path: data,
             used_by: engine.volume_users(name),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_volume_is_filled_from_the_image_once() {
+        let image = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(image.path().join("srv/sub")).unwrap();
+        std::fs::write(image.path().join("srv/sub/f"), "in the image").unwrap();
+        std::os::unix::fs::symlink("sub/f", image.path().join("srv/link")).unwrap();
+        std::fs::write(image.path().join("file"), "x").unwrap();
+        let volume = tempfile::tempdir().unwrap();
+        let data = volume.path();
+        assert!(fill_from_image(data, image.path(), "/srv").unwrap());
+        assert_eq!(
+            std::fs::read_to_string(data.join("sub/f")).unwrap(),
+            "in the image"
+        );
+        assert_eq!(
+            std::fs::read_link(data.join("link")).unwrap(),
+            Path::new("sub/f")
+        );
+        // Not empty any more: left as it is.
+        std::fs::write(data.join("sub/f"), "written").unwrap();
+        assert!(!fill_from_image(data, image.path(), "/srv").unwrap());
+        assert_eq!(
+            std::fs::read_to_string(data.join("sub/f")).unwrap(),
+            "written"
+        );
+        // Nothing, or no directory, in the image there: nothing to fill from.
+        let other = tempfile::tempdir().unwrap();
+        assert!(!fill_from_image(other.path(), image.path(), "/missing").unwrap());
+        assert!(!fill_from_image(other.path(), image.path(), "/file").unwrap());
     }
 }

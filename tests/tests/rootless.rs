@@ -1342,6 +1342,81 @@ int main(void) {
 "#;
 
 #[test]
+fn a_desk_users_new_named_volume_starts_with_the_image_s_files() {
+    let Some((user, dir, daemon)) = desk_daemon_with_busybox() else {
+        return;
+    };
+    let ctx = dir.path().join(user.name).join("seeded");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nCOPY --chown=1000:1000 seed /data/seed\n",
+    )
+    .unwrap();
+    std::fs::write(ctx.join("seed"), "seed\n").unwrap();
+    for path in [&ctx, &ctx.join("Dockerfile"), &ctx.join("seed")] {
+        user.own(path);
+    }
+    run_ok(
+        &daemon,
+        &[
+            "build",
+            "--network",
+            "none",
+            "-t",
+            "seeded",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    let in_volume = |script: &str| {
+        run(
+            &daemon,
+            &[
+                "--rm",
+                "--network",
+                "none",
+                "-v",
+                "appdata:/data",
+                "seeded",
+                "sh",
+                "-c",
+                script,
+            ],
+        )
+    };
+    // Empty, it gets the image's /data (the file's owner kept); written, it keeps what was
+    // written (filled once, as Docker fills it).
+    assert_eq!(
+        in_volume("cat /data/seed; stat -c %u:%g /data/seed"),
+        "seed\n1000:1000\n"
+    );
+    in_volume("echo changed > /data/seed");
+    assert_eq!(in_volume("cat /data/seed"), "changed\n");
+    // A host directory is never filled.
+    let host = dir.path().join(user.name).join("empty");
+    std::fs::create_dir_all(&host).unwrap();
+    user.own(&host);
+    let bind = format!("{}:/data", host.display());
+    assert_eq!(
+        run(
+            &daemon,
+            &[
+                "--rm",
+                "--network",
+                "none",
+                "-v",
+                &bind,
+                "seeded",
+                "ls",
+                "-A",
+                "/data"
+            ],
+        ),
+        ""
+    );
+}
+
+#[test]
 fn a_desk_user_pipes_into_a_container() {
     let Some((_user, _dir, daemon)) = desk_daemon_with_busybox() else {
         return;
