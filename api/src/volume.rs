@@ -18,7 +18,7 @@ pub enum VolumeSource {
     Named(String),
 }
 
-/// One `-v SOURCE:TARGET[:ro]`.
+/// One `-v SOURCE:TARGET[:OPTIONS]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VolumeMount {
     pub source: VolumeSource,
@@ -26,6 +26,9 @@ pub struct VolumeMount {
     pub target: String,
     #[serde(default)]
     pub read_only: bool,
+    /// `nocopy`: a new named volume is not filled with what the image has at the target.
+    #[serde(default)]
+    pub no_copy: bool,
 }
 
 /// A named volume, as `volume ls` lists it.
@@ -58,8 +61,8 @@ pub fn volume_name(name: &str) -> Result<(), String> {
 impl FromStr for VolumeMount {
     type Err = String;
 
-    /// `SOURCE:TARGET[:ro|rw]`: a SOURCE starting with `/` is a host path, any other a volume
-    /// name.
+    /// `SOURCE:TARGET[:OPTIONS]`, OPTIONS `ro` or `rw` and, for a volume, `nocopy`
+    /// (comma-separated): a SOURCE starting with `/` is a host path, any other a volume name.
     fn from_str(spec: &str) -> Result<Self, String> {
         let parts: Vec<&str> = spec.split(':').collect();
         let (source, target, options) = match parts.as_slice() {
@@ -71,13 +74,24 @@ impl FromStr for VolumeMount {
                 ));
             }
         };
-        let read_only = match options {
-            None | Some("rw") => false,
-            Some("ro") => true,
-            Some(other) => {
-                return Err(format!("-v {spec}: unknown option `{other}` (ro or rw)"));
+        let (mut read_only, mut no_copy) = (false, false);
+        for option in options.into_iter().flat_map(|o| o.split(',')) {
+            match option {
+                "rw" => read_only = false,
+                "ro" => read_only = true,
+                "nocopy" => no_copy = true,
+                other => {
+                    return Err(format!(
+                        "-v {spec}: unknown option `{other}` (ro, rw or nocopy)"
+                    ));
+                }
             }
-        };
+        }
+        if no_copy && source.starts_with('/') {
+            return Err(format!(
+                "-v {spec}: nocopy is for a named volume (a host path is never filled)"
+            ));
+        }
         if !target.starts_with('/') || target.contains('\0') {
             return Err(format!(
                 "-v {spec}: the target `{target}` must be an absolute path in the container"
@@ -96,6 +110,7 @@ impl FromStr for VolumeMount {
             source,
             target: target.to_owned(),
             read_only,
+            no_copy,
         })
     }
 }
@@ -107,10 +122,12 @@ impl fmt::Display for VolumeMount {
             VolumeSource::Named(name) => write!(f, "{name}")?,
         }
         write!(f, ":{}", self.target)?;
-        if self.read_only {
-            write!(f, ":ro")?;
+        match (self.read_only, self.no_copy) {
+            (true, true) => write!(f, ":ro,nocopy"),
+            (true, false) => write!(f, ":ro"),
+            (false, true) => write!(f, ":nocopy"),
+            (false, false) => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -127,6 +144,12 @@ mod tests {
         assert_eq!(m.source, VolumeSource::Named("pgdata".into()));
         assert!(!m.read_only);
         assert_eq!(m.to_string(), "pgdata:/var/lib/postgresql/data");
+        let m: VolumeMount = "cache:/c:ro,nocopy".parse().unwrap();
+        assert!(m.read_only && m.no_copy);
+        assert_eq!(m.to_string(), "cache:/c:ro,nocopy");
+        let e = "/host:/c:nocopy".parse::<VolumeMount>().unwrap_err();
+        assert!(e.contains("nocopy is for a named volume"), "{e}");
+        assert!("v:/c:z".parse::<VolumeMount>().is_err());
         assert!("/a:relative".parse::<VolumeMount>().is_err());
         assert!("/a:/b:z".parse::<VolumeMount>().is_err());
         assert!("-bad:/b".parse::<VolumeMount>().is_err());

@@ -111,7 +111,7 @@ impl Volumes {
                 source,
                 target: mount.target.clone(),
                 read_only: mount.read_only,
-                fill_from_image: named,
+                fill_from_image: named && !mount.no_copy,
             });
         }
         Ok(resolved)

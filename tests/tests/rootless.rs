@@ -1392,6 +1392,24 @@ fn a_desk_users_new_named_volume_starts_with_the_image_s_files() {
     );
     in_volume("echo changed > /data/seed");
     assert_eq!(in_volume("cat /data/seed"), "changed\n");
+    // `nocopy`: a new volume stays empty.
+    assert_eq!(
+        run(
+            &daemon,
+            &[
+                "--rm",
+                "--network",
+                "none",
+                "-v",
+                "bare:/data:nocopy",
+                "seeded",
+                "ls",
+                "-A",
+                "/data",
+            ],
+        ),
+        ""
+    );
     // A host directory is never filled.
     let host = dir.path().join(user.name).join("empty");
     std::fs::create_dir_all(&host).unwrap();
