@@ -666,10 +666,18 @@ impl Client {
         .await
     }
 
-    pub async fn container_rm(&self, container: &str, force: bool) -> Result<(), ClientError> {
+    /// `rm`: the container (running only with `force`), and its anonymous volumes with
+    /// `volumes`.
+    pub async fn container_rm(
+        &self,
+        container: &str,
+        force: bool,
+        volumes: bool,
+    ) -> Result<(), ClientError> {
         self.done(Request::ContainerRm {
             container: container.to_owned(),
             force,
+            volumes,
         })
         .await
     }

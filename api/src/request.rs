@@ -154,6 +154,9 @@ pub enum Request {
     ContainerRm {
         container: String,
         force: bool,
+        /// Its anonymous volumes too (`rm -v`, `run --rm`).
+        #[serde(default)]
+        volumes: bool,
     },
     Stats {
         container: Option<String>,

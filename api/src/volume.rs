@@ -16,6 +16,9 @@ pub enum VolumeSource {
     Host(PathBuf),
     /// A named volume, made on first use.
     Named(String),
+    /// A volume of this container's own (`-v /path`, and each VOLUME of the image), named by
+    /// the daemon, removed with the container by `run --rm` and `rm -v`.
+    Anonymous,
 }
 
 /// One `-v SOURCE:TARGET[:OPTIONS]`.
@@ -66,11 +69,13 @@ impl FromStr for VolumeMount {
     fn from_str(spec: &str) -> Result<Self, String> {
         let parts: Vec<&str> = spec.split(':').collect();
         let (source, target, options) = match parts.as_slice() {
+            // `-v /path`: an anonymous volume there.
+            [target] => ("", *target, None),
             [source, target] => (*source, *target, None),
             [source, target, options] => (*source, *target, Some(*options)),
             _ => {
                 return Err(format!(
-                    "-v {spec}: the form is SOURCE:TARGET[:ro], SOURCE a host path or a volume name"
+                    "-v {spec}: the form is [SOURCE:]TARGET[:OPTIONS], SOURCE a host path or a volume name"
                 ));
             }
         };
@@ -100,7 +105,9 @@ impl FromStr for VolumeMount {
         if target.split('/').any(|part| part == "..") {
             return Err(format!("-v {spec}: the target may not contain `..`"));
         }
-        let source = if source.starts_with('/') {
+        let source = if source.is_empty() {
+            VolumeSource::Anonymous
+        } else if source.starts_with('/') {
             VolumeSource::Host(PathBuf::from(source))
         } else {
             volume_name(source).map_err(|e| format!("-v {spec}: {e}"))?;
@@ -118,10 +125,11 @@ impl FromStr for VolumeMount {
 impl fmt::Display for VolumeMount {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.source {
-            VolumeSource::Host(path) => write!(f, "{}", path.display())?,
-            VolumeSource::Named(name) => write!(f, "{name}")?,
+            VolumeSource::Host(path) => write!(f, "{}:", path.display())?,
+            VolumeSource::Named(name) => write!(f, "{name}:")?,
+            VolumeSource::Anonymous => {}
         }
-        write!(f, ":{}", self.target)?;
+        write!(f, "{}", self.target)?;
         match (self.read_only, self.no_copy) {
             (true, true) => write!(f, ":ro,nocopy"),
             (true, false) => write!(f, ":ro"),
@@ -150,10 +158,14 @@ mod tests {
         let e = "/host:/c:nocopy".parse::<VolumeMount>().unwrap_err();
         assert!(e.contains("nocopy is for a named volume"), "{e}");
         assert!("v:/c:z".parse::<VolumeMount>().is_err());
+        let m: VolumeMount = "/var/lib/data".parse().unwrap();
+        assert_eq!(m.source, VolumeSource::Anonymous);
+        assert_eq!(m.to_string(), "/var/lib/data");
+        assert!("relative".parse::<VolumeMount>().is_err());
         assert!("/a:relative".parse::<VolumeMount>().is_err());
         assert!("/a:/b:z".parse::<VolumeMount>().is_err());
         assert!("-bad:/b".parse::<VolumeMount>().is_err());
         assert!("/a:/b/../c".parse::<VolumeMount>().is_err());
-        assert!("/onlyone".parse::<VolumeMount>().is_err());
+        assert!("a:b:c:d".parse::<VolumeMount>().is_err());
     }
 }

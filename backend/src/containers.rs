@@ -91,6 +91,9 @@ pub struct MountRecord {
     /// Docker fills one (a host path never is).
     #[serde(default)]
     pub fill_from_image: bool,
+    /// An anonymous volume: removed with the container by `run --rm` and `rm -v`.
+    #[serde(default)]
+    pub anonymous: bool,
 }
 
 impl MountRecord {
@@ -153,6 +156,21 @@ fn now() -> u64 {
 }
 
 /// A new container id: 12 hex digits from the kernel's random source.
+/// Removes the anonymous volumes `record` mounts (a volume's directory is the parent of its
+/// `data`).
+fn remove_anonymous_volumes(record: &Record) {
+    for mount in record.mounts.iter().filter(|m| m.anonymous) {
+        if let Some(volume) = mount.source.parent()
+            && let Err(e) = fs::remove_dir_all(volume)
+        {
+            eprintln!(
+                "berthd: cannot remove the anonymous volume {}: {e}",
+                volume.display()
+            );
+        }
+    }
+}
+
 fn new_id() -> Result<String, ApiError> {
     let mut bytes = [0u8; 6];
     fs::File::open("/dev/urandom")
@@ -482,7 +500,7 @@ impl Engine {
             .collect();
         stopped
             .into_iter()
-            .filter(|(id, _)| self.remove(id, false).is_ok())
+            .filter(|(id, _)| self.remove(id, false, false).is_ok())
             .map(|(_, name)| name)
             .collect()
     }
@@ -767,7 +785,9 @@ impl Engine {
         // `--rm`: gone with its files once its end is told (the state event above).
         let mut records = lock(&self.records);
         if records.get(id).is_some_and(|r| r.remove) {
-            records.remove(id);
+            if let Some(record) = records.remove(id) {
+                remove_anonymous_volumes(&record);
+            }
             drop(records);
             if let Err(e) = fs::remove_dir_all(self.dir(id)) {
                 eprintln!("berthd: cannot remove the files of container {id}: {e}");
@@ -960,8 +980,9 @@ impl Engine {
         self.start(&record.id)
     }
 
-    /// `rm`: remove a stopped container (or, with `force`, kill it first) and all its files.
-    pub fn remove(&self, key: &str, force: bool) -> Result<(), ApiError> {
+    /// `rm`: remove a stopped container (or, with `force`, kill it first) and all its files;
+    /// with `volumes`, its anonymous volumes too.
+    pub fn remove(&self, key: &str, force: bool, volumes: bool) -> Result<(), ApiError> {
         let record = self.find(key)?;
         if record.state.is_running() {
             if !force {
@@ -976,6 +997,9 @@ impl Engine {
             self.stop(&record.id, Some(Duration::ZERO))?;
         }
         lock(&self.records).remove(&record.id);
+        if volumes {
+            remove_anonymous_volumes(&record);
+        }
         fs::remove_dir_all(self.dir(&record.id)).map_err(internal)
     }
 

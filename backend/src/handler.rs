@@ -287,9 +287,11 @@ impl Daemon {
             Request::ContainerRestart { container } => {
                 self.engine.restart(&container).map(Reply::Container)
             }
-            Request::ContainerRm { container, force } => {
-                self.engine.remove(&container, force).map(done)
-            }
+            Request::ContainerRm {
+                container,
+                force,
+                volumes,
+            } => self.engine.remove(&container, force, volumes).map(done),
             Request::Stats { container } => {
                 self.engine.stats(container.as_deref()).map(Reply::Stats)
             }
@@ -309,7 +311,20 @@ impl Daemon {
         spec.image = self.images.ensure(&spec.image, &logins, &|progress| {
             self.publish(Event::PullProgress(progress))
         })?;
-        let mounts = self.volumes.resolve(&spec.volumes, peer)?;
+        // Each VOLUME of the image no -v covers gets an anonymous volume, as under Docker.
+        if let Ok(image) = self.images.store().resolve(&spec.image) {
+            for path in image.config.config.volumes.keys() {
+                if !spec.volumes.iter().any(|v| &v.target == path) {
+                    spec.volumes.push(berth_api::volume::VolumeMount {
+                        source: berth_api::volume::VolumeSource::Anonymous,
+                        target: path.clone(),
+                        read_only: false,
+                        no_copy: false,
+                    });
+                }
+            }
+        }
+        let mounts = self.volumes.resolve(&mut spec.volumes, peer)?;
         let (info, master) = self.engine.run(spec, mounts, &self.images.store())?;
         log(format!(
             "uid {} started container {} ({})",

@@ -12,6 +12,16 @@ use crate::access::mountable;
 use crate::auth::Peer;
 use crate::containers::{Engine, MountRecord};
 
+/// A name for an anonymous volume: 64 hexadecimal digits, as Docker names them.
+fn anonymous_name() -> Result<String, ApiError> {
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| ApiError::internal(format!("no random bytes for a volume name: {e}")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// Docker's copy-up: an empty named volume mounted where the image has a directory gets that
 /// directory's files (owners, modes and links kept) and its owner and mode, before the
 /// container first starts; a volume with anything in it is left as it is. Whether it was
@@ -85,14 +95,20 @@ impl Volumes {
     }
 
     /// `run -v`: each mount's host path, a named volume's made if needed, a host path checked
-    /// for `peer` (readable, and writable unless read-only).
+    /// for `peer` (readable, and writable unless read-only); an anonymous volume is named
+    /// here (the mount then names it, for `volume ls` and `rm -v`).
     pub fn resolve(
         &self,
-        mounts: &[VolumeMount],
+        mounts: &mut [VolumeMount],
         peer: &Peer,
     ) -> Result<Vec<MountRecord>, ApiError> {
         let mut resolved: Vec<MountRecord> = Vec::new();
-        for mount in mounts {
+        for mount in mounts.iter_mut() {
+            let anonymous = mount.source == VolumeSource::Anonymous;
+            if anonymous {
+                mount.source = VolumeSource::Named(anonymous_name()?);
+            }
+            let mount = &*mount;
             if resolved.iter().any(|r| r.target == mount.target) {
                 return Err(ApiError::invalid(format!(
                     "-v {mount}: {} is mounted twice",
@@ -106,12 +122,16 @@ impl Volumes {
                     false,
                 ),
                 VolumeSource::Named(name) => (self.ensure(name)?, true),
+                VolumeSource::Anonymous => {
+                    return Err(ApiError::internal("an anonymous volume left unnamed"));
+                }
             };
             resolved.push(MountRecord {
                 source,
                 target: mount.target.clone(),
                 read_only: mount.read_only,
                 fill_from_image: named && !mount.no_copy,
+                anonymous,
             });
         }
         Ok(resolved)

@@ -96,6 +96,9 @@ pub enum ContainerCommand {
         /// Stop it first if it runs.
         #[arg(short, long)]
         force: bool,
+        /// Remove its anonymous volumes too (`-v /path`, the image's VOLUMEs).
+        #[arg(short, long)]
+        volumes: bool,
         container: String,
     },
     /// Live use and U_ct, M_ct, P_ct of containers.

@@ -70,7 +70,11 @@ pub async fn run(
         Command::Restart { container } => {
             out.show(&client.container_restart(&container).await?, id)
         }
-        Command::Rm { force, container } => Ok(client.container_rm(&container, force).await?),
+        Command::Rm {
+            force,
+            volumes,
+            container,
+        } => Ok(client.container_rm(&container, force, volumes).await?),
         Command::Stats { container } => out.show(&client.stats(container.as_deref()).await?, |s| {
             render::show_stats(s)
         }),
@@ -252,7 +256,8 @@ async fn run_container(
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     };
     if args.rm {
-        client.container_rm(&info.id, true).await?;
+        // Its anonymous volumes with it, as `docker run --rm` removes them.
+        client.container_rm(&info.id, true, true).await?;
     }
     match state {
         Some(ContainerState::Stopped {

@@ -1435,6 +1435,95 @@ fn a_desk_users_new_named_volume_starts_with_the_image_s_files() {
 }
 
 #[test]
+fn a_desk_users_image_volumes_and_dash_v_paths_are_anonymous_volumes() {
+    let Some((user, dir, daemon)) = desk_daemon_with_busybox() else {
+        return;
+    };
+    let ctx = dir.path().join(user.name).join("with-volume");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nCOPY seed /data/seed\nVOLUME /data\n",
+    )
+    .unwrap();
+    std::fs::write(ctx.join("seed"), "seed\n").unwrap();
+    for path in [&ctx, &ctx.join("Dockerfile"), &ctx.join("seed")] {
+        user.own(path);
+    }
+    run_ok(
+        &daemon,
+        &[
+            "build",
+            "--network",
+            "none",
+            "-t",
+            "with-volume",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    // The anonymous volumes `volume ls` lists (64 hexadecimal digits, as Docker names them).
+    let anonymous = || -> Vec<String> {
+        run_ok(&daemon, &["volume", "ls"])
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|n| n.len() == 64 && n.chars().all(|c| c.is_ascii_hexdigit()))
+            .map(str::to_owned)
+            .collect()
+    };
+    // The image's VOLUME gets one, filled from the image; `rm` keeps it, as Docker's does.
+    assert_eq!(
+        run(
+            &daemon,
+            &[
+                "--name",
+                "keep",
+                "--network",
+                "none",
+                "with-volume",
+                "cat",
+                "/data/seed"
+            ]
+        ),
+        "seed\n"
+    );
+    assert_eq!(anonymous().len(), 1);
+    run_ok(&daemon, &["rm", "keep"]);
+    assert_eq!(anonymous().len(), 1, "rm without -v keeps it");
+    // `run --rm` removes its own.
+    run(
+        &daemon,
+        &[
+            "--rm",
+            "--network",
+            "none",
+            "with-volume",
+            "cat",
+            "/data/seed",
+        ],
+    );
+    assert_eq!(anonymous().len(), 1, "--rm took its volume with it");
+    // `-v /path` is one too; `rm -v` removes it.
+    run(
+        &daemon,
+        &[
+            "--name",
+            "scratch",
+            "--network",
+            "none",
+            "-v",
+            "/scratch",
+            "busybox",
+            "sh",
+            "-c",
+            "echo y > /scratch/y",
+        ],
+    );
+    assert_eq!(anonymous().len(), 2);
+    run_ok(&daemon, &["rm", "-v", "scratch"]);
+    assert_eq!(anonymous().len(), 1);
+}
+
+#[test]
 fn a_desk_user_pipes_into_a_container() {
     let Some((_user, _dir, daemon)) = desk_daemon_with_busybox() else {
         return;

@@ -187,6 +187,7 @@ impl Dashboard {
                     Request::ContainerRm {
                         container: id,
                         force: true,
+                        volumes: false,
                     },
                     format!("remove container {name}"),
                 )
