@@ -1341,32 +1341,46 @@ int main(void) {
 }
 "#;
 
-#[test]
-fn a_desk_users_new_named_volume_starts_with_the_image_s_files() {
-    let Some((user, dir, daemon)) = desk_daemon_with_busybox() else {
-        return;
-    };
-    let ctx = dir.path().join(user.name).join("seeded");
+/// Builds image `tag` from `dockerfile` in a context of the user's holding a file `seed`
+/// ("seed\n").
+fn build_with_a_seed(
+    user: &TestUser,
+    dir: &tempfile::TempDir,
+    daemon: &Daemon,
+    tag: &str,
+    dockerfile: &str,
+) {
+    let ctx = dir.path().join(user.name).join(tag);
     std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(
-        ctx.join("Dockerfile"),
-        "FROM busybox\nCOPY --chown=1000:1000 seed /data/seed\n",
-    )
-    .unwrap();
+    std::fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
     std::fs::write(ctx.join("seed"), "seed\n").unwrap();
     for path in [&ctx, &ctx.join("Dockerfile"), &ctx.join("seed")] {
         user.own(path);
     }
     run_ok(
-        &daemon,
+        daemon,
         &[
             "build",
             "--network",
             "none",
             "-t",
-            "seeded",
+            tag,
             ctx.to_str().unwrap(),
         ],
+    );
+}
+
+#[test]
+fn a_desk_users_new_named_volume_starts_with_the_image_s_files() {
+    let Some((user, dir, daemon)) = desk_daemon_with_busybox() else {
+        return;
+    };
+    build_with_a_seed(
+        &user,
+        &dir,
+        &daemon,
+        "seeded",
+        "FROM busybox\nCOPY --chown=1000:1000 seed /data/seed\n",
     );
     let in_volume = |script: &str| {
         run(
@@ -1439,27 +1453,12 @@ fn a_desk_users_image_volumes_and_dash_v_paths_are_anonymous_volumes() {
     let Some((user, dir, daemon)) = desk_daemon_with_busybox() else {
         return;
     };
-    let ctx = dir.path().join(user.name).join("with-volume");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(
-        ctx.join("Dockerfile"),
-        "FROM busybox\nCOPY seed /data/seed\nVOLUME /data\n",
-    )
-    .unwrap();
-    std::fs::write(ctx.join("seed"), "seed\n").unwrap();
-    for path in [&ctx, &ctx.join("Dockerfile"), &ctx.join("seed")] {
-        user.own(path);
-    }
-    run_ok(
+    build_with_a_seed(
+        &user,
+        &dir,
         &daemon,
-        &[
-            "build",
-            "--network",
-            "none",
-            "-t",
-            "with-volume",
-            ctx.to_str().unwrap(),
-        ],
+        "with-volume",
+        "FROM busybox\nCOPY seed /data/seed\nVOLUME /data\n",
     );
     // The anonymous volumes `volume ls` lists (64 hexadecimal digits, as Docker names them).
     let anonymous = || -> Vec<String> {
