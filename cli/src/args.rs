@@ -212,9 +212,16 @@ pub struct RunArgs {
     /// The container's hostname (default: its short id).
     #[arg(long)]
     pub hostname: Option<String>,
-    /// Mount a host path (absolute, or starting with `.`) or a named volume: SOURCE:TARGET[:ro]
-    /// (several allowed; a named volume is made on first use and kept after the container).
-    #[arg(short, long = "volume", value_name = "SOURCE:TARGET[:ro]", value_parser = volume)]
+    /// Mount a host path (absolute, or starting with `.`), a named volume, or with TARGET
+    /// alone an anonymous volume: [SOURCE:]TARGET[:ro|rw[,nocopy]] (several allowed; a named
+    /// volume is made on first use, filled with the image's files there unless nocopy, and
+    /// kept after the container; an anonymous one goes with `run --rm` or `rm -v`).
+    #[arg(
+        short,
+        long = "volume",
+        value_name = "[SOURCE:]TARGET[:OPTIONS]",
+        value_parser = volume
+    )]
     pub volume: Vec<VolumeMount>,
     /// CPUs, fractional: 0.5 is half a CPU.
     #[arg(long)]
