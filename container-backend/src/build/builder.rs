@@ -252,31 +252,29 @@ fn pipe_script(script: &Heredoc, dir: &Path) -> Result<runtime::BindMount, Strin
     })
 }
 
+/// A RUN step's `--mount`s, each as written and as read: parsed once per step.
+type Mounts<'a> = [(&'a str, RunMount)];
+
 /// Where a RUN step's first `--mount=type=ssh` puts its agent's socket, if it has one.
-fn first_ssh_target(flags: &[(String, String)], stage: &Stage) -> Result<Option<String>, String> {
-    for (_, text) in flags.iter().filter(|(name, _)| name == "mount") {
-        if let RunMount::Ssh { target, .. } = run_mount::parse(text)? {
-            return Ok(Some(stage.absolute(&target)));
-        }
-    }
-    Ok(None)
+fn first_ssh_target(mounts: &Mounts<'_>, stage: &Stage) -> Option<String> {
+    mounts.iter().find_map(|(_, mount)| match mount {
+        RunMount::Ssh { target, .. } => Some(stage.absolute(target)),
+        _ => None,
+    })
 }
 
 /// A RUN step's `--mount=type=tmpfs`s as the runtime mounts them.
-fn tmpfs_mounts(
-    flags: &[(String, String)],
-    stage: &Stage,
-) -> Result<Vec<runtime::TmpfsMount>, String> {
-    let mut mounts = Vec::new();
-    for (_, text) in flags.iter().filter(|(name, _)| name == "mount") {
-        if let RunMount::Tmpfs { target, size } = run_mount::parse(text)? {
-            mounts.push(runtime::TmpfsMount {
-                target: stage.absolute(&target).trim_start_matches('/').to_owned(),
-                size,
-            });
-        }
-    }
-    Ok(mounts)
+fn tmpfs_mounts(mounts: &Mounts<'_>, stage: &Stage) -> Vec<runtime::TmpfsMount> {
+    mounts
+        .iter()
+        .filter_map(|(_, mount)| match mount {
+            RunMount::Tmpfs { target, size } => Some(runtime::TmpfsMount {
+                target: stage.absolute(target).trim_start_matches('/').to_owned(),
+                size: *size,
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A bind mount's source as the tree resolves it: its root when none was given.
@@ -936,15 +934,21 @@ impl Builder<'_> {
                 args.join(" ")
             )
         };
+        let run_mounts: Vec<(&str, RunMount)> = flags
+            .iter()
+            .filter(|(name, _)| name == "mount")
+            .map(|(_, text)| run_mount::parse(text).map(|m| (text.as_str(), m)))
+            .collect::<Result<_, _>>()
+            .map_err(at(line.number))?;
         // An SSH mount's socket is the step's agent, unless its environment names another
         // (as BuildKit sets it).
-        if let Some(agent) = first_ssh_target(flags, stage).map_err(at(line.number))?
+        if let Some(agent) = first_ssh_target(&run_mounts, stage)
             && !env.iter().any(|e| e.starts_with("SSH_AUTH_SOCK="))
         {
             env.push(format!("SSH_AUTH_SOCK={agent}"));
         }
         let binds = self
-            .bind_plans(flags, stage, earlier, build)
+            .bind_plans(&run_mounts, stage, earlier, build)
             .map_err(at(line.number))?;
         let bound: Vec<&str> = binds.iter().map(|b| b.content.as_str()).collect();
         let key = key_of(&[
@@ -959,7 +963,7 @@ impl Builder<'_> {
             &bound.join("\n"),
         ]);
         let mut mounts = self
-            .run_mounts(flags, stage, build)
+            .run_mounts(&run_mounts, stage, build)
             .map_err(at(line.number))?;
         if let Some(script) = script {
             mounts.push(
@@ -974,7 +978,7 @@ impl Builder<'_> {
             id: format!("build-{}", &key[..12]),
             hostname: None,
             mounts,
-            tmpfs: tmpfs_mounts(flags, stage).map_err(at(line.number))?,
+            tmpfs: tmpfs_mounts(&run_mounts, stage),
             terminal: false,
             stdin: false,
             dir: build.build_dir.join(format!("run-{}", line.number)),
@@ -1034,37 +1038,37 @@ impl Builder<'_> {
     /// runs) and each with what stands for its content in the step's key.
     fn bind_plans(
         &self,
-        flags: &[(String, String)],
+        mounts: &Mounts<'_>,
         stage: &Stage,
         earlier: &[Stage],
         build: &Build<'_>,
     ) -> Result<Vec<BindPlan>, String> {
         let mut plans = Vec::new();
-        for (_, text) in flags.iter().filter(|(name, _)| name == "mount") {
+        for (text, mount) in mounts {
             let RunMount::Bind {
                 target,
                 source,
                 from,
                 read_write,
-            } = run_mount::parse(text)?
+            } = mount
             else {
                 continue;
             };
             let bad = |why: String| format!("RUN --mount={text}: {why}");
-            if super::context::has_wildcard(&source) {
+            if super::context::has_wildcard(source) {
                 return Err(bad(
                     "a bind mount's source is one path, not a pattern".into()
                 ));
             }
             let (tree, content) = match from {
                 None => {
-                    let sources = build.context.resolve(bind_source(&source)).map_err(&bad)?;
+                    let sources = build.context.resolve(bind_source(source)).map_err(&bad)?;
                     (BindTree::Context, build.context.digest(&sources))
                 }
                 Some(from) => {
                     let from = build
                         .lexer
-                        .word(&from, &stage.lookup())
+                        .word(from, &stage.lookup())
                         .map_err(|e| bad(e.to_string()))?;
                     let position = earlier.iter().enumerate().position(|(i, s)| {
                         s.name.as_deref() == Some(&from.to_ascii_lowercase())
@@ -1086,9 +1090,9 @@ impl Builder<'_> {
             };
             plans.push(BindPlan {
                 tree,
-                source,
-                target: stage.absolute(&target).trim_start_matches('/').to_owned(),
-                read_write,
+                source: source.clone(),
+                target: stage.absolute(target).trim_start_matches('/').to_owned(),
+                read_write: *read_write,
                 content,
             });
         }
@@ -1166,7 +1170,7 @@ impl Builder<'_> {
     /// builder's work directory (made with its owner and mode the first time), a secret's file.
     fn run_mounts(
         &self,
-        flags: &[(String, String)],
+        run_mounts: &Mounts<'_>,
         stage: &Stage,
         build: &Build<'_>,
     ) -> Result<Vec<runtime::BindMount>, String> {
@@ -1188,8 +1192,8 @@ impl Builder<'_> {
             }
         };
         let mut mounts = Vec::new();
-        for (_, text) in flags.iter().filter(|(name, _)| name == "mount") {
-            match run_mount::parse(text)? {
+        for (_, mount) in run_mounts {
+            match mount {
                 RunMount::Cache {
                     target,
                     id,
@@ -1198,22 +1202,22 @@ impl Builder<'_> {
                     gid,
                     mode,
                 } => {
-                    let dir = self.work.join("cache-mounts").join(&key_of(&[&id])[..32]);
+                    let dir = self.work.join("cache-mounts").join(&key_of(&[id])[..32]);
                     if !dir.exists() {
                         let temp = dir.with_extension(format!("new.{}", std::process::id()));
                         let _ = fs::remove_dir_all(&temp);
                         fs::create_dir_all(&temp).map_err(|e| format!("cache `{id}`: {e}"))?;
-                        std::os::unix::fs::chown(&temp, Some(uid), Some(gid))
+                        std::os::unix::fs::chown(&temp, Some(*uid), Some(*gid))
                             .map_err(|e| format!("cache `{id}`: {e}"))?;
                         use std::os::unix::fs::PermissionsExt;
-                        fs::set_permissions(&temp, fs::Permissions::from_mode(mode))
+                        fs::set_permissions(&temp, fs::Permissions::from_mode(*mode))
                             .map_err(|e| format!("cache `{id}`: {e}"))?;
                         fs::rename(&temp, &dir).map_err(|e| format!("cache `{id}`: {e}"))?;
                     }
                     mounts.push(runtime::BindMount {
                         source: fs::canonicalize(&dir).map_err(|e| format!("cache `{id}`: {e}"))?,
-                        target: stage.absolute(&target).trim_start_matches('/').to_owned(),
-                        read_only,
+                        target: stage.absolute(target).trim_start_matches('/').to_owned(),
+                        read_only: *read_only,
                         optional: false,
                     });
                 }
@@ -1223,7 +1227,7 @@ impl Builder<'_> {
                     required,
                 } => mounts.extend(given(
                     build.secrets,
-                    (&id, &target, required),
+                    (id, target, *required),
                     true,
                     &|| {
                         format!(
@@ -1235,7 +1239,7 @@ impl Builder<'_> {
                     id,
                     target,
                     required,
-                } => mounts.extend(given(build.ssh, (&id, &target, required), false, &|| {
+                } => mounts.extend(given(build.ssh, (id, target, *required), false, &|| {
                     format!("the ssh agent `{id}` is required: give it with --ssh {id}[=SOCKET]")
                 })?),
                 // Mounted when the step runs (`bind_mount`), or not a bind mount (`tmpfs_mounts`).
