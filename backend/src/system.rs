@@ -122,6 +122,7 @@ impl Daemon {
                 })?;
             }
             store.collect_garbage().map_err(image_error)?;
+            store.remove_ingests().map_err(image_error)?;
             let live: HashSet<String> = store
                 .list()
                 .map_err(image_error)?

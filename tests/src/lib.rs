@@ -2,7 +2,9 @@
 //! temporary socket and state directory, as root or as a normal user ([`user`]), and clean up
 //! after them.
 
+pub mod cutting_proxy;
 pub mod net;
+pub mod token_server;
 pub mod user;
 
 use std::os::unix::fs::PermissionsExt;

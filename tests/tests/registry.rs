@@ -3,8 +3,9 @@
 //! and Docker v2 form, pulled by berthd run as a desk user: `pull`, `run` and `FROM` pulling on
 //! demand, the pulled image's digests the ones skopeo reads from the registry; an image built
 //! and pushed by Berth read back by skopeo; a blob the registry corrupted refused with the
-//! store left as it was; and a registry behind a login (htpasswd basic auth), where
-//! `berthctl login` and skopeo read each other's files.
+//! store naming nothing; a registry behind a login (htpasswd basic auth), where
+//! `berthctl login` and skopeo read each other's files; a registry behind a token server, as
+//! Docker Hub is; and a transfer broken by a proxy, taken up where it stopped.
 
 #![allow(clippy::unwrap_used)] // a panic in a test is a failed assertion
 
@@ -13,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use berth_e2e::cutting_proxy::CuttingProxy;
+use berth_e2e::token_server::TokenServer;
 use berth_e2e::user::TestUser;
 use berth_e2e::{Daemon, busybox_tarball, on_path, open_tempdir, text};
 
@@ -263,18 +266,24 @@ fn berthctl_logged(
     (out.status.success(), stdout, stderr)
 }
 
-/// The store's files apart from what a pull may legitimately add: every blob and temp file.
-fn store_files(daemon: &Daemon) -> Vec<String> {
-    let mut out = Vec::new();
-    let images = daemon.state_dir.join("images");
-    for dir in [images.clone(), images.join("blobs/sha256")] {
-        for e in std::fs::read_dir(&dir).unwrap().flatten() {
-            out.push(e.file_name().to_string_lossy().into_owned());
-        }
-    }
-    out.push(std::fs::read_to_string(images.join("index.json")).unwrap());
-    out.sort();
-    out
+/// The names of the files in `dir` of the daemon's image store (none if it does not exist).
+fn store_dir(daemon: &Daemon, dir: &str) -> Vec<String> {
+    let dir = daemon.state_dir.join("images").join(dir);
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// The store's index: which images it names.
+fn store_index(daemon: &Daemon) -> String {
+    std::fs::read_to_string(daemon.state_dir.join("images/index.json")).unwrap()
 }
 
 #[test]
@@ -517,15 +526,25 @@ fn a_desk_user_pulls_runs_and_builds_from_a_registry_and_a_corrupt_blob_changes_
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xff;
     std::fs::write(&blob, bytes).unwrap();
-    let before = store_files(&daemon);
+    let index = store_index(&daemon);
     let out = daemon.berthctl(&["pull", &format!("{}/tools/other:1", registry.address)]);
     let (_, stderr) = text(&out);
     assert!(!out.status.success(), "a corrupt blob was accepted");
     assert!(stderr.contains(&top), "the error names the blob: {stderr}");
-    assert_eq!(
-        store_files(&daemon),
-        before,
-        "nothing half-written is left in the store"
+    // Blobs that arrived whole may stay for the next pull (as Docker keeps them); the image is
+    // not named, and the corrupt blob is nowhere, not even as a part kept for resuming.
+    assert_eq!(store_index(&daemon), index, "no image was named");
+    let hex = top.trim_start_matches("sha256:");
+    assert!(
+        !store_dir(&daemon, "blobs/sha256").iter().any(|b| b == hex),
+        "the corrupt blob was stored"
+    );
+    assert_eq!(store_dir(&daemon, "ingest"), Vec::<String>::new());
+    assert!(
+        !store_dir(&daemon, "")
+            .iter()
+            .any(|f| f.starts_with(".tmp-")),
+        "temporary files were left"
     );
 }
 
@@ -830,4 +849,244 @@ fn a_desk_user_saves_and_loads_archives_skopeo_reads_and_writes() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out).0);
     assert!(text(&out).1.contains("not the sha256:"), "{}", text(&out).1);
     assert_eq!(text(&other.berthctl(&["images"])).0, before);
+}
+
+#[test]
+fn a_pull_whose_connection_breaks_takes_up_where_it_stopped() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: the registry test makes its users as root");
+        return;
+    }
+    let Some(user) = TestUser::desk() else { return };
+    let dir = open_tempdir();
+    let registry = Registry::start(dir.path());
+    let source_dir = dir.path().join("source");
+    std::fs::create_dir_all(&source_dir).unwrap();
+    let Some(tarball) = busybox_tarball(&source_dir, None) else {
+        return;
+    };
+    let source = Daemon::start(&source_dir, &[]);
+    ok(&source, &["import", tarball.to_str().unwrap(), "busybox"]);
+    let layout = source.state_dir.join("images");
+    registry.push(&layout, "busybox:latest", "tools/busybox:1", "oci");
+    let (_, manifest) = registry.inspect("tools/busybox:1");
+    let layer = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .max_by_key(|l| l["size"].as_u64().unwrap())
+        .unwrap()
+        .clone();
+    let (digest, size) = (
+        layer["digest"].as_str().unwrap().to_owned(),
+        layer["size"].as_u64().unwrap(),
+    );
+    // Each broken transfer passes this much of the response (headers and the first bytes).
+    const CUT: usize = 32 * 1024;
+    assert!(
+        size > 8 * CUT as u64,
+        "the layer ({size} bytes) is too small to cut"
+    );
+    let proxy = CuttingProxy::start(&registry.address, &digest, CUT);
+    let daemon = Daemon::start_as(&user, dir.path(), &[]);
+    let image = format!("{}/tools/busybox:1", proxy.address);
+    let hex = digest.trim_start_matches("sha256:");
+    let offset = |range: &Option<String>| -> Option<u64> {
+        let range = range.as_deref()?;
+        let start = range.strip_prefix("bytes=")?.strip_suffix('-')?;
+        start.parse().ok()
+    };
+
+    // The connection breaks once: the same pull asks for the rest, and the image is whole.
+    proxy.cut_next(1);
+    let out = ok(&daemon, &["pull", &image]);
+    assert!(out.starts_with(&format!("pulled {image} sha256:")), "{out}");
+    let asked = proxy.take_requests(&digest);
+    assert_eq!(
+        asked.len(),
+        2,
+        "one transfer and one for the rest: {asked:?}"
+    );
+    assert_eq!(asked[0].range, None, "{asked:?}");
+    let resumed_at = offset(&asked[1].range).unwrap_or(0);
+    assert!(
+        resumed_at > 0 && resumed_at < size,
+        "the second request asks for the rest: {asked:?}"
+    );
+    assert_eq!(
+        ok(
+            &daemon,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                &image,
+                "cat",
+                "/home/dev/notes"
+            ]
+        ),
+        "mine\n"
+    );
+    assert_eq!(store_dir(&daemon, "ingest"), Vec::<String>::new());
+
+    // It breaks every time: the pull gives up naming the blob and names no image, keeping
+    // what arrived; the next pull asks only for the rest.
+    ok(&daemon, &["rmi", &image]);
+    proxy.cut_next(100);
+    let out = daemon.berthctl(&["pull", &image]);
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success(), "a pull that never got its layer");
+    assert!(
+        stderr.contains(&digest),
+        "the error names the blob: {stderr}"
+    );
+    let attempts = 100 - proxy.cuts_left();
+    assert!(
+        (2..=10).contains(&attempts),
+        "a few attempts, then it gives up: {attempts}"
+    );
+    proxy.cut_next(0);
+    assert!(
+        !store_index(&daemon).contains("tools/busybox"),
+        "a broken pull named the image"
+    );
+    assert_eq!(store_dir(&daemon, "ingest"), vec![hex.to_owned()]);
+    let kept = std::fs::metadata(daemon.state_dir.join("images/ingest").join(hex))
+        .unwrap()
+        .len();
+    assert!(kept > 0 && kept < size, "the part that arrived: {kept}");
+    proxy.take_requests(&digest);
+    ok(&daemon, &["pull", &image]);
+    let asked = proxy.take_requests(&digest);
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(offset(&asked[0].range), Some(kept), "{asked:?}");
+    assert_eq!(store_dir(&daemon, "ingest"), Vec::<String>::new());
+    assert_eq!(
+        ok(
+            &daemon,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                &image,
+                "cat",
+                "/home/dev/notes"
+            ]
+        ),
+        "mine\n"
+    );
+}
+
+#[test]
+fn a_registry_behind_a_token_server_gives_anonymous_pulls_and_logged_in_pushes() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: the registry test makes its users as root");
+        return;
+    }
+    let Some(user) = TestUser::desk() else { return };
+    assert!(on_path("openssl"), "scripts/test installs openssl");
+    let dir = open_tempdir();
+    let tokens = TokenServer::start(dir.path(), "dev", "t0ken:pass");
+    let registry = Registry::start_with(dir.path(), &tokens.registry_config());
+    let source_dir = dir.path().join("source");
+    std::fs::create_dir_all(&source_dir).unwrap();
+    let Some(tarball) = busybox_tarball(&source_dir, None) else {
+        return;
+    };
+    let source = Daemon::start(&source_dir, &[]);
+    ok(&source, &["import", tarball.to_str().unwrap(), "busybox"]);
+    let layout = source.state_dir.join("images");
+    let creds = Some("dev:t0ken:pass");
+    registry.push_as(&layout, "busybox:latest", "public/busybox:1", "oci", creds);
+    registry.push_as(
+        &layout,
+        "busybox:latest",
+        "private/busybox:1",
+        "v2s2",
+        creds,
+    );
+
+    let daemon = Daemon::start_as(&user, dir.path(), &[]);
+    let home = dir.path().join(user.name);
+    let auth = home.join("auth.json");
+    let granted = |account: Option<&str>, scope: &str| {
+        tokens.requests().iter().any(|r| {
+            r.granted && r.account.as_deref() == account && r.scopes.iter().any(|s| s == scope)
+        })
+    };
+
+    // Anonymous, as on Docker Hub: a token for the public repository, none for the other.
+    let public = format!("{}/public/busybox:1", registry.address);
+    let (pulled, _, stderr) = berthctl_logged(&daemon, &auth, &["pull", &public], "");
+    assert!(
+        pulled,
+        "an anonymous pull through a token: {stderr}\n{}",
+        daemon.log()
+    );
+    assert!(
+        granted(None, "repository:public/busybox:pull"),
+        "{:?}",
+        tokens.requests()
+    );
+    assert_eq!(
+        ok(
+            &daemon,
+            &[
+                "run",
+                "--network",
+                "none",
+                &public,
+                "cat",
+                "/home/dev/notes"
+            ]
+        ),
+        "mine\n"
+    );
+    let private = format!("{}/private/busybox:1", registry.address);
+    let (pulled, _, stderr) = berthctl_logged(&daemon, &auth, &["pull", &private], "");
+    assert!(!pulled, "an anonymous pull of a private repository");
+    assert!(stderr.contains(&private), "{stderr}");
+
+    // A login: the wrong password is refused by the token server, the right one kept.
+    let login = ["login", "-u", "dev", "--password-stdin", &registry.address];
+    let (logged, _, stderr) = berthctl_logged(&daemon, &auth, &login, "nope\n");
+    assert!(!logged, "a wrong password was taken");
+    assert!(stderr.contains("refused the login of `dev`"), "{stderr}");
+    let (logged, _, stderr) = berthctl_logged(&daemon, &auth, &login, "t0ken:pass\n");
+    assert!(logged, "{stderr}");
+
+    // Logged in: the private image pulls, and an image built here is pushed with a token for
+    // pull and push, and reads back in skopeo as Berth pushed it.
+    let (pulled, _, stderr) = berthctl_logged(&daemon, &auth, &["pull", &private], "");
+    assert!(pulled, "{stderr}\n{}", daemon.log());
+    assert!(granted(Some("dev"), "repository:private/busybox:pull"));
+    let pushed = format!("{}/private/app:1", registry.address);
+    ok(&daemon, &["tag", &private, &pushed]);
+    let (sent, stdout, stderr) = berthctl_logged(&daemon, &auth, &["push", &pushed], "");
+    assert!(sent, "{stderr}");
+    assert!(
+        granted(Some("dev"), "repository:private/app:pull,push"),
+        "{:?}",
+        tokens.requests()
+    );
+    let inspect = Command::new("skopeo")
+        .args([
+            "inspect",
+            "--tls-verify=false",
+            "--creds",
+            "dev:t0ken:pass",
+            "--format",
+            "{{.Digest}}",
+        ])
+        .arg(format!("docker://{pushed}"))
+        .output()
+        .unwrap();
+    assert!(inspect.status.success(), "{}", text(&inspect).1);
+    let digest = text(&inspect).0.trim().to_owned();
+    assert!(
+        stdout.contains(&digest),
+        "push says the registry's digest {digest}: {stdout}"
+    );
 }

@@ -6,9 +6,11 @@
 //! handshake Docker Hub and most registries need, basic auth, redirects to blob storage, and
 //! verifies each blob's digest as it streams. What Berth adds is the store's side: the
 //! linux/amd64 manifest of an index, Docker v2 and OCI media types, layers the store already
-//! has left alone, each blob written to a temporary file and renamed only once its digest
-//! matches, the name given to the image only after everything it needs is there (an
-//! interrupted pull leaves whole blobs, used by the next pull, and nothing named).
+//! has left alone, each blob received into an ingest file and renamed into place only once its
+//! digest matches, the name given to the image only after everything it needs is there. A
+//! transfer that breaks off is taken up where it stopped with a ranged request, in the same
+//! pull (a few times) and in the next one (an interrupted pull leaves whole blobs and the
+//! received part of the others, and nothing named).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -20,14 +22,15 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use berth_api::registry_login::{DOCKER_HUB, RegistryLogin};
 use futures_util::TryStreamExt;
 use oci_client::Client;
-use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::client::{BlobResponse, ClientConfig, ClientProtocol};
+use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
 use sha2::{Digest, Sha256};
 
 use super::layer::hex;
 use super::oci::{Descriptor, Manifest};
 use super::reference::Reference;
-use super::store::{Image, ImageError, ImageStore};
+use super::store::{Image, ImageError, ImageStore, Ingest};
 
 /// Manifests Berth reads: OCI and Docker v2, single images and indexes.
 const MEDIA_OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -186,54 +189,219 @@ pub enum RemoteError {
 /// How many bytes of a blob arrive between two progress reports.
 const REPORT_EVERY: u64 = 1 << 20;
 
-/// A blob being written into the store: a temporary file that [`BlobWriter::finish`] hands
-/// over for renaming into place once `oci-client`'s stream has checked the content's digest
-/// against the one asked for (as the bytes stream; it ends in an error otherwise); dropped
-/// unfinished, it leaves nothing.
+/// How many times one pull takes up a blob's transfer again after the connection broke
+/// (Docker's download manager tries five times), each time from the byte it stopped at.
+const TRANSFER_ATTEMPTS: u32 = 5;
+
+/// A blob being received into the store's ingest file ([`ImageStore::open_ingest`]). A
+/// transfer from the first byte is checked by `oci-client`'s stream as it goes (it ends in an
+/// error if the digest differs); one taken up from an offset is checked by reading the whole
+/// file back ([`BlobWriter::verify`]). The file stays when the transfer breaks off, for the
+/// next attempt or the next pull, and goes when its content is wrong.
 struct BlobWriter {
-    file: Option<File>,
-    temp: PathBuf,
+    file: File,
+    path: PathBuf,
     digest: String,
     size: u64,
     written: u64,
+    /// Whether any of the content came from a ranged request, which nobody has checked yet.
+    resumed: bool,
     events: tokio::sync::mpsc::UnboundedSender<PullEvent>,
 }
 
 impl BlobWriter {
+    fn new(
+        ingest: Ingest,
+        blob: &Descriptor,
+        events: tokio::sync::mpsc::UnboundedSender<PullEvent>,
+    ) -> BlobWriter {
+        let Ingest { file, path, len } = ingest;
+        BlobWriter {
+            file,
+            path,
+            digest: blob.digest.clone(),
+            size: blob.size,
+            written: len,
+            resumed: false,
+            events,
+        }
+    }
+
     /// Appends bytes as they arrive (a write into the page cache: short enough for a runtime
-    /// thread) and reports them.
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        let file = self
-            .file
-            .as_mut()
-            .ok_or_else(|| std::io::Error::other("the blob is already written"))?;
-        file.write_all(bytes)?;
+    /// thread) and reports them. A registry that sends more than the manifest says is cut off.
+    fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let total = self.written + bytes.len() as u64;
+        if total > self.size {
+            return Err(format!(
+                "the registry sent more than the {} bytes its manifest gives it",
+                self.size
+            ));
+        }
+        self.file
+            .write_all(bytes)
+            .map_err(|e| format!("cannot write {}: {e}", self.path.display()))?;
         let before = self.written;
-        self.written += bytes.len() as u64;
+        self.written = total;
         // A report a mebibyte, not one a network read (thousands a layer).
         if before / REPORT_EVERY != self.written / REPORT_EVERY || self.written == self.size {
-            let _ = self.events.send(PullEvent::Layer {
-                digest: self.digest.clone(),
-                done: self.written,
-                size: self.size,
-            });
+            self.report();
         }
         Ok(())
     }
 
-    /// The complete file, for syncing and renaming.
-    fn finish(mut self) -> Option<(File, PathBuf)> {
-        let file = self.file.take()?;
-        Some((file, self.temp.clone()))
+    fn report(&self) {
+        let _ = self.events.send(PullEvent::Layer {
+            digest: self.digest.clone(),
+            done: self.written,
+            size: self.size,
+        });
+    }
+
+    /// Empties the file: the registry sends the whole blob again.
+    fn restart(&mut self) -> Result<(), String> {
+        self.file
+            .set_len(0)
+            .map_err(|e| format!("cannot empty {}: {e}", self.path.display()))?;
+        self.written = 0;
+        self.resumed = false;
+        Ok(())
+    }
+
+    /// Reads the whole file back and compares its digest with the one asked for: the check a
+    /// transfer taken up from an offset did not get as it streamed.
+    fn verify(&mut self) -> Result<(), String> {
+        use std::io::{Seek, SeekFrom};
+        let read = |e: std::io::Error| format!("cannot read {}: {e}", self.path.display());
+        self.file.seek(SeekFrom::Start(0)).map_err(read)?;
+        let mut hasher = Sha256::new();
+        std::io::copy(&mut self.file, &mut hasher).map_err(read)?;
+        let actual = format!("sha256:{}", hex(&hasher.finalize()));
+        if actual == self.digest {
+            self.resumed = false;
+            Ok(())
+        } else {
+            Err(format!(
+                "its content has digest {actual}, not {}",
+                self.digest
+            ))
+        }
+    }
+
+    /// The complete file, for syncing and renaming. The progress channel closes with the
+    /// writer: the pull reads reports until every writer is gone.
+    fn finish(self) -> (File, PathBuf) {
+        (self.file, self.path)
+    }
+
+    /// Removes the file: what it holds is wrong, and the next pull starts from nothing.
+    fn discard(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        self.written = 0;
+        self.resumed = false;
     }
 }
 
-impl Drop for BlobWriter {
-    fn drop(&mut self) {
-        if self.file.is_some() {
-            let _ = std::fs::remove_file(&self.temp);
+/// Whether an error of a blob's stream is the connection's (worth asking again for the rest)
+/// rather than the content's (a wrong digest) or the registry's answer.
+fn is_transport(e: &std::io::Error) -> bool {
+    e.get_ref()
+        .is_some_and(|inner| inner.downcast_ref::<reqwest::Error>().is_some())
+}
+
+/// Receives blob `blob` of `reference` into `writer`'s file, taking the transfer up where it
+/// stopped (an earlier pull's, or this one's after the connection broke) with a ranged request
+/// when the registry allows it, and from the start when it does not. The file holds exactly
+/// the blob when this succeeds.
+async fn receive_blob(
+    client: &Client,
+    reference: &oci_client::Reference,
+    writer: &mut BlobWriter,
+) -> Result<(), String> {
+    let outcome = transfer_blob(client, reference, writer).await;
+    match outcome {
+        Ok(()) => Ok(()),
+        Err(Failure::Content(message)) => {
+            writer.discard();
+            Err(message)
+        }
+        Err(Failure::Transfer(message)) => Err(message),
+    }
+}
+
+/// Why a blob did not arrive: its content is wrong (what arrived is thrown away), or the
+/// transfer failed (what arrived is kept for the next pull).
+enum Failure {
+    Content(String),
+    Transfer(String),
+}
+
+async fn transfer_blob(
+    client: &Client,
+    reference: &oci_client::Reference,
+    writer: &mut BlobWriter,
+) -> Result<(), Failure> {
+    let digest = writer.digest.clone();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let again = attempt < TRANSFER_ATTEMPTS;
+        let offset = writer.written;
+        let stream = if offset == 0 {
+            client.pull_blob_stream(reference, digest.as_str()).await
+        } else if offset >= writer.size {
+            // Whole already (a pull that stopped between receiving and storing it).
+            writer.resumed = true;
+            break;
+        } else {
+            writer.report();
+            match client
+                .pull_blob_stream_partial(reference, digest.as_str(), offset, None)
+                .await
+            {
+                Ok(BlobResponse::Partial(stream)) => {
+                    writer.resumed = true;
+                    Ok(stream)
+                }
+                Ok(BlobResponse::Full(stream)) => {
+                    // The registry ignored the range: the whole blob comes.
+                    writer.restart().map_err(Failure::Transfer)?;
+                    Ok(stream)
+                }
+                Err(e) => Err(e),
+            }
+        };
+        let mut stream = match stream {
+            Ok(stream) => stream,
+            Err(OciDistributionError::RequestError(_)) if again => continue,
+            Err(e) => return Err(Failure::Transfer(e.to_string())),
+        };
+        let ended = loop {
+            match stream.try_next().await {
+                Ok(Some(chunk)) => writer.write(&chunk).map_err(Failure::Content)?,
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        match ended {
+            Ok(()) if writer.written == writer.size => break,
+            // A body cut short without the transport noticing (no length given).
+            Ok(()) if again => continue,
+            Ok(()) => {
+                return Err(Failure::Transfer(format!(
+                    "the registry sent {} of its {} bytes",
+                    writer.written, writer.size
+                )));
+            }
+            // The connection broke: the next round asks for the rest.
+            Err(e) if is_transport(&e) && again => {}
+            Err(e) if is_transport(&e) => return Err(Failure::Transfer(e.to_string())),
+            Err(e) => return Err(Failure::Content(e.to_string())),
         }
     }
+    if writer.resumed {
+        writer.verify().map_err(Failure::Content)?;
+    }
+    Ok(())
 }
 
 /// A manifest's JSON when it is an index: the entries with their platforms.
@@ -451,6 +619,9 @@ pub async fn pull(
     // The config, then the layers side by side; blobs the store has are not fetched again.
     let mut blobs: Vec<&Descriptor> = vec![&manifest.config];
     blobs.extend(&manifest.layers);
+    // One transfer for a blob the manifest names twice (one ingest file each blob).
+    let mut seen = std::collections::HashSet::new();
+    blobs.retain(|b| seen.insert(b.digest.as_str()));
     // Each missing blob on a task of its own, so that several are received and checked on
     // several cores; their progress comes back over a channel.
     let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
@@ -463,32 +634,14 @@ pub async fn pull(
             });
             continue;
         }
-        let temp = store.temp_blob_path();
-        let file = File::create_new(&temp).map_err(|e| ImageError::Io {
-            op: "create",
-            path: temp.clone(),
-            source: e,
-        })?;
-        let mut writer = BlobWriter {
-            file: Some(file),
-            temp,
-            digest: blob.digest.clone(),
-            size: blob.size,
-            written: 0,
-            events: events.clone(),
-        };
-        let (client, reference, digest) = (client.clone(), reference.clone(), blob.digest.clone());
+        let mut writer = BlobWriter::new(store.open_ingest(&blob.digest)?, blob, events.clone());
+        let (client, reference, blob_digest) =
+            (client.clone(), reference.clone(), blob.digest.clone());
         let task = tokio::spawn(async move {
-            let failed = |e: &dyn std::fmt::Display| format!("cannot get blob {digest}: {e}");
-            let mut stream = client
-                .pull_blob_stream(&reference, digest.as_str())
+            receive_blob(&client, &reference, &mut writer)
                 .await
-                .map_err(|e| failed(&e))?;
-            // The stream checks the digest as it goes and ends in an error if it differs.
-            while let Some(chunk) = stream.try_next().await.map_err(|e| failed(&e))? {
-                writer.write(&chunk).map_err(|e| failed(&e))?;
-            }
-            Ok(writer.finish())
+                .map(|()| writer.finish())
+                .map_err(|message| format!("cannot get blob {blob_digest}: {message}"))
         });
         fetches.push((blob.digest.clone(), task));
     }
@@ -501,16 +654,15 @@ pub async fn pull(
     let mut outcome = Ok(());
     for (digest, task) in fetches {
         let result = match task.await {
-            Ok(Ok(Some((file, temp)))) => file
+            Ok(Ok((file, path))) => file
                 .sync_all()
                 .map_err(|e| ImageError::Io {
                     op: "fsync",
-                    path: temp.clone(),
+                    path: path.clone(),
                     source: e,
                 })
-                .and_then(|()| store.adopt_blob(&temp, &digest))
+                .and_then(|()| store.adopt_blob(&path, &digest))
                 .map_err(RemoteError::from),
-            Ok(Ok(None)) => Err(failed(format!("blob {digest} was not written"))),
             Ok(Err(message)) => Err(failed(message)),
             Err(e) => Err(failed(format!("the transfer of blob {digest} failed: {e}"))),
         };
@@ -526,11 +678,10 @@ pub async fn pull(
             }
         }
     }
-    if let Err(e) = outcome {
-        // The store is the caller's alone meanwhile.
-        let _ = store.collect_garbage();
-        return Err(e);
-    }
+    // A pull that failed keeps the blobs that arrived whole and the part of each that broke
+    // off, as Docker and containerd do: the next pull asks only for the rest. Garbage
+    // collection (`rmi`, `system prune`) removes whole blobs no image uses.
+    outcome?;
     let descriptor = store.put_bytes(&media_type, &bytes)?;
     debug_assert_eq!(descriptor.digest, digest);
     let name = image.local_name();

@@ -66,6 +66,18 @@ impl Image {
     }
 }
 
+/// Where blobs being received are, under the store's root: not part of the OCI layout, which
+/// other tools read.
+const INGEST_DIR: &str = "ingest";
+
+/// A blob being received ([`ImageStore::open_ingest`]): its file, where that is, and how many
+/// bytes of it are there already.
+pub struct Ingest {
+    pub file: File,
+    pub path: PathBuf,
+    pub len: u64,
+}
+
 /// The store.
 pub struct ImageStore {
     root: PathBuf,
@@ -197,9 +209,32 @@ impl ImageStore {
         Ok(self.blob_path(digest)?.exists())
     }
 
-    /// A path for a blob being written (removed when the store is next opened if it is left).
-    pub fn temp_blob_path(&self) -> PathBuf {
-        self.temp_path()
+    /// The file of blob `digest` while a pull receives it (`ingest/HEX`, containerd's word),
+    /// opened for appending with what an earlier, interrupted pull left in it. It stays when
+    /// a transfer breaks off, so that the next pull asks only for the rest; a pull holds the
+    /// store while it writes, so no two write one ingest at once.
+    pub fn open_ingest(&self, digest: &str) -> Result<Ingest, ImageError> {
+        let blob = self.blob_path(digest)?;
+        let dir = self.root.join(INGEST_DIR);
+        fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+        let path = dir.join(blob.file_name().unwrap_or_default());
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(&path)
+            .map_err(io_err("open", &path))?;
+        let len = file.metadata().map_err(io_err("stat", &path))?.len();
+        Ok(Ingest { file, path, len })
+    }
+
+    /// Removes what interrupted pulls left (`system prune`).
+    pub fn remove_ingests(&self) -> Result<(), ImageError> {
+        let dir = self.root.join(INGEST_DIR);
+        match fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err("remove", &dir)(e)),
+            _ => Ok(()),
+        }
     }
 
     /// Moves a complete, synced temporary file into place as the blob `digest` (the caller
