@@ -706,8 +706,6 @@ impl Client {
         .await
     }
 
-    /// Imports a root filesystem tarball or an OCI archive (`path` absolute, readable by this
-    /// user) as image `name`; the images it made.
     /// Pulls an image from a registry; progress comes as `PullProgress` events to a
     /// subscribed client.
     pub async fn pull(
@@ -725,7 +723,8 @@ impl Client {
     }
 
     /// Pushes an image; answers with the image as the registry now holds it (its reference
-    /// there, the manifest digest as its id).
+    /// there, the manifest digest as its id). Progress comes as `PushProgress` events to a
+    /// subscribed client.
     pub async fn push(
         &self,
         image: &str,
@@ -753,6 +752,8 @@ impl Client {
         .await
     }
 
+    /// Imports a root filesystem tarball or an OCI archive (`path` absolute, readable by this
+    /// user) as image `name`; the images it made.
     pub async fn import(&self, path: &Path, name: &str) -> Result<Vec<ImageInfo>, ClientError> {
         self.images_reply(Request::Import {
             path: path.to_owned(),

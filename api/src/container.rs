@@ -398,17 +398,19 @@ pub struct BuildProgress {
     pub cached: bool,
 }
 
-/// What `pull` (and a build or run that pulls) reports while a layer arrives.
+/// What `pull` (and a build or run that pulls) reports while a blob arrives, and `push` while
+/// one is sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PullProgress {
+pub struct BlobProgress {
     /// The image as asked for.
     pub image: String,
     /// The blob's digest (`sha256:…`).
     pub layer: String,
-    /// Bytes arrived, and the blob's size.
+    /// Bytes moved, and the blob's size.
     pub done: u64,
     pub size: u64,
-    /// The blob is in the store: `present` when it was there already.
+    /// The blob is at its destination (the store, or the registry): `present` when it was
+    /// there already.
     pub finished: bool,
     pub present: bool,
 }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::container::{BuildProgress, ContainerState, PullProgress};
+use crate::container::{BlobProgress, BuildProgress, ContainerState};
 use crate::host::HostSample;
 use crate::vm::{VmInfo, VmState};
 
@@ -23,7 +23,9 @@ pub enum Event {
     /// A build moved on to a step.
     BuildProgress(BuildProgress),
     /// Bytes of an image's layer arrived from a registry.
-    PullProgress(PullProgress),
+    PullProgress(BlobProgress),
+    /// Bytes of an image's layer went to a registry.
+    PushProgress(BlobProgress),
     /// Bytes a VM wrote to its serial console, as they came (not split into lines).
     VmSerial { name: String, data: Vec<u8> },
     /// A line of a VM's serial console or a container's output.

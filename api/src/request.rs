@@ -182,7 +182,7 @@ pub enum Request {
         platform: Option<String>,
     },
     /// Push an image to a registry: to `destination` (`REGISTRY/NAME[:TAG]`), or to the
-    /// registry its own name starts with.
+    /// registry its own name starts with; progress comes as `PushProgress` events.
     Push {
         image: String,
         destination: Option<String>,

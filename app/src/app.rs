@@ -560,7 +560,8 @@ impl Berth {
                 self.dashboard.vm_serial(&name, &data);
                 Task::none()
             }
-            Pushed::LogLine { .. } => Task::none(),
+            // The window does not push images.
+            Pushed::LogLine { .. } | Pushed::PushProgress(_) => Task::none(),
             // A build's FROM pulling its image: each layer shows among the build's steps.
             Pushed::PullProgress(progress) => {
                 if let Some(launch) = self.launch.as_mut()

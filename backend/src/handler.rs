@@ -187,7 +187,11 @@ impl Daemon {
                 destination,
                 logins,
             } => {
-                let info = self.images.push(&image, destination.as_deref(), &logins)?;
+                let info =
+                    self.images
+                        .push(&image, destination.as_deref(), &logins, &|progress| {
+                            self.publish(Event::PushProgress(progress))
+                        })?;
                 log(format!(
                     "uid {} pushed image {image} to {}",
                     peer.uid, info.reference

@@ -4,12 +4,12 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use berth_api::container::{BuildProgress, BuildSpec, ImageDetail, ImageInfo, PullProgress};
+use berth_api::container::{BlobProgress, BuildProgress, BuildSpec, ImageDetail, ImageInfo};
 use berth_api::error::{ApiError, ErrorKind};
 use berth_api::registry_login::{RegistryLogin, normalise_scope};
 use container_backend::build::builder::{BuildOptions, Builder};
 use container_backend::image::archive;
-use container_backend::image::remote::{self, PullEvent, RemoteError, RemoteImage, WantedPlatform};
+use container_backend::image::remote::{self, BlobEvent, RemoteError, RemoteImage, WantedPlatform};
 use container_backend::image::{Image, ImageError, ImageStore, Reference};
 use container_backend::runtime::Layout;
 
@@ -81,7 +81,7 @@ impl Images {
         image: &str,
         platform: Option<&str>,
         logins: &[RegistryLogin],
-        progress: &(dyn Fn(PullProgress) + Send + Sync),
+        progress: &(dyn Fn(BlobProgress) + Send + Sync),
     ) -> Result<ImageInfo, ApiError> {
         let platform = platform
             .map(WantedPlatform::parse)
@@ -92,19 +92,22 @@ impl Images {
         pull_platform(&store, image, &platform, logins, progress).map(|i| image_info(&i))
     }
 
-    /// Pushes `image` to `destination`, or to the registry its name starts with. The answer is
-    /// the image as the registry holds it: its reference there, and its manifest digest.
+    /// Pushes `image` to `destination`, or to the registry its name starts with, telling
+    /// `progress` as layers go. The answer is the image as the registry holds it: its
+    /// reference there, and its manifest digest.
     pub fn push(
         &self,
         image: &str,
         destination: Option<&str>,
         logins: &[RegistryLogin],
+        progress: &(dyn Fn(BlobProgress) + Send + Sync),
     ) -> Result<ImageInfo, ApiError> {
         let store = self.store();
         let local = local_image(&store, image).map_err(image_error)?;
         let target = RemoteImage::parse(destination.unwrap_or(image)).map_err(ApiError::invalid)?;
+        let report = |event| progress(blob_progress(image, event));
         let digest = runtime()?
-            .block_on(remote::push(&store, &local, &target, logins))
+            .block_on(remote::push(&store, &local, &target, logins, &report))
             .map_err(remote_error)?;
         let mut info = image_info(&local);
         info.reference = target.to_string();
@@ -223,7 +226,7 @@ impl Images {
         &self,
         image: &str,
         logins: &[RegistryLogin],
-        progress: &(dyn Fn(PullProgress) + Send + Sync),
+        progress: &(dyn Fn(BlobProgress) + Send + Sync),
     ) -> Result<String, ApiError> {
         let store = self.store();
         match local_image(&store, image) {
@@ -251,7 +254,7 @@ impl Images {
         peer: &Peer,
         layout: &Layout,
         progress: &mut dyn FnMut(BuildProgress),
-        pulled: &(dyn Fn(PullProgress) + Send + Sync),
+        pulled: &(dyn Fn(BlobProgress) + Send + Sync),
     ) -> Result<ImageInfo, ApiError> {
         let context =
             readable_dir(&spec.context, peer, "build context").map_err(ApiError::invalid)?;
@@ -353,7 +356,7 @@ fn pull_into(
     store: &ImageStore,
     image: &str,
     logins: &[RegistryLogin],
-    progress: &(dyn Fn(PullProgress) + Send + Sync),
+    progress: &(dyn Fn(BlobProgress) + Send + Sync),
 ) -> Result<Image, ApiError> {
     pull_platform(store, image, &WantedPlatform::default(), logins, progress)
 }
@@ -364,32 +367,35 @@ fn pull_platform(
     image: &str,
     platform: &WantedPlatform,
     logins: &[RegistryLogin],
-    progress: &(dyn Fn(PullProgress) + Send + Sync),
+    progress: &(dyn Fn(BlobProgress) + Send + Sync),
 ) -> Result<Image, ApiError> {
     let remote = RemoteImage::parse(image).map_err(ApiError::invalid)?;
-    let report = |event: PullEvent| {
-        progress(match event {
-            PullEvent::Layer { digest, done, size } => PullProgress {
-                image: image.to_owned(),
-                layer: digest,
-                done,
-                size,
-                finished: false,
-                present: false,
-            },
-            PullEvent::LayerDone { digest, present } => PullProgress {
-                image: image.to_owned(),
-                layer: digest,
-                done: 0,
-                size: 0,
-                finished: true,
-                present,
-            },
-        })
-    };
+    let report = |event| progress(blob_progress(image, event));
     runtime()?
         .block_on(remote::pull(store, &remote, platform, logins, &report))
         .map_err(remote_error)
+}
+
+/// A blob's progress in a pull or a push of `image` (as the user named it), as the API says it.
+fn blob_progress(image: &str, event: BlobEvent) -> BlobProgress {
+    match event {
+        BlobEvent::Bytes { digest, done, size } => BlobProgress {
+            image: image.to_owned(),
+            layer: digest,
+            done,
+            size,
+            finished: false,
+            present: false,
+        },
+        BlobEvent::Done { digest, present } => BlobProgress {
+            image: image.to_owned(),
+            layer: digest,
+            done: 0,
+            size: 0,
+            finished: true,
+            present,
+        },
+    }
 }
 
 /// A registry error as the API reports it.

@@ -84,15 +84,7 @@ pub async fn run(
             pull(client, events, out, &image, platform.as_deref()).await
         }
         Command::Push { image, destination } => {
-            let pushed = client
-                .push(&image, destination.as_deref(), logins()?)
-                .await?;
-            out.show(&pushed, |images| {
-                images
-                    .iter()
-                    .map(|i| format!("pushed {} {}\n", i.reference, i.id))
-                    .collect()
-            })
+            push(client, events, out, &image, destination.as_deref()).await
         }
         Command::Tag { image, name } => out.show(&client.tag(&image, &name).await?, |i| {
             render::list_images(i)
@@ -447,8 +439,7 @@ async fn build(
     })
 }
 
-/// `pull`: subscribes first, then prints each layer as it arrives (at most twice a second per
-/// layer) and when it is in the store.
+/// `pull`: subscribes first, then prints each layer as it arrives and when it is in the store.
 async fn pull(
     client: &Client,
     events: &mut berth_api::Events,
@@ -459,29 +450,16 @@ async fn pull(
     client.subscribe().await?;
     let call = client.pull(image, platform, logins()?);
     tokio::pin!(call);
-    let started = std::time::Instant::now();
-    let mut shown: std::collections::HashMap<String, std::time::Instant> = Default::default();
+    let mut shown = render::BlobProgressLines::new("pulled", "already present");
     let images = loop {
         tokio::select! {
             images = &mut call => break images?,
             event = events.next() => {
-                let Some(Event::PullProgress(p)) = event else { continue };
-                if p.image != image || out.json() {
-                    continue;
-                }
-                let short = p.layer.trim_start_matches("sha256:").get(..12).unwrap_or_default().to_owned();
-                if p.finished {
-                    eprintln!("{short}: {}", if p.present { "already present" } else { "pulled" });
-                } else if p.size >= 1_000_000
-                    && shown.get(&short).is_none_or(|t| t.elapsed().as_millis() >= 500)
+                if let Some(Event::PullProgress(p)) = event
+                    && p.image == image
+                    && !out.json()
                 {
-                    let rate = p.done as f64 / started.elapsed().as_secs_f64().max(0.001) / 1e6;
-                    eprintln!(
-                        "{short}: {:.1}/{:.1} MB ({rate:.1} MB/s)",
-                        p.done as f64 / 1e6,
-                        p.size as f64 / 1e6
-                    );
-                    shown.insert(short, std::time::Instant::now());
+                    shown.show(&p);
                 }
             }
         }
@@ -490,6 +468,39 @@ async fn pull(
         images
             .iter()
             .map(|i| format!("pulled {} {}\n", i.reference, i.id))
+            .collect()
+    })
+}
+
+/// `push`: subscribes first, then prints each layer as it goes and when the registry has it.
+async fn push(
+    client: &Client,
+    events: &mut berth_api::Events,
+    out: &Output,
+    image: &str,
+    destination: Option<&str>,
+) -> Result<(), Failure> {
+    client.subscribe().await?;
+    let call = client.push(image, destination, logins()?);
+    tokio::pin!(call);
+    let mut shown = render::BlobProgressLines::new("pushed", "already in the registry");
+    let images = loop {
+        tokio::select! {
+            images = &mut call => break images?,
+            event = events.next() => {
+                if let Some(Event::PushProgress(p)) = event
+                    && p.image == image
+                    && !out.json()
+                {
+                    shown.show(&p);
+                }
+            }
+        }
+    };
+    out.show(&images, |images| {
+        images
+            .iter()
+            .map(|i| format!("pushed {} {}\n", i.reference, i.id))
             .collect()
     })
 }

@@ -1,7 +1,7 @@
 //! What berthctl prints for people: tables and key/value blocks of the daemon's answers
 //! (`--json` prints the answers themselves).
 
-use berth_api::container::{ContainerInfo, ContainerStats, ImageInfo};
+use berth_api::container::{BlobProgress, ContainerInfo, ContainerStats, ImageInfo};
 use berth_api::container::{Pruned, UsageLine};
 use berth_api::host::{Availability, HostInfo};
 use berth_api::iso::{IsoInfo, IsoKind};
@@ -378,6 +378,58 @@ pub fn show_iso(info: &IsoInfo) -> String {
     out
 }
 
+/// The lines `pull` and `push` print on stderr as blobs move: a layer of a megabyte or more
+/// at most twice a second with its bytes and rate, and each blob once when it is done.
+pub struct BlobProgressLines {
+    started: std::time::Instant,
+    shown: std::collections::HashMap<String, std::time::Instant>,
+    moved: &'static str,
+    present: &'static str,
+}
+
+impl BlobProgressLines {
+    /// `moved` and `present` say what happened to a finished blob.
+    pub fn new(moved: &'static str, present: &'static str) -> BlobProgressLines {
+        BlobProgressLines {
+            started: std::time::Instant::now(),
+            shown: Default::default(),
+            moved,
+            present,
+        }
+    }
+
+    pub fn show(&mut self, p: &BlobProgress) {
+        if let Some(line) = self.line(p) {
+            eprintln!("{line}");
+        }
+    }
+
+    fn line(&mut self, p: &BlobProgress) -> Option<String> {
+        let hex = p.layer.trim_start_matches("sha256:");
+        let short = hex.get(..12).unwrap_or(hex).to_owned();
+        if p.finished {
+            let what = if p.present { self.present } else { self.moved };
+            return Some(format!("{short}: {what}"));
+        }
+        if p.size < 1_000_000
+            || self
+                .shown
+                .get(&short)
+                .is_some_and(|t| t.elapsed().as_millis() < 500)
+        {
+            return None;
+        }
+        let rate = p.done as f64 / self.started.elapsed().as_secs_f64().max(0.001) / 1e6;
+        let line = format!(
+            "{short}: {:.1}/{:.1} MB ({rate:.1} MB/s)",
+            p.done as f64 / 1e6,
+            p.size as f64 / 1e6
+        );
+        self.shown.insert(short, std::time::Instant::now());
+        Some(line)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -645,5 +697,39 @@ mod tests {
     fn log_lines_end_each_with_a_newline() {
         assert_eq!(lines(&["a".into(), "b".into()]), "a\nb\n");
         assert_eq!(lines(&[]), "");
+    }
+
+    #[test]
+    fn blob_progress_shows_big_layers_at_most_twice_a_second_and_every_finished_blob() {
+        let mut lines = BlobProgressLines::new("pushed", "already in the registry");
+        let blob = |done, size, finished, present| BlobProgress {
+            image: "app".into(),
+            layer: format!("sha256:{}", "ab".repeat(32)),
+            done,
+            size,
+            finished,
+            present,
+        };
+        let first = lines.line(&blob(1_000_000, 4_000_000, false, false));
+        assert!(
+            first
+                .as_deref()
+                .is_some_and(|l| l.starts_with("abababababab: 1.0/4.0 MB (")),
+            "{first:?}"
+        );
+        assert_eq!(
+            lines.line(&blob(2_000_000, 4_000_000, false, false)),
+            None,
+            "a second line within half a second"
+        );
+        assert_eq!(lines.line(&blob(10, 300, false, false)), None);
+        assert_eq!(
+            lines.line(&blob(0, 0, true, false)).as_deref(),
+            Some("abababababab: pushed")
+        );
+        assert_eq!(
+            lines.line(&blob(0, 0, true, true)).as_deref(),
+            Some("abababababab: already in the registry")
+        );
     }
 }

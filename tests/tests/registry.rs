@@ -1066,6 +1066,12 @@ fn a_registry_behind_a_token_server_gives_anonymous_pulls_and_logged_in_pushes()
     ok(&daemon, &["tag", &private, &pushed]);
     let (sent, stdout, stderr) = berthctl_logged(&daemon, &auth, &["push", &pushed], "");
     assert!(sent, "{stderr}");
+    // Its progress: the config and the layer, each said once it is in the registry.
+    assert_eq!(
+        stderr.lines().filter(|l| l.ends_with(": pushed")).count(),
+        2,
+        "{stderr}"
+    );
     assert!(
         granted(Some("dev"), "repository:private/app:pull,push"),
         "{:?}",

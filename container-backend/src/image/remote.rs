@@ -147,17 +147,17 @@ impl fmt::Display for RemoteImage {
     }
 }
 
-/// What a pull is doing, for progress reports.
+/// What a pull or a push is doing with one blob, for progress reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PullEvent {
-    /// Bytes of a layer have arrived.
-    Layer {
+pub enum BlobEvent {
+    /// `done` of its `size` bytes have arrived (a pull) or gone (a push).
+    Bytes {
         digest: String,
         done: u64,
         size: u64,
     },
-    /// A layer is in the store (`present`: it was there already).
-    LayerDone { digest: String, present: bool },
+    /// It is at its destination, the store or the registry (`present`: it was there already).
+    Done { digest: String, present: bool },
 }
 
 /// A registry on this machine is spoken to over plain HTTP, as Docker allows for `localhost`
@@ -206,14 +206,14 @@ struct BlobWriter {
     written: u64,
     /// Whether any of the content came from a ranged request, which nobody has checked yet.
     resumed: bool,
-    events: tokio::sync::mpsc::UnboundedSender<PullEvent>,
+    events: tokio::sync::mpsc::UnboundedSender<BlobEvent>,
 }
 
 impl BlobWriter {
     fn new(
         ingest: Ingest,
         blob: &Descriptor,
-        events: tokio::sync::mpsc::UnboundedSender<PullEvent>,
+        events: tokio::sync::mpsc::UnboundedSender<BlobEvent>,
     ) -> BlobWriter {
         let Ingest { file, path, len } = ingest;
         BlobWriter {
@@ -250,7 +250,7 @@ impl BlobWriter {
     }
 
     fn report(&self) {
-        let _ = self.events.send(PullEvent::Layer {
+        let _ = self.events.send(BlobEvent::Bytes {
             digest: self.digest.clone(),
             done: self.written,
             size: self.size,
@@ -543,7 +543,7 @@ pub async fn pull(
     image: &RemoteImage,
     platform: &WantedPlatform,
     logins: &[RegistryLogin],
-    progress: &(dyn Fn(PullEvent) + Send + Sync),
+    progress: &(dyn Fn(BlobEvent) + Send + Sync),
 ) -> Result<Image, RemoteError> {
     let failed = |message: String| RemoteError::Registry {
         image: image.to_string(),
@@ -628,7 +628,7 @@ pub async fn pull(
     let mut fetches = Vec::new();
     for blob in blobs {
         if store.has_blob(&blob.digest)? {
-            progress(PullEvent::LayerDone {
+            progress(BlobEvent::Done {
                 digest: blob.digest.clone(),
                 present: true,
             });
@@ -667,7 +667,7 @@ pub async fn pull(
             Err(e) => Err(failed(format!("the transfer of blob {digest} failed: {e}"))),
         };
         match result {
-            Ok(()) => progress(PullEvent::LayerDone {
+            Ok(()) => progress(BlobEvent::Done {
                 digest,
                 present: false,
             }),
@@ -698,6 +698,7 @@ pub async fn push(
     image: &Image,
     target: &RemoteImage,
     logins: &[RegistryLogin],
+    progress: &(dyn Fn(BlobEvent) + Send + Sync),
 ) -> Result<String, RemoteError> {
     let failed = |message: String| RemoteError::Registry {
         image: target.to_string(),
@@ -722,22 +723,34 @@ pub async fn push(
             .map_err(|e| failed(format!("cannot ask for blob {}: {e}", blob.digest)))?;
         if !there {
             let file = store.open_blob_file(&blob.digest)?;
-            let chunks = futures_util::stream::unfold(file, |mut file| async move {
-                let mut buf = vec![0u8; 1 << 20];
-                match std::io::Read::read(&mut file, &mut buf) {
-                    Ok(0) => None,
-                    Ok(n) => {
-                        buf.truncate(n);
-                        Some((Ok(bytes::Bytes::from(buf)), file))
+            // oci-client sends each chunk before it asks for the next: what was read before
+            // a read is what has gone.
+            let chunks =
+                futures_util::stream::unfold((file, 0u64), |(mut file, sent)| async move {
+                    progress(BlobEvent::Bytes {
+                        digest: blob.digest.clone(),
+                        done: sent,
+                        size: blob.size,
+                    });
+                    let mut buf = vec![0u8; REPORT_EVERY as usize];
+                    match std::io::Read::read(&mut file, &mut buf) {
+                        Ok(0) => None,
+                        Ok(n) => {
+                            buf.truncate(n);
+                            Some((Ok(bytes::Bytes::from(buf)), (file, sent + n as u64)))
+                        }
+                        Err(e) => Some((Err(e.into()), (file, sent))),
                     }
-                    Err(e) => Some((Err(e.into()), file)),
-                }
-            });
+                });
             client
                 .push_blob_stream(&reference, chunks, &blob.digest)
                 .await
                 .map_err(|e| failed(format!("cannot send blob {}: {e}", blob.digest)))?;
         }
+        progress(BlobEvent::Done {
+            digest: blob.digest.clone(),
+            present: there,
+        });
     }
     let bytes = store.manifest_bytes(image)?;
     let media_type = image
