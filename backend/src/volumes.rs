@@ -56,6 +56,7 @@ pub fn fill_from_image(data: &Path, image_root: &Path, target: &str) -> Result<b
         mode: None,
         unpack_archives: false,
         keep_owners: true,
+        exclude: None,
     };
     stage_copy(&tree, &sources, &place, data)?;
     std::os::unix::fs::chown(data, Some(meta.uid()), Some(meta.gid()))

@@ -1149,3 +1149,75 @@ fn add_from_a_url_downloads_checks_and_keeps_the_file_unpacked_with_mode_600() {
     let error = case.berth_error();
     assert!(error.contains("404"), "{error}");
 }
+
+#[test]
+fn copy_exclude_leaves_out_what_its_patterns_match_below_each_copied_directory() {
+    // Berth only: buildah 1.28 has no --exclude; the expectations are BuildKit's (its
+    // exclude_patterns_test.go: dockerignore patterns matched below each source directory,
+    // never against a source itself).
+    let Some(f) = fixture() else { return };
+    let files = [
+        ("dir1/a.txt", "a"),
+        ("dir1/b.png", "b"),
+        ("dir1/sub/c.txt", "c"),
+        ("dir1/sub/d.md", "d"),
+        ("dir2/e.txt", "e"),
+        ("dir2/f.mp3", "f"),
+        ("top.txt", "t"),
+        ("keep/x.log", "x"),
+        ("keep/y.log", "y"),
+    ];
+    let dockerfile = "FROM busybox AS base
+ARG KIND=png
+COPY --exclude=*/*.$KIND --exclude=**/*.md . /all/
+COPY --exclude=*.txt dir1 /one/
+COPY --exclude=*.mp3 dir* top.txt /wild/
+COPY --exclude=* dir2 /none/
+COPY --exclude=keep --exclude=!keep/y.log . /exception/
+FROM busybox
+COPY --from=base /all /all
+COPY --from=base /one /one
+COPY --from=base /wild /wild
+COPY --from=base /none /none
+COPY --from=base /exception /exception
+COPY --from=base --exclude=sub /one /from-stage/
+ADD --exclude=*.txt dir2 /added/
+";
+    let case = Case::new(&f, "exclude", dockerfile, &files);
+    let (_, root) = case.berth(None, &[]);
+    let present = |paths: &[&str]| {
+        for p in paths {
+            assert!(root.join(p).exists(), "{p} is missing");
+        }
+    };
+    let absent = |paths: &[&str]| {
+        for p in paths {
+            assert!(!root.join(p).exists(), "{p} was copied");
+        }
+    };
+    // `*/*.png` (with a variable) one level down, `**/*.md` at any depth.
+    present(&[
+        "all/dir1/a.txt",
+        "all/dir1/sub/c.txt",
+        "all/dir2/f.mp3",
+        "all/top.txt",
+    ]);
+    absent(&["all/dir1/b.png", "all/dir1/sub/d.md"]);
+    // Relative to the source directory: `*.txt` is its own top level only.
+    present(&["one/b.png", "one/sub/c.txt", "one/sub/d.md"]);
+    absent(&["one/a.txt"]);
+    // A wildcard source: each matched directory's own paths; the file source itself is kept.
+    present(&["wild/a.txt", "wild/e.txt", "wild/top.txt", "wild/sub/c.txt"]);
+    absent(&["wild/f.mp3"]);
+    // Everything left out: the destination directory alone.
+    assert!(root.join("none").is_dir());
+    assert_eq!(fs::read_dir(root.join("none")).unwrap().count(), 0);
+    // An exception brings one file back out of an excluded directory.
+    present(&["exception/keep/y.log", "exception/dir1/a.txt"]);
+    absent(&["exception/keep/x.log"]);
+    // From a stage, and ADD.
+    present(&["from-stage/b.png"]);
+    absent(&["from-stage/sub"]);
+    present(&["added/f.mp3"]);
+    absent(&["added/e.txt"]);
+}

@@ -1096,3 +1096,152 @@ fn a_registry_behind_a_token_server_gives_anonymous_pulls_and_logged_in_pushes()
         "push says the registry's digest {digest}: {stdout}"
     );
 }
+
+/// Whether this machine reaches Debian's mirror (the one a debootstrapped image's apt sources
+/// name), as a build's `RUN apt-get` must.
+fn debian_mirror_reachable() -> bool {
+    use std::net::ToSocketAddrs;
+    ("deb.debian.org", 80)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .is_some_and(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(5)).is_ok())
+}
+
+#[test]
+fn a_desk_user_builds_a_c_program_on_debian_from_a_registry_into_a_slim_image() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: the registry test makes its users as root");
+        return;
+    }
+    let Some(user) = TestUser::desk() else { return };
+    if !debian_mirror_reachable() {
+        eprintln!(
+            "skipped: deb.debian.org is out of reach, and the base image and the build's apt-get both need it"
+        );
+        return;
+    }
+    // debian:bookworm as Docker Hub's is made: debootstrap's minbase (cached).
+    let minbase =
+        Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/debian-minbase"))
+            .output()
+            .unwrap();
+    assert!(
+        minbase.status.success(),
+        "debian-minbase: {}",
+        text(&minbase).1
+    );
+    let tarball = PathBuf::from(text(&minbase).0.trim());
+    let dir = open_tempdir();
+    let registry = Registry::start(dir.path());
+    let source_dir = dir.path().join("source");
+    std::fs::create_dir_all(&source_dir).unwrap();
+    let source = Daemon::start(&source_dir, &[]);
+    ok(
+        &source,
+        &["import", tarball.to_str().unwrap(), "debian:bookworm"],
+    );
+    let layout = source.state_dir.join("images");
+    registry.push(&layout, "debian:bookworm", "debian:bookworm", "v2s2");
+    drop(source);
+
+    // A project as a developer has it: a C program, built with Debian's compiler installed
+    // by apt in one stage, copied alone into an image of its own.
+    let daemon = Daemon::start_as(&user, dir.path(), &[]);
+    let home = dir.path().join(user.name);
+    let ctx = home.join("hello");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("hello.c"),
+        "#include <stdio.h>\nint main(void) { puts(\"hello from C, built on Debian\"); return 0; }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM {}/debian:bookworm AS build\n\
+             # The mirror's Release files may be older than their Valid-Until on a machine whose\n\
+             # apt is pinned to a snapshot; the test only wants packages.\n\
+             RUN apt-get -o Acquire::Check-Valid-Until=false update \\\n\
+             \x20&& apt-get install -y --no-install-recommends gcc libc6-dev \\\n\
+             \x20&& rm -rf /var/lib/apt/lists/*\n\
+             COPY hello.c /src/\n\
+             RUN gcc -O2 -static -o /hello /src/hello.c\n\
+             FROM scratch\n\
+             COPY --from=build /hello /hello\n\
+             CMD [\"/hello\"]\n",
+            registry.address
+        ),
+    )
+    .unwrap();
+    for path in [&ctx, &ctx.join("hello.c"), &ctx.join("Dockerfile")] {
+        user.own(path);
+    }
+    let started = Instant::now();
+    ok(&daemon, &["build", "-t", "hello", ctx.to_str().unwrap()]);
+    eprintln!("the build took {:.1} s", started.elapsed().as_secs_f64());
+    assert_eq!(
+        ok(&daemon, &["run", "--rm", "--network", "none", "hello"]),
+        "hello from C, built on Debian\n"
+    );
+    let images: serde_json::Value =
+        serde_json::from_str(&ok(&daemon, &["--json", "images"])).unwrap();
+    let hello = images
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["reference"] == "hello:latest")
+        .unwrap();
+    assert_eq!(hello["layers"], 1, "the slim image holds the program alone");
+
+    // The build stage, from the cache: apt's packages installed as dpkg records them, and apt's
+    // own user (uid 42, a subordinate id of the desk user's outside) owning its directory.
+    let out = ok(
+        &daemon,
+        &[
+            "build",
+            "--target",
+            "build",
+            "-t",
+            "hello-build",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("built hello-build:latest"), "{out}");
+    assert_eq!(
+        ok(
+            &daemon,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "hello-build",
+                "dpkg-query",
+                "-W",
+                "-f",
+                "${Status}",
+                "gcc"
+            ]
+        ),
+        // Berth's run ends the last line of output (Docker passes it as it came).
+        "install ok installed\n"
+    );
+    assert_eq!(
+        ok(
+            &daemon,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "hello-build",
+                "stat",
+                "-c",
+                "%u:%g",
+                "/var/cache/apt/archives/partial"
+            ]
+        ),
+        "42:0\n"
+    );
+}

@@ -24,6 +24,7 @@ use super::copy::{self, Placement};
 use super::dockerfile::Heredoc;
 use super::dockerfile::{self, Command, Instruction, Line};
 use super::fetch;
+use super::ignore::IgnoreRules;
 use super::run_mount::{self, RunMount};
 use super::shell_word::Lexer;
 use crate::image::layer::{apply_layer, hex, tar_directory, tar_overlay_upper};
@@ -800,6 +801,7 @@ impl Builder<'_> {
                 from,
                 chown,
                 chmod,
+                exclude,
                 heredocs,
             } => {
                 let copy = CopySpec {
@@ -809,6 +811,7 @@ impl Builder<'_> {
                     chown: chown.as_deref(),
                     chmod: chmod.as_deref(),
                     add: false,
+                    exclude,
                     heredocs,
                     fetched: None,
                 };
@@ -820,6 +823,7 @@ impl Builder<'_> {
                 chown,
                 chmod,
                 checksum,
+                exclude,
                 heredocs,
             } => {
                 if checksum.is_some() && !sources.iter().any(|s| s.contains("://")) {
@@ -858,6 +862,7 @@ impl Builder<'_> {
                     chown: chown.as_deref(),
                     chmod: chmod.as_deref(),
                     add: true,
+                    exclude,
                     heredocs,
                     fetched: (!names.is_empty()).then_some(fetched_dir.as_path()),
                 };
@@ -1148,6 +1153,7 @@ impl Builder<'_> {
                 mode: None,
                 unpack_archives: false,
                 keep_owners: !std::ptr::eq(tree, build.context),
+                exclude: None,
             };
             copy::stage_copy(tree, std::slice::from_ref(&source), &place, scratch)?;
             if is_dir {
@@ -1282,6 +1288,19 @@ impl Builder<'_> {
             .iter()
             .map(|s| word(s, stage))
             .collect::<Result<_, _>>()?;
+        // `--exclude`: dockerignore patterns, matched as BuildKit matches them (fsutil's copy)
+        // against the paths below each copied directory; the flags are in the step's key
+        // through its line.
+        let exclude = if copy.exclude.is_empty() {
+            None
+        } else {
+            let patterns: Vec<String> = copy
+                .exclude
+                .iter()
+                .map(|p| word(p, stage))
+                .collect::<Result<_, _>>()?;
+            Some(IgnoreRules::parse(&patterns.join("\n")))
+        };
         // Here-documents: files of a tree of their own, their bodies expanded unless quoted.
         let heredoc_tree = if let Some(dir) = copy.fetched {
             Some(Context::of_tree(dir))
@@ -1428,6 +1447,7 @@ impl Builder<'_> {
                 // Neither here-documents nor downloads are unpacked, as in BuildKit.
                 unpack_archives: copy.add && heredoc_tree.is_none(),
                 keep_owners,
+                exclude: exclude.as_ref(),
             };
             copy::stage_copy(tree, &sources, &place, dir)?;
             let mut bytes = Vec::new();
@@ -1646,6 +1666,8 @@ struct CopySpec<'a> {
     chmod: Option<&'a str>,
     /// ADD: local tar archives are unpacked.
     add: bool,
+    /// `--exclude` patterns, as written.
+    exclude: &'a [String],
     /// The here-documents the sources written `<<NAME` are.
     heredocs: &'a [Heredoc],
     /// ADD's downloads: the directory they were fetched into, the sources their names there;

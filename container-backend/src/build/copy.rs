@@ -20,6 +20,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::context::{Context, Source, clean_relative, resolve_in_root};
+use super::ignore::IgnoreRules;
 use crate::image::layer::{apply_layer, decompressed};
 
 /// Where and how copied files land.
@@ -40,6 +41,8 @@ pub struct Placement<'a> {
     pub unpack_archives: bool,
     /// A `--from` copy keeps the files' owners.
     pub keep_owners: bool,
+    /// `--exclude`: what is left out below each copied directory (paths relative to it).
+    pub exclude: Option<&'a IgnoreRules>,
 }
 
 /// Puts `sources` (in `from`) into `layer_dir` as the step's layer holds them.
@@ -75,7 +78,20 @@ pub fn stage_copy(
             let mut dirs = Vec::new();
             for entry in from.entries(&source.path) {
                 let inside = entry.strip_prefix(&source.path).unwrap_or(&entry);
+                if place
+                    .exclude
+                    .is_some_and(|rules| rules.ignored(&inside.to_string_lossy()))
+                {
+                    continue;
+                }
                 let dest = target.join(inside);
+                // Below a directory left out (an exception brought this back): its
+                // directories on the way are made as missing ones are.
+                if let Some(parent) = dest.parent()
+                    && !layer_dir.join(parent).exists()
+                {
+                    writer.dirs(parent, new_owner)?;
+                }
                 let entry_meta = fs::symlink_metadata(from.root().join(&entry))
                     .map_err(|e| format!("{}: {e}", entry.display()))?;
                 writer

@@ -60,6 +60,8 @@ pub enum Instruction {
         from: Option<String>,
         chown: Option<String>,
         chmod: Option<String>,
+        /// `--exclude` patterns (several), matched below each copied directory.
+        exclude: Vec<String>,
         /// The sources written `<<NAME`, by name.
         heredocs: Vec<Heredoc>,
     },
@@ -68,6 +70,7 @@ pub enum Instruction {
         dest: String,
         chown: Option<String>,
         chmod: Option<String>,
+        exclude: Vec<String>,
         /// Only for an http(s) source, as BuildKit has it.
         checksum: Option<String>,
         heredocs: Vec<Heredoc>,
@@ -263,6 +266,15 @@ fn flag(flags: &[(String, String)], name: &str) -> Option<String> {
         .map(|(_, v)| v.clone())
 }
 
+/// Every value of a flag that may be given several times (`--exclude`), in order.
+fn flags_named(flags: &[(String, String)], name: &str) -> Vec<String> {
+    flags
+        .iter()
+        .filter(|(n, _)| n == name)
+        .map(|(_, v)| v.clone())
+        .collect()
+}
+
 fn check_flags(
     number: usize,
     keyword: &str,
@@ -271,7 +283,7 @@ fn check_flags(
 ) -> Result<(), ParseError> {
     // Flags BuildKit has that Berth does not carry out: refused by name rather than ignored,
     // which would build something else than asked.
-    const NOT_YET: &[&str] = &["parents", "exclude", "keep-git-dir"];
+    const NOT_YET: &[&str] = &["parents", "keep-git-dir"];
     match flags.iter().find(|(n, _)| !allowed.contains(&n.as_str())) {
         Some((name, _)) if NOT_YET.contains(&name.as_str()) => {
             err(number, format!("{keyword} --{name} is not supported yet"))
@@ -375,7 +387,12 @@ fn instruction(
         "WORKDIR" => Instruction::Workdir(rest.to_owned()),
         "USER" => Instruction::User(rest.to_owned()),
         "COPY" => {
-            check_flags(number, "COPY", &flags, &["from", "chown", "chmod", "link"])?;
+            check_flags(
+                number,
+                "COPY",
+                &flags,
+                &["from", "chown", "chmod", "link", "exclude"],
+            )?;
             let (sources, dest) = paths("COPY")?;
             Instruction::Copy {
                 sources: sources.iter().map(|s| heredoc_source(s)).collect(),
@@ -383,6 +400,7 @@ fn instruction(
                 from: flag(&flags, "from"),
                 chown: flag(&flags, "chown"),
                 chmod: flag(&flags, "chmod"),
+                exclude: flags_named(&flags, "exclude"),
                 heredocs,
             }
         }
@@ -391,7 +409,7 @@ fn instruction(
                 number,
                 "ADD",
                 &flags,
-                &["chown", "chmod", "link", "checksum"],
+                &["chown", "chmod", "link", "checksum", "exclude"],
             )?;
             let (sources, dest) = paths("ADD")?;
             Instruction::Add {
@@ -399,6 +417,7 @@ fn instruction(
                 dest,
                 chown: flag(&flags, "chown"),
                 chmod: flag(&flags, "chmod"),
+                exclude: flags_named(&flags, "exclude"),
                 checksum: flag(&flags, "checksum"),
                 heredocs,
             }
@@ -863,6 +882,7 @@ CMD --verbose
                 from: None,
                 chown: Some("1000:1000".into()),
                 chmod: None,
+                exclude: vec![],
                 heredocs: vec![],
             }
         );
@@ -918,9 +938,9 @@ CMD --verbose
             ),
             ("FROM scratch\nRUN <<EOF\necho\n", 2, "<<EOF is not closed"),
             (
-                "FROM scratch\nCOPY --exclude=*.md . /\n",
+                "FROM scratch\nCOPY --parents a/b /\n",
                 2,
-                "COPY --exclude is not supported yet",
+                "COPY --parents is not supported yet",
             ),
             (
                 "FROM scratch\nCOPY --bogus=1 . /\n",

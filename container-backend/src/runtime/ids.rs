@@ -27,6 +27,17 @@ pub fn gid_mapped(id: u32) -> bool {
     fs::read_to_string("/proc/self/gid_map").is_ok_and(|map| in_map(&map, id))
 }
 
+/// Whether a `uid_map` is the initial user namespace's (every id, each to itself).
+pub fn is_initial_map(map: &str) -> bool {
+    let fields: Vec<&str> = map.split_whitespace().collect();
+    fields == ["0", "0", "4294967295"]
+}
+
+/// Whether this process is in a user namespace other than the host's (a rootless daemon).
+pub fn in_user_namespace() -> bool {
+    fs::read_to_string("/proc/self/uid_map").is_ok_and(|map| !is_initial_map(&map))
+}
+
 /// Whether supplementary groups may be set here: not in a user namespace whose map was
 /// written without privilege (`/proc/self/setgroups` is `deny` there).
 pub fn setgroups_allowed() -> bool {
@@ -47,6 +58,8 @@ mod tests {
         let single = "0 1000 1";
         assert!(in_map(single, 0) && !in_map(single, 1000));
         assert!(!in_map("garbage", 0));
+        assert!(is_initial_map(host));
+        assert!(!is_initial_map(rootless) && !is_initial_map(single));
         // This process: its own ids at least.
         assert!(uid_mapped(nix::unistd::getuid().as_raw()));
         assert!(gid_mapped(nix::unistd::getgid().as_raw()));

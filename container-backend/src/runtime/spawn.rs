@@ -228,11 +228,18 @@ impl Prepared {
             .map(layer)
             .collect::<Result<Vec<_>, _>>()?
             .join(":");
-        let options = format!(
+        let mut options = format!(
             "lowerdir={lower},upperdir={},workdir={}",
             layer(&spec.upper)?,
             layer(&spec.work)?
         );
+        // In a user namespace overlayfs may not write its `trusted.` attributes: without
+        // `userxattr` (its `user.overlay.` ones, as rootless Podman mounts) it cannot mark a
+        // directory it made, and renaming any directory fails with EXDEV, which breaks dpkg
+        // (`apt-get install` in a rootless build). Layers read either kind of mark.
+        if super::ids::in_user_namespace() {
+            options.push_str(",userxattr");
+        }
         let root = &spec.rootfs;
         let candidates = candidates(&spec.args[0], &spec.env)?;
         Ok(Prepared {
