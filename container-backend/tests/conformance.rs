@@ -1221,3 +1221,67 @@ ADD --exclude=*.txt dir2 /added/
     present(&["added/f.mp3"]);
     absent(&["added/e.txt"]);
 }
+
+#[test]
+fn a_layer_of_several_gzip_members_is_read_whole_by_buildah() {
+    // Berth writes big layers as several gzip members compressed side by side
+    // (image/gzip.rs); Go's reader, which skopeo, buildah, podman and Docker use, must read
+    // every member: a file spanning several of them comes out whole.
+    let Some(f) = fixture() else { return };
+    let buildah = Buildah::new(&f);
+    let dockerfile = "FROM busybox
+RUN dd if=/dev/urandom of=/big bs=1M count=20 2>/dev/null && sha256sum /big > /big.sum
+";
+    let case = Case::new(&f, "members", dockerfile, &[]);
+    let (image, root) = case.berth(None, &[]);
+    let layer = image.manifest.layers.last().unwrap();
+    assert!(
+        layer.size > 2 * container_backend::image::gzip::MEMBER_SIZE as u64,
+        "the layer ({} bytes) spans several members",
+        layer.size
+    );
+    let ours = fs::read_to_string(root.join("big.sum")).unwrap();
+    // Into buildah's storage through skopeo (which decompresses every layer to apply it).
+    let out = Command::new("skopeo")
+        .arg("copy")
+        .arg(format!(
+            "oci:{}:{}",
+            f.store.root().display(),
+            image.reference
+        ))
+        .arg(format!(
+            "containers-storage:[vfs@{}+{}]members:latest",
+            buildah.dir.join("root").display(),
+            buildah.dir.join("run").display()
+        ))
+        .env("TMPDIR", buildah.dir.join("tmp"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "skopeo: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = |args: &[&str]| {
+        let o = buildah.command().args(args).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).trim().to_owned()
+    };
+    let container = run(&["from", "members:latest"]);
+    let mounted = PathBuf::from(run(&["mount", &container]));
+    assert_eq!(fs::read_to_string(mounted.join("big.sum")).unwrap(), ours);
+    use sha2::Digest;
+    let sum = |path: &Path| -> String {
+        sha2::Sha256::digest(fs::read(path).unwrap())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    // The file as buildah read the layer, and as Berth's own store unpacked it.
+    assert!(
+        ours.starts_with(&sum(&mounted.join("big"))),
+        "buildah's copy"
+    );
+    assert!(ours.starts_with(&sum(&root.join("big"))), "Berth's copy");
+    run(&["rm", &container]);
+}

@@ -94,7 +94,9 @@ pub fn decompressed<'a, R: Read + 'a>(reader: R) -> io::Result<Box<dyn Read + 'a
     let mut buffered = BufReader::new(reader);
     let head = buffered.fill_buf()?;
     Ok(if head.starts_with(&[0x1f, 0x8b]) {
-        Box::new(flate2::read::GzDecoder::new(buffered))
+        // Every member: a gzip file may be several (pigz's, Berth's own), as Go's reader
+        // takes them; a single-member decoder would end the layer after the first.
+        Box::new(flate2::read::MultiGzDecoder::new(buffered))
     } else if head.starts_with(&super::zstd::MAGIC) {
         Box::new(super::zstd::ZstdReader::new(buffered))
     } else {

@@ -2,6 +2,7 @@
 //! plain), and pulls from registries.
 
 pub mod archive;
+pub mod gzip;
 pub mod layer;
 pub mod oci;
 pub mod reference;

@@ -404,9 +404,15 @@ impl ImageStore {
             HashingReader::new(decompressed(tar_stream).map_err(io_err("read", &self.root))?);
         let temp = self.temp_path();
         let file = File::create_new(&temp).map_err(io_err("create", &temp))?;
-        let mut gz =
-            flate2::write::GzEncoder::new(HashingWriter::new(file), flate2::Compression::fast());
-        let copied = io::copy(&mut plain, &mut gz).and_then(|_| gz.finish());
+        let mut hashing = HashingWriter::new(file);
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        let copied = super::gzip::compress(
+            &mut plain,
+            &mut hashing,
+            flate2::Compression::fast(),
+            threads,
+        )
+        .map(|()| hashing);
         let result = copied
             .map_err(io_err("compress into", &temp))
             .and_then(|hashing| {
