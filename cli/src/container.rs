@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 
 use berth_api::client::{Client, ClientError};
-use berth_api::container::{BuildSpec, ContainerState, RunSpec};
+use berth_api::container::{BlobProgress, BuildSpec, ContainerState, ImageInfo, RunSpec};
 use berth_api::error::ErrorKind;
 use berth_api::event::Event;
 
@@ -418,17 +418,19 @@ async fn build(
     let call = client.build(spec);
     tokio::pin!(call);
     let images = loop {
+        // Events first, as `transfer` takes them: the last step's line is queued before the
+        // answer.
         tokio::select! {
-            images = &mut call => break images?,
-            event = events.next() => {
-                if let Some(Event::BuildProgress(p)) = event
-                    && p.tag == tag
-                    && !out.json()
-                {
+            biased;
+            event = events.next() => match event {
+                Some(Event::BuildProgress(p)) if p.tag == tag && !out.json() => {
                     let cached = if p.cached { " (cached)" } else { "" };
                     eprintln!("[{}/{}] {}{cached}", p.step, p.steps, p.instruction);
                 }
-            }
+                Some(_) => {}
+                None => break (&mut call).await?,
+            },
+            images = &mut call => break images?,
         }
     };
     out.show(&images, |images| {
@@ -439,7 +441,75 @@ async fn build(
     })
 }
 
-/// `pull`: subscribes first, then prints each layer as it arrives and when it is in the store.
+/// Which way blobs move, and what `pull` and `push` say of them.
+#[derive(Clone, Copy)]
+enum Transfer {
+    Pull,
+    Push,
+}
+
+impl Transfer {
+    /// The progress of this direction in an event.
+    fn progress(self, event: Event) -> Option<BlobProgress> {
+        match (self, event) {
+            (Transfer::Pull, Event::PullProgress(p)) | (Transfer::Push, Event::PushProgress(p)) => {
+                Some(p)
+            }
+            _ => None,
+        }
+    }
+
+    /// What a finished image, a moved blob, and a blob that was there already are called.
+    fn words(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Transfer::Pull => ("pulled", "pulled", "already present"),
+            Transfer::Push => ("pushed", "pushed", "already in the registry"),
+        }
+    }
+}
+
+/// `pull` and `push`: subscribes first, then prints each layer of `image` as it moves and
+/// once it is at its destination, and the images `call` answers with.
+async fn transfer(
+    events: &mut berth_api::Events,
+    out: &Output,
+    image: &str,
+    direction: Transfer,
+    call: impl std::future::Future<Output = Result<Vec<ImageInfo>, ClientError>>,
+) -> Result<(), Failure> {
+    let (done, moved, present) = direction.words();
+    tokio::pin!(call);
+    let mut shown = render::BlobProgressLines::new(moved, present);
+    let images = loop {
+        // Events first: berthd sends a blob's last progress before its answer, on the same
+        // connection, so they are queued when the answer is; an unbiased select may take the
+        // answer first and leave them unprinted.
+        tokio::select! {
+            biased;
+            event = events.next() => match event {
+                Some(event) => {
+                    if let Some(p) = direction.progress(event)
+                        && p.image == image
+                        && !out.json()
+                    {
+                        shown.show(&p);
+                    }
+                }
+                // No more events (the connection is going): only the answer is left.
+                None => break (&mut call).await?,
+            },
+            images = &mut call => break images?,
+        }
+    };
+    out.show(&images, |images| {
+        images
+            .iter()
+            .map(|i| format!("{done} {} {}\n", i.reference, i.id))
+            .collect()
+    })
+}
+
+/// `pull`: progress per layer until it is in the store.
 async fn pull(
     client: &Client,
     events: &mut berth_api::Events,
@@ -449,30 +519,10 @@ async fn pull(
 ) -> Result<(), Failure> {
     client.subscribe().await?;
     let call = client.pull(image, platform, logins()?);
-    tokio::pin!(call);
-    let mut shown = render::BlobProgressLines::new("pulled", "already present");
-    let images = loop {
-        tokio::select! {
-            images = &mut call => break images?,
-            event = events.next() => {
-                if let Some(Event::PullProgress(p)) = event
-                    && p.image == image
-                    && !out.json()
-                {
-                    shown.show(&p);
-                }
-            }
-        }
-    };
-    out.show(&images, |images| {
-        images
-            .iter()
-            .map(|i| format!("pulled {} {}\n", i.reference, i.id))
-            .collect()
-    })
+    transfer(events, out, image, Transfer::Pull, call).await
 }
 
-/// `push`: subscribes first, then prints each layer as it goes and when the registry has it.
+/// `push`: progress per layer until the registry has it.
 async fn push(
     client: &Client,
     events: &mut berth_api::Events,
@@ -482,27 +532,7 @@ async fn push(
 ) -> Result<(), Failure> {
     client.subscribe().await?;
     let call = client.push(image, destination, logins()?);
-    tokio::pin!(call);
-    let mut shown = render::BlobProgressLines::new("pushed", "already in the registry");
-    let images = loop {
-        tokio::select! {
-            images = &mut call => break images?,
-            event = events.next() => {
-                if let Some(Event::PushProgress(p)) = event
-                    && p.image == image
-                    && !out.json()
-                {
-                    shown.show(&p);
-                }
-            }
-        }
-    };
-    out.show(&images, |images| {
-        images
-            .iter()
-            .map(|i| format!("pushed {} {}\n", i.reference, i.id))
-            .collect()
-    })
+    transfer(events, out, image, Transfer::Push, call).await
 }
 
 /// Prints a container's output as the daemon pushes it, until it has stopped.

@@ -266,6 +266,43 @@ fn berthctl_logged(
     (out.status.success(), stdout, stderr)
 }
 
+/// The desk user the tests make and a temporary directory; `None` (skipped, saying why) when
+/// the tests do not run as root, who makes users.
+fn desk_user_and_dir() -> Option<(TestUser, tempfile::TempDir)> {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: the registry tests make their users as root");
+        return None;
+    }
+    let user = TestUser::desk()?;
+    Some((user, open_tempdir()))
+}
+
+/// A root daemon in `dir` with busybox imported: its store is the OCI layout the tests push
+/// into registries with skopeo (`state_dir/images`). `None` (skipped) without busybox.
+fn busybox_source(dir: &Path) -> Option<Daemon> {
+    std::fs::create_dir_all(dir).unwrap();
+    let tarball = busybox_tarball(dir, None)?;
+    let source = Daemon::start(dir, &[]);
+    ok(&source, &["import", tarball.to_str().unwrap(), "busybox"]);
+    Some(source)
+}
+
+/// What busybox's `/home/dev/notes` says in a container of `image` (removed after).
+fn notes(daemon: &Daemon, image: &str) -> String {
+    ok(
+        daemon,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            image,
+            "cat",
+            "/home/dev/notes",
+        ],
+    )
+}
+
 /// The names of the files in `dir` of the daemon's image store (none if it does not exist).
 fn store_dir(daemon: &Daemon, dir: &str) -> Vec<String> {
     let dir = daemon.state_dir.join("images").join(dir);
@@ -288,23 +325,17 @@ fn store_index(daemon: &Daemon) -> String {
 
 #[test]
 fn a_desk_user_pulls_runs_and_builds_from_a_registry_and_a_corrupt_blob_changes_nothing() {
-    if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("skipped: the registry test makes its users as root");
+    let Some((user, dir)) = desk_user_and_dir() else {
         return;
-    }
-    let Some(user) = TestUser::desk() else { return };
-    let dir = open_tempdir();
+    };
     let registry = Registry::start(dir.path());
 
     // The images to push: busybox imported into a root daemon's store (an OCI layout), and a
     // second image built on it whose own layer will be corrupted in the registry.
     let source_dir = dir.path().join("source");
-    std::fs::create_dir_all(&source_dir).unwrap();
-    let Some(tarball) = busybox_tarball(&source_dir, None) else {
+    let Some(source) = busybox_source(&source_dir) else {
         return;
     };
-    let source = Daemon::start(&source_dir, &[]);
-    ok(&source, &["import", tarball.to_str().unwrap(), "busybox"]);
     let other = source_dir.join("other");
     std::fs::create_dir_all(&other).unwrap();
     std::fs::write(
@@ -550,21 +581,15 @@ fn a_desk_user_pulls_runs_and_builds_from_a_registry_and_a_corrupt_blob_changes_
 
 #[test]
 fn a_desk_user_logs_in_to_a_private_registry_as_podman_and_skopeo_do() {
-    if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("skipped: the registry test makes its users as root");
+    let Some((user, dir)) = desk_user_and_dir() else {
         return;
-    }
-    let Some(user) = TestUser::desk() else { return };
-    let dir = open_tempdir();
+    };
     let registry = Registry::start_with_login(dir.path(), "berth", "s3cret:pass");
 
     let source_dir = dir.path().join("source");
-    std::fs::create_dir_all(&source_dir).unwrap();
-    let Some(tarball) = busybox_tarball(&source_dir, None) else {
+    let Some(source) = busybox_source(&source_dir) else {
         return;
     };
-    let source = Daemon::start(&source_dir, &[]);
-    ok(&source, &["import", tarball.to_str().unwrap(), "busybox"]);
     let layout = source.state_dir.join("images");
     let creds = Some("berth:s3cret:pass");
     registry.push_as(&layout, "busybox:latest", "team/busybox:1", "oci", creds);
@@ -853,20 +878,14 @@ fn a_desk_user_saves_and_loads_archives_skopeo_reads_and_writes() {
 
 #[test]
 fn a_pull_whose_connection_breaks_takes_up_where_it_stopped() {
-    if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("skipped: the registry test makes its users as root");
-        return;
-    }
-    let Some(user) = TestUser::desk() else { return };
-    let dir = open_tempdir();
-    let registry = Registry::start(dir.path());
-    let source_dir = dir.path().join("source");
-    std::fs::create_dir_all(&source_dir).unwrap();
-    let Some(tarball) = busybox_tarball(&source_dir, None) else {
+    let Some((user, dir)) = desk_user_and_dir() else {
         return;
     };
-    let source = Daemon::start(&source_dir, &[]);
-    ok(&source, &["import", tarball.to_str().unwrap(), "busybox"]);
+    let registry = Registry::start(dir.path());
+    let source_dir = dir.path().join("source");
+    let Some(source) = busybox_source(&source_dir) else {
+        return;
+    };
     let layout = source.state_dir.join("images");
     registry.push(&layout, "busybox:latest", "tools/busybox:1", "oci");
     let (_, manifest) = registry.inspect("tools/busybox:1");
@@ -913,21 +932,7 @@ fn a_pull_whose_connection_breaks_takes_up_where_it_stopped() {
         resumed_at > 0 && resumed_at < size,
         "the second request asks for the rest: {asked:?}"
     );
-    assert_eq!(
-        ok(
-            &daemon,
-            &[
-                "run",
-                "--rm",
-                "--network",
-                "none",
-                &image,
-                "cat",
-                "/home/dev/notes"
-            ]
-        ),
-        "mine\n"
-    );
+    assert_eq!(notes(&daemon, &image), "mine\n");
     assert_eq!(store_dir(&daemon, "ingest"), Vec::<String>::new());
 
     // It breaks every time: the pull gives up naming the blob and names no image, keeping
@@ -962,21 +967,7 @@ fn a_pull_whose_connection_breaks_takes_up_where_it_stopped() {
     assert_eq!(asked.len(), 1, "{asked:?}");
     assert_eq!(offset(&asked[0].range), Some(kept), "{asked:?}");
     assert_eq!(store_dir(&daemon, "ingest"), Vec::<String>::new());
-    assert_eq!(
-        ok(
-            &daemon,
-            &[
-                "run",
-                "--rm",
-                "--network",
-                "none",
-                &image,
-                "cat",
-                "/home/dev/notes"
-            ]
-        ),
-        "mine\n"
-    );
+    assert_eq!(notes(&daemon, &image), "mine\n");
 }
 
 #[test]
@@ -991,12 +982,9 @@ fn a_registry_behind_a_token_server_gives_anonymous_pulls_and_logged_in_pushes()
     let tokens = TokenServer::start(dir.path(), "dev", "t0ken:pass");
     let registry = Registry::start_with(dir.path(), &tokens.registry_config());
     let source_dir = dir.path().join("source");
-    std::fs::create_dir_all(&source_dir).unwrap();
-    let Some(tarball) = busybox_tarball(&source_dir, None) else {
+    let Some(source) = busybox_source(&source_dir) else {
         return;
     };
-    let source = Daemon::start(&source_dir, &[]);
-    ok(&source, &["import", tarball.to_str().unwrap(), "busybox"]);
     let layout = source.state_dir.join("images");
     let creds = Some("dev:t0ken:pass");
     registry.push_as(&layout, "busybox:latest", "public/busybox:1", "oci", creds);
@@ -1030,20 +1018,7 @@ fn a_registry_behind_a_token_server_gives_anonymous_pulls_and_logged_in_pushes()
         "{:?}",
         tokens.requests()
     );
-    assert_eq!(
-        ok(
-            &daemon,
-            &[
-                "run",
-                "--network",
-                "none",
-                &public,
-                "cat",
-                "/home/dev/notes"
-            ]
-        ),
-        "mine\n"
-    );
+    assert_eq!(notes(&daemon, &public), "mine\n");
     let private = format!("{}/private/busybox:1", registry.address);
     let (pulled, _, stderr) = berthctl_logged(&daemon, &auth, &["pull", &private], "");
     assert!(!pulled, "an anonymous pull of a private repository");
