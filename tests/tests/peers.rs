@@ -31,16 +31,27 @@ fn need_root() -> bool {
 
 /// Fork, drop to uid/gid 65534, and run `berthctl host` against the daemon.
 fn as_nobody(berthctl: &Path, socket: &Path) -> Output {
-    Command::new(berthctl)
-        .arg("--socket")
-        .arg(socket)
-        .arg("host")
-        .uid(NOBODY)
-        .gid(NOBODY)
-        .env_remove("XDG_RUNTIME_DIR")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    let mut tries = 0;
+    loop {
+        let run = Command::new(berthctl)
+            .arg("--socket")
+            .arg(socket)
+            .arg("host")
+            .uid(NOBODY)
+            .gid(NOBODY)
+            .env_remove("XDG_RUNTIME_DIR")
+            .stdin(Stdio::null())
+            .output();
+        match run {
+            // The copy was just written, and a test on another thread may have forked while
+            // its descriptor was open: until that child execs, the file is "busy".
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other.unwrap(),
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
