@@ -109,6 +109,8 @@ pub enum ContainerCommand {
     Rmi { image: String },
     /// Pull an image from a registry: `[REGISTRY/]NAME[:TAG|@DIGEST]` (`busybox` is Docker
     /// Hub's `docker.io/library/busybox:latest`; a registry on localhost is spoken to over HTTP).
+    /// Progress per layer on stderr; a transfer that breaks off is taken up where it stopped,
+    /// in this pull or the next.
     Pull {
         /// OS/ARCH[/VARIANT] to take from a multi-platform image (default linux/amd64).
         #[arg(long, value_name = "OS/ARCH")]
@@ -116,7 +118,7 @@ pub enum ContainerCommand {
         image: String,
     },
     /// Push an image to a registry: to DESTINATION (`REGISTRY/NAME[:TAG]`), or to the
-    /// registry IMAGE's own name starts with.
+    /// registry IMAGE's own name starts with. Progress per layer on stderr.
     Push {
         image: String,
         destination: Option<String>,
@@ -495,7 +497,8 @@ fn volume(text: &str) -> Result<VolumeMount, String> {
 pub enum SystemCommand {
     /// What images, containers, volumes and the build cache take, and what a prune frees.
     Df,
-    /// Remove stopped containers, the build cache and blobs no image uses.
+    /// Remove stopped containers, the build cache, blobs no image uses and what interrupted
+    /// pulls kept for resuming.
     Prune {
         /// Also every image no container uses.
         #[arg(short, long)]

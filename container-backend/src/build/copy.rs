@@ -78,19 +78,18 @@ pub fn stage_copy(
             let mut dirs = Vec::new();
             for entry in from.entries(&source.path) {
                 let inside = entry.strip_prefix(&source.path).unwrap_or(&entry);
-                if place
-                    .exclude
-                    .is_some_and(|rules| rules.ignored(&inside.to_string_lossy()))
-                {
-                    continue;
-                }
                 let dest = target.join(inside);
-                // Below a directory left out (an exception brought this back): its
-                // directories on the way are made as missing ones are.
-                if let Some(parent) = dest.parent()
-                    && !layer_dir.join(parent).exists()
-                {
-                    writer.dirs(parent, new_owner)?;
+                if let Some(rules) = place.exclude {
+                    if rules.ignored(&inside.to_string_lossy()) {
+                        continue;
+                    }
+                    // Below a directory left out (an exception brought this back): its
+                    // directories on the way are made as missing ones are.
+                    if let Some(parent) = dest.parent()
+                        && !layer_dir.join(parent).exists()
+                    {
+                        writer.dirs(parent, new_owner)?;
+                    }
                 }
                 let entry_meta = fs::symlink_metadata(from.root().join(&entry))
                     .map_err(|e| format!("{}: {e}", entry.display()))?;

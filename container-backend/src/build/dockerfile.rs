@@ -258,12 +258,9 @@ fn command(rest: &str) -> Command {
     }
 }
 
+/// A flag's value; the last one when it is given several times.
 fn flag(flags: &[(String, String)], name: &str) -> Option<String> {
-    flags
-        .iter()
-        .rev()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.clone())
+    flags_named(flags, name).pop()
 }
 
 /// Every value of a flag that may be given several times (`--exclude`), in order.

@@ -34,8 +34,12 @@ pub fn is_initial_map(map: &str) -> bool {
 }
 
 /// Whether this process is in a user namespace other than the host's (a rootless daemon).
+/// Read once: a daemon enters its namespace before it starts anything, and never leaves it.
 pub fn in_user_namespace() -> bool {
-    fs::read_to_string("/proc/self/uid_map").is_ok_and(|map| !is_initial_map(&map))
+    static INSIDE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *INSIDE.get_or_init(|| {
+        fs::read_to_string("/proc/self/uid_map").is_ok_and(|map| !is_initial_map(&map))
+    })
 }
 
 /// Whether supplementary groups may be set here: not in a user namespace whose map was
