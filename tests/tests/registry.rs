@@ -968,6 +968,15 @@ fn a_pull_whose_connection_breaks_takes_up_where_it_stopped() {
     assert_eq!(offset(&asked[0].range), Some(kept), "{asked:?}");
     assert_eq!(store_dir(&daemon, "ingest"), Vec::<String>::new());
     assert_eq!(notes(&daemon, &image), "mine\n");
+
+    // What a broken pull kept goes with `system prune`.
+    ok(&daemon, &["rmi", &image]);
+    proxy.cut_next(100);
+    assert!(!daemon.berthctl(&["pull", &image]).status.success());
+    proxy.cut_next(0);
+    assert_eq!(store_dir(&daemon, "ingest"), vec![hex.to_owned()]);
+    ok(&daemon, &["system", "prune", "-f"]);
+    assert_eq!(store_dir(&daemon, "ingest"), Vec::<String>::new());
 }
 
 #[test]
