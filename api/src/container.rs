@@ -357,6 +357,9 @@ pub struct ContainerInfo {
     pub allocation: Shares,
     #[serde(default)]
     pub network: ContainerNetwork,
+    /// Its address on the bridge network, where other containers reach it.
+    #[serde(default)]
+    pub address: Option<std::net::Ipv4Addr>,
     /// Its published ports.
     #[serde(default)]
     pub ports: Vec<PortForward>,

@@ -17,6 +17,9 @@ pub enum ContainerNetwork {
     /// ports are bound by pasta on the host.
     #[default]
     Pasta,
+    /// The Berth network: a bridge of the daemon's where containers reach each other by name
+    /// (as on a Docker network made with `docker network create`), out through the same NAT.
+    Bridge,
     /// Loopback only.
     None,
 }
@@ -26,6 +29,7 @@ impl ContainerNetwork {
     pub fn name(self) -> &'static str {
         match self {
             ContainerNetwork::Pasta => "pasta",
+            ContainerNetwork::Bridge => "bridge",
             ContainerNetwork::None => "none",
         }
     }
@@ -37,9 +41,10 @@ impl FromStr for ContainerNetwork {
     fn from_str(text: &str) -> Result<Self, String> {
         match text {
             "pasta" | "default" => Ok(ContainerNetwork::Pasta),
+            "bridge" | "berth" => Ok(ContainerNetwork::Bridge),
             "none" => Ok(ContainerNetwork::None),
             other => Err(format!(
-                "unknown network `{other}`: use `pasta` (the default) or `none`"
+                "unknown network `{other}`: use `pasta` (the default), `bridge` or `none`"
             )),
         }
     }
@@ -541,11 +546,12 @@ mod tests {
     fn networks_by_name() {
         assert_eq!("none".parse(), Ok(ContainerNetwork::None));
         assert_eq!("pasta".parse(), Ok(ContainerNetwork::Pasta));
+        assert_eq!("bridge".parse(), Ok(ContainerNetwork::Bridge));
         assert!(
-            "bridge"
+            "host"
                 .parse::<ContainerNetwork>()
                 .unwrap_err()
-                .contains("`bridge`")
+                .contains("`host`")
         );
     }
 }

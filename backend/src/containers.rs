@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::io::Read;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,7 +24,9 @@ use berth_api::utilisation::{Resources, Shares, container_allocation, ratio};
 use berth_api::validate;
 use berth_api::volume::{VolumeMount, VolumeSource};
 use container_backend::image::{Image, ImageStore};
-use container_backend::runtime::{self, ContainerConfig, Layout, Limits};
+use container_backend::runtime::{
+    self, BridgeNetwork, Connection, ContainerConfig, HostsEntry, Layout, Limits,
+};
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
@@ -59,6 +62,9 @@ struct Record {
     network: ContainerNetwork,
     #[serde(default)]
     ports: Vec<PortForward>,
+    /// Its address on the bridge network, kept for its life.
+    #[serde(default)]
+    address: Option<Ipv4Addr>,
     /// `--hostname`; the short id when `None`.
     #[serde(default)]
     hostname: Option<String>,
@@ -107,6 +113,19 @@ impl MountRecord {
     }
 }
 
+/// A container's line in the /etc/hosts of the others on the bridge.
+fn hosts_entry(record: &Record, address: Ipv4Addr) -> HostsEntry {
+    let mut names = vec![record.name.clone(), record.id.chars().take(12).collect()];
+    let hostname = runtime::hostname_of(&record.id, record.hostname.as_deref());
+    if !names.contains(&hostname) {
+        names.push(hostname);
+    }
+    HostsEntry {
+        address: IpAddr::V4(address),
+        names,
+    }
+}
+
 fn no_network() -> ContainerNetwork {
     ContainerNetwork::None
 }
@@ -139,6 +158,18 @@ pub struct Engine {
     /// Processes `exec` started, by the id their client waits on.
     execs: Mutex<HashMap<u64, Arc<ExecWaiter>>>,
     next_exec: AtomicU64,
+    /// Where the bridge network's namespace is kept.
+    network_dir: PathBuf,
+    /// The bridge network and how many running containers are on it.
+    bridge: Mutex<BridgeUse>,
+}
+
+/// The bridge network while containers are on it: made by the first, taken down after the
+/// last (its namespace and pasta), as Podman takes down its rootless network namespace.
+#[derive(Default)]
+struct BridgeUse {
+    network: Option<BridgeNetwork>,
+    containers: usize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -247,6 +278,8 @@ impl Engine {
             host,
             execs: Mutex::new(HashMap::new()),
             next_exec: AtomicU64::new(1),
+            network_dir: state_dir.join("network"),
+            bridge: Mutex::new(BridgeUse::default()),
         });
         engine.readopt();
         engine
@@ -254,17 +287,49 @@ impl Engine {
 
     fn readopt(self: &Arc<Self>) {
         let Ok(layout) = &self.layout else { return };
-        let was_running: Vec<(String, Option<String>, i32)> = lock(&self.records)
+        let was_running: Vec<(Record, i32)> = lock(&self.records)
             .values()
             .filter_map(|r| match r.state {
-                ContainerState::Running { pid } => Some((r.id.clone(), r.hostname.clone(), pid)),
+                ContainerState::Running { pid } => Some((r.clone(), pid)),
                 _ => None,
             })
             .collect();
         let mut gone = Vec::new();
-        for (id, hostname, pid) in was_running {
-            let container =
-                runtime::Container::adopt(&id, hostname.as_deref(), pid, layout, &self.dir(&id));
+        for (record, pid) in was_running {
+            let id = record.id.clone();
+            // Its ports on the bridge are carried again (its veth lived on in its namespace).
+            let mut joined = false;
+            let published = match (record.network, record.address) {
+                (ContainerNetwork::Bridge, Some(address))
+                    if Path::new(&format!("/proc/{pid}")).exists() =>
+                {
+                    match self.join_bridge() {
+                        Ok(network) => {
+                            joined = true;
+                            runtime::Published::open(&network, address, &record.ports)
+                                .inspect_err(|e| {
+                                    eprintln!(
+                                        "berthd: the ports of container {id} are not published: {e}"
+                                    )
+                                })
+                                .ok()
+                        }
+                        Err(e) => {
+                            eprintln!("berthd: container {id} is off its network: {}", e.message);
+                            None
+                        }
+                    }
+                }
+                _ => None,
+            };
+            let container = runtime::Container::adopt(
+                &id,
+                record.hostname.as_deref(),
+                pid,
+                layout,
+                &self.dir(&id),
+                published,
+            );
             if container.is_running() {
                 let running = Arc::new(Running {
                     container,
@@ -277,6 +342,9 @@ impl Engine {
                 std::thread::spawn(move || engine.watch_adopted(&id, &running));
             } else {
                 container.reap_leftovers();
+                if joined {
+                    self.leave_bridge();
+                }
                 self.set_state(
                     &id,
                     ContainerState::Stopped {
@@ -325,6 +393,67 @@ impl Engine {
         self.root.join(id)
     }
 
+    /// The bridge network for one more container, set up for the first.
+    fn join_bridge(&self) -> Result<BridgeNetwork, ApiError> {
+        let mut bridge = lock(&self.bridge);
+        let network = match &bridge.network {
+            Some(network) => network.clone(),
+            None => BridgeNetwork::open(&self.network_dir)
+                .map_err(|e| ApiError::new(ErrorKind::Unsupported, e.to_string()))?,
+        };
+        bridge.network = Some(network.clone());
+        bridge.containers += 1;
+        Ok(network)
+    }
+
+    /// One container less on the bridge network; taken down after the last.
+    fn leave_bridge(&self) {
+        let mut bridge = lock(&self.bridge);
+        bridge.containers = bridge.containers.saturating_sub(1);
+        if bridge.containers == 0
+            && let Some(network) = bridge.network.take()
+        {
+            network.close();
+        }
+    }
+
+    /// The /etc/hosts entries of the running containers on the bridge, but `except`: each
+    /// one's address and names (its name, its short id and its hostname), as Docker's DNS
+    /// answers on a network of its own.
+    fn bridge_hosts(&self, except: &str) -> Vec<HostsEntry> {
+        lock(&self.records)
+            .values()
+            .filter(|r| r.id != except && r.state.is_running())
+            .filter_map(|r| {
+                let address = r
+                    .address
+                    .filter(|_| r.network == ContainerNetwork::Bridge)?;
+                Some(hosts_entry(r, address))
+            })
+            .collect()
+    }
+
+    /// Writes the /etc/hosts of every running container on the bridge again, after one came
+    /// or went.
+    fn refresh_bridge_hosts(&self) {
+        let running: Vec<Record> = lock(&self.records)
+            .values()
+            .filter(|r| r.network == ContainerNetwork::Bridge && r.state.is_running())
+            .cloned()
+            .collect();
+        let entries = self.bridge_hosts("");
+        for record in running {
+            let hostname = runtime::hostname_of(&record.id, record.hostname.as_deref());
+            let text = runtime::network::hosts_text(&hostname, &entries);
+            if let Err(e) = runtime::network::rewrite_hosts(&self.dir(&record.id), &text) {
+                eprintln!(
+                    "berthd: cannot tell container {} its neighbours: {e}",
+                    record.name
+                );
+            }
+        }
+    }
+
     fn persist(&self, record: &Record) -> Result<(), ApiError> {
         store::write_ron(&self.dir(&record.id).join(RECORD), record).map_err(internal)
     }
@@ -340,6 +469,7 @@ impl Engine {
             created: r.created,
             allocation: self.allocation(r),
             network: r.network,
+            address: r.address,
             ports: r.ports.clone(),
             volumes: r.volumes.clone(),
             restart: r.restart,
@@ -626,6 +756,23 @@ impl Engine {
                     format!("a container named `{name}` exists already"),
                 ));
             }
+            // A bridge address for the container's life: the lowest no other has.
+            let address = match spec.network {
+                ContainerNetwork::Bridge => {
+                    let taken: HashSet<Ipv4Addr> =
+                        records.values().filter_map(|r| r.address).collect();
+                    let free = (2..)
+                        .map_while(runtime::bridge::address)
+                        .find(|a| !taken.contains(a));
+                    Some(free.ok_or_else(|| {
+                        ApiError::new(
+                            ErrorKind::Conflict,
+                            "the bridge network has no free address: remove containers on it",
+                        )
+                    })?)
+                }
+                _ => None,
+            };
             let record = Record {
                 id: id.clone(),
                 name,
@@ -653,6 +800,7 @@ impl Engine {
                 state: ContainerState::Created,
                 network: spec.network,
                 ports,
+                address,
                 hostname: spec.hostname.clone(),
                 remove: spec.remove,
                 volumes: spec.volumes.clone(),
@@ -714,14 +862,33 @@ impl Engine {
                 memory: record.limits.memory,
                 pids: record.limits.pids,
             },
-            network: match record.network {
-                ContainerNetwork::Pasta => Some(record.ports.clone()),
-                ContainerNetwork::None => None,
+            network: match (record.network, record.address) {
+                (ContainerNetwork::Pasta, _) => Some(Connection::Pasta(record.ports.clone())),
+                (ContainerNetwork::Bridge, Some(address)) => Some(Connection::Bridge {
+                    network: self.join_bridge()?,
+                    address,
+                    ports: record.ports.clone(),
+                }),
+                (ContainerNetwork::Bridge, None) => {
+                    return Err(internal("a container on the bridge without an address"));
+                }
+                (ContainerNetwork::None, _) => None,
+            },
+            hosts: match record.address {
+                Some(address) if record.network == ContainerNetwork::Bridge => {
+                    let mut hosts = vec![hosts_entry(record, address)];
+                    hosts.extend(self.bridge_hosts(&record.id));
+                    hosts
+                }
+                _ => Vec::new(),
             },
         };
         let mut container = match runtime::start(&config, layout) {
             Ok(container) => container,
             Err(e) => {
+                if matches!(config.network, Some(Connection::Bridge { .. })) {
+                    self.leave_bridge();
+                }
                 self.set_state(
                     &record.id,
                     ContainerState::Stopped {
@@ -742,6 +909,9 @@ impl Engine {
         });
         lock(&self.running).insert(record.id.clone(), Arc::clone(&running));
         self.set_state(&record.id, ContainerState::Running { pid });
+        if record.network == ContainerNetwork::Bridge {
+            self.refresh_bridge_hosts();
+        }
         let engine = Arc::clone(self);
         let id = record.id.clone();
         std::thread::spawn(move || {
@@ -782,6 +952,13 @@ impl Engine {
         };
         self.set_state(id, state);
         lock(&self.running).remove(id);
+        if lock(&self.records)
+            .get(id)
+            .is_some_and(|r| r.network == ContainerNetwork::Bridge)
+        {
+            self.leave_bridge();
+            self.refresh_bridge_hosts();
+        }
         // `--rm`: gone with its files once its end is told (the state event above).
         let mut records = lock(&self.records);
         if records.get(id).is_some_and(|r| r.remove) {

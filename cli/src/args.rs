@@ -244,7 +244,9 @@ pub struct RunArgs {
     /// Publish every port the image EXPOSEs on a free host port (`berthctl port` shows which).
     #[arg(short = 'P', long = "publish-all")]
     pub publish_all: bool,
-    /// `pasta` (the default: the host's network through user-mode NAT) or `none`.
+    /// `pasta` (the default: the host's network through user-mode NAT), `bridge` (the Berth
+    /// network: containers on it reach each other by name, and out through the same NAT) or
+    /// `none`.
     #[arg(long, default_value = "pasta")]
     pub network: ContainerNetwork,
     pub image: String,
@@ -289,7 +291,8 @@ pub struct BuildArgs {
     /// Build-time variables, NAME=VALUE.
     #[arg(long = "build-arg", value_name = "NAME=VALUE")]
     pub build_args: Vec<String>,
-    /// RUN steps' network: `pasta` (the default) or `none` (a hermetic build).
+    /// RUN steps' network: `pasta` (the default; `bridge` is the same for a build) or `none` (a
+    /// hermetic build).
     #[arg(long, default_value = "pasta")]
     pub network: ContainerNetwork,
     /// Build up to this stage, which becomes the image.

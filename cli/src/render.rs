@@ -602,6 +602,7 @@ mod tests {
             created: 0,
             allocation: HALF,
             network: ContainerNetwork::Pasta,
+            address: None,
             ports: vec!["127.0.0.1:18080:80".parse().unwrap()],
             volumes: vec![],
             restart: Default::default(),

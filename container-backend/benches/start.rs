@@ -102,6 +102,7 @@ fn main() {
             user: String::new(),
             limits: Limits::default(),
             network: None,
+            hosts: Vec::new(),
         };
         let start = Instant::now();
         let exit = runtime::start(&config, &layout).expect("start").wait();

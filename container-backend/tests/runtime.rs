@@ -88,6 +88,7 @@ impl Fixture {
             user: String::new(),
             limits: Limits::default(),
             network: None,
+            hosts: Vec::new(),
         }
     }
 
@@ -308,7 +309,9 @@ fn a_networked_container_serves_its_published_port_and_has_its_etc_files() {
         "web",
         &["/bin/busybox", "httpd", "-f", "-p", "80", "-h", "/etc"],
     );
-    config.network = Some(vec![format!("127.0.0.1:{port}:80").parse().unwrap()]);
+    config.network = Some(runtime::Connection::Pasta(vec![
+        format!("127.0.0.1:{port}:80").parse().unwrap(),
+    ]));
     let container = runtime::start(&config, &f.layout).unwrap();
     let hostname: String = config.id.chars().take(12).collect();
     let answer = http_get(port, "/hostname");
@@ -337,7 +340,9 @@ fn a_published_port_in_use_fails_the_start_with_pastas_reason() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let mut config = f.config("clash", &["true"]);
-    config.network = Some(vec![format!("127.0.0.1:{port}:80").parse().unwrap()]);
+    config.network = Some(runtime::Connection::Pasta(vec![
+        format!("127.0.0.1:{port}:80").parse().unwrap(),
+    ]));
     let err = runtime::start(&config, &f.layout).unwrap_err();
     assert!(matches!(err, RuntimeError::Network(_)), "{err:?}");
     assert!(

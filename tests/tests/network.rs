@@ -192,6 +192,119 @@ fn containers_are_on_the_network(daemon: &Daemon, tarball: &Path, dir: &Path) {
         "{}",
         text(&out).1
     );
+
+    containers_reach_each_other_on_the_bridge(daemon);
+}
+
+/// On the bridge network: containers reach each other by name (a neighbour that starts later
+/// too), the host by `host.containers.internal`, and a published port from the host; a
+/// container that went is no longer named; its ports are free again.
+fn containers_reach_each_other_on_the_bridge(daemon: &Daemon) {
+    let run = |args: &[&str]| {
+        let mut all = vec!["run"];
+        all.extend_from_slice(args);
+        let out = daemon.berthctl(&all);
+        assert!(out.status.success(), "{}\n{}", text(&out).1, daemon.log());
+        text(&out).0
+    };
+    let port = free_port();
+    let publish = format!("127.0.0.1:{port}:8080");
+    let front = run(&[
+        "-d",
+        "--name",
+        "front",
+        "--network",
+        "bridge",
+        "-p",
+        &publish,
+        "busybox",
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "8080",
+        "-h",
+        "/etc",
+    ]);
+    let db = run(&[
+        "-d",
+        "--network",
+        "bridge",
+        "--name",
+        "db",
+        "busybox",
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/etc",
+    ]);
+    let (front, db) = (&front.trim()[..12], &db.trim()[..12]);
+
+    // From the host through the published port: front answers, and its /etc/hosts names db,
+    // which started after it.
+    let hosts = http_get(port, "/hosts");
+    assert!(hosts.contains(" 200 OK\r\n"), "{hosts}");
+    let db_line = hosts
+        .lines()
+        .find(|l| l.contains("\tdb "))
+        .unwrap_or_else(|| panic!("front's /etc/hosts names db: {hosts}"));
+    assert!(db_line.starts_with("10.89."), "{db_line}");
+    let inspected: serde_json::Value =
+        serde_json::from_slice(&daemon.berthctl(&["inspect", "db"]).stdout).unwrap();
+    assert_eq!(inspected["network"], "bridge", "{inspected}");
+    assert_eq!(
+        Some(db_line.split('\t').next().unwrap()),
+        inspected["address"].as_str(),
+        "{inspected}"
+    );
+
+    // Between containers, by name and by short id, and to the host's loopback.
+    let server = host_server("hello from the host\n");
+    let script = format!(
+        "busybox wget -q -O - http://db/hostname && busybox wget -q -O - http://{front}:8080/hostname && busybox wget -q -O - http://host.containers.internal:{server}/"
+    );
+    assert_eq!(
+        run(&[
+            "--rm",
+            "--network",
+            "bridge",
+            "busybox",
+            "sh",
+            "-c",
+            &script
+        ]),
+        format!("{db}\n{front}\nhello from the host\n")
+    );
+
+    // db gone: its name is gone with it, and front's port is free once front is.
+    let out = daemon.berthctl(&["rm", "-f", "db"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let out = daemon.berthctl(&[
+        "run",
+        "--rm",
+        "--network",
+        "bridge",
+        "busybox",
+        "busybox",
+        "wget",
+        "-q",
+        "-O",
+        "-",
+        "http://db/hostname",
+    ]);
+    let said = format!("{}{}", text(&out).0, text(&out).1);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("bad address 'db"), "{said}");
+    assert!(!http_get(port, "/hosts").contains("\tdb "));
+    let out = daemon.berthctl(&["rm", "-f", "front"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert!(
+        TcpListener::bind(("127.0.0.1", port)).is_ok(),
+        "port {port} is free once front is gone"
+    );
 }
 
 /// The interface names in a container's `/proc/net/dev` (two header lines, then `name: counters`).

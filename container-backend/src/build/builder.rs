@@ -31,7 +31,7 @@ use crate::image::layer::{apply_layer, hex, tar_directory, tar_overlay_upper};
 use crate::image::oci::{Descriptor, History, ImageConfig, MEDIA_LAYER_GZIP};
 use crate::image::remote::RemoteImage;
 use crate::image::{Image, ImageError, ImageStore, Reference};
-use crate::runtime::{self, ContainerConfig, Layout, Limits};
+use crate::runtime::{self, Connection, ContainerConfig, Layout, Limits};
 use berth_api::time::now_rfc3339;
 
 /// What to build.
@@ -994,11 +994,15 @@ impl Builder<'_> {
             user: stage.config.config.user.clone().unwrap_or_default(),
             limits: Limits::default(),
             log: build.build_dir.join(format!("run-{}.log", line.number)),
-            // On the network as a container is, unless the build asked for none.
+            // On the network through pasta, unless the build asked for none (a step needs no
+            // names of other containers: the bridge is for running ones).
             network: match self.network {
-                ContainerNetwork::Pasta => Some(Vec::new()),
+                ContainerNetwork::Pasta | ContainerNetwork::Bridge => {
+                    Some(Connection::Pasta(Vec::new()))
+                }
                 ContainerNetwork::None => None,
             },
+            hosts: Vec::new(),
         };
         let layout = self.layout;
         self.layer_step(stage, key, line, &created_by, cache, |_, _| {

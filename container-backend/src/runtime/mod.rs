@@ -8,16 +8,21 @@
 //! - [`user`]: the image's USER resolved in its own /etc/passwd.
 //! - [`ids`]: which ids exist in the daemon's user namespace (a rootless daemon has few).
 //! - [`network`]: the container's network through pasta, its published ports and /etc files.
+//! - [`bridge`]: the Berth network, where containers reach each other by name.
+//! - [`proxy`]: the published ports of a container on the Berth network.
 
+pub mod bridge;
 pub mod capabilities;
 pub mod cgroup;
 pub mod exec;
 pub mod ids;
 pub mod network;
+pub mod proxy;
 pub mod spawn;
 pub mod user;
 
 use std::fs::{self, OpenOptions};
+use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -27,12 +32,44 @@ use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 
+pub use bridge::BridgeNetwork;
 pub use cgroup::{Cgroup, Layout, Limits, Usage};
-pub use network::{NetworkError, Pasta};
+pub use network::{HostsEntry, NetworkError, Pasta};
+pub use proxy::Published;
 pub use spawn::{BindMount, ProcessSpec, SpawnError, TmpfsMount};
 
 /// The `PATH` a container gets when its image sets none.
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// How a container is connected.
+#[derive(Debug, Clone)]
+pub enum Connection {
+    /// Through a pasta of its own, which publishes these ports.
+    Pasta(Vec<PortForward>),
+    /// On the Berth network at `address`; the daemon publishes `ports`.
+    Bridge {
+        network: BridgeNetwork,
+        address: Ipv4Addr,
+        ports: Vec<PortForward>,
+    },
+}
+
+/// What keeps a started container connected, ended with it.
+#[derive(Debug)]
+pub enum Attachment {
+    Pasta(Pasta),
+    /// Its published ports on the Berth network (its veth goes with its namespace).
+    Bridge(Published),
+}
+
+impl Attachment {
+    fn detach(&self) {
+        match self {
+            Attachment::Pasta(pasta) => pasta.detach(),
+            Attachment::Bridge(published) => published.close(),
+        }
+    }
+}
 
 /// Everything needed to start a container.
 #[derive(Debug, Clone)]
@@ -53,8 +90,11 @@ pub struct ContainerConfig {
     pub limits: Limits,
     /// stdout and stderr go here (appended).
     pub log: PathBuf,
-    /// Connected through pasta, with these ports published; `None`: loopback only.
-    pub network: Option<Vec<PortForward>>,
+    /// How it is connected; `None`: loopback only.
+    pub network: Option<Connection>,
+    /// Its /etc/hosts names beyond localhost and its own (the other containers on its
+    /// network).
+    pub hosts: Vec<HostsEntry>,
     /// The hostname asked for; the short id when `None`.
     pub hostname: Option<String>,
     /// Host files and directories mounted into it (volumes).
@@ -107,8 +147,8 @@ pub struct Container {
     pub id: String,
     pub pid: i32,
     pub cgroup: Cgroup,
-    /// Its pasta, when it is networked.
-    pub network: Option<Pasta>,
+    /// What keeps it connected, when it is networked.
+    pub network: Option<Attachment>,
     /// Its hostname, which its first process also has as `HOSTNAME` (how it is recognised
     /// without a cgroup).
     pub hostname: String,
@@ -236,10 +276,11 @@ pub fn start(config: &ContainerConfig, layout: &Layout) -> Result<Container, Run
         path: config.log.clone(),
         source,
     })?;
-    // Offline (no default route), pasta cannot start: a container without published ports
-    // runs on loopback, as with `--network none`; one with ports is refused.
+    // Offline (no default route), pasta cannot start: a container of its own without
+    // published ports runs on loopback, as with `--network none`; one with ports is refused.
+    // The bridge works offline: its containers still reach each other.
     let network = match &config.network {
-        Some(ports) if !network::host_has_route() => {
+        Some(Connection::Pasta(ports)) if !network::host_has_route() => {
             if !ports.is_empty() {
                 return Err(NetworkError::NoRoute.into());
             }
@@ -249,7 +290,12 @@ pub fn start(config: &ContainerConfig, layout: &Layout) -> Result<Container, Run
     };
     let mut mounts = match network {
         // An image that cannot hold a file there (a dangling link) keeps what it has.
-        Some(_) => network::etc_files(&config.dir, &hostname)?
+        Some(_) => {
+            network::etc_files(
+                &config.dir,
+                &hostname,
+                &network::hosts_text(&hostname, &config.hosts),
+            )?
             .into_iter()
             .map(|(file, target)| BindMount {
                 // The daemon's own file; its directory may lie behind a symlink.
@@ -258,8 +304,18 @@ pub fn start(config: &ContainerConfig, layout: &Layout) -> Result<Container, Run
                 read_only: false,
                 optional: true,
             })
-            .collect(),
+            .collect()
+        }
         None => Vec::new(),
+    };
+    // Ports on the bridge are bound before the process starts, so one in use stops the start.
+    let published = match network {
+        Some(Connection::Bridge {
+            network,
+            address,
+            ports,
+        }) => Some(Published::open(network, *address, ports)?),
+        _ => None,
     };
     mounts.extend(config.mounts.iter().cloned());
     // A terminal's master comes back from the child over a socket pair.
@@ -317,24 +373,27 @@ pub fn start(config: &ContainerConfig, layout: &Layout) -> Result<Container, Run
     let cgroup = Cgroup::create(layout, &config.id, &config.limits)?;
     let command = config.args.first().cloned().unwrap_or_default();
     // Set while the process waits to go on: the cgroup, then the network.
-    let mut pasta = None;
+    let mut attachment = published.map(Attachment::Bridge);
     let mut network_error = None;
     let spawned = spawn::spawn(&spec, |pid| {
         cgroup.add(pid).map_err(|e| SpawnError::Parent {
             what: "put the process into its cgroup",
             source: std::io::Error::other(e.to_string()),
         })?;
-        if let Some(ports) = network {
-            match Pasta::attach(pid, &config.dir, ports) {
-                Ok(attached) => pasta = Some(attached),
-                Err(e) => {
-                    network_error = Some(e);
-                    return Err(SpawnError::Parent {
-                        what: "connect the network",
-                        source: std::io::Error::other("pasta failed"),
-                    });
-                }
-            }
+        let connected = match network {
+            Some(Connection::Pasta(ports)) => Pasta::attach(pid, &config.dir, ports)
+                .map(|p| attachment = Some(Attachment::Pasta(p))),
+            Some(Connection::Bridge {
+                network, address, ..
+            }) => network.attach(pid, &config.id, *address),
+            None => Ok(()),
+        };
+        if let Err(e) = connected {
+            network_error = Some(e);
+            return Err(SpawnError::Parent {
+                what: "connect the network",
+                source: std::io::Error::other("the network failed"),
+            });
         }
         Ok(())
     });
@@ -364,15 +423,15 @@ pub fn start(config: &ContainerConfig, layout: &Layout) -> Result<Container, Run
                 id: config.id.clone(),
                 pid,
                 cgroup,
-                network: pasta,
+                network: attachment,
                 hostname,
                 terminal,
                 stdin: stdin_write,
             })
         }
         Err(source) => {
-            if let Some(pasta) = pasta {
-                pasta.detach();
+            if let Some(attachment) = attachment {
+                attachment.detach();
             }
             let _ = cgroup.remove();
             match network_error {
@@ -386,19 +445,23 @@ pub fn start(config: &ContainerConfig, layout: &Layout) -> Result<Container, Run
 impl Container {
     /// A container started earlier whose first process is `pid`: it can be watched and
     /// signalled, but not waited for with waitpid (it is not this process's child any more).
-    /// `dir` is its directory, where its network's namespace file is.
+    /// `dir` is its directory, where its pasta's namespace file is; `published`, the ports
+    /// carried for it again when it is on the bridge.
     pub fn adopt(
         id: &str,
         hostname: Option<&str>,
         pid: i32,
         layout: &Layout,
         dir: &Path,
+        published: Option<Published>,
     ) -> Container {
         Container {
             id: id.to_owned(),
             pid,
             cgroup: Cgroup::existing(layout, id),
-            network: Pasta::existing(dir),
+            network: published
+                .map(Attachment::Bridge)
+                .or_else(|| Pasta::existing(dir).map(Attachment::Pasta)),
             hostname: hostname_of(id, hostname),
             terminal: None,
             stdin: None,
@@ -444,8 +507,8 @@ impl Container {
             std::thread::sleep(Duration::from_millis(5));
         }
         let _ = self.cgroup.remove();
-        if let Some(pasta) = &self.network {
-            pasta.detach();
+        if let Some(attachment) = &self.network {
+            attachment.detach();
         }
     }
 

@@ -11,6 +11,7 @@
 
 use std::fs::{self, File};
 use std::io;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -45,6 +46,20 @@ pub enum NetworkError {
         "cannot publish ports: this host has no default route, which pasta needs (connect to a network, or run without -p)"
     )]
     NoRoute,
+    /// A program that sets up the bridge network is not there.
+    #[error(
+        "the bridge network needs `{program}`, which is not installed: install it (sudo apt install {package}) or use --network pasta"
+    )]
+    BridgeTool {
+        program: &'static str,
+        package: &'static str,
+    },
+    /// Setting up the bridge network, or a container on it, failed: what and why.
+    #[error("cannot {what} on the bridge network: {why}")]
+    Bridge { what: String, why: String },
+    /// A published port could not be bound on the host.
+    #[error("cannot publish {port}: {source}")]
+    Publish { port: String, source: io::Error },
 }
 
 /// Whether the host has a default route (IPv4 or IPv6, not the kernel's `lo` reject route),
@@ -80,14 +95,74 @@ pub const ETC_FILES: [(&str, &str); 3] = [
     ("hostname", "etc/hostname"),
 ];
 
+/// The names a container reaches the host's loopback by, as Podman (and Docker Desktop) name
+/// it: the host's gateway, which pasta maps to the host's loopback.
+const HOST_NAMES: &str = "host.containers.internal host.docker.internal";
+
+/// A line of a container's /etc/hosts: an address and its names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostsEntry {
+    pub address: IpAddr,
+    pub names: Vec<String>,
+}
+
+/// The address of the host's default IPv4 route's gateway, from `/proc/net/route`.
+pub fn host_gateway() -> Option<Ipv4Addr> {
+    let routes = fs::read_to_string("/proc/net/route").ok()?;
+    routes.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let flags = u32::from_str_radix(fields.get(3)?, 16).ok()?;
+        // RTF_UP and RTF_GATEWAY, to anywhere.
+        if fields.get(1) != Some(&"00000000") || flags & 0x3 != 0x3 {
+            return None;
+        }
+        // The kernel writes the address in the host's byte order, which is little-endian here.
+        let gateway = u32::from_str_radix(fields.get(2)?, 16).ok()?;
+        Some(Ipv4Addr::from(gateway.to_le_bytes()))
+    })
+}
+
+/// A container's /etc/hosts: localhost, its own name (on `127.0.1.1` unless `entries` give it
+/// an address), the other `entries`, and the host's names.
+pub fn hosts_text(hostname: &str, entries: &[HostsEntry]) -> String {
+    let mut text =
+        String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    if !entries
+        .iter()
+        .any(|e| e.names.iter().any(|n| n == hostname))
+    {
+        text.push_str(&format!("127.0.1.1\t{hostname}\n"));
+    }
+    for entry in entries {
+        text.push_str(&format!("{}\t{}\n", entry.address, entry.names.join(" ")));
+    }
+    if let Some(gateway) = host_gateway() {
+        text.push_str(&format!("{gateway}\t{HOST_NAMES}\n"));
+    }
+    text
+}
+
+/// Rewrites the /etc/hosts of a container made by [`etc_files`] in place (the same file, which
+/// is what is mounted in the container, so a running container reads the new names).
+pub fn rewrite_hosts(dir: &Path, text: &str) -> Result<(), NetworkError> {
+    let path = dir.join("etc").join(ETC_FILES[1].0);
+    fs::write(&path, text).map_err(|source| NetworkError::Io {
+        what: "write",
+        path,
+        source,
+    })
+}
+
 /// The files a networked container gets at /etc, written in its directory and bind-mounted
-/// over the image's: (file, path in the container).
-pub fn etc_files(dir: &Path, hostname: &str) -> Result<Vec<(PathBuf, &'static str)>, NetworkError> {
+/// over the image's: (file, path in the container). `hosts` is its /etc/hosts.
+pub fn etc_files(
+    dir: &Path,
+    hostname: &str,
+    hosts: &str,
+) -> Result<Vec<(PathBuf, &'static str)>, NetworkError> {
     let texts = [
         format!("nameserver {DNS_FORWARD}\n"),
-        format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
-        ),
+        hosts.to_owned(),
         format!("{hostname}\n"),
     ];
     let files = ETC_FILES
@@ -114,6 +189,80 @@ pub fn etc_files(dir: &Path, hostname: &str) -> Result<Vec<(PathBuf, &'static st
         .collect()
 }
 
+/// Runs pasta on the network namespace bound at `netns`, publishing `ports`; it goes to the
+/// background once the namespace's interface is up, and quits when the file is unmounted.
+/// What it says goes to `log`.
+pub(crate) fn run_pasta(
+    netns: &Path,
+    ports: &[PortForward],
+    log: &Path,
+) -> Result<(), NetworkError> {
+    let stderr = File::create(log).map_err(|source| NetworkError::Io {
+        what: "create",
+        path: log.to_owned(),
+        source,
+    })?;
+    let status = Command::new("pasta")
+        // --runas 0: a root daemon's pasta would otherwise become `nobody` before opening
+        // the namespace file; it drops its capabilities either way.
+        .args(["--config-net", "--quiet", "--runas", "0"])
+        .args(["--dns-forward", DNS_FORWARD])
+        // Nothing of the namespace's own listening ports reaches the host but `-p`'s.
+        .args(["-T", "none", "-U", "none"])
+        .args(passt_port_args(ports))
+        .arg("--netns")
+        .arg(netns)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .status();
+    // An exit status is its setup's: the namespace is connected when it is zero.
+    match status {
+        Ok(status) if status.success() => Ok(()),
+        Ok(_) => {
+            let said = fs::read_to_string(log).unwrap_or_default();
+            let said: Vec<&str> = said
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with("Failed to send"))
+                .collect();
+            let mut said = said.join("; ");
+            if let Err(e) = File::options().read(true).write(true).open(TUN)
+                && e.kind() == io::ErrorKind::PermissionDenied
+            {
+                said.push_str(&format!(
+                    " ({TUN} is closed to this user; Debian's udev rule opens it to all, mode 0666)"
+                ));
+            }
+            Err(NetworkError::Pasta(said))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(NetworkError::Missing),
+        Err(source) => Err(NetworkError::Io {
+            what: "run pasta for",
+            path: netns.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Binds the network namespace of process `pid` onto the file `netns`.
+pub(crate) fn bind_namespace(pid: i32, netns: &Path) -> Result<(), NetworkError> {
+    let io = |what, source| NetworkError::Io {
+        what,
+        path: netns.to_owned(),
+        source,
+    };
+    File::create(netns).map_err(|e| io("create", e))?;
+    nix::mount::mount(
+        Some(Path::new(&format!("/proc/{pid}/ns/net"))),
+        netns,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| io("bind the network namespace onto", e.into()))
+}
+
 /// pasta serving one container, stopped by [`Pasta::detach`].
 #[derive(Debug)]
 pub struct Pasta {
@@ -130,74 +279,13 @@ impl Pasta {
     /// start), publishing `ports`. `dir` is the container's own directory.
     pub fn attach(pid: i32, dir: &Path, ports: &[PortForward]) -> Result<Pasta, NetworkError> {
         let netns = Self::netns_of(dir);
-        let io = |what, source| NetworkError::Io {
-            what,
-            path: netns.clone(),
-            source,
-        };
-        File::create(&netns).map_err(|e| io("create", e))?;
-        nix::mount::mount(
-            Some(Path::new(&format!("/proc/{pid}/ns/net"))),
-            &netns,
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .map_err(|e| io("bind the network namespace onto", e.into()))?;
+        bind_namespace(pid, &netns)?;
         let pasta = Pasta { netns };
-        let log = dir.join("pasta.log");
-        let stderr = File::create(&log).map_err(|source| NetworkError::Io {
-            what: "create",
-            path: log.clone(),
-            source,
-        })?;
-        let status = Command::new("pasta")
-            // --runas 0: a root daemon's pasta would otherwise become `nobody` before opening
-            // the namespace file; it drops its capabilities either way.
-            .args(["--config-net", "--quiet", "--runas", "0"])
-            .args(["--dns-forward", DNS_FORWARD])
-            // Nothing of the container's own listening ports reaches the host but `-p`'s.
-            .args(["-T", "none", "-U", "none"])
-            .args(passt_port_args(ports))
-            .arg("--netns")
-            .arg(&pasta.netns)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .status();
-        // pasta goes to the background once the interface is up; an exit status is its
-        // setup's, and the container is connected when it is zero.
-        match status {
-            Ok(status) if status.success() => Ok(pasta),
-            Ok(_) => {
-                let said = fs::read_to_string(&log).unwrap_or_default();
-                let said: Vec<&str> = said
-                    .lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty() && !l.starts_with("Failed to send"))
-                    .collect();
+        match run_pasta(&pasta.netns, ports, &dir.join("pasta.log")) {
+            Ok(()) => Ok(pasta),
+            Err(e) => {
                 pasta.detach();
-                let mut said = said.join("; ");
-                if let Err(e) = File::options().read(true).write(true).open(TUN)
-                    && e.kind() == io::ErrorKind::PermissionDenied
-                {
-                    said.push_str(&format!(
-                        " ({TUN} is closed to this user; Debian's udev rule opens it to all, mode 0666)"
-                    ));
-                }
-                Err(NetworkError::Pasta(said))
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                pasta.detach();
-                Err(NetworkError::Missing)
-            }
-            Err(source) => {
-                pasta.detach();
-                Err(NetworkError::Io {
-                    what: "run pasta for",
-                    path: dir.to_owned(),
-                    source,
-                })
+                Err(e)
             }
         }
     }

@@ -137,6 +137,7 @@ impl Fixture {
             limits: Limits::default(),
             log: root.join("log"),
             network: None,
+            hosts: Vec::new(),
         };
         fs::create_dir_all(&config.dir).unwrap();
         let exit = runtime::start(&config, &self.layout).unwrap().wait();

@@ -1,0 +1,208 @@
+//! The published ports of a container on the Berth network: the daemon listens on the host and
+//! carries each TCP connection, and each UDP peer's datagrams, to the container's address inside
+//! the network's namespace, as Docker's docker-proxy and Podman's rootlessport carry theirs.
+//! (pasta publishes the ports of a container on its own pasta; the bridge's pasta is shared and
+//! its ports are fixed when it starts.) The container sees connections come from the gateway.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use berth_api::network::{PortForward, Protocol};
+
+use super::bridge::BridgeNetwork;
+use super::network::NetworkError;
+
+/// How long a UDP peer's way to the container is kept without a datagram either way.
+const UDP_IDLE: Duration = Duration::from_secs(60);
+/// How long a connection to the container may take to be made.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A socket listening on the host for one published port.
+#[derive(Debug)]
+enum Listening {
+    Tcp(Arc<TcpListener>),
+    Udp(Arc<UdpSocket>),
+}
+
+/// The published ports of one container, carried until [`Published::close`].
+#[derive(Debug)]
+pub struct Published {
+    listening: Vec<Listening>,
+    closed: Arc<AtomicBool>,
+}
+
+impl Published {
+    /// Listens on the host for each of `ports` and carries what arrives to `address` in
+    /// `network`. Every port is bound before any is carried: one in use fails them all.
+    pub fn open(
+        network: &BridgeNetwork,
+        address: Ipv4Addr,
+        ports: &[PortForward],
+    ) -> Result<Published, NetworkError> {
+        let mut listening = Vec::new();
+        for port in ports {
+            let host = SocketAddr::new(
+                port.host_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+                port.host_port,
+            );
+            let bound = match port.protocol {
+                Protocol::Tcp => TcpListener::bind(host).map(|l| Listening::Tcp(Arc::new(l))),
+                Protocol::Udp => UdpSocket::bind(host).map(|s| Listening::Udp(Arc::new(s))),
+            };
+            listening.push(bound.map_err(|source| NetworkError::Publish {
+                port: port.published(),
+                source,
+            })?);
+        }
+        let published = Published {
+            listening,
+            closed: Arc::new(AtomicBool::new(false)),
+        };
+        for (listening, port) in published.listening.iter().zip(ports) {
+            let target = SocketAddr::new(IpAddr::V4(address), port.target_port);
+            let (network, closed) = (network.clone(), Arc::clone(&published.closed));
+            match listening {
+                Listening::Tcp(listener) => {
+                    let listener = Arc::clone(listener);
+                    std::thread::spawn(move || carry_tcp(&listener, &network, target, &closed));
+                }
+                Listening::Udp(socket) => {
+                    let socket = Arc::clone(socket);
+                    std::thread::spawn(move || carry_udp(&socket, &network, target, &closed));
+                }
+            }
+        }
+        Ok(published)
+    }
+
+    /// Stops listening (connections under way go on until either side ends them).
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        for listening in &self.listening {
+            let fd = match listening {
+                Listening::Tcp(l) => l.as_raw_fd(),
+                Listening::Udp(s) => s.as_raw_fd(),
+            };
+            // SAFETY: shutdown(2) on a socket this struct keeps open (the Arc), which wakes the
+            // thread blocked on it; it touches no memory.
+            unsafe {
+                libc::shutdown(fd, libc::SHUT_RDWR);
+            }
+        }
+    }
+}
+
+impl Drop for Published {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Accepts connections on `listener` and joins each to a connection to `target`, until
+/// `closed`.
+fn carry_tcp(
+    listener: &TcpListener,
+    network: &BridgeNetwork,
+    target: SocketAddr,
+    closed: &AtomicBool,
+) {
+    loop {
+        let accepted = listener.accept();
+        if closed.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok((client, _)) = accepted else {
+            // Out of descriptors, or a connection reset before it was taken: go on shortly.
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        };
+        let network = network.clone();
+        std::thread::spawn(move || {
+            match network.socket(|| TcpStream::connect_timeout(&target, CONNECT_TIMEOUT)) {
+                Ok(upstream) => join(client, upstream),
+                // Nothing listens in the container: the client sees the connection end.
+                Err(_) => drop(client),
+            }
+        });
+    }
+}
+
+/// Copies both ways between `a` and `b`; each side's end is passed on as a half close.
+fn join(a: TcpStream, b: TcpStream) {
+    let (Ok(mut a_read), Ok(mut b_read)) = (a.try_clone(), b.try_clone()) else {
+        return;
+    };
+    let (mut a_write, mut b_write) = (a, b);
+    let back = std::thread::spawn(move || {
+        let _ = io::copy(&mut b_read, &mut a_write);
+        let _ = a_write.shutdown(Shutdown::Write);
+    });
+    let _ = io::copy(&mut a_read, &mut b_write);
+    let _ = b_write.shutdown(Shutdown::Write);
+    let _ = back.join();
+}
+
+/// Receives datagrams on `socket` and sends each on to `target` from a socket of the sender's
+/// own inside the network, whose answers go back to the sender, until `closed`.
+fn carry_udp(
+    socket: &Arc<UdpSocket>,
+    network: &BridgeNetwork,
+    target: SocketAddr,
+    closed: &AtomicBool,
+) {
+    let peers: Arc<Mutex<HashMap<SocketAddr, Arc<UdpSocket>>>> = Arc::default();
+    let mut datagram = vec![0u8; 65536];
+    loop {
+        let received = socket.recv_from(&mut datagram);
+        if closed.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok((length, peer)) = received else {
+            continue;
+        };
+        let existing = peers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&peer)
+            .cloned();
+        let inner = match existing {
+            Some(inner) => inner,
+            None => {
+                let Ok(inner) = network.socket(|| {
+                    let inner = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+                    inner.connect(target)?;
+                    inner.set_read_timeout(Some(UDP_IDLE))?;
+                    Ok(Arc::new(inner))
+                }) else {
+                    continue;
+                };
+                peers
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(peer, Arc::clone(&inner));
+                let (outer, answering, peers) =
+                    (Arc::clone(socket), Arc::clone(&inner), Arc::clone(&peers));
+                std::thread::spawn(move || {
+                    let mut answer = vec![0u8; 65536];
+                    // Answers until the peer has been quiet for a while.
+                    while let Ok(length) = answering.recv(&mut answer) {
+                        if outer.send_to(&answer[..length], peer).is_err() {
+                            break;
+                        }
+                    }
+                    peers
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .remove(&peer);
+                });
+                inner
+            }
+        };
+        let _ = inner.send(&datagram[..length]);
+    }
+}
