@@ -18,6 +18,7 @@ use crate::screen::about;
 use crate::screen::console::{self, Console};
 use crate::screen::dashboard::{self, Dashboard};
 use crate::screen::launch::{self, Launch};
+use crate::screen::terminal::{self, Terminal};
 use crate::screen::vm_view::{self, VmView};
 use crate::screen::wizard::{self, Wizard};
 
@@ -139,6 +140,8 @@ pub struct Berth {
     pub dashboard: Dashboard,
     /// The selected VM's console.
     console: Console,
+    /// A terminal in the selected container, while it is open.
+    terminal: Option<Terminal>,
     /// The New VM wizard, while it is open.
     pub wizard: Option<Wizard>,
     /// The Launch Dockerfile form, while it is open, and the tag it is building.
@@ -167,6 +170,7 @@ impl Berth {
             history: HostHistory::default(),
             dashboard: Dashboard::default(),
             console: Console::default(),
+            terminal: None,
             wizard: None,
             launch: None,
             building: None,
@@ -496,9 +500,38 @@ impl Berth {
                 self.logs_of_selection(),
                 self.console.poll().map(Message::Console),
             ]),
+            Message::Dashboard(dashboard::Message::Terminal(message)) => {
+                let Some(open) = self.terminal.as_mut() else {
+                    return Task::none();
+                };
+                if let Some(terminal::Event::Ended) = open.update(message) {
+                    self.terminal = None;
+                }
+                Task::none()
+            }
             Message::Dashboard(message) => {
                 let before = self.dashboard.selection.clone();
                 match self.dashboard.update(message, &self.snapshot) {
+                    Some(dashboard::Event::OpenTerminal(id)) => {
+                        let Some(client) = self.client.as_ref() else {
+                            return Task::none();
+                        };
+                        match Terminal::open(&id, client.socket()) {
+                            Ok((open, focus)) => {
+                                self.error = None;
+                                self.terminal = Some(open);
+                                focus.map(|m| Message::Dashboard(dashboard::Message::Terminal(m)))
+                            }
+                            Err(why) => {
+                                self.error = Some(why);
+                                Task::none()
+                            }
+                        }
+                    }
+                    Some(dashboard::Event::CloseTerminal) => {
+                        self.terminal = None;
+                        Task::none()
+                    }
                     Some(dashboard::Event::Request(request, what)) => {
                         self.error = None;
                         self.perform(request, what)
@@ -515,6 +548,8 @@ impl Berth {
                         .map(Message::Console),
                     Some(dashboard::Event::ShowScreen(name)) => self.open_vm_view(name),
                     None if self.dashboard.selection != before => {
+                        // A terminal is the selected container's: another selection closes it.
+                        self.terminal = None;
                         self.dashboard.logs.clear();
                         self.logs_of_selection()
                     }
@@ -664,6 +699,12 @@ impl Berth {
     pub fn subscription(&self) -> Subscription<Message> {
         Subscription::batch([
             Subscription::run(connection::run).map(Message::Connection),
+            match &self.terminal {
+                Some(open) => open
+                    .subscription()
+                    .map(|m| Message::Dashboard(dashboard::Message::Terminal(m))),
+                None => Subscription::none(),
+            },
             // Container and VM lists change by events; their live shares (disk) drift slowly.
             iced::time::every(Duration::from_secs(5)).map(|_| Message::Tick),
             if self.first_frame_pending {
@@ -767,7 +808,12 @@ impl Berth {
             (None, None) => page
                 .push(
                     self.dashboard
-                        .view(&self.snapshot, &self.history, self.console.view())
+                        .view(
+                            &self.snapshot,
+                            &self.history,
+                            self.console.view(),
+                            self.terminal.as_ref(),
+                        )
                         .map(Message::Dashboard),
                 )
                 .into(),

@@ -88,11 +88,7 @@ fn routed(event: &berth_api::Event) -> bool {
 
 /// The berthd binary: next to this one (a build or an install), else on PATH.
 fn berthd_binary() -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(|dir| dir.join("berthd")))
-        .filter(|path| path.exists())
-        .unwrap_or_else(|| PathBuf::from("berthd"))
+    crate::data::programs::program("berthd", None)
 }
 
 /// Start `berthd --user` detached from the window (its VMs and containers outlive the window)

@@ -653,3 +653,75 @@ fn a_stopped_vms_port_forwards_are_edited_in_its_details() {
     let shown = text(&daemon.berthctl(&["vm", "show", "web"])).0;
     assert!(shown.contains("2222"), "{shown}");
 }
+
+/// A desk user opens a terminal in a running container from its details, as in Docker
+/// Desktop's Exec tab: what is typed runs in the container, its colours reach the screen,
+/// Ctrl+C interrupts the foreground process, the terminal's size follows the window, and
+/// `exit` closes it (its `berthctl exec` ends).
+#[test]
+fn a_desk_user_opens_a_terminal_in_a_container() {
+    let Some(user) = berth_e2e::user::TestUser::desk() else {
+        return;
+    };
+    let Some((display, _xvfb)) = virtual_display(11) else {
+        return;
+    };
+    let dir = open_tempdir();
+    let Some(tarball) = berth_e2e::busybox_tarball(dir.path(), Some(&user)) else {
+        return;
+    };
+    let daemon = Daemon::start_as(&user, dir.path(), &[]);
+    let ctl = |args: &[&str]| {
+        let out = daemon.berthctl(args);
+        assert!(out.status.success(), "{}\n{}", text(&out).1, daemon.log());
+        text(&out).0
+    };
+    ctl(&["import", tarball.to_str().unwrap(), "busybox"]);
+    ctl(&["run", "-d", "--name", "shelly", "busybox", "sleep", "1000"]);
+    let shown = |path: &str| text(&daemon.berthctl(&["exec", "shelly", "cat", path])).0;
+
+    let _window = start_window(&display, &daemon);
+    let window = berth_window(&display);
+    xdotool(&display, &["windowfocus", &window]);
+    xdotool(&display, &["mousemove", "60", "247", "click", "1"]); // the container
+    std::thread::sleep(Duration::from_millis(500));
+    xdotool(&display, &["mousemove", "523", "75", "click", "1"]); // Terminal
+    wait_for("the terminal's exec", Duration::from_secs(10), || {
+        !processes_mentioning(&format!("{} exec -it", daemon.socket.display())).is_empty()
+    });
+    // The terminal has the keyboard once open.
+    let typed = |line: &str| {
+        xdotool(&display, &["type", "--delay", "15", line]);
+        xdotool(&display, &["key", "Return"]);
+    };
+    assert!(red_pixels(&display) < 50);
+    typed("printf '\\033[41m%s\\033[0m\\n' 'ON RED ON RED ON RED'; sleep 100");
+    wait_for("red cells drawn", Duration::from_secs(10), || {
+        red_pixels(&display) > 1000
+    });
+    xdotool(&display, &["key", "ctrl+c"]);
+    typed("echo code=$? > /code; busybox stty size > /size");
+    wait_for("the shell's answer", Duration::from_secs(10), || {
+        shown("/code") == "code=130\n"
+    });
+    let columns = |size: String| -> u32 {
+        size.split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| panic!("stty size: {size:?}"))
+    };
+    let wide = columns(shown("/size"));
+    xdotool(&display, &["windowsize", &window, "900", "700"]);
+    std::thread::sleep(Duration::from_millis(500));
+    typed("busybox stty size > /size");
+    wait_for("a narrower terminal", Duration::from_secs(10), || {
+        let narrow = columns(shown("/size"));
+        narrow < wide && narrow > 20
+    });
+
+    typed("exit");
+    wait_for("the terminal to close", Duration::from_secs(10), || {
+        processes_mentioning(&format!("{} exec -it", daemon.socket.display())).is_empty()
+    });
+    ctl(&["rm", "-f", "shelly"]);
+}

@@ -4,6 +4,7 @@
 
 pub mod console;
 pub mod pictures;
+pub mod programs;
 pub mod sidebar;
 
 use std::collections::VecDeque;

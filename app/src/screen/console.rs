@@ -579,12 +579,5 @@ fn x11_window(window: &dyn iced::window::Window) -> Option<u32> {
 /// Where the window finds berth-console: `$BERTH_CONSOLE`, else next to its own executable,
 /// else on the PATH.
 fn console_binary() -> std::path::PathBuf {
-    if let Some(path) = std::env::var_os("BERTH_CONSOLE") {
-        return path.into();
-    }
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(|dir| dir.join("berth-console")))
-        .filter(|path| path.is_file())
-        .unwrap_or_else(|| "berth-console".into())
+    crate::data::programs::program("berth-console", Some("BERTH_CONSOLE"))
 }

@@ -17,6 +17,7 @@ use crate::data::console::Pointer;
 use crate::data::sidebar::{Filter, count, listed};
 use crate::data::{HostHistory, Snapshot};
 use crate::screen::console::ConsoleView;
+use crate::screen::terminal::{self, Terminal};
 use crate::widget::gauge::gauge;
 use crate::widget::sparkline::sparkline;
 use crate::widget::surface_clip::surface_clip;
@@ -30,7 +31,7 @@ pub enum Selection {
     Container(String),
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Message {
     Select(Selection),
     Start,
@@ -59,6 +60,11 @@ pub enum Message {
     Forwards(String),
     /// Give the selected VM the forwards its field has.
     ApplyForwards,
+    /// Open a terminal in the selected container, or close the one open.
+    OpenTerminal,
+    CloseTerminal,
+    /// The open terminal's widget did something (the application hands it to the terminal).
+    Terminal(terminal::Message),
 }
 
 /// The sidebar's filter field (Ctrl+F focuses it).
@@ -77,6 +83,9 @@ pub enum Event {
     Detach(String),
     /// Show VM `.0`'s display in the whole window.
     ShowScreen(String),
+    /// Open a terminal in container `.0` (its id).
+    OpenTerminal(String),
+    CloseTerminal,
 }
 
 #[derive(Debug, Default)]
@@ -161,6 +170,12 @@ impl Dashboard {
             (Message::ConsoleResized(size), _) => Some(Event::ConsoleResized(size)),
             (Message::Detach, Selection::Vm(name)) => Some(Event::Detach(name.clone())),
             (Message::ShowScreen, Selection::Vm(name)) => Some(Event::ShowScreen(name.clone())),
+            (Message::OpenTerminal, Selection::Container(id)) => {
+                Some(Event::OpenTerminal(id.clone()))
+            }
+            (Message::CloseTerminal, _) => Some(Event::CloseTerminal),
+            // The application gives the terminal its messages before the dashboard sees them.
+            (Message::Terminal(_), _) => None,
             (Message::CancelDelete, _) => {
                 self.confirming_delete = false;
                 None
@@ -250,6 +265,7 @@ impl Dashboard {
         snapshot: &'a Snapshot,
         history: &'a HostHistory,
         console: &'a ConsoleView,
+        terminal: Option<&'a Terminal>,
     ) -> Element<'a, Message> {
         let details = match &self.selection {
             Selection::Host => host_details(snapshot, history),
@@ -258,7 +274,9 @@ impl Dashboard {
                 None => text(format!("VM {name} is gone.")).into(),
             },
             Selection::Container(id) => match snapshot.container(id) {
-                Some(c) => container_details(c, &self.logs),
+                Some(c) => {
+                    container_details(c, &self.logs, terminal.filter(|t| t.container() == c.id))
+                }
                 None => text("That container is gone.").into(),
             },
         };
@@ -269,7 +287,7 @@ impl Dashboard {
                 .padding(10),
             rule::vertical(1),
             column![
-                self.toolbar(snapshot),
+                self.toolbar(snapshot, terminal),
                 // The console surface, if any, is placed where the scrolled pane shows it.
                 surface_clip(
                     scrollable(container(details).padding(16)),
@@ -389,7 +407,11 @@ impl Dashboard {
         scrollable(list).into()
     }
 
-    fn toolbar<'a>(&'a self, snapshot: &'a Snapshot) -> Element<'a, Message> {
+    fn toolbar<'a>(
+        &'a self,
+        snapshot: &'a Snapshot,
+        terminal: Option<&'a Terminal>,
+    ) -> Element<'a, Message> {
         let action = |label: &'static str, message: Option<Message>| {
             button(text(label))
                 .style(button::secondary)
@@ -463,10 +485,17 @@ impl Dashboard {
                 }
                 Selection::Container(id) => {
                     let running = snapshot.container(id).is_some_and(|c| c.state.is_running());
+                    let open = terminal.is_some_and(|t| t.container() == id);
+                    let shell = if open {
+                        action("Close terminal", Some(Message::CloseTerminal))
+                    } else {
+                        action("Terminal", running.then_some(Message::OpenTerminal))
+                    };
                     row![
                         action("Start", (!running).then_some(Message::Start)),
                         action("Stop", running.then_some(Message::Stop)),
                         action("Restart", Some(Message::Restart)),
+                        shell,
                         action("Delete", Some(Message::Delete)),
                     ]
                     .spacing(8)
@@ -764,7 +793,8 @@ fn output_pane(lines: &[String]) -> Element<'_, Message> {
     .into()
 }
 
-/// "Network: pasta · ports 127.0.0.1:8080->80/tcp", as `ps` writes ports.
+/// "Network: pasta · ports 127.0.0.1:8080->80/tcp", as `ps` writes ports; on the bridge, its
+/// address too.
 fn network_line(c: &ContainerInfo) -> String {
     let ports = if c.ports.is_empty() {
         "no ports published".to_owned()
@@ -772,12 +802,17 @@ fn network_line(c: &ContainerInfo) -> String {
         let list: Vec<String> = c.ports.iter().map(|p| p.published()).collect();
         format!("ports {}", list.join(", "))
     };
-    format!("Network: {} · {ports}", c.network.name())
+    let address = c.address.map(|a| format!(" {a}")).unwrap_or_default();
+    format!("Network: {}{address} · {ports}", c.network.name())
 }
 
-fn container_details<'a>(c: &'a ContainerInfo, logs: &'a [String]) -> Element<'a, Message> {
+fn container_details<'a>(
+    c: &'a ContainerInfo,
+    logs: &'a [String],
+    terminal: Option<&'a Terminal>,
+) -> Element<'a, Message> {
     let limit = |v: Option<String>| v.unwrap_or_else(|| "no limit".into());
-    column![
+    let details = column![
         heading(format!("Container {}", c.name)),
         text(format!("{} · image {} · {}", c.id, c.image, c.state)),
         text(format!("Command: {}", c.command.join(" "))).size(14),
@@ -799,11 +834,18 @@ fn container_details<'a>(c: &'a ContainerInfo, logs: &'a [String]) -> Element<'a
             limit(c.limits.pids.map(|p| p.to_string()))
         ))
         .size(13),
-        section("Output"),
-        output_pane(logs),
     ]
-    .spacing(8)
-    .into()
+    .spacing(8);
+    let details = match terminal {
+        Some(terminal) => details
+            .push(section("Terminal"))
+            .push(terminal.view().map(Message::Terminal)),
+        None => details,
+    };
+    details
+        .push(section("Output"))
+        .push(output_pane(logs))
+        .into()
 }
 
 #[cfg(test)]

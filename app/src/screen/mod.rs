@@ -4,5 +4,6 @@ pub mod about;
 pub mod console;
 pub mod dashboard;
 pub mod launch;
+pub mod terminal;
 pub mod vm_view;
 pub mod wizard;
