@@ -666,6 +666,155 @@ RUN id -G > one-group
     );
 }
 
+/// `COPY --parents`, on BuildKit's own cases (frontend/dockerfile/dockerfile_parents_test.go):
+/// each source keeps its directories below the pivot (`/./`), or from the root without one,
+/// with `*` and `**`; the directories on the way are made as the source has them; a pattern
+/// that matches nothing copies nothing, a missing path is an error.
+#[test]
+fn copy_parents_keeps_the_directories_below_the_pivot_as_buildkit_does() {
+    let Some(f) = fixture() else { return };
+    let dockerfile = r#"FROM busybox AS base
+WORKDIR /test
+RUN mkdir -p a/b/c/d/e a/b2/c/d/e a/b/c2/d/e a/b/c2/d/e2 && touch a/b/c/d/foo a/b/c/d/e/bay a/b2/c/d/e/bar a/b/c2/d/e/baz a/b/c2/d/e2/baz
+
+FROM scratch
+COPY --parents foo1/foo2/bar /
+WORKDIR /test
+COPY --parents foo1/foo2/ba* .
+COPY --from=base --parents /test/a/b/./c/d /middle/
+COPY --from=base --parents /test/a/b/c/d/. /end/
+COPY --from=base --parents ./test/a/b/c/d /start/
+COPY --from=base --parents /test/a/./b/./c /double/
+COPY --from=base --parents /test/a/./*/c /wildcard/
+COPY --from=base --parents /test/a/b*/./c/**/e /doublewildcard/
+COPY --from=base --parents /test/a/b/c*/./d/**/baz /test/a/b*/./c/**/bar /doubleinputs/
+COPY --from=base --parents /test/a/b2*/c /nothing/
+"#;
+    let ctx = f.context(
+        "parents",
+        dockerfile,
+        &[("foo1/foo2/bar", "testing"), ("foo1/foo2/baz", "testing2")],
+    );
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(ctx.join("foo1"), fs::Permissions::from_mode(0o700)).unwrap();
+    let (image, _) = f.build(&ctx, "parents");
+    let root = f.dir.path().join("parents-out");
+    f.store.unpack(&image.unwrap(), &root).unwrap();
+    let read =
+        |path: &str| fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+    assert_eq!(read("foo1/foo2/bar"), "testing");
+    assert_eq!(read("test/foo1/foo2/bar"), "testing");
+    assert_eq!(read("test/foo1/foo2/baz"), "testing2");
+    assert_eq!(
+        listing(&root, "foo1")["foo1"],
+        "dir 700 0:0",
+        "a directory on the way is made as the context has it"
+    );
+    for (present, absent) in [
+        (
+            &["middle/c/d/e", "middle/c/d/foo"][..],
+            &["middle/a", "middle/e"][..],
+        ),
+        (&["end/test/a/b/c/d/e", "end/test/a/b/c/d/foo"], &[]),
+        (&["start/test/a/b/c/d/e", "start/test/a/b/c/d/foo"], &[]),
+        (&["double/b/c/d/e", "double/b/c/d/foo"], &[]),
+        (&["wildcard/b/c/d/e", "wildcard/b2/c/d/e/bar"], &[]),
+        (
+            &[
+                "doublewildcard/c/d/e",
+                "doublewildcard/c/d/e/bay",
+                "doublewildcard/c/d/e/bar",
+            ],
+            &[],
+        ),
+        (
+            &[
+                "doubleinputs/d/e/baz",
+                "doubleinputs/d/e2/baz",
+                "doubleinputs/c/d/e/bar",
+            ],
+            &["doubleinputs/d/e/bay"],
+        ),
+        (&["nothing"], &["nothing/a"]),
+    ] {
+        for path in present {
+            assert!(root.join(path).exists(), "{path} is missing");
+        }
+        for path in absent {
+            assert!(!root.join(path).exists(), "{path} is there");
+        }
+    }
+
+    let ctx = f.context(
+        "parents-missing",
+        "FROM busybox AS base\nFROM scratch\nCOPY --from=base --parents /test/nonexistent-file /out/\n",
+        &[],
+    );
+    let (error, _) = f.build(&ctx, "parents-missing");
+    let error = error.unwrap_err().to_string();
+    assert!(
+        error.contains("line 3") && error.contains("nonexistent-file"),
+        "{error}"
+    );
+}
+
+/// `RUN --mount=type=cache,from=STAGE,source=DIR`: the cache starts as a copy of the stage's
+/// directory, keeps what steps write to it between builds, never reaches a layer, and another
+/// base (the stage changed) is another cache, as BuildKit keys its cache directories; a file
+/// is refused as a cache's base.
+#[test]
+fn a_cache_mount_is_seeded_from_a_stage_and_is_that_bases_own() {
+    let Some(f) = fixture() else { return };
+    let dockerfile = |seed: &str| {
+        format!(
+            r#"FROM busybox AS deps
+RUN mkdir /out && echo {seed} > /out/lib.txt
+FROM busybox
+RUN --mount=type=cache,target=/deps,from=deps,source=/out,id=deps sh -c 'cat /deps/lib.txt > /got; echo again >> /deps/lib.txt'
+"#
+        )
+    };
+    let build = |name: &str, seed: &str| {
+        let ctx = f.context(name, &dockerfile(seed), &[]);
+        let (image, _) = f.build_options(BuildOptions {
+            context: ctx,
+            tag: format!("{name}:latest"),
+            no_cache: true,
+            ..BuildOptions::default()
+        });
+        let root = f.dir.path().join(format!("{name}-out"));
+        f.store.unpack(&image.unwrap(), &root).unwrap();
+        root
+    };
+    let root = build("seeded", "seeded");
+    assert_eq!(fs::read_to_string(root.join("got")).unwrap(), "seeded\n");
+    assert!(
+        !root.join("deps").exists(),
+        "the cache's mount point is in the image"
+    );
+    // The same base again: the cache kept what the first build added.
+    let root = build("seeded-again", "seeded");
+    assert_eq!(
+        fs::read_to_string(root.join("got")).unwrap(),
+        "seeded\nagain\n"
+    );
+    // Another base: a cache of its own, filled from it.
+    let root = build("reseeded", "reseeded");
+    assert_eq!(fs::read_to_string(root.join("got")).unwrap(), "reseeded\n");
+
+    let ctx = f.context(
+        "seeded-from-a-file",
+        "FROM busybox AS deps\nRUN echo x > /file\nFROM busybox\nRUN --mount=type=cache,target=/c,from=deps,source=/file true\n",
+        &[],
+    );
+    let (error, _) = f.build(&ctx, "seeded-from-a-file");
+    let error = error.unwrap_err().to_string();
+    assert!(
+        error.contains("line 4") && error.contains("`/file` is not a directory"),
+        "{error}"
+    );
+}
+
 #[test]
 fn run_mounts_keep_caches_and_secrets_out_of_layers_and_target_no_cache_choose_what_runs() {
     let Some(f) = fixture() else { return };

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use berth_api::network::ContainerNetwork;
 use sha2::{Digest, Sha256};
 
-use super::context::{Context, clean_relative, resolve_in_root};
+use super::context::{Context, ParentsGroup, Source, clean_relative, resolve_in_root};
 use super::copy::{self, Placement};
 use super::dockerfile::Heredoc;
 use super::dockerfile::{self, Command, Instruction, Line};
@@ -212,8 +212,17 @@ struct BindPlan {
     tree: BindTree,
     source: String,
     target: String,
-    read_write: bool,
+    kind: PlanKind,
     content: String,
+}
+
+/// What a planned mount mounts.
+enum PlanKind {
+    /// The source itself: read-only, or a copy thrown away after the step (`rw`).
+    Bind { read_write: bool },
+    /// A cache directory the source fills when it is made (`type=cache,from=…`), which is
+    /// that source's: another base is another cache, as in BuildKit.
+    SeededCache { id: String, read_only: bool },
 }
 
 /// Where a bind mount's source is.
@@ -802,6 +811,7 @@ impl Builder<'_> {
                 chown,
                 chmod,
                 exclude,
+                parents,
                 heredocs,
             } => {
                 let copy = CopySpec {
@@ -812,6 +822,7 @@ impl Builder<'_> {
                     chmod: chmod.as_deref(),
                     add: false,
                     exclude,
+                    parents: *parents,
                     heredocs,
                     fetched: None,
                 };
@@ -863,6 +874,7 @@ impl Builder<'_> {
                     chmod: chmod.as_deref(),
                     add: true,
                     exclude,
+                    parents: false,
                     heredocs,
                     fetched: (!names.is_empty()).then_some(fetched_dir.as_path()),
                 };
@@ -1054,14 +1066,37 @@ impl Builder<'_> {
     ) -> Result<Vec<BindPlan>, String> {
         let mut plans = Vec::new();
         for (text, mount) in mounts {
-            let RunMount::Bind {
-                target,
-                source,
-                from,
-                read_write,
-            } = mount
-            else {
-                continue;
+            let (target, source, from, kind) = match mount {
+                RunMount::Bind {
+                    target,
+                    source,
+                    from,
+                    read_write,
+                } => (
+                    target,
+                    source,
+                    from,
+                    PlanKind::Bind {
+                        read_write: *read_write,
+                    },
+                ),
+                RunMount::Cache {
+                    target,
+                    id,
+                    from: from @ Some(_),
+                    source,
+                    read_only,
+                    ..
+                } => (
+                    target,
+                    source,
+                    from,
+                    PlanKind::SeededCache {
+                        id: id.clone(),
+                        read_only: *read_only,
+                    },
+                ),
+                _ => continue,
             };
             let bad = |why: String| format!("RUN --mount={text}: {why}");
             if super::context::has_wildcard(source) {
@@ -1101,7 +1136,7 @@ impl Builder<'_> {
                 tree,
                 source: source.clone(),
                 target: stage.absolute(target).trim_start_matches('/').to_owned(),
-                read_write: *read_write,
+                kind,
                 content,
             });
         }
@@ -1138,7 +1173,45 @@ impl Builder<'_> {
             return Err(format!("`{}`: one path to mount", bind.source));
         };
         let full = tree.root().join(&source.path);
-        let copied = bind.read_write || (std::ptr::eq(tree, build.context) && tree.filters());
+        let read_write = match bind.kind {
+            PlanKind::Bind { read_write } => read_write,
+            PlanKind::SeededCache { id, read_only } => {
+                let dir = self
+                    .work
+                    .join("cache-mounts")
+                    .join(&key_of(&[&id, &bind.content])[..32]);
+                if !dir.exists() {
+                    if !fs::metadata(&full).is_ok_and(|m| m.is_dir()) {
+                        return Err(format!(
+                            "cache `{id}`: `{}` is not a directory to fill it with",
+                            bind.source
+                        ));
+                    }
+                    let temp = dir.with_extension(format!("new.{}", std::process::id()));
+                    let _ = fs::remove_dir_all(&temp);
+                    fs::create_dir_all(&temp).map_err(|e| format!("cache `{id}`: {e}"))?;
+                    let place = Placement {
+                        target: "/",
+                        into_dir: true,
+                        image_root: &temp,
+                        owner: None,
+                        mode: None,
+                        unpack_archives: false,
+                        keep_owners: true,
+                        exclude: None,
+                    };
+                    copy::stage_copy(tree, std::slice::from_ref(&source), &place, &temp)?;
+                    fs::rename(&temp, &dir).map_err(|e| format!("cache `{id}`: {e}"))?;
+                }
+                return Ok(runtime::BindMount {
+                    source: fs::canonicalize(&dir).map_err(|e| format!("cache `{id}`: {e}"))?,
+                    target: bind.target,
+                    read_only,
+                    optional: false,
+                });
+            }
+        };
+        let copied = read_write || (std::ptr::eq(tree, build.context) && tree.filters());
         let path = if copied {
             let _ = fs::remove_dir_all(scratch);
             fs::create_dir_all(scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
@@ -1171,7 +1244,7 @@ impl Builder<'_> {
         Ok(runtime::BindMount {
             source: fs::canonicalize(&path).map_err(|e| format!("{}: {e}", path.display()))?,
             target: bind.target,
-            read_only: !bind.read_write,
+            read_only: !read_write,
             optional: false,
         })
     }
@@ -1204,9 +1277,13 @@ impl Builder<'_> {
         let mut mounts = Vec::new();
         for (_, mount) in run_mounts {
             match mount {
+                // A cache another tree fills is a planned mount (`bind_plans`).
+                RunMount::Cache { from: Some(_), .. } => {}
                 RunMount::Cache {
                     target,
                     id,
+                    from: None,
+                    source,
                     read_only,
                     uid,
                     gid,
@@ -1224,8 +1301,20 @@ impl Builder<'_> {
                             .map_err(|e| format!("cache `{id}`: {e}"))?;
                         fs::rename(&temp, &dir).map_err(|e| format!("cache `{id}`: {e}"))?;
                     }
+                    // `source=` without `from=`: a directory of the cache is mounted, as
+                    // BuildKit mounts that path of a cache based on nothing.
+                    let below = Path::new(source.trim_start_matches('/'));
+                    if below
+                        .components()
+                        .any(|c| !matches!(c, std::path::Component::Normal(_)))
+                    {
+                        return Err(format!("cache `{id}`: source={source} leaves the cache"));
+                    }
+                    let mounted = dir.join(below);
+                    fs::create_dir_all(&mounted).map_err(|e| format!("cache `{id}`: {e}"))?;
                     mounts.push(runtime::BindMount {
-                        source: fs::canonicalize(&dir).map_err(|e| format!("cache `{id}`: {e}"))?,
+                        source: fs::canonicalize(&mounted)
+                            .map_err(|e| format!("cache `{id}`: {e}"))?,
                         target: stage.absolute(target).trim_start_matches('/').to_owned(),
                         read_only: *read_only,
                         optional: false,
@@ -1348,14 +1437,11 @@ impl Builder<'_> {
         // stands for its files, resolved when the step runs.
         let (from_stage, context_sources, content) = match copy.from {
             None => {
-                let mut sources = Vec::new();
-                for s in &written {
-                    sources.extend(context.resolve(s).map_err(&err)?);
-                }
-                if sources.is_empty() {
+                let sources = resolve_sources(context, &written, copy.parents).map_err(&err)?;
+                if sources.is_empty() && !copy.parents {
                     return Err(err(no_match()));
                 }
-                let digest = context.digest(&sources);
+                let digest = context.digest(&sources.flat());
                 (None, sources, digest)
             }
             Some(from) => {
@@ -1366,7 +1452,11 @@ impl Builder<'_> {
                 match position.and_then(|i| earlier.get_mut(i)) {
                     Some(other) => {
                         let content = other.key.clone();
-                        (Some((from, CopyFrom::Stage(other))), Vec::new(), content)
+                        (
+                            Some((from, CopyFrom::Stage(other))),
+                            Resolved::default(),
+                            content,
+                        )
                     }
                     // Not a stage: an image, as BuildKit takes it (pulled if the store lacks it).
                     None => {
@@ -1378,7 +1468,7 @@ impl Builder<'_> {
                         let content = image.manifest_digest.clone();
                         (
                             Some((from, CopyFrom::Image(Box::new(image)))),
-                            Vec::new(),
+                            Resolved::default(),
                             content,
                         )
                     }
@@ -1411,20 +1501,16 @@ impl Builder<'_> {
                             Context::of_tree(&root)
                         }
                     };
-                    let mut sources = Vec::new();
-                    for s in &written {
-                        let found = owned
-                            .resolve(s)
-                            .map_err(|e| format!("{keyword} --from={from}: {e}"))?;
-                        sources.extend(found);
-                    }
-                    if sources.is_empty() {
+                    let sources = resolve_sources(&owned, &written, copy.parents)
+                        .map_err(|e| format!("{keyword} --from={from}: {e}"))?;
+                    if sources.is_empty() && !copy.parents {
                         return Err(no_match());
                     }
                     (&owned, true, sources)
                 }
             };
-            if written.len() > 1 && !ends_as_dir {
+            // With --parents the destination is a directory, as BuildKit copies into it.
+            if written.len() > 1 && !ends_as_dir && !copy.parents {
                 let existing = clean_relative(target.trim_start_matches('/'))
                     .and_then(|rel| resolve_in_root(&stage.rootfs, &rel, true).ok())
                     .is_some_and(|rel| stage.rootfs.join(rel).is_dir());
@@ -1444,7 +1530,7 @@ impl Builder<'_> {
             };
             let place = Placement {
                 target: &target,
-                into_dir: ends_as_dir || sources.len() > 1,
+                into_dir: ends_as_dir || sources.flat().len() > 1 || copy.parents,
                 image_root: &stage.rootfs,
                 owner,
                 mode,
@@ -1453,7 +1539,14 @@ impl Builder<'_> {
                 keep_owners,
                 exclude: exclude.as_ref(),
             };
-            copy::stage_copy(tree, &sources, &place, dir)?;
+            match &sources {
+                Resolved::Plain(sources) => copy::stage_copy(tree, sources, &place, dir)?,
+                Resolved::Parents(groups) => {
+                    for (pivot, sources) in groups {
+                        copy::stage_copy_parents(tree, pivot, sources, &place, dir)?;
+                    }
+                }
+            }
             let mut bytes = Vec::new();
             tar_directory(dir, &mut bytes).map_err(|e| e.to_string())?;
             Ok(bytes)
@@ -1672,11 +1765,61 @@ struct CopySpec<'a> {
     add: bool,
     /// `--exclude` patterns, as written.
     exclude: &'a [String],
+    /// `--parents`: each source keeps its directories below its pivot.
+    parents: bool,
     /// The here-documents the sources written `<<NAME` are.
     heredocs: &'a [Heredoc],
     /// ADD's downloads: the directory they were fetched into, the sources their names there;
     /// they get mode 0600 unless `--chmod` says otherwise, as BuildKit gives them.
     fetched: Option<&'a Path>,
+}
+
+/// The sources of a COPY or ADD, resolved in their tree.
+enum Resolved {
+    Plain(Vec<Source>),
+    /// `COPY --parents`: per argument, its pivot and each source with its place below the
+    /// destination.
+    Parents(Vec<ParentsGroup>),
+}
+
+impl Default for Resolved {
+    fn default() -> Self {
+        Resolved::Plain(Vec::new())
+    }
+}
+
+impl Resolved {
+    /// Every source, wherever it goes.
+    fn flat(&self) -> Vec<Source> {
+        match self {
+            Resolved::Plain(sources) => sources.clone(),
+            Resolved::Parents(groups) => groups
+                .iter()
+                .flat_map(|(_, sources)| sources.iter().map(|(s, _)| s.clone()))
+                .collect(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.flat().is_empty()
+    }
+}
+
+/// Resolves the `written` sources of a COPY or ADD in `tree`, keeping their directories with
+/// `parents`.
+fn resolve_sources(tree: &Context, written: &[String], parents: bool) -> Result<Resolved, String> {
+    if parents {
+        let mut groups = Vec::new();
+        for s in written {
+            groups.extend(tree.resolve_parents(s)?);
+        }
+        return Ok(Resolved::Parents(groups));
+    }
+    let mut sources = Vec::new();
+    for s in written {
+        sources.extend(tree.resolve(s)?);
+    }
+    Ok(Resolved::Plain(sources))
 }
 
 /// A command in exec form, or wrapped in the stage's SHELL.

@@ -139,6 +139,24 @@ pub struct Source {
     pub name: std::ffi::OsString,
 }
 
+/// What one `COPY --parents` argument copies from one pivot directory: the pivot, and each
+/// source with its place below the destination.
+pub type ParentsGroup = (PathBuf, Vec<(Source, PathBuf)>);
+
+/// Whether path components match a pattern's: `**` stands for any number of components,
+/// others match one each as [`glob_match`] does.
+fn components_match(pattern: &[String], path: &[String]) -> bool {
+    match pattern.split_first() {
+        None => path.is_empty(),
+        Some((first, rest)) if first == "**" => {
+            (0..=path.len()).any(|skip| components_match(rest, &path[skip..]))
+        }
+        Some((first, rest)) => path
+            .split_first()
+            .is_some_and(|(p, others)| glob_match(first, p) && components_match(rest, others)),
+    }
+}
+
 /// A build context.
 pub struct Context {
     root: PathBuf,
@@ -259,6 +277,77 @@ impl Context {
                 Ok(Source { path, name })
             })
             .collect()
+    }
+
+    /// The sources one `COPY --parents` argument names, each with where it goes below the
+    /// destination: its path below the argument's pivot (what precedes a `/./` in it, itself
+    /// a path or a pattern; the context's root without one), parents and all, as BuildKit
+    /// copies them. The pattern may hold `**` for any number of directories; a pattern may
+    /// match nothing, a path must exist. One group per pivot directory.
+    pub fn resolve_parents(&self, source: &str) -> Result<Vec<ParentsGroup>, String> {
+        let (pivot, rest) = source.split_once("/./").unwrap_or(("", source));
+        let outside = || format!("`{source}` is outside the build context");
+        let below = clean_relative(rest.trim_start_matches('/')).ok_or_else(outside)?;
+        let bases: Vec<PathBuf> = if has_wildcard(pivot) {
+            self.resolve(pivot)?
+                .into_iter()
+                .filter(|s| fs::metadata(self.root.join(&s.path)).is_ok_and(|m| m.is_dir()))
+                .map(|s| s.path)
+                .collect()
+        } else {
+            vec![clean_relative(pivot.trim_start_matches('/')).ok_or_else(outside)?]
+        };
+        let mut groups = Vec::new();
+        for base in bases {
+            let full = base.join(&below);
+            let matched: Vec<PathBuf> = if has_wildcard(rest) {
+                let pattern: Vec<String> = full
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect();
+                let mut matched: Vec<PathBuf> = Vec::new();
+                // Walked from the pattern's last directory without a wildcard, not the root.
+                let start: PathBuf = base.join(
+                    below
+                        .components()
+                        .take_while(|c| !has_wildcard(&c.as_os_str().to_string_lossy()))
+                        .take(below.components().count().saturating_sub(1))
+                        .collect::<PathBuf>(),
+                );
+                for entry in self.entries(&start) {
+                    let parts: Vec<String> = entry
+                        .components()
+                        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                        .collect();
+                    // What a matched directory holds comes with it.
+                    if components_match(&pattern, &parts)
+                        && !matched.iter().any(|m| entry.starts_with(m))
+                    {
+                        matched.push(entry);
+                    }
+                }
+                matched
+            } else if self.present(&full) {
+                vec![full]
+            } else if has_wildcard(pivot) {
+                Vec::new()
+            } else {
+                return Err(format!(
+                    "`{source}` is not in the build context (or .dockerignore excludes it)"
+                ));
+            };
+            let sources = matched
+                .into_iter()
+                .map(|rel| {
+                    let path = resolve_in_root(&self.root, &rel, true)?;
+                    let name = rel.file_name().map(ToOwned::to_owned).unwrap_or_default();
+                    let place = rel.strip_prefix(&base).unwrap_or(&rel).to_path_buf();
+                    Ok((Source { path, name }, place))
+                })
+                .collect::<Result<_, String>>()?;
+            groups.push((base, sources));
+        }
+        Ok(groups)
     }
 
     /// Every path below the directory `rel` that a build sees, parents before children, in

@@ -45,6 +45,56 @@ pub struct Placement<'a> {
     pub exclude: Option<&'a IgnoreRules>,
 }
 
+/// `COPY --parents`: each source at its place below the target (from
+/// [`Context::resolve_parents`]), the directories on the way made as `from` has them below
+/// `base` (mode, and owner as the copy keeps owners), a directory source itself too.
+pub fn stage_copy_parents(
+    from: &Context,
+    base: &Path,
+    sources: &[(Source, PathBuf)],
+    place: &Placement<'_>,
+    layer_dir: &Path,
+) -> Result<(), String> {
+    let written = clean_relative(place.target.trim_start_matches('/')).unwrap_or_default();
+    let target = resolve_in_root(place.image_root, &written, true)?;
+    let writer = Writer { place, layer_dir };
+    writer.dirs(&target, place.owner.unwrap_or((0, 0)))?;
+    for (source, at) in sources {
+        let is_dir = fs::metadata(from.root().join(&source.path)).is_ok_and(|m| m.is_dir());
+        // The directories from the pivot down (and a directory source itself).
+        let mut on_the_way: Vec<&Path> = at.ancestors().skip(1).collect();
+        on_the_way.reverse();
+        if is_dir {
+            on_the_way.push(at);
+        }
+        for dir in on_the_way.into_iter().filter(|d| !d.as_os_str().is_empty()) {
+            let dest = target.join(dir);
+            if layer_dir.join(&dest).exists() {
+                continue;
+            }
+            let original = from
+                .root()
+                .join(resolve_in_root(from.root(), &base.join(dir), true)?);
+            let meta = fs::metadata(&original).map_err(|e| format!("{}: {e}", dir.display()))?;
+            writer
+                .place(&original, &meta, &dest)
+                .map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        let into = if is_dir {
+            at.as_path()
+        } else {
+            at.parent().unwrap_or(Path::new(""))
+        };
+        let inner = Placement {
+            target: &format!("/{}", target.join(into).display()),
+            into_dir: true,
+            ..*place
+        };
+        stage_copy(from, std::slice::from_ref(source), &inner, layer_dir)?;
+    }
+    Ok(())
+}
+
 /// Puts `sources` (in `from`) into `layer_dir` as the step's layer holds them.
 pub fn stage_copy(
     from: &Context,

@@ -62,6 +62,8 @@ pub enum Instruction {
         chmod: Option<String>,
         /// `--exclude` patterns (several), matched below each copied directory.
         exclude: Vec<String>,
+        /// `--parents`: each source keeps its directories (below a `/./` pivot in it).
+        parents: bool,
         /// The sources written `<<NAME`, by name.
         heredocs: Vec<Heredoc>,
     },
@@ -388,9 +390,16 @@ fn instruction(
                 number,
                 "COPY",
                 &flags,
-                &["from", "chown", "chmod", "link", "exclude"],
+                &["from", "chown", "chmod", "link", "exclude", "parents"],
             )?;
             let (sources, dest) = paths("COPY")?;
+            let parents = match flag(&flags, "parents").as_deref() {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(other) => {
+                    return err(number, format!("COPY --parents={other}: true or false"));
+                }
+            };
             Instruction::Copy {
                 sources: sources.iter().map(|s| heredoc_source(s)).collect(),
                 dest,
@@ -398,6 +407,7 @@ fn instruction(
                 chown: flag(&flags, "chown"),
                 chmod: flag(&flags, "chmod"),
                 exclude: flags_named(&flags, "exclude"),
+                parents,
                 heredocs,
             }
         }
@@ -880,6 +890,7 @@ CMD --verbose
                 chown: Some("1000:1000".into()),
                 chmod: None,
                 exclude: vec![],
+                parents: false,
                 heredocs: vec![],
             }
         );
@@ -935,9 +946,14 @@ CMD --verbose
             ),
             ("FROM scratch\nRUN <<EOF\necho\n", 2, "<<EOF is not closed"),
             (
-                "FROM scratch\nCOPY --parents a/b /\n",
+                "FROM scratch\nADD --parents a/b /\n",
                 2,
-                "COPY --parents is not supported yet",
+                "ADD --parents is not supported yet",
+            ),
+            (
+                "FROM scratch\nCOPY --parents=maybe a/b /\n",
+                2,
+                "COPY --parents=maybe: true or false",
             ),
             (
                 "FROM scratch\nCOPY --bogus=1 . /\n",

@@ -23,6 +23,12 @@ pub enum RunMount {
         target: String,
         /// Which cache: builds sharing an id share the directory (default: the target).
         id: String,
+        /// An earlier stage (its name or index) or an image whose `source` fills the cache
+        /// when it is made, as BuildKit bases it there; the cache is then that base's.
+        from: Option<String>,
+        /// With `from`: the directory of it that seeds the cache; without: the directory of
+        /// the cache that is mounted (empty: all of it).
+        source: String,
         read_only: bool,
         /// The owner and mode the directory is made with.
         uid: u32,
@@ -157,12 +163,6 @@ pub fn parse(text: &str) -> Result<RunMount, String> {
         }
         "cache" => {
             known(&[TARGET, SOURCE, READ_ONLY, OWNED, &["id", "sharing"]].concat())?;
-            if value(SOURCE).is_some() {
-                return Err(bad(
-                    "a cache seeded from a stage or image (from=, source=) is not supported yet"
-                        .into(),
-                ));
-            }
             let target =
                 value(TARGET).ok_or_else(|| bad("a cache mount needs target=PATH".into()))?;
             if let Some(sharing) = value(&["sharing"])
@@ -172,6 +172,8 @@ pub fn parse(text: &str) -> Result<RunMount, String> {
             }
             Ok(RunMount::Cache {
                 id: value(&["id"]).unwrap_or_else(|| target.clone()),
+                from: value(&["from"]),
+                source: value(&["source", "src"]).unwrap_or_default(),
                 target,
                 read_only: boolean(READ_ONLY)?,
                 uid: number("uid", 10, 0)?,
@@ -218,6 +220,8 @@ mod tests {
             RunMount::Cache {
                 target: "/root/.cache".into(),
                 id: "/root/.cache".into(),
+                from: None,
+                source: String::new(),
                 read_only: false,
                 uid: 0,
                 gid: 0,
@@ -230,10 +234,25 @@ mod tests {
             RunMount::Cache {
                 target: "/usr/local/cargo/registry".into(),
                 id: "cargo".into(),
+                from: None,
+                source: String::new(),
                 read_only: true,
                 uid: 1000,
                 gid: 0,
                 mode: 0o700,
+            }
+        );
+        assert_eq!(
+            parse("type=cache,target=/deps,from=deps,source=/out").unwrap(),
+            RunMount::Cache {
+                target: "/deps".into(),
+                id: "/deps".into(),
+                from: Some("deps".into()),
+                source: "/out".into(),
+                read_only: false,
+                uid: 0,
+                gid: 0,
+                mode: 0o755,
             }
         );
         assert_eq!(
