@@ -617,17 +617,28 @@ impl Client {
     pub async fn logs(&self, container: &str) -> Result<Vec<String>, ClientError> {
         self.lines(Request::Logs {
             container: container.to_owned(),
-            follow: false,
         })
         .await
     }
 
-    /// A container's output, pushed as `LogLine` events to this connection (subscribed or
-    /// not) until it stops; answered then.
-    pub async fn follow_logs(&self, container: &str) -> Result<(), ClientError> {
-        self.done(Request::Logs {
+    /// A container's log file, read-only: its output byte for byte, to read as it grows.
+    pub async fn log_file(&self, container: &str) -> Result<OwnedFd, ClientError> {
+        match self
+            .call_with_fds(Request::LogFile {
+                container: container.to_owned(),
+            })
+            .await?
+        {
+            (Reply::Done, fds) if fds.len() == 1 => fds.into_iter().next().ok_or_else(no_fds),
+            (Reply::Done, _) => Err(no_fds()),
+            (other, _) => Err(unexpected(other)),
+        }
+    }
+
+    /// Answers once the container is not running, with how it is then.
+    pub async fn container_wait(&self, container: &str) -> Result<ContainerInfo, ClientError> {
+        self.container_reply(Request::ContainerWait {
             container: container.to_owned(),
-            follow: true,
         })
         .await
     }

@@ -28,8 +28,6 @@ pub enum Event {
     PushProgress(BlobProgress),
     /// Bytes a VM wrote to its serial console, as they came (not split into lines).
     VmSerial { name: String, data: Vec<u8> },
-    /// A line of a VM's serial console or a container's output.
-    LogLine { source: String, line: String },
     /// A VM's display changed: the frame now published (the framebuffer header's frame number)
     /// and the rectangle that changed in it.
     DisplayUpdate {

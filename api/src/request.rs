@@ -133,9 +133,19 @@ pub enum Request {
     VolumeRm {
         name: String,
     },
+    /// A container's output so far, as lines: [`Reply::Lines`] (the window, `--json`).
     Logs {
         container: String,
-        follow: bool,
+    },
+    /// A container's log file, read-only, on the answer's frame: its output byte for byte,
+    /// read by the client as it grows (`run` in the foreground, `logs`, `logs -f`), never
+    /// through berthd.
+    LogFile {
+        container: String,
+    },
+    /// Answered once the container is not running (at once if it is not): [`Reply::Container`].
+    ContainerWait {
+        container: String,
     },
     /// One container, by id, id prefix or name.
     ContainerInspect {

@@ -596,7 +596,7 @@ impl Berth {
                 Task::none()
             }
             // The window does not push images.
-            Pushed::LogLine { .. } | Pushed::PushProgress(_) => Task::none(),
+            Pushed::PushProgress(_) => Task::none(),
             // A build's FROM pulling its image: each layer shows among the build's steps.
             Pushed::PullProgress(progress) => {
                 if let Some(launch) = self.launch.as_mut()

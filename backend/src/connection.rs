@@ -130,13 +130,9 @@ pub async fn serve_connection(daemon: Arc<Daemon>, stream: UnixStream) {
             }
             Ok(ClientFrame::Request {
                 id,
-                request:
-                    Request::Logs {
-                        container,
-                        follow: true,
-                    },
+                request: Request::ContainerWait { container },
             }) => {
-                tokio::spawn(crate::follow::follow_logs(
+                tokio::spawn(crate::wait::container_wait(
                     Arc::clone(&daemon),
                     id,
                     container,
@@ -147,6 +143,7 @@ pub async fn serve_connection(daemon: Arc<Daemon>, stream: UnixStream) {
                 id,
                 request:
                     request @ (Request::VmDisplay { .. }
+                    | Request::LogFile { .. }
                     | Request::Exec(_)
                     | Request::Save { .. }
                     | Request::Export { .. }

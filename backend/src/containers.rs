@@ -1200,10 +1200,18 @@ impl Engine {
             .collect())
     }
 
-    /// The log file of a container, for following it.
-    pub fn log_path(&self, key: &str) -> Result<(String, PathBuf), ApiError> {
+    /// A container's log file, open read-only for a client to read its output from, byte
+    /// for byte (made empty when nothing was written yet).
+    pub fn log_file(&self, key: &str) -> Result<OwnedFd, ApiError> {
         let record = self.find(key)?;
-        Ok((record.id.clone(), self.dir(&record.id).join("log")))
+        let path = self.dir(&record.id).join("log");
+        fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|_| fs::File::open(&path))
+            .map(OwnedFd::from)
+            .map_err(|e| internal(format!("the log of {}: {e}", record.name)))
     }
 
     /// Whether a container is running now.

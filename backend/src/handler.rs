@@ -1,7 +1,7 @@
 //! What each request does: one call into the machines, the VM registry, the container engine
 //! or the images, run on the blocking pool (requests touch the filesystem). Requests that
-//! stream (`logs --follow`) or answer with a file descriptor (`vm display`) are served by the
-//! connection itself.
+//! wait (`ContainerWait`) or answer with a file descriptor (`vm display`, `LogFile`) are
+//! served by the connection itself.
 
 use std::os::fd::OwnedFd;
 use std::time::Duration;
@@ -18,7 +18,7 @@ use crate::machines::{DEFAULT_STOP_TIMEOUT, serial_log};
 use crate::server::{Daemon, lock, log};
 
 impl Daemon {
-    /// Carries out one of the requests answered with descriptors (`vm display`, `exec`) for
+    /// Carries out one of the requests answered with descriptors (`vm display`, `exec`, a log file) for
     /// `peer`: the reply and the descriptors for its frame.
     pub fn handle_with_fds(
         &self,
@@ -33,6 +33,9 @@ impl Daemon {
             Request::Run(spec) => self
                 .run(peer, *spec)
                 .map(|(info, master)| (Reply::Container(info), master.into_iter().collect())),
+            Request::LogFile { container } => {
+                Ok((Reply::Done, vec![self.engine.log_file(&container)?]))
+            }
             Request::Export { container } => {
                 let pipe = self.engine.export(&container)?;
                 log(format!("uid {} exported container {container}", peer.uid));
@@ -152,8 +155,12 @@ impl Daemon {
             Request::VmDisplay { .. }
             | Request::Exec(_)
             | Request::Save { .. }
-            | Request::Export { .. } => Err(ApiError::internal(
+            | Request::Export { .. }
+            | Request::LogFile { .. } => Err(ApiError::internal(
                 "this request is answered with descriptors (handle_with_fds)",
+            )),
+            Request::ContainerWait { .. } => Err(ApiError::internal(
+                "this request is answered by the connection once the container ends",
             )),
             Request::VmLog { name, lines } => {
                 let (_, dir, _) = lock(&self.registry).definition(&name)?;

@@ -4,7 +4,7 @@
 //!
 //! - [`server`]: the daemon's life (state dir, socket, services, accept loop, shutdown);
 //!   [`connection`]: one client's frames, handshake and events; [`handler`]: what each request
-//!   does; [`follow`]: `logs --follow`.
+//!   does; [`wait`]: answering once a container has ended.
 //! - [`auth`]: who may connect; [`access`]: which files a peer may name.
 //! - [`iso`]: `iso inspect` and the bootability check of `vm create --iso`.
 //! - [`containers`]: containers (records, waiter threads, run/stop/rm/stats); [`images`]: the
@@ -23,7 +23,6 @@ pub mod auth;
 pub mod config;
 pub mod connection;
 pub mod containers;
-pub mod follow;
 pub mod handler;
 pub mod host;
 pub mod images;
@@ -35,3 +34,4 @@ pub mod server;
 pub mod store;
 pub mod system;
 pub mod volumes;
+pub mod wait;

@@ -5,7 +5,9 @@ use std::io::Write;
 use std::path::Path;
 
 use berth_api::client::{Client, ClientError};
-use berth_api::container::{BlobProgress, BuildSpec, ContainerState, ImageInfo, RunSpec};
+use berth_api::container::{
+    BlobProgress, BuildSpec, ContainerInfo, ContainerState, ImageInfo, RunSpec,
+};
 use berth_api::error::ErrorKind;
 use berth_api::event::Event;
 
@@ -22,17 +24,16 @@ pub async fn run(
     let id = |info: &berth_api::container::ContainerInfo| format!("{}\n", info.id);
     match command {
         Command::Build(args) => build(client, events, out, args).await,
-        Command::Run(args) => run_container(client, events, out, args).await,
+        Command::Run(args) => run_container(client, out, args).await,
         Command::Exec(args) => crate::exec::exec(client, args).await,
         Command::Ps { all } => out.show(&client.ps(all).await?, |l| render::list_containers(l)),
-        Command::Logs {
-            follow: true,
-            container,
-        } => follow_logs(client, events, &container).await,
-        Command::Logs {
-            follow: false,
-            container,
-        } => out.show(&client.logs(&container).await?, |l| render::lines(l)),
+        Command::Logs { container, .. } if out.json() => {
+            out.show(&client.logs(&container).await?, |l| render::lines(l))
+        }
+        Command::Logs { follow, container } => {
+            let wait = follow.then(|| client.container_wait(&container));
+            follow_output(client, &container, wait).await
+        }
         Command::Port { container } => {
             let info = client.container_inspect(&container).await?;
             out.show(&info.ports, |p| render::ports(p))
@@ -148,13 +149,8 @@ pub async fn run(
 
 /// `run`: the daemon answers once the container has started; in the foreground, berthctl
 /// then follows its output and ends with its exit code.
-async fn run_container(
-    client: &Client,
-    events: &mut berth_api::Events,
-    out: &Output,
-    args: RunArgs,
-) -> Result<(), Failure> {
-    let id = |info: &berth_api::container::ContainerInfo| format!("{}\n", info.id);
+async fn run_container(client: &Client, out: &Output, args: RunArgs) -> Result<(), Failure> {
+    let id = |info: &ContainerInfo| format!("{}\n", info.id);
     if args.rm && args.restart != berth_api::container::RestartPolicy::No {
         // Said here too: in the foreground berthctl removes it itself, so berthd never sees
         // the two together.
@@ -221,14 +217,14 @@ async fn run_container(
             let mut pipe = std::fs::File::from(stdin);
             let _ = std::io::copy(&mut std::io::stdin().lock(), &mut pipe);
         });
-        follow_logs(client, events, &info.id).await?;
+        follow_output(client, &info.id, Some(client.container_wait(&info.id))).await?;
         info
     } else {
         let info = client.run(spec).await?;
         if args.detach {
             return out.show(&info, id);
         }
-        follow_logs(client, events, &info.id).await?;
+        follow_output(client, &info.id, Some(client.container_wait(&info.id))).await?;
         info
     };
     // Its terminal or its log has ended: it is ending; its state says how.
@@ -535,33 +531,40 @@ async fn push(
     transfer(events, out, image, Transfer::Push, call).await
 }
 
-/// Prints a container's output as the daemon pushes it, until it has stopped.
-async fn follow_logs(
+/// How often a followed log is read again for what was written since.
+const FOLLOW_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Writes a container's output to our stdout byte for byte, read from its log file (which
+/// berthd hands over, so nothing passes through it): what there is, and with `wait` (a
+/// `ContainerWait` call) what comes until the container has stopped.
+async fn follow_output(
     client: &Client,
-    events: &mut berth_api::Events,
     container: &str,
+    wait: Option<impl std::future::Future<Output = Result<ContainerInfo, ClientError>>>,
 ) -> Result<(), Failure> {
-    let call = client.follow_logs(container);
-    tokio::pin!(call);
-    let mut stdout = std::io::stdout();
+    let mut log = std::fs::File::from(client.log_file(container).await?);
+    let mut copy = || -> Result<(), Failure> {
+        let mut stdout = std::io::stdout().lock();
+        match std::io::copy(&mut log, &mut stdout).and_then(|_| stdout.flush()) {
+            Ok(()) => Ok(()),
+            // Whoever reads us has gone (`| head`): nothing more to write.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            Err(e) => Err(Failure::Failed(format!("writing the output: {e}"))),
+        }
+    };
+    let Some(wait) = wait else {
+        return copy();
+    };
+    tokio::pin!(wait);
     loop {
+        copy()?;
         tokio::select! {
-            done = &mut call => {
-                // Lines pushed before the answer are already queued: print them too.
-                while let Ok(Some(Event::LogLine { line, .. })) =
-                    tokio::time::timeout(std::time::Duration::from_millis(1), events.next()).await
-                {
-                    let _ = writeln!(stdout, "{line}");
-                }
-                return done.map_err(Failure::from);
+            ended = &mut wait => {
+                ended?;
+                // Everything it wrote is in the file now.
+                return copy();
             }
-            event = events.next() => match event {
-                Some(Event::LogLine { line, .. }) => {
-                    let _ = writeln!(stdout, "{line}");
-                }
-                Some(_) => {}
-                None => return Err(Failure::Failed("berthd closed the connection".into())),
-            },
+            _ = tokio::time::sleep(FOLLOW_INTERVAL) => {}
         }
     }
 }

@@ -336,3 +336,50 @@ pub fn text(output: &Output) -> (String, String) {
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
+
+/// What a container writes reaches berthctl byte for byte, under whichever daemon (its busybox
+/// image imported as `busybox`): `run` in the foreground and `logs` give bytes that are no
+/// text (a NUL, an invalid UTF-8 byte) and no newline added at the end; 8 MiB arrive whole;
+/// `logs -f` prints what comes until the container ends, then ends itself.
+pub fn container_output_is_byte_exact(daemon: &Daemon) {
+    let out = daemon.berthctl(&[
+        "run",
+        "--name",
+        "bytes",
+        "busybox",
+        "busybox",
+        "printf",
+        "a\\000b\\377c",
+    ]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert_eq!(out.stdout, b"a\0b\xffc");
+    assert_eq!(daemon.berthctl(&["logs", "bytes"]).stdout, b"a\0b\xffc");
+    let out = daemon.berthctl(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "busybox dd if=/dev/zero bs=1048576 count=8 2>/dev/null",
+    ]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert_eq!(out.stdout.len(), 8 << 20);
+    assert!(out.stdout.iter().all(|b| *b == 0));
+    let out = daemon.berthctl(&[
+        "run",
+        "-d",
+        "--name",
+        "slow",
+        "busybox",
+        "sh",
+        "-c",
+        "echo 1; sleep 1; printf 2",
+    ]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let out = daemon.berthctl(&["logs", "-f", "slow"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert_eq!(text(&out).0, "1\n2");
+    for name in ["bytes", "slow"] {
+        assert!(daemon.berthctl(&["rm", "-f", name]).status.success());
+    }
+}

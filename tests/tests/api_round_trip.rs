@@ -43,6 +43,8 @@ fn expectation(request: &Request) -> Expect {
         | Request::Run(_)
         | Request::Ps { .. }
         | Request::Logs { .. }
+        | Request::LogFile { .. }
+        | Request::ContainerWait { .. }
         | Request::ContainerInspect { .. }
         | Request::Exec(_)
         | Request::ExecWait { .. }

@@ -115,6 +115,8 @@ fn run_in_the_foreground_prints_output_and_passes_the_exit_code() {
     let out = daemon.berthctl(&["run", "-i", "-d", "busybox", "cat"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).1.contains("-i with -d"), "{}", text(&out).1);
+
+    berth_e2e::container_output_is_byte_exact(&daemon);
 }
 
 #[test]

@@ -691,6 +691,15 @@ fn desk_daemon_with_busybox() -> Option<(TestUser, tempfile::TempDir, Daemon)> {
     Some((user, dir, daemon))
 }
 
+/// A desk user's containers' output reaches berthctl byte for byte, as root's does.
+#[test]
+fn a_desk_users_container_output_arrives_byte_for_byte() {
+    let Some((_user, _dir, daemon)) = desk_daemon_with_busybox() else {
+        return;
+    };
+    berth_e2e::container_output_is_byte_exact(&daemon);
+}
+
 /// stdout of a berthctl command that must succeed.
 fn run_ok(daemon: &Daemon, args: &[&str]) -> String {
     let out = daemon.berthctl(args);
