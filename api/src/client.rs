@@ -15,8 +15,8 @@ use tokio::net::UnixStream;
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::container::{AttachInfo, ExecInfo, ExecSpec, ImageDetail, Pruned, UsageLine};
 use crate::container::{BuildSpec, ContainerInfo, ContainerStats, ImageInfo, RunSpec};
-use crate::container::{ExecInfo, ExecSpec, ImageDetail, Pruned, UsageLine};
 use crate::error::{ApiError, ErrorKind};
 use crate::event::Event;
 use crate::fdpass::FdFrameReader;
@@ -631,6 +631,20 @@ impl Client {
         {
             (Reply::Done, fds) if fds.len() == 1 => fds.into_iter().next().ok_or_else(no_fds),
             (Reply::Done, _) => Err(no_fds()),
+            (other, _) => Err(unexpected(other)),
+        }
+    }
+
+    /// Joins a container started with `-d` and `-t` or `-i`: what it has, and its descriptors
+    /// (see [`AttachInfo`]).
+    pub async fn attach(&self, container: &str) -> Result<(AttachInfo, Vec<OwnedFd>), ClientError> {
+        match self
+            .call_with_fds(Request::Attach {
+                container: container.to_owned(),
+            })
+            .await?
+        {
+            (Reply::Attached(info), fds) => Ok((info, fds)),
             (other, _) => Err(unexpected(other)),
         }
     }

@@ -192,6 +192,10 @@ pub struct RunSpec {
     /// there, not to the log.
     #[serde(default)]
     pub tty: bool,
+    /// `-d` with `-t` or `-i`: berthd keeps the terminal (its output to the log) or the stdin
+    /// pipe for `attach`, instead of handing it over with the answer.
+    #[serde(default)]
+    pub attachable: bool,
 }
 
 /// `--restart`, Docker's policies.
@@ -371,6 +375,17 @@ pub struct ContainerInfo {
     /// How many times berthd has restarted it by its policy.
     #[serde(default)]
     pub restart_count: u32,
+}
+
+/// What `attach` joins: the container, and what it was started with. On the answer's frame
+/// (SCM_RIGHTS): with `terminal`, a stream socket carrying the terminal's bytes both ways and
+/// the terminal's master, for its size only; else with `stdin`, its stdin pipe's write end;
+/// else nothing (its output is followed from its log).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttachInfo {
+    pub container: ContainerInfo,
+    pub terminal: bool,
+    pub stdin: bool,
 }
 
 /// Live use of one container, for `stats`.

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::container::{
-    BuildSpec, ContainerInfo, ContainerStats, ExecInfo, ExecSpec, ImageDetail, ImageInfo, Pruned,
-    RunSpec, UsageLine,
+    AttachInfo, BuildSpec, ContainerInfo, ContainerStats, ExecInfo, ExecSpec, ImageDetail,
+    ImageInfo, Pruned, RunSpec, UsageLine,
 };
 use crate::host::HostInfo;
 use crate::iso::IsoInfo;
@@ -147,6 +147,11 @@ pub enum Request {
     ContainerWait {
         container: String,
     },
+    /// Join a running container started with `-d` and `-t` or `-i`: [`Reply::Attached`] and
+    /// what [`AttachInfo`] says on the answer's frame.
+    Attach {
+        container: String,
+    },
     /// One container, by id, id prefix or name.
     ContainerInspect {
         container: String,
@@ -279,6 +284,7 @@ pub enum Reply {
     Display(DisplayInfo),
     /// An exec'd process; the frame carries its terminal or pipes.
     Exec(ExecInfo),
+    Attached(AttachInfo),
     ExecExit {
         code: i32,
     },

@@ -144,6 +144,7 @@ pub async fn serve_connection(daemon: Arc<Daemon>, stream: UnixStream) {
                 request:
                     request @ (Request::VmDisplay { .. }
                     | Request::LogFile { .. }
+                    | Request::Attach { .. }
                     | Request::Exec(_)
                     | Request::Save { .. }
                     | Request::Export { .. }

@@ -14,7 +14,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use berth_api::container::{
-    ContainerInfo, ContainerLimits, ContainerState, ContainerStats, ExecInfo, ExecSpec,
+    AttachInfo, ContainerInfo, ContainerLimits, ContainerState, ContainerStats, ExecInfo, ExecSpec,
     RestartPolicy, RunSpec,
 };
 use berth_api::error::{ApiError, ErrorKind};
@@ -24,6 +24,8 @@ use berth_api::utilisation::{Resources, Shares, container_allocation, ratio};
 use berth_api::validate;
 use berth_api::volume::{VolumeMount, VolumeSource};
 use container_backend::image::{Image, ImageStore};
+
+use crate::attach::{Kept, KeptTerminal};
 use container_backend::runtime::{
     self, BridgeNetwork, Connection, ContainerConfig, HostsEntry, Layout, Limits,
 };
@@ -162,6 +164,8 @@ pub struct Engine {
     network_dir: PathBuf,
     /// The bridge network and how many running containers are on it.
     bridge: Mutex<BridgeUse>,
+    /// The terminals and stdin pipes of running containers started with `-d` and `-t`/`-i`.
+    kept: Mutex<HashMap<String, Kept>>,
 }
 
 /// The bridge network while containers are on it: made by the first, taken down after the
@@ -280,6 +284,7 @@ impl Engine {
             next_exec: AtomicU64::new(1),
             network_dir: state_dir.join("network"),
             bridge: Mutex::new(BridgeUse::default()),
+            kept: Mutex::new(HashMap::new()),
         });
         engine.readopt();
         engine
@@ -830,6 +835,27 @@ impl Engine {
                 return Err(e);
             }
         };
+        // `-d` with `-t`/`-i`: kept here for `attach` instead of handed over.
+        let master = match (master, spec.attachable) {
+            (Some(fd), true) => {
+                let kept = if stdio == Stdio::Terminal {
+                    Kept::Terminal(
+                        KeptTerminal::keep(fd, &self.dir(&id).join("log"))
+                            .map_err(|e| internal(format!("cannot keep the terminal: {e}")))?,
+                    )
+                } else {
+                    Kept::Stdin(fd)
+                };
+                // A container that ended at once has nothing to attach to (`ended` takes it
+                // out of `running` before it looks here).
+                let mut all = lock(&self.kept);
+                if self.is_running(&id) {
+                    all.insert(id.clone(), kept);
+                }
+                None
+            }
+            (master, _) => master,
+        };
         Ok((self.info(&self.find(&id)?), master))
     }
 
@@ -952,6 +978,7 @@ impl Engine {
         };
         self.set_state(id, state);
         lock(&self.running).remove(id);
+        lock(&self.kept).remove(id);
         if lock(&self.records)
             .get(id)
             .is_some_and(|r| r.network == ContainerNetwork::Bridge)
@@ -1212,6 +1239,31 @@ impl Engine {
             .and_then(|_| fs::File::open(&path))
             .map(OwnedFd::from)
             .map_err(|e| internal(format!("the log of {}: {e}", record.name)))
+    }
+
+    /// `attach`: what a running container started with `-d` and `-t`/`-i` kept, joined once
+    /// more; a container started without either is followed from its log.
+    pub fn attach(&self, key: &str) -> Result<(AttachInfo, Vec<OwnedFd>), ApiError> {
+        let record = self.find(key)?;
+        if !self.is_running(&record.id) {
+            return Err(ApiError::new(
+                ErrorKind::Conflict,
+                format!("container `{}` is not running: start it first", record.name),
+            ));
+        }
+        let kept = lock(&self.kept);
+        let (terminal, stdin, fds) = match kept.get(&record.id) {
+            Some(kept @ Kept::Terminal(_)) => (true, false, kept.join().map_err(internal)?),
+            Some(kept @ Kept::Stdin(_)) => (false, true, kept.join().map_err(internal)?),
+            None => (false, false, Vec::new()),
+        };
+        drop(kept);
+        let info = AttachInfo {
+            container: self.info(&record),
+            terminal,
+            stdin,
+        };
+        Ok((info, fds))
     }
 
     /// Whether a container is running now.

@@ -33,6 +33,14 @@ impl Daemon {
             Request::Run(spec) => self
                 .run(peer, *spec)
                 .map(|(info, master)| (Reply::Container(info), master.into_iter().collect())),
+            Request::Attach { container } => {
+                let (info, fds) = self.engine.attach(&container)?;
+                log(format!(
+                    "uid {} attached to container {}",
+                    peer.uid, info.container.name
+                ));
+                Ok((Reply::Attached(info), fds))
+            }
             Request::LogFile { container } => {
                 Ok((Reply::Done, vec![self.engine.log_file(&container)?]))
             }
@@ -156,7 +164,8 @@ impl Daemon {
             | Request::Exec(_)
             | Request::Save { .. }
             | Request::Export { .. }
-            | Request::LogFile { .. } => Err(ApiError::internal(
+            | Request::LogFile { .. }
+            | Request::Attach { .. } => Err(ApiError::internal(
                 "this request is answered with descriptors (handle_with_fds)",
             )),
             Request::ContainerWait { .. } => Err(ApiError::internal(

@@ -19,6 +19,7 @@
 pub mod access;
 pub mod activation;
 pub mod args;
+pub mod attach;
 pub mod auth;
 pub mod config;
 pub mod connection;

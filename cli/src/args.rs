@@ -70,6 +70,10 @@ pub enum ContainerCommand {
         follow: bool,
         container: String,
     },
+    /// Join a running container started with -d and -t (its terminal: Ctrl-P Ctrl-Q leaves
+    /// it running) or -d and -i (your stdin to it); its output until it ends, and its exit
+    /// code.
+    Attach { container: String },
     /// A container's published ports.
     Port { container: String },
     /// A container (its state, limits, network, ports, volumes) or else an image (its
@@ -175,10 +179,12 @@ pub enum ContainerCommand {
 /// `run`'s arguments, Docker's names for them.
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// Return once it has started.
+    /// Return once it has started (with -t or -i, berthd keeps its terminal or stdin for
+    /// `attach`).
     #[arg(short, long)]
     pub detach: bool,
-    /// Give the container a terminal (its output goes there, not to its log).
+    /// Give the container a terminal (its output goes there, not to its log; detached, to
+    /// both).
     #[arg(short, long)]
     pub tty: bool,
     /// Pass our stdin to it: with -t on its terminal (ours goes raw: Ctrl+C reaches it),

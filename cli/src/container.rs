@@ -34,6 +34,7 @@ pub async fn run(
             let wait = follow.then(|| client.container_wait(&container));
             follow_output(client, &container, wait).await
         }
+        Command::Attach { container } => attach(client, &container).await,
         Command::Port { container } => {
             let info = client.container_inspect(&container).await?;
             out.show(&info.ports, |p| render::ports(p))
@@ -194,22 +195,17 @@ async fn run_container(client: &Client, out: &Output, args: RunArgs) -> Result<(
         // In the foreground berthctl removes it once it has read how it ended; detached, the
         // daemon does when it ends.
         remove: args.rm && args.detach,
+        // Detached, berthd keeps its terminal or stdin for `attach`.
+        attachable: args.detach && (args.tty || args.interactive),
     };
-    let info = if args.tty {
-        if args.detach {
-            return Err(Failure::Failed(
-                "-t with -d: nothing would hold the terminal (there is no attach yet)".into(),
-            ));
-        }
+    let info = if args.detach {
+        let info = client.run(spec).await?;
+        return out.show(&info, id);
+    } else if args.tty {
         let (info, master) = client.run_with_terminal(spec).await?;
         crate::terminal::attach(master, args.interactive).await?;
         info
     } else if args.interactive {
-        if args.detach {
-            return Err(Failure::Failed(
-                "-i with -d: nothing would feed its stdin (there is no attach yet)".into(),
-            ));
-        }
         let (info, stdin) = client.run_with_stdin(spec).await?;
         // Our stdin into its pipe until it ends (the container then reads EOF), while its
         // output is followed from its log.
@@ -221,12 +217,54 @@ async fn run_container(client: &Client, out: &Output, args: RunArgs) -> Result<(
         info
     } else {
         let info = client.run(spec).await?;
-        if args.detach {
-            return out.show(&info, id);
-        }
         follow_output(client, &info.id, Some(client.container_wait(&info.id))).await?;
         info
     };
+    if args.rm {
+        let ended = exit_of(client, &info).await;
+        // Its anonymous volumes with it, as `docker run --rm` removes them.
+        client.container_rm(&info.id, true, true).await?;
+        return ended;
+    }
+    exit_of(client, &info).await
+}
+
+/// `attach`: a kept terminal joined to ours until the container ends or Ctrl-P Ctrl-Q leaves
+/// it; else our stdin to its pipe (when it has one) while its output from now on is followed
+/// until it ends. Ends with its exit code, as `run` does.
+async fn attach(client: &Client, container: &str) -> Result<(), Failure> {
+    let (attached, fds) = client.attach(container).await?;
+    let info = attached.container;
+    let mut fds = fds.into_iter();
+    if attached.terminal {
+        let (Some(socket), Some(master)) = (fds.next(), fds.next()) else {
+            return Err(Failure::Failed(
+                "berthd sent no terminal to attach to".into(),
+            ));
+        };
+        if crate::terminal::join_relayed(socket, master).await? == crate::terminal::Left::Detached {
+            return Ok(());
+        }
+    } else {
+        // Its output from now on: the log is placed at its end before our input can make more.
+        let mut log = std::fs::File::from(client.log_file(&info.id).await?);
+        use std::io::Seek;
+        log.seek(std::io::SeekFrom::End(0))
+            .map_err(|e| Failure::Failed(format!("the log: {e}")))?;
+        if let Some(stdin) = fds.next().filter(|_| attached.stdin) {
+            std::thread::spawn(move || {
+                let mut pipe = std::fs::File::from(stdin);
+                let _ = std::io::copy(&mut std::io::stdin().lock(), &mut pipe);
+            });
+        }
+        follow_log(log, Some(client.container_wait(&info.id))).await?;
+    }
+    exit_of(client, &info).await
+}
+
+/// How a container that is ending ended, as an exit status of ours: its code, 137 and a word
+/// when the OOM killer ended it.
+async fn exit_of(client: &Client, info: &ContainerInfo) -> Result<(), Failure> {
     // Its terminal or its log has ended: it is ending; its state says how.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let state = loop {
@@ -243,10 +281,6 @@ async fn run_container(client: &Client, out: &Output, args: RunArgs) -> Result<(
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     };
-    if args.rm {
-        // Its anonymous volumes with it, as `docker run --rm` removes them.
-        client.container_rm(&info.id, true, true).await?;
-    }
     match state {
         Some(ContainerState::Stopped {
             exit_code: Some(0), ..
@@ -542,7 +576,15 @@ async fn follow_output(
     container: &str,
     wait: Option<impl std::future::Future<Output = Result<ContainerInfo, ClientError>>>,
 ) -> Result<(), Failure> {
-    let mut log = std::fs::File::from(client.log_file(container).await?);
+    let log = std::fs::File::from(client.log_file(container).await?);
+    follow_log(log, wait).await
+}
+
+/// [`follow_output`] of a log already open, from where it stands.
+async fn follow_log(
+    mut log: std::fs::File,
+    wait: Option<impl std::future::Future<Output = Result<ContainerInfo, ClientError>>>,
+) -> Result<(), Failure> {
     let mut copy = || -> Result<(), Failure> {
         let mut stdout = std::io::stdout().lock();
         match std::io::copy(&mut log, &mut stdout).and_then(|_| stdout.flush()) {

@@ -1,7 +1,8 @@
-//! A container's terminal joined to ours (`exec -t`, `run -t`): its output copied to our
-//! stdout until the process and everything holding the terminal has ended, our stdin to it
-//! with `-i`, its size ours (again on SIGWINCH), and our terminal in raw mode meanwhile, so
-//! Ctrl+C, colours and line editing belong to the container's terminal.
+//! A container's terminal joined to ours (`exec -t`, `run -t`, and `attach` through berthd's
+//! relay): its output copied to our stdout until the process and everything holding the
+//! terminal has ended, our stdin to it with `-i`, its size ours (again on SIGWINCH), and our
+//! terminal in raw mode meanwhile, so Ctrl+C, colours and line editing belong to the
+//! container's terminal.
 
 use std::fs::File;
 use std::io::{IsTerminal, Read, Write};
@@ -33,6 +34,95 @@ pub async fn attach(master: OwnedFd, interactive: bool) -> Result<(), Failure> {
     };
     let failed = |e: String| Failure::Failed(format!("copying the terminal failed: {e}"));
     joined.map_err(|e| failed(e.to_string()))?.map_err(failed)
+}
+
+/// How a relayed terminal was left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Left {
+    /// The container's side ended (its processes are gone).
+    Ended,
+    /// Ctrl-P Ctrl-Q: the container goes on, as Docker's `attach` leaves it.
+    Detached,
+}
+
+/// Docker's detach keys: Ctrl-P, then Ctrl-Q.
+const DETACH_KEYS: [u8; 2] = [0x10, 0x11];
+
+/// Joins a terminal berthd keeps (`attach`): its bytes through `socket`, its size set on
+/// `master` (only that: nothing is read from it), until the container's side ends or our
+/// Ctrl-P Ctrl-Q.
+pub async fn join_relayed(socket: OwnedFd, master: OwnedFd) -> Result<Left, Failure> {
+    let _raw = RawMode::enter(true);
+    resize(&master);
+    let socket = std::os::unix::net::UnixStream::from(socket);
+    let detached = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (input, flag) = (socket.try_clone().map_err(io_failure)?, detached.clone());
+    // Not joined: it waits on our stdin, which may never end.
+    std::thread::spawn(move || {
+        if keys_until_detach(std::io::stdin(), &input) {
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            // The output's copy ends with the socket.
+            let _ = input.shutdown(std::net::Shutdown::Both);
+        }
+    });
+    let output = socket.try_clone().map_err(io_failure)?;
+    let copied = std::thread::spawn(move || copy(output, std::io::stdout()));
+    let mut changes = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
+        .map_err(io_failure)?;
+    let done = tokio::task::spawn_blocking(move || join(vec![copied]));
+    tokio::pin!(done);
+    let joined = loop {
+        tokio::select! {
+            _ = changes.recv() => resize(&master),
+            joined = &mut done => break joined,
+        }
+    };
+    let failed = |e: String| Failure::Failed(format!("copying the terminal failed: {e}"));
+    joined.map_err(|e| failed(e.to_string()))?.map_err(failed)?;
+    Ok(if detached.load(std::sync::atomic::Ordering::SeqCst) {
+        Left::Detached
+    } else {
+        Left::Ended
+    })
+}
+
+/// Copies our keys to `to` until our stdin ends (false) or the detach keys come (true); a
+/// Ctrl-P not followed by Ctrl-Q is passed on with what follows it, as Docker passes it.
+fn keys_until_detach(mut from: impl Read, mut to: impl Write) -> bool {
+    let mut buf = [0u8; 4096];
+    let mut held = false;
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => n,
+        };
+        let mut out = Vec::with_capacity(n + 1);
+        let mut detach = false;
+        for &byte in &buf[..n] {
+            match (held, byte) {
+                (true, b) if b == DETACH_KEYS[1] => {
+                    detach = true;
+                    break;
+                }
+                (true, b) => {
+                    out.push(DETACH_KEYS[0]);
+                    held = b == DETACH_KEYS[0];
+                    if !held {
+                        out.push(b);
+                    }
+                }
+                (false, b) if b == DETACH_KEYS[0] => held = true,
+                (false, b) => out.push(b),
+            }
+        }
+        // What came before the keys still goes.
+        if to.write_all(&out).and_then(|()| to.flush()).is_err() {
+            return false;
+        }
+        if detach {
+            return true;
+        }
+    }
 }
 
 /// Copies the terminal's output to our stdout until a read of it fails with EIO (no process
@@ -119,5 +209,23 @@ impl Drop for RawMode {
         if let Some(saved) = &self.saved {
             let _ = tcsetattr(std::io::stdin(), SetArg::TCSANOW, saved);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ctrl_p_ctrl_q_detaches_and_a_lone_ctrl_p_is_passed_on() {
+        let mut sent = Vec::new();
+        assert!(keys_until_detach(
+            &b"ls\x10a\x10\x10\x11rest"[..],
+            &mut sent
+        ));
+        assert_eq!(sent, b"ls\x10a\x10");
+        let mut sent = Vec::new();
+        assert!(!keys_until_detach(&b"echo\n"[..], &mut sent));
+        assert_eq!(sent, b"echo\n");
     }
 }

@@ -45,6 +45,7 @@ fn expectation(request: &Request) -> Expect {
         | Request::Logs { .. }
         | Request::LogFile { .. }
         | Request::ContainerWait { .. }
+        | Request::Attach { .. }
         | Request::ContainerInspect { .. }
         | Request::Exec(_)
         | Request::ExecWait { .. }

@@ -112,9 +112,21 @@ fn run_in_the_foreground_prints_output_and_passes_the_exit_code() {
         b"four",
     );
     assert_eq!(out.status.code(), Some(4), "{}", text(&out).1);
-    let out = daemon.berthctl(&["run", "-i", "-d", "busybox", "cat"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).1.contains("-i with -d"), "{}", text(&out).1);
+    // `-d` with `-i`: berthd keeps its stdin; `attach` feeds it ours and follows its output.
+    let out = daemon.berthctl(&[
+        "run",
+        "-d",
+        "-i",
+        "--name",
+        "fed",
+        "busybox",
+        "sh",
+        "-c",
+        "read line; echo fed $line",
+    ]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let out = daemon.berthctl_with(&["attach", "fed"], &[], b"by root\n");
+    assert_eq!(text(&out), ("fed by root\n".into(), String::new()));
 
     berth_e2e::container_output_is_byte_exact(&daemon);
 }

@@ -1137,11 +1137,119 @@ fn a_desk_user_runs_a_shell_in_a_new_container_on_a_terminal() {
         !text(&daemon.berthctl(&["ps", "-a"])).0.contains("tty"),
         "--rm left it"
     );
-    // -i alone and -t with -d are refused with the reason.
-    for args in [["run", "-i", "busybox"], ["run", "-td", "busybox"]] {
-        let out = daemon.berthctl(&args);
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
-    }
+    // An image without a command is refused with the reason, -i or not.
+    let out = daemon.berthctl(&["run", "-i", "busybox"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+/// `run -dit` then `attach`, as Docker users do: the terminal berthd kept answers with a
+/// prompt and our size, Ctrl-P Ctrl-Q leaves it running (what it printed is in its log), a
+/// second attach ends it with its exit code; `run -di` then `attach` feeds it our stdin.
+#[test]
+fn a_desk_user_attaches_to_a_detached_containers_terminal_and_stdin() {
+    use std::io::Write;
+    let Some((user, _dir, daemon)) = desk_daemon_with_busybox() else {
+        return;
+    };
+    run_ok(
+        &daemon,
+        &[
+            "run",
+            "-dit",
+            "--network",
+            "none",
+            "--name",
+            "kept",
+            "busybox",
+            "sh",
+        ],
+    );
+    let attach = || {
+        let pty = nix::pty::openpty(
+            Some(&nix::pty::Winsize {
+                ws_row: 33,
+                ws_col: 101,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            }),
+            None,
+        )
+        .unwrap();
+        let slave = std::fs::File::from(pty.slave);
+        let child = user
+            .command(berth_e2e::binary("berthctl"))
+            .arg("--socket")
+            .arg(&daemon.socket)
+            .args(["attach", "kept"])
+            .stdin(slave.try_clone().unwrap())
+            .stdout(slave.try_clone().unwrap())
+            .stderr(slave)
+            .spawn()
+            .unwrap();
+        (child, std::fs::File::from(pty.master))
+    };
+    let ended = |child: &mut std::process::Child| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "berthctl attach did not end");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let wait = Duration::from_secs(10);
+
+    let (mut child, mut master) = attach();
+    let mut seen = Vec::new();
+    // Attached, nothing is printed until the shell is asked for something.
+    std::thread::sleep(Duration::from_millis(500));
+    master
+        .write_all(b"echo $((6*7)); busybox stty size\r")
+        .unwrap();
+    assert!(
+        read_until(&master, &mut seen, "33 101", wait),
+        "{}",
+        String::from_utf8_lossy(&seen)
+    );
+    assert!(String::from_utf8_lossy(&seen).contains("42\r\n"));
+    master.write_all(b"\x10\x11").unwrap();
+    assert_eq!(ended(&mut child).code(), Some(0), "detached");
+    assert!(
+        inspect(&daemon, "kept")["state"].get("running").is_some(),
+        "still running"
+    );
+    assert!(
+        text(&daemon.berthctl(&["logs", "kept"])).0.contains("42"),
+        "the kept terminal's output is in the log"
+    );
+
+    let (mut child, mut master) = attach();
+    std::thread::sleep(Duration::from_millis(500));
+    master.write_all(b"exit 5\r").unwrap();
+    assert_eq!(ended(&mut child).code(), Some(5));
+
+    run_ok(
+        &daemon,
+        &[
+            "run",
+            "-di",
+            "--network",
+            "none",
+            "--name",
+            "reader",
+            "busybox",
+            "sh",
+            "-c",
+            "read line; echo got $line",
+        ],
+    );
+    let out = daemon.berthctl_with(&["attach", "reader"], &[], b"hello\n");
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert_eq!(text(&out).0, "got hello\n");
+    let out = daemon.berthctl(&["attach", "reader"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).1.contains("is not running"), "{}", text(&out).1);
 }
 
 #[test]
