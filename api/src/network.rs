@@ -197,6 +197,10 @@ pub enum VmNetwork {
     /// host's own sockets; no root needed.
     #[default]
     Nat,
+    /// The Berth network (a TAP on the daemon's bridge): the guest gets an address of its own
+    /// there by DHCP, reaches the containers and other VMs on it, and the host's loopback at
+    /// its gateway.
+    Bridge,
     /// No network device.
     None,
 }
@@ -206,6 +210,7 @@ impl VmNetwork {
     pub fn name(self) -> &'static str {
         match self {
             VmNetwork::Nat => "nat",
+            VmNetwork::Bridge => "bridge",
             VmNetwork::None => "none",
         }
     }
@@ -217,9 +222,10 @@ impl FromStr for VmNetwork {
     fn from_str(text: &str) -> Result<Self, String> {
         match text {
             "nat" | "user" | "default" => Ok(VmNetwork::Nat),
+            "bridge" | "berth" => Ok(VmNetwork::Bridge),
             "none" => Ok(VmNetwork::None),
             other => Err(format!(
-                "unknown network `{other}`: use `nat` (the default) or `none`"
+                "unknown network `{other}`: use `nat` (the default), `bridge` or `none`"
             )),
         }
     }
@@ -305,8 +311,8 @@ impl VmNetworkConfig {
     pub fn describe(&self, vm_name: &str) -> String {
         match self.mode {
             VmNetwork::None => VmNetwork::None.name().to_owned(),
-            VmNetwork::Nat => {
-                let mut text = format!("nat, {}", self.mac_of(vm_name));
+            mode @ (VmNetwork::Nat | VmNetwork::Bridge) => {
+                let mut text = format!("{}, {}", mode.name(), self.mac_of(vm_name));
                 if !self.forwards.is_empty() {
                     let forwards: Vec<String> =
                         self.forwards.iter().map(PortForward::vm_forward).collect();
@@ -539,7 +545,8 @@ mod tests {
             config.describe("debian"),
             format!("nat, {mac}; forwards tcp:127.0.0.1:2222:22")
         );
-        assert!("bridge".parse::<VmNetwork>().is_err());
+        assert_eq!("bridge".parse(), Ok(VmNetwork::Bridge));
+        assert!("host".parse::<VmNetwork>().is_err());
     }
 
     #[test]

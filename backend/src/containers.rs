@@ -26,6 +26,7 @@ use berth_api::volume::{VolumeMount, VolumeSource};
 use container_backend::image::{Image, ImageStore};
 
 use crate::attach::{Kept, KeptTerminal};
+use crate::bridge::Bridge;
 use container_backend::runtime::{
     self, BridgeNetwork, Connection, ContainerConfig, HostsEntry, Layout, Limits,
 };
@@ -160,20 +161,10 @@ pub struct Engine {
     /// Processes `exec` started, by the id their client waits on.
     execs: Mutex<HashMap<u64, Arc<ExecWaiter>>>,
     next_exec: AtomicU64,
-    /// Where the bridge network's namespace is kept.
-    network_dir: PathBuf,
-    /// The bridge network and how many running containers are on it.
-    bridge: Mutex<BridgeUse>,
+    /// The bridge network, shared with the VMs.
+    bridge: Arc<Bridge>,
     /// The terminals and stdin pipes of running containers started with `-d` and `-t`/`-i`.
     kept: Mutex<HashMap<String, Kept>>,
-}
-
-/// The bridge network while containers are on it: made by the first, taken down after the
-/// last (its namespace and pasta), as Podman takes down its rootless network namespace.
-#[derive(Default)]
-struct BridgeUse {
-    network: Option<BridgeNetwork>,
-    containers: usize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -253,6 +244,7 @@ impl Engine {
         layout: Result<Layout, String>,
         events: broadcast::Sender<Event>,
         host: Resources,
+        bridge: Arc<Bridge>,
     ) -> Arc<Engine> {
         let root = state_dir.join("containers");
         let rootfs_cache = state_dir.join("rootfs");
@@ -282,8 +274,7 @@ impl Engine {
             host,
             execs: Mutex::new(HashMap::new()),
             next_exec: AtomicU64::new(1),
-            network_dir: state_dir.join("network"),
-            bridge: Mutex::new(BridgeUse::default()),
+            bridge,
             kept: Mutex::new(HashMap::new()),
         });
         engine.readopt();
@@ -400,26 +391,12 @@ impl Engine {
 
     /// The bridge network for one more container, set up for the first.
     fn join_bridge(&self) -> Result<BridgeNetwork, ApiError> {
-        let mut bridge = lock(&self.bridge);
-        let network = match &bridge.network {
-            Some(network) => network.clone(),
-            None => BridgeNetwork::open(&self.network_dir)
-                .map_err(|e| ApiError::new(ErrorKind::Unsupported, e.to_string()))?,
-        };
-        bridge.network = Some(network.clone());
-        bridge.containers += 1;
-        Ok(network)
+        self.bridge.join()
     }
 
     /// One container less on the bridge network; taken down after the last.
     fn leave_bridge(&self) {
-        let mut bridge = lock(&self.bridge);
-        bridge.containers = bridge.containers.saturating_sub(1);
-        if bridge.containers == 0
-            && let Some(network) = bridge.network.take()
-        {
-            network.close();
-        }
+        self.bridge.leave();
     }
 
     /// The /etc/hosts entries of the running containers on the bridge, but `except`: each

@@ -21,6 +21,7 @@ pub mod activation;
 pub mod args;
 pub mod attach;
 pub mod auth;
+pub mod bridge;
 pub mod config;
 pub mod connection;
 pub mod containers;

@@ -131,17 +131,20 @@ pub async fn run(
     }
     let (events, _) = broadcast::channel(1024);
     let registry = Arc::new(Mutex::new(registry));
+    let bridge = crate::bridge::Bridge::new(config.state_dir.join("network"));
     let machines = Machines::new(
         default_vmm_binary(),
         Arc::clone(&registry),
         events.clone(),
         config.ids == IdMap::Host,
+        Arc::clone(&bridge),
     );
     let engine = Engine::load(
         &config.state_dir,
         layout,
         events.clone(),
         totals(&config.state_dir).0,
+        bridge,
     );
     let daemon = Arc::new(Daemon {
         config,

@@ -333,7 +333,9 @@ pub enum VmCommand {
         /// The display's resolution, WIDTHxHEIGHT (default 1280x800).
         #[arg(long, value_name = "WxH")]
         display: Option<DisplayMode>,
-        /// `nat` (the default: DHCP, outbound through the host, passt) or `none`.
+        /// `nat` (the default: DHCP, outbound through the host, passt), `bridge` (the Berth
+        /// network, with the containers on it: an address of its own by DHCP, the host's
+        /// loopback at its gateway) or `none`.
         #[arg(long, default_value = "nat")]
         network: VmNetwork,
         /// Forward a host port to the guest, [tcp:|udp:][IP:]HOST:GUEST (host side 127.0.0.1
@@ -363,7 +365,7 @@ pub enum VmCommand {
         /// The display's resolution, WIDTHxHEIGHT, from the next start.
         #[arg(long, value_name = "WxH")]
         display: Option<DisplayMode>,
-        /// `nat` or `none`.
+        /// `nat`, `bridge` or `none`.
         #[arg(long)]
         network: Option<VmNetwork>,
         /// The port forwards, replacing the ones it has ([tcp:|udp:][IP:]HOST:GUEST; several).

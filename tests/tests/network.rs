@@ -332,13 +332,30 @@ fn pasta_installed() -> bool {
 
 /// A VM on the network, under whichever daemon (`owner`: the user it runs as).
 fn a_vm_is_on_the_network(daemon: &Daemon, dir: &Path, owner: Option<&TestUser>) {
+    a_vm_is_on(daemon, dir, owner, "nat");
+}
+
+/// The probe on network `mode` (`nat`: passt; `bridge`: the Berth network, whose DHCP server,
+/// gateway and carried forwards stand in for passt's): its card's DHCP offer (on the bridge,
+/// an address of the VMs' half of 10.89.0.0/16), its greeting to the host's loopback through
+/// the gateway answered, a datagram to its forwarded port echoed, and the port free again
+/// after; on passt, a port in use and `--network none` too.
+fn a_vm_is_on(daemon: &Daemon, dir: &Path, owner: Option<&TestUser>, mode: &str) {
     // One probe at a time: each greets the same host port.
     static GREETED_PORT: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _turn = GREETED_PORT.lock().unwrap_or_else(|e| e.into_inner());
     common::create_probe_vm(daemon, dir, "netprobe", ProbeFinish::Net, owner);
     let forward_port = free_port();
     let forward = format!("udp:{forward_port}:{NET_ECHO_PORT}");
-    let out = daemon.berthctl(&["vm", "edit", "netprobe", "--forward", &forward]);
+    let out = daemon.berthctl(&[
+        "vm",
+        "edit",
+        "netprobe",
+        "--network",
+        mode,
+        "--forward",
+        &forward,
+    ]);
     let shown = text(&out).0;
     let network = shown
         .lines()
@@ -349,7 +366,7 @@ fn a_vm_is_on_the_network(daemon: &Daemon, dir: &Path, owner: Option<&TestUser>)
     let mac = berth_api::network::MacAddress::for_vm("netprobe");
     assert_eq!(
         network,
-        format!("nat, {mac}; forwards udp:127.0.0.1:{forward_port}:{NET_ECHO_PORT}"),
+        format!("{mode}, {mac}; forwards udp:127.0.0.1:{forward_port}:{NET_ECHO_PORT}"),
         "{shown}"
     );
 
@@ -371,7 +388,11 @@ fn a_vm_is_on_the_network(daemon: &Daemon, dir: &Path, owner: Option<&TestUser>)
         "netprobe",
         &format!("BERTH-PROBE: net mac {mac} link up"),
     );
-    common::serial_log_shows(daemon, "netprobe", "BERTH-PROBE: net offer type 2 address ");
+    let offered = match mode {
+        "bridge" => "BERTH-PROBE: net offer type 2 address 10.89.128.",
+        _ => "BERTH-PROBE: net offer type 2 address ",
+    };
+    common::serial_log_shows(daemon, "netprobe", offered);
     let mut greeting = [0u8; 64];
     let (len, from) = greeted.recv_from(&mut greeting).unwrap();
     assert_eq!(&greeting[..len], b"hello from the probe");
@@ -418,6 +439,11 @@ fn a_vm_is_on_the_network(daemon: &Daemon, dir: &Path, owner: Option<&TestUser>)
         std::thread::sleep(Duration::from_millis(100));
     }
     drop(greeted);
+    if mode != "nat" {
+        let out = daemon.berthctl(&["vm", "delete", "netprobe"]);
+        assert!(out.status.success(), "{}", text(&out).1);
+        return;
+    }
 
     // A forwarded port in use: the VM does not start, and passt's reason is given.
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -542,6 +568,7 @@ fn a_root_daemons_vm_is_on_the_network() {
     }
     let dir = open_tempdir();
     let daemon = Daemon::start(dir.path(), &[]);
+    a_vm_is_on(&daemon, dir.path(), None, "bridge");
     a_vm_is_on_the_network(&daemon, dir.path(), None);
 }
 
@@ -553,5 +580,6 @@ fn a_desk_users_vm_is_on_the_network() {
     let Some(user) = TestUser::desk() else { return };
     let dir = open_tempdir();
     let daemon = Daemon::start_as(&user, dir.path(), &[]);
+    a_vm_is_on(&daemon, dir.path(), Some(&user), "bridge");
     a_vm_is_on_the_network(&daemon, dir.path(), Some(&user));
 }

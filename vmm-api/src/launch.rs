@@ -11,7 +11,7 @@ use berth_api::vm::DisplayMode;
 /// The usage line berth-vmm prints.
 pub const USAGE: &str = "usage: berth-vmm {--kernel BZIMAGE [--initrd FILE] [--cmdline TEXT] | \
 --firmware FILE [--boot-disk N]} [--memory SIZE (e.g. 512M, 2G)] [--cpus N] [--serial-log FILE] [--disk FILE [--read-only]]... \
-[--display WIDTHxHEIGHT] [--control-fd N] [--events-fd N] [--net-fd N --mac MAC] \
+[--display WIDTHxHEIGHT] [--control-fd N] [--events-fd N] [--net-fd N [--net-tap] --mac MAC] \
 [--sandbox [--sandbox-ids UID:GID]]";
 
 /// Why berth-vmm's arguments gave no options.
@@ -75,13 +75,16 @@ pub struct Disk {
 /// mergeable buffers.
 pub const NET_MTU: u16 = 1500;
 
-/// A virtio-net card whose frames go through a connected stream socket, each frame preceded by
-/// its length (4 bytes, big-endian): what passt and QEMU's `-netdev stream` speak.
+/// A virtio-net card whose frames go through an inherited descriptor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NetworkCard {
-    /// The inherited socket.
+    /// The inherited socket or TAP device.
     pub fd: i32,
     pub mac: MacAddress,
+    /// What `fd` is: a TAP device (`--net-tap`), one frame per read and write; else a
+    /// connected stream socket, each frame preceded by its length (4 bytes, big-endian):
+    /// what passt and QEMU's `-netdev stream` speak.
+    pub tap: bool,
 }
 
 /// What the VM starts.
@@ -206,12 +209,11 @@ impl LaunchOptions {
             args.extend(["--events-fd".into(), fd.to_string().into()]);
         }
         if let Some(card) = self.network {
-            args.extend([
-                "--net-fd".into(),
-                card.fd.to_string().into(),
-                "--mac".into(),
-                card.mac.to_string().into(),
-            ]);
+            args.extend(["--net-fd".into(), card.fd.to_string().into()]);
+            if card.tap {
+                args.push("--net-tap".into());
+            }
+            args.extend(["--mac".into(), card.mac.to_string().into()]);
         }
         if let Some(sandbox) = self.sandbox {
             args.push("--sandbox".into());
@@ -229,7 +231,7 @@ impl LaunchOptions {
         let (mut kernel, mut initrd, mut cmdline) = (None, None, None);
         let (mut firmware, mut boot_disk) = (None, None);
         let mut options = LaunchOptions::new(PathBuf::new());
-        let (mut net_fd, mut mac) = (None, None);
+        let (mut net_fd, mut mac, mut net_tap) = (None, None, false);
         while let Some(flag) = args.next() {
             let flag = flag.to_string_lossy().into_owned();
             let mut value = || {
@@ -264,6 +266,7 @@ impl LaunchOptions {
                 "--control-fd" => options.control_fd = Some(number(&flag, &value()?)?),
                 "--events-fd" => options.events_fd = Some(number(&flag, &value()?)?),
                 "--net-fd" => net_fd = Some(number(&flag, &value()?)?),
+                "--net-tap" => net_tap = true,
                 "--mac" => {
                     let text = text(&flag, &value()?)?;
                     mac = Some(text.parse().map_err(|e| format!("--mac: {e}"))?);
@@ -328,8 +331,12 @@ impl LaunchOptions {
             }
         };
         options.network = match (net_fd, mac) {
-            (Some(fd), Some(mac)) => Some(NetworkCard { fd, mac }),
-            (None, None) => None,
+            (Some(fd), Some(mac)) => Some(NetworkCard {
+                fd,
+                mac,
+                tap: net_tap,
+            }),
+            (None, None) if !net_tap => None,
             _ => {
                 return Err(ParseError::Invalid(format!(
                     "--net-fd and --mac go together\n{USAGE}"
@@ -392,6 +399,13 @@ mod tests {
         options.network = Some(NetworkCard {
             fd: NET_FD,
             mac: MacAddress::for_vm("a"),
+            tap: false,
+        });
+        assert_eq!(LaunchOptions::parse(options.to_args()), Ok(options.clone()));
+        options.network = Some(NetworkCard {
+            fd: NET_FD,
+            mac: MacAddress::for_vm("a"),
+            tap: true,
         });
         options.sandbox = Some(Sandbox {
             ids: Some((SANDBOX_ID_BASE, SANDBOX_ID_BASE)),

@@ -117,10 +117,10 @@ impl Machine {
     }
 }
 
-/// The processes of one running VM: its berth-vmm and, on a network, its passt.
+/// The processes of one running VM: its berth-vmm and, on a network, what connects it.
 struct Processes {
     vmm: Child,
-    passt: Option<network::Passt>,
+    net: Option<network::Helper>,
 }
 
 /// Every running VM of one daemon.
@@ -130,6 +130,8 @@ pub struct Machines {
     events: broadcast::Sender<Event>,
     running: Mutex<HashMap<String, Arc<Machine>>>,
     sandbox_ids: sandbox::SandboxIds,
+    /// The Berth network, for VMs on it (shared with containers).
+    bridge: Arc<crate::bridge::Bridge>,
 }
 
 /// Where berthd finds berth-vmm: `$BERTH_VMM`, else next to berthd's own executable.
@@ -193,6 +195,7 @@ impl Machines {
         registry: Arc<Mutex<Registry>>,
         events: broadcast::Sender<Event>,
         ids_of_their_own: bool,
+        bridge: Arc<crate::bridge::Bridge>,
     ) -> Arc<Self> {
         Arc::new(Machines {
             vmm,
@@ -200,6 +203,7 @@ impl Machines {
             events,
             running: Mutex::new(HashMap::new()),
             sandbox_ids: sandbox::SandboxIds::new(ids_of_their_own),
+            bridge,
         })
     }
 
@@ -266,20 +270,20 @@ impl Machines {
         }
         // passt runs as the VM's own ids under a root daemon; in a user's daemon's namespace
         // 0 is the user.
-        let (mut passt, net_socket) =
-            match network::start(config, dir, sandbox.ids.unwrap_or((0, 0)))? {
+        let (mut net, net_socket) =
+            match network::start(config, dir, sandbox.ids.unwrap_or((0, 0)), &self.bridge)? {
                 network::Start::None => (None, None),
                 network::Start::Offline(why) => {
                     log(format!("VM `{name}`: {why}"));
                     (None, None)
                 }
                 network::Start::Running {
-                    passt,
+                    helper,
                     card,
                     socket,
                 } => {
                     options.network = Some(card);
-                    (Some(passt), Some(socket))
+                    (Some(helper), Some(socket))
                 }
             };
         let (ours, theirs) = UnixStream::pair()
@@ -351,7 +355,7 @@ impl Machines {
         let ready = control
             .wait_ready(READY_TIMEOUT)
             .map_err(|e| e.to_string())
-            .and_then(|()| match passt.as_mut().and_then(network::Passt::failed) {
+            .and_then(|()| match net.as_mut().and_then(network::Helper::failed) {
                 Some(why) => Err(format!("its network did not start: {why}")),
                 None => Ok(()),
             });
@@ -361,7 +365,7 @@ impl Machines {
                 // It failed before the guest ran: its stderr says why.
                 let _ = child.kill();
                 let _ = child.wait();
-                drop(passt);
+                drop(net);
                 let mut said = String::new();
                 let _ = stderr.read_to_string(&mut said);
                 let said = said.trim().trim_start_matches("berth-vmm: ").to_owned();
@@ -399,7 +403,7 @@ impl Machines {
         std::thread::Builder::new()
             .name(format!("vm-{name}"))
             .spawn(move || {
-                let processes = Processes { vmm: child, passt };
+                let processes = Processes { vmm: child, net };
                 this.wait_for(processes, machine, threads, stderr_tail, &config, &dir)
             })
             .map_err(|e| ApiError::internal(format!("cannot watch berth-vmm: {e}")))?;
@@ -480,11 +484,11 @@ impl Machines {
         let name = &config.name;
         let Processes {
             vmm: mut child,
-            passt,
+            net,
         } = processes;
         let status = child.wait();
-        if let Some(passt) = passt {
-            passt.reap();
+        if let Some(net) = net {
+            net.reap();
         }
         // The readers end at EOF, which the exit brings; join them so the console events and
         // the last words on stderr are all in before the state changes.

@@ -8,6 +8,10 @@
 //! **Decision: passt over a socket pair, not a socket path**: nothing appears in the file
 //! system for another local user to connect to first, and the sandboxed berth-vmm needs no path
 //! in its mount namespace.
+//!
+//! On the Berth network (`--network bridge`) the card is a TAP on the daemon's bridge instead,
+//! handed to berth-vmm the same way: the guest gets its address from the network's DHCP server
+//! and berthd carries its forwarded ports, as it carries containers' (`runtime/proxy.rs`).
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -15,11 +19,16 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+use std::sync::Arc;
+
 use berth_api::error::{ApiError, ErrorKind};
-use berth_api::network::{VmNetwork, passt_port_args};
+use berth_api::network::{MacAddress, VmNetwork, passt_port_args};
 use berth_api::vm::VmConfig;
 use berth_vmm_api::launch::{NET_FD, NET_MTU, NetworkCard};
+use container_backend::runtime::Published;
 use container_backend::runtime::network::host_has_route;
+
+use crate::bridge::Bridge;
 
 /// The program that gives a VM its network.
 const PASST: &str = "passt";
@@ -40,21 +49,119 @@ pub enum Start {
     /// passt cannot work on this host (no default route): the VM starts without a card, and
     /// this says why.
     Offline(String),
-    /// passt runs; berth-vmm gets `card` on [`NET_FD`] from `socket`.
+    /// Its helper runs; berth-vmm gets `card` on [`NET_FD`] from `socket`.
     Running {
-        passt: Passt,
+        helper: Helper,
         card: NetworkCard,
         socket: OwnedFd,
     },
 }
 
-/// Starts passt for `config`, running as `ids` (uid, gid): the VM's own sandbox ids under a
-/// root daemon, so no two VMs' helpers share an id; 0:0 in a user's daemon's namespace, which
-/// is the user.
-pub fn start(config: &VmConfig, dir: &Path, ids: (u32, u32)) -> Result<Start, ApiError> {
+/// What keeps a running VM's card connected.
+pub enum Helper {
+    Passt(Passt),
+    /// Its place on the Berth network: its address and forwarded ports, given up when this
+    /// goes.
+    Bridge(BridgeLease),
+}
+
+/// A VM's place on the Berth network.
+pub struct BridgeLease {
+    bridge: Arc<Bridge>,
+    mac: MacAddress,
+    /// Its forwarded ports, carried by berthd.
+    _forwards: Published,
+}
+
+impl Drop for BridgeLease {
+    fn drop(&mut self) {
+        self.bridge.leave_vm(self.mac);
+    }
+}
+
+impl Helper {
+    /// If the helper has already ended (passt: a forwarded port in use), why.
+    pub fn failed(&mut self) -> Option<String> {
+        match self {
+            Helper::Passt(passt) => passt.failed(),
+            Helper::Bridge(_) => None,
+        }
+    }
+
+    /// Ends it once the VM has.
+    pub fn reap(self) {
+        match self {
+            Helper::Passt(passt) => passt.reap(),
+            Helper::Bridge(lease) => drop(lease),
+        }
+    }
+}
+
+/// The TAP of the VM whose card has `mac`: `tb` and the address's hex (14 characters, within
+/// an interface name's 15).
+fn tap_name(mac: MacAddress) -> String {
+    let hex: String = mac.0.iter().map(|b| format!("{b:02x}")).collect();
+    format!("tb{hex}")
+}
+
+/// Puts the VM on the Berth network: a TAP on its bridge for the card, an address from its
+/// DHCP server, its forwards carried by berthd.
+fn start_on_bridge(config: &VmConfig, bridge: &Arc<Bridge>) -> Result<Start, ApiError> {
     let name = &config.name;
-    if config.network.mode == VmNetwork::None {
-        return Ok(Start::None);
+    let mac = config.network.mac_of(name);
+    let (network, address) = bridge.join_vm(mac)?;
+    let joined = || -> Result<(OwnedFd, Published), ApiError> {
+        let tap = network.tap(&tap_name(mac)).map_err(|e| {
+            ApiError::new(
+                ErrorKind::Unsupported,
+                format!("cannot start VM `{name}`: {e}"),
+            )
+        })?;
+        let forwards =
+            Published::open(&network, address, &config.network.forwards).map_err(|e| {
+                ApiError::invalid(format!(
+                    "cannot start VM `{name}`: its network did not start: {e}"
+                ))
+            })?;
+        Ok((tap, forwards))
+    };
+    let (tap, forwards) = match joined() {
+        Ok(joined) => joined,
+        Err(e) => {
+            bridge.leave_vm(mac);
+            return Err(e);
+        }
+    };
+    crate::server::log(format!("VM `{name}` is on the bridge network at {address}"));
+    Ok(Start::Running {
+        helper: Helper::Bridge(BridgeLease {
+            bridge: Arc::clone(bridge),
+            mac,
+            _forwards: forwards,
+        }),
+        card: NetworkCard {
+            fd: NET_FD,
+            mac,
+            tap: true,
+        },
+        socket: tap,
+    })
+}
+
+/// Starts the network of `config`: passt running as `ids` (uid, gid): the VM's own sandbox ids
+/// under a root daemon, so no two VMs' helpers share an id; 0:0 in a user's daemon's
+/// namespace, which is the user; or its place on the Berth network.
+pub fn start(
+    config: &VmConfig,
+    dir: &Path,
+    ids: (u32, u32),
+    bridge: &Arc<Bridge>,
+) -> Result<Start, ApiError> {
+    let name = &config.name;
+    match config.network.mode {
+        VmNetwork::None => return Ok(Start::None),
+        VmNetwork::Bridge => return start_on_bridge(config, bridge),
+        VmNetwork::Nat => {}
     }
     if !host_has_route() {
         return Ok(Start::Offline(
@@ -100,10 +207,11 @@ pub fn start(config: &VmConfig, dir: &Path, ids: (u32, u32)) -> Result<Start, Ap
     })?;
     drop(theirs);
     Ok(Start::Running {
-        passt: Passt { child, log },
+        helper: Helper::Passt(Passt { child, log }),
         card: NetworkCard {
             fd: NET_FD,
             mac: config.network.mac_of(name),
+            tap: false,
         },
         socket: ours.into(),
     })

@@ -16,7 +16,7 @@
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::net::Ipv4Addr;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -33,11 +33,17 @@ pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 89, 0, 1);
 /// The length of the network's prefix: 10.89.0.0/16.
 pub const PREFIX: u8 = 16;
 
-/// The container address numbered `n` (2 and up; 1 is the gateway), if the network has it.
+/// The numbers of the network's addresses containers get: its lower half (10.89.0.2 to
+/// 10.89.127.255; 1 is the gateway).
+pub const CONTAINER_NUMBERS: std::ops::Range<u32> = 2..(1 << (31 - PREFIX));
+/// The numbers VMs get, by DHCP: its upper half, but the broadcast address (10.89.128.0 to
+/// 10.89.255.254).
+pub const VM_NUMBERS: std::ops::Range<u32> = (1 << (31 - PREFIX))..((1 << (32 - PREFIX)) - 1);
+
+/// The network's address numbered `n` (its place in the /16), if it is one a container or a
+/// VM may have.
 pub fn address(n: u32) -> Option<Ipv4Addr> {
-    let hosts = 1u32 << (32 - PREFIX);
-    (2..hosts - 1)
-        .contains(&n)
+    (CONTAINER_NUMBERS.contains(&n) || VM_NUMBERS.contains(&n))
         .then(|| Ipv4Addr::from(u32::from(GATEWAY) - 1 + n))
 }
 
@@ -197,10 +203,19 @@ impl BridgeNetwork {
         );
         run_in(&self.netns, "ip", "iproute2", &["-batch", "-"], &bridge)?;
         let subnet = format!("{}/{PREFIX}", Ipv4Addr::from(u32::from(GATEWAY) - 1));
-        let masquerade = format!(
-            "table ip berth {{\n chain postrouting {{\n  type nat hook postrouting priority srcnat\n  ip saddr {subnet} oifname != \"{BRIDGE}\" masquerade\n }}\n}}\n"
+        // The gateway's address reaches the host's loopback, as pasta's gateway does (VMs
+        // and containers reach a server on the host there): sent on to pasta's gateway, which
+        // pasta maps to the host's loopback. DHCP stays the gateway's own.
+        let to_host = match super::network::host_gateway() {
+            Some(host) => format!(
+                " chain prerouting {{\n  type nat hook prerouting priority dstnat\n  iifname \"{BRIDGE}\" ip daddr {GATEWAY} udp dport != 67 dnat to {host}\n  iifname \"{BRIDGE}\" ip daddr {GATEWAY} meta l4proto tcp dnat to {host}\n }}\n"
+            ),
+            None => String::new(),
+        };
+        let rules = format!(
+            "table ip berth {{\n chain postrouting {{\n  type nat hook postrouting priority srcnat\n  ip saddr {subnet} oifname != \"{BRIDGE}\" masquerade\n }}\n{to_host}}}\n"
         );
-        run_in(&self.netns, "nft", "nftables", &["-f", "-"], &masquerade)?;
+        run_in(&self.netns, "nft", "nftables", &["-f", "-"], &rules)?;
         // Offline, pasta cannot start: the containers still reach each other.
         if host_has_route() {
             run_pasta(&self.netns, &[], &dir.join("pasta.log"))?;
@@ -222,6 +237,41 @@ impl BridgeNetwork {
         );
         let container = PathBuf::from(format!("/proc/{pid}/ns/net"));
         run_in(&container, "ip", "iproute2", &["-batch", "-"], &theirs)
+    }
+
+    /// A TAP device named `name` on the bridge, for a VM's card: its descriptor (one frame
+    /// per read and write; the device goes when the descriptor is closed).
+    pub fn tap(&self, name: &str) -> Result<OwnedFd, NetworkError> {
+        const TUN: &str = "/dev/net/tun";
+        // TUNSETIFF, and the flags of a TAP without the packet information header.
+        const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+        const IFF_TAP: i16 = 0x0002;
+        const IFF_NO_PI: i16 = 0x1000;
+        if name.len() >= libc::IFNAMSIZ {
+            return Err(bridge_error(
+                "make a TAP",
+                format!("`{name}` is too long a name"),
+            ));
+        }
+        let tap = self
+            .socket(|| {
+                let tap = File::options().read(true).write(true).open(TUN)?;
+                // struct ifreq: the name, then the flags (a short) in its union.
+                let mut request = [0u8; 40];
+                request[..name.len()].copy_from_slice(name.as_bytes());
+                request[16..18].copy_from_slice(&(IFF_TAP | IFF_NO_PI).to_ne_bytes());
+                // SAFETY: TUNSETIFF reads and writes a struct ifreq, which `request` is the
+                // size of; the descriptor is open for the call.
+                let done = unsafe { libc::ioctl(tap.as_raw_fd(), TUNSETIFF, request.as_mut_ptr()) };
+                if done < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(OwnedFd::from(tap))
+            })
+            .map_err(|e| bridge_error(format!("make the TAP {name}"), e))?;
+        let up = format!("link set {name} master {BRIDGE}\nlink set {name} up\n");
+        run_in(&self.netns, "ip", "iproute2", &["-batch", "-"], &up)?;
+        Ok(tap)
     }
 
     /// Takes the network down: its namespace goes once nothing is in it, and its pasta quits
@@ -246,6 +296,14 @@ mod tests {
         assert_eq!(address(1), None, "the gateway's");
         assert_eq!(address(2), Some(Ipv4Addr::new(10, 89, 0, 2)));
         assert_eq!(address(257), Some(Ipv4Addr::new(10, 89, 1, 1)));
+        assert_eq!(
+            CONTAINER_NUMBERS.map_while(address).last(),
+            Some(Ipv4Addr::new(10, 89, 127, 255))
+        );
+        assert_eq!(
+            VM_NUMBERS.map_while(address).next(),
+            Some(Ipv4Addr::new(10, 89, 128, 0))
+        );
         assert_eq!(address(65534), Some(Ipv4Addr::new(10, 89, 255, 254)));
         assert_eq!(address(65535), None, "the broadcast address");
         assert_eq!(number(Ipv4Addr::new(10, 89, 1, 1)), 257);

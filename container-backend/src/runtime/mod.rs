@@ -10,10 +10,12 @@
 //! - [`network`]: the container's network through pasta, its published ports and /etc files.
 //! - [`bridge`]: the Berth network, where containers reach each other by name.
 //! - [`proxy`]: the published ports of a container on the Berth network.
+//! - [`dhcp`]: the Berth network's DHCP server, for its VMs.
 
 pub mod bridge;
 pub mod capabilities;
 pub mod cgroup;
+pub mod dhcp;
 pub mod exec;
 pub mod ids;
 pub mod network;

@@ -22,11 +22,15 @@ const UDP_IDLE: Duration = Duration::from_secs(60);
 /// How long a connection to the container may take to be made.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The sockets inside the network of a UDP port's peers, by peer.
+type UdpPeers = Arc<Mutex<HashMap<SocketAddr, Arc<UdpSocket>>>>;
+
 /// A socket listening on the host for one published port.
 #[derive(Debug)]
 enum Listening {
     Tcp(Arc<TcpListener>),
-    Udp(Arc<UdpSocket>),
+    /// With its peers' sockets, whose threads hold it to answer them.
+    Udp(Arc<UdpSocket>, UdpPeers),
 }
 
 /// The published ports of one container, carried until [`Published::close`].
@@ -52,7 +56,9 @@ impl Published {
             );
             let bound = match port.protocol {
                 Protocol::Tcp => TcpListener::bind(host).map(|l| Listening::Tcp(Arc::new(l))),
-                Protocol::Udp => UdpSocket::bind(host).map(|s| Listening::Udp(Arc::new(s))),
+                Protocol::Udp => {
+                    UdpSocket::bind(host).map(|s| Listening::Udp(Arc::new(s), UdpPeers::default()))
+                }
             };
             listening.push(bound.map_err(|source| NetworkError::Publish {
                 port: port.published(),
@@ -71,27 +77,39 @@ impl Published {
                     let listener = Arc::clone(listener);
                     std::thread::spawn(move || carry_tcp(&listener, &network, target, &closed));
                 }
-                Listening::Udp(socket) => {
-                    let socket = Arc::clone(socket);
-                    std::thread::spawn(move || carry_udp(&socket, &network, target, &closed));
+                Listening::Udp(socket, peers) => {
+                    let (socket, peers) = (Arc::clone(socket), Arc::clone(peers));
+                    std::thread::spawn(move || {
+                        carry_udp(&socket, &peers, &network, target, &closed);
+                    });
                 }
             }
         }
         Ok(published)
     }
 
-    /// Stops listening (connections under way go on until either side ends them).
+    /// Stops listening, and answering UDP peers, so the host's ports are free at once (TCP
+    /// connections under way go on until either side ends them).
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
+        // SAFETY: shutdown(2) on a socket kept open by the Arc the caller holds, which wakes
+        // the thread blocked on it; it touches no memory.
+        let wake = |fd: i32| unsafe {
+            libc::shutdown(fd, libc::SHUT_RDWR);
+        };
         for listening in &self.listening {
-            let fd = match listening {
-                Listening::Tcp(l) => l.as_raw_fd(),
-                Listening::Udp(s) => s.as_raw_fd(),
-            };
-            // SAFETY: shutdown(2) on a socket this struct keeps open (the Arc), which wakes the
-            // thread blocked on it; it touches no memory.
-            unsafe {
-                libc::shutdown(fd, libc::SHUT_RDWR);
+            match listening {
+                Listening::Tcp(l) => wake(l.as_raw_fd()),
+                Listening::Udp(s, peers) => {
+                    wake(s.as_raw_fd());
+                    for inner in peers
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .values()
+                    {
+                        wake(inner.as_raw_fd());
+                    }
+                }
             }
         }
     }
@@ -151,11 +169,11 @@ fn join(a: TcpStream, b: TcpStream) {
 /// own inside the network, whose answers go back to the sender, until `closed`.
 fn carry_udp(
     socket: &Arc<UdpSocket>,
+    peers: &UdpPeers,
     network: &BridgeNetwork,
     target: SocketAddr,
     closed: &AtomicBool,
 ) {
-    let peers: Arc<Mutex<HashMap<SocketAddr, Arc<UdpSocket>>>> = Arc::default();
     let mut datagram = vec![0u8; 65536];
     loop {
         let received = socket.recv_from(&mut datagram);
@@ -186,11 +204,15 @@ fn carry_udp(
                     .unwrap_or_else(PoisonError::into_inner)
                     .insert(peer, Arc::clone(&inner));
                 let (outer, answering, peers) =
-                    (Arc::clone(socket), Arc::clone(&inner), Arc::clone(&peers));
+                    (Arc::clone(socket), Arc::clone(&inner), Arc::clone(peers));
                 std::thread::spawn(move || {
                     let mut answer = vec![0u8; 65536];
-                    // Answers until the peer has been quiet for a while.
+                    // Answers until the peer has been quiet for a while, or the port closes
+                    // (the socket shut down reads empty; an empty answer ends it too).
                     while let Ok(length) = answering.recv(&mut answer) {
+                        if length == 0 {
+                            break;
+                        }
                         if outer.send_to(&answer[..length], peer).is_err() {
                             break;
                         }

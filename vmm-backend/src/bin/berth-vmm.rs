@@ -28,7 +28,7 @@ use vmm_backend::virtio::block::Block;
 use vmm_backend::virtio::gpu::{PreferredSize, VirtioGpu};
 use vmm_backend::virtio::input::{self, Input, InputHandle};
 use vmm_backend::virtio::mmio_device::VirtioMmioDevices;
-use vmm_backend::virtio::net::Net;
+use vmm_backend::virtio::net::{Net, Peer};
 use vmm_backend::virtio::rng::Rng;
 use vmm_backend::vm::ThreadStart;
 use vmm_backend::{BootSource, GuestRam, Vm, VmConfig, VmExitReason, VmHandle};
@@ -359,17 +359,20 @@ fn attach_network(
 ) -> Result<(), String> {
     // SAFETY: berthd handed us this descriptor for the network card; nothing else in this
     // process owns it.
-    let socket = UnixStream::from(unsafe { OwnedFd::from_raw_fd(card.fd) });
-    let wake = socket
+    let fd = unsafe { OwnedFd::from_raw_fd(card.fd) };
+    let wake = fd
         .try_clone()
-        .map_err(|e| format!("cannot watch the network socket: {e}"))?;
-    let net = Net::new(card.mac.0, socket).map_err(|e| e.to_string())?;
+        .map_err(|e| format!("cannot watch the network's descriptor: {e}"))?;
+    let peer = if card.tap {
+        Peer::Tap(std::fs::File::from(fd))
+    } else {
+        Peer::Stream(UnixStream::from(fd))
+    };
+    let net = Net::new(card.mac.0, peer).map_err(|e| e.to_string())?;
     virtio
         .attach(vm, Box::new(net))
         .map_err(|e| e.to_string())?;
-    virtio
-        .wake_on_socket(OwnedFd::from(wake))
-        .map_err(|e| e.to_string())
+    virtio.wake_on_socket(wake).map_err(|e| e.to_string())
 }
 
 /// The display devices' host side: what the control channel hands out and feeds.

@@ -8,7 +8,7 @@ use vm_memory::{Bytes, GuestAddress};
 
 use super::block::Block;
 use super::mmio::{MmioTransport, NOTIFY_OFFSET};
-use super::net::Net;
+use super::net::{Net, Peer};
 use super::rng::Rng;
 use super::{GuestMemory, InterruptSink, VIRTIO_F_VERSION_1, VirtioDevice};
 use crate::bus::BusDevice;
@@ -96,10 +96,26 @@ pub fn virtio_net(data: &[u8]) -> Option<u16> {
     let mem = Arc::new(GuestMemory::from_ranges(&[(GuestAddress(0), FUZZ_MEM_SIZE)]).ok()?);
     mem.write_slice(&ram[..ram.len().min(FUZZ_MEM_SIZE)], GuestAddress(0))
         .ok()?;
-    let (ours, mut peer) = std::os::unix::net::UnixStream::pair().ok()?;
-    // At most 16 KiB: well within a socket's buffer, so the write cannot block.
-    std::io::Write::write_all(&mut peer, sent).ok()?;
-    let net = Net::new([0x52, 0x54, 0, 0, 0, 1], ours).ok()?;
+    // The size byte's top bit picks the peer: a TAP (a datagram pair standing in, what was
+    // sent cut into frames of up to 64 bytes) or passt's stream. At most 16 KiB: well within
+    // a socket's buffer, so the writes cannot block.
+    let (peer, _keep) = if size_byte & 0x80 != 0 {
+        let (ours, theirs) = std::os::unix::net::UnixDatagram::pair().ok()?;
+        for frame in sent.chunks(64) {
+            theirs.send(frame).ok()?;
+        }
+        let tap = std::fs::File::from(std::os::fd::OwnedFd::from(ours));
+        (
+            Peer::Tap(tap),
+            Peer::Tap(std::fs::File::from(std::os::fd::OwnedFd::from(theirs))),
+        )
+    } else {
+        let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().ok()?;
+        std::io::Write::write_all(&mut theirs, sent).ok()?;
+        (Peer::Stream(ours), Peer::Stream(theirs))
+    };
+    let size_byte = size_byte & 0x7f;
+    let net = Net::new([0x52, 0x54, 0, 0, 0, 1], peer).ok()?;
     let mut transport = MmioTransport::new(Box::new(net), mem.clone(), Arc::new(NoInterrupt));
     let used_ring = bring_up(&mut transport, size_byte, 2);
     write_reg(&mut transport, NOTIFY_OFFSET, 1);

@@ -1,7 +1,9 @@
 //! virtio-net (virtio 1.2 §5.1): a network card whose frames go through a connected stream
-//! socket, each frame preceded by its length as 4 big-endian bytes. That framing is what passt
-//! speaks (`-F FD`, QEMU's `-netdev stream`), so berthd hands berth-vmm one end of a socket pair
-//! and passt the other.
+//! socket, each frame preceded by its length as 4 big-endian bytes, or through a TAP device,
+//! one frame per read and write. The stream's framing is what passt speaks (`-F FD`, QEMU's
+//! `-netdev stream`), so berthd hands berth-vmm one end of a socket pair and passt the other;
+//! a TAP is what berthd gives a VM on the Berth network (its bridge). Frames read from a TAP
+//! are kept with the stream's framing too, so one read-ahead serves both.
 //!
 //! One receive and one transmit queue with EVENT_IDX notification suppression, no offloads (passt's stream does not carry the virtio
 //! header, so checksums and segmentation stay in the guest), an MTU of [`MTU`] told to the guest
@@ -18,6 +20,7 @@
 //! breaks the framing (a length no frame has) is cut off: the card reports its link down and
 //! the VM goes on.
 
+use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
@@ -80,11 +83,66 @@ struct Active {
     tx: Queue,
 }
 
+/// What the card's frames go through.
+pub enum Peer {
+    /// A connected stream socket, each frame after its length (passt).
+    Stream(UnixStream),
+    /// A TAP device: one frame per read and per write.
+    Tap(File),
+}
+
+impl Peer {
+    /// Writes the length-prefixed frames at the front of `outbound` as the peer takes them,
+    /// removing what went; `Ok(false)` when the peer has no room now.
+    fn write_from(&mut self, outbound: &mut Vec<u8>) -> std::io::Result<bool> {
+        match self {
+            Peer::Stream(socket) => {
+                while !outbound.is_empty() {
+                    match socket.write(outbound) {
+                        Ok(0) => {
+                            return Err(std::io::Error::new(
+                                ErrorKind::WriteZero,
+                                "the peer stopped taking frames",
+                            ));
+                        }
+                        Ok(n) => {
+                            outbound.drain(..n);
+                        }
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
+                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(true)
+            }
+            Peer::Tap(tap) => {
+                let mut at = 0;
+                let mut room = true;
+                while let Some(Ok(len)) = frame_len(&outbound[at..]) {
+                    let frame = &outbound[at + LENGTH_LEN..at + LENGTH_LEN + len];
+                    match tap.write(frame) {
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                            room = false;
+                            break;
+                        }
+                        Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                        // Written, or refused (the interface down): a TAP drops it either
+                        // way, as a wire would.
+                        _ => at += LENGTH_LEN + len,
+                    }
+                }
+                outbound.drain(..at);
+                Ok(room)
+            }
+        }
+    }
+}
+
 /// The network card.
 pub struct Net {
     mac: [u8; 6],
-    /// The peer (passt); `None` once it closed or broke the framing.
-    peer: Option<UnixStream>,
+    /// The peer (passt, or a TAP); `None` once it closed or broke the framing.
+    peer: Option<Peer>,
     /// What the peer sent, not yet handed to the guest. Kept across a device reset: the
     /// stream's framing must not lose its place.
     inbound: Inbound,
@@ -147,7 +205,48 @@ impl Inbound {
 
     /// Reads from `peer` without blocking until it has nothing more or this is full. Returns
     /// how the reading ended.
-    fn fill_from(&mut self, peer: &mut UnixStream) -> Filled {
+    fn fill_from(&mut self, peer: &mut Peer) -> Filled {
+        match peer {
+            Peer::Stream(socket) => self.fill_from_stream(socket),
+            Peer::Tap(tap) => self.fill_from_tap(tap),
+        }
+    }
+
+    /// Frames from a TAP, one per read, each stored after its length as a stream has it.
+    fn fill_from_tap(&mut self, tap: &mut File) -> Filled {
+        if self.bytes.is_empty() {
+            self.bytes = vec![0; MAX_INBOUND];
+        }
+        // Room for the largest frame a read can return: a smaller buffer would cut it.
+        let slot = LENGTH_LEN + MAX_PEER_FRAME;
+        loop {
+            if self.bytes.len() - self.end < slot {
+                if self.start == 0 {
+                    return Filled::Full;
+                }
+                self.bytes.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+                if self.bytes.len() - self.end < slot {
+                    return Filled::Full;
+                }
+            }
+            let at = self.end;
+            match tap.read(&mut self.bytes[at + LENGTH_LEN..at + slot]) {
+                // An empty read is no frame (a TAP never gives one); nothing more for now.
+                Ok(0) => return Filled::Drained,
+                Ok(n) => {
+                    self.bytes[at..at + LENGTH_LEN].copy_from_slice(&(n as u32).to_be_bytes());
+                    self.end += LENGTH_LEN + n;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Filled::Drained,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Filled::Failed(e),
+            }
+        }
+    }
+
+    fn fill_from_stream(&mut self, peer: &mut UnixStream) -> Filled {
         if self.bytes.is_empty() {
             self.bytes = vec![0; MAX_INBOUND];
         }
@@ -187,15 +286,29 @@ enum Filled {
 /// Errors setting the card up.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The peer's socket could not be made non-blocking.
-    #[error("the network socket cannot be made non-blocking: {0}")]
+    /// The peer's socket or TAP could not be made non-blocking.
+    #[error("the network peer cannot be made non-blocking: {0}")]
     NonBlocking(std::io::Error),
 }
 
 impl Net {
     /// A card with address `mac` whose frames go through `peer`.
-    pub fn new(mac: [u8; 6], peer: UnixStream) -> Result<Self, Error> {
-        peer.set_nonblocking(true).map_err(Error::NonBlocking)?;
+    pub fn new(mac: [u8; 6], peer: Peer) -> Result<Self, Error> {
+        match &peer {
+            Peer::Stream(socket) => socket.set_nonblocking(true),
+            Peer::Tap(tap) => {
+                use std::os::fd::AsFd;
+                let flags = nix::fcntl::fcntl(tap.as_fd(), nix::fcntl::FcntlArg::F_GETFL)
+                    .map_err(std::io::Error::from)
+                    .map_err(Error::NonBlocking)?;
+                let flags =
+                    nix::fcntl::OFlag::from_bits_truncate(flags) | nix::fcntl::OFlag::O_NONBLOCK;
+                nix::fcntl::fcntl(tap.as_fd(), nix::fcntl::FcntlArg::F_SETFL(flags))
+                    .map(|_| ())
+                    .map_err(std::io::Error::from)
+            }
+        }
+        .map_err(Error::NonBlocking)?;
         Ok(Net {
             mac,
             peer: Some(peer),
@@ -237,24 +350,18 @@ impl Net {
 
     /// Writes as much of `outbound` to the peer as it takes; whether all of it went.
     fn flush(&mut self) -> bool {
-        while !self.outbound.is_empty() {
-            let Some(peer) = self.peer.as_mut() else {
+        let Some(peer) = self.peer.as_mut() else {
+            self.outbound.clear();
+            return true;
+        };
+        match peer.write_from(&mut self.outbound) {
+            Ok(all) => all,
+            Err(e) => {
+                self.lose_peer(&format!("writing to the peer failed: {e}"));
                 self.outbound.clear();
-                return true;
-            };
-            match peer.write(&self.outbound) {
-                Ok(0) => {
-                    self.lose_peer("the peer stopped taking frames");
-                }
-                Ok(n) => {
-                    self.outbound.drain(..n);
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => self.lose_peer(&format!("writing to the peer failed: {e}")),
+                true
             }
         }
-        true
     }
 
     /// Takes the guest's transmit chains, frames them for the peer; whether any chain was used.
@@ -587,7 +694,7 @@ mod tests {
 
     fn card() -> Card {
         let (ours, peer) = UnixStream::pair().unwrap();
-        let mut net = Net::new(MAC, ours).unwrap();
+        let mut net = Net::new(MAC, Peer::Stream(ours)).unwrap();
         let mem = guest_memory();
         let irq = Arc::new(CountingSink::default());
         let (rx, tx) = (Ring::new(0), Ring::new(TX_BASE));
@@ -835,7 +942,7 @@ mod tests {
     #[test]
     fn wake_ups_before_activation_leave_frames_in_the_socket() {
         let (ours, mut peer) = UnixStream::pair().unwrap();
-        let mut net = Net::new(MAC, ours).unwrap();
+        let mut net = Net::new(MAC, Peer::Stream(ours)).unwrap();
         peer.write_all(&[0, 0, 0, 60]).unwrap();
         assert!(net.process_peer().is_ok());
         assert_eq!(net.inbound.len(), 0);
@@ -843,5 +950,53 @@ mod tests {
             net.process_queue(2),
             Err(DeviceError::NoSuchQueue(2))
         ));
+    }
+
+    /// A TAP's frames, one per read and write (a datagram socket pair stands in for it).
+    #[test]
+    fn a_tap_takes_and_gives_one_frame_per_write_and_read() {
+        use std::os::unix::net::UnixDatagram;
+        let (ours, peer) = UnixDatagram::pair().unwrap();
+        let tap = File::from(std::os::fd::OwnedFd::from(ours));
+        let mut net = Net::new(MAC, Peer::Tap(tap)).unwrap();
+        let mem = guest_memory();
+        let irq = Arc::new(CountingSink::default());
+        let (mut rx, mut tx) = (Ring::new(0), Ring::new(TX_BASE));
+        net.activate(Activation {
+            mem: mem.clone(),
+            interrupt: irq.clone(),
+            queues: vec![rx.queue(), tx.queue()],
+            acked_features: net.features(),
+        })
+        .unwrap();
+        peer.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        // Out: each chain one write, without the header.
+        let (a, b) = (ethernet(46, 0xaa), ethernet(1500, 0xbb));
+        for (at, frame) in [(0x10000u64, &a), (0x20000, &b)] {
+            let mut bytes = vec![0u8; HEADER_LEN];
+            bytes.extend_from_slice(frame);
+            write_bytes(&mem, at, &bytes);
+            tx.submit(&mem, &[Buf(at, bytes.len() as u32, false)]);
+        }
+        net.process_queue(TX_QUEUE).unwrap();
+        let mut got = vec![0u8; 2048];
+        for frame in [&a, &b] {
+            let n = peer.recv(&mut got).unwrap();
+            assert_eq!(&got[..n], &frame[..]);
+        }
+        // In: each read one frame, each in a buffer of its own after the header.
+        let (c, d) = (ethernet(60, 1), ethernet(1000, 2));
+        peer.send(&c).unwrap();
+        peer.send(&d).unwrap();
+        net.process_peer().unwrap();
+        for at in [0x30000u64, 0x38000] {
+            rx.submit(&mem, &[Buf(at, 1526, true)]);
+        }
+        net.process_queue(RX_QUEUE).unwrap();
+        assert_eq!(rx.used_idx(&mem), 2);
+        assert_eq!(rx.used(&mem, 0).1 as usize, HEADER_LEN + c.len());
+        assert_eq!(read_bytes(&mem, 0x30000 + HEADER_LEN as u64, c.len()), c);
+        assert_eq!(read_bytes(&mem, 0x38000 + HEADER_LEN as u64, d.len()), d);
     }
 }

@@ -1,0 +1,144 @@
+//! The Berth network as the daemon shares it between containers and VMs: made by the first
+//! that joins, taken down (its namespace and pasta) after the last leaves, as Podman takes
+//! down its rootless network namespace; the VMs' addresses and the DHCP server that gives
+//! them out live while VMs are on it.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use berth_api::error::{ApiError, ErrorKind};
+use berth_api::network::MacAddress;
+use container_backend::runtime::BridgeNetwork;
+use container_backend::runtime::bridge::{VM_NUMBERS, address};
+use container_backend::runtime::dhcp::{Dhcp, Table};
+
+/// The network while containers or VMs are on it.
+pub struct Bridge {
+    /// Where its namespace is kept.
+    dir: PathBuf,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    network: Option<BridgeNetwork>,
+    /// How many running containers and VMs are on it.
+    members: usize,
+    /// The VMs' cards and their addresses, which the DHCP server gives out.
+    table: Table,
+    dhcp: Option<Dhcp>,
+}
+
+impl Bridge {
+    pub fn new(dir: PathBuf) -> Arc<Bridge> {
+        Arc::new(Bridge {
+            dir,
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The network for one more member, set up for the first.
+    pub fn join(&self) -> Result<BridgeNetwork, ApiError> {
+        let mut state = self.state();
+        Self::join_locked(&mut state, &self.dir)
+    }
+
+    fn join_locked(state: &mut State, dir: &std::path::Path) -> Result<BridgeNetwork, ApiError> {
+        let network = match &state.network {
+            Some(network) => network.clone(),
+            None => BridgeNetwork::open(dir)
+                .map_err(|e| ApiError::new(ErrorKind::Unsupported, e.to_string()))?,
+        };
+        state.network = Some(network.clone());
+        state.members += 1;
+        Ok(network)
+    }
+
+    /// One member less; the network is taken down after the last.
+    pub fn leave(&self) {
+        let mut state = self.state();
+        Self::leave_locked(&mut state);
+    }
+
+    fn leave_locked(state: &mut State) {
+        state.members = state.members.saturating_sub(1);
+        if state.members == 0 {
+            state.dhcp = None;
+            if let Some(network) = state.network.take() {
+                network.close();
+            }
+        }
+    }
+
+    /// A VM's card joins: the network, and the address the DHCP server gives it (the lowest
+    /// a VM does not have).
+    pub fn join_vm(&self, mac: MacAddress) -> Result<(BridgeNetwork, Ipv4Addr), ApiError> {
+        let mut state = self.state();
+        let network = Self::join_locked(&mut state, &self.dir)?;
+        let given = {
+            let mut table = state.table.lock().unwrap_or_else(PoisonError::into_inner);
+            let taken: Vec<Ipv4Addr> = table.values().copied().collect();
+            let free = VM_NUMBERS.filter_map(address).find(|a| !taken.contains(a));
+            match free {
+                Some(given) => {
+                    table.insert(mac.0, given);
+                    Ok(given)
+                }
+                None => Err(ApiError::new(
+                    ErrorKind::Conflict,
+                    "the bridge network has no free address for another VM",
+                )),
+            }
+        };
+        let given = match given {
+            Ok(given) => given,
+            Err(e) => {
+                Self::leave_locked(&mut state);
+                return Err(e);
+            }
+        };
+        if state.dhcp.is_none() {
+            match Dhcp::serve(&network, Arc::clone(&state.table)) {
+                Ok(dhcp) => state.dhcp = Some(dhcp),
+                Err(e) => {
+                    Self::release(&state, mac);
+                    Self::leave_locked(&mut state);
+                    return Err(ApiError::internal(format!(
+                        "cannot serve DHCP on the bridge network: {e}"
+                    )));
+                }
+            }
+        }
+        Ok((network, given))
+    }
+
+    /// A VM's card leaves: its address is free again.
+    pub fn leave_vm(&self, mac: MacAddress) {
+        let mut state = self.state();
+        Self::release(&state, mac);
+        Self::leave_locked(&mut state);
+    }
+
+    fn release(state: &State, mac: MacAddress) {
+        state
+            .table
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&mac.0);
+    }
+
+    /// The addresses of the VMs on it now, by card.
+    pub fn vm_addresses(&self) -> HashMap<[u8; 6], Ipv4Addr> {
+        self.state()
+            .table
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
