@@ -295,18 +295,21 @@ impl Client {
         }
     }
 
-    /// `images` as one archive: the read end of the pipe it comes through.
-    pub async fn save(&self, images: &[String]) -> Result<OwnedFd, ClientError> {
-        match self
-            .call_with_fds(Request::Save {
-                images: images.to_vec(),
-            })
-            .await?
-        {
+    /// A request answered `Done` with one descriptor on its frame: that descriptor.
+    async fn one_fd(&self, request: Request) -> Result<OwnedFd, ClientError> {
+        match self.call_with_fds(request).await? {
             (Reply::Done, fds) if fds.len() == 1 => fds.into_iter().next().ok_or_else(no_fds),
             (Reply::Done, _) => Err(no_fds()),
             (other, _) => Err(unexpected(other)),
         }
+    }
+
+    /// `images` as one archive: the read end of the pipe it comes through.
+    pub async fn save(&self, images: &[String]) -> Result<OwnedFd, ClientError> {
+        self.one_fd(Request::Save {
+            images: images.to_vec(),
+        })
+        .await
     }
 
     /// Loads the image archive at `path` (absolute, readable by this user); the images in it.
@@ -319,16 +322,10 @@ impl Client {
 
     /// A container's filesystem as one tar: the read end of the pipe it comes through.
     pub async fn export(&self, container: &str) -> Result<OwnedFd, ClientError> {
-        match self
-            .call_with_fds(Request::Export {
-                container: container.to_owned(),
-            })
-            .await?
-        {
-            (Reply::Done, fds) if fds.len() == 1 => fds.into_iter().next().ok_or_else(no_fds),
-            (Reply::Done, _) => Err(no_fds()),
-            (other, _) => Err(unexpected(other)),
-        }
+        self.one_fd(Request::Export {
+            container: container.to_owned(),
+        })
+        .await
     }
 
     /// A new image of a container's image with its changes on top.
@@ -623,16 +620,10 @@ impl Client {
 
     /// A container's log file, read-only: its output byte for byte, to read as it grows.
     pub async fn log_file(&self, container: &str) -> Result<OwnedFd, ClientError> {
-        match self
-            .call_with_fds(Request::LogFile {
-                container: container.to_owned(),
-            })
-            .await?
-        {
-            (Reply::Done, fds) if fds.len() == 1 => fds.into_iter().next().ok_or_else(no_fds),
-            (Reply::Done, _) => Err(no_fds()),
-            (other, _) => Err(unexpected(other)),
-        }
+        self.one_fd(Request::LogFile {
+            container: container.to_owned(),
+        })
+        .await
     }
 
     /// Joins a container started with `-d` and `-t` or `-i`: what it has, and its descriptors

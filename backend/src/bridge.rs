@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use berth_api::error::{ApiError, ErrorKind};
 use berth_api::network::MacAddress;
@@ -19,6 +19,8 @@ pub struct Bridge {
     /// Where its namespace is kept.
     dir: PathBuf,
     state: Mutex<State>,
+    /// Told when a VM joins or leaves (the containers' /etc/hosts name the VMs).
+    vms_changed: OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 #[derive(Default)]
@@ -28,6 +30,8 @@ struct State {
     members: usize,
     /// The VMs' cards and their addresses, which the DHCP server gives out.
     table: Table,
+    /// The VMs' names, by card.
+    names: HashMap<[u8; 6], String>,
     dhcp: Option<Dhcp>,
 }
 
@@ -36,7 +40,19 @@ impl Bridge {
         Arc::new(Bridge {
             dir,
             state: Mutex::new(State::default()),
+            vms_changed: OnceLock::new(),
         })
+    }
+
+    /// Calls `changed` whenever a VM joins or leaves (set once).
+    pub fn on_vms_changed(&self, changed: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.vms_changed.set(changed);
+    }
+
+    fn tell_vms_changed(&self) {
+        if let Some(changed) = self.vms_changed.get() {
+            changed();
+        }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -76,9 +92,25 @@ impl Bridge {
         }
     }
 
-    /// A VM's card joins: the network, and the address the DHCP server gives it (the lowest
-    /// a VM does not have).
-    pub fn join_vm(&self, mac: MacAddress) -> Result<(BridgeNetwork, Ipv4Addr), ApiError> {
+    /// VM `name`'s card joins: the network, and the address the DHCP server gives it (the
+    /// lowest a VM does not have).
+    pub fn join_vm(
+        &self,
+        mac: MacAddress,
+        name: &str,
+    ) -> Result<(BridgeNetwork, Ipv4Addr), ApiError> {
+        let joined = self.join_vm_locked(mac, name);
+        if joined.is_ok() {
+            self.tell_vms_changed();
+        }
+        joined
+    }
+
+    fn join_vm_locked(
+        &self,
+        mac: MacAddress,
+        name: &str,
+    ) -> Result<(BridgeNetwork, Ipv4Addr), ApiError> {
         let mut state = self.state();
         let network = Self::join_locked(&mut state, &self.dir)?;
         let given = {
@@ -107,7 +139,7 @@ impl Bridge {
             match Dhcp::serve(&network, Arc::clone(&state.table)) {
                 Ok(dhcp) => state.dhcp = Some(dhcp),
                 Err(e) => {
-                    Self::release(&state, mac);
+                    Self::release(&mut state, mac);
                     Self::leave_locked(&mut state);
                     return Err(ApiError::internal(format!(
                         "cannot serve DHCP on the bridge network: {e}"
@@ -115,17 +147,22 @@ impl Bridge {
                 }
             }
         }
+        state.names.insert(mac.0, name.to_owned());
         Ok((network, given))
     }
 
     /// A VM's card leaves: its address is free again.
     pub fn leave_vm(&self, mac: MacAddress) {
-        let mut state = self.state();
-        Self::release(&state, mac);
-        Self::leave_locked(&mut state);
+        {
+            let mut state = self.state();
+            Self::release(&mut state, mac);
+            Self::leave_locked(&mut state);
+        }
+        self.tell_vms_changed();
     }
 
-    fn release(state: &State, mac: MacAddress) {
+    fn release(state: &mut State, mac: MacAddress) {
+        state.names.remove(&mac.0);
         state
             .table
             .lock()
@@ -133,12 +170,14 @@ impl Bridge {
             .remove(&mac.0);
     }
 
-    /// The addresses of the VMs on it now, by card.
-    pub fn vm_addresses(&self) -> HashMap<[u8; 6], Ipv4Addr> {
-        self.state()
-            .table
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+    /// The VMs on it now: each one's name and address.
+    pub fn vms(&self) -> Vec<(String, Ipv4Addr)> {
+        let state = self.state();
+        let table = state.table.lock().unwrap_or_else(PoisonError::into_inner);
+        state
+            .names
+            .iter()
+            .filter_map(|(mac, name)| Some((name.clone(), *table.get(mac)?)))
+            .collect()
     }
 }

@@ -277,6 +277,13 @@ impl Engine {
             bridge,
             kept: Mutex::new(HashMap::new()),
         });
+        // A VM that joins or leaves the bridge is named in the containers' /etc/hosts.
+        let weak = Arc::downgrade(&engine);
+        engine.bridge.on_vms_changed(Box::new(move || {
+            if let Some(engine) = weak.upgrade() {
+                engine.refresh_bridge_hosts();
+            }
+        }));
         engine.readopt();
         engine
     }
@@ -401,9 +408,9 @@ impl Engine {
 
     /// The /etc/hosts entries of the running containers on the bridge, but `except`: each
     /// one's address and names (its name, its short id and its hostname), as Docker's DNS
-    /// answers on a network of its own.
+    /// answers on a network of its own; and the VMs on it, by name.
     fn bridge_hosts(&self, except: &str) -> Vec<HostsEntry> {
-        lock(&self.records)
+        let mut entries: Vec<HostsEntry> = lock(&self.records)
             .values()
             .filter(|r| r.id != except && r.state.is_running())
             .filter_map(|r| {
@@ -412,7 +419,18 @@ impl Engine {
                     .filter(|_| r.network == ContainerNetwork::Bridge)?;
                 Some(hosts_entry(r, address))
             })
-            .collect()
+            .collect();
+        // The VMs on it too, by name.
+        entries.extend(
+            self.bridge
+                .vms()
+                .into_iter()
+                .map(|(name, address)| HostsEntry {
+                    address: IpAddr::V4(address),
+                    names: vec![name],
+                }),
+        );
+        entries
     }
 
     /// Writes the /etc/hosts of every running container on the bridge again, after one came

@@ -22,13 +22,19 @@ pub async fn attach(master: OwnedFd, interactive: bool) -> Result<(), Failure> {
     let _raw = RawMode::enter(interactive);
     resize(&master);
     let copies = on_terminal(master.try_clone().map_err(io_failure)?, interactive)?;
+    until_copied(copies, &master).await
+}
+
+/// Waits for the `copies` to end, giving the terminal `master` our size whenever ours
+/// changes meanwhile.
+async fn until_copied(copies: Vec<JoinHandle<()>>, master: &OwnedFd) -> Result<(), Failure> {
     let mut changes = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
         .map_err(io_failure)?;
     let done = tokio::task::spawn_blocking(move || join(copies));
     tokio::pin!(done);
     let joined = loop {
         tokio::select! {
-            _ = changes.recv() => resize(&master),
+            _ = changes.recv() => resize(master),
             joined = &mut done => break joined,
         }
     };
@@ -67,18 +73,7 @@ pub async fn join_relayed(socket: OwnedFd, master: OwnedFd) -> Result<Left, Fail
     });
     let output = socket.try_clone().map_err(io_failure)?;
     let copied = std::thread::spawn(move || copy(output, std::io::stdout()));
-    let mut changes = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
-        .map_err(io_failure)?;
-    let done = tokio::task::spawn_blocking(move || join(vec![copied]));
-    tokio::pin!(done);
-    let joined = loop {
-        tokio::select! {
-            _ = changes.recv() => resize(&master),
-            joined = &mut done => break joined,
-        }
-    };
-    let failed = |e: String| Failure::Failed(format!("copying the terminal failed: {e}"));
-    joined.map_err(|e| failed(e.to_string()))?.map_err(failed)?;
+    until_copied(vec![copied], &master).await?;
     Ok(if detached.load(std::sync::atomic::Ordering::SeqCst) {
         Left::Detached
     } else {

@@ -393,6 +393,34 @@ fn a_vm_is_on(daemon: &Daemon, dir: &Path, owner: Option<&TestUser>, mode: &str)
         _ => "BERTH-PROBE: net offer type 2 address ",
     };
     common::serial_log_shows(daemon, "netprobe", offered);
+    if mode == "bridge" {
+        // A container on the bridge finds the VM by its name, at the address it was offered.
+        let log = text(&daemon.berthctl(&["vm", "log", "netprobe"])).0;
+        let address = log
+            .split(offered)
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(|last| format!("10.89.128.{last}"))
+            .unwrap();
+        let tarball = busybox_tarball(dir, owner).unwrap();
+        let out = daemon.berthctl(&["import", tarball.to_str().unwrap(), "busybox"]);
+        assert!(out.status.success(), "{}", text(&out).1);
+        let out = daemon.berthctl(&[
+            "run",
+            "--rm",
+            "--network",
+            "bridge",
+            "busybox",
+            "cat",
+            "/etc/hosts",
+        ]);
+        assert!(
+            text(&out).0.contains(&format!("{address}\tnetprobe\n")),
+            "{}{}",
+            text(&out).0,
+            text(&out).1
+        );
+    }
     let mut greeting = [0u8; 64];
     let (len, from) = greeted.recv_from(&mut greeting).unwrap();
     assert_eq!(&greeting[..len], b"hello from the probe");

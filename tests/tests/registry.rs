@@ -1208,8 +1208,8 @@ fn a_desk_user_builds_a_c_program_on_debian_from_a_registry_into_a_slim_image() 
                 "gcc"
             ]
         ),
-        // Berth's run ends the last line of output (Docker passes it as it came).
-        "install ok installed\n"
+        // Passed as it came, no newline added (as Docker passes it).
+        "install ok installed"
     );
     assert_eq!(
         ok(

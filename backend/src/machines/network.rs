@@ -109,7 +109,7 @@ fn tap_name(mac: MacAddress) -> String {
 fn start_on_bridge(config: &VmConfig, bridge: &Arc<Bridge>) -> Result<Start, ApiError> {
     let name = &config.name;
     let mac = config.network.mac_of(name);
-    let (network, address) = bridge.join_vm(mac)?;
+    let (network, address) = bridge.join_vm(mac, name)?;
     let joined = || -> Result<(OwnedFd, Published), ApiError> {
         let tap = network.tap(&tap_name(mac)).map_err(|e| {
             ApiError::new(

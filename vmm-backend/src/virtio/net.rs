@@ -692,9 +692,10 @@ mod tests {
         tx: Ring,
     }
 
-    fn card() -> Card {
-        let (ours, peer) = UnixStream::pair().unwrap();
-        let mut net = Net::new(MAC, Peer::Stream(ours)).unwrap();
+    /// A card on `peer`, activated with every feature it offers: the card, guest memory, its
+    /// interrupt counter and its receive and transmit rings.
+    fn activated(peer: Peer) -> (Net, Arc<GuestMemory>, Arc<CountingSink>, Ring, Ring) {
+        let mut net = Net::new(MAC, peer).unwrap();
         let mem = guest_memory();
         let irq = Arc::new(CountingSink::default());
         let (rx, tx) = (Ring::new(0), Ring::new(TX_BASE));
@@ -705,6 +706,12 @@ mod tests {
             acked_features: net.features(),
         })
         .unwrap();
+        (net, mem, irq, rx, tx)
+    }
+
+    fn card() -> Card {
+        let (ours, peer) = UnixStream::pair().unwrap();
+        let (net, mem, irq, rx, tx) = activated(Peer::Stream(ours));
         peer.set_read_timeout(Some(std::time::Duration::from_secs(5)))
             .unwrap();
         Card {
@@ -958,17 +965,7 @@ mod tests {
         use std::os::unix::net::UnixDatagram;
         let (ours, peer) = UnixDatagram::pair().unwrap();
         let tap = File::from(std::os::fd::OwnedFd::from(ours));
-        let mut net = Net::new(MAC, Peer::Tap(tap)).unwrap();
-        let mem = guest_memory();
-        let irq = Arc::new(CountingSink::default());
-        let (mut rx, mut tx) = (Ring::new(0), Ring::new(TX_BASE));
-        net.activate(Activation {
-            mem: mem.clone(),
-            interrupt: irq.clone(),
-            queues: vec![rx.queue(), tx.queue()],
-            acked_features: net.features(),
-        })
-        .unwrap();
+        let (mut net, mem, _irq, mut rx, mut tx) = activated(Peer::Tap(tap));
         peer.set_read_timeout(Some(std::time::Duration::from_secs(5)))
             .unwrap();
         // Out: each chain one write, without the header.
