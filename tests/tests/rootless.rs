@@ -1685,7 +1685,10 @@ fn a_desk_users_build_reaches_their_ssh_agent_and_keeps_no_key() {
         "FROM busybox\n\
          COPY agent-ids /agent-ids\n\
          RUN --mount=type=ssh /agent-ids > /identities\n\
-         RUN /agent-ids > /without 2>&1 || echo none > /without\n",
+         RUN /agent-ids > /without 2>&1 || echo none > /without\n\
+         USER dev\n\
+         RUN --mount=type=ssh,uid=1000,gid=1000,mode=0600 /agent-ids > /home/dev/identities\n\
+         RUN --mount=type=ssh /agent-ids > /home/dev/refused 2>&1 || echo refused > /home/dev/refused\n",
     )
     .unwrap();
     for path in [&ctx, &ctx.join("Dockerfile"), &ctx.join("agent-ids")] {
@@ -1745,6 +1748,9 @@ fn a_desk_users_build_reaches_their_ssh_agent_and_keeps_no_key() {
     };
     assert_eq!(shown("/identities"), "1 identities\n", "the agent, reached");
     assert_eq!(shown("/without"), "none\n", "no agent without the mount");
+    // Another user's step: through a socket of its own (uid=, mode=), not through root's.
+    assert_eq!(shown("/home/dev/identities"), "1 identities\n");
+    assert_eq!(shown("/home/dev/refused"), "refused\n");
     // Neither the socket nor the variable is in the image.
     let config = run_ok(&daemon, &["inspect", "ssh-app"]);
     assert!(!config.contains("SSH_AUTH_SOCK"), "{config}");

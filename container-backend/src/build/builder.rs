@@ -27,6 +27,7 @@ use super::fetch;
 use super::ignore::IgnoreRules;
 use super::run_mount::{self, RunMount};
 use super::shell_word::Lexer;
+use super::ssh_relay::SshRelay;
 use crate::image::layer::{apply_layer, hex, tar_directory, tar_overlay_upper};
 use crate::image::oci::{Descriptor, History, ImageConfig, MEDIA_LAYER_GZIP};
 use crate::image::remote::RemoteImage;
@@ -979,8 +980,9 @@ impl Builder<'_> {
             // What its bind mounts hold: a changed file in the context runs it again.
             &bound.join("\n"),
         ]);
-        let mut mounts = self
-            .run_mounts(&run_mounts, stage, build)
+        // The relays of ssh sockets for another owner live until the step is done.
+        let (mut mounts, _relays) = self
+            .run_mounts(&run_mounts, stage, build, line.number)
             .map_err(at(line.number))?;
         if let Some(script) = script {
             mounts.push(
@@ -1256,7 +1258,9 @@ impl Builder<'_> {
         run_mounts: &Mounts<'_>,
         stage: &Stage,
         build: &Build<'_>,
-    ) -> Result<Vec<runtime::BindMount>, String> {
+        line: usize,
+    ) -> Result<(Vec<runtime::BindMount>, Vec<SshRelay>), String> {
+        let mut relays = Vec::new();
         // What the build was given under an id (a secret's file, an agent's socket), mounted;
         // nothing when it was not given, unless it is `required` (`missing` says what to give).
         let given = |list: &[(String, PathBuf)],
@@ -1338,14 +1342,35 @@ impl Builder<'_> {
                     id,
                     target,
                     required,
-                } => mounts.extend(given(build.ssh, (id, target, *required), false, &|| {
-                    format!("the ssh agent `{id}` is required: give it with --ssh {id}[=SOCKET]")
-                })?),
+                    owner,
+                } => {
+                    let mount = given(build.ssh, (id, target, *required), false, &|| {
+                        format!(
+                            "the ssh agent `{id}` is required: give it with --ssh {id}[=SOCKET]"
+                        )
+                    })?;
+                    // Another owner or mode: a socket of the step's own, relaying.
+                    let mount = match (mount, owner) {
+                        (Some(mut mount), Some(owner)) => {
+                            let socket = build
+                                .build_dir
+                                .join(format!("ssh-{line}-{}.sock", relays.len()));
+                            relays.push(
+                                SshRelay::start(&mount.source, &socket, *owner)
+                                    .map_err(|e| format!("the ssh agent `{id}`: {e}"))?,
+                            );
+                            mount.source = socket;
+                            Some(mount)
+                        }
+                        (mount, _) => mount,
+                    };
+                    mounts.extend(mount);
+                }
                 // Mounted when the step runs (`bind_mount`), or not a bind mount (`tmpfs_mounts`).
                 RunMount::Bind { .. } | RunMount::Tmpfs { .. } => {}
             }
         }
-        Ok(mounts)
+        Ok((mounts, relays))
     }
 
     /// COPY and ADD: resolve the sources (in the context, or in an earlier stage with

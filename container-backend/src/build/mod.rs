@@ -9,3 +9,4 @@ pub mod fetch;
 pub mod ignore;
 pub mod run_mount;
 pub mod shell_word;
+pub mod ssh_relay;

@@ -2,7 +2,8 @@
 //! earlier stage or of an image, read-only unless `rw`, whose writes are thrown away),
 //! `type=cache` (a directory kept between builds), `type=tmpfs` (an empty memory filesystem
 //! for the step), `type=secret` (a file of the client's, never in a layer) and `type=ssh` (the
-//! client's SSH agent's socket, its keys never in the build).
+//! client's SSH agent's socket, its keys never in the build; a socket of the step's own relaying
+//! to it for another owner or mode).
 
 /// One `--mount` of a RUN step.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +49,9 @@ pub enum RunMount {
         target: String,
         /// Fail when the build was given no such agent (else the step runs without it).
         required: bool,
+        /// `uid=`, `gid=`, `mode=` other than BuildKit's defaults (0, 0, 0600): the socket is
+        /// one of the step's own with that owner and mode, relaying to the agent.
+        owner: Option<(u32, u32, u32)>,
     },
     Secret {
         id: String,
@@ -136,20 +140,16 @@ pub fn parse(text: &str) -> Result<RunMount, String> {
         }
         "ssh" => {
             known(&[OWNED, &["id", "required"], TARGET].concat())?;
-            // BuildKit's defaults (root's, 0600) are what a mounted socket has; others would
-            // need a socket of their own relaying to the agent.
-            if value(&["uid", "gid"]).is_some_and(|v| v != "0")
-                || value(&["mode"]).is_some_and(|v| v != "0600" && v != "600")
-            {
-                return Err(bad(
-                    "an ssh socket for another owner or mode (uid=, gid=, mode=) is not supported yet"
-                        .into(),
-                ));
-            }
+            let owner = (
+                number("uid", 10, 0)?,
+                number("gid", 10, 0)?,
+                number("mode", 8, 0o600)?,
+            );
             Ok(RunMount::Ssh {
                 id: value(&["id"]).unwrap_or_else(|| "default".into()),
                 target: value(TARGET).unwrap_or_else(|| "/run/buildkit/ssh_agent.0".into()),
                 required: boolean(&["required"])?,
+                owner: (owner != (0, 0, 0o600)).then_some(owner),
             })
         }
         "tmpfs" => {
@@ -277,6 +277,16 @@ mod tests {
                 id: "default".into(),
                 target: "/run/buildkit/ssh_agent.0".into(),
                 required: false,
+                owner: None,
+            }
+        );
+        assert_eq!(
+            parse("type=ssh,uid=1000,gid=1000,mode=0660").unwrap(),
+            RunMount::Ssh {
+                id: "default".into(),
+                target: "/run/buildkit/ssh_agent.0".into(),
+                required: false,
+                owner: Some((1000, 1000, 0o660)),
             }
         );
         assert_eq!(
@@ -310,7 +320,7 @@ mod tests {
             ("type=bind,target=/x,rw,ro", "rw and readonly"),
             ("type=bind,target=/x,id=1", "`id`"),
             ("type=npipe,target=/p", "type=npipe is not supported"),
-            ("type=ssh,uid=1000", "uid="),
+            ("type=ssh,uid=me", "uid=me"),
             ("type=tmpfs", "needs target"),
             ("type=tmpfs,target=/t,size=lots", "size"),
             ("type=cache", "needs target"),

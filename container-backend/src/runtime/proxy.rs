@@ -150,18 +150,43 @@ fn carry_tcp(
     }
 }
 
+/// A connected stream a relay joins to another.
+pub(crate) trait Stream: io::Read + io::Write + Send + Sized + 'static {
+    fn duplicate(&self) -> io::Result<Self>;
+    /// Tells the other side nothing more comes (a half close).
+    fn end_writes(&self);
+}
+
+impl Stream for TcpStream {
+    fn duplicate(&self) -> io::Result<Self> {
+        self.try_clone()
+    }
+    fn end_writes(&self) {
+        let _ = self.shutdown(Shutdown::Write);
+    }
+}
+
+impl Stream for std::os::unix::net::UnixStream {
+    fn duplicate(&self) -> io::Result<Self> {
+        self.try_clone()
+    }
+    fn end_writes(&self) {
+        let _ = self.shutdown(Shutdown::Write);
+    }
+}
+
 /// Copies both ways between `a` and `b`; each side's end is passed on as a half close.
-fn join(a: TcpStream, b: TcpStream) {
-    let (Ok(mut a_read), Ok(mut b_read)) = (a.try_clone(), b.try_clone()) else {
+pub(crate) fn join<A: Stream, B: Stream>(a: A, b: B) {
+    let (Ok(mut a_read), Ok(mut b_read)) = (a.duplicate(), b.duplicate()) else {
         return;
     };
     let (mut a_write, mut b_write) = (a, b);
     let back = std::thread::spawn(move || {
         let _ = io::copy(&mut b_read, &mut a_write);
-        let _ = a_write.shutdown(Shutdown::Write);
+        a_write.end_writes();
     });
     let _ = io::copy(&mut a_read, &mut b_write);
-    let _ = b_write.shutdown(Shutdown::Write);
+    b_write.end_writes();
     let _ = back.join();
 }
 
