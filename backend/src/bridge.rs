@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use berth_api::error::{ApiError, ErrorKind};
 use berth_api::network::MacAddress;
+use berth_vmm_api::launch::NET_MTU;
 use container_backend::runtime::BridgeNetwork;
 use container_backend::runtime::bridge::{VM_NUMBERS, address};
 use container_backend::runtime::dhcp::{Dhcp, Table};
@@ -136,7 +137,7 @@ impl Bridge {
             }
         };
         if state.dhcp.is_none() {
-            match Dhcp::serve(&network, Arc::clone(&state.table)) {
+            match Dhcp::serve(&network, Arc::clone(&state.table), NET_MTU) {
                 Ok(dhcp) => state.dhcp = Some(dhcp),
                 Err(e) => {
                     Self::release(&mut state, mac);

@@ -27,9 +27,7 @@ use container_backend::image::{Image, ImageStore};
 
 use crate::attach::{Kept, KeptTerminal};
 use crate::bridge::Bridge;
-use container_backend::runtime::{
-    self, BridgeNetwork, Connection, ContainerConfig, HostsEntry, Layout, Limits,
-};
+use container_backend::runtime::{self, Connection, ContainerConfig, HostsEntry, Layout, Limits};
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
@@ -306,7 +304,7 @@ impl Engine {
                 (ContainerNetwork::Bridge, Some(address))
                     if Path::new(&format!("/proc/{pid}")).exists() =>
                 {
-                    match self.join_bridge() {
+                    match self.bridge.join() {
                         Ok(network) => {
                             joined = true;
                             runtime::Published::open(&network, address, &record.ports)
@@ -346,7 +344,7 @@ impl Engine {
             } else {
                 container.reap_leftovers();
                 if joined {
-                    self.leave_bridge();
+                    self.bridge.leave();
                 }
                 self.set_state(
                     &id,
@@ -396,16 +394,6 @@ impl Engine {
         self.root.join(id)
     }
 
-    /// The bridge network for one more container, set up for the first.
-    fn join_bridge(&self) -> Result<BridgeNetwork, ApiError> {
-        self.bridge.join()
-    }
-
-    /// One container less on the bridge network; taken down after the last.
-    fn leave_bridge(&self) {
-        self.bridge.leave();
-    }
-
     /// The /etc/hosts entries of the running containers on the bridge, but `except`: each
     /// one's address and names (its name, its short id and its hostname), as Docker's DNS
     /// answers on a network of its own; and the VMs on it, by name.
@@ -442,9 +430,10 @@ impl Engine {
             .cloned()
             .collect();
         let entries = self.bridge_hosts("");
+        let gateway = runtime::network::host_gateway();
         for record in running {
             let hostname = runtime::hostname_of(&record.id, record.hostname.as_deref());
-            let text = runtime::network::hosts_text(&hostname, &entries);
+            let text = runtime::network::hosts_text(&hostname, &entries, gateway);
             if let Err(e) = runtime::network::rewrite_hosts(&self.dir(&record.id), &text) {
                 eprintln!(
                     "berthd: cannot tell container {} its neighbours: {e}",
@@ -761,8 +750,8 @@ impl Engine {
                 ContainerNetwork::Bridge => {
                     let taken: HashSet<Ipv4Addr> =
                         records.values().filter_map(|r| r.address).collect();
-                    let free = (2..)
-                        .map_while(runtime::bridge::address)
+                    let free = runtime::bridge::CONTAINER_NUMBERS
+                        .filter_map(runtime::bridge::address)
                         .find(|a| !taken.contains(a));
                     Some(free.ok_or_else(|| {
                         ApiError::new(
@@ -886,7 +875,7 @@ impl Engine {
             network: match (record.network, record.address) {
                 (ContainerNetwork::Pasta, _) => Some(Connection::Pasta(record.ports.clone())),
                 (ContainerNetwork::Bridge, Some(address)) => Some(Connection::Bridge {
-                    network: self.join_bridge()?,
+                    network: self.bridge.join()?,
                     address,
                     ports: record.ports.clone(),
                 }),
@@ -908,7 +897,7 @@ impl Engine {
             Ok(container) => container,
             Err(e) => {
                 if matches!(config.network, Some(Connection::Bridge { .. })) {
-                    self.leave_bridge();
+                    self.bridge.leave();
                 }
                 self.set_state(
                     &record.id,
@@ -978,7 +967,7 @@ impl Engine {
             .get(id)
             .is_some_and(|r| r.network == ContainerNetwork::Bridge)
         {
-            self.leave_bridge();
+            self.bridge.leave();
             self.refresh_bridge_hosts();
         }
         // `--rm`: gone with its files once its end is told (the state event above).

@@ -13,5 +13,5 @@ fuzz_target!(|data: &[u8]| {
         .and_then(|m| m.try_into().ok())
         .unwrap_or_default();
     let table = HashMap::from([(mac, Ipv4Addr::new(10, 89, 128, 1))]);
-    let _ = container_backend::runtime::dhcp::answer(data, &table);
+    let _ = container_backend::runtime::dhcp::answer(data, &table, 1500);
 });

@@ -2,14 +2,13 @@
 //! mode, each connection to it relayed to the build's SSH agent, so a step running as another
 //! user reaches the agent as BuildKit lets it (the agent's own socket is its owner's, 0600).
 
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::runtime::proxy::join;
+use crate::runtime::proxy::{join, wake_blocked};
 
 /// A relaying socket, listening until dropped.
 pub struct SshRelay {
@@ -58,10 +57,6 @@ impl SshRelay {
 impl Drop for SshRelay {
     fn drop(&mut self) {
         self.closed.store(true, Ordering::SeqCst);
-        // SAFETY: shutdown(2) on the listener this struct keeps open, which wakes the thread
-        // blocked in accept on it; it touches no memory.
-        unsafe {
-            libc::shutdown(self.listener.as_raw_fd(), libc::SHUT_RDWR);
-        }
+        wake_blocked(self.listener.as_ref());
     }
 }

@@ -47,11 +47,6 @@ pub fn address(n: u32) -> Option<Ipv4Addr> {
         .then(|| Ipv4Addr::from(u32::from(GATEWAY) - 1 + n))
 }
 
-/// The number of a container address [`address`] gave.
-pub fn number(address: Ipv4Addr) -> u32 {
-    u32::from(address).wrapping_sub(u32::from(GATEWAY) - 1)
-}
-
 /// The network, by the file its namespace is bound to.
 #[derive(Debug, Clone)]
 pub struct BridgeNetwork {
@@ -306,6 +301,5 @@ mod tests {
         );
         assert_eq!(address(65534), Some(Ipv4Addr::new(10, 89, 255, 254)));
         assert_eq!(address(65535), None, "the broadcast address");
-        assert_eq!(number(Ipv4Addr::new(10, 89, 1, 1)), 257);
     }
 }

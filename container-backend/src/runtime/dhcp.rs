@@ -1,6 +1,6 @@
 //! The Berth network's DHCP server (RFC 2131), for the VMs on it: each card (by its MAC) has
-//! the one address berthd gave it, with the gateway, a /16 mask, pasta's DNS forwarder and an
-//! MTU of 1500; a card berthd did not name gets no answer.
+//! the one address berthd gave it, with the gateway, a /16 mask, pasta's DNS forwarder and the
+//! cards' MTU (berthd's); a card berthd did not name gets no answer.
 //!
 //! **Decision: a DHCP server of Berth's own, not dnsmasq**: what it must answer is one fixed
 //! table; dnsmasq would run as root under the root daemon parsing what guests send, and under a
@@ -10,7 +10,6 @@
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -26,8 +25,6 @@ const COOKIE: [u8; 4] = [99, 130, 83, 99];
 const OPTIONS_AT: usize = 240;
 /// How long an address is leased: a day (the table does not change while the VM runs).
 const LEASE_SECONDS: u32 = 86_400;
-/// The MTU handed out, the card's.
-const MTU: u16 = 1500;
 
 /// DHCP message types (option 53).
 const DISCOVER: u8 = 1;
@@ -104,8 +101,8 @@ fn parse(message: &[u8]) -> Option<Request<'_>> {
     })
 }
 
-/// The answer to `message` from `table`, if it gets one.
-pub fn answer(message: &[u8], table: &HashMap<[u8; 6], Ipv4Addr>) -> Option<Vec<u8>> {
+/// The answer to `message` from `table`, if it gets one; `mtu` is the cards'.
+pub fn answer(message: &[u8], table: &HashMap<[u8; 6], Ipv4Addr>, mtu: u16) -> Option<Vec<u8>> {
     let request = parse(message)?;
     let address = *table.get(&request.mac)?;
     let (kind, yiaddr) = match request.kind {
@@ -156,7 +153,7 @@ pub fn answer(message: &[u8], table: &HashMap<[u8; 6], Ipv4Addr>) -> Option<Vec<
         if let Ok(dns) = DNS_FORWARD.parse::<Ipv4Addr>() {
             option(6, &dns.octets());
         }
-        option(26, &MTU.to_be_bytes());
+        option(26, &mtu.to_be_bytes());
     }
     out.push(255);
     // BOOTP's smallest message, which some clients still expect.
@@ -173,8 +170,8 @@ pub struct Dhcp {
 }
 
 impl Dhcp {
-    /// Serves `table` on the bridge of `network`.
-    pub fn serve(network: &BridgeNetwork, table: Table) -> std::io::Result<Dhcp> {
+    /// Serves `table` on the bridge of `network`, handing out `mtu`.
+    pub fn serve(network: &BridgeNetwork, table: Table, mtu: u16) -> std::io::Result<Dhcp> {
         let socket = network.socket(|| {
             let socket = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, SERVER_PORT))?;
             socket.set_broadcast(true)?;
@@ -200,7 +197,7 @@ impl Dhcp {
                     let Ok((len, _)) = received else { continue };
                     let reply = {
                         let table = table.lock().unwrap_or_else(PoisonError::into_inner);
-                        answer(&message[..len], &table)
+                        answer(&message[..len], &table, mtu)
                     };
                     // The client has no address yet: the answer is broadcast on the bridge.
                     if let Some(reply) = reply {
@@ -216,11 +213,7 @@ impl Dhcp {
 impl Drop for Dhcp {
     fn drop(&mut self) {
         self.stopped.store(true, Ordering::SeqCst);
-        // SAFETY: shutdown(2) on the socket this struct keeps open, which wakes the thread
-        // blocked in recv on it; it touches no memory.
-        unsafe {
-            libc::shutdown(self.socket.as_raw_fd(), libc::SHUT_RDWR);
-        }
+        super::proxy::wake_blocked(self.socket.as_ref());
     }
 }
 
@@ -230,6 +223,7 @@ mod tests {
 
     const MAC: [u8; 6] = [0x52, 0x54, 0, 1, 2, 3];
     const VM: Ipv4Addr = Ipv4Addr::new(10, 89, 128, 1);
+    const MTU: u16 = 1500;
 
     fn request(kind: u8, options: &[u8]) -> Vec<u8> {
         let mut m = vec![0u8; OPTIONS_AT];
@@ -263,7 +257,7 @@ mod tests {
 
     #[test]
     fn a_known_card_is_offered_and_given_its_address_with_the_networks_settings() {
-        let offer = answer(&request(DISCOVER, &[]), &table()).unwrap();
+        let offer = answer(&request(DISCOVER, &[]), &table(), MTU).unwrap();
         assert_eq!(offer[0], 2);
         assert_eq!(offer[4..8], [1, 2, 3, 4], "the transaction");
         assert_eq!(offer[10], 0x80, "the broadcast flag");
@@ -281,6 +275,7 @@ mod tests {
         let ack = answer(
             &request(REQUEST, &[50, 4, 10, 89, 128, 1, 54, 4, 10, 89, 0, 1]),
             &table(),
+            MTU,
         )
         .unwrap();
         assert_eq!(options(&ack)[&53], [ACK]);
@@ -289,22 +284,22 @@ mod tests {
 
     #[test]
     fn another_address_is_refused_and_strangers_and_garbage_get_nothing() {
-        let nak = answer(&request(REQUEST, &[50, 4, 10, 89, 128, 9]), &table()).unwrap();
+        let nak = answer(&request(REQUEST, &[50, 4, 10, 89, 128, 9]), &table(), MTU).unwrap();
         assert_eq!(options(&nak)[&53], [NAK]);
         assert_eq!(nak[16..20], [0, 0, 0, 0]);
         // Another server's offer taken: not ours to answer.
-        assert!(answer(&request(REQUEST, &[54, 4, 192, 168, 0, 1]), &table()).is_none());
-        assert!(answer(&request(DISCOVER, &[]), &HashMap::new()).is_none());
+        assert!(answer(&request(REQUEST, &[54, 4, 192, 168, 0, 1]), &table(), MTU).is_none());
+        assert!(answer(&request(DISCOVER, &[]), &HashMap::new(), MTU).is_none());
         let mut cut = request(DISCOVER, &[]);
         cut.truncate(100);
-        assert!(answer(&cut, &table()).is_none());
+        assert!(answer(&cut, &table(), MTU).is_none());
         // An option running past the end: the message is broken, not answered.
         let mut long = request(DISCOVER, &[]);
         long.pop();
         long.extend_from_slice(&[12, 200, 1]);
-        assert!(answer(&long, &table()).is_none());
+        assert!(answer(&long, &table(), MTU).is_none());
         let mut no_type = request(DISCOVER, &[]);
         no_type[OPTIONS_AT..OPTIONS_AT + 3].copy_from_slice(&[12, 250, 0]);
-        assert!(answer(&no_type, &table()).is_none());
+        assert!(answer(&no_type, &table(), MTU).is_none());
     }
 }

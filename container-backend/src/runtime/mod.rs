@@ -296,7 +296,7 @@ pub fn start(config: &ContainerConfig, layout: &Layout) -> Result<Container, Run
             network::etc_files(
                 &config.dir,
                 &hostname,
-                &network::hosts_text(&hostname, &config.hosts),
+                &network::hosts_text(&hostname, &config.hosts, network::host_gateway()),
             )?
             .into_iter()
             .map(|(file, target)| BindMount {

@@ -123,8 +123,9 @@ pub fn host_gateway() -> Option<Ipv4Addr> {
 }
 
 /// A container's /etc/hosts: localhost, its own name (on `127.0.1.1` unless `entries` give it
-/// an address), the other `entries`, and the host's names.
-pub fn hosts_text(hostname: &str, entries: &[HostsEntry]) -> String {
+/// an address), the other `entries`, and the host's names at `gateway` (the host's default
+/// gateway, [`host_gateway`], read once by a caller writing several).
+pub fn hosts_text(hostname: &str, entries: &[HostsEntry], gateway: Option<Ipv4Addr>) -> String {
     let mut text =
         String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
     if !entries
@@ -136,7 +137,7 @@ pub fn hosts_text(hostname: &str, entries: &[HostsEntry]) -> String {
     for entry in entries {
         text.push_str(&format!("{}\t{}\n", entry.address, entry.names.join(" ")));
     }
-    if let Some(gateway) = host_gateway() {
+    if let Some(gateway) = gateway {
         text.push_str(&format!("{gateway}\t{HOST_NAMES}\n"));
     }
     text

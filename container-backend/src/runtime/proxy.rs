@@ -92,27 +92,28 @@ impl Published {
     /// connections under way go on until either side ends them).
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
-        // SAFETY: shutdown(2) on a socket kept open by the Arc the caller holds, which wakes
-        // the thread blocked on it; it touches no memory.
-        let wake = |fd: i32| unsafe {
-            libc::shutdown(fd, libc::SHUT_RDWR);
-        };
         for listening in &self.listening {
             match listening {
-                Listening::Tcp(l) => wake(l.as_raw_fd()),
+                Listening::Tcp(l) => wake_blocked(l.as_ref()),
                 Listening::Udp(s, peers) => {
-                    wake(s.as_raw_fd());
+                    wake_blocked(s.as_ref());
                     for inner in peers
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
                         .values()
                     {
-                        wake(inner.as_raw_fd());
+                        wake_blocked(inner.as_ref());
                     }
                 }
             }
         }
     }
+}
+
+/// Shuts `socket` down both ways, which wakes a thread blocked on it (in accept or recv) to
+/// see that it is to stop; the socket stays open for whoever still holds it.
+pub(crate) fn wake_blocked(socket: &impl AsRawFd) {
+    let _ = nix::sys::socket::shutdown(socket.as_raw_fd(), nix::sys::socket::Shutdown::Both);
 }
 
 impl Drop for Published {
