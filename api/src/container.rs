@@ -147,8 +147,9 @@ pub struct RunSpec {
     /// Most processes the container may have.
     #[serde(default)]
     pub pids: Option<u64>,
+    /// `--network`; the daemon's default ([`ContainerNetwork::default_for`]) when `None`.
     #[serde(default)]
-    pub network: ContainerNetwork,
+    pub network: Option<ContainerNetwork>,
     /// Host ports forwarded to the container (`-p`).
     #[serde(default)]
     pub ports: Vec<PortForward>,

@@ -8,10 +8,13 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::host::DaemonMode;
+
 /// The network a container is on.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ContainerNetwork {
+    /// (The default of a build's RUN steps and of what was kept before the field existed.)
     /// User-mode networking through pasta (the `passt` package), as rootless Podman does: the
     /// container reaches what the host reaches, through the host's own sockets, and published
     /// ports are bound by pasta on the host.
@@ -25,6 +28,16 @@ pub enum ContainerNetwork {
 }
 
 impl ContainerNetwork {
+    /// The network a container is on when its `run` names none: the Berth network under the
+    /// system daemon, as Docker's and rootful Podman's containers are on their bridge; pasta
+    /// under a user's, as rootless Podman's are (a bridge is one `--network bridge` away).
+    pub fn default_for(mode: DaemonMode) -> ContainerNetwork {
+        match mode {
+            DaemonMode::System => ContainerNetwork::Bridge,
+            DaemonMode::User => ContainerNetwork::Pasta,
+        }
+    }
+
     /// The name `--network` takes and tables show.
     pub fn name(self) -> &'static str {
         match self {
@@ -40,11 +53,11 @@ impl FromStr for ContainerNetwork {
 
     fn from_str(text: &str) -> Result<Self, String> {
         match text {
-            "pasta" | "default" => Ok(ContainerNetwork::Pasta),
+            "pasta" => Ok(ContainerNetwork::Pasta),
             "bridge" | "berth" => Ok(ContainerNetwork::Bridge),
             "none" => Ok(ContainerNetwork::None),
             other => Err(format!(
-                "unknown network `{other}`: use `pasta` (the default), `bridge` or `none`"
+                "unknown network `{other}`: use `bridge`, `pasta` or `none`"
             )),
         }
     }
@@ -162,6 +175,22 @@ impl PortForward {
             Some(IpAddr::V4(ip)) => format!("{ip}:{}", self.host_port),
             None => format!("0.0.0.0:{}", self.host_port),
         }
+    }
+
+    /// Where a browser on this host reaches it: `http://127.0.0.1:8080/`; a port published on
+    /// every address is reached on the loopback. `None` for UDP.
+    pub fn url(&self) -> Option<String> {
+        if self.protocol != Protocol::Tcp {
+            return None;
+        }
+        let host = match self.host_ip {
+            None => "127.0.0.1".to_owned(),
+            Some(IpAddr::V4(ip)) if ip.is_unspecified() => "127.0.0.1".to_owned(),
+            Some(IpAddr::V6(ip)) if ip.is_unspecified() => "[::1]".to_owned(),
+            Some(IpAddr::V4(ip)) => ip.to_string(),
+            Some(IpAddr::V6(ip)) => format!("[{ip}]"),
+        };
+        Some(format!("http://{host}:{}/", self.host_port))
     }
 
     /// As Docker's `ps` shows it: `127.0.0.1:8080->80/tcp`.
@@ -438,6 +467,25 @@ mod tests {
         assert_eq!(parse("[::1]:8080:80").to_string(), "80/tcp -> [::1]:8080");
         assert_eq!(local.published(), "127.0.0.1:18080->80/udp");
         assert_eq!(parse("8080:80").published(), "0.0.0.0:8080->80/tcp");
+    }
+
+    #[test]
+    fn a_browser_reaches_a_tcp_port_on_its_address_or_the_loopback() {
+        let url = |s: &str| s.parse::<PortForward>().unwrap().url();
+        assert_eq!(url("8080:80").as_deref(), Some("http://127.0.0.1:8080/"));
+        assert_eq!(
+            url("0.0.0.0:81:80").as_deref(),
+            Some("http://127.0.0.1:81/")
+        );
+        assert_eq!(url("[::]:82:80").as_deref(), Some("http://[::1]:82/"));
+        assert_eq!(url("[::1]:83:80").as_deref(), Some("http://[::1]:83/"));
+        assert_eq!(
+            url("192.168.1.5:84:80").as_deref(),
+            Some("http://192.168.1.5:84/")
+        );
+        assert_eq!(url("85:53/udp"), None);
+        let ssh = PortForward::parse_vm_forward("tcp:2222:22").unwrap();
+        assert_eq!(ssh.url().as_deref(), Some("http://127.0.0.1:2222/"));
     }
 
     #[test]

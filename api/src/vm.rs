@@ -303,6 +303,10 @@ pub struct VmInfo {
     pub dir: PathBuf,
     /// U_vm, M_vm, P_vm: its allocation over the host's totals.
     pub allocation: Shares,
+    /// Its address on the Berth network while it is there (the one the network's DHCP server
+    /// gives its card).
+    #[serde(default)]
+    pub address: Option<std::net::Ipv4Addr>,
 }
 
 /// A definition on disk that could not be read; it is left in place untouched.

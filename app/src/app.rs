@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_api::client::{Client, ClientError};
+use berth_api::host::DaemonMode;
+use berth_api::network::ContainerNetwork;
 use berth_api::vm::VmState;
 use berth_api::{Event as Pushed, Request};
 use iced::widget::{column, container, row, text};
@@ -407,12 +409,10 @@ impl Berth {
             Message::Done(Ok(())) => self.refresh(),
             Message::OpenLaunch => {
                 self.wizard = None;
+                let host = self.snapshot.host.as_ref();
                 self.launch = Some(Launch::new(
-                    self.snapshot
-                        .host
-                        .as_ref()
-                        .map(|h| h.total)
-                        .unwrap_or_default(),
+                    host.map(|h| h.total).unwrap_or_default(),
+                    ContainerNetwork::default_for(host.map_or(DaemonMode::User, |h| h.mode)),
                 ));
                 Task::none()
             }
@@ -527,6 +527,10 @@ impl Berth {
                                 Task::none()
                             }
                         }
+                    }
+                    Some(dashboard::Event::OpenUrl(url)) => {
+                        self.error = crate::browser::open(&url).err();
+                        Task::none()
                     }
                     Some(dashboard::Event::CloseTerminal) => {
                         self.terminal = None;

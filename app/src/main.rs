@@ -2,6 +2,7 @@
 //! starts `berthd --user`) and shows VMs and containers side by side with live gauges.
 
 mod app;
+mod browser;
 mod connection;
 mod data;
 mod icon;

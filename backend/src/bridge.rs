@@ -171,6 +171,13 @@ impl Bridge {
             .remove(&mac.0);
     }
 
+    /// The address VM `name` has on it, if it is there.
+    pub fn vm_address(&self, name: &str) -> Option<Ipv4Addr> {
+        self.vms()
+            .into_iter()
+            .find_map(|(vm, address)| (vm == name).then_some(address))
+    }
+
     /// The VMs on it now: each one's name and address.
     pub fn vms(&self) -> Vec<(String, Ipv4Addr)> {
         let state = self.state();

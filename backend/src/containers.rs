@@ -161,6 +161,11 @@ pub struct Engine {
     next_exec: AtomicU64,
     /// The bridge network, shared with the VMs.
     bridge: Arc<Bridge>,
+    /// The network of a container whose `run` names none.
+    default_network: ContainerNetwork,
+    /// Held while the bridge's /etc/hosts files are rewritten, so that two rewrites (one
+    /// container starting, another ending) never leave the older list last.
+    hosts_rewrite: Mutex<()>,
     /// The terminals and stdin pipes of running containers started with `-d` and `-t`/`-i`.
     kept: Mutex<HashMap<String, Kept>>,
 }
@@ -243,6 +248,7 @@ impl Engine {
         events: broadcast::Sender<Event>,
         host: Resources,
         bridge: Arc<Bridge>,
+        default_network: ContainerNetwork,
     ) -> Arc<Engine> {
         let root = state_dir.join("containers");
         let rootfs_cache = state_dir.join("rootfs");
@@ -273,6 +279,8 @@ impl Engine {
             execs: Mutex::new(HashMap::new()),
             next_exec: AtomicU64::new(1),
             bridge,
+            default_network,
+            hosts_rewrite: Mutex::new(()),
             kept: Mutex::new(HashMap::new()),
         });
         // A VM that joins or leaves the bridge is named in the containers' /etc/hosts.
@@ -424,6 +432,7 @@ impl Engine {
     /// Writes the /etc/hosts of every running container on the bridge again, after one came
     /// or went.
     fn refresh_bridge_hosts(&self) {
+        let _rewriting = lock(&self.hosts_rewrite);
         let running: Vec<Record> = lock(&self.records)
             .values()
             .filter(|r| r.network == ContainerNetwork::Bridge && r.state.is_running())
@@ -682,7 +691,8 @@ impl Engine {
                 "--pids 0: a container needs at least one process",
             ));
         }
-        validate::ports(spec.network, &spec.ports).map_err(ApiError::invalid)?;
+        let network = spec.network.unwrap_or(self.default_network);
+        validate::ports(network, &spec.ports).map_err(ApiError::invalid)?;
         for var in &spec.env {
             validate::env_var(var).map_err(ApiError::invalid)?;
         }
@@ -703,7 +713,7 @@ impl Engine {
         let run = &image.config.config;
         let mut ports = spec.ports.clone();
         if spec.publish_all {
-            if spec.network == ContainerNetwork::None {
+            if network == ContainerNetwork::None {
                 return Err(ApiError::invalid(
                     "-P with --network none: a container without a network publishes no ports",
                 ));
@@ -746,7 +756,7 @@ impl Engine {
                 ));
             }
             // A bridge address for the container's life: the lowest no other has.
-            let address = match spec.network {
+            let address = match network {
                 ContainerNetwork::Bridge => {
                     let taken: HashSet<Ipv4Addr> =
                         records.values().filter_map(|r| r.address).collect();
@@ -787,7 +797,7 @@ impl Engine {
                 },
                 created: now(),
                 state: ContainerState::Created,
-                network: spec.network,
+                network,
                 ports,
                 address,
                 hostname: spec.hostname.clone(),

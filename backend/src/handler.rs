@@ -10,7 +10,7 @@ use berth_api::error::ApiError;
 use berth_api::event::Event;
 use berth_api::host::{Availability, ContainerSupport};
 use berth_api::request::{Reply, Request};
-use berth_api::vm::VmListing;
+use berth_api::vm::{VmInfo, VmListing};
 
 use crate::auth::Peer;
 use crate::host::host_info;
@@ -97,7 +97,11 @@ impl Daemon {
             Request::VmList => {
                 let registry = lock(&self.registry);
                 Ok(Reply::VmList(VmListing {
-                    vms: registry.list(&host()),
+                    vms: registry
+                        .list(&host())
+                        .into_iter()
+                        .map(|info| self.on_network(info))
+                        .collect(),
                     problems: registry.problems().to_vec(),
                 }))
             }
@@ -356,7 +360,14 @@ impl Daemon {
     /// VM `name` as it is now.
     fn vm(&self, name: &str) -> Result<Reply, ApiError> {
         let host = crate::host::totals(&self.config.state_dir).0;
-        Ok(Reply::Vm(lock(&self.registry).show(name, &host)?))
+        let info = lock(&self.registry).show(name, &host)?;
+        Ok(Reply::Vm(self.on_network(info)))
+    }
+
+    /// `info` with the VM's address on the Berth network, which the network knows.
+    fn on_network(&self, mut info: VmInfo) -> VmInfo {
+        info.address = self.bridge.vm_address(&info.config.name);
+        info
     }
 }
 

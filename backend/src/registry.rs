@@ -121,6 +121,8 @@ impl Registry {
             state: record.state.clone(),
             dir: self.dir(&record.config.name),
             allocation: vm_allocation(&record.config.resources(), host),
+            // The network's to know (Daemon::vm_info).
+            address: None,
         }
     }
 

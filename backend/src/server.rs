@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use berth_api::event::Event;
 use berth_api::host::{DaemonMode, IdMap};
+use berth_api::network::ContainerNetwork;
 use container_backend::image::ImageError;
 use container_backend::runtime::Layout;
 use nix::fcntl::{Flock, FlockArg};
@@ -62,6 +63,8 @@ pub struct Daemon {
     pub(crate) images: Images,
     pub(crate) volumes: Volumes,
     pub(crate) engine: Arc<Engine>,
+    /// The Berth network, for the addresses its VMs have.
+    pub(crate) bridge: Arc<crate::bridge::Bridge>,
     pub(crate) events: broadcast::Sender<Event>,
 }
 
@@ -144,7 +147,8 @@ pub async fn run(
         layout,
         events.clone(),
         totals(&config.state_dir).0,
-        bridge,
+        Arc::clone(&bridge),
+        ContainerNetwork::default_for(config.mode),
     );
     let daemon = Arc::new(Daemon {
         config,
@@ -154,6 +158,7 @@ pub async fn run(
         images,
         volumes: Volumes::open(&daemon_state_dir),
         engine,
+        bridge,
         events,
     });
     log(format!(

@@ -250,11 +250,11 @@ pub struct RunArgs {
     /// Publish every port the image EXPOSEs on a free host port (`berthctl port` shows which).
     #[arg(short = 'P', long = "publish-all")]
     pub publish_all: bool,
-    /// `pasta` (the default: the host's network through user-mode NAT), `bridge` (the Berth
-    /// network: containers on it reach each other by name, and out through the same NAT) or
-    /// `none`.
-    #[arg(long, default_value = "pasta")]
-    pub network: ContainerNetwork,
+    /// `bridge` (the Berth network: containers and VMs on it reach each other by name, and
+    /// out through NAT; the system daemon's default), `pasta` (the host's network through
+    /// user-mode NAT; a user's daemon's default) or `none`.
+    #[arg(long)]
+    pub network: Option<ContainerNetwork>,
     pub image: String,
     /// Command and arguments, replacing the image's CMD.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]

@@ -269,6 +269,9 @@ pub fn show_vm(vm: &VmInfo) -> String {
         ),
         ("Network", c.network.describe(&c.name)),
     ];
+    if let Some(address) = vm.address {
+        rows.push(("Address", address.to_string()));
+    }
     match &c.boot {
         Some(BootSource::Kernel {
             kernel,
@@ -477,6 +480,7 @@ mod tests {
             state: VmState::Running,
             dir: "/var/lib/berth/vms/web".into(),
             allocation: HALF,
+            address: None,
         }
     }
 

@@ -38,17 +38,41 @@ fn host_server(body: &'static str) -> u16 {
 }
 
 /// The same checks under whichever daemon: (daemon, the busybox tarball it may read, a
-/// directory it may read).
-fn containers_are_on_the_network(daemon: &Daemon, tarball: &Path, dir: &Path) {
+/// directory it may read, the network a container is on when `run` names none).
+fn containers_are_on_the_network(daemon: &Daemon, tarball: &Path, dir: &Path, default: &str) {
     let out = daemon.berthctl(&["import", tarball.to_str().unwrap(), "busybox"]);
     assert!(out.status.success(), "{}", text(&out).1);
 
-    // A published port: busybox httpd serves the container's /etc on the host's loopback.
+    // Without --network, the daemon's default: the bridge under root (as Docker's), pasta
+    // under a user (as rootless Podman's).
+    let out = daemon.berthctl(&["run", "-d", "--name", "plain", "busybox", "sleep", "60"]);
+    assert!(out.status.success(), "{}\n{}", text(&out).1, daemon.log());
+    let inspected: serde_json::Value =
+        serde_json::from_slice(&daemon.berthctl(&["inspect", "plain"]).stdout).unwrap();
+    assert_eq!(inspected["network"], default, "{inspected}");
+    assert!(daemon.berthctl(&["rm", "-f", "plain"]).status.success());
+
+    // A published port on pasta: busybox httpd serves the container's /etc on the host's
+    // loopback.
     let port = free_port();
     let publish = format!("127.0.0.1:{port}:80");
     let out = daemon.berthctl(&[
-        "run", "-d", "--name", "web", "-p", &publish, "busybox", "busybox", "httpd", "-f", "-p",
-        "80", "-h", "/etc",
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "pasta",
+        "-p",
+        &publish,
+        "busybox",
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/etc",
     ]);
     assert!(out.status.success(), "{}\n{}", text(&out).1, daemon.log());
     let id = text(&out).0.trim().to_owned();
@@ -71,7 +95,17 @@ fn containers_are_on_the_network(daemon: &Daemon, tarball: &Path, dir: &Path) {
     );
 
     // The same host port again is refused with pasta's reason, and the first goes on.
-    let out = daemon.berthctl(&["run", "-d", "-p", &publish, "busybox", "sleep", "30"]);
+    let out = daemon.berthctl(&[
+        "run",
+        "-d",
+        "--network",
+        "pasta",
+        "-p",
+        &publish,
+        "busybox",
+        "sleep",
+        "30",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out)
@@ -204,8 +238,10 @@ fn containers_reach_each_other_on_the_bridge(daemon: &Daemon) {
         let mut all = vec!["run"];
         all.extend_from_slice(args);
         let out = daemon.berthctl(&all);
-        assert!(out.status.success(), "{}\n{}", text(&out).1, daemon.log());
-        text(&out).0
+        let (stdout, stderr) = text(&out);
+        // A container's output (what failed in it) is on stdout.
+        assert!(out.status.success(), "{stdout}{stderr}\n{}", daemon.log());
+        stdout
     };
     let port = free_port();
     let publish = format!("127.0.0.1:{port}:8080");
@@ -402,6 +438,12 @@ fn a_vm_is_on(daemon: &Daemon, dir: &Path, owner: Option<&TestUser>, mode: &str)
             .and_then(|rest| rest.split_whitespace().next())
             .map(|last| format!("10.89.128.{last}"))
             .unwrap();
+        // `vm show` tells the address too.
+        let shown = text(&daemon.berthctl(&["vm", "show", "netprobe"])).0;
+        assert!(
+            shown.contains(&format!("Address      {address}\n")),
+            "{shown}"
+        );
         let tarball = busybox_tarball(dir, owner).unwrap();
         let out = daemon.berthctl(&["import", tarball.to_str().unwrap(), "busybox"]);
         assert!(out.status.success(), "{}", text(&out).1);
@@ -522,8 +564,9 @@ fn a_vm_is_on(daemon: &Daemon, dir: &Path, owner: Option<&TestUser>, mode: &str)
     common::serial_log_shows(daemon, "netprobe", "BERTH-PROBE: net init failed at step 1");
 }
 
-/// Offline (no default route: pasta cannot start), containers run on loopback and publishing
-/// a port is refused with the reason; builds go on.
+/// Offline (no default route: pasta cannot start), containers on pasta run on loopback and
+/// publishing a port there is refused with the reason; the Berth network (the root daemon's
+/// default) still joins containers, with no way out; builds go on.
 #[test]
 fn an_offline_hosts_containers_run_on_loopback() {
     if !nix::unistd::Uid::effective().is_root() {
@@ -536,12 +579,33 @@ fn an_offline_hosts_containers_run_on_loopback() {
     let daemon = Daemon::start_offline(dir.path(), &[]);
     let out = daemon.berthctl(&["import", tarball.to_str().unwrap(), "busybox"]);
     assert!(out.status.success(), "{}", text(&out).1);
-    let out = daemon.berthctl(&["run", "busybox", "cat", "/proc/net/dev"]);
-    let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "{stderr}\n{}", daemon.log());
-    let interfaces = interfaces_in_proc_net_dev(&stdout);
-    assert_eq!(interfaces, ["lo"], "{stdout}");
-    let out = daemon.berthctl(&["run", "-p", "8080:80", "busybox", "true"]);
+    let interfaces_on = |network: &str| {
+        let out = daemon.berthctl(&[
+            "run",
+            "--network",
+            network,
+            "busybox",
+            "cat",
+            "/proc/net/dev",
+        ]);
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{stderr}\n{}", daemon.log());
+        interfaces_in_proc_net_dev(&stdout)
+            .into_iter()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(interfaces_on("pasta"), ["lo"]);
+    assert_eq!(interfaces_on("bridge"), ["lo", "eth0"]);
+    let out = daemon.berthctl(&[
+        "run",
+        "--network",
+        "pasta",
+        "-p",
+        "8080:80",
+        "busybox",
+        "true",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out).1.contains("this host has no default route"),
@@ -569,7 +633,7 @@ fn a_root_daemons_containers_are_on_the_network() {
         return;
     };
     let daemon = Daemon::start(dir.path(), &[]);
-    containers_are_on_the_network(&daemon, &tarball, dir.path());
+    containers_are_on_the_network(&daemon, &tarball, dir.path(), "bridge");
 }
 
 #[test]
@@ -583,7 +647,7 @@ fn a_desk_users_containers_are_on_the_network() {
         return;
     };
     let daemon = Daemon::start_as(&user, dir.path(), &[]);
-    containers_are_on_the_network(&daemon, &tarball, dir.path());
+    containers_are_on_the_network(&daemon, &tarball, dir.path(), "pasta");
 }
 
 #[test]

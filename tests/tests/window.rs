@@ -11,6 +11,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use berth_e2e::net::http_get;
 use berth_e2e::{Daemon, binary, open_tempdir, text};
 use common::xvfb::{
     INVERTED_OLIVE, INVERTED_VIOLET, Killed, OLIVE, VIOLET, pixels_near, screenshot,
@@ -62,7 +63,8 @@ fn the_window_shows_overcommitment_and_follows_the_daemon() {
 }
 
 /// Pick a folder with a Dockerfile in the window and press Launch, as a user would: the image
-/// is built and the container runs, as berthd (asked separately with berthctl) confirms.
+/// is built and the container runs, as berthd (asked separately with berthctl) confirms, and
+/// its published port, a link in its details, opens the page it serves in the browser.
 #[test]
 fn launching_a_dockerfile_from_the_window_builds_and_runs_it() {
     launch_a_dockerfile(None, 1);
@@ -122,14 +124,38 @@ fn launch_a_dockerfile(user: Option<berth_e2e::user::TestUser>, display: u32) {
     std::fs::write(app.join("hello.txt"), "hello from the window\n").unwrap();
     std::fs::write(
         app.join("Dockerfile"),
-        "FROM busybox\nCOPY hello.txt /\nCMD [\"sh\", \"-c\", \"cat /hello.txt; echo $GREETING; sleep 600\"]\n",
+        "FROM busybox\nCOPY hello.txt /\nCOPY hello.txt /www/index.html\nCMD [\"sh\", \"-c\", \"cat /hello.txt; echo $GREETING; exec busybox httpd -f -p 80 -h /www\"]\n",
     )
     .unwrap();
     if let Some(user) = &user {
         user.own(&app);
     }
+    // The desktop's opener, as the window finds it on its PATH: it notes what it was asked to
+    // open.
+    let opener = dir.path().join("opener");
+    std::fs::create_dir_all(&opener).unwrap();
+    let opened = opener.join("opened");
+    std::fs::write(&opened, "").unwrap();
+    std::fs::write(
+        opener.join("xdg-open"),
+        format!("#!/bin/sh\necho \"$1\" >> {}\n", opened.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        opener.join("xdg-open"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    if let Some(user) = &user {
+        user.own(&opened);
+    }
+    let path = format!(
+        "{}:{}",
+        opener.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
 
-    let _window = start_window(&display, &daemon);
+    let _window = start_window_with(&display, &daemon, &[("PATH", &path)]);
     let window = berth_window(&display);
     // With no window manager, keyboard focus must be given explicitly.
     xdotool(&display, &["windowfocus", &window]);
@@ -141,12 +167,12 @@ fn launch_a_dockerfile(user: Option<berth_e2e::user::TestUser>, display: u32) {
         let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         free.local_addr().unwrap().port()
     };
-    xdotool(&display, &["mousemove", "500", "408", "click", "1"]); // the Ports field
+    xdotool(&display, &["mousemove", "500", "447", "click", "1"]); // the Ports field
     xdotool(
         &display,
         &["type", "--delay", "10", &format!("127.0.0.1:{port}:80")],
     );
-    xdotool(&display, &["mousemove", "500", "476", "click", "1"]); // the Environment field
+    xdotool(&display, &["mousemove", "500", "515", "click", "1"]); // the Environment field
     xdotool(
         &display,
         &["type", "--delay", "10", "GREETING=from-the-form"],
@@ -172,11 +198,23 @@ fn launch_a_dockerfile(user: Option<berth_e2e::user::TestUser>, display: u32) {
     wait_for("its output", Duration::from_secs(10), || {
         text(&daemon.berthctl(&["logs", &id])).0 == "hello from the window\nfrom-the-form\n"
     });
-    // The port typed in the form is published.
+    // The port typed in the form is published, on the daemon's default network.
     assert_eq!(
         text(&daemon.berthctl(&["port", &id])).0,
         format!("80/tcp -> 127.0.0.1:{port}\n")
     );
+    let inspected: serde_json::Value =
+        serde_json::from_slice(&daemon.berthctl(&["inspect", &id]).stdout).unwrap();
+    let default = if user.is_some() { "pasta" } else { "bridge" };
+    assert_eq!(inspected["network"], default, "{inspected}");
+    // Its link in the container's details (selected after the launch) opens the page.
+    xdotool(&display, &["mousemove", "560", "220", "click", "1"]); // the port's link
+    let url = format!("http://127.0.0.1:{port}/");
+    wait_for("the browser to be asked", Duration::from_secs(10), || {
+        std::fs::read_to_string(&opened).unwrap_or_default() == format!("{url}\n")
+    });
+    let page = http_get(port, "/");
+    assert!(page.ends_with("\r\n\r\nhello from the window\n"), "{page}");
     assert!(daemon.berthctl(&["rm", "-f", &id]).status.success());
 }
 
@@ -652,6 +690,44 @@ fn a_stopped_vms_port_forwards_are_edited_in_its_details() {
     });
     let shown = text(&daemon.berthctl(&["vm", "show", "web"])).0;
     assert!(shown.contains("2222"), "{shown}");
+}
+
+/// The New VM wizard puts the VM on the network picked in it, with the forwards typed there
+/// (a desk user's window and daemon).
+#[test]
+fn the_wizard_puts_a_vm_on_the_network_picked_with_its_forwards() {
+    let Some((display, _xvfb)) = virtual_display(12) else {
+        return;
+    };
+    let dir = open_tempdir();
+    let daemon = desk_daemon(dir.path());
+    let _window = start_window(&display, &daemon);
+    let window = berth_window(&display);
+    xdotool(&display, &["windowfocus", &window]);
+    xdotool(&display, &["mousemove", "160", "25", "click", "1"]); // New VM
+    std::thread::sleep(Duration::from_millis(500));
+    xdotool(&display, &["mousemove", "600", "118", "click", "1"]); // Name
+    xdotool(&display, &["type", "--delay", "10", "webvm"]);
+    xdotool(&display, &["mousemove", "292", "204", "click", "1"]); // Boot: Nothing yet
+    std::thread::sleep(Duration::from_millis(300));
+    xdotool(&display, &["mousemove", "345", "581", "click", "1"]); // the Network list
+    std::thread::sleep(Duration::from_millis(300));
+    xdotool(&display, &["mousemove", "345", "520", "click", "1"]); // Berth network
+    xdotool(&display, &["mousemove", "770", "581", "click", "1"]); // Forwards
+    xdotool(&display, &["type", "--delay", "10", "tcp:18124:80"]);
+    std::thread::sleep(Duration::from_millis(300));
+    xdotool(&display, &["mousemove", "52", "620", "click", "1"]); // Create
+    let mut shown = serde_json::Value::Null;
+    wait_for("the VM to be made", Duration::from_secs(15), || {
+        let out = daemon.berthctl(&["--json", "vm", "show", "webvm"]);
+        shown = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        out.status.success()
+    });
+    let network = &shown["config"]["network"];
+    assert_eq!(network["mode"], "bridge", "{shown}");
+    assert_eq!(network["forwards"][0]["host_port"], 18124, "{shown}");
+    assert_eq!(network["forwards"][0]["target_port"], 80, "{shown}");
+    assert_eq!(network["forwards"][0]["host_ip"], "127.0.0.1", "{shown}");
 }
 
 /// A desk user opens a terminal in a running container from its details, as in Docker

@@ -3,6 +3,7 @@
 //! a display.
 
 pub mod console;
+pub mod networks;
 pub mod pictures;
 pub mod programs;
 pub mod sidebar;

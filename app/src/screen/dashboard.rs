@@ -19,6 +19,7 @@ use crate::data::{HostHistory, Snapshot};
 use crate::screen::console::ConsoleView;
 use crate::screen::terminal::{self, Terminal};
 use crate::widget::gauge::gauge;
+use crate::widget::port_links::port_links;
 use crate::widget::sparkline::sparkline;
 use crate::widget::surface_clip::surface_clip;
 
@@ -60,6 +61,8 @@ pub enum Message {
     Forwards(String),
     /// Give the selected VM the forwards its field has.
     ApplyForwards,
+    /// Open this address (a published port's) in the desktop's browser.
+    OpenUrl(String),
     /// Open a terminal in the selected container, or close the one open.
     OpenTerminal,
     CloseTerminal,
@@ -83,6 +86,8 @@ pub enum Event {
     Detach(String),
     /// Show VM `.0`'s display in the whole window.
     ShowScreen(String),
+    /// Open this address in the desktop's browser.
+    OpenUrl(String),
     /// Open a terminal in container `.0` (its id).
     OpenTerminal(String),
     CloseTerminal,
@@ -174,6 +179,7 @@ impl Dashboard {
                 Some(Event::OpenTerminal(id.clone()))
             }
             (Message::CloseTerminal, _) => Some(Event::CloseTerminal),
+            (Message::OpenUrl(url), _) => Some(Event::OpenUrl(url)),
             // The application gives the terminal its messages before the dashboard sees them.
             (Message::Terminal(_), _) => None,
             (Message::CancelDelete, _) => {
@@ -733,9 +739,11 @@ fn vm_network_line<'a>(vm: &'a VmInfo, draft: Option<&'a str>) -> Element<'a, Me
             (editable && matches!(checked, Some(Ok(_))) && draft != Some(current.as_str()))
                 .then_some(Message::ApplyForwards),
         );
+    let address = vm.address.map(|a| format!(" at {a}")).unwrap_or_default();
     let line = row![
         text(format!(
-            "Network: nat, {} · forwards",
+            "Network: {}, {}{address} · forwards",
+            c.network.mode.name(),
             c.network.mac_of(&c.name)
         ))
         .size(14),
@@ -749,6 +757,14 @@ fn vm_network_line<'a>(vm: &'a VmInfo, draft: Option<&'a str>) -> Element<'a, Me
     let mut lines = column![line].spacing(4);
     if let Some(Err(why)) = checked {
         lines = lines.push(text(why).size(13).style(crate::theme::danger));
+    }
+    // The forwards lead somewhere while the guest runs.
+    if vm.state == VmState::Running && !c.network.forwards.is_empty() {
+        lines = lines.push(port_links(
+            "Open".to_owned(),
+            &c.network.forwards,
+            Message::OpenUrl,
+        ));
     }
     lines.into()
 }
@@ -793,17 +809,20 @@ fn output_pane(lines: &[String]) -> Element<'_, Message> {
     .into()
 }
 
-/// "Network: pasta · ports 127.0.0.1:8080->80/tcp", as `ps` writes ports; on the bridge, its
-/// address too.
-fn network_line(c: &ContainerInfo) -> String {
-    let ports = if c.ports.is_empty() {
-        "no ports published".to_owned()
-    } else {
-        let list: Vec<String> = c.ports.iter().map(|p| p.published()).collect();
-        format!("ports {}", list.join(", "))
-    };
+/// "Network: bridge 10.89.0.2 · ports" and the published ports as links (the address on the
+/// bridge only); "no ports published" when there are none.
+fn network_line(c: &ContainerInfo) -> Element<'_, Message> {
     let address = c.address.map(|a| format!(" {a}")).unwrap_or_default();
-    format!("Network: {}{address} · {ports}", c.network.name())
+    if c.ports.is_empty() {
+        return text(format!(
+            "Network: {}{address} · no ports published",
+            c.network.name()
+        ))
+        .size(14)
+        .into();
+    }
+    let label = format!("Network: {}{address} · ports", c.network.name());
+    port_links(label, &c.ports, Message::OpenUrl)
 }
 
 fn container_details<'a>(
@@ -816,7 +835,7 @@ fn container_details<'a>(
         heading(format!("Container {}", c.name)),
         text(format!("{} · image {} · {}", c.id, c.image, c.state)),
         text(format!("Command: {}", c.command.join(" "))).size(14),
-        text(network_line(c)).size(14),
+        network_line(c),
         section("Allocation (share of the host)"),
         gauge(
             "U_ct",
@@ -868,6 +887,7 @@ mod tests {
             state: VmState::Stopped,
             dir: "/x/web".into(),
             allocation: Default::default(),
+            address: None,
         };
         Snapshot {
             vms: vec![vm],
@@ -930,6 +950,35 @@ mod tests {
         d.update(Message::Forwards("tcp:1:1".into()), &snapshot);
         d.update(Message::Select(Selection::Host), &snapshot);
         assert_eq!(d.forwards, None);
+    }
+
+    #[test]
+    fn a_running_vms_forwards_are_links_and_its_bridge_address_is_shown() {
+        let mut snapshot = snapshot_with_vm();
+        let vm = &mut snapshot.vms[0];
+        vm.config.network.mode = VmNetwork::Bridge;
+        vm.config.network.forwards =
+            vec![berth_api::network::PortForward::parse_vm_forward("tcp:8080:80").unwrap()];
+        vm.address = Some("10.89.128.0".parse().unwrap());
+        let link = "http://127.0.0.1:8080/ → 80";
+        // Stopped: nothing to open.
+        let view = vm_details(&snapshot.vms[0], &[], &ConsoleView::None, None);
+        assert!(iced_test::simulator(view).find(link).is_err());
+        snapshot.vms[0].state = VmState::Running;
+        let vm = &snapshot.vms[0];
+        let mut ui = iced_test::simulator(vm_details(vm, &[], &ConsoleView::None, None));
+        let line = format!(
+            "Network: bridge, {} at 10.89.128.0 · forwards",
+            vm.config.network.mac_of("web")
+        );
+        assert!(ui.find(line.as_str()).is_ok(), "{line}");
+        ui.click(link).unwrap();
+        let mut d = Dashboard::default();
+        let asked: Vec<Event> = ui
+            .into_messages()
+            .filter_map(|m| d.update(m, &snapshot))
+            .collect();
+        assert_eq!(asked, [Event::OpenUrl("http://127.0.0.1:8080/".into())]);
     }
 
     #[test]

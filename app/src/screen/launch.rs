@@ -15,6 +15,7 @@ use iced::widget::{
     button, checkbox, column, container, pick_list, row, scrollable, text, text_input,
 };
 
+use crate::data::networks::{CONTAINER_CHOICES, Choice};
 use crate::theme::danger;
 use crate::widget::form::field;
 use crate::widget::gauge::gauge;
@@ -33,6 +34,7 @@ pub enum Message {
     Env(String),
     Volumes(String),
     Restart(RestartPolicy),
+    Network(Choice<ContainerNetwork>),
     Launch,
     Cancel,
 }
@@ -77,6 +79,8 @@ pub struct Launch {
     /// `SOURCE:TARGET[:ro]`s separated by spaces (`-v`): absolute host paths or volume names.
     pub volumes: String,
     pub restart: RestartPolicy,
+    /// The container's network: the daemon's default until the user picks another.
+    pub network: ContainerNetwork,
     host: Resources,
     pub steps: Vec<StepLine>,
     pub busy: bool,
@@ -105,7 +109,7 @@ fn tag_for(folder: &str) -> String {
 }
 
 impl Launch {
-    pub fn new(host: Resources) -> Launch {
+    pub fn new(host: Resources, network: ContainerNetwork) -> Launch {
         Launch {
             folder: String::new(),
             dockerfile: String::new(),
@@ -118,6 +122,7 @@ impl Launch {
             env: String::new(),
             volumes: String::new(),
             restart: RestartPolicy::No,
+            network,
             host,
             steps: Vec::new(),
             busy: false,
@@ -168,8 +173,7 @@ impl Launch {
             .filter(|p| !p.is_empty())
             .map(|p| p.parse::<PortForward>().map_err(|e| format!("ports: {e}")))
             .collect::<Result<Vec<_>, _>>()?;
-        berth_api::validate::ports(ContainerNetwork::default(), &ports)
-            .map_err(|e| format!("ports: {e}"))?;
+        berth_api::validate::ports(self.network, &ports).map_err(|e| format!("ports: {e}"))?;
         let env: Vec<String> = self.env.split_whitespace().map(str::to_owned).collect();
         for var in &env {
             berth_api::validate::env_var(var).map_err(|e| format!("environment: {e}"))?;
@@ -190,7 +194,6 @@ impl Launch {
             dockerfile,
             tag: tag.clone(),
             build_args: vec![],
-            network: ContainerNetwork::default(),
             // Read when the build is asked for (`update`), not at every look at the form.
             ..BuildSpec::default()
         };
@@ -202,9 +205,10 @@ impl Launch {
             cpus,
             memory,
             pids: None,
-            network: ContainerNetwork::default(),
+            network: Some(self.network),
             ports,
-            publish_all: self.publish_exposed,
+            // A container without a network publishes nothing.
+            publish_all: self.publish_exposed && self.network != ContainerNetwork::None,
             env,
             volumes,
             restart: self.restart,
@@ -227,6 +231,7 @@ impl Launch {
             Message::Env(v) => self.env = v,
             Message::Volumes(v) => self.volumes = v,
             Message::Restart(v) => self.restart = v,
+            Message::Network(Choice(v)) => self.network = v,
             Message::Cancel => return Some(Event::Cancel),
             Message::Launch => {
                 let (mut build, run) = self.requests().ok()?;
@@ -308,6 +313,14 @@ impl Launch {
                 "M_ct",
                 share.memory,
                 format!("of the host's {}", format_size(self.host.memory))
+            ),
+            field(
+                "Network",
+                pick_list(
+                    CONTAINER_CHOICES,
+                    Some(Choice(self.network)),
+                    Message::Network
+                )
             ),
             field(
                 "Ports",
@@ -393,7 +406,7 @@ mod tests {
 
     #[test]
     fn a_folder_is_enough_and_names_come_from_it() {
-        let mut launch = Launch::new(HOST);
+        let mut launch = Launch::new(HOST, ContainerNetwork::Bridge);
         let messages: Vec<Message> = {
             let mut ui = simulator(launch.view());
             ui.click(iced::widget::Id::new("folder")).unwrap();
@@ -424,7 +437,7 @@ mod tests {
 
     #[test]
     fn bad_limits_are_refused_and_a_failed_build_leaves_the_form_usable() {
-        let mut launch = Launch::new(HOST);
+        let mut launch = Launch::new(HOST, ContainerNetwork::Bridge);
         launch.update(Message::Folder("/src".into()));
         launch.update(Message::Cpus("4".into()));
         assert!(launch.requests().unwrap_err().contains("at most 2"));

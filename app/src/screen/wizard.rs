@@ -23,6 +23,7 @@ use iced::widget::{
 };
 use iced::{Element, Length};
 
+use crate::data::networks::{Choice, VM_CHOICES};
 use crate::theme::danger;
 use crate::widget::form::field;
 use crate::widget::gauge::gauge;
@@ -55,8 +56,8 @@ pub enum Message {
     /// Disk in GiB.
     Disk(u32),
     Overcommit(bool),
-    /// On the network (NAT through passt) or not.
-    Network(bool),
+    /// The network its card is on, or none.
+    Network(Choice<VmNetwork>),
     /// Port forwards, `[tcp:|udp:][IP:]HOST:GUEST` separated by spaces or commas.
     Forwards(String),
     Create,
@@ -137,8 +138,8 @@ pub struct Wizard {
     pub memory_mib: u32,
     pub disk_gib: u32,
     pub overcommit: bool,
-    /// On the network (NAT through passt), as every peer puts a new VM.
-    pub network: bool,
+    /// NAT through passt unless the user picks another, as every peer puts a new VM.
+    pub network: VmNetwork,
     pub forwards: String,
     /// The host's totals and what the existing VMs were given.
     host: Resources,
@@ -161,7 +162,7 @@ impl Wizard {
             kernel: String::new(),
             initrd: String::new(),
             cmdline: "console=ttyS0".into(),
-            network: true,
+            network: VmNetwork::Nat,
             forwards: String::new(),
             iso: String::new(),
             iso_state: IsoState::Unknown,
@@ -286,11 +287,7 @@ impl Wizard {
 
     /// The network and its forwards as the form has them, checked as berthd checks them.
     fn network(&self) -> Result<(VmNetwork, Vec<PortForward>), String> {
-        let network = if self.network {
-            VmNetwork::Nat
-        } else {
-            VmNetwork::None
-        };
+        let network = self.network;
         let forwards = validate::parse_vm_forwards(network, &self.forwards)?;
         Ok((network, forwards))
     }
@@ -373,7 +370,7 @@ impl Wizard {
                 self.touched.disk = true;
             }
             Message::Overcommit(v) => self.overcommit = v,
-            Message::Network(v) => self.network = v,
+            Message::Network(Choice(v)) => self.network = v,
             Message::Forwards(v) => self.forwards = v,
             Message::Cancel => return Some(Event::Cancel),
             Message::Create => {
@@ -568,18 +565,18 @@ impl Wizard {
             resources,
             problem(self.resources_problem()),
             row![
-                checkbox(self.network)
-                    .label("On the network (NAT)")
-                    .on_toggle(Message::Network),
                 field(
-                    "Forwards",
-                    text_input("none, e.g. tcp:2222:22", &self.forwards)
-                        .id("forwards")
-                        .on_input(Message::Forwards)
-                        .width(Length::Fixed(260.0))
+                    "Network",
+                    pick_list(VM_CHOICES, Some(Choice(self.network)), Message::Network)
+                        .width(Length::Fixed(400.0))
                 ),
+                text("Forwards"),
+                text_input("none, e.g. tcp:2222:22", &self.forwards)
+                    .id("forwards")
+                    .on_input(Message::Forwards)
+                    .width(Length::Fixed(260.0)),
             ]
-            .spacing(20)
+            .spacing(10)
             .align_y(iced::Alignment::Center),
         ]
         .spacing(8);
@@ -704,7 +701,7 @@ mod tests {
         let spec = wizard.spec().unwrap();
         let written: Vec<String> = spec.forwards.iter().map(PortForward::vm_forward).collect();
         assert_eq!(written, ["tcp:127.0.0.1:2222:22", "udp:127.0.0.1:5353:53"]);
-        wizard.update(Message::Network(false));
+        wizard.update(Message::Network(Choice(VmNetwork::None)));
         assert!(wizard.spec().unwrap_err().contains("no ports to forward"));
         wizard.update(Message::Forwards(String::new()));
         assert_eq!(wizard.spec().unwrap().network, VmNetwork::None);

@@ -145,13 +145,37 @@ pub fn hosts_text(hostname: &str, entries: &[HostsEntry], gateway: Option<Ipv4Ad
 
 /// Rewrites the /etc/hosts of a container made by [`etc_files`] in place (the same file, which
 /// is what is mounted in the container, so a running container reads the new names).
+///
+/// Never truncated: a resolver in the container reading between a truncation and the write
+/// would find no names at all ("bad address", seen in the network test). The new text goes
+/// over the old in one write, padded with newlines (blank lines, which resolvers skip) to the
+/// old length when it is shorter; an unchanged file is not written.
 pub fn rewrite_hosts(dir: &Path, text: &str) -> Result<(), NetworkError> {
+    use std::io::Read;
+    use std::os::unix::fs::FileExt;
+
     let path = dir.join("etc").join(ETC_FILES[1].0);
-    fs::write(&path, text).map_err(|source| NetworkError::Io {
-        what: "write",
-        path,
+    let io_error = |what, source| NetworkError::Io {
+        what,
+        path: path.clone(),
         source,
-    })
+    };
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| io_error("open", e))?;
+    let mut old = Vec::new();
+    file.read_to_end(&mut old)
+        .map_err(|e| io_error("read", e))?;
+    let mut new = text.as_bytes().to_vec();
+    if new.len() < old.len() {
+        new.resize(old.len(), b'\n');
+    }
+    if new == old {
+        return Ok(());
+    }
+    file.write_all_at(&new, 0).map_err(|e| io_error("write", e))
 }
 
 /// The files a networked container gets at /etc, written in its directory and bind-mounted
@@ -301,5 +325,37 @@ impl Pasta {
     pub fn detach(&self) {
         let _ = nix::mount::umount2(&self.netns, MntFlags::MNT_DETACH);
         let _ = fs::remove_file(&self.netns);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_are_rewritten_over_the_old_text_never_shorter() {
+        let dir = tempfile::tempdir().unwrap();
+        etc_files(dir.path(), "c1", "127.0.0.1\tlocalhost\n10.89.0.3\tdb\n").unwrap();
+        let path = dir.path().join("etc").join(ETC_FILES[1].0);
+        let inode = fs::metadata(&path).unwrap();
+        rewrite_hosts(dir.path(), "127.0.0.1\tlocalhost\n").unwrap();
+        // db's line gone, the length kept with blank lines; the same file (what is mounted).
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            format!(
+                "127.0.0.1\tlocalhost\n{}",
+                "\n".repeat("10.89.0.3\tdb\n".len())
+            )
+        );
+        let after = fs::metadata(&path).unwrap();
+        assert_eq!(
+            std::os::unix::fs::MetadataExt::ino(&inode),
+            std::os::unix::fs::MetadataExt::ino(&after)
+        );
+        rewrite_hosts(dir.path(), "127.0.0.1\tlocalhost\n10.89.0.4\tweb-server\n").unwrap();
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "127.0.0.1\tlocalhost\n10.89.0.4\tweb-server\n"
+        );
     }
 }
