@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use berth_e2e::net::{free_port, http_get};
 use berth_e2e::user::TestUser;
 use berth_e2e::{Daemon, busybox_tarball, on_path, open_tempdir, text};
-use common::probe::{NET_ECHO_PORT, NET_HOST_PORT, ProbeFinish};
+use common::probe::{NET_ECHO_PORT, NET_GREETING_PORT, NET_HOST_PORT, ProbeFinish};
 
 /// A one-answer HTTP server on the host's loopback; its port.
 fn host_server(body: &'static str) -> u16 {
@@ -480,15 +480,24 @@ fn a_vm_is_on(daemon: &Daemon, dir: &Path, owner: Option<&TestUser>, mode: &str)
 
     // The forwarded host port reaches the guest, whose echo comes back.
     common::serial_log_shows(daemon, "netprobe", "BERTH-PROBE: net echo ready");
+    // Sent again each second until the echo comes, as a UDP client does: a datagram may be
+    // lost (one that meets a neighbour entry still being resolved).
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
     client
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    client
-        .send_to(b"through the forward", ("127.0.0.1", forward_port))
+        .set_read_timeout(Some(Duration::from_secs(1)))
         .unwrap();
     let mut echo = [0u8; 64];
-    let len = client.recv(&mut echo).unwrap();
+    let mut echoed = None;
+    for _ in 0..10 {
+        client
+            .send_to(b"through the forward", ("127.0.0.1", forward_port))
+            .unwrap();
+        if let Ok(len) = client.recv(&mut echo) {
+            echoed = Some(len);
+            break;
+        }
+    }
+    let len = echoed.unwrap_or_else(|| panic!("no echo in 10 s\n{}", daemon.log()));
     assert_eq!(&echo[..len], b"through the forward");
 
     // The probe powers off after its echo: passt ends with the VM, the port is free again.
@@ -509,6 +518,17 @@ fn a_vm_is_on(daemon: &Daemon, dir: &Path, owner: Option<&TestUser>, mode: &str)
         std::thread::sleep(Duration::from_millis(100));
     }
     drop(greeted);
+    // The helper that carried the greeting (passt, or the network's pasta) has let go of the
+    // probe's source port before the next probe greets: with two holding it (SO_REUSEADDR),
+    // the next answer could reach the wrong one.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while UdpSocket::bind(("0.0.0.0", NET_GREETING_PORT)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "port {NET_GREETING_PORT} is still held after the VM ended"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     if mode != "nat" {
         let out = daemon.berthctl(&["vm", "delete", "netprobe"]);
         assert!(out.status.success(), "{}", text(&out).1);
