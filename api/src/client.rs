@@ -425,7 +425,7 @@ impl Client {
     pub async fn vm_edit(&self, name: &str, edit: VmEdit) -> Result<VmInfo, ClientError> {
         self.vm_reply(Request::VmEdit {
             name: name.to_owned(),
-            edit,
+            edit: Box::new(edit),
         })
         .await
     }
@@ -794,7 +794,7 @@ impl Client {
 
     async fn vm_reply(&self, request: Request) -> Result<VmInfo, ClientError> {
         match self.call(request).await? {
-            Reply::Vm(info) => Ok(info),
+            Reply::Vm(info) => Ok(*info),
             other => Err(unexpected(other)),
         }
     }

@@ -11,7 +11,7 @@ use crate::vm::{VmInfo, VmState};
 #[serde(rename_all = "snake_case", tag = "event", content = "data")]
 pub enum Event {
     /// A VM was created or its definition changed.
-    VmDefined(VmInfo),
+    VmDefined(Box<VmInfo>),
     /// A VM was deleted.
     VmRemoved { name: String },
     /// A VM changed state (started, stopped, paused, crashed).

@@ -218,7 +218,7 @@ impl fmt::Display for PortForward {
 }
 
 /// The network a VM is on.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VmNetwork {
     /// User-mode NAT through passt, as GNOME Boxes and libvirt's `type='user'` give it: the
@@ -230,17 +230,23 @@ pub enum VmNetwork {
     /// there by DHCP, reaches the containers and other VMs on it, and the host's loopback at
     /// its gateway.
     Bridge,
+    /// A bridge of the host's own, by its name (`bridge:NAME`, e.g. one on the user's LAN): the
+    /// guest is a machine on that network, with whatever address its DHCP gives, as
+    /// libvirt's `<interface type='bridge'>` and VirtualBox's bridged adapter put it. The
+    /// system daemon's only (a TAP on the host's network needs root).
+    HostBridge(String),
     /// No network device.
     None,
 }
 
-impl VmNetwork {
-    /// The name `--network` takes and tables show.
-    pub fn name(self) -> &'static str {
+impl fmt::Display for VmNetwork {
+    /// The name `--network` takes and tables show: `nat`, `bridge`, `bridge:br0`, `none`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            VmNetwork::Nat => "nat",
-            VmNetwork::Bridge => "bridge",
-            VmNetwork::None => "none",
+            VmNetwork::Nat => f.write_str("nat"),
+            VmNetwork::Bridge => f.write_str("bridge"),
+            VmNetwork::HostBridge(name) => write!(f, "bridge:{name}"),
+            VmNetwork::None => f.write_str("none"),
         }
     }
 }
@@ -253,9 +259,16 @@ impl FromStr for VmNetwork {
             "nat" | "user" | "default" => Ok(VmNetwork::Nat),
             "bridge" | "berth" => Ok(VmNetwork::Bridge),
             "none" => Ok(VmNetwork::None),
-            other => Err(format!(
-                "unknown network `{other}`: use `nat` (the default), `bridge` or `none`"
-            )),
+            other => match other.strip_prefix("bridge:") {
+                Some(name) => {
+                    crate::validate::interface_name(name)
+                        .map_err(|why| format!("--network {other}: {why}"))?;
+                    Ok(VmNetwork::HostBridge(name.to_owned()))
+                }
+                None => Err(format!(
+                    "unknown network `{other}`: use `nat` (the default), `bridge` (the Berth network), `bridge:NAME` (a bridge of the host's) or `none`"
+                )),
+            },
         }
     }
 }
@@ -338,10 +351,10 @@ impl VmNetworkConfig {
     /// One line for `vm show` and the window: `nat, 52:54:00:8a:1f:03; forwards
     /// tcp:127.0.0.1:2222:22`, or `none`.
     pub fn describe(&self, vm_name: &str) -> String {
-        match self.mode {
-            VmNetwork::None => VmNetwork::None.name().to_owned(),
-            mode @ (VmNetwork::Nat | VmNetwork::Bridge) => {
-                let mut text = format!("{}, {}", mode.name(), self.mac_of(vm_name));
+        match &self.mode {
+            VmNetwork::None => VmNetwork::None.to_string(),
+            mode @ (VmNetwork::Nat | VmNetwork::Bridge | VmNetwork::HostBridge(_)) => {
+                let mut text = format!("{mode}, {}", self.mac_of(vm_name));
                 if !self.forwards.is_empty() {
                     let forwards: Vec<String> =
                         self.forwards.iter().map(PortForward::vm_forward).collect();

@@ -30,7 +30,7 @@ pub enum Request {
     },
     VmEdit {
         name: String,
-        edit: VmEdit,
+        edit: Box<VmEdit>,
     },
     /// Delete the definition and everything in the VM's directory (its disk included).
     VmDelete {
@@ -269,7 +269,7 @@ pub enum Reply {
     /// Done; nothing to report.
     Done,
     Host(HostInfo),
-    Vm(VmInfo),
+    Vm(Box<VmInfo>),
     VmList(VmListing),
     /// Lines of a log.
     Lines(Vec<String>),

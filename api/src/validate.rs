@@ -158,18 +158,46 @@ pub fn ports(network: ContainerNetwork, ports: &[PortForward]) -> Result<(), Str
 }
 
 /// A VM's port forwards: none without a network, no host port twice.
-pub fn vm_forwards(network: VmNetwork, forwards: &[PortForward]) -> Result<(), String> {
+pub fn vm_forwards(network: &VmNetwork, forwards: &[PortForward]) -> Result<(), String> {
+    if let VmNetwork::HostBridge(bridge) = network
+        && !forwards.is_empty()
+    {
+        return Err(format!(
+            "--forward with --network bridge:{bridge}: a VM on a bridge of the host's is reached at its own address on that network; forwards are for `nat` and `bridge`"
+        ));
+    }
     forwards_of(
-        network != VmNetwork::None,
+        *network != VmNetwork::None,
         forwards,
         "--forward with --network none: a VM without a network has no ports to forward",
         "forwarded",
     )
 }
 
+/// A network interface's name as Linux takes one: 1 to 15 bytes, none of them `/`, `:`,
+/// whitespace or a control character, and neither `.` nor `..`.
+pub fn interface_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 15 {
+        return Err(format!(
+            "`{name}` is no interface name (1 to 15 characters)"
+        ));
+    }
+    if name == "."
+        || name == ".."
+        || name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
+    {
+        return Err(format!(
+            "`{name}` is no interface name (no `/`, `:` or spaces)"
+        ));
+    }
+    Ok(())
+}
+
 /// A VM's port forwards as a form's field has them, `[tcp:|udp:][IP:]HOST:GUEST` separated by
 /// spaces or commas, parsed and checked as berthd checks them (the wizard, the VM's details).
-pub fn parse_vm_forwards(network: VmNetwork, text: &str) -> Result<Vec<PortForward>, String> {
+pub fn parse_vm_forwards(network: &VmNetwork, text: &str) -> Result<Vec<PortForward>, String> {
     let forwards = text
         .split([' ', ','])
         .filter(|f| !f.is_empty())
@@ -247,18 +275,54 @@ mod tests {
     #[test]
     fn vm_forwards_need_a_network_and_distinct_host_ports() {
         let f = |s: &str| PortForward::parse_vm_forward(s).unwrap();
-        assert!(vm_forwards(VmNetwork::Nat, &[f("tcp:2222:22"), f("udp:2222:22")]).is_ok());
+        assert!(vm_forwards(&VmNetwork::Nat, &[f("tcp:2222:22"), f("udp:2222:22")]).is_ok());
         assert_eq!(
             vm_forwards(
-                VmNetwork::Nat,
+                &VmNetwork::Nat,
                 &[f("tcp:2222:22"), f("tcp:0.0.0.0:2222:23")]
             ),
             Err("host port 2222/tcp is forwarded twice".into())
         );
         assert!(
-            vm_forwards(VmNetwork::None, &[f("tcp:2222:22")])
+            vm_forwards(&VmNetwork::None, &[f("tcp:2222:22")])
                 .unwrap_err()
                 .contains("no ports to forward")
+        );
+        let lan = VmNetwork::HostBridge("br0".into());
+        assert!(vm_forwards(&lan, &[]).is_ok());
+        assert!(
+            vm_forwards(&lan, &[f("tcp:2222:22")])
+                .unwrap_err()
+                .contains("reached at its own address on that network")
+        );
+    }
+
+    #[test]
+    fn host_bridges_are_named_as_linux_names_interfaces() {
+        assert_eq!(
+            "bridge:br0".parse::<VmNetwork>(),
+            Ok(VmNetwork::HostBridge("br0".into()))
+        );
+        assert_eq!(
+            VmNetwork::HostBridge("br0".into()).to_string(),
+            "bridge:br0"
+        );
+        assert_eq!("bridge".parse::<VmNetwork>(), Ok(VmNetwork::Bridge));
+        for bad in [
+            "bridge:",
+            "bridge:a/b",
+            "bridge:sixteen-bytes-xy",
+            "bridge:a b",
+            "bridge:..",
+        ] {
+            let why = bad.parse::<VmNetwork>().unwrap_err();
+            assert!(why.contains("is no interface name"), "{bad}: {why}");
+        }
+        assert!(
+            "bridged"
+                .parse::<VmNetwork>()
+                .unwrap_err()
+                .contains("bridge:NAME")
         );
     }
 

@@ -478,7 +478,14 @@ impl Berth {
                     .iter()
                     .map(|v| v.config.resources())
                     .collect();
-                self.wizard = Some(Wizard::new(host, allocated));
+                let mode = self
+                    .snapshot
+                    .host
+                    .as_ref()
+                    .map_or(DaemonMode::User, |h| h.mode);
+                self.wizard = Some(Wizard::new(host, allocated).with_networks(
+                    crate::data::networks::vm_choices(mode, std::path::Path::new("/sys/class/net")),
+                ));
                 Task::none()
             }
             Message::Wizard(message) => self.wizard(message),

@@ -91,8 +91,8 @@ impl Daemon {
                     "uid {} created VM `{}`",
                     peer.uid, info.config.name
                 ));
-                self.publish(Event::VmDefined(info.clone()));
-                Ok(Reply::Vm(info))
+                self.publish(Event::VmDefined(Box::new(info.clone())));
+                Ok(Reply::Vm(Box::new(info)))
             }
             Request::VmList => {
                 let registry = lock(&self.registry);
@@ -107,9 +107,9 @@ impl Daemon {
             }
             Request::VmShow { name } => self.vm(&name),
             Request::VmEdit { name, edit } => {
-                let info = lock(&self.registry).edit(&name, edit, peer, &host())?;
-                self.publish(Event::VmDefined(info.clone()));
-                Ok(Reply::Vm(info))
+                let info = lock(&self.registry).edit(&name, *edit, peer, &host())?;
+                self.publish(Event::VmDefined(Box::new(info.clone())));
+                Ok(Reply::Vm(Box::new(info)))
             }
             Request::VmDelete { name } => {
                 lock(&self.registry).delete(&name)?;
@@ -361,7 +361,7 @@ impl Daemon {
     fn vm(&self, name: &str) -> Result<Reply, ApiError> {
         let host = crate::host::totals(&self.config.state_dir).0;
         let info = lock(&self.registry).show(name, &host)?;
-        Ok(Reply::Vm(self.on_network(info)))
+        Ok(Reply::Vm(Box::new(self.on_network(info))))
     }
 
     /// `info` with the VM's address on the Berth network, which the network knows.

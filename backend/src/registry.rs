@@ -205,7 +205,7 @@ impl Registry {
             disk: spec.disk,
         };
         validate::vm_resources(&resources, host, spec.overcommit).map_err(ApiError::invalid)?;
-        validate::vm_forwards(spec.network, &spec.forwards).map_err(ApiError::invalid)?;
+        validate::vm_forwards(&spec.network, &spec.forwards).map_err(ApiError::invalid)?;
         // By default a VM starts from what it was given to boot, else from its disk.
         let boot_from = spec.boot_from.unwrap_or(match (&spec.boot, spec.disk) {
             (None, 1..) => BootFrom::Disk,
@@ -304,13 +304,13 @@ impl Registry {
             display.check().map_err(ApiError::invalid)?;
             config.display = display;
         }
-        if let Some(network) = edit.network {
-            config.network.mode = network;
+        if let Some(network) = &edit.network {
+            config.network.mode = network.clone();
         }
         if let Some(forwards) = &edit.forwards {
             config.network.forwards = forwards.clone();
         }
-        validate::vm_forwards(config.network.mode, &config.network.forwards)
+        validate::vm_forwards(&config.network.mode, &config.network.forwards)
             .map_err(ApiError::invalid)?;
         let mut grow_disk = None;
         if let Some(size) = edit.disk {

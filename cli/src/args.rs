@@ -335,7 +335,8 @@ pub enum VmCommand {
         display: Option<DisplayMode>,
         /// `nat` (the default: DHCP, outbound through the host, passt), `bridge` (the Berth
         /// network, with the containers on it: an address of its own by DHCP, the host's
-        /// loopback at its gateway) or `none`.
+        /// loopback at its gateway), `bridge:NAME` (a bridge of the host's, e.g. on your LAN:
+        /// the VM is a machine there; the system daemon's only) or `none`.
         #[arg(long, default_value = "nat")]
         network: VmNetwork,
         /// Forward a host port to the guest, [tcp:|udp:][IP:]HOST:GUEST (host side 127.0.0.1
@@ -365,7 +366,7 @@ pub enum VmCommand {
         /// The display's resolution, WIDTHxHEIGHT, from the next start.
         #[arg(long, value_name = "WxH")]
         display: Option<DisplayMode>,
-        /// `nat`, `bridge` or `none`.
+        /// `nat`, `bridge`, `bridge:NAME` (a bridge of the host's) or `none`.
         #[arg(long)]
         network: Option<VmNetwork>,
         /// The port forwards, replacing the ones it has ([tcp:|udp:][IP:]HOST:GUEST; several).

@@ -175,6 +175,24 @@ impl Daemon {
         Self::launch_in(dir, command, extra)
     }
 
+    /// [`Daemon::start`] in the network namespace bound at `netns` (root only): a host whose
+    /// network the test made (a bridge of its own, say).
+    pub fn start_in_netns(dir: &Path, netns: &Path, extra: &[&str]) -> Daemon {
+        use std::os::fd::AsFd;
+        use std::os::unix::process::CommandExt;
+        let namespace = std::fs::File::open(netns).expect("the network namespace");
+        let fd = namespace.as_fd().try_clone_to_owned().expect("dup");
+        let mut command = Command::new(binary("berthd"));
+        // SAFETY: between fork and exec the child makes one system call, setns(2), on a
+        // descriptor it inherited; nothing allocates or takes a lock.
+        unsafe {
+            command.pre_exec(move || {
+                nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET).map_err(Into::into)
+            });
+        }
+        Self::launch_in(dir, command, extra)
+    }
+
     /// Launch berthd's `command` with its socket and state in `dir`.
     fn launch_in(dir: &Path, command: Command, extra: &[&str]) -> Daemon {
         Self::launch(

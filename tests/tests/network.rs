@@ -695,3 +695,226 @@ fn a_desk_users_vm_is_on_the_network() {
     a_vm_is_on(&daemon, dir.path(), Some(&user), "bridge");
     a_vm_is_on_the_network(&daemon, dir.path(), Some(&user));
 }
+
+/// A network namespace the test makes, named after the test process, gone when dropped.
+struct TestNetns {
+    name: String,
+}
+
+impl TestNetns {
+    fn new(suffix: &str) -> TestNetns {
+        let name = format!("berth-{}-{suffix}", std::process::id());
+        let status = std::process::Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .expect("ip (iproute2)");
+        assert!(status.success(), "ip netns add {name}");
+        TestNetns { name }
+    }
+
+    fn path(&self) -> std::path::PathBuf {
+        Path::new("/run/netns").join(&self.name)
+    }
+
+    /// `ip -n NAME ARGS…`, which must succeed.
+    fn ip(&self, args: &str) {
+        let status = std::process::Command::new("ip")
+            .args(["-n", &self.name])
+            .args(args.split(' '))
+            .status()
+            .unwrap();
+        assert!(status.success(), "ip -n {} {args}", self.name);
+    }
+
+    /// Runs `f` on a thread inside the namespace (its sockets are the namespace's).
+    fn spawn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> std::thread::JoinHandle<T> {
+        let namespace = std::fs::File::open(self.path()).unwrap();
+        std::thread::spawn(move || {
+            nix::sched::setns(&namespace, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            f()
+        })
+    }
+}
+
+impl Drop for TestNetns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// `--network bridge:NAME`: the VM's card is a TAP on a bridge of the host's, and the guest a
+/// machine on that network: its DHCP server's address, a greeting to a host on it answered, a
+/// datagram from that host echoed; no forwards there; the TAP gone with the VM. The "host" is
+/// a network namespace of the test's with a bridge, busybox udhcpd on it, and berthd in it.
+#[test]
+fn a_vm_on_a_host_bridge_is_a_machine_on_that_network() {
+    if !nix::unistd::Uid::effective().is_root()
+        || !common::kvm_available("a_vm_on_a_host_bridge_is_a_machine_on_that_network")
+        || !Path::new("/bin/busybox").exists()
+    {
+        return;
+    }
+    let dir = open_tempdir();
+    let lan = TestNetns::new("lan");
+    lan.ip("link set lo up");
+    lan.ip("link add lan0 type bridge");
+    lan.ip("addr add 10.77.0.1/24 dev lan0");
+    lan.ip("link set lan0 up");
+    let conf = dir.path().join("udhcpd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "start 10.77.0.50\nend 10.77.0.60\ninterface lan0\nlease_file {}\nopt router 10.77.0.1\nopt subnet 255.255.255.0\n",
+            dir.path().join("leases").display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("leases"), "").unwrap();
+    let _dhcp = common::xvfb::Killed(
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &lan.name, "/bin/busybox", "udhcpd", "-f"])
+            .arg(&conf)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let daemon = Daemon::start_in_netns(dir.path(), &lan.path(), &[]);
+    common::create_probe_vm(&daemon, dir.path(), "lanprobe", ProbeFinish::Net, None);
+    // Forwards make no sense there: the guest has an address of its own on that network.
+    let out = daemon.berthctl(&[
+        "vm",
+        "edit",
+        "lanprobe",
+        "--network",
+        "bridge:lan0",
+        "--forward",
+        "udp:5353:7",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).1.contains("reached at its own address"),
+        "{}",
+        text(&out).1
+    );
+    let out = daemon.berthctl(&["vm", "edit", "lanprobe", "--network", "bridge:lan0"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let mac = berth_api::network::MacAddress::for_vm("lanprobe");
+    assert!(
+        text(&out)
+            .0
+            .contains(&format!("Network      bridge:lan0, {mac}\n")),
+        "{}",
+        text(&out).0
+    );
+
+    // A host on that network answers the guest's greeting.
+    let greeted = lan.spawn(|| {
+        let socket = UdpSocket::bind(("10.77.0.1", NET_HOST_PORT)).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let mut greeting = [0u8; 64];
+        let (len, from) = socket.recv_from(&mut greeting).unwrap();
+        socket.send_to(b"hello from the lan", from).unwrap();
+        (greeting[..len].to_vec(), from)
+    });
+    let out = daemon.berthctl(&["vm", "start", "lanprobe"]);
+    assert!(out.status.success(), "{}\n{}", text(&out).1, daemon.log());
+    // udhcpd's address, within its range (it picks one by the card's address).
+    let offered = "BERTH-PROBE: net offer type 2 address 10.77.0.";
+    common::serial_log_shows(&daemon, "lanprobe", offered);
+    let log = text(&daemon.berthctl(&["vm", "log", "lanprobe"])).0;
+    let address = log
+        .split(offered)
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|last| last.parse::<u8>().ok())
+        .map(|last| std::net::Ipv4Addr::new(10, 77, 0, last))
+        .unwrap_or_else(|| panic!("no offer: {log}"));
+    assert!((50..=60).contains(&address.octets()[3]), "{log}");
+    assert!(
+        log.contains(&format!("address {address} router 10.77.0.1")),
+        "{log}"
+    );
+    let (greeting, from) = greeted.join().unwrap();
+    assert_eq!(greeting, b"hello from the probe");
+    assert_eq!(from.ip(), address);
+    common::serial_log_shows(
+        &daemon,
+        "lanprobe",
+        "BERTH-PROBE: net reply hello from the lan",
+    );
+    // The same host's datagram to the guest's echo port comes back (sent again each second,
+    // as a UDP client does).
+    common::serial_log_shows(&daemon, "lanprobe", "BERTH-PROBE: net echo ready");
+    let echoed = lan
+        .spawn(move || {
+            let client = UdpSocket::bind("10.77.0.1:0").unwrap();
+            client
+                .set_read_timeout(Some(Duration::from_secs(1)))
+                .unwrap();
+            let mut echo = [0u8; 64];
+            for _ in 0..10 {
+                client
+                    .send_to(b"across the lan", (address, NET_ECHO_PORT))
+                    .unwrap();
+                if let Ok(len) = client.recv(&mut echo) {
+                    return echo[..len].to_vec();
+                }
+            }
+            Vec::new()
+        })
+        .join()
+        .unwrap();
+    assert_eq!(echoed, b"across the lan");
+    // The probe powers off after its echo; its TAP goes with it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !text(&daemon.berthctl(&["vm", "show", "lanprobe"]))
+        .0
+        .contains("stopped")
+    {
+        assert!(Instant::now() < deadline, "the probe did not power off");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let links = std::process::Command::new("ip")
+        .args(["-n", &lan.name, "-o", "link", "show", "master", "lan0"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&links.stdout), "");
+}
+
+/// A user's daemon cannot put a VM on a bridge of the host's, and says what it has instead.
+#[test]
+fn a_users_daemon_refuses_a_host_bridge_saying_why() {
+    if !common::kvm_available("a_users_daemon_refuses_a_host_bridge_saying_why") {
+        return;
+    }
+    let Some(user) = TestUser::desk() else { return };
+    let dir = open_tempdir();
+    let daemon = Daemon::start_as(&user, dir.path(), &[]);
+    common::create_probe_vm(
+        &daemon,
+        dir.path(),
+        "lanprobe",
+        ProbeFinish::Net,
+        Some(&user),
+    );
+    let out = daemon.berthctl(&["vm", "edit", "lanprobe", "--network", "bridge:br0"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let out = daemon.berthctl(&["vm", "start", "lanprobe"]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = text(&out).1;
+    assert!(said.contains("needs the system daemon (root)"), "{said}");
+    assert!(said.contains("--network bridge"), "{said}");
+    assert!(
+        text(&daemon.berthctl(&["vm", "show", "lanprobe"]))
+            .0
+            .contains("stopped")
+    );
+}

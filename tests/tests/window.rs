@@ -728,6 +728,21 @@ fn the_wizard_puts_a_vm_on_the_network_picked_with_its_forwards() {
     assert_eq!(network["forwards"][0]["host_port"], 18124, "{shown}");
     assert_eq!(network["forwards"][0]["target_port"], 80, "{shown}");
     assert_eq!(network["forwards"][0]["host_ip"], "127.0.0.1", "{shown}");
+    // Read back from the window: the new VM is selected, and its forwards field, copied as
+    // a user copies it, holds the forward.
+    std::thread::sleep(Duration::from_millis(500));
+    xdotool(&display, &["mousemove", "700", "222", "click", "1"]); // the forwards field
+    xdotool(&display, &["key", "ctrl+a", "ctrl+c"]);
+    let mut copied = String::new();
+    wait_for("the forwards copied", Duration::from_secs(10), || {
+        let out = Command::new("xclip")
+            .args(["-o", "-selection", "clipboard", "-display", &display])
+            .output()
+            .expect("xclip");
+        copied = String::from_utf8_lossy(&out.stdout).into_owned();
+        !copied.is_empty()
+    });
+    assert_eq!(copied, "tcp:127.0.0.1:18124:80");
 }
 
 /// A desk user opens a terminal in a running container from its details, as in Docker

@@ -81,11 +81,17 @@ pub struct NetworkCard {
     /// The inherited socket or TAP device.
     pub fd: i32,
     pub mac: MacAddress,
-    /// What `fd` is: a TAP device (`--net-tap`), one frame per read and write; else a
-    /// connected stream socket, each frame preceded by its length (4 bytes, big-endian):
-    /// what passt and QEMU's `-netdev stream` speak.
+    /// What `fd` is: a TAP device (`--net-tap`), one frame per read and write, each after a
+    /// virtio-net header of [`TAP_HEADER_LEN`] bytes (`IFF_VNET_HDR`), so checksum and
+    /// segmentation offloads pass between the guest and the host's stack; else a connected
+    /// stream socket, each frame preceded by its length (4 bytes, big-endian): what passt and
+    /// QEMU's `-netdev stream` speak.
     pub tap: bool,
 }
+
+/// The virtio-net header a TAP's frames carry (`TUNSETVNETHDRSZ`): `struct virtio_net_hdr_v1`,
+/// the one a modern driver's buffers start with, so the card passes it through as it is.
+pub const TAP_HEADER_LEN: usize = 12;
 
 /// What the VM starts.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -145,16 +145,16 @@ impl Dashboard {
             (Message::ApplyForwards, Selection::Vm(name)) => {
                 let vm = snapshot.vm(name)?;
                 let text = self.forwards.as_deref()?;
-                let forwards = validate::parse_vm_forwards(vm.config.network.mode, text).ok()?;
+                let forwards = validate::parse_vm_forwards(&vm.config.network.mode, text).ok()?;
                 let name = name.clone();
                 self.forwards = None;
                 request(
                     Request::VmEdit {
                         name: name.clone(),
-                        edit: VmEdit {
+                        edit: Box::new(VmEdit {
                             forwards: Some(forwards),
                             ..VmEdit::default()
-                        },
+                        }),
                     },
                     format!("change VM {name}'s port forwards"),
                 )
@@ -216,10 +216,10 @@ impl Dashboard {
             (Message::EjectIso, Selection::Vm(name)) => request(
                 Request::VmEdit {
                     name: name.clone(),
-                    edit: VmEdit {
+                    edit: Box::new(VmEdit {
                         eject: true,
                         ..VmEdit::default()
-                    },
+                    }),
                 },
                 format!("eject VM {name}'s ISO"),
             ),
@@ -718,7 +718,7 @@ fn vm_network_line<'a>(vm: &'a VmInfo, draft: Option<&'a str>) -> Element<'a, Me
     let current = current.join(" ");
     let value = draft.unwrap_or(&current);
     let editable = !vm.state.is_active();
-    let checked = draft.map(|d| validate::parse_vm_forwards(c.network.mode, d));
+    let checked = draft.map(|d| validate::parse_vm_forwards(&c.network.mode, d));
     let mut field = text_input(
         if editable {
             "none, e.g. tcp:2222:22"
@@ -743,7 +743,7 @@ fn vm_network_line<'a>(vm: &'a VmInfo, draft: Option<&'a str>) -> Element<'a, Me
     let line = row![
         text(format!(
             "Network: {}, {}{address} · forwards",
-            c.network.mode.name(),
+            c.network.mode,
             c.network.mac_of(&c.name)
         ))
         .size(14),
@@ -908,7 +908,7 @@ mod tests {
         assert_eq!(name, "web");
         assert!(edit.eject);
         assert_eq!(
-            edit,
+            *edit,
             VmEdit {
                 eject: true,
                 ..VmEdit::default()

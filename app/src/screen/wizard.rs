@@ -23,7 +23,7 @@ use iced::widget::{
 };
 use iced::{Element, Length};
 
-use crate::data::networks::{Choice, VM_CHOICES};
+use crate::data::networks::Choice;
 use crate::theme::danger;
 use crate::widget::form::field;
 use crate::widget::gauge::gauge;
@@ -140,6 +140,8 @@ pub struct Wizard {
     pub overcommit: bool,
     /// NAT through passt unless the user picks another, as every peer puts a new VM.
     pub network: VmNetwork,
+    /// The networks offered.
+    networks: Vec<Choice<VmNetwork>>,
     pub forwards: String,
     /// The host's totals and what the existing VMs were given.
     host: Resources,
@@ -163,6 +165,11 @@ impl Wizard {
             initrd: String::new(),
             cmdline: "console=ttyS0".into(),
             network: VmNetwork::Nat,
+            networks: vec![
+                Choice(VmNetwork::Nat),
+                Choice(VmNetwork::Bridge),
+                Choice(VmNetwork::None),
+            ],
             forwards: String::new(),
             iso: String::new(),
             iso_state: IsoState::Unknown,
@@ -177,6 +184,12 @@ impl Wizard {
             error: None,
             busy: false,
         }
+    }
+
+    /// The wizard offering `networks` (the daemon's and the host's, `data::networks`).
+    pub fn with_networks(mut self, networks: Vec<Choice<VmNetwork>>) -> Wizard {
+        self.networks = networks;
+        self
     }
 
     fn resources(&self) -> Resources {
@@ -287,8 +300,8 @@ impl Wizard {
 
     /// The network and its forwards as the form has them, checked as berthd checks them.
     fn network(&self) -> Result<(VmNetwork, Vec<PortForward>), String> {
-        let network = self.network;
-        let forwards = validate::parse_vm_forwards(network, &self.forwards)?;
+        let network = self.network.clone();
+        let forwards = validate::parse_vm_forwards(&network, &self.forwards)?;
         Ok((network, forwards))
     }
 
@@ -567,8 +580,12 @@ impl Wizard {
             row![
                 field(
                     "Network",
-                    pick_list(VM_CHOICES, Some(Choice(self.network)), Message::Network)
-                        .width(Length::Fixed(400.0))
+                    pick_list(
+                        self.networks.as_slice(),
+                        Some(Choice(self.network.clone())),
+                        Message::Network
+                    )
+                    .width(Length::Fixed(400.0))
                 ),
                 text("Forwards"),
                 text_input("none, e.g. tcp:2222:22", &self.forwards)

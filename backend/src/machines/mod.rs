@@ -270,22 +270,21 @@ impl Machines {
         }
         // passt runs as the VM's own ids under a root daemon; in a user's daemon's namespace
         // 0 is the user.
-        let (mut net, net_socket) =
-            match network::start(config, dir, sandbox.ids.unwrap_or((0, 0)), &self.bridge)? {
-                network::Start::None => (None, None),
-                network::Start::Offline(why) => {
-                    log(format!("VM `{name}`: {why}"));
-                    (None, None)
-                }
-                network::Start::Running {
-                    helper,
-                    card,
-                    socket,
-                } => {
-                    options.network = Some(card);
-                    (Some(helper), Some(socket))
-                }
-            };
+        let (mut net, net_socket) = match network::start(config, dir, sandbox.ids, &self.bridge)? {
+            network::Start::None => (None, None),
+            network::Start::Offline(why) => {
+                log(format!("VM `{name}`: {why}"));
+                (None, None)
+            }
+            network::Start::Running {
+                helper,
+                card,
+                socket,
+            } => {
+                options.network = Some(card);
+                (Some(helper), Some(socket))
+            }
+        };
         let (ours, theirs) = UnixStream::pair()
             .map_err(|e| ApiError::internal(format!("cannot make a control channel: {e}")))?;
         let theirs_fd = theirs.as_raw_fd();

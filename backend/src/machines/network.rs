@@ -24,7 +24,7 @@ use std::sync::Arc;
 use berth_api::error::{ApiError, ErrorKind};
 use berth_api::network::{MacAddress, VmNetwork, passt_port_args};
 use berth_api::vm::VmConfig;
-use berth_vmm_api::launch::{NET_FD, NET_MTU, NetworkCard};
+use berth_vmm_api::launch::{NET_FD, NET_MTU, NetworkCard, TAP_HEADER_LEN};
 use container_backend::runtime::Published;
 use container_backend::runtime::network::host_has_route;
 
@@ -63,6 +63,8 @@ pub enum Helper {
     /// Its place on the Berth network: its address and forwarded ports, given up when this
     /// goes.
     Bridge(BridgeLease),
+    /// On a bridge of the host's: nothing to keep (the TAP goes with berth-vmm's descriptor).
+    HostBridge,
 }
 
 /// A VM's place on the Berth network.
@@ -84,7 +86,7 @@ impl Helper {
     pub fn failed(&mut self) -> Option<String> {
         match self {
             Helper::Passt(passt) => passt.failed(),
-            Helper::Bridge(_) => None,
+            Helper::Bridge(_) | Helper::HostBridge => None,
         }
     }
 
@@ -93,6 +95,7 @@ impl Helper {
         match self {
             Helper::Passt(passt) => passt.reap(),
             Helper::Bridge(lease) => drop(lease),
+            Helper::HostBridge => {}
         }
     }
 }
@@ -111,7 +114,7 @@ fn start_on_bridge(config: &VmConfig, bridge: &Arc<Bridge>) -> Result<Start, Api
     let mac = config.network.mac_of(name);
     let (network, address) = bridge.join_vm(mac, name)?;
     let joined = || -> Result<(OwnedFd, Published), ApiError> {
-        let tap = network.tap(&tap_name(mac)).map_err(|e| {
+        let tap = network.tap(&tap_name(mac), TAP_HEADER_LEN).map_err(|e| {
             ApiError::new(
                 ErrorKind::Unsupported,
                 format!("cannot start VM `{name}`: {e}"),
@@ -148,21 +151,60 @@ fn start_on_bridge(config: &VmConfig, bridge: &Arc<Bridge>) -> Result<Start, Api
     })
 }
 
+/// Puts the VM on a bridge of the host's: a TAP on it for the card; the network's own DHCP
+/// gives the address, and nothing is forwarded.
+fn start_on_host_bridge(config: &VmConfig, host_bridge: &str) -> Result<Start, ApiError> {
+    let name = &config.name;
+    let mac = config.network.mac_of(name);
+    let tap = container_backend::runtime::tap::on_host_bridge(
+        &tap_name(mac),
+        host_bridge,
+        TAP_HEADER_LEN,
+    )
+    .map_err(|e| {
+        ApiError::new(
+            ErrorKind::Unsupported,
+            format!("cannot start VM `{name}`: {e}"),
+        )
+    })?;
+    crate::server::log(format!("VM `{name}` is on the host's bridge {host_bridge}"));
+    Ok(Start::Running {
+        helper: Helper::HostBridge,
+        card: NetworkCard {
+            fd: NET_FD,
+            mac,
+            tap: true,
+        },
+        socket: tap,
+    })
+}
+
 /// Starts the network of `config`: passt running as `ids` (uid, gid): the VM's own sandbox ids
-/// under a root daemon, so no two VMs' helpers share an id; 0:0 in a user's daemon's
-/// namespace, which is the user; or its place on the Berth network.
+/// under a root daemon (`Some`), so no two VMs' helpers share an id; 0:0 in a user's daemon's
+/// namespace (`None`), which is the user; or its place on the Berth network, or on a bridge of
+/// the host's (the root daemon's only).
 pub fn start(
     config: &VmConfig,
     dir: &Path,
-    ids: (u32, u32),
+    ids: Option<(u32, u32)>,
     bridge: &Arc<Bridge>,
 ) -> Result<Start, ApiError> {
     let name = &config.name;
-    match config.network.mode {
+    match &config.network.mode {
         VmNetwork::None => return Ok(Start::None),
         VmNetwork::Bridge => return start_on_bridge(config, bridge),
+        VmNetwork::HostBridge(host_bridge) if ids.is_none() => {
+            return Err(ApiError::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "cannot start VM `{name}` on the host's bridge `{host_bridge}`: a TAP on the host's network needs the system daemon (root); a user's daemon has the Berth network (`vm edit {name} --network bridge`)"
+                ),
+            ));
+        }
+        VmNetwork::HostBridge(host_bridge) => return start_on_host_bridge(config, host_bridge),
         VmNetwork::Nat => {}
     }
+    let ids = ids.unwrap_or((0, 0));
     if !host_has_route() {
         return Ok(Start::Offline(
             "this host has no default route, which passt needs: the VM starts without a network"

@@ -16,7 +16,7 @@
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::net::Ipv4Addr;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -235,34 +235,11 @@ impl BridgeNetwork {
     }
 
     /// A TAP device named `name` on the bridge, for a VM's card: its descriptor (one frame
-    /// per read and write; the device goes when the descriptor is closed).
-    pub fn tap(&self, name: &str) -> Result<OwnedFd, NetworkError> {
-        const TUN: &str = "/dev/net/tun";
-        // TUNSETIFF, and the flags of a TAP without the packet information header.
-        const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
-        const IFF_TAP: i16 = 0x0002;
-        const IFF_NO_PI: i16 = 0x1000;
-        if name.len() >= libc::IFNAMSIZ {
-            return Err(bridge_error(
-                "make a TAP",
-                format!("`{name}` is too long a name"),
-            ));
-        }
+    /// per read and write, each after a virtio-net header of `header_len` bytes; the device
+    /// goes when the descriptor is closed).
+    pub fn tap(&self, name: &str, header_len: usize) -> Result<OwnedFd, NetworkError> {
         let tap = self
-            .socket(|| {
-                let tap = File::options().read(true).write(true).open(TUN)?;
-                // struct ifreq: the name, then the flags (a short) in its union.
-                let mut request = [0u8; 40];
-                request[..name.len()].copy_from_slice(name.as_bytes());
-                request[16..18].copy_from_slice(&(IFF_TAP | IFF_NO_PI).to_ne_bytes());
-                // SAFETY: TUNSETIFF reads and writes a struct ifreq, which `request` is the
-                // size of; the descriptor is open for the call.
-                let done = unsafe { libc::ioctl(tap.as_raw_fd(), TUNSETIFF, request.as_mut_ptr()) };
-                if done < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(OwnedFd::from(tap))
-            })
+            .socket(|| super::tap::open(name, header_len))
             .map_err(|e| bridge_error(format!("make the TAP {name}"), e))?;
         let up = format!("link set {name} master {BRIDGE}\nlink set {name} up\n");
         run_in(&self.netns, "ip", "iproute2", &["-batch", "-"], &up)?;

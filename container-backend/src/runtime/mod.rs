@@ -21,6 +21,7 @@ pub mod ids;
 pub mod network;
 pub mod proxy;
 pub mod spawn;
+pub mod tap;
 pub mod user;
 
 use std::fs::{self, OpenOptions};

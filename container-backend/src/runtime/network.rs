@@ -57,6 +57,9 @@ pub enum NetworkError {
     /// Setting up the bridge network, or a container on it, failed: what and why.
     #[error("cannot {what} on the bridge network: {why}")]
     Bridge { what: String, why: String },
+    /// A VM's card could not be put on a bridge of the host's.
+    #[error("cannot put the card on the host's bridge `{bridge}`: {why}")]
+    HostBridge { bridge: String, why: String },
     /// A published port could not be bound on the host.
     #[error("cannot publish {port}: {source}")]
     Publish { port: String, source: io::Error },

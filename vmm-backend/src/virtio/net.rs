@@ -5,9 +5,17 @@
 //! a TAP is what berthd gives a VM on the Berth network (its bridge). Frames read from a TAP
 //! are kept with the stream's framing too, so one read-ahead serves both.
 //!
-//! One receive and one transmit queue with EVENT_IDX notification suppression, no offloads (passt's stream does not carry the virtio
-//! header, so checksums and segmentation stay in the guest), an MTU of [`MTU`] told to the guest
-//! (passt is started with the same one, so its DHCP and the card agree).
+//! One receive and one transmit queue with EVENT_IDX notification suppression and an MTU of
+//! [`MTU`] told to the guest (passt is started with the same one, so its DHCP and the card
+//! agree). On passt's stream, no offloads: it does not carry the virtio header, so checksums
+//! and segmentation stay in the guest. On a TAP, **checksum and segmentation offloads**
+//! (`CSUM`, `GUEST_CSUM`, `HOST_TSO4/6`, `GUEST_TSO4/6` and their ECN), as QEMU's TAP
+//! backend offers them: the TAP carries the virtio-net header before each frame
+//! (`IFF_VNET_HDR`, [`HEADER_LEN`] bytes), the card passes the guest's header to it and its
+//! header to the guest unchanged (but `num_buffers`), and tells it with `TUNSETOFFLOAD` which
+//! of them the guest took, so up to 64 KiB go per frame and no one computes a checksum a
+//! NIC-less path never needs. Without mergeable buffers, a Linux guest that takes
+//! `GUEST_TSO` posts receive buffers of 64 KiB ("big packets").
 //!
 //! The socket is non-blocking and the device thread is woken edge-triggered when it becomes
 //! readable or writable; any wake-up (a queue notification or the socket) runs one full pass:
@@ -47,6 +55,27 @@ const F_MTU: u64 = 1 << 3;
 const F_MAC: u64 = 1 << 5;
 /// `VIRTIO_NET_F_STATUS`: the `status` field is valid.
 const F_STATUS: u64 = 1 << 16;
+/// `VIRTIO_NET_F_CSUM`: the guest may send frames with a partial checksum.
+const F_CSUM: u64 = 1 << 0;
+/// `VIRTIO_NET_F_GUEST_CSUM`: the guest takes frames with a partial checksum.
+const F_GUEST_CSUM: u64 = 1 << 1;
+/// `VIRTIO_NET_F_GUEST_TSO4`, `_TSO6`, `_ECN`: the guest takes TCP segments of up to 64 KiB.
+const F_GUEST_TSO4: u64 = 1 << 7;
+const F_GUEST_TSO6: u64 = 1 << 8;
+const F_GUEST_ECN: u64 = 1 << 9;
+/// `VIRTIO_NET_F_HOST_TSO4`, `_TSO6`, `_ECN`: the guest may send TCP segments of up to 64 KiB.
+const F_HOST_TSO4: u64 = 1 << 11;
+const F_HOST_TSO6: u64 = 1 << 12;
+const F_HOST_ECN: u64 = 1 << 13;
+/// What a TAP peer offers on top of the rest.
+const TAP_OFFLOADS: u64 = F_CSUM
+    | F_GUEST_CSUM
+    | F_GUEST_TSO4
+    | F_GUEST_TSO6
+    | F_GUEST_ECN
+    | F_HOST_TSO4
+    | F_HOST_TSO6
+    | F_HOST_ECN;
 /// `VIRTIO_RING_F_EVENT_IDX`: the driver and the device say up to where they want to be
 /// notified, so a busy queue is not notified (an exit, an interrupt) for every buffer.
 const F_EVENT_IDX: u64 = 1 << 29;
@@ -54,13 +83,16 @@ const F_EVENT_IDX: u64 = 1 << 29;
 const LINK_UP: u16 = 1;
 
 /// `struct virtio_net_hdr_v1`: with VERSION_1 every buffer starts with it, `num_buffers`
-/// included.
-pub const HEADER_LEN: usize = 12;
+/// included; a TAP's frames carry the same (berthd makes its TAPs so).
+pub const HEADER_LEN: usize = berth_vmm_api::launch::TAP_HEADER_LEN;
 /// The largest frame the card sends or takes: the MTU, an Ethernet header and a VLAN tag.
 pub const MAX_FRAME: usize = MTU as usize + 14 + 4;
-/// The largest length the peer may announce: passt's own maximum (65520 bytes of MTU and the
-/// Ethernet header). Anything above is a broken stream, not a big frame.
+/// The largest frame a peer may send: passt's own maximum (65520 bytes of MTU and the
+/// Ethernet header), a TAP's largest segment (an IP packet of 64 KiB and the Ethernet
+/// header). Anything above is a broken stream, not a big frame.
 const MAX_PEER_FRAME: usize = 65_535 + 14;
+/// The largest length the read-ahead keeps for one frame: a TAP's comes with its header.
+const MAX_STORED_FRAME: usize = HEADER_LEN + MAX_PEER_FRAME;
 /// The length prefix of the stream framing.
 const LENGTH_LEN: usize = 4;
 /// Transmitted bytes held while the socket is full before the card stops taking more chains.
@@ -69,7 +101,8 @@ const MAX_PENDING_OUT: usize = 256 * 1024;
 /// Counters of what the card dropped, for the log and tests.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Dropped {
-    /// Transmit chains that were not a header and a frame of at most [`MAX_FRAME`] bytes.
+    /// Transmit chains that were not a header and a frame of at most [`MAX_FRAME`] bytes (a
+    /// segment of up to 64 KiB with `HOST_TSO` on a TAP).
     pub tx_malformed: u64,
     /// Frames from the peer the guest's receive buffer could not take (too small, or not in
     /// guest RAM).
@@ -87,7 +120,8 @@ struct Active {
 pub enum Peer {
     /// A connected stream socket, each frame after its length (passt).
     Stream(UnixStream),
-    /// A TAP device: one frame per read and per write.
+    /// A TAP device made with a virtio-net header of [`HEADER_LEN`] bytes: one frame per
+    /// read and per write, each after its header.
     Tap(File),
 }
 
@@ -141,6 +175,11 @@ impl Peer {
 /// The network card.
 pub struct Net {
     mac: [u8; 6],
+    /// The peer is a TAP: frames carry their virtio-net header both ways, and the offloads
+    /// are offered.
+    tap: bool,
+    /// The features the driver took when it last started the card.
+    acked: u64,
     /// The peer (passt, or a TAP); `None` once it closed or broke the framing.
     peer: Option<Peer>,
     /// What the peer sent, not yet handed to the guest. Kept across a device reset: the
@@ -212,13 +251,14 @@ impl Inbound {
         }
     }
 
-    /// Frames from a TAP, one per read, each stored after its length as a stream has it.
+    /// Frames from a TAP, one per read, each stored with its header after its length as a
+    /// stream has it.
     fn fill_from_tap(&mut self, tap: &mut File) -> Filled {
         if self.bytes.is_empty() {
             self.bytes = vec![0; MAX_INBOUND];
         }
         // Room for the largest frame a read can return: a smaller buffer would cut it.
-        let slot = LENGTH_LEN + MAX_PEER_FRAME;
+        let slot = LENGTH_LEN + MAX_STORED_FRAME;
         loop {
             if self.bytes.len() - self.end < slot {
                 if self.start == 0 {
@@ -235,6 +275,8 @@ impl Inbound {
             match tap.read(&mut self.bytes[at + LENGTH_LEN..at + slot]) {
                 // An empty read is no frame (a TAP never gives one); nothing more for now.
                 Ok(0) => return Filled::Drained,
+                // Shorter than its header: no frame, skipped.
+                Ok(n) if n <= HEADER_LEN => {}
                 Ok(n) => {
                     self.bytes[at..at + LENGTH_LEN].copy_from_slice(&(n as u32).to_be_bytes());
                     self.end += LENGTH_LEN + n;
@@ -311,6 +353,8 @@ impl Net {
         .map_err(Error::NonBlocking)?;
         Ok(Net {
             mac,
+            tap: matches!(peer, Peer::Tap(_)),
+            acked: 0,
             peer: Some(peer),
             inbound: Inbound::default(),
             inbound_full: false,
@@ -409,17 +453,30 @@ impl Net {
             // The frame goes straight from guest memory into the outbound buffer after its
             // length; a chain that is no frame leaves nothing there.
             let at = self.outbound.len();
+            // A TAP takes the guest's header with the frame (its offloads); passt, the frame.
+            let (max_frame, kept_header) = if self.tap {
+                let segments = self.acked & (F_HOST_TSO4 | F_HOST_TSO6) != 0;
+                (
+                    if segments { MAX_PEER_FRAME } else { MAX_FRAME },
+                    HEADER_LEN,
+                )
+            } else {
+                (MAX_FRAME, 0)
+            };
             let framed = chain.reader(mem).ok().and_then(|mut reader| {
                 let len = reader.available_bytes().checked_sub(HEADER_LEN)?;
-                if len > MAX_FRAME {
+                if len > max_frame {
                     return None;
                 }
                 let mut header = [0u8; HEADER_LEN];
                 reader.read_exact(&mut header).ok()?;
-                self.outbound.extend_from_slice(&(len as u32).to_be_bytes());
-                self.outbound.resize(at + LENGTH_LEN + len, 0);
+                let stored = kept_header + len;
+                self.outbound
+                    .extend_from_slice(&(stored as u32).to_be_bytes());
+                self.outbound.extend_from_slice(&header[..kept_header]);
+                self.outbound.resize(at + LENGTH_LEN + stored, 0);
                 reader
-                    .read_exact(&mut self.outbound[at + LENGTH_LEN..])
+                    .read_exact(&mut self.outbound[at + LENGTH_LEN + kept_header..])
                     .ok()
             });
             // Transmit buffers are only read: the used length is 0.
@@ -479,7 +536,7 @@ impl Net {
                 Some(Ok(frame)) => frame,
                 Some(Err(len)) => {
                     self.lose_peer(&format!(
-                        "the peer announced a frame of {len} bytes (at most {MAX_PEER_FRAME})"
+                        "the peer announced a frame of {len} bytes (at most {MAX_STORED_FRAME})"
                     ));
                     return Ok((used_any, false));
                 }
@@ -504,12 +561,21 @@ impl Net {
             };
             rearmed = false;
             let head = chain.head_index();
+            let stored = frame.len();
+            // A TAP's frame comes with its header (offloads), passt's without: no offload.
+            let mut header = [0u8; HEADER_LEN];
+            let frame = if self.tap {
+                let (tap_header, frame) = frame.split_at(HEADER_LEN.min(frame.len()));
+                header[..tap_header.len()].copy_from_slice(tap_header);
+                frame
+            } else {
+                frame
+            };
+            // num_buffers: the frame is in this one buffer.
+            header[10..12].copy_from_slice(&1u16.to_le_bytes());
             let len = frame.len();
             let written = match chain.writer(mem) {
                 Ok(mut writer) if writer.available_bytes() >= HEADER_LEN + len => {
-                    let mut header = [0u8; HEADER_LEN];
-                    // num_buffers: the frame is in this one buffer.
-                    header[10..12].copy_from_slice(&1u16.to_le_bytes());
                     writer
                         .write_all(&header)
                         .and_then(|()| writer.write_all(frame))
@@ -523,7 +589,7 @@ impl Net {
                     0
                 }
             };
-            self.inbound.consume(len);
+            self.inbound.consume(stored);
             let written = u32::try_from(written).map_err(|e| protocol(e.to_string()))?;
             active
                 .rx
@@ -554,7 +620,7 @@ impl Net {
 fn frame_len(bytes: &[u8]) -> Option<Result<usize, usize>> {
     let prefix: [u8; LENGTH_LEN] = bytes.get(..LENGTH_LEN)?.try_into().ok()?;
     let len = u32::from_be_bytes(prefix) as usize;
-    Some(if len == 0 || len > MAX_PEER_FRAME {
+    Some(if len == 0 || len > MAX_STORED_FRAME {
         Err(len)
     } else {
         Ok(len)
@@ -569,7 +635,8 @@ impl VirtioDevice for Net {
         &QUEUE_SIZES
     }
     fn features(&self) -> u64 {
-        VIRTIO_F_VERSION_1 | F_MAC | F_STATUS | F_MTU | F_EVENT_IDX
+        let offloads = if self.tap { TAP_OFFLOADS } else { 0 };
+        VIRTIO_F_VERSION_1 | F_MAC | F_STATUS | F_MTU | F_EVENT_IDX | offloads
     }
     fn read_config(&self, offset: u64, data: &mut [u8]) {
         super::read_config_bytes(&self.config_space(), offset, data);
@@ -588,6 +655,8 @@ impl VirtioDevice for Net {
             });
         };
         let (mut rx, mut tx) = (rx, tx);
+        self.acked = activation.acked_features;
+        self.offload_to_tap();
         let event_idx = activation.acked_features & F_EVENT_IDX != 0;
         rx.set_event_idx(event_idx);
         tx.set_event_idx(event_idx);
@@ -642,6 +711,45 @@ impl VirtioDevice for Net {
 }
 
 impl Net {
+    /// Tells the TAP which offloads the guest took (`TUNSETOFFLOAD`): it then hands over
+    /// segments and partial checksums only as the guest takes them, and finishes the rest
+    /// itself. A descriptor that is no TAP (the tests' stand-in) keeps it computing all.
+    fn offload_to_tap(&self) {
+        /// `TUNSETOFFLOAD` and its flags (`linux/if_tun.h`).
+        const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54d0;
+        const TUN_F_CSUM: libc::c_uint = 0x01;
+        const TUN_F_TSO4: libc::c_uint = 0x02;
+        const TUN_F_TSO6: libc::c_uint = 0x04;
+        const TUN_F_TSO_ECN: libc::c_uint = 0x08;
+        let Some(Peer::Tap(tap)) = &self.peer else {
+            return;
+        };
+        let mut flags = 0;
+        if self.acked & F_GUEST_CSUM != 0 {
+            flags |= TUN_F_CSUM;
+            for (feature, flag) in [
+                (F_GUEST_TSO4, TUN_F_TSO4),
+                (F_GUEST_TSO6, TUN_F_TSO6),
+                (F_GUEST_ECN, TUN_F_TSO_ECN),
+            ] {
+                if self.acked & feature != 0 {
+                    flags |= flag;
+                }
+            }
+        }
+        use std::os::fd::AsRawFd;
+        // SAFETY: TUNSETOFFLOAD takes its flags as the argument itself (no memory is read);
+        // the descriptor is open for the call.
+        let done =
+            unsafe { libc::ioctl(tap.as_raw_fd(), TUNSETOFFLOAD, libc::c_ulong::from(flags)) };
+        if done < 0 {
+            log::debug!(
+                "the TAP's offloads stay off: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+
     /// Interrupts the guest if a queue that used buffers needs it.
     fn notify(&mut self, sent: bool, received: bool) -> Result<(), DeviceError> {
         if let Some(active) = self.active.as_mut() {
@@ -959,41 +1067,94 @@ mod tests {
         ));
     }
 
-    /// A TAP's frames, one per read and write (a datagram socket pair stands in for it).
+    /// A TAP's frames, one per read and write, each after its virtio-net header (a datagram
+    /// socket pair stands in for it): the guest's header goes to the TAP, the TAP's to the
+    /// guest, with the offloads a TAP offers.
     #[test]
-    fn a_tap_takes_and_gives_one_frame_per_write_and_read() {
+    fn a_tap_takes_and_gives_one_frame_per_write_and_read_with_its_header() {
         use std::os::unix::net::UnixDatagram;
         let (ours, peer) = UnixDatagram::pair().unwrap();
         let tap = File::from(std::os::fd::OwnedFd::from(ours));
         let (mut net, mem, _irq, mut rx, mut tx) = activated(Peer::Tap(tap));
+        assert_eq!(net.features() & TAP_OFFLOADS, TAP_OFFLOADS);
         peer.set_read_timeout(Some(std::time::Duration::from_secs(5)))
             .unwrap();
-        // Out: each chain one write, without the header.
-        let (a, b) = (ethernet(46, 0xaa), ethernet(1500, 0xbb));
-        for (at, frame) in [(0x10000u64, &a), (0x20000, &b)] {
-            let mut bytes = vec![0u8; HEADER_LEN];
+        // Out: each chain one write, its header first: a partial checksum (flags 1), and a
+        // 30000-byte TCP segment (gso_type 1, gso_size 1448), which HOST_TSO lets through.
+        let needs_csum = [1u8, 0, 0, 0, 0, 0, 34, 0, 16, 0, 0, 0];
+        let segment = [1u8, 1, 54, 0, 0xa8, 5, 34, 0, 16, 0, 0, 0];
+        let (a, b) = (ethernet(46, 0xaa), ethernet(30_000, 0xbb));
+        for (at, header, frame) in [(0x10000u64, needs_csum, &a), (0x20000, segment, &b)] {
+            let mut bytes = header.to_vec();
             bytes.extend_from_slice(frame);
             write_bytes(&mem, at, &bytes);
             tx.submit(&mem, &[Buf(at, bytes.len() as u32, false)]);
         }
         net.process_queue(TX_QUEUE).unwrap();
-        let mut got = vec![0u8; 2048];
-        for frame in [&a, &b] {
+        let mut got = vec![0u8; 65536];
+        for (header, frame) in [(needs_csum, &a), (segment, &b)] {
             let n = peer.recv(&mut got).unwrap();
-            assert_eq!(&got[..n], &frame[..]);
+            assert_eq!(got[..HEADER_LEN], header);
+            assert_eq!(&got[HEADER_LEN..n], &frame[..]);
         }
-        // In: each read one frame, each in a buffer of its own after the header.
-        let (c, d) = (ethernet(60, 1), ethernet(1000, 2));
-        peer.send(&c).unwrap();
-        peer.send(&d).unwrap();
+        assert_eq!(net.dropped().tx_malformed, 0);
+        // In: each read one frame after its header, each in a buffer of its own after the
+        // same header (num_buffers 1).
+        let data_valid = [2u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xee, 0xee];
+        let (c, d) = (ethernet(60, 1), ethernet(20_000, 2));
+        for (header, frame) in [(data_valid, &c), (segment, &d)] {
+            let mut bytes = header.to_vec();
+            bytes.extend_from_slice(frame);
+            peer.send(&bytes).unwrap();
+        }
+        // Too short to be a header and a frame: skipped.
+        peer.send(&[0u8; HEADER_LEN]).unwrap();
         net.process_peer().unwrap();
-        for at in [0x30000u64, 0x38000] {
-            rx.submit(&mem, &[Buf(at, 1526, true)]);
+        for at in [0x30000u64, 0x40000] {
+            rx.submit(&mem, &[Buf(at, 65_562, true)]);
         }
         net.process_queue(RX_QUEUE).unwrap();
         assert_eq!(rx.used_idx(&mem), 2);
-        assert_eq!(rx.used(&mem, 0).1 as usize, HEADER_LEN + c.len());
-        assert_eq!(read_bytes(&mem, 0x30000 + HEADER_LEN as u64, c.len()), c);
-        assert_eq!(read_bytes(&mem, 0x38000 + HEADER_LEN as u64, d.len()), d);
+        for (i, (at, header, frame)) in [(0x30000u64, data_valid, &c), (0x40000, segment, &d)]
+            .into_iter()
+            .enumerate()
+        {
+            assert_eq!(rx.used(&mem, i as u16).1 as usize, HEADER_LEN + frame.len());
+            let mut expected = header;
+            expected[10..12].copy_from_slice(&1u16.to_le_bytes());
+            assert_eq!(read_bytes(&mem, at, HEADER_LEN), expected);
+            assert_eq!(
+                read_bytes(&mem, at + HEADER_LEN as u64, frame.len()),
+                *frame
+            );
+        }
+    }
+
+    /// Without `HOST_TSO` (a driver that did not take it), a frame above the MTU is no frame;
+    /// passt's stream is offered no offloads at all.
+    #[test]
+    fn segments_need_host_tso_and_passt_gets_no_offloads() {
+        use std::os::unix::net::UnixDatagram;
+        let (ours, _peer) = UnixDatagram::pair().unwrap();
+        let mut net =
+            Net::new(MAC, Peer::Tap(File::from(std::os::fd::OwnedFd::from(ours)))).unwrap();
+        let mem = guest_memory();
+        let (rx, mut tx) = (Ring::new(0), Ring::new(TX_BASE));
+        net.activate(Activation {
+            mem: mem.clone(),
+            interrupt: Arc::new(CountingSink::default()),
+            queues: vec![rx.queue(), tx.queue()],
+            acked_features: VIRTIO_F_VERSION_1 | F_CSUM | F_GUEST_CSUM,
+        })
+        .unwrap();
+        let mut bytes = vec![0u8; HEADER_LEN];
+        bytes.extend_from_slice(&ethernet(30_000, 0xbb));
+        write_bytes(&mem, 0x10000, &bytes);
+        tx.submit(&mem, &[Buf(0x10000, bytes.len() as u32, false)]);
+        net.process_queue(TX_QUEUE).unwrap();
+        assert_eq!(net.dropped().tx_malformed, 1);
+        let (stream, _) = UnixStream::pair().unwrap();
+        let passt = Net::new(MAC, Peer::Stream(stream)).unwrap();
+        assert_eq!(passt.features() & TAP_OFFLOADS, 0);
     }
 }
