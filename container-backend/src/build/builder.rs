@@ -24,6 +24,7 @@ use super::copy::{self, Placement};
 use super::dockerfile::Heredoc;
 use super::dockerfile::{self, Command, Instruction, Line};
 use super::fetch;
+use super::git;
 use super::ignore::IgnoreRules;
 use super::run_mount::{self, RunMount};
 use super::shell_word::Lexer;
@@ -835,29 +836,77 @@ impl Builder<'_> {
                 chown,
                 chmod,
                 checksum,
+                keep_git_dir,
                 exclude,
                 heredocs,
             } => {
-                if checksum.is_some() && !sources.iter().any(|s| s.contains("://")) {
-                    return Err(err(
-                        "ADD --checksum is only for http(s) sources, as in BuildKit".into(),
-                    ));
-                }
-                let urls: Vec<String> = sources
+                // Remote sources: git repositories and http(s) files (expanded to be told
+                // apart); the rest is the context's.
+                let remote: Vec<String> = sources
                     .iter()
-                    .filter(|s| s.contains("://"))
+                    .filter(|s| s.contains("://") || s.contains('@'))
                     .map(|s| word(s, stage))
                     .collect::<Result<_, _>>()?;
-                if !urls.is_empty() && urls.len() != sources.len() {
+                let repositories: Vec<git::GitSource> = remote
+                    .iter()
+                    .filter_map(|s| git::parse(s))
+                    .collect::<Result<_, _>>()
+                    .map_err(&err)?;
+                let urls: Vec<&String> = remote
+                    .iter()
+                    .filter(|s| s.contains("://") && git::parse(s).is_none())
+                    .collect();
+                if !(repositories.is_empty() && urls.is_empty())
+                    && repositories.len() + urls.len() != sources.len()
+                {
                     return Err(err(
-                        "ADD: URLs cannot be mixed with files of the context in one ADD".into(),
+                        "ADD: URLs and repositories cannot be mixed with files of the context in one ADD".into(),
+                    ));
+                }
+                if !repositories.is_empty() && !urls.is_empty() {
+                    return Err(err(
+                        "ADD: git repositories and http(s) files cannot be mixed in one ADD".into(),
+                    ));
+                }
+                if keep_git_dir.is_some() && repositories.is_empty() {
+                    return Err(err(
+                        "ADD --keep-git-dir is only for git repositories, as in BuildKit".into(),
+                    ));
+                }
+                if checksum.is_some() && repositories.is_empty() && urls.is_empty() {
+                    return Err(err(
+                        "ADD --checksum is only for http(s) sources and git repositories, as in BuildKit".into(),
                     ));
                 }
                 let checksum = checksum.as_deref().map(|c| word(c, stage)).transpose()?;
                 let fetched_dir = build.build_dir.join(format!("fetched-{}", line.number));
-                let names = if urls.is_empty() {
-                    Vec::new()
-                } else {
+                let names = if !repositories.is_empty() {
+                    if repositories.len() > 1 && checksum.is_some() {
+                        return Err(err("ADD --checksum takes one repository".into()));
+                    }
+                    if let Some(commit) = &checksum {
+                        git::check_commit(commit)
+                            .map_err(|why| err(format!("--checksum: {why}")))?;
+                    }
+                    repositories
+                        .iter()
+                        .enumerate()
+                        .map(|(i, repository)| {
+                            let repository = git::GitSource {
+                                commit: repository.commit.clone().or(checksum.clone()),
+                                keep_git_dir: repository.keep_git_dir.or(*keep_git_dir),
+                                ..repository.clone()
+                            };
+                            let dir = fetched_dir.join(format!("git-{i}"));
+                            fs::create_dir_all(&dir).map_err(|e| err(e.to_string()))?;
+                            let tree =
+                                git::fetch(&repository, &dir).map_err(|e| err(e.to_string()))?;
+                            tree.strip_prefix(&fetched_dir)
+                                .map(|rel| rel.to_string_lossy().into_owned())
+                                .map_err(|e| err(e.to_string()))
+                        })
+                        .collect::<Result<Vec<_>, _>>()?
+                } else if !urls.is_empty() {
                     if urls.len() > 1 && checksum.is_some() {
                         return Err(err("ADD --checksum takes one URL".into()));
                     }
@@ -866,6 +915,8 @@ impl Builder<'_> {
                         .map(|url| fetch::download(url, &fetched_dir, checksum.as_deref()))
                         .collect::<Result<Vec<_>, _>>()
                         .map_err(|e| err(e.to_string()))?
+                } else {
+                    Vec::new()
                 };
                 let copy = CopySpec {
                     sources: if names.is_empty() { sources } else { &names },
@@ -877,7 +928,12 @@ impl Builder<'_> {
                     exclude,
                     parents: false,
                     heredocs,
-                    fetched: (!names.is_empty()).then_some(fetched_dir.as_path()),
+                    fetched: (!names.is_empty()).then_some(Fetched {
+                        dir: fetched_dir.as_path(),
+                        // A checkout keeps its files' modes; a download is 0600, as BuildKit
+                        // writes both.
+                        keep_modes: !repositories.is_empty(),
+                    }),
                 };
                 return self.copy_step(copy, line, stage, earlier, build, cache);
             }
@@ -1397,7 +1453,7 @@ impl Builder<'_> {
         let dest = word(copy.dest, stage)?;
         let chown = copy.chown.map(|c| word(c, stage)).transpose()?;
         let mode = match copy.chmod {
-            None if copy.fetched.is_some() => Some(0o600),
+            None if copy.fetched.is_some_and(|f| !f.keep_modes) => Some(0o600),
             None => None,
             Some(m) => Some(chmod_mode(&word(m, stage)?).map_err(&err)?),
         };
@@ -1420,8 +1476,8 @@ impl Builder<'_> {
             Some(IgnoreRules::parse(&patterns.join("\n")))
         };
         // Here-documents: files of a tree of their own, their bodies expanded unless quoted.
-        let heredoc_tree = if let Some(dir) = copy.fetched {
-            Some(Context::of_tree(dir))
+        let heredoc_tree = if let Some(fetched) = copy.fetched {
+            Some(Context::of_tree(fetched.dir))
         } else if copy.heredocs.is_empty() {
             None
         } else {
@@ -1794,9 +1850,16 @@ struct CopySpec<'a> {
     parents: bool,
     /// The here-documents the sources written `<<NAME` are.
     heredocs: &'a [Heredoc],
-    /// ADD's downloads: the directory they were fetched into, the sources their names there;
-    /// they get mode 0600 unless `--chmod` says otherwise, as BuildKit gives them.
-    fetched: Option<&'a Path>,
+    /// ADD's downloads and checkouts: where they were fetched, the sources their names there.
+    fetched: Option<Fetched<'a>>,
+}
+
+/// What ADD fetched for a step: the directory, and whether its files keep their modes (a git
+/// checkout) or get 0600 (downloads).
+#[derive(Clone, Copy)]
+struct Fetched<'a> {
+    dir: &'a Path,
+    keep_modes: bool,
 }
 
 /// The sources of a COPY or ADD, resolved in their tree.

@@ -73,8 +73,11 @@ pub enum Instruction {
         chown: Option<String>,
         chmod: Option<String>,
         exclude: Vec<String>,
-        /// Only for an http(s) source, as BuildKit has it.
+        /// For an http(s) source its digest, for a git repository its commit, as BuildKit
+        /// has it.
         checksum: Option<String>,
+        /// `--keep-git-dir`: a git repository's `.git` is copied too.
+        keep_git_dir: Option<bool>,
         heredocs: Vec<Heredoc>,
     },
     Run {
@@ -280,13 +283,7 @@ fn check_flags(
     flags: &[(String, String)],
     allowed: &[&str],
 ) -> Result<(), ParseError> {
-    // Flags BuildKit has that Berth does not carry out: refused by name rather than ignored,
-    // which would build something else than asked.
-    const NOT_YET: &[&str] = &["parents", "keep-git-dir"];
     match flags.iter().find(|(n, _)| !allowed.contains(&n.as_str())) {
-        Some((name, _)) if NOT_YET.contains(&name.as_str()) => {
-            err(number, format!("{keyword} --{name} is not supported yet"))
-        }
         Some((name, _)) => err(number, format!("{keyword} has no flag --{name}")),
         None => Ok(()),
     }
@@ -416,10 +413,26 @@ fn instruction(
                 number,
                 "ADD",
                 &flags,
-                &["chown", "chmod", "link", "checksum", "exclude"],
+                &[
+                    "chown",
+                    "chmod",
+                    "link",
+                    "checksum",
+                    "exclude",
+                    "keep-git-dir",
+                ],
             )?;
             let (sources, dest) = paths("ADD")?;
+            let keep_git_dir = match flag(&flags, "keep-git-dir").as_deref() {
+                None => None,
+                Some("" | "true") => Some(true),
+                Some("false") => Some(false),
+                Some(other) => {
+                    return err(number, format!("ADD --keep-git-dir={other}: true or false"));
+                }
+            };
             Instruction::Add {
+                keep_git_dir,
                 sources: sources.iter().map(|s| heredoc_source(s)).collect(),
                 dest,
                 chown: flag(&flags, "chown"),
@@ -948,7 +961,7 @@ CMD --verbose
             (
                 "FROM scratch\nADD --parents a/b /\n",
                 2,
-                "ADD --parents is not supported yet",
+                "ADD has no flag --parents",
             ),
             (
                 "FROM scratch\nCOPY --parents=maybe a/b /\n",

@@ -6,6 +6,7 @@ pub mod context;
 pub mod copy;
 pub mod dockerfile;
 pub mod fetch;
+pub mod git;
 pub mod ignore;
 pub mod run_mount;
 pub mod shell_word;
