@@ -204,6 +204,9 @@ pub async fn run(
     // now rather than leave each to notice its closed channel.
     let machines = Arc::clone(&daemon.machines);
     let _ = tokio::task::spawn_blocking(move || machines.kill_all()).await;
+    // The Berth network, lingering after its last member, goes with an idle daemon.
+    let bridge = Arc::clone(&daemon.bridge);
+    let _ = tokio::task::spawn_blocking(move || bridge.shutdown()).await;
     if owns_socket {
         let _ = std::fs::remove_file(&daemon.config.socket);
     }

@@ -330,6 +330,16 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        // Stopped as systemd stops it, SIGTERM first: it ends its VMs and takes its idle
+        // network down (killed, it would leave the network's pasta running).
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.log);

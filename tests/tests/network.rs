@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use berth_e2e::net::{free_port, http_get};
 use berth_e2e::user::TestUser;
 use berth_e2e::{Daemon, busybox_tarball, on_path, open_tempdir, text};
-use common::probe::{NET_ECHO_PORT, NET_GREETING_PORT, NET_HOST_PORT, ProbeFinish};
+use common::probe::{NET_ECHO_PORT, NET_HOST_PORT, ProbeFinish};
 
 /// A one-answer HTTP server on the host's loopback; its port.
 fn host_server(body: &'static str) -> u16 {
@@ -380,18 +380,15 @@ fn a_vm_is_on(daemon: &Daemon, dir: &Path, owner: Option<&TestUser>, mode: &str)
     // One probe at a time: each greets the same host port.
     static GREETED_PORT: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _turn = GREETED_PORT.lock().unwrap_or_else(|e| e.into_inner());
-    common::create_probe_vm(daemon, dir, "netprobe", ProbeFinish::Net, owner);
+    // A name of its own per daemon and network: the probe greets from a port its card's
+    // address gives, and passt and pasta keep that port for the host side of its flow, which
+    // an earlier probe's helper (the lingering network's pasta) may still hold.
+    let name = format!("{}probe-{mode}", if owner.is_some() { "desk-" } else { "" });
+    let name = name.as_str();
+    common::create_probe_vm(daemon, dir, name, ProbeFinish::Net, owner);
     let forward_port = free_port();
     let forward = format!("udp:{forward_port}:{NET_ECHO_PORT}");
-    let out = daemon.berthctl(&[
-        "vm",
-        "edit",
-        "netprobe",
-        "--network",
-        mode,
-        "--forward",
-        &forward,
-    ]);
+    let out = daemon.berthctl(&["vm", "edit", name, "--network", mode, "--forward", &forward]);
     let shown = text(&out).0;
     let network = shown
         .lines()
@@ -399,7 +396,7 @@ fn a_vm_is_on(daemon: &Daemon, dir: &Path, owner: Option<&TestUser>, mode: &str)
         .unwrap_or_default()
         .trim()
         .to_owned();
-    let mac = berth_api::network::MacAddress::for_vm("netprobe");
+    let mac = berth_api::network::MacAddress::for_vm(name);
     assert_eq!(
         network,
         format!("{mode}, {mac}; forwards udp:127.0.0.1:{forward_port}:{NET_ECHO_PORT}"),
@@ -411,7 +408,7 @@ fn a_vm_is_on(daemon: &Daemon, dir: &Path, owner: Option<&TestUser>, mode: &str)
     greeted
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
-    let out = daemon.berthctl(&["vm", "start", "netprobe"]);
+    let out = daemon.berthctl(&["vm", "start", name]);
     assert!(
         out.status.success(),
         "{}
@@ -419,19 +416,15 @@ fn a_vm_is_on(daemon: &Daemon, dir: &Path, owner: Option<&TestUser>, mode: &str)
         text(&out).1,
         daemon.log()
     );
-    common::serial_log_shows(
-        daemon,
-        "netprobe",
-        &format!("BERTH-PROBE: net mac {mac} link up"),
-    );
+    common::serial_log_shows(daemon, name, &format!("BERTH-PROBE: net mac {mac} link up"));
     let offered = match mode {
         "bridge" => "BERTH-PROBE: net offer type 2 address 10.89.128.",
         _ => "BERTH-PROBE: net offer type 2 address ",
     };
-    common::serial_log_shows(daemon, "netprobe", offered);
+    common::serial_log_shows(daemon, name, offered);
     if mode == "bridge" {
         // A container on the bridge finds the VM by its name, at the address it was offered.
-        let log = text(&daemon.berthctl(&["vm", "log", "netprobe"])).0;
+        let log = text(&daemon.berthctl(&["vm", "log", name])).0;
         let address = log
             .split(offered)
             .nth(1)
@@ -439,7 +432,7 @@ fn a_vm_is_on(daemon: &Daemon, dir: &Path, owner: Option<&TestUser>, mode: &str)
             .map(|last| format!("10.89.128.{last}"))
             .unwrap();
         // `vm show` tells the address too.
-        let shown = text(&daemon.berthctl(&["vm", "show", "netprobe"])).0;
+        let shown = text(&daemon.berthctl(&["vm", "show", name])).0;
         assert!(
             shown.contains(&format!("Address      {address}\n")),
             "{shown}"
@@ -457,7 +450,7 @@ fn a_vm_is_on(daemon: &Daemon, dir: &Path, owner: Option<&TestUser>, mode: &str)
             "/etc/hosts",
         ]);
         assert!(
-            text(&out).0.contains(&format!("{address}\tnetprobe\n")),
+            text(&out).0.contains(&format!("{address}\t{name}\n")),
             "{}{}",
             text(&out).0,
             text(&out).1
@@ -466,20 +459,33 @@ fn a_vm_is_on(daemon: &Daemon, dir: &Path, owner: Option<&TestUser>, mode: &str)
     let mut greeting = [0u8; 64];
     let (len, from) = greeted.recv_from(&mut greeting).unwrap();
     assert_eq!(&greeting[..len], b"hello from the probe");
-    greeted.send_to(b"hello from the host", from).unwrap();
-    common::serial_log_shows(
-        daemon,
-        "netprobe",
-        "BERTH-PROBE: net reply hello from the host",
-    );
-    let log = text(&daemon.berthctl(&["vm", "log", "netprobe"])).0;
+    // Answered, and answered again every 2 s until the probe says it heard: a datagram may be
+    // lost (one waiting on the bridge for the guest's address to be resolved), and a UDP
+    // server that is not heard is asked again; here the host repeats instead.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        greeted.send_to(b"hello from the host", from).unwrap();
+        let heard = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < heard
+            && !text(&daemon.berthctl(&["vm", "log", name]))
+                .0
+                .contains("BERTH-PROBE: net reply")
+        {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if Instant::now() >= deadline || Instant::now() < heard {
+            break;
+        }
+    }
+    common::serial_log_shows(daemon, name, "BERTH-PROBE: net reply hello from the host");
+    let log = text(&daemon.berthctl(&["vm", "log", name])).0;
     assert!(
         log.contains(" mtu 1500\n"),
         "passt hands out the card's MTU:\n{log}"
     );
 
     // The forwarded host port reaches the guest, whose echo comes back.
-    common::serial_log_shows(daemon, "netprobe", "BERTH-PROBE: net echo ready");
+    common::serial_log_shows(daemon, name, "BERTH-PROBE: net echo ready");
     // Sent again each second until the echo comes, as a UDP client does: a datagram may be
     // lost (one that meets a neighbour entry still being resolved).
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -502,7 +508,7 @@ fn a_vm_is_on(daemon: &Daemon, dir: &Path, owner: Option<&TestUser>, mode: &str)
 
     // The probe powers off after its echo: passt ends with the VM, the port is free again.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !text(&daemon.berthctl(&["vm", "show", "netprobe"]))
+    while !text(&daemon.berthctl(&["vm", "show", name]))
         .0
         .contains("stopped")
     {
@@ -518,19 +524,8 @@ fn a_vm_is_on(daemon: &Daemon, dir: &Path, owner: Option<&TestUser>, mode: &str)
         std::thread::sleep(Duration::from_millis(100));
     }
     drop(greeted);
-    // The helper that carried the greeting (passt, or the network's pasta) has let go of the
-    // probe's source port before the next probe greets: with two holding it (SO_REUSEADDR),
-    // the next answer could reach the wrong one.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while UdpSocket::bind(("0.0.0.0", NET_GREETING_PORT)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "port {NET_GREETING_PORT} is still held after the VM ended"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
     if mode != "nat" {
-        let out = daemon.berthctl(&["vm", "delete", "netprobe"]);
+        let out = daemon.berthctl(&["vm", "delete", name]);
         assert!(out.status.success(), "{}", text(&out).1);
         return;
     }
@@ -541,23 +536,23 @@ fn a_vm_is_on(daemon: &Daemon, dir: &Path, owner: Option<&TestUser>, mode: &str)
     let out = daemon.berthctl(&[
         "vm",
         "edit",
-        "netprobe",
+        name,
         "--forward",
         &format!("tcp:{taken_port}:22"),
     ]);
     assert!(out.status.success(), "{}", text(&out).1);
-    let out = daemon.berthctl(&["vm", "start", "netprobe"]);
+    let out = daemon.berthctl(&["vm", "start", name]);
     assert_eq!(out.status.code(), Some(1));
     let said = text(&out).1;
     assert!(
-        said.contains("its network did not start: passt: ")
-            && said.contains(&taken_port.to_string()),
+        said.contains("its network did not start: the host port tcp:127.0.0.1:")
+            && said.contains(&format!("{taken_port}:22 is in use")),
         "{said}"
     );
     assert!(!said.contains("syslog"), "{said}");
 
     // --network none: the guest has no card where the probe looks for one.
-    let out = daemon.berthctl(&["vm", "edit", "netprobe", "--network", "none"]);
+    let out = daemon.berthctl(&["vm", "edit", name, "--network", "none"]);
     assert!(
         text(&out)
             .1
@@ -565,23 +560,16 @@ fn a_vm_is_on(daemon: &Daemon, dir: &Path, owner: Option<&TestUser>, mode: &str)
         "{}",
         text(&out).1
     );
-    let out = daemon.berthctl(&[
-        "vm",
-        "edit",
-        "netprobe",
-        "--network",
-        "none",
-        "--no-forwards",
-    ]);
+    let out = daemon.berthctl(&["vm", "edit", name, "--network", "none", "--no-forwards"]);
     assert!(out.status.success(), "{}", text(&out).1);
     assert!(
         text(&out).0.contains("Network      none"),
         "{}",
         text(&out).0
     );
-    let out = daemon.berthctl(&["vm", "start", "netprobe"]);
+    let out = daemon.berthctl(&["vm", "start", name]);
     assert!(out.status.success(), "{}\n{}", text(&out).1, daemon.log());
-    common::serial_log_shows(daemon, "netprobe", "BERTH-PROBE: net init failed at step 1");
+    common::serial_log_shows(daemon, name, "BERTH-PROBE: net init failed at step 1");
 }
 
 /// Offline (no default route: pasta cannot start), containers on pasta run on loopback and
@@ -654,6 +642,18 @@ fn a_root_daemons_containers_are_on_the_network() {
     };
     let daemon = Daemon::start(dir.path(), &[]);
     containers_are_on_the_network(&daemon, &tarball, dir.path(), "bridge");
+    // Its containers all gone, the Berth network lingers for the next one; the daemon stopped
+    // (SIGTERM, as systemd stops it), it goes.
+    let netns = daemon.state_dir.join("network/netns");
+    let is_namespace = |path: &Path| {
+        nix::sys::statfs::statfs(path)
+            .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)
+    };
+    let running = text(&daemon.berthctl(&["ps"])).0;
+    assert_eq!(running.lines().count(), 1, "no container runs: {running}");
+    assert!(is_namespace(&netns), "the network lingers");
+    drop(daemon);
+    assert!(!is_namespace(&netns), "the network went with the daemon");
 }
 
 #[test]

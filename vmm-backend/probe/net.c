@@ -11,7 +11,6 @@
 #define ETH_ARP 0x0806
 #define DHCP_CLIENT 68
 #define DHCP_SERVER 67
-#define PROBE_PORT 40000 /* the probe's own UDP port for the greeting */
 
 struct net {
     struct virtq rx, tx;
@@ -217,6 +216,14 @@ static int dhcp_discover(struct net *n)
     return -1;
 }
 
+/* The probe's own UDP port for the greeting: 40000 and its card's last two bytes (so its
+ * name's), below 60000: VMs of other names greet from other ports, so the host side of one's
+ * flow (passt and pasta keep the guest's port) is never another's still open. */
+static u16 greeting_port(const struct net *n)
+{
+    return (u16)(40000 + ((n->mac[4] << 8) | n->mac[5]) % 20000);
+}
+
 static void greet_host(struct net *n)
 {
     static const char hello[] = "hello from the probe";
@@ -224,7 +231,7 @@ static void greet_host(struct net *n)
     int len = 0;
     for (; hello[len]; len++)
         payload[len] = (u8)hello[len];
-    int flen = udp_frame(n, n->router_mac, n->ip, n->router, PROBE_PORT, PROBE_NET_HOST_PORT, len);
+    int flen = udp_frame(n, n->router_mac, n->ip, n->router, greeting_port(n), PROBE_NET_HOST_PORT, len);
     transmit(n, flen);
     for (int frames = 0; frames < 32; frames++) {
         int rlen = receive(n, 20000000);
@@ -234,7 +241,7 @@ static void greet_host(struct net *n)
         if (answer_arp(n, f, rlen))
             continue;
         int plen;
-        const u8 *p = udp_to(f, rlen, PROBE_PORT, &plen);
+        const u8 *p = udp_to(f, rlen, greeting_port(n), &plen);
         if (!p)
             continue;
         serial_puts("BERTH-PROBE: net reply ");

@@ -100,6 +100,23 @@ impl Helper {
     }
 }
 
+/// Why `forward`'s host port cannot be had, if it is in use now (tried and let go at once).
+fn port_in_use(forward: &berth_api::network::PortForward) -> Option<String> {
+    use berth_api::network::Protocol;
+    let address = (
+        forward
+            .host_ip
+            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
+        forward.host_port,
+    );
+    let taken = match forward.protocol {
+        Protocol::Tcp => std::net::TcpListener::bind(address).err(),
+        Protocol::Udp => std::net::UdpSocket::bind(address).err(),
+    }?;
+    (taken.kind() == std::io::ErrorKind::AddrInUse)
+        .then(|| format!("the host port {} is in use", forward.vm_forward()))
+}
+
 /// The TAP of the VM whose card has `mac`: `tb` and the address's hex (14 characters, within
 /// an interface name's 15).
 fn tap_name(mac: MacAddress) -> String {
@@ -210,6 +227,15 @@ pub fn start(
             "this host has no default route, which passt needs: the VM starts without a network"
                 .into(),
         ));
+    }
+    // A forwarded port already taken stops the start here, with its name: passt would fail
+    // too, but berth-vmm may be ready before passt has tried (a loaded host).
+    for forward in &config.network.forwards {
+        if let Some(why) = port_in_use(forward) {
+            return Err(ApiError::invalid(format!(
+                "cannot start VM `{name}`: its network did not start: {why}"
+            )));
+        }
     }
     let (ours, theirs) = UnixStream::pair()
         .map_err(|e| ApiError::internal(format!("cannot make a network socket: {e}")))?;

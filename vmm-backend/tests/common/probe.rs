@@ -57,9 +57,6 @@ pub enum ProbeFinish {
 
 /// The host's loopback UDP port the [`ProbeFinish::Net`] variant greets (`PROBE_NET_HOST_PORT`).
 pub const NET_HOST_PORT: u16 = 47001;
-/// The guest UDP port the [`ProbeFinish::Net`] variant greets from (`PROBE_PORT` in net.c),
-/// which passt and pasta keep as the source port of the flow they open on the host.
-pub const NET_GREETING_PORT: u16 = 40000;
 /// The guest UDP port the [`ProbeFinish::Net`] variant echoes on (`PROBE_NET_ECHO_PORT`).
 pub const NET_ECHO_PORT: u16 = 7;
 /// How many datagrams the [`ProbeFinish::Net`] variant echoes before it powers off.
