@@ -114,6 +114,24 @@ impl MountRecord {
     }
 }
 
+/// The name of a container `run` names none: the image's name and the id's first 4 digits,
+/// more where `taken` says another container has that name (stopped ones keep theirs: 4 hex
+/// digits met a stopped container's name after a few hundred runs).
+fn generated_name(image: &str, id: &str, taken: impl Fn(&str) -> bool) -> String {
+    let name = |digits: usize| {
+        format!(
+            "{}-{}",
+            image.replace('/', "-"),
+            &id[..digits.min(id.len())]
+        )
+    };
+    [4, 6, 8, 12]
+        .into_iter()
+        .map(name)
+        .find(|n| !taken(n))
+        .unwrap_or_else(|| name(id.len()))
+}
+
 /// A container's line in the /etc/hosts of the others on the bridge.
 fn hosts_entry(record: &Record, address: Ipv4Addr) -> HostsEntry {
     let mut names = vec![record.name.clone(), record.id.chars().take(12).collect()];
@@ -734,10 +752,6 @@ impl Engine {
         }
         let env = merge_env(run.env.clone().unwrap_or_default(), &spec.env);
         let id = new_id()?;
-        let name = spec
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("{}-{}", image.reference.name.replace('/', "-"), &id[..4]));
         let root = self.rootfs_of(images, &image)?;
         for mount in mounts.iter().filter(|m| m.fill_from_image) {
             crate::volumes::fill_from_image(&mount.source, &root, &mount.target).map_err(|e| {
@@ -749,7 +763,12 @@ impl Engine {
         }
         let record = {
             let mut records = lock(&self.records);
-            if records.values().any(|r| r.name == name) {
+            let taken = |name: &str| records.values().any(|r| r.name == name);
+            let name = match &spec.name {
+                Some(name) => name.clone(),
+                None => generated_name(&image.reference.name, &id, taken),
+            };
+            if taken(&name) {
                 return Err(ApiError::new(
                     ErrorKind::AlreadyExists,
                     format!("a container named `{name}` exists already"),
@@ -1416,6 +1435,24 @@ enum Stdio {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_generated_name_takes_more_of_the_id_where_another_has_it() {
+        let id = "82ef1234abcd5678";
+        assert_eq!(
+            generated_name("library/busybox", id, |_| false),
+            "library-busybox-82ef"
+        );
+        let taken = ["web-82ef", "web-82ef12"];
+        assert_eq!(
+            generated_name("web", id, |n| taken.contains(&n)),
+            "web-82ef1234"
+        );
+        assert_eq!(
+            generated_name("web", id, |n| n != "web-82ef1234abcd5678"),
+            "web-82ef1234abcd5678"
+        );
+    }
 
     fn words(text: &str) -> Vec<String> {
         text.split_whitespace().map(str::to_owned).collect()
