@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use berth_api::error::{ApiError, ErrorKind};
 use berth_api::network::MacAddress;
@@ -38,9 +38,10 @@ struct State {
     network: Option<BridgeNetwork>,
     /// How many running containers and VMs are on it.
     members: usize,
-    /// How many joins there have been: a teardown waiting out the linger is called off by a
-    /// join that came since.
-    joins: u64,
+    /// Since when nothing has been on it (while it lingers).
+    idle_since: Option<Instant>,
+    /// A thread is waiting out the linger (one at a time, however many runs come and go).
+    reaper: bool,
     /// The VMs' cards and their addresses, which the DHCP server gives out.
     table: Table,
     /// The VMs' names, by card.
@@ -86,7 +87,7 @@ impl Bridge {
         };
         state.network = Some(network.clone());
         state.members += 1;
-        state.joins += 1;
+        state.idle_since = None;
         Ok(network)
     }
 
@@ -99,20 +100,40 @@ impl Bridge {
 
     fn leave_locked(&self, state: &mut State) {
         state.members = state.members.saturating_sub(1);
-        if state.members == 0 && state.network.is_some() {
-            let joins = state.joins;
-            let shared = Arc::clone(&self.state);
-            std::thread::spawn(move || {
-                std::thread::sleep(NETWORK_LINGER);
-                let mut state = shared.lock().unwrap_or_else(PoisonError::into_inner);
-                if state.members == 0 && state.joins == joins {
-                    Self::take_down(&mut state);
-                }
-            });
+        if state.members != 0 || state.network.is_none() {
+            return;
         }
+        state.idle_since = Some(Instant::now());
+        if state.reaper {
+            return;
+        }
+        state.reaper = true;
+        let shared = Arc::clone(&self.state);
+        std::thread::spawn(move || {
+            let mut wait = NETWORK_LINGER;
+            loop {
+                std::thread::sleep(wait);
+                let mut state = shared.lock().unwrap_or_else(PoisonError::into_inner);
+                match state.idle_since.map(|since| since.elapsed()) {
+                    // Idle again since, after a member came and went: wait out the rest.
+                    Some(idle) if idle < NETWORK_LINGER => wait = NETWORK_LINGER - idle,
+                    Some(_) => {
+                        Self::take_down(&mut state);
+                        state.reaper = false;
+                        break;
+                    }
+                    // In use again.
+                    None => {
+                        state.reaper = false;
+                        break;
+                    }
+                }
+            }
+        });
     }
 
     fn take_down(state: &mut State) {
+        state.idle_since = None;
         state.dhcp = None;
         if let Some(network) = state.network.take() {
             network.close();

@@ -1,5 +1,4 @@
-//! The networks the window's forms offer, in words for people, and where a published port
-//! opens in a browser.
+//! The networks the window's forms offer, in words for people.
 
 use std::fmt;
 use std::path::Path;
@@ -11,14 +10,17 @@ use berth_api::network::{ContainerNetwork, VmNetwork};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Choice<T>(pub T);
 
-/// What the New VM wizard offers: NAT first, as every peer puts a new VM; with the system
-/// daemon, the bridges this host has too (`sys_class_net`: where to look, /sys/class/net).
+/// The networks every VM can be on: NAT first, as every peer puts a new VM.
+pub const VM_NETWORKS: [Choice<VmNetwork>; 3] = [
+    Choice(VmNetwork::Nat),
+    Choice(VmNetwork::Bridge),
+    Choice(VmNetwork::None),
+];
+
+/// What the New VM wizard offers: [`VM_NETWORKS`]; with the system daemon, the bridges this
+/// host has too (`sys_class_net`: where to look, /sys/class/net).
 pub fn vm_choices(mode: DaemonMode, sys_class_net: &Path) -> Vec<Choice<VmNetwork>> {
-    let mut choices = vec![
-        Choice(VmNetwork::Nat),
-        Choice(VmNetwork::Bridge),
-        Choice(VmNetwork::None),
-    ];
+    let mut choices = VM_NETWORKS.to_vec();
     if mode == DaemonMode::System {
         let mut bridges: Vec<String> = std::fs::read_dir(sys_class_net)
             .into_iter()

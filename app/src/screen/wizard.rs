@@ -23,7 +23,7 @@ use iced::widget::{
 };
 use iced::{Element, Length};
 
-use crate::data::networks::Choice;
+use crate::data::networks::{Choice, VM_NETWORKS};
 use crate::theme::danger;
 use crate::widget::form::field;
 use crate::widget::gauge::gauge;
@@ -165,11 +165,7 @@ impl Wizard {
             initrd: String::new(),
             cmdline: "console=ttyS0".into(),
             network: VmNetwork::Nat,
-            networks: vec![
-                Choice(VmNetwork::Nat),
-                Choice(VmNetwork::Bridge),
-                Choice(VmNetwork::None),
-            ],
+            networks: VM_NETWORKS.to_vec(),
             forwards: String::new(),
             iso: String::new(),
             iso_state: IsoState::Unknown,

@@ -566,7 +566,11 @@ impl Net {
             let mut header = [0u8; HEADER_LEN];
             let frame = if self.tap {
                 let (tap_header, frame) = frame.split_at(HEADER_LEN.min(frame.len()));
-                header[..tap_header.len()].copy_from_slice(tap_header);
+                // A driver that took no GUEST_CSUM gets a header of zeros (virtio 1.2
+                // 5.1.6.4.1: the TAP still marks checksums it verified DATA_VALID).
+                if self.acked & F_GUEST_CSUM != 0 {
+                    header[..tap_header.len()].copy_from_slice(tap_header);
+                }
                 frame
             } else {
                 frame
@@ -1153,6 +1157,31 @@ mod tests {
         tx.submit(&mem, &[Buf(0x10000, bytes.len() as u32, false)]);
         net.process_queue(TX_QUEUE).unwrap();
         assert_eq!(net.dropped().tx_malformed, 1);
+        // Without GUEST_TSO but with GUEST_CSUM the TAP's header passes; a driver without
+        // GUEST_CSUM gets zeros.
+        drop(net);
+        for (acked, expected_flags) in [(F_GUEST_CSUM, 2u8), (0, 0)] {
+            let (ours, peer) = UnixDatagram::pair().unwrap();
+            let mut net =
+                Net::new(MAC, Peer::Tap(File::from(std::os::fd::OwnedFd::from(ours)))).unwrap();
+            let mem = guest_memory();
+            let (mut rx, tx) = (Ring::new(0), Ring::new(TX_BASE));
+            net.activate(Activation {
+                mem: mem.clone(),
+                interrupt: Arc::new(CountingSink::default()),
+                queues: vec![rx.queue(), tx.queue()],
+                acked_features: VIRTIO_F_VERSION_1 | acked,
+            })
+            .unwrap();
+            let mut bytes = vec![2u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+            bytes.extend_from_slice(&ethernet(60, 3));
+            peer.send(&bytes).unwrap();
+            net.process_peer().unwrap();
+            rx.submit(&mem, &[Buf(0x30000, 2048, true)]);
+            net.process_queue(RX_QUEUE).unwrap();
+            assert_eq!(rx.used_idx(&mem), 1);
+            assert_eq!(read_bytes(&mem, 0x30000, 1), [expected_flags]);
+        }
         let (stream, _) = UnixStream::pair().unwrap();
         let passt = Net::new(MAC, Peer::Stream(stream)).unwrap();
         assert_eq!(passt.features() & TAP_OFFLOADS, 0);
