@@ -1788,3 +1788,88 @@ fn a_desk_users_build_reaches_their_ssh_agent_and_keeps_no_key() {
         "{said}"
     );
 }
+
+/// A desk user's build ADDs a git repository (served by `git daemon` on loopback): a tag's
+/// checkout, its files' modes kept, no `.git`; the rootless daemon's git fetches it.
+#[test]
+fn a_desk_users_build_adds_a_git_repository() {
+    let Some((user, dir, daemon)) = desk_daemon_with_busybox() else {
+        return;
+    };
+    let git = |cwd: &Path, args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(cwd)
+            .args(["-c", "user.name=Berth", "-c", "user.email=berth@localhost"])
+            .args(args)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .output()
+            .expect("git");
+        assert!(out.status.success(), "git {args:?}: {}", text(&out).1);
+    };
+    let work = dir.path().join("git-work");
+    std::fs::create_dir_all(&work).unwrap();
+    git(&work, &["init", "-q", "-b", "main"]);
+    std::fs::write(work.join("README"), "one\n").unwrap();
+    std::fs::write(work.join("run.sh"), "echo run\n").unwrap();
+    std::fs::set_permissions(
+        work.join("run.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-q", "-m", "one"]);
+    git(&work, &["tag", "v1"]);
+    std::fs::write(work.join("README"), "two\n").unwrap();
+    git(&work, &["commit", "-q", "-am", "two"]);
+    let repos = dir.path().join("git-repos");
+    std::fs::create_dir_all(&repos).unwrap();
+    git(
+        &repos,
+        &["clone", "-q", "--bare", work.to_str().unwrap(), "app.git"],
+    );
+    let port = berth_e2e::net::free_port();
+    let _server = common::xvfb::Killed(
+        std::process::Command::new("git")
+            .args([
+                "daemon",
+                "--reuseaddr",
+                "--export-all",
+                "--listen=127.0.0.1",
+            ])
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", repos.display()))
+            .arg(&repos)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("git daemon"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "no git daemon");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ctx = dir.path().join(user.name).join("git-app");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM busybox\nADD git://127.0.0.1:{port}/app.git#v1 /app\n"),
+    )
+    .unwrap();
+    user.own(&ctx);
+    run_ok(&daemon, &["build", "-t", "gitapp", ctx.to_str().unwrap()]);
+    let shown = run_ok(
+        &daemon,
+        &[
+            "run",
+            "--rm",
+            "gitapp",
+            "sh",
+            "-c",
+            "cat /app/README; busybox stat -c '%a %u' /app/run.sh; busybox ls -a /app",
+        ],
+    );
+    assert_eq!(shown, "one\n755 0\n.\n..\nREADME\nrun.sh\n");
+}
