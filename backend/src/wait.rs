@@ -25,7 +25,10 @@ pub async fn container_wait(
     let result = match daemon.engine.inspect(&container) {
         Err(error) => Err(error),
         Ok(info) => {
-            // Subscribed before the first look, so its end cannot slip between.
+            // Subscribed before the first look, so its end cannot slip between. The event is
+            // what says it ended: berthd tells it (its state saved) a moment before it drops
+            // the container from those running, so looking again at once could still find it
+            // running and wait out LOOK_AGAIN for nothing.
             let mut changes = daemon.events.subscribe();
             while daemon.engine.is_running(&info.id) {
                 let ended = async {
@@ -43,7 +46,9 @@ pub async fn container_wait(
                         }
                     }
                 };
-                let _ = tokio::time::timeout(LOOK_AGAIN, ended).await;
+                if tokio::time::timeout(LOOK_AGAIN, ended).await.is_ok() {
+                    break;
+                }
             }
             daemon.engine.inspect(&info.id).map(Reply::Container)
         }

@@ -32,7 +32,7 @@ pub async fn run(
         }
         Command::Logs { follow, container } => {
             let wait = follow.then(|| client.container_wait(&container));
-            follow_output(client, &container, wait).await
+            follow_output(client, &container, wait).await.map(drop)
         }
         Command::Attach { container } => attach(client, &container).await,
         Command::Port { container } => {
@@ -198,13 +198,13 @@ async fn run_container(client: &Client, out: &Output, args: RunArgs) -> Result<(
         // Detached, berthd keeps its terminal or stdin for `attach`.
         attachable: args.detach && (args.tty || args.interactive),
     };
-    let info = if args.detach {
+    let (info, ended) = if args.detach {
         let info = client.run(spec).await?;
         return out.show(&info, id);
     } else if args.tty {
         let (info, master) = client.run_with_terminal(spec).await?;
         crate::terminal::attach(master, args.interactive).await?;
-        info
+        (info, None)
     } else if args.interactive {
         let (info, stdin) = client.run_with_stdin(spec).await?;
         // Our stdin into its pipe until it ends (the container then reads EOF), while its
@@ -213,20 +213,20 @@ async fn run_container(client: &Client, out: &Output, args: RunArgs) -> Result<(
             let mut pipe = std::fs::File::from(stdin);
             let _ = std::io::copy(&mut std::io::stdin().lock(), &mut pipe);
         });
-        follow_output(client, &info.id, Some(client.container_wait(&info.id))).await?;
-        info
+        let ended = follow_output(client, &info.id, Some(client.container_wait(&info.id))).await?;
+        (info, ended)
     } else {
         let info = client.run(spec).await?;
-        follow_output(client, &info.id, Some(client.container_wait(&info.id))).await?;
-        info
+        let ended = follow_output(client, &info.id, Some(client.container_wait(&info.id))).await?;
+        (info, ended)
     };
     if args.rm {
-        let ended = exit_of(client, &info).await;
+        let exit = exit_of(client, &info, ended).await;
         // Its anonymous volumes with it, as `docker run --rm` removes them.
         client.container_rm(&info.id, true, true).await?;
-        return ended;
+        return exit;
     }
-    exit_of(client, &info).await
+    exit_of(client, &info, ended).await
 }
 
 /// `attach`: a kept terminal joined to ours until the container ends or Ctrl-P Ctrl-Q leaves
@@ -257,38 +257,41 @@ async fn attach(client: &Client, container: &str) -> Result<(), Failure> {
                 let _ = std::io::copy(&mut std::io::stdin().lock(), &mut pipe);
             });
         }
-        follow_log(log, Some(client.container_wait(&info.id))).await?;
+        let ended = follow_log(log, Some(client.container_wait(&info.id))).await?;
+        return exit_of(client, &info, ended).await;
     }
-    exit_of(client, &info).await
+    exit_of(client, &info, None).await
 }
 
 /// How a container that is ending ended, as an exit status of ours: its code, 137 and a word
-/// when the OOM killer ended it.
-async fn exit_of(client: &Client, info: &ContainerInfo) -> Result<(), Failure> {
-    // Its terminal or its log has ended: it is ending; its state says how.
+/// when the OOM killer ended it. `ended` is what berthd's wait answered when there was one;
+/// else its terminal has ended, so it is ending, and its state (looked at until it has
+/// stopped) says how.
+async fn exit_of(
+    client: &Client,
+    info: &ContainerInfo,
+    ended: Option<ContainerInfo>,
+) -> Result<(), Failure> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut ended = ended.map(|c| c.state);
     let state = loop {
-        let state = client
-            .ps(true)
-            .await?
-            .into_iter()
-            .find(|c| c.id == info.id)
-            .map(|c| c.state);
-        if !state.as_ref().is_some_and(ContainerState::is_running)
-            || std::time::Instant::now() > deadline
-        {
+        let state = match ended.take() {
+            Some(state) => state,
+            None => client.container_inspect(&info.id).await?.state,
+        };
+        if !state.is_running() || std::time::Instant::now() > deadline {
             break state;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     };
     match state {
-        Some(ContainerState::Stopped {
+        ContainerState::Stopped {
             exit_code: Some(0), ..
-        }) => Ok(()),
-        Some(ContainerState::Stopped {
+        } => Ok(()),
+        ContainerState::Stopped {
             exit_code: Some(code),
             oom_killed,
-        }) => {
+        } => {
             if oom_killed {
                 eprintln!(
                     "berthctl: container {} was killed: out of memory",
@@ -571,11 +574,12 @@ const FOLLOW_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50
 /// Writes a container's output to our stdout byte for byte, read from its log file (which
 /// berthd hands over, so nothing passes through it): what there is, and with `wait` (a
 /// `ContainerWait` call) what comes until the container has stopped.
+/// With `wait`, until it answers, and then with its answer: how the container ended.
 async fn follow_output(
     client: &Client,
     container: &str,
     wait: Option<impl std::future::Future<Output = Result<ContainerInfo, ClientError>>>,
-) -> Result<(), Failure> {
+) -> Result<Option<ContainerInfo>, Failure> {
     let log = std::fs::File::from(client.log_file(container).await?);
     follow_log(log, wait).await
 }
@@ -584,7 +588,7 @@ async fn follow_output(
 async fn follow_log(
     mut log: std::fs::File,
     wait: Option<impl std::future::Future<Output = Result<ContainerInfo, ClientError>>>,
-) -> Result<(), Failure> {
+) -> Result<Option<ContainerInfo>, Failure> {
     let mut copy = || -> Result<(), Failure> {
         let mut stdout = std::io::stdout().lock();
         match std::io::copy(&mut log, &mut stdout).and_then(|_| stdout.flush()) {
@@ -595,16 +599,16 @@ async fn follow_log(
         }
     };
     let Some(wait) = wait else {
-        return copy();
+        return copy().map(|()| None);
     };
     tokio::pin!(wait);
     loop {
         copy()?;
         tokio::select! {
             ended = &mut wait => {
-                ended?;
+                let ended = ended?;
                 // Everything it wrote is in the file now.
-                return copy();
+                return copy().map(|()| Some(ended));
             }
             _ = tokio::time::sleep(FOLLOW_INTERVAL) => {}
         }
