@@ -3,6 +3,12 @@
 //! `BERTH_VMM_SECCOMP=log`). A call outside its role's list raises SIGSYS; the handler writes
 //! which call on which thread and ends berth-vmm as crashed, so berthd shows the reason.
 //!
+//! Opening a file is refused with EACCES on every thread rather than stopping the VM: glibc's
+//! malloc opens `/proc/sys/vm/overcommit_memory` the first time any thread gives heap back to
+//! the system (which thread that is depends on what the guest did), and the jail holds no
+//! such file anyway. (Two programs do it: the role's list, and one answering opens with
+//! EACCES; the kernel takes the stricter answer of the two.)
+//!
 //! A thread installs its filter as it starts ([`apply`]); threads started afterwards inherit
 //! it on top of their own, so the thread that starts the vCPUs installs its own only after
 //! (`Vm::run`).
@@ -30,6 +36,8 @@ pub enum ThreadRole {
     SerialIn,
     /// The display notices to berthd.
     DisplayNotices,
+    /// The firmware's screen: reads guest RAM into the display's framebuffer.
+    BootScreen,
 }
 
 impl ThreadRole {
@@ -42,17 +50,19 @@ impl ThreadRole {
             ThreadRole::Control => "control",
             ThreadRole::SerialIn => "serial-in",
             ThreadRole::DisplayNotices => "display-notices",
+            ThreadRole::BootScreen => "boot-screen",
         }
     }
 
     /// Every role, for finding one by its code.
-    const ALL: [ThreadRole; 6] = [
+    const ALL: [ThreadRole; 7] = [
         ThreadRole::Main,
         ThreadRole::Vcpu,
         ThreadRole::Device,
         ThreadRole::Control,
         ThreadRole::SerialIn,
         ThreadRole::DisplayNotices,
+        ThreadRole::BootScreen,
     ];
 
     fn code(self) -> u8 {
@@ -173,6 +183,14 @@ fn role_calls(role: ThreadRole) -> &'static [i64] {
             libc::SYS_rseq,
             libc::SYS_prctl,
         ],
+        // Guest RAM and the framebuffer's memfd are mapped and the notices are another
+        // thread's: beyond starting a thread, only growing the memfd for a larger mode.
+        ThreadRole::BootScreen => &[
+            libc::SYS_ftruncate,
+            libc::SYS_set_robust_list,
+            libc::SYS_rseq,
+            libc::SYS_prctl,
+        ],
     }
 }
 
@@ -195,26 +213,55 @@ impl Enforcement {
     }
 }
 
+/// Calls answered with EACCES on every thread (see the module's documentation).
+const REFUSED: &[i64] = &[libc::SYS_open, libc::SYS_openat];
+
+/// A role's compiled filter: its calls allowed (and the refused ones let through to the
+/// second program), the rest trapped or logged; and the refusal of opens.
+pub struct Filter {
+    calls: BpfProgram,
+    refusals: BpfProgram,
+}
+
+impl Filter {
+    /// In the order they are installed: the refusals first, which let `seccomp(2)` through for
+    /// the role's list after it.
+    fn programs(&self) -> [&BpfProgram; 2] {
+        [&self.refusals, &self.calls]
+    }
+}
+
 /// The compiled filter of `role`.
-pub fn filter(role: ThreadRole, enforcement: Enforcement) -> Result<BpfProgram, SandboxError> {
+pub fn filter(role: ThreadRole, enforcement: Enforcement) -> Result<Filter, SandboxError> {
     let failed = |reason: String| SandboxError::Seccomp {
         role: role.name(),
         reason,
     };
-    let rules: BTreeMap<i64, Vec<SeccompRule>> = COMMON
-        .iter()
-        .chain(role_calls(role))
-        .map(|&call| (call, Vec::new()))
-        .collect();
+    let compile = |calls: &mut dyn Iterator<Item = &i64>, mismatch, matched| {
+        let rules: BTreeMap<i64, Vec<SeccompRule>> =
+            calls.map(|&call| (call, Vec::new())).collect();
+        let filter = SeccompFilter::new(rules, mismatch, matched, TargetArch::x86_64)
+            .map_err(|e| failed(e.to_string()))?;
+        filter
+            .try_into()
+            .map_err(|e: seccompiler::BackendError| failed(e.to_string()))
+    };
     let mismatch = match enforcement {
         Enforcement::Trap => SeccompAction::Trap,
         Enforcement::Log => SeccompAction::Log,
     };
-    let filter = SeccompFilter::new(rules, mismatch, SeccompAction::Allow, TargetArch::x86_64)
-        .map_err(|e| failed(e.to_string()))?;
-    filter
-        .try_into()
-        .map_err(|e: seccompiler::BackendError| failed(e.to_string()))
+    Ok(Filter {
+        calls: compile(
+            &mut COMMON.iter().chain(role_calls(role)).chain(REFUSED),
+            mismatch,
+            SeccompAction::Allow,
+        )?,
+        refusals: compile(
+            &mut REFUSED.iter(),
+            SeccompAction::Allow,
+            SeccompAction::Errno(libc::EACCES as u32),
+        )?,
+    })
 }
 
 thread_local! {
@@ -227,7 +274,7 @@ pub fn apply(role: ThreadRole, enforcement: Enforcement) -> Result<(), SandboxEr
     install(role, &filter(role, enforcement)?)
 }
 
-/// Installs `program`, `role`'s compiled filter, on the calling thread (no allocation: safe
+/// Installs `filter`, `role`'s compiled filter, on the calling thread (no allocation: safe
 /// in a child forked from threads).
 ///
 /// With `SECCOMP_FILTER_FLAG_SPEC_ALLOW`: by default a kernel whose speculation mitigations are
@@ -238,8 +285,22 @@ pub fn apply(role: ThreadRole, enforcement: Enforcement) -> Result<(), SandboxEr
 /// guest runs in guest mode, with its own speculation controls), so the sandbox keeps the
 /// mitigations the system chose for all processes (`spec_store_bypass_disable=on`,
 /// `spectre_v2_user=on` still apply).
-pub fn install(role: ThreadRole, program: &BpfProgram) -> Result<(), SandboxError> {
+pub fn install(role: ThreadRole, filter: &Filter) -> Result<(), SandboxError> {
     ROLE.with(|r| r.set(role.code()));
+    // SAFETY: as the call below's; no new privileges is needed once, before the first.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(SandboxError::Seccomp {
+            role: role.name(),
+            reason: std::io::Error::last_os_error().to_string(),
+        });
+    }
+    for program in filter.programs() {
+        install_program(role, program)?;
+    }
+    Ok(())
+}
+
+fn install_program(role: ThreadRole, program: &BpfProgram) -> Result<(), SandboxError> {
     let failed = |reason: String| SandboxError::Seccomp {
         role: role.name(),
         reason,
@@ -256,13 +317,12 @@ pub fn install(role: ThreadRole, program: &BpfProgram) -> Result<(), SandboxErro
     // SAFETY: prctl with integer arguments; seccomp reads `fprog` and the program it points
     // to, both alive for the call, and copies them into the kernel.
     let installed = unsafe {
-        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
-            && libc::syscall(
-                libc::SYS_seccomp,
-                libc::SECCOMP_SET_MODE_FILTER,
-                libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW,
-                &fprog as *const libc::sock_fprog,
-            ) == 0
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+            &fprog as *const libc::sock_fprog,
+        ) == 0
     };
     if installed {
         Ok(())
@@ -349,7 +409,8 @@ mod tests {
     fn every_role_compiles_in_both_modes() {
         for role in ThreadRole::ALL {
             for enforcement in [Enforcement::Trap, Enforcement::Log] {
-                assert!(!filter(role, enforcement).unwrap().is_empty());
+                let filter = filter(role, enforcement).unwrap();
+                assert!(filter.programs().iter().all(|p| !p.is_empty()));
             }
             assert_eq!(ThreadRole::from_code(role.code()), role.name());
         }
@@ -378,6 +439,38 @@ mod tests {
             nix::unistd::ForkResult::Parent { child } => {
                 let status = nix::sys::wait::waitpid(child, None).unwrap();
                 assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 77));
+            }
+        }
+    }
+
+    #[test]
+    fn opening_a_file_is_refused_not_trapped() {
+        // As glibc's malloc does on whichever thread first gives heap back (in a child: the
+        // filter stays with the process).
+        let program = filter(ThreadRole::BootScreen, Enforcement::Trap).unwrap();
+        // SAFETY: the child only installs the handler and filter, makes calls and exits.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                let code = (|| {
+                    install_reporter(77).ok()?;
+                    install(ThreadRole::BootScreen, &program).ok()?;
+                    let path = c"/proc/sys/vm/overcommit_memory";
+                    // SAFETY: a plain open of a NUL-terminated path; refused before it opens.
+                    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY) };
+                    let errno = std::io::Error::last_os_error().raw_os_error();
+                    Some(if fd < 0 && errno == Some(libc::EACCES) {
+                        0
+                    } else {
+                        1
+                    })
+                })()
+                .unwrap_or(2);
+                // SAFETY: ends the child at once.
+                unsafe { libc::_exit(code) }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                let status = nix::sys::wait::waitpid(child, None).unwrap();
+                assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0));
             }
         }
     }
