@@ -17,6 +17,10 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend as _};
 use crate::GuestMemory;
 use crate::framebuffer::{self, FramebufferWriter, MAX_DIMENSION, Rect};
 
+mod boot_screen;
+
+pub use boot_screen::{BootScreenState, GuestFramebuffer, GuestFramebufferError};
+
 /// Virtio device ID of a GPU.
 pub const DEVICE_TYPE_GPU: u32 = 16;
 /// `VIRTIO_GPU_F_EDID`: the device answers GET_EDID.
@@ -277,6 +281,8 @@ pub struct Gpu {
     framebuffer: FramebufferWriter,
     events: Option<EventSink>,
     events_read: u32,
+    /// What the screen shows before the driver's scanout.
+    boot_screen: boot_screen::BootScreen,
 }
 
 /// Little-endian field readers over a request already known to be long enough; a short slice
@@ -324,6 +330,7 @@ impl Gpu {
             framebuffer,
             events: None,
             events_read: 0,
+            boot_screen: boot_screen::BootScreen::Waiting,
         })
     }
 
@@ -335,6 +342,82 @@ impl Gpu {
     /// The shared framebuffer (its fd goes to the window).
     pub fn framebuffer(&self) -> &FramebufferWriter {
         &self.framebuffer
+    }
+
+    /// The firmware set up `framebuffer` in guest RAM: the screen shows it (at each
+    /// [`Gpu::refresh_boot_screen`]) until the driver shows a scanout. Ignored while the driver
+    /// shows one.
+    pub fn show_boot_framebuffer(
+        &mut self,
+        framebuffer: GuestFramebuffer,
+    ) -> Result<(), GuestFramebufferError> {
+        framebuffer.check()?;
+        if self.scanout.is_none() {
+            self.boot_screen = boot_screen::BootScreen::Showing {
+                framebuffer,
+                seen: Vec::new(),
+                fresh: Vec::new(),
+            };
+        }
+        Ok(())
+    }
+
+    /// Whether the screen shows the firmware's framebuffer now.
+    pub fn boot_screen_shown(&self) -> bool {
+        matches!(self.boot_screen, boot_screen::BootScreen::Showing { .. })
+    }
+
+    /// Publishes what changed in the firmware's framebuffer since the last look.
+    pub fn refresh_boot_screen(&mut self, mem: &GuestMemory) -> BootScreenState {
+        let (framebuffer, mut seen, mut fresh) = match &mut self.boot_screen {
+            boot_screen::BootScreen::Waiting => return BootScreenState::Waiting,
+            boot_screen::BootScreen::Over => return BootScreenState::Over,
+            boot_screen::BootScreen::Showing {
+                framebuffer,
+                seen,
+                fresh,
+            } => (*framebuffer, std::mem::take(seen), std::mem::take(fresh)),
+        };
+        let format = Format::B8G8R8X8 as u32;
+        if self.framebuffer.mode() != (framebuffer.width, framebuffer.height, format) {
+            if self
+                .framebuffer
+                .resize(framebuffer.width, framebuffer.height, format)
+                .is_err()
+            {
+                self.boot_screen = boot_screen::BootScreen::Over;
+                return BootScreenState::Over;
+            }
+            // A new mode starts black: every row is news.
+            seen.clear();
+            let event = boot_screen::mode_event(&framebuffer, self.framebuffer.generation());
+            self.emit(event);
+        }
+        if !boot_screen::read(mem, &framebuffer, &mut fresh) {
+            // Not (or no longer) in guest RAM.
+            self.boot_screen = boot_screen::BootScreen::Over;
+            return BootScreenState::Over;
+        }
+        let changed = boot_screen::changed_rows(&framebuffer, &fresh, &seen);
+        if let Some(rect) = changed {
+            if self
+                .framebuffer
+                .update(rect, &fresh, framebuffer.stride as usize)
+                .is_ok()
+            {
+                let frame = self.framebuffer.frame();
+                self.emit(DisplayEvent::Damage { rect, frame });
+            }
+            std::mem::swap(&mut seen, &mut fresh);
+        }
+        self.boot_screen = boot_screen::BootScreen::Showing {
+            framebuffer,
+            seen,
+            fresh,
+        };
+        BootScreenState::Showing {
+            changed: changed.is_some(),
+        }
     }
 
     /// Sends display events to `sink` from now on.
@@ -591,6 +674,8 @@ impl Gpu {
             resource_id: id,
             rect,
         });
+        // The driver has the screen: the firmware's framebuffer is not shown again.
+        self.boot_screen = boot_screen::BootScreen::Over;
         // Page flips point the scanout at another resource of the same mode on every frame:
         // only a real mode change (or a display coming back) is news to the window.
         if !was_enabled || generation != self.framebuffer.generation() {

@@ -11,17 +11,25 @@
 //! - fw_cfg ([`crate::devices::fw_cfg`]) with the RAM map (`etc/e820`), the vCPU count, the
 //!   ACPI tables to place and link ([`crate::acpi::build_firmware_tables`]; the firmware finds
 //!   the virtio-mmio disks in their DSDT), the serial console it talks through when there is no
-//!   VGA (`etc/sercon-port`), and which disk to boot first (`bootorder`).
+//!   VGA (`etc/sercon-port`), and which disk to boot first (`bootorder`);
+//! - for a VM with a screen, SeaBIOS's VGA BIOS for QEMU's ramfb as an option ROM, and the
+//!   writable `etc/ramfb` it tells where its framebuffer is ([`crate::devices::ramfb`]): the
+//!   firmware's and the boot loaders' text then reaches the screen as pixels, and the serial
+//!   console still has it (SeaBIOS's console then writes to both).
 //!
 //! The image's bytes are checked only for size: it is the user's chosen firmware.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use berth_display::gpu::GuestFramebuffer;
 
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 
 use crate::acpi::{self, AcpiConfig, AcpiError, VirtioMmioDevice};
 use crate::devices::fw_cfg::{self, FwCfg, FwCfgError};
 use crate::devices::legacy::serial::COM1_PORT;
+use crate::devices::ramfb;
 
 /// Where the firmware image ends: the 4 GiB boundary, so the reset vector (16 bytes below)
 /// is in it.
@@ -55,7 +63,34 @@ pub struct FirmwareBoot {
     /// The base address of the virtio-mmio disk to boot first; `None` leaves the firmware's
     /// own order (the disks in the order they were found).
     pub boot_device: Option<u32>,
+    /// The VM's screen, for a VM that has one.
+    pub screen: Option<FirmwareScreen>,
 }
+
+/// What the firmware draws its screen with, and who hears where.
+#[derive(Clone)]
+pub struct FirmwareScreen {
+    /// SeaBIOS's VGA BIOS for ramfb (Debian's `vgabios-ramfb.bin`).
+    pub vga_bios: PathBuf,
+    /// Told each framebuffer the firmware sets up (the display shows it).
+    pub shown: Arc<dyn Fn(GuestFramebuffer) + Send + Sync>,
+}
+
+impl std::fmt::Debug for FirmwareScreen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FirmwareScreen")
+            .field("vga_bios", &self.vga_bios)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for FirmwareScreen {
+    fn eq(&self, other: &Self) -> bool {
+        self.vga_bios == other.vga_bios && Arc::ptr_eq(&self.shown, &other.shown)
+    }
+}
+
+impl Eq for FirmwareScreen {}
 
 /// Errors while preparing a firmware boot.
 #[derive(Debug, thiserror::Error, displaydoc::Display)]
@@ -73,6 +108,13 @@ pub enum FirmwareError {
         path: PathBuf,
         /// Its size.
         len: u64,
+    },
+    /// cannot read the VGA BIOS {path}: {source}
+    ReadVgaBios {
+        /// The VGA BIOS's path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
     },
     /// the firmware's ACPI tables: {0}
     Acpi(#[from] AcpiError),
@@ -124,9 +166,26 @@ pub fn prepare(
     device.add_file(acpi::FW_CFG_RSDP_FILE, tables.rsdp)?;
     device.add_file(acpi::FW_CFG_TABLES_FILE, tables.tables)?;
     device.add_file(acpi::FW_CFG_LOADER_FILE, tables.loader)?;
-    // There is no VGA the firmware can drive (the display is virtio-gpu): its screen, and the
-    // boot loaders' menus, go to COM1, Berth's serial console.
+    // The firmware's console, and the boot loaders' menus, go to COM1, Berth's serial console;
+    // with a VGA BIOS too (SeaBIOS's "split mode"), to the screen as well.
     device.add_file("etc/sercon-port", COM1_PORT.to_le_bytes().to_vec())?;
+    if let Some(screen) = &boot.screen {
+        let vga_bios =
+            std::fs::read(&screen.vga_bios).map_err(|source| FirmwareError::ReadVgaBios {
+                path: screen.vga_bios.clone(),
+                source,
+            })?;
+        device.add_file(ramfb::VGA_BIOS_FILE, vga_bios)?;
+        let shown = Arc::clone(&screen.shown);
+        device.add_writable_file(
+            ramfb::RAMFB_FILE,
+            vec![0; ramfb::CONFIG_LEN],
+            Box::new(move |config| match ramfb::parse(config) {
+                Ok(framebuffer) => shown(framebuffer),
+                Err(e) => log::warn!("{e}"),
+            }),
+        )?;
+    }
     // With nothing bootable the firmware says so and waits, rather than resetting every
     // minute (a reset would start the VM again and again).
     device.add_file("etc/boot-fail-wait", u32::MAX.to_le_bytes().to_vec())?;
@@ -204,6 +263,7 @@ mod tests {
             }],
             power_button_gsi: None,
             boot_device,
+            screen: None,
         }
     }
 
@@ -284,5 +344,71 @@ mod tests {
         for name in ["etc/acpi/rsdp", "etc/acpi/tables", "etc/table-loader"] {
             assert!(read_file(device, name).is_some(), "{name}");
         }
+    }
+
+    #[test]
+    fn a_screen_gets_the_vga_bios_and_hears_of_the_framebuffer() {
+        use std::sync::Mutex;
+        let dir = tempfile::tempdir().unwrap();
+        let memory = create_guest_memory(16 << 20).unwrap();
+        let vga_bios = dir.path().join("vgabios-ramfb.bin");
+        std::fs::write(&vga_bios, b"\x55\xaaVGA").unwrap();
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&heard);
+        let mut firmware = boot(firmware_file(dir.path(), 128 << 10), None);
+        firmware.screen = Some(FirmwareScreen {
+            vga_bios,
+            shown: Arc::new(move |framebuffer| sink.lock().unwrap().push(framebuffer)),
+        });
+        let mut prepared = prepare(&memory, &firmware, 1).unwrap();
+        let device = &mut prepared.fw_cfg;
+        assert_eq!(
+            read_file(device, "vgaroms/vgabios-ramfb.bin").unwrap(),
+            b"\x55\xaaVGA"
+        );
+        assert_eq!(read_file(device, "etc/ramfb").unwrap(), [0; 28]);
+        // SeaBIOS's VGA BIOS writes its framebuffer's place with one DMA write.
+        let key = 0x20
+            + (0..)
+                .find(|i| {
+                    device.write(0, &fw_cfg::key::FILE_DIR.to_le_bytes());
+                    let mut dir = vec![0u8; 4 + 64 * (i + 1)];
+                    device.read(1, &mut dir);
+                    dir[4 + 64 * i + 8..].starts_with(b"etc/ramfb\0")
+                })
+                .unwrap() as u32;
+        let mut config = Vec::new();
+        config.extend_from_slice(&0x00e0_0000u64.to_be_bytes());
+        config.extend_from_slice(&u32::from_le_bytes(*b"XR24").to_be_bytes());
+        for field in [0u32, 1024, 768, 4096] {
+            config.extend_from_slice(&field.to_be_bytes());
+        }
+        memory.write_slice(&config, GuestAddress(0x2000)).unwrap();
+        let mut descriptor = Vec::new();
+        descriptor.extend_from_slice(&((key << 16) | 0x08 | 0x10).to_be_bytes());
+        descriptor.extend_from_slice(&28u32.to_be_bytes());
+        descriptor.extend_from_slice(&0x2000u64.to_be_bytes());
+        memory
+            .write_slice(&descriptor, GuestAddress(0x1000))
+            .unwrap();
+        device.write(8, &0x1000u32.to_be_bytes());
+        assert_eq!(
+            heard.lock().unwrap().as_slice(),
+            [GuestFramebuffer {
+                address: 0x00e0_0000,
+                width: 1024,
+                height: 768,
+                stride: 4096,
+            }]
+        );
+        // A VGA BIOS that is not there: the VM does not start, saying which file.
+        firmware.screen = Some(FirmwareScreen {
+            vga_bios: dir.path().join("missing.bin"),
+            shown: Arc::new(|_| {}),
+        });
+        assert!(matches!(
+            prepare(&memory, &firmware, 1),
+            Err(FirmwareError::ReadVgaBios { .. })
+        ));
     }
 }

@@ -51,6 +51,7 @@ pub mod linux;
 pub mod long_mode;
 pub mod memory;
 pub mod sandbox;
+pub mod terminal_keys;
 pub mod vcpu;
 pub mod virtio;
 pub mod vm;

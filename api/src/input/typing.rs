@@ -162,6 +162,14 @@ fn char_key(c: char) -> Option<(u16, bool)> {
     })
 }
 
+/// The character key `code` types on a US layout, with shift held or not; `None` for a key
+/// that types none (modifiers, arrows, function keys).
+pub fn key_char(code: u16, shift: bool) -> Option<char> {
+    US_LAYOUT.iter().find_map(|&(plain, shifted, key)| {
+        (code_of(key) == code).then_some(if shift { shifted } else { plain })
+    })
+}
+
 fn press(code: u16, down: bool, out: &mut Vec<InputEvent>) {
     out.push(InputEvent::new(ev::EV_KEY, code, i32::from(down)));
     out.push(InputEvent::report());
@@ -299,6 +307,19 @@ mod tests {
         assert_eq!(keys_only(&type_text("`").unwrap()[0]), [(41, 1), (41, 0)]);
         assert_eq!(keys_only(&type_text("\\").unwrap()[0]), [(43, 1), (43, 0)]);
         assert_eq!(keys_only(&type_text("0").unwrap()[0]), [(11, 1), (11, 0)]);
+    }
+
+    #[test]
+    fn keys_give_back_the_characters_they_type() {
+        let all = "`1234567890-=qwertyuiop[]\\asdfghjkl;'zxcvbnm,./ \t\n\
+                   ~!@#$%^&*()_+QWERTYUIOP{}|ASDFGHJKL:\"ZXCVBNM<>?";
+        for c in all.chars() {
+            let (code, shift) = char_key(c).unwrap();
+            assert_eq!(key_char(code, shift), Some(c), "{c:?}");
+        }
+        // Shift (42) and the up arrow (103) type nothing.
+        assert_eq!(key_char(42, false), None);
+        assert_eq!(key_char(103, true), None);
     }
 
     #[test]

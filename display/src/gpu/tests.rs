@@ -770,3 +770,138 @@ fn formats_convert_to_rgba() {
     assert_eq!(conv(Format::R8G8B8X8), [1, 2, 3, 0xff]);
     assert_eq!(Format::from_code(5), None);
 }
+
+/// A 16x8 firmware framebuffer at BACKING with rows of 80 bytes (16 pixels and 16 of padding).
+fn firmware_framebuffer() -> GuestFramebuffer {
+    GuestFramebuffer {
+        address: BACKING,
+        width: 16,
+        height: 8,
+        stride: 80,
+    }
+}
+
+/// Writes `pattern(16, 8)` into the firmware framebuffer's rows, with `fill` in the padding.
+fn draw_firmware_framebuffer(d: &Driver, fill: u8) {
+    let pixels = pattern(16, 8);
+    for (y, row) in pixels.chunks(64).enumerate() {
+        let mut padded = row.to_vec();
+        padded.extend_from_slice(&[fill; 16]);
+        d.write_bytes(BACKING + y as u64 * 80, &padded);
+    }
+}
+
+#[test]
+fn the_firmware_framebuffer_is_shown_until_the_driver_shows_its_own() {
+    let (mut gpu, events) = gpu();
+    let mut d = Driver::new();
+    let mut r = reader(&gpu);
+    assert_eq!(gpu.refresh_boot_screen(&d.mem), BootScreenState::Waiting);
+    draw_firmware_framebuffer(&d, 0xee);
+    gpu.show_boot_framebuffer(firmware_framebuffer())
+        .expect("a good framebuffer");
+    assert_eq!(
+        gpu.refresh_boot_screen(&d.mem),
+        BootScreenState::Showing { changed: true }
+    );
+    // Its mode, then all of it, without the rows' padding.
+    let f = r.read_frame().expect("frame");
+    assert_eq!((f.width, f.height, f.format), (16, 8, 2));
+    assert_eq!(f.pixels, pattern(16, 8));
+    {
+        let events = events.lock().expect("events");
+        assert!(matches!(
+            events[0],
+            DisplayEvent::Mode {
+                width: 16,
+                height: 8,
+                format: 2,
+                ..
+            }
+        ));
+        assert_eq!(
+            events[1],
+            DisplayEvent::Damage {
+                rect: Rect::new(0, 0, 16, 8),
+                frame: f.frame
+            }
+        );
+    }
+    // Nothing changed: nothing published; the padding is not part of the picture.
+    draw_firmware_framebuffer(&d, 0x11);
+    assert_eq!(
+        gpu.refresh_boot_screen(&d.mem),
+        BootScreenState::Showing { changed: false }
+    );
+    assert_eq!(events.lock().expect("events").len(), 2);
+    // Rows 3 and 5 change: rows 3 to 5 are published.
+    d.write_bytes(BACKING + 3 * 80 + 4, &[1, 2, 3, 4]);
+    d.write_bytes(BACKING + 5 * 80, &[9, 9, 9, 9]);
+    assert_eq!(
+        gpu.refresh_boot_screen(&d.mem),
+        BootScreenState::Showing { changed: true }
+    );
+    let f = r.read_frame().expect("frame");
+    assert_eq!(
+        events.lock().expect("events")[2],
+        DisplayEvent::Damage {
+            rect: Rect::new(0, 3, 16, 3),
+            frame: f.frame
+        }
+    );
+    assert_eq!(&f.pixels[3 * 64 + 4..3 * 64 + 8], &[1, 2, 3, 4]);
+    assert_eq!(&f.pixels[5 * 64..5 * 64 + 4], &[9, 9, 9, 9]);
+    // The driver shows a scanout: the firmware's framebuffer is over, and stays so.
+    drawn_resource(&mut d, &mut gpu);
+    assert_eq!(
+        d.command(&mut gpu, &set_scanout(0, 1, [0, 0, 64, 48])),
+        RESP_OK_NODATA
+    );
+    assert_eq!(gpu.refresh_boot_screen(&d.mem), BootScreenState::Over);
+    assert_eq!(
+        r.read_frame().expect("frame").width,
+        64,
+        "the driver's mode"
+    );
+    gpu.show_boot_framebuffer(firmware_framebuffer())
+        .expect("a good framebuffer");
+    assert_eq!(gpu.refresh_boot_screen(&d.mem), BootScreenState::Over);
+}
+
+#[test]
+fn a_firmware_framebuffer_the_guest_got_wrong_is_refused_or_ends() {
+    let (mut gpu, _) = gpu();
+    let d = Driver::new();
+    let bad = [
+        GuestFramebuffer {
+            width: 0,
+            ..firmware_framebuffer()
+        },
+        GuestFramebuffer {
+            height: 5000,
+            ..firmware_framebuffer()
+        },
+        GuestFramebuffer {
+            stride: 63,
+            ..firmware_framebuffer()
+        },
+        GuestFramebuffer {
+            address: u64::MAX - 100,
+            ..firmware_framebuffer()
+        },
+    ];
+    for framebuffer in bad {
+        assert!(
+            gpu.show_boot_framebuffer(framebuffer).is_err(),
+            "{framebuffer:?}"
+        );
+    }
+    assert_eq!(gpu.refresh_boot_screen(&d.mem), BootScreenState::Waiting);
+    // Past the end of guest RAM: nothing to show, ever.
+    gpu.show_boot_framebuffer(GuestFramebuffer {
+        address: 1 << 40,
+        ..firmware_framebuffer()
+    })
+    .expect("a good geometry");
+    assert_eq!(gpu.refresh_boot_screen(&d.mem), BootScreenState::Over);
+}

@@ -8,24 +8,28 @@
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use berth_api::input::InputDevice;
-use berth_display::gpu::GpuConfig;
+use berth_api::input::{InputDevice, InputEvent};
+use berth_display::gpu::{BootScreenState, GpuConfig};
 use berth_display::notice::{Notice, Pending};
 use berth_vmm_api::channel::ControlServer;
 use berth_vmm_api::launch::{BootImage, NetworkCard, ParseError, USAGE};
 use berth_vmm_api::{Command, ControlError, LaunchOptions, Reply, VmmExit};
 use vmm_backend::devices::debug_port::{DEBUG_PORT, DEBUG_PORT_LEN, DebugPort};
-use vmm_backend::devices::legacy::LegacyDevices;
+use vmm_backend::devices::legacy::serial::SerialPort;
+use vmm_backend::devices::legacy::{ConsoleSink, LegacyDevices};
 use vmm_backend::devices::power_button::{POWER_BUTTON_GSI, PowerButton};
-use vmm_backend::firmware::FirmwareBoot;
+use vmm_backend::devices::ramfb;
+use vmm_backend::firmware::{FirmwareBoot, FirmwareScreen};
 use vmm_backend::linux::LinuxBoot;
 use vmm_backend::sandbox::seccomp::{self, Enforcement, ThreadRole};
 use vmm_backend::sandbox::{self, Exposed};
+use vmm_backend::terminal_keys::TerminalKeys;
 use vmm_backend::virtio::block::Block;
-use vmm_backend::virtio::gpu::{PreferredSize, VirtioGpu};
+use vmm_backend::virtio::gpu::{BootScreen, PreferredSize, VirtioGpu};
 use vmm_backend::virtio::input::{self, Input, InputHandle};
 use vmm_backend::virtio::mmio_device::VirtioMmioDevices;
 use vmm_backend::virtio::net::{Net, Peer};
@@ -38,6 +42,13 @@ use vmm_backend::{BootSource, GuestRam, Vm, VmConfig, VmExitReason, VmHandle};
 /// card: the fixed addresses the probe's variants drive (`PROBE_VIRTIO_GPU`,
 /// `PROBE_VIRTIO_INPUT`, `PROBE_VIRTIO_NET`).
 const FLAT_DEVICES_BASE: u64 = 0xd000_3000;
+
+/// How often the firmware's screen is looked at: 20 times a second, enough for text and a
+/// boot menu, a 3 MiB read of guest RAM each time; after 2 s without a change (a menu
+/// waiting, a guest that never takes the display), twice a second.
+const BOOT_SCREEN_PERIOD: std::time::Duration = std::time::Duration::from_millis(50);
+const BOOT_SCREEN_STILL_LOOKS: u32 = 40;
+const BOOT_SCREEN_STILL_PERIOD: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Serial output to stdout and, if asked, a log file too.
 struct Console {
@@ -81,6 +92,7 @@ fn boot_source(options: &LaunchOptions) -> Result<BootSource, String> {
                 virtio_devices: Vec::new(),
                 power_button_gsi: None,
                 boot_device: None,
+                screen: None,
             }));
         }
     };
@@ -104,9 +116,21 @@ fn boot_source(options: &LaunchOptions) -> Result<BootSource, String> {
     }))
 }
 
+/// The VGA BIOS a firmware boot with a screen draws it with: SeaBIOS's for ramfb, next to the
+/// firmware (Debian's `seabios` package ships both). Without one, the firmware's text reaches
+/// only the serial console.
+fn vga_bios(options: &LaunchOptions) -> Option<PathBuf> {
+    let BootImage::Firmware { firmware, .. } = &options.boot else {
+        return None;
+    };
+    options.display?;
+    let path = firmware.parent()?.join(ramfb::VGA_BIOS_NAME);
+    path.is_file().then_some(path)
+}
+
 /// What the sandbox's mount namespace holds: /dev/kvm, the kernel and initramfs or the
-/// firmware, the disks (writable unless read-only). The serial log is opened before it is
-/// entered.
+/// firmware (and its VGA BIOS), the disks (writable unless read-only). The serial log is
+/// opened before it is entered.
 fn exposed(options: &LaunchOptions) -> Vec<Exposed> {
     let read = |path: &std::path::Path| Exposed {
         path: path.to_owned(),
@@ -121,7 +145,10 @@ fn exposed(options: &LaunchOptions) -> Vec<Exposed> {
             files.push(read(kernel));
             files.extend(initrd.as_deref().map(read));
         }
-        BootImage::Firmware { firmware, .. } => files.push(read(firmware)),
+        BootImage::Firmware { firmware, .. } => {
+            files.push(read(firmware));
+            files.extend(vga_bios(options).as_deref().map(read));
+        }
     }
     files.extend(options.disks.iter().map(|disk| Exposed {
         path: disk.path.clone(),
@@ -195,6 +222,8 @@ fn run(options: LaunchOptions) -> Result<VmExitReason, String> {
     let mut virtio = VirtioMmioDevices::new();
     let mut display = None;
     let mut notifier = None;
+    // The firmware's screen, for a firmware boot with a display and a VGA BIOS.
+    let mut boot_screen = None;
     // SAFETY: the parent handed us this descriptor for the display's notices; nothing else in
     // this process owns it.
     let notices = options
@@ -226,6 +255,22 @@ fn run(options: LaunchOptions) -> Result<VmExitReason, String> {
                     }
                     firmware.virtio_devices = described;
                     firmware.power_button_gsi = Some(POWER_BUTTON_GSI);
+                    if let (Some(vga_bios), Some(devices)) = (vga_bios(&options), &mut display) {
+                        let screen = devices.boot_screen.clone();
+                        firmware.screen = Some(FirmwareScreen {
+                            vga_bios,
+                            shown: Arc::new(move |framebuffer| {
+                                if let Err(e) = screen.show(framebuffer) {
+                                    log::warn!("{e}");
+                                }
+                            }),
+                        });
+                        boot_screen = Some(devices.boot_screen.clone());
+                        devices.firmware_keys = Some(FirmwareKeys {
+                            serial: legacy.serial.clone(),
+                            keys: Mutex::default(),
+                        });
+                    }
                     if let Some(log) = firmware_log {
                         vm.add_pio_device(
                             DEBUG_PORT,
@@ -284,6 +329,32 @@ fn run(options: LaunchOptions) -> Result<VmExitReason, String> {
     }
     // Lives until the VM has ended; dropping it stops the device thread.
     let _devices = virtio.start_with(hook.clone()).map_err(|e| e.to_string())?;
+
+    // The firmware's screen: its framebuffer looked at again at a steady pace (nothing tells
+    // when the guest draws), slower once it has been still a while, until the driver shows its
+    // own. Detached: it ends by itself then, or with the process.
+    if let Some(screen) = boot_screen {
+        let memory = vm.memory().clone();
+        let screen_started = started(ThreadRole::BootScreen);
+        let _ = std::thread::Builder::new()
+            .name("boot-screen".into())
+            .spawn(move || {
+                screen_started();
+                let mut still = 0u32;
+                loop {
+                    match screen.refresh(&memory) {
+                        BootScreenState::Over => break,
+                        BootScreenState::Showing { changed: true } => still = 0,
+                        _ => still = still.saturating_add(1),
+                    }
+                    std::thread::sleep(if still < BOOT_SCREEN_STILL_LOOKS {
+                        BOOT_SCREEN_PERIOD
+                    } else {
+                        BOOT_SCREEN_STILL_PERIOD
+                    });
+                }
+            });
+    }
 
     // Serial input: bytes from stdin as they come. Detached: it blocks in read() and the
     // process exits under it.
@@ -379,6 +450,10 @@ fn attach_network(
 struct DisplayDevices {
     /// A duplicate of the framebuffer memfd, passed to berthd on `display`.
     framebuffer: OwnedFd,
+    /// The firmware's screen on the same display.
+    boot_screen: BootScreen,
+    /// Where keys go while the firmware has the screen (a firmware boot's).
+    firmware_keys: Option<FirmwareKeys>,
     mode: (u32, u32),
     /// The preferred size the guest is told (`display-size`).
     preferred: PreferredSize,
@@ -427,6 +502,7 @@ fn attach_display(
         .fd()
         .try_clone_to_owned()
         .map_err(|e| format!("cannot share the framebuffer: {e}"))?;
+    let boot_screen = gpu.boot_screen();
     let preferred = gpu
         .preferred_size()
         .map_err(|e| format!("cannot watch the display's size: {e}"))?;
@@ -465,10 +541,48 @@ fn attach_display(
             preferred,
             keyboard,
             tablet,
+            boot_screen,
+            firmware_keys: None,
         },
         notifier,
     ))
 }
+
+/// The firmware's keyboard: the serial console, which SeaBIOS reads keys from.
+struct FirmwareKeys {
+    serial: Arc<Mutex<SerialPort<ConsoleSink>>>,
+    keys: Mutex<TerminalKeys>,
+}
+
+impl FirmwareKeys {
+    /// Types `events` into the serial console as a terminal would; what does not fit in its
+    /// FIFO after a few tries (a firmware not reading) is dropped, as a full keyboard buffer
+    /// drops keys.
+    fn type_keys(&self, events: &[InputEvent]) {
+        let bytes = self
+            .keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .bytes(events);
+        let mut pending = bytes.as_slice();
+        for _ in 0..FIRMWARE_KEY_TRIES {
+            if pending.is_empty() {
+                return;
+            }
+            let fed = match self.serial.lock() {
+                Ok(mut port) => port.feed_input(pending).unwrap_or(0),
+                Err(_) => return,
+            };
+            pending = &pending[fed..];
+            if fed == 0 {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+    }
+}
+
+/// How often a key that does not fit in the serial FIFO is tried again (5 ms apart).
+const FIRMWARE_KEY_TRIES: usize = 20;
 
 /// The display notices' sender, started once the VM is built (in the sandbox, after the
 /// privileges have gone): what the device records waits in `pending` until then.
@@ -589,6 +703,16 @@ fn carry_out(
             .map_err(|e| ControlError::Failed(e.to_string()))?,
         Command::Input { device, events } => {
             let display = display.ok_or(ControlError::NoDisplay)?;
+            // While the firmware has the screen, the keyboard is its serial console and the
+            // pointer has nothing to point at: nothing waits in virtio-input for the kernel.
+            if let Some(firmware) = &display.firmware_keys
+                && display.boot_screen.is_shown()
+            {
+                if device == InputDevice::Keyboard {
+                    firmware.type_keys(&events);
+                }
+                return Ok(Reply::Done);
+            }
             let handle = match device {
                 InputDevice::Keyboard => &display.keyboard,
                 InputDevice::Tablet => &display.tablet,

@@ -8,9 +8,13 @@
 //! ports; the device copies, then clears `control` (or leaves only its error bit). Items added
 //! by name are *files*, listed in the file directory item ([`key::FILE_DIR`]).
 //!
+//! A few files are writable by DMA (QEMU's `etc/ramfb`): the guest's bytes replace the file's
+//! within its size, and the VMM hears of them.
+//!
 //! Everything here is guest-driven: a key nobody set reads as zeroes, a read past an item's end
 //! reads zeroes, a DMA descriptor outside RAM is ignored, one pointing a copy outside RAM gets
-//! the error bit; the device never panics on what the guest does.
+//! the error bit, as does a write to an item that is not writable or past a writable one's end;
+//! the device never panics on what the guest does.
 
 use std::collections::BTreeMap;
 
@@ -54,7 +58,8 @@ pub mod key {
 const FEATURE_TRADITIONAL: u32 = 1 << 0;
 const FEATURE_DMA: u32 = 1 << 1;
 
-/// A selector's bit 14 asks for write access (refused: no item is writable).
+/// A selector's bit 14 asks for write access through the data port (ignored: QEMU takes
+/// writes by DMA only).
 const SELECTOR_WRITE: u16 = 1 << 14;
 
 /// What a read of the DMA ports returns (big-endian), so firmware can probe for DMA.
@@ -88,9 +93,14 @@ pub enum FwCfgError {
     TooLarge(u16),
 }
 
+/// Told a writable file's whole content after each DMA write to it.
+pub type WriteHook = Box<dyn FnMut(&[u8]) + Send>;
+
 /// The fw_cfg device: its items, and what the guest has selected.
 pub struct FwCfg {
     items: BTreeMap<u16, Vec<u8>>,
+    /// The writable items' hooks.
+    writable: BTreeMap<u16, WriteHook>,
     /// (name, key) of each file, in the order added.
     files: Vec<(String, u16)>,
     memory: GuestMemoryMmap,
@@ -115,6 +125,7 @@ impl FwCfg {
     pub fn new(memory: GuestMemoryMmap) -> Self {
         let mut device = FwCfg {
             items: BTreeMap::new(),
+            writable: BTreeMap::new(),
             files: Vec::new(),
             memory,
             selected: 0,
@@ -158,6 +169,19 @@ impl FwCfg {
         self.files.push((name.to_owned(), key));
         let directory = self.directory();
         self.items.insert(key::FILE_DIR, directory);
+        Ok(key)
+    }
+
+    /// Adds a file the guest may write by DMA (`data` is its size and first content); `hook`
+    /// is told its content after each write.
+    pub fn add_writable_file(
+        &mut self,
+        name: &str,
+        data: Vec<u8>,
+        hook: WriteHook,
+    ) -> Result<u16, FwCfgError> {
+        let key = self.add_file(name, data)?;
+        self.writable.insert(key, hook);
         Ok(key)
     }
 
@@ -213,8 +237,7 @@ impl FwCfg {
         let done = if ctl & control::READ != 0 {
             self.dma_read(address, length)
         } else if ctl & control::WRITE != 0 {
-            // No item is writable.
-            false
+            self.dma_write(address, length)
         } else {
             if ctl & control::SKIP != 0 {
                 self.offset = self.offset.saturating_add(length as usize);
@@ -252,6 +275,35 @@ impl FwCfg {
         }
         self.offset = self.offset.saturating_add(length);
         ok
+    }
+
+    /// Copies `length` bytes at `address` into the selected item from the current offset, if
+    /// it is writable and they fit in it (as QEMU, a write never grows an item), then tells
+    /// its hook.
+    fn dma_write(&mut self, address: u64, length: u32) -> bool {
+        let (Some(item), Some(hook)) = (
+            self.items.get_mut(&self.selected),
+            self.writable.get_mut(&self.selected),
+        ) else {
+            return false;
+        };
+        let Some(target) = self
+            .offset
+            .checked_add(length as usize)
+            .and_then(|end| item.get_mut(self.offset..end))
+        else {
+            return false;
+        };
+        if self
+            .memory
+            .read_slice(target, GuestAddress(address))
+            .is_err()
+        {
+            return false;
+        }
+        self.offset += length as usize;
+        hook(item);
+        true
     }
 }
 
@@ -292,7 +344,7 @@ impl BusDevice for FwCfg {
                 self.dma_high = 0;
                 self.dma(address);
             }
-            // Writes through the data port are deprecated and no item is writable.
+            // Writes through the data port are deprecated (QEMU ignores them too).
             _ => {}
         }
         BusAction::None
@@ -415,7 +467,7 @@ mod tests {
         let ctl = (u32::from(key::SIGNATURE) << 16) | control::SELECT | control::READ;
         dma(&mut device, &memory, 0x1000, ctl, 4, 0xffff_0000);
         assert_eq!(control_word(&memory, 0x1000), control::ERROR);
-        // A write: nothing is writable.
+        // A write to an item that is not writable.
         dma(&mut device, &memory, 0x1000, control::WRITE, 4, 0x2000);
         assert_eq!(control_word(&memory, 0x1000), control::ERROR);
         // A huge zero fill ends at RAM's end with an error, not a panic.
@@ -435,5 +487,64 @@ mod tests {
         let mut buf = [0u8; 7];
         device.read(11, &mut buf);
         device.read(2, &mut buf);
+    }
+
+    #[test]
+    fn writable_files_take_dma_writes_within_their_size() {
+        use std::sync::{Arc, Mutex};
+        let (mut device, memory) = device();
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let hook = Arc::clone(&heard);
+        let key = device
+            .add_writable_file(
+                "etc/ramfb",
+                vec![0; 8],
+                Box::new(move |bytes| hook.lock().unwrap().push(bytes.to_vec())),
+            )
+            .unwrap();
+        memory
+            .write_slice(b"ABCDEFGHIJ", GuestAddress(0x2000))
+            .unwrap();
+        // Selected and written in one descriptor, as SeaBIOS's ramfb VGA BIOS does.
+        let select = (u32::from(key) << 16) | control::SELECT;
+        dma(
+            &mut device,
+            &memory,
+            0x1000,
+            select | control::WRITE,
+            8,
+            0x2000,
+        );
+        assert_eq!(control_word(&memory, 0x1000), 0);
+        assert_eq!(heard.lock().unwrap().as_slice(), [b"ABCDEFGH".to_vec()]);
+        assert_eq!(read_item(&mut device, key, 8), b"ABCDEFGH");
+        // After a skip, the rest of it; the directory still says 8 bytes.
+        dma(&mut device, &memory, 0x1000, select | control::SKIP, 6, 0);
+        dma(&mut device, &memory, 0x1000, control::WRITE, 2, 0x2008);
+        assert_eq!(control_word(&memory, 0x1000), 0);
+        assert_eq!(read_item(&mut device, key, 8), b"ABCDEFIJ");
+        // Past its end, or from outside RAM: refused, the file and the hook untouched.
+        dma(
+            &mut device,
+            &memory,
+            0x1000,
+            select | control::WRITE,
+            9,
+            0x2000,
+        );
+        assert_eq!(control_word(&memory, 0x1000), control::ERROR);
+        dma(
+            &mut device,
+            &memory,
+            0x1000,
+            select | control::WRITE,
+            8,
+            0xffff_fffc,
+        );
+        assert_eq!(control_word(&memory, 0x1000), control::ERROR);
+        assert_eq!(read_item(&mut device, key, 8), b"ABCDEFIJ");
+        assert_eq!(heard.lock().unwrap().len(), 2);
+        let dir = read_item(&mut device, key::FILE_DIR, 4 + 64);
+        assert_eq!(&dir[4..8], &8u32.to_be_bytes());
     }
 }

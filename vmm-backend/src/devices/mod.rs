@@ -4,3 +4,4 @@ pub mod debug_port;
 pub mod fw_cfg;
 pub mod legacy;
 pub mod power_button;
+pub mod ramfb;

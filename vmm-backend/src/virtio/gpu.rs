@@ -1,10 +1,12 @@
 //! virtio-gpu (virtio 1.2 §5.7) on the [`VirtioDevice`] contract: a thin adaptor over
 //! [`berth_display::gpu::Gpu`], which owns the 2D command processor and the shared framebuffer.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use berth_display::gpu::{EventSink, Gpu, GpuConfig, check_mode};
+use berth_display::gpu::{
+    BootScreenState, EventSink, Gpu, GpuConfig, GuestFramebuffer, GuestFramebufferError, check_mode,
+};
 use virtio_queue::{Queue, QueueT};
 use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 
@@ -25,9 +27,41 @@ struct Active {
     queues: Vec<Queue>,
 }
 
+/// The device model, whichever thread drew last: a panic while drawing (caught on the device
+/// thread, which stops the device) leaves nothing half-done that matters to the next look.
+fn lock(gpu: &Mutex<Gpu>) -> MutexGuard<'_, Gpu> {
+    gpu.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The screen before the driver's: the firmware's framebuffer in guest RAM, shown on the
+/// display until the driver shows a scanout ([`Gpu::show_boot_framebuffer`]). Its refresher
+/// looks at guest RAM from a thread of its own.
+#[derive(Clone)]
+pub struct BootScreen {
+    gpu: Arc<Mutex<Gpu>>,
+}
+
+impl BootScreen {
+    /// The firmware set up `framebuffer`.
+    pub fn show(&self, framebuffer: GuestFramebuffer) -> Result<(), GuestFramebufferError> {
+        lock(&self.gpu).show_boot_framebuffer(framebuffer)
+    }
+
+    /// Whether the screen shows it now (the driver has not shown its own yet).
+    pub fn is_shown(&self) -> bool {
+        lock(&self.gpu).boot_screen_shown()
+    }
+
+    /// Publishes what changed on it since the last look.
+    pub fn refresh(&self, mem: &GuestMemory) -> BootScreenState {
+        lock(&self.gpu).refresh_boot_screen(mem)
+    }
+}
+
 /// The virtio-gpu device.
 pub struct VirtioGpu {
-    gpu: Gpu,
+    /// Shared with the firmware's screen ([`BootScreen`]), which draws on it before the driver.
+    gpu: Arc<Mutex<Gpu>>,
     active: Option<Active>,
     /// The preferred size the host asked for last, not yet told to the driver.
     preferred: Arc<PendingSize>,
@@ -85,7 +119,7 @@ impl VirtioGpu {
     /// A GPU whose display reports `config`'s mode.
     pub fn new(config: GpuConfig) -> Result<Self, Error> {
         Ok(VirtioGpu {
-            gpu: Gpu::new(config)?,
+            gpu: Arc::new(Mutex::new(Gpu::new(config)?)),
             active: None,
             preferred: Arc::default(),
         })
@@ -100,19 +134,26 @@ impl VirtioGpu {
     }
 
     /// The device model (its framebuffer fd goes to the window).
-    pub fn gpu(&self) -> &Gpu {
-        &self.gpu
+    pub fn gpu(&self) -> MutexGuard<'_, Gpu> {
+        lock(&self.gpu)
+    }
+
+    /// The firmware's screen on this display.
+    pub fn boot_screen(&self) -> BootScreen {
+        BootScreen {
+            gpu: Arc::clone(&self.gpu),
+        }
     }
 
     /// Sends display events (mode changes, damage, cursor) to `sink`.
     pub fn set_event_sink(&mut self, sink: EventSink) {
-        self.gpu.set_event_sink(sink);
+        self.gpu().set_event_sink(sink);
     }
 
     /// The host changed the display's preferred mode; the driver is told with a configuration
     /// change interrupt and asks for the display info again.
     pub fn set_mode(&mut self, width: u32, height: u32) -> Result<(), Error> {
-        if self.gpu.set_mode(width, height)?
+        if self.gpu().set_mode(width, height)?
             && let Some(active) = &self.active
         {
             active.interrupt.signal_config();
@@ -129,13 +170,13 @@ impl VirtioDevice for VirtioGpu {
         &QUEUE_SIZES
     }
     fn features(&self) -> u64 {
-        VIRTIO_F_VERSION_1 | self.gpu.features()
+        VIRTIO_F_VERSION_1 | self.gpu().features()
     }
     fn read_config(&self, offset: u64, data: &mut [u8]) {
-        read_config_bytes(&self.gpu.config_space(), offset, data);
+        read_config_bytes(&self.gpu().config_space(), offset, data);
     }
     fn write_config(&mut self, offset: u64, data: &[u8]) {
-        self.gpu.write_config(offset, data);
+        self.gpu().write_config(offset, data);
     }
 
     fn activate(&mut self, activation: Activation) -> Result<(), DeviceError> {
@@ -155,7 +196,7 @@ impl VirtioDevice for VirtioGpu {
 
     fn reset(&mut self) {
         self.active = None;
-        self.gpu.reset();
+        self.gpu().reset();
     }
 
     fn process_queue(&mut self, index: usize) -> Result<(), DeviceError> {
@@ -174,8 +215,7 @@ impl VirtioDevice for VirtioGpu {
         if !queue.ready() {
             return Ok(());
         }
-        let used = self
-            .gpu
+        let used = lock(&self.gpu)
             .process_queue(index, active.mem.as_ref(), queue)
             .map_err(|e| DeviceError::Protocol {
                 queue: index,
