@@ -507,15 +507,11 @@ mod tests {
             .unwrap();
         // Selected and written in one descriptor, as SeaBIOS's ramfb VGA BIOS does.
         let select = (u32::from(key) << 16) | control::SELECT;
-        dma(
-            &mut device,
-            &memory,
-            0x1000,
-            select | control::WRITE,
-            8,
-            0x2000,
-        );
-        assert_eq!(control_word(&memory, 0x1000), 0);
+        let write = |device: &mut FwCfg, len: u32, from: u64| {
+            dma(device, &memory, 0x1000, select | control::WRITE, len, from);
+            control_word(&memory, 0x1000)
+        };
+        assert_eq!(write(&mut device, 8, 0x2000), 0);
         assert_eq!(heard.lock().unwrap().as_slice(), [b"ABCDEFGH".to_vec()]);
         assert_eq!(read_item(&mut device, key, 8), b"ABCDEFGH");
         // After a skip, the rest of it; the directory still says 8 bytes.
@@ -524,24 +520,8 @@ mod tests {
         assert_eq!(control_word(&memory, 0x1000), 0);
         assert_eq!(read_item(&mut device, key, 8), b"ABCDEFIJ");
         // Past its end, or from outside RAM: refused, the file and the hook untouched.
-        dma(
-            &mut device,
-            &memory,
-            0x1000,
-            select | control::WRITE,
-            9,
-            0x2000,
-        );
-        assert_eq!(control_word(&memory, 0x1000), control::ERROR);
-        dma(
-            &mut device,
-            &memory,
-            0x1000,
-            select | control::WRITE,
-            8,
-            0xffff_fffc,
-        );
-        assert_eq!(control_word(&memory, 0x1000), control::ERROR);
+        assert_eq!(write(&mut device, 9, 0x2000), control::ERROR);
+        assert_eq!(write(&mut device, 8, 0xffff_fffc), control::ERROR);
         assert_eq!(read_item(&mut device, key, 8), b"ABCDEFIJ");
         assert_eq!(heard.lock().unwrap().len(), 2);
         let dir = read_item(&mut device, key::FILE_DIR, 4 + 64);

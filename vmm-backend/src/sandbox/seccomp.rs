@@ -416,62 +416,50 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_forbidden_call_is_reported_with_its_number_and_role() {
-        // In a child process: the filter and the handler end it, not the test. The filter is
-        // compiled before the fork (the child of a threaded test must not allocate).
-        let program = filter(ThreadRole::SerialIn, Enforcement::Trap).unwrap();
+    /// The exit code of a child that installs the reporter (exit code 77) and `role`'s
+    /// filter, then runs `calls` (its exit code; 2 when the set-up failed). In a child process:
+    /// the filter and the handler end it, not the test. The filter is compiled before the fork
+    /// (the child of a threaded test must not allocate).
+    fn child_exit(role: ThreadRole, calls: fn() -> i32) -> i32 {
+        let program = filter(role, Enforcement::Trap).unwrap();
         // SAFETY: the child only installs the handler and filter, makes calls and exits.
         match unsafe { nix::unistd::fork() }.unwrap() {
             nix::unistd::ForkResult::Child => {
-                let code = (|| {
-                    install_reporter(77).ok()?;
-                    install(ThreadRole::SerialIn, &program).ok()?;
-                    // socket(2) is in no role's list.
-                    // SAFETY: a plain system call; it traps before doing anything.
-                    unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
-                    Some(1)
-                })()
-                .unwrap_or(2);
+                let set_up = install_reporter(77).is_ok() && install(role, &program).is_ok();
+                let code = if set_up { calls() } else { 2 };
                 // SAFETY: ends the child at once.
                 unsafe { libc::_exit(code) }
             }
             nix::unistd::ForkResult::Parent { child } => {
-                let status = nix::sys::wait::waitpid(child, None).unwrap();
-                assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 77));
+                match nix::sys::wait::waitpid(child, None).unwrap() {
+                    nix::sys::wait::WaitStatus::Exited(_, code) => code,
+                    other => panic!("the child ended as {other:?}"),
+                }
             }
         }
     }
 
     #[test]
+    fn a_forbidden_call_is_reported_with_its_number_and_role() {
+        let code = child_exit(ThreadRole::SerialIn, || {
+            // socket(2) is in no role's list.
+            // SAFETY: a plain system call; it traps before doing anything.
+            unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+            1
+        });
+        assert_eq!(code, 77);
+    }
+
+    #[test]
     fn opening_a_file_is_refused_not_trapped() {
-        // As glibc's malloc does on whichever thread first gives heap back (in a child: the
-        // filter stays with the process).
-        let program = filter(ThreadRole::BootScreen, Enforcement::Trap).unwrap();
-        // SAFETY: the child only installs the handler and filter, makes calls and exits.
-        match unsafe { nix::unistd::fork() }.unwrap() {
-            nix::unistd::ForkResult::Child => {
-                let code = (|| {
-                    install_reporter(77).ok()?;
-                    install(ThreadRole::BootScreen, &program).ok()?;
-                    let path = c"/proc/sys/vm/overcommit_memory";
-                    // SAFETY: a plain open of a NUL-terminated path; refused before it opens.
-                    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY) };
-                    let errno = std::io::Error::last_os_error().raw_os_error();
-                    Some(if fd < 0 && errno == Some(libc::EACCES) {
-                        0
-                    } else {
-                        1
-                    })
-                })()
-                .unwrap_or(2);
-                // SAFETY: ends the child at once.
-                unsafe { libc::_exit(code) }
-            }
-            nix::unistd::ForkResult::Parent { child } => {
-                let status = nix::sys::wait::waitpid(child, None).unwrap();
-                assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0));
-            }
-        }
+        // As glibc's malloc does on whichever thread first gives heap back.
+        let code = child_exit(ThreadRole::BootScreen, || {
+            let path = c"/proc/sys/vm/overcommit_memory";
+            // SAFETY: a plain open of a NUL-terminated path; refused before it opens.
+            let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY) };
+            let errno = std::io::Error::last_os_error().raw_os_error();
+            i32::from(!(fd < 0 && errno == Some(libc::EACCES)))
+        });
+        assert_eq!(code, 0);
     }
 }
