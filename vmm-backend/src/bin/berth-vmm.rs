@@ -367,16 +367,8 @@ fn run(options: LaunchOptions) -> Result<VmExitReason, String> {
             let mut stdin = std::io::stdin().lock();
             let mut buf = [0u8; 64];
             while let Ok(n @ 1..) = stdin.read(&mut buf) {
-                let mut pending = &buf[..n];
-                while !pending.is_empty() {
-                    let fed = match serial.lock() {
-                        Ok(mut port) => port.feed_input(pending).unwrap_or(0),
-                        Err(_) => return,
-                    };
-                    pending = &pending[fed..];
-                    if fed == 0 {
-                        std::thread::sleep(std::time::Duration::from_millis(5));
-                    }
+                if !feed_serial(&serial, &buf[..n], None) {
+                    return;
                 }
             }
         });
@@ -564,25 +556,38 @@ impl FirmwareKeys {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .bytes(events);
-        let mut pending = bytes.as_slice();
-        for _ in 0..FIRMWARE_KEY_TRIES {
-            if pending.is_empty() {
-                return;
-            }
-            let fed = match self.serial.lock() {
-                Ok(mut port) => port.feed_input(pending).unwrap_or(0),
-                Err(_) => return,
-            };
-            pending = &pending[fed..];
-            if fed == 0 {
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-        }
+        feed_serial(&self.serial, &bytes, Some(FIRMWARE_KEY_WAITS));
     }
 }
 
-/// How often a key that does not fit in the serial FIFO is tried again (5 ms apart).
-const FIRMWARE_KEY_TRIES: usize = 20;
+/// How many times keys that do not fit in the serial FIFO wait for the firmware to read.
+const FIRMWARE_KEY_WAITS: usize = 20;
+/// How long each wait for room in the serial FIFO is.
+const SERIAL_FULL_WAIT: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Feeds `bytes` to the serial console's input as its FIFO takes them, waiting while it is
+/// full: for ever, or at most `waits` times (what is left is then dropped). False when the
+/// port is gone (its lock poisoned).
+fn feed_serial(
+    serial: &Mutex<SerialPort<ConsoleSink>>,
+    bytes: &[u8],
+    waits: Option<usize>,
+) -> bool {
+    let mut pending = bytes;
+    let mut waited = 0;
+    while !pending.is_empty() && waits.is_none_or(|most| waited < most) {
+        let fed = match serial.lock() {
+            Ok(mut port) => port.feed_input(pending).unwrap_or(0),
+            Err(_) => return false,
+        };
+        pending = &pending[fed..];
+        if fed == 0 {
+            waited += 1;
+            std::thread::sleep(SERIAL_FULL_WAIT);
+        }
+    }
+    true
+}
 
 /// The display notices' sender, started once the VM is built (in the sandbox, after the
 /// privileges have gone): what the device records waits in `pending` until then.
