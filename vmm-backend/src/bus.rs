@@ -3,7 +3,10 @@
 //!
 //! Accesses a guest makes are guest-controlled: widths may be odd, offsets may be anywhere in the
 //! range. A device answers what it can and ignores the rest (reads of unknown registers return
-//! zeroes); it never panics on an access.
+//! zeroes); it never panics on an access. An address no device claims reads as the bus floats:
+//! all ones on port I/O, as on a PC and in QEMU (so a guest probing for PCI config ports, the A20
+//! gate or a CMOS index finds nothing there and moves on), zeroes on MMIO (QEMU's unassigned
+//! memory).
 
 /// What a device asks of the VMM after a write (most writes ask nothing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +60,8 @@ pub enum BusError {
 pub struct Bus {
     /// Keyed by the range's first address; the value is the range length and the device.
     ranges: BTreeMap<u64, (u64, SharedDevice)>,
+    /// What each byte of a read at an unclaimed address returns.
+    unclaimed: u8,
 }
 
 impl std::fmt::Debug for Bus {
@@ -72,9 +77,21 @@ impl std::fmt::Debug for Bus {
 }
 
 impl Bus {
-    /// An empty bus.
-    pub fn new() -> Self {
+    /// An empty MMIO bus: unclaimed addresses read as zeroes.
+    pub fn mmio() -> Self {
         Self::default()
+    }
+
+    /// An empty port-I/O bus: unclaimed ports read as all ones, the floating bus of a PC.
+    ///
+    /// Why it matters beyond fidelity: Linux takes ports reading zero for PCI configuration
+    /// mechanism 2 and scans all 256 buses through it, and SeaBIOS takes a zero at the A20 gate
+    /// (0x92) for a gate to open on each of its mode switches; each access is a VM exit.
+    pub fn port_io() -> Self {
+        Self {
+            unclaimed: 0xff,
+            ..Self::default()
+        }
     }
 
     /// Puts `device` at `[base, base + len)`.
@@ -103,13 +120,14 @@ impl Bus {
         (offset < *len).then_some((device, offset))
     }
 
-    /// A guest read of `data.len()` bytes at `addr`. Nothing there reads as zeroes.
+    /// A guest read of `data.len()` bytes at `addr`. Nothing there reads as the bus's unclaimed
+    /// value ([`Bus::port_io`], [`Bus::mmio`]).
     pub fn read(&self, addr: u64, data: &mut [u8]) {
         match self.resolve(addr) {
             Some((device, offset)) => lock(device).read(offset, data),
             None => {
                 log::debug!("read of {} bytes at unclaimed {addr:#x}", data.len());
-                data.fill(0);
+                data.fill(self.unclaimed);
             }
         }
     }
@@ -162,7 +180,7 @@ mod tests {
     #[test]
     fn accesses_reach_the_device_at_their_offset() {
         let probe = Arc::new(Mutex::new(Probe::default()));
-        let mut bus = Bus::new();
+        let mut bus = Bus::port_io();
         bus.insert(0x3f8, 8, probe.clone()).unwrap();
 
         let mut data = [0u8; 1];
@@ -177,23 +195,35 @@ mod tests {
     }
 
     #[test]
-    fn unclaimed_addresses_read_zero_and_ignore_writes() {
+    fn unclaimed_ports_read_all_ones_and_ignore_writes() {
         let probe = Arc::new(Mutex::new(Probe::default()));
-        let mut bus = Bus::new();
+        let mut bus = Bus::port_io();
         bus.insert(0x3f8, 8, probe.clone()).unwrap();
 
-        let mut data = [0xFFu8; 4];
+        let mut data = [0u8; 4];
         bus.read(0x400, &mut data); // just past the end
-        assert_eq!(data, [0; 4]);
+        assert_eq!(data, [0xFF; 4]);
+        data = [0; 4];
         bus.read(0x3f7, &mut data); // just before the start
-        assert_eq!(data, [0; 4]);
+        assert_eq!(data, [0xFF; 4]);
         assert_eq!(bus.write(0x0, &[0xFE]), BusAction::None);
         assert_eq!(probe.lock().unwrap().last_offset, None);
     }
 
     #[test]
+    fn unclaimed_mmio_reads_zero() {
+        let probe = Arc::new(Mutex::new(Probe::default()));
+        let mut bus = Bus::mmio();
+        bus.insert(0xd000_0000, 0x200, probe.clone()).unwrap();
+        let mut data = [0xFFu8; 4];
+        bus.read(0xd000_0200, &mut data);
+        assert_eq!(data, [0; 4]);
+        assert_eq!(probe.lock().unwrap().last_offset, None);
+    }
+
+    #[test]
     fn overlapping_or_empty_ranges_are_refused() {
-        let mut bus = Bus::new();
+        let mut bus = Bus::port_io();
         bus.insert(0x60, 1, Arc::new(Mutex::new(Probe::default())))
             .unwrap();
         bus.insert(0x64, 1, Arc::new(Mutex::new(Probe::default())))

@@ -125,8 +125,13 @@ fn now_utc() -> Utc {
 impl BusDevice for CmosRtc {
     fn read(&mut self, offset: u64, data: &mut [u8]) {
         data.fill(0);
-        if let (1, Some(byte)) = (offset, data.first_mut()) {
-            *byte = register(self.index, &now_utc());
+        match (offset, data.first_mut()) {
+            // The index port is write-only: it reads as the floating bus, as in QEMU. SeaBIOS
+            // reads it around each of its mode switches to save the NMI mask (bit 7), and a
+            // zero there costs it a write and a read to mask NMIs and as many to unmask them.
+            (0, Some(byte)) => *byte = 0xff,
+            (1, Some(byte)) => *byte = register(self.index, &now_utc()),
+            _ => {}
         }
     }
 
@@ -211,5 +216,20 @@ mod tests {
         rtc.read(1, &mut byte);
         let year = (byte[0] >> 4) * 10 + (byte[0] & 0xf);
         assert!(year >= 25, "the host clock says 20{year:02}");
+    }
+
+    #[test]
+    fn the_index_port_reads_as_the_floating_bus() {
+        let mut rtc = CmosRtc::new();
+        rtc.write(0, &[REG_STATUS_B]);
+        let mut byte = [0u8];
+        rtc.read(0, &mut byte);
+        assert_eq!(
+            byte,
+            [0xff],
+            "NMIs look masked already: SeaBIOS leaves them be"
+        );
+        rtc.read(1, &mut byte);
+        assert_eq!(byte, [STATUS_B], "reading the index did not change it");
     }
 }
