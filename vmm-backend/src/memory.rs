@@ -20,6 +20,10 @@ pub const MMIO_GAP_END: u64 = 0x1_0000_0000;
 /// The smallest RAM a VM may have: the boot structures live in the first 1 MiB.
 pub const MIN_RAM_SIZE: u64 = 2 << 20;
 
+/// How much RAM from address 0 [`populate_low_ram`] allocates before a firmware boot: where boot
+/// loaders put a kernel and its initramfs and where the kernel decompresses itself.
+pub const POPULATED_LOW_RAM: u64 = 128 << 20;
+
 /// Errors while creating guest RAM.
 #[derive(Debug, thiserror::Error, displaydoc::Display)]
 pub enum MemoryError {
@@ -138,6 +142,7 @@ pub fn create_anonymous_guest_memory(size: u64) -> Result<GuestMemoryMmap, Memor
             // Advice only: without THP on the host the RAM works the same with small pages.
             libc::madvise(aligned as *mut libc::c_void, len, libc::MADV_HUGEPAGE);
         }
+
         // SAFETY: [aligned, aligned + len) is a live private anonymous mapping made above with
         // exactly these protection and flags, and it is never unmapped (see above).
         let region = unsafe { MmapRegion::build_raw(aligned as *mut u8, len, prot, flags) }
@@ -148,6 +153,43 @@ pub fn create_anonymous_guest_memory(size: u64) -> Result<GuestMemoryMmap, Memor
         regions.push(region);
     }
     GuestMemoryMmap::from_regions(regions).map_err(|e| MemoryError::Map(e.into()))
+}
+
+/// Allocates the first [`POPULATED_LOW_RAM`] bytes of guest RAM now (huge pages where the RAM
+/// is advised for them) rather than as the guest first touches them.
+///
+/// Why, for a boot through firmware: Linux maps a read of untouched anonymous memory to its
+/// shared huge zero page, and the first write there splits it into small pages for good.
+/// Linux's decompressor reads memory nobody wrote before writing it (its backward copy to the
+/// end of its buffer), and behind a boot loader that memory is untouched (a direct boot writes
+/// the kernel there itself): 16 to 64 MiB of guest RAM ended up on 4 KiB pages, 24,609 nested
+/// page faults and 1.2 s of a 45 s firmware boot in the lab (the same under QEMU), and a guest
+/// kernel image on small pages for the VM's whole life. Advice only: a host kernel older than
+/// 5.14 refuses it, and the RAM is then faulted in as the guest touches it.
+pub fn populate_low_ram(memory: &GuestMemoryMmap) {
+    use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
+    for region in memory.iter() {
+        let start = region.start_addr().0;
+        if start >= POPULATED_LOW_RAM {
+            continue;
+        }
+        let len = (POPULATED_LOW_RAM - start).min(region.len());
+        // SAFETY: [as_ptr, as_ptr + len) lies in the region's live mapping; populating for
+        // writing allocates the pages the RAM already reads as, and changes no byte in it.
+        let rc = unsafe {
+            libc::madvise(
+                region.as_ptr().cast::<libc::c_void>(),
+                len as usize,
+                libc::MADV_POPULATE_WRITE,
+            )
+        };
+        if rc != 0 {
+            log::debug!(
+                "populating low guest RAM: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
 }
 
 /// The memfd behind a region of guest memory created by [`create_guest_memory`].
@@ -251,6 +293,38 @@ mod tests {
             create_anonymous_guest_memory(4097),
             Err(MemoryError::BadSize(4097))
         ));
+    }
+
+    #[test]
+    fn low_ram_is_populated_and_the_rest_is_not() {
+        let size = 2 * POPULATED_LOW_RAM as usize;
+        let mem = create_anonymous_guest_memory(size as u64).unwrap();
+        mem.write_slice(b"kept", GuestAddress(0x1000)).unwrap();
+        populate_low_ram(&mem);
+        let region = mem.iter().next().unwrap();
+        let pages = size / 4096;
+        let mut resident = vec![0u8; pages];
+        // SAFETY: the range is the region's live mapping; `resident` has one byte per page.
+        let rc = unsafe {
+            libc::mincore(
+                region.as_ptr().cast::<libc::c_void>(),
+                size,
+                resident.as_mut_ptr(),
+            )
+        };
+        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+        let low = pages / 2;
+        assert!(
+            resident[..low].iter().all(|p| p & 1 == 1),
+            "low RAM in place"
+        );
+        assert!(
+            resident[low..].iter().all(|p| p & 1 == 0),
+            "the rest untouched"
+        );
+        let mut buf = [0u8; 4];
+        mem.read_slice(&mut buf, GuestAddress(0x1000)).unwrap();
+        assert_eq!(&buf, b"kept", "populating changed no byte");
     }
 
     #[test]

@@ -28,7 +28,9 @@ use crate::bus::{Bus, BusError, SharedDevice};
 use crate::devices::fw_cfg::{FW_CFG_PORT, FW_CFG_PORT_LEN};
 use crate::kvm::{KvmError, open_kvm};
 use crate::long_mode;
-use crate::memory::{MemoryError, create_anonymous_guest_memory, create_guest_memory};
+use crate::memory::{
+    MemoryError, create_anonymous_guest_memory, create_guest_memory, populate_low_ram,
+};
 use crate::sandbox::seccomp::ThreadRole;
 use crate::vcpu::{
     CrashReason, ExitLoopContext, PauseGate, Vcpu, VcpuError, VmExitReason, kick_signal,
@@ -382,6 +384,8 @@ impl Vm {
             // The vCPUs keep the reset state KVM made them in: the boot vCPU fetches from
             // 0xFFFFFFF0, in the image; the others wait for the firmware's INIT/SIPI.
             Entry::Firmware(prepared) => {
+                // A boot loader will place a kernel there, which decompresses itself there.
+                populate_low_ram(&self.memory);
                 self.add_rom(prepared.rom_base, &prepared.image)?;
                 self.add_pio_device(
                     FW_CFG_PORT,
