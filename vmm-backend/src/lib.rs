@@ -31,6 +31,7 @@
 //! - [`bus`]: the `BusDevice` contract and the port-I/O / MMIO address maps;
 //! - [`devices::legacy`]: COM1, the i8042 (reset), the CMOS RTC and the ACPI sleep/reset registers;
 //! - [`devices::fw_cfg`], [`devices::debug_port`]: what firmware reads the machine from and logs to;
+//! - [`devices::cdrom`]: a CD drive's SCSI commands over an ISO, for a transport to carry;
 //! - [`virtio`]: the transport-agnostic device contract, the virtio-mmio v2 transport,
 //!   virtio-blk and virtio-rng.
 //! - [`sandbox`]: the mount namespace, privileges and per-thread seccomp filters berth-vmm

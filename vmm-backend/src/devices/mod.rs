@@ -1,5 +1,6 @@
 //! Device models that the VMM core owns. (virtio devices live in `crate::virtio`.)
 
+pub mod cdrom;
 pub mod debug_port;
 pub mod fw_cfg;
 pub mod legacy;
