@@ -33,7 +33,7 @@
 //! - [`devices::fw_cfg`], [`devices::debug_port`]: what firmware reads the machine from and logs to;
 //! - [`devices::cdrom`]: a CD drive's SCSI commands over an ISO, for a transport to carry;
 //! - [`virtio`]: the transport-agnostic device contract, the virtio-mmio v2 transport,
-//!   virtio-blk and virtio-rng.
+//!   virtio-blk, virtio-rng and virtio-scsi (a CD drive).
 //! - [`sandbox`]: the mount namespace, privileges and per-thread seccomp filters berth-vmm
 //!   runs a VM under.
 //!

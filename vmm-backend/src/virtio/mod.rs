@@ -12,6 +12,7 @@ pub mod mmio;
 pub mod mmio_device;
 pub mod net;
 pub mod rng;
+pub mod scsi;
 #[cfg(test)]
 mod testing;
 
