@@ -216,13 +216,16 @@ impl MmioTransport {
             self.status |= FAILED;
             return;
         }
-        // The driver never clears a bit (§3.1.1), and each bit needs the one before it:
-        // DRIVER needs ACKNOWLEDGE, FEATURES_OK needs DRIVER, DRIVER_OK needs FEATURES_OK.
-        // Several may come in one write, as QEMU allows: SeaBIOS writes its features first and
-        // then ACKNOWLEDGE | DRIVER | FEATURES_OK at once. Anything else is ignored and the
-        // driver reads back the status it did not get.
+        // A write adds its bits to the status (only a reset clears them, §3.1.1), and each bit
+        // needs the one before it: DRIVER needs ACKNOWLEDGE, FEATURES_OK needs DRIVER,
+        // DRIVER_OK needs FEATURES_OK. Several may come in one write, as QEMU allows: SeaBIOS
+        // writes its features first and then ACKNOWLEDGE | DRIVER | FEATURES_OK at once, and
+        // its virtio-scsi driver writes FEATURES_OK alone and later its status without it
+        // (QEMU stores what it is given). A write out of order is ignored and the driver reads
+        // back the status it did not get.
         let old = self.status & !NEEDS_RESET;
-        let mut new = value & !NEEDS_RESET & (ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK);
+        let mut new =
+            (old | value) & !NEEDS_RESET & (ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK);
         let ordered = [
             (DRIVER, ACKNOWLEDGE),
             (FEATURES_OK, DRIVER),
@@ -230,7 +233,7 @@ impl MmioTransport {
         ]
         .iter()
         .all(|&(bit, needs)| new & bit == 0 || new & needs != 0);
-        if new & old != old || new == old || !ordered {
+        if new == old || !ordered {
             return;
         }
         // FEATURES_OK is refused (left clear, and DRIVER_OK with it) unless the accepted
@@ -497,6 +500,20 @@ mod tests {
         assert_eq!(d.status(), S_ACK | S_DRIVER | S_FEATURES_OK);
         d.setup_queue(0, QUEUE_SIZE);
         d.write(0x70, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
+        assert_eq!(d.status(), S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
+    }
+
+    #[test]
+    fn status_writes_add_bits_as_seabios_virtio_scsi_needs() {
+        let mut d = rng_driver();
+        d.write(0x70, S_ACK);
+        d.write(0x70, S_ACK | S_DRIVER);
+        d.write(0x24, 1);
+        d.write(0x20, (VIRTIO_F_VERSION_1 >> 32) as u32);
+        d.write(0x70, S_FEATURES_OK);
+        assert_eq!(d.status(), S_ACK | S_DRIVER | S_FEATURES_OK);
+        d.setup_queue(0, QUEUE_SIZE);
+        d.write(0x70, S_ACK | S_DRIVER | S_DRIVER_OK);
         assert_eq!(d.status(), S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
     }
 
