@@ -11,7 +11,7 @@ use berth_api::vm::DisplayMode;
 /// The usage line berth-vmm prints.
 pub const USAGE: &str = "usage: berth-vmm {--kernel BZIMAGE [--initrd FILE] [--cmdline TEXT] | \
 --firmware FILE [--boot-disk N]} [--memory SIZE (e.g. 512M, 2G)] [--cpus N] [--serial-log FILE] [--disk FILE [--read-only]]... \
-[--display WIDTHxHEIGHT] [--control-fd N] [--events-fd N] [--net-fd N [--net-tap] --mac MAC] \
+[--cdrom FILE] [--display WIDTHxHEIGHT] [--control-fd N] [--events-fd N] [--net-fd N [--net-tap] --mac MAC] \
 [--sandbox [--sandbox-ids UID:GID]]";
 
 /// Why berth-vmm's arguments gave no options.
@@ -127,6 +127,10 @@ pub struct LaunchOptions {
     /// A file the serial console is copied to.
     pub serial_log: Option<PathBuf>,
     pub disks: Vec<Disk>,
+    /// An ISO in a CD drive (virtio-scsi, after the disks), read-only: the firmware boots a
+    /// pure El Torito image from it (SeaBIOS tries it after the disks), and Linux sees it as
+    /// `/dev/sr0`.
+    pub cdrom: Option<PathBuf>,
     /// The display's mode: attaches virtio-gpu and the virtio-input keyboard and tablet.
     pub display: Option<DisplayMode>,
     /// The control channel ([`crate::channel`]), an inherited socket.
@@ -157,6 +161,7 @@ impl LaunchOptions {
             cpus: 1,
             serial_log: None,
             disks: Vec::new(),
+            cdrom: None,
             display: None,
             control_fd: None,
             events_fd: None,
@@ -204,6 +209,9 @@ impl LaunchOptions {
             if disk.read_only {
                 args.push("--read-only".into());
             }
+        }
+        if let Some(cdrom) = &self.cdrom {
+            args.extend(["--cdrom".into(), cdrom.clone().into()]);
         }
         if let Some(display) = self.display {
             args.extend(["--display".into(), display.to_string().into()]);
@@ -257,6 +265,7 @@ impl LaunchOptions {
                     path: PathBuf::from(value()?),
                     read_only: false,
                 }),
+                "--cdrom" => options.cdrom = Some(PathBuf::from(value()?)),
                 "--read-only" => match options.disks.last_mut() {
                     Some(disk) => disk.read_only = true,
                     None => {
@@ -396,6 +405,7 @@ mod tests {
                 read_only: true,
             },
         ];
+        options.cdrom = Some("/isos/plain-el-torito.iso".into());
         options.display = Some(DisplayMode {
             width: 1280,
             height: 800,

@@ -18,6 +18,7 @@ use berth_display::notice::{Notice, Pending};
 use berth_vmm_api::channel::ControlServer;
 use berth_vmm_api::launch::{BootImage, NetworkCard, ParseError, USAGE};
 use berth_vmm_api::{Command, ControlError, LaunchOptions, Reply, VmmExit};
+use vmm_backend::devices::cdrom::Cdrom;
 use vmm_backend::devices::debug_port::{DEBUG_PORT, DEBUG_PORT_LEN, DebugPort};
 use vmm_backend::devices::legacy::serial::SerialPort;
 use vmm_backend::devices::legacy::{ConsoleSink, LegacyDevices};
@@ -34,6 +35,7 @@ use vmm_backend::virtio::input::{self, Input, InputHandle};
 use vmm_backend::virtio::mmio_device::VirtioMmioDevices;
 use vmm_backend::virtio::net::{Net, Peer};
 use vmm_backend::virtio::rng::Rng;
+use vmm_backend::virtio::scsi::Scsi;
 use vmm_backend::vm::ThreadStart;
 use vmm_backend::{BootSource, GuestRam, Vm, VmConfig, VmExitReason, VmHandle};
 
@@ -129,7 +131,7 @@ fn vga_bios(options: &LaunchOptions) -> Option<PathBuf> {
 }
 
 /// What the sandbox's mount namespace holds: /dev/kvm, the kernel and initramfs or the
-/// firmware (and its VGA BIOS), the disks (writable unless read-only). The serial log is
+/// firmware (and its VGA BIOS), the disks (writable unless read-only), the CD. The serial log is
 /// opened before it is entered.
 fn exposed(options: &LaunchOptions) -> Vec<Exposed> {
     let read = |path: &std::path::Path| Exposed {
@@ -154,6 +156,7 @@ fn exposed(options: &LaunchOptions) -> Vec<Exposed> {
         path: disk.path.clone(),
         writable: !disk.read_only,
     }));
+    files.extend(options.cdrom.as_deref().map(read));
     files
 }
 
@@ -402,6 +405,14 @@ fn attach_devices(
             .map_err(|e| format!("cannot attach {}: {e}", disk.path.display()))?;
         virtio
             .attach(vm, Box::new(block))
+            .map_err(|e| e.to_string())?;
+    }
+    if let Some(path) = &options.cdrom {
+        let cdrom = std::fs::File::open(path)
+            .and_then(Cdrom::new)
+            .map_err(|e| format!("cannot put {} in the CD drive: {e}", path.display()))?;
+        virtio
+            .attach(vm, Box::new(Scsi::new(cdrom)))
             .map_err(|e| e.to_string())?;
     }
     virtio
