@@ -17,11 +17,12 @@ use virtio_bindings::virtio_blk::{
     VIRTIO_BLK_T_FLUSH, VIRTIO_BLK_T_GET_ID, VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT,
 };
 use virtio_queue::desc::split::Descriptor;
-use virtio_queue::{DescriptorChain, Queue, QueueT, Reader, Writer};
+use virtio_queue::{DescriptorChain, Queue, Reader, Writer};
 use vm_memory::{Address, Bytes, GuestMemoryBackend as _};
 
 use super::{
     Activation, DeviceError, GuestMemory, InterruptSink, VIRTIO_F_VERSION_1, VirtioDevice,
+    answer_chains,
 };
 
 /// Virtio device ID of a block device.
@@ -311,36 +312,17 @@ impl VirtioDevice for Block {
 
 impl Block {
     fn drain(&mut self, active: &mut Active) -> Result<(), DeviceError> {
-        if !active.queue.ready() {
-            return Ok(());
-        }
-        let protocol = |reason: String| DeviceError::Protocol { queue: 0, reason };
         let mem = active.mem.clone();
-        let mut used_any = false;
-        let mut failure = None;
-        while let Some(chain) = active.queue.pop_descriptor_chain(mem.as_ref()) {
-            let head = chain.head_index();
-            let used_len = match self.handle_request(&mem, chain) {
-                Ok(len) => len,
-                Err(reason) => {
-                    // Hand the buffer back so the driver does not wait on it, then stop.
-                    failure = Some(protocol(reason.to_string()));
-                    0
-                }
-            };
-            active
-                .queue
-                .add_used(mem.as_ref(), head, used_len)
-                .map_err(|e| protocol(e.to_string()))?;
-            used_any = true;
-            if failure.is_some() {
-                break;
-            }
-        }
-        if used_any {
-            active.interrupt.signal_used_queue();
-        }
-        failure.map_or(Ok(()), Err)
+        answer_chains(
+            &mut active.queue,
+            &mem,
+            active.interrupt.as_ref(),
+            0,
+            |chain| {
+                self.handle_request(&mem, chain)
+                    .map_err(|reason| reason.to_string())
+            },
+        )
     }
 }
 

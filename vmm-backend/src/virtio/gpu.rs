@@ -7,12 +7,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use berth_display::gpu::{
     BootScreenState, EventSink, Gpu, GpuConfig, GuestFramebuffer, GuestFramebufferError, check_mode,
 };
-use virtio_queue::{Queue, QueueT};
+use virtio_queue::QueueT;
 use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 
 use super::{
-    Activation, DeviceError, GuestMemory, InterruptSink, VIRTIO_F_VERSION_1, VirtioDevice,
-    read_config_bytes,
+    Activation, DeviceError, GuestMemory, VIRTIO_F_VERSION_1, VirtioDevice, read_config_bytes,
 };
 
 pub use berth_display::gpu::{DEVICE_TYPE_GPU, Error};
@@ -20,12 +19,6 @@ pub use berth_display::gpu::{DEVICE_TYPE_GPU, Error};
 /// The control queue carries every command; the cursor queue only cursor updates, so it is
 /// small.
 const QUEUE_SIZES: [u16; 2] = [256, 16];
-
-struct Active {
-    mem: Arc<GuestMemory>,
-    interrupt: Arc<dyn InterruptSink>,
-    queues: Vec<Queue>,
-}
 
 /// The device model, whichever thread drew last: a panic while drawing (caught on the device
 /// thread, which stops the device) leaves nothing half-done that matters to the next look.
@@ -62,7 +55,7 @@ impl BootScreen {
 pub struct VirtioGpu {
     /// Shared with the firmware's screen ([`BootScreen`]), which draws on it before the driver.
     gpu: Arc<Mutex<Gpu>>,
-    active: Option<Active>,
+    active: Option<Activation>,
     /// The preferred size the host asked for last, not yet told to the driver.
     preferred: Arc<PendingSize>,
 }
@@ -180,17 +173,7 @@ impl VirtioDevice for VirtioGpu {
     }
 
     fn activate(&mut self, activation: Activation) -> Result<(), DeviceError> {
-        if activation.queues.len() != QUEUE_SIZES.len() {
-            return Err(DeviceError::QueueCount {
-                expected: QUEUE_SIZES.len(),
-                got: activation.queues.len(),
-            });
-        }
-        self.active = Some(Active {
-            mem: activation.mem,
-            interrupt: activation.interrupt,
-            queues: activation.queues,
-        });
+        self.active = Some(activation.with_queue_count(QUEUE_SIZES.len())?);
         Ok(())
     }
 
@@ -237,6 +220,7 @@ mod tests {
 
     use super::*;
     use crate::virtio::testing::{Buf, CountingSink, Driver, QUEUE_SIZE, guest_memory};
+    use virtio_queue::Queue;
 
     fn le32(b: &[u8], at: usize) -> u32 {
         u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])

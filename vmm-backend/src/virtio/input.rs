@@ -12,13 +12,10 @@ use std::io::{Read, Write};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use berth_api::input::{InputDevice, InputEvent, TABLET_MAX, ev};
-use virtio_queue::{Queue, QueueT, Reader, Writer};
+use virtio_queue::{QueueT, Reader, Writer};
 use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 
-use super::{
-    Activation, DeviceError, GuestMemory, InterruptSink, VIRTIO_F_VERSION_1, VirtioDevice,
-    read_config_bytes,
-};
+use super::{Activation, DeviceError, VIRTIO_F_VERSION_1, VirtioDevice, read_config_bytes};
 
 /// Virtio device ID of an input device.
 pub const DEVICE_TYPE_INPUT: u32 = 18;
@@ -127,12 +124,6 @@ impl InputHandle {
     }
 }
 
-struct Active {
-    mem: Arc<GuestMemory>,
-    interrupt: Arc<dyn InterruptSink>,
-    queues: Vec<Queue>,
-}
-
 /// A virtio-input device.
 pub struct Input {
     device: InputDevice,
@@ -142,7 +133,7 @@ pub struct Input {
     select: u8,
     subsel: u8,
     handle: InputHandle,
-    active: Option<Active>,
+    active: Option<Activation>,
 }
 
 /// A bitmap of `codes`, trimmed after its last non-zero byte (the config `size`).
@@ -239,7 +230,7 @@ impl Input {
     }
 
     /// Puts pending events into the guest's event buffers, one event a buffer.
-    fn deliver(active: &mut Active, shared: &Mutex<Shared>) -> Result<bool, DeviceError> {
+    fn deliver(active: &mut Activation, shared: &Mutex<Shared>) -> Result<bool, DeviceError> {
         let Some(queue) = active.queues.first_mut().filter(|q| q.ready()) else {
             return Ok(false);
         };
@@ -273,7 +264,10 @@ impl Input {
     }
 
     /// Consumes the status queue, remembering LED changes.
-    fn consume_status(active: &mut Active, shared: &Mutex<Shared>) -> Result<bool, DeviceError> {
+    fn consume_status(
+        active: &mut Activation,
+        shared: &Mutex<Shared>,
+    ) -> Result<bool, DeviceError> {
         let Some(queue) = active.queues.get_mut(1).filter(|q| q.ready()) else {
             return Ok(false);
         };
@@ -332,17 +326,7 @@ impl VirtioDevice for Input {
     }
 
     fn activate(&mut self, activation: Activation) -> Result<(), DeviceError> {
-        if activation.queues.len() != QUEUE_SIZES.len() {
-            return Err(DeviceError::QueueCount {
-                expected: QUEUE_SIZES.len(),
-                got: activation.queues.len(),
-            });
-        }
-        self.active = Some(Active {
-            mem: activation.mem,
-            interrupt: activation.interrupt,
-            queues: activation.queues,
-        });
+        self.active = Some(activation.with_queue_count(QUEUE_SIZES.len())?);
         Ok(())
     }
 
@@ -379,6 +363,7 @@ mod tests {
     use super::*;
     use crate::virtio::testing::{Buf, CountingSink, Driver, guest_memory};
     use berth_api::input::{key_events, wheel_events};
+    use virtio_queue::Queue;
 
     fn select(d: &mut Driver, sel: u8, sub: u8) -> Vec<u8> {
         d.transport_write_config(0, &[sel, sub]);

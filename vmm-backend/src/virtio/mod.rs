@@ -48,6 +48,61 @@ pub struct Activation {
     pub acked_features: u64,
 }
 
+impl Activation {
+    /// The activation, if it brings the `count` queues the device has.
+    pub fn with_queue_count(self, count: usize) -> Result<Activation, DeviceError> {
+        if self.queues.len() == count {
+            Ok(self)
+        } else {
+            Err(DeviceError::QueueCount {
+                expected: count,
+                got: self.queues.len(),
+            })
+        }
+    }
+}
+
+/// Answers every chain the driver made available on `queue` (the device's queue `index`) with
+/// `answer`, which returns the used length, or why the chain cannot be answered: that chain is
+/// handed back with length 0 so the driver does not wait on it, and the device stops there with
+/// a protocol error. The interrupt is signalled once if any chain was used.
+pub(crate) fn answer_chains<'m>(
+    queue: &mut Queue,
+    mem: &'m GuestMemory,
+    interrupt: &dyn InterruptSink,
+    index: usize,
+    mut answer: impl FnMut(virtio_queue::DescriptorChain<&'m GuestMemory>) -> Result<u32, String>,
+) -> Result<(), DeviceError> {
+    use virtio_queue::QueueT;
+    if !queue.ready() {
+        return Ok(());
+    }
+    let protocol = |reason: String| DeviceError::Protocol {
+        queue: index,
+        reason,
+    };
+    let mut used_any = false;
+    let mut failure = None;
+    while let Some(chain) = queue.pop_descriptor_chain(mem) {
+        let head = chain.head_index();
+        let used_len = answer(chain).unwrap_or_else(|reason| {
+            failure = Some(protocol(reason));
+            0
+        });
+        queue
+            .add_used(mem, head, used_len)
+            .map_err(|e| protocol(e.to_string()))?;
+        used_any = true;
+        if failure.is_some() {
+            break;
+        }
+    }
+    if used_any {
+        interrupt.signal_used_queue();
+    }
+    failure.map_or(Ok(()), Err)
+}
+
 /// Errors a device reports to its transport. Each puts the device in DEVICE_NEEDS_RESET.
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {

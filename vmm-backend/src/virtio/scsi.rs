@@ -8,12 +8,11 @@
 //! one; a chain without that room puts the device in DEVICE_NEEDS_RESET.
 
 use std::io::{Read, Write};
-use std::sync::Arc;
 
-use virtio_queue::{DescriptorChain, Queue, QueueT};
+use virtio_queue::DescriptorChain;
 
 use super::{
-    Activation, DeviceError, GuestMemory, InterruptSink, VIRTIO_F_VERSION_1, VirtioDevice,
+    Activation, DeviceError, GuestMemory, VIRTIO_F_VERSION_1, VirtioDevice, answer_chains,
 };
 use crate::devices::cdrom::{self, Cdrom, Sense, Status};
 
@@ -61,18 +60,12 @@ const NO_SUCH_LUN: Sense = Sense {
     ascq: 0x00,
 };
 
-struct Active {
-    mem: Arc<GuestMemory>,
-    interrupt: Arc<dyn InterruptSink>,
-    queues: Vec<Queue>,
-}
-
 /// A virtio-scsi host with a CD drive as target 0, LUN 0.
 pub struct Scsi {
     cdrom: Cdrom,
     cdb_size: u32,
     sense_size: u32,
-    active: Option<Active>,
+    active: Option<Activation>,
 }
 
 impl Scsi {
@@ -218,17 +211,7 @@ impl VirtioDevice for Scsi {
     }
 
     fn activate(&mut self, activation: Activation) -> Result<(), DeviceError> {
-        if activation.queues.len() != QUEUE_SIZES.len() {
-            return Err(DeviceError::QueueCount {
-                expected: QUEUE_SIZES.len(),
-                got: activation.queues.len(),
-            });
-        }
-        self.active = Some(Active {
-            mem: activation.mem,
-            interrupt: activation.interrupt,
-            queues: activation.queues,
-        });
+        self.active = Some(activation.with_queue_count(QUEUE_SIZES.len())?);
         Ok(())
     }
 
@@ -254,42 +237,22 @@ impl VirtioDevice for Scsi {
 }
 
 impl Scsi {
-    fn drain(&self, active: &mut Active, index: usize) -> Result<(), DeviceError> {
-        let protocol = |reason: String| DeviceError::Protocol {
-            queue: index,
-            reason,
-        };
+    fn drain(&self, active: &mut Activation, index: usize) -> Result<(), DeviceError> {
         let mem = active.mem.clone();
-        let queue = &mut active.queues[index];
-        if !queue.ready() {
-            return Ok(());
-        }
-        let mut used_any = false;
-        let mut failure = None;
-        while let Some(chain) = queue.pop_descriptor_chain(mem.as_ref()) {
-            let head = chain.head_index();
-            let answered = if index == CONTROL_QUEUE {
-                Self::handle_control(&mem, chain)
-            } else {
-                self.handle_request(&mem, chain)
-            };
-            let used_len = answered.unwrap_or_else(|reason| {
-                // Hand the buffer back so the driver does not wait on it, then stop.
-                failure = Some(protocol(reason));
-                0
-            });
-            queue
-                .add_used(mem.as_ref(), head, used_len)
-                .map_err(|e| protocol(e.to_string()))?;
-            used_any = true;
-            if failure.is_some() {
-                break;
-            }
-        }
-        if used_any {
-            active.interrupt.signal_used_queue();
-        }
-        failure.map_or(Ok(()), Err)
+        let interrupt = active.interrupt.clone();
+        answer_chains(
+            &mut active.queues[index],
+            &mem,
+            interrupt.as_ref(),
+            index,
+            |chain| {
+                if index == CONTROL_QUEUE {
+                    Self::handle_control(&mem, chain)
+                } else {
+                    self.handle_request(&mem, chain)
+                }
+            },
+        )
     }
 }
 
@@ -298,6 +261,7 @@ mod tests {
     use super::*;
     use crate::virtio::testing::{Buf, CountingSink, guest_memory};
     use berth_display::testing::{Ring, read_bytes, write_bytes};
+    use std::sync::Arc;
 
     const REQ: u64 = 0x20000;
     const RESP: u64 = 0x21000;
