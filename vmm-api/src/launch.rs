@@ -10,7 +10,7 @@ use berth_api::vm::DisplayMode;
 
 /// The usage line berth-vmm prints.
 pub const USAGE: &str = "usage: berth-vmm {--kernel BZIMAGE [--initrd FILE] [--cmdline TEXT] | \
---firmware FILE [--boot-disk N]} [--memory SIZE (e.g. 512M, 2G)] [--cpus N] [--serial-log FILE] [--disk FILE [--read-only]]... \
+--firmware FILE [--boot-disk N | --boot-cdrom]} [--memory SIZE (e.g. 512M, 2G)] [--cpus N] [--serial-log FILE] [--disk FILE [--read-only]]... \
 [--cdrom FILE] [--display WIDTHxHEIGHT] [--control-fd N] [--events-fd N] [--net-fd N [--net-tap] --mac MAC] \
 [--sandbox [--sandbox-ids UID:GID]]";
 
@@ -103,13 +103,22 @@ pub enum BootImage {
         initrd: Option<PathBuf>,
         cmdline: String,
     },
-    /// A firmware image (SeaBIOS's `bios-microvm.bin`) that boots from the disks.
+    /// A firmware image (SeaBIOS's `bios-microvm.bin`) that boots from the disks or the CD.
     Firmware {
         firmware: PathBuf,
-        /// The index in [`LaunchOptions::disks`] of the disk booted first; `None`: the
-        /// firmware's own order (the first bootable disk).
-        boot_disk: Option<usize>,
+        /// What the firmware tries first; `None`: its own order (the disks in their order,
+        /// then the CD drive).
+        boot_first: Option<BootDevice>,
     },
+}
+
+/// A device the firmware can boot from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootDevice {
+    /// The disk at this index in [`LaunchOptions::disks`].
+    Disk(usize),
+    /// The CD drive ([`LaunchOptions::cdrom`]).
+    Cdrom,
 }
 
 /// Where Debian's `seabios` package puts SeaBIOS's microvm build, the firmware berthd boots
@@ -187,11 +196,15 @@ impl LaunchOptions {
             }
             BootImage::Firmware {
                 firmware,
-                boot_disk,
+                boot_first,
             } => {
                 args.extend(["--firmware".into(), firmware.clone().into()]);
-                if let Some(index) = boot_disk {
-                    args.extend(["--boot-disk".into(), index.to_string().into()]);
+                match boot_first {
+                    Some(BootDevice::Disk(index)) => {
+                        args.extend(["--boot-disk".into(), index.to_string().into()]);
+                    }
+                    Some(BootDevice::Cdrom) => args.push("--boot-cdrom".into()),
+                    None => {}
                 }
             }
         }
@@ -243,7 +256,7 @@ impl LaunchOptions {
     pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<LaunchOptions, ParseError> {
         let mut args = args.into_iter();
         let (mut kernel, mut initrd, mut cmdline) = (None, None, None);
-        let (mut firmware, mut boot_disk) = (None, None);
+        let (mut firmware, mut boot_first) = (None, None);
         let mut options = LaunchOptions::new(PathBuf::new());
         let (mut net_fd, mut mac, mut net_tap) = (None, None, false);
         while let Some(flag) = args.next() {
@@ -257,7 +270,13 @@ impl LaunchOptions {
                 "--initrd" => initrd = Some(PathBuf::from(value()?)),
                 "--cmdline" => cmdline = Some(text(&flag, &value()?)?),
                 "--firmware" => firmware = Some(PathBuf::from(value()?)),
-                "--boot-disk" => boot_disk = Some(number(&flag, &value()?)?),
+                "--boot-disk" | "--boot-cdrom" if boot_first.is_some() => {
+                    return Err(ParseError::Invalid(
+                        "--boot-disk and --boot-cdrom exclude each other".into(),
+                    ));
+                }
+                "--boot-disk" => boot_first = Some(BootDevice::Disk(number(&flag, &value()?)?)),
+                "--boot-cdrom" => boot_first = Some(BootDevice::Cdrom),
                 "--memory" => options.memory = parse_size(&text(&flag, &value()?)?)?,
                 "--cpus" => options.cpus = number(&flag, &value()?)?,
                 "--serial-log" => options.serial_log = Some(PathBuf::from(value()?)),
@@ -308,20 +327,28 @@ impl LaunchOptions {
             }
         }
         options.boot = match (kernel, firmware) {
-            (Some(kernel), None) if boot_disk.is_none() => BootImage::Kernel {
+            (Some(kernel), None) if boot_first.is_none() => BootImage::Kernel {
                 kernel,
                 initrd,
                 cmdline: cmdline.unwrap_or_else(|| DEFAULT_CMDLINE.into()),
             },
             (None, Some(firmware)) if initrd.is_none() && cmdline.is_none() => {
-                if boot_disk.is_some_and(|i| i >= options.disks.len()) {
-                    return Err(ParseError::Invalid(format!(
-                        "--boot-disk names no --disk\n{USAGE}"
-                    )));
+                match boot_first {
+                    Some(BootDevice::Disk(i)) if i >= options.disks.len() => {
+                        return Err(ParseError::Invalid(format!(
+                            "--boot-disk names no --disk\n{USAGE}"
+                        )));
+                    }
+                    Some(BootDevice::Cdrom) if options.cdrom.is_none() => {
+                        return Err(ParseError::Invalid(format!(
+                            "--boot-cdrom needs a --cdrom\n{USAGE}"
+                        )));
+                    }
+                    _ => {}
                 }
                 BootImage::Firmware {
                     firmware,
-                    boot_disk,
+                    boot_first,
                 }
             }
             (None, None) => {
@@ -336,7 +363,7 @@ impl LaunchOptions {
             }
             (Some(_), None) => {
                 return Err(ParseError::Invalid(format!(
-                    "--boot-disk goes with --firmware\n{USAGE}"
+                    "--boot-disk and --boot-cdrom go with --firmware\n{USAGE}"
                 )));
             }
             (None, Some(_)) => {
@@ -433,7 +460,12 @@ mod tests {
         assert_eq!(LaunchOptions::parse(plain.to_args()), Ok(plain));
         options.boot = BootImage::Firmware {
             firmware: SEABIOS_MICROVM.into(),
-            boot_disk: Some(1),
+            boot_first: Some(BootDevice::Disk(1)),
+        };
+        assert_eq!(LaunchOptions::parse(options.to_args()), Ok(options.clone()));
+        options.boot = BootImage::Firmware {
+            firmware: SEABIOS_MICROVM.into(),
+            boot_first: Some(BootDevice::Cdrom),
         };
         assert_eq!(LaunchOptions::parse(options.to_args()), Ok(options.clone()));
     }
@@ -464,11 +496,23 @@ mod tests {
                 &["--firmware", "f", "--cmdline", "quiet"],
                 "go with --kernel",
             ),
-            (
-                &["--kernel", "k", "--boot-disk", "0"],
-                "goes with --firmware",
-            ),
+            (&["--kernel", "k", "--boot-disk", "0"], "go with --firmware"),
             (&["--firmware", "f", "--boot-disk", "0"], "names no --disk"),
+            (&["--firmware", "f", "--boot-cdrom"], "needs a --cdrom"),
+            (
+                &[
+                    "--firmware",
+                    "f",
+                    "--cdrom",
+                    "c",
+                    "--disk",
+                    "d",
+                    "--boot-disk",
+                    "0",
+                    "--boot-cdrom",
+                ],
+                "exclude each other",
+            ),
             (&["--kernel", "k", "--read-only"], "must follow a --disk"),
             (&["--kernel", "k", "--cpus", "two"], "bad --cpus"),
             (&["--kernel", "k", "--display", "4096x10"], "--display"),

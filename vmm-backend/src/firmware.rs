@@ -60,11 +60,20 @@ pub struct FirmwareBoot {
     pub virtio_devices: Vec<VirtioMmioDevice>,
     /// The power button's GSI, for the DSDT.
     pub power_button_gsi: Option<u32>,
-    /// The base address of the virtio-mmio disk to boot first; `None` leaves the firmware's
-    /// own order (the disks in the order they were found).
-    pub boot_device: Option<u32>,
+    /// What to boot first; `None` leaves the firmware's own order (the disks in the order
+    /// they were found, then CD drives).
+    pub boot_first: Option<BootDevice>,
     /// The VM's screen, for a VM that has one.
     pub screen: Option<FirmwareScreen>,
+}
+
+/// A device the firmware can boot from, by its virtio-mmio transport's base address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootDevice {
+    /// A virtio-blk disk.
+    Disk { base: u32 },
+    /// The CD drive: target 0, LUN 0 of a virtio-scsi controller.
+    Cdrom { base: u32 },
 }
 
 /// What the firmware draws its screen with, and who hears where.
@@ -189,8 +198,8 @@ pub fn prepare(
     // With nothing bootable the firmware says so and waits, rather than resetting every
     // minute (a reset would start the VM again and again).
     device.add_file("etc/boot-fail-wait", u32::MAX.to_le_bytes().to_vec())?;
-    if let Some(base) = boot.boot_device {
-        device.add_file("bootorder", boot_order(base).into_bytes())?;
+    if let Some(first) = boot.boot_first {
+        device.add_file("bootorder", boot_order(first).into_bytes())?;
     }
     Ok(PreparedFirmware {
         rom_base: FIRMWARE_TOP - len,
@@ -231,10 +240,15 @@ fn e820(memory: &GuestMemoryMmap) -> Vec<u8> {
     bytes
 }
 
-/// SeaBIOS's boot order line for the virtio-mmio device at `base` (its
-/// `bootprio_find_mmio_device` matches `/virtio-mmio@<16 hex digits>/` and anything after).
-fn boot_order(base: u32) -> String {
-    format!("/virtio-mmio@{:016x}/disk@0\n", base)
+/// SeaBIOS's boot order line for `device`, in QEMU's device path form. SeaBIOS matches a
+/// virtio-blk disk by `/virtio-mmio@<16 hex digits>/*` (`bootprio_find_mmio_device`) and a
+/// virtio-scsi LUN by `/virtio-mmio@<16 hex digits>/*@0/*@<target>,<lun>`
+/// (`bootprio_find_scsi_mmio_device`); devices the list does not name come after it.
+fn boot_order(device: BootDevice) -> String {
+    match device {
+        BootDevice::Disk { base } => format!("/virtio-mmio@{base:016x}/disk@0\n"),
+        BootDevice::Cdrom { base } => format!("/virtio-mmio@{base:016x}/channel@0/disk@0,0\n"),
+    }
 }
 
 #[cfg(test)]
@@ -253,7 +267,7 @@ mod tests {
         path
     }
 
-    fn boot(firmware: PathBuf, boot_device: Option<u32>) -> FirmwareBoot {
+    fn boot(firmware: PathBuf, boot_first: Option<BootDevice>) -> FirmwareBoot {
         FirmwareBoot {
             firmware,
             virtio_devices: vec![VirtioMmioDevice {
@@ -262,7 +276,7 @@ mod tests {
                 irq: 16,
             }],
             power_button_gsi: None,
-            boot_device,
+            boot_first,
             screen: None,
         }
     }
@@ -328,7 +342,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let memory = create_guest_memory(16 << 20).unwrap();
         let firmware = firmware_file(dir.path(), 128 << 10);
-        let mut prepared = prepare(&memory, &boot(firmware, Some(0xd000_0000)), 2).unwrap();
+        let disk = BootDevice::Disk { base: 0xd000_0000 };
+        let mut prepared = prepare(&memory, &boot(firmware.clone(), Some(disk)), 2).unwrap();
         let device = &mut prepared.fw_cfg;
         let e820 = read_file(device, "etc/e820").unwrap();
         assert_eq!(e820.len(), 40);
@@ -344,6 +359,14 @@ mod tests {
         for name in ["etc/acpi/rsdp", "etc/acpi/tables", "etc/table-loader"] {
             assert!(read_file(device, name).is_some(), "{name}");
         }
+        // The CD drive: the path QEMU gives a virtio-scsi CD, which SeaBIOS's glob
+        // `/virtio-mmio@%016x/*@0/*@%x,%x` matches for target 0, LUN 0.
+        let cdrom = BootDevice::Cdrom { base: 0xd000_1000 };
+        let mut prepared = prepare(&memory, &boot(firmware, Some(cdrom)), 2).unwrap();
+        assert_eq!(
+            read_file(&mut prepared.fw_cfg, "bootorder").unwrap(),
+            b"/virtio-mmio@00000000d0001000/channel@0/disk@0,0\n"
+        );
     }
 
     #[test]

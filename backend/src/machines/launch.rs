@@ -6,7 +6,8 @@ use std::path::Path;
 use berth_api::error::ApiError;
 use berth_api::vm::{BootFrom, BootSource, VmConfig};
 use berth_vmm_api::launch::{
-    BootImage, CONTROL_FD, DEFAULT_CMDLINE, Disk, EVENTS_FD, LaunchOptions, SEABIOS_MICROVM,
+    BootDevice, BootImage, CONTROL_FD, DEFAULT_CMDLINE, Disk, EVENTS_FD, LaunchOptions,
+    SEABIOS_MICROVM,
 };
 
 /// The serial log's file name in the VM's directory.
@@ -103,7 +104,7 @@ pub fn disk_path(config: &VmConfig, dir: &Path) -> Option<std::path::PathBuf> {
 }
 
 /// Whether the file at `path` starts with a boot sector (the MBR signature 0x55 0xAA at bytes
-/// 510-511): an installed disk, or an isohybrid ISO.
+/// 510-511): a disk with a system installed.
 pub fn has_boot_signature(path: &Path) -> std::io::Result<bool> {
     Ok(first_sector(path)?.is_some_and(|sector| sector[510..] == [0x55, 0xaa]))
 }
@@ -173,14 +174,14 @@ pub fn launch_options(config: &VmConfig, dir: &Path) -> Result<LaunchOptions, Ap
                     .to_owned(),
             }
         }
-        // The disks come in the order below: the VM's own, then the ISO.
+        // The VM's own disk is the only disk (below).
         (BootFrom::Disk, _) => BootImage::Firmware {
             firmware: SEABIOS_MICROVM.into(),
-            boot_disk: Some(0),
+            boot_first: Some(BootDevice::Disk(0)),
         },
         (BootFrom::Iso, _) => BootImage::Firmware {
             firmware: SEABIOS_MICROVM.into(),
-            boot_disk: Some(usize::from(config.disk.is_some())),
+            boot_first: Some(BootDevice::Cdrom),
         },
         // `check_boot` refused it already.
         (BootFrom::Kernel, None) => return Err(nothing_to_boot(name)),
@@ -192,20 +193,16 @@ pub fn launch_options(config: &VmConfig, dir: &Path) -> Result<LaunchOptions, Ap
     options.control_fd = Some(CONTROL_FD);
     options.events_fd = Some(EVENTS_FD);
     options.display = Some(config.display);
-    // The VM's own disk first (the guest's /dev/vda, where an installer puts the system), then
-    // the ISO, read-only.
+    // The VM's own disk (the guest's /dev/vda, where an installer puts the system), and the
+    // ISO in the CD drive (/dev/sr0), as a PC's installer DVD: installers look for their
+    // packages on a CD, and the firmware boots any El Torito image from it.
     if let Some(path) = disk_path(config, dir) {
         options.disks.push(Disk {
             path,
             read_only: false,
         });
     }
-    if let Some(iso) = iso {
-        options.disks.push(Disk {
-            path: iso,
-            read_only: true,
-        });
-    }
+    options.cdrom = iso;
     Ok(options)
 }
 
@@ -301,36 +298,31 @@ mod tests {
             from_disk.boot,
             BootImage::Firmware {
                 firmware: SEABIOS_MICROVM.into(),
-                boot_disk: Some(0)
+                boot_first: Some(BootDevice::Disk(0))
             }
         );
-        // The VM's disk first (the guest's /dev/vda), the ISO after it, read-only.
-        let disks: Vec<_> = from_disk
-            .disks
-            .iter()
-            .map(|d| (d.path.clone(), d.read_only))
-            .collect();
+        // The VM's disk (the guest's /dev/vda), the ISO in the CD drive.
         assert_eq!(
-            disks,
-            [(dir.path().join("disk.raw"), false), (iso.clone(), true)]
+            from_disk.disks,
+            [Disk {
+                path: dir.path().join("disk.raw"),
+                read_only: false
+            }]
         );
-        let from_iso =
-            launch_options(&config(media.clone(), BootFrom::Iso, true), dir.path()).unwrap();
-        assert!(matches!(
-            from_iso.boot,
-            BootImage::Firmware {
-                boot_disk: Some(1),
-                ..
-            }
-        ));
-        let diskless = launch_options(&config(media, BootFrom::Iso, false), dir.path()).unwrap();
-        assert!(matches!(
-            diskless.boot,
-            BootImage::Firmware {
-                boot_disk: Some(0),
-                ..
-            }
-        ));
+        assert_eq!(from_disk.cdrom.as_deref(), Some(iso.as_path()));
+        for disk in [true, false] {
+            let from_iso =
+                launch_options(&config(media.clone(), BootFrom::Iso, disk), dir.path()).unwrap();
+            assert_eq!(
+                from_iso.boot,
+                BootImage::Firmware {
+                    firmware: SEABIOS_MICROVM.into(),
+                    boot_first: Some(BootDevice::Cdrom)
+                }
+            );
+            assert_eq!(from_iso.disks.len(), usize::from(disk));
+            assert_eq!(from_iso.cdrom.as_deref(), Some(iso.as_path()));
+        }
         let err = check_boot(&config(None, BootFrom::Iso, true), dir.path()).unwrap_err();
         assert!(err.message.contains("has none"), "{err:?}");
     }

@@ -16,7 +16,7 @@ use berth_api::input::{InputDevice, InputEvent};
 use berth_display::gpu::{BootScreenState, GpuConfig};
 use berth_display::notice::{Notice, Pending};
 use berth_vmm_api::channel::ControlServer;
-use berth_vmm_api::launch::{BootImage, NetworkCard, ParseError, USAGE};
+use berth_vmm_api::launch::{BootDevice, BootImage, NetworkCard, ParseError, USAGE};
 use berth_vmm_api::{Command, ControlError, LaunchOptions, Reply, VmmExit};
 use vmm_backend::devices::cdrom::Cdrom;
 use vmm_backend::devices::debug_port::{DEBUG_PORT, DEBUG_PORT_LEN, DebugPort};
@@ -24,7 +24,7 @@ use vmm_backend::devices::legacy::serial::SerialPort;
 use vmm_backend::devices::legacy::{ConsoleSink, LegacyDevices};
 use vmm_backend::devices::power_button::{POWER_BUTTON_GSI, PowerButton};
 use vmm_backend::devices::ramfb;
-use vmm_backend::firmware::{FirmwareBoot, FirmwareScreen};
+use vmm_backend::firmware::{self, FirmwareBoot, FirmwareScreen};
 use vmm_backend::linux::LinuxBoot;
 use vmm_backend::sandbox::seccomp::{self, Enforcement, ThreadRole};
 use vmm_backend::sandbox::{self, Exposed};
@@ -93,7 +93,7 @@ fn boot_source(options: &LaunchOptions) -> Result<BootSource, String> {
                 // Filled in by `run` once the devices are placed.
                 virtio_devices: Vec::new(),
                 power_button_gsi: None,
-                boot_device: None,
+                boot_first: None,
                 screen: None,
             }));
         }
@@ -236,7 +236,7 @@ fn run(options: LaunchOptions) -> Result<VmExitReason, String> {
         // A Linux kernel or the firmware finds the devices in the DSDT: the disks first, in
         // their order, then the rng, the network card and the display devices.
         source @ (BootSource::Linux(_) | BootSource::Firmware(_)) => {
-            attach_devices(&mut vm, &mut virtio, &options)?;
+            let storage = attach_devices(&mut vm, &mut virtio, &options)?;
             if let Some(mode) = options.display.map(|d| (d.width, d.height)) {
                 let (devices, notify) = attach_display(&mut vm, &mut virtio, mode, notices)?;
                 (display, notifier) = (Some(devices), notify);
@@ -250,11 +250,11 @@ fn run(options: LaunchOptions) -> Result<VmExitReason, String> {
                 }
                 BootSource::Firmware(mut firmware) => {
                     if let BootImage::Firmware {
-                        boot_disk: Some(index),
+                        boot_first: Some(first),
                         ..
                     } = options.boot
                     {
-                        firmware.boot_device = described.get(index).map(|d| d.base);
+                        firmware.boot_first = storage.boot_device(first);
                     }
                     firmware.virtio_devices = described;
                     firmware.power_button_gsi = Some(POWER_BUTTON_GSI);
@@ -399,21 +399,24 @@ fn attach_devices(
     vm: &mut Vm,
     virtio: &mut VirtioMmioDevices,
     options: &LaunchOptions,
-) -> Result<(), String> {
+) -> Result<Storage, String> {
+    let mut storage = Storage::default();
     for (index, disk) in options.disks.iter().enumerate() {
         let block = Block::open(&disk.path, disk.read_only, &format!("berth-disk{index}"))
             .map_err(|e| format!("cannot attach {}: {e}", disk.path.display()))?;
-        virtio
+        let placed = virtio
             .attach(vm, Box::new(block))
             .map_err(|e| e.to_string())?;
+        storage.disks.push(placed.base);
     }
     if let Some(path) = &options.cdrom {
         let cdrom = std::fs::File::open(path)
             .and_then(Cdrom::new)
             .map_err(|e| format!("cannot put {} in the CD drive: {e}", path.display()))?;
-        virtio
+        let placed = virtio
             .attach(vm, Box::new(Scsi::new(cdrom)))
             .map_err(|e| e.to_string())?;
+        storage.cdrom = Some(placed.base);
     }
     virtio
         .attach(vm, Box::new(Rng::new()))
@@ -421,7 +424,28 @@ fn attach_devices(
     if let Some(card) = options.network {
         attach_network(vm, virtio, card)?;
     }
-    Ok(())
+    Ok(storage)
+}
+
+/// Where the disks and the CD drive were placed: their virtio-mmio bases.
+#[derive(Default)]
+struct Storage {
+    /// In [`LaunchOptions::disks`]' order.
+    disks: Vec<u32>,
+    cdrom: Option<u32>,
+}
+
+impl Storage {
+    /// `device` as the firmware names it. (`LaunchOptions::parse` refused one not attached.)
+    fn boot_device(&self, device: BootDevice) -> Option<firmware::BootDevice> {
+        match device {
+            BootDevice::Disk(index) => self
+                .disks
+                .get(index)
+                .map(|&base| firmware::BootDevice::Disk { base }),
+            BootDevice::Cdrom => self.cdrom.map(|base| firmware::BootDevice::Cdrom { base }),
+        }
+    }
 }
 
 /// Attaches the virtio-net card whose peer is the inherited socket `card.fd`, woken when the
