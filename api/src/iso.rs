@@ -42,6 +42,18 @@ pub struct BootImage {
     pub sectors: u16,
 }
 
+impl BootImage {
+    /// The platform of a boot image for a PC BIOS (El Torito platform id 0).
+    pub const BIOS: &'static str = "bios";
+    /// The platform of a boot image for UEFI (El Torito platform id 0xEF).
+    pub const UEFI: &'static str = "uefi";
+
+    /// Whether a PC BIOS, the VM's firmware, starts this image.
+    pub fn starts_on_bios(&self) -> bool {
+        self.bootable && self.platform == Self::BIOS
+    }
+}
+
 /// A Linux boot entry found on the image: what `vm create --iso FILE --entry N` boots.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IsoBootEntry {
@@ -84,12 +96,23 @@ pub struct IsoInfo {
     pub description: Option<String>,
     pub kind: IsoKind,
     pub boot_images: Vec<BootImage>,
-    /// Linux boot entries, default first. Empty when Berth cannot boot the image.
+    /// Linux boot entries Berth starts directly, default first. Empty when Berth reads no
+    /// kernel on the image (it may still start through the firmware:
+    /// [`IsoInfo::firmware_bootable`]).
     pub entries: Vec<IsoBootEntry>,
     pub suggested: Suggested,
-    /// Why Berth cannot boot the image, when `entries` is empty.
+    /// Why Berth cannot boot the image at all: no entry it starts directly and no boot image
+    /// its firmware starts.
     pub unbootable: Option<String>,
     /// Things that looked wrong but did not stop the inspection (an entry whose kernel is
     /// missing, a config that includes itself, …).
     pub warnings: Vec<String>,
+}
+
+impl IsoInfo {
+    /// Whether the VM's firmware (a PC BIOS) can start the image from the CD drive: it has an
+    /// El Torito boot image for a BIOS (`vm create --boot iso`).
+    pub fn firmware_bootable(&self) -> bool {
+        self.boot_images.iter().any(BootImage::starts_on_bios)
+    }
 }

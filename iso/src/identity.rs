@@ -178,33 +178,34 @@ pub fn identify<S: Source>(
     }
 }
 
-/// Why an image with no Linux boot entry cannot be booted, in words a user can act on.
+/// Why an image with no Linux boot entry and no boot image for a PC BIOS cannot be booted, in
+/// words a user can act on.
 pub fn why_unbootable<S: Source>(iso: &Iso<S>, boot_images: &[BootImage]) -> String {
-    const FIRMWARE: &str = "Berth starts Linux kernels directly, and other images through its firmware (a PC BIOS) only when they can start from a disk (isohybrid images: `--boot iso`); it has no UEFI firmware and no CD drive yet";
+    const BERTH: &str = "Berth starts Linux kernels directly, and other images through its firmware (a PC BIOS) from their El Torito boot image for a BIOS";
+    if boot_images.iter().any(|b| b.platform == BootImage::UEFI) {
+        return "it boots only with UEFI firmware (its El Torito boot image is for UEFI, none is for a PC BIOS), which Berth does not have yet".to_owned();
+    }
     let any = |paths: &[&str]| paths.iter().any(|p| exists(iso, p));
-    if any(&[
+    let system = if any(&[
         "/sources/install.wim",
         "/sources/install.esd",
         "/sources/boot.wim",
         "/bootmgr",
     ]) {
-        return format!(
-            "it is a Windows image: Windows starts through its boot manager, which needs firmware; {FIRMWARE}"
-        );
+        "it is a Windows image, which starts through its boot manager, "
+    } else if any(&["/boot/kernel/kernel", "/boot/loader", "/bsd", "/bsd.rd"]) {
+        "it is a BSD image, whose kernel starts through the BSD loader, "
+    } else {
+        "it has no Linux kernel (no isolinux/syslinux or GRUB config names one, and none of the known layouts, install.amd, live, casper, images/pxeboot, arch/boot, is on it) "
+    };
+    if boot_images.is_empty() {
+        return format!("{system}and no El Torito boot image for firmware to start; {BERTH}");
     }
-    if any(&["/boot/kernel/kernel", "/boot/loader", "/bsd", "/bsd.rd"]) {
-        return format!(
-            "it is a BSD image: its kernel is not a Linux kernel and starts through the BSD loader, which needs firmware; {FIRMWARE}"
-        );
-    }
-    if !boot_images.is_empty() {
-        let platforms: Vec<&str> = boot_images.iter().map(|b| b.platform.as_str()).collect();
-        return format!(
-            "it has only firmware boot images (El Torito: {}) and no Linux kernel that a boot menu or a known layout names; {FIRMWARE}",
-            platforms.join(", ")
-        );
-    }
-    "it has no Linux kernel: no isolinux/syslinux or GRUB config names one, and none of the known layouts (install.amd, live, casper, images/pxeboot, arch/boot) is on it".to_owned()
+    let platforms: Vec<&str> = boot_images.iter().map(|b| b.platform.as_str()).collect();
+    format!(
+        "{system}and its El Torito boot images ({}) are none a PC BIOS starts; {BERTH}",
+        platforms.join(", ")
+    )
 }
 
 #[cfg(test)]

@@ -570,8 +570,8 @@ impl<S: Source> Iso<S> {
 fn boot_image(platform: u8, e: &[u8]) -> BootImage {
     BootImage {
         platform: match platform {
-            0 => "bios".into(),
-            0xEF => "uefi".into(),
+            0 => BootImage::BIOS.into(),
+            0xEF => BootImage::UEFI.into(),
             other => format!("{other:#04x}"),
         },
         bootable: e[0] == 0x88,

@@ -2,9 +2,9 @@
 //! without mounting them and without external tools, and finds how the Linux on them boots.
 //!
 //! Berth boots an ISO fastest by loading the kernel and initramfs named by the image's own boot
-//! menus (isolinux/syslinux, GRUB, or a known distro layout) and attaching the image read-only;
-//! what it cannot read that way may still start through the VM's firmware (an isohybrid image,
-//! booted as a disk: `BootFrom::Iso`).
+//! menus (isolinux/syslinux, GRUB, or a known distro layout), with the image in the VM's CD
+//! drive; what it cannot read that way may still start through the VM's firmware from the CD
+//! drive, when the image has an El Torito boot image for a PC BIOS (`BootFrom::Iso`).
 //!
 //! - [`inspect`]: what an image is and its boot entries, as the API's [`IsoInfo`].
 //! - [`bootable`]: the check `vm create --iso` makes: the entry exists and boots Linux.
@@ -26,7 +26,7 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use berth_api::iso::{IsoBootEntry, IsoInfo};
+use berth_api::iso::{BootImage, IsoBootEntry, IsoInfo};
 
 pub use image::{Iso, Source};
 
@@ -81,8 +81,8 @@ pub fn inspect_image<S: Source>(iso: &Iso<S>, path: &Path) -> IsoInfo {
     });
     let found = entries::find(iso, &mut warnings);
     let id = identity::identify(iso, &found, &mut warnings);
-    let unbootable = found
-        .is_empty()
+    let firmware_bootable = boot_images.iter().any(BootImage::starts_on_bios);
+    let unbootable = (found.is_empty() && !firmware_bootable)
         .then(|| identity::why_unbootable(iso, &boot_images));
     IsoInfo {
         path: path.to_owned(),
@@ -101,15 +101,14 @@ pub fn inspect_image<S: Source>(iso: &Iso<S>, path: &Path) -> IsoInfo {
     }
 }
 
-/// The entry `vm create --iso FILE --entry N` would boot (the default when `entry` is `None`),
-/// or why there is none: no Linux on the image, or no entry N.
+/// The entry `vm create --iso FILE --entry N` would boot directly (the default when `entry` is
+/// `None`), or why there is none: no Linux on the image that Berth reads, or no entry N.
 pub fn bootable(info: &IsoInfo, entry: Option<u32>) -> Result<&IsoBootEntry, IsoError> {
     if info.entries.is_empty() {
-        return Err(IsoError::NotBootable(
-            info.unbootable
-                .clone()
-                .unwrap_or_else(|| "it has no Linux kernel that berth could boot".into()),
-        ));
+        return Err(IsoError::NotBootable(match &info.unbootable {
+            Some(why) => why.clone(),
+            None => "Berth reads no Linux kernel on it to start directly (no boot menu or known layout names one); its firmware can start it from the CD drive instead: `--boot iso`".into(),
+        }));
     }
     let n = entry.unwrap_or(0);
     info.entries.get(n as usize).ok_or_else(|| {

@@ -306,6 +306,60 @@ fn images_without_linux_say_why() {
 }
 
 #[test]
+fn an_image_without_linux_but_with_a_bios_boot_image_starts_through_the_firmware() {
+    let dir = tempfile::tempdir().unwrap();
+    // ISOLINUX whose menu names no kernel Berth reads (as a rescue or BSD CD's boot loader):
+    // a PC BIOS starts it from the CD drive.
+    let tree = dir.path().join("bios");
+    write(
+        &tree,
+        "isolinux/isolinux.bin",
+        &std::fs::read("/usr/lib/ISOLINUX/isolinux.bin").unwrap(),
+    );
+    write(&tree, "isolinux/isolinux.cfg", b"prompt 1\n");
+    let iso = dir.path().join("bios.iso");
+    xorriso(
+        &tree,
+        &iso,
+        &[
+            "-R",
+            "-b",
+            "isolinux/isolinux.bin",
+            "-c",
+            "isolinux/boot.cat",
+            "-no-emul-boot",
+            "-boot-load-size",
+            "4",
+            "-boot-info-table",
+        ],
+    );
+    let info = inspect(&iso).unwrap();
+    assert!(info.entries.is_empty());
+    assert!(info.firmware_bootable());
+    assert_eq!(info.unbootable, None);
+    let err = berth_iso::bootable(&info, None).unwrap_err().to_string();
+    assert!(err.contains("--boot iso"), "{err}");
+
+    // Only a UEFI boot image (an EFI system partition image): nothing Berth starts.
+    let tree = dir.path().join("uefi");
+    write(&tree, "efi.img", &blob(64 << 10, 9));
+    let iso = dir.path().join("uefi.iso");
+    xorriso(
+        &tree,
+        &iso,
+        &["-R", "-e", "efi.img", "-c", "boot.cat", "-no-emul-boot"],
+    );
+    let info = inspect(&iso).unwrap();
+    assert_eq!(info.boot_images.len(), 1, "{:?}", info.boot_images);
+    assert_eq!(info.boot_images[0].platform, "uefi");
+    assert!(!info.firmware_bootable());
+    let why = info.unbootable.clone().unwrap();
+    assert!(why.contains("UEFI firmware"), "{why}");
+    let err = berth_iso::bootable(&info, None).unwrap_err().to_string();
+    assert!(err.contains("UEFI"), "{err}");
+}
+
+#[test]
 fn truncated_and_random_files_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let iso = debian_isolinux(dir.path());
