@@ -20,7 +20,7 @@ pub enum BootSource {
         #[serde(default)]
         cmdline: String,
     },
-    /// Boot an entry found on an ISO image, which is attached to the guest read-only.
+    /// Boot an entry found on an ISO image, which is in the guest's CD drive (read-only).
     Iso {
         iso: PathBuf,
         /// Which boot entry of the ISO; the ISO's default when absent.
@@ -37,8 +37,9 @@ pub enum BootFrom {
     /// ISO (an installer starts in seconds this way).
     #[default]
     Kernel,
-    /// Its ISO through the firmware, as a PC boots a USB stick: for images whose boot menu
-    /// Berth cannot read (the image must be isohybrid: bootable from a disk).
+    /// Its ISO through the firmware, from the CD drive, as a PC boots an installer DVD: for
+    /// images whose boot menu Berth cannot read (the image needs an El Torito boot image for
+    /// a PC BIOS).
     Iso,
     /// Its disk through the firmware: the system installed on it.
     Disk,

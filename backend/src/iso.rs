@@ -6,6 +6,7 @@ use std::path::Path;
 
 use berth_api::error::{ApiError, ErrorKind};
 use berth_api::iso::IsoInfo;
+use berth_api::vm::BootFrom;
 use berth_iso::IsoError;
 
 use crate::access::readable_file;
@@ -35,20 +36,30 @@ pub fn check_bootable(path: &Path, entry: Option<u32>) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Refuse an ISO the firmware cannot boot from a disk: one without an MBR (a pure El Torito
-/// image, which needs a CD drive; Berth has none yet). Debian's and most distributions' ISOs
-/// are isohybrid: an MBR in front of the ISO 9660 filesystem.
-pub fn check_disk_bootable(path: &Path) -> Result<(), ApiError> {
-    match crate::machines::launch::has_boot_signature(path) {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(ApiError::invalid(format!(
-            "{} cannot boot from a disk: it has no MBR (it is not isohybrid, and Berth has no CD drive for a pure El Torito image yet)",
-            path.display()
-        ))),
-        Err(e) => Err(ApiError::invalid(format!(
-            "cannot read {}: {e}",
-            path.display()
-        ))),
+/// Refuse an ISO the firmware cannot start from the CD drive: one without an El Torito boot
+/// image for a PC BIOS (a UEFI-only image, or none at all).
+pub fn check_firmware_bootable(path: &Path) -> Result<(), ApiError> {
+    let info = berth_iso::inspect(path).map_err(|e| iso_error(path, e))?;
+    if info.firmware_bootable() {
+        return Ok(());
+    }
+    let why = info.unbootable.unwrap_or_else(|| {
+        "it has no El Torito boot image for a PC BIOS, the VM's firmware".to_owned()
+    });
+    Err(ApiError::invalid(format!(
+        "{} cannot start through the firmware: {why}",
+        path.display()
+    )))
+}
+
+/// How a VM given the ISO at `path` starts when the user does not say: its Linux kernel
+/// directly when Berth reads one on it (an installer starts in seconds), else through the
+/// firmware when the image has a boot image for a PC BIOS. An image that is neither is refused
+/// later, by the check of the way chosen, with the reason.
+pub fn default_boot_from(path: &Path) -> BootFrom {
+    match berth_iso::inspect(path) {
+        Ok(info) if info.entries.is_empty() && info.firmware_bootable() => BootFrom::Iso,
+        _ => BootFrom::Kernel,
     }
 }
 

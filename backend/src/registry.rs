@@ -206,15 +206,10 @@ impl Registry {
         };
         validate::vm_resources(&resources, host, spec.overcommit).map_err(ApiError::invalid)?;
         validate::vm_forwards(&spec.network, &spec.forwards).map_err(ApiError::invalid)?;
-        // By default a VM starts from what it was given to boot, else from its disk.
-        let boot_from = spec.boot_from.unwrap_or(match (&spec.boot, spec.disk) {
-            (None, 1..) => BootFrom::Disk,
-            _ => BootFrom::Kernel,
-        });
-        let boot = spec
-            .boot
-            .map(|b| checked_boot(b, boot_from, peer))
-            .transpose()?;
+        let boot = spec.boot.map(|b| readable_boot(b, peer)).transpose()?;
+        let boot_from = spec
+            .boot_from
+            .unwrap_or_else(|| default_boot_from(boot.as_ref(), spec.disk > 0));
         check_boot_from(boot_from, boot.as_ref(), spec.disk > 0)?;
         let dir = self.dir(&spec.name);
         if self.vms.contains_key(&spec.name) || dir.exists() {
@@ -348,16 +343,16 @@ impl Registry {
                 config.boot_from = BootFrom::Disk;
             }
         }
-        let boot = edited_boot(config.boot.take(), &edit)?;
+        let boot = edited_boot(config.boot.take(), &edit)?
+            .map(|b| readable_boot(b, peer))
+            .transpose()?;
         config.boot_from = match edit.boot_from {
             Some(from) => from,
             // New boot media are what the user wants to start next.
-            None if media_changed => BootFrom::Kernel,
+            None if media_changed => default_boot_from(boot.as_ref(), config.disk.is_some()),
             None => config.boot_from,
         };
-        config.boot = boot
-            .map(|b| checked_boot(b, config.boot_from, peer))
-            .transpose()?;
+        config.boot = boot;
         check_boot_from(
             config.boot_from,
             config.boot.as_ref(),
@@ -442,22 +437,41 @@ fn edited_boot(current: Option<BootSource>, edit: &VmEdit) -> Result<Option<Boot
     }))
 }
 
-/// Refuses starting from what the VM does not have. (A VM with nothing at all to boot may
-/// exist; `vm start` says what to give it.)
+/// Where a VM starts from when the user does not say: what it was given to boot (an ISO's
+/// kernel directly when Berth reads one, else the ISO through the firmware), else its disk.
+fn default_boot_from(boot: Option<&BootSource>, disk: bool) -> BootFrom {
+    match boot {
+        Some(BootSource::Iso { iso, entry: None }) => crate::iso::default_boot_from(iso),
+        Some(_) => BootFrom::Kernel,
+        None if disk => BootFrom::Disk,
+        None => BootFrom::Kernel,
+    }
+}
+
+/// Refuses starting from what the VM does not have, or from an ISO that cannot start that way.
+/// (A VM with nothing at all to boot may exist; `vm start` says what to give it.)
 fn check_boot_from(from: BootFrom, boot: Option<&BootSource>, disk: bool) -> Result<(), ApiError> {
-    match from {
-        BootFrom::Iso if !matches!(boot, Some(BootSource::Iso { .. })) => Err(ApiError::invalid(
+    match (from, boot) {
+        (BootFrom::Iso, Some(BootSource::Iso { iso, .. })) => {
+            crate::iso::check_firmware_bootable(iso)
+        }
+        (BootFrom::Iso, _) => Err(ApiError::invalid(
             "--boot iso needs an ISO: attach one with --iso",
         )),
-        BootFrom::Disk if !disk => Err(ApiError::invalid(
+        // Berth reads its boot entry: it must hold a Linux kernel.
+        (BootFrom::Kernel, Some(BootSource::Iso { iso, entry })) => {
+            crate::iso::check_bootable(iso, *entry)
+        }
+        (BootFrom::Disk, _) if !disk => Err(ApiError::invalid(
             "--boot disk needs a disk: give the VM one with --disk SIZE",
         )),
+        // An ISO a VM starts from its disk is only in its CD drive.
         _ => Ok(()),
     }
 }
 
-/// Check a boot source's files on behalf of the peer and make its paths canonical.
-fn checked_boot(boot: BootSource, from: BootFrom, peer: &Peer) -> Result<BootSource, ApiError> {
+/// Check a boot source's files as readable by the peer and make its paths canonical.
+fn readable_boot(boot: BootSource, peer: &Peer) -> Result<BootSource, ApiError> {
     let check = |p: &Path, what| readable_file(p, peer, what).map_err(ApiError::invalid);
     Ok(match boot {
         BootSource::Kernel {
@@ -472,18 +486,9 @@ fn checked_boot(boot: BootSource, from: BootFrom, peer: &Peer) -> Result<BootSou
                 cmdline,
             }
         }
-        BootSource::Iso { iso, entry } => {
-            let iso = check(&iso, "ISO image")?;
-            // Refused now rather than at start: an ISO that cannot start the way asked.
-            match from {
-                // Berth reads its boot entry: it must hold a Linux kernel.
-                BootFrom::Kernel => crate::iso::check_bootable(&iso, entry)?,
-                // The firmware boots it as a disk.
-                BootFrom::Iso => crate::iso::check_disk_bootable(&iso)?,
-                // Only attached.
-                BootFrom::Disk => {}
-            }
-            BootSource::Iso { iso, entry }
-        }
+        BootSource::Iso { iso, entry } => BootSource::Iso {
+            iso: check(&iso, "ISO image")?,
+            entry,
+        },
     })
 }

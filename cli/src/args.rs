@@ -470,15 +470,16 @@ pub struct Boot {
     /// The kernel command line.
     #[arg(long, conflicts_with = "iso")]
     pub cmdline: Option<String>,
-    /// An ISO image to boot from (attached read-only).
+    /// An ISO image to boot from, in the VM's CD drive (read-only).
     #[arg(long)]
     pub iso: Option<PathBuf>,
     /// Which boot entry of the ISO (default: its default entry).
     #[arg(long, requires = "iso")]
     pub entry: Option<u32>,
     /// Where the VM starts from: `kernel` (its kernel, or the boot entry Berth reads from its
-    /// ISO: fast), `iso` (its ISO through the firmware, for images whose menu Berth cannot
-    /// read) or `disk` (its disk through the firmware: an installed system).
+    /// ISO: fast), `iso` (its ISO through the firmware, from the CD drive: for images whose
+    /// menu Berth cannot read) or `disk` (its disk through the firmware: an installed system).
+    /// By default, what it was given: an ISO's kernel when Berth reads one, else the ISO.
     #[arg(long = "boot", value_name = "FROM")]
     pub boot_from: Option<BootFrom>,
 }

@@ -303,6 +303,9 @@ pub fn show_vm(vm: &VmInfo) -> String {
     pairs(&rows)
 }
 
+/// What `iso inspect` says of an image Berth starts only through the firmware.
+const FIRMWARE_ONLY: &str = "Berth starts this image through the VM's firmware (a PC BIOS) from its CD drive (`vm create --iso FILE` does so by default): it names no Linux kernel Berth starts directly.";
+
 pub fn show_iso(info: &IsoInfo) -> String {
     let what = match (&info.distro, &info.version) {
         (Some(d), Some(v)) => format!("{d} {v}"),
@@ -349,7 +352,10 @@ pub fn show_iso(info: &IsoInfo) -> String {
     ));
     let mut out = pairs(&rows);
     out.push('\n');
-    if info.entries.is_empty() {
+    if info.entries.is_empty() && info.firmware_bootable() {
+        out.push_str(FIRMWARE_ONLY);
+        out.push('\n');
+    } else if info.entries.is_empty() {
         out.push_str(&format!(
             "Berth cannot boot this image: {}\n",
             info.unbootable
@@ -438,7 +444,7 @@ mod tests {
     use super::*;
     use berth_api::container::{ContainerLimits, ContainerState};
     use berth_api::host::{ContainerSupport, DaemonMode, IdMap};
-    use berth_api::iso::{IsoBootEntry, NameScheme, Suggested};
+    use berth_api::iso::{BootImage, IsoBootEntry, NameScheme, Suggested};
     use berth_api::network::ContainerNetwork;
     use berth_api::utilisation::{Resources, Shares};
     use berth_api::vm::{DiskConfig, DisplayMode, VmConfig, VmState};
@@ -696,6 +702,21 @@ mod tests {
         info.entries.clear();
         info.unbootable = Some("it is a Windows image".into());
         assert!(show_iso(&info).contains("Berth cannot boot this image: it is a Windows image"));
+        info.unbootable = None;
+        info.boot_images = vec![BootImage {
+            platform: BootImage::BIOS.into(),
+            bootable: true,
+            emulation: "none".into(),
+            lba: 30,
+            sectors: 4,
+        }];
+        let text = show_iso(&info);
+        assert!(
+            text.contains("Firmware boot  bios (none emulation)"),
+            "{text}"
+        );
+        assert!(text.contains("through the VM's firmware"), "{text}");
+        assert!(!text.contains("cannot boot"), "{text}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! ISO images through a real berthd and berthctl: `iso inspect` in a table and in JSON, and
-//! `vm create --iso` accepting a Linux image and refusing, with the reason and nothing created,
-//! images berth cannot boot. The images are built here with xorriso.
+//! `vm create --iso` accepting a Linux image, making an image only a PC BIOS starts start
+//! through the firmware, and refusing, with the reason and nothing created, images berth cannot
+//! boot. The images are built here with xorriso.
 
 #![allow(clippy::unwrap_used)] // a panic in a test is a failed assertion
 
@@ -54,6 +55,50 @@ fn windows_iso(dir: &Path) -> PathBuf {
     write(&tree, "bootmgr", b"x");
     let iso = dir.join("windows.iso");
     xorriso(&tree, &iso, &["-V", "CCCOMA_X64FRE_EN-US_DV9", "-J"]);
+    iso
+}
+
+/// A pure El Torito image (no MBR) whose ISOLINUX menu names no kernel: only a PC BIOS, from a
+/// CD drive, starts it.
+fn el_torito_iso(dir: &Path) -> PathBuf {
+    let tree = dir.join("rescue");
+    write(
+        &tree,
+        "isolinux/isolinux.bin",
+        &std::fs::read("/usr/lib/ISOLINUX/isolinux.bin").unwrap(),
+    );
+    write(&tree, "isolinux/isolinux.cfg", b"prompt 1\n");
+    let iso = dir.join("rescue.iso");
+    xorriso(
+        &tree,
+        &iso,
+        &[
+            "-V",
+            "RESCUE",
+            "-R",
+            "-b",
+            "isolinux/isolinux.bin",
+            "-c",
+            "isolinux/boot.cat",
+            "-no-emul-boot",
+            "-boot-load-size",
+            "4",
+            "-boot-info-table",
+        ],
+    );
+    iso
+}
+
+/// An image with only a UEFI boot image.
+fn uefi_iso(dir: &Path) -> PathBuf {
+    let tree = dir.join("uefi");
+    write(&tree, "efi.img", &[0xf6; 64 << 10]);
+    let iso = dir.join("uefi.iso");
+    xorriso(
+        &tree,
+        &iso,
+        &["-R", "-e", "efi.img", "-c", "boot.cat", "-no-emul-boot"],
+    );
     iso
 }
 
@@ -181,4 +226,100 @@ fn vm_create_boots_only_linux_isos_and_creates_nothing_otherwise() {
         .map(|v| v["config"]["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["live"]);
+}
+
+#[test]
+fn an_image_only_a_bios_starts_is_created_to_start_through_the_firmware() {
+    let dir = open_tempdir();
+    let daemon = Daemon::start(dir.path(), &[]);
+    let rescue = el_torito_iso(dir.path());
+
+    let out = daemon.berthctl(&["iso", "inspect", s(&rescue)]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("through the VM's firmware"), "{stdout}");
+    assert!(!stdout.contains("cannot boot"), "{stdout}");
+
+    // No --boot: the firmware, from the CD drive.
+    let out = daemon.berthctl(&[
+        "vm",
+        "create",
+        "rescue",
+        "--memory",
+        "256M",
+        "--iso",
+        s(&rescue),
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let show = text(&daemon.berthctl(&["vm", "show", "rescue"])).0;
+    assert!(show.contains("its ISO (firmware)"), "{show}\n{stdout}");
+    // Asked to start its kernel directly: there is none Berth reads, and berthd says how else.
+    let out = daemon.berthctl(&[
+        "vm",
+        "create",
+        "direct",
+        "--memory",
+        "256M",
+        "--iso",
+        s(&rescue),
+        "--boot",
+        "kernel",
+    ]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--boot iso"), "{stderr}");
+
+    // Through the firmware, images without a boot image for a PC BIOS are refused, named.
+    let linux = linux_iso(dir.path());
+    let uefi = uefi_iso(dir.path());
+    for (name, iso, want) in [
+        ("uefi", &uefi, "UEFI firmware"),
+        ("nobios", &linux, "cannot start through the firmware"),
+    ] {
+        let out = daemon.berthctl(&[
+            "vm",
+            "create",
+            name,
+            "--memory",
+            "256M",
+            "--iso",
+            s(iso),
+            "--boot",
+            "iso",
+        ]);
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+        assert!(stderr.contains(want), "{name}: {stderr}");
+        assert!(!daemon.state_dir.join("vms").join(name).exists(), "{name}");
+    }
+    // An image with nothing to start at all says why without --boot too.
+    let out = daemon.berthctl(&[
+        "vm",
+        "create",
+        "uefi",
+        "--memory",
+        "256M",
+        "--iso",
+        s(&uefi),
+    ]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("UEFI firmware"), "{stderr}");
+
+    // `vm edit --iso` with another such image: the VM starts from it through the firmware.
+    let out = daemon.berthctl(&[
+        "vm",
+        "create",
+        "later",
+        "--memory",
+        "256M",
+        "--iso",
+        s(&linux),
+    ]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let out = daemon.berthctl(&["vm", "edit", "later", "--iso", s(&rescue)]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let show = text(&daemon.berthctl(&["vm", "show", "later"])).0;
+    assert!(show.contains("its ISO (firmware)"), "{show}");
 }

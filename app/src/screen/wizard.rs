@@ -5,8 +5,10 @@
 //!
 //! An ISO path is read by berthd (`iso inspect`) as soon as it is given: the wizard shows what
 //! the image is, lets the user pick one of its boot entries, and takes the image's suggested
-//! resources for the sliders the user has not moved. An image Berth cannot boot shows berthd's
-//! reason and Create stays disabled.
+//! resources for the sliders the user has not moved. An image whose kernel Berth cannot read
+//! but whose El Torito boot image a PC BIOS starts is created to start through the firmware
+//! from the CD drive. An image Berth cannot boot shows berthd's reason and Create stays
+//! disabled.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -17,7 +19,7 @@ use berth_api::network::{PortForward, VmNetwork};
 use berth_api::size::format_size;
 use berth_api::utilisation::{Resources, host_allocation, vm_allocation};
 use berth_api::validate;
-use berth_api::vm::{BootSource, VmSpec};
+use berth_api::vm::{BootFrom, BootSource, VmSpec};
 use iced::widget::{
     button, checkbox, column, container, pick_list, radio, row, slider, text, text_input,
 };
@@ -99,6 +101,9 @@ struct EntryChoice {
     index: u32,
     label: String,
 }
+
+/// What the wizard says of an image that starts only through the firmware.
+const FIRMWARE_ONLY: &str = "Starts through the VM's firmware (a PC BIOS) from its CD drive: Berth reads no Linux kernel on it to start directly.";
 
 /// The pick list's lines: the image's entries in its order (the default first).
 fn entry_choices(info: &IsoInfo) -> Vec<EntryChoice> {
@@ -224,6 +229,8 @@ impl Wizard {
             IsoState::Unknown => Some("press Enter to read the ISO image".into()),
             IsoState::Inspecting(_) => Some("reading the ISO image…".into()),
             IsoState::Failed(e) => Some(e.clone()),
+            // Berth reads no kernel on it, but the VM's firmware starts it.
+            IsoState::Inspected(info) if Self::firmware_only(info) => None,
             IsoState::Inspected(info) if info.entries.is_empty() => Some(format!(
                 "Berth cannot boot this image: {}",
                 info.unbootable
@@ -235,6 +242,12 @@ impl Wizard {
             }
             IsoState::Inspected(_) => None,
         }
+    }
+
+    /// Whether the image starts only through the VM's firmware: Berth reads no Linux kernel
+    /// on it, and it has a boot image for a PC BIOS.
+    fn firmware_only(info: &IsoInfo) -> bool {
+        info.entries.is_empty() && info.firmware_bootable()
     }
 
     /// A new path in the ISO field: forget what was known of the old one, and ask berthd about
@@ -290,6 +303,11 @@ impl Wizard {
         }
     }
 
+    /// Whether the inspected ISO starts only through the firmware ([`Self::firmware_only`]).
+    fn iso_firmware_only(&self) -> bool {
+        matches!(&self.iso_state, IsoState::Inspected(info) if Self::firmware_only(info))
+    }
+
     fn resources_problem(&self) -> Option<String> {
         validate::vm_resources(&self.resources(), &self.host, self.overcommit).err()
     }
@@ -319,12 +337,18 @@ impl Wizard {
                     .map(PathBuf::from),
                 cmdline: self.cmdline.clone(),
             }),
+            Boot::Iso if self.iso_firmware_only() => Some(BootSource::Iso {
+                iso: PathBuf::from(self.iso.trim()),
+                entry: None,
+            }),
             Boot::Iso => Some(BootSource::Iso {
                 iso: PathBuf::from(self.iso.trim()),
                 entry: Some(self.entry),
             }),
             Boot::Nothing => None,
         };
+        let boot_from =
+            (self.boot == Boot::Iso && self.iso_firmware_only()).then_some(BootFrom::Iso);
         let r = self.resources();
         Ok(VmSpec {
             name: self.name.clone(),
@@ -332,7 +356,7 @@ impl Wizard {
             memory: r.memory,
             disk: r.disk,
             boot,
-            boot_from: None,
+            boot_from,
             overcommit: self.overcommit,
             network,
             forwards,
@@ -423,6 +447,9 @@ impl Wizard {
         let mut col = column![text(what)].spacing(6);
         if let Some(description) = &info.description {
             col = col.push(text(description.as_str()).size(13));
+        }
+        if Self::firmware_only(info) {
+            col = col.push(text(FIRMWARE_ONLY).size(13));
         }
         if info.entries.is_empty() {
             return col.into();
@@ -916,5 +943,43 @@ mod tests {
                 .is_ok()
         );
         assert!(wizard.spec().is_err());
+    }
+
+    #[test]
+    fn an_image_only_the_firmware_starts_is_created_to_start_from_the_cd() {
+        use berth_api::iso::BootImage;
+        let mut wizard = Wizard::new(HOST, vec![]);
+        pick_iso(&mut wizard, "/isos/rescue.iso");
+        let mut rescue = debian_info("/isos/rescue.iso");
+        rescue.entries.clear();
+        rescue.boot_images = vec![BootImage {
+            platform: BootImage::BIOS.into(),
+            bootable: true,
+            emulation: "none".into(),
+            lba: 40,
+            sectors: 4,
+        }];
+        wizard.update(Message::Inspected(
+            "/isos/rescue.iso".into(),
+            Ok(Box::new(rescue)),
+        ));
+        {
+            let mut ui = simulator(wizard.view());
+            assert!(ui.find(FIRMWARE_ONLY).is_ok());
+        }
+        let events = interact(&mut wizard, |ui| {
+            ui.click("Create").unwrap();
+        });
+        let [Event::Create(spec)] = &events[..] else {
+            panic!("{events:?}");
+        };
+        assert_eq!(spec.boot_from, Some(BootFrom::Iso));
+        assert_eq!(
+            spec.boot,
+            Some(BootSource::Iso {
+                iso: "/isos/rescue.iso".into(),
+                entry: None
+            })
+        );
     }
 }

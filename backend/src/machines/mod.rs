@@ -527,11 +527,12 @@ impl Machines {
     }
 
     /// The definition a VM restarts with after its guest reset: an installer started from the
-    /// VM's ISO that reboots, having put a boot loader on the VM's disk, is done, and the VM
-    /// starts from that disk from now on (GNOME Boxes does the same; the ISO stays attached
-    /// until ejected). Otherwise, and if the change cannot be saved, it is unchanged.
+    /// VM's ISO (its kernel directly, or through the firmware from the CD drive) that reboots,
+    /// having put a boot loader on the VM's disk, is done, and the VM starts from that disk
+    /// from now on (GNOME Boxes does the same; the ISO stays in the CD drive until ejected).
+    /// Otherwise, and if the change cannot be saved, it is unchanged.
     fn after_install(&self, config: &VmConfig, dir: &Path) -> VmConfig {
-        let installed = config.boot_from == BootFrom::Kernel
+        let installed = matches!(config.boot_from, BootFrom::Kernel | BootFrom::Iso)
             && matches!(config.boot, Some(BootSource::Iso { .. }))
             && launch::disk_path(config, dir)
                 .is_some_and(|disk| launch::has_boot_signature(&disk).unwrap_or(false));
