@@ -25,6 +25,7 @@ const DVD_FROM: u64 = 900_000_000;
 const TEST_UNIT_READY: u8 = 0x00;
 const REQUEST_SENSE: u8 = 0x03;
 const INQUIRY: u8 = 0x12;
+const MODE_SENSE_6: u8 = 0x1a;
 const START_STOP_UNIT: u8 = 0x1b;
 const PREVENT_ALLOW_MEDIUM_REMOVAL: u8 = 0x1e;
 const READ_CAPACITY_10: u8 = 0x25;
@@ -45,6 +46,8 @@ const PROFILE_DVD_ROM: u16 = 0x0010;
 /// The mode page of a CD/DVD drive's capabilities (MMC-6 §7.8).
 const PAGE_CAPABILITIES: u8 = 0x2a;
 const PAGE_ALL: u8 = 0x3f;
+/// The read speed the drive reports: 24x a CD's 176.4 kB/s, as drives of the DVD era did.
+const READ_SPEED_KBPS: u16 = 4224;
 /// The lead-out's track number in a TOC.
 const LEAD_OUT: u8 = 0xaa;
 
@@ -194,7 +197,12 @@ impl Cdrom {
                     Ok(())
                 }
             }
-            MODE_SENSE_10 => self.mode_sense(cdb, data),
+            // Linux's sr asks with MODE SENSE(6) unless told the drive takes only (10); without
+            // an answer it takes the drive for SCSI-1 and masks its MMC features.
+            MODE_SENSE_6 => mode_sense(cdb[2], usize::from(cdb[4]), ModeHeader::Six, data),
+            MODE_SENSE_10 => {
+                mode_sense(cdb[2], usize::from(be16(&cdb[7..9])), ModeHeader::Ten, data)
+            }
             REPORT_LUNS => {
                 // One logical unit, LUN 0.
                 data.extend_from_slice(&8u32.to_be_bytes());
@@ -299,27 +307,52 @@ impl Cdrom {
         limit_to(data, allocation);
         Ok(())
     }
+}
 
-    fn mode_sense(&self, cdb: &[u8], data: &mut Vec<u8>) -> Result<(), Sense> {
-        let page = cdb[2] & 0x3f;
-        let allocation = usize::from(be16(&cdb[7..9]));
-        if page != PAGE_CAPABILITIES && page != PAGE_ALL {
-            return Err(Sense::INVALID_FIELD);
-        }
-        // The header (no block descriptors), then the capabilities page: reads CD-R and
-        // DVD-ROM media, can lock and eject, a tray.
-        data.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]);
-        let mut capabilities = [0u8; 22];
-        capabilities[0] = PAGE_CAPABILITIES;
-        capabilities[1] = 20;
-        capabilities[2] = 0x09; // reads CD-R, DVD-ROM
-        capabilities[6] = 0x20 | 0x08 | 0x01; // tray, eject, lock
-        data.extend_from_slice(&capabilities);
-        let len = u16::try_from(data.len() - 2).unwrap_or(u16::MAX);
-        data[..2].copy_from_slice(&len.to_be_bytes());
-        limit_to(data, allocation);
-        Ok(())
+/// The mode parameter header's form: MODE SENSE(6)'s or (10)'s (SPC-3 §7.4.3).
+#[derive(Clone, Copy)]
+enum ModeHeader {
+    Six,
+    Ten,
+}
+
+/// MODE SENSE's data for page code byte `page` (the capabilities page, or all pages, which is
+/// that one): the header with no block descriptors, then the page, cut to `allocation`.
+fn mode_sense(
+    page: u8,
+    allocation: usize,
+    header: ModeHeader,
+    data: &mut Vec<u8>,
+) -> Result<(), Sense> {
+    let page = page & 0x3f;
+    if page != PAGE_CAPABILITIES && page != PAGE_ALL {
+        return Err(Sense::INVALID_FIELD);
     }
+    let header_len = match header {
+        ModeHeader::Six => 4,
+        ModeHeader::Ten => 8,
+    };
+    data.resize(header_len, 0);
+    // The capabilities page (MMC-6 §7.8): reads CD-R and DVD-ROM media, can lock and eject, a
+    // tray, reads at 24x (4,224 kB/s: the maximum and current read speeds Linux reports).
+    let mut capabilities = [0u8; 22];
+    capabilities[0] = PAGE_CAPABILITIES;
+    capabilities[1] = 20;
+    capabilities[2] = 0x09;
+    capabilities[6] = 0x20 | 0x08 | 0x01;
+    capabilities[8..10].copy_from_slice(&READ_SPEED_KBPS.to_be_bytes());
+    capabilities[14..16].copy_from_slice(&READ_SPEED_KBPS.to_be_bytes());
+    data.extend_from_slice(&capabilities);
+    // The mode data length counts the bytes after itself.
+    match header {
+        ModeHeader::Six => data[0] = u8::try_from(data.len() - 1).unwrap_or(u8::MAX),
+        ModeHeader::Ten => {
+            let len = u16::try_from(data.len() - 2).unwrap_or(u16::MAX);
+            data[..2].copy_from_slice(&len.to_be_bytes());
+        }
+    }
+    limit_to(data, allocation);
+    Ok(())
 }
 
 /// The length of a CDB by its operation code's group (SPC-3 §4.3.2).
@@ -539,6 +572,19 @@ mod tests {
         assert_eq!(data.len(), 30);
         assert_eq!(&data[..2], &[0, 28], "mode data length");
         assert_eq!(&data[8..10], &[0x2a, 20], "the capabilities page");
+        assert_eq!(&data[8 + 8..8 + 10], &[0x10, 0x80], "24x");
+        // MODE SENSE(6), which Linux's sr sends: a 4-byte header, no block descriptors.
+        let (status, data) = run(&cdrom, &[MODE_SENSE_6, 0, 0x2a, 0, 255, 0], 4096);
+        assert_eq!(status, Status::Good);
+        assert_eq!(data.len(), 26);
+        assert_eq!(
+            &data[..4],
+            &[25, 0, 0, 0],
+            "mode data length, no descriptors"
+        );
+        assert_eq!(&data[4..6], &[0x2a, 20], "the capabilities page");
+        let (_, data) = run(&cdrom, &[MODE_SENSE_6, 0, 0x3f, 0, 8, 0], 4096);
+        assert_eq!(data.len(), 8, "cut to the allocation length");
         let (status, data) = run(
             &cdrom,
             &[REPORT_LUNS, 0, 0, 0, 0, 0, 0, 0, 0, 16, 0, 0],
