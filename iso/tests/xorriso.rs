@@ -38,14 +38,31 @@ fn xorriso(tree: &Path, out: &Path, args: &[&str]) {
     assert!(status.success(), "xorriso failed");
 }
 
-/// Debian-installer-shaped image booted by isolinux, Rock Ridge + Joliet names.
-fn debian_isolinux(dir: &Path) -> PathBuf {
-    let tree = dir.join("debian");
+/// An El Torito image of `tree` booted by ISOLINUX (its isolinux.bin put in `tree/isolinux`),
+/// as a PC BIOS starts it from a CD; `args` go before the boot options (names, label).
+fn isolinux_image(tree: &Path, out: &Path, args: &[&str]) {
     write(
-        &tree,
+        tree,
         "isolinux/isolinux.bin",
         &std::fs::read("/usr/lib/ISOLINUX/isolinux.bin").unwrap(),
     );
+    let boot = [
+        "-b",
+        "isolinux/isolinux.bin",
+        "-c",
+        "isolinux/boot.cat",
+        "-no-emul-boot",
+        "-boot-load-size",
+        "4",
+        "-boot-info-table",
+    ];
+    let args: Vec<&str> = args.iter().copied().chain(boot).collect();
+    xorriso(tree, out, &args);
+}
+
+/// Debian-installer-shaped image booted by isolinux, Rock Ridge + Joliet names.
+fn debian_isolinux(dir: &Path) -> PathBuf {
+    let tree = dir.join("debian");
     write(
         &tree,
         "isolinux/isolinux.cfg",
@@ -75,24 +92,7 @@ fn debian_isolinux(dir: &Path) -> PathBuf {
         b"Debian GNU/Linux 12.5.0 \"Bookworm\" - Official amd64 NETINST with firmware 20240210-11:27",
     );
     let iso = dir.join("debian.iso");
-    xorriso(
-        &tree,
-        &iso,
-        &[
-            "-V",
-            "Debian 12.5.0 amd64 n",
-            "-R",
-            "-J",
-            "-b",
-            "isolinux/isolinux.bin",
-            "-c",
-            "isolinux/boot.cat",
-            "-no-emul-boot",
-            "-boot-load-size",
-            "4",
-            "-boot-info-table",
-        ],
-    );
+    isolinux_image(&tree, &iso, &["-V", "Debian 12.5.0 amd64 n", "-R", "-J"]);
     iso
 }
 
@@ -311,28 +311,9 @@ fn an_image_without_linux_but_with_a_bios_boot_image_starts_through_the_firmware
     // ISOLINUX whose menu names no kernel Berth reads (as a rescue or BSD CD's boot loader):
     // a PC BIOS starts it from the CD drive.
     let tree = dir.path().join("bios");
-    write(
-        &tree,
-        "isolinux/isolinux.bin",
-        &std::fs::read("/usr/lib/ISOLINUX/isolinux.bin").unwrap(),
-    );
     write(&tree, "isolinux/isolinux.cfg", b"prompt 1\n");
     let iso = dir.path().join("bios.iso");
-    xorriso(
-        &tree,
-        &iso,
-        &[
-            "-R",
-            "-b",
-            "isolinux/isolinux.bin",
-            "-c",
-            "isolinux/boot.cat",
-            "-no-emul-boot",
-            "-boot-load-size",
-            "4",
-            "-boot-info-table",
-        ],
-    );
+    isolinux_image(&tree, &iso, &["-R"]);
     let info = inspect(&iso).unwrap();
     assert!(info.entries.is_empty());
     assert!(info.firmware_bootable());
