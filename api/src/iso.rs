@@ -101,8 +101,8 @@ pub struct IsoInfo {
     /// [`IsoInfo::firmware_bootable`]).
     pub entries: Vec<IsoBootEntry>,
     pub suggested: Suggested,
-    /// Why Berth cannot boot the image at all: no entry it starts directly and no boot image
-    /// its firmware starts.
+    /// Why Berth cannot boot the image at all: no entry it starts directly, and no default boot
+    /// image its firmware starts or a system that cannot run on Berth's machine (Windows).
     pub unbootable: Option<String>,
     /// Things that looked wrong but did not stop the inspection (an entry whose kernel is
     /// missing, a config that includes itself, …).
@@ -110,9 +110,15 @@ pub struct IsoInfo {
 }
 
 impl IsoInfo {
-    /// Whether the VM's firmware (a PC BIOS) can start the image from the CD drive: it has an
-    /// El Torito boot image for a BIOS (`vm create --boot iso`).
+    /// Whether the VM's firmware (a PC BIOS) can start the image from the CD drive
+    /// (`vm create --boot iso`): its default El Torito entry, the only one a BIOS boots (SeaBIOS's
+    /// `cdrom_boot` reads no sections), is for a BIOS, and nothing on the image says it cannot
+    /// run on Berth's machine (`unbootable`).
     pub fn firmware_bootable(&self) -> bool {
-        self.boot_images.iter().any(BootImage::starts_on_bios)
+        self.unbootable.is_none()
+            && self
+                .boot_images
+                .first()
+                .is_some_and(BootImage::starts_on_bios)
     }
 }

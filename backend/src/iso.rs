@@ -44,7 +44,7 @@ pub fn check_firmware_bootable(path: &Path) -> Result<(), ApiError> {
         return Ok(());
     }
     let why = info.unbootable.unwrap_or_else(|| {
-        "it has no El Torito boot image for a PC BIOS, the VM's firmware".to_owned()
+        "it has no default El Torito boot image for a PC BIOS, the VM's firmware".to_owned()
     });
     Err(ApiError::invalid(format!(
         "{} cannot start through the firmware: {why}",

@@ -178,34 +178,42 @@ pub fn identify<S: Source>(
     }
 }
 
-/// Why an image with no Linux boot entry and no boot image for a PC BIOS cannot be booted, in
-/// words a user can act on.
-pub fn why_unbootable<S: Source>(iso: &Iso<S>, boot_images: &[BootImage]) -> String {
-    const BERTH: &str = "Berth starts Linux kernels directly, and other images through its firmware (a PC BIOS) from their El Torito boot image for a BIOS";
-    if boot_images.iter().any(|b| b.platform == BootImage::UEFI) {
-        return "it boots only with UEFI firmware (its El Torito boot image is for UEFI, none is for a PC BIOS), which Berth does not have yet".to_owned();
-    }
+/// Why an image with no Linux boot entry cannot be booted, in words a user can act on; `None`
+/// when the VM's firmware can start it: its default El Torito entry is for a PC BIOS (the only
+/// one a BIOS boots) and it is not a system that cannot run on Berth's machine.
+pub fn why_unbootable<S: Source>(iso: &Iso<S>, boot_images: &[BootImage]) -> Option<String> {
+    const BERTH: &str = "Berth starts Linux kernels directly, and other images through its firmware (a PC BIOS) from their default El Torito boot image";
     let any = |paths: &[&str]| paths.iter().any(|p| exists(iso, p));
-    let system = if any(&[
+    if any(&[
         "/sources/install.wim",
         "/sources/install.esd",
         "/sources/boot.wim",
         "/bootmgr",
     ]) {
-        "it is a Windows image, which starts through its boot manager, "
-    } else if any(&["/boot/kernel/kernel", "/boot/loader", "/bsd", "/bsd.rd"]) {
-        "it is a BSD image, whose kernel starts through the BSD loader, "
-    } else {
-        "it has no Linux kernel (no isolinux/syslinux or GRUB config names one, and none of the known layouts, install.amd, live, casper, images/pxeboot, arch/boot, is on it) "
-    };
-    if boot_images.is_empty() {
-        return format!("{system}and no El Torito boot image for firmware to start; {BERTH}");
+        // Its boot manager would start, then find no disk: Windows has no drivers for virtio
+        // devices, and Berth's machine has no PCI bus for the ones it has.
+        return Some("it is a Windows image: Windows has no drivers for the disks of Berth's VMs (virtio devices without PCI), and its UEFI boot needs UEFI firmware, which Berth does not have yet".to_owned());
     }
-    let platforms: Vec<&str> = boot_images.iter().map(|b| b.platform.as_str()).collect();
-    format!(
-        "{system}and its El Torito boot images ({}) are none a PC BIOS starts; {BERTH}",
-        platforms.join(", ")
-    )
+    let default = boot_images.first();
+    if default.is_some_and(BootImage::starts_on_bios) {
+        return None;
+    }
+    if default.is_some_and(|b| b.platform == BootImage::UEFI) {
+        return Some("it boots only with UEFI firmware (its default El Torito boot image is for UEFI), which Berth does not have yet".to_owned());
+    }
+    let system = if any(&["/boot/kernel/kernel", "/boot/loader", "/bsd", "/bsd.rd"]) {
+        "it is a BSD image, whose kernel starts through the BSD loader, and has "
+    } else {
+        "it has no Linux kernel (no isolinux/syslinux or GRUB config names one, and none of the known layouts, install.amd, live, casper, images/pxeboot, arch/boot, is on it) and "
+    };
+    Some(match default {
+        None => format!("{system}no El Torito boot image for firmware to start; {BERTH}"),
+        Some(image) => format!(
+            "{system}a default El Torito boot image no PC BIOS starts (platform {}{}); {BERTH}",
+            image.platform,
+            if image.bootable { "" } else { ", not bootable" }
+        ),
+    })
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use berth_api::iso::{BootImage, IsoBootEntry, IsoInfo};
+use berth_api::iso::{IsoBootEntry, IsoInfo};
 
 pub use image::{Iso, Source};
 
@@ -81,9 +81,11 @@ pub fn inspect_image<S: Source>(iso: &Iso<S>, path: &Path) -> IsoInfo {
     });
     let found = entries::find(iso, &mut warnings);
     let id = identity::identify(iso, &found, &mut warnings);
-    let firmware_bootable = boot_images.iter().any(BootImage::starts_on_bios);
-    let unbootable = (found.is_empty() && !firmware_bootable)
-        .then(|| identity::why_unbootable(iso, &boot_images));
+    let unbootable = if found.is_empty() {
+        identity::why_unbootable(iso, &boot_images)
+    } else {
+        None
+    };
     IsoInfo {
         path: path.to_owned(),
         size: iso.size(),
