@@ -238,6 +238,9 @@ pub struct VmEdit {
     pub cmdline: Option<String>,
     #[serde(default)]
     pub iso: Option<PathBuf>,
+    /// Which boot entry of `iso`; its default when absent.
+    #[serde(default)]
+    pub entry: Option<u32>,
     /// Where it starts from next.
     #[serde(default)]
     pub boot_from: Option<BootFrom>,

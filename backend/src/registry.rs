@@ -338,10 +338,12 @@ impl Registry {
                 )));
             };
             config.boot = None;
-            // What started from the ISO starts from the disk the guest was installed on.
-            if config.disk.is_some() {
-                config.boot_from = BootFrom::Disk;
-            }
+            // What started from the ISO starts from the disk the guest was installed on; a VM
+            // without a disk has nothing left to start (`vm start` says what to give it).
+            config.boot_from = match config.disk {
+                Some(_) => BootFrom::Disk,
+                None => BootFrom::Kernel,
+            };
         }
         let boot = edited_boot(config.boot.take(), &edit)?
             .map(|b| readable_boot(b, peer))
@@ -411,8 +413,13 @@ fn edited_boot(current: Option<BootSource>, edit: &VmEdit) -> Result<Option<Boot
         }
         return Ok(Some(BootSource::Iso {
             iso: iso.clone(),
-            entry: None,
+            entry: edit.entry,
         }));
+    }
+    if edit.entry.is_some() {
+        return Err(ApiError::invalid(
+            "a boot entry goes with the ISO it is on: pass --iso too",
+        ));
     }
     if edit.kernel.is_none() && edit.initrd.is_none() && edit.cmdline.is_none() {
         return Ok(current);

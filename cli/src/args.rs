@@ -479,7 +479,9 @@ pub struct Boot {
     /// Where the VM starts from: `kernel` (its kernel, or the boot entry Berth reads from its
     /// ISO: fast), `iso` (its ISO through the firmware, from the CD drive: for images whose
     /// menu Berth cannot read) or `disk` (its disk through the firmware: an installed system).
-    /// By default, what it was given: an ISO's kernel when Berth reads one, else the ISO.
+    /// By default `vm create`, and `vm edit` given a new kernel or ISO, start from what they
+    /// were given (an ISO's kernel when Berth reads one, else the ISO); `vm edit` otherwise
+    /// keeps where the VM starts from.
     #[arg(long = "boot", value_name = "FROM")]
     pub boot_from: Option<BootFrom>,
 }

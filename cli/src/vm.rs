@@ -76,11 +76,6 @@ pub async fn run(
             no_forwards,
             overcommit,
         } => {
-            if boot.entry.is_some() {
-                return Err(Failure::Failed(
-                    "--entry is chosen when the ISO is attached; pass --iso again".into(),
-                ));
-            }
             let edit = VmEdit {
                 cpus,
                 memory,
@@ -89,6 +84,7 @@ pub async fn run(
                 initrd: boot.initrd.as_deref().map(absolute),
                 cmdline: boot.cmdline,
                 iso: boot.iso.as_deref().map(absolute),
+                entry: boot.entry,
                 boot_from: boot.boot_from,
                 eject: false,
                 display,

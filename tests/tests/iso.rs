@@ -49,12 +49,32 @@ fn linux_iso(dir: &Path) -> PathBuf {
     iso
 }
 
+/// A Windows-shaped image with a BIOS boot image, as Windows images have (etfsboot; ISOLINUX
+/// stands in for it).
 fn windows_iso(dir: &Path) -> PathBuf {
     let tree = dir.join("windows");
     write(&tree, "sources/install.wim", b"MSWIM");
     write(&tree, "bootmgr", b"x");
+    write(
+        &tree,
+        "boot/etfsboot.com",
+        &std::fs::read("/usr/lib/ISOLINUX/isolinux.bin").unwrap(),
+    );
     let iso = dir.join("windows.iso");
-    xorriso(&tree, &iso, &["-V", "CCCOMA_X64FRE_EN-US_DV9", "-J"]);
+    xorriso(
+        &tree,
+        &iso,
+        &[
+            "-V",
+            "CCCOMA_X64FRE_EN-US_DV9",
+            "-J",
+            "-b",
+            "boot/etfsboot.com",
+            "-no-emul-boot",
+            "-boot-load-size",
+            "8",
+        ],
+    );
     iso
 }
 
@@ -247,6 +267,8 @@ fn an_image_only_a_bios_starts_is_created_to_start_through_the_firmware() {
         "rescue",
         "--memory",
         "256M",
+        "--disk",
+        "0",
         "--iso",
         s(&rescue),
     ]);
@@ -254,6 +276,11 @@ fn an_image_only_a_bios_starts_is_created_to_start_through_the_firmware() {
     assert!(out.status.success(), "{stderr}");
     let show = text(&daemon.berthctl(&["vm", "show", "rescue"])).0;
     assert!(show.contains("its ISO (firmware)"), "{show}\n{stdout}");
+    // Ejected, a VM without a disk has nothing left to start, and says so.
+    let out = daemon.berthctl(&["vm", "eject", "rescue"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("nothing to boot yet"), "{stdout}");
     // Asked to start its kernel directly: there is none Berth reads, and berthd says how else.
     let out = daemon.berthctl(&[
         "vm",
@@ -273,9 +300,11 @@ fn an_image_only_a_bios_starts_is_created_to_start_through_the_firmware() {
     // Through the firmware, images without a boot image for a PC BIOS are refused, named.
     let linux = linux_iso(dir.path());
     let uefi = uefi_iso(dir.path());
+    let windows = windows_iso(dir.path());
     for (name, iso, want) in [
         ("uefi", &uefi, "UEFI firmware"),
         ("nobios", &linux, "cannot start through the firmware"),
+        ("win", &windows, "no drivers for the disks"),
     ] {
         let out = daemon.berthctl(&[
             "vm",
@@ -322,4 +351,15 @@ fn an_image_only_a_bios_starts_is_created_to_start_through_the_firmware() {
     assert!(out.status.success(), "{}", text(&out).1);
     let show = text(&daemon.berthctl(&["vm", "show", "later"])).0;
     assert!(show.contains("its ISO (firmware)"), "{show}");
+    // Back to the Linux image, at its first entry: its kernel, directly.
+    let out = daemon.berthctl(&["vm", "edit", "later", "--iso", s(&linux), "--entry", "0"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("its kernel (direct boot)"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("Entry") && l.ends_with(" 0")),
+        "{stdout}"
+    );
 }

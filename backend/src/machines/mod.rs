@@ -257,6 +257,8 @@ impl Machines {
     fn spawn(self: &Arc<Self>, config: &VmConfig, dir: &Path) -> Result<(), ApiError> {
         let name = config.name.clone();
         let mut options = launch::launch_options(config, dir)?;
+        // Whether an installer could be what puts a system on the disk during this run.
+        let disk_bootable_at_start = disk_bootable(config, dir);
         let (sandbox, lease) = self.sandbox_ids.take();
         options.sandbox = Some(sandbox);
         if !self.vmm.is_file() {
@@ -403,7 +405,12 @@ impl Machines {
             .name(format!("vm-{name}"))
             .spawn(move || {
                 let processes = Processes { vmm: child, net };
-                this.wait_for(processes, machine, threads, stderr_tail, &config, &dir)
+                let run = Run {
+                    config: &config,
+                    dir: &dir,
+                    disk_bootable_at_start,
+                };
+                this.wait_for(processes, machine, threads, stderr_tail, run)
             })
             .map_err(|e| ApiError::internal(format!("cannot watch berth-vmm: {e}")))?;
         Ok(())
@@ -477,9 +484,9 @@ impl Machines {
         machine: Arc<Machine>,
         threads: [Option<std::thread::JoinHandle<()>>; 3],
         stderr_tail: Arc<Mutex<String>>,
-        config: &VmConfig,
-        dir: &Path,
+        run: Run<'_>,
     ) {
+        let Run { config, dir, .. } = run;
         let name = &config.name;
         let Processes {
             vmm: mut child,
@@ -512,7 +519,7 @@ impl Machines {
             Some(state) => state,
             None => {
                 log(format!("VM `{name}` reset by its guest: starting it again"));
-                let config = self.after_install(config, dir);
+                let config = self.after_install(&run);
                 match self.spawn(&config, dir) {
                     Ok(()) => return finish(),
                     Err(e) => VmState::Crashed {
@@ -527,16 +534,15 @@ impl Machines {
     }
 
     /// The definition a VM restarts with after its guest reset: an installer started from the
-    /// VM's ISO (its kernel directly, or through the firmware from the CD drive) that reboots,
-    /// having put a boot loader on the VM's disk, is done, and the VM starts from that disk
-    /// from now on (GNOME Boxes does the same; the ISO stays in the CD drive until ejected).
-    /// Otherwise, and if the change cannot be saved, it is unchanged.
-    fn after_install(&self, config: &VmConfig, dir: &Path) -> VmConfig {
-        let installed = matches!(config.boot_from, BootFrom::Kernel | BootFrom::Iso)
-            && matches!(config.boot, Some(BootSource::Iso { .. }))
-            && launch::disk_path(config, dir)
-                .is_some_and(|disk| launch::has_boot_signature(&disk).unwrap_or(false));
-        if !installed {
+    /// VM's ISO that reboots, having put a boot loader on the VM's disk, is done, and the VM
+    /// starts from that disk from now on (GNOME Boxes does the same; the ISO stays in the CD
+    /// drive until ejected). Started through the firmware from the CD, it counts as an
+    /// installer only if the disk had nothing to boot when the run began: a rescue CD booted
+    /// on purpose ahead of an installed system keeps the VM on the CD. Otherwise, and if the
+    /// change cannot be saved, it is unchanged.
+    fn after_install(&self, run: &Run<'_>) -> VmConfig {
+        let config = run.config;
+        if !run.installed_a_system() {
             return config.clone();
         }
         match lock(&self.registry).set_boot_from(&config.name, BootFrom::Disk) {
@@ -681,6 +687,36 @@ impl Machines {
 }
 
 /// Keeps the end of what berth-vmm writes on stderr (and logs it).
+/// One run of a VM's berth-vmm, as its watcher sees it.
+struct Run<'a> {
+    config: &'a VmConfig,
+    dir: &'a Path,
+    /// Whether the VM's disk started with a boot sector when the run began.
+    disk_bootable_at_start: bool,
+}
+
+impl Run<'_> {
+    /// Whether this run was an installer from the VM's ISO that has put a boot loader on the
+    /// VM's disk ([`Machines::after_install`]).
+    fn installed_a_system(&self) -> bool {
+        let config = self.config;
+        let an_installer = match config.boot_from {
+            BootFrom::Kernel => true,
+            BootFrom::Iso => !self.disk_bootable_at_start,
+            BootFrom::Disk => false,
+        };
+        an_installer
+            && matches!(config.boot, Some(BootSource::Iso { .. }))
+            && disk_bootable(config, self.dir)
+    }
+}
+
+/// Whether the VM has a disk that starts with a boot sector (a system installed on it).
+fn disk_bootable(config: &VmConfig, dir: &Path) -> bool {
+    launch::disk_path(config, dir)
+        .is_some_and(|disk| launch::has_boot_signature(&disk).unwrap_or(false))
+}
+
 fn stderr_reader(
     stderr: std::process::ChildStderr,
     tail: Arc<Mutex<String>>,
@@ -731,6 +767,54 @@ pub fn serial_log(dir: &Path, lines: u32) -> Result<Vec<String>, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use berth_api::vm::DiskConfig;
+
+    #[test]
+    fn a_reset_after_an_install_from_the_iso_means_the_disk_has_the_system() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = dir.path().join("disk.raw");
+        let config = |boot_from| VmConfig {
+            name: "vm".into(),
+            cpus: 1,
+            memory: 256 << 20,
+            disk: Some(DiskConfig {
+                file: "disk.raw".into(),
+                size: 1 << 20,
+            }),
+            boot: Some(BootSource::Iso {
+                iso: "/isos/debian.iso".into(),
+                entry: None,
+            }),
+            boot_from,
+            created: 0,
+            display: Default::default(),
+            network: Default::default(),
+        };
+        let installed = |boot_from, disk_bootable_at_start| {
+            let config = config(boot_from);
+            Run {
+                config: &config,
+                dir: dir.path(),
+                disk_bootable_at_start,
+            }
+            .installed_a_system()
+        };
+        // Still blank: a live system's reboot, whichever way it started.
+        std::fs::write(&disk, vec![0u8; 1 << 20]).unwrap();
+        assert!(!installed(BootFrom::Kernel, false));
+        assert!(!installed(BootFrom::Iso, false));
+        // A boot sector now.
+        let mut sector = vec![0u8; 1 << 20];
+        sector[510..512].copy_from_slice(&[0x55, 0xaa]);
+        std::fs::write(&disk, sector).unwrap();
+        assert!(installed(BootFrom::Kernel, false));
+        assert!(installed(BootFrom::Iso, false), "an installer from the CD");
+        assert!(
+            !installed(BootFrom::Iso, true),
+            "a rescue CD booted ahead of an installed system"
+        );
+        assert!(!installed(BootFrom::Disk, false));
+    }
 
     fn exited(code: i32) -> ExitStatus {
         ExitStatus::from_raw(code << 8)
