@@ -272,7 +272,7 @@ impl LaunchOptions {
                 "--firmware" => firmware = Some(PathBuf::from(value()?)),
                 "--boot-disk" | "--boot-cdrom" if boot_first.is_some() => {
                     return Err(ParseError::Invalid(
-                        "--boot-disk and --boot-cdrom exclude each other".into(),
+                        "one device boots first: give one --boot-disk or --boot-cdrom".into(),
                     ));
                 }
                 "--boot-disk" => boot_first = Some(BootDevice::Disk(number(&flag, &value()?)?)),
@@ -511,7 +511,7 @@ mod tests {
                     "0",
                     "--boot-cdrom",
                 ],
-                "exclude each other",
+                "one device boots first",
             ),
             (&["--kernel", "k", "--read-only"], "must follow a --disk"),
             (&["--kernel", "k", "--cpus", "two"], "bad --cpus"),

@@ -234,7 +234,7 @@ fn run(options: LaunchOptions) -> Result<VmExitReason, String> {
         .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
     let source = match boot_source(&options)? {
         // A Linux kernel or the firmware finds the devices in the DSDT: the disks first, in
-        // their order, then the rng, the network card and the display devices.
+        // their order, then the CD drive, the rng, the network card and the display devices.
         source @ (BootSource::Linux(_) | BootSource::Firmware(_)) => {
             let storage = attach_devices(&mut vm, &mut virtio, &options)?;
             if let Some(mode) = options.display.map(|d| (d.width, d.height)) {
@@ -290,7 +290,7 @@ fn run(options: LaunchOptions) -> Result<VmExitReason, String> {
         // A flat test guest has no ACPI to find virtio devices in (and its own use of the MMIO
         // hole): it gets only the display devices, when asked, then the network card, at the
         // fixed addresses it knows.
-        other if options.disks.is_empty() => {
+        other if options.disks.is_empty() && options.cdrom.is_none() => {
             virtio = VirtioMmioDevices::with_base(FLAT_DEVICES_BASE);
             if let Some(mode) = options.display.map(|d| (d.width, d.height)) {
                 let (devices, notify) = attach_display(&mut vm, &mut virtio, mode, notices)?;
@@ -301,7 +301,12 @@ fn run(options: LaunchOptions) -> Result<VmExitReason, String> {
             }
             other
         }
-        _ => return Err("--disk needs a Linux kernel: a flat image has no ACPI to find it".into()),
+        _ => {
+            return Err(
+                "--disk and --cdrom need a Linux kernel: a flat image has no ACPI to find them"
+                    .into(),
+            );
+        }
     };
     vm.load(&source).map_err(|e| e.to_string())?;
 

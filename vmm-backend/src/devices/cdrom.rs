@@ -46,6 +46,9 @@ const PROFILE_DVD_ROM: u16 = 0x0010;
 /// The mode page of a CD/DVD drive's capabilities (MMC-6 §7.8).
 const PAGE_CAPABILITIES: u8 = 0x2a;
 const PAGE_ALL: u8 = 0x3f;
+/// MODE SENSE's page control (SPC-3 §6.9.1): the changeable values, the saved values.
+const PAGE_CONTROL_CHANGEABLE: u8 = 1;
+const PAGE_CONTROL_SAVED: u8 = 3;
 /// The read speed the drive reports: 24x a CD's 176.4 kB/s, as drives of the DVD era did.
 const READ_SPEED_KBPS: u16 = 4224;
 /// The lead-out's track number in a TOC.
@@ -69,6 +72,8 @@ impl Sense {
     pub const LBA_OUT_OF_RANGE: Sense = Sense::illegal(0x21);
     /// ILLEGAL REQUEST, INVALID FIELD IN CDB.
     pub const INVALID_FIELD: Sense = Sense::illegal(0x24);
+    /// ILLEGAL REQUEST, SAVING PARAMETERS NOT SUPPORTED.
+    pub const SAVING_NOT_SUPPORTED: Sense = Sense::illegal(0x39);
     /// MEDIUM ERROR, UNRECOVERED READ ERROR: the image could not be read.
     pub const READ_ERROR: Sense = Sense {
         key: 0x03,
@@ -199,9 +204,10 @@ impl Cdrom {
             }
             // Linux's sr asks with MODE SENSE(6) unless told the drive takes only (10); without
             // an answer it takes the drive for SCSI-1 and masks its MMC features.
-            MODE_SENSE_6 => mode_sense(cdb[2], usize::from(cdb[4]), ModeHeader::Six, data),
+            MODE_SENSE_6 => mode_sense(cdb[2], cdb[3], usize::from(cdb[4]), ModeHeader::Six, data),
             MODE_SENSE_10 => {
-                mode_sense(cdb[2], usize::from(be16(&cdb[7..9])), ModeHeader::Ten, data)
+                let allocation = usize::from(be16(&cdb[7..9]));
+                mode_sense(cdb[2], cdb[3], allocation, ModeHeader::Ten, data)
             }
             REPORT_LUNS => {
                 // One logical unit, LUN 0.
@@ -316,17 +322,24 @@ enum ModeHeader {
     Ten,
 }
 
-/// MODE SENSE's data for page code byte `page` (the capabilities page, or all pages, which is
-/// that one): the header with no block descriptors, then the page, cut to `allocation`.
+/// MODE SENSE's data for its CDB's page byte (page control, page code: the capabilities page,
+/// or all pages, which is that one) and subpage: the header with no block descriptors, then
+/// the page, cut to `allocation`. Nothing is changeable, and nothing can be saved.
 fn mode_sense(
     page: u8,
+    subpage: u8,
     allocation: usize,
     header: ModeHeader,
     data: &mut Vec<u8>,
 ) -> Result<(), Sense> {
-    let page = page & 0x3f;
-    if page != PAGE_CAPABILITIES && page != PAGE_ALL {
+    let (control, page) = (page >> 6, page & 0x3f);
+    // Subpage 0xff of page 0x3f asks for every subpage: here, the one page.
+    let subpage_ok = subpage == 0 || (page == PAGE_ALL && subpage == 0xff);
+    if (page != PAGE_CAPABILITIES && page != PAGE_ALL) || !subpage_ok {
         return Err(Sense::INVALID_FIELD);
+    }
+    if control == PAGE_CONTROL_SAVED {
+        return Err(Sense::SAVING_NOT_SUPPORTED);
     }
     let header_len = match header {
         ModeHeader::Six => 4,
@@ -342,6 +355,10 @@ fn mode_sense(
     capabilities[6] = 0x20 | 0x08 | 0x01;
     capabilities[8..10].copy_from_slice(&READ_SPEED_KBPS.to_be_bytes());
     capabilities[14..16].copy_from_slice(&READ_SPEED_KBPS.to_be_bytes());
+    if control == PAGE_CONTROL_CHANGEABLE {
+        // A mask of the changeable fields: none.
+        capabilities[2..].fill(0);
+    }
     data.extend_from_slice(&capabilities);
     // The mode data length counts the bytes after itself.
     match header {
@@ -583,8 +600,26 @@ mod tests {
             "mode data length, no descriptors"
         );
         assert_eq!(&data[4..6], &[0x2a, 20], "the capabilities page");
-        let (_, data) = run(&cdrom, &[MODE_SENSE_6, 0, 0x3f, 0, 8, 0], 4096);
+        let (_, data) = run(&cdrom, &[MODE_SENSE_6, 0, 0x3f, 0xff, 8, 0], 4096);
         assert_eq!(data.len(), 8, "cut to the allocation length");
+        // Nothing is changeable, nothing can be saved, the page has no subpages.
+        let (status, data) = run(&cdrom, &[MODE_SENSE_6, 0, 0x40 | 0x2a, 0, 255, 0], 4096);
+        assert_eq!(status, Status::Good);
+        assert_eq!(&data[4..6], &[0x2a, 20]);
+        assert!(data[6..].iter().all(|b| *b == 0), "{data:?}");
+        for (cdb, sense) in [
+            (
+                [MODE_SENSE_6, 0, 0xc0 | 0x2a, 0, 255, 0],
+                Sense::SAVING_NOT_SUPPORTED,
+            ),
+            ([MODE_SENSE_6, 0, 0x2a, 1, 255, 0], Sense::INVALID_FIELD),
+        ] {
+            assert_eq!(
+                run(&cdrom, &cdb, 4096).0,
+                Status::CheckCondition(sense),
+                "{cdb:?}"
+            );
+        }
         let (status, data) = run(
             &cdrom,
             &[REPORT_LUNS, 0, 0, 0, 0, 0, 0, 0, 0, 16, 0, 0],
