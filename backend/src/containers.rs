@@ -989,14 +989,20 @@ impl Engine {
             ContainerState::Stopped { exit_code, .. } => *exit_code,
             _ => None,
         };
+        // Off the network before its end is told: whoever sees it stopped (`ps`, a daemon
+        // stopping) sees the network without it. (Told first, a daemon stopped right after
+        // `ps` showed nothing running still counted it and left the network up.)
+        let on_bridge = lock(&self.records)
+            .get(id)
+            .is_some_and(|r| r.network == ContainerNetwork::Bridge);
+        if on_bridge {
+            self.bridge.leave();
+        }
         self.set_state(id, state);
         lock(&self.running).remove(id);
         lock(&self.kept).remove(id);
-        if lock(&self.records)
-            .get(id)
-            .is_some_and(|r| r.network == ContainerNetwork::Bridge)
-        {
-            self.bridge.leave();
+        // Its neighbours' /etc/hosts without it, once it no longer counts as running.
+        if on_bridge {
             self.refresh_bridge_hosts();
         }
         // `--rm`: gone with its files once its end is told (the state event above).
