@@ -121,4 +121,11 @@ impl IsoInfo {
                 .first()
                 .is_some_and(BootImage::starts_on_bios)
     }
+
+    /// Whether the image starts only through the VM's firmware: Berth reads no Linux kernel on
+    /// it to start directly, and the firmware starts it. Such an image is what a VM given it
+    /// starts from through the firmware unless told otherwise.
+    pub fn firmware_only(&self) -> bool {
+        self.entries.is_empty() && self.firmware_bootable()
+    }
 }

@@ -58,7 +58,7 @@ pub fn check_firmware_bootable(path: &Path) -> Result<(), ApiError> {
 /// later, by the check of the way chosen, with the reason.
 pub fn default_boot_from(path: &Path) -> BootFrom {
     match berth_iso::inspect(path) {
-        Ok(info) if info.entries.is_empty() && info.firmware_bootable() => BootFrom::Iso,
+        Ok(info) if info.firmware_only() => BootFrom::Iso,
         _ => BootFrom::Kernel,
     }
 }

@@ -352,7 +352,7 @@ pub fn show_iso(info: &IsoInfo) -> String {
     ));
     let mut out = pairs(&rows);
     out.push('\n');
-    if info.entries.is_empty() && info.firmware_bootable() {
+    if info.firmware_only() {
         out.push_str(FIRMWARE_ONLY);
         out.push('\n');
     } else if info.entries.is_empty() {

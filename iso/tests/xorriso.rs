@@ -321,9 +321,13 @@ fn an_image_without_linux_but_with_a_bios_boot_image_starts_through_the_firmware
     let info = inspect(&iso).unwrap();
     assert!(info.entries.is_empty());
     assert!(info.firmware_bootable());
+    assert!(info.firmware_only());
     assert_eq!(info.unbootable, None);
     let err = berth_iso::bootable(&info, None).unwrap_err().to_string();
     assert!(err.contains("--boot iso"), "{err}");
+    // A Linux image the firmware could start too: Berth starts its kernel directly.
+    let linux = inspect(&debian_isolinux(dir.path())).unwrap();
+    assert!(linux.firmware_bootable() && !linux.firmware_only());
 
     // Only a UEFI boot image (an EFI system partition image): nothing Berth starts.
     let tree = dir.path().join("uefi");
@@ -338,6 +342,7 @@ fn an_image_without_linux_but_with_a_bios_boot_image_starts_through_the_firmware
     assert_eq!(info.boot_images.len(), 1, "{:?}", info.boot_images);
     assert_eq!(info.boot_images[0].platform, "uefi");
     assert!(!info.firmware_bootable());
+    assert!(!info.firmware_only());
     let why = info.unbootable.clone().unwrap();
     assert!(why.contains("only with UEFI firmware"), "{why}");
     let err = berth_iso::bootable(&info, None).unwrap_err().to_string();

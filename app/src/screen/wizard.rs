@@ -230,7 +230,7 @@ impl Wizard {
             IsoState::Inspecting(_) => Some("reading the ISO image…".into()),
             IsoState::Failed(e) => Some(e.clone()),
             // Berth reads no kernel on it, but the VM's firmware starts it.
-            IsoState::Inspected(info) if Self::firmware_only(info) => None,
+            IsoState::Inspected(info) if info.firmware_only() => None,
             IsoState::Inspected(info) if info.entries.is_empty() => Some(format!(
                 "Berth cannot boot this image: {}",
                 info.unbootable
@@ -242,12 +242,6 @@ impl Wizard {
             }
             IsoState::Inspected(_) => None,
         }
-    }
-
-    /// Whether the image starts only through the VM's firmware: Berth reads no Linux kernel
-    /// on it, and it has a boot image for a PC BIOS.
-    fn firmware_only(info: &IsoInfo) -> bool {
-        info.entries.is_empty() && info.firmware_bootable()
     }
 
     /// A new path in the ISO field: forget what was known of the old one, and ask berthd about
@@ -303,9 +297,9 @@ impl Wizard {
         }
     }
 
-    /// Whether the inspected ISO starts only through the firmware ([`Self::firmware_only`]).
+    /// Whether the inspected ISO starts only through the firmware ([`IsoInfo::firmware_only`]).
     fn iso_firmware_only(&self) -> bool {
-        matches!(&self.iso_state, IsoState::Inspected(info) if Self::firmware_only(info))
+        matches!(&self.iso_state, IsoState::Inspected(info) if info.firmware_only())
     }
 
     fn resources_problem(&self) -> Option<String> {
@@ -448,7 +442,7 @@ impl Wizard {
         if let Some(description) = &info.description {
             col = col.push(text(description.as_str()).size(13));
         }
-        if Self::firmware_only(info) {
+        if info.firmware_only() {
             col = col.push(text(FIRMWARE_ONLY).size(13));
         }
         if info.entries.is_empty() {

@@ -686,7 +686,6 @@ impl Machines {
     }
 }
 
-/// Keeps the end of what berth-vmm writes on stderr (and logs it).
 /// One run of a VM's berth-vmm, as its watcher sees it.
 struct Run<'a> {
     config: &'a VmConfig,
@@ -717,6 +716,7 @@ fn disk_bootable(config: &VmConfig, dir: &Path) -> bool {
         .is_some_and(|disk| launch::has_boot_signature(&disk).unwrap_or(false))
 }
 
+/// Keeps the end of what berth-vmm writes on stderr (and logs it).
 fn stderr_reader(
     stderr: std::process::ChildStderr,
     tail: Arc<Mutex<String>>,
